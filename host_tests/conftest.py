@@ -1,0 +1,137 @@
+"""Dual-runtime harness.
+
+Device test cases live in host_tests/device/case_*.py. They are plain functions named test_* that use only
+what MicroPython has. Each case is collected twice, as `name[cpython]` and `name[micropython]`:
+- on CPython it runs in-process;
+- on MicroPython the whole module runs as one batch in the VM (`-X heapsize=`, default 128k or the module's
+  `MP_HEAP = "..."`), and each item reports its own result with the MicroPython traceback.
+"""
+from __future__ import annotations
+
+import ast
+import importlib
+import sys
+from collections import Counter
+
+import pytest
+
+from hourglass import mpvm
+
+RUNTIMES = ("cpython", "micropython")
+
+# CPython imports device code the way the VM does: each lib package folder is an import root.
+for _p in reversed(mpvm.device_path([mpvm.DEVICE_TESTS])):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("hourglass")
+    group.addoption("--runtime", choices=("both",) + RUNTIMES, default="both",
+                    help="which runtime runs the device test cases (default: both)")
+    group.addoption("--mp-heap", default=None,
+                    help="MicroPython VM heap for device cases, e.g. 96k (default: the module's MP_HEAP or 128k)")
+
+
+def pytest_collect_file(file_path, parent):
+    if file_path.suffix == ".py" and file_path.name.startswith("case_"):
+        return DeviceCaseFile.from_parent(parent, path=file_path)
+    return None
+
+
+class DeviceTestFailure(Exception):
+    pass
+
+
+class DeviceCaseFile(pytest.File):
+    def collect(self):
+        tree = ast.parse(self.path.read_text(), str(self.path))
+        self.heap = mpvm.DEFAULT_HEAP
+        names = []
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                names.append(node.name)
+            elif (isinstance(node, ast.Assign) and len(node.targets) == 1
+                  and getattr(node.targets[0], "id", None) == "MP_HEAP"):
+                self.heap = ast.literal_eval(node.value)
+        self.heap = self.config.getoption("--mp-heap") or self.heap
+        choice = self.config.getoption("--runtime")
+        runtimes = RUNTIMES if choice == "both" else (choice,)
+        self._mp_results = None
+        self._mp_names = [n for n in names]
+        for name in names:
+            for runtime in runtimes:
+                yield DeviceCaseItem.from_parent(self, name=f"{name}[{runtime}]", func=name, runtime=runtime)
+
+    def micropython_results(self):
+        if self._mp_results is None:
+            # Only the selected items run (e.g. with -k), still as one process.
+            wanted = [i.func for i in self.session.items if i.parent is self and i.runtime == "micropython"]
+            results, proc = mpvm.run_cases(self.path.stem, wanted or self._mp_names, heap=self.heap)
+            self._mp_results = (results, proc)
+        return self._mp_results
+
+
+class DeviceCaseItem(pytest.Item):
+    def __init__(self, *, func, runtime, **kw):
+        super().__init__(**kw)
+        self.func = func
+        self.runtime = runtime
+        self.add_marker(getattr(pytest.mark, runtime))
+
+    def runtest(self):
+        if self.runtime == "cpython":
+            import hgtest
+            module = importlib.import_module(self.path.stem)
+            try:
+                getattr(module, self.func)()
+            except hgtest.SkipTest as e:
+                pytest.skip(str(e))
+            return
+        results, proc = self.parent.micropython_results()
+        r = results.get(self.func)
+        self.user_properties.append(("runtime", "micropython"))
+        self.user_properties.append(("heap_vm", self.parent.heap))
+        if r is None or r.status == "missing":
+            stderr = proc.stderr.decode("utf-8", "replace")[-4000:]
+            detail = r.traceback if r else ""
+            raise DeviceTestFailure(
+                f"no result from the MicroPython VM (exit code {proc.returncode}, heap {self.parent.heap})\n"
+                f"{detail}\n--- stderr ---\n{stderr}")
+        self.user_properties.append(("time_us", r.elapsed_us))
+        self.user_properties.append(("heap_delta", r.heap))
+        if r.status == "skip":
+            pytest.skip(r.reason)
+        if r.status != "pass":
+            out = "\n".join(r.output)
+            raise DeviceTestFailure(f"MicroPython traceback (heap {self.parent.heap}):\n{r.traceback}"
+                                    + (f"\n--- output ---\n{out}" if out else ""))
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, DeviceTestFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, None, f"{self.path.name}::{self.name}"
+
+
+_outcomes: Counter = Counter()
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" or (report.when == "setup" and report.skipped):
+        for runtime in RUNTIMES:
+            if report.nodeid.endswith(f"[{runtime}]"):
+                _outcomes[(runtime, report.outcome)] += 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _outcomes:
+        return
+    terminalreporter.section("device cases by runtime")
+    for runtime in RUNTIMES:
+        counts = {k[1]: v for k, v in _outcomes.items() if k[0] == runtime}
+        if counts:
+            terminalreporter.write_line(
+                f"{runtime:12s} " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))

@@ -1,0 +1,1 @@
+"""Host tools for Hourglass: build, flash, deploy, the virtual board, benchmarks."""

