@@ -1,0 +1,3 @@
+metadata(version="0.1.0", description="CBOR (RFC 8949) encoder/decoder with a zero-copy streaming decoder.")
+
+module("cbor.py")
