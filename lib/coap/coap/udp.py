@@ -1,0 +1,97 @@
+# UDP transport (RFC 7252 over UDP): a non-blocking socket driven by the asyncio loop.
+# MicroPython has no datagram endpoint API, so recv() waits on the loop's poller directly (MicroPython)
+# or on an add_reader future (CPython).
+import socket
+import asyncio
+from coap.transport import DEFAULT_PARAMS
+
+try:
+    _queue_read = asyncio.core._io_queue.queue_read  # MicroPython: yield this, then the socket is readable
+
+    class _Readable:
+        def __init__(self, sock):
+            self.s = sock
+
+        def __iter__(self):
+            yield _queue_read(self.s)
+
+        __await__ = __iter__
+
+    async def _wait_readable(sock, holder):
+        await holder
+except AttributeError:  # CPython
+    _Readable = None
+
+    async def _wait_readable(sock, holder):
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        fd = sock.fileno()
+        loop.add_reader(fd, fut.set_result, None)
+        try:
+            await fut
+        finally:
+            loop.remove_reader(fd)
+
+
+def sockaddr(addr):
+    """(host, port) from what recvfrom returned: a tuple on CPython, raw sockaddr bytes on the unix port."""
+    if isinstance(addr, tuple):
+        return addr[0], addr[1]
+    a = bytes(addr)
+    family = a[0] | (a[1] << 8) if a[0] else a[1]  # sa_family is host-endian u16 (BSD has a length byte)
+    port = (a[2] << 8) | a[3]
+    if family == 2:
+        return "%d.%d.%d.%d" % (a[4], a[5], a[6], a[7]), port
+    h = a[8:24]
+    return ":".join("%x" % ((h[i] << 8) | h[i + 1]) for i in range(0, 16, 2)), port
+
+
+class UDPTransport:
+    """bind=(host, port); port 0 picks a free one (see .address)."""
+
+    def __init__(self, bind=("127.0.0.1", 0), params=None, max_message_size=1280):
+        self.params = params or DEFAULT_PARAMS
+        self.max_message_size = max_message_size
+        ai = socket.getaddrinfo(bind[0], bind[1], 0, socket.SOCK_DGRAM)[0]
+        s = socket.socket(ai[0], socket.SOCK_DGRAM)
+        s.bind(ai[-1])
+        s.setblocking(False)
+        self.sock = s
+        self._r = _Readable(s) if _Readable else None
+        self._ai = {}
+        try:
+            self.address = sockaddr(s.getsockname())
+        except Exception:
+            self.address = bind
+
+    async def recv(self):
+        s = self.sock
+        while True:
+            if s is None:
+                raise OSError("closed")
+            try:
+                data, addr = s.recvfrom(self.max_message_size + 1)
+            except OSError as e:
+                if e.args[0] not in (11, 35):  # EAGAIN / EWOULDBLOCK
+                    raise
+                await _wait_readable(s, self._r)
+                s = self.sock
+                continue
+            return data, sockaddr(addr)
+
+    def send(self, data, remote):
+        a = self._ai.get(remote)
+        if a is None:
+            a = socket.getaddrinfo(remote[0], remote[1], 0, socket.SOCK_DGRAM)[0][-1]
+            if len(self._ai) < 16:
+                self._ai[remote] = a
+        try:
+            self.sock.sendto(data, a)
+        except OSError as e:
+            if e.args[0] not in (11, 35, 105, 111):  # full buffer / refused: CoAP retransmits
+                raise
+
+    def close(self):
+        s, self.sock = self.sock, None
+        if s:
+            s.close()
