@@ -190,8 +190,12 @@ def write_report(out: Path, report: dict) -> None:
     if report["comparisons"]:
         lines += ["", "## Comparisons", "", "| comparison | ratio | target | meets |", "|---|---:|---:|---|"]
         for c in report["comparisons"]:
-            meets = "n/a" if c["ratio"] is None else ("yes" if c["ratio"] >= c["target"] else "NO")
-            lines.append(f"| {c['label']} | {_fmt(c['ratio'], 2)} | ≥ {c['target']} | {meets} |")
+            if c["ratio"] is None or c["target"] is None:
+                meets = "n/a"
+            else:
+                meets = "yes" if c["ratio"] >= c["target"] else "NO"
+            target = "—" if c["target"] is None else f"≥ {c['target']}"
+            lines.append(f"| {c['label']} | {_fmt(c['ratio'], 2)} | {target} | {meets} |")
     if report["host_scenarios"]:
         lines += ["", "## Host scenarios", "", "| scenario | runtime | value | unit | target | note |",
                   "|---|---|---:|---|---|---|"]
