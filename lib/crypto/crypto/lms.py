@@ -1,0 +1,200 @@
+# HSS/LMS signature verification (RFC 8554), every SHA-256 parameter set with n = m = 32.
+#
+# Nearly all the time goes into the LM-OTS hash chains: up to 34 x 255 SHA-256 calls over 55-byte inputs. Each
+# chain step rewrites the chain index and the previous digest inside one preallocated buffer and hashes it, so
+# the Python work per call is one byte store and one slice copy, and nothing is allocated but the digest.
+#
+# Signatures are untrusted: every length is checked against the parameter sets before use, and a malformed
+# signature verifies as False. A malformed public key raises CryptoError (it is configuration, not input).
+import hashlib
+
+from crypto import CryptoError
+from crypto.util import ct_equal
+
+_sha256 = hashlib.sha256
+
+_N = 32
+_D_PBLC = b"\x80\x80"
+_D_MESG = b"\x81\x81"
+_D_LEAF = b"\x82\x82"
+_D_INTR = b"\x83\x83"
+
+# LMS typecode -> tree height h (m = 32)
+_LMS_HEIGHT = {5: 5, 6: 10, 7: 15, 8: 20, 9: 25}
+# LM-OTS typecode -> (w, p, ls)
+_LMOTS = {1: (1, 265, 7), 2: (2, 133, 6), 3: (4, 67, 4), 4: (8, 34, 0)}
+
+HSS_MAX_LEVELS = 8
+LMS_PUBLIC_KEY_LEN = 56
+
+
+def _u32(b, off):
+    return (b[off] << 24) | (b[off + 1] << 16) | (b[off + 2] << 8) | b[off + 3]
+
+
+def lms_signature_length(sig, off=0):
+    """Length of the LMS signature starting at sig[off], from its own type fields; 0 if malformed."""
+    if len(sig) - off < 8:
+        return 0
+    ots = _LMOTS.get(_u32(sig, off + 4))
+    if ots is None:
+        return 0
+    t = off + 8 + _N + ots[1] * _N
+    if len(sig) < t + 4:
+        return 0
+    h = _LMS_HEIGHT.get(_u32(sig, t))
+    if h is None:
+        return 0
+    total = t + 4 + h * _N - off
+    return total if len(sig) - off >= total else 0
+
+
+def _ots_candidate(ident, q_bytes, ots_type, message, sig, off):
+    """Algorithm 4b: the LM-OTS candidate public key Kc from the LM-OTS signature at sig[off:]."""
+    w, p, ls = _LMOTS[ots_type]
+    c_off = off + 4
+    y_off = c_off + _N
+    h = _sha256(ident)
+    h.update(q_bytes)
+    h.update(_D_MESG)
+    h.update(sig[c_off:y_off])
+    h.update(message)
+    # Q || Cksm(Q): the digits a_i come from these 34 bytes
+    qc = bytearray(_N + 2)
+    qc[0:_N] = h.digest()
+    mask = (1 << w) - 1
+    per_byte = 8 // w
+    ndigits = _N * per_byte
+    total = 0
+    for i in range(ndigits):
+        total += mask - ((qc[i // per_byte] >> (8 - w * (i % per_byte + 1))) & mask)
+    total <<= ls
+    qc[_N] = (total >> 8) & 0xFF
+    qc[_N + 1] = total & 0xFF
+
+    buf = bytearray(23 + _N)  # I || u32str(q) || u16str(i) || u8str(j) || tmp
+    buf[0:16] = ident
+    buf[16:20] = q_bytes
+    mv = memoryview(buf)
+    tail = mv[23:]
+    kc = _sha256(ident)
+    kc.update(q_bytes)
+    kc.update(_D_PBLC)
+    sha = _sha256
+    top = mask  # chains run from a to 2^w - 2 inclusive
+    y = y_off
+    for i in range(p):
+        a = (qc[i // per_byte] >> (8 - w * (i % per_byte + 1))) & mask
+        if a == top:
+            kc.update(sig[y:y + _N])
+        else:
+            buf[20] = i >> 8
+            buf[21] = i & 0xFF
+            tail[:] = sig[y:y + _N]
+            for j in range(a, top):
+                buf[22] = j
+                tail[:] = sha(buf).digest()
+            kc.update(tail)
+        y += _N
+    return kc.digest()
+
+
+def _lms_verify(pub, message, sig, off, length):
+    """Algorithm 6 for one LMS public key (56 bytes) and the LMS signature sig[off:off+length]."""
+    lms_type = _u32(pub, 0)
+    ots_type = _u32(pub, 4)
+    h = _LMS_HEIGHT[lms_type]
+    if _u32(sig, off + 4) != ots_type:
+        return False
+    w, p, ls = _LMOTS[ots_type]
+    t = off + 8 + _N + p * _N
+    if _u32(sig, t) != lms_type or length != t + 4 + h * _N - off:
+        return False
+    q = _u32(sig, off)
+    if q >= 1 << h:
+        return False
+    ident = pub[8:24]
+    q_bytes = sig[off:off + 4]
+    kc = _ots_candidate(ident, q_bytes, ots_type, message, sig, off + 4)
+    node = (1 << h) + q
+    nb = bytearray(4)
+
+    def set_node(v):
+        nb[0] = (v >> 24) & 0xFF
+        nb[1] = (v >> 16) & 0xFF
+        nb[2] = (v >> 8) & 0xFF
+        nb[3] = v & 0xFF
+
+    set_node(node)
+    d = _sha256(ident)
+    d.update(nb)
+    d.update(_D_LEAF)
+    d.update(kc)
+    tmp = d.digest()
+    path = t + 4
+    while node > 1:
+        sib = sig[path:path + _N]
+        set_node(node >> 1)
+        d = _sha256(ident)
+        d.update(nb)
+        d.update(_D_INTR)
+        if node & 1:
+            d.update(sib)
+            d.update(tmp)
+        else:
+            d.update(tmp)
+            d.update(sib)
+        tmp = d.digest()
+        node >>= 1
+        path += _N
+    return ct_equal(tmp, pub[24:56])
+
+
+def _check_lms_public_key(pub):
+    if len(pub) != LMS_PUBLIC_KEY_LEN:
+        return False
+    return _u32(pub, 0) in _LMS_HEIGHT and _u32(pub, 4) in _LMOTS
+
+
+def lms_verify(public_key, message, signature):
+    """Verify a single-tree LMS signature (56-byte LMS public key)."""
+    public_key = memoryview(public_key)
+    if not _check_lms_public_key(public_key):
+        raise CryptoError("malformed LMS public key")
+    signature = memoryview(signature)
+    n = lms_signature_length(signature)
+    if n == 0 or n != len(signature):
+        return False
+    return _lms_verify(public_key, message, signature, 0, n)
+
+
+def hss_verify(public_key, message, signature):
+    """Verify an HSS signature (RFC 8554 section 6.3) with a 60-byte HSS public key. Returns True or False."""
+    public_key = memoryview(public_key)
+    if len(public_key) != 4 + LMS_PUBLIC_KEY_LEN:
+        raise CryptoError("HSS public key must be 60 bytes")
+    levels = _u32(public_key, 0)
+    if levels < 1 or levels > HSS_MAX_LEVELS:
+        raise CryptoError("HSS public key: levels must be 1..8")
+    key = public_key[4:]
+    if not _check_lms_public_key(key):
+        raise CryptoError("malformed HSS public key")
+    sig = memoryview(signature)
+    if len(sig) < 4 or _u32(sig, 0) != levels - 1:
+        return False
+    off = 4
+    for _ in range(levels - 1):
+        n = lms_signature_length(sig, off)
+        if n == 0:
+            return False
+        child = sig[off + n:off + n + LMS_PUBLIC_KEY_LEN]
+        if len(child) != LMS_PUBLIC_KEY_LEN or not _check_lms_public_key(child):
+            return False
+        if not _lms_verify(key, child, sig, off, n):
+            return False
+        key = child
+        off += n + LMS_PUBLIC_KEY_LEN
+    n = lms_signature_length(sig, off)
+    if n == 0 or off + n != len(sig):
+        return False
+    return _lms_verify(key, message, sig, off, n)
