@@ -293,6 +293,8 @@ class Decoder:
         self.end = len(self.buf)
         self.max_depth = max_depth
         self.text_keys = text_keys
+        self.ai = 0  # additional info and argument of the last head read (see _head)
+        self.arg = 0
 
     def at_end(self):
         return self.pos >= self.end
@@ -312,12 +314,15 @@ class Decoder:
         return b
 
     def _head(self):
-        """Read an initial byte and its argument: (major, ai, arg); arg is None for indefinite length."""
+        """Read an initial byte and its argument. Returns the major type and leaves the additional info in
+        self.ai and the argument in self.arg (None for indefinite length): no tuple per item."""
         ib = self._byte()
         major = ib >> 5
         ai = ib & 0x1F
+        self.ai = ai
         if ai < 24:
-            return major, ai, ai
+            self.arg = ai
+            return major
         if ai < 28:
             size = 1 << (ai - 24)
             self._need(size)
@@ -325,16 +330,18 @@ class Decoder:
             self.pos = p + size
             if size == 1:
                 arg = self.buf[p]
+                if major == _MAJOR_SIMPLE and arg < 32:
+                    raise CBORDecodeError("simple value %d in two-byte form is not well-formed" % arg)
             else:
                 arg = int.from_bytes(self.buf[p:p + size], "big")
-            if major == _MAJOR_SIMPLE and ai == 24 and arg < 32:
-                raise CBORDecodeError("simple value %d in two-byte form is not well-formed" % arg)
-            return major, ai, arg
+            self.arg = arg
+            return major
         if ai < 31:
             raise CBORDecodeError("reserved additional information %d at offset %d" % (ai, self.pos - 1))
-        if major in (_MAJOR_UINT, _MAJOR_NEGINT, _MAJOR_TAG):
+        if major == _MAJOR_UINT or major == _MAJOR_NEGINT or major == _MAJOR_TAG:
             raise CBORDecodeError("indefinite length not allowed for major type %d" % major)
-        return major, ai, None
+        self.arg = None
+        return major
 
     def peek_major(self):
         if self.pos >= self.end:
@@ -345,28 +352,28 @@ class Decoder:
         return self.pos < self.end and self.buf[self.pos] == _BREAK
 
     def _expect(self, major):
-        m, ai, arg = self._head()
+        m = self._head()
         if m != major:
             raise CBORDecodeError("expected major type %d, got %d at offset %d" % (major, m, self.pos - 1))
-        return arg
+        return self.arg
 
     def read_uint(self):
         return self._expect(_MAJOR_UINT)
 
     def read_int(self):
-        m, ai, arg = self._head()
+        m = self._head()
         if m == _MAJOR_UINT:
-            return arg
+            return self.arg
         if m == _MAJOR_NEGINT:
-            return -1 - arg
+            return -1 - self.arg
         raise CBORDecodeError("expected an integer at offset %d" % (self.pos - 1))
 
     def _string(self, major):
         # Definite strings: a memoryview into the buffer. Indefinite ones must be joined (a copy).
-        m, ai, n = self._head()
+        m = self._head()
         if m != major:
             raise CBORDecodeError("expected major type %d, got %d at offset %d" % (major, m, self.pos - 1))
-        return self._string_body(major, n)
+        return self._string_body(major, self.arg)
 
     def _string_body(self, major, n):
         if n is not None:
@@ -379,7 +386,8 @@ class Decoder:
             if self.peek_break():
                 self.pos += 1
                 return memoryview(chunks)
-            cm, cai, cn = self._head()
+            cm = self._head()
+            cn = self.arg
             if cm != major or cn is None:
                 raise CBORDecodeError("bad chunk in indefinite-length string at offset %d" % self.pos)
             self._need(cn)
@@ -426,11 +434,14 @@ class Decoder:
     def _skip(self, depth):
         if depth > self.max_depth:
             raise CBORDecodeError("nesting deeper than %d" % self.max_depth)
-        major, ai, arg = self._head()
+        major = self._head()
+        ai = self.ai
+        arg = self.arg
         if major == _MAJOR_BYTES or major == _MAJOR_TEXT:
             if arg is None:
                 while not self.peek_break():
-                    cm, cai, cn = self._head()
+                    cm = self._head()
+                    cn = self.arg
                     if cm != major or cn is None:
                         raise CBORDecodeError("bad chunk in indefinite-length string")
                     self._need(cn)
@@ -463,7 +474,8 @@ class Decoder:
     def _item(self, depth):
         if depth > self.max_depth:
             raise CBORDecodeError("nesting deeper than %d" % self.max_depth)
-        major, ai, arg = self._head()
+        major = self._head()
+        arg = self.arg
         if major == _MAJOR_UINT:
             return arg
         if major == _MAJOR_NEGINT:
@@ -502,6 +514,7 @@ class Decoder:
                 return n if arg == _TAG_POS_BIGNUM else -1 - n
             return Tag(arg, value)
         # major 7: simple values and floats
+        ai = self.ai
         if ai < 20:
             return Simple(ai)
         if ai == 20:
