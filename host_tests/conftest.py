@@ -33,9 +33,11 @@ def pytest_addoption(parser):
                     help="MicroPython VM heap for device cases, e.g. 96k (default: the module's MP_HEAP or 128k)")
 
 
-def pytest_collect_file(file_path, parent):
-    if file_path.suffix == ".py" and file_path.name.startswith("case_"):
-        return DeviceCaseFile.from_parent(parent, path=file_path)
+def pytest_pycollect_makemodule(module_path, parent):
+    # case_*.py is in python_files (pyproject.toml); this replaces pytest's own Module for them, so a case
+    # file named on the command line is not collected a second time as a plain module.
+    if module_path.name.startswith("case_"):
+        return DeviceCaseFile.from_parent(parent, path=module_path)
     return None
 
 
@@ -67,7 +69,8 @@ class DeviceCaseFile(pytest.File):
         if self._mp_results is None:
             # Only the selected items run (e.g. with -k), still as one process.
             wanted = [i.func for i in self.session.items if i.parent is self and i.runtime == "micropython"]
-            results, proc = mpvm.run_cases(self.path.stem, wanted or self._mp_names, heap=self.heap)
+            results, proc = mpvm.run_cases(self.path.stem, wanted or self._mp_names, heap=self.heap,
+                                           case_dir=self.path.parent)
             self._mp_results = (results, proc)
         return self._mp_results
 
@@ -82,6 +85,8 @@ class DeviceCaseItem(pytest.Item):
     def runtest(self):
         if self.runtime == "cpython":
             import hgtest
+            if str(self.path.parent) not in sys.path:
+                sys.path.insert(0, str(self.path.parent))
             module = importlib.import_module(self.path.stem)
             try:
                 getattr(module, self.func)()

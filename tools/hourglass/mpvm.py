@@ -101,9 +101,9 @@ def parse_results(text: str) -> dict[str, CaseResult]:
     return results
 
 
-def run_cases(module: str, names: list[str], heap: str = DEFAULT_HEAP, timeout: float = 900) \
-        -> tuple[dict[str, CaseResult], subprocess.CompletedProcess]:
-    """Run a batch of test cases from host_tests/device/<module>.py in one VM process."""
+def run_cases(module: str, names: list[str], heap: str = DEFAULT_HEAP, timeout: float = 900,
+              case_dir: Path = DEVICE_TESTS) -> tuple[dict[str, CaseResult], subprocess.CompletedProcess]:
+    """Run a batch of test cases from <case_dir>/<module>.py in one VM process."""
     proc = run([str(DEVICE_TESTS / "hgrunner.py"), module, *names], heap=heap,
-               path=device_path([DEVICE_TESTS]), timeout=timeout)
+               path=device_path([case_dir, DEVICE_TESTS]), timeout=timeout)
     return parse_results(proc.stdout.decode("utf-8", "replace")), proc
