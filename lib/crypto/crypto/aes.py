@@ -209,7 +209,8 @@ class CryptolibAES:
     """cryptolib's AES in ECB mode. A cryptolib object works in one direction only, so there are two."""
 
     def __init__(self, key):
-        _check_key(key)
+        if len(key) not in (16, 32):
+            raise CryptoError("cryptolib AES key must be 16 or 32 bytes")
         import cryptolib
         self._key = bytes(key)
         self._enc = cryptolib.aes(self._key, 1)
@@ -254,7 +255,8 @@ def has_cryptolib():
 
 
 def new(key, pure=False):
-    """The AES block cipher for key: cryptolib's when the firmware has it (unless pure), else PureAES."""
-    if not pure and has_cryptolib():
+    """The AES block cipher for key: cryptolib's when the firmware has it (unless pure), else PureAES.
+    MicroPython's cryptolib has no AES-192, so 24-byte keys always use PureAES."""
+    if not pure and len(key) != 24 and has_cryptolib():
         return CryptolibAES(key)
     return PureAES(key)

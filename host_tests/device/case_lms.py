@@ -1,0 +1,105 @@
+# HSS/LMS verification (RFC 8554) on both runtimes: Appendix F test cases 1 and 2, signatures made with
+# pyhsslms for every LM-OTS parameter set (host_tests/vectors/crypto/lms_*.txt), and hostile inputs.
+import hgtest
+
+from crypto import CryptoError
+from crypto import lms
+
+
+def _load(name):
+    d = {}
+    for line in hgtest.read_vector("crypto/" + name).decode().split("\n"):
+        if "=" in line and not line.startswith("#"):
+            k, v = line.split("=", 1)
+            d[k.strip()] = hgtest.unhex(v.strip())
+    return d
+
+
+def _flip(data, bit):
+    b = bytearray(data)
+    b[bit // 8] ^= 1 << (bit % 8)
+    return bytes(b)
+
+
+def test_rfc8554_test_case_1():
+    v = _load("rfc8554_tc1.txt")
+    assert lms.hss_verify(v["public_key"], v["message"], v["signature"]) is True
+
+
+def test_rfc8554_test_case_2():
+    v = _load("rfc8554_tc2.txt")
+    assert lms.hss_verify(v["public_key"], v["message"], v["signature"]) is True
+
+
+def test_rfc8554_wrong_message_and_flipped_bits():
+    v = _load("rfc8554_tc1.txt")
+    pub, msg, sig = v["public_key"], v["message"], v["signature"]
+    assert not lms.hss_verify(pub, msg + b"x", sig)
+    assert not lms.hss_verify(pub, _flip(msg, 3), sig)
+    rng = hgtest.Rng(8554)
+    for _ in range(12):
+        assert not lms.hss_verify(pub, msg, _flip(sig, rng.below(len(sig) * 8)))
+    # the public key's root and identifier are covered too
+    assert not lms.hss_verify(_flip(pub, 8 * 30), msg, sig)
+    assert not lms.hss_verify(_flip(pub, 8 * 59), msg, sig)
+
+
+def test_rfc8554_truncated_and_extended():
+    v = _load("rfc8554_tc2.txt")
+    pub, msg, sig = v["public_key"], v["message"], v["signature"]
+    for cut in (0, 3, 4, 8, 40, 1000, len(sig) - 32, len(sig) - 1):
+        assert not lms.hss_verify(pub, msg, sig[:cut])
+    assert not lms.hss_verify(pub, msg, sig + b"\x00")
+
+
+def test_hostile_type_fields():
+    v = _load("rfc8554_tc1.txt")
+    pub, msg, sig = v["public_key"], v["message"], bytearray(v["signature"])
+    # Nspk must be levels - 1
+    bad = bytearray(sig)
+    bad[3] = 7
+    assert not lms.hss_verify(pub, msg, bad)
+    # unknown LM-OTS type in the first LMS signature, and a type that names a longer signature
+    for t in (0, 5, 0xFF, 1):
+        bad = bytearray(sig)
+        bad[11] = t
+        assert not lms.hss_verify(pub, msg, bad)
+    # a huge Nspk is refused before anything is allocated
+    bad = bytearray(sig)
+    bad[0] = 0xFF
+    assert not lms.hss_verify(pub, msg, bad)
+
+
+def test_public_key_checks():
+    v = _load("rfc8554_tc1.txt")
+    pub, msg, sig = v["public_key"], v["message"], v["signature"]
+    hgtest.raises(CryptoError, lms.hss_verify, pub[:-1], msg, sig)
+    hgtest.raises(CryptoError, lms.hss_verify, b"\x00\x00\x00\x00" + pub[4:], msg, sig)
+    hgtest.raises(CryptoError, lms.hss_verify, b"\x00\x00\x00\x09" + pub[4:], msg, sig)
+    hgtest.raises(CryptoError, lms.hss_verify, pub[:7] + b"\x04" + pub[8:], msg, sig)  # LMS type 4 unknown
+    # level count that disagrees with the signature
+    assert not lms.hss_verify(b"\x00\x00\x00\x01" + pub[4:], msg, sig)
+
+
+def test_single_level_lms_verify():
+    # The top-level LMS signature in test case 1 signs the second-level public key.
+    v = _load("rfc8554_tc1.txt")
+    sig = v["signature"]
+    n = lms.lms_signature_length(sig, 4)
+    child = sig[4 + n:4 + n + 56]
+    assert lms.lms_verify(v["public_key"][4:], child, sig[4:4 + n])
+    assert not lms.lms_verify(v["public_key"][4:], _flip(child, 1), sig[4:4 + n])
+
+
+PYHSSLMS_SETS = ("w1_h5_l1", "w2_h5_l1", "w4_h5_l1", "w8_h5_l1", "w4_h5_l3", "w1_h10_l1")
+
+
+def test_pyhsslms_parameter_sets():
+    # Signatures from pyhsslms for each LM-OTS W, two tree heights and 1 or 3 levels (vectors/crypto/lms/).
+    msg = hgtest.read_vector("crypto/lms/message.bin")
+    for name in PYHSSLMS_SETS:
+        pub = hgtest.read_vector("crypto/lms/%s.pub" % name)
+        sig = hgtest.read_vector("crypto/lms/%s.sig" % name)
+        assert lms.hss_verify(pub, msg, sig), name
+        assert not lms.hss_verify(pub, msg, _flip(sig, 8 * (len(sig) // 2) + 1)), name
+        assert not lms.hss_verify(pub, msg[:-1], sig), name
