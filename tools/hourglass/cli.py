@@ -13,6 +13,7 @@ import sys
 # Add a module here when it provides a subcommand.
 SUBCOMMAND_MODULES = [
     "bench",
+    "build",
 ]
 
 

@@ -1,0 +1,248 @@
+"""Board definitions: one folder per board under boards/, holding board.toml (read with tomllib).
+
+A new board is a new folder, not a code change. This module only loads and checks the data; the
+builder (build.py) and the flasher (flash.py) read everything board-specific from it. See
+boards/README.md for the schema.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+BOARDS_DIR = REPO / "boards"
+# Tests (and users with private boards) point this at another folder of board folders.
+BOARDS_DIR_ENV = "HOURGLASS_BOARDS_DIR"
+
+# mpy-cross -march per chip: the native emitter the chip's MicroPython firmware was built with.
+ARCH_BY_CHIP = {
+    "esp32": "xtensawin",
+    "esp32s3": "xtensawin",
+    "esp32c3": "rv32imc",
+    "nrf52840": "armv7emsp",
+}
+FLASHER_METHODS = ("esptool", "pyocd", "nrfutil-dfu", "uf2")
+FS_TYPES = ("littlefs2",)
+# Where lib/ goes on the board: the LittleFS image, or the ROMFS image (mounted at /rom, /rom/lib on sys.path).
+LIB_STORAGES = ("littlefs", "romfs")
+# Flash erase granularity: ESP32 SPI flash sectors and nRF52840 flash pages are both 4 KiB.
+ERASE_SIZE = 4096
+
+
+class BoardError(ValueError):
+    """A board folder is missing, unreadable or inconsistent."""
+
+
+@dataclass(frozen=True)
+class Partition:
+    name: str
+    offset: int
+    size: int
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.size
+
+
+@dataclass(frozen=True)
+class Exclude:
+    pattern: str  # fnmatch pattern over dotted module names, e.g. "*.dtls*"
+    reason: str
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    folder: Path
+    description: str
+    chip: str
+    port: str
+    mpy_arch: str
+    transports: tuple[str, ...]
+    mp_version: str
+    firmware_name: str
+    firmware_sha256: str
+    firmware_note: str
+    firmware_offset: int
+    flash_size: int
+    partitions: tuple[Partition, ...]
+    fs_type: str
+    fs_mount: str
+    fs_offset: int
+    fs_size: int
+    fs_block_size: int
+    fs_block_count: int
+    python_heap: int
+    flash_budget: int
+    romfs_stock: bool
+    romfs_size: int
+    romfs_note: str
+    stubs: str
+    lib_storage: str
+    excludes: tuple[Exclude, ...]
+    flasher_method: str
+    flash_commands: tuple[tuple[str, ...], ...]
+    image_commands: tuple[tuple[str, ...], ...]
+    flasher_note: str
+    uf2_family: int
+    raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    @property
+    def vm_heap(self) -> str:
+        """Heap for the 64-bit MicroPython VM standing in for this board: objects are twice as big there."""
+        return f"{2 * self.python_heap // 1024}k"
+
+    @property
+    def build_hook(self) -> Path | None:
+        hook = self.folder / "build.py"
+        return hook if hook.is_file() else None
+
+    def fs_partition(self) -> Partition:
+        return Partition("fs", self.fs_offset, self.fs_size)
+
+
+def boards_dir() -> Path:
+    return Path(os.environ.get(BOARDS_DIR_ENV) or BOARDS_DIR)
+
+
+def board_names(directory: Path | None = None) -> list[str]:
+    directory = directory or boards_dir()
+    return sorted(p.name for p in directory.iterdir() if (p / "board.toml").is_file())
+
+
+def _get(table: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if key not in table:
+        raise BoardError(f"{where}: missing key {key!r}")
+    value = table[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise BoardError(f"{where}: {key!r} must be {getattr(kind, '__name__', kind)}, got {value!r}")
+    return value
+
+
+def load_board(name: str, directory: Path | None = None) -> Board:
+    directory = directory or boards_dir()
+    folder = directory / name
+    path = folder / "board.toml"
+    if not path.is_file():
+        known = ", ".join(board_names(directory)) if directory.is_dir() else "(none)"
+        raise BoardError(f"unknown board {name!r}: no {path} (known boards: {known})")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise BoardError(f"{path}: {exc}") from exc
+    where = str(path)
+    mp = _get(data, "micropython", dict, where)
+    flash = _get(data, "flash", dict, where)
+    fs = _get(data, "filesystem", dict, where)
+    budget = _get(data, "budget", dict, where)
+    romfs = data.get("romfs", {})
+    build = data.get("build", {})
+    flasher = _get(data, "flasher", dict, where)
+    board = Board(
+        name=_get(data, "name", str, where),
+        folder=folder,
+        description=_get(data, "description", str, where),
+        chip=_get(data, "chip", str, where),
+        port=_get(data, "port", str, where),
+        mpy_arch=_get(data, "mpy_arch", str, where),
+        transports=tuple(_get(data, "transports", list, where)),
+        mp_version=_get(mp, "version", str, where + " [micropython]"),
+        firmware_name=_get(mp, "firmware", str, where + " [micropython]"),
+        firmware_sha256=_get(mp, "sha256", str, where + " [micropython]").lower(),
+        firmware_note=mp.get("note", ""),
+        firmware_offset=_get(flash, "firmware_offset", int, where + " [flash]"),
+        flash_size=_get(flash, "size", int, where + " [flash]"),
+        partitions=tuple(Partition(_get(p, "name", str, where), _get(p, "offset", int, where),
+                                   _get(p, "size", int, where))
+                         for p in _get(flash, "partitions", list, where + " [flash]")),
+        fs_type=_get(fs, "type", str, where + " [filesystem]"),
+        fs_mount=_get(fs, "mount", str, where + " [filesystem]"),
+        fs_offset=_get(fs, "offset", int, where + " [filesystem]"),
+        fs_size=_get(fs, "size", int, where + " [filesystem]"),
+        fs_block_size=_get(fs, "block_size", int, where + " [filesystem]"),
+        fs_block_count=_get(fs, "block_count", int, where + " [filesystem]"),
+        python_heap=_get(budget, "python_heap", int, where + " [budget]"),
+        flash_budget=_get(budget, "flash", int, where + " [budget]"),
+        romfs_stock=bool(romfs.get("stock_partition", False)),
+        romfs_size=int(romfs.get("size", 0)),
+        romfs_note=romfs.get("note", ""),
+        stubs=_get(data, "stubs", str, where),
+        lib_storage=build.get("lib_storage", "littlefs"),
+        excludes=tuple(Exclude(_get(e, "pattern", str, where), _get(e, "reason", str, where))
+                       for e in build.get("exclude", [])),
+        flasher_method=_get(flasher, "method", str, where + " [flasher]"),
+        flash_commands=tuple(tuple(c) for c in _get(flasher, "flash", list, where + " [flasher]")),
+        image_commands=tuple(tuple(c) for c in flasher.get("image", [])),
+        flasher_note=flasher.get("note", ""),
+        uf2_family=int(flasher.get("uf2_family", 0)),
+        raw=data,
+    )
+    problems = check_board(board)
+    if problems:
+        raise BoardError(f"{where}: " + "; ".join(problems))
+    return board
+
+
+def all_boards(directory: Path | None = None) -> list[Board]:
+    return [load_board(n, directory) for n in board_names(directory)]
+
+
+def check_board(b: Board) -> list[str]:
+    """Consistency rules: a wrong filesystem geometry makes a real board reformat its flash on boot."""
+    problems: list[str] = []
+    if b.name != b.folder.name:
+        problems.append(f"name {b.name!r} differs from its folder {b.folder.name!r}")
+    expected_arch = ARCH_BY_CHIP.get(b.chip)
+    if expected_arch is None:
+        problems.append(f"unknown chip {b.chip!r} (known: {', '.join(ARCH_BY_CHIP)})")
+    elif b.mpy_arch != expected_arch:
+        problems.append(f"mpy_arch {b.mpy_arch!r} is wrong for {b.chip}: expected {expected_arch!r}")
+    if b.firmware_sha256 and not re.fullmatch(r"[0-9a-f]{64}", b.firmware_sha256):
+        problems.append("micropython.sha256 must be 64 hex digits or empty (not pinned)")
+    if b.fs_type not in FS_TYPES:
+        problems.append(f"filesystem type {b.fs_type!r} not supported (supported: {', '.join(FS_TYPES)})")
+    if b.fs_block_size <= 0 or b.fs_block_size % ERASE_SIZE:
+        problems.append(f"filesystem block_size {b.fs_block_size} is not a multiple of the {ERASE_SIZE}-byte erase size")
+    elif b.fs_block_size * b.fs_block_count != b.fs_size:
+        problems.append(f"filesystem block_size*block_count = {b.fs_block_size * b.fs_block_count:#x} "
+                        f"!= partition size {b.fs_size:#x}")
+    if b.fs_offset % ERASE_SIZE:
+        problems.append(f"filesystem offset {b.fs_offset:#x} is not {ERASE_SIZE}-aligned")
+    if b.fs_offset + b.fs_size > b.flash_size:
+        problems.append(f"filesystem {b.fs_offset:#x}+{b.fs_size:#x} runs past the end of flash {b.flash_size:#x}")
+    fs_parts = [p for p in b.partitions if p.name in ("vfs", "fs")]
+    if len(fs_parts) != 1:
+        problems.append("flash.partitions must name exactly one filesystem partition ('vfs' or 'fs')")
+    elif (fs_parts[0].offset, fs_parts[0].size) != (b.fs_offset, b.fs_size):
+        problems.append(f"filesystem offset/size {b.fs_offset:#x}/{b.fs_size:#x} differ from partition "
+                        f"{fs_parts[0].name} {fs_parts[0].offset:#x}/{fs_parts[0].size:#x}")
+    ordered = sorted(b.partitions, key=lambda p: p.offset)
+    for first, second in zip(ordered, ordered[1:]):
+        if first.end > second.offset:
+            problems.append(f"partitions {first.name} and {second.name} overlap")
+    for p in ordered:
+        if p.end > b.flash_size:
+            problems.append(f"partition {p.name} runs past the end of flash")
+    if b.flash_budget <= 0 or b.python_heap <= 0:
+        problems.append("budget.flash and budget.python_heap must be positive")
+    if b.lib_storage not in LIB_STORAGES:
+        problems.append(f"build.lib_storage {b.lib_storage!r} unknown (known: {', '.join(LIB_STORAGES)})")
+    capacity = b.romfs_size if b.lib_storage == "romfs" else b.fs_size
+    if b.flash_budget > capacity:
+        problems.append(f"budget.flash {b.flash_budget} exceeds the {b.lib_storage} size {capacity}")
+    romfs_parts = [p for p in b.partitions if p.name == "romfs"]
+    if b.romfs_stock and (len(romfs_parts) != 1 or romfs_parts[0].size != b.romfs_size):
+        problems.append("romfs.size must match the one 'romfs' partition when romfs.stock_partition is set")
+    if b.lib_storage == "romfs" and not b.romfs_stock:
+        problems.append("build.lib_storage = 'romfs' needs a board whose stock firmware has a ROMFS partition")
+    if b.flasher_method == "uf2" and not b.uf2_family:
+        problems.append("flasher.uf2_family is required for the uf2 method")
+    if b.flasher_method not in FLASHER_METHODS:
+        problems.append(f"flasher.method {b.flasher_method!r} unknown (known: {', '.join(FLASHER_METHODS)})")
+    if not b.flash_commands:
+        problems.append("flasher.flash must list at least one command")
+    return problems
