@@ -1,0 +1,159 @@
+# Ed25519 (RFC 8032) and the pure SHA-512 it needs, on both runtimes: the section 7.1 vectors, encodings that
+# must be rejected, and tampered signatures.
+import json
+
+import hgtest
+from hgtest import unhex
+
+from crypto import ed25519
+from crypto import sha512
+
+L = 2**252 + 27742317777372353535851937790883648493
+P = 2**255 - 19
+
+
+def _vectors():
+    return json.loads(hgtest.read_vector("crypto-ec/rfc8032_7.1_ed25519.json"))
+
+
+def test_sha512_pure_known_answers():
+    # FIPS 180-4 examples ("abc", the two-block message) plus empty and block-boundary lengths
+    h = sha512.Sha512(b"abc").digest()
+    assert h == unhex("ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a"
+                      "2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f")
+    two = b"abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu"
+    assert sha512.Sha512(two).digest() == unhex(
+        "8e959b75dae313da8cf4f72814fc143f8f7779c6eb9f7fa17299aeadb6889018"
+        "501d289e4900f7e4331b99dec4b5433ac7d329eeb6dd26545e96e55b874be909")
+    assert sha512.Sha512(b"").digest()[:8] == unhex("cf83e1357eefb8bd")
+
+
+def test_sha512_incremental_matches_one_shot():
+    data = bytes(range(256)) * 2
+    for split in (0, 1, 111, 112, 127, 128, 129, 300):
+        h = sha512.Sha512(data[:split])
+        h.update(data[split:])
+        assert h.digest() == sha512.Sha512(data).digest()
+    # digest() does not finalize the object
+    h = sha512.Sha512(b"ab")
+    h.digest()
+    h.update(b"c")
+    assert h.digest() == sha512.Sha512(b"abc").digest()
+
+
+def test_sha512_new_uses_whatever_the_port_has():
+    assert sha512.digest(b"abc") == sha512.Sha512(b"abc").digest()
+
+
+def test_rfc8032_7_1_verify():
+    for v in _vectors():
+        pub = unhex(v["public"])
+        msg = unhex(v["message"])
+        sig = unhex(v["signature"])
+        assert ed25519.verify(pub, msg, sig), v["name"]
+        assert not ed25519.verify(pub, msg + b"\x00", sig), v["name"]
+
+
+def test_rfc8032_7_1_public_key_and_sign():
+    for v in _vectors():
+        seed = unhex(v["secret"])
+        assert ed25519.public_key(seed) == unhex(v["public"]), v["name"]
+        assert ed25519.sign(seed, unhex(v["message"])) == unhex(v["signature"]), v["name"]
+
+
+def _test2():
+    v = _vectors()[1]
+    return unhex(v["public"]), unhex(v["message"]), unhex(v["signature"])
+
+
+def test_every_flipped_bit_is_rejected():
+    pub, msg, sig = _test2()
+    rng = hgtest.Rng(8032)
+    # a sample of the 512 signature bits (all of them would take ~10 s on the VM), both halves
+    for bit in [0, 7, 255, 256, 511] + [rng.below(512) for _ in range(8)]:
+        bad = bytearray(sig)
+        bad[bit >> 3] ^= 1 << (bit & 7)
+        assert not ed25519.verify(pub, msg, bytes(bad)), bit
+    bad = bytearray(pub)
+    bad[5] ^= 0x10
+    assert not ed25519.verify(bytes(bad), msg, sig)
+    assert not ed25519.verify(pub, b"\x73", sig)
+
+
+def test_wrong_key_is_rejected():
+    pub, msg, sig = _test2()
+    other = unhex(_vectors()[2]["public"])
+    assert not ed25519.verify(other, msg, sig)
+
+
+def test_non_canonical_s_is_rejected():
+    # S + L encodes the same scalar mod L; RFC 8032 requires S < L
+    pub, msg, sig = _test2()
+    s = int.from_bytes(sig[32:], "little")
+    assert s + L < 2**256
+    assert not ed25519.verify(pub, msg, sig[:32] + (s + L).to_bytes(32, "little"))
+    assert not ed25519.verify(pub, msg, sig[:32] + L.to_bytes(32, "little"))
+    assert not ed25519.verify(pub, msg, sig[:32] + b"\xff" * 32)
+
+
+def test_bad_public_key_encodings_are_rejected():
+    _, msg, sig = _test2()
+    # y >= p (non-canonical y = p + 1)
+    assert ed25519._decode_point((P + 1).to_bytes(32, "little")) is None
+    assert not ed25519.verify((P + 1).to_bytes(32, "little"), msg, sig)
+    # x = 0 with the sign bit set (y = 1 is the neutral point; "-0" is invalid)
+    neg_zero = (1 | 1 << 255).to_bytes(32, "little")
+    assert ed25519._decode_point(neg_zero) is None
+    assert ed25519._decode_point((1).to_bytes(32, "little")) == (0, 1)
+    # y = 2 has no x on the curve (x^2 is not a square)
+    assert ed25519._decode_point((2).to_bytes(32, "little")) is None
+    assert not ed25519.verify((2).to_bytes(32, "little"), msg, sig)
+
+
+def _signature_with_identity_r(seed, msg, r_enc):
+    # [S]B - [h]A is the identity when S = h * a (mod L): a signature whose R is the neutral point (0, 1)
+    a, _ = ed25519._expand_seed(seed)
+    pub = ed25519.public_key(seed)
+    h = int.from_bytes(sha512.digest(r_enc + pub + msg), "little") % L
+    return pub, r_enc + (h * a % L).to_bytes(32, "little")
+
+
+def test_non_canonical_r_is_rejected():
+    seed = bytes(range(32))
+    msg = b"identity R"
+    canonical = (1).to_bytes(32, "little")
+    pub, sig = _signature_with_identity_r(seed, msg, canonical)
+    assert ed25519.verify(pub, msg, sig)  # control: the canonical encoding of the identity verifies
+    # y = p + 1 also decodes to y = 1 if reduced; RFC 8032 rejects it, and the encoding comparison must too
+    pub, sig = _signature_with_identity_r(seed, msg, (P + 1).to_bytes(32, "little"))
+    assert not ed25519.verify(pub, msg, sig)
+
+
+def test_truncated_and_overlong_inputs_are_rejected():
+    pub, msg, sig = _test2()
+    assert not ed25519.verify(pub, msg, sig[:63])
+    assert not ed25519.verify(pub, msg, sig + b"\x00")
+    assert not ed25519.verify(pub[:31], msg, sig)
+    assert not ed25519.verify(b"", msg, b"")
+
+
+def test_random_sign_verify_round_trip():
+    rng = hgtest.Rng(25519)
+    for _ in range(3):
+        seed = rng.bytes(32)
+        msg = rng.bytes(rng.below(200))
+        sig = ed25519.sign(seed, msg)
+        pub = ed25519.public_key(seed)
+        assert ed25519.verify(pub, msg, sig)
+        assert not ed25519.verify(pub, msg + b"!", sig)
+
+
+def test_base_point_table_entries_are_odd_multiples():
+    # the wNAF table is (y+x, y-x, 2dxy) of B, 3B, 5B, ...; check against fresh affine multiples
+    table = ed25519._b_table()
+    x, y, z, _ = ed25519._base_mult(5)
+    zi = pow(z, P - 2, P)
+    ax, ay = x * zi % P, y * zi % P
+    assert table[2] == ((ay + ax) % P, (ay - ax) % P, ed25519._D2 * ax * ay % P)
+    assert table[0] == ((ed25519._BY + ed25519._BX) % P, (ed25519._BY - ed25519._BX) % P,
+                        ed25519._D2 * ed25519._BX * ed25519._BY % P)
