@@ -12,10 +12,15 @@ class MessageError(CoapError):
 
 
 def __getattr__(name):
+    # MicroPython's `from coap import msg` asks the package first: import submodules here too.
+    import sys
     mod = _LAZY.get(name)
-    if mod is None:
+    try:
+        __import__("coap." + (mod or name))
+    except ImportError:
         raise AttributeError(name)
-    return getattr(__import__("coap." + mod, None, None, (name,)), name)
+    m = sys.modules["coap." + (mod or name)]
+    return getattr(m, name) if mod else m
 
 
 _LAZY = {

@@ -1,0 +1,234 @@
+# Message layer (RFC 7252 section 4) over any transport (see coap/transport.py): CON retransmission with
+# exponential backoff, deduplication, empty ACK / RST / ping handling, piggybacked and separate responses.
+# The bookkeeping (Dedup, backoff) is sans-IO; Endpoint is the thin asyncio edge around it.
+# Server and Client (coap/server.py, coap/client.py) subclass Endpoint.
+import asyncio
+import os
+from coap import CoapError
+from coap.msg import Message, decode, CON, NON, ACK, RST, EMPTY, TOO_LARGE, MessageError
+
+try:
+    from time import ticks_ms, ticks_diff, ticks_add
+except ImportError:
+    import time
+
+    def ticks_ms():
+        return int(time.monotonic() * 1000)
+
+    def ticks_diff(a, b):
+        return a - b
+
+    def ticks_add(a, b):
+        return a + b
+
+
+class RequestTimeout(CoapError):
+    """No ACK/response within the retransmission window or the caller's timeout."""
+
+
+class ResetError(CoapError):
+    """The peer answered with RST."""
+
+
+def rand16():
+    b = os.urandom(2)
+    return (b[0] << 8) | b[1]
+
+
+def initial_timeout(params, r16):
+    """First retransmission timeout in ms: ACK_TIMEOUT * uniform[1, ACK_RANDOM_FACTOR], r16 in 0..65535."""
+    t = params.ack_timeout
+    return t + int(t * (params.ack_random_factor - 1) * r16 / 65535)
+
+
+class Dedup:
+    """Bounded (remote, mid) -> response cache over EXCHANGE_LIFETIME. A CON seen again gets the stored
+    response; entries whose response is still being computed hold None. When full, the entry that expires
+    first goes."""
+
+    def __init__(self, lifetime_ms, limit=32):
+        self.lifetime = lifetime_ms
+        self.limit = limit
+        self.d = {}
+
+    def get(self, key, now):
+        e = self.d.get(key)
+        if e is None:
+            return None
+        if ticks_diff(e[0], now) <= 0:
+            del self.d[key]
+            return None
+        return e
+
+    def put(self, key, value, now):
+        d = self.d
+        e = d.get(key)
+        if e is not None:
+            e[1] = value
+            return
+        if len(d) >= self.limit:
+            old = None
+            for k, v in d.items():
+                if ticks_diff(v[0], now) <= 0:
+                    old = k
+                    break
+                if old is None or ticks_diff(v[0], d[old][0]) < 0:
+                    old = k
+            del d[old]
+        d[key] = [ticks_add(now, self.lifetime), value]
+
+
+class _Pending:
+    # One outgoing CON waiting for its ACK/RST.
+    def __init__(self):
+        self.ev = asyncio.Event()
+        self.msg = None  # the ACK (maybe with a piggybacked response) or RST
+
+
+async def _wait(ev, ms):
+    try:
+        await asyncio.wait_for(ev.wait(), ms / 1000)
+        return True
+    except asyncio.TimeoutError:
+        return False
+
+
+class Endpoint:
+    def __init__(self, transport):
+        self.t = transport
+        self.params = p = transport.params
+        self.mid = rand16()
+        self.dedup = Dedup(p.exchange_lifetime())
+        self.pending = {}   # mid -> _Pending
+        self.waiters = {}   # (token, remote) -> callable(msg) for responses/notifications
+        self.task = None
+
+    def start(self):
+        if self.task is None:
+            self.task = asyncio.create_task(self._loop())
+        return self
+
+    def close(self):
+        if self.task:
+            self.task.cancel()
+            self.task = None
+        self.t.close()
+
+    def next_mid(self):
+        self.mid = m = (self.mid + 1) & 0xFFFF
+        return m
+
+    async def _loop(self):
+        t = self.t
+        while True:
+            try:
+                data, remote = await t.recv()
+            except OSError:
+                return
+            try:
+                self.receive(data, remote)
+            except Exception as e:  # one bad datagram must not stop the endpoint
+                self.on_error(e)
+
+    def on_error(self, e):
+        pass
+
+    def send(self, m, remote):
+        self.t.send(m.encode(), remote)
+
+    def _empty(self, mtype, mid, remote):
+        self.t.send(bytes((0x40 | (mtype << 4), 0, mid >> 8, mid & 255)), remote)
+
+    def receive(self, data, remote):
+        if type(data) is not bytes:
+            data = bytes(data)  # decoded messages are views: own the buffer
+        if len(data) > self.t.max_message_size:
+            if len(data) >= 4 and data[0] >> 4 == 4:  # a CON we could not take whole
+                self._empty(RST, (data[2] << 8) | data[3], remote)
+            return
+        try:
+            m = decode(data)
+        except MessageError as e:
+            if e.type == CON:  # RFC 7252 4.2: reject a malformed CON with RST; others are ignored
+                self._empty(RST, e.mid, remote)
+            return
+        m.remote = remote
+        code = m.code
+        mt = m.type
+        if code == EMPTY:
+            if mt == CON:  # CoAP ping
+                self._empty(RST, m.mid, remote)
+            elif mt == ACK or mt == RST:
+                self._acked(m)
+            return
+        if code < 32:  # request
+            key = (remote, m.mid)
+            now = ticks_ms()
+            e = self.dedup.get(key, now)
+            if e is not None:
+                if mt == CON and e[1] is not None:
+                    self.t.send(e[1], remote)
+                return
+            self.dedup.put(key, None, now)
+            self.on_request(m)
+            return
+        # response
+        if mt == ACK:
+            self._acked(m)
+        elif mt == RST:
+            self._acked(m)
+            return
+        else:
+            key = (remote, m.mid)
+            now = ticks_ms()
+            if self.dedup.get(key, now) is not None:
+                if mt == CON:
+                    self._empty(ACK, m.mid, remote)
+                return
+        w = self.waiters.get((m.token, remote))
+        if w is None:
+            if mt != ACK:  # unknown token: tell the sender to stop (also ends an unwanted observation)
+                self._empty(RST, m.mid, remote)
+            return
+        if mt != ACK:
+            if mt == CON:
+                self._empty(ACK, m.mid, remote)
+                self.dedup.put(key, bytes((0x60, 0, m.mid >> 8, m.mid & 255)), now)
+            else:
+                self.dedup.put(key, b"", now)
+        w(m)
+
+    def _acked(self, m):
+        p = self.pending.get(m.mid)
+        if p is not None:
+            p.msg = m
+            p.ev.set()
+
+    def on_request(self, m):
+        # Subclasses (Server) answer requests; a bare endpoint rejects them.
+        if m.type == CON:
+            self._empty(RST, m.mid, m.remote)
+
+    async def send_con(self, m, remote):
+        """Send a CON with retransmission; returns the ACK or RST message. Raises RequestTimeout."""
+        p = self.params
+        pend = _Pending()
+        mid = m.mid
+        self.pending[mid] = pend
+        data = m.encode()
+        tmo = initial_timeout(p, rand16())
+        try:
+            for _ in range(p.max_retransmit + 1):
+                self.t.send(data, remote)
+                if await _wait(pend.ev, tmo):
+                    return pend.msg
+                tmo *= 2
+            raise RequestTimeout("no ACK after %d transmissions" % (p.max_retransmit + 1))
+        finally:
+            del self.pending[mid]
+
+    async def ping(self, remote):
+        """CoAP ping: an empty CON; the peer answers RST. Returns True, or raises RequestTimeout."""
+        m = Message(CON, EMPTY, self.next_mid())
+        r = await self.send_con(m, remote)
+        return r.type == RST
