@@ -14,10 +14,12 @@ setup: system-packages $(STAMP)
 system-packages:
 	bash tools/setup-system.sh
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock pyproject.toml boards/stubs-esp32.txt boards/stubs-nrf.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements.lock
 	$(BIN)/pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
+	$(BIN)/pip install --disable-pip-version-check -q --upgrade --target $(VENV)/stubs/esp32 -r boards/stubs-esp32.txt
+	$(BIN)/pip install --disable-pip-version-check -q --upgrade --target $(VENV)/stubs/nrf -r boards/stubs-nrf.txt
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -25,6 +27,25 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/hourglass bench --out build/bench
+
+# Boards (boards/README.md): build/<board>/ from lib/ + firmware/; FIRMWARE=<file or folder> (never downloaded),
+# DRIVE=<UF2 drive>, DRY_RUN=1 prints the exact tool invocations and writes nothing.
+FIRMWARE ?=
+DRIVE ?=
+DRY_RUN ?=
+FLASH_ARGS = $(if $(FIRMWARE),--firmware $(FIRMWARE)) $(if $(DRY_RUN),--dry-run)
+
+build: $(STAMP)
+	$(BIN)/hourglass build --board $(BOARD)
+
+image: build
+	$(BIN)/hourglass image --board $(BOARD) $(FLASH_ARGS)
+
+flash: build
+	$(BIN)/hourglass flash --board $(BOARD) $(if $(PORT),--port $(PORT)) $(if $(DRIVE),--drive $(DRIVE)) $(FLASH_ARGS)
+
+typecheck: $(STAMP)
+	$(BIN)/pytest -q host_tests/test_typecheck.py
 
 clean:
 	rm -rf build .pytest_cache
