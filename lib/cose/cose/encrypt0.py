@@ -1,0 +1,82 @@
+# COSE_Encrypt0 (RFC 9052 section 5.2), tag 16, with AES-CCM-16-64-128 (10). The nonce is the IV header (5),
+# or the key's Base IV XOR the left-padded Partial IV header (6).
+import cbor
+
+from crypto import InvalidTag
+from cose import CoseError
+from cose import algs as _algs
+from cose import headers as _h
+from cose.key import candidates
+
+TAG = 16
+
+
+def enc_structure(context, protected_bytes, external_aad):
+    return cbor.dumps([context, protected_bytes, bytes(external_aad)])
+
+
+def nonce_for(hdr, key, nlen):
+    iv = hdr.get(_h.IV)
+    piv = hdr.get(_h.PARTIAL_IV)
+    if iv is not None and piv is not None:
+        raise CoseError("both IV and Partial IV given")
+    if iv is not None:
+        if not isinstance(iv, (bytes, bytearray)) or len(iv) != nlen:
+            raise CoseError("IV must be a %d-byte bstr" % nlen)
+        return bytes(iv)
+    if piv is not None:
+        if not isinstance(piv, (bytes, bytearray)) or not 0 < len(piv) <= nlen:
+            raise CoseError("Partial IV must be a bstr of 1..%d bytes" % nlen)
+        if key.base_iv is None or len(key.base_iv) != nlen:
+            raise CoseError("Partial IV needs a key with a %d-byte Base IV" % nlen)
+        padded = bytes(nlen - len(piv)) + bytes(piv)
+        return bytes(a ^ b for a, b in zip(key.base_iv, padded))
+    raise CoseError("no IV or Partial IV header")
+
+
+def encrypt(key, plaintext, alg=None, iv=None, protected=None, unprotected=None, external_aad=b"",
+            detached=False, tagged=True, include_kid=True):
+    alg = alg if alg is not None else key.alg
+    if alg is None:
+        raise CoseError("no algorithm: give alg or a key that names one")
+    klen, nlen, tlen = _algs.aead_params(alg, key)
+    p, u = _h.build(alg, protected, unprotected, key.kid if include_kid else None)
+    if _h.PARTIAL_IV not in p and _h.PARTIAL_IV not in u and _h.IV not in p and _h.IV not in u:
+        if iv is None:
+            from crypto.util import random_bytes
+            iv = random_bytes(nlen)
+        u[_h.IV] = bytes(iv)
+    pb = _h.encode_protected(p)
+    hdr = _h.Headers(pb, u)
+    nonce = nonce_for(hdr, key, nlen)
+    ct = _algs.aead_encrypt(alg, key, nonce, plaintext, enc_structure("Encrypt0", pb, external_aad))
+    arr = [pb, u, None if detached else ct]
+    out = cbor.dumps(cbor.Tag(TAG, arr) if tagged else arr)
+    return (out, ct) if detached else out
+
+
+def decode(msg):
+    arr = _h.unwrap(msg, TAG, 3)
+    hdr = _h.Headers(arr[0], arr[1])
+    _h.check_bstr_or_nil(arr[2], "ciphertext")
+    return hdr, arr[2]
+
+
+def decrypt(msg, keys, ciphertext=None, external_aad=b""):
+    """Decrypt a COSE_Encrypt0 (ciphertext= for a detached one); raises InvalidTag for every candidate key."""
+    hdr, ct = decode(msg)
+    if ct is None:
+        if ciphertext is None:
+            raise CoseError("detached ciphertext: pass ciphertext=")
+        ct = bytes(ciphertext)
+    alg = hdr.alg
+    if alg not in _algs.AEAD_ALGS:
+        raise _algs._unsupported(alg, "content encryption")
+    aad = enc_structure("Encrypt0", hdr.protected_bytes, external_aad)
+    for key in candidates(keys, hdr.kid, alg):
+        nonce = nonce_for(hdr, key, _algs.AEAD_ALGS[alg][1])
+        try:
+            return _algs.aead_decrypt(alg, key, nonce, ct, aad)
+        except InvalidTag:
+            pass
+    raise InvalidTag("COSE_Encrypt0 does not decrypt (%s)" % _algs.name(alg))

@@ -1,0 +1,121 @@
+# Header maps (RFC 9052 section 3): the protected map travels as a bstr and is authenticated as those exact
+# bytes; a label may appear in only one of the two maps; every label named in crit must be understood.
+import cbor
+
+from cose import CoseError, CoseUnsupported
+
+ALG = 1
+CRIT = 2
+CONTENT_TYPE = 3
+KID = 4
+IV = 5
+PARTIAL_IV = 6
+
+# labels whose meaning this implementation applies
+UNDERSTOOD = (ALG, CRIT, CONTENT_TYPE, KID, IV, PARTIAL_IV)
+
+
+def encode_protected(m):
+    """The bstr contents for a protected map: empty for no headers, else deterministic CBOR."""
+    if not m:
+        return b""
+    return cbor.dumps(m, canonical=True)
+
+
+def decode_protected(b):
+    if len(b) == 0:
+        return {}
+    try:
+        m = cbor.loads(b)
+    except cbor.CBORDecodeError as e:
+        raise CoseError("protected header is not valid CBOR: %s" % e)
+    if not isinstance(m, dict):
+        raise CoseError("protected header is not a map")
+    return m
+
+
+class Headers:
+    """The protected (as bytes and as a map) and unprotected headers of one COSE layer."""
+
+    def __init__(self, protected_bytes, unprotected, understood=()):
+        if not isinstance(protected_bytes, (bytes, bytearray, memoryview)):
+            raise CoseError("protected header must be a bstr")
+        if not isinstance(unprotected, dict):
+            raise CoseError("unprotected header must be a map")
+        self.protected_bytes = bytes(protected_bytes)
+        self.protected = decode_protected(self.protected_bytes)
+        self.unprotected = unprotected
+        for label in unprotected:
+            if label in self.protected:
+                raise CoseError("header label %r appears in both maps" % (label,))
+        if CRIT in unprotected:
+            raise CoseError("crit must be a protected header")
+        crit = self.protected.get(CRIT)
+        if crit is not None:
+            if not isinstance(crit, list) or not crit:
+                raise CoseError("crit must be a non-empty array")
+            for label in crit:
+                if not isinstance(label, (int, str)):
+                    raise CoseError("crit labels must be int or tstr")
+                if label not in self.protected:
+                    raise CoseError("crit names %r, which is not in the protected header" % (label,))
+                if label not in UNDERSTOOD and label not in understood:
+                    raise CoseUnsupported("unknown critical header %r" % (label,))
+
+    def get(self, label, default=None):
+        if label in self.protected:
+            return self.protected[label]
+        return self.unprotected.get(label, default)
+
+    @property
+    def alg(self):
+        a = self.get(ALG)
+        if a is None:
+            raise CoseError("no alg header")
+        if not isinstance(a, (int, str)):
+            raise CoseError("alg must be int or tstr")
+        return a
+
+    @property
+    def kid(self):
+        k = self.get(KID)
+        if k is not None and not isinstance(k, (bytes, bytearray)):
+            raise CoseError("kid must be a bstr")
+        return k
+
+
+def build(alg, protected=None, unprotected=None, kid=None, alg_protected=True):
+    """Protected/unprotected maps for a new message: alg goes in the protected map, kid in the unprotected."""
+    p = dict(protected) if protected else {}
+    u = dict(unprotected) if unprotected else {}
+    if alg_protected:
+        p[ALG] = alg
+    else:
+        u[ALG] = alg
+    if kid is not None and KID not in p:
+        u[KID] = bytes(kid)
+    for label in u:
+        if label in p:
+            raise CoseError("header label %r in both maps" % (label,))
+    return p, u
+
+
+def unwrap(msg, tag, length):
+    """The array of a COSE message (bytes, a decoded list, or a cbor.Tag) after checking its tag and length."""
+    if isinstance(msg, (bytes, bytearray, memoryview)):
+        try:
+            msg = cbor.loads(msg)
+        except cbor.CBORDecodeError as e:
+            raise CoseError("not valid CBOR: %s" % e)
+    if isinstance(msg, cbor.Tag):
+        if msg.tag != tag:
+            raise CoseError("expected COSE tag %d, got tag %d" % (tag, msg.tag))
+        msg = msg.value
+    if not isinstance(msg, list) or len(msg) != length:
+        raise CoseError("COSE structure must be an array of %d items" % length)
+    return msg
+
+
+def check_bstr_or_nil(v, what):
+    if v is not None and not isinstance(v, (bytes, bytearray)):
+        raise CoseError("%s must be a bstr or nil" % what)

@@ -1,0 +1,269 @@
+# COSE keys (RFC 9052 section 7, RFC 9053, RFC 8778 for HSS-LMS) and key sets with kid lookup.
+# Secret material (d, k) never appears in repr() or in error messages.
+import cbor
+
+from cose import CoseError
+from cose import algs as _algs
+
+# COSE_Key labels
+KTY = 1
+KID = 2
+ALG = 3
+KEY_OPS = 4
+BASE_IV = 5
+CRV = -1  # EC2 / OKP
+X = -2
+Y = -3
+D = -4
+K = -1  # Symmetric
+PUB = -1  # HSS-LMS
+
+
+def _b(v, what):
+    if v is None:
+        return None
+    if not isinstance(v, (bytes, bytearray, memoryview)):
+        raise CoseError("COSE_Key %s must be a bstr" % what)
+    return bytes(v)
+
+
+class CoseKey:
+    """One key: kty plus the parameters of its type. Build it with the class methods."""
+
+    def __init__(self, kty, alg=None, kid=None, crv=None, x=None, y=None, d=None, k=None, pub=None,
+                 base_iv=None):
+        self.kty = kty
+        self.alg = alg
+        self.kid = _b(kid, "kid")
+        self.crv = crv
+        self.x = _b(x, "x")
+        self.y = _b(y, "y")
+        self.d = _b(d, "d")
+        self.k = _b(k, "k")
+        self.pub = _b(pub, "pub")
+        self.base_iv = _b(base_iv, "Base IV")
+        self._check()
+
+    def _check(self):
+        kty = self.kty
+        if kty == _algs.KTY_EC2:
+            if self.crv != _algs.CRV_P256:
+                raise CoseError("unsupported EC2 curve %r" % (self.crv,))
+            if self.d is not None and len(self.d) != 32:
+                raise CoseError("P-256 private key must be 32 bytes")
+            if self.x is None and self.d is None:
+                raise CoseError("EC2 key without x or d")
+            if self.x is not None:
+                if len(self.x) != 32 or self.y is None or len(self.y) != 32:
+                    raise CoseError("P-256 x and y must be 32 bytes each (compressed points not supported)")
+        elif kty == _algs.KTY_OKP:
+            if self.crv not in (_algs.CRV_ED25519, _algs.CRV_X25519):
+                raise CoseError("unsupported OKP curve %r" % (self.crv,))
+            if self.x is None and self.d is None:
+                raise CoseError("OKP key without x or d")
+            if (self.x is not None and len(self.x) != 32) or (self.d is not None and len(self.d) != 32):
+                raise CoseError("OKP keys are 32 bytes")
+        elif kty == _algs.KTY_SYMMETRIC:
+            if not self.k:
+                raise CoseError("symmetric key without k")
+        elif kty == _algs.KTY_HSS_LMS:
+            if self.pub is None or len(self.pub) != 60:
+                raise CoseError("HSS-LMS public key must be 60 bytes")
+        else:
+            raise CoseError("unsupported key type %r" % (kty,))
+
+    def __repr__(self):
+        parts = ["kty=%r" % self.kty]
+        if self.alg is not None:
+            parts.append("alg=%s" % _algs.name(self.alg))
+        if self.kid is not None:
+            parts.append("kid=%s" % self.kid.hex())
+        if self.crv is not None:
+            parts.append("crv=%r" % self.crv)
+        if self.d is not None or self.k is not None:
+            parts.append("secret=hidden")
+        return "<CoseKey %s>" % " ".join(parts)
+
+    @property
+    def is_private(self):
+        return self.d is not None or self.k is not None
+
+    def public_bytes(self):
+        """Raw public key as the primitives take it: P-256 65-byte uncompressed, Ed25519 32, HSS 60."""
+        if self.kty == _algs.KTY_EC2:
+            if self.x is None:
+                from crypto import p256
+                pt = p256.public_key(self.d)
+                self.x, self.y = pt[1:33], pt[33:65]
+            return b"\x04" + self.x + self.y
+        if self.kty == _algs.KTY_OKP:
+            if self.x is None:
+                if self.crv == _algs.CRV_ED25519:
+                    from crypto import ed25519
+                    self.x = ed25519.public_key(self.d)
+                else:
+                    from crypto import x25519
+                    self.x = x25519.x25519(self.d, b"\x09" + bytes(31))
+            return self.x
+        if self.kty == _algs.KTY_HSS_LMS:
+            return self.pub
+        raise CoseError("symmetric keys have no public part")
+
+    def public_key(self):
+        """The same key without its secret parts."""
+        if self.kty == _algs.KTY_SYMMETRIC:
+            raise CoseError("symmetric keys have no public part")
+        pub = self.public_bytes()
+        if self.kty == _algs.KTY_EC2:
+            return CoseKey(self.kty, self.alg, self.kid, self.crv, x=pub[1:33], y=pub[33:65])
+        if self.kty == _algs.KTY_OKP:
+            return CoseKey(self.kty, self.alg, self.kid, self.crv, x=pub)
+        return CoseKey(self.kty, self.alg, self.kid, pub=pub)
+
+    def to_map(self, private=False):
+        m = {KTY: self.kty}
+        if self.kid is not None:
+            m[KID] = self.kid
+        if self.alg is not None:
+            m[ALG] = self.alg
+        if self.base_iv is not None:
+            m[BASE_IV] = self.base_iv
+        if self.kty in (_algs.KTY_EC2, _algs.KTY_OKP):
+            m[CRV] = self.crv
+            pub = self.public_bytes()
+            if self.kty == _algs.KTY_EC2:
+                m[X] = pub[1:33]
+                m[Y] = pub[33:65]
+            else:
+                m[X] = pub
+            if private and self.d is not None:
+                m[D] = self.d
+        elif self.kty == _algs.KTY_HSS_LMS:
+            m[PUB] = self.pub
+        else:
+            if not private:
+                raise CoseError("a symmetric COSE_Key is all secret: pass private=True")
+            m[K] = self.k
+        return m
+
+    def encode(self, private=False):
+        return cbor.dumps(self.to_map(private), canonical=True)
+
+    # constructors
+
+    @classmethod
+    def from_map(cls, m):
+        if not isinstance(m, dict):
+            raise CoseError("COSE_Key must be a map")
+        kty = m.get(KTY)
+        if not isinstance(kty, int):
+            raise CoseError("COSE_Key kty missing or not an int (text kty not supported)")
+        alg = m.get(ALG)
+        if alg is not None and not isinstance(alg, (int, str)):
+            raise CoseError("COSE_Key alg must be int or tstr")
+        kid = m.get(KID)
+        base_iv = m.get(BASE_IV)
+        if kty in (_algs.KTY_EC2, _algs.KTY_OKP):
+            y = m.get(Y)
+            if isinstance(y, bool):
+                raise CoseError("compressed EC2 points are not supported")
+            return cls(kty, alg, kid, m.get(CRV), x=m.get(X), y=y, d=m.get(D), base_iv=base_iv)
+        if kty == _algs.KTY_SYMMETRIC:
+            return cls(kty, alg, kid, k=m.get(K), base_iv=base_iv)
+        if kty == _algs.KTY_HSS_LMS:
+            return cls(kty, alg, kid, pub=m.get(PUB))
+        raise CoseError("unsupported key type %r" % (kty,))
+
+    @classmethod
+    def decode(cls, data):
+        """A COSE_Key from its CBOR encoding."""
+        try:
+            m = cbor.loads(data)
+        except cbor.CBORDecodeError as e:
+            raise CoseError("COSE_Key is not valid CBOR: %s" % e)
+        return cls.from_map(m)
+
+    @classmethod
+    def from_raw(cls, alg, raw, kid=None, private=False):
+        """A key for alg from raw bytes: P-256 65-byte uncompressed (or 64-byte x||y) public or 32-byte private;
+        Ed25519 32-byte public or (private=True) seed; HSS-LMS 60-byte public; symmetric algs the key itself."""
+        raw = bytes(raw)
+        if alg in (_algs.ES256, _algs.ESP256):
+            if private:
+                return cls(_algs.KTY_EC2, alg, kid, _algs.CRV_P256, d=raw)
+            if len(raw) == 65 and raw[0] == 4:
+                raw = raw[1:]
+            if len(raw) != 64:
+                raise CoseError("P-256 public key must be 65 bytes uncompressed (or x||y)")
+            from crypto import p256
+            try:
+                p256.decode_public_key(b"\x04" + raw)
+            except ValueError:
+                raise CoseError("P-256 public key is not on the curve")
+            return cls(_algs.KTY_EC2, alg, kid, _algs.CRV_P256, x=raw[:32], y=raw[32:])
+        if alg in (_algs.EDDSA, _algs.ED25519):
+            if private:
+                return cls(_algs.KTY_OKP, alg, kid, _algs.CRV_ED25519, d=raw)
+            return cls(_algs.KTY_OKP, alg, kid, _algs.CRV_ED25519, x=raw)
+        if alg == _algs.HSS_LMS:
+            if private:
+                raise CoseError("HSS-LMS private keys stay on the host")
+            return cls(_algs.KTY_HSS_LMS, alg, kid, pub=raw)
+        if alg in _algs.MAC_ALGS or alg in _algs.AEAD_ALGS or alg in _algs.KEY_WRAP_ALGS:
+            key = cls(_algs.KTY_SYMMETRIC, alg, kid, k=raw)
+            _algs.check_key(alg, key)
+            return key
+        raise CoseError("unsupported algorithm %s for a raw key" % _algs.name(alg))
+
+    @classmethod
+    def symmetric(cls, k, alg=None, kid=None, base_iv=None):
+        return cls(_algs.KTY_SYMMETRIC, alg, kid, k=k, base_iv=base_iv)
+
+
+class KeySet:
+    """Keys to try when verifying: looked up by the message's kid, then by algorithm."""
+
+    def __init__(self, keys=()):
+        self.keys = []
+        for k in keys:
+            self.add(k)
+
+    def add(self, key):
+        if not isinstance(key, CoseKey):
+            raise CoseError("KeySet holds CoseKey objects")
+        self.keys.append(key)
+
+    def __len__(self):
+        return len(self.keys)
+
+    def __repr__(self):
+        return "<KeySet %d keys>" % len(self.keys)
+
+    def candidates(self, kid, alg):
+        """Keys that fit alg: those with this kid when the message names one, else all that fit."""
+        exact = []
+        wildcard = []  # keys without a kid fit any message, after the ones whose kid matches
+        for key in self.keys:
+            if not _algs.key_fits(alg, key):
+                continue
+            if key.kid is None:
+                wildcard.append(key)
+            elif kid is None or key.kid == bytes(kid):
+                exact.append(key)
+        return exact + wildcard
+
+
+def candidates(keys, kid, alg):
+    """Normalise a CoseKey, KeySet or list of keys to the keys worth trying; CoseError if none."""
+    if isinstance(keys, CoseKey):
+        keys = KeySet((keys,))
+    elif isinstance(keys, (list, tuple)):
+        keys = KeySet(keys)
+    elif not isinstance(keys, KeySet):
+        raise CoseError("expected a CoseKey, a KeySet or a list of keys")
+    found = keys.candidates(kid, alg)
+    if not found:
+        if kid is not None:
+            raise CoseError("no key with kid %s for %s" % (bytes(kid).hex(), _algs.name(alg)))
+        raise CoseError("no key for %s" % _algs.name(alg))
+    return found
