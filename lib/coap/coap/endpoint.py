@@ -5,7 +5,19 @@
 import asyncio
 import os
 from coap import CoapError
-from coap.msg import Message, decode, CON, NON, ACK, RST, EMPTY, TOO_LARGE, MessageError
+from coap.msg import Message, decode, MessageError
+
+try:
+    from micropython import const
+except ImportError:
+    const = lambda x: x
+
+_CON = const(0)
+_NON = const(1)
+_ACK = const(2)
+_RST = const(3)
+_EMPTY = const(0)
+_TOO_LARGE = const(141)
 
 try:
     from time import ticks_ms, ticks_diff, ticks_add
@@ -23,11 +35,11 @@ except ImportError:
 
 
 class RequestTimeout(CoapError):
-    """No ACK/response within the retransmission window or the caller's timeout."""
+    """No _ACK/response within the retransmission window or the caller's timeout."""
 
 
 class ResetError(CoapError):
-    """The peer answered with RST."""
+    """The peer answered with _RST."""
 
 
 def rand16():
@@ -42,7 +54,7 @@ def initial_timeout(params, r16):
 
 
 class Dedup:
-    """Bounded (remote, mid) -> response cache over EXCHANGE_LIFETIME. A CON seen again gets the stored
+    """Bounded (remote, mid) -> response cache over EXCHANGE_LIFETIME. A _CON seen again gets the stored
     response; entries whose response is still being computed hold None. When full, the entry that expires
     first goes."""
 
@@ -79,10 +91,10 @@ class Dedup:
 
 
 class _Pending:
-    # One outgoing CON waiting for its ACK/RST.
+    # One outgoing _CON waiting for its _ACK/_RST.
     def __init__(self):
         self.ev = asyncio.Event()
-        self.msg = None  # the ACK (maybe with a piggybacked response) or RST
+        self.msg = None  # the _ACK (maybe with a piggybacked response) or _RST
 
 
 async def _wait(ev, ms):
@@ -143,22 +155,22 @@ class Endpoint:
         if type(data) is not bytes:
             data = bytes(data)  # decoded messages are views: own the buffer
         if len(data) > self.t.max_message_size:
-            if len(data) >= 4 and data[0] >> 4 == 4:  # a CON we could not take whole
-                self._empty(RST, (data[2] << 8) | data[3], remote)
+            if len(data) >= 4 and data[0] >> 4 == 4:  # a _CON we could not take whole
+                self._empty(_RST, (data[2] << 8) | data[3], remote)
             return
         try:
             m = decode(data)
         except MessageError as e:
-            if e.type == CON:  # RFC 7252 4.2: reject a malformed CON with RST; others are ignored
-                self._empty(RST, e.mid, remote)
+            if e.type == _CON:  # RFC 7252 4.2: reject a malformed _CON with _RST; others are ignored
+                self._empty(_RST, e.mid, remote)
             return
         m.remote = remote
         code = m.code
         mt = m.type
-        if code == EMPTY:
-            if mt == CON:  # CoAP ping
-                self._empty(RST, m.mid, remote)
-            elif mt == ACK or mt == RST:
+        if code == _EMPTY:
+            if mt == _CON:  # CoAP ping
+                self._empty(_RST, m.mid, remote)
+            elif mt == _ACK or mt == _RST:
                 self._acked(m)
             return
         if code < 32:  # request
@@ -166,33 +178,33 @@ class Endpoint:
             now = ticks_ms()
             e = self.dedup.get(key, now)
             if e is not None:
-                if mt == CON and e[1] is not None:
+                if mt == _CON and e[1] is not None:
                     self.t.send(e[1], remote)
                 return
             self.dedup.put(key, None, now)
             self.on_request(m)
             return
         # response
-        if mt == ACK:
+        if mt == _ACK:
             self._acked(m)
-        elif mt == RST:
+        elif mt == _RST:
             self._acked(m)
             return
         else:
             key = (remote, m.mid)
             now = ticks_ms()
             if self.dedup.get(key, now) is not None:
-                if mt == CON:
-                    self._empty(ACK, m.mid, remote)
+                if mt == _CON:
+                    self._empty(_ACK, m.mid, remote)
                 return
         w = self.waiters.get((m.token, remote))
         if w is None:
-            if mt != ACK:  # unknown token: tell the sender to stop (also ends an unwanted observation)
-                self._empty(RST, m.mid, remote)
+            if mt != _ACK:  # unknown token: tell the sender to stop (also ends an unwanted observation)
+                self._empty(_RST, m.mid, remote)
             return
-        if mt != ACK:
-            if mt == CON:
-                self._empty(ACK, m.mid, remote)
+        if mt != _ACK:
+            if mt == _CON:
+                self._empty(_ACK, m.mid, remote)
                 self.dedup.put(key, bytes((0x60, 0, m.mid >> 8, m.mid & 255)), now)
             else:
                 self.dedup.put(key, b"", now)
@@ -206,11 +218,13 @@ class Endpoint:
 
     def on_request(self, m):
         # Subclasses (Server) answer requests; a bare endpoint rejects them.
-        if m.type == CON:
-            self._empty(RST, m.mid, m.remote)
+        if m.type == _CON:
+            self._empty(_RST, m.mid, m.remote)
 
     async def send_con(self, m, remote):
-        """Send a CON with retransmission; returns the ACK or RST message. Raises RequestTimeout."""
+        """Send a _CON with retransmission; returns the _ACK or _RST message. Raises RequestTimeout."""
+        if self.task is None:
+            self.start()
         p = self.params
         pend = _Pending()
         mid = m.mid
@@ -223,12 +237,12 @@ class Endpoint:
                 if await _wait(pend.ev, tmo):
                     return pend.msg
                 tmo *= 2
-            raise RequestTimeout("no ACK after %d transmissions" % (p.max_retransmit + 1))
+            raise RequestTimeout("no _ACK after %d transmissions" % (p.max_retransmit + 1))
         finally:
             del self.pending[mid]
 
     async def ping(self, remote):
-        """CoAP ping: an empty CON; the peer answers RST. Returns True, or raises RequestTimeout."""
-        m = Message(CON, EMPTY, self.next_mid())
+        """CoAP ping: an empty _CON; the peer answers _RST. Returns True, or raises RequestTimeout."""
+        m = Message(_CON, _EMPTY, self.next_mid())
         r = await self.send_con(m, remote)
-        return r.type == RST
+        return r.type == _RST

@@ -1,7 +1,7 @@
 # RFC 7252 message codec. Parsing is zero-copy: a decoded Message keeps a memoryview of the datagram and
-# indexes its options as (number, start, end) triples, as RIOT's nanocoap does; values are sliced on access.
-# Built messages keep (number, value) pairs in insertion order; encode() sorts them stably, so repeated
-# options keep their order.
+# indexes its options as flat (number, start, end) triples, as RIOT's nanocoap does; values are sliced on
+# access. Built messages keep (number, value) pairs in insertion order; encode() sorts them stably, so
+# repeated options keep their order. Numbers for types/codes/options: coap.defs.
 from coap import MessageError
 
 try:
@@ -9,112 +9,49 @@ try:
 except ImportError:
     const = lambda x: x
 
-CON = const(0)
-NON = const(1)
-ACK = const(2)
-RST = const(3)
-
-EMPTY = const(0)
-GET = const(1)
-POST = const(2)
-PUT = const(3)
-DELETE = const(4)
-FETCH = const(5)
-CREATED = const(65)        # 2.01
-DELETED = const(66)        # 2.02
-VALID = const(67)          # 2.03
-CHANGED = const(68)        # 2.04
-CONTENT = const(69)        # 2.05
-CONTINUE = const(95)       # 2.31
-BAD_REQUEST = const(128)   # 4.00
-BAD_OPTION = const(130)    # 4.02
-NOT_FOUND = const(132)     # 4.04
-NOT_ALLOWED = const(133)   # 4.05
-NOT_ACCEPTABLE = const(134)  # 4.06
-INCOMPLETE = const(136)    # 4.08
-PRECONDITION_FAILED = const(140)  # 4.12
-TOO_LARGE = const(141)     # 4.13
-UNSUPPORTED_FORMAT = const(143)   # 4.15
-SERVER_ERROR = const(160)  # 5.00
-SERVICE_UNAVAILABLE = const(163)  # 5.03
-
-IF_MATCH = const(1)
-URI_HOST = const(3)
-ETAG = const(4)
-IF_NONE_MATCH = const(5)
-OBSERVE = const(6)
-URI_PORT = const(7)
-LOCATION_PATH = const(8)
-URI_PATH = const(11)
-CONTENT_FORMAT = const(12)
-MAX_AGE = const(14)
-URI_QUERY = const(15)
-ACCEPT = const(17)
-LOCATION_QUERY = const(20)
-BLOCK2 = const(23)
-BLOCK1 = const(27)
-SIZE2 = const(28)
-PROXY_URI = const(35)
-PROXY_SCHEME = const(39)
-SIZE1 = const(60)
-NO_RESPONSE = const(258)
-
-# Options this stack understands; an unknown critical (odd-numbered) option in a request gets 4.02.
-KNOWN = (IF_MATCH, URI_HOST, ETAG, IF_NONE_MATCH, OBSERVE, URI_PORT, LOCATION_PATH, URI_PATH, CONTENT_FORMAT,
-         MAX_AGE, URI_QUERY, ACCEPT, LOCATION_QUERY, BLOCK2, BLOCK1, SIZE2, SIZE1, NO_RESPONSE)
-
-
-def code_str(code):
-    return "%d.%02d" % (code >> 5, code & 31)
+_CON = const(0)
+_GET = const(1)
+_URI_PATH = const(11)
+_URI_QUERY = const(15)
+# Critical options this stack understands (If-Match, Uri-Host, If-None-Match, Uri-Port, Uri-Path, Uri-Query,
+# Accept, Block2, Block1); any other odd-numbered option in a request gets 4.02 Bad Option.
+_KNOWN_CRITICAL = b"\x01\x03\x05\x07\x0b\x0f\x11\x17\x1b"
 
 
 def uint_bytes(n):
-    if n < 0:
-        raise ValueError("negative uint")
     if n < 0x100:
+        if n < 0:
+            raise ValueError("negative uint")
         return bytes((n,)) if n else b""
     return n.to_bytes(2 if n < 0x10000 else 3 if n < 0x1000000 else 4, "big")
 
 
-def _ext(out, n):
-    # Extended delta/length: returns the nibble and appends the extension bytes.
-    if n < 13:
-        return n
-    if n < 269:
-        out.append(n - 13)
-        return 13
-    n -= 269
-    out.append(n >> 8)
-    out.append(n & 255)
-    return 14
+def _val(v):
+    t = type(v)
+    if t is int:
+        return uint_bytes(v)
+    if t is str:
+        return v.encode()
+    return v
 
 
 class Message:
-    def __init__(self, mtype=CON, code=GET, mid=0, token=b"", payload=b""):
+    def __init__(self, mtype=_CON, code=_GET, mid=0, token=b"", payload=b""):
         self.type = mtype
         self.code = code
         self.mid = mid
         self.token = token
         self.payload = payload
         self.opts = []
-        self.buf = None  # set on decoded messages: then opts is the flat [num, start, end, ...] index
+        self.buf = None  # decoded messages: the datagram; opts is then the flat [num, start, end, ...] index
         self.remote = None
 
     def add(self, num, value):
-        if self.buf is not None:
-            self._own()
+        if self.buf is not None:  # editing a decoded message: switch to (number, value) pairs
+            self.opts = list(self.items())
+            self.buf = None
         self.opts.append((num, value))
         return self
-
-    def _own(self):
-        # Turn a decoded message into a built one (for editing); values stay views of the buffer.
-        self.opts = list(self.items())
-        self.buf = None
-
-    def remove(self, num):
-        if self.buf is not None:
-            self._own()
-        self.opts = [o for o in self.opts if o[0] != num]
 
     def items(self):
         b = self.buf
@@ -157,15 +94,19 @@ class Message:
         return int.from_bytes(v, "big")
 
     def path(self):
-        return "/" + "/".join(str(bytes(v), "utf-8") for v in self.all(URI_PATH))
+        return "/" + "/".join(str(bytes(v), "utf-8") for v in self.all(_URI_PATH))
 
     def query(self):
-        return [str(bytes(v), "utf-8") for v in self.all(URI_QUERY)]
+        return [str(bytes(v), "utf-8") for v in self.all(_URI_QUERY)]
 
     def set_path(self, path):
+        path, _, q = path.partition("?")
         for seg in path.split("/"):
             if seg:
-                self.add(URI_PATH, seg)
+                self.opts.append((_URI_PATH, seg))
+        if q:
+            for seg in q.split("&"):
+                self.opts.append((_URI_QUERY, seg))
         return self
 
     def encode(self):
@@ -181,12 +122,14 @@ class Message:
         out[3] = mid & 255
         out += tok
         if self.buf is not None:
-            self._own()
+            self.opts = list(self.items())
+            self.buf = None
         opts = self.opts
         last = 0
         for n, _ in opts:
             if n < last:
-                opts = _stable_sort(opts)
+                # list.sort is not stable on MicroPython: sort by (number, position).
+                opts = [opts[i] for _, i in sorted((opts[i][0], i) for i in range(len(opts)))]
                 break
             last = n
         last = 0
@@ -204,8 +147,18 @@ class Message:
             else:
                 i = len(out)
                 out.append(0)
-                hi = _ext(out, d)
-                out[i] = (hi << 4) | _ext(out, ln)
+                for x in (d, ln):  # extended delta, then extended length
+                    if x < 13:
+                        h = x
+                    elif x < 269:
+                        out.append(x - 13)
+                        h = 13
+                    else:
+                        x -= 269
+                        out.append(x >> 8)
+                        out.append(x & 255)
+                        h = 14
+                    out[i] = (out[i] << 4) | h
             out += v
         p = self.payload
         if p:
@@ -216,28 +169,12 @@ class Message:
         return out
 
     def __repr__(self):
-        return "<Message %s %s mid=%d token=%s %s payload=%d>" % (
-            "CNAR"[self.type], code_str(self.code), self.mid, bytes(self.token).hex(),
+        return "<Message %s %d.%02d mid=%d token=%s %s payload=%d>" % (
+            "CNAR"[self.type], self.code >> 5, self.code & 31, self.mid, bytes(self.token).hex(),
             [(n, bytes(v)) for n, v in self.items()], len(self.payload))
 
 
-def _val(v):
-    t = type(v)
-    if t is int:
-        return uint_bytes(v)
-    if t is str:
-        return v.encode()
-    return v
-
-
-def _stable_sort(opts):
-    # list.sort is not stable on MicroPython: sort by (number, position).
-    idx = [(opts[i][0], i) for i in range(len(opts))]
-    idx.sort()
-    return [opts[i] for _, i in idx]
-
-
-def _err(msg, mtype, mid):
+def _err(msg, mtype=None, mid=None):
     e = MessageError(msg)
     e.type = mtype
     e.mid = mid
@@ -250,24 +187,24 @@ def decode(buf):
     mv = memoryview(buf)
     n = len(mv)
     if n < 4:
-        raise _err("short header", None, None)
+        raise _err("short header")
     b = mv[0]
     if b >> 6 != 1:
-        raise _err("bad version", None, None)
+        raise _err("bad version")
     mtype = (b >> 4) & 3
     mid = (mv[2] << 8) | mv[3]
     tkl = b & 15
     code = mv[1]
+    p = 4 + tkl
     if tkl > 8:
         raise _err("bad token length", mtype, mid)
     if code == 0 and n != 4:
         raise _err("empty message with content", mtype, mid)
     if (code >> 5) in (1, 6, 7):
         raise _err("reserved code class", mtype, mid)
-    p = 4 + tkl
     if p > n:
         raise _err("truncated token", mtype, mid)
-    m = Message(mtype, code, mid, bytes(mv[4:p]), b"")
+    m = Message(mtype, code, mid, bytes(mv[4:p]))
     m.buf = mv
     opts = m.opts
     num = 0
@@ -282,7 +219,7 @@ def decode(buf):
                 break
             d = b >> 4
             ln = b & 15
-            if d >= 13:
+            if d > 12:
                 if d == 13:
                     d = mv[p] + 13
                     p += 1
@@ -291,7 +228,7 @@ def decode(buf):
                     p += 2
                 else:
                     raise _err("reserved option delta 15", mtype, mid)
-            if ln >= 13:
+            if ln > 12:
                 if ln == 13:
                     ln = mv[p] + 13
                     p += 1
@@ -318,6 +255,6 @@ def decode(buf):
 def unknown_critical(msg):
     """The first unrecognised critical option number in msg, or None."""
     for n, _ in msg.items():
-        if n & 1 and n not in KNOWN:
+        if n & 1 and (n > 255 or n not in _KNOWN_CRITICAL):
             return n
     return None

@@ -7,19 +7,51 @@
 # .etag); the server then reads just the block asked for.
 import asyncio
 from coap.endpoint import Endpoint
-from coap.msg import (Message, CON, NON, ACK, RST, EMPTY, GET, PUT, POST, DELETE, FETCH, CONTENT, CHANGED,
-                      CONTINUE, BAD_REQUEST, BAD_OPTION, NOT_FOUND, NOT_ALLOWED, INCOMPLETE, TOO_LARGE,
-                      SERVER_ERROR, OBSERVE, BLOCK1, BLOCK2, SIZE1, SIZE2, ETAG, MAX_AGE, CONTENT_FORMAT,
-                      unknown_critical, MessageError)
+from coap.msg import Message, unknown_critical, MessageError
 from coap import block
 from coap.observe import Observers
+
+try:
+    from micropython import const
+except ImportError:
+    const = lambda x: x
+
+_CON = const(0)
+_NON = const(1)
+_ACK = const(2)
+_RST = const(3)
+_EMPTY = const(0)
+_GET = const(1)
+_PUT = const(3)
+_POST = const(2)
+_DELETE = const(4)
+_FETCH = const(5)
+_CONTENT = const(69)
+_CHANGED = const(68)
+_CONTINUE = const(95)
+_BAD_REQUEST = const(128)
+_BAD_OPTION = const(130)
+_NOT_FOUND = const(132)
+_NOT_ALLOWED = const(133)
+_INCOMPLETE = const(136)
+_TOO_LARGE = const(141)
+_SERVER_ERROR = const(160)
+_OBSERVE = const(6)
+_BLOCK1 = const(27)
+_BLOCK2 = const(23)
+_SIZE1 = const(60)
+_SIZE2 = const(28)
+_ETAG = const(4)
+_MAX_AGE = const(14)
+_CONTENT_FORMAT = const(12)
+
 
 
 class Resource:
     def __init__(self, path, get=None, put=None, post=None, delete=None, fetch=None, observable=False,
                  rt=None, if_=None, ct=None, title=None, max_age=None, max_body=8192, observer_limit=4):
         self.path = path if path.startswith("/") else "/" + path
-        self.handlers = {GET: get, PUT: put, POST: post, DELETE: delete, FETCH: fetch}
+        self.handlers = {_GET: get, _PUT: put, _POST: post, _DELETE: delete, _FETCH: fetch}
         self.rt = rt
         self.if_ = if_
         self.ct = ct
@@ -100,9 +132,9 @@ class Server(Endpoint):
         self.szx = block.szx_for(transport.max_message_size) if szx is None else szx
         self.uploads = {}  # (remote, path) -> block.Assembler
         self.max_uploads = max_uploads
-        self.ack_delay = self.params.ack_timeout // 4  # after this an async handler's CON gets an empty ACK
-        self.notify_mids = {}  # (remote, mid) of NON notifications -> (resource, token), to cancel on RST
-        self.start()
+        self.ack_delay = self.params.ack_timeout // 4  # after this an async handler's _CON gets an empty _ACK
+        self.notify_mids = {}  # (remote, mid) of _NON notifications -> (resource, token), to cancel on _RST
+
 
     def add(self, resource):
         self.resources[resource.path] = resource
@@ -120,30 +152,30 @@ class Server(Endpoint):
                 asyncio.create_task(self._separate(req, r))
                 return
             self._reply(req, r, False)
-        except Exception as e:  # never leave a CON unanswered (its duplicates would be ignored)
+        except Exception as e:  # never leave a _CON unanswered (its duplicates would be ignored)
             self.on_error(e)
-            self._reply(req, Message(code=SERVER_ERROR), False)
+            self._reply(req, Message(code=_SERVER_ERROR), False)
 
     def _reply(self, req, resp, acked):
         if resp is None:
-            if req.type == CON and not acked:
-                self._empty(ACK, req.mid, req.remote)
+            if req.type == _CON and not acked:
+                self._empty(_ACK, req.mid, req.remote)
                 self.dedup.put((req.remote, req.mid), bytes((0x60, 0, req.mid >> 8, req.mid & 255)),
                                _now())
             return None
         resp.token = req.token
-        if req.type == CON and not acked:
-            resp.type = ACK
+        if req.type == _CON and not acked:
+            resp.type = _ACK
             resp.mid = req.mid
-        else:  # separate response (CON, after our empty ACK) or the answer to a NON
-            resp.type = CON if acked else NON
+        else:  # separate response (_CON, after our empty _ACK) or the answer to a _NON
+            resp.type = _CON if acked else _NON
             resp.mid = self.next_mid()
         data = resp.encode()
-        if resp.type == CON:
+        if resp.type == _CON:
             asyncio.create_task(self._con(resp, req.remote))
         else:
             self.t.send(data, req.remote)
-        if resp.type == ACK:
+        if resp.type == _ACK:
             self.dedup.put((req.remote, req.mid), data, _now())
         return resp
 
@@ -160,65 +192,62 @@ class Server(Endpoint):
             await asyncio.sleep_ms(self.ack_delay) if hasattr(asyncio, "sleep_ms") else \
                 await asyncio.sleep(self.ack_delay / 1000)
             acked[0] = True
-            self._empty(ACK, req.mid, req.remote)
+            self._empty(_ACK, req.mid, req.remote)
             self.dedup.put((req.remote, req.mid), bytes((0x60, 0, req.mid >> 8, req.mid & 255)), _now())
 
-        timer = asyncio.create_task(ack_later()) if req.type == CON else None
+        timer = asyncio.create_task(ack_later()) if req.type == _CON else None
         try:
             r = await coro
             r = self._finish(req, r)
         except Exception as e:
             self.on_error(e)
-            r = Message(code=SERVER_ERROR)
+            r = Message(code=_SERVER_ERROR)
         if timer:
             timer.cancel()
         if acked[0] and r is not None:
-            r.type = CON
+            r.type = _CON
         self._reply(req, r, acked[0])
 
     def respond(self, req):
         """Request -> response Message (or a coroutine for async handlers); no I/O."""
         n = unknown_critical(req)
         if n is not None:
-            return Message(code=BAD_OPTION, payload=("unknown critical option %d" % n).encode())
+            return Message(code=_BAD_OPTION, payload=("unknown critical option %d" % n).encode())
         path = req.path()
         res = self.resources.get(path)
         if res is None:
-            if path == "/.well-known/core" and req.code == GET:
+            if path == "/.well-known/core" and req.code == _GET:
                 res = _WK
             else:
-                return Message(code=NOT_FOUND)
+                return Message(code=_NOT_FOUND)
         h = self.handlers_for(res, req.code)
         if h is None:
-            return Message(code=NOT_ALLOWED)
+            return Message(code=_NOT_ALLOWED)
         try:
-            b1 = req.opt(BLOCK1)
+            b1 = req.opt(_BLOCK1)
             if b1 is not None:
                 r = self._block1(req, res, b1)
                 if r is not None:
                     return r
-            obs = req.uint(OBSERVE)
+            obs = req.uint(_OBSERVE)
             o = res.observers
-            if o is not None and req.code == GET:
-                b2 = req.opt(BLOCK2)
+            if o is not None and req.code == _GET:
+                b2 = req.opt(_BLOCK2)
                 if b2 is None or block.decode(b2)[0] == 0:  # later blocks of a notification keep it
                     if obs == 0:
-                        o.add(req.remote, req.token, req)  # over the limit: answered as a plain GET
+                        o.add(req.remote, req.token, req)  # over the limit: answered as a plain _GET
                     else:
                         o.remove(req.remote, req.token)
             r = h(req)
+            if r is not None and hasattr(r, "send"):
+                return r  # async handler: _separate awaits it and finishes the response
+            return self._finish(req, r)
         except (MessageError, block.BlockError) as e:
-            return Message(code=BAD_OPTION if isinstance(e, block.BlockError) else BAD_REQUEST,
+            return Message(code=_BAD_OPTION if isinstance(e, block.BlockError) else _BAD_REQUEST,
                            payload=str(e).encode())
         except Exception as e:
             self.on_error(e)
-            return Message(code=SERVER_ERROR)
-        if r is not None and hasattr(r, "send"):
-            return self._await(req, r)
-        return self._finish(req, r)
-
-    async def _await(self, req, coro):
-        return await coro
+            return Message(code=_SERVER_ERROR)
 
     def handlers_for(self, res, code):
         if res is _WK:
@@ -226,31 +255,31 @@ class Server(Endpoint):
         return res.handlers.get(code)
 
     def _wk(self, req):
-        return Message(code=CONTENT, payload=link_format(self.resources.values(), req.query()).encode()).add(
-            CONTENT_FORMAT, 40)
+        return Message(code=_CONTENT, payload=link_format(self.resources.values(), req.query()).encode()).add(
+            _CONTENT_FORMAT, 40)
 
     def _block1(self, req, res, v):
         num, more, szx = block.decode(v)
         key = (req.remote, res.path)
         a = self.uploads.get(key)
         if num == 0:
-            size1 = req.uint(SIZE1)
+            size1 = req.uint(_SIZE1)
             if size1 is not None and size1 > res.max_body:
-                return Message(code=TOO_LARGE).add(SIZE1, res.max_body)
+                return Message(code=_TOO_LARGE).add(_SIZE1, res.max_body)
             if a is None and len(self.uploads) >= self.max_uploads:
                 self.uploads.pop(next(iter(self.uploads)))
             a = self.uploads[key] = block.Assembler(res.max_body)
         elif a is None:
-            return Message(code=INCOMPLETE)
+            return Message(code=_INCOMPLETE)
         try:
             done = a.feed(num, more, szx, req.payload)
         except OverflowError:
             del self.uploads[key]
-            return Message(code=TOO_LARGE).add(SIZE1, res.max_body)
+            return Message(code=_TOO_LARGE).add(_SIZE1, res.max_body)
         except block.BlockError:
-            return Message(code=INCOMPLETE)
+            return Message(code=_INCOMPLETE)
         if not done:
-            return Message(code=CONTINUE).add(BLOCK1, block.encode(num, 1, szx))
+            return Message(code=_CONTINUE).add(_BLOCK1, block.encode(num, 1, szx))
         del self.uploads[key]
         req.payload = a.buf
         req.block1 = block.encode(num, 0, szx)
@@ -259,27 +288,27 @@ class Server(Endpoint):
     def _finish(self, req, r):
         # Normalise a handler's result and apply Block1 echo, Observe and Block2 slicing.
         if r is None:
-            r = Message(code=CHANGED if req.code in (PUT, POST) else CONTENT)
+            r = Message(code=_CHANGED if req.code in (_PUT, _POST) else _CONTENT)
         elif type(r) is tuple:
             r = Message(code=r[0], payload=r[1])
         elif type(r) in (bytes, str, bytearray):
-            r = Message(code=CONTENT, payload=r if type(r) is not str else r.encode())
+            r = Message(code=_CONTENT, payload=r if type(r) is not str else r.encode())
         b1 = getattr(req, "block1", None)
         if b1 is not None:
-            r.add(BLOCK1, b1)
+            r.add(_BLOCK1, b1)
         res = self.resources.get(req.path())
         if res is not None and r.code < 96:
             if res.observers is not None and (req.remote, req.token) in res.observers.reg \
-                    and req.uint(OBSERVE) == 0:
-                r.add(OBSERVE, res.observers.seq)
-            if res.max_age is not None and not r.has(MAX_AGE):
-                r.add(MAX_AGE, res.max_age)
+                    and req.uint(_OBSERVE) == 0:
+                r.add(_OBSERVE, res.observers.seq)
+            if res.max_age is not None and not r.has(_MAX_AGE):
+                r.add(_MAX_AGE, res.max_age)
         return self._block2(req, r)
 
     def _block2(self, req, r):
         p = r.payload
         src = p if hasattr(p, "read") else None
-        rb2 = req.opt(BLOCK2)
+        rb2 = req.opt(_BLOCK2)
         szx = self.szx
         num = 0
         if rb2 is not None:
@@ -294,32 +323,32 @@ class Server(Endpoint):
         size = src.size
         off = num * bs
         if off >= size and not (off == 0 and size == 0):
-            return Message(code=BAD_OPTION, payload=b"block out of range")
+            return Message(code=_BAD_OPTION, payload=b"block out of range")
         data = src.read(off, bs)
         more = off + len(data) < size
         r.payload = data
-        r.add(BLOCK2, block.encode(num, more, szx))
-        if num == 0 or req.opt(SIZE2) is not None:
-            r.add(SIZE2, size)
-        if not r.has(ETAG):
+        r.add(_BLOCK2, block.encode(num, more, szx))
+        if num == 0 or req.opt(_SIZE2) is not None:
+            r.add(_SIZE2, size)
+        if not r.has(_ETAG):
             et = getattr(src, "etag", None)
             if et is None and type(src) is _Bytes and size > bs:
                 et = _etag(src.b)
             if et is not None:
-                r.add(ETAG, et)
+                r.add(_ETAG, et)
         return r
 
     # --- Observe
 
     def notify(self, res):
-        """The resource changed: send every observer a notification (NON, every n-th CON)."""
+        """The resource changed: send every observer a notification (_NON, every n-th _CON)."""
         o = res.observers
         if not o:
             return
         seq = o.next_seq()
         for key, entry in list(o.reg.items()):
             req = entry[0]
-            h = res.handlers.get(GET)
+            h = res.handlers.get(_GET)
             r = h(req)
             if r is not None and hasattr(r, "send"):
                 asyncio.create_task(self._notify_async(res, key, entry, seq, r))
@@ -335,15 +364,15 @@ class Server(Endpoint):
         r = self._finish(req, r)
         if r.code >= 96:  # an error ends the observation (RFC 7641 section 4.2)
             res.observers.remove(remote, token)
-        elif not r.has(OBSERVE):
-            r.add(OBSERVE, seq)
+        elif not r.has(_OBSERVE):
+            r.add(_OBSERVE, seq)
         r.token = token
         r.mid = self.next_mid()
         if res.observers.want_con(entry):
-            r.type = CON
+            r.type = _CON
             asyncio.create_task(self._notify_con(res, key, r))
         else:
-            r.type = NON
+            r.type = _NON
             if len(self.notify_mids) > 16:
                 self.notify_mids.clear()
             self.notify_mids[(remote, r.mid)] = (res, token)
@@ -352,15 +381,15 @@ class Server(Endpoint):
     async def _notify_con(self, res, key, r):
         try:
             a = await self.send_con(r, key[0])
-            if a.type != RST:
+            if a.type != _RST:
                 return
         except Exception:
             pass
-        res.observers.remove(key[0], key[1])  # RST or no ACK: the observer is gone
+        res.observers.remove(key[0], key[1])  # _RST or no _ACK: the observer is gone
 
     def _acked(self, m):
         Endpoint._acked(self, m)
-        if m.type == RST:
+        if m.type == _RST:
             x = self.notify_mids.pop((m.remote, m.mid), None)
             if x is not None:
                 x[0].observers.remove(m.remote, x[1])
