@@ -1,0 +1,330 @@
+"""`hourglass build`: .mpy per board arch, LittleFS2 image mounted back on the MicroPython VM with the board's
+geometry, ROMFS image mounted with VfsRom, freeze manifest, size report and budget, excludes, reproducibility."""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hourglass import build as hbuild
+from hourglass import mpvm
+from hourglass.boards import BOARDS_DIR, REPO, board_names, load_board
+
+# The arch field of an .mpy header (byte 2 >> 2) once the module has native code.
+ARCH_CODE = {"xtensawin": 10, "rv32imc": 11, "armv7emsp": 7}
+
+# Runs on the MicroPython VM: mount an image file with the given geometry and print what is on it.
+MOUNT_LFS = r"""
+import sys, os, vfs
+path, bs, count, probe = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+
+class FileBlockDev:
+    def __init__(self, path, block_size, block_count):
+        self.f = open(path, "r+b")
+        self.bs = block_size
+        self.count = block_count
+    def readblocks(self, n, buf, off=0):
+        self.f.seek(n * self.bs + off)
+        self.f.readinto(buf)
+    def writeblocks(self, n, buf, off=None):
+        self.f.seek(n * self.bs + (off or 0))
+        self.f.write(buf)
+    def ioctl(self, op, arg):
+        if op == 4:
+            return self.count
+        if op == 5:
+            return self.bs
+        if op in (1, 2, 3, 6):
+            return 0
+
+vfs.mount(vfs.VfsLfs2(FileBlockDev(path, bs, count), readsize=32, progsize=32, lookahead=32), "/m")
+st = os.statvfs("/m")
+print("GEOMETRY", st[0], st[2])
+
+def walk(d):
+    for name, kind, *_ in sorted(os.ilistdir(d)):
+        p = d + "/" + name
+        if kind == 0x4000:
+            walk(p)
+        else:
+            print("FILE", p[3:], os.stat(p)[6])
+walk("/m")
+with open("/m/" + probe, "rb") as f:
+    data = f.read()
+print("PROBE", len(data), sum(data) & 0xFFFFFFFF)
+"""
+
+MOUNT_ROMFS = r"""
+import sys, os, vfs
+with open(sys.argv[1], "rb") as f:
+    image = f.read()
+vfs.mount(vfs.VfsRom(image), "/rom")
+def walk(d):
+    for name, kind, *_ in sorted(os.ilistdir(d)):
+        p = d + "/" + name
+        if kind == 0x4000:
+            walk(p)
+        else:
+            print("FILE", p[5:], os.stat(p)[6])
+walk("/rom")
+sys.path.insert(0, "/rom/lib")
+import cbor
+print("IMPORTED", cbor.__name__)
+"""
+
+
+def tree_listing(tree: Path) -> dict[str, int]:
+    return {p.relative_to(tree).as_posix(): p.stat().st_size for p in sorted(tree.rglob("*")) if p.is_file()}
+
+
+def digests(out: Path) -> dict[str, str]:
+    return {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def make_sources(root: Path) -> tuple[Path, Path]:
+    """A small lib/ + firmware/ of our own, so the tests do not depend on what lib/ holds today."""
+    lib, fw = root / "lib", root / "firmware"
+    (lib / "net" / "net").mkdir(parents=True)
+    (lib / "net" / "manifest.py").write_text('metadata(version="0.1")\npackage("net")\n')
+    (lib / "net" / "package.json").write_text("{}")
+    (lib / "net" / "net" / "__init__.py").write_text("VERSION = 1\n")
+    (lib / "net" / "net" / "core.py").write_text("def double(x):\n    return 2 * x\n")
+    (lib / "net" / "net" / "dtls.py").write_text("import ssl\nPROTO = ssl.PROTOCOL_DTLS_CLIENT\n")
+    (lib / "fast").mkdir()
+    (lib / "fast" / "manifest.py").write_text('module("fast.py")\n')
+    (lib / "fast" / "fast.py").write_text(
+        "try:\n    import micropython\nexcept ImportError:\n    class micropython:\n"
+        "        native = staticmethod(lambda f: f)\n\n\n@micropython.native\ndef add(a, b):\n"
+        "    return a + b\n")
+    fw.mkdir()
+    (fw / "boot.py").write_text("# boot\n")
+    (fw / "main.py").write_text("import app\napp.run()\n")
+    (fw / "app.py").write_text("def run():\n    print('app')\n")
+    return lib, fw
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    return make_sources(tmp_path_factory.mktemp("src"))
+
+
+@pytest.mark.parametrize("name", board_names())
+def test_build_every_board(tmp_path, sources, name):
+    lib, fw = sources
+    board = load_board(name)
+    res = hbuild.build(board, tmp_path / name, lib, fw)
+    out = res.out
+    nrf = board.port == "nrf"
+    lib_tree = out / ("romfs" if board.lib_storage == "romfs" else "fs")
+    expected_lib = {"lib/net/__init__.mpy", "lib/net/core.mpy", "lib/fast.mpy"} | (set() if nrf else {"lib/net/dtls.mpy"})
+    assert {k for k in tree_listing(lib_tree) if k.startswith("lib/")} == expected_lib
+    # firmware: boot.py and main.py stay source, other firmware modules are compiled; always on the filesystem.
+    assert {k for k in tree_listing(out / "fs") if not k.startswith("lib/")} == {"boot.py", "main.py", "app.mpy"}
+    assert (out / "fs" / "boot.py").read_text() == "# boot\n"
+    assert [s.module for s, _ in res.excluded] == (["net.dtls"] if nrf else [])
+    # .mpy v6 with the board's native arch in the header of the module that has native code.
+    header = (lib_tree / "lib" / "fast.mpy").read_bytes()[:4]
+    assert header[:2] == b"M\x06" and header[2] >> 2 == ARCH_CODE[board.mpy_arch]
+    assert (lib_tree / "lib" / "net" / "core.mpy").read_bytes()[:2] == b"M\x06"
+    # The LittleFS image has exactly the partition's size.
+    assert (out / "fs.img").stat().st_size == board.fs_block_size * board.fs_block_count == board.fs_size
+    report = json.loads((out / "report.json").read_text())
+    assert report["board"] == name and report["flash_budget"] == board.flash_budget
+    assert report["bundle_bytes"] == sum(m["bytes"] for m in report["modules"]) == res.bundle_bytes
+    assert {m["path"] for m in report["modules"]} == expected_lib | {"boot.py", "main.py", "app.mpy"}
+    assert report["images"]["fs"]["block_count"] == board.fs_block_count
+    md = (out / "report.md").read_text()
+    assert f"of {board.flash_budget} budget" in md and "net.core" in md
+
+
+@pytest.mark.parametrize("name", ["ESP32_GENERIC", "ESP32_GENERIC-OTA", "PCA10059", "SEEED_XIAO_NRF52"])
+def test_littlefs_image_mounts_on_the_vm_with_the_board_geometry(tmp_path, sources, name):
+    lib, fw = sources
+    board = load_board(name)
+    res = hbuild.build(board, tmp_path / name, lib, fw)
+    script = tmp_path / "mount_lfs.py"
+    script.write_text(MOUNT_LFS)
+    img = tmp_path / "copy.img"  # the VM mounts read-write: keep the build output untouched
+    shutil.copyfile(res.out / "fs.img", img)
+    proc = mpvm.run([str(script), str(img), str(board.fs_block_size), str(board.fs_block_count), "main.py"])
+    text = proc.stdout.decode()
+    assert proc.returncode == 0, proc.stderr.decode() + text
+    assert f"GEOMETRY {board.fs_block_size} {board.fs_block_count}" in text
+    files = {line.split()[1]: int(line.split()[2]) for line in text.splitlines() if line.startswith("FILE")}
+    assert files == tree_listing(res.out / "fs")
+    main = (res.out / "fs" / "main.py").read_bytes()
+    assert f"PROBE {len(main)} {sum(main)}" in text
+
+
+def test_repo_bundle_mounts_and_imports_on_the_vm(tmp_path):
+    """The real lib/: its ESP32 LittleFS image mounts on the VM and a module imports from it."""
+    board = load_board("ESP32_GENERIC")
+    res = hbuild.build(board, tmp_path / "esp32")
+    assert res.modules, "lib/ is empty"
+    script = tmp_path / "mount_lfs.py"
+    script.write_text(MOUNT_LFS + "\nsys.path.insert(0, '/m/lib')\nimport cbor\nprint('IMPORTED', cbor.__name__)\n")
+    img = tmp_path / "copy.img"
+    shutil.copyfile(res.out / "fs.img", img)
+    probe = "lib/cbor.mpy"
+    proc = mpvm.run([str(script), str(img), "4096", str(board.fs_block_count), probe], path=[])
+    text = proc.stdout.decode()
+    assert proc.returncode == 0, proc.stderr.decode() + text
+    files = {line.split()[1]: int(line.split()[2]) for line in text.splitlines() if line.startswith("FILE")}
+    assert files == tree_listing(res.out / "fs")
+    assert "IMPORTED cbor" in text
+
+
+def test_romfs_image_mounts_on_the_vm(tmp_path):
+    board = load_board("PCA10056")
+    res = hbuild.build(board, tmp_path / "nrf")
+    script = tmp_path / "mount_romfs.py"
+    script.write_text(MOUNT_ROMFS)
+    proc = mpvm.run([str(script), str(res.out / "romfs.img")], path=[])
+    text = proc.stdout.decode()
+    assert proc.returncode == 0, proc.stderr.decode() + text
+    files = {line.split()[1]: int(line.split()[2]) for line in text.splitlines() if line.startswith("FILE")}
+    assert files == tree_listing(res.out / "romfs")
+    assert "IMPORTED cbor" in text
+    assert (res.out / "romfs.img").stat().st_size <= board.romfs_size
+
+
+def test_build_is_reproducible(tmp_path, sources):
+    lib, fw = sources
+    board = load_board("ESP32_GENERIC_C3")
+    first = hbuild.build(board, tmp_path / "a" / "out", lib, fw)
+    # Touch every source: new mtimes must not change a byte.
+    for p in [*lib.rglob("*.py"), *fw.rglob("*.py")]:
+        p.touch()
+    second = hbuild.build(board, tmp_path / "b" / "out", lib, fw, jobs=1)
+    assert digests(first.out) == digests(second.out)
+    again = hbuild.build(load_board("ESP32_GENERIC_C3"), tmp_path / "b" / "out")
+    repo_again = hbuild.build(load_board("ESP32_GENERIC_C3"), tmp_path / "a" / "out")
+    assert digests(again.out) == digests(repo_again.out)
+
+
+def _board_override(tmp_path: Path, name: str, **replace: str) -> Path:
+    boards = tmp_path / "boards"
+    shutil.copytree(BOARDS_DIR / name, boards / name)
+    toml = boards / name / "board.toml"
+    text = toml.read_text()
+    for old, new in replace.items():
+        assert old in text
+        text = text.replace(old, new, 1)
+    toml.write_text(text)
+    return boards
+
+
+def test_over_budget_fails_with_a_clear_message(tmp_path, sources):
+    lib, fw = sources
+    boards = _board_override(tmp_path, "ESP32_GENERIC", **{"flash = 524288": "flash = 100"})
+    board = load_board("ESP32_GENERIC", boards)
+    with pytest.raises(hbuild.BuildError, match=r"over the board's flash budget of 100 bytes by \d+\. Largest: "):
+        hbuild.build(board, tmp_path / "out", lib, fw)
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["within_budget"] is False and report["bundle_bytes"] > 100
+    assert "OVER BUDGET" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_over_budget_cli_exit_code(tmp_path, sources):
+    lib, fw = sources
+    boards = _board_override(tmp_path, "PCA10056", **{"flash = 126976": "flash = 100"})
+    env = {**__import__("os").environ, "HOURGLASS_BOARDS_DIR": str(boards)}
+    proc = subprocess.run([sys.executable, "-m", "hourglass.cli", "build", "--board", "PCA10056", "--out",
+                           str(tmp_path / "out"), "--lib-dir", str(lib), "--firmware-dir", str(fw)],
+                          env=env, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "error: PCA10056: the bundle is" in proc.stderr and "over the board's flash budget of 100" in proc.stderr
+
+
+def test_bundle_that_does_not_fit_littlefs_fails_clearly(tmp_path):
+    # Put lib/ on the 16-block LittleFS of a PCA10056: every directory costs a metadata pair, every file a block.
+    boards = _board_override(tmp_path, "PCA10056", **{'lib_storage = "romfs"': 'lib_storage = "littlefs"',
+                                                      "flash = 126976": "flash = 65536"})
+    lib = tmp_path / "biglib"
+    for i in range(6):
+        (lib / f"p{i}" / f"p{i}").mkdir(parents=True)
+        for j in range(3):
+            (lib / f"p{i}" / f"p{i}" / f"m{j}.py").write_text(f"DATA = {list(range(400))!r}\n")
+    with pytest.raises(hbuild.BuildError, match="do not fit its 64 KiB LittleFS"):
+        hbuild.build(load_board("PCA10056", boards), tmp_path / "out", lib, tmp_path / "nofw")
+
+
+def _exec_manifest(path: Path) -> list[tuple[str, Path]]:
+    """Evaluate a manifest.py the way MicroPython's manifestfile does, resolving paths relative to the file;
+    returns the (frozen name, source file) pairs."""
+    frozen: list[tuple[str, Path]] = []
+    libraries: dict[str, Path] = {}
+
+    def run(manifest: Path) -> None:
+        here = manifest.parent
+
+        def module(name, base_path="."):
+            src = (here / base_path / name).resolve()
+            assert src.is_file(), src
+            frozen.append((name, src))
+
+        def package(name, files=None, base_path="."):
+            base = (here / base_path / name).resolve()
+            assert base.is_dir(), base
+            names = files if files is not None else [p.relative_to(base).as_posix() for p in base.rglob("*.py")]
+            for f in names:
+                assert (base / f).is_file(), base / f
+                frozen.append((f"{name}/{f}", base / f))
+
+        def require(name, library=None, **_):
+            root = libraries[library]
+            candidates = [p for p in root.rglob("manifest.py") if p.parent.name == name]
+            assert candidates, f"require({name!r}): no {name}/manifest.py under {root}"
+            run(candidates[0])
+
+        def add_library(name, path, prepend=False):
+            libraries[name] = (here / path).resolve()
+
+        env = {"module": module, "package": package, "require": require, "add_library": add_library,
+               "metadata": lambda **_: None, "include": lambda *_ , **__: None}
+        exec(compile(manifest.read_text(), str(manifest), "exec"), env)
+
+    run(path)
+    return frozen
+
+
+@pytest.mark.parametrize("name", ["ESP32_GENERIC", "SEEED_XIAO_NRF52"])
+def test_freeze_manifest_names_exactly_the_kept_modules(tmp_path, sources, name):
+    lib, fw = sources
+    board = load_board(name)
+    res = hbuild.build(board, tmp_path / "build" / name, lib, fw)
+    text = res.manifest.read_text()
+    assert text.count("include(") == 1 and 'add_library("hourglass"' in text
+    frozen = sorted(n for n, _ in _exec_manifest(res.manifest))
+    kept = sorted(m.source.path.relative_to(lib / m.source.package).as_posix()
+                  for m in res.modules if m.source.package != "firmware")
+    assert frozen == kept
+    if board.port == "nrf":
+        assert 'package("net", files=["__init__.py", "core.py"]' in text and "dtls" not in "".join(frozen)
+    else:
+        assert 'require("net", library="hourglass")' in text
+
+
+def test_board_build_hook(tmp_path, sources):
+    lib, fw = sources
+    boards = _board_override(tmp_path, "ESP32_GENERIC_C3")
+    (boards / "ESP32_GENERIC_C3" / "build.py").write_text(
+        "def post_compile(board, build_dir):\n"
+        "    (build_dir / 'fs' / 'board.txt').write_text(board.name + '\\n')\n")
+    res = hbuild.build(load_board("ESP32_GENERIC_C3", boards), tmp_path / "out", lib, fw)
+    assert (res.out / "fs" / "board.txt").read_text() == "ESP32_GENERIC_C3\n"
+
+
+def test_cli_builds_every_board_from_the_repo(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "hourglass.cli", "build", "--all", "--out", str(tmp_path)],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    for name in board_names():
+        assert f"hourglass build: {name}:" in proc.stdout
+        assert (tmp_path / name / "fs.img").is_file() and (tmp_path / name / "report.md").is_file()
