@@ -7,7 +7,7 @@
 import hashlib
 
 from crypto import CryptoError
-from crypto._ec import wnaf as _wnaf
+from crypto._ec import inverse, wnaf as _wnaf
 from crypto.kdf import HmacSha256
 from crypto.util import random_bytes
 
@@ -98,7 +98,7 @@ def _jadd(x1, y1, z1, x2, y2, z2):
 
 def _to_affine(x, y, z):
     p = _P
-    zi = pow(z, p - 2, p)
+    zi = inverse(z, p)
     zi2 = zi * zi % p
     return x * zi2 % p, y * zi2 % p * zi % p
 
@@ -116,7 +116,7 @@ def _g_table():
         acc = [1]
         for q in pts:
             acc.append(acc[-1] * q[2] % p)
-        inv = pow(acc[-1], p - 2, p)
+        inv = inverse(acc[-1], p)
         out = [None] * count
         for i in range(count - 1, -1, -1):
             zi = inv * acc[i] % p
@@ -277,7 +277,7 @@ def sign_digest(priv, digest):
         r = _to_affine(x, y, z)[0] % n
         if r == 0:
             continue
-        s = pow(k, n - 2, n) * (e + r * d) % n
+        s = inverse(k, n) * (e + r * d) % n
         if s == 0:
             continue
         return r.to_bytes(32, "big") + s.to_bytes(32, "big")
@@ -303,7 +303,7 @@ def verify_digest(pub, digest, sig):
     s = int.from_bytes(sig[32:], "big")
     if not (0 < r < n and 0 < s < n):
         return False
-    w = pow(s, n - 2, n)
+    w = inverse(s, n)
     x, y, z = _mul2(_bits2int(digest) % n * w % n, r * w % n, q)
     if z == 0:
         return False

@@ -35,21 +35,27 @@ _IV = (
 _MASK = 0xFFFFFFFFFFFFFFFF
 
 
-def _compress(state, block):
-    """One 128-byte block into the 8-word state (a list, updated in place)."""
+def _compress(state, block, w):
+    """One 128-byte block into the 8-word state (a list, updated in place). w is a 16-entry scratch list:
+    the message schedule is kept as a ring of 16 words instead of 80, and nothing grows, so the heap
+    needs no contiguous block larger than 128 bytes."""
     mask = _MASK
     k = _K
-    w = [int.from_bytes(block[i:i + 8], "big") for i in range(0, 128, 8)]
-    for t in range(16, 80):
-        x = w[t - 15]
-        s0 = ((x >> 1 | x << 63) ^ (x >> 8 | x << 56) ^ (x >> 7)) & mask
-        x = w[t - 2]
-        s1 = ((x >> 19 | x << 45) ^ (x >> 61 | x << 3) ^ (x >> 6)) & mask
-        w.append((w[t - 16] + s0 + w[t - 7] + s1) & mask)
+    for i in range(16):
+        w[i] = int.from_bytes(block[8 * i:8 * i + 8], "big")
     a, b, c, d, e, f, g, h = state
     for t in range(80):
+        if t < 16:
+            wt = w[t]
+        else:
+            x = w[(t - 15) & 15]
+            s0 = ((x >> 1 | x << 63) ^ (x >> 8 | x << 56) ^ (x >> 7)) & mask
+            x = w[(t - 2) & 15]
+            s1 = ((x >> 19 | x << 45) ^ (x >> 61 | x << 3) ^ (x >> 6)) & mask
+            wt = (w[t & 15] + s0 + w[(t - 7) & 15] + s1) & mask
+            w[t & 15] = wt
         s1 = ((e >> 14 | e << 50) ^ (e >> 18 | e << 46) ^ (e >> 41 | e << 23)) & mask
-        t1 = h + s1 + ((e & f) ^ (~e & g)) + k[t] + w[t]
+        t1 = h + s1 + ((e & f) ^ (~e & g)) + k[t] + wt
         s0 = ((a >> 28 | a << 36) ^ (a >> 34 | a << 30) ^ (a >> 39 | a << 25)) & mask
         t2 = s0 + ((a & b) ^ (a & c) ^ (b & c))
         h = g
@@ -60,8 +66,14 @@ def _compress(state, block):
         c = b
         b = a
         a = (t1 + t2) & mask
-    for i, v in enumerate((a, b, c, d, e, f, g, h)):
-        state[i] = (state[i] + v) & mask
+    state[0] = (state[0] + a) & mask
+    state[1] = (state[1] + b) & mask
+    state[2] = (state[2] + c) & mask
+    state[3] = (state[3] + d) & mask
+    state[4] = (state[4] + e) & mask
+    state[5] = (state[5] + f) & mask
+    state[6] = (state[6] + g) & mask
+    state[7] = (state[7] + h) & mask
 
 
 class Sha512:
@@ -72,28 +84,52 @@ class Sha512:
 
     def __init__(self, data=b""):
         self._state = list(_IV)
-        self._buf = b""
+        self._w = [0] * 16
+        self._buf = bytearray(128)  # a partial block
+        self._fill = 0
         self._length = 0
         if data:
             self.update(data)
 
     def update(self, data):
-        self._length += len(data)
-        buf = self._buf + bytes(data)
-        mv = memoryview(buf)
-        end = len(buf) & ~127
-        for i in range(0, end, 128):
-            _compress(self._state, mv[i:i + 128])
-        self._buf = buf[end:]
+        mv = memoryview(data)
+        n = len(mv)
+        self._length += n
+        pos = 0
+        fill = self._fill
+        if fill:
+            take = min(128 - fill, n)
+            self._buf[fill:fill + take] = mv[:take]
+            fill += take
+            pos = take
+            if fill < 128:
+                self._fill = fill
+                return
+            _compress(self._state, self._buf, self._w)
+        # whole blocks straight from the caller's buffer, no copy
+        while n - pos >= 128:
+            _compress(self._state, mv[pos:pos + 128], self._w)
+            pos += 128
+        rest = n - pos
+        self._buf[:rest] = mv[pos:]
+        self._fill = rest
 
     def digest(self):
         state = list(self._state)
-        bitlen = self._length * 8
-        pad = b"\x80" + bytes((111 - self._length) % 128) + bitlen.to_bytes(16, "big")
-        tail = self._buf + pad
-        for i in range(0, len(tail), 128):
-            _compress(state, tail[i:i + 128])
-        return b"".join(v.to_bytes(8, "big") for v in state)
+        fill = self._fill
+        block = bytearray(self._buf)
+        block[fill] = 0x80
+        for i in range(fill + 1, 128):
+            block[i] = 0
+        if fill >= 112:  # no room for the 16-byte length: one more block
+            _compress(state, block, self._w)
+            block = bytearray(128)
+        block[112:] = (self._length * 8).to_bytes(16, "big")
+        _compress(state, block, self._w)
+        out = bytearray(64)
+        for i in range(8):
+            out[8 * i:8 * i + 8] = state[i].to_bytes(8, "big")
+        return bytes(out)
 
 
 def new(data=b""):

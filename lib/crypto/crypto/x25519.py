@@ -5,6 +5,7 @@
 # ints instead of shifting a big int, and the swap is a tuple swap. Python ints are not constant-time, so no
 # implementation here is; the ladder at least performs the same operations for every key bit.
 from crypto import CryptoError
+from crypto._ec import inverse
 from crypto.util import random_bytes
 
 _P = 2**255 - 19
@@ -50,7 +51,7 @@ def _ladder(k, u):
             z2 = e * (aa + a24 * e) % p
     if swap:
         x2, z2 = x3, z3
-    return x2 * pow(z2, p - 2, p) % p
+    return x2 * inverse(z2, p) % p
 
 
 def x25519(k, u):
