@@ -106,17 +106,24 @@ def verify_firmware(board: Board, path: Path, pin: str | None = None) -> str:
 # ---------------------------------------------------------------------------------------------- UF2 / hex
 
 def uf2_blocks(chunks: list[tuple[int, bytes]], family: int) -> bytes:
-    """Encode (address, data) runs as UF2 blocks of 256 payload bytes each, numbered across the file."""
-    payloads: list[tuple[int, bytes]] = []
-    for addr, data in sorted(chunks):
-        for off in range(0, len(data), UF2_PAYLOAD):
-            part = data[off:off + UF2_PAYLOAD]
-            payloads.append((addr + off, part))
+    """Encode (address, data) runs as UF2 blocks: 256-byte payloads at 256-aligned addresses (what UF2
+    bootloaders write page by page), bytes the runs leave out of a block padded with 0xFF (erased flash)."""
+    blocks: dict[int, bytearray] = {}
+    for addr, data in chunks:
+        pos = 0
+        while pos < len(data):
+            base = (addr + pos) // UF2_PAYLOAD * UF2_PAYLOAD
+            start = addr + pos - base
+            take = min(UF2_PAYLOAD - start, len(data) - pos)
+            block = blocks.setdefault(base, bytearray(b"\xff" * UF2_PAYLOAD))
+            block[start:start + take] = data[pos:pos + take]
+            pos += take
     out = bytearray()
-    for n, (addr, part) in enumerate(payloads):
-        header = UF2_HEADER.pack(UF2_MAGIC_START0, UF2_MAGIC_START1, UF2_FLAG_FAMILY_ID, addr, len(part), n,
-                                 len(payloads), family)
-        block = header + part + bytes(476 - len(part)) + struct.pack("<I", UF2_MAGIC_END)
+    total = len(blocks)
+    for n, addr in enumerate(sorted(blocks)):
+        header = UF2_HEADER.pack(UF2_MAGIC_START0, UF2_MAGIC_START1, UF2_FLAG_FAMILY_ID, addr, UF2_PAYLOAD, n,
+                                 total, family)
+        block = header + bytes(blocks[addr]) + bytes(476 - UF2_PAYLOAD) + struct.pack("<I", UF2_MAGIC_END)
         assert len(block) == UF2_BLOCK
         out += block
     return bytes(out)
