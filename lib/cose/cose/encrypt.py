@@ -77,14 +77,14 @@ def decrypt(msg, keys, ciphertext=None, external_aad=b""):
     arr = _h.unwrap(msg, TAG, 4)
     hdr = _h.Headers(arr[0], arr[1])
     _h.check_bstr_or_nil(arr[2], "ciphertext")
+    alg = hdr.alg
+    if alg not in _algs.AEAD_ALGS:
+        raise _algs._unsupported(alg, "content encryption")
     ct = arr[2]
     if ct is None:
         if ciphertext is None:
             raise CoseError("detached ciphertext: pass ciphertext=")
         ct = bytes(ciphertext)
-    alg = hdr.alg
-    if alg not in _algs.AEAD_ALGS:
-        raise _algs._unsupported(alg, "content encryption")
     cek = CoseKey.symmetric(unwrap_cek(arr[3], keys), alg)
     nonce = nonce_for(hdr, cek, _algs.AEAD_ALGS[alg][1])
     return _algs.aead_decrypt(alg, cek, nonce, ct, enc_structure("Encrypt", hdr.protected_bytes, external_aad))

@@ -27,10 +27,15 @@ def nonce_for(hdr, key, nlen):
     if piv is not None:
         if not isinstance(piv, (bytes, bytearray)) or not 0 < len(piv) <= nlen:
             raise CoseError("Partial IV must be a bstr of 1..%d bytes" % nlen)
-        if key.base_iv is None or len(key.base_iv) != nlen:
-            raise CoseError("Partial IV needs a key with a %d-byte Base IV" % nlen)
-        padded = bytes(nlen - len(piv)) + bytes(piv)
-        return bytes(a ^ b for a, b in zip(key.base_iv, padded))
+        base = key.base_iv
+        if base is None or not 0 < len(base) <= nlen:
+            raise CoseError("Partial IV needs a key with a Base IV of 1..%d bytes" % nlen)
+        # Partial IV left-padded, Base IV right-padded with zeros (RFC 9052 section 3.1, example C.4.2)
+        nonce = bytearray(base + bytes(nlen - len(base)))
+        off = nlen - len(piv)
+        for i in range(len(piv)):
+            nonce[off + i] ^= piv[i]
+        return bytes(nonce)
     raise CoseError("no IV or Partial IV header")
 
 
@@ -65,13 +70,13 @@ def decode(msg):
 def decrypt(msg, keys, ciphertext=None, external_aad=b""):
     """Decrypt a COSE_Encrypt0 (ciphertext= for a detached one); raises InvalidTag for every candidate key."""
     hdr, ct = decode(msg)
+    alg = hdr.alg
+    if alg not in _algs.AEAD_ALGS:
+        raise _algs._unsupported(alg, "content encryption")
     if ct is None:
         if ciphertext is None:
             raise CoseError("detached ciphertext: pass ciphertext=")
         ct = bytes(ciphertext)
-    alg = hdr.alg
-    if alg not in _algs.AEAD_ALGS:
-        raise _algs._unsupported(alg, "content encryption")
     aad = enc_structure("Encrypt0", hdr.protected_bytes, external_aad)
     for key in candidates(keys, hdr.kid, alg):
         nonce = nonce_for(hdr, key, _algs.AEAD_ALGS[alg][1])

@@ -42,8 +42,10 @@ class Headers:
             raise CoseError("protected header must be a bstr")
         if not isinstance(unprotected, dict):
             raise CoseError("unprotected header must be a map")
-        self.protected_bytes = bytes(protected_bytes)
-        self.protected = decode_protected(self.protected_bytes)
+        self.protected = decode_protected(protected_bytes)
+        # An empty protected map is authenticated as a zero-length bstr however the sender encoded it
+        # (RFC 9052 section 4.4; COSE WG example sign-pass-01 sends h'a0').
+        self.protected_bytes = bytes(protected_bytes) if self.protected else b""
         self.unprotected = unprotected
         for label in unprotected:
             if label in self.protected:

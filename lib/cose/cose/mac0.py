@@ -40,15 +40,15 @@ def decode(msg):
 def verify(msg, keys, payload=None, external_aad=b""):
     """Check a COSE_Mac0 and return its payload (or the detached payload given). Raises InvalidTag."""
     hdr, body, tag = decode(msg)
+    alg = hdr.alg
+    if alg not in _algs.MAC_ALGS:
+        raise _algs._unsupported(alg, "MAC")
     if body is None:
         if payload is None:
             raise CoseError("detached payload: pass payload=")
         body = bytes(payload)
     elif payload is not None and bytes(payload) != body:
         raise CoseError("payload given for a message that carries its own")
-    alg = hdr.alg
-    if alg not in _algs.MAC_ALGS:
-        raise _algs._unsupported(alg, "MAC")
     data = _mac_structure(hdr.protected_bytes, external_aad, body)
     for key in candidates(keys, hdr.kid, alg):
         if ct_equal(_algs.mac(alg, key, data), tag):

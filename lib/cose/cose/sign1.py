@@ -42,15 +42,15 @@ def verify(msg, keys, payload=None, external_aad=b""):
     """Check a COSE_Sign1 with a CoseKey, KeySet or list; return the payload. payload= supplies a detached one.
     Raises InvalidSignature when no candidate key verifies, CoseError/CoseUnsupported for bad structures."""
     hdr, body, sig = decode(msg)
+    alg = hdr.alg
+    if alg not in _algs.SIGNATURE_ALGS:
+        raise _algs._unsupported(alg, "signature")
     if body is None:
         if payload is None:
             raise CoseError("detached payload: pass payload=")
         body = bytes(payload)
     elif payload is not None and bytes(payload) != body:
         raise CoseError("payload given for a message that carries its own")
-    alg = hdr.alg
-    if alg not in _algs.SIGNATURE_ALGS:
-        raise _algs._unsupported(alg, "signature")
     tbs = _tbs(hdr.protected_bytes, external_aad, body)
     for key in candidates(keys, hdr.kid, alg):
         if _algs.verify(alg, key, tbs, sig):
