@@ -287,3 +287,12 @@ def test_flash_needs_a_port(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "hourglass.cli", "flash", "--board", "ESP32_GENERIC"],
                           capture_output=True, text=True, cwd=REPO, env={**os.environ, "PORT": ""})
     assert proc.returncode == 2 and "needs --port" in proc.stderr
+
+
+def test_empty_filesystem_tree_skips_the_copy_step(tmp_path):
+    board = load_board("PCA10059")
+    (tmp_path / "fs").mkdir()
+    ctx = hflash.Context(board, tmp_path, tmp_path / board.firmware_name, port=PORT)
+    tools = [s.argv[:4] for s in hflash.plan_flash(ctx) if s.argv]
+    assert ["mpremote", "connect", PORT, "fs"] not in tools
+    assert ["mpremote", "connect", PORT, "romfs"] in tools

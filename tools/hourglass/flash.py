@@ -204,9 +204,10 @@ class Context:
 
     def fs_entries(self) -> list[str]:
         fs_dir = self.build_dir / "fs"
-        return [str(p) for p in sorted(fs_dir.iterdir())] if fs_dir.is_dir() else [str(fs_dir / "boot.py")]
+        return [str(p) for p in sorted(fs_dir.iterdir())] if fs_dir.is_dir() else [str(fs_dir)]
 
-    def substitute(self, template: tuple[str, ...]) -> list[str]:
+    def substitute(self, template: tuple[str, ...]) -> list[str] | None:
+        """The argv for a board.toml command template; None when it would copy an empty fs/ tree."""
         values = {
             "port": self.port, "drive": self.drive, "firmware": str(self.firmware),
             "fs_image": str(self.fs_image), "romfs_image": str(self.romfs_image), "image": str(self.image),
@@ -216,7 +217,10 @@ class Context:
         argv: list[str] = []
         for arg in template:
             if arg == "{fs_entries}":
-                argv.extend(self.fs_entries())
+                entries = self.fs_entries()
+                if not entries:
+                    return None
+                argv.extend(entries)
                 continue
             try:
                 argv.append(arg.format(**values))
@@ -264,7 +268,8 @@ def _internal_image_step(ctx: Context) -> Step:
 def plan_image(ctx: Context) -> list[Step]:
     steps = [_verify_step(ctx)]
     if ctx.board.image_commands:
-        steps += [Step("merge", argv=ctx.substitute(c)) for c in ctx.board.image_commands]
+        steps += [Step("merge", argv=argv) for c in ctx.board.image_commands
+                  if (argv := ctx.substitute(c)) is not None]
     else:
         steps.append(_internal_image_step(ctx))
     return steps
@@ -274,7 +279,7 @@ def plan_flash(ctx: Context) -> list[Step]:
     steps = [_verify_step(ctx)]
     if ctx.board.flasher_method == "uf2":
         steps.append(_internal_image_step(ctx))
-    steps += [Step("flash", argv=ctx.substitute(c)) for c in ctx.board.flash_commands]
+    steps += [Step("flash", argv=argv) for c in ctx.board.flash_commands if (argv := ctx.substitute(c)) is not None]
     return steps
 
 
