@@ -139,6 +139,8 @@ def test_build_every_board(tmp_path, sources, name):
     assert report["bundle_bytes"] == sum(m["bytes"] for m in report["modules"]) == res.bundle_bytes
     assert {m["path"] for m in report["modules"]} == expected_lib | {"boot.py", "main.py", "app.mpy"}
     assert report["images"]["fs"]["block_count"] == board.fs_block_count
+    assert report["layout"]["fs_mount"] == board.fs_mount
+    assert report["layout"]["lib_on_board"] == ("/rom/lib" if nrf else "/lib")
     md = (out / "report.md").read_text()
     assert f"of {board.flash_budget} budget" in md and "net.core" in md
 

@@ -235,9 +235,13 @@ def write_reports(result: BuildResult) -> tuple[Path, Path]:
         "flash_budget": board.flash_budget,
         "bundle_bytes": total,
         "within_budget": total <= board.flash_budget,
+        # For deploy tools: copy fs_dir/ to fs_mount; where lib_storage is "romfs", lib/ is only in romfs_dir/
+        # and romfs_image (`mpremote romfs deploy`), imported from /rom/lib on the board.
         "layout": {
-            "fs": f"files for the board's filesystem at {board.fs_mount}",
-            "romfs": "ROMFS tree (lib/), mounted at /rom",
+            "fs_dir": "fs", "fs_mount": board.fs_mount, "fs_image": "fs.img",
+            "romfs_dir": "romfs", "romfs_image": "romfs.img", "lib_storage": board.lib_storage,
+            "lib_on_board": "/rom/lib" if board.lib_storage == "romfs"
+            else (board.fs_mount.rstrip("/") + "/lib"),
         },
         "modules": [
             {"module": m.source.module, "package": m.source.package,
