@@ -15,6 +15,7 @@ SUBCOMMAND_MODULES = [
     "bench",
     "build",
     "flash",
+    "gateway",
 ]
 
 
