@@ -1,6 +1,6 @@
 # SHA-512 (FIPS 180-4) for Ed25519. Uses hashlib.sha512 when the port has it; the MicroPython unix port and
-# the boards do not, so a pure-Python implementation follows. It is public (Sha512) so it can be tested on its
-# own against hashlib on CPython.
+# the boards do not. Then new() uses the viper block function (_sha512_viper.py) where the port can compile
+# it, else the pure-Python Sha512 below, which is public so it is tested on its own on both runtimes.
 try:
     import hashlib
 
@@ -76,18 +76,17 @@ def _compress(state, block, w):
     state[7] = (state[7] + h) & mask
 
 
-class Sha512:
-    """Pure-Python SHA-512 with the hashlib interface subset we need (update, digest)."""
+class _Sha512Base:
+    """Buffering and padding; subclasses provide the state and the block function."""
 
     digest_size = 64
     block_size = 128
 
     def __init__(self, data=b""):
-        self._state = list(_IV)
-        self._w = [0] * 16
         self._buf = bytearray(128)  # a partial block
         self._fill = 0
         self._length = 0
+        self._init_state()
         if data:
             self.update(data)
 
@@ -105,37 +104,102 @@ class Sha512:
             if fill < 128:
                 self._fill = fill
                 return
-            _compress(self._state, self._buf, self._w)
+            self._block(self._state, self._buf)
         # whole blocks straight from the caller's buffer, no copy
         while n - pos >= 128:
-            _compress(self._state, mv[pos:pos + 128], self._w)
+            self._block(self._state, mv[pos:pos + 128])
             pos += 128
         rest = n - pos
         self._buf[:rest] = mv[pos:]
         self._fill = rest
 
     def digest(self):
-        state = list(self._state)
+        state = self._copy_state()
         fill = self._fill
         block = bytearray(self._buf)
         block[fill] = 0x80
         for i in range(fill + 1, 128):
             block[i] = 0
         if fill >= 112:  # no room for the 16-byte length: one more block
-            _compress(state, block, self._w)
+            self._block(state, block)
             block = bytearray(128)
         block[112:] = (self._length * 8).to_bytes(16, "big")
+        self._block(state, block)
+        return self._state_bytes(state)
+
+
+class Sha512(_Sha512Base):
+    """Pure-Python SHA-512 (big ints), the hashlib interface subset we need: update(), digest()."""
+
+    def _init_state(self):
+        self._state = list(_IV)
+        self._w = [0] * 16
+
+    def _block(self, state, block):
         _compress(state, block, self._w)
+
+    def _copy_state(self):
+        return list(self._state)
+
+    def _state_bytes(self, state):
         out = bytearray(64)
         for i in range(8):
             out[8 * i:8 * i + 8] = state[i].to_bytes(8, "big")
         return bytes(out)
 
 
+class Sha512Viper(_Sha512Base):
+    """The same on 32-bit halves with the viper block function (MicroPython only)."""
+
+    def _init_state(self):
+        self._state = array.array("I", _IV_HALVES)
+        self._w = array.array("I", bytes(128))
+
+    def _block(self, state, block):
+        _compress_viper(state, block, self._w, _K_HALVES)
+
+    def _copy_state(self):
+        return array.array("I", self._state)
+
+    def _state_bytes(self, state):
+        out = bytearray(64)
+        for i in range(16):
+            out[4 * i:4 * i + 4] = state[i].to_bytes(4, "big")
+        return bytes(out)
+
+
+def _halves(words):
+    out = []
+    for v in words:
+        out.append(v >> 32)
+        out.append(v & 0xFFFFFFFF)
+    return out
+
+
+def _load_viper():
+    """The viper block function if this port compiles it and it passes a known answer, else None."""
+    global array, _IV_HALVES, _K_HALVES, _compress_viper
+    try:
+        import array
+        from crypto._sha512_viper import _compress_viper
+    except (ImportError, SyntaxError, AttributeError, NotImplementedError):
+        return None
+    _IV_HALVES = _halves(_IV)
+    _K_HALVES = array.array("I", _halves(_K))
+    if Sha512Viper(b"abc").digest() != Sha512(b"abc").digest():
+        return None
+    return Sha512Viper
+
+
+_fast = None if _native_sha512 is not None else _load_viper()
+
+
 def new(data=b""):
     """A SHA-512 hash object: hashlib's where it exists, else the pure-Python one."""
     if _native_sha512 is not None:
         return _native_sha512(data)
+    if _fast is not None:
+        return _fast(data)
     return Sha512(data)
 
 
