@@ -18,8 +18,9 @@
 # DIAG, PACKET (a slice of the frame buffer). The frame buffer is preallocated (max_frame bytes); an oversized
 # or malformed frame is discarded up to its closing END and counted, never buffered.
 #
-# Viper is used for the FCS and for escaping when the firmware has it (all our boards: xtensawin, rv32imc,
-# armv7emsp; the unix VM's x64); otherwise, and on CPython, the pure-Python versions below run.
+# Viper (coap/_slip_viper.py) runs the FCS and the escaping when the firmware has the emitter (all our
+# boards: xtensawin, rv32imc, armv7emsp; the unix VM's x64); otherwise, and on CPython, the pure-Python
+# versions below run.
 try:
     from micropython import const
 except ImportError:
@@ -93,40 +94,19 @@ def _escape_py(src, n, dst, k):
 _fcs = _fcs_py
 _escape = _escape_py
 try:
-    import micropython
+    from coap import _slip_viper
 
-    @micropython.viper
-    def _fcs_viper(buf: ptr8, n: int, crc: int) -> int:
-        t = ptr16(_FCS_TABLE)
-        i = 0
-        while i < n:
-            crc = (crc >> 8) ^ t[(crc ^ buf[i]) & 0xFF]
-            i += 1
-        return crc
+    def _fcs_viper(buf, n, crc):
+        return _slip_viper.fcs(buf, n, crc, _FCS_TABLE)
 
-    @micropython.viper
-    def _escape_viper(src: ptr8, n: int, dst: ptr8, k: int) -> int:
-        # The caller has checked that dst holds k + 2 * n bytes.
-        i = 0
-        while i < n:
-            b = src[i]
-            if b == 0xC0:
-                dst[k] = 0xDB
-                dst[k + 1] = 0xDC
-                k += 2
-            elif b == 0xDB:
-                dst[k] = 0xDB
-                dst[k + 1] = 0xDD
-                k += 2
-            else:
-                dst[k] = b
-                k += 1
-            i += 1
-        return k
-
-    _fcs = _fcs_viper
-    _escape = _escape_viper
-except (ImportError, AttributeError, SyntaxError, NameError):
+    _escape_viper = _slip_viper.escape
+    _t = bytearray(6)
+    if _fcs_viper(b"123456789", 9, 0xFFFF) == 0x6F91 and _escape_viper(b"\xc0a\xdb", 3, _t, 0) == 5 \
+            and _t == b"\xdb\xdca\xdb\xdd\x00":
+        _fcs = _fcs_viper
+        _escape = _escape_viper
+    del _t
+except (ImportError, SyntaxError, NameError, TypeError):  # CPython, or a port without the viper emitter
     pass
 
 
