@@ -296,3 +296,12 @@ def test_empty_filesystem_tree_skips_the_copy_step(tmp_path):
     tools = [s.argv[:4] for s in hflash.plan_flash(ctx) if s.argv]
     assert ["mpremote", "connect", PORT, "fs"] not in tools
     assert ["mpremote", "connect", PORT, "romfs"] in tools
+
+
+def test_a_command_line_pin_cannot_override_the_board_pin(tmp_path):
+    fw = fake_firmware(tmp_path / "fw.bin")
+    board = load_board("ESP32_GENERIC", pinned_override(tmp_path, "ESP32_GENERIC", fw))
+    other = fake_firmware(tmp_path / "other.bin", seed=2)
+    with pytest.raises(hflash.FlashError, match="conflicts with the sha256 pinned"):
+        hflash.verify_firmware(board, other, hashlib.sha256(other.read_bytes()).hexdigest())
+    assert hflash.verify_firmware(board, fw) == hashlib.sha256(fw.read_bytes()).hexdigest()

@@ -90,7 +90,10 @@ def sha256_file(path: Path) -> str:
 
 def verify_firmware(board: Board, path: Path, pin: str | None = None) -> str:
     """Check `path` against the pinned sha256 (board.toml, or an explicit --sha256 pin). Returns the digest."""
-    expected = (pin or board.firmware_sha256 or "").lower()
+    if pin and board.firmware_sha256 and pin.lower() != board.firmware_sha256:
+        raise FlashError(f"{board.name}: --sha256 {pin} conflicts with the sha256 pinned in "
+                         f"boards/{board.name}/board.toml ({board.firmware_sha256}); the board's pin wins")
+    expected = (board.firmware_sha256 or pin or "").lower()
     actual = sha256_file(path)
     if not expected:
         raise FlashError(
