@@ -1,12 +1,19 @@
 # SHA-512 (FIPS 180-4) for Ed25519. Uses hashlib.sha512 when the port has it; the MicroPython unix port and
 # the boards do not. Then new() uses the viper block function (_sha512_viper.py) where the port can compile
 # it, else the pure-Python Sha512 below, which is public so it is tested on its own on both runtimes.
+import array
+
 try:
     import hashlib
 
     _native_sha512 = hashlib.sha512
 except (ImportError, AttributeError):
     _native_sha512 = None
+
+try:  # a port without the viper emitter (or CPython) cannot compile/import it
+    from crypto._sha512_viper import _compress_viper
+except (ImportError, SyntaxError, NotImplementedError):
+    _compress_viper = None
 
 _K = (
     0x428A2F98D728AE22, 0x7137449123EF65CD, 0xB5C0FBCFEC4D3B2F, 0xE9B5DBA58189DBBC, 0x3956C25BF348B538,
@@ -176,22 +183,20 @@ def _halves(words):
     return out
 
 
-def _load_viper():
-    """The viper block function if this port compiles it and it passes a known answer, else None."""
-    global array, _IV_HALVES, _K_HALVES, _compress_viper
-    try:
-        import array
-        from crypto._sha512_viper import _compress_viper
-    except (ImportError, SyntaxError, AttributeError, NotImplementedError):
+_IV_HALVES = _halves(_IV)
+_K_HALVES = array.array("I", _halves(_K)) if _compress_viper is not None else None
+
+
+def _pick_fast():
+    """Sha512Viper if this port compiled the viper block function and it passes a known answer, else None."""
+    if _native_sha512 is not None or _compress_viper is None:
         return None
-    _IV_HALVES = _halves(_IV)
-    _K_HALVES = array.array("I", _halves(_K))
     if Sha512Viper(b"abc").digest() != Sha512(b"abc").digest():
         return None
     return Sha512Viper
 
 
-_fast = None if _native_sha512 is not None else _load_viper()
+_fast = _pick_fast()
 
 
 def new(data=b""):
