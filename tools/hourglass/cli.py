@@ -16,6 +16,10 @@ SUBCOMMAND_MODULES = [
     "build",
     "flash",
     "gateway",
+    "vboard",
+    "deploy",
+    "repl",
+    "keys",
 ]
 
 
