@@ -182,9 +182,9 @@ def test_repo_bundle_mounts_and_imports_on_the_vm(tmp_path):
     assert "IMPORTED cbor" in text
 
 
-def test_romfs_image_mounts_on_the_vm(tmp_path):
-    board = load_board("PCA10056")
-    res = hbuild.build(board, tmp_path / "nrf")
+def test_romfs_image_mounts_on_the_vm(tmp_path, sources):
+    """The ROMFS image of the real lib/ mounts with VfsRom and imports from /rom/lib; so does an nRF build's."""
+    res = hbuild.build(load_board("ESP32_GENERIC"), tmp_path / "esp32")
     script = tmp_path / "mount_romfs.py"
     script.write_text(MOUNT_ROMFS)
     proc = mpvm.run([str(script), str(res.out / "romfs.img")], path=[])
@@ -193,7 +193,15 @@ def test_romfs_image_mounts_on_the_vm(tmp_path):
     files = {line.split()[1]: int(line.split()[2]) for line in text.splitlines() if line.startswith("FILE")}
     assert files == tree_listing(res.out / "romfs")
     assert "IMPORTED cbor" in text
-    assert (res.out / "romfs.img").stat().st_size <= board.romfs_size
+    lib, fw = sources
+    board = load_board("PCA10056")
+    nrf = hbuild.build(board, tmp_path / "nrf", lib, fw)
+    script.write_text(MOUNT_ROMFS.replace("import cbor", "import net.core as cbor"))
+    proc = mpvm.run([str(script), str(nrf.out / "romfs.img")], path=[])
+    text = proc.stdout.decode()
+    assert proc.returncode == 0, proc.stderr.decode() + text
+    assert "IMPORTED net.core" in text
+    assert (nrf.out / "romfs.img").stat().st_size <= board.romfs_size
 
 
 def test_build_is_reproducible(tmp_path, sources):
@@ -323,10 +331,20 @@ def test_board_build_hook(tmp_path, sources):
     assert (res.out / "fs" / "board.txt").read_text() == "ESP32_GENERIC_C3\n"
 
 
-def test_cli_builds_every_board_from_the_repo(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "hourglass.cli", "build", "--all", "--out", str(tmp_path)],
+def test_cli_builds_every_board(tmp_path, sources):
+    lib, fw = sources
+    proc = subprocess.run([sys.executable, "-m", "hourglass.cli", "build", "--all", "--out", str(tmp_path),
+                           "--lib-dir", str(lib), "--firmware-dir", str(fw)],
                           capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     for name in board_names():
         assert f"hourglass build: {name}:" in proc.stdout
         assert (tmp_path / name / "fs.img").is_file() and (tmp_path / name / "report.md").is_file()
+
+
+@pytest.mark.parametrize("name", board_names())
+def test_repo_bundle_fits_every_board(tmp_path, name):
+    """The real lib/ + firmware/ within each board's flash budget (and LittleFS / ROMFS partition)."""
+    board = load_board(name)
+    res = hbuild.build(board, tmp_path / name)
+    assert res.bundle_bytes <= board.flash_budget
