@@ -348,3 +348,15 @@ def test_repo_bundle_fits_every_board(tmp_path, name):
     board = load_board(name)
     res = hbuild.build(board, tmp_path / name)
     assert res.bundle_bytes <= board.flash_budget
+
+
+def test_build_never_replaces_a_folder_it_did_not_make(tmp_path, sources):
+    lib, fw = sources
+    precious = tmp_path / "home"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("mine")
+    with pytest.raises(hbuild.BuildError, match="not a build folder"):
+        hbuild.build(load_board("ESP32_GENERIC"), precious, lib, fw)
+    assert (precious / "notes.txt").read_text() == "mine"
+    first = hbuild.build(load_board("ESP32_GENERIC"), tmp_path / "out", lib, fw)
+    hbuild.build(load_board("ESP32_GENERIC"), first.out, lib, fw)  # its own folder: replaced

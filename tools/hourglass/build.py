@@ -40,6 +40,7 @@ KEEP_SOURCE = ("boot.py", "main.py")
 PACKAGE_METADATA = ("manifest.py", "package.json")
 # littlefs on-disk version 2.0: readable by every MicroPython littlefs (newer ones read 2.0 and 2.1).
 LFS_DISK_VERSION = 0x00020000
+BUILD_MARKER = ".hourglass-build"
 
 
 class BuildError(RuntimeError):
@@ -306,9 +307,13 @@ def build(board: Board, out: Path | None = None, lib_dir: Path = LIB, firmware_d
           jobs: int = 2, progress: bool = False) -> BuildResult:
     out = out or BUILD / board.name
     if out.exists():
+        # Only ever delete a folder an earlier build made (it carries the marker), never a user's folder.
+        if any(out.iterdir()) and not (out / BUILD_MARKER).is_file():
+            raise BuildError(f"{out} exists and is not a build folder (no {BUILD_MARKER}): refusing to replace it")
         shutil.rmtree(out)
     fs_tree, rom_tree = out / "fs", out / "romfs"
     fs_tree.mkdir(parents=True)
+    (out / BUILD_MARKER).write_text(f"hourglass build {board.name}\n")
     rom_tree.mkdir()
     result = BuildResult(board, out)
 
