@@ -16,9 +16,6 @@ SUBCOMMAND_MODULES = [
     "build",
     "flash",
     "gateway",
-    "vboard",
-    "deploy",
-    "repl",
     "keys",
 ]
 
