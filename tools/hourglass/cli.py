@@ -16,6 +16,9 @@ SUBCOMMAND_MODULES = [
     "build",
     "flash",
     "gateway",
+    "vboard",
+    "deploy",
+    "repl",
     "keys",
 ]
 

@@ -1,0 +1,221 @@
+"""The virtual board: the real MicroPython VM behind a pty, driven by the real mpremote (and pyserial)."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import serial
+
+from hourglass import vboard
+from hourglass.repl import mpremote_binary
+
+MPREMOTE = mpremote_binary()
+
+
+def mpremote(port: str, *args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([MPREMOTE, "connect", port, *args], capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"mpremote {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def esp32(tmp_path):
+    with vboard.VirtualBoard(tmp_path / "flash", "ESP32_GENERIC") as vb:
+        yield vb
+
+
+def test_board_profiles_follow_the_budget():
+    esp = vboard.board_profile("ESP32_GENERIC")
+    nrf = vboard.board_profile("PCA10059")
+    assert esp.fs_mount == "/" and nrf.fs_mount == "/flash"
+    assert vboard.mpvm.heap_bytes(esp.vm_heap) == 2 * esp.python_heap
+    assert 50 * 1024 <= esp.python_heap <= 64 * 1024
+    assert 150 * 1024 <= nrf.python_heap <= 256 * 1024
+    with pytest.raises(ValueError, match="unknown board"):
+        vboard.board_profile("NO_SUCH_BOARD")
+
+
+def test_exec_sees_a_board_layout_and_heap(esp32):
+    out = mpremote(esp32.port, "resume", "exec",
+                   "import os, sys, gc; gc.collect(); "
+                   "print(os.getcwd(), sys.path, gc.mem_free() + gc.mem_alloc())").stdout.split()
+    assert out[0] == "/"
+    assert "'/lib']" in out[-2]
+    total = int(out[-1])
+    budget = vboard.mpvm.heap_bytes(esp32.heap)
+    assert 0.95 * budget <= total <= budget
+
+
+def test_heap_budget_is_enforced_per_board(tmp_path):
+    alloc = "b = bytearray(180 * 1024); print('allocated', len(b))"
+    with vboard.VirtualBoard(tmp_path / "esp", "ESP32_GENERIC") as esp:
+        p = mpremote(esp.port, "resume", "exec", alloc, check=False)
+        assert "MemoryError" in p.stdout + p.stderr
+    with vboard.VirtualBoard(tmp_path / "nrf", "PCA10056") as nrf:
+        assert "allocated 184320" in mpremote(nrf.port, "resume", "exec", alloc).stdout
+
+
+def test_fs_cp_is_byte_identical_and_ls_lists_it(esp32, tmp_path):
+    payload = bytes(range(256)) * 40 + b"\x03\x04\x01\x18 end"  # control bytes must cross the relay intact
+    src = tmp_path / "blob.bin"
+    src.write_bytes(payload)
+    mpremote(esp32.port, "resume", "fs", "mkdir", ":lib", "+", "fs", "cp", str(src), ":lib/blob.bin")
+    assert (esp32.flash_dir / "lib" / "blob.bin").read_bytes() == payload
+    listing = mpremote(esp32.port, "resume", "fs", "ls", ":lib").stdout
+    assert "blob.bin" in listing
+    back = tmp_path / "back.bin"
+    mpremote(esp32.port, "resume", "fs", "cp", ":lib/blob.bin", str(back))
+    assert back.read_bytes() == payload
+    digest = mpremote(esp32.port, "resume", "fs", "sha256sum", ":lib/blob.bin").stdout.split()[-1]
+    import hashlib
+    assert digest == hashlib.sha256(payload).hexdigest()
+
+
+def test_lib_on_flash_is_importable_after_soft_reset(esp32):
+    (esp32.flash_dir / "lib").mkdir()
+    (esp32.flash_dir / "lib" / "greet.py").write_text("def hello():\n    return 'hello from /lib'\n")
+    mpremote(esp32.port, "resume", "exec", "marker = 1")
+    # Without `resume` mpremote soft-resets first: the new VM has no `marker`, the files are still there.
+    out = mpremote(esp32.port, "exec", "import greet; print(greet.hello()); print('marker' in globals())").stdout
+    assert "hello from /lib" in out and "False" in out
+    assert esp32.soft_resets == 1
+
+
+def test_mount_runs_host_files_on_the_board(esp32, tmp_path):
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "hostmod.py").write_bytes(b"DATA = " + repr(bytes(range(256))).encode() + b"\n")
+    out = mpremote(esp32.port, "resume", "mount", str(host), "exec",
+                   "import os, hostmod; print(os.getcwd(), len(hostmod.DATA), hostmod.DATA[3])").stdout
+    assert "/remote 256 3" in out
+
+
+def test_boot_and_main_run_like_on_a_board(esp32):
+    flash = esp32.flash_dir
+    (flash / "boot.py").write_text("print('boot.py ran')\n")
+    (flash / "main.py").write_text("with open('boots.txt', 'a') as f:\n    f.write('x')\n")
+    # Soft reset in the raw REPL: boot.py runs, main.py does not (as on a board).
+    out = mpremote(esp32.port, "exec", "print('ok')").stdout
+    assert "ok" in out
+    assert not (flash / "boots.txt").exists()
+    # Hard reset (mpremote `reset` calls machine.reset()): a fresh VM runs boot.py and main.py.
+    mpremote(esp32.port, "resume", "reset")
+    deadline = time.monotonic() + 20
+    while not (flash / "boots.txt").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (flash / "boots.txt").read_text() == "x"
+    assert esp32.hard_resets == 1
+    esp32.hard_reset()
+    deadline = time.monotonic() + 20
+    while (flash / "boots.txt").read_text() != "xx" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (flash / "boots.txt").read_text() == "xx"
+
+
+def test_ctrl_c_interrupts_a_running_main(tmp_path):
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    (flash / "main.py").write_text("import time\nprint('app running')\nwhile True:\n    time.sleep_ms(5)\n")
+    with vboard.VirtualBoard(flash, "ESP32_GENERIC") as vb:
+        # mpremote's Ctrl-C stops main.py (KeyboardInterrupt), then the raw REPL runs the command.
+        out = mpremote(vb.port, "resume", "exec", "print('interrupted and running', 6 * 7)").stdout
+        assert "interrupted and running 42" in out
+
+
+def test_friendly_repl_and_ctrl_d_soft_reboot(esp32):
+    with serial.Serial(esp32.port, 115200, timeout=5) as s:
+        s.write(b"\r\x03")
+        time.sleep(0.3)
+        s.reset_input_buffer()
+        s.write(b"x = 6 * 7\r")
+        s.write(b"print('x is', x)\r")
+        assert s.read_until(b"x is 42").endswith(b"x is 42")
+        s.read_until(b">>> ")
+        s.write(b"\x04")
+        after = s.read_until(b'for more information.\r\n>>> ')
+        assert b"MPY: soft reboot\r\n" in after
+        s.write(b"print('x' in globals(), 'after')\r")
+        assert s.read_until(b"False after").endswith(b"False after")
+    assert esp32.soft_resets == 1
+
+
+def test_nrf_board_filesystem_is_at_flash(tmp_path):
+    with vboard.VirtualBoard(tmp_path / "flash", "PCA10059") as nrf:
+        src = tmp_path / "cfg.json"
+        src.write_text('{"a": 1}')
+        mpremote(nrf.port, "resume", "fs", "cp", str(src), ":/flash/cfg.json")
+        out = mpremote(nrf.port, "resume", "exec", "import os, sys; print(os.getcwd(), os.listdir('/'), "
+                       "open('cfg.json').read(), sys.path)").stdout
+        assert out.startswith("/flash ['flash'] {\"a\": 1}")
+        assert "'/flash/lib'" in out
+        assert (nrf.flash_dir / "cfg.json").read_text() == '{"a": 1}'
+
+
+def test_udp_on_localhost_from_the_board(esp32):
+    host = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    host.bind(("127.0.0.1", 0))
+    host.settimeout(10)
+    port = host.getsockname()[1]
+    code = (f"import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+            f"a = socket.getaddrinfo('127.0.0.1', {port})[0][-1]; s.sendto(b'ping from board', a); "
+            f"print(s.recv(64))")
+    proc = subprocess.Popen([MPREMOTE, "connect", esp32.port, "resume", "exec", code],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        data, addr = host.recvfrom(64)
+        assert data == b"ping from board"
+        host.sendto(b"pong", addr)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill() if proc.poll() is None else None
+        host.close()
+    assert "b'pong'" in out
+
+
+def test_raw_paste_fault_makes_mpremote_fail(tmp_path):
+    with vboard.VirtualBoard(tmp_path / "flash", "ESP32_GENERIC", faults=("raw-paste",)) as vb:
+        p = mpremote(vb.port, "resume", "exec", "print(1)", check=False, timeout=60)
+        assert p.returncode != 0
+
+
+def test_cli_port_file_sighup_and_sigterm(tmp_path):
+    port_file = tmp_path / "port"
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    (flash / "main.py").write_text("with open('boots.txt', 'a') as f:\n    f.write('x')\n")
+    proc = subprocess.Popen([sys.executable, "-m", "hourglass.cli", "vboard", "--board", "PCA10056",
+                             "--flash", str(flash), "--port-file", str(port_file)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not port_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        port = port_file.read_text().strip()
+        assert port.startswith("/dev/")
+        assert mpremote(port, "resume", "exec", "print(1 + 1)").stdout.strip() == "2"
+        proc.send_signal(signal.SIGHUP)
+        while (flash / "boots.txt").read_text() != "xx" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (flash / "boots.txt").read_text() == "xx"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    assert out.strip() == port
+    assert "heap 400k on the VM" in err
+    assert not port_file.exists()
+
+
+def test_cli_rejects_unknown_board(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "hourglass.cli", "vboard", "--board", "NOPE", "--flash",
+                        str(tmp_path)], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2 and "unknown board" in p.stderr

@@ -1,0 +1,69 @@
+# Boot of the virtual board: `micropython -i vboard_boot.py FLASH MOUNT RUN_MAIN`, started by
+# tools/hourglass/vboard.py. This file runs on the MicroPython VM, never on CPython. It makes the VM look
+# like a board before its REPL starts:
+# - the flash directory is the board's filesystem at its mount point ("/" on ESP32, "/flash" on nRF), and the
+#   working directory and sys.path are the board's;
+# - machine.reset() ends the VM with exit code 90, which the supervisor turns into a hard reset (the unix
+#   port's machine module has no reset);
+# - boot.py, then main.py (only when RUN_MAIN is "1": boards skip main.py after a soft reset in the raw REPL)
+#   run in the REPL's namespace; an exception in them is printed and the REPL still starts.
+# Two markers on stdout, which the supervisor removes, say when Ctrl-C may be sent as SIGINT.
+
+
+def _vboard_setup():
+    import os
+    import sys
+    import vfs
+
+    flash, mount, run_main = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+    vfs.umount("/")
+    vfs.mount(vfs.VfsPosix(flash), mount)
+    os.chdir(mount)
+    if mount == "/":
+        sys.path[:] = ["", ".frozen", "/lib"]
+    else:
+        sys.path[:] = ["", ".frozen", mount, mount + "/lib"]
+    del sys.argv[:]
+
+    import machine as unix_machine
+
+    class BoardMachine:
+        # Everything the unix port's machine module has, plus reset().
+        def __getattr__(self, name):
+            return getattr(unix_machine, name)
+
+        def reset(self):
+            sys.exit(90)  # vboard.HARD_RESET_EXIT
+
+    sys.modules["machine"] = BoardMachine()
+    present = []
+    for name in ("boot.py", "main.py") if run_main else ("boot.py",):
+        try:
+            os.stat(name)
+            present.append(name)
+        except OSError:
+            pass
+    return present
+
+
+def _vboard_run(name, namespace):
+    import sys
+
+    try:
+        with open(name) as f:
+            source = f.read()
+        exec(compile(source, name, "exec"), namespace)
+    except SystemExit:
+        raise  # sys.exit() in boot.py/main.py is a soft reset, as on a board
+    except BaseException as e:  # KeyboardInterrupt included: print it and go on, as a board does
+        sys.print_exception(e)
+
+
+_vboard_name = None
+for _vboard_name in _vboard_setup():
+    # From here on the VM's SIGINT handler is in place, so Ctrl-C may interrupt: tell the supervisor.
+    print("\x00VBRUN\x00", end="")
+    _vboard_run(_vboard_name, globals())
+del _vboard_name, _vboard_setup, _vboard_run
+# The REPL starts next: until its prompt, a Ctrl-C must reach it as a byte, not as a signal.
+print("\x00VBREPL\x00", end="")
