@@ -360,3 +360,17 @@ def test_build_never_replaces_a_folder_it_did_not_make(tmp_path, sources):
     assert (precious / "notes.txt").read_text() == "mine"
     first = hbuild.build(load_board("ESP32_GENERIC"), tmp_path / "out", lib, fw)
     hbuild.build(load_board("ESP32_GENERIC"), first.out, lib, fw)  # its own folder: replaced
+
+
+def test_vm_arch_build_imports_native_code_on_the_vm(tmp_path, sources):
+    """The virtual board needs the VM's native arch: a board-arch .mpy with native code does not import there."""
+    lib, fw = sources
+    board = load_board("ESP32_GENERIC")
+    for arch, ok in ((hbuild.host_arch(), True), (board.mpy_arch, False)):
+        res = hbuild.build(board, tmp_path / arch, lib, fw, arch=arch)
+        proc = mpvm.run(["-c", "import fast; print('SUM', fast.add(2, 3))"], path=[str(res.out / "fs" / "lib")])
+        out = proc.stdout.decode() + proc.stderr.decode()
+        assert ("SUM 5" in out) == ok, out
+        if not ok:
+            assert "incompatible .mpy arch" in out
+    assert res.board.mpy_arch == board.mpy_arch

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import fnmatch
 import hashlib
 import importlib.util
@@ -303,8 +304,22 @@ def _run_hook(board: Board, out: Path) -> None:
         module.post_compile(board, out)
 
 
+def host_arch() -> str:
+    """mpy-cross -march for the machine running the MicroPython VM (the virtual board)."""
+    import platform
+
+    machine = platform.machine().lower()
+    return {"x86_64": "x64", "amd64": "x64", "i686": "x86", "i386": "x86"}.get(machine, "host")
+
+
 def build(board: Board, out: Path | None = None, lib_dir: Path = LIB, firmware_dir: Path = FIRMWARE,
-          jobs: int = 2, progress: bool = False) -> BuildResult:
+          jobs: int = 2, progress: bool = False, arch: str | None = None) -> BuildResult:
+    """Build the bundle for `board`. `arch` overrides its mpy-cross -march, e.g. host_arch() for the virtual
+    board: native/viper code compiled for the board's CPU does not import on the VM."""
+    arch_override = bool(arch and arch != board.mpy_arch)
+    if arch_override:
+        board = dataclasses.replace(board, mpy_arch=arch)
+        out = out or BUILD / f"{board.name}.{arch}"
     out = out or BUILD / board.name
     if out.exists():
         # Only ever delete a folder an earlier build made (it carries the marker), never a user's folder.
@@ -364,7 +379,8 @@ def build(board: Board, out: Path | None = None, lib_dir: Path = LIB, firmware_d
         raise
     write_reports(result)
 
-    if result.bundle_bytes > board.flash_budget:
+    # Another arch's native code has another size: the budget speaks about the board's own build only.
+    if result.bundle_bytes > board.flash_budget and not arch_override:
         top = sorted(result.modules, key=lambda m: -m.size)[:5]
         raise BuildError(
             f"{board.name}: the bundle is {result.bundle_bytes} bytes, over the board's flash budget of "
@@ -372,7 +388,7 @@ def build(board: Board, out: Path | None = None, lib_dir: Path = LIB, firmware_d
             + ", ".join(f"{m.source.module} {m.size}" for m in top)
             + f". See {out / 'report.md'}; raise budget.flash in boards/{board.name}/board.toml only if the "
               "board really has the room, or exclude modules it cannot use.")
-    if board.lib_storage == "romfs" and romfs_bytes > board.romfs_size:
+    if board.lib_storage == "romfs" and romfs_bytes > board.romfs_size and not arch_override:
         raise BuildError(f"{board.name}: romfs.img is {romfs_bytes} bytes, larger than the board's "
                          f"{board.romfs_size}-byte ROMFS partition")
     return result
@@ -390,6 +406,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lib-dir", type=Path, default=LIB, help=argparse.SUPPRESS)
     p.add_argument("--firmware-dir", type=Path, default=FIRMWARE, help=argparse.SUPPRESS)
     p.add_argument("--jobs", "-j", type=int, default=2, help="parallel mpy-cross processes (default 2)")
+    p.add_argument("--arch", default=None,
+                   help="override the board's mpy-cross -march; 'vm' = the MicroPython VM's (for the virtual "
+                        "board; default output build/<board>.<arch>)")
     p.set_defaults(func=main)
 
 
@@ -403,10 +422,12 @@ def main(args: argparse.Namespace) -> int:
         try:
             board = load_board(name)
             out = (args.out or BUILD) / name if args.all else args.out
-            print(f"hourglass build: {name}: mpy-cross -march={board.mpy_arch}, lib/ on {board.lib_storage}, "
+            print(f"hourglass build: {name}: mpy-cross -march={args.arch or board.mpy_arch}, lib/ on {board.lib_storage}, "
                   f"LittleFS {board.fs_block_count}x{board.fs_block_size} at {board.fs_offset:#x} -> "
                   f"{out or BUILD / name}")
-            res = build(board, out, args.lib_dir, args.firmware_dir, jobs=args.jobs, progress=sys.stderr.isatty())
+            arch = host_arch() if args.arch == "vm" else args.arch
+            res = build(board, out, args.lib_dir, args.firmware_dir, jobs=args.jobs, progress=sys.stderr.isatty(),
+                        arch=arch)
         except (BoardError, BuildError) as exc:
             print(f"hourglass build: error: {exc}", file=sys.stderr)
             status = 1
