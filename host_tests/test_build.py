@@ -57,6 +57,12 @@ walk("/m")
 with open("/m/" + probe, "rb") as f:
     data = f.read()
 print("PROBE", len(data), sum(data) & 0xFFFFFFFF)
+# The board keeps writing to the filesystem it booted with.
+with open("/m/written_on_vm.txt", "w") as f:
+    f.write("x" * 5000)
+vfs.umount("/m")
+vfs.mount(vfs.VfsLfs2(FileBlockDev(path, bs, count)), "/m")
+print("WRITTEN", os.stat("/m/written_on_vm.txt")[6])
 """
 
 MOUNT_ROMFS = r"""
@@ -162,6 +168,7 @@ def test_littlefs_image_mounts_on_the_vm_with_the_board_geometry(tmp_path, sourc
     assert files == tree_listing(res.out / "fs")
     main = (res.out / "fs" / "main.py").read_bytes()
     assert f"PROBE {len(main)} {sum(main)}" in text
+    assert "WRITTEN 5000" in text
 
 
 def test_repo_bundle_mounts_and_imports_on_the_vm(tmp_path):
@@ -179,7 +186,7 @@ def test_repo_bundle_mounts_and_imports_on_the_vm(tmp_path):
     assert proc.returncode == 0, proc.stderr.decode() + text
     files = {line.split()[1]: int(line.split()[2]) for line in text.splitlines() if line.startswith("FILE")}
     assert files == tree_listing(res.out / "fs")
-    assert "IMPORTED cbor" in text
+    assert "IMPORTED cbor" in text and "WRITTEN 5000" in text
 
 
 def test_romfs_image_mounts_on_the_vm(tmp_path, sources):

@@ -42,6 +42,7 @@ PACKAGE_METADATA = ("manifest.py", "package.json")
 # littlefs on-disk version 2.0: readable by every MicroPython littlefs (newer ones read 2.0 and 2.1).
 LFS_DISK_VERSION = 0x00020000
 BUILD_MARKER = ".hourglass-build"
+LFS_IO_SIZE = 32
 
 
 class BuildError(RuntimeError):
@@ -147,7 +148,10 @@ def make_littlefs_image(board: Board, tree: Path, image: Path) -> int:
     from littlefs import LittleFS
     from littlefs.errors import LittleFSError
 
-    fs = LittleFS(block_size=board.fs_block_size, block_count=board.fs_block_count,
+    # The same read/prog/cache/lookahead sizes as MicroPython's VfsLfs2 defaults (extmod/vfs_lfsx.c), so the
+    # image is laid out as the board would lay it out itself (commits padded to 32 bytes, not to a block).
+    fs = LittleFS(block_size=board.fs_block_size, block_count=board.fs_block_count, read_size=LFS_IO_SIZE,
+                  prog_size=LFS_IO_SIZE, cache_size=4 * LFS_IO_SIZE, lookahead_size=LFS_IO_SIZE,
                   disk_version=LFS_DISK_VERSION, mount=True)
     try:
         for path in sorted(tree.rglob("*")):
