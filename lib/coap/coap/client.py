@@ -105,7 +105,7 @@ class Observation:
         return self.active and ticks_ms() - self.expires > 0
 
     async def cancel(self):
-        """Proactive deregistration (_GET with Observe: 1); the server stops notifying."""
+        """Proactive deregistration (GET with Observe: 1); the server stops notifying."""
         self.active = False
         c = self.client
         c.waiters.pop((self.token, self.remote), None)

@@ -35,11 +35,11 @@ except ImportError:
 
 
 class RequestTimeout(CoapError):
-    """No _ACK/response within the retransmission window or the caller's timeout."""
+    """No ACK/response within the retransmission window or the caller's timeout."""
 
 
 class ResetError(CoapError):
-    """The peer answered with _RST."""
+    """The peer answered with RST."""
 
 
 def rand16():
@@ -54,7 +54,7 @@ def initial_timeout(params, r16):
 
 
 class Dedup:
-    """Bounded (remote, mid) -> response cache over EXCHANGE_LIFETIME. A _CON seen again gets the stored
+    """Bounded (remote, mid) -> response cache over EXCHANGE_LIFETIME. A CON seen again gets the stored
     response; entries whose response is still being computed hold None. When full, the entry that expires
     first goes."""
 
@@ -222,7 +222,7 @@ class Endpoint:
             self._empty(_RST, m.mid, m.remote)
 
     async def send_con(self, m, remote):
-        """Send a _CON with retransmission; returns the _ACK or _RST message. Raises RequestTimeout."""
+        """Send a CON with retransmission; returns the ACK or RST message. Raises RequestTimeout."""
         if self.task is None:
             self.start()
         p = self.params
@@ -237,12 +237,12 @@ class Endpoint:
                 if await _wait(pend.ev, tmo):
                     return pend.msg
                 tmo *= 2
-            raise RequestTimeout("no _ACK after %d transmissions" % (p.max_retransmit + 1))
+            raise RequestTimeout("no ACK after %d transmissions" % (p.max_retransmit + 1))
         finally:
             del self.pending[mid]
 
     async def ping(self, remote):
-        """CoAP ping: an empty _CON; the peer answers _RST. Returns True, or raises RequestTimeout."""
+        """CoAP ping: an empty CON; the peer answers RST. Returns True, or raises RequestTimeout."""
         m = Message(_CON, _EMPTY, self.next_mid())
         r = await self.send_con(m, remote)
         return r.type == _RST

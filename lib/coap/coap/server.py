@@ -278,11 +278,14 @@ class Server(Endpoint):
             return Message(code=_TOO_LARGE).add(_SIZE1, res.max_body)
         except block.BlockError:
             return Message(code=_INCOMPLETE)
+        s = szx if szx < self.szx else self.szx  # RFC 7959 2.3: ask for smaller blocks by answering a smaller SZX
+        if s < szx:
+            num <<= szx - s
         if not done:
-            return Message(code=_CONTINUE).add(_BLOCK1, block.encode(num, 1, szx))
+            return Message(code=_CONTINUE).add(_BLOCK1, block.encode(num, 1, s))
         del self.uploads[key]
         req.payload = a.buf
-        req.block1 = block.encode(num, 0, szx)
+        req.block1 = block.encode(num, 0, s)
         return None
 
     def _finish(self, req, r):
@@ -341,7 +344,7 @@ class Server(Endpoint):
     # --- Observe
 
     def notify(self, res):
-        """The resource changed: send every observer a notification (_NON, every n-th _CON)."""
+        """The resource changed: send every observer a notification (_NON, every n-th CON)."""
         o = res.observers
         if not o:
             return
