@@ -305,3 +305,11 @@ def test_a_command_line_pin_cannot_override_the_board_pin(tmp_path):
     with pytest.raises(hflash.FlashError, match="conflicts with the sha256 pinned"):
         hflash.verify_firmware(board, other, hashlib.sha256(other.read_bytes()).hexdigest())
     assert hflash.verify_firmware(board, fw) == hashlib.sha256(fw.read_bytes()).hexdigest()
+
+
+def test_firmware_reaching_into_the_romfs_partition_is_refused(tmp_path):
+    board = load_board("ESP32_GENERIC")
+    too_big = [(0x1000, bytes(0x1E0000 - 0x1000 + 16))]  # app runs 16 bytes into ROMFS at 0x1e0000
+    with pytest.raises(hflash.FlashError, match="inside the ROMFS region 0x1e0000"):
+        hflash.check_firmware_layout(board, too_big)
+    hflash.check_firmware_layout(board, [(0x1000, bytes(0x1E0000 - 0x1000))])

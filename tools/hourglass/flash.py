@@ -165,14 +165,17 @@ def firmware_chunks(path: Path, board: Board) -> list[tuple[int, bytes]]:
 
 
 def check_firmware_layout(board: Board, chunks: list[tuple[int, bytes]]) -> None:
-    """Refuse a firmware that writes into the filesystem region: the board.toml layout would then be wrong."""
-    fs_start, fs_end = board.fs_offset, board.fs_offset + board.fs_size
+    """Refuse a firmware that writes into the filesystem or ROMFS region: board.toml's layout would then be
+    wrong for it, and our images would overwrite its code (or it would overwrite them)."""
+    regions = [("filesystem", board.fs_offset, board.fs_offset + board.fs_size)]
+    regions += [("ROMFS", p.offset, p.end) for p in board.partitions if p.name == "romfs"]
     for addr, data in chunks:
-        if addr < fs_end and addr + len(data) > fs_start:
-            raise FlashError(
-                f"{board.name}: the firmware has data at {addr:#x}..{addr + len(data):#x}, inside the filesystem "
-                f"region {fs_start:#x}..{fs_end:#x} of boards/{board.name}/board.toml: the layout there does not "
-                "match this firmware; refusing to write the filesystem image over it.")
+        for what, start, end in regions:
+            if addr < end and addr + len(data) > start:
+                raise FlashError(
+                    f"{board.name}: the firmware has data at {addr:#x}..{addr + len(data):#x}, inside the {what} "
+                    f"region {start:#x}..{end:#x} of boards/{board.name}/board.toml: the layout there does not "
+                    "match this firmware; refusing to write it.")
         if addr + len(data) > board.flash_size:
             raise FlashError(f"{board.name}: the firmware runs past the end of flash ({board.flash_size:#x})")
 
