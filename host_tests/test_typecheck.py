@@ -66,13 +66,54 @@ def stub_names(stubs: Path) -> set[str]:
     return names
 
 
+def _span(nodes: list[ast.stmt]) -> set[int]:
+    lines: set[int] = set()
+    for n in nodes:
+        lines.update(range(n.lineno, (n.end_lineno or n.lineno) + 1))
+    return lines
+
+
+def _interpreter_test(test: ast.expr) -> bool | None:
+    """True for a test meaning "on MicroPython", False for "on CPython", None for anything else."""
+    negated = isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not)
+    inner = test.operand if negated else test
+    text = ast.unparse(inner).lower()
+    if "micropython" in text or "implementation" in text:
+        on_mp = "!=" not in text and "cpython" not in text
+        return on_mp != negated
+    return None
+
+
+def cpython_side_lines(tree: ast.AST) -> set[int]:
+    """Lines that only run on CPython: the other side of `if IS_MICROPYTHON:` / `if sys.implementation...`,
+    including the statements after a MicroPython branch that always returns."""
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        for field in ("body", "orelse", "finalbody", "handlers"):
+            block = getattr(node, field, None)
+            if not isinstance(block, list):
+                continue
+            for i, stmt in enumerate(block):
+                if not isinstance(stmt, ast.If):
+                    continue
+                side = _interpreter_test(stmt.test)
+                if side is None:
+                    continue
+                mp_branch, cp_branch = (stmt.body, stmt.orelse) if side else (stmt.orelse, stmt.body)
+                lines |= _span(cp_branch)
+                if mp_branch and isinstance(mp_branch[-1], (ast.Return, ast.Raise)):
+                    lines |= _span(block[i + 1:])
+    return lines
+
+
 def guarded_lines(path: Path) -> set[int]:
-    """Lines inside a try that handles ImportError/AttributeError (or broader): runtime-probed API use."""
+    """Lines inside a try that handles ImportError/AttributeError (or broader): runtime-probed API use; and
+    lines that run on CPython only."""
     try:
         tree = ast.parse(path.read_text())
     except (SyntaxError, OSError):
         return set()
-    lines: set[int] = set()
+    lines: set[int] = cpython_side_lines(tree)
     for node in ast.walk(tree):
         if not isinstance(node, ast.Try):
             continue
@@ -219,3 +260,13 @@ def test_interpreter_branches_check_only_the_micropython_side(tmp_path):
             "    return asyncio.get_running_loop()\n")
     errors = _errors(tmp_path, "esp32", body)
     assert [(e.line, e.code) for e in errors] == [(9, "attr-defined")], errors
+
+
+def test_inline_interpreter_tests_guard_the_cpython_side(tmp_path):
+    body = ("import sys\nimport asyncio\nimport machine\n\n\n"
+            "def f():\n    if sys.implementation.name == 'micropython':\n        machine.frobnicate()\n"
+            "        return 1\n    return asyncio.get_running_loop()\n\n\n"
+            "def g():\n    if sys.implementation.name != 'micropython':\n        return asyncio.get_running_loop()\n"
+            "    return machine.frobnicate2()\n")
+    errors = _errors(tmp_path, "esp32", body)
+    assert sorted((e.line, e.code) for e in errors) == [(8, "attr-defined"), (16, "attr-defined")], errors
