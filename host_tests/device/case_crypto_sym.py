@@ -172,6 +172,27 @@ def test_aes_pure_matches_cryptolib_random():
             assert pure.decrypt_block(c) == block == lib.decrypt_block(c)
 
 
+def test_aes_viper_matches_pure():
+    if aes._aes_viper is None:
+        if hgtest.IS_MICROPYTHON:
+            raise AssertionError("the VM has the viper emitter: ViperAES should be in use")
+        hgtest.skip("no viper emitter on this runtime")
+    assert type(aes.new(bytes(16), pure=True)) is aes.ViperAES
+    rng = hgtest.Rng(1197)
+    for klen in (16, 24, 32):
+        for _ in range(10):
+            key = rng.bytes(klen)
+            block = rng.bytes(16)
+            v = aes.ViperAES(key)
+            p = aes.PureAES(key)
+            c = v.encrypt_block(block)
+            assert c == p.encrypt_block(block)
+            assert v.decrypt_block(c) == block == p.decrypt_block(c)
+    for key, ct in FIPS197:
+        assert aes.ViperAES(unhex(key)).encrypt_block(unhex(FIPS197_PT)).hex() == ct
+    assert "0001" not in repr(aes.ViperAES(bytes(range(16))))
+
+
 def test_aes_rejects_bad_sizes_and_hides_key():
     hgtest.raises(CryptoError, aes.PureAES, bytes(15))
     hgtest.raises(CryptoError, aes.new, bytes(33))
@@ -182,10 +203,13 @@ def test_aes_rejects_bad_sizes_and_hides_key():
 
 
 def test_ccm_rfc3610_packets():
-    for pure in (False, True):
+    for kind in ("default", "no-cryptolib", "bytecode"):
         for key, nonce, aad, pt, ct in _ccm_vectors():
             m = len(ct) - len(pt)
-            c = ccm.AesCcm(key, m, pure=pure)
+            if kind == "bytecode":
+                c = ccm.AesCcm(key, m, cipher=aes.PureAES(key))
+            else:
+                c = ccm.AesCcm(key, m, pure=(kind == "no-cryptolib"))
             assert c.encrypt(nonce, pt, aad) == ct
             assert c.decrypt(nonce, ct, aad) == pt
     key, nonce, aad, pt, ct = _ccm_vectors()[0]

@@ -1,7 +1,8 @@
 # AES-128/192/256 block cipher (FIPS-197).
 #
-# new(key) returns the fastest implementation the firmware has: cryptolib's ECB mode (ESP32, unix port) or the
-# pure-Python PureAES (nRF52840 has no cryptolib). Both have the same interface:
+# new(key) returns the fastest implementation the firmware has: cryptolib's ECB mode (ESP32, unix port), else
+# ViperAES (the same rounds compiled by the viper emitter, _aes_viper.py; the nRF52840 has no cryptolib), else
+# the bytecode PureAES, which is also tested on its own everywhere. All have the same interface:
 #   encrypt_block(b) -> bytes, encrypt_into(src, dst), decrypt_block(b) -> bytes, decrypt_into(src, dst)
 # encrypt_into/decrypt_into write into a caller's buffer, so modes (CCM, key wrap) run without allocating.
 #
@@ -9,13 +10,10 @@
 # overflow MicroPython's 31-bit small ints on the 32-bit boards and allocate a bigint per operation.
 from crypto import CryptoError
 
-try:
-    import micropython
-except ImportError:  # CPython: the emitter decorators become no-ops
-    class micropython:
-        @staticmethod
-        def native(f):
-            return f
+try:  # a port without the viper emitter (or CPython) cannot compile/import it
+    from crypto import _aes_viper
+except (ImportError, SyntaxError, NotImplementedError):
+    _aes_viper = None
 
 _SBOX = bytes.fromhex(
     "637c777bf26b6fc53001672bfed7ab76ca82c97dfa5947f0add4a2af9ca472c0"
@@ -96,7 +94,6 @@ class PureAES:
         self.decrypt_into(block, out)
         return bytes(out)
 
-    @micropython.native
     def encrypt_into(self, src, dst):
         """Encrypt the 16 bytes of src into dst (a bytearray or writable memoryview)."""
         rk = self._rk
@@ -146,7 +143,6 @@ class PureAES:
         dst[14] = S[s6] ^ rk[o + 14]
         dst[15] = S[s11] ^ rk[o + 15]
 
-    @micropython.native
     def decrypt_into(self, src, dst):
         """Decrypt the 16 bytes of src into dst."""
         rk = self._rk
@@ -205,6 +201,43 @@ class PureAES:
         dst[15] = S[s3] ^ rk[15]
 
 
+class ViperAES(PureAES):
+    """PureAES's key schedule with the block functions of _aes_viper (machine code, no allocation)."""
+
+    def __init__(self, key):
+        PureAES.__init__(self, key)
+        rk = bytearray(241)
+        rk[0:len(self._rk)] = self._rk
+        rk[240] = self._rounds
+        self._rk = rk
+
+    def __repr__(self):
+        return "<ViperAES-%d key hidden>" % ((self._rounds - 6) * 32)
+
+    def encrypt_into(self, src, dst):
+        _aes_viper.encrypt(self._rk, src, dst, _TABLES)
+
+    def decrypt_into(self, src, dst):
+        _aes_viper.decrypt(self._rk, src, dst, _TABLES)
+
+
+def _viper_works():
+    # FIPS-197 C.1 both ways: a half-working emitter must not be trusted with keys
+    try:
+        a = ViperAES(bytes(range(16)))
+        ct = a.encrypt_block(bytes.fromhex("00112233445566778899aabbccddeeff"))
+        return (ct == bytes.fromhex("69c4e0d86a7b0430d8cdb78070b4c55a")
+                and a.decrypt_block(ct) == bytes.fromhex("00112233445566778899aabbccddeeff"))
+    except Exception:
+        return False
+
+
+if _aes_viper is not None:
+    _TABLES = bytes(_SBOX + _INV_SBOX + _XTIME)
+    if not _viper_works():
+        _aes_viper = None
+
+
 class CryptolibAES:
     """cryptolib's AES in ECB mode. A cryptolib object works in one direction only, so there are two."""
 
@@ -255,8 +288,10 @@ def has_cryptolib():
 
 
 def new(key, pure=False):
-    """The AES block cipher for key: cryptolib's when the firmware has it (unless pure), else PureAES.
-    MicroPython's cryptolib has no AES-192, so 24-byte keys always use PureAES."""
+    """The AES block cipher for key: cryptolib's when the firmware has it (MicroPython's has no AES-192), else
+    ViperAES where the viper emitter works, else PureAES. pure=True skips cryptolib (for tests and benchmarks)."""
     if not pure and len(key) != 24 and has_cryptolib():
         return CryptolibAES(key)
+    if _aes_viper is not None:
+        return ViperAES(key)
     return PureAES(key)

@@ -7,22 +7,12 @@ from crypto import CryptoError, InvalidTag
 from crypto import aes as _aes
 from crypto.util import ct_equal
 
-try:
-    import micropython
-except ImportError:  # CPython
-    class micropython:
-        @staticmethod
-        def native(f):
-            return f
 
-
-@micropython.native
 def _xor_into(dst, doff, src, soff, n):
     for i in range(n):
         dst[doff + i] ^= src[soff + i]
 
 
-@micropython.native
 def _xor3(dst, doff, a, aoff, b, n):
     # dst[doff:doff+n] = a[aoff:aoff+n] ^ b[:n]
     for i in range(n):
@@ -32,10 +22,11 @@ def _xor3(dst, doff, a, aoff, b, n):
 class AesCcm:
     """AES-CCM with one key: tag_len M in 4..16 (even), nonce of 7..13 bytes (L = 15 - nonce length)."""
 
-    def __init__(self, key, tag_len=8, pure=False):
+    def __init__(self, key, tag_len=8, pure=False, cipher=None):
+        """pure=True avoids cryptolib; cipher= supplies the block cipher object itself (tests, benchmarks)."""
         if tag_len not in (4, 6, 8, 10, 12, 14, 16):
             raise CryptoError("CCM tag length must be 4, 6, ..., 16")
-        self._cipher = _aes.new(key, pure)
+        self._cipher = cipher if cipher is not None else _aes.new(key, pure)
         self.tag_len = tag_len
 
     def __repr__(self):

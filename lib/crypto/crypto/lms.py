@@ -25,6 +25,11 @@ _LMS_HEIGHT = {5: 5, 6: 10, 7: 15, 8: 20, 9: 25}
 _LMOTS = {1: (1, 265, 7), 2: (2, 133, 6), 3: (4, 67, 4), 4: (8, 34, 0)}
 
 HSS_MAX_LEVELS = 8
+
+try:  # machine-code chain walk where the port has the viper emitter; checked below before use
+    from crypto._lms_viper import chains as _chains_viper
+except (ImportError, SyntaxError, NotImplementedError):
+    _chains_viper = None
 LMS_PUBLIC_KEY_LEN = 56
 
 
@@ -49,6 +54,57 @@ def lms_signature_length(sig, off=0):
     return total if len(sig) - off >= total else 0
 
 
+def _digit_sum_table(w):
+    """Sum of the base-2^w digits of each byte value, for the checksum in one pass over the 32 bytes of Q."""
+    mask = (1 << w) - 1
+    t = bytearray(256)
+    for b in range(256):
+        s = 0
+        for k in range(0, 8, w):
+            s += (b >> k) & mask
+        t[b] = s
+    return bytes(t)
+
+
+_DIGIT_SUMS = {}
+
+
+def _chains_py(qp, z, work, sha):
+    """Python version of _lms_viper.chains (same contract): advance every chain from its digit to 2^w - 1."""
+    w = qp[34]
+    p = (qp[35] << 8) | qp[36]
+    top = (1 << w) - 1
+    per_byte = 8 // w
+    mv = memoryview(work)
+    tail = mv[23:]
+    zv = memoryview(z)
+    calls = 0
+    i = 0
+    for bi in range(_N + 2):
+        b = qp[bi]
+        shift = 8 - w
+        for _ in range(per_byte):
+            if i >= p:
+                return calls
+            a = (b >> shift) & top
+            shift -= w
+            if a != top:
+                zo = 22 + 32 * i
+                work[20] = i >> 8
+                work[21] = i & 0xFF
+                tail[:] = zv[zo:zo + 32]
+                for j in range(a, top):
+                    work[22] = j
+                    tail[:] = sha(work).digest()
+                calls += top - a
+                zv[zo:zo + 32] = tail
+            i += 1
+    return calls
+
+
+_chains = _chains_py
+
+
 def _ots_candidate(ident, q_bytes, ots_type, message, sig, off):
     """Algorithm 4b: the LM-OTS candidate public key Kc from the LM-OTS signature at sig[off:]."""
     w, p, ls = _LMOTS[ots_type]
@@ -59,44 +115,32 @@ def _ots_candidate(ident, q_bytes, ots_type, message, sig, off):
     h.update(_D_MESG)
     h.update(sig[c_off:y_off])
     h.update(message)
-    # Q || Cksm(Q): the digits a_i come from these 34 bytes
-    qc = bytearray(_N + 2)
-    qc[0:_N] = h.digest()
-    mask = (1 << w) - 1
-    per_byte = 8 // w
-    ndigits = _N * per_byte
-    total = 0
-    for i in range(ndigits):
-        total += mask - ((qc[i // per_byte] >> (8 - w * (i % per_byte + 1))) & mask)
-    total <<= ls
-    qc[_N] = (total >> 8) & 0xFF
-    qc[_N + 1] = total & 0xFF
-
-    buf = bytearray(23 + _N)  # I || u32str(q) || u16str(i) || u8str(j) || tmp
-    buf[0:16] = ident
-    buf[16:20] = q_bytes
-    mv = memoryview(buf)
-    tail = mv[23:]
-    kc = _sha256(ident)
-    kc.update(q_bytes)
-    kc.update(_D_PBLC)
-    sha = _sha256
-    top = mask  # chains run from a to 2^w - 2 inclusive
-    y = y_off
-    for i in range(p):
-        a = (qc[i // per_byte] >> (8 - w * (i % per_byte + 1))) & mask
-        if a == top:
-            kc.update(sig[y:y + _N])
-        else:
-            buf[20] = i >> 8
-            buf[21] = i & 0xFF
-            tail[:] = sig[y:y + _N]
-            for j in range(a, top):
-                buf[22] = j
-                tail[:] = sha(buf).digest()
-            kc.update(tail)
-        y += _N
-    return kc.digest()
+    # qp = Q || Cksm(Q) || w || p (the digits a_i come from the first 34 bytes)
+    qp = bytearray(_N + 5)
+    qp[0:_N] = h.digest()
+    table = _DIGIT_SUMS.get(w)
+    if table is None:
+        table = _DIGIT_SUMS[w] = _digit_sum_table(w)
+    s = 0
+    for k in range(_N):
+        s += table[qp[k]]
+    cksm = ((_N * 8 // w) * ((1 << w) - 1) - s) << ls
+    qp[_N] = cksm >> 8
+    qp[_N + 1] = cksm & 0xFF
+    qp[_N + 2] = w
+    qp[_N + 3] = p >> 8
+    qp[_N + 4] = p & 0xFF
+    # z = I || u32str(q) || D_PBLC || y[0..p-1]: the chains run in place, then Kc is one hash over z
+    z = bytearray(22 + p * _N)
+    z[0:16] = ident
+    z[16:20] = q_bytes
+    z[20:22] = _D_PBLC
+    z[22:] = sig[y_off:y_off + p * _N]
+    work = bytearray(23 + _N)  # I || u32str(q) || u16str(i) || u8str(j) || tmp
+    work[0:16] = ident
+    work[16:20] = q_bytes
+    _chains(qp, z, work, _sha256)
+    return _sha256(z).digest()
 
 
 def _lms_verify(pub, message, sig, off, length):
@@ -198,3 +242,30 @@ def hss_verify(public_key, message, signature):
     if n == 0 or off + n != len(sig):
         return False
     return _lms_verify(key, message, sig, off, n)
+
+
+def _self_test_viper():
+    # A synthetic W=4 walk over 8 chains (~60 hashes): the viper walk must advance the same chains to the
+    # same values as the Python one.
+    qp = bytearray(_N + 5)
+    for k in range(_N + 2):
+        qp[k] = (k * 37 + 11) & 0xFF
+    qp[_N + 2] = 4
+    qp[_N + 4] = 8
+    z1 = bytearray(22 + 8 * _N)
+    for k in range(len(z1)):
+        z1[k] = k & 0xFF
+    z2 = bytearray(z1)
+    w1 = bytearray(23 + _N)
+    w2 = bytearray(23 + _N)
+    n1 = _chains_viper(qp, z1, w1, _sha256)
+    n2 = _chains_py(qp, z2, w2, _sha256)
+    return n1 == n2 and z1 == z2
+
+
+if _chains_viper is not None:
+    try:
+        if _self_test_viper():
+            _chains = _chains_viper
+    except Exception:  # a half-working emitter: keep the Python walk
+        pass
