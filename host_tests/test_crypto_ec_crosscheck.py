@@ -196,3 +196,14 @@ def test_cross_check_on_the_vm(tmp_path):
         # RFC 6979: same bytes as our CPython run
         assert p256.sign(bytes.fromhex(priv), bytes.fromhex(msg)).hex() == sig
 
+
+
+def test_r_at_least_n_case_is_valid_for_openssl_too():
+    # the constructed signature whose R has x >= n (r = x - n) is valid ECDSA for OpenSSL as well
+    from case_crypto_ec_p256 import key_for_r_at_least_n
+
+    pub, digest, sig = key_for_r_at_least_n()
+    key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), pub)
+    der = utils.encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
+    key.verify(der, digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+    assert p256.verify_digest(pub, digest, sig)

@@ -186,3 +186,62 @@ def test_g_table_is_odd_multiples_of_g():
         acc = p256._jadd(*(acc + g2))
     assert table[0] == (GX, GY)
     assert len(table) == 16
+
+
+def test_exceptional_additions_in_the_joint_multiplication():
+    # u1*G + u2*Q with Q = G: the walk adds G to G (the doubling case) and G to -G (infinity)
+    g = (GX, GY)
+    two_g = p256._to_affine(*p256._jdouble(GX, GY, 1))
+    assert p256._to_affine(*p256._mul2(1, 1, g)) == two_g
+    assert p256._mul2(1, N - 1, g)[2] == 0  # G + (-G): Z = 0
+    assert p256._to_affine(*p256._mul2(3, N - 1, g)) == two_g
+    # the same through verify: a signature whose u1*G + u2*Q is the point at infinity is invalid
+    e = 5
+    r = 7
+    s = 11
+    w = pow(s, N - 2, N)
+    # choose Q so that u1*G + u2*Q = O: Q = -(u1/u2) G
+    u1 = e * w % N
+    u2 = r * w % N
+    qk = (N - u1 * pow(u2, N - 2, N) % N) % N
+    q = p256.public_key(qk.to_bytes(32, "big"))
+    assert not p256.verify_digest(q, e.to_bytes(32, "big"), _with_rs(r, s))
+
+
+def _point_with_x_at_least_n():
+    # smallest x >= n with a point on the curve (p = 3 mod 4: sqrt is a power)
+    x = N
+    while True:
+        rhs = ((x * x - 3) * x + p256._B) % P
+        y = pow(rhs, (P + 1) // 4, P)
+        if y * y % P == rhs:
+            return x, y
+        x += 1
+
+
+def key_for_r_at_least_n():
+    """(pub, digest, sig) valid only through the 'x(R) mod n' rule with x(R) >= n: r = x(R) - n.
+    Built from the point R, not from a nonce: Q = (R - u1 G) / u2."""
+    rx, ry = _point_with_x_at_least_n()
+    r = rx - N
+    s = 0x1234567
+    e = 0xC0FFEE
+    w = pow(s, N - 2, N)
+    u1 = e * w % N
+    u2 = r * w % N
+    gx, gy, gz = p256._mul2(N - u1, 0, None)  # -u1 G
+    sx, sy, sz = p256._jadd(rx, ry, 1, gx, gy, gz)  # R - u1 G
+    sx, sy = p256._to_affine(sx, sy, sz)
+    qx, qy, qz = p256._mul2(0, pow(u2, N - 2, N), (sx, sy))
+    qx, qy = p256._to_affine(qx, qy, qz)
+    pub = b"\x04" + qx.to_bytes(32, "big") + qy.to_bytes(32, "big")
+    return pub, e.to_bytes(32, "big"), _with_rs(r, s)
+
+
+def test_r_from_an_x_coordinate_at_least_n_is_accepted():
+    pub, digest, sig = key_for_r_at_least_n()
+    assert p256.verify_digest(pub, digest, sig)
+    # r itself (not r + n) as the x-coordinate is a different point: flipping r's low bit must fail
+    bad = bytearray(sig)
+    bad[31] ^= 1
+    assert not p256.verify_digest(pub, digest, bytes(bad))
