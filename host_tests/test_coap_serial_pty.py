@@ -250,7 +250,7 @@ def test_get_put_discovery_block2_and_text(board, gateway, tmp_path):
     assert "put /r: %d bytes" % len("new value \xc0\xdb".encode()) in text
     assert re.search(r"^diag frame: \d+ frames in$", text, re.M), text  # a slipmux diagnostic frame
     assert "\ufffd" not in text and "\\x" not in text  # no frame bytes leaked into the text
-    log = (tmp_path / "board.log").read_text()
+    log = (tmp_path / "board.log").read_bytes().decode()
     assert log == text
 
 
