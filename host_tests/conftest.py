@@ -5,6 +5,9 @@ what MicroPython has. Each case is collected twice, as `name[cpython]` and `name
 - on CPython it runs in-process;
 - on MicroPython the whole module runs as one batch in the VM (`-X heapsize=`, default 128k or the module's
   `MP_HEAP = "..."`), and each item reports its own result with the MicroPython traceback.
+With `--board-port PORT --board NAME` the cases run instead as `name[board]` on a board (real, or the virtual
+board) through mpremote, one batch per case file (tools/hourglass/hil.py); a case file whose MP_HEAP is larger
+than the board's heap (x2 on the VM scale) is skipped.
 """
 from __future__ import annotations
 
@@ -15,9 +18,10 @@ from collections import Counter
 
 import pytest
 
-from hourglass import mpvm
+from hourglass import hil, mpvm
 
 RUNTIMES = ("cpython", "micropython")
+BOARD = "board"  # the runtime of hardware-in-the-loop runs (--board-port)
 
 # CPython imports device code the way the VM does: each lib package folder is an import root.
 for _p in reversed(mpvm.device_path([mpvm.DEVICE_TESTS])):
@@ -31,6 +35,16 @@ def pytest_addoption(parser):
                     help="which runtime runs the device test cases (default: both)")
     group.addoption("--mp-heap", default=None,
                     help="MicroPython VM heap for device cases, e.g. 96k (default: the module's MP_HEAP or 128k)")
+    group.addoption("--board-port", default=None, metavar="PORT",
+                    help="run the device cases on the board at PORT through mpremote, instead of CPython and the VM")
+    group.addoption("--board", default="ESP32_GENERIC", metavar="NAME",
+                    help="the board at --board-port (boards/NAME): its heap decides which case files fit")
+    group.addoption("--board-lib", choices=("source", "build"), default="source",
+                    help="with --board-port: import lib/ sources (default) or the board's build/NAME bundle")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", f"{BOARD}: device case run on a board through mpremote (--board-port)")
 
 
 def pytest_pycollect_makemodule(module_path, parent):
@@ -49,17 +63,21 @@ class DeviceCaseFile(pytest.File):
     def collect(self):
         tree = ast.parse(self.path.read_text(), str(self.path))
         self.heap = mpvm.DEFAULT_HEAP
+        self.declared_heap = None
         names = []
         for node in tree.body:
             if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
                 names.append(node.name)
             elif (isinstance(node, ast.Assign) and len(node.targets) == 1
                   and getattr(node.targets[0], "id", None) == "MP_HEAP"):
-                self.heap = ast.literal_eval(node.value)
+                self.heap = self.declared_heap = ast.literal_eval(node.value)
         self.heap = self.config.getoption("--mp-heap") or self.heap
         choice = self.config.getoption("--runtime")
         runtimes = RUNTIMES if choice == "both" else (choice,)
+        if self.config.getoption("--board-port"):
+            runtimes = (BOARD,)
         self._mp_results = None
+        self._board_results = None
         self._mp_names = [n for n in names]
         for name in names:
             for runtime in runtimes:
@@ -73,6 +91,17 @@ class DeviceCaseFile(pytest.File):
                                            case_dir=self.path.parent)
             self._mp_results = (results, proc)
         return self._mp_results
+
+    def board_target(self):
+        opt = self.config.getoption
+        return hil.target(opt("--board-port"), opt("--board"), lib=opt("--board-lib"))
+
+    def board_results(self):
+        if self._board_results is None:
+            wanted = [i.func for i in self.session.items if i.parent is self and i.runtime == BOARD]
+            self._board_results = hil.run_cases(self.board_target(), self.path.stem, wanted or self._mp_names,
+                                                case_dir=self.path.parent)
+        return self._board_results
 
 
 class DeviceCaseItem(pytest.Item):
@@ -93,15 +122,31 @@ class DeviceCaseItem(pytest.Item):
             except hgtest.SkipTest as e:
                 pytest.skip(str(e))
             return
-        results, proc = self.parent.micropython_results()
+        if self.runtime == BOARD:
+            target = self.parent.board_target()
+            context = f"board {target.name} at {target.port}"
+            source = context
+            declared = self.parent.declared_heap
+            if declared and mpvm.heap_bytes(declared) > target.vm_heap_equivalent:
+                pytest.skip(f"case file needs MP_HEAP={declared} on the VM; {target.name} has "
+                            f"{target.python_heap // 1024} KiB (x2 = {target.vm_heap_equivalent // 1024}k)")
+            results, proc = self.parent.board_results()
+            self.user_properties.append(("runtime", BOARD))
+            self.user_properties.append(("board", target.name))
+        else:
+            context = f"heap {self.parent.heap}"
+            source = "the MicroPython VM"
+            results, proc = self.parent.micropython_results()
+            self.user_properties.append(("runtime", "micropython"))
+            self.user_properties.append(("heap_vm", self.parent.heap))
         r = results.get(self.func)
-        self.user_properties.append(("runtime", "micropython"))
-        self.user_properties.append(("heap_vm", self.parent.heap))
         if r is None or r.status == "missing":
             stderr = proc.stderr.decode("utf-8", "replace")[-4000:]
             detail = r.traceback if r else ""
+            if self.runtime == BOARD:  # mpremote prints the board's traceback on stdout
+                detail += "\n--- stdout ---\n" + proc.stdout.decode("utf-8", "replace")[-4000:]
             raise DeviceTestFailure(
-                f"no result from the MicroPython VM (exit code {proc.returncode}, heap {self.parent.heap})\n"
+                f"no result from {source} (exit code {proc.returncode}, {context})\n"
                 f"{detail}\n--- stderr ---\n{stderr}")
         self.user_properties.append(("time_us", r.elapsed_us))
         self.user_properties.append(("heap_delta", r.heap))
@@ -109,7 +154,7 @@ class DeviceCaseItem(pytest.Item):
             pytest.skip(r.reason)
         if r.status != "pass":
             out = "\n".join(r.output)
-            raise DeviceTestFailure(f"MicroPython traceback (heap {self.parent.heap}):\n{r.traceback}"
+            raise DeviceTestFailure(f"MicroPython traceback ({context}):\n{r.traceback}"
                                     + (f"\n--- output ---\n{out}" if out else ""))
 
     def repr_failure(self, excinfo):
@@ -122,21 +167,32 @@ class DeviceCaseItem(pytest.Item):
 
 
 _outcomes: Counter = Counter()
+_board_rows: list = []
 
 
 def pytest_runtest_logreport(report):
     if report.when == "call" or (report.when == "setup" and report.skipped):
-        for runtime in RUNTIMES:
+        for runtime in RUNTIMES + (BOARD,):
             if report.nodeid.endswith(f"[{runtime}]"):
                 _outcomes[(runtime, report.outcome)] += 1
+        if report.nodeid.endswith(f"[{BOARD}]"):
+            props = dict(report.user_properties)
+            _board_rows.append((report.nodeid, report.outcome, props.get("time_us"), props.get("heap_delta")))
 
 
 def pytest_terminal_summary(terminalreporter):
     if not _outcomes:
         return
     terminalreporter.section("device cases by runtime")
-    for runtime in RUNTIMES:
+    for runtime in RUNTIMES + (BOARD,):
         counts = {k[1]: v for k, v in _outcomes.items() if k[0] == runtime}
         if counts:
             terminalreporter.write_line(
                 f"{runtime:12s} " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    if _board_rows:
+        config = terminalreporter.config
+        terminalreporter.section(f"board {config.getoption('--board')} at {config.getoption('--board-port')}: "
+                                 f"time and heap per test")
+        for nodeid, outcome, time_us, heap in _board_rows:
+            cost = f"{time_us / 1000:10.1f} ms {heap:+8d} B heap" if time_us is not None else " " * 29
+            terminalreporter.write_line(f"{outcome:8s}{cost}  {nodeid}")

