@@ -313,3 +313,14 @@ def test_firmware_reaching_into_the_romfs_partition_is_refused(tmp_path):
     with pytest.raises(hflash.FlashError, match="inside the ROMFS region 0x1e0000"):
         hflash.check_firmware_layout(board, too_big)
     hflash.check_firmware_layout(board, [(0x1000, bytes(0x1E0000 - 0x1000))])
+
+
+def test_make_targets_pass_their_variables():
+    out = subprocess.run(["make", "-n", "flash", "BOARD=PCA10059", "PORT=/dev/ttyACM0", "DRIVE=/media/d",
+                          "FIRMWARE=/fw/x.hex", "DRY_RUN=1"], capture_output=True, text=True, cwd=REPO).stdout
+    assert ".venv/bin/hourglass build --board PCA10059" in out
+    assert (".venv/bin/hourglass flash --board PCA10059 --port /dev/ttyACM0 --drive /media/d --firmware /fw/x.hex "
+            "--dry-run") in out
+    out = subprocess.run(["make", "-n", "image", "BOARD=ESP32_GENERIC_S3"], capture_output=True, text=True,
+                         cwd=REPO).stdout
+    assert ".venv/bin/hourglass image --board ESP32_GENERIC_S3" in out
