@@ -1,9 +1,12 @@
-# Ed25519 (RFC 8032): verify for the device, plus public_key/sign (deterministic, used by tests and tools).
+# Ed25519 (RFC 8032): verify for the device, plus public_key/sign (deterministic; tests, tools, optional
+# device signing).
 #
 # Speed comes from big Python ints used the way MicroPython's mpz likes them (few large operations, one `% p`
 # per product, sums of products reduced once), extended twisted Edwards coordinates (no inversion per step),
-# and one joint double-scalar multiplication [S]B - [h]A: interleaved width-w NAF with a small precomputed
-# table of odd multiples of the base point B (constants below) and a per-call table for A.
+# and one joint double-scalar multiplication [S]B - [h]A: interleaved width-w NAF digits over a table of odd
+# multiples of the base point B (built once, on first use; mixed additions) and a per-call table for A.
+# The one inversion is extended Euclid (_ec.inverse) and the square root an addition chain. SHA-512 is
+# crypto.sha512 (viper on MicroPython). Python ints are not constant-time: signing on a device leaks timing.
 from crypto import CryptoError
 from crypto import sha512 as _sha512
 from crypto._ec import inverse, wnaf as _wnaf

@@ -8,7 +8,6 @@ import hashlib
 
 from crypto import CryptoError
 from crypto._ec import inverse, wnaf as _wnaf
-from crypto.kdf import HmacSha256
 from crypto.util import random_bytes
 
 _P = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF
@@ -247,6 +246,8 @@ def _bits2int(digest):
 
 def _rfc6979_nonces(d, digest):
     """RFC 6979 section 3.2 candidate nonces k for private scalar d and message digest (HMAC-SHA-256)."""
+    from crypto.kdf import HmacSha256  # only signing needs it: verify-only devices do not load it
+
     x = d.to_bytes(32, "big")
     h = (_bits2int(digest) % _N).to_bytes(32, "big")
     v = b"\x01" * 32
