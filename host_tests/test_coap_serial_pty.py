@@ -36,6 +36,7 @@ from coap.serial import SerialTransport
 from coap.server import Server
 
 state = {"r": b"initial", "n": 0}
+BIG = bytes(i & 255 for i in range(3000))
 
 
 def put_r(req):
@@ -83,7 +84,7 @@ async def main():
     s = Server(t)
     s.route("/hello", get=hello, rt="greeting")
     s.route("/r", get=lambda req: state["r"], put=put_r, rt="test", ct=0)
-    s.route("/big", get=lambda req: bytes(i & 255 for i in range(3000)), rt="blob")
+    s.route("/big", get=lambda req: BIG, rt="blob")
     s.route("/slow", get=slow)
     s.route("/stats", get=stats)
     obs = s.route("/obs", get=lambda req: ("n=%d" % state["n"]).encode(), observable=True)
