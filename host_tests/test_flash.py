@@ -324,3 +324,21 @@ def test_make_targets_pass_their_variables():
     out = subprocess.run(["make", "-n", "image", "BOARD=ESP32_GENERIC_S3"], capture_output=True, text=True,
                          cwd=REPO).stdout
     assert ".venv/bin/hourglass image --board ESP32_GENERIC_S3" in out
+
+
+def test_cli_image_with_a_pinned_override_and_refusal_without(built, tmp_path):
+    fw = fake_firmware(tmp_path / "fw" / "fw.bin")
+    boards = pinned_override(tmp_path, "ESP32_GENERIC_C3", fw)
+    build_dir = tmp_path / "b"
+    shutil.copytree(built["ESP32_GENERIC_C3"], build_dir)
+    cmd = [sys.executable, "-m", "hourglass.cli", "image", "--board", "ESP32_GENERIC_C3", "--firmware", str(fw),
+           "--build-dir", str(build_dir)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 1 and "no sha256 is pinned" in proc.stderr
+    assert not (build_dir / "ESP32_GENERIC_C3-image.bin").exists()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, "HOURGLASS_BOARDS_DIR": str(boards)})
+    assert proc.returncode == 0, proc.stderr
+    image = build_dir / "ESP32_GENERIC_C3-image.bin"
+    assert image.read_bytes()[:len(fw.read_bytes())] == fw.read_bytes()
+    assert f"write-flash 0x0 {image}" in proc.stdout
