@@ -381,3 +381,13 @@ def test_vm_arch_build_imports_native_code_on_the_vm(tmp_path, sources):
         if not ok:
             assert "incompatible .mpy arch" in out
     assert res.board.mpy_arch == board.mpy_arch
+
+
+def test_board_mpy_cross_args(tmp_path, sources):
+    lib, fw = sources
+    boards = _board_override(tmp_path, "PCA10056", **{'lib_storage = "romfs"':
+                                                      'lib_storage = "romfs"\nmpy_cross_args = ["-O3"]'})
+    plain = hbuild.build(load_board("PCA10056"), tmp_path / "plain", lib, fw)
+    small = hbuild.build(load_board("PCA10056", boards), tmp_path / "small", lib, fw)
+    core = "romfs/lib/net/core.mpy"
+    assert (small.out / core).stat().st_size < (plain.out / core).stat().st_size  # no line-number table

