@@ -3,6 +3,7 @@
 # Jacobian coordinates (x = X/Z^2, y = Y/Z^3, a = -3 doubling), one `% p` per product with sums of products
 # reduced once, and u1*G + u2*Q as one interleaved width-w NAF walk (Straus/Shamir): a small table of affine
 # odd multiples of G (built once, on first use: mixed additions) and a per-call Jacobian table for Q.
+# verify needs no field inversion (r is compared as r * Z^2 == X); the others use extended Euclid.
 # Python big ints are not constant-time: signing leaks timing like any pure-Python implementation.
 import hashlib
 

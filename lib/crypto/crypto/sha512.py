@@ -10,9 +10,9 @@ try:
 except (ImportError, AttributeError):
     _native_sha512 = None
 
-try:  # a port without the viper emitter (or CPython) cannot compile/import it
+try:  # CPython, a port without the viper emitter, or an .mpy built for another arch cannot load it
     from crypto._sha512_viper import _compress_viper
-except (ImportError, SyntaxError, NotImplementedError):
+except (ImportError, SyntaxError, NotImplementedError, ValueError):
     _compress_viper = None
 
 _K = (
