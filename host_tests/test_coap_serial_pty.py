@@ -374,3 +374,90 @@ def test_gateway_exits_when_the_board_goes_away(board):
     g.proc.wait(timeout=20)
     rc, err = g.stop()
     assert rc == 1 and "serial port closed" in err, err
+
+
+CLIENT_BOARD = r'''
+import sys
+if sys.implementation.name == "micropython" and ".frozen" not in sys.path:
+    sys.path.append(".frozen")
+import asyncio
+import binascii
+import hashlib
+from coap.serial import SerialTransport
+from coap.client import Client
+
+
+def digest(b):
+    return binascii.hexlify(hashlib.sha256(bytes(b)).digest()).decode()
+
+
+def code(r):
+    return "%d.%02d" % (r.code >> 5, r.code & 31)
+
+
+async def main():
+    t = SerialTransport()
+    c = Client(t)
+    print("board client ready")
+    r = await c.get(t.remote, "/time")
+    print("time %s %s" % (code(r), bytes(r.payload).decode()))
+    r = await c.get(t.remote, "/example_data", szx=2)
+    print("example_data %s %d %s" % (code(r), len(r.payload), digest(r.payload)))
+    r = await c.get(t.remote, "/async", options=[(15, b"1")])
+    print("async %s %s" % (code(r), bytes(r.payload).decode()))
+    body = bytes((i * 7) & 255 for i in range(3000))
+    r = await c.put(t.remote, "/example_data", body, szx=2)
+    print("put %s %s" % (code(r), digest(body)))
+    print("client done")
+    while True:  # a board keeps running; the line stays up
+        await asyncio.sleep(1)
+
+
+asyncio.run(main())
+'''
+
+
+def _free_udp_port():
+    import socket
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_board_as_client_through_upstream(tmp_path, runtime):
+    # Our client on the board reaches libcoap's coap-server-notls through `hourglass gateway --upstream`:
+    # GET, Block2 at 64 bytes, a separate response (/async), and a 3000-byte Block1 PUT.
+    import hashlib
+    port = _free_udp_port()
+    server = subprocess.Popen(["coap-server-notls", "-A", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    board = Board(tmp_path, runtime, CLIENT_BOARD)
+    g = None
+    try:
+        reference, err = coap_client("-m", "get", f"coap://127.0.0.1:{port}/example_data")
+        assert len(reference) > 100, err
+        g = GatewayProc(board.tty, "--upstream", f"127.0.0.1:{port}", "-v")
+        board.start()
+        g.wait_text("client done", timeout=60)
+        text = g.text()
+        assert re.search(r"^time 2\.05 \w+ +\d+ \d\d:\d\d:\d\d$", text, re.M), text
+        want = hashlib.sha256(reference.rstrip(b"\n")).hexdigest()
+        assert f"example_data 2.05 {len(reference) - 1} {want}" in text, text
+        assert "async 2.05 done" in text, text
+        m = re.search(r"^put (2\.0[14]) (\w+)$", text, re.M)
+        assert m, text
+        # The server now holds the board's upload: read it back directly, without the gateway.
+        stored, err = coap_client("-m", "get", f"coap://127.0.0.1:{port}/example_data")
+        assert stored == bytes((i * 7) & 255 for i in range(3000)) + b"\n", (len(stored), err)
+        assert hashlib.sha256(stored[:-1]).hexdigest() == m.group(2)
+        rc, err = g.stop()
+        assert rc == 0 and " 0 unroutable" in err, err
+    finally:
+        if g is not None and g.proc.poll() is None:
+            g.stop()
+        board.close()
+        server.kill()
+        server.wait()

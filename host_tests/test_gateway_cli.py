@@ -78,7 +78,7 @@ class Gw:
 def test_help_lists_the_options():
     r = hourglass("gateway", "--help")
     assert r.returncode == 0
-    for opt in ("--baud", "--listen", "--log", "--quiet", "--verbose", "--max-frame", "port"):
+    for opt in ("--baud", "--listen", "--log", "--quiet", "--verbose", "--max-frame", "--upstream", "port"):
         assert opt in r.stdout
     assert "gateway" in hourglass("--help").stdout
 
@@ -101,6 +101,8 @@ def test_bad_arguments(line):
     assert r.returncode == 2 and "HOST:PORT" in r.stderr
     r = hourglass("gateway", line.name, "--max-frame", "10")
     assert r.returncode == 2
+    r = hourglass("gateway", line.name, "--upstream", "no-such-host.invalid:5683")
+    assert r.returncode == 2 and "--upstream" in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
 def test_busy_udp_port(line):

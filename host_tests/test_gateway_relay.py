@@ -196,3 +196,29 @@ def test_rewrite_preserves_everything_but_mid_and_token():
         assert back.mid == 0xBEEF and back.token == new_tok and back.payload == m.payload
         assert back.opt.uri_path == ("a", "b") and back.opt.uri_query == ("x=1",)
         assert out[4 + len(new_tok):] == m.encode()[4 + len(old_tok):]
+
+
+UP = ("127.0.0.1", 5683)
+
+
+def test_board_requests_go_upstream_and_answers_come_back():
+    r = Relay(det_rng, upstream=UP)
+    get = req(0x1111, b"bd", path="time")
+    assert r.from_board(get, 0.0) == (get, UP)  # unchanged: the board's MID and token are its own
+    piggy = msg(numbers.ACK, aiocoap.CONTENT, 0x1111, b"bd", payload=b"noon").encode()
+    assert r.from_client(piggy, UP, 0.1) == piggy
+    # A separate response: empty ACK passes, the CON response gets a gateway MID, the board's ACK maps back.
+    assert r.from_client(msg(numbers.ACK, numbers.EMPTY, 0x1111).encode(), UP, 0.2) is not None
+    con = msg(numbers.CON, aiocoap.CONTENT, 0x7777, b"bd", payload=b"later").encode()
+    to_board = dec(r.from_client(con, UP, 1.0))
+    assert to_board.token == b"bd" and to_board.payload == b"later" and to_board.mid != 0x7777
+    out, addr = r.from_board(msg(numbers.ACK, numbers.EMPTY, to_board.mid).encode(), 1.1)
+    assert addr == UP and dec(out).mid == 0x7777 and dec(out).token == b""
+    # Other clients still cannot answer the board's requests.
+    assert r.from_client(piggy, A, 0.1) is None
+    assert r.from_client(con, A, 1.0) is None
+
+
+def test_without_upstream_board_requests_are_dropped():
+    r = Relay(det_rng)
+    assert r.from_board(req(1, b"x"), 0.0) is None and r.dropped == 1

@@ -9,6 +9,9 @@ Several clients can share the board: the board sees one peer (the gateway), so t
 client request its own Message ID and Token on the serial side and maps the board's replies back (ACK/RST by
 Message ID, separate responses and Observe notifications by Token). Messages the board sends with Message IDs
 of its own (CON responses, notifications) keep them, so clients' ACK/RST replies pass through unchanged.
+
+With --upstream HOST:PORT the board can be a client too (a SUIT fetch, the CoAP-EAP trigger): its requests go
+to that server, and the server's answers come back to the board.
 """
 from __future__ import annotations
 
@@ -43,6 +46,8 @@ def register(subparsers) -> None:
     p.add_argument("--log", type=Path, metavar="FILE", help="also append the board's text output to FILE")
     p.add_argument("-q", "--quiet", action="store_true", help="do not show the board's text on stdout")
     p.add_argument("-v", "--verbose", action="store_true", help="log every forwarded CoAP message on stderr")
+    p.add_argument("-u", "--upstream", metavar="HOST:PORT",
+                   help="send the board's own CoAP requests to this UDP server (default: drop them)")
     p.add_argument("--max-frame", type=int, default=1280, metavar="BYTES",
                    help="largest unescaped slipmux frame (default: %(default)s, the draft's MTU)")
     p.set_defaults(func=run_command)
@@ -62,6 +67,13 @@ def parse_address(text: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or int(port) > 65535:
         raise ValueError(f"expected HOST:PORT, got {text!r}")
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def resolve(addr: tuple[str, int]) -> tuple[str, int]:
+    """The numeric (host, port) that datagrams from this server will come from."""
+    import socket
+    info = socket.getaddrinfo(addr[0], addr[1], socket.AF_INET, socket.SOCK_DGRAM)
+    return info[0][4][:2]
 
 
 def describe(data: bytes) -> str:
@@ -90,9 +102,11 @@ def _rewrite(data, mid: int, token: bytes) -> bytes:
 
 
 class Relay:
-    """Maps CoAP messages between many UDP clients and the one board. Sans-IO: callers pass the time."""
+    """Maps CoAP messages between many UDP clients and the one board, and the board's own requests to an
+    optional upstream server. Sans-IO: callers pass the time."""
 
-    def __init__(self, rng=os.urandom):
+    def __init__(self, rng=os.urandom, upstream=None):
+        self.upstream = upstream
         self.next_mid = int.from_bytes(rng(2), "big")
         self.next_token = int.from_bytes(rng(4), "big")
         self.by_client_mid: collections.OrderedDict = collections.OrderedDict()  # (addr, mid) -> (gmid, time)
@@ -151,15 +165,21 @@ class Relay:
             self.dropped += 1
             return None
         mtype, code, mid, token = h
+        upstream = addr == self.upstream
         if mtype in (ACK, RST):
-            # Answers to the board's own CON messages carry the board's MID: pass them through.
-            if code != 0:
-                self.dropped += 1  # a piggybacked response: the board never sends requests through us
+            # Answers to the board's own CON messages carry the board's MID (and, piggybacked, its token):
+            # they pass through.
+            if code != 0 and not upstream:
+                self.dropped += 1  # only the upstream server answers requests from the board
                 return None
             return bytes(data)
         if code != 0 and code >> 5 != 0:
-            self.dropped += 1  # a CON/NON response to a request the board did not send via the gateway
-            return None
+            if not upstream:
+                self.dropped += 1  # a CON/NON response to a request the board did not send via the gateway
+                return None
+            # A separate response from upstream: the token is the board's own; the MID is re-labelled so
+            # the board's ACK/RST for it finds its way back.
+            return _rewrite(data, self._gateway_mid(addr, mid, now), token)
         gmid = self._gateway_mid(addr, mid, now)
         gtok = self._gateway_token(addr, token, now) if code != 0 else b""
         return _rewrite(data, gmid, gtok)
@@ -192,9 +212,14 @@ class Relay:
                 return "reply", bytes((0x70, 0)) + bytes(data[2:4])
             self.dropped += 1
             return None
+        if code >> 5 == 0:  # a request from the board
+            if self.upstream is None:
+                self.dropped += 1
+                return None
+            return bytes(data), self.upstream
         entry = self.by_gtoken.get(token)
-        if entry is None or code >> 5 == 0:
-            self.dropped += 1  # a request from the board, or a response nobody here asked for
+        if entry is None:
+            self.dropped += 1  # a response nobody here asked for
             return None
         entry[2] = now
         return _rewrite(data, mid, entry[1]), entry[0]
@@ -225,7 +250,8 @@ class TextSink:
 
 
 class Gateway:
-    def __init__(self, ser, listen, sink: TextSink, max_frame: int, verbose: bool, err=sys.stderr):
+    def __init__(self, ser, listen, sink: TextSink, max_frame: int, verbose: bool, err=sys.stderr,
+                 upstream=None):
         slip = _slip()
         self.slip = slip
         self.ser = ser
@@ -235,7 +261,7 @@ class Gateway:
         self.err = err
         self.max_message = max_frame - 3
         self.dec = slip.Decoder(max_frame)
-        self.relay = Relay()
+        self.relay = Relay(upstream=upstream)
         self.udp = None
         self.stopped = asyncio.Event()
         self.failure: str | None = None
@@ -369,6 +395,13 @@ def run_command(args) -> int:
     except ValueError as e:
         print(f"hourglass gateway: --listen: {e}", file=sys.stderr)
         return 2
+    upstream = None
+    if args.upstream:
+        try:
+            upstream = resolve(parse_address(args.upstream))
+        except (ValueError, OSError) as e:
+            print(f"hourglass gateway: --upstream: {e}", file=sys.stderr)
+            return 2
     if args.max_frame < 64:
         print("hourglass gateway: --max-frame must be at least 64", file=sys.stderr)
         return 2
@@ -385,7 +418,7 @@ def run_command(args) -> int:
         if args.log:
             log = open(args.log, "a", encoding="utf-8")
         sink = TextSink(None if args.quiet else sys.stdout, log)
-        gw = Gateway(ser, listen, sink, args.max_frame, args.verbose)
+        gw = Gateway(ser, listen, sink, args.max_frame, args.verbose, upstream=upstream)
         try:
             return asyncio.run(gw.run())
         except OSError as e:  # e.g. the UDP address is in use
