@@ -391,3 +391,17 @@ def test_board_mpy_cross_args(tmp_path, sources):
     small = hbuild.build(load_board("PCA10056", boards), tmp_path / "small", lib, fw)
     core = "romfs/lib/net/core.mpy"
     assert (small.out / core).stat().st_size < (plain.out / core).stat().st_size  # no line-number table
+
+
+def test_build_leaves_other_folders_under_build_alone(tmp_path, sources, monkeypatch):
+    lib, fw = sources
+    monkeypatch.setattr(hbuild, "BUILD", tmp_path / "build")
+    flash_dir = tmp_path / "build" / "vboard"
+    (flash_dir / "ESP32_GENERIC").mkdir(parents=True)
+    (flash_dir / "ESP32_GENERIC" / "main.py").write_text("# a virtual board's flash\n")
+    with pytest.raises(hbuild.BuildError, match="not a build folder"):
+        hbuild.build(load_board("ESP32_GENERIC"), flash_dir, lib, fw)
+    old = tmp_path / "build" / "ESP32_GENERIC"  # a build from before the marker
+    (old / "fs").mkdir(parents=True)
+    hbuild.build(load_board("ESP32_GENERIC"), old, lib, fw)
+    assert (flash_dir / "ESP32_GENERIC" / "main.py").is_file()

@@ -328,8 +328,9 @@ def build(board: Board, out: Path | None = None, lib_dir: Path = LIB, firmware_d
     out = out or BUILD / board.name
     if out.exists():
         # Only ever delete a folder an earlier build made (it carries the marker), never a user's folder.
-        inside_build = out.resolve().is_relative_to(BUILD.resolve()) and out.resolve() != BUILD.resolve()
-        ours = (out / BUILD_MARKER).is_file() or inside_build
+        # build/<board> and build/<board>.<arch> from before the marker existed are ours too.
+        default_place = out.resolve().parent == BUILD.resolve() and out.name.split(".")[0] in board_names()
+        ours = (out / BUILD_MARKER).is_file() or default_place
         if any(out.iterdir()) and not ours:
             raise BuildError(f"{out} exists and is not a build folder (no {BUILD_MARKER}): refusing to replace it")
         shutil.rmtree(out)
