@@ -207,3 +207,40 @@ def test_r_at_least_n_case_is_valid_for_openssl_too():
     der = utils.encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
     key.verify(der, digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
     assert p256.verify_digest(pub, digest, sig)
+
+
+def test_ed25519_small_order_and_non_canonical_points_vs_openssl():
+    """Every pairing of small-order / non-canonical encodings as A and R, with S in {0, 1, L-1}: we agree with
+    OpenSSL, except that we reject A encodings RFC 8032 5.1.3 says must fail to decode (y >= p, or x = 0 with
+    the sign bit set), which OpenSSL accepts."""
+    import itertools
+
+    p = 2**255 - 19
+    order_l = 2**252 + 27742317777372353535851937790883648493
+
+    def enc(y, sign=0):
+        return (y | sign << 255).to_bytes(32, "little")
+
+    small_order = [enc(1), enc(p - 1), enc(0), enc(0, 1),
+                   bytes.fromhex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"),
+                   bytes.fromhex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa"),
+                   bytes.fromhex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"),
+                   bytes.fromhex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85")]
+    non_canonical = [enc(p + 1), enc(p), enc(2**255 - 1), enc(1, 1), enc(p - 1, 1)]
+    accepted = 0
+    for a, r in itertools.product(small_order + non_canonical, repeat=2):
+        for s in (0, 1, order_l - 1):
+            for msg in (b"", b"x", b"hourglass"):
+                sig = r + s.to_bytes(32, "little")
+                ours = ed25519.verify(a, msg, sig)
+                try:
+                    c_ed25519.Ed25519PublicKey.from_public_bytes(a).verify(sig, msg)
+                    theirs = True
+                except (InvalidSignature, ValueError):
+                    theirs = False
+                if a in non_canonical:
+                    assert not ours, (a.hex(), r.hex(), s, msg)
+                else:
+                    assert ours == theirs, (a.hex(), r.hex(), s, msg)
+                accepted += ours
+    assert accepted > 0  # e.g. A = R = identity, S = 0: the cofactorless equation holds
