@@ -44,6 +44,20 @@ image: build
 flash: build
 	$(BIN)/hourglass flash --board $(BOARD) $(if $(PORT),--port $(PORT)) $(if $(DRIVE),--drive $(DRIVE)) $(FLASH_ARGS)
 
+# A board already running MicroPython (or `make vboard`): PORT=<serial port or pty>. DRY_RUN=1 prints the
+# exact mpremote/ampy invocations; RESUME=1 connects without a soft reset. FLASH_DIR is the virtual board's
+# flash (a directory).
+FLASH_DIR ?= build/vboard/$(BOARD)
+
+deploy: build
+	$(BIN)/hourglass deploy --board $(BOARD) --port $(PORT) $(if $(DRY_RUN),--dry-run)
+
+repl: $(STAMP)
+	$(BIN)/hourglass repl --port $(PORT) $(if $(RESUME),--resume) $(if $(DRY_RUN),--dry-run)
+
+vboard: $(STAMP)
+	$(BIN)/hourglass vboard --board $(BOARD) --flash $(FLASH_DIR) -v
+
 typecheck: $(STAMP)
 	$(BIN)/pytest -q host_tests/test_typecheck.py
 

@@ -225,9 +225,7 @@ class Ampy(Tool):
     def copy(self, plan: Plan) -> list[list[str]]:
         cmds = [self.base() + ["mkdir", "--exists-okay", d] for d in plan.missing_dirs]
         cmds += [self.base() + ["put", str(f.local), f.remote] for f in plan.changed]
-        if plan.romfs_action == "deploy":
-            raise DeployError("ampy cannot write a ROMFS partition; use mpremote romfs deploy")
-        return cmds
+        return cmds  # ampy cannot write a ROMFS partition: Deployer stops before copying if one is due
 
 
 def _run(cmd: list[str], timeout: float) -> subprocess.CompletedProcess:
@@ -284,8 +282,6 @@ class Deployer:
         cmds = []
         for t in tools:
             cmds += t.query(script_file)
-            if t.name == "ampy" and plan.romfs_action == "deploy":
-                continue  # ampy cannot write ROMFS; a real run stops with a message there
             cmds += t.copy(plan)
         return cmds
 
@@ -341,6 +337,8 @@ class Deployer:
         for f in plan.changed:
             self.out(f"  {f.local.relative_to(plan.build_dir) if f.local.is_relative_to(plan.build_dir) else f.local}"
                      f" -> :{f.remote} ({f.size} bytes)")
+        if tool.name == "ampy" and plan.romfs_action == "deploy":
+            raise DeployError("ampy cannot write the ROMFS partition: use --romfs-to-fs, or fix mpremote access")
         cmds = tool.copy(plan)
         if not cmds:
             return
