@@ -172,6 +172,14 @@ def test_random_sign_verify_round_trip():
         assert not ed25519.verify(pub, msg + b"!", sig)
 
 
+def test_generate():
+    seed, pub = ed25519.generate()
+    seed2, _ = ed25519.generate()
+    assert len(seed) == 32 and len(pub) == 32 and seed != seed2
+    assert ed25519.public_key(seed) == pub
+    assert ed25519.verify(pub, b"m", ed25519.sign(seed, b"m"))
+
+
 def test_base_point_table_entries_are_odd_multiples():
     # the wNAF table is (y+x, y-x, 2dxy) of B, 3B, 5B, ...; check against fresh affine multiples
     table = ed25519._b_table()

@@ -273,6 +273,14 @@ def public_key(seed):
     return _encode_point(x, y, z)
 
 
+def generate():
+    """(private seed, public key) with a fresh 32-byte seed from os.urandom."""
+    from crypto.util import random_bytes
+
+    seed = random_bytes(32)
+    return seed, public_key(seed)
+
+
 def sign(seed, message):
     """Deterministic RFC 8032 signature (64 bytes). Not constant-time: Python big ints are not."""
     a, prefix = _expand_seed(seed)
