@@ -27,9 +27,9 @@ _LMOTS = {1: (1, 265, 7), 2: (2, 133, 6), 3: (4, 67, 4), 4: (8, 34, 0)}
 HSS_MAX_LEVELS = 8
 
 try:  # machine-code chain walk where the port has the viper emitter; checked below before use
-    from crypto._lms_viper import chains as _chains_viper
+    from crypto._lms_viper import merkle as _merkle_viper, ots_walk as _ots_walk_viper
 except (ImportError, SyntaxError, NotImplementedError):
-    _chains_viper = None
+    _ots_walk_viper = _merkle_viper = None
 LMS_PUBLIC_KEY_LEN = 56
 
 
@@ -54,55 +54,73 @@ def lms_signature_length(sig, off=0):
     return total if len(sig) - off >= total else 0
 
 
-def _digit_sum_table(w):
-    """Sum of the base-2^w digits of each byte value, for the checksum in one pass over the 32 bytes of Q."""
-    mask = (1 << w) - 1
-    t = bytearray(256)
-    for b in range(256):
-        s = 0
-        for k in range(0, 8, w):
-            s += (b >> k) & mask
-        t[b] = s
-    return bytes(t)
-
-
-_DIGIT_SUMS = {}
-
-
-def _chains_py(qp, z, work, sha):
-    """Python version of _lms_viper.chains (same contract): advance every chain from its digit to 2^w - 1."""
+def _ots_walk_py(qp, sig, y_off, block, last, work, kc, sha):
+    """Python version of _lms_viper.ots_walk (same contract): Cksm(Q) into qp[32:34], then every chain from
+    its digit to 2^w - 1, a block of chains at a time, each block into kc in one update."""
     w = qp[34]
     p = (qp[35] << 8) | qp[36]
     top = (1 << w) - 1
-    per_byte = 8 // w
-    mv = memoryview(work)
-    tail = mv[23:]
-    zv = memoryview(z)
+    total = 0
+    for bit in range(0, 256, w):
+        total += top - ((qp[bit >> 3] >> (8 - w - (bit & 7))) & top)
+    total <<= qp[37]
+    qp[32] = (total >> 8) & 0xFF
+    qp[33] = total & 0xFF
+    tail = memoryview(work)[23:]
+    bv = memoryview(block)
+    per_block = len(block) >> 5
     calls = 0
     i = 0
-    for bi in range(_N + 2):
-        b = qp[bi]
-        shift = 8 - w
-        for _ in range(per_byte):
-            if i >= p:
-                return calls
-            a = (b >> shift) & top
-            shift -= w
+    while i < p:
+        n = min(per_block, p - i)
+        part = bv if n == per_block else last
+        part[:] = sig[y_off + (i << 5):y_off + ((i + n) << 5)]
+        zo = 0
+        for i in range(i, i + n):
+            bit = i * w
+            a = (qp[bit >> 3] >> (8 - w - (bit & 7))) & top
             if a != top:
-                zo = 22 + 32 * i
                 work[20] = i >> 8
                 work[21] = i & 0xFF
-                tail[:] = zv[zo:zo + 32]
+                tail[:] = bv[zo:zo + 32]
                 for j in range(a, top):
                     work[22] = j
                     tail[:] = sha(work).digest()
                 calls += top - a
-                zv[zo:zo + 32] = tail
-            i += 1
+                bv[zo:zo + 32] = tail
+            zo += 32
+        i += 1
+        kc.update(part)
     return calls
 
 
-_chains = _chains_py
+_ots_walk = _ots_walk_py
+
+
+def _merkle_py(nb, leaf, sig, path, node, sha):
+    """Python version of _lms_viper.merkle: the leaf hash, then one hash per level up to the root."""
+    tmp = sha(leaf).digest()
+    nb[20:22] = _D_INTR
+    while node > 1:
+        parent = node >> 1
+        nb[16] = parent >> 24
+        nb[17] = (parent >> 16) & 0xFF
+        nb[18] = (parent >> 8) & 0xFF
+        nb[19] = parent & 0xFF
+        if node & 1:
+            nb[22:22 + _N] = sig[path:path + _N]
+            nb[22 + _N:] = tmp
+        else:
+            nb[22:22 + _N] = tmp
+            nb[22 + _N:] = sig[path:path + _N]
+        tmp = sha(nb).digest()
+        node = parent
+        path += _N
+    return tmp
+
+
+_merkle = _merkle_py
+_BLOCK_CHAINS = 32  # chains per block: 1 KiB of scratch instead of 8.5 KiB for W=1 (p = 265)
 
 
 def _ots_candidate(ident, q_bytes, ots_type, message, sig, off):
@@ -115,32 +133,22 @@ def _ots_candidate(ident, q_bytes, ots_type, message, sig, off):
     h.update(_D_MESG)
     h.update(sig[c_off:y_off])
     h.update(message)
-    # qp = Q || Cksm(Q) || w || p (the digits a_i come from the first 34 bytes)
-    qp = bytearray(_N + 5)
+    qp = bytearray(_N + 6)  # Q || Cksm(Q) || w || p || ls
     qp[0:_N] = h.digest()
-    table = _DIGIT_SUMS.get(w)
-    if table is None:
-        table = _DIGIT_SUMS[w] = _digit_sum_table(w)
-    s = 0
-    for k in range(_N):
-        s += table[qp[k]]
-    cksm = ((_N * 8 // w) * ((1 << w) - 1) - s) << ls
-    qp[_N] = cksm >> 8
-    qp[_N + 1] = cksm & 0xFF
     qp[_N + 2] = w
     qp[_N + 3] = p >> 8
     qp[_N + 4] = p & 0xFF
-    # z = I || u32str(q) || D_PBLC || y[0..p-1]: the chains run in place, then Kc is one hash over z
-    z = bytearray(22 + p * _N)
-    z[0:16] = ident
-    z[16:20] = q_bytes
-    z[20:22] = _D_PBLC
-    z[22:] = sig[y_off:y_off + p * _N]
+    qp[_N + 5] = ls
     work = bytearray(23 + _N)  # I || u32str(q) || u16str(i) || u8str(j) || tmp
     work[0:16] = ident
     work[16:20] = q_bytes
-    _chains(qp, z, work, _sha256)
-    return _sha256(z).digest()
+    kc = _sha256(ident)
+    kc.update(q_bytes)
+    kc.update(_D_PBLC)
+    block = bytearray(_BLOCK_CHAINS * _N)
+    last = memoryview(block)[:(p % _BLOCK_CHAINS) * _N]
+    _ots_walk(qp, sig, y_off, block, last, work, kc, _sha256)
+    return kc.digest()
 
 
 def _lms_verify(pub, message, sig, off, length):
@@ -160,37 +168,17 @@ def _lms_verify(pub, message, sig, off, length):
     ident = pub[8:24]
     q_bytes = sig[off:off + 4]
     kc = _ots_candidate(ident, q_bytes, ots_type, message, sig, off + 4)
+    # I || u32str(node) || D_LEAF/D_INTR || 64 bytes: each tree node is one hash call over this buffer
+    nb = bytearray(22 + 2 * _N)
+    nb[0:16] = ident
     node = (1 << h) + q
-    nb = bytearray(4)
-
-    def set_node(v):
-        nb[0] = (v >> 24) & 0xFF
-        nb[1] = (v >> 16) & 0xFF
-        nb[2] = (v >> 8) & 0xFF
-        nb[3] = v & 0xFF
-
-    set_node(node)
-    d = _sha256(ident)
-    d.update(nb)
-    d.update(_D_LEAF)
-    d.update(kc)
-    tmp = d.digest()
-    path = t + 4
-    while node > 1:
-        sib = sig[path:path + _N]
-        set_node(node >> 1)
-        d = _sha256(ident)
-        d.update(nb)
-        d.update(_D_INTR)
-        if node & 1:
-            d.update(sib)
-            d.update(tmp)
-        else:
-            d.update(tmp)
-            d.update(sib)
-        tmp = d.digest()
-        node >>= 1
-        path += _N
+    nb[16] = node >> 24
+    nb[17] = (node >> 16) & 0xFF
+    nb[18] = (node >> 8) & 0xFF
+    nb[19] = node & 0xFF
+    nb[20:22] = _D_LEAF
+    nb[22:22 + _N] = kc
+    tmp = _merkle(nb, memoryview(nb)[:22 + _N], sig, t + 4, node, _sha256)
     return ct_equal(tmp, pub[24:56])
 
 
@@ -245,27 +233,38 @@ def hss_verify(public_key, message, signature):
 
 
 def _self_test_viper():
-    # A synthetic W=4 walk over 8 chains (~60 hashes): the viper walk must advance the same chains to the
-    # same values as the Python one.
-    qp = bytearray(_N + 5)
-    for k in range(_N + 2):
-        qp[k] = (k * 37 + 11) & 0xFF
-    qp[_N + 2] = 4
-    qp[_N + 4] = 8
-    z1 = bytearray(22 + 8 * _N)
-    for k in range(len(z1)):
-        z1[k] = k & 0xFF
-    z2 = bytearray(z1)
-    w1 = bytearray(23 + _N)
-    w2 = bytearray(23 + _N)
-    n1 = _chains_viper(qp, z1, w1, _sha256)
-    n2 = _chains_py(qp, z2, w2, _sha256)
-    return n1 == n2 and z1 == z2
+    # A synthetic W=4 walk over 40 chains (two blocks, ~300 hashes): the viper walk must give the same
+    # checksum, the same Kc and the same number of hashes as the Python one.
+    qp1 = bytearray(_N + 6)
+    for k in range(_N):
+        qp1[k] = (k * 37 + 11) & 0xFF
+    qp1[_N + 2] = 4
+    qp1[_N + 4] = 40
+    qp1[_N + 5] = 4
+    qp2 = bytearray(qp1)
+    sig = bytes((k * 7) & 0xFF for k in range(8 + 40 * _N))
+    out = []
+    for walk, qp in ((_ots_walk_viper, qp1), (_ots_walk_py, qp2)):
+        kc = _sha256(b"kc")
+        block = bytearray(_BLOCK_CHAINS * _N)
+        n = walk(qp, sig, 8, block, memoryview(block)[:8 * _N], bytearray(23 + _N), kc, _sha256)
+        out.append((n, kc.digest(), bytes(qp)))
+    if not (out[0] == out[1] and out[0][0] > 0):
+        return False
+    # and a 5-level climb from node 45 with the same path
+    roots = []
+    for merkle in (_merkle_viper, _merkle_py):
+        nb = bytearray(22 + 2 * _N)
+        for k in range(22 + _N):
+            nb[k] = (k * 13 + 1) & 0xFF
+        roots.append(merkle(nb, memoryview(nb)[:22 + _N], sig, 40, 45, _sha256))
+    return roots[0] == roots[1]
 
 
-if _chains_viper is not None:
+if _ots_walk_viper is not None:
     try:
         if _self_test_viper():
-            _chains = _chains_viper
+            _ots_walk = _ots_walk_viper
+            _merkle = _merkle_viper
     except Exception:  # a half-working emitter: keep the Python walk
         pass
