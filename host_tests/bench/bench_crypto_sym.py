@@ -4,15 +4,16 @@ import hashlib
 
 from crypto import aes, ccm, kdf, kw, lms
 
+# ratio = ops/s(verify) / ops/s(bare); the target 0.667 is "verify takes at most 1.5x the bare SHA-256 time"
 COMPARE = [
     ("LMS verify W8/H5 vs its bare SHA-256 calls (target: <= 1.5x the time)",
-     ("bench_lms_verify_w8_h5", "micropython"), ("bench_lms_sha256_bare_w8_h5", "micropython"), 1 / 1.5),
+     ("bench_lms_verify_w8_h5", "micropython"), ("bench_lms_sha256_bare_w8_h5", "micropython"), 0.667),
     ("LMS verify W4/H5 vs its bare SHA-256 calls", ("bench_lms_verify_w4_h5", "micropython"),
-     ("bench_lms_sha256_bare_w4_h5", "micropython"), 1 / 1.5),
+     ("bench_lms_sha256_bare_w4_h5", "micropython"), 0.667),
     ("LMS verify W1/H10 vs its bare SHA-256 calls", ("bench_lms_verify_w1_h10", "micropython"),
-     ("bench_lms_sha256_bare_w1_h10", "micropython"), 1 / 1.5),
+     ("bench_lms_sha256_bare_w1_h10", "micropython"), 0.667),
     ("RFC 8554 test case 2 (HSS L=2) vs its bare SHA-256 calls", ("bench_hss_verify_rfc8554_tc2", "micropython"),
-     ("bench_hss_sha256_bare_rfc8554_tc2", "micropython"), 1 / 1.5),
+     ("bench_hss_sha256_bare_rfc8554_tc2", "micropython"), 0.667),
     ("AES-128 block: bytecode PureAES vs cryptolib on the VM", ("bench_aes128_block_pure", "micropython"),
      ("bench_aes128_block_cryptolib", "micropython"), None),
     ("AES-128 block: viper vs cryptolib on the VM", ("bench_aes128_block_viper", "micropython"),
@@ -22,6 +23,7 @@ COMPARE = [
     ("AES-CCM 64 B: ours on the VM vs cryptography on CPython", ("bench_ccm_encrypt_64", "micropython"),
      ("bench_ccm_encrypt_64_cryptography", "cpython"), None),
 ]
+MP_HEAP = "192k"  # the RFC 8554 vector arrives as 7.7 KB of hex
 MICROPYTHON_ONLY = ("bench_aes128_block_cryptolib", "bench_aes128_block_viper", "bench_ccm_encrypt_64_viper")
 CPYTHON_ONLY = ("bench_ccm_encrypt_64_cryptography",)
 
