@@ -110,6 +110,34 @@ def test_escape_paths_agree():
         assert slip._fcs(data, n, 0xFFFF) == slip._fcs_py(data, n, 0xFFFF)
 
 
+def test_unescape_paths_agree():
+    # The viper unescape (MicroPython) and the pure one: same status, positions and bytes, including bad
+    # escapes, an ESC at the end of the stretch and a full buffer.
+    from array import array
+    rng = hgtest.Rng(5)
+    pool = (0xDB, 0xDB, 0xDC, 0xDD, 0x41, 0x00, 0xFF)
+    statuses = set()
+    for trial in range(300):
+        n = rng.below(40)
+        src = bytes(rng.choice(pool) if rng.below(2) else rng.below(256) for _ in range(n)).replace(b"\xc0", b"")
+        lim = rng.below(48)
+        i0 = rng.below(len(src) + 1)
+        out = []
+        for fn in (slip._unescape, slip._unescape_py):
+            dst = bytearray(48)
+            st = array("i", (0, 0))
+            r = fn(src, i0, len(src), dst, 2 if lim > 2 else 0, lim, st)
+            out.append((r, st[0], st[1], bytes(dst)))
+        if out[0][0] == 3:  # dst full: the frame is dropped, positions and bytes do not matter
+            assert out[1][0] == 3, (src, i0, lim, out)
+        else:
+            assert out[0] == out[1], (src, i0, lim, out)
+        statuses.add(out[0][0])
+    assert statuses == {0, 1, 2, 3}
+    if hgtest.IS_MICROPYTHON:
+        assert slip._unescape is slip._unescape_viper
+
+
 def test_roundtrip_all_types_with_text():
     pkt4 = b"\x45\x00\x00\x1c" + bytes(range(0xB0, 0xE0))
     pkt6 = b"\x60" + bytes(range(0xC0, 0xFF)) + b"\xdb\xc0"

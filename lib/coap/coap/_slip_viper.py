@@ -34,3 +34,44 @@ def escape(src: ptr8, n: int, dst: ptr8, k: int) -> int:
             k += 1
         i += 1
     return k
+
+
+@micropython.viper
+def unescape(src: ptr8, i: int, e: int, dst: ptr8, k: int, lim: int, st: ptr32) -> int:
+    # Copy src[i:e] (a stretch with no END in it) into dst[k:lim], undoing escapes. Returns 0 when all is
+    # copied, 1 when the stretch ends in an ESC (its partner is the next byte, END or in the next chunk),
+    # 2 after a bad escape, 3 when dst is full (the frame is then dropped: i, k and dst do not matter).
+    # st[0], st[1] receive the new i and k.
+    r = 0
+    while i < e:
+        b = src[i]
+        if b == 0xDB:
+            if i + 1 >= e:
+                i = e
+                r = 1
+                break
+            b = src[i + 1]
+            if b == 0xDC:
+                b = 0xC0
+            elif b == 0xDD:
+                b = 0xDB
+            else:
+                i += 2
+                r = 2
+                break
+            if k >= lim:
+                r = 3
+                break
+            dst[k] = b
+            k += 1
+            i += 2
+        else:
+            if k >= lim:
+                r = 3
+                break
+            dst[k] = b
+            k += 1
+            i += 1
+    st[0] = i
+    st[1] = k
+    return r

@@ -21,6 +21,8 @@
 # Viper (coap/_slip_viper.py) runs the FCS and the escaping when the firmware has the emitter (all our
 # boards: xtensawin, rv32imc, armv7emsp; the unix VM's x64); otherwise, and on CPython, the pure-Python
 # versions below run.
+from array import array
+
 try:
     from micropython import const
 except ImportError:
@@ -91,8 +93,50 @@ def _escape_py(src, n, dst, k):
     return k + len(e)
 
 
+def _unescape_py(src, i, e, dst, k, lim, st):
+    # Copy src[i:e] (no END in it) into dst[k:lim], undoing escapes; same contract as
+    # _slip_viper.unescape: returns 0 (all copied), 1 (ends in ESC), 2 (bad escape), 3 (dst full), and
+    # leaves the new i, k in st[0], st[1]. Runs between escapes are copied whole.
+    r = 0
+    while i < e:
+        s = src.find(_ESC_B, i, e)
+        stop = e if s < 0 else s
+        m = stop - i
+        if m:
+            if k + m > lim:
+                r = 3
+                break
+            dst[k:k + m] = memoryview(src)[i:stop]
+            k += m
+        i = stop
+        if s < 0:
+            break
+        if s + 1 >= e:
+            i = e
+            r = 1
+            break
+        b = src[s + 1]
+        i = s + 2
+        if b == ESC_END:
+            b = END
+        elif b == ESC_ESC:
+            b = ESC
+        else:
+            r = 2
+            break
+        if k >= lim:
+            r = 3
+            break
+        dst[k] = b
+        k += 1
+    st[0] = i
+    st[1] = k
+    return r
+
+
 _fcs = _fcs_py
 _escape = _escape_py
+_unescape = _unescape_py
 try:
     from coap import _slip_viper
 
@@ -100,12 +144,16 @@ try:
         return _slip_viper.fcs(buf, n, crc, _FCS_TABLE)
 
     _escape_viper = _slip_viper.escape
+    _unescape_viper = _slip_viper.unescape
     _t = bytearray(6)
+    _st = array("i", (0, 0))
     if _fcs_viper(b"123456789", 9, 0xFFFF) == 0x6F91 and _escape_viper(b"\xc0a\xdb", 3, _t, 0) == 5 \
-            and _t == b"\xdb\xdca\xdb\xdd\x00":
+            and _t == b"\xdb\xdca\xdb\xdd\x00" and _unescape_viper(_t, 0, 5, _t, 1, 6, _st) == 0 \
+            and _t == b"\xdb\xc0a\xdb\xdd\x00" and _st[0] == 5 and _st[1] == 4:
         _fcs = _fcs_viper
         _escape = _escape_viper
-    del _t
+        _unescape = _unescape_viper
+    del _t, _st
 except (ImportError, SyntaxError, NameError, TypeError):  # CPython, or a port without the viper emitter
     pass
 
@@ -184,6 +232,7 @@ class Decoder:
         self.max_frame = max_frame
         self._buf = bytearray(max_frame)
         self._mv = memoryview(self._buf)
+        self._st = array("i", (0, 0))  # (i, k) out of _unescape
         self.data = None
         # Counters: frames delivered, and each reason a frame was dropped.
         self.frames = 0
@@ -249,26 +298,22 @@ class Decoder:
             st = self._state
             if st == _FRAME:
                 e = self._find_end(i)
-                s = data.find(_ESC_B, i, e)
-                stop = e if s < 0 else s
-                m = stop - i
-                if m:
-                    k = self._k
-                    if k + m > self._lim:
-                        self.oversize += 1
-                        self._state = _DROP
-                        continue
-                    self._mv[k:k + m] = self._inmv[i:stop]
-                    self._k = k + m
-                if s >= 0:
-                    i = s + 1
-                    self._state = _FESC
-                elif e < n:
-                    i = e + 1
-                    self._state = _AFTER
-                    ev = self._finish()
+                r = _unescape(data, i, e, self._buf, self._k, self._lim, self._st)
+                i = self._st[0]
+                self._k = self._st[1]
+                if r == 0:
+                    if e < n:
+                        i = e + 1
+                        self._state = _AFTER
+                        ev = self._finish()
+                elif r == 1:
+                    self._state = _FESC  # the escaped byte is data[e] (END: an abort) or in the next chunk
+                elif r == 2:
+                    self.bad_escape += 1
+                    self._state = _DROP
                 else:
-                    i = n
+                    self.oversize += 1
+                    self._state = _DROP
             elif st == _TEXT:
                 e = self._find_end(i)
                 if e > i:
