@@ -49,52 +49,55 @@ def alloc_of_one(op):
         gc.collect()
 
 
-def _fill_heap(leave):
-    """Allocate ballast until only about `leave` bytes of heap are free; return it to keep it alive."""
-    chunks = []
-    while True:
-        excess = gc.mem_free() - leave
-        if excess <= 64:
-            return chunks
-        size = excess - 32
-        while True:
-            try:
-                chunks.append(bytearray(size))
-                break
-            except MemoryError:
-                size //= 2
-                if size < 64:
-                    return chunks
-
-
-def _runs_within(op, leave):
+def _gc_block_size():
+    link = None
     gc.collect()
-    ballast = _fill_heap(leave)
+    before = gc.mem_alloc()
+    t = (link, 0)  # not a constant tuple, which the compiler would preallocate
+    size = gc.mem_alloc() - before
+    t = None
+    return size
+
+
+def _runs_within(op, blocks):
+    """Fill the heap to the last GC block with a chain of 2-tuples (one block each, so it also fills the
+    one-block holes big-int garbage leaves), free the newest `blocks` links, then run the operation."""
+    gc.collect()
+    chain = None
+    try:
+        while True:
+            chain = (chain, 0)
+    except MemoryError:
+        pass
+    while blocks and chain is not None:  # no range(): the heap is full
+        chain = chain[0]
+        blocks -= 1
+    gc.collect()
     try:
         op()
-        return True
+        ok = True
     except MemoryError:
-        return False
-    finally:
-        ballast = None
-        gc.collect()
-
-
-def peak_heap(op, resolution=256):
-    """Smallest free heap (to `resolution` bytes) in which one operation completes: its live high-water
-    mark of gc.mem_alloc beyond what was allocated before it. Returns -1 if it does not fit at all."""
+        ok = False
+    chain = None
     gc.collect()
-    hi = gc.mem_free() - 1024
+    return ok
+
+
+def peak_heap(op):
+    """The operation's peak live heap beyond what existed before it (the gc.mem_alloc high-water mark),
+    to one GC block: the fewest free blocks it completes in, found by bisection. -1 if it never fits."""
+    block = _gc_block_size()
+    hi = gc.mem_free() // block - 16
     if not _runs_within(op, hi):
         return -1
     lo = 0
-    while hi - lo > resolution:
+    while hi - lo > 1:
         mid = (lo + hi) // 2
         if _runs_within(op, mid):
             hi = mid
         else:
             lo = mid
-    return hi
+    return hi * block
 
 
 def main(argv):
