@@ -219,3 +219,63 @@ def test_cli_rejects_unknown_board(tmp_path):
     p = subprocess.run([sys.executable, "-m", "hourglass.cli", "vboard", "--board", "NOPE", "--flash",
                         str(tmp_path)], capture_output=True, text=True, timeout=30)
     assert p.returncode == 2 and "unknown board" in p.stderr
+
+
+SERIAL_APP = '''
+import asyncio
+from coap.serial import SerialTransport
+from coap.server import Server
+
+
+async def main():
+    s = Server(SerialTransport())
+    s.route("/echo", post=lambda req: bytes(req.payload))
+    s.start()
+    print("serial app ready")
+    while True:
+        await asyncio.sleep(1)
+
+asyncio.run(main())
+'''
+
+
+def test_serial_coap_on_the_board_pty_through_the_gateway(tmp_path):
+    """An nRF52840 talks CoAP over its serial console: the app's frames cross the vboard pty byte for byte
+    (0x03 included: coap.serial disables Ctrl-C with micropython.kbd_intr(-1), which the supervisor follows)."""
+    import shutil
+    from hourglass import mpvm
+
+    flash = tmp_path / "flash"
+    for pkg in mpvm.lib_package_dirs():
+        shutil.copytree(pkg, flash / "lib", dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("manifest.py", "package.json", "__pycache__"))
+    (flash / "main.py").write_text(SERIAL_APP)
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    udp_port = probe.getsockname()[1]
+    probe.close()
+    with vboard.VirtualBoard(flash, "PCA10056") as vb:
+        gw = subprocess.Popen([sys.executable, "-m", "hourglass.cli", "gateway", vb.port, "-l",
+                               f"127.0.0.1:{udp_port}", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(1.0)
+        payload = bytes([3, 4, 1, 2, 0xC0, 0xDB, 3]) + b" ctrl bytes in a CoAP payload"
+        # CON POST mid 0x0102, token 0x77, Uri-Path "echo", payload marker
+        request = bytes([0x41, 0x02, 0x01, 0x02, 0x77, 0xB4]) + b"echo" + b"\xff" + payload
+        reply = None
+        try:
+            deadline = time.monotonic() + 40
+            while reply is None and time.monotonic() < deadline:
+                s.sendto(request, ("127.0.0.1", udp_port))
+                try:
+                    reply = s.recv(1500)
+                except OSError:
+                    continue
+        finally:
+            s.close()
+            gw.terminate()
+            gw.wait(10)
+        assert vb.vm_starts == 1  # no Ctrl-C in the frames turned into a SIGINT that ended the app
+    assert reply is not None, "no answer through the gateway"
+    assert reply[1] == 0x45 and reply[4] == 0x77
+    assert reply[reply.index(b"\xff") + 1:] == payload

@@ -23,6 +23,7 @@ import argparse
 import errno
 import os
 import pty
+import re
 import selectors
 import signal
 import subprocess
@@ -40,6 +41,7 @@ HARD_RESET_EXIT = 90  # vboard_boot.py: machine.reset() exits the VM with this c
 BOOT_SCRIPT = Path(__file__).with_name("vboard_boot.py")
 RUN_MARK = b"\x00VBRUN\x00"    # the VM runs boot.py/main.py: SIGINT is safe
 REPL_MARK = b"\x00VBREPL\x00"  # the REPL starts: Ctrl-C goes through as a byte
+KBD_INTR_MARK = re.compile(rb"\x00VBKI(-?\d+)\x00")  # on the VM's stderr: micropython.kbd_intr(n) was called
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n>"
 FRIENDLY_BANNER_END = b'Type "help()" for more information.\r\n>>> '
 SOFT_REBOOT = b"MPY: soft reboot\r\n"
@@ -115,6 +117,8 @@ class VirtualBoard:
         self._ready = threading.Event()
         self._vm: subprocess.Popen | None = None
         self._vm_fd = -1
+        self._err_fd = -1
+        self._err_carry = b""
         self._to_user_buf = bytearray()
         self._to_vm_buf = bytearray()
         self._held_input = bytearray()
@@ -179,11 +183,18 @@ class VirtualBoard:
         tty.setraw(slave)  # what pyserial would set: no echo, no CR/LF rewriting, Ctrl-C is a byte
         env = dict(os.environ)
         env.pop("MICROPYPATH", None)
+        # stderr is a pipe of its own: it carries the kbd_intr markers besides the VM's error output.
+        err_r, err_w = os.pipe()
         cmd = [mpvm.micropython_binary(), "-X", f"heapsize={self.heap}", "-i", str(BOOT_SCRIPT),
                str(self.flash_dir), self.profile.fs_mount, "1" if run_main else "0"]
-        self._vm = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, close_fds=True,
+        self._vm = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=err_w, close_fds=True,
                                     start_new_session=True, env=env, cwd=self.flash_dir)
         os.close(slave)
+        os.close(err_w)
+        os.set_blocking(err_r, False)
+        self._err_fd = err_r
+        self._err_carry = b""
+        self._sel.register(err_r, selectors.EVENT_READ, "vmerr")
         os.set_blocking(master, False)
         self._vm_fd = master
         self._vm_started = time.monotonic()
@@ -199,6 +210,7 @@ class VirtualBoard:
         self._tail = b""
         self._line_typed = False
         self._mount_active = False
+        self._intr_char = CTRL_C  # micropython.kbd_intr(): -1 while a program uses the console as a data line
         self._pending_interrupt = False
         self._sigint_at: float | None = None
         self._to_vm_buf.clear()
@@ -222,6 +234,8 @@ class VirtualBoard:
                             self._read_user()
                         if events & selectors.EVENT_WRITE:
                             self._flush_user()
+                    elif what == "vmerr" and key.fd == self._err_fd:
+                        self._read_vm_stderr()
                     elif what == "vm" and key.fd == self._vm_fd:
                         if events & selectors.EVENT_READ:
                             self._read_vm()
@@ -253,7 +267,7 @@ class VirtualBoard:
         if self._vm is not None and self._vm.poll() is None:
             self._vm.kill()
             self._vm.wait()
-        for fd in (self._vm_fd, self._user_fd, self._user_slave, self._ctl_r, self._ctl_w):
+        for fd in (self._vm_fd, self._err_fd, self._user_fd, self._user_slave, self._ctl_r, self._ctl_w):
             if fd >= 0:
                 try:
                     os.close(fd)
@@ -277,6 +291,29 @@ class VirtualBoard:
             self._on_vm_exit()
             return
         self._on_vm_data(data)
+
+    def _read_vm_stderr(self) -> None:
+        try:
+            data = os.read(self._err_fd, 65536)
+        except BlockingIOError:
+            return
+        if not data:
+            self._sel.unregister(self._err_fd)
+            os.close(self._err_fd)
+            self._err_fd = -1
+            return
+        data = self._err_carry + data
+        self._err_carry = b""
+        for m in KBD_INTR_MARK.finditer(data):
+            self._intr_char = int(m.group(1))
+        data = KBD_INTR_MARK.sub(b"", data)
+        cut = data.rfind(b"\x00")
+        if cut >= 0:
+            tail = data[cut:]
+            if len(tail) < 12 and (b"\x00VBKI".startswith(tail) or tail.startswith(b"\x00VBKI")):
+                data, self._err_carry = data[:cut], tail  # a marker split across reads
+        if data:
+            self._to_user(data)
 
     def _on_vm_data(self, data: bytes) -> None:
         buf = self._carry + data
@@ -352,6 +389,7 @@ class VirtualBoard:
             at_prompt = tail.endswith((b">>> ", b"... ", b"=== "))
         if at_prompt:
             self._busy = self._mount_active = self._line_typed = False
+            self._intr_char = CTRL_C  # the REPL enables Ctrl-C again for the next program it runs
         self._to_user(data)
 
     def _on_vm_exit(self) -> None:
@@ -359,6 +397,10 @@ class VirtualBoard:
         os.close(self._vm_fd)
         self._vm_fd = -1
         rc = self._vm.wait()
+        for _ in range(64):  # the rest of its stderr (a traceback that ended it); EOF now that it has exited
+            if self._err_fd < 0:
+                break
+            self._read_vm_stderr()
         uptime = time.monotonic() - self._vm_started
         if self._stopping:
             return
@@ -433,7 +475,7 @@ class VirtualBoard:
         vm_running = self._vm_fd >= 0
         out = bytearray()
         for c in data:
-            if c == CTRL_C and vm_running:
+            if c == self._intr_char and vm_running:
                 if self._phase == "booting":
                     self._pending_interrupt = True
                     continue

@@ -4,7 +4,8 @@
 # - the flash directory is the board's filesystem at its mount point ("/" on ESP32, "/flash" on nRF), and the
 #   working directory and sys.path are the board's;
 # - machine.reset() ends the VM with exit code 90, which the supervisor turns into a hard reset (the unix
-#   port's machine module has no reset);
+#   port's machine module has no reset); micropython.kbd_intr() also tells the supervisor whether Ctrl-C may
+#   become a SIGINT;
 # - boot.py, then main.py (only when RUN_MAIN is "1": boards skip main.py after a soft reset in the raw REPL)
 #   run in the REPL's namespace; an exception in them is printed and the REPL still starts.
 # Two markers on stdout, which the supervisor removes, say when Ctrl-C may be sent as SIGINT.
@@ -36,6 +37,20 @@ def _vboard_setup():
             sys.exit(90)  # vboard.HARD_RESET_EXIT
 
     sys.modules["machine"] = BoardMachine()
+
+    import micropython as unix_micropython
+
+    class BoardMicropython:
+        # kbd_intr() also tells the supervisor (on stderr), which turns Ctrl-C into SIGINT only when enabled:
+        # a program using the console as a data line (mpremote mount, coap.serial) disables it.
+        def __getattr__(self, name):
+            return getattr(unix_micropython, name)
+
+        def kbd_intr(self, c):
+            unix_micropython.kbd_intr(c)
+            sys.stderr.write("\x00VBKI%d\x00" % c)
+
+    sys.modules["micropython"] = BoardMicropython()
     present = []
     for name in ("boot.py", "main.py") if run_main else ("boot.py",):
         try:
