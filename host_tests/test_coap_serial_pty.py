@@ -165,9 +165,9 @@ class GatewayProc:
     def text(self):
         return bytes(self.out).decode(errors="replace")
 
-    def wait_text(self, needle, timeout=20):
+    def wait_text(self, needle, timeout=20, count=1):
         end = time.monotonic() + timeout
-        while needle not in self.text():
+        while self.text().count(needle) < count:
             if time.monotonic() > end or self.proc.poll() is not None:
                 raise AssertionError(f"{needle!r} not in gateway output:\n{self.text()}\n{bytes(self.err).decode()}")
             time.sleep(0.05)
@@ -461,3 +461,38 @@ def test_board_as_client_through_upstream(tmp_path, runtime):
         board.close()
         server.kill()
         server.wait()
+
+
+def test_gateway_reconnects_when_the_board_comes_back(tmp_path):
+    # A board that resets its USB port: the device node goes away and a new one appears under the same name
+    # (here a symlink moved from one pty to the next). With --reconnect the gateway keeps its UDP side and
+    # reopens the port; clients reach the new board.
+    link = tmp_path / "ttyBOARD"
+    first = Board(tmp_path, "micropython")
+    link.symlink_to(first.tty)
+    g = GatewayProc(str(link), "--reconnect")
+    second = None
+    try:
+        first.start()
+        g.wait_text("board ready")
+        out, err = coap_client("-m", "get", g.url + "/hello")
+        assert out == b"world\n", (out, err)
+        first.close()  # unplugged
+        g.wait_log("waiting for .*ttyBOARD to come back")
+        (tmp_path / "second").mkdir()
+        second = Board(tmp_path / "second", "micropython")
+        link.unlink()
+        link.symlink_to(second.tty)
+        g.wait_log("ttyBOARD is back")
+        second.start()
+        g.wait_text("board ready", timeout=30, count=2)
+        out, err = coap_client("-m", "put", "-e", "after reset", g.url + "/r")
+        out, err = coap_client("-m", "get", g.url + "/r")
+        assert out == b"after reset\n", (out, err)
+        rc, err = g.stop()
+        assert rc == 0, err
+    finally:
+        if g.proc.poll() is None:
+            g.stop()
+        if second is not None:
+            second.close()

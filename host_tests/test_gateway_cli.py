@@ -78,7 +78,8 @@ class Gw:
 def test_help_lists_the_options():
     r = hourglass("gateway", "--help")
     assert r.returncode == 0
-    for opt in ("--baud", "--listen", "--log", "--quiet", "--verbose", "--max-frame", "--upstream", "port"):
+    for opt in ("--baud", "--listen", "--log", "--quiet", "--verbose", "--max-frame", "--upstream", "--reconnect",
+                "port"):
         assert opt in r.stdout
     assert "gateway" in hourglass("--help").stdout
 

@@ -48,6 +48,8 @@ def register(subparsers) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="log every forwarded CoAP message on stderr")
     p.add_argument("-u", "--upstream", metavar="HOST:PORT",
                    help="send the board's own CoAP requests to this UDP server (default: drop them)")
+    p.add_argument("-r", "--reconnect", action="store_true",
+                   help="when the port goes away (a board resetting its USB), wait for it and reopen it")
     p.add_argument("--max-frame", type=int, default=1280, metavar="BYTES",
                    help="largest unescaped slipmux frame (default: %(default)s, the draft's MTU)")
     p.set_defaults(func=run_command)
@@ -251,7 +253,7 @@ class TextSink:
 
 class Gateway:
     def __init__(self, ser, listen, sink: TextSink, max_frame: int, verbose: bool, err=sys.stderr,
-                 upstream=None):
+                 upstream=None, reconnect=False):
         slip = _slip()
         self.slip = slip
         self.ser = ser
@@ -265,7 +267,11 @@ class Gateway:
         self.udp = None
         self.stopped = asyncio.Event()
         self.failure: str | None = None
-        self.to_board = self.from_board = self.too_big = 0
+        self.to_board = self.from_board = self.too_big = self.offline = 0
+        self.reconnect = reconnect
+        self.port = ser.port
+        self.baud = ser.baudrate
+        self.reopen_task = None
 
     def log(self, msg: str) -> None:
         print(f"gateway: {msg}", file=self.err, flush=True)
@@ -277,7 +283,7 @@ class Gateway:
         try:
             chunk = self.ser.read(self.ser.in_waiting or 1)
         except (serial.SerialException, OSError) as e:
-            self.fail(f"serial port closed: {e}")
+            self.line_lost(f"serial port closed: {e}")
             return
         if not chunk:
             return
@@ -314,13 +320,42 @@ class Gateway:
             self.too_big += 1
             self.log(f"message of {len(msg)} bytes exceeds the line's {self.max_message}: dropped")
             return
+        if self.ser is None:
+            self.offline += 1  # waiting for the port to come back; the client will retransmit
+            return
         try:
             self.ser.write(self.slip.encode(self.slip.T_COAP, msg))
             self.to_board += 1
         except serial.SerialTimeoutException:
             self.log("serial write timed out (board not reading?): message dropped")
         except (serial.SerialException, OSError) as e:
-            self.fail(f"serial write failed: {e}")
+            self.line_lost(f"serial write failed: {e}")
+
+    def line_lost(self, reason: str) -> None:
+        if not self.reconnect:
+            self.fail(reason)
+            return
+        asyncio.get_running_loop().remove_reader(self.ser.fileno())
+        try:
+            self.ser.close()
+        except Exception:  # the device is already gone
+            pass
+        self.ser = None
+        self.log(f"{reason}; waiting for {self.port} to come back")
+        self.reopen_task = asyncio.get_running_loop().create_task(self.reopen())
+
+    async def reopen(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            try:
+                ser = open_serial(self.port, self.baud)
+            except SystemExit:
+                continue
+            self.ser = ser
+            self.dec.reset()  # a half-received frame from before the loss is gone
+            asyncio.get_running_loop().add_reader(ser.fileno(), self.on_serial_readable)
+            self.log(f"{self.port} is back")
+            return
 
     # --- UDP side
 
@@ -363,13 +398,16 @@ class Gateway:
         try:
             await self.stopped.wait()
         finally:
-            loop.remove_reader(self.ser.fileno())
+            if self.reopen_task is not None:
+                self.reopen_task.cancel()
+            if self.ser is not None:
+                loop.remove_reader(self.ser.fileno())
             self.udp.close()
             d = self.dec
             self.log(f"stopped: {self.to_board} messages to the board, {self.from_board} from it, "
                      f"{self.sink.nbytes} text bytes; dropped frames: {d.bad_fcs} bad FCS, {d.oversize} "
                      f"oversize, {d.bad_escape} bad escape, {d.unknown} unknown type, {d.aborted} aborted; "
-                     f"{self.relay.dropped} unroutable, {self.too_big} too big")
+                     f"{self.relay.dropped} unroutable, {self.too_big} too big, {self.offline} while offline")
         if self.failure:
             self.log(self.failure)
             return 1
@@ -414,17 +452,20 @@ def run_command(args) -> int:
         print(e, file=sys.stderr)
         return 1
     log = None
+    gw = None
     try:
         if args.log:
             log = open(args.log, "a", encoding="utf-8")
         sink = TextSink(None if args.quiet else sys.stdout, log)
-        gw = Gateway(ser, listen, sink, args.max_frame, args.verbose, upstream=upstream)
+        gw = Gateway(ser, listen, sink, args.max_frame, args.verbose, upstream=upstream,
+                     reconnect=args.reconnect)
         try:
             return asyncio.run(gw.run())
         except OSError as e:  # e.g. the UDP address is in use
             print(f"hourglass gateway: cannot listen on {args.listen}: {e.strerror or e}", file=sys.stderr)
             return 1
     finally:
-        ser.close()
+        for s in {ser, gw.ser if gw else None} - {None}:
+            s.close()
         if log:
             log.close()
