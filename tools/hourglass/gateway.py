@@ -75,7 +75,8 @@ def resolve(addr: tuple[str, int]) -> tuple[str, int]:
     """The numeric (host, port) that datagrams from this server will come from."""
     import socket
     info = socket.getaddrinfo(addr[0], addr[1], socket.AF_INET, socket.SOCK_DGRAM)
-    return info[0][4][:2]
+    host, port = info[0][4][:2]
+    return str(host), int(port)
 
 
 def describe(data: bytes) -> str:
@@ -264,14 +265,14 @@ class Gateway:
         self.max_message = max_frame - 3
         self.dec = slip.Decoder(max_frame)
         self.relay = Relay(upstream=upstream)
-        self.udp = None
+        self.udp: asyncio.DatagramTransport | None = None
         self.stopped = asyncio.Event()
         self.failure: str | None = None
         self.to_board = self.from_board = self.too_big = self.offline = 0
         self.reconnect = reconnect
         self.port = ser.port
         self.baud = ser.baudrate
-        self.reopen_task = None
+        self.reopen_task: asyncio.Task | None = None
 
     def log(self, msg: str) -> None:
         print(f"gateway: {msg}", file=self.err, flush=True)
@@ -312,7 +313,8 @@ class Gateway:
         msg, addr = routed
         if self.verbose:
             self.log(f"board -> {addr[0]}:{addr[1]}: {describe(msg)}")
-        self.udp.sendto(msg, addr)
+        if self.udp is not None:
+            self.udp.sendto(msg, addr)
 
     def send_board(self, msg: bytes) -> None:
         import serial
@@ -385,8 +387,9 @@ class Gateway:
             def error_received(self, exc):  # ICMP port unreachable from a client that went away
                 pass
 
-        self.udp, _ = await loop.create_datagram_endpoint(Protocol, local_addr=self.listen)
-        host, port = self.udp.get_extra_info("sockname")[:2]
+        udp, _ = await loop.create_datagram_endpoint(Protocol, local_addr=self.listen)
+        self.udp = udp
+        host, port = udp.get_extra_info("sockname")[:2]
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 loop.add_signal_handler(sig, self.stopped.set)
@@ -402,7 +405,7 @@ class Gateway:
                 self.reopen_task.cancel()
             if self.ser is not None:
                 loop.remove_reader(self.ser.fileno())
-            self.udp.close()
+            udp.close()
             d = self.dec
             self.log(f"stopped: {self.to_board} messages to the board, {self.from_board} from it, "
                      f"{self.sink.nbytes} text bytes; dropped frames: {d.bad_fcs} bad FCS, {d.oversize} "
@@ -423,7 +426,7 @@ def open_serial(port: str, baud: int):
     except (serial.SerialException, ValueError) as e:
         ports = sorted(p.device for p in list_ports.comports())
         hint = ("available ports: " + ", ".join(ports)) if ports else "no serial ports found"
-        reason = e.strerror if getattr(e, "strerror", None) else str(e)
+        reason = getattr(e, "strerror", None) or str(e)
         raise SystemExit(f"hourglass gateway: cannot open {port}: {reason}\n({hint})") from None
 
 
