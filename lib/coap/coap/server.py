@@ -294,7 +294,7 @@ class Server(Endpoint):
             r = Message(code=_CHANGED if req.code in (_PUT, _POST) else _CONTENT)
         elif type(r) is tuple:
             r = Message(code=r[0], payload=r[1])
-        elif type(r) in (bytes, str, bytearray):
+        elif type(r) in (bytes, str, bytearray) or hasattr(r, "read"):
             r = Message(code=_CONTENT, payload=r if type(r) is not str else r.encode())
         b1 = getattr(req, "block1", None)
         if b1 is not None:

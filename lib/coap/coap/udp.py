@@ -77,7 +77,12 @@ class UDPTransport:
                 await _wait_readable(s, self._r)
                 s = self.sock
                 continue
-            return data, sockaddr(addr)
+            r = self._ai.get(addr)  # raw sockaddr -> (host, port), cached for known peers
+            if r is None:
+                r = sockaddr(addr)
+                if type(addr) is not tuple and len(self._ai) < 32:
+                    self._ai[addr] = r
+            return data, r
 
     def send(self, data, remote):
         a = self._ai.get(remote)
