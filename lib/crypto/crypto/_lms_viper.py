@@ -6,15 +6,17 @@ import micropython
 
 
 @micropython.viper
-def ots_walk(qp: ptr8, sig, y_off: int, block, last, work, kc, sha) -> int:
+def ots_walk(qp: ptr8, sig, y_off: int, block, last, work, wv, kc, sha) -> int:
     # qp: Q (32 bytes), 2 bytes for Cksm(Q) (filled in here), w, p >> 8, p & 0xFF, ls.
     # sig: the signature; y[i] is at y_off + 32 i. block: a multiple of 32 bytes of scratch; the chains of
     # each block of y values are advanced in place, then the block goes into kc (the Kc hash) in one update;
     # last: a memoryview of block for the final, shorter block (slicing here would pass a raw machine int).
-    # work: I || u32str(q) || u16str(i) || u8str(j) || tmp (55 bytes), hashed by sha(work).
+    # work: a pad byte, then I || u32str(q) || u16str(i) || u8str(j) || tmp, so tmp is word-aligned at 24;
+    # wv = memoryview(work)[1:] is what gets hashed.
     s = ptr8(sig)
     z = ptr8(block)
     wk = ptr8(work)
+    tw = ptr32(uint(wk) + 24)
     w = int(qp[34])
     p = (int(qp[35]) << 8) | int(qp[36])
     top = (1 << w) - 1
@@ -28,7 +30,8 @@ def ots_walk(qp: ptr8, sig, y_off: int, block, last, work, kc, sha) -> int:
     qp[32] = (total >> 8) & 0xFF
     qp[33] = total & 0xFF
     per_block = int(len(block)) >> 5
-    aligned = ((int(uint(s)) + y_off) & 3) == 0 and (int(uint(z)) & 3) == 0
+    # word copies where the buffers allow (bytearrays are word-aligned; y values are at 4-byte multiples)
+    aligned = ((int(uint(s)) + y_off) & 3) == 0 and (int(uint(z)) & 3) == 0 and (int(uint(wk)) & 3) == 0
     calls = 0
     i = 0
     while i < p:
@@ -37,15 +40,14 @@ def ots_walk(qp: ptr8, sig, y_off: int, block, last, work, kc, sha) -> int:
             n = per_block
         src = y_off + (i << 5)
         nb = n << 5
-        if aligned:  # word copies: the y values sit at 4-byte multiples of a word-aligned signature
+        k = 0
+        if aligned:
             z32 = ptr32(block)
             s32 = ptr32(uint(s) + uint(src))
-            k = 0
             while k < (nb >> 2):
                 z32[k] = s32[k]
                 k += 1
         else:
-            k = 0
             while k < nb:
                 z[k] = s[src + k]
                 k += 1
@@ -55,26 +57,44 @@ def ots_walk(qp: ptr8, sig, y_off: int, block, last, work, kc, sha) -> int:
             bit = i * w
             a = (int(qp[bit >> 3]) >> (8 - w - (bit & 7))) & top
             if a != top:
-                wk[20] = i >> 8
-                wk[21] = i & 0xFF
-                k = 0
-                while k < 32:
-                    wk[23 + k] = z[zo + k]
-                    k += 1
-                j = a
-                while j < top:
-                    wk[22] = j
-                    d = ptr8(sha(work).digest())
+                wk[21] = i >> 8
+                wk[22] = i & 0xFF
+                if aligned:
+                    zw = ptr32(uint(z) + uint(zo))
+                    k = 0
+                    while k < 8:
+                        tw[k] = zw[k]
+                        k += 1
+                else:
                     k = 0
                     while k < 32:
-                        wk[23 + k] = d[k]
+                        wk[24 + k] = z[zo + k]
                         k += 1
+                j = a
+                while j < top:
+                    wk[23] = j
+                    dig = sha(wv).digest()
+                    d = ptr8(dig)
                     j += 1
+                    # the chain's last digest goes straight to its slot in the block
+                    if j < top:
+                        dst = uint(wk) + 24
+                    else:
+                        dst = uint(z) + uint(zo)
+                    if aligned and (int(uint(d)) & 3) == 0:
+                        d32 = ptr32(d)
+                        o32 = ptr32(dst)
+                        k = 0
+                        while k < 8:
+                            o32[k] = d32[k]
+                            k += 1
+                    else:
+                        o8 = ptr8(dst)
+                        k = 0
+                        while k < 32:
+                            o8[k] = d[k]
+                            k += 1
                     calls += 1
-                k = 0
-                while k < 32:
-                    z[zo + k] = wk[23 + k]
-                    k += 1
             i += 1
             zo += 32
         if n == per_block:

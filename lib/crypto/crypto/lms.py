@@ -9,7 +9,6 @@
 import hashlib
 
 from crypto import CryptoError
-from crypto.util import ct_equal
 
 _sha256 = hashlib.sha256
 
@@ -54,7 +53,7 @@ def lms_signature_length(sig, off=0):
     return total if len(sig) - off >= total else 0
 
 
-def _ots_walk_py(qp, sig, y_off, block, last, work, kc, sha):
+def _ots_walk_py(qp, sig, y_off, block, last, work, wv, kc, sha):
     """Python version of _lms_viper.ots_walk (same contract): Cksm(Q) into qp[32:34], then every chain from
     its digit to 2^w - 1, a block of chains at a time, each block into kc in one update."""
     w = qp[34]
@@ -66,7 +65,7 @@ def _ots_walk_py(qp, sig, y_off, block, last, work, kc, sha):
     total <<= qp[37]
     qp[32] = (total >> 8) & 0xFF
     qp[33] = total & 0xFF
-    tail = memoryview(work)[23:]
+    tail = memoryview(work)[24:]
     bv = memoryview(block)
     per_block = len(block) >> 5
     calls = 0
@@ -80,12 +79,12 @@ def _ots_walk_py(qp, sig, y_off, block, last, work, kc, sha):
             bit = i * w
             a = (qp[bit >> 3] >> (8 - w - (bit & 7))) & top
             if a != top:
-                work[20] = i >> 8
-                work[21] = i & 0xFF
+                work[21] = i >> 8
+                work[22] = i & 0xFF
                 tail[:] = bv[zo:zo + 32]
                 for j in range(a, top):
-                    work[22] = j
-                    tail[:] = sha(work).digest()
+                    work[23] = j
+                    tail[:] = sha(wv).digest()
                 calls += top - a
                 bv[zo:zo + 32] = tail
             zo += 32
@@ -139,15 +138,15 @@ def _ots_candidate(ident, q_bytes, ots_type, message, sig, off):
     qp[_N + 3] = p >> 8
     qp[_N + 4] = p & 0xFF
     qp[_N + 5] = ls
-    work = bytearray(23 + _N)  # I || u32str(q) || u16str(i) || u8str(j) || tmp
-    work[0:16] = ident
-    work[16:20] = q_bytes
+    work = bytearray(24 + _N)  # pad || I || u32str(q) || u16str(i) || u8str(j) || tmp (tmp word-aligned)
+    work[1:17] = ident
+    work[17:21] = q_bytes
     kc = _sha256(ident)
     kc.update(q_bytes)
     kc.update(_D_PBLC)
     block = bytearray(_BLOCK_CHAINS * _N)
     last = memoryview(block)[:(p % _BLOCK_CHAINS) * _N]
-    _ots_walk(qp, sig, y_off, block, last, work, kc, _sha256)
+    _ots_walk(qp, sig, y_off, block, last, work, memoryview(work)[1:], kc, _sha256)
     return kc.digest()
 
 
@@ -179,7 +178,8 @@ def _lms_verify(pub, message, sig, off, length):
     nb[20:22] = _D_LEAF
     nb[22:22 + _N] = kc
     tmp = _merkle(nb, memoryview(nb)[:22 + _N], sig, t + 4, node, _sha256)
-    return ct_equal(tmp, pub[24:56])
+    # the root is public: a plain comparison leaks nothing
+    return tmp == bytes(pub[24:56])
 
 
 def _check_lms_public_key(pub):
@@ -247,7 +247,8 @@ def _self_test_viper():
     for walk, qp in ((_ots_walk_viper, qp1), (_ots_walk_py, qp2)):
         kc = _sha256(b"kc")
         block = bytearray(_BLOCK_CHAINS * _N)
-        n = walk(qp, sig, 8, block, memoryview(block)[:8 * _N], bytearray(23 + _N), kc, _sha256)
+        work = bytearray(24 + _N)
+        n = walk(qp, sig, 8, block, memoryview(block)[:8 * _N], work, memoryview(work)[1:], kc, _sha256)
         out.append((n, kc.digest(), bytes(qp)))
     if not (out[0] == out[1] and out[0][0] > 0):
         return False
