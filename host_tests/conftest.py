@@ -126,13 +126,13 @@ class DeviceCaseItem(pytest.Item):
             target = self.parent.board_target()
             context = f"board {target.name} at {target.port}"
             source = context
+            self.user_properties.append(("runtime", BOARD))
+            self.user_properties.append(("board", target.name))
             declared = self.parent.declared_heap
             if declared and mpvm.heap_bytes(declared) > target.vm_heap_equivalent:
                 pytest.skip(f"case file needs MP_HEAP={declared} on the VM; {target.name} has "
                             f"{target.python_heap // 1024} KiB (x2 = {target.vm_heap_equivalent // 1024}k)")
             results, proc = self.parent.board_results()
-            self.user_properties.append(("runtime", BOARD))
-            self.user_properties.append(("board", target.name))
         else:
             context = f"heap {self.parent.heap}"
             source = "the MicroPython VM"

@@ -175,3 +175,19 @@ def test_firmware_app_serves_health_over_coap_after_deploy(builds, tmp_path):
     report = json.loads(reply[reply.index(b"\xff") + 1:])
     assert report["platform"] == "linux" and "socket" in report["features"]
     assert 0 < report["heap_free"] < 2 * 56 * 1024
+
+
+def test_firmware_app_on_an_nrf_board_reports_health_and_stays_at_the_repl(builds, tmp_path):
+    import serial
+
+    with vboard.VirtualBoard(tmp_path / "flash", "PCA10056") as vb:
+        p = hourglass("deploy", "--board", "PCA10056", "--port", vb.port, "--build-dir", str(builds["PCA10056"]))
+        assert p.returncode == 0, p.stdout + p.stderr
+        with serial.Serial(vb.port, 115200, timeout=20) as port:
+            port.reset_input_buffer()
+            vb.hard_reset()
+            text = port.read_until(b'for more information.\r\n>>> ').decode()
+    health = json.loads(text.split("hourglass: ", 1)[1].split("\n", 1)[0])
+    assert health["features"] == []  # no socket, cryptolib, ssl on an nRF52840
+    assert 0 < health["heap_free"] <= 2 * 200 * 1024
+    assert "hourglass: no services to run" in text

@@ -17,6 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 DEVICE = REPO / "host_tests" / "device"
 # Case files both budgets run in CI (the whole directory takes ~25 s per board; see the report for which fit).
 CASES = ["case_harness.py", "case_cbor.py", "case_coap_msg.py", "case_cose_sign.py"]
+# On the nRF52840 board there is no cryptolib: the pure-Python AES path runs (ESP32's 56 KiB heap is too small
+# for test_hkdf_limits, so that file stays off the ESP32 list).
+EXTRA_CASES = {"PCA10056": ["case_crypto_sym.py"]}
 
 
 def run_hil(port: str, board: str, paths: list[Path], tmp_path: Path, *extra: str):
@@ -41,16 +44,23 @@ def run_hil(port: str, board: str, paths: list[Path], tmp_path: Path, *extra: st
 def test_device_cases_run_on_a_virtual_board(board, tmp_path):
     heap = vboard.board_profile(board).python_heap
     with vboard.VirtualBoard(tmp_path / "flash", board) as vb:
-        proc, cases = run_hil(vb.port, board, [DEVICE / c for c in CASES], tmp_path)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert cases and all(name.endswith("[board]") for name in cases)
-    # Every test of the harness and CBOR case files ran on the board and reported its time and heap.
+        proc, cases = run_hil(vb.port, board, [DEVICE / c for c in CASES + EXTRA_CASES.get(board, [])], tmp_path)
+    report = proc.stdout[-6000:] + proc.stderr[-2000:]
+    assert cases and all(name.endswith("[board]") for name in cases), report
+    # Every test ran on the board and reported its time and heap.
     for name, (outcome, props) in cases.items():
-        if name.startswith(("case_harness", "case_cbor")):
-            assert outcome == "passed", (name, outcome)
-            assert props["runtime"] == "board" and props["board"] == board
-            assert int(props["time_us"]) >= 0 and "heap_delta" in props
+        assert props["runtime"] == "board" and props["board"] == board, name
+        if outcome != "passed" and outcome[0] == "skipped":
+            continue
+        assert int(props["time_us"]) >= 0 and "heap_delta" in props, name
+        if outcome != "passed":
+            # At the ESP32's 56 KiB only running out of heap is tolerated (a budget finding, printed in the
+            # report); any other failure is a bug, and on the nRF52840's 200 KiB nothing may fail.
+            assert board == "ESP32_GENERIC" and "MemoryError" in outcome[2], (name, outcome)
+    assert all(o == "passed" for n, (o, _) in cases.items() if n.startswith("case_harness")), report
     assert len([n for n in cases if n.startswith("case_harness")]) == 3
+    if board == "PCA10056":
+        assert proc.returncode == 0, report
     # case_cose_sign declares MP_HEAP = "192k": more than an ESP32's 56 KiB (x2), less than an nRF52840's.
     sign = {n: o for n, (o, _) in cases.items() if n.startswith("case_cose_sign")}
     assert sign
@@ -59,6 +69,10 @@ def test_device_cases_run_on_a_virtual_board(board, tmp_path):
     else:
         assert all(o == "passed" for o in sign.values()), sign
     assert "time and heap per test" in proc.stdout
+    if board == "PCA10056":
+        sym = {n: o for n, (o, _) in cases.items() if n.startswith("case_crypto_sym")}
+        assert sym["case_crypto_sym::test_aes_pure_matches_cryptolib_random[board]"][0] == "skipped"
+        assert sum(o == "passed" for o in sym.values()) == len(sym) - 1
 
 
 def test_failures_tracebacks_and_memory_errors_come_back(tmp_path):

@@ -158,6 +158,22 @@ def test_nrf_board_filesystem_is_at_flash(tmp_path):
         assert (nrf.flash_dir / "cfg.json").read_text() == '{"a": 1}'
 
 
+def test_nrf_board_lacks_what_its_firmware_lacks(tmp_path):
+    probe = ("import hashlib\nprint(hashlib.sha256(b'abc').digest()[:2])\n"
+             "print(hasattr(hashlib, 'md5'), hasattr(hashlib, 'sha1'))\n"
+             "for m in ('socket', 'ssl', 'cryptolib', 'json', 'asyncio'):\n"
+             "    try:\n        __import__(m)\n        print('have', m)\n"
+             "    except ImportError:\n        print('lacks', m)\n")
+    with vboard.VirtualBoard(tmp_path / "nrf", "PCA10059") as nrf:
+        out = mpremote(nrf.port, "exec", probe).stdout.split("\n")
+    assert out[0].strip() == "b'\\xbax'" and out[1].strip() == "False False"
+    assert [line.strip() for line in out[2:7]] == ["lacks socket", "lacks ssl", "lacks cryptolib", "have json",
+                                                   "have asyncio"]
+    with vboard.VirtualBoard(tmp_path / "esp", "ESP32_GENERIC") as esp:
+        out = mpremote(esp.port, "exec", probe).stdout.split("\n")
+    assert out[1].strip() == "True True" and "have socket" in out[2] and "have cryptolib" in out[4]
+
+
 def test_udp_on_localhost_from_the_board(esp32):
     host = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     host.bind(("127.0.0.1", 0))

@@ -15,7 +15,9 @@
   The supervisor follows the REPL state from the VM's output and sends SIGINT only while code runs; at a
   prompt Ctrl-C goes through as a byte, like on a board. During an mpremote `mount` transfer it always goes
   through as a byte (file data may contain 0x03).
-- Networking is the unix port's own: UDP sockets on 127.0.0.1.
+- Networking is the unix port's own: UDP sockets on 127.0.0.1. Modules the board's firmware lacks are hidden
+  (MISSING_BY_PORT: an nRF52840 has no socket, ssl, cryptolib, network, nor hashlib md5/sha1), so code takes
+  the paths it takes on the board.
 """
 from __future__ import annotations
 
@@ -50,26 +52,38 @@ CTRL_A, CTRL_C, CTRL_D, CTRL_E = 0x01, 0x03, 0x04, 0x05
 USER_BACKLOG = 256 * 1024  # unread output kept for the serial port; beyond it nobody is listening
 FAULTS = ("raw-paste",)    # raw-paste: break raw-paste flow control, like a board link where raw-paste fails
 
+# What the board's firmware lacks that the unix VM has (shared/README.md "Boards"): the VM hides these modules.
+# nRF52840: no IP network, hashlib has sha256 only, no cryptolib, no ssl.
+MISSING_BY_PORT = {
+    "esp32": (),
+    "nrf": ("socket", "ssl", "cryptolib", "network", "hashlib.md5", "hashlib.sha1"),
+}
+
 # Board data when boards/<NAME>/board.toml is absent: filesystem mount point and the board's Python heap
 # (shared/README.md "Boards": ESP32 56 KiB initial, S3/C3 64 KiB, nRF52840 about 200 KiB).
 FALLBACK_BOARDS = {
-    "ESP32_GENERIC": ("/", 56 * 1024),
-    "ESP32_GENERIC_OTA": ("/", 56 * 1024),
-    "ESP32_GENERIC_S3": ("/", 64 * 1024),
-    "ESP32_GENERIC_C3": ("/", 64 * 1024),
-    "PCA10056": ("/flash", 200 * 1024),
-    "PCA10059": ("/flash", 200 * 1024),
-    "SEEED_XIAO_NRF52": ("/flash", 200 * 1024),
-    "ARDUINO_NANO_33_BLE_SENSE": ("/flash", 200 * 1024),
+    "ESP32_GENERIC": ("esp32", "/", 56 * 1024),
+    "ESP32_GENERIC_OTA": ("esp32", "/", 56 * 1024),
+    "ESP32_GENERIC_S3": ("esp32", "/", 64 * 1024),
+    "ESP32_GENERIC_C3": ("esp32", "/", 64 * 1024),
+    "PCA10056": ("nrf", "/flash", 200 * 1024),
+    "PCA10059": ("nrf", "/flash", 200 * 1024),
+    "SEEED_XIAO_NRF52": ("nrf", "/flash", 200 * 1024),
+    "ARDUINO_NANO_33_BLE_SENSE": ("nrf", "/flash", 200 * 1024),
 }
 
 
 @dataclass(frozen=True)
 class BoardProfile:
     name: str
+    port: str         # MicroPython port: esp32 | nrf
     fs_mount: str
     python_heap: int  # bytes on the (32-bit) board
     source: str       # where the numbers come from
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        return MISSING_BY_PORT.get(self.port, ())
 
     @property
     def vm_heap(self) -> str:
@@ -82,10 +96,10 @@ def board_profile(name: str) -> BoardProfile:
 
     if (boards.boards_dir() / name / "board.toml").is_file():
         b = boards.load_board(name)
-        return BoardProfile(b.name, b.fs_mount, b.python_heap, str(b.folder / "board.toml"))
+        return BoardProfile(b.name, b.port, b.fs_mount, b.python_heap, str(b.folder / "board.toml"))
     if name in FALLBACK_BOARDS:
-        mount, heap = FALLBACK_BOARDS[name]
-        return BoardProfile(name, mount, heap, "hourglass.vboard.FALLBACK_BOARDS")
+        port, mount, heap = FALLBACK_BOARDS[name]
+        return BoardProfile(name, port, mount, heap, "hourglass.vboard.FALLBACK_BOARDS")
     known = sorted(set(FALLBACK_BOARDS) | set(boards.board_names()
                                               if boards.boards_dir().is_dir() else []))
     raise ValueError(f"unknown board {name!r} (known: {', '.join(known)})")
@@ -186,7 +200,8 @@ class VirtualBoard:
         # stderr is a pipe of its own: it carries the kbd_intr markers besides the VM's error output.
         err_r, err_w = os.pipe()
         cmd = [mpvm.micropython_binary(), "-X", f"heapsize={self.heap}", "-i", str(BOOT_SCRIPT),
-               str(self.flash_dir), self.profile.fs_mount, "1" if run_main else "0"]
+               str(self.flash_dir), self.profile.fs_mount, "1" if run_main else "0",
+               ",".join(self.profile.missing) or "-"]
         self._vm = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=err_w, close_fds=True,
                                     start_new_session=True, env=env, cwd=self.flash_dir)
         os.close(slave)
@@ -562,7 +577,8 @@ def run_cli(args) -> int:
         return 2
     prof = board.profile
     print(f"vboard: {prof.name}: flash {board.flash_dir} at {prof.fs_mount}, heap {board.heap} on the VM "
-          f"(board {prof.python_heap // 1024} KiB x2, from {prof.source})", file=sys.stderr, flush=True)
+          f"(board {prof.python_heap // 1024} KiB x2, from {prof.source})"
+          + (f"; without {', '.join(prof.missing)}" if prof.missing else ""), file=sys.stderr, flush=True)
     signal.signal(signal.SIGHUP, lambda *_: board.hard_reset())
     signal.signal(signal.SIGTERM, lambda *_: board.stop())
     try:

@@ -1,4 +1,4 @@
-# Boot of the virtual board: `micropython -i vboard_boot.py FLASH MOUNT RUN_MAIN`, started by
+# Boot of the virtual board: `micropython -i vboard_boot.py FLASH MOUNT RUN_MAIN MISSING`, started by
 # tools/hourglass/vboard.py. This file runs on the MicroPython VM, never on CPython. It makes the VM look
 # like a board before its REPL starts:
 # - the flash directory is the board's filesystem at its mount point ("/" on ESP32, "/flash" on nRF), and the
@@ -6,6 +6,8 @@
 # - machine.reset() ends the VM with exit code 90, which the supervisor turns into a hard reset (the unix
 #   port's machine module has no reset); micropython.kbd_intr() also tells the supervisor whether Ctrl-C may
 #   become a SIGINT;
+# - MISSING ("-" or a comma list) names modules, or module.attribute, the board's firmware lacks: importing
+#   them raises ImportError (hashlib.md5 and the like raise AttributeError), as on the board;
 # - boot.py, then main.py (only when RUN_MAIN is "1": boards skip main.py after a soft reset in the raw REPL)
 #   run in the REPL's namespace; an exception in them is printed and the REPL still starts.
 # Two markers on stdout, which the supervisor removes, say when Ctrl-C may be sent as SIGINT.
@@ -17,6 +19,7 @@ def _vboard_setup():
     import vfs
 
     flash, mount, run_main = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+    missing = [m for m in sys.argv[4].split(",") if m and m != "-"]
     vfs.umount("/")
     vfs.mount(vfs.VfsPosix(flash), mount)
     os.chdir(mount)
@@ -51,6 +54,38 @@ def _vboard_setup():
             sys.stderr.write("\x00VBKI%d\x00" % c)
 
     sys.modules["micropython"] = BoardMicropython()
+
+    hidden_modules = [m for m in missing if "." not in m]
+    hidden_attrs = {}
+    for m in missing:
+        if "." in m:
+            mod, attr = m.split(".", 1)
+            hidden_attrs.setdefault(mod, []).append(attr)
+
+    def restricted(mod_name, attrs):
+        real = __import__(mod_name)
+
+        class BoardModule:
+            def __getattr__(self, name):
+                if name in attrs:
+                    raise AttributeError(name)
+                return getattr(real, name)
+
+        return BoardModule()
+
+    for mod, attrs in hidden_attrs.items():
+        sys.modules[mod] = restricted(mod, attrs)
+    if hidden_modules:
+        import builtins
+
+        unix_import = builtins.__import__
+
+        def board_import(name, *args):
+            if name in hidden_modules:
+                raise ImportError("no module named '%s'" % name)
+            return unix_import(name, *args)
+
+        builtins.__import__ = board_import
     present = []
     for name in ("boot.py", "main.py") if run_main else ("boot.py",):
         try:
