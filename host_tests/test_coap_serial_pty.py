@@ -496,3 +496,86 @@ def test_gateway_reconnects_when_the_board_comes_back(tmp_path):
             g.stop()
         if second is not None:
             second.close()
+
+
+class CorruptingLine:
+    """Two ptys joined by the test: the board on one, the gateway on the other. The 2nd and 5th CoAP frames in
+    each direction get one bit flipped, so the receiver's FCS check must drop them and CoAP must retransmit."""
+
+    def __init__(self, board_tty):
+        from coap import slip
+        self.slip = slip
+        self.board_side = os.open(board_tty, os.O_RDWR | os.O_NOCTTY)
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        self.tty = os.ttyname(self.slave)  # the gateway opens this one
+        self.corrupted = 0
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._pump, args=(self.board_side, self.master), daemon=True),
+                        threading.Thread(target=self._pump, args=(self.master, self.board_side), daemon=True)]
+        for th in self.threads:
+            th.start()
+
+    def _pump(self, src, dst):
+        import select
+        slip = self.slip
+        dec = slip.Decoder()
+        n = 0
+        while not self.stop.is_set():
+            r, _, _ = select.select([src], [], [], 0.1)
+            if not r:
+                continue
+            try:
+                dec.feed(os.read(src, 4096))
+            except OSError:
+                return
+            while (ev := dec.next()) is not None:
+                data = bytes(dec.data)
+                if ev == slip.TEXT:
+                    out = data
+                else:
+                    out = bytearray(slip.encode(slip.T_COAP if ev == slip.COAP else slip.T_DIAG, data))
+                    if ev == slip.COAP:
+                        n += 1
+                        if n in (2, 5):
+                            j = 4 if out[4] not in (0xC0, 0xDB, 0xC1, 0xDA) else 2
+                            out[j] ^= 0x01  # a data bit: still a well-formed frame, but the FCS fails
+                            self.corrupted += 1
+                os.write(dst, bytes(out))
+
+    def close(self):
+        self.stop.set()
+        for th in self.threads:
+            th.join(timeout=5)
+        for fd in (self.board_side, self.master, self.slave):
+            os.close(fd)
+
+
+def test_corrupted_frames_are_dropped_and_coap_recovers(tmp_path):
+    board = Board(tmp_path, "micropython")
+    line = CorruptingLine(board.tty)
+    g = GatewayProc(line.tty)
+    try:
+        board.start()
+        g.wait_text("board ready")
+        for i in range(2):
+            out, err = coap_client("-m", "put", "-e", "v%d" % i, g.url + "/r")
+            out, err = coap_client("-m", "get", g.url + "/r")
+            assert out == b"v%d\n" % i, (out, err)
+        out, err = coap_client("-m", "get", g.url + "/big")
+        assert out == BIG + b"\n", (len(out), err)
+        out, err = coap_client("-m", "get", g.url + "/stats")
+        assert b" bad_fcs=2 " in out, (out, err)  # the board dropped the two corrupted requests
+        g.wait_text("ticks done")
+        rc, err = g.stop()
+        assert rc == 0 and line.corrupted == 4, (line.corrupted, err)
+        assert "2 bad FCS" in err, err  # the board's two corrupted answers, dropped by the gateway
+        # Each PUT ran its handler exactly once although requests or answers were lost and retransmitted.
+        assert g.text().count("put /r: 2 bytes") == 2, g.text()
+        ticks = [int(x) for x in re.findall(r"^tick (\d+) of", g.text(), re.M)]
+        assert ticks == list(range(TICKS))
+    finally:
+        if g.proc.poll() is None:
+            g.stop()
+        line.close()
+        board.close()
