@@ -68,10 +68,11 @@ class Receiver:
 class Assembler:
     """Server side of a Block1 upload: accepts blocks in order into a bounded buffer (or a sink)."""
 
-    def __init__(self, limit, sink=None):
+    def __init__(self, limit, sink=None, size=None):
         self.limit = limit
         self.sink = sink
-        self.buf = bytearray() if sink is None else None
+        # With Size1 known the body buffer is allocated once (no regrowth fragmenting a small heap).
+        self.buf = None if sink else bytearray(size) if size and size <= limit else bytearray()
         self.offset = 0
 
     def feed(self, num, more, szx, data):
@@ -86,7 +87,13 @@ class Assembler:
         if end > self.limit:
             raise OverflowError("body over %d bytes" % self.limit)
         if self.sink is None:
-            self.buf += data
+            b = self.buf
+            if end <= len(b):
+                b[off:end] = data
+                if not more and end < len(b):
+                    self.buf = b[:end]  # shorter than Size1 announced
+            else:
+                b[off:] = data
         else:
             self.sink(off, data)
         self.offset = end

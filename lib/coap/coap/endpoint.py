@@ -184,7 +184,9 @@ class Endpoint:
             now = ticks_ms()
             e = self.dedup.get(key, now)
             if e is not None:
-                if mt == _CON and e[1] is not None:
+                if e[1] is True:  # a big response to a safe request was not kept: answer again
+                    self.on_request(m)
+                elif mt == _CON and e[1] is not None:
                     self.t.send(e[1], remote)
                 return
             self.dedup.put(key, None, now)

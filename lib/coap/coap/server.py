@@ -176,7 +176,10 @@ class Server(Endpoint):
         else:
             self.t.send(data, req.remote)
         if resp.type == _ACK:
-            self.dedup.put((req.remote, req.mid), data, _now())
+            # Keep the bytes for duplicates, except big answers to GET/FETCH (safe to compute again):
+            # 32 cached blocks would otherwise hold 32 KiB.
+            self.dedup.put((req.remote, req.mid), True if len(data) > 128 and req.code in (_GET, _FETCH) else data,
+                           _now())
         return resp
 
     async def _con(self, m, remote):
@@ -268,7 +271,7 @@ class Server(Endpoint):
                 return Message(code=_TOO_LARGE).add(_SIZE1, res.max_body)
             if a is None and len(self.uploads) >= self.max_uploads:
                 self.uploads.pop(next(iter(self.uploads)))
-            a = self.uploads[key] = block.Assembler(res.max_body)
+            a = self.uploads[key] = block.Assembler(res.max_body, None, size1)
         elif a is None:
             return Message(code=_INCOMPLETE)
         try:
