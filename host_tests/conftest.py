@@ -143,8 +143,9 @@ class DeviceCaseItem(pytest.Item):
         if r is None or r.status == "missing":
             stderr = proc.stderr.decode("utf-8", "replace")[-4000:]
             detail = r.traceback if r else ""
-            if self.runtime == BOARD:  # mpremote prints the board's traceback on stdout
-                detail += "\n--- stdout ---\n" + proc.stdout.decode("utf-8", "replace")[-4000:]
+            # Both the VM and mpremote print an uncaught exception (e.g. an import error in the case file)
+            # on stdout.
+            detail += "\n--- stdout ---\n" + proc.stdout.decode("utf-8", "replace")[-4000:]
             raise DeviceTestFailure(
                 f"no result from {source} (exit code {proc.returncode}, {context})\n"
                 f"{detail}\n--- stderr ---\n{stderr}")
