@@ -2,9 +2,11 @@
 #
 # config.json (on the board's filesystem, next to main.py), every key optional:
 #   {"wifi": {"ssid": "...", "password": "..."},            ESP32 only: join a network first
-#    "coap": {"enabled": true, "bind": "0.0.0.0", "port": 5683}}
-# Services: a CoAP server over UDP with GET /health (JSON), where the board has sockets (ESP32, the virtual
-# board). nRF52840 boards have no IP network: the app reports health and returns to the REPL.
+#    "coap": {"enabled": true, "transport": "auto", "bind": "0.0.0.0", "port": 5683}}
+# Service: a CoAP server with GET /health (JSON). transport "udp" where the board has sockets (ESP32),
+# "serial" on the console (slipmux frames between the REPL text; `hourglass gateway PORT` bridges it to UDP),
+# "auto" (default) picks udp when there is a socket module, else serial (nRF52840 has no IP network).
+# A Ctrl-C outside a frame still stops the app (coap.serial), so mpremote can take the board over.
 # On an ESP32 running from an OTA partition, the image is marked valid once the services are up, so the
 # bootloader does not roll it back.
 import gc
@@ -13,7 +15,7 @@ import os
 import sys
 
 CONFIG_FILE = "config.json"
-DEFAULTS = {"coap": {"enabled": True, "bind": "0.0.0.0", "port": 5683}}
+DEFAULTS = {"coap": {"enabled": True, "transport": "auto", "bind": "0.0.0.0", "port": 5683}}
 
 
 def load_config(path=CONFIG_FILE):
@@ -80,10 +82,22 @@ def connect_wifi(wifi, timeout_ms=15000):
 
 
 def start_coap(cfg):
-    from coap.udp import UDPTransport
     from coap.server import Server
 
-    server = Server(UDPTransport(bind=(cfg.get("bind", "0.0.0.0"), int(cfg.get("port", 5683)))))
+    transport = cfg.get("transport", "auto")
+    if transport == "auto":
+        transport = "udp" if _has("socket") else "serial"
+    if transport == "udp":
+        from coap.udp import UDPTransport
+
+        t = UDPTransport(bind=(cfg.get("bind", "0.0.0.0"), int(cfg.get("port", 5683))))
+    elif transport == "serial":
+        from coap.serial import SerialTransport
+
+        t = SerialTransport()
+    else:
+        raise ValueError("unknown coap transport " + repr(transport))
+    server = Server(t)
     server.route("/health", get=lambda req: json.dumps(health()), ct=50, title="Hourglass health")
     return server.start()
 
@@ -107,12 +121,12 @@ async def run(config):
         ip = connect_wifi(wifi)
         print("hourglass: wifi", ip or "not connected")
     coap_cfg = config.get("coap") or {}
-    if coap_cfg.get("enabled") and _has("socket"):
+    if coap_cfg.get("enabled"):
         try:
             server = start_coap(coap_cfg)
             services.append(server)
-            print("hourglass: coap on", server.t.address)
-        except (ImportError, OSError) as e:
+            print("hourglass: coap on", getattr(server.t, "address", None) or "the serial console")
+        except (ImportError, OSError, ValueError) as e:
             print("hourglass: coap not started -", e)
     if not services:
         print("hourglass: no services to run")

@@ -177,17 +177,98 @@ def test_firmware_app_serves_health_over_coap_after_deploy(builds, tmp_path):
     assert 0 < report["heap_free"] < 2 * 56 * 1024
 
 
-def test_firmware_app_on_an_nrf_board_reports_health_and_stays_at_the_repl(builds, tmp_path):
+@pytest.mark.xfail(strict=True, reason=(
+    "lib/coap/coap/slip.py: `from coap import _slip_viper` raises AttributeError (via coap.__getattr__) when "
+    "the viper .mpy built for the board's CPU cannot load, and slip.py catches ImportError/SyntaxError/"
+    "NameError/TypeError only; on the virtual board with a board build coap.serial then fails to import"))
+def test_firmware_app_on_an_nrf_board_serves_coap_on_its_serial_console(builds, tmp_path):
+    """No IP on an nRF52840: the app serves CoAP on the console; `hourglass gateway` bridges it to UDP, and
+    mpremote can still take the board over afterwards (a Ctrl-C outside a frame stops the app)."""
     import serial
 
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    udp_port = probe.getsockname()[1]
+    probe.close()
     with vboard.VirtualBoard(tmp_path / "flash", "PCA10056") as vb:
         p = hourglass("deploy", "--board", "PCA10056", "--port", vb.port, "--build-dir", str(builds["PCA10056"]))
         assert p.returncode == 0, p.stdout + p.stderr
-        with serial.Serial(vb.port, 115200, timeout=20) as port:
+        raw = b""
+        with serial.Serial(vb.port, 115200, timeout=0.2) as port:
             port.reset_input_buffer()
             vb.hard_reset()
-            text = port.read_until(b'for more information.\r\n>>> ').decode()
-    health = json.loads(text.split("hourglass: ", 1)[1].split("\n", 1)[0])
-    assert health["features"] == []  # no socket, cryptolib, ssl on an nRF52840
-    assert 0 < health["heap_free"] <= 2 * 200 * 1024
-    assert "hourglass: no services to run" in text
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and b"coap on the serial console" not in raw \
+                    and b"information.\r\n>>> " not in raw:  # the app ended: the REPL came up
+                raw += port.read(port.in_waiting or 1)
+        text = raw.decode()
+        assert "hourglass: coap on the serial console" in text, text
+        health = json.loads(text.split("hourglass: ", 1)[1].split("\n", 1)[0])
+        assert health["features"] == []  # no socket, cryptolib, ssl on an nRF52840
+        assert 0 < health["heap_free"] <= 2 * 200 * 1024
+        gw = subprocess.Popen([sys.executable, "-m", "hourglass.cli", "gateway", vb.port, "-l",
+                               f"127.0.0.1:{udp_port}", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(1.0)
+        reply = None
+        try:
+            deadline = time.monotonic() + 30
+            while reply is None and time.monotonic() < deadline:
+                s.sendto(bytes([0x41, 0x01, 0x43, 0x21, 0x5A, 0xB6]) + b"health", ("127.0.0.1", udp_port))
+                try:
+                    reply = s.recv(1500)
+                except OSError:
+                    continue
+        finally:
+            s.close()
+            gw.terminate()
+            gw.wait(10)
+        assert reply is not None and reply[1] == 0x45 and reply[4] == 0x5A
+        assert json.loads(reply[reply.index(b"\xff") + 1:])["platform"] == "linux"
+        # A lone Ctrl-C (outside any frame) stops the app; then mpremote has the REPL. (mpremote alone would
+        # send "\r\x03" and "\r\x01" back to back, and the app reads the Ctrl-A away with the Ctrl-C.)
+        with serial.Serial(vb.port, 115200, timeout=20) as port:
+            port.write(b"\x03")
+            assert port.read_until(b"information.\r\n>>> ").endswith(b">>> ")
+        out = subprocess.run([str(Path(sys.executable).parent / "mpremote"), "connect", vb.port, "resume", "exec",
+                              "print('app stopped,', 6 * 7)"], capture_output=True, text=True, timeout=60)
+        assert "app stopped, 42" in out.stdout, out.stdout + out.stderr
+
+
+def test_repl_session_on_a_virtual_board(tmp_path):
+    """`hourglass repl` for real: mpremote's terminal on a pty of ours, the board behind the vboard pty."""
+    import os
+    import select
+    import tty
+
+    with vboard.VirtualBoard(tmp_path / "flash", "ESP32_GENERIC") as vb:
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        proc = subprocess.Popen([sys.executable, "-m", "hourglass.cli", "repl", "--port", vb.port],
+                                stdin=slave, stdout=slave, stderr=subprocess.PIPE, cwd=REPO)
+        os.close(slave)
+        seen = b""
+
+        def read_until(token: bytes, timeout: float = 20) -> bytes:
+            nonlocal seen
+            deadline = time.monotonic() + timeout
+            while token not in seen and time.monotonic() < deadline:
+                if select.select([master], [], [], 0.1)[0]:
+                    try:
+                        seen += os.read(master, 4096)
+                    except OSError:
+                        break
+            return seen
+
+        try:
+            assert b"Connected to MicroPython" in read_until(b"Connected to MicroPython")
+            os.write(master, b"\r")
+            read_until(b">>> ")
+            os.write(master, b"print('answer', 6 * 7)\r")
+            assert b"answer 42" in read_until(b"answer 42")
+            os.write(master, b"\x1d")  # Ctrl-] leaves mpremote's terminal
+            assert proc.wait(20) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            os.close(master)

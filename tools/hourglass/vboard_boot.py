@@ -7,7 +7,9 @@
 #   port's machine module has no reset); micropython.kbd_intr() also tells the supervisor whether Ctrl-C may
 #   become a SIGINT;
 # - MISSING ("-" or a comma list) names modules, or module.attribute, the board's firmware lacks: importing
-#   them raises ImportError (hashlib.md5 and the like raise AttributeError), as on the board;
+#   them raises ImportError (hashlib.md5 and the like raise AttributeError), as on the board; a .mpy holding
+#   native code for the board's CPU (viper/native, built with -march) also raises ImportError, as the VM
+#   cannot run it and the pure-Python fallback is what the VM can test;
 # - boot.py, then main.py (only when RUN_MAIN is "1": boards skip main.py after a soft reset in the raw REPL)
 #   run in the REPL's namespace; an exception in them is printed and the REPL still starts.
 # Two markers on stdout, which the supervisor removes, say when Ctrl-C may be sent as SIGINT.
@@ -75,17 +77,23 @@ def _vboard_setup():
 
     for mod, attrs in hidden_attrs.items():
         sys.modules[mod] = restricted(mod, attrs)
-    if hidden_modules:
-        import builtins
+    import builtins
 
-        unix_import = builtins.__import__
+    unix_import = builtins.__import__
 
-        def board_import(name, *args):
-            if name in hidden_modules:
-                raise ImportError("no module named '%s'" % name)
+    def board_import(name, *args):
+        if name in hidden_modules:
+            raise ImportError("no module named '%s'" % name)
+        try:
             return unix_import(name, *args)
+        except ValueError as e:
+            # A .mpy with native code for the board's CPU: the VM cannot run it. To the program that module
+            # is absent, so its pure-Python fallback runs (on the board the native code does).
+            if "mpy arch" in str(e):
+                raise ImportError("%s: native code for another architecture" % name)
+            raise
 
-        builtins.__import__ = board_import
+    builtins.__import__ = board_import
     present = []
     for name in ("boot.py", "main.py") if run_main else ("boot.py",):
         try:
