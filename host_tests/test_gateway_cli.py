@@ -180,3 +180,13 @@ def test_quiet_and_oversize(line):
         client.close()
     rc, out, err = g.stop()
     assert rc == 0 and out == "" and "1 too big" in err and "exceeds the line's 61" in err, err
+
+
+def test_port_in_use_by_another_program(line):
+    g = Gw(line.name)
+    try:
+        r = hourglass("gateway", line.name)
+        assert r.returncode == 1 and "cannot open" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    finally:
+        rc, out, err = g.stop()
+    assert rc == 0

@@ -422,7 +422,8 @@ def open_serial(port: str, baud: int):
     import serial
     from serial.tools import list_ports
     try:
-        return serial.Serial(port, baud, timeout=0, write_timeout=2)
+        # exclusive: a second program on the same port (mpremote, another gateway) would steal bytes
+        return serial.Serial(port, baud, timeout=0, write_timeout=2, exclusive=True)
     except (serial.SerialException, ValueError) as e:
         ports = sorted(p.device for p in list_ports.comports())
         hint = ("available ports: " + ", ".join(ports)) if ports else "no serial ports found"
@@ -443,6 +444,9 @@ def run_command(args) -> int:
         except (ValueError, OSError) as e:
             print(f"hourglass gateway: --upstream: {e}", file=sys.stderr)
             return 2
+    if sys.platform == "win32":  # the event loop watches the port's file descriptor (POSIX only)
+        print("hourglass gateway: not supported on Windows (use WSL, or Linux/macOS)", file=sys.stderr)
+        return 2
     if args.max_frame < 64:
         print("hourglass gateway: --max-frame must be at least 64", file=sys.stderr)
         return 2
