@@ -37,13 +37,15 @@ _URI_QUERY = const(15)
 
 
 class _Slot:
+    # Where a separate response lands; the Event is made only when one is awaited.
     def __init__(self):
-        self.ev = asyncio.Event()
+        self.ev = None
         self.msg = None
 
     def __call__(self, m):
         self.msg = m
-        self.ev.set()
+        if self.ev:
+            self.ev.set()
 
 
 def _opts(m, path, options):
@@ -159,9 +161,11 @@ class Client(Endpoint):
                         return a
                 else:
                     self.t.send(m.encode(), remote)
-            left = tmo - (ticks_ms() - t0)
-            if left <= 0 or not await _wait(slot.ev, left):
-                raise RequestTimeout("no response within %d ms" % tmo)
+            if slot.msg is None:
+                slot.ev = asyncio.Event()
+                left = tmo - (ticks_ms() - t0)
+                if left <= 0 or not await _wait(slot.ev, left):
+                    raise RequestTimeout("no response within %d ms" % tmo)
             return slot.msg
         finally:
             if self.waiters.get(key) is slot:

@@ -17,8 +17,7 @@ try:
 
         __await__ = __iter__
 
-    async def _wait_readable(sock, holder):
-        await holder
+    _wait_readable = None
 except AttributeError:  # CPython
     _Readable = None
 
@@ -65,17 +64,25 @@ class UDPTransport:
             self.address = bind
 
     async def recv(self):
-        s = self.sock
+        # MicroPython waits for readability first: in request/response traffic the answer is never already
+        # there, and a failing recvfrom costs an exception. CPython tries first (add_reader is the dearer part).
+        wait = self._r
         while True:
+            s = self.sock
             if s is None:
                 raise OSError("closed")
+            if wait is not None:
+                await wait
+                s = self.sock
+                if s is None:
+                    raise OSError("closed")
             try:
                 data, addr = s.recvfrom(self.max_message_size + 1)
             except OSError as e:
                 if e.args[0] not in (11, 35):  # EAGAIN / EWOULDBLOCK
                     raise
-                await _wait_readable(s, self._r)
-                s = self.sock
+                if wait is None:
+                    await _wait_readable(s, None)
                 continue
             r = self._ai.get(addr)  # raw sockaddr -> (host, port), cached for known peers
             if r is None:

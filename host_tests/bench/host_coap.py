@@ -1,0 +1,208 @@
+"""CoAP host scenarios: Block-wise GET throughput against libcoap's server (our client on the MicroPython VM
+vs coap-client-notls at the same 1024-byte blocks), the VM heap a transfer needs at 64 KiB and 1 MiB, heap after
+importing the CoAP client and server as .mpy, and the package's .mpy size."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+# Modules of the CoAP stack proper (the serial transport lives in the same package: reported separately).
+CORE = ("__init__", "transport", "msg", "endpoint", "block", "observe", "server", "client", "udp")
+RUNS = 5
+
+VM_GET = r'''
+import sys, asyncio, hashlib, time, binascii
+from coap.udp import UDPTransport
+from coap.transport import Params
+from coap.client import Client
+
+R = ("127.0.0.1", int(sys.argv[1]))
+ack = int(sys.argv[4]) if len(sys.argv) > 4 else 2000
+
+
+class Sink:
+    def __init__(self):
+        self.h = hashlib.sha256()
+        self.n = 0
+
+    def __call__(self, off, data):
+        self.h.update(data)
+        self.n += len(data)
+
+
+async def main():
+    c = Client(UDPTransport(("127.0.0.1", 0), Params(ack_timeout=ack, max_retransmit=2 if ack < 2000 else 4)))
+    for _ in range(int(sys.argv[3])):
+        s = Sink()
+        t = time.ticks_us()
+        await c.get(R, sys.argv[2], sink=s, szx=6)
+        print("RUN", time.ticks_diff(time.ticks_us(), t), s.n, binascii.hexlify(s.h.digest()).decode())
+
+asyncio.run(main())
+'''
+
+VM_IMPORT = r'''
+import gc, sys
+import asyncio, socket, os  # firmware modules (frozen / built in): not part of the figure
+gc.collect()
+a = gc.mem_alloc()
+for m in sys.argv[1:]:
+    __import__(m)
+gc.collect()
+print("HEAP", gc.mem_alloc() - a)
+'''
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _compile(ctx, out: Path, names, arch=None) -> int:
+    cross = Path(ctx.mpvm.micropython_binary()).parent / "mpy-cross"
+    (out / "coap").mkdir(parents=True, exist_ok=True)
+    total = 0
+    for name in names:
+        src = ctx.repo / "lib" / "coap" / "coap" / (name + ".py")
+        dst = out / "coap" / (name + ".mpy")
+        subprocess.run([str(cross), *(["-march=" + arch] if arch else []), "-o", str(dst), str(src)], check=True)
+        total += dst.stat().st_size
+    return total
+
+
+def _vm(ctx, mpy: Path, script: str, *args, heap="128k", timeout=300) -> subprocess.CompletedProcess:
+    f = mpy / "script.py"
+    f.write_text(script)
+    env = dict(os.environ, MICROPYPATH=f".frozen:{mpy}")
+    return subprocess.run([ctx.mpvm.micropython_binary(), "-X", f"heapsize={heap}", str(f), *map(str, args)],
+                          env=env, capture_output=True, timeout=timeout, cwd=str(mpy))
+
+
+def _min_heap(ctx, mpy: Path, port: int, path: str, lo=8, hi=160) -> int:
+    """Smallest -X heapsize (KiB) in which the VM client completes the transfer."""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        try:  # short timeouts: a run that hit MemoryError in its receive loop ends quickly
+            p = _vm(ctx, mpy, VM_GET, port, path, 1, 300, heap=f"{mid}k", timeout=20)
+        except subprocess.TimeoutExpired:
+            p = None
+        if p is not None and p.returncode == 0 and b"RUN" in p.stdout:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def run(ctx) -> list[dict]:
+    out: list[dict] = []
+    tmp = Path(tempfile.mkdtemp(prefix="bench-coap-"))
+    mpy = tmp / "mpy"
+    core_size = _compile(ctx, tmp / "xtensa", CORE, "xtensawin")
+    others = sorted(p.stem for p in (ctx.repo / "lib" / "coap" / "coap").glob("*.py") if p.stem not in CORE)
+    all_size = core_size + _compile(ctx, tmp / "xtensa", others, "xtensawin")
+    out.append({"name": "coap .mpy size, stack (" + ", ".join(CORE) + ")", "runtime": "mpy-cross xtensawin",
+                "value": core_size, "unit": "B"})
+    out.append({"name": "coap .mpy size, whole package (with defs, serial, slip)", "runtime": "mpy-cross xtensawin",
+                "value": all_size, "unit": "B"})
+    _compile(ctx, mpy, CORE + ("defs",))
+
+    # Heap after import (.mpy on the VM; asyncio/socket/os imported first: they are firmware).
+    for label, mods in (("client + server (Observe, Block-wise)", ("coap.client", "coap.server")),
+                        ("client + server + UDP transport", ("coap.client", "coap.server", "coap.udp"))):
+        p = _vm(ctx, mpy, VM_IMPORT, *mods)
+        heap = int(p.stdout.split()[1]) if p.returncode == 0 else -1
+        out.append({"name": f"coap heap after import, {label}", "runtime": "micropython", "value": heap,
+                    "unit": "B", "target": "<= 18432", "note": "VM is 64-bit: about half on a 32-bit board"})
+
+    if shutil.which("coap-server-notls") is None:
+        out.append({"name": "coap block-wise GET", "runtime": "-", "value": 0, "unit": "-",
+                    "note": "libcoap3-bin missing"})
+        return out
+    port = _free_port()
+    server = subprocess.Popen(["coap-server-notls", "-A", "127.0.0.1", "-p", str(port), "-d", "10"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        body = os.urandom(1 << 20)
+        small = body[:64 << 10]
+        (tmp / "1m.bin").write_bytes(body)
+        (tmp / "64k.bin").write_bytes(small)
+        url = f"coap://127.0.0.1:{port}"
+        time.sleep(0.3)
+        for name in ("1m.bin", "64k.bin"):
+            subprocess.run(["coap-client-notls", "-B", "30", "-m", "put", "-b", "1024", "-f", str(tmp / name),
+                            f"{url}/{name}"], capture_output=True, timeout=60)
+        out += _throughput(ctx, mpy, port, tmp, body, "coap-server-notls")
+        h64 = _min_heap(ctx, mpy, port, "/64k.bin")
+        h1m = _min_heap(ctx, mpy, port, "/1m.bin")
+        for label, h in (("64 KiB", h64), ("1 MiB", h1m)):
+            out.append({"name": f"coap block-wise GET {label}: smallest VM heap that completes it",
+                        "runtime": "micropython", "value": h, "unit": "KiB",
+                        "target": "equal for 64 KiB and 1 MiB",
+                        "note": "includes interpreter start-up, asyncio and the imported stack"})
+    finally:
+        server.terminate()
+        server.wait(5)
+    # The same against aiocoap-fileserver (a Python server: both clients wait on it more).
+    fs = Path(ctx.mpvm.micropython_binary()).parent / "aiocoap-fileserver"
+    files = tmp / "files"
+    files.mkdir()
+    (files / "1m.bin").write_bytes(body)
+    port = _free_port()
+    server = subprocess.Popen([str(fs), "--bind", f"127.0.0.1:{port}", str(files)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            r = subprocess.run(["coap-client-notls", "-B", "1", "-m", "get", f"coap://127.0.0.1:{port}/"],
+                               capture_output=True, timeout=10)
+            if b"1m.bin" in r.stdout:
+                break
+            time.sleep(0.1)
+        out += _throughput(ctx, mpy, port, tmp, body, "aiocoap-fileserver")
+    finally:
+        server.terminate()
+        server.wait(5)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _throughput(ctx, mpy: Path, port: int, tmp: Path, body: bytes, server: str) -> list[dict]:
+    url = f"coap://127.0.0.1:{port}"
+    out = []
+    # libcoap's client: best wall time of RUNS (process start included, a few ms).
+    cc = []
+    for _ in range(RUNS):
+        t = time.perf_counter()
+        subprocess.run(["coap-client-notls", "-B", "30", "-m", "get", "-b", "1024", "-o", str(tmp / "o.bin"),
+                        f"{url}/1m.bin"], capture_output=True, timeout=60)
+        cc.append(time.perf_counter() - t)
+        assert (tmp / "o.bin").read_bytes() == body, "coap-client got a different body"
+    # Ours on the VM: best of RUNS, timed inside the VM (start-up and import excluded).
+    p = _vm(ctx, mpy, VM_GET, port, "/1m.bin", RUNS)
+    runs = [line.split() for line in p.stdout.decode().splitlines() if line.startswith("RUN")]
+    digest = hashlib.sha256(body).hexdigest()
+    ok = len(runs) == RUNS and all(int(r[2]) == len(body) and r[3] == digest for r in runs)
+    ours = min(int(r[1]) for r in runs) / 1e6 if ok else float("inf")
+    kib = len(body) / 1024
+    out.append({"name": f"coap block-wise GET 1 MiB from {server}, 1024-byte blocks",
+                "runtime": "coap-client-notls", "value": round(kib / min(cc), 1), "unit": "KiB/s",
+                "note": f"best of {RUNS}, wall time of the process"})
+    out.append({"name": f"coap block-wise GET 1 MiB from {server}, 1024-byte blocks",
+                "runtime": "micropython", "value": round(kib / ours, 1) if ok else 0, "unit": "KiB/s",
+                "note": f"best of {RUNS}, our client on the VM, byte-exact: {ok}"})
+    out.append({"name": f"coap block-wise GET 1 MiB from {server}: ours (VM) / coap-client-notls", "runtime": "ratio",
+                "value": round(min(cc) / ours, 2), "unit": "x", "target": ">= 0.8"})
+    return out
+
+
+if __name__ == "__main__":  # quick look without the bench driver
+    from types import SimpleNamespace
+    from hourglass import mpvm
+    for row in run(SimpleNamespace(repo=mpvm.REPO, mpvm=mpvm)):
+        print(row)
