@@ -5,8 +5,6 @@
 # are in host_tests/test_coap_serial_pty.py.
 import sys
 import hgtest
-if hgtest.IS_MICROPYTHON and ".frozen" not in sys.path:
-    sys.path.append(".frozen")  # the harness sets MICROPYPATH to lib/ only; asyncio is frozen into the VM
 import asyncio
 from coap import slip
 from coap.serial import SerialTransport, SERIAL_PARAMS

@@ -51,7 +51,8 @@ def run(args: list[str], heap: str = DEFAULT_HEAP, path: list[str] | None = None
         timeout: float = 600, cwd: Path = REPO, input: bytes | None = None) -> subprocess.CompletedProcess:
     """Run `micropython -X heapsize=<heap> args...` with MICROPYPATH set to `path` (default: lib packages)."""
     env = dict(os.environ)
-    env["MICROPYPATH"] = ":".join(path if path is not None else device_path())
+    # ".frozen" first, as on a board (sys.path = ['', '.frozen', '/lib']): asyncio is frozen into the VM.
+    env["MICROPYPATH"] = ":".join([".frozen"] + (path if path is not None else device_path()))
     cmd = [micropython_binary(), "-X", f"heapsize={heap}", *args]
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, timeout=timeout, input=input)
 
