@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 # Modules of the CoAP stack proper (the serial transport lives in the same package: reported separately).
-CORE = ("__init__", "transport", "msg", "endpoint", "block", "observe", "server", "client", "udp")
+CORE = ("__init__", "transport", "msg", "endpoint", "block", "observe", "server", "client", "udp", "upload",
+        "linkformat", "separate")
 RUNS = 5
 
 VM_GET = r'''
@@ -114,8 +115,13 @@ def run(ctx) -> list[dict]:
     _compile(ctx, mpy, CORE + ("defs",))
 
     # Heap after import (.mpy on the VM; asyncio/socket/os imported first: they are firmware).
-    for label, mods in (("client + server (Observe, Block-wise)", ("coap.client", "coap.server")),
-                        ("client + server + UDP transport", ("coap.client", "coap.server", "coap.udp"))):
+    # Observe, Block-wise, Block1 uploads, link-format and separate responses load on first use; the last
+    # row is the heap once every one of them has been loaded.
+    for label, mods in (("client + server", ("coap.client", "coap.server")),
+                        ("client + server + UDP transport", ("coap.client", "coap.server", "coap.udp")),
+                        ("client + server + UDP + every lazily loaded part (observe, block, upload, linkformat, "
+                         "separate)", ("coap.client", "coap.server", "coap.udp", "coap.block", "coap.observe",
+                                       "coap.upload", "coap.linkformat", "coap.separate"))):
         p = _vm(ctx, mpy, VM_IMPORT, *mods)
         heap = int(p.stdout.split()[1]) if p.returncode == 0 else -1
         out.append({"name": f"coap heap after import, {label}", "runtime": "micropython", "value": heap,

@@ -8,7 +8,8 @@ from coap.msg import Message, decode
 from coap import defs as D
 from coap.transport import Params
 from coap.endpoint import Dedup, initial_timeout
-from coap.server import Server, Resource, link_format
+from coap.server import Server, Resource
+from coap.linkformat import link_format
 from coap import block
 
 PEER = ("127.0.0.1", 40000)
@@ -65,13 +66,13 @@ def req(mtype, code, mid, token, path, *opts, payload=b""):
 
 def test_params_derived_values():
     p = Params()
-    assert p.max_transmit_span() == 45000
-    assert p.max_transmit_wait() == 93000
-    assert p.exchange_lifetime() == 247000
-    assert p.non_lifetime() == 145000
+    assert p.max_transmit_span == 45000
+    assert p.max_transmit_wait == 93000
+    assert p.exchange_lifetime == 247000
+    assert p.non_lifetime == 145000
     assert initial_timeout(p, 0) == 2000 and initial_timeout(p, 65535) == 3000
     fast = Params(ack_timeout=100, max_retransmit=2)
-    assert fast.max_transmit_span() == 450
+    assert fast.max_transmit_span == 450
 
 
 def test_ping_gets_rst():

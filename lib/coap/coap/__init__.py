@@ -1,6 +1,6 @@
-# CoAP (RFC 7252) with Observe (RFC 7641) and Block-wise (RFC 7959), sans-IO cores with asyncio edges.
-# Submodules load on first use (`coap.Client`, or `from coap.client import Client`), so an application
-# pays RAM only for what it touches.
+# CoAP (RFC 7252) with Observe (RFC 7641) and Block-wise (RFC 7959): sans-IO cores with asyncio edges.
+# Import what you use: coap.server.Server, coap.client.Client, coap.udp.UDPTransport, coap.defs (numbers).
+# Optional parts load on first use (coap.observe, coap.upload, coap.linkformat), so RAM goes to what runs.
 
 
 class CoapError(ValueError):
@@ -9,21 +9,3 @@ class CoapError(ValueError):
 
 class MessageError(CoapError):
     """A malformed message (truncated, bad header, reserved option nibble, ...)."""
-
-
-def __getattr__(name):
-    # MicroPython's `from coap import msg` asks the package first: import submodules here too.
-    import sys
-    mod = _LAZY.get(name)
-    try:
-        __import__("coap." + (mod or name))
-    except ImportError:
-        raise AttributeError(name)
-    m = sys.modules["coap." + (mod or name)]
-    return getattr(m, name) if mod else m
-
-
-_LAZY = {
-    "Message": "msg", "Params": "transport", "Transport": "transport", "UDPTransport": "udp",
-    "Endpoint": "endpoint", "Server": "server", "Resource": "server", "Client": "client",
-}

@@ -1,5 +1,22 @@
-# Block-wise transfers (RFC 7959), sans-IO: option values and the checks both roles make per block.
+# Block-wise transfers (RFC 7959): option values, the checks both roles make per block (sans-IO), the
+# server's Block2 slicing and the client's Block2 download loop. Loaded on the first body that needs blocks.
 from coap import CoapError
+import os
+from coap.msg import Message
+
+try:
+    from micropython import const
+except ImportError:
+    const = lambda x: x
+
+_CON = const(0)
+_NON = const(1)
+_GET = const(1)
+_BAD_OPTION = const(130)
+_OBSERVE = const(6)
+_BLOCK2 = const(23)
+_SIZE2 = const(28)
+_ETAG = const(4)
 
 
 class BlockError(CoapError):
@@ -21,14 +38,6 @@ def encode(num, more, szx):
     if num >= 1 << 20 or not 0 <= szx < 7:
         raise BlockError("block number or size out of range")
     return (num << 4) | (8 if more else 0) | szx
-
-
-def szx_for(max_message_size, overhead=128):
-    """Largest block size exponent whose block (plus header/options room) fits the transport."""
-    s = 6
-    while s and (16 << s) + overhead > max_message_size:
-        s -= 1
-    return s
 
 
 class Receiver:
@@ -65,36 +74,88 @@ class Receiver:
         return self.offset >> (szx + 4)
 
 
-class Assembler:
-    """Server side of a Block1 upload: accepts blocks in order into a bounded buffer (or a sink)."""
+class _Bytes:
+    # A bytes body seen as a source, so Block2 slicing has one code path.
+    def __init__(self, b):
+        self.b = b
+        self.size = len(b)
+        self.etag = None
 
-    def __init__(self, limit, sink=None, size=None):
-        self.limit = limit
-        self.sink = sink
-        # With Size1 known the body buffer is allocated once (no regrowth fragmenting a small heap).
-        self.buf = None if sink else bytearray(size) if size and size <= limit else bytearray()
-        self.offset = 0
+    def read(self, off, n):
+        return self.b[off:off + n]
 
-    def feed(self, num, more, szx, data):
-        """Returns True when the last block arrived. Raises BlockError for a gap (4.08) and OverflowError
-        past the limit (4.13)."""
-        off = num << (szx + 4)
-        if off != self.offset:
-            raise BlockError("block1 at %d, expected %d" % (off, self.offset))
-        if more and len(data) != 16 << szx:
-            raise BlockError("short block1 before the last")
-        end = off + len(data)
-        if end > self.limit:
-            raise OverflowError("body over %d bytes" % self.limit)
-        if self.sink is None:
-            b = self.buf
-            if end <= len(b):
-                b[off:end] = data
-                if not more and end < len(b):
-                    self.buf = b[:end]  # shorter than Size1 announced
-            else:
-                b[off:] = data
-        else:
-            self.sink(off, data)
-        self.offset = end
-        return not more
+
+def _etag(b):
+    # Short ETag for a multi-block body without one, so a client notices a change mid-transfer.
+    h = 5381
+    for x in bytes(b[:64]) + bytes(b[-64:]):
+        h = (h * 33 + x) & 0xFFFFFFFF
+    return ((h ^ len(b)) & 0xFFFFFFFF).to_bytes(4, "big")
+
+
+def serve(srv, req, r):
+    """Server side: cut the response body (bytes or a source) to the block the request asks for."""
+    p = r.payload
+    src = p if hasattr(p, "read") else None
+    rb2 = req.opt(_BLOCK2)
+    szx = srv.szx
+    num = 0
+    if rb2 is not None:
+        num, _, s = decode(rb2)
+        if s < szx:
+            szx = s
+    bs = 16 << szx
+    if src is None:
+        if len(p) <= bs and rb2 is None:
+            return r
+        src = _Bytes(p)
+    size = src.size
+    off = num * bs
+    if off >= size and not (off == 0 and size == 0):
+        return Message(code=_BAD_OPTION, payload=b"block out of range")
+    data = src.read(off, bs)
+    more = off + len(data) < size
+    r.payload = data
+    r.add(_BLOCK2, encode(num, more, szx))
+    if num == 0 or req.opt(_SIZE2) is not None:
+        r.add(_SIZE2, size)
+    if not r.has(_ETAG):
+        et = getattr(src, "etag", None)
+        if et is None and type(src) is _Bytes and size > bs:
+            et = _etag(src.b)
+        if et is not None:
+            r.add(_ETAG, et)
+    return r
+
+
+async def fetch(cli, r, b2, method, remote, path, options, con, timeout, sink, start, etag):
+    """Client side: follow Block2 from the first response r to the end of the body."""
+    if start is not None:
+        rx = Receiver(sink)
+        rx.offset = (start[0] + 1) << (start[2] + 4)
+        rx.first = False
+        rx.etag = etag
+    else:
+        body = None
+        if sink is None:
+            body = bytearray()
+            sink = lambda off, data: body.extend(data)
+        rx = Receiver(sink)
+    num, more, s = decode(b2)
+    nxt = rx.feed(num, more, s, r.payload, r.opt(_ETAG), r.uint(_SIZE2))
+    while nxt is not None:
+        m = Message(_CON if con else _NON, method, 0, os.urandom(4)).set_path(path)
+        for o in options:
+            if o[0] != _OBSERVE:  # later blocks of a notification are plain GETs
+                m.add(o[0], o[1])
+        m.add(_BLOCK2, encode(nxt, 0, s))
+        r = await cli.exchange(m, remote, timeout)
+        b2 = r.opt(_BLOCK2)
+        if b2 is None or r.code >= 96:
+            raise BlockError("block %d: %s without Block2" % (nxt, r.code))
+        num, more, s = decode(b2)
+        nxt = rx.feed(num, more, s, r.payload, r.opt(_ETAG))
+    if start is None and body is not None:
+        r.payload = body
+    r.size2 = rx.size
+    return r

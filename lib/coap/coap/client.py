@@ -3,10 +3,8 @@
 import asyncio
 import os
 from coap import CoapError
-from coap.endpoint import Endpoint, RequestTimeout, ResetError, ticks_ms
+from coap.endpoint import Endpoint, RequestTimeout, ResetError, ticks_ms, szx_for
 from coap.msg import Message
-from coap import block
-from coap.observe import fresher
 
 try:
     from micropython import const
@@ -55,81 +53,10 @@ def _opts(m, path, options):
     return m
 
 
-class Observation:
-    """A running observation; notifications go to callback(msg). cancel() deregisters."""
-
-    def __init__(self, client, remote, path, options, callback):
-        self.client = client
-        self.remote = remote
-        self.path = path
-        self.options = options
-        self.callback = callback
-        self.token = os.urandom(4)
-        self.seq = None
-        self.t = 0
-        self.expires = 0
-        self.active = True
-        self.count = 0
-
-    def __call__(self, m):
-        if m.code >= 96 or not m.has(_OBSERVE):  # error or a plain response: the observation ended
-            self.active = False
-            self.client.waiters.pop((self.token, self.remote), None)
-        else:
-            v = m.uint(_OBSERVE)
-            now = ticks_ms()
-            if not fresher(self.seq, self.t, v, now):
-                return  # reordered: older than what we have
-            self.seq = v
-            self.t = now
-            self.expires = now + 1000 * m.uint(_MAX_AGE, 60)
-        b2 = m.opt(_BLOCK2)
-        if b2 is not None and block.decode(b2)[1]:  # Block2 with Observe: fetch the rest of this body
-            asyncio.create_task(self._rest(m))
-            return
-        self.count += 1
-        self.callback(m)
-
-    async def _rest(self, first):
-        try:
-            body = bytearray(first.payload)
-            et = first.opt(_ETAG)
-            r = await self.client.request(_GET, self.remote, self.path, options=self.options,
-                                          sink=_Append(body), start=block.decode(first.opt(_BLOCK2)), etag=et)
-            r.payload = body
-            self.count += 1
-            self.callback(r)
-        except CoapError:
-            pass
-
-    def stale(self):
-        """True when Max-Age has run out without a notification."""
-        return self.active and ticks_ms() - self.expires > 0
-
-    async def cancel(self):
-        """Proactive deregistration (GET with Observe: 1); the server stops notifying."""
-        self.active = False
-        c = self.client
-        c.waiters.pop((self.token, self.remote), None)
-        try:
-            return await c.request(_GET, self.remote, self.path, options=((_OBSERVE, 1),) + tuple(self.options),
-                                   token=self.token)
-        except CoapError:
-            return None
-
-
-class _Append:
-    def __init__(self, buf):
-        self.buf = buf
-
-    def __call__(self, off, data):
-        self.buf += data
-
-
 class Client(Endpoint):
     def __init__(self, transport, szx=None, timeout=None):
         Endpoint.__init__(self, transport)
-        self.szx = block.szx_for(transport.max_message_size) if szx is None else szx
+        self.szx = szx_for(transport.max_message_size) if szx is None else szx
         self.timeout = timeout  # ms for a whole exchange; default EXCHANGE_LIFETIME
         self.locks = {}  # remote -> Lock: NSTART = 1 outstanding interaction per server
 
@@ -146,7 +73,7 @@ class Client(Endpoint):
         key = (m.token, remote)
         slot = _Slot()
         self.waiters[key] = slot
-        tmo = timeout or self.timeout or self.params.exchange_lifetime()
+        tmo = timeout or self.timeout or self.params.exchange_lifetime
         if self.task is None:
             self.start()
         t0 = ticks_ms()
@@ -180,74 +107,22 @@ class Client(Endpoint):
         szx = self.szx if szx is None else szx
         psize = payload.size if hasattr(payload, "read") else len(payload)
         if psize > (16 << szx) or hasattr(payload, "read"):
-            r, szx1 = await self._upload(method, remote, path, payload, psize, options, con, timeout, szx)
+            from coap import upload
+            r, szx1 = await upload.send(self, method, remote, path, payload, psize, options, con, timeout, szx)
         else:
             m = _opts(Message(_CON if con else _NON, method, 0, token or os.urandom(4), payload), path, options)
             if start is not None:
-                m.add(_BLOCK2, block.encode(start[0] + 1, 0, start[2]))
+                m.add(_BLOCK2, ((start[0] + 1) << 4) | start[2])
             elif method == _GET and szx < 6:
-                m.add(_BLOCK2, block.encode(0, 0, szx))  # ask for smaller blocks up front
+                m.add(_BLOCK2, szx)  # block 0 at a smaller size: ask for smaller blocks up front
             r = await self.exchange(m, remote, timeout)
         b2 = r.opt(_BLOCK2)
         if b2 is None:
             if sink is not None and r.payload:
                 sink(0, r.payload)
             return r
-        if start is not None:
-            rx = block.Receiver(sink)
-            rx.offset = (start[0] + 1) << (start[2] + 4)
-            rx.first = False
-            rx.etag = etag
-        else:
-            body = None
-            if sink is None:
-                body = bytearray()
-                sink = _Append(body)
-            rx = block.Receiver(sink)
-        num, more, s = block.decode(b2)
-        nxt = rx.feed(num, more, s, r.payload, r.opt(_ETAG), r.uint(_SIZE2))
-        while nxt is not None:
-            m = _opts(Message(_CON if con else _NON, _GET if method == _GET else method, 0, os.urandom(4)), path,
-                      [o for o in options if o[0] != _OBSERVE])
-            m.add(_BLOCK2, block.encode(nxt, 0, s))
-            r = await self.exchange(m, remote, timeout)
-            b2 = r.opt(_BLOCK2)
-            if b2 is None or r.code >= 96:
-                raise block.BlockError("block %d: %s without Block2" % (nxt, r.code))
-            num, more, s = block.decode(b2)
-            nxt = rx.feed(num, more, s, r.payload, r.opt(_ETAG))
-        if start is None and body is not None:
-            r.payload = body
-        r.size2 = rx.size
-        return r
-
-    async def _upload(self, method, remote, path, src, size, options, con, timeout, szx):
-        if not hasattr(src, "read"):
-            b = src
-            src = None
-        off = 0
-        while True:
-            bs = 16 << szx
-            data = b[off:off + bs] if src is None else src.read(off, bs)
-            more = off + len(data) < size
-            m = _opts(Message(_CON if con else _NON, method, 0, os.urandom(4), data), path, options)
-            m.add(_BLOCK1, block.encode(off >> (szx + 4), more, szx))
-            if off == 0:
-                m.add(_SIZE1, size)
-            r = await self.exchange(m, remote, timeout)
-            rb1 = r.opt(_BLOCK1)
-            if r.code == _TOO_LARGE and rb1 is not None and off == 0:
-                s = block.decode(rb1)[2]
-                if s < szx:  # the server wants smaller blocks: start over at its size
-                    szx = s
-                    continue
-            if not more or r.code != _CONTINUE:
-                return r, szx
-            off += len(data)
-            if rb1 is not None:
-                s = block.decode(rb1)[2]
-                if s < szx:  # SZX negotiation: continue with the server's smaller size (off stays aligned)
-                    szx = s
+        from coap import block  # the rest of a Block2 body (RFC 7959)
+        return await block.fetch(self, r, b2, method, remote, path, options, con, timeout, sink, start, etag)
 
     async def get(self, remote, path, **kw):
         return await self.request(_GET, remote, path, **kw)
@@ -264,6 +139,7 @@ class Client(Endpoint):
     async def observe(self, remote, path, callback, options=()):
         """Register; the first response and every fresh notification go to callback(msg). Returns the
         Observation (obs.active is False when the server declined)."""
+        from coap.observe import Observation
         o = Observation(self, remote, path, tuple(options), callback)
         m = _opts(Message(_CON, _GET, 0, o.token), path, ((_OBSERVE, 0),) + o.options)
         key = (o.token, remote)

@@ -53,6 +53,14 @@ def initial_timeout(params, r16):
     return t + int(t * (params.ack_random_factor - 1) * r16 / 65535)
 
 
+def szx_for(max_message_size, overhead=128):
+    """Largest block size exponent whose block (plus header/options room) fits the transport."""
+    s = 6
+    while s and (16 << s) + overhead > max_message_size:
+        s -= 1
+    return s
+
+
 class Dedup:
     """Bounded (remote, mid) -> response cache over EXCHANGE_LIFETIME. A CON seen again gets the stored
     response; entries whose response is still being computed hold None. When full, the entry that expires
@@ -114,7 +122,7 @@ class Endpoint:
         self.t = transport
         self.params = p = transport.params
         self.mid = rand16()
-        self.dedup = Dedup(p.exchange_lifetime())
+        self.dedup = Dedup(p.exchange_lifetime)
         self.pending = {}   # mid -> _Pending
         self.waiters = {}   # (token, remote) -> callable(msg) for responses/notifications
         self.task = None
@@ -150,9 +158,6 @@ class Endpoint:
 
     def on_error(self, e):
         pass
-
-    def send(self, m, remote):
-        self.t.send(m.encode(), remote)
 
     def _empty(self, mtype, mid, remote):
         self.t.send(bytes((0x40 | (mtype << 4), 0, mid >> 8, mid & 255)), remote)

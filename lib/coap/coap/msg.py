@@ -168,11 +168,6 @@ class Message:
             out += p
         return out
 
-    def __repr__(self):
-        return "<Message %s %d.%02d mid=%d token=%s %s payload=%d>" % (
-            "CNAR"[self.type], self.code >> 5, self.code & 31, self.mid, bytes(self.token).hex(),
-            [(n, bytes(v)) for n, v in self.items()], len(self.payload))
-
 
 def _err(msg, mtype=None, mid=None):
     e = MessageError(msg)

@@ -1,10 +1,29 @@
-# Observe (RFC 7641), sans-IO: notification ordering and the server's observer registry.
+# Observe (RFC 7641): notification ordering (sans-IO), the server's observer registry and notifications,
+# the client's Observation. Loaded on first use: an observable resource, Client.observe().
+
+import asyncio
+import os
+from coap import CoapError
+from coap import block
 
 try:
-    from time import ticks_diff
+    from micropython import const
 except ImportError:
-    def ticks_diff(a, b):
-        return a - b
+    const = lambda x: x
+
+_GET = const(1)
+_RST = const(3)
+_NON = const(1)
+_CON = const(0)
+_OBSERVE = const(6)
+_BLOCK2 = const(23)
+_ETAG = const(4)
+_MAX_AGE = const(14)
+
+try:
+    from time import ticks_diff, ticks_ms
+except ImportError:
+    from coap.endpoint import ticks_diff, ticks_ms
 
 
 def fresher(v1, t1, v2, t2):
@@ -45,3 +64,118 @@ class Observers:
 
     def __len__(self):
         return len(self.reg)
+
+
+class Observation:
+    """A running observation; notifications go to callback(msg). cancel() deregisters."""
+
+    def __init__(self, client, remote, path, options, callback):
+        self.client = client
+        self.remote = remote
+        self.path = path
+        self.options = options
+        self.callback = callback
+        self.token = os.urandom(4)
+        self.seq = None
+        self.t = 0
+        self.expires = 0
+        self.active = True
+        self.count = 0
+
+    def __call__(self, m):
+        if m.code >= 96 or not m.has(_OBSERVE):  # error or a plain response: the observation ended
+            self.active = False
+            self.client.waiters.pop((self.token, self.remote), None)
+        else:
+            v = m.uint(_OBSERVE)
+            now = ticks_ms()
+            if not fresher(self.seq, self.t, v, now):
+                return  # reordered: older than what we have
+            self.seq = v
+            self.t = now
+            self.expires = now + 1000 * m.uint(_MAX_AGE, 60)
+        b2 = m.opt(_BLOCK2)
+        if b2 is not None and block.decode(b2)[1]:  # Block2 with Observe: fetch the rest of this body
+            asyncio.create_task(self._rest(m))
+            return
+        self.count += 1
+        self.callback(m)
+
+    async def _rest(self, first):
+        try:
+            body = bytearray(first.payload)
+            et = first.opt(_ETAG)
+            r = await self.client.request(_GET, self.remote, self.path, options=self.options,
+                                          sink=lambda off, data: body.extend(data), start=block.decode(first.opt(_BLOCK2)), etag=et)
+            r.payload = body
+            self.count += 1
+            self.callback(r)
+        except CoapError:
+            pass
+
+    def stale(self):
+        """True when Max-Age has run out without a notification."""
+        return self.active and ticks_ms() - self.expires > 0
+
+    async def cancel(self):
+        """Proactive deregistration (GET with Observe: 1); the server stops notifying."""
+        self.active = False
+        c = self.client
+        c.waiters.pop((self.token, self.remote), None)
+        try:
+            return await c.request(_GET, self.remote, self.path, options=((_OBSERVE, 1),) + tuple(self.options),
+                                   token=self.token)
+        except CoapError:
+            return None
+
+
+
+def notify(srv, res):
+    """Server side: the resource changed, send every observer a notification (NON, every n-th CON)."""
+    o = res.observers
+    if not o:
+        return
+    seq = o.next_seq()
+    for key, entry in list(o.reg.items()):
+        req = entry[0]
+        h = res.handlers.get(_GET)
+        r = h(req)
+        if r is not None and hasattr(r, "send"):
+            asyncio.create_task(_notify_async(srv, res, key, entry, seq, r))
+        else:
+            _notify(srv, res, key, entry, seq, r)
+
+
+async def _notify_async(srv, res, key, entry, seq, coro):
+    _notify(srv, res, key, entry, seq, await coro)
+
+
+def _notify(srv, res, key, entry, seq, r):
+    remote, token = key
+    req = entry[0]
+    r = srv._finish(req, r)
+    if r.code >= 96:  # an error ends the observation (RFC 7641 section 4.2)
+        res.observers.remove(remote, token)
+    elif not r.has(_OBSERVE):
+        r.add(_OBSERVE, seq)
+    r.token = token
+    r.mid = srv.next_mid()
+    if res.observers.want_con(entry):
+        r.type = _CON
+        asyncio.create_task(_notify_con(srv, res, key, r))
+    else:
+        r.type = _NON
+        if len(srv.notify_mids) > 16:
+            srv.notify_mids.clear()
+        srv.notify_mids[(remote, r.mid)] = (res, token)
+        srv.t.send(r.encode(), remote)
+
+
+async def _notify_con(srv, res, key, r):
+    try:
+        a = await srv.send_con(r, key[0])
+        if a.type != _RST:
+            return
+    except Exception:
+        pass
+    res.observers.remove(key[0], key[1])  # RST or no ACK: the observer is gone

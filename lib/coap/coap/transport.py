@@ -12,15 +12,10 @@
 #                        congestion (CoAP retransmits), raises OSError only if the transport is unusable.
 #   close()           -- release the link; a pending recv() then raises OSError.
 # The endpoint (coap.endpoint.Endpoint) only uses these five members, so a server or client runs over any of them.
-try:
-    from micropython import const
-except ImportError:
-    const = lambda x: x
-
-
 class Params:
     """RFC 7252 section 4.8 transmission parameters; times in milliseconds (integers, so the same maths
-    runs on boards without float hardware). Derived values follow section 4.8.2."""
+    runs on boards without float hardware). The derived values of section 4.8.2 are attributes too:
+    max_transmit_span, max_transmit_wait, exchange_lifetime, non_lifetime."""
 
     def __init__(self, ack_timeout=2000, ack_random_factor=1.5, max_retransmit=4, nstart=1,
                  default_leisure=5000, probing_rate=1, max_latency=100000, processing_delay=None):
@@ -31,35 +26,14 @@ class Params:
         self.default_leisure = default_leisure
         self.probing_rate = probing_rate  # bytes/second towards a peer that does not answer
         self.max_latency = max_latency
-        self.processing_delay = ack_timeout if processing_delay is None else processing_delay
-
-    def max_transmit_span(self):
-        return int(self.ack_timeout * ((1 << self.max_retransmit) - 1) * self.ack_random_factor)
-
-    def max_transmit_wait(self):
-        return int(self.ack_timeout * ((1 << (self.max_retransmit + 1)) - 1) * self.ack_random_factor)
-
-    def exchange_lifetime(self):
-        return self.max_transmit_span() + 2 * self.max_latency + self.processing_delay
-
-    def non_lifetime(self):
-        return self.max_transmit_span() + self.max_latency
+        pd = ack_timeout if processing_delay is None else processing_delay
+        self.processing_delay = pd
+        self.max_transmit_span = span = int(ack_timeout * ((1 << max_retransmit) - 1) * ack_random_factor)
+        self.max_transmit_wait = int(ack_timeout * ((2 << max_retransmit) - 1) * ack_random_factor)
+        self.exchange_lifetime = span + 2 * max_latency + pd
+        self.non_lifetime = span + max_latency
 
 
 DEFAULT_PARAMS = Params()
-
-
-class Transport:
-    """Documentation base class: transports may subclass it or just provide the same members."""
-
-    params = DEFAULT_PARAMS
-    max_message_size = 1152  # RFC 7252 section 4.6: 1152 bytes fit an unfragmented IPv6 path
-
-    async def recv(self):
-        raise NotImplementedError
-
-    def send(self, data, remote):
-        raise NotImplementedError
-
-    def close(self):
-        pass
+# A transport needs no base class: any object with the five members above will do. On a board
+# max_message_size is 1152 by default (RFC 7252 section 4.6: fits an unfragmented IPv6 path).

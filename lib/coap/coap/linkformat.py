@@ -1,0 +1,45 @@
+# RFC 6690 link-format for /.well-known/core, with the query filtering of section 4.1. Loaded on the first
+# discovery request.
+
+
+def link(r):
+    s = "<" + r.path + ">"
+    for k, v in (("rt", r.rt), ("if", r.if_), ("title", r.title)):
+        if v is not None:
+            s += ';%s="%s"' % (k, v)
+    if r.ct is not None:
+        s += ";ct=%s" % r.ct
+    if r.observers is not None:
+        s += ";obs"
+    return s
+
+
+def matches(r, key, value):
+    """One attribute filter; a value ending in "*" is a prefix match; rt/if values are space-separated lists."""
+    if key == "href":
+        attr = [r.path]
+    elif key == "ct":
+        attr = [str(r.ct)] if r.ct is not None else []
+    elif key in ("rt", "if", "title"):
+        v = getattr(r, "if_" if key == "if" else key)
+        attr = v.split(" ") if v and key != "title" else ([v] if v else [])
+    elif key == "obs":
+        return r.observers is not None
+    else:
+        return False
+    if value.endswith("*"):
+        value = value[:-1]
+        for a in attr:
+            if a.startswith(value):
+                return True
+        return False
+    return value in attr
+
+
+def link_format(resources, query=()):
+    """RFC 6690 body for /.well-known/core, filtered by a query like ["rt=temperature"]."""
+    key = val = None
+    for q in query:
+        key, _, val = q.partition("=")
+        break
+    return ",".join(link(r) for r in resources if key is None or matches(r, key, val))

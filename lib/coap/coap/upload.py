@@ -1,0 +1,118 @@
+# Block1 (RFC 7959) uploads in both roles. Loaded on the first Block1 request a server receives or the first
+# payload too big for one message a client sends.
+from coap import block
+from coap.msg import Message
+import os
+
+try:
+    from micropython import const
+except ImportError:
+    const = lambda x: x
+
+_CON = const(0)
+_NON = const(1)
+_CONTINUE = const(95)
+_INCOMPLETE = const(136)
+_TOO_LARGE = const(141)
+_BLOCK1 = const(27)
+_SIZE1 = const(60)
+
+
+class Assembler:
+    """Server side of a Block1 upload: accepts blocks in order into a bounded buffer (or a sink)."""
+
+    def __init__(self, limit, sink=None, size=None):
+        self.limit = limit
+        self.sink = sink
+        # With Size1 known the body buffer is allocated once (no regrowth fragmenting a small heap).
+        self.buf = None if sink else bytearray(size) if size and size <= limit else bytearray()
+        self.offset = 0
+
+    def feed(self, num, more, szx, data):
+        """Returns True when the last block arrived. Raises BlockError for a gap (4.08) and OverflowError
+        past the limit (4.13)."""
+        off = num << (szx + 4)
+        if off != self.offset:
+            raise block.BlockError("block1 at %d, expected %d" % (off, self.offset))
+        if more and len(data) != 16 << szx:
+            raise block.BlockError("short block1 before the last")
+        end = off + len(data)
+        if end > self.limit:
+            raise OverflowError("body over %d bytes" % self.limit)
+        if self.sink is None:
+            b = self.buf
+            if end <= len(b):
+                b[off:end] = data
+                if not more and end < len(b):
+                    self.buf = b[:end]  # shorter than Size1 announced
+            else:
+                b[off:] = data
+        else:
+            self.sink(off, data)
+        self.offset = end
+        return not more
+
+
+def receive(srv, req, res, v):
+    """Server side: one Block1 request into the upload of (remote, path); None when the body is complete."""
+    num, more, szx = block.decode(v)
+    key = (req.remote, res.path)
+    a = srv.uploads.get(key)
+    if num == 0:
+        size1 = req.uint(_SIZE1)
+        if size1 is not None and size1 > res.max_body:
+            return Message(code=_TOO_LARGE).add(_SIZE1, res.max_body)
+        if a is None and len(srv.uploads) >= srv.max_uploads:
+            srv.uploads.pop(next(iter(srv.uploads)))
+        a = srv.uploads[key] = Assembler(res.max_body, None, size1)
+    elif a is None:
+        return Message(code=_INCOMPLETE)
+    try:
+        done = a.feed(num, more, szx, req.payload)
+    except OverflowError:
+        del srv.uploads[key]
+        return Message(code=_TOO_LARGE).add(_SIZE1, res.max_body)
+    except block.BlockError:
+        return Message(code=_INCOMPLETE)
+    s = szx if szx < srv.szx else srv.szx  # RFC 7959 2.3: ask for smaller blocks by answering a smaller SZX
+    if s < szx:
+        num <<= szx - s
+    if not done:
+        return Message(code=_CONTINUE).add(_BLOCK1, block.encode(num, 1, s))
+    del srv.uploads[key]
+    req.payload = a.buf
+    req.block1 = block.encode(num, 0, s)
+    return None
+
+
+async def send(cli, method, remote, path, src, size, options, con, timeout, szx):
+    """Client side: send src (bytes, or a source with .read(off, n)) block by block; returns (response, szx)."""
+    if not hasattr(src, "read"):
+        b = src
+        src = None
+    off = 0
+    while True:
+        bs = 16 << szx
+        data = b[off:off + bs] if src is None else src.read(off, bs)
+        more = off + len(data) < size
+        m = Message(_CON if con else _NON, method, 0, os.urandom(4), data).set_path(path)
+        for o in options:
+            m.add(o[0], o[1])
+        m.add(_BLOCK1, block.encode(off >> (szx + 4), more, szx))
+        if off == 0:
+            m.add(_SIZE1, size)
+        r = await cli.exchange(m, remote, timeout)
+        rb1 = r.opt(_BLOCK1)
+        if r.code == _TOO_LARGE and rb1 is not None and off == 0:
+            s = block.decode(rb1)[2]
+            if s < szx:  # the server wants smaller blocks: start over at its size
+                szx = s
+                continue
+        if not more or r.code != _CONTINUE:
+            return r, szx
+        off += len(data)
+        if rb1 is not None:
+            s = block.decode(rb1)[2]
+            if s < szx:  # SZX negotiation: continue with the server's smaller size (off stays aligned)
+                szx = s
+
