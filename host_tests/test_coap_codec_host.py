@@ -73,6 +73,8 @@ def test_garbage_agrees_with_aiocoap(data):
     try:
         a = AMessage.decode(data)
         aok = True
+    except UnicodeDecodeError:  # aiocoap also checks string options' UTF-8; the codec layer does not
+        return
     except Exception:
         aok = False
     if ok:

@@ -3,6 +3,13 @@
 # Optional parts load on first use (coap.observe, coap.upload, coap.linkformat), so RAM goes to what runs.
 
 
+try:
+    from micropython import const
+except ImportError:  # CPython: the submodules take this one, so only one fallback is compiled
+    def const(x):
+        return x
+
+
 class CoapError(ValueError):
     """Base class of every CoAP failure."""
 

@@ -7,9 +7,9 @@ from coap.endpoint import Endpoint, RequestTimeout, ResetError, ticks_ms, szx_fo
 from coap.msg import Message
 
 try:
-    from micropython import const
+    from micropython import const  # compile time on MicroPython: no code, no RAM
 except ImportError:
-    const = lambda x: x
+    from coap import const
 
 _CON = const(0)
 _NON = const(1)

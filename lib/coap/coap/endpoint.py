@@ -8,9 +8,9 @@ from coap import CoapError
 from coap.msg import Message, decode, MessageError
 
 try:
-    from micropython import const
+    from micropython import const  # compile time on MicroPython: no code, no RAM
 except ImportError:
-    const = lambda x: x
+    from coap import const
 
 _CON = const(0)
 _NON = const(1)

@@ -7,9 +7,9 @@ from coap import CoapError
 from coap import block
 
 try:
-    from micropython import const
+    from micropython import const  # compile time on MicroPython: no code, no RAM
 except ImportError:
-    const = lambda x: x
+    from coap import const
 
 _GET = const(1)
 _RST = const(3)

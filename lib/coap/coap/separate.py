@@ -6,9 +6,9 @@ from coap.msg import Message
 from coap.endpoint import ticks_ms
 
 try:
-    from micropython import const
+    from micropython import const  # compile time on MicroPython: no code, no RAM
 except ImportError:
-    const = lambda x: x
+    from coap import const
 
 _CON = const(0)
 _ACK = const(2)

@@ -11,9 +11,9 @@ from coap.endpoint import Endpoint, ticks_ms, szx_for
 from coap.msg import Message, unknown_critical, MessageError
 
 try:
-    from micropython import const
+    from micropython import const  # compile time on MicroPython: no code, no RAM
 except ImportError:
-    const = lambda x: x
+    from coap import const
 
 _CON = const(0)
 _NON = const(1)

@@ -5,9 +5,9 @@ from coap.msg import Message
 import os
 
 try:
-    from micropython import const
+    from micropython import const  # compile time on MicroPython: no code, no RAM
 except ImportError:
-    const = lambda x: x
+    from coap import const
 
 _CON = const(0)
 _NON = const(1)
