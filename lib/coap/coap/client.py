@@ -142,15 +142,8 @@ class Client(Endpoint):
         from coap.observe import Observation
         o = Observation(self, remote, path, tuple(options), callback)
         m = _opts(Message(_CON, _GET, 0, o.token), path, ((_OBSERVE, 0),) + o.options)
-        key = (o.token, remote)
-        slot = _Slot()
-        self.waiters[key] = slot
-        try:
-            r = await self.exchange(m, remote)
-        except Exception:
-            self.waiters.pop(key, None)
-            raise
-        self.waiters[key] = o
+        r = await self.exchange(m, remote)
+        self.waiters[(o.token, remote)] = o
         o(r)
         return o
 
