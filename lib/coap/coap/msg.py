@@ -93,11 +93,26 @@ class Message:
             raise MessageError("uint option too long")
         return int.from_bytes(v, "big")
 
+    def strs(self, num):
+        """Every `num` option as str (UTF-8), in order."""
+        o = self.opts
+        b = self.buf
+        out = []
+        if b is None:
+            for n, v in o:
+                if n == num:
+                    out.append(v if type(v) is str else str(v, "utf-8"))
+        else:
+            for i in range(0, len(o), 3):
+                if o[i] == num:
+                    out.append(str(b[o[i + 1]:o[i + 2]], "utf-8"))
+        return out
+
     def path(self):
-        return "/" + "/".join(str(bytes(v), "utf-8") for v in self.all(_URI_PATH))
+        return "/" + "/".join(self.strs(_URI_PATH))
 
     def query(self):
-        return [str(bytes(v), "utf-8") for v in self.all(_URI_QUERY)]
+        return self.strs(_URI_QUERY)
 
     def set_path(self, path):
         path, _, q = path.partition("?")
