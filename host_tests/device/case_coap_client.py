@@ -1,10 +1,7 @@
 # Client and server talking through an in-process datagram link (both ends are this stack) on each runtime's
 # asyncio: retransmission under loss, deduplication, separate responses, Block-wise both ways, Observe.
 # Real peers (libcoap, aiocoap) are in host_tests/test_coap_interop.py.
-import sys
 import hgtest
-if hgtest.IS_MICROPYTHON and ".frozen" not in sys.path:
-    sys.path.append(".frozen")  # the harness sets MICROPYPATH to lib/ only; asyncio is frozen into the VM
 import asyncio
 from coap.msg import Message
 from coap import defs as D

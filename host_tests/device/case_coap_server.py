@@ -1,9 +1,6 @@
 # Message layer and server state machines driven datagram by datagram (no event loop needed for
 # synchronous handlers): RST/ping, deduplication, NON/CON answers, 4.02, discovery, Observe, Block1/Block2.
-import sys
 import hgtest
-if hgtest.IS_MICROPYTHON and ".frozen" not in sys.path:
-    sys.path.append(".frozen")  # the harness sets MICROPYPATH to lib/ only; asyncio is frozen into the VM
 from coap.msg import Message, decode
 from coap import defs as D
 from coap.transport import Params

@@ -37,7 +37,7 @@ def sockaddr(addr):
     if isinstance(addr, tuple):
         return addr[0], addr[1]
     a = bytes(addr)
-    family = a[0] | (a[1] << 8) if a[0] else a[1]  # sa_family is host-endian u16 (BSD has a length byte)
+    family = a[0] if a[1] == 0 else a[1]  # Linux: little-endian u16 sa_family; BSD: sa_len, then sa_family
     port = (a[2] << 8) | a[3]
     if family == 2:
         return "%d.%d.%d.%d" % (a[4], a[5], a[6], a[7]), port
