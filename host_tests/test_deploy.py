@@ -177,10 +177,6 @@ def test_firmware_app_serves_health_over_coap_after_deploy(builds, tmp_path):
     assert 0 < report["heap_free"] < 2 * 56 * 1024
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "lib/coap/coap/slip.py: `from coap import _slip_viper` raises AttributeError (via coap.__getattr__) when "
-    "the viper .mpy built for the board's CPU cannot load, and slip.py catches ImportError/SyntaxError/"
-    "NameError/TypeError only; on the virtual board with a board build coap.serial then fails to import"))
 def test_firmware_app_on_an_nrf_board_serves_coap_on_its_serial_console(builds, tmp_path):
     """No IP on an nRF52840: the app serves CoAP on the console; `hourglass gateway` bridges it to UDP, and
     mpremote can still take the board over afterwards (a Ctrl-C outside a frame stops the app)."""

@@ -138,7 +138,7 @@ _fcs = _fcs_py
 _escape = _escape_py
 _unescape = _unescape_py
 try:
-    from coap import _slip_viper
+    import coap._slip_viper as _slip_viper
 
     def _fcs_viper(buf, n, crc):
         return _slip_viper.fcs(buf, n, crc, _FCS_TABLE)
@@ -154,8 +154,8 @@ try:
         _escape = _escape_viper
         _unescape = _unescape_viper
     del _t, _st
-except (ImportError, SyntaxError, NameError, TypeError):  # CPython, or a port without the viper emitter
-    pass
+except Exception:  # noqa: BLE001 -- CPython, no viper emitter, or a .mpy for another CPU (ValueError):
+    pass            # the accelerator is optional, the Python versions above always work
 
 
 def fcs16(data, n=None, crc=FCS_INIT):
