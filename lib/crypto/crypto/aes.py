@@ -10,9 +10,9 @@
 # overflow MicroPython's 31-bit small ints on the 32-bit boards and allocate a bigint per operation.
 from crypto import CryptoError
 
-try:  # a port without the viper emitter (or CPython) cannot compile/import it
+try:  # a port without the viper emitter (or CPython) cannot compile/import it; ValueError: a .mpy for another CPU
     from crypto import _aes_viper
-except (ImportError, SyntaxError, NotImplementedError):
+except (ImportError, SyntaxError, NotImplementedError, ValueError):
     _aes_viper = None
 
 _SBOX = bytes.fromhex(

@@ -27,7 +27,7 @@ HSS_MAX_LEVELS = 8
 
 try:  # machine-code chain walk where the port has the viper emitter; checked below before use
     from crypto._lms_viper import merkle as _merkle_viper, ots_walk as _ots_walk_viper
-except (ImportError, SyntaxError, NotImplementedError):
+except (ImportError, SyntaxError, NotImplementedError, ValueError):  # ValueError: .mpy for another CPU
     _ots_walk_viper = _merkle_viper = None
 LMS_PUBLIC_KEY_LEN = 56
 
