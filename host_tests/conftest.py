@@ -41,6 +41,8 @@ def pytest_addoption(parser):
                     help="the board at --board-port (boards/NAME): its heap decides which case files fit")
     group.addoption("--board-lib", choices=("source", "build"), default="source",
                     help="with --board-port: import lib/ sources (default) or the board's build/NAME bundle")
+    group.addoption("--board-timeout", type=float, default=hil.DEFAULT_TIMEOUT, metavar="SECONDS",
+                    help="with --board-port: time limit for each case file's batch on the board (default 300)")
 
 
 def pytest_configure(config):
@@ -94,13 +96,15 @@ class DeviceCaseFile(pytest.File):
 
     def board_target(self):
         opt = self.config.getoption
-        return hil.target(opt("--board-port"), opt("--board"), lib=opt("--board-lib"))
+        return hil.target(opt("--board-port"), opt("--board"), lib=opt("--board-lib"),
+                          timeout=opt("--board-timeout"))
 
     def board_results(self):
         if self._board_results is None:
             wanted = [i.func for i in self.session.items if i.parent is self and i.runtime == BOARD]
-            self._board_results = hil.run_cases(self.board_target(), self.path.stem, wanted or self._mp_names,
-                                                case_dir=self.path.parent)
+            target = self.board_target()
+            self._board_results = hil.run_cases(target, self.path.stem, wanted or self._mp_names,
+                                                timeout=target.timeout, case_dir=self.path.parent)
         return self._board_results
 
 

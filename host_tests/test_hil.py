@@ -87,9 +87,13 @@ def test_failures_tracebacks_and_memory_errors_come_back(tmp_path):
             "def test_fails():\n    assert 1 + 1 == 3, 'arithmetic on the board'\n"
             "def test_skips():\n    hgtest.skip('not on this board')\n"
             "def test_runs_out_of_heap():\n    b = bytearray(300 * 1024)\n"
-            "def test_reads_a_vector():\n    assert len(hgtest.read_vector('cose/examples.json')) > 1000\n")
+            "def test_reads_a_vector():\n    assert len(hgtest.read_vector('cose/examples.json')) > 1000\n"
+            "def test_never_ends():\n    while True:\n        pass\n")
         with vboard.VirtualBoard(tmp_path / "flash", "ESP32_GENERIC") as vb:
-            proc, cases = run_hil(vb.port, "ESP32_GENERIC", [case_dir / "case_hilcheck.py"], tmp_path)
+            proc, cases = run_hil(vb.port, "ESP32_GENERIC", [case_dir / "case_hilcheck.py"], tmp_path,
+                                  "--board-timeout", "8")
+            # The next session's Ctrl-C stops the test still running on the board: it is usable again.
+            again, harness = run_hil(vb.port, "ESP32_GENERIC", [DEVICE / "case_harness.py"], tmp_path)
     finally:
         for p in sorted(case_dir.rglob("*"), reverse=True):
             p.unlink() if p.is_file() else p.rmdir()
@@ -102,6 +106,9 @@ def test_failures_tracebacks_and_memory_errors_come_back(tmp_path):
     assert cases["case_hilcheck::test_skips[board]"][0][0] == "skipped"
     assert "MemoryError" in cases["case_hilcheck::test_runs_out_of_heap[board]"][0][2]
     assert cases["case_hilcheck::test_reads_a_vector[board]"][0] == "passed"
+    hang = cases["case_hilcheck::test_never_ends[board]"][0]
+    assert hang[0] == "failure" and "timed out after 8 s" in hang[2]
+    assert again.returncode == 0 and len(harness) == 3
 
 
 def test_runner_command_mounts_the_repo_and_uses_compiled_cases():

@@ -24,6 +24,7 @@ from hourglass.repl import mpremote_binary
 REPO = mpvm.REPO
 MOUNT = "/remote"  # where mpremote mounts the host directory
 STAGE = REPO / "build" / "hil"  # compiled case files and lib/ for the board
+DEFAULT_TIMEOUT = 300.0  # seconds per case file batch (pytest --board-timeout)
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class BoardTarget:
     python_heap: int  # bytes on the board
     lib: str = "source"  # source | build
     resume: bool = False
+    timeout: float = DEFAULT_TIMEOUT
 
     @property
     def vm_heap_equivalent(self) -> int:
@@ -40,10 +42,11 @@ class BoardTarget:
         return 2 * self.python_heap
 
 
-def target(port: str, name: str, lib: str = "source", resume: bool = False) -> BoardTarget:
+def target(port: str, name: str, lib: str = "source", resume: bool = False,
+           timeout: float = DEFAULT_TIMEOUT) -> BoardTarget:
     from hourglass.vboard import board_profile
 
-    return BoardTarget(port, name, board_profile(name).python_heap, lib, resume)
+    return BoardTarget(port, name, board_profile(name).python_heap, lib, resume, timeout)
 
 
 def _remote(path: Path) -> str:
@@ -115,8 +118,15 @@ def command(t: BoardTarget, module: str, names: list[str], case_dir: Path = mpvm
     return cmd + ["mount", str(REPO), "exec", runner_code(t, module, names, case_dir)]
 
 
-def run_cases(t: BoardTarget, module: str, names: list[str], timeout: float = 900,
+def run_cases(t: BoardTarget, module: str, names: list[str], timeout: float = DEFAULT_TIMEOUT,
               case_dir: Path = mpvm.DEVICE_TESTS) -> tuple[dict[str, mpvm.CaseResult], subprocess.CompletedProcess]:
-    """Same contract as mpvm.run_cases(), on a board."""
-    proc = subprocess.run(command(t, module, names, case_dir), capture_output=True, timeout=timeout)
+    """Same contract as mpvm.run_cases(), on a board. A batch that outlives `timeout` keeps the results of the
+    tests that finished; the rest have none, and stderr says why. (The next mpremote session's Ctrl-C stops
+    whatever still runs on the board.)"""
+    cmd = command(t, module, names, case_dir)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        proc = subprocess.CompletedProcess(cmd, None, e.stdout or b"",
+                                           (e.stderr or b"") + f"\ntimed out after {timeout:g} s".encode())
     return mpvm.parse_results(proc.stdout.decode("utf-8", "replace")), proc

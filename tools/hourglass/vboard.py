@@ -13,8 +13,9 @@
   The pty stays the same across resets and files in the flash directory stay as they are.
 - Ctrl-C: the unix port has no serial interrupt character, it takes SIGINT, and SIGINT at its prompt ends it.
   The supervisor follows the REPL state from the VM's output and sends SIGINT only while code runs; at a
-  prompt Ctrl-C goes through as a byte, like on a board. During an mpremote `mount` transfer it always goes
-  through as a byte (file data may contain 0x03).
+  prompt Ctrl-C goes through as a byte, like on a board. While the program has disabled it with
+  micropython.kbd_intr(-1) (mpremote `mount` transfers, coap.serial on the console) it is a byte too: the
+  boot script reports kbd_intr() calls on the VM's stderr.
 - Networking is the unix port's own: UDP sockets on 127.0.0.1. Modules the board's firmware lacks are hidden
   (MISSING_BY_PORT: an nRF52840 has no socket, ssl, cryptolib, network, nor hashlib md5/sha1), so code takes
   the paths it takes on the board.
@@ -224,7 +225,6 @@ class VirtualBoard:
         self._carry = b""
         self._tail = b""
         self._line_typed = False
-        self._mount_active = False
         self._intr_char = CTRL_C  # micropython.kbd_intr(): -1 while a program uses the console as a data line
         self._pending_interrupt = False
         self._sigint_at: float | None = None
@@ -386,8 +386,6 @@ class VirtualBoard:
         if not data:
             return
         self._sigint_at = None  # the VM answered: another Ctrl-C may interrupt again
-        if self._busy and self._mode == "raw" and b"\x18" in data:
-            self._mount_active = True  # mpremote mount: host and VM exchange raw file data now
         self._tail = (self._tail + data)[-64:]
         tail = self._tail
         at_prompt = True
@@ -403,7 +401,7 @@ class VirtualBoard:
         else:
             at_prompt = tail.endswith((b">>> ", b"... ", b"=== "))
         if at_prompt:
-            self._busy = self._mount_active = self._line_typed = False
+            self._busy = self._line_typed = False
             self._intr_char = CTRL_C  # the REPL enables Ctrl-C again for the next program it runs
         self._to_user(data)
 
@@ -494,7 +492,7 @@ class VirtualBoard:
                 if self._phase == "booting":
                     self._pending_interrupt = True
                     continue
-                if self._phase == "user" or (self._busy and not self._mount_active):
+                if self._phase == "user" or self._busy:
                     self._interrupt()
                     continue
             if not self._busy and self._phase == "repl":
