@@ -12,6 +12,7 @@ romfs/lib, from `hourglass build`) instead of lib/ sources.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -64,24 +65,35 @@ def mpy_cross_binary() -> str:
 
 def _stage_tree(src_root: Path, dest_root: Path) -> None:
     """Compile every .py under src_root to .mpy under dest_root (bytecode only, so the same files load on any
-    board and on the VM); a file mpy-cross rejects (e.g. @viper without -march) is staged as source."""
+    board and on the VM); a file mpy-cross rejects (e.g. @viper without -march) is staged as source. A staged
+    file carries its source's mtime, so any change (a checkout back to an older file too) recompiles it;
+    staged files whose source is gone are removed."""
+    wanted = set()
     for src in sorted(src_root.rglob("*.py")):
         rel = src.relative_to(src_root)
-        if any(part.startswith((".", "__pycache__")) for part in rel.parts) or rel.name in ("manifest.py",):
+        if any(part.startswith((".", "__pycache__")) for part in rel.parts) or rel.name == "manifest.py":
             continue
         mpy = dest_root / rel.with_suffix(".mpy")
         py = dest_root / rel
-        newest = max((p.stat().st_mtime_ns for p in (mpy, py) if p.exists()), default=-1)
-        if newest >= src.stat().st_mtime_ns:
+        wanted.update((mpy, py))
+        mtime = src.stat().st_mtime_ns
+        if any(p.exists() and p.stat().st_mtime_ns == mtime for p in (mpy, py)):
             continue
         mpy.parent.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run([mpy_cross_binary(), "-o", str(mpy), "-s", rel.as_posix(), str(src)],
+        tmp = mpy.with_name(mpy.name + ".tmp")
+        proc = subprocess.run([mpy_cross_binary(), "-o", str(tmp), "-s", rel.as_posix(), str(src)],
                               capture_output=True)
         if proc.returncode == 0:
-            py.unlink(missing_ok=True)
+            out, other = mpy, py
         else:
-            mpy.unlink(missing_ok=True)
-            shutil.copyfile(src, py)
+            shutil.copyfile(src, tmp)
+            out, other = py, mpy
+        os.utime(tmp, ns=(mtime, mtime))
+        os.replace(tmp, out)  # never a half-written file on the mount
+        other.unlink(missing_ok=True)
+    for p in dest_root.rglob("*"):
+        if p.is_file() and p not in wanted:
+            p.unlink()
 
 
 def stage(t: BoardTarget, case_dir: Path = mpvm.DEVICE_TESTS) -> list[str]:
