@@ -54,6 +54,11 @@ def run(args: list[str], heap: str = DEFAULT_HEAP, path: list[str] | None = None
     # ".frozen" first, as on a board (sys.path = ['', '.frozen', '/lib']): asyncio is frozen into the VM.
     env["MICROPYPATH"] = ":".join([".frozen"] + (path if path is not None else device_path()))
     cmd = [micropython_binary(), "-X", f"heapsize={heap}", *args]
+    # Never the caller's terminal as stdin: the unix port's poll() treats an idle pty on stdin differently
+    # from /dev/null, and a test run must not depend on where it was started from.
+    if input is None:
+        return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, timeout=timeout, input=input)
 
 
