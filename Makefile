@@ -23,7 +23,8 @@ $(STAMP): requirements.lock pyproject.toml boards/stubs-esp32.txt boards/stubs-n
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/pytest -n $(JOBS) --dist loadfile host_tests
+	# stdin from /dev/null: VM subprocesses must not see (and poll) the terminal make was started from.
+	$(BIN)/pytest -n $(JOBS) --dist loadfile host_tests < /dev/null
 
 bench: $(STAMP)
 	$(BIN)/hourglass bench --out build/bench
