@@ -22,8 +22,8 @@ $(STAMP): requirements.lock pyproject.toml boards/stubs-esp32.txt boards/stubs-n
 	$(BIN)/pip install --disable-pip-version-check -q --upgrade --target $(VENV)/stubs/nrf -r boards/stubs-nrf.txt
 	touch $(STAMP)
 
+# stdin from /dev/null: VM subprocesses must not see (and poll) the terminal make was started from.
 test: $(STAMP)
-	# stdin from /dev/null: VM subprocesses must not see (and poll) the terminal make was started from.
 	$(BIN)/pytest -n $(JOBS) --dist loadfile host_tests < /dev/null
 
 bench: $(STAMP)
