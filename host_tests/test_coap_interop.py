@@ -99,7 +99,14 @@ time_res = srv.route("/time", get=lambda r: b"tick %d" % tick["n"], observable=T
                      ct=0, max_age=2)
 srv.route("/async", get=slow, ct=0)
 srv.route("/example_data", get=get_data, put=put_data, rt="data", ct=0, max_body=16384)
-srv.route("/big", get=lambda r: Pattern(3000), rt="blob", ct=42)
+
+
+def get_big(req):
+    count("big")
+    return Pattern(3000)
+
+
+srv.route("/big", get=get_big, rt="blob", ct=42)
 srv.route("/large", get=lambda r: Pattern(int(r.query()[0]) if r.query() else 1 << 20), ct=42)
 srv.route("/echo", post=post_echo, rt="echo")
 srv.route("/stats", get=lambda r: ";".join("%s=%d" % kv for kv in sorted(counts.items())))
@@ -561,6 +568,10 @@ def test_loss_30_percent_exactly_once(tmp_path):
         for i in range(5):
             assert counts[f"echo:m{i}"] == "1", stats
         assert counts["put_data"] == "1", stats
+        # GETs too: one handler run per block request (12 blocks of 256 bytes each for /big, a source, and
+        # for /example_data, bytes), duplicates answered from the cache (Block2 re-read from the source).
+        assert counts["big"] == "12", stats
+        assert counts["get_data"] == "12", stats
     finally:
         relay.close()
         stop(proc)

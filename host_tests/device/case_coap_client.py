@@ -28,6 +28,7 @@ class Link:
         self.params = params
         self.max_message_size = max_message_size
         self.sent = 0
+        self.got = 0
         self.closed = False
 
     async def recv(self):
@@ -38,6 +39,7 @@ class Link:
             await self.ev.wait()
         if self.closed:
             raise OSError("closed")
+        self.got += 1
         return self.q.pop(0)
 
     def send(self, data, remote):
@@ -124,12 +126,41 @@ def test_loss_exactly_once():
         def post(r):
             calls.append(bytes(r.payload))
             return (D.CHANGED, b"ok" + bytes(r.payload))
+        gets = {"small": 0, "bytes": 0, "source": 0}
+        body = bytes((i * 13) & 255 for i in range(1000))
+
+        class Source:  # a body read block by block
+            size = 1000
+            etag = b"src"
+
+            def read(self, off, n):
+                return body[off:off + n]
+
+        def get(name, answer):
+            def h(r):
+                gets[name] += 1
+                return answer
+            return h
         srv.route("/p", post=post)
+        srv.route("/small", get=get("small", b"s" * 100))
+        srv.route("/bytes", get=get("bytes", body))  # 1000 B: every block answer is over 128 B
+        srv.route("/source", get=get("source", Source()))
         srv.start()
         for i in range(12):
             r = await cli.post("server", "/p", b"%d" % i)
             assert bytes(r.payload) == b"ok%d" % i
         assert calls == [b"%d" % i for i in range(12)]  # each handler ran once despite retransmissions
+        got = srv.t.got
+        for i in range(4):
+            r = await cli.get("server", "/small")
+            assert bytes(r.payload) == b"s" * 100
+        for i in range(3):
+            for path in ("/bytes", "/source"):
+                r = await cli.get("server", path, szx=4)  # 256-byte blocks: 4 requests
+                assert bytes(r.payload) == body
+        # Each GET request (one per block) ran its handler once, the duplicates were answered from the cache.
+        assert gets == {"small": 4, "bytes": 12, "source": 12}, gets
+        assert srv.t.got > got + 28 + 3  # the server did see duplicate GETs (lost answers)
         assert cli.t.sent > 12  # loss forced retransmissions
         cli.close()
         srv.close()

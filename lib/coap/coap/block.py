@@ -116,6 +116,8 @@ def serve(srv, req, r):
     data = src.read(off, bs)
     more = off + len(data) < size
     r.payload = data
+    if type(src) is not _Bytes:
+        r.src = (src, off)  # the server's dedup cache re-reads this block for a duplicate request
     r.add(_BLOCK2, encode(num, more, szx))
     if num == 0 or req.opt(_SIZE2) is not None:
         r.add(_SIZE2, size)

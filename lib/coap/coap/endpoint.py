@@ -61,14 +61,22 @@ def szx_for(max_message_size, overhead=128):
     return s
 
 
-class Dedup:
-    """Bounded (remote, mid) -> response cache over EXCHANGE_LIFETIME. A CON seen again gets the stored
-    response; entries whose response is still being computed hold None. When full, the entry that expires
-    first goes."""
+def _cost(v):
+    # Bytes a cached answer holds: encoded bytes, or (header-and-options prefix, source, offset, n) for a
+    # Block2 block that is read again from the handler's source.
+    return 0 if v is None else len(v[0]) + 16 if type(v) is tuple else len(v)
 
-    def __init__(self, lifetime_ms, limit=32):
+
+class Dedup:
+    """Bounded (remote, mid) -> answer cache over EXCHANGE_LIFETIME. A CON seen again gets the stored answer
+    (its handler never runs twice); entries whose answer is still being computed hold None. Bounded by entry
+    count and by the bytes the answers hold: when over either, the entry that expires first goes."""
+
+    def __init__(self, lifetime_ms, limit=32, budget=2560):
         self.lifetime = lifetime_ms
         self.limit = limit
+        self.budget = budget
+        self.size = 0
         self.d = {}
 
     def get(self, key, now):
@@ -77,6 +85,7 @@ class Dedup:
             return None
         if ticks_diff(e[0], now) <= 0:
             del self.d[key]
+            self.size -= _cost(e[1])
             return None
         return e
 
@@ -84,18 +93,22 @@ class Dedup:
         d = self.d
         e = d.get(key)
         if e is not None:
+            self.size += _cost(value) - _cost(e[1])
             e[1] = value
-            return
-        if len(d) >= self.limit:
+        else:
+            d[key] = [ticks_add(now, self.lifetime), value]
+            self.size += _cost(value)
+        while len(d) > self.limit or (self.size > self.budget and len(d) > 1):
             old = None
             for k, v in d.items():
+                if k == key:
+                    continue
                 if ticks_diff(v[0], now) <= 0:
                     old = k
                     break
                 if old is None or ticks_diff(v[0], d[old][0]) < 0:
                     old = k
-            del d[old]
-        d[key] = [ticks_add(now, self.lifetime), value]
+            self.size -= _cost(d.pop(old)[1])
 
 
 class _Pending:
@@ -122,7 +135,8 @@ class Endpoint:
         self.t = transport
         self.params = p = transport.params
         self.mid = rand16()
-        self.dedup = Dedup(p.exchange_lifetime)
+        # Room for two full-size cached answers (Block2 blocks read from a source cost only their header).
+        self.dedup = Dedup(p.exchange_lifetime, 32, 2 * transport.max_message_size)
         self.pending = {}   # mid -> _Pending
         self.waiters = {}   # (token, remote) -> callable(msg) for responses/notifications
         self.task = None
@@ -188,11 +202,13 @@ class Endpoint:
             key = (remote, m.mid)
             now = ticks_ms()
             e = self.dedup.get(key, now)
-            if e is not None:
-                if e[1] is True:  # a big response to a safe request was not kept: answer again
-                    self.on_request(m)
-                elif mt == _CON and e[1] is not None:
-                    self.t.send(e[1], remote)
+            if e is not None:  # a duplicate: answer as before, never run the handler again
+                v = e[1]
+                if mt == _CON and v is not None:
+                    if type(v) is tuple:  # a Block2 block: read it again from the same source
+                        d = v[1].read(v[2], v[3])
+                        v = v[0] + b"\xff" + d if d else v[0]
+                    self.t.send(v, remote)
                 return
             self.dedup.put(key, None, now)
             self.on_request(m)

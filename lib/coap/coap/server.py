@@ -115,10 +115,14 @@ class Server(Endpoint):
         else:
             self.t.send(data, req.remote)
         if resp.type == _ACK:
-            # Keep the bytes for duplicates, except big answers to GET/FETCH (safe to compute again):
-            # 32 cached blocks would otherwise hold 32 KiB.
-            self.dedup.put((req.remote, req.mid), True if len(data) > 128 and req.code in (_GET, _FETCH) else data,
-                           ticks_ms())
+            # Keep the answer for duplicates (exactly-once handlers). A Block2 block read from a source is kept
+            # as its header + (source, offset, n): a duplicate re-reads that block instead of holding its bytes.
+            v = data
+            s = getattr(resp, "src", None)
+            if s is not None:
+                n = len(resp.payload)
+                v = (bytes(data[:len(data) - n - 1] if n else data), s[0], s[1], n)
+            self.dedup.put((req.remote, req.mid), v, ticks_ms())
         return resp
 
     def respond(self, req):
