@@ -133,3 +133,11 @@ def test_a_new_board_is_a_folder(tmp_path):
 def test_unknown_board_names_the_known_ones():
     with pytest.raises(BoardError, match="known boards: .*PCA10059"):
         load_board("NO_SUCH_BOARD")
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_cpython_only_modules_never_reach_a_board(name):
+    from hourglass.build import Source, excluded_reason
+
+    src = Source("coap", "coap._cpython", Path("lib/coap/coap/_cpython.py"), "lib/coap/_cpython.mpy", True)
+    assert excluded_reason(load_board(name), src)
