@@ -4,7 +4,7 @@ import hgtest
 from coap.msg import Message, decode
 from coap import defs as D
 from coap.transport import Params
-from coap.endpoint import Dedup, initial_timeout
+from coap.endpoint import Endpoint, initial_timeout
 from coap.server import Server, Resource
 from coap.linkformat import link_format
 from coap import block
@@ -298,10 +298,27 @@ def test_observe_with_block2():
 
 
 def test_dedup_bounded():
-    d = Dedup(1000, limit=4)
+    t = Recorder()
+    t.params = Params(ack_timeout=100, max_retransmit=1, max_latency=400)  # EXCHANGE_LIFETIME 1050 ms
+    d = Endpoint(t, dedup_limit=4)
     for i in range(10):
-        d.put(("a", i), b"r%d" % i, i)
-    assert len(d.d) == 4
-    assert d.get(("a", 9), 100)[1] == b"r9"
-    assert d.get(("a", 0), 100) is None
-    assert d.get(("a", 9), 2000) is None  # past EXCHANGE_LIFETIME
+        d.remember(("a", i), b"r%d" % i, i)
+    assert len(d.dd) == 4
+    assert d.seen(("a", 9), 100)[1] == b"r9"
+    assert d.seen(("a", 0), 100) is None
+    assert d.seen(("a", 9), 2000) is None  # past EXCHANGE_LIFETIME
+
+
+def test_dedup_byte_budget():
+    # Answers are bounded in bytes too (2 x max_message_size): the oldest big ones go first, the newest stays.
+    t = Recorder(max_message_size=1000)
+    d = Endpoint(t)
+    for i in range(5):
+        d.remember(("a", i), bytes(900), i)
+    assert d.dd_size <= 2000 and d.seen(("a", 4), 10)[1] == bytes(900) and d.seen(("a", 0), 10) is None
+    d.remember(("a", 9), bytes(5000), 20)  # one answer over the budget is still kept
+    assert d.seen(("a", 9), 30) is not None and len(d.dd) == 1
+    # A Block2 block from a source costs only its header: many fit.
+    for i in range(10):
+        d.remember(("b", i), (b"h" * 20, None, 0, 1024), 40 + i)
+    assert len(d.dd) == 10 and d.dd_size <= 2000

@@ -2,7 +2,7 @@
 # server's Block2 slicing and the client's Block2 download loop. Loaded on the first body that needs blocks.
 from coap import CoapError
 import os
-from coap.msg import Message
+from coap.msg import Message, uint_bytes
 
 try:
     from micropython import const  # compile time on MicroPython: no code, no RAM
@@ -145,12 +145,14 @@ async def fetch(cli, r, b2, method, remote, path, options, con, timeout, sink, s
         rx = Receiver(sink)
     num, more, s = decode(b2)
     nxt = rx.feed(num, more, s, r.payload, r.opt(_ETAG), r.uint(_SIZE2))
+    m = Message(_CON if con else _NON, method).set_path(path)
+    for o in options:
+        if o[0] != _OBSERVE:  # later blocks of a notification are plain GETs
+            m.add(o[0], o[1])
+    m.add(_BLOCK2, 0)
     while nxt is not None:
-        m = Message(_CON if con else _NON, method, 0, os.urandom(4)).set_path(path)
-        for o in options:
-            if o[0] != _OBSERVE:  # later blocks of a notification are plain GETs
-                m.add(o[0], o[1])
-        m.add(_BLOCK2, encode(nxt, 0, s))
+        m.opts[-1] = (_BLOCK2, uint_bytes(encode(nxt, 0, s)))  # one request message, re-aimed at each block
+        m.token = os.urandom(4)
         r = await cli.exchange(m, remote, timeout)
         b2 = r.opt(_BLOCK2)
         if b2 is None or r.code >= 96:

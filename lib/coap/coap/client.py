@@ -34,18 +34,6 @@ _URI_QUERY = const(15)
 
 
 
-class _Slot:
-    # Where a separate response lands; the Event is made only when one is awaited.
-    def __init__(self):
-        self.ev = None
-        self.msg = None
-
-    def __call__(self, m):
-        self.msg = m
-        if self.ev:
-            self.ev.set()
-
-
 def _opts(m, path, options):
     m.set_path(path)
     for n, v in options:
@@ -71,7 +59,7 @@ class Client(Endpoint):
     async def exchange(self, m, remote, timeout=None):
         """One request message -> its response message (piggybacked or separate)."""
         key = (m.token, remote)
-        slot = _Slot()
+        slot = [None, None]  # [response, Event]: the Event is made only when a separate response is awaited
         self.waiters[key] = slot
         tmo = timeout or self.timeout or self.params.exchange_lifetime
         if self.task is None:
@@ -88,12 +76,12 @@ class Client(Endpoint):
                         return a
                 else:
                     self.t.send(m.encode(), remote)
-            if slot.msg is None:
-                slot.ev = asyncio.Event()
+            if slot[0] is None:
+                slot[1] = asyncio.Event()
                 left = tmo - (ticks_ms() - t0)
-                if left <= 0 or not await _wait(slot.ev, left):
+                if left <= 0 or not await _wait(slot[1], left):
                     raise RequestTimeout("no response within %d ms" % tmo)
-            return slot.msg
+            return slot[0]
         finally:
             if self.waiters.get(key) is slot:
                 del self.waiters[key]

@@ -1,6 +1,6 @@
 # Message layer (RFC 7252 section 4) over any transport (see coap/transport.py): CON retransmission with
 # exponential backoff, deduplication, empty ACK / RST / ping handling, piggybacked and separate responses.
-# The bookkeeping (Dedup, backoff) is sans-IO; Endpoint is the thin asyncio edge around it.
+# Deduplication and backoff are plain bookkeeping; Endpoint is the thin asyncio edge around them.
 # Server and Client (coap/server.py, coap/client.py) subclass Endpoint.
 import asyncio
 import os
@@ -20,18 +20,21 @@ _EMPTY = const(0)
 _TOO_LARGE = const(141)
 
 try:
-    from time import ticks_ms, ticks_diff, ticks_add
-except ImportError:
-    import time
+    from time import ticks_ms, ticks_us, ticks_diff, ticks_add
+    _sleep_ms = asyncio.sleep_ms
+except ImportError:  # CPython
+    from coap._cpython import ticks_ms, ticks_us, ticks_diff, ticks_add, sleep_ms as _sleep_ms
 
-    def ticks_ms():
-        return int(time.monotonic() * 1000)
-
-    def ticks_diff(a, b):
-        return a - b
-
-    def ticks_add(a, b):
-        return a + b
+# An outgoing CON waiting for its ACK/RST is a list (a class would cost RAM): the Event (made only when the
+# answer did not come while the endpoint polled for it), the answer (None after the last timeout), the bytes,
+# the remote, the current timeout, when it is due, retransmissions left. The timer task retransmits it.
+_P_EV = const(0)
+_P_MSG = const(1)
+_P_DATA = const(2)
+_P_REMOTE = const(3)
+_P_TMO = const(4)
+_P_DUE = const(5)
+_P_LEFT = const(6)
 
 
 class RequestTimeout(CoapError):
@@ -40,11 +43,6 @@ class RequestTimeout(CoapError):
 
 class ResetError(CoapError):
     """The peer answered with RST."""
-
-
-def rand16():
-    b = os.urandom(2)
-    return (b[0] << 8) | b[1]
 
 
 def initial_timeout(params, r16):
@@ -67,38 +65,46 @@ def _cost(v):
     return 0 if v is None else len(v[0]) + 16 if type(v) is tuple else len(v)
 
 
-class Dedup:
-    """Bounded (remote, mid) -> answer cache over EXCHANGE_LIFETIME. A CON seen again gets the stored answer
-    (its handler never runs twice); entries whose answer is still being computed hold None. Bounded by entry
-    count and by the bytes the answers hold: when over either, the entry that expires first goes."""
+class Endpoint:
+    def __init__(self, transport, dedup_limit=32):
+        self.t = transport
+        self.params = p = transport.params
+        self.mid = int.from_bytes(os.urandom(2), "big")
+        # Deduplication (RFC 7252 4.5): (remote, mid) -> [expiry, answer] over EXCHANGE_LIFETIME. A CON seen
+        # again gets the stored answer, so its handler never runs twice; None while the answer is computed.
+        # Bounded by entries and by the bytes the answers hold (room for two full-size answers; a Block2
+        # block read from a source costs only its header): over either, the entry that expires first goes.
+        self.dd = {}
+        self.dd_size = 0
+        self.dd_limit = dedup_limit
+        self.dd_budget = 2 * transport.max_message_size
+        self.pending = {}   # mid -> pending list (see _P_*)
+        self.waiters = {}   # (token, remote) -> callable(msg), or a client's [msg, Event] slot
+        self.task = None
+        self.timer = None
 
-    def __init__(self, lifetime_ms, limit=32, budget=2560):
-        self.lifetime = lifetime_ms
-        self.limit = limit
-        self.budget = budget
-        self.size = 0
-        self.d = {}
-
-    def get(self, key, now):
-        e = self.d.get(key)
-        if e is None:
-            return None
-        if ticks_diff(e[0], now) <= 0:
-            del self.d[key]
-            self.size -= _cost(e[1])
+    def seen(self, key, now):
+        """The dedup entry [expiry, answer] of key, or None."""
+        e = self.dd.get(key)
+        if e is not None and ticks_diff(e[0], now) <= 0:
+            del self.dd[key]
+            self.dd_size -= _cost(e[1])
             return None
         return e
 
-    def put(self, key, value, now):
-        d = self.d
+    def remember(self, key, value, now=None):
+        """Store the answer to the message key = (remote, mid) for its duplicates."""
+        if now is None:
+            now = ticks_ms()
+        d = self.dd
         e = d.get(key)
         if e is not None:
-            self.size += _cost(value) - _cost(e[1])
+            self.dd_size += _cost(value) - _cost(e[1])
             e[1] = value
         else:
-            d[key] = [ticks_add(now, self.lifetime), value]
-            self.size += _cost(value)
-        while len(d) > self.limit or (self.size > self.budget and len(d) > 1):
+            d[key] = [ticks_add(now, self.params.exchange_lifetime), value]
+            self.dd_size += _cost(value)
+        while len(d) > self.dd_limit or (self.dd_size > self.dd_budget and len(d) > 1):
             old = None
             for k, v in d.items():
                 if k == key:
@@ -108,39 +114,7 @@ class Dedup:
                     break
                 if old is None or ticks_diff(v[0], d[old][0]) < 0:
                     old = k
-            self.size -= _cost(d.pop(old)[1])
-
-
-class _Pending:
-    # One outgoing CON waiting for its ACK/RST; the endpoint's timer task retransmits it.
-    def __init__(self, data, remote, tmo, left):
-        self.ev = asyncio.Event()
-        self.msg = None  # the ACK (maybe with a piggybacked response) or RST; None after the last timeout
-        self.data = data
-        self.remote = remote
-        self.tmo = tmo
-        self.due = ticks_add(ticks_ms(), tmo)
-        self.left = left
-
-
-try:
-    _sleep_ms = asyncio.sleep_ms
-except AttributeError:
-    def _sleep_ms(ms):
-        return asyncio.sleep(ms / 1000)
-
-
-class Endpoint:
-    def __init__(self, transport):
-        self.t = transport
-        self.params = p = transport.params
-        self.mid = rand16()
-        # Room for two full-size cached answers (Block2 blocks read from a source cost only their header).
-        self.dedup = Dedup(p.exchange_lifetime, 32, 2 * transport.max_message_size)
-        self.pending = {}   # mid -> _Pending
-        self.waiters = {}   # (token, remote) -> callable(msg) for responses/notifications
-        self.task = None
-        self.timer = None
+            self.dd_size -= _cost(d.pop(old)[1])
 
     def start(self):
         if self.task is None:
@@ -201,7 +175,7 @@ class Endpoint:
         if code < 32:  # request
             key = (remote, m.mid)
             now = ticks_ms()
-            e = self.dedup.get(key, now)
+            e = self.seen(key, now)
             if e is not None:  # a duplicate: answer as before, never run the handler again
                 v = e[1]
                 if mt == _CON and v is not None:
@@ -210,7 +184,7 @@ class Endpoint:
                         v = v[0] + b"\xff" + d if d else v[0]
                     self.t.send(v, remote)
                 return
-            self.dedup.put(key, None, now)
+            self.remember(key, None, now)
             self.on_request(m)
             return
         # response
@@ -222,7 +196,7 @@ class Endpoint:
         else:
             key = (remote, m.mid)
             now = ticks_ms()
-            if self.dedup.get(key, now) is not None:
+            if self.seen(key, now) is not None:
                 if mt == _CON:
                     self._empty(_ACK, m.mid, remote)
                 return
@@ -234,16 +208,22 @@ class Endpoint:
         if mt != _ACK:
             if mt == _CON:
                 self._empty(_ACK, m.mid, remote)
-                self.dedup.put(key, bytes((0x60, 0, m.mid >> 8, m.mid & 255)), now)
+                self.remember(key, bytes((0x60, 0, m.mid >> 8, m.mid & 255)), now)
             else:
-                self.dedup.put(key, b"", now)
-        w(m)
+                self.remember(key, b"", now)
+        if type(w) is list:  # a client's slot: [msg, Event or None]
+            w[0] = m
+            if w[1]:
+                w[1].set()
+        else:
+            w(m)
 
     def _acked(self, m):
         p = self.pending.get(m.mid)
-        if p is not None and p.remote == m.remote:
-            p.msg = m
-            p.ev.set()
+        if p is not None and p[_P_REMOTE] == m.remote:
+            p[_P_MSG] = m
+            if p[_P_EV]:
+                p[_P_EV].set()
 
     def on_request(self, m):
         # Subclasses (Server) answer requests; a bare endpoint rejects them.
@@ -257,18 +237,29 @@ class Endpoint:
         p = self.params
         mid = m.mid
         data = m.encode()
-        pend = self.pending[mid] = _Pending(data, remote, initial_timeout(p, rand16()), p.max_retransmit)
-        self.t.send(data, remote)
-        if self.timer is None:
-            self.timer = asyncio.create_task(self._timer())
+        tmo = initial_timeout(p, int.from_bytes(os.urandom(2), "big"))
+        pend = self.pending[mid] = [None, None, data, remote, tmo, ticks_add(ticks_ms(), tmo), p.max_retransmit]
+        t = self.t
+        t.send(data, remote)
         try:
-            await pend.ev.wait()
+            spin = getattr(t, "spin_us", 0)
+            if spin:  # a nearby peer answers within microseconds: take it without a trip through the loop
+                t0 = ticks_us()
+                while pend[_P_MSG] is None and ticks_diff(ticks_us(), t0) < spin:
+                    x = t.recv_now()
+                    if x is not None:
+                        self.receive(x[0], x[1])
+            if pend[_P_MSG] is None:
+                pend[_P_EV] = asyncio.Event()
+                if self.timer is None:
+                    self.timer = asyncio.create_task(self._timer())
+                await pend[_P_EV].wait()
         finally:
             if self.pending.get(mid) is pend:
                 del self.pending[mid]
-        if pend.msg is None:
+        if pend[_P_MSG] is None:
             raise RequestTimeout("no ACK after %d transmissions" % (p.max_retransmit + 1))
-        return pend.msg
+        return pend[_P_MSG]
 
     async def _timer(self):
         # One task retransmits every pending CON (exponential backoff); it runs only while CONs are pending.
@@ -279,15 +270,16 @@ class Endpoint:
             await _sleep_ms(tick)
             now = ticks_ms()
             for mid, p in list(pending.items()):
-                if ticks_diff(now, p.due) >= 0:
-                    if p.left:
-                        p.left -= 1
-                        p.tmo *= 2
-                        p.due = ticks_add(now, p.tmo)
-                        self.t.send(p.data, p.remote)
+                if ticks_diff(now, p[_P_DUE]) >= 0:
+                    if p[_P_LEFT]:
+                        p[_P_LEFT] -= 1
+                        p[_P_TMO] *= 2
+                        p[_P_DUE] = ticks_add(now, p[_P_TMO])
+                        self.t.send(p[_P_DATA], p[_P_REMOTE])
                     else:
                         del pending[mid]
-                        p.ev.set()
+                        if p[_P_EV]:
+                            p[_P_EV].set()
         self.timer = None
 
     async def ping(self, remote):

@@ -26,15 +26,6 @@ def uint_bytes(n):
     return n.to_bytes(2 if n < 0x10000 else 3 if n < 0x1000000 else 4, "big")
 
 
-def _val(v):
-    t = type(v)
-    if t is int:
-        return uint_bytes(v)
-    if t is str:
-        return v.encode()
-    return v
-
-
 class Message:
     def __init__(self, mtype=_CON, code=_GET, mid=0, token=b"", payload=b""):
         self.type = mtype
@@ -50,6 +41,11 @@ class Message:
         if self.buf is not None:  # editing a decoded message: switch to (number, value) pairs
             self.opts = list(self.items())
             self.buf = None
+        t = type(value)  # values are kept as bytes, so nothing converts them again on access or encode
+        if t is int:
+            value = uint_bytes(value)
+        elif t is str:
+            value = value.encode()
         self.opts.append((num, value))
         return self
 
@@ -57,8 +53,8 @@ class Message:
         b = self.buf
         o = self.opts
         if b is None:
-            for n, v in o:
-                yield n, _val(v)
+            for x in o:
+                yield x
         else:
             for i in range(0, len(o), 3):
                 yield o[i], b[o[i + 1]:o[i + 2]]
@@ -69,7 +65,7 @@ class Message:
         if b is None:
             for n, v in o:
                 if n == num:
-                    return _val(v)
+                    return v
         else:
             for i in range(0, len(o), 3):
                 n = o[i]
@@ -80,7 +76,11 @@ class Message:
         return default
 
     def all(self, num):
-        return [v for n, v in self.items() if n == num]
+        out = []
+        for n, v in self.items():
+            if n == num:
+                out.append(v)
+        return out
 
     def has(self, num):
         return self.opt(num) is not None
@@ -101,7 +101,7 @@ class Message:
         if b is None:
             for n, v in o:
                 if n == num:
-                    out.append(v if type(v) is str else str(v, "utf-8"))
+                    out.append(str(v, "utf-8"))
         else:
             for i in range(0, len(o), 3):
                 if o[i] == num:
@@ -118,10 +118,10 @@ class Message:
         path, _, q = path.partition("?")
         for seg in path.split("/"):
             if seg:
-                self.opts.append((_URI_PATH, seg))
+                self.opts.append((_URI_PATH, seg.encode()))
         if q:
             for seg in q.split("&"):
-                self.opts.append((_URI_QUERY, seg))
+                self.opts.append((_URI_QUERY, seg.encode()))
         return self
 
     def encode(self):
@@ -143,17 +143,19 @@ class Message:
         last = 0
         for n, _ in opts:
             if n < last:
-                # list.sort is not stable on MicroPython: sort by (number, position).
-                opts = [opts[i] for _, i in sorted((opts[i][0], i) for i in range(len(opts)))]
+                # list.sort is not stable on MicroPython: an insertion sort keeps repeated options in order.
+                opts = list(opts)
+                for i in range(1, len(opts)):
+                    x = opts[i]
+                    j = i - 1
+                    while j >= 0 and opts[j][0] > x[0]:
+                        opts[j + 1] = opts[j]
+                        j -= 1
+                    opts[j + 1] = x
                 break
             last = n
         last = 0
         for n, v in opts:
-            t = type(v)
-            if t is int:
-                v = uint_bytes(v)
-            elif t is str:
-                v = v.encode()
             d = n - last
             last = n
             ln = len(v)

@@ -3,7 +3,6 @@
 # async handler.
 import asyncio
 from coap.msg import Message
-from coap.endpoint import ticks_ms
 
 try:
     from micropython import const  # compile time on MicroPython: no code, no RAM
@@ -30,7 +29,7 @@ async def answer_later(srv, req, coro):
         await asyncio.sleep(srv.ack_delay / 1000)
         acked[0] = True
         srv._empty(_ACK, req.mid, req.remote)
-        srv.dedup.put((req.remote, req.mid), bytes((0x60, 0, req.mid >> 8, req.mid & 255)), ticks_ms())
+        srv.remember((req.remote, req.mid), bytes((0x60, 0, req.mid >> 8, req.mid & 255)))
 
     timer = asyncio.create_task(ack_later()) if req.type == _CON else None
     try:

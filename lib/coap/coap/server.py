@@ -7,7 +7,7 @@
 # .etag); the server then reads just the block asked for.
 import asyncio
 from coap import CoapError
-from coap.endpoint import Endpoint, ticks_ms, szx_for
+from coap.endpoint import Endpoint, szx_for
 from coap.msg import Message, unknown_critical, MessageError
 
 try:
@@ -98,8 +98,7 @@ class Server(Endpoint):
         if resp is None:
             if req.type == _CON and not acked:
                 self._empty(_ACK, req.mid, req.remote)
-                self.dedup.put((req.remote, req.mid), bytes((0x60, 0, req.mid >> 8, req.mid & 255)),
-                               ticks_ms())
+                self.remember((req.remote, req.mid), bytes((0x60, 0, req.mid >> 8, req.mid & 255)))
             return None
         resp.token = req.token
         if req.type == _CON and not acked:
@@ -122,7 +121,7 @@ class Server(Endpoint):
             if s is not None:
                 n = len(resp.payload)
                 v = (bytes(data[:len(data) - n - 1] if n else data), s[0], s[1], n)
-            self.dedup.put((req.remote, req.mid), v, ticks_ms())
+            self.remember((req.remote, req.mid), v)
         return resp
 
     def respond(self, req):

@@ -17,19 +17,9 @@ try:
 
         __await__ = __iter__
 
-    _wait_readable = None
 except AttributeError:  # CPython
     _Readable = None
-
-    async def _wait_readable(sock, holder):
-        loop = asyncio.get_running_loop()
-        fut = loop.create_future()
-        fd = sock.fileno()
-        loop.add_reader(fd, fut.set_result, None)
-        try:
-            await fut
-        finally:
-            loop.remove_reader(fd)
+    from coap._cpython import wait_readable as _wait_readable
 
 
 def sockaddr(addr):
@@ -48,15 +38,19 @@ def sockaddr(addr):
 class UDPTransport:
     """bind=(host, port); port 0 picks a free one (see .address)."""
 
-    def __init__(self, bind=("127.0.0.1", 0), params=None, max_message_size=1280):
+    def __init__(self, bind=("127.0.0.1", 0), params=None, max_message_size=1280, spin_us=300):
         self.params = params or DEFAULT_PARAMS
         self.max_message_size = max_message_size
+        # After sending a CON the endpoint polls for the answer this long before it parks in the event loop:
+        # a nearby peer answers within it and the round trip skips the loop's wake-up (0: never spin).
+        self.spin_us = spin_us
         ai = socket.getaddrinfo(bind[0], bind[1], 0, socket.SOCK_DGRAM)[0]
         s = socket.socket(ai[0], socket.SOCK_DGRAM)
         s.bind(ai[-1])
         s.setblocking(False)
         self.sock = s
         self._r = _Readable(s) if _Readable else None
+        self._p = None
         self._ai = {}
         try:
             self.address = sockaddr(s.getsockname())
@@ -82,14 +76,38 @@ class UDPTransport:
                 if e.args[0] not in (11, 35):  # EAGAIN / EWOULDBLOCK
                     raise
                 if wait is None:
-                    await _wait_readable(s, None)
+                    await _wait_readable(s)
                 continue
-            r = self._ai.get(addr)  # raw sockaddr -> (host, port), cached for known peers
-            if r is None:
-                r = sockaddr(addr)
-                if type(addr) is not tuple and len(self._ai) < 32:
-                    self._ai[addr] = r
-            return data, r
+            return data, self._peer(addr)
+
+    def recv_now(self):
+        """A datagram already waiting, as recv() returns it, or None (never blocks)."""
+        s = self.sock
+        if s is None:
+            return None
+        if self._r is not None:  # MicroPython: ask poll, a failing recvfrom would cost an exception
+            p = self._p
+            if p is None:
+                import select
+                p = self._p = select.poll()
+                p.register(s, select.POLLIN)
+            for _ in p.ipoll(0):
+                break
+            else:
+                return None
+        try:
+            data, addr = s.recvfrom(self.max_message_size + 1)
+        except OSError:
+            return None
+        return data, self._peer(addr)
+
+    def _peer(self, addr):
+        r = self._ai.get(addr)  # raw sockaddr -> (host, port), cached for known peers
+        if r is None:
+            r = sockaddr(addr)
+            if type(addr) is not tuple and len(self._ai) < 32:
+                self._ai[addr] = r
+        return r
 
     def send(self, data, remote):
         a = self._ai.get(remote)
