@@ -34,27 +34,12 @@ _URI_QUERY = const(15)
 
 
 
-def _opts(m, path, options):
-    m.set_path(path)
-    for n, v in options:
-        m.add(n, v)
-    return m
-
-
 class Client(Endpoint):
     def __init__(self, transport, szx=None, timeout=None):
         Endpoint.__init__(self, transport)
         self.szx = szx_for(transport.max_message_size) if szx is None else szx
         self.timeout = timeout  # ms for a whole exchange; default EXCHANGE_LIFETIME
         self.locks = {}  # remote -> Lock: NSTART = 1 outstanding interaction per server
-
-    def _lock(self, remote):
-        lk = self.locks.get(remote)
-        if lk is None:
-            if len(self.locks) > 8:
-                self.locks.clear()
-            lk = self.locks[remote] = asyncio.Lock()
-        return lk
 
     async def exchange(self, m, remote, timeout=None):
         """One request message -> its response message (piggybacked or separate)."""
@@ -65,8 +50,13 @@ class Client(Endpoint):
         if self.task is None:
             self.start()
         t0 = ticks_ms()
+        lk = self.locks.get(remote)
+        if lk is None:
+            if len(self.locks) > 8:
+                self.locks.clear()
+            lk = self.locks[remote] = asyncio.Lock()
         try:
-            async with self._lock(remote):
+            async with lk:
                 m.mid = self.next_mid()
                 if m.type == _CON:
                     a = await self.send_con(m, remote)
@@ -79,7 +69,11 @@ class Client(Endpoint):
             if slot[0] is None:
                 slot[1] = asyncio.Event()
                 left = tmo - (ticks_ms() - t0)
-                if left <= 0 or not await _wait(slot[1], left):
+                try:
+                    if left <= 0:
+                        raise asyncio.TimeoutError
+                    await asyncio.wait_for(slot[1].wait(), left / 1000)
+                except asyncio.TimeoutError:
                     raise RequestTimeout("no response within %d ms" % tmo)
             return slot[0]
         finally:
@@ -98,7 +92,9 @@ class Client(Endpoint):
             from coap import upload
             r, szx1 = await upload.send(self, method, remote, path, payload, psize, options, con, timeout, szx)
         else:
-            m = _opts(Message(_CON if con else _NON, method, 0, token or os.urandom(4), payload), path, options)
+            m = Message(_CON if con else _NON, method, 0, token or os.urandom(4), payload).set_path(path)
+            for o in options:
+                m.add(o[0], o[1])
             if start is not None:
                 m.add(_BLOCK2, ((start[0] + 1) << 4) | start[2])
             elif method == _GET and szx < 6:
@@ -127,18 +123,6 @@ class Client(Endpoint):
     async def observe(self, remote, path, callback, options=()):
         """Register; the first response and every fresh notification go to callback(msg). Returns the
         Observation (obs.active is False when the server declined)."""
-        from coap.observe import Observation
-        o = Observation(self, remote, path, tuple(options), callback)
-        m = _opts(Message(_CON, _GET, 0, o.token), path, ((_OBSERVE, 0),) + o.options)
-        r = await self.exchange(m, remote)
-        self.waiters[(o.token, remote)] = o
-        o(r)
-        return o
+        from coap.observe import observe
+        return await observe(self, remote, path, callback, options)
 
-
-async def _wait(ev, ms):
-    try:
-        await asyncio.wait_for(ev.wait(), ms / 1000)
-        return True
-    except asyncio.TimeoutError:
-        return False

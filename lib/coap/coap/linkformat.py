@@ -1,5 +1,21 @@
 # RFC 6690 link-format for /.well-known/core, with the query filtering of section 4.1. Loaded on the first
 # discovery request.
+from coap.msg import Message
+
+try:
+    from micropython import const  # compile time on MicroPython: no code, no RAM
+except ImportError:
+    from coap import const
+
+_CONTENT = const(69)
+_CONTENT_FORMAT = const(12)
+
+
+def well_known(srv, req):
+    """The server's answer to GET /.well-known/core (before Block2 slicing)."""
+    return Message(code=_CONTENT, payload=link_format(srv.resources.values(), req.query()).encode()).add(
+        _CONTENT_FORMAT, 40)
+
 
 
 def link(r):

@@ -5,6 +5,8 @@ import asyncio
 import os
 from coap import CoapError
 from coap import block
+from coap.endpoint import Endpoint
+from coap.msg import Message
 
 try:
     from micropython import const  # compile time on MicroPython: no code, no RAM
@@ -130,6 +132,18 @@ class Observation:
 
 
 
+async def observe(cli, remote, path, callback, options):
+    """Client.observe(): register, then the first response and every fresh notification go to callback."""
+    o = Observation(cli, remote, path, tuple(options), callback)
+    m = Message(_CON, _GET, 0, o.token).set_path(path).add(_OBSERVE, 0)
+    for x in o.options:
+        m.add(x[0], x[1])
+    r = await cli.exchange(m, remote)
+    cli.waiters[(o.token, remote)] = o
+    o(r)
+    return o
+
+
 def notify(srv, res):
     """Server side: the resource changed, send every observer a notification (NON, every n-th CON)."""
     o = res.observers
@@ -165,10 +179,22 @@ def _notify(srv, res, key, entry, seq, r):
         asyncio.create_task(_notify_con(srv, res, key, r))
     else:
         r.type = _NON
-        if len(srv.notify_mids) > 16:
-            srv.notify_mids.clear()
-        srv.notify_mids[(remote, r.mid)] = (res, token)
+        m = srv.notify_mids
+        if m is None:  # the first NON notification: from now on an RST to one cancels its observation
+            m = srv.notify_mids = {}
+            srv._acked = lambda a: _acked(srv, a)
+        elif len(m) > 16:
+            m.clear()
+        m[(remote, r.mid)] = (res, token)
         srv.t.send(r.encode(), remote)
+
+
+def _acked(srv, m):
+    Endpoint._acked(srv, m)
+    if m.type == _RST:
+        x = srv.notify_mids.pop((m.remote, m.mid), None)
+        if x is not None:
+            x[0].observers.remove(m.remote, x[1])
 
 
 async def _notify_con(srv, res, key, r):

@@ -70,7 +70,7 @@ class Server(Endpoint):
         self.uploads = {}  # (remote, path) -> block.Assembler
         self.max_uploads = max_uploads
         self.ack_delay = self.params.ack_timeout // 4  # after this an async handler's _CON gets an empty _ACK
-        self.notify_mids = {}  # (remote, mid) of _NON notifications -> (resource, token), to cancel on _RST
+        self.notify_mids = None  # coap.observe: (remote, mid) of NON notifications -> (resource, token)
 
 
     def add(self, resource):
@@ -133,10 +133,10 @@ class Server(Endpoint):
         res = self.resources.get(path)
         if res is None:
             if path == "/.well-known/core" and req.code == _GET:
-                res = _WK
-            else:
-                return Message(code=_NOT_FOUND)
-        h = self._wk if res is _WK else res.handlers.get(req.code)
+                from coap.linkformat import well_known
+                return self._finish(req, well_known(self, req))
+            return Message(code=_NOT_FOUND)
+        h = res.handlers.get(req.code)
         if h is None:
             return Message(code=_NOT_ALLOWED)
         try:
@@ -165,11 +165,6 @@ class Server(Endpoint):
         except Exception as e:
             self.on_error(e)
             return Message(code=_SERVER_ERROR)
-
-    def _wk(self, req):
-        from coap.linkformat import link_format
-        return Message(code=_CONTENT, payload=link_format(self.resources.values(), req.query()).encode()).add(
-            _CONTENT_FORMAT, 40)
 
     def _finish(self, req, r):
         # Normalise a handler's result and apply Block1 echo, Observe and Block2 slicing.
@@ -201,12 +196,3 @@ class Server(Endpoint):
             from coap.observe import notify
             notify(self, res)
 
-    def _acked(self, m):
-        Endpoint._acked(self, m)
-        if m.type == _RST:
-            x = self.notify_mids.pop((m.remote, m.mid), None)
-            if x is not None:
-                x[0].observers.remove(m.remote, x[1])
-
-
-_WK = Resource("/.well-known/core", ct=40)
