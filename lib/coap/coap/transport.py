@@ -33,7 +33,5 @@ class Params:
         self.exchange_lifetime = span + 2 * max_latency + pd
         self.non_lifetime = span + max_latency
 
-
-DEFAULT_PARAMS = Params()
 # A transport needs no base class: any object with the five members above will do. On a board
 # max_message_size is 1152 by default (RFC 7252 section 4.6: fits an unfragmented IPv6 path).

@@ -3,7 +3,7 @@
 # or on an add_reader future (CPython).
 import socket
 import asyncio
-from coap.transport import DEFAULT_PARAMS
+from coap.transport import Params
 
 try:
     _queue_read = asyncio.core._io_queue.queue_read  # MicroPython: yield this, then the socket is readable
@@ -39,7 +39,7 @@ class UDPTransport:
     """bind=(host, port); port 0 picks a free one (see .address)."""
 
     def __init__(self, bind=("127.0.0.1", 0), params=None, max_message_size=1280, spin_us=300):
-        self.params = params or DEFAULT_PARAMS
+        self.params = params or Params()
         self.max_message_size = max_message_size
         # After sending a CON the endpoint polls for the answer this long before it parks in the event loop:
         # a nearby peer answers within it and the round trip skips the loop's wake-up (0: never spin).
