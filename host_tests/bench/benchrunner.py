@@ -4,17 +4,8 @@
 #   @@PEAK <name> <bytes>     (MicroPython only: the operation's peak live heap beyond its setup)
 import sys
 import gc
-import time
 
-try:
-    _ticks_us = time.ticks_us
-    _ticks_diff = time.ticks_diff
-except AttributeError:  # CPython
-    def _ticks_us():
-        return int(time.perf_counter() * 1000000)
-
-    def _ticks_diff(a, b):
-        return a - b
+from hgtest import ticks_us, ticks_diff  # host_tests/device is on the bench path
 
 MIN_TIME_US = 1000000
 MIN_ITERATIONS = 3
@@ -23,11 +14,11 @@ MIN_ITERATIONS = 3
 def measure(op):
     op()  # warm-up: first-call imports and caches are not part of the figure
     n = 0
-    t0 = _ticks_us()
+    t0 = ticks_us()
     while True:
         op()
         n += 1
-        elapsed = _ticks_diff(_ticks_us(), t0)
+        elapsed = ticks_diff(ticks_us(), t0)
         if n >= MIN_ITERATIONS and elapsed >= MIN_TIME_US:
             return n, elapsed
 

@@ -3,21 +3,10 @@
 #   micropython hgrunner.py <case_module> [test_name ...]
 import sys
 import gc
-import time
 
 import hgtest
 
 MARK = "@@HG"
-
-try:
-    _ticks_us = time.ticks_us
-    _ticks_diff = time.ticks_diff
-except AttributeError:  # CPython
-    def _ticks_us():
-        return int(time.perf_counter() * 1000000)
-
-    def _ticks_diff(a, b):
-        return a - b
 
 
 def _print_exception(e):
@@ -34,7 +23,7 @@ def run_one(mod, name):
     status = "pass"
     gc.collect()
     heap_before = gc.mem_alloc() if hgtest.IS_MICROPYTHON else 0
-    t0 = _ticks_us()
+    t0 = hgtest.ticks_us()
     try:
         if fn is None:
             raise AttributeError("no test named " + name)
@@ -46,7 +35,7 @@ def run_one(mod, name):
         status = "fail"
         print(MARK, "traceback")
         _print_exception(e)
-    elapsed = _ticks_diff(_ticks_us(), t0)
+    elapsed = hgtest.ticks_diff(hgtest.ticks_us(), t0)
     heap_after = gc.mem_alloc() if hgtest.IS_MICROPYTHON else 0
     print(MARK, "end", name, status, elapsed, heap_after - heap_before)
 

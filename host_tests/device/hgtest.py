@@ -1,12 +1,24 @@
 # Helpers for device test cases: the same case files run on CPython and on MicroPython (VM or board),
 # so this module uses only what both runtimes have.
 import sys
+import time
 
 IS_MICROPYTHON = sys.implementation.name == "micropython"
 RUNTIME = "micropython" if IS_MICROPYTHON else "cpython"
 
 # Where the vector files live, relative to the working directory the runner starts in.
 VECTOR_DIR = "host_tests/vectors"
+
+
+try:
+    ticks_us = time.ticks_us
+    ticks_diff = time.ticks_diff
+except AttributeError:  # CPython
+    def ticks_us():
+        return int(time.perf_counter() * 1000000)
+
+    def ticks_diff(a, b):
+        return a - b
 
 
 class SkipTest(Exception):

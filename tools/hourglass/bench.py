@@ -85,7 +85,7 @@ def discover(only: str = "") -> list[BenchModule]:
 
 
 def _vm_path() -> list[str]:
-    return mpvm.device_path([BENCH_DIR])
+    return mpvm.device_path([BENCH_DIR, mpvm.DEVICE_TESTS])
 
 
 def _parse_bench(text: str) -> dict[str, dict]:
