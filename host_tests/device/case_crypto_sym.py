@@ -278,3 +278,25 @@ def test_key_wrap_negative():
     hgtest.raises(CryptoError, kw.aes_key_unwrap, kek, wrapped[:-1])
     hgtest.raises(CryptoError, kw.aes_key_wrap, kek, bytes(8))
     hgtest.raises(CryptoError, kw.aes_key_wrap, kek, bytes(17))
+
+
+def test_random_bytes_without_urandom_is_a_clear_error():
+    # A port without os.urandom (simulated by shadowing `os` in sys.modules) must refuse, never fall back.
+    import sys
+    from crypto import util
+
+    class PortWithoutUrandom:
+        pass
+
+    saved = sys.modules.get("os")
+    sys.modules["os"] = PortWithoutUrandom()
+    try:
+        e = hgtest.raises(CryptoError, util.random_bytes, 16)
+        assert "urandom" in str(e)
+    finally:
+        if saved is not None:
+            sys.modules["os"] = saved
+        else:
+            del sys.modules["os"]
+    assert len(util.random_bytes(16)) == 16
+    hgtest.raises(CryptoError, util.random_bytes, -1)
