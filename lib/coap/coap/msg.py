@@ -186,8 +186,10 @@ class Message:
         return out
 
 
-def _err(msg, mtype=None, mid=None):
-    e = MessageError(msg)
+def _err(n, mtype=None, mid=None):
+    # The texts live in coap.errtext, loaded on the first malformed message: no RAM for them until then.
+    from coap.errtext import DECODE
+    e = MessageError(DECODE[n])
     e.type = mtype
     e.mid = mid
     return e
@@ -199,23 +201,23 @@ def decode(buf):
     mv = memoryview(buf)
     n = len(mv)
     if n < 4:
-        raise _err("short header")
+        raise _err(0)
     b = mv[0]
     if b >> 6 != 1:
-        raise _err("bad version")
+        raise _err(1)
     mtype = (b >> 4) & 3
     mid = (mv[2] << 8) | mv[3]
     tkl = b & 15
     code = mv[1]
     p = 4 + tkl
     if tkl > 8:
-        raise _err("bad token length", mtype, mid)
+        raise _err(2, mtype, mid)
     if code == 0 and n != 4:
-        raise _err("empty message with content", mtype, mid)
+        raise _err(3, mtype, mid)
     if (code >> 5) in (1, 6, 7):
-        raise _err("reserved code class", mtype, mid)
+        raise _err(4, mtype, mid)
     if p > n:
-        raise _err("truncated token", mtype, mid)
+        raise _err(5, mtype, mid)
     m = Message(mtype, code, mid, bytes(mv[4:p]))
     m.buf = mv
     opts = m.opts
@@ -226,7 +228,7 @@ def decode(buf):
             p += 1
             if b == 0xFF:
                 if p == n:
-                    raise _err("payload marker without payload", mtype, mid)
+                    raise _err(6, mtype, mid)
                 m.payload = mv[p:]
                 break
             d = b >> 4
@@ -239,7 +241,7 @@ def decode(buf):
                     d = ((mv[p] << 8) | mv[p + 1]) + 269
                     p += 2
                 else:
-                    raise _err("reserved option delta 15", mtype, mid)
+                    raise _err(7, mtype, mid)
             if ln > 12:
                 if ln == 13:
                     ln = mv[p] + 13
@@ -248,19 +250,19 @@ def decode(buf):
                     ln = ((mv[p] << 8) | mv[p + 1]) + 269
                     p += 2
                 else:
-                    raise _err("reserved option length 15", mtype, mid)
+                    raise _err(8, mtype, mid)
             num += d
             e = p + ln
             if e > n:
-                raise _err("option value past end", mtype, mid)
+                raise _err(9, mtype, mid)
             if num > 0xFFFF:
-                raise _err("option number too large", mtype, mid)
+                raise _err(10, mtype, mid)
             opts.append(num)
             opts.append(p)
             opts.append(e)
             p = e
     except IndexError:
-        raise _err("truncated option header", mtype, mid)
+        raise _err(11, mtype, mid)
     return m
 
 
