@@ -17,9 +17,13 @@ REPO = Path(__file__).resolve().parents[1]
 DEVICE = REPO / "host_tests" / "device"
 # Case files both budgets run in CI (the whole directory takes ~25 s per board; see the report for which fit).
 CASES = ["case_harness.py", "case_cbor.py", "case_coap_msg.py", "case_cose_sign.py"]
-# On the nRF52840 board there is no cryptolib: the pure-Python AES path runs (ESP32's 56 KiB heap is too small
-# for test_hkdf_limits, so that file stays off the ESP32 list).
-EXTRA_CASES = {"PCA10056": ["case_crypto_sym.py"]}
+# The nRF52840's ~200 KiB heap runs every case file (~50 s): there the pure-Python AES path runs, as the
+# board has no cryptolib. Left out: case_coap_serial_transport.py, whose UART stand-in (an io.IOBase stream)
+# never becomes ready in the unix port's poll() while the VM's stdin is the board's pty — a limit of the
+# virtual board, not of the board; the plain VM runs it in `make test`. The ESP32's 56 KiB heap is too small
+# for some files (e.g. test_hkdf_limits), so it runs the list above.
+NRF_SKIP = {"case_coap_serial_transport.py"}
+EXTRA_CASES = {"PCA10056": sorted(p.name for p in DEVICE.glob("case_*.py") if p.name not in set(CASES) | NRF_SKIP)}
 
 
 def run_hil(port: str, board: str, paths: list[Path], tmp_path: Path, *extra: str):
