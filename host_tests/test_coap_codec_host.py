@@ -18,8 +18,9 @@ from aiocoap.optiontypes import OpaqueOption  # noqa: E402
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # aiocoap: mtype/mid/token in Message()
 
 # Options as opaque bytes: numbers chosen so aiocoap treats them as opaque too (unknown, elective and
-# critical, with extended deltas), plus repeated Uri-Path/Uri-Query/ETag.
-OPAQUE = st.sampled_from([4, 9, 13, 26, 100, 268, 269, 270, 1000, 2049, 65000])
+# critical, with extended deltas), plus repeated Uri-Path/Uri-Query/ETag. Not 13: aiocoap knows it as
+# Uri-Path-Abbrev, a uint, and drops a zero byte from its value.
+OPAQUE = st.sampled_from([4, 9, 18, 26, 100, 268, 269, 270, 1000, 2049, 65000])
 option = st.one_of(
     st.tuples(OPAQUE, st.binary(max_size=300)),
     st.tuples(st.just(11), st.text(alphabet="abcxyz-._~", max_size=20).map(str.encode)),

@@ -150,9 +150,10 @@ async def fetch(cli, r, b2, method, remote, path, options, con, timeout, sink, s
         if o[0] != _OBSERVE:  # later blocks of a notification are plain GETs
             m.add(o[0], o[1])
     m.add(_BLOCK2, 0)
+    tok = int.from_bytes(os.urandom(4), "big")  # a random token, then a fresh one per block by counting on
     while nxt is not None:
         m.opts[-1] = (_BLOCK2, uint_bytes(encode(nxt, 0, s)))  # one request message, re-aimed at each block
-        m.token = os.urandom(4)
+        m.token = ((tok + nxt) & 0xFFFFFFFF).to_bytes(4, "big")
         r = await cli.exchange(m, remote, timeout)
         b2 = r.opt(_BLOCK2)
         if b2 is None or r.code >= 96:

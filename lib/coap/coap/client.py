@@ -56,7 +56,8 @@ class Client(Endpoint):
                 self.locks.clear()
             lk = self.locks[remote] = asyncio.Lock()
         try:
-            async with lk:
+            await lk.acquire()  # (not `async with`: that makes two more coroutines per request)
+            try:
                 m.mid = self.next_mid()
                 if m.type == _CON:
                     a = await self.send_con(m, remote)
@@ -66,6 +67,8 @@ class Client(Endpoint):
                         return a
                 else:
                     self.t.send(m.encode(), remote)
+            finally:
+                lk.release()
             if slot[0] is None:
                 slot[1] = asyncio.Event()
                 left = tmo - (ticks_ms() - t0)

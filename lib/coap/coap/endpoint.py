@@ -237,7 +237,7 @@ class Endpoint:
         p = self.params
         mid = m.mid
         data = m.encode()
-        tmo = initial_timeout(p, int.from_bytes(os.urandom(2), "big"))
+        tmo = initial_timeout(p, ticks_us() & 0xFFFF)  # jitter from the clock: no system call per CON
         pend = self.pending[mid] = [None, None, data, remote, tmo, ticks_add(ticks_ms(), tmo), p.max_retransmit]
         t = self.t
         t.send(data, remote)
