@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from hourglass import boards, deploy, vboard
+from udp_probe import request_until_reply
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -157,19 +158,8 @@ def test_firmware_app_serves_health_over_coap_after_deploy(builds, tmp_path):
         assert p.returncode == 0, p.stdout + p.stderr
         (vb.flash_dir / "config.json").write_text(json.dumps({"coap": {"bind": "127.0.0.1", "port": port}}))
         vb.hard_reset()  # boot.py, main.py -> app: health line, CoAP server
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.settimeout(1.0)
         # CON GET mid 0x1234, token 0xA5, Uri-Path "health"
-        request = bytes([0x41, 0x01, 0x12, 0x34, 0xA5, 0xB6]) + b"health"
-        reply = None
-        deadline = time.monotonic() + 30
-        while reply is None and time.monotonic() < deadline:
-            s.sendto(request, ("127.0.0.1", port))
-            try:
-                reply = s.recv(1500)
-            except OSError:
-                continue
-        s.close()
+        reply = request_until_reply(bytes([0x41, 0x01, 0x12, 0x34, 0xA5, 0xB6]) + b"health", port, 30)
     assert reply is not None, "no CoAP answer from the app"
     assert reply[1] == 0x45 and reply[2:4] == b"\x12\x34" and reply[4] == 0xA5  # 2.05 Content, same mid/token
     report = json.loads(reply[reply.index(b"\xff") + 1:])
@@ -204,19 +194,9 @@ def test_firmware_app_on_an_nrf_board_serves_coap_on_its_serial_console(builds, 
         assert 0 < health["heap_free"] <= 2 * 200 * 1024
         gw = subprocess.Popen([sys.executable, "-m", "hourglass.cli", "gateway", vb.port, "-l",
                                f"127.0.0.1:{udp_port}", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.settimeout(1.0)
-        reply = None
         try:
-            deadline = time.monotonic() + 30
-            while reply is None and time.monotonic() < deadline:
-                s.sendto(bytes([0x41, 0x01, 0x43, 0x21, 0x5A, 0xB6]) + b"health", ("127.0.0.1", udp_port))
-                try:
-                    reply = s.recv(1500)
-                except OSError:
-                    continue
+            reply = request_until_reply(bytes([0x41, 0x01, 0x43, 0x21, 0x5A, 0xB6]) + b"health", udp_port, 30)
         finally:
-            s.close()
             gw.terminate()
             gw.wait(10)
         assert reply is not None and reply[1] == 0x45 and reply[4] == 0x5A

@@ -14,6 +14,7 @@ import serial
 
 from hourglass import vboard
 from hourglass.repl import mpremote_binary
+from udp_probe import request_until_reply
 
 MPREMOTE = mpremote_binary()
 
@@ -273,22 +274,12 @@ def test_serial_coap_on_the_board_pty_through_the_gateway(tmp_path):
     with vboard.VirtualBoard(flash, "PCA10056") as vb:
         gw = subprocess.Popen([sys.executable, "-m", "hourglass.cli", "gateway", vb.port, "-l",
                                f"127.0.0.1:{udp_port}", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.settimeout(1.0)
         payload = bytes([3, 4, 1, 2, 0xC0, 0xDB, 3]) + b" ctrl bytes in a CoAP payload"
         # CON POST mid 0x0102, token 0x77, Uri-Path "echo", payload marker
         request = bytes([0x41, 0x02, 0x01, 0x02, 0x77, 0xB4]) + b"echo" + b"\xff" + payload
-        reply = None
         try:
-            deadline = time.monotonic() + 40
-            while reply is None and time.monotonic() < deadline:
-                s.sendto(request, ("127.0.0.1", udp_port))
-                try:
-                    reply = s.recv(1500)
-                except OSError:
-                    continue
+            reply = request_until_reply(request, udp_port, 40)
         finally:
-            s.close()
             gw.terminate()
             gw.wait(10)
         assert vb.vm_starts == 1  # no Ctrl-C in the frames turned into a SIGINT that ended the app
