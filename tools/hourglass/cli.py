@@ -1,7 +1,8 @@
 """`hourglass` command line: one entry point, one subcommand per host tool.
 
 Each subcommand lives in its own module with `register(subparsers)`, which adds its parser and sets
-`func(args) -> int` as the handler. Modules import their heavy dependencies inside the handler so that
+`func(args) -> int` as the handler. A handler raises `hourglass.common.UserError` for what the user can fix; it is printed
+here once, as `hourglass <command>: <message>`, exit status 1 (usage errors: 2). Modules import their heavy dependencies inside the handler so that
 `hourglass --help` stays fast.
 """
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+
+from hourglass.common import UserError
 
 # Add a module here when it provides a subcommand.
 SUBCOMMAND_MODULES = [
@@ -39,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except UserError as e:
+        print(f"hourglass {args.command}: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -1,0 +1,77 @@
+"""What every host tool shares: the user-error type, finding an executable, file hashes, the build layout.
+
+One way to do each: a tool raises `UserError` for anything the user can fix (unknown board, missing port, bad
+file); `cli.main` prints it once as `hourglass <command>: <message>` and exits 1. Usage errors exit 2 (argparse).
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD = REPO / "build"
+
+
+class UserError(Exception):
+    """A failure the user can act on; its message is one line, printed once by `cli.main`."""
+
+
+def find_executable(name: str) -> str:
+    """`name` from the running venv's bin/ first (the pinned tools), then PATH; UserError when neither has it."""
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if not found:
+        raise UserError(f"{name} not found: run `make setup`")
+    return found
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 16), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class BuildLayout:
+    """`build/<board>/`, as `hourglass build` writes it and deploy, flash, image and hil read it.
+
+    fs/ is the board's filesystem tree (also packed into fs.img, LittleFS2 at the partition's exact block count);
+    romfs/ the files that go into romfs.img where the board has a ROMFS partition; report.json the build report.
+    """
+
+    def __init__(self, board_name: str, root: Path | None = None):
+        self.board_name = board_name
+        self.root = root or BUILD / board_name
+
+    @property
+    def fs_dir(self) -> Path:
+        return self.root / "fs"
+
+    @property
+    def fs_image(self) -> Path:
+        return self.root / "fs.img"
+
+    @property
+    def romfs_dir(self) -> Path:
+        return self.root / "romfs"
+
+    @property
+    def romfs_image(self) -> Path:
+        return self.root / "romfs.img"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.json"
+
+    def image(self, ext: str) -> Path:
+        """The single flashable image of `make image` (ext with its dot: ".bin", ".hex", ".uf2")."""
+        return self.root / f"{self.board_name}-image{ext}"
+
+    @property
+    def dfu_package(self) -> Path:
+        return self.root / f"{self.board_name}-dfu.zip"
