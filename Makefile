@@ -29,15 +29,18 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/hourglass bench --out build/bench
 
-# Boards (boards/README.md): build/<board>/ from lib/ + firmware/; FIRMWARE=<file or folder> (never downloaded),
-# DRIVE=<UF2 drive>, DRY_RUN=1 prints the exact tool invocations and writes nothing.
+# Boards (boards/README.md): build/<board>/ from lib/ + firmware/; FLASH_SIZE=8M for an ESP32 module with more
+# than the default 4 MiB; FIRMWARE=<file or folder> (never downloaded), SHA256=<pin> for an unpinned firmware,
+# DRIVE=<UF2 drive>; DRY_RUN=1 reports refusals and prints the exact tool invocations, writing nothing.
 FIRMWARE ?=
+SHA256 ?=
 DRIVE ?=
 DRY_RUN ?=
-FLASH_ARGS = $(if $(FIRMWARE),--firmware $(FIRMWARE)) $(if $(DRY_RUN),--dry-run)
+FLASH_SIZE ?=
+FLASH_ARGS = $(if $(FIRMWARE),--firmware $(FIRMWARE)) $(if $(SHA256),--sha256 $(SHA256)) $(if $(DRY_RUN),--dry-run)
 
 build: $(STAMP)
-	$(BIN)/hourglass build --board $(BOARD)
+	$(BIN)/hourglass build --board $(BOARD) $(if $(FLASH_SIZE),--flash-size $(FLASH_SIZE))
 
 image: build
 	$(BIN)/hourglass image --board $(BOARD) $(FLASH_ARGS)

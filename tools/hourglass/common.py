@@ -18,14 +18,15 @@ class UserError(Exception):
     """A failure the user can act on; its message is one line, printed once by `cli.main`."""
 
 
-def find_executable(name: str) -> str:
-    """`name` from the running venv's bin/ first (the pinned tools), then PATH; UserError when neither has it."""
+def find_executable(name: str, install_hint: str | None = None) -> str:
+    """`name` from the running venv's bin/ first (the pinned tools), then PATH; UserError when neither has it.
+    `install_hint` says how to get a tool that `make setup` does not install."""
     candidate = Path(sys.executable).parent / name
     if candidate.exists():
         return str(candidate)
     found = shutil.which(name)
     if not found:
-        raise UserError(f"{name} not found: run `make setup`")
+        raise UserError(f"{name} not found: {install_hint or 'run `make setup`'}")
     return found
 
 
