@@ -7,7 +7,7 @@ BOARD ?= ESP32_GENERIC
 PORT ?=
 JOBS ?= 2
 
-.PHONY: setup test test-cpython test-micropython bench typecheck build image flash deploy repl vboard clean system-packages
+.PHONY: setup test test-cpython test-micropython bench typecheck packages build image flash deploy repl vboard clean system-packages
 
 setup: system-packages $(STAMP)
 
@@ -39,7 +39,13 @@ DRY_RUN ?=
 FLASH_SIZE ?=
 FLASH_ARGS = $(if $(FIRMWARE),--firmware $(FIRMWARE)) $(if $(SHA256),--sha256 $(SHA256)) $(if $(DRY_RUN),--dry-run)
 
-build: $(STAMP)
+# lib/*/package.json from each manifest.py (published form, deps at github:$(PACKAGE_REPO)), and build/mip/
+# (this checkout's form: `mpremote mip install $$PWD/build/mip/<package>/package.json` from anywhere).
+PACKAGE_REPO ?=
+packages: $(STAMP)
+	$(BIN)/hourglass packages $(if $(PACKAGE_REPO),--repo $(PACKAGE_REPO)) --local build/mip
+
+build: packages
 	$(BIN)/hourglass build --board $(BOARD) $(if $(FLASH_SIZE),--flash-size $(FLASH_SIZE))
 
 image: build

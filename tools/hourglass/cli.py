@@ -16,6 +16,7 @@ from hourglass.common import UserError
 # Add a module here when it provides a subcommand.
 SUBCOMMAND_MODULES = [
     "bench",
+    "packages",
     "boards",
     "build",
     "flash",
