@@ -25,6 +25,7 @@ SUBCOMMAND_MODULES = [
     "deploy",
     "repl",
     "keys",
+    "cose_tool",
 ]
 
 
