@@ -14,6 +14,7 @@ import pytest
 from hourglass import build as hbuild
 from hourglass import mpvm
 from hourglass.boards import BOARDS_DIR, REPO, board_names, load_board
+from hourglass.common import UserError
 
 # The arch field of an .mpy header (byte 2 >> 2) once the module has native code.
 ARCH_CODE = {"xtensawin": 10, "rv32imc": 11, "armv7emsp": 7}
@@ -241,7 +242,7 @@ def test_over_budget_fails_with_a_clear_message(tmp_path, sources):
     lib, fw = sources
     boards = _board_override(tmp_path, "ESP32_GENERIC", **{"flash = 524288": "flash = 100"})
     board = load_board("ESP32_GENERIC", boards)
-    with pytest.raises(hbuild.BuildError, match=r"over the board's flash budget of 100 bytes by \d+\. Largest: "):
+    with pytest.raises(UserError, match=r"over the board's flash budget of 100 bytes by \d+\. Largest: "):
         hbuild.build(board, tmp_path / "out", lib, fw)
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["within_budget"] is False and report["bundle_bytes"] > 100
@@ -269,7 +270,7 @@ def test_bundle_that_does_not_fit_littlefs_fails_clearly(tmp_path):
         (lib / f"p{i}" / f"p{i}").mkdir(parents=True)
         for j in range(3):
             (lib / f"p{i}" / f"p{i}" / f"m{j}.py").write_text(f"DATA = {list(range(400))!r}\n")
-    with pytest.raises(hbuild.BuildError, match="do not fit its 64 KiB LittleFS"):
+    with pytest.raises(UserError, match="do not fit its 64 KiB LittleFS"):
         hbuild.build(load_board("PCA10056", boards), tmp_path / "out", lib, tmp_path / "nofw")
 
 
@@ -363,7 +364,7 @@ def test_build_never_replaces_a_folder_it_did_not_make(tmp_path, sources):
     precious = tmp_path / "home"
     precious.mkdir()
     (precious / "notes.txt").write_text("mine")
-    with pytest.raises(hbuild.BuildError, match="not a build folder"):
+    with pytest.raises(UserError, match="not a build folder"):
         hbuild.build(load_board("ESP32_GENERIC"), precious, lib, fw)
     assert (precious / "notes.txt").read_text() == "mine"
     first = hbuild.build(load_board("ESP32_GENERIC"), tmp_path / "out", lib, fw)
@@ -400,7 +401,7 @@ def test_build_leaves_other_folders_under_build_alone(tmp_path, sources, monkeyp
     flash_dir = tmp_path / "build" / "vboard"
     (flash_dir / "ESP32_GENERIC").mkdir(parents=True)
     (flash_dir / "ESP32_GENERIC" / "main.py").write_text("# a virtual board's flash\n")
-    with pytest.raises(hbuild.BuildError, match="not a build folder"):
+    with pytest.raises(UserError, match="not a build folder"):
         hbuild.build(load_board("ESP32_GENERIC"), flash_dir, lib, fw)
     old = tmp_path / "build" / "ESP32_GENERIC"  # a build from before the marker
     (old / "fs").mkdir(parents=True)

@@ -178,3 +178,17 @@ def test_mip_install_of_each_package_from_another_directory(tmp_path):
                               "k = cose.key.CoseKey.symmetric(b'k' * 32, alg=5); "
                               "m = cose.mac0.create(k, b'hi'); print('payload', cose.mac0.verify(m, k))")
         assert "payload b'hi'" in proc.stdout, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--repo", "not-a-repo"], "hourglass packages: --repo must be OWNER/REPO, not 'not-a-repo'"),
+    (["--lib-dir", "{tmp}/lib", "--check"], "hourglass packages: {tmp}/lib/bad/manifest.py: require('nothere')"),
+])
+def test_cli_user_errors_are_one_line_and_exit_1(tmp_path, argv, message):
+    (tmp_path / "lib" / "bad").mkdir(parents=True)
+    (tmp_path / "lib" / "bad" / "manifest.py").write_text('metadata(version="1")\nrequire("nothere")\n')
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    proc = subprocess.run([sys.executable, "-m", "hourglass.cli", "packages", *argv], capture_output=True, text=True,
+                          cwd=mpvm.REPO)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.startswith(message.format(tmp=tmp_path)) and proc.stderr.count("\n") == 1, proc.stderr

