@@ -18,7 +18,8 @@ from pathlib import Path
 from hourglass.common import REPO, UserError
 
 LIB = REPO / "lib"
-# Where the published form points: set the real OWNER/REPO when publishing (make packages PACKAGE_REPO=...).
+# Where the published form points, the one place that says it: a placeholder until the project is published
+# (set the real OWNER/REPO here, then `make packages`; a test checks the committed files match it).
 DEFAULT_REPO = "OWNER/REPO"
 DEFAULT_BRANCH = "main"
 
