@@ -23,10 +23,18 @@ import pytest
 from hourglass import build as hbuild
 from hourglass import cli
 from hourglass import flash as hflash
-from hourglass.boards import BOARDS_DIR, REPO, board_names, load_board
+from hourglass.boards import BOARDS_DIR, REPO, board_names, load_board, serial_ports
 from hourglass.common import BuildLayout, UserError
 
-PORT = "/dev/ttyUSB0"
+def _pty_path() -> str:
+    """A serial port that exists here: the far end of a pty, kept open for the whole test session."""
+    master, slave = os.openpty()
+    _PTYS.extend((master, slave))
+    return os.ttyname(slave)
+
+
+_PTYS: list[int] = []
+PORT = _pty_path()
 
 
 def fake_firmware(path: Path, size: int = 200_000, seed: int = 1) -> Path:
@@ -176,6 +184,17 @@ def test_dry_run_of_a_run_that_would_go_exits_0(built, tmp_path):
                           capture_output=True, text=True, cwd=REPO, env={**os.environ, "HOURGLASS_BOARDS_DIR": str(boards)})
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == "" and shlex.join(expected_argv("ESP32_GENERIC", built["ESP32_GENERIC"], fw)[0][0]) in proc.stdout
+
+
+def test_a_serial_port_that_is_not_there_is_refused(built, tmp_path):
+    fw = fake_firmware(tmp_path / "fw" / "fw.bin")
+    board = load_board("ESP32_GENERIC", pinned_override(tmp_path, "ESP32_GENERIC", fw))
+    ctx = context(built, "ESP32_GENERIC", fw, board=board, port="/dev/ttyUSB9")
+    assert hflash.refusals(ctx, "flash") == [
+        "serial port /dev/ttyUSB9 does not exist (serial ports present: "
+        + (", ".join(line.split()[0] for line in serial_ports()) or "none") + ")"]
+    ctx.port = PORT
+    assert hflash.refusals(ctx, "flash") == []
 
 
 def test_dry_run_reports_every_refusal_of_the_real_run(built, tmp_path):

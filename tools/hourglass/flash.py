@@ -274,6 +274,11 @@ def refusals(ctx: Context, action: str) -> list[str]:
         for name in ("port", "drive"):
             if needed(board, name) and not getattr(ctx, name):
                 found.append(f"{board.name} needs --{name}" + (" (PORT=)" if name == "port" else " (DRIVE=)"))
+        if needed(board, "port") and ctx.port.startswith("/dev/") and not os.path.exists(ctx.port):
+            from hourglass.boards import serial_ports
+
+            present = ", ".join(line.split()[0] for line in serial_ports()) or "none"
+            found.append(f"serial port {ctx.port} does not exist (serial ports present: {present})")
         if needed(board, "drive") and ctx.drive:
             drive = Path(ctx.drive)
             if not drive.is_dir():
