@@ -166,7 +166,10 @@ def test_cli_dry_run_reports_refusals_first_prints_the_plan_and_fails(built, tmp
 
 @pytest.mark.parametrize("name", ["ESP32_GENERIC", "PCA10059"])
 def test_dry_run_without_a_port_says_so_and_prints_no_empty_port(built, tmp_path, name):
-    fw = fake_firmware(tmp_path / "fw" / "fw.bin") if name.startswith("ESP32") else fake_hex(tmp_path / "fw" / "fw.hex", 0x1000)
+    if name.startswith("ESP32"):
+        fw = fake_firmware(tmp_path / "fw" / "fw.bin")
+    else:
+        fw = fake_hex(tmp_path / "fw" / "fw.hex", 0x1000)
     boards = pinned_override(tmp_path, name, fw)
     proc = subprocess.run([sys.executable, "-m", "hourglass.cli", "flash", "--board", name, "--firmware", str(fw),
                            "--build-dir", str(built[name]), "--dry-run"], capture_output=True, text=True, cwd=REPO,
@@ -181,9 +184,11 @@ def test_dry_run_of_a_run_that_would_go_exits_0(built, tmp_path):
     boards = pinned_override(tmp_path, "ESP32_GENERIC", fw)
     proc = subprocess.run([sys.executable, "-m", "hourglass.cli", "flash", "--board", "ESP32_GENERIC", "--port", PORT,
                            "--firmware", str(fw), "--build-dir", str(built["ESP32_GENERIC"]), "--dry-run"],
-                          capture_output=True, text=True, cwd=REPO, env={**os.environ, "HOURGLASS_BOARDS_DIR": str(boards)})
+                          capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, "HOURGLASS_BOARDS_DIR": str(boards)})
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == "" and shlex.join(expected_argv("ESP32_GENERIC", built["ESP32_GENERIC"], fw)[0][0]) in proc.stdout
+    assert proc.stderr == ""
+    assert shlex.join(expected_argv("ESP32_GENERIC", built["ESP32_GENERIC"], fw)[0][0]) in proc.stdout
 
 
 def test_a_serial_port_that_is_not_there_is_refused(built, tmp_path):

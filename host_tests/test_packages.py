@@ -31,7 +31,8 @@ def manifest_requires(pkg: Path) -> list[str]:
 
 def manifest_requires_in_order(pkg: Path) -> list[str]:
     tree = ast.parse((pkg / "manifest.py").read_text())
-    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "require"]
+    calls = [node for node in ast.walk(tree)
+             if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "require"]
     return [node.args[0].value for node in sorted(calls, key=lambda n: (n.lineno, n.col_offset))]
 
 

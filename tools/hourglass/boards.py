@@ -263,7 +263,8 @@ def check_board(b: Board) -> list[str]:
     if b.fs_type not in FS_TYPES:
         problems.append(f"filesystem type {b.fs_type!r} not supported (supported: {', '.join(FS_TYPES)})")
     if b.fs_block_size <= 0 or b.fs_block_size % ERASE_SIZE:
-        problems.append(f"filesystem block_size {b.fs_block_size} is not a multiple of the {ERASE_SIZE}-byte erase size")
+        problems.append(f"filesystem block_size {b.fs_block_size} is not a multiple of the {ERASE_SIZE}-byte "
+                        "erase size")
     elif b.fs_block_size * b.fs_block_count != b.fs_size:
         problems.append(f"filesystem block_size*block_count = {b.fs_block_size * b.fs_block_count:#x} "
                         f"!= partition size {b.fs_size:#x}")

@@ -195,7 +195,8 @@ def write_manifest(board: Board, result: BuildResult, lib_dir: Path, path: Path)
             kept_by_pkg.setdefault(m.source.package, []).append(m.source)
     base = board.raw.get("build", {}).get("base_manifest", "")
     lines = [
-        f"# Freeze manifest for {board.name} (MicroPython {board.mp_version}, {board.port} port), made by `hourglass build`.",
+        f"# Freeze manifest for {board.name} (MicroPython {board.mp_version}, {board.port} port), "
+        "made by `hourglass build`.",
         f"# Use: make -C ports/{board.port} BOARD={board.name} FROZEN_MANIFEST=<abs path to this file>",
         "# Paths are relative to this file. Excluded for this board: "
         + (", ".join(sorted(s.module for s, _ in result.excluded)) or "nothing") + ".",
@@ -297,7 +298,8 @@ def write_reports(result: BuildResult) -> tuple[Path, Path]:
     for name, info in data["images"].items():
         notes = (f"{info['blocks_used']}/{info['block_count']} blocks of {info['block_size']} used, "
                  f"offset {board.fs_offset:#x}") if name == "fs" else \
-            (f"ROMFS partition {board.romfs_size} bytes" if board.romfs_stock else "no ROMFS partition in stock firmware")
+            (f"ROMFS partition {board.romfs_size} bytes" if board.romfs_stock
+             else "no ROMFS partition in stock firmware")
         md.append(f"| {info['path']} | {info['bytes']} | {notes} |")
     md_path = result.out / "report.md"
     md_path.write_text("\n".join(md) + "\n")

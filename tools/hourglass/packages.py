@@ -128,7 +128,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("packages", help="generate lib/*/package.json (mip) from each manifest.py",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repo", default=DEFAULT_REPO, help=f"OWNER/REPO of the published form (default {DEFAULT_REPO})")
-    p.add_argument("--branch", default=DEFAULT_BRANCH, help=f"branch or tag deps are fetched at (default {DEFAULT_BRANCH})")
+    p.add_argument("--branch", default=DEFAULT_BRANCH,
+                   help=f"branch or tag the dependencies are fetched at (default {DEFAULT_BRANCH})")
     p.add_argument("--local", type=Path, default=None, help="also write the checkout's own form under this folder")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 if a package.json is out of date")
     p.add_argument("--lib-dir", type=Path, default=LIB, help=argparse.SUPPRESS)
