@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from hourglass.boards import Board, board_names, load_board
+from hourglass.boards import Board, Partition, board_names, load_board
 from hourglass.common import BuildLayout, UserError, find_executable, sha256_file
 
 FIRMWARE_DIR_ENV = "HOURGLASS_FIRMWARE_DIR"
@@ -227,7 +227,7 @@ class Context:
             parts.append(f"romfs.img at {romfs.offset:#x}")
         return " + ".join(parts)
 
-    def romfs_partition(self):
+    def romfs_partition(self) -> Partition | None:
         """The ROMFS partition our own images carry romfs.img in (boards whose lib/ lives there)."""
         if self.board.lib_storage != "romfs":
             return None
