@@ -16,9 +16,9 @@ from oscore.context import Context
 from oscore.transform import Oscore, context_of
 from store import FileStore
 
-# Both endpoints, OSCORE and crypto compiled from source in one VM: 192k (the heap a device pays, with .mpy and
+# Both endpoints, OSCORE and crypto compiled from source in one VM: 256k (the heap a device pays, with .mpy and
 # one role, is in the benchmark).
-MP_HEAP = "192k"
+MP_HEAP = "256k"
 FAST = Params(ack_timeout=200, max_retransmit=4)
 SECRET = bytes(range(16))
 SALT = b"\x9e\x7c\xa9\x22\x23\x78\x63\x40"

@@ -51,6 +51,15 @@ def derive(secret, salt, sender_id, recipient_id, id_context=None):
             hkdf_expand(prk, info(b"", id_context, "IV", _NONCE_LEN), _NONCE_LEN))
 
 
+def _id_nonce(iv, ident):
+    out = bytearray(iv)
+    out[0] ^= len(ident)
+    off = 8 - len(ident)
+    for i in range(len(ident)):
+        out[off + i] ^= ident[i]
+    return bytes(out)
+
+
 def piv_bytes(n):
     """Partial IV encoding of a sequence number: no leading zero bytes, 0 as b'\\x00' (section 5)."""
     return n.to_bytes(1 if n < 0x100 else 2 if n < 0x10000 else 3 if n < 0x1000000 else 4 if n < 1 << 32 else 5,
@@ -78,7 +87,10 @@ class Context:
         self.sender_id = bytes(sender_id)
         self.recipient_id = bytes(recipient_id)
         self.id_context = None if id_context is None else bytes(id_context)
-        skey, rkey, self.common_iv = derive(secret, salt, self.sender_id, self.recipient_id, self.id_context)
+        skey, rkey, iv = derive(secret, salt, self.sender_id, self.recipient_id, self.id_context)
+        # The nonce of an ID without its Partial IV (section 5.2), for the two IDs this context uses.
+        self.sender_base = _id_nonce(iv, self.sender_id)
+        self.recipient_base = _id_nonce(iv, self.recipient_id)
         self.sender = AesCcm(skey, 8, pure)
         self.recipient = AesCcm(rkey, 8, pure)
         self.class_i = class_i
@@ -123,12 +135,8 @@ class Context:
 
     def nonce(self, id_piv, piv):
         """AEAD nonce (section 5.2): [S | ID_PIV padded to 7 | PIV padded to 5] XOR Common IV."""
-        out = bytearray(self.common_iv)
-        out[0] ^= len(id_piv)
-        off = 8 - len(id_piv)
-        for i in range(len(id_piv)):
-            out[off + i] ^= id_piv[i]
-        off = 13 - len(piv)
+        out = bytearray(self.sender_base if id_piv == self.sender_id else self.recipient_base)
+        off = _NONCE_LEN - len(piv)
         for i in range(len(piv)):
             out[off + i] ^= piv[i]
         return out

@@ -61,7 +61,7 @@ def unprotect_request(contexts, msg):
     """(inner request, binding) of an OSCORE request (section 8.2). Raises OscoreError (answer with
     error_response) or EchoRequired (answer with echo_response); either way the request is not processed and
     the replay window is unchanged."""
-    v = msg.opt(_OSCORE)
+    v, keep, ci = outer_of(msg, ())
     if v is None:
         raise OscoreError("not an OSCORE request", _UNAUTHORIZED, "OSCORE required")
     piv, kc, kid = parse_option(v)
@@ -73,7 +73,8 @@ def unprotect_request(contexts, msg):
     seq = int.from_bytes(piv, "big")
     if ctx.synced and not ctx.fresh(seq):
         raise OscoreError("replayed request", _UNAUTHORIZED, "Replay detected")
-    keep, ci = outer_of(ctx, msg)
+    if ctx.class_i:
+        keep, ci = outer_of(msg, ctx.class_i)[1:]
     nonce = ctx.nonce(kid, piv)
     m = open_inner(ctx, msg, nonce, kid, piv, ci, True)
     binding = [ctx, kid, piv, nonce, m.has(_OBSERVE), -1]
@@ -114,7 +115,7 @@ def unprotect_response(binding, msg):
     carry a Partial IV above the Notification Number (7.4.1); their Observe value becomes the Partial IV's
     low three bytes, so the observer orders them by it. Raises OscoreError (code 0: nothing to answer)."""
     ctx = binding[0]
-    v = msg.opt(_OSCORE)
+    v, keep, ci = outer_of(msg, ctx.class_i)
     if v is None:
         e = OscoreError("response is not OSCORE-protected (code %d.%02d)" % (msg.code >> 5, msg.code & 31))
         e.response = msg
@@ -124,7 +125,6 @@ def unprotect_response(binding, msg):
     except OscoreError as e:
         e.code = 0
         raise
-    keep, ci = outer_of(ctx, msg)
     nonce = ctx.nonce(ctx.recipient_id, piv) if piv else binding[3]
     if nonce is None:
         raise OscoreError("a second response without Partial IV")

@@ -24,6 +24,9 @@ _PROXY_URI = const(35)
 # a receiver discards them with the other outer Class E options (section 8.2 step 1).
 _U_ONLY = b"\x03\x07\x10\x23\x27"
 _ENC0 = b"\x83\x68Encrypt0\x40"
+# Options up to 39 that are plainly Inner: If-Match, ETag, If-None-Match, Location-Path, Uri-Path, Content-Format,
+# Max-Age, Uri-Query, Accept, Location-Query, Block2, Block1, Size2 (the fast path of split()).
+_INNER = b"\x01\x04\x05\x08\x0b\x0c\x0e\x0f\x11\x14\x17\x1b\x1c"
 
 
 
@@ -33,6 +36,7 @@ def bad(why):
 
 def parse_option(v):
     """(Partial IV, kid context or None, kid or None) from an OSCORE option value (section 6.1)."""
+    v = bytes(v)  # one copy: the slices below are then bytes
     n = len(v)
     if n == 0:
         return b"", None, None
@@ -45,7 +49,7 @@ def parse_option(v):
     p = 1 + pl
     if p > n:
         raise bad("OSCORE option: truncated Partial IV")
-    piv = bytes(v[1:p])
+    piv = v[1:p]
     kc = None
     if f & 0x10:
         if p >= n:
@@ -54,11 +58,11 @@ def parse_option(v):
         p += 1
         if p + s > n:
             raise bad("OSCORE option: truncated kid context")
-        kc = bytes(v[p:p + s])
+        kc = v[p:p + s]
         p += s
     kid = None
     if f & 0x08:
-        kid = bytes(v[p:])
+        kid = v[p:]
     elif p != n:
         raise bad("OSCORE option: trailing bytes")
     if not f:
@@ -84,6 +88,16 @@ def encode_option(piv, kid_context=None, kid=None):
 
 def aad(kid, piv, class_i=b""):
     """Enc_structure ["Encrypt0", h'', bstr .cbor [1, [10], request_kid, request_piv, options]] (section 5.4)."""
+    if not class_i:  # kid <= 7 and Partial IV <= 5 bytes: every length fits its CBOR head
+        b = bytearray(_ENC0)
+        b.append(0x47 + len(kid) + len(piv))
+        b += b"\x85\x01\x81\x0a"
+        b.append(0x40 | len(kid))
+        b += kid
+        b.append(0x40 | len(piv))
+        b += piv
+        b.append(0x40)
+        return b
     arr = b"".join((b"\x85\x01\x81\x0a", _bstr(kid), _bstr(piv), _bstr(class_i)))
     return _ENC0 + _bstr(arr)
 
@@ -102,17 +116,23 @@ def split(ctx, msg, request):
     outer = []
     observe = None
     ci = ctx.class_i
-    for n, v in msg.items():
-        if n == _OSCORE:
-            raise OscoreError("message is already OSCORE-protected")
-        if n == _OBSERVE:
+    # A built message's options are its (number, value) pairs (coap.msg): iterate them without a generator.
+    for n, v in msg.opts if msg.buf is None else msg.items():
+        if n > 39 or n in _INNER:  # the common case: Class E (every unlisted option is, section 4.1)
+            if ci and n in ci:
+                outer.append((n, v))
+            else:
+                io.append((n, v))
+        elif n == _OBSERVE:
             observe = v
             io.append((n, v if request else b""))  # a notification's Inner Observe is empty (4.1.3.5.2)
             outer.append((n, v))
+        elif n == _OSCORE:
+            raise OscoreError("message is already OSCORE-protected")
         elif request and n == _PROXY_URI:
             from oscore.proxyuri import decompose
             decompose(v, io, outer)
-        elif (n < 256 and n in _U_ONLY) or n in ci:
+        elif n in _U_ONLY or n in ci:
             outer.append((n, v))
         else:
             io.append((n, v))
@@ -127,18 +147,23 @@ def class_i_of(ctx, opts):
     return class_i_bytes([x for x in opts if x[0] in ci]) if ci else b""
 
 
-def outer_of(ctx, msg):
-    # The outer options a receiver keeps (Class U only), and the Class I bytes for the AAD.
+def outer_of(msg, ci):
+    """In one pass over a received message: the OSCORE option value (None: absent), the outer options a receiver
+    keeps (Class U and the Class I numbers ci), and the Class I bytes for the AAD."""
+    osc = None
     keep = []
-    ci = ctx.class_i
-    cis = []
+    cis = None
     for n, v in msg.items():
-        if n < 256 and n in _U_ONLY:
+        if n == _OSCORE:
+            osc = v
+        elif n < 256 and n in _U_ONLY:
             keep.append((n, v))
         elif n in ci:
             keep.append((n, v))
+            if cis is None:
+                cis = []
             cis.append((n, v))
-    return keep, class_i_bytes(cis) if cis else b""
+    return osc, keep, class_i_bytes(cis) if cis else b""
 
 
 def open_inner(ctx, msg, nonce, kid, piv, ci, request):
@@ -153,13 +178,10 @@ def open_inner(ctx, msg, nonce, kid, piv, ci, request):
         raise bad("empty plaintext")
     tok = msg.token
     t = len(tok)
-    buf = bytearray(3 + t + len(pt))
-    buf[0] = 0x40 | (msg.type << 4) | t
-    buf[1] = pt[0]
-    buf[2] = msg.mid >> 8
-    buf[3] = msg.mid & 255
-    buf[4:4 + t] = tok
-    buf[4 + t:] = memoryview(pt)[1:]
+    mid = msg.mid
+    buf = bytearray((0x40 | (msg.type << 4) | t, pt[0], mid >> 8, mid & 255))
+    buf += tok
+    buf += memoryview(pt)[1:]
     try:
         m = decode(buf)
     except MessageError:
