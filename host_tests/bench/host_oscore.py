@@ -107,7 +107,7 @@ def run(ctx) -> list[dict]:
                 "unit": "B"})
     deps = "coap.msg,crypto.ccm,crypto.kdf,crypto.util"
     for label, base, extra in (
-            ("oscore core (context, protect, wire) beyond coap.msg and crypto", deps,
+            ("oscore core (context, protect) beyond coap.msg and crypto", deps,
              "oscore.context,oscore.protect"),
             ("oscore core + endpoint transform beyond coap.msg and crypto", deps,
              "oscore.context,oscore.protect,oscore.transform"),

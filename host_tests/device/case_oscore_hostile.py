@@ -7,6 +7,7 @@ from coap import MessageError
 from coap.msg import Message, decode
 from oscore import EchoRequired, OscoreError
 from oscore import context as C
+from oscore import answer as A
 from oscore import protect as P
 from case_oscore_common import vec, pair, get, protected, refused
 
@@ -96,10 +97,10 @@ def test_error_response_shape():
     wire[-2] ^= 0x40
     req = decode(bytes(wire))
     e = hgtest.raises(OscoreError, P.unprotect_request, [server], req)
-    r = P.error_response(e, req)
+    r = A.error_response(e, req)
     assert r.type == 2 and r.code == 128 and r.mid == req.mid and r.token == req.token
     assert r.payload == "Decryption failed" and r.uint(14) == 0 and not r.has(9)
-    assert P.error_response(OscoreError("client side"), req) is None
+    assert A.error_response(OscoreError("client side"), req) is None
 
 
 def test_sequence_number_exhaustion():

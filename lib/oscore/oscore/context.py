@@ -9,7 +9,7 @@
 from crypto.ccm import AesCcm
 from crypto.kdf import hkdf_expand, hkdf_extract
 
-from oscore import OscoreError
+from oscore import err
 
 try:
     from micropython import const
@@ -34,7 +34,7 @@ def _bstr(b):
         return bytes((0x58, n)) + b
     if n < 65536:
         return bytes((0x59, n >> 8, n & 255)) + b
-    raise OscoreError("identifier too long")
+    raise err(0)
 
 
 def info(ident, id_context, kind, length):
@@ -77,13 +77,13 @@ class Context:
     def __init__(self, secret, salt=b"", sender_id=b"", recipient_id=b"", id_context=None, store=None,
                  name="oscore", k=64, pure=False, class_i=()):
         if len(sender_id) > _ID_MAX or len(recipient_id) > _ID_MAX:
-            raise OscoreError("Sender/Recipient ID longer than 7 bytes")
+            raise err(1)
         if id_context is not None and len(id_context) > 255:
-            raise OscoreError("ID Context longer than 255 bytes")
+            raise err(2)
         if sender_id == recipient_id:
-            raise OscoreError("Sender ID and Recipient ID must differ")
+            raise err(3)
         if k < 1:
-            raise OscoreError("K must be positive")
+            raise err(4)
         self.sender_id = bytes(sender_id)
         self.recipient_id = bytes(recipient_id)
         self.id_context = None if id_context is None else bytes(id_context)
@@ -106,17 +106,13 @@ class Context:
             v = store.get(name)
             if v is not None:
                 if len(v) != 5:
-                    raise OscoreError("stored sequence number is malformed")
+                    raise err(5)
                 seq = int.from_bytes(v, "big")
                 self.synced = False
         self.seq = seq
         self.limit = seq  # sequence numbers below this are covered by the stored bound
         if store is not None:
             self._persist()
-
-    def __repr__(self):
-        return "<oscore.Context sid=%s rid=%s seq=%d keys hidden>" % (
-            self.sender_id.hex(), self.recipient_id.hex(), self.seq)
 
     def _persist(self):
         bound = min(self.limit + self.k, MAX_SEQ + 1)
@@ -127,7 +123,7 @@ class Context:
         """The Partial IV for the next message this context sends; refuses once the numbers run out."""
         n = self.seq
         if n > MAX_SEQ:
-            raise OscoreError("sender sequence numbers exhausted: the context needs new keys")
+            raise err(6)
         if self.store is not None and n >= self.limit:
             self._persist()  # before n is used: a failed write leaves n unused
         self.seq = n + 1

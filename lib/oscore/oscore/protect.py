@@ -8,12 +8,15 @@
 #
 # Failures raise oscore.OscoreError whose code/diag say which unprotected answer section 8 gives (code 0: none,
 # e.g. on the client side); oscore.EchoRequired when a context that lost its replay window needs an Echo round
-# trip (Appendix B.1.2): answer it with echo_response(err), which is protected with the server's own Partial IV.
-from coap.msg import Message
+# trip (Appendix B.1.2): answer it with oscore.answer.echo_response(err) (protected with the server's own Partial
+# IV); oscore.answer also builds the unprotected section 8 answers and the client's Echo retry.
+from coap.msg import Message, decode
+from coap import MessageError
+from crypto import CryptoError
 from crypto.util import ct_equal
 
-from oscore import OscoreError, EchoRequired
-from oscore.wire import bad, split, class_i_of, outer_of, open_inner, with_outer, encode_option, aad, parse_option
+from oscore import OscoreError, EchoRequired, err
+from oscore.context import _bstr
 
 try:
     from micropython import const
@@ -21,9 +24,6 @@ except ImportError:
     def const(x):
         return x
 
-_CON = const(0)
-_ACK = const(2)
-_NON = const(1)
 _POST = const(2)
 _FETCH = const(5)
 _CHANGED = const(68)
@@ -31,8 +31,181 @@ _CONTENT = const(69)
 _UNAUTHORIZED = const(129)
 _OBSERVE = const(6)
 _OSCORE = const(9)
-_MAX_AGE = const(14)
+_PROXY_URI = const(35)
 _ECHO = const(252)
+
+
+# Outer-only (Class U) options: Uri-Host, Uri-Port, Hop-Limit, Proxy-Uri, Proxy-Scheme. Every other option is
+# Inner (Class E, the default for unlisted options, section 4.1); Observe is both (section 4.1.3.5). The
+# options that are both E and U (Observe, Max-Age, Block*, Size*, No-Response) are hop-by-hop when outer:
+# a receiver discards them with the other outer Class E options (section 8.2 step 1).
+_U_ONLY = b"\x03\x07\x10\x23\x27"
+_ENC0 = b"\x83\x68Encrypt0\x40"
+# Options up to 39 that are plainly Inner: If-Match, ETag, If-None-Match, Location-Path, Uri-Path, Content-Format,
+# Max-Age, Uri-Query, Accept, Location-Query, Block2, Block1, Size2 (the fast path of split()).
+_INNER = b"\x01\x04\x05\x08\x0b\x0c\x0e\x0f\x11\x14\x17\x1b\x1c"
+
+
+
+def parse_option(v):
+    """(Partial IV, kid context or None, kid or None) from an OSCORE option value (section 6.1)."""
+    v = bytes(v)  # one copy: the slices below are then bytes
+    n = len(v)
+    if n == 0:
+        return b"", None, None
+    f = v[0]
+    if f & 0xE0:
+        raise err(7)
+    pl = f & 7
+    if pl > 5:
+        raise err(8)
+    p = 1 + pl
+    if p > n:
+        raise err(9)
+    piv = v[1:p]
+    kc = None
+    if f & 0x10:
+        if p >= n:
+            raise err(10)
+        s = v[p]
+        p += 1
+        if p + s > n:
+            raise err(10)
+        kc = v[p:p + s]
+        p += s
+    kid = None
+    if f & 0x08:
+        kid = v[p:]
+    elif p != n:
+        raise err(11)
+    if not f:
+        raise err(12)
+    return piv, kc, kid
+
+
+def encode_option(piv, kid_context=None, kid=None):
+    f = len(piv)
+    parts = [b"", piv]
+    if kid_context is not None:
+        f |= 0x10
+        parts.append(bytes((len(kid_context),)))
+        parts.append(kid_context)
+    if kid is not None:
+        f |= 0x08
+        parts.append(kid)
+    if not f:
+        return b""
+    parts[0] = bytes((f,))
+    return b"".join(parts)
+
+
+def aad(kid, piv, class_i=b""):
+    """Enc_structure ["Encrypt0", h'', bstr .cbor [1, [10], request_kid, request_piv, options]] (section 5.4)."""
+    if not class_i:  # kid <= 7 and Partial IV <= 5 bytes: every length fits its CBOR head
+        b = bytearray(_ENC0)
+        b.append(0x47 + len(kid) + len(piv))
+        b += b"\x85\x01\x81\x0a"
+        b.append(0x40 | len(kid))
+        b += kid
+        b.append(0x40 | len(piv))
+        b += piv
+        b.append(0x40)
+        return b
+    arr = b"".join((b"\x85\x01\x81\x0a", _bstr(kid), _bstr(piv), _bstr(class_i)))
+    return _ENC0 + _bstr(arr)
+
+
+def class_i_bytes(opts):
+    # The Class I options as CoAP would encode them (delta from 0): a token-less message's bytes after the header.
+    m = Message()
+    m.opts = opts
+    return bytes(m.encode()[4:])
+
+
+def split(ctx, msg, request):
+    """(plaintext, outer options, Observe value or None) of an original message (sections 4.1, 5.3)."""
+    inner = Message()
+    io = inner.opts
+    outer = []
+    observe = None
+    ci = ctx.class_i
+    # A built message's options are its (number, value) pairs (coap.msg): iterate them without a generator.
+    for n, v in msg.opts if msg.buf is None else msg.items():
+        if n > 39 or n in _INNER:  # the common case: Class E (every unlisted option is, section 4.1)
+            if ci and n in ci:
+                outer.append((n, v))
+            else:
+                io.append((n, v))
+        elif n == _OBSERVE:
+            observe = v
+            io.append((n, v if request else b""))  # a notification's Inner Observe is empty (4.1.3.5.2)
+            outer.append((n, v))
+        elif n == _OSCORE:
+            raise err(18)
+        elif request and n == _PROXY_URI:
+            from oscore.proxyuri import decompose
+            decompose(v, io, outer)
+        elif n in _U_ONLY or n in ci:
+            outer.append((n, v))
+        else:
+            io.append((n, v))
+    inner.payload = msg.payload
+    plain = inner.encode()
+    plain[3] = msg.code  # code | options | 0xFF payload: the encoding after a token-less header's first 3 bytes
+    return memoryview(plain)[3:], outer, observe
+
+
+def class_i_of(ctx, opts):
+    ci = ctx.class_i
+    return class_i_bytes([x for x in opts if x[0] in ci]) if ci else b""
+
+
+def outer_of(msg, ci):
+    """In one pass over a received message: the OSCORE option value (None: absent), the outer options a receiver
+    keeps (Class U and the Class I numbers ci), and the Class I bytes for the AAD."""
+    osc = None
+    keep = []
+    cis = None
+    for n, v in msg.items():
+        if n == _OSCORE:
+            osc = v
+        elif n < 256 and n in _U_ONLY:
+            keep.append((n, v))
+        elif n in ci:
+            keep.append((n, v))
+            if cis is None:
+                cis = []
+            cis.append((n, v))
+    return osc, keep, class_i_bytes(cis) if cis else b""
+
+
+def open_inner(ctx, msg, nonce, kid, piv, ci, request):
+    ct = msg.payload
+    if not ct:
+        raise err(13)
+    try:
+        pt = ctx.recipient.decrypt(nonce, ct, aad(kid, piv, ci))
+    except CryptoError:  # InvalidTag, or a length CCM refuses
+        raise err(19)
+    if not pt:
+        raise err(14)
+    tok = msg.token
+    t = len(tok)
+    mid = msg.mid
+    buf = bytearray((0x40 | (msg.type << 4) | t, pt[0], mid >> 8, mid & 255))
+    buf += tok
+    buf += memoryview(pt)[1:]
+    try:
+        m = decode(buf)
+    except MessageError:
+        raise err(15)
+    c = m.code >> 5
+    if (c != 0 if request else c not in (2, 4, 5)) or not m.code:
+        raise err(16)
+    if m.has(_OSCORE):
+        raise err(17)
+    m.remote = msg.remote
+    return m
 
 
 def find(contexts, kid, kid_context=None):
@@ -63,16 +236,16 @@ def unprotect_request(contexts, msg):
     the replay window is unchanged."""
     v, keep, ci = outer_of(msg, ())
     if v is None:
-        raise OscoreError("not an OSCORE request", _UNAUTHORIZED, "OSCORE required")
+        raise err(20)
     piv, kc, kid = parse_option(v)
     if not piv or kid is None:
-        raise bad("OSCORE request without Partial IV or kid")
+        raise err(21)
     ctx = find(contexts, kid, kc)
     if ctx is None:
-        raise OscoreError("no security context for this kid", _UNAUTHORIZED, "Security context not found")
+        raise err(22)
     seq = int.from_bytes(piv, "big")
     if ctx.synced and not ctx.fresh(seq):
-        raise OscoreError("replayed request", _UNAUTHORIZED, "Replay detected")
+        raise err(23)
     if ctx.class_i:
         keep, ci = outer_of(msg, ctx.class_i)[1:]
     nonce = ctx.nonce(kid, piv)
@@ -83,11 +256,13 @@ def unprotect_request(contexts, msg):
     else:
         e = m.opt(_ECHO)
         if e is None or ctx.echo is None or not ct_equal(e, ctx.echo):
-            err = EchoRequired(binding, ctx.challenge())
-            err.request = m
-            raise err
+            x = EchoRequired(binding, ctx.challenge())
+            x.request = m
+            raise x
         ctx.resync(seq)
-    return with_outer(m, keep), binding
+    for n, v in keep:
+        m.add(n, v)
+    return m, binding
 
 
 def protect_response(binding, msg, own_piv=False):
@@ -117,7 +292,7 @@ def unprotect_response(binding, msg):
     ctx = binding[0]
     v, keep, ci = outer_of(msg, ctx.class_i)
     if v is None:
-        e = OscoreError("response is not OSCORE-protected (code %d.%02d)" % (msg.code >> 5, msg.code & 31))
+        e = err(24)
         e.response = msg
         raise e
     try:
@@ -127,7 +302,7 @@ def unprotect_response(binding, msg):
         raise
     nonce = ctx.nonce(ctx.recipient_id, piv) if piv else binding[3]
     if nonce is None:
-        raise OscoreError("a second response without Partial IV")
+        raise err(25)
     try:
         m = open_inner(ctx, msg, nonce, binding[1], binding[2], ci, False)
     except OscoreError as e:
@@ -135,56 +310,17 @@ def unprotect_response(binding, msg):
         raise
     if m.has(_OBSERVE):
         if not binding[4]:
-            raise OscoreError("Observe in a response to a request without Observe")
+            raise err(26)
         if piv:
             seq = int.from_bytes(piv, "big")
             if seq <= binding[5]:
-                raise OscoreError("replayed or stale notification")
+                raise err(27)
             binding[5] = seq
             m.opts = [x for x in m.items() if x[0] != _OBSERVE]
             m.buf = None
             m.add(_OBSERVE, seq & 0xFFFFFF)
     if not piv:
         binding[3] = None
-    return with_outer(m, keep)
-
-
-def error_response(err, request):
-    """The unprotected answer section 8 gives for err (None when err.code is 0): the code, Outer Max-Age 0 and
-    the diagnostic payload, as an ACK to a CON (or NON to a NON) request."""
-    if not err.code:
-        return None
-    t = _ACK if request.type == _CON else _NON
-    m = Message(t, err.code, request.mid, request.token, err.diag or b"")
-    m.add(_MAX_AGE, 0)
-    m.remote = request.remote
-    return m
-
-
-def echo_response(err, mtype=None, mid=None):
-    """The protected 4.01 that carries only Echo (RFC 8613 B.1.2, RFC 9175 2.4), with the server's own Partial
-    IV, for an EchoRequired from unprotect_request."""
-    req = err.request
-    if mtype is None:
-        mtype = _ACK if req.type == _CON else _NON
-    m = Message(mtype, _UNAUTHORIZED, req.mid if mid is None else mid, req.token)
-    m.add(_ECHO, err.echo)
-    m.remote = req.remote
-    return protect_response(err.binding, m, own_piv=True)
-
-
-def echo_of(inner):
-    """The Echo value of a 4.01 challenge (client side), or None."""
-    if inner.code != _UNAUTHORIZED:
-        return None
-    e = inner.opt(_ECHO)
-    return None if e is None else bytes(e)
-
-
-def with_echo(msg, echo):
-    """A copy of request msg with its Echo option set to echo, for the one retry a challenge allows."""
-    m = Message(msg.type, msg.code, msg.mid, msg.token, msg.payload)
-    m.opts = [x for x in msg.items() if x[0] != _ECHO]
-    m.opts.append((_ECHO, echo))
-    m.remote = msg.remote
+    for n, v in keep:
+        m.add(n, v)
     return m

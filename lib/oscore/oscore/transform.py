@@ -7,9 +7,8 @@
 # An unprotected request to a path in `require` gets 4.01.
 # Client role: every request goes out through `client` (None: unprotected). A 4.01 Echo challenge is kept and
 # the next request carries the Echo: Oscore.request() retries once with it.
-from oscore import EchoRequired, OscoreError
-from oscore.protect import (protect_request, unprotect_request, protect_response, unprotect_response,
-                            error_response, echo_response, echo_of, with_echo)
+from oscore import EchoRequired, OscoreError, err
+from oscore.protect import protect_request, unprotect_request, protect_response, unprotect_response
 
 try:
     from micropython import const
@@ -47,13 +46,16 @@ class Oscore:
         from coap.msg import Message
         if not req.has(_OSCORE):
             if self.require and self._required(req.path()):
-                return error_response(OscoreError("unprotected", _UNAUTHORIZED, "OSCORE required"), req)
+                from oscore.answer import error_response
+                return error_response(err(20), req)
             return req
         try:
             inner, binding = unprotect_request(self.contexts, req)
         except EchoRequired as e:
+            from oscore.answer import echo_response
             return echo_response(e)
         except OscoreError as e:
+            from oscore.answer import error_response
             return error_response(e, req)
         except MemoryError:
             return Message(code=_SERVER_ERROR)
@@ -78,6 +80,7 @@ class Oscore:
             return req
         m = req
         if self.echo is not None:
+            from oscore.answer import with_echo
             m = with_echo(req, self.echo)
             self.echo = None
         out, req.oscore = protect_request(ctx, m)
@@ -91,9 +94,9 @@ class Oscore:
             inner = unprotect_response(b, resp)
         except OscoreError:
             return None
-        e = echo_of(inner)
-        if e is not None:
-            self.echo = e
+        if inner.code == _UNAUTHORIZED:  # an Echo challenge? (RFC 9175 2.4)
+            from oscore.answer import echo_of
+            self.echo = echo_of(inner)
         return inner
 
     async def request(self, client, method, remote, path, **kw):
