@@ -49,7 +49,8 @@ _INNER = b"\x01\x04\x05\x08\x0b\x0c\x0e\x0f\x11\x14\x17\x1b\x1c"
 
 def parse_option(v):
     """(Partial IV, kid context or None, kid or None) from an OSCORE option value (section 6.1)."""
-    v = bytes(v)  # one copy: the slices below are then bytes
+    if type(v) is not bytes:
+        v = bytes(v)  # one copy: the slices below are then bytes
     n = len(v)
     if n == 0:
         return b"", None, None
@@ -84,19 +85,17 @@ def parse_option(v):
 
 
 def encode_option(piv, kid_context=None, kid=None):
-    f = len(piv)
-    parts = [b"", piv]
-    if kid_context is not None:
-        f |= 0x10
-        parts.append(bytes((len(kid_context),)))
-        parts.append(kid_context)
-    if kid is not None:
-        f |= 0x08
-        parts.append(kid)
+    f = len(piv) | (0 if kid_context is None else 0x10) | (0 if kid is None else 0x08)
     if not f:
         return b""
-    parts[0] = bytes((f,))
-    return b"".join(parts)
+    out = bytearray((f,))
+    out += piv
+    if kid_context is not None:
+        out.append(len(kid_context))
+        out += kid_context
+    if kid is not None:
+        out += kid
+    return out
 
 
 def aad(kid, piv, class_i=b""):
@@ -130,25 +129,26 @@ def split(ctx, msg, request):
     observe = None
     ci = ctx.class_i
     # A built message's options are its (number, value) pairs (coap.msg): iterate them without a generator.
-    for n, v in msg.opts if msg.buf is None else msg.items():
+    for x in msg.opts if msg.buf is None else msg.items():
+        n = x[0]
         if n > 39 or n in _INNER:  # the common case: Class E (every unlisted option is, section 4.1)
             if ci and n in ci:
-                outer.append((n, v))
+                outer.append(x)
             else:
-                io.append((n, v))
+                io.append(x)
         elif n == _OBSERVE:
-            observe = v
-            io.append((n, v if request else b""))  # a notification's Inner Observe is empty (4.1.3.5.2)
-            outer.append((n, v))
+            observe = x[1]
+            io.append(x if request else (n, b""))  # a notification's Inner Observe is empty (4.1.3.5.2)
+            outer.append(x)
         elif n == _OSCORE:
             raise err(18)
         elif request and n == _PROXY_URI:
             from oscore.proxyuri import decompose
-            decompose(v, io, outer)
+            decompose(x[1], io, outer)
         elif n in _U_ONLY or n in ci:
-            outer.append((n, v))
+            outer.append(x)
         else:
-            io.append((n, v))
+            io.append(x)
     inner.payload = msg.payload
     plain = inner.encode()
     plain[3] = msg.code  # code | options | 0xFF payload: the encoding after a token-less header's first 3 bytes
