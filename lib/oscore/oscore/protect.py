@@ -34,7 +34,6 @@ _OSCORE = const(9)
 _PROXY_URI = const(35)
 _ECHO = const(252)
 
-
 # Outer-only (Class U) options: Uri-Host, Uri-Port, Hop-Limit, Proxy-Uri, Proxy-Scheme. Every other option is
 # Inner (Class E, the default for unlisted options, section 4.1); Observe is both (section 4.1.3.5). The
 # options that are both E and U (Observe, Max-Age, Block*, Size*, No-Response) are hop-by-hop when outer:
@@ -44,7 +43,6 @@ _ENC0 = b"\x83\x68Encrypt0\x40"
 # Options up to 39 that are plainly Inner: If-Match, ETag, If-None-Match, Location-Path, Uri-Path, Content-Format,
 # Max-Age, Uri-Query, Accept, Location-Query, Block2, Block1, Size2 (the fast path of split()).
 _INNER = b"\x01\x04\x05\x08\x0b\x0c\x0e\x0f\x11\x14\x17\x1b\x1c"
-
 
 
 def parse_option(v):
