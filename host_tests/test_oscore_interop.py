@@ -386,7 +386,8 @@ def test_aiocoap_against_vm_oscore_server(tmp_path):
 
     try:
         assert b"synced=1" in boot
-        # The command-line client with a credentials file (first: it holds the context's lock while it runs), as a user would talk to a board.
+        # The command-line client with a credentials file, as a user would talk to a board (first: it holds the
+        # context directory's lock while it runs).
         cred_file = tmp_path / "creds.json"
         cred_file.write_text(json.dumps(creds))
         cli = Path(sys.executable).parent / "aiocoap-client"

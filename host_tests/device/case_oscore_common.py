@@ -1,4 +1,5 @@
-# Shared helpers of the case_oscore*.py files (no cases of its own): the Appendix C vectors, context pairs, refusal checks.
+# Shared helpers of the case_oscore*.py files (no cases of its own): the Appendix C vectors, context pairs,
+# refusal checks.
 import hgtest
 from hgtest import unhex
 
