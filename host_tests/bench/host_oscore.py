@@ -112,6 +112,8 @@ def run(ctx) -> list[dict]:
             ("oscore core + endpoint transform beyond coap.msg and crypto", deps,
              "oscore.context,oscore.protect,oscore.transform"),
             ("CoAP stack (client, server, UDP) without OSCORE", "", "coap.client,coap.server,coap.udp"),
+            ("CoAP stack + the crypto OSCORE uses (AES-CCM, HKDF), without OSCORE", "",
+             "coap.client,coap.server,coap.udp,crypto.ccm,crypto.kdf,crypto.util"),
             ("CoAP stack (client, server, UDP) with OSCORE (transform, context, protect, AES-CCM, HKDF)", "",
              "coap.client,coap.server,coap.udp,oscore.transform,oscore.context")):
         heap = _vm(ctx, mpy, VM_IMPORT, base, extra)
