@@ -300,3 +300,133 @@ def test_serial_coap_on_the_board_pty_through_the_gateway(tmp_path):
     assert reply is not None, "no answer through the gateway"
     assert reply[1] == 0x45 and reply[4] == 0x77
     assert reply[reply.index(b"\xff") + 1:] == payload
+
+
+# ---- ReplTracker: the REPL state machine, sans-IO ----------------------------------------------------------
+
+BANNER = b'MicroPython v1.29.0 on 2026-08-29; linux\r\n' + FRIENDLY_BANNER_END
+
+
+def booted(enter_raw=False) -> ReplTracker:
+    t = ReplTracker(enter_raw=enter_raw)
+    out = t.output(RUN_MARK + b"boot.py says hi\n" + REPL_MARK + BANNER)
+    assert out.ready and out.to_user == b"boot.py says hi\r\n" + BANNER
+    return t
+
+
+def test_tracker_follows_boot_run_and_prompt():
+    t = ReplTracker()
+    assert t.phase == "booting" and t.busy
+    # A Ctrl-C before boot.py starts waits for the VM's SIGINT handler, then interrupts.
+    assert t.input(bytes([CTRL_C])) == (b"", False) and t.pending_interrupt
+    out = t.output(RUN_MARK[:3])  # a marker split across reads
+    assert out.to_user == b"" and not out.ready
+    out = t.output(RUN_MARK[3:] + b"main.py runs\n")
+    assert out.ready and out.interrupt and out.to_user == b"main.py runs\r\n" and t.phase == "user"
+    assert t.input(b"\x03x") == (b"x", True)  # while main.py runs Ctrl-C is a SIGINT, other bytes pass
+    t.output(REPL_MARK + BANNER)
+    assert t.phase == "repl" and not t.busy and t.mode == "friendly"
+
+
+def test_tracker_knows_when_code_runs_at_the_prompt():
+    t = booted()
+    assert t.input(b"\r") == (b"\r", False) and not t.busy  # Enter on an empty line only reprints the prompt
+    t.input(b"x = 1")
+    assert not t.busy
+    t.input(b"\r")
+    assert t.busy  # the line runs: a Ctrl-C now interrupts it
+    assert t.input(bytes([CTRL_C])) == (b"", True)
+    t.output(b"\r\nKeyboardInterrupt: \r\n>>> ")
+    assert not t.busy and t.input(bytes([CTRL_C])) == (bytes([CTRL_C]), False)  # at the prompt: a byte
+    t.input(bytes([CTRL_D]))
+    assert t.busy  # Ctrl-D at an empty prompt: soft reset
+
+
+def test_tracker_raw_repl_and_entering_it_after_a_soft_reset():
+    t = booted()
+    t.output(b"\r\n" + RAW_BANNER)
+    assert t.mode == "raw" and not t.busy
+    t.input(b"print(1)")
+    assert not t.busy
+    t.input(bytes([CTRL_D]))
+    assert t.busy
+    t.output(b"OK1\r\n\x04\x04>")
+    assert not t.busy
+    # After a soft reset in the raw REPL the new VM starts friendly: its banner is hidden, Ctrl-A sent.
+    t = ReplTracker(enter_raw=True)
+    t.output(REPL_MARK)
+    out = t.output(BANNER)
+    assert out.to_user == b"" and out.to_vm == b"\x01" and not t.entering_raw
+    assert t.output(RAW_BANNER).to_user == RAW_BANNER and t.mode == "raw"
+
+
+def test_tracker_output_looks_like_a_board():
+    t = booted()
+    # Bare LF becomes CR LF, CR LF stays, also across chunks.
+    assert t.output(b"a\nb\r\nc\r").to_user == b"a\r\nb\r\nc\r"
+    assert t.output(b"\nd\n").to_user == b"\nd\r\n"
+    # The boot script's frames leave tracebacks, even split across reads.
+    tb = (b"Traceback (most recent call last):\n  File \"<stdin>\", line 1, in <module>\n"
+          b"  File \"/x/tools/hourglass/vboard_boot.py\", line 230, in board_import\n"
+          b"ImportError: no module named 'socket'\n>>> ")
+    cut = tb.index(b"vboard_boot") - 5
+    assert t.output(tb[:cut]).to_user + t.output(tb[cut:]).to_user == (
+        b"Traceback (most recent call last):\r\n  File \"<stdin>\", line 1, in <module>\r\n"
+        b"ImportError: no module named 'socket'\r\n>>> ")
+    # While the program uses the console as a data line (kbd_intr(-1)), bytes pass exactly, and the chunk
+    # after kbd_intr(3) too (it may still hold data written before the call).
+    t.kbd_intr(-1)
+    frame = b"\xc0\x0a  File \"vboard_boot.py\", line 1, in x\n\n\xc0"
+    assert t.output(frame).to_user == frame
+    t.kbd_intr(3)
+    assert t.output(b"tail\n").to_user == b"tail\n"
+    assert t.output(b"text\n").to_user == b"text\r\n"
+
+
+def test_tracker_kbd_intr_makes_ctrl_c_a_byte():
+    t = booted()
+    t.input(b"run()\r")
+    t.kbd_intr(-1)
+    assert t.input(b"\x03\x03") == (b"\x03\x03", False)  # the program reads them (coap.serial stops on one)
+    t.output(b"\r\n>>> ")
+    assert t.intr_char == CTRL_C  # the REPL enables Ctrl-C again
+
+
+# ---- the virtual board matches a board ---------------------------------------------------------------------
+
+def test_output_is_cr_lf_and_tracebacks_have_no_virtual_board_frames(tmp_path):
+    with vboard.VirtualBoard(tmp_path / "nrf", "PCA10056") as nrf:
+        with serial.Serial(nrf.port, 115200, timeout=10) as s:
+            s.write(b"\r\x03")
+            s.read_until(b">>> ")
+            s.reset_input_buffer()
+            s.write(b"print('a\\nb')\r")
+            assert s.read_until(b">>> ").endswith(b"a\r\nb\r\n>>> ")
+            s.write(b"import socket\r")
+            out = s.read_until(b">>> ")
+    assert b"ImportError: no module named 'socket'\r\n" in out, out
+    assert b"vboard_boot" not in out and b"\n" not in out.replace(b"\r\n", b"")
+    assert out.count(b"  File ") == 1  # only <stdin>, as on the board
+
+
+def test_statvfs_and_the_filesystem_size_come_from_board_toml(tmp_path):
+    b = boards.load_board("PCA10056")
+    with vboard.VirtualBoard(tmp_path / "nrf", b) as nrf:
+        out = mpremote(nrf.port, "exec", "import os\nprint(os.statvfs('/flash'))\n"
+                       "try:\n    with open('big.bin', 'wb') as f:\n"
+                       "        for i in range(100):\n            f.write(bytes(4096))\n"
+                       "except OSError as e:\n    print('full', e.errno, os.stat('big.bin')[6])\n").stdout
+    lines = out.splitlines()
+    st = eval(lines[0])
+    assert st[:3] == (b.fs_block_size, b.fs_block_size, b.fs_block_count) and 0 < st[3] == st[4] < st[2]
+    errno_, written = lines[1].split()[1:]
+    assert errno_ == "28" and 0 < int(written) <= b.fs_size - 2 * b.fs_block_size
+    assert (nrf.flash_dir / "big.bin").stat().st_size == int(written)
+
+
+def test_a_romfs_board_has_its_partition(tmp_path):
+    b = boards.load_board("PCA10056")
+    assert b.romfs_stock
+    with vboard.VirtualBoard(tmp_path / "nrf", b) as nrf:
+        out = mpremote(nrf.port, "romfs", "query").stdout
+    assert f"ROMFS0 partition has size {b.romfs_size} bytes" in out, out

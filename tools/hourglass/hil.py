@@ -7,8 +7,10 @@
 mpremote soft-resets the board first (fresh heap for every case file) and mounts the repository at /remote.
 The case files, hgtest/hgrunner and lib/ are compiled to .mpy on the host first (build/hil/), and the board
 imports them from the mount and reads vectors from host_tests/vectors (its working directory is the repo). hgrunner prints one framed record per test (result, time, heap), parsed by
-mpvm.parse_results(). `--board-lib build` imports the board's compiled bundle (build/<board>/fs/lib or
-romfs/lib, from `hourglass build`) instead of lib/ sources.
+mpvm.parse_results(). `--board-lib build` imports the board's compiled bundle (fs/lib or romfs/lib of its
+common.BuildLayout, from `hourglass build`) instead of lib/ sources. Board facts (the heap a case file's
+MP_HEAP is compared with) come from boards.Board. Before each batch the board is brought to its prompt
+(repl.take_over), so an app that owns the console cannot make the run hang.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hourglass import boards, mpvm, repl
-from hourglass.common import UserError, find_executable
+from hourglass.common import BuildLayout, UserError, find_executable
 
 REPO = mpvm.REPO
 MOUNT = "/remote"  # where mpremote mounts the host directory
@@ -108,9 +110,11 @@ def stage(t: BoardTarget, case_dir: Path = mpvm.DEVICE_TESTS) -> list[str]:
         _stage_tree(d, dest)
         paths.append(_remote(dest))
     if t.lib == "build":
-        for sub in ("fs/lib", "romfs/lib"):
-            if (REPO / "build" / t.name / sub).is_dir():
-                paths.append(_remote(REPO / "build" / t.name / sub))
+        layout = BuildLayout(t.name)
+        libs = [d / "lib" for d in (layout.fs_dir, layout.romfs_dir) if (d / "lib").is_dir()]
+        if not libs:
+            raise UserError(f"no build for {t.name} in {layout.root}: run `make build BOARD={t.name}` first")
+        paths += [_remote(d) for d in libs]
     else:
         for pkg in mpvm.lib_package_dirs():
             dest = STAGE / "lib" / pkg.name

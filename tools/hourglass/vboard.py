@@ -321,7 +321,8 @@ class VirtualBoard:
         self._thread = threading.Thread(target=self._loop, name=f"vboard-{self.board.name}", daemon=True)
         self._thread.start()
         if not self._ready.wait(wait):
-            raise RuntimeError(f"the virtual board's VM did not start within {wait} s")
+            self.stop()
+            raise UserError(f"the virtual board's VM did not start within {wait:g} s")
         return self.port
 
     def serve(self) -> None:
