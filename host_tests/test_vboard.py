@@ -398,7 +398,7 @@ def test_output_is_cr_lf_and_tracebacks_have_no_virtual_board_frames(tmp_path):
     with vboard.VirtualBoard(tmp_path / "nrf", "PCA10056") as nrf:
         with serial.Serial(nrf.port, 115200, timeout=10) as s:
             s.write(b"\r\x03")
-            s.read_until(b">>> ")
+            time.sleep(0.5)  # both prompts arrive
             s.reset_input_buffer()
             s.write(b"print('a\\nb')\r")
             assert s.read_until(b">>> ").endswith(b"a\r\nb\r\n>>> ")
