@@ -1,13 +1,11 @@
 """The virtual board: the real MicroPython VM behind a pty, driven by the real mpremote (and pyserial)."""
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import serial

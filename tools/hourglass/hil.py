@@ -6,9 +6,10 @@
 
 mpremote soft-resets the board first (fresh heap for every case file) and mounts the repository at /remote.
 The case files, hgtest/hgrunner and lib/ are compiled to .mpy on the host first (build/hil/), and the board
-imports them from the mount and reads vectors from host_tests/vectors (its working directory is the repo). hgrunner prints one framed record per test (result, time, heap), parsed by
-mpvm.parse_results(). `--board-lib build` imports the board's compiled bundle (fs/lib or romfs/lib of its
-common.BuildLayout, from `hourglass build`) instead of lib/ sources. Board facts (the heap a case file's
+imports them from the mount and reads vectors from host_tests/vectors (its working directory is the repo).
+hgrunner prints one framed record per test (result, time, heap), parsed by mpvm.parse_results().
+`--board-lib build` imports the board's compiled bundle (fs/lib or romfs/lib of its common.BuildLayout, from
+`hourglass build`) instead of lib/ sources. Board facts (the heap a case file's
 MP_HEAP is compared with) come from boards.Board. Before each batch the board is brought to its prompt
 (repl.take_over), so an app that owns the console cannot make the run hang.
 """

@@ -20,7 +20,6 @@ import time
 from hourglass.common import UserError, find_executable
 
 FRIENDLY_PROMPT = b">>> "
-RAW_PROMPT = b"raw REPL; CTRL-B to exit\r\n>"
 SOFT_REBOOT = b"soft reboot\r\n"
 TAKE_OVER_TIMEOUT = 15.0  # seconds to reach a prompt before giving up
 ATTEMPT_WAIT = 0.6        # seconds to wait for a prompt after each Ctrl-C / Ctrl-B
@@ -70,10 +69,6 @@ def _read_for(ser, seconds: float, until=None) -> bytes:
         else:
             time.sleep(0.02)
     return bytes(data)
-
-
-def at_prompt(output: bytes) -> bool:
-    return output.endswith((FRIENDLY_PROMPT, RAW_PROMPT))
 
 
 def take_over(port: str, timeout: float = TAKE_OVER_TIMEOUT) -> bytes:

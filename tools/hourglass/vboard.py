@@ -325,11 +325,6 @@ class VirtualBoard:
             raise UserError(f"the virtual board's VM did not start within {wait:g} s")
         return self.port
 
-    def serve(self) -> None:
-        """Open the pty, boot the VM and serve in this thread until stop()."""
-        self._open()
-        self._loop()
-
     def hard_reset(self) -> None:
         """Like pressing the board's reset button. Thread-safe; also safe from a signal handler."""
         os.write(self._ctl_w, b"H")
@@ -658,7 +653,7 @@ def run_cli(args) -> int:
     romfs = f", ROMFS {b.romfs_size // 1024} KiB in {board.romfs_file}" if board.romfs_file else ""
     print(f"vboard: {b.name}: flash {board.flash_dir} at {b.fs_mount} ({b.fs_size // 1024} KiB){romfs}, "
           f"heap {board.heap} on the VM (board {b.python_heap // 1024} KiB x2"
-          + (f" + the ROMFS partition" if board.romfs_file else "") + f", from {b.folder / 'board.toml'})"
+          + (" + the ROMFS partition" if board.romfs_file else "") + f", from {b.folder / 'board.toml'})"
           + (f"; without {', '.join(board.missing)}" if board.missing else ""), file=sys.stderr, flush=True)
     signal.signal(signal.SIGHUP, lambda *_: board.hard_reset())
     signal.signal(signal.SIGTERM, lambda *_: board.stop())
