@@ -60,7 +60,7 @@ flash: build
 FLASH_DIR ?= build/vboard/$(BOARD)
 
 deploy: build
-	$(BIN)/hourglass deploy --board $(BOARD) --port $(PORT) $(if $(DRY_RUN),--dry-run)
+	$(BIN)/hourglass deploy --board $(BOARD) $(if $(PORT),--port $(PORT)) $(if $(DRY_RUN),--dry-run)
 
 repl: $(STAMP)
 	$(BIN)/hourglass repl --port $(PORT) $(if $(RESUME),--resume) $(if $(DRY_RUN),--dry-run)
