@@ -348,6 +348,7 @@ class Peer:
             conv.nai = json_str(self.identity())
         conv.init = {_F_VERS: msg.raw(b"Vers"), _F_CSS: msg.raw(b"Cryptosuites"), _F_DIRS: msg.raw(b"Dirs"),
                      _F_SINFO: sinfo, _F_DIRP: _b(dirp)}
+        conv.expect = (3,)
         return (b'{"Type":2,"Verp":1,"PeerId":' + conv.peer_id + b',"Cryptosuitep":' + _b(conv.cs) +
                 b',"Dirp":' + _b(dirp) + b',"PeerInfo":' + self.peer_info + b"}")
 
