@@ -19,14 +19,14 @@ PRIV = {
 def load(name):
     """A transcript as {"steps": [(kind, text)], "values": {name: value}, "exchanges": [title]} where kind is
     identity | request | response | oob."""
-    with open(hgtest.vector_path("eap-noob/eap-noob_" + name + ".txt")) as f:
-        lines = [line.rstrip() for line in f]
     steps = []
     values = {}
     titles = []
     pending = None
     in_messages = True
-    for line in lines:
+    f = open(hgtest.vector_path("eap-noob/eap-noob_" + name + ".txt"))
+    for line in f:
+        line = line.rstrip()
         if line.startswith("======"):
             title = line.strip("= ")
             if title.startswith("Inputs"):
@@ -57,6 +57,7 @@ def load(name):
             elif key.startswith("NoobId (alt"):
                 key = "NoobId json"
             values[key] = value.strip()
+    f.close()
     return {"steps": steps, "values": values, "exchanges": titles, "name": name}
 
 
