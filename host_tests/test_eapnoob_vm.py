@@ -7,7 +7,7 @@ import os
 import subprocess
 
 import pytest
-from test_eapnoob_server import SERVER_INFO, run
+from test_eapnoob_server import SERVER_INFO, _flip_mac, run
 
 from hourglass import mpvm
 from hourglass import noob_server as ns
@@ -25,7 +25,7 @@ while True:
     words = line.strip().split(" ", 2)
     cmd = words[0]
     if cmd == "R":
-        r = peer.receive(binascii.unhexlify(words[2]), int(words[1]))
+        r = peer.receive(binascii.unhexlify(words[2] if len(words) > 2 else ""), int(words[1]))
         out = binascii.hexlify(r).decode() if r else "-"
     elif cmd == "O":
         out = peer.oob_message(int(words[1])) or "-"
@@ -139,5 +139,24 @@ def test_vm_peer_full_flow(tmp_path, cs, direction):
         conv = run(server, peer)
         assert conv.success and conv.s["km"] == 3 and peer.msk == conv.keys[0]
         assert server.registry.get(peer.peer_id).cryptosuitep == 3 - cs
+    finally:
+        peer.close()
+
+
+def test_vm_peer_refuses_a_tampered_mac_and_hostile_packets(tmp_path):
+    server = ns.NoobServer(SERVER_INFO, cryptosuites=(1,), dirs=2)
+    peer = VmPeer(tmp_path, 2, (1,))
+    try:
+        run(server, peer)
+        assert peer.accept_oob(server.make_oob(peer.peer_id))
+        conv = run(server, peer, tamper=_flip_mac(b"MACs"))
+        assert conv.error == (4001, "MACs verification failed", False) and peer.state == 2
+        for pkt in (b"", b"\x01\x01\x00\x09\x38{", b"\x01\x02\x00\x0a\x38[[[[[", b"\x01\x03\xff\xff\x38",
+                    bytes((1, 4, 0, 7, 56)) + b'{"', bytes((1, 5, 0, 12, 56)) + b'{"Type":1e9}'):
+            resp = peer.receive(pkt)
+            assert resp is None or resp[0] == 2
+        peer.boot()
+        assert peer.state == 2
+        assert run(server, peer).success and peer.state == 4
     finally:
         peer.close()
