@@ -92,7 +92,7 @@ def _live_noobs(peer, now):
 
 
 def _set_noobs(rec, noobs):
-    rec[F_NOOBS] = b"".join(n + t.to_bytes(8, "big") for n, t in noobs)
+    rec[F_NOOBS] = b"".join(n + int(t).to_bytes(8, "big") for n, t in noobs)
 
 
 def on_type4(peer, conv, msg, now):

@@ -98,31 +98,19 @@ def kdf(z, party_u, party_v, supp_priv):
     return concat_kdf_sha256(z, KDF_LEN, b"EAP-NOOB" + party_u + party_v + supp_priv)
 
 
-def _chunks(first, parts):
-    out = [b"[", first]
-    for p in parts:
-        out.append(b",")
-        out.append(p)
-    out.append(b"]")
-    return out
-
-
 def array(first, parts):
-    """The JSON array [first, parts...] exactly as hashed (for logs and tests)."""
-    return b"".join(_chunks(first, parts))
+    """The JSON array [first, parts...] that Hoob and the MACs cover: raw elements joined, no whitespace."""
+    return b"[" + first + b"," + b",".join(parts) + b"]"
 
 
 def hoob(direction, parts):
     """Hoob = H(Dir, Vers, ..., Noob)[:16]; parts are the 16 raw JSON elements after Dir."""
-    h = sha256()
-    for c in _chunks(b"%d" % direction, parts):
-        h.update(c)
-    return h.digest()[:16]
+    return sha256(array(b"%d" % direction, parts)).digest()[:16]
 
 
 def mac(key, first, parts):
     """HMAC-SHA256(key, [first, parts...]); first is b"2" for the server's MAC, b"1" for the peer's."""
-    return HmacSha256(key).mac(*_chunks(first, parts))
+    return HmacSha256(key).mac(array(first, parts))
 
 
 def noob_ids(noob_b64):

@@ -254,9 +254,6 @@ class Message:
             _bad("data after the JSON object")
         self.spans = spans
 
-    def names(self):
-        return self.spans.keys()
-
     def has(self, name):
         return name in self.spans
 
