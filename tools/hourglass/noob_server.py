@@ -23,7 +23,8 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from json.decoder import scanstring  # type: ignore[attr-defined]  # public since Python 2.6, not in typeshed
+from typing import Any, Callable
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
@@ -37,7 +38,8 @@ NOOB_TIMEOUT = 3600
 OOB_RETRIES = 5
 SUITES = (1, 2)
 
-E_INVALID_NAI, E_MESSAGE_STRUCTURE, E_INVALID_DATA, E_UNEXPECTED_TYPE, E_INVALID_ECDHE_KEY = 1001, 1002, 1003, 1004, 1005
+E_INVALID_NAI, E_MESSAGE_STRUCTURE, E_INVALID_DATA, E_UNEXPECTED_TYPE = 1001, 1002, 1003, 1004
+E_INVALID_ECDHE_KEY = 1005
 E_STATE_MISMATCH, E_UNRECOGNIZED_NOOBID, E_UNEXPECTED_PEERID = 2002, 2003, 2004
 E_HMAC, E_PEER_INFO = 4001, 5004
 
@@ -83,7 +85,11 @@ def jstr(text: str) -> str:
 
 
 _WS = re.compile(r"[ \t\r\n]*")
-_DECODER = json.JSONDecoder()
+
+
+def _skip_ws(text: str, i: int) -> int:
+    m = _WS.match(text, i)
+    return m.end() if m else i
 
 
 def _no_constants(name: str) -> None:
@@ -100,39 +106,39 @@ class RawMessage:
         try:
             text = bytes(data).decode("utf-8")
             raw, values = {}, {}
-            i = _WS.match(text, 0).end()
+            i = _skip_ws(text, 0)
             if text[i:i + 1] != "{":
                 raise ValueError("not a JSON object")
-            i = _WS.match(text, i + 1).end()
+            i = _skip_ws(text, i + 1)
             if text[i:i + 1] == "}":
                 i += 1
             else:
                 while True:
                     if text[i:i + 1] != '"':
                         raise ValueError("member name expected")
-                    name, i = json.decoder.scanstring(text, i + 1)
-                    i = _WS.match(text, i).end()
+                    name, i = scanstring(text, i + 1)
+                    i = _skip_ws(text, i)
                     if text[i:i + 1] != ":":
                         raise ValueError("':' expected")
-                    i = _WS.match(text, i + 1).end()
+                    i = _skip_ws(text, i + 1)
                     value, end = _STRICT.raw_decode(text, i)
                     if name in raw:
                         raise ValueError("duplicate member")
                     raw[name], values[name] = text[i:end], value
-                    i = _WS.match(text, end).end()
+                    i = _skip_ws(text, end)
                     if text[i:i + 1] == "}":
                         i += 1
                         break
                     if text[i:i + 1] != ",":
                         raise ValueError("',' expected")
-                    i = _WS.match(text, i + 1).end()
-            if _WS.match(text, i).end() != len(text):
+                    i = _skip_ws(text, i + 1)
+            if _skip_ws(text, i) != len(text):
                 raise ValueError("data after the object")
         except (ValueError, RecursionError) as e:
             raise NoobError(E_MESSAGE_STRUCTURE, str(e)[:100]) from None
         self.raw, self.values = raw, values
 
-    def int(self, name: str, lo: int, hi: int) -> int:
+    def number(self, name: str, lo: int, hi: int) -> int:
         v = self.values.get(name)
         if type(v) is not int or not lo <= v <= hi:
             raise NoobError(E_INVALID_DATA, f"{name} out of range")
@@ -152,12 +158,12 @@ class RawMessage:
 
 # ---- cryptosuites, KDF, Hoob, MACs ----------------------------------------------------------------------
 
-def keypair(cs: int, rng: Callable[[int], bytes]):
+def keypair(cs: int, rng: Callable[[int], bytes]) -> tuple[Any, str]:
     """(private key object, JWK text)."""
     if cs == 1:
-        priv = x25519.X25519PrivateKey.from_private_bytes(rng(32))
-        x = priv.public_key().public_bytes_raw()
-        return priv, '{"kty":"OKP","crv":"X25519","x":"' + b64e(x) + '"}'
+        xpriv = x25519.X25519PrivateKey.from_private_bytes(rng(32))
+        x = xpriv.public_key().public_bytes_raw()
+        return xpriv, '{"kty":"OKP","crv":"X25519","x":"' + b64e(x) + '"}'
     while True:
         d = int.from_bytes(rng(32), "big")
         try:
@@ -169,7 +175,7 @@ def keypair(cs: int, rng: Callable[[int], bytes]):
                       b64e(pub.y.to_bytes(32, "big")) + '"}')
 
 
-def ecdh(cs: int, priv, jwk: object) -> bytes:
+def ecdh(cs: int, priv: Any, jwk: Any) -> bytes:
     """Z from our private key and the peer's JWK (decoded); NoobError 1005 for a bad key."""
     try:
         if cs == 1:
@@ -260,7 +266,7 @@ class Association:
 class MemoryRegistry:
     """Associations by PeerId, in memory (the SQLite registry keeps the same records)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.peers: dict[str, Association] = {}
 
     def get(self, peer_id: str) -> Association | None:
@@ -317,7 +323,7 @@ class NoobServer:
         OobRetries of them drop the ephemeral association (back to Unregistered)."""
         fields = parse_oob(text)
         assoc = self.registry.get(fields.get("P", "")) if fields else None
-        if assoc is None or assoc.state != WAITING or not int(assoc.initial["Dirp"]) & 1:
+        if fields is None or assoc is None or assoc.state != WAITING or not int(assoc.initial["Dirp"]) & 1:
             return False
         try:
             noob = b64d(fields.get("N"), 16)
@@ -351,6 +357,12 @@ class Conversation:
         self.error: tuple[int, str, bool] | None = None  # code, info, sent by us
         self.nai = ""
         self.s: dict = {}  # this exchange's values
+
+    @property
+    def peer(self) -> Association:
+        """The association this exchange is about (set by the handshake for every exchange but Initial)."""
+        assert self.assoc is not None
+        return self.assoc
 
     # ---- EAP framing -----------------------------------------------------------------------------------
 
@@ -393,7 +405,7 @@ class Conversation:
             return [self._end(False)]
         try:
             msg = RawMessage(data)
-            t = msg.int("Type", 0, 9)
+            t = msg.number("Type", 0, 9)
             required, optional = RESPONSE_MEMBERS[t]
             names = msg.raw.keys()
             if not required <= names or names - required - optional:
@@ -433,7 +445,7 @@ class Conversation:
         return [self._noob(body), self._end(False)]
 
     def _peer_error(self, msg: RawMessage) -> list[bytes]:
-        code = msg.int("ErrorCode", 0, 9999)
+        code = msg.number("ErrorCode", 0, 9999)
         self.error = (code, str(msg.values.get("ErrorInfo", ""))[:MAX_INFO], False)
         self._after_error(code)
         a = self.assoc
@@ -445,7 +457,7 @@ class Conversation:
     # ---- common handshake ------------------------------------------------------------------------------
 
     def _handshake(self, msg: RawMessage) -> list[bytes]:
-        p = msg.int("PeerState", 0, 3)
+        p = msg.number("PeerState", 0, 3)
         a = None
         if p > 0:
             if "PeerId" not in msg.raw:
@@ -486,12 +498,12 @@ class Conversation:
 
     def _type2(self, msg: RawMessage) -> list[bytes]:
         srv, s = self.server, self.s
-        if msg.int("Verp", 0, 0xFFFF) != 1:
+        if msg.number("Verp", 0, 0xFFFF) != 1:
             raise NoobError(E_INVALID_DATA, "Verp not offered")
-        cs = msg.int("Cryptosuitep", 0, 0xFFFF)
+        cs = msg.number("Cryptosuitep", 0, 0xFFFF)
         if cs not in srv.cryptosuites:
             raise NoobError(E_INVALID_DATA, "Cryptosuitep not offered")
-        dirp = msg.int("Dirp", 1, 3)
+        dirp = msg.number("Dirp", 1, 3)
         if dirp & ~srv.dirs:
             raise NoobError(E_INVALID_DATA, "Dirp not offered")
         s.update(Verp=msg.raw["Verp"], Cryptosuitep=msg.raw["Cryptosuitep"], Dirp=msg.raw["Dirp"],
@@ -521,7 +533,7 @@ class Conversation:
         return [self._noob('{"Type":4,"PeerId":' + self.s["PeerId"] + self._sleep() + "}")]
 
     def _type4(self, msg: RawMessage) -> list[bytes]:
-        a = self.assoc
+        a = self.peer
         a.noobs = self.server.live_noobs(a)
         self.server.registry.put(a)
         return [self._end(False)]
@@ -533,18 +545,19 @@ class Conversation:
         if peer_state == 2:  # the peer got our OOB message (and wins the tie if both were delivered)
             self.expect = 5
             return [self._noob('{"Type":5,"PeerId":' + self.s["PeerId"] + "}")]
-        noob = self.assoc.received_noob
+        noob = self.peer.received_noob
+        assert noob is not None  # server state 2: the peer -> server OOB message was accepted
         return self._macs(noob, b64e(noob_ids(noob)[0]))
 
     def _type5(self, msg: RawMessage) -> list[bytes]:
         noob_id = b64d(msg.values["NoobId"], 16)
-        for noob, _ in self.server.live_noobs(self.assoc):
+        for noob, _ in self.server.live_noobs(self.peer):
             if noob_id in noob_ids(noob):
                 return self._macs(noob, msg.values["NoobId"])  # echo the spelling the peer used
         raise NoobError(E_UNRECOGNIZED_NOOBID, "unrecognized NoobId")
 
     def _macs(self, noob: bytes, noob_id: str) -> list[bytes]:
-        a = self.assoc
+        a = self.peer
         i = a.initial
         out = kdf(a.z, b64d(json.loads(i["Np"]), 32), b64d(json.loads(i["Ns"]), 32), noob)
         parts = a.oob_parts(noob)
@@ -554,7 +567,7 @@ class Conversation:
                            jstr(b64e(mac(out[224:256], "2", parts))) + "}")]
 
     def _type6(self, msg: RawMessage) -> list[bytes]:
-        out, a = self.s["out"], self.assoc
+        out, a = self.s["out"], self.peer
         if not hmac.compare_digest(b64d(msg.values["MACp"], 32), mac(out[256:288], "1", self.s["parts"])):
             raise NoobError(E_HMAC, "MACp verification failed")
         self.server.registry.put(Association(a.peer_id, REGISTERED, a.nai, verp=a.verp,
@@ -573,10 +586,10 @@ class Conversation:
                            "}")]
 
     def _type7(self, msg: RawMessage) -> list[bytes]:
-        srv, s, a = self.server, self.s, self.assoc
-        if msg.int("Verp", 0, 0xFFFF) != 1:
+        srv, s, a = self.server, self.s, self.peer
+        if msg.number("Verp", 0, 0xFFFF) != 1:
             raise NoobError(E_INVALID_DATA, "Verp not offered")
-        cs = msg.int("Cryptosuitep", 0, 0xFFFF)
+        cs = msg.number("Cryptosuitep", 0, 0xFFFF)
         if cs not in srv.cryptosuites:
             raise NoobError(E_INVALID_DATA, "Cryptosuitep not offered")
         km = 3 if cs != a.cryptosuitep else srv.keying_mode
@@ -592,7 +605,8 @@ class Conversation:
         return [self._noob(body + ',"Ns2":' + s["Ns2"] + "}")]
 
     def _type8(self, msg: RawMessage) -> list[bytes]:
-        s, a = self.s, self.assoc
+        s, a = self.s, self.peer
+        assert a.kz is not None  # states 3-4 hold Kz
         np2 = b64d(msg.values["Np2"], 32)
         ns2 = b64d(json.loads(s["Ns2"]), 32)
         pkp2 = msg.raw.get("PKp2")
@@ -616,7 +630,7 @@ class Conversation:
                            jstr(b64e(mac(out[224:256], "2", parts))) + "}")]
 
     def _type9(self, msg: RawMessage) -> list[bytes]:
-        s, a = self.s, self.assoc
+        s, a = self.s, self.peer
         out = s["out"]
         if not hmac.compare_digest(b64d(msg.values["MACp2"], 32), mac(out[256:288], "1", s["parts"])):
             raise NoobError(E_HMAC, "MACp2 verification failed")
