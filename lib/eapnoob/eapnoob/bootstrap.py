@@ -10,10 +10,8 @@ from eapnoob import (E_HMAC, E_INVALID_DATA, E_NO_DIRECTION, E_NO_VERSION, E_SER
 from eapnoob import keys
 from eapnoob.record import (F_CS, F_CSS, F_DIRP, F_DIRS, F_KZ, F_NAI, F_NOOBS, F_NP, F_NS, F_PEERID, F_PKP,
                             F_PKS, F_RETRIES, F_RNOOB, F_SINFO, F_SLEEP, F_STATE, F_VERP, F_VERS, F_Z, X_COMPLETION,
-                            X_INITIAL, X_WAITING, as_int, check_text, dec, json_b64)
+                            X_INITIAL, X_WAITING, MAX_INFO, as_int, check_text, dec, json_b64)
 from eapnoob.wire import b64d, b64e, json_str
-
-MAX_INFO = 500  # ServerInfo / PeerInfo bytes (RFC 9140 section 3.3.2)
 
 
 def _peer_id_raw(msg):

@@ -1,7 +1,7 @@
 # The EAP-NOOB peer (RFC 9140) as a sans-IO state machine: EAP packets in, EAP packets out, the association in
 # a store (lib/store FileStore) written atomically on every state change, so a reboot in any PeerState resumes.
 #
-#   peer = Peer(FileStore("/noob"), peer_info=b'{"Make":"Acme","Type":"sensor"}')
+#   peer = Peer(FileStore("/noob"), b'{"Type":"sensor","Manufacturer":"Acme"}')
 #   response = peer.receive(eap_request, now)       # bytes to send back, or None
 #   peer.oob_message(now)                           # peer -> server OOB as URL text (state 1, Dirp 1 or 3)
 #   peer.accept_oob(text)                           # server -> peer OOB typed in by the user (Dirp 2 or 3)
@@ -19,15 +19,14 @@ from eapnoob import (E_INVALID_DATA, E_NO_CRYPTOSUITE, E_UNEXPECTED_PEERID, E_UN
                      E_UNRECOGNIZED_NOOBID, NoobError, OOB_RECEIVED, RECONNECTING, REGISTERED, UNREGISTERED,
                      WAITING)
 from eapnoob import wire
-from eapnoob.record import F_PEERID, F_NAI, F_RNOOB, F_SLEEP, F_STATE, X_INITIAL, X_NONE, as_int, dec, decode, \
-    encode
+from eapnoob.record import F_PEERID, F_NAI, F_RNOOB, F_SLEEP, F_STATE, MAX_INFO, X_INITIAL, X_NONE, as_int, dec, \
+    decode, encode
 from eapnoob.wire import json_str
 
 # RFC 9965 replaces RFC 9140's "noob@eap-noob.arpa" with this NAI for a peer that has none assigned.
 DEFAULT_NAI = "@noob.eap.arpa"
 NOOB_TIMEOUT = 3600  # RFC 9140 Appendix B, RECOMMENDED
 OOB_RETRIES = 5  # RFC 9140 Appendix B, RECOMMENDED
-MAX_INFO = 500  # ServerInfo / PeerInfo / ErrorInfo bytes (RFC 9140 section 3.3.2)
 STORE_NAME = "eapnoob"
 
 

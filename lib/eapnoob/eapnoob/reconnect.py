@@ -4,11 +4,9 @@ from crypto.util import ct_equal
 
 from eapnoob import E_HMAC, E_INVALID_DATA, E_NO_VERSION, E_SERVER_INFO, E_UNEXPECTED_PEERID, NoobError, REGISTERED
 from eapnoob import keys
-from eapnoob.record import (F_CS, F_CS_PREV, F_KZ, F_KZ_PREV, F_NAI, F_PEERID, F_STATE, X_RECONNECT, as_int,
-                            check_text, dec, json_b64)
+from eapnoob.record import (F_CS, F_CS_PREV, F_KZ, F_KZ_PREV, F_NAI, F_PEERID, F_STATE, X_RECONNECT, MAX_INFO,
+                            as_int, check_text, dec, json_b64)
 from eapnoob.wire import b64d
-
-MAX_INFO = 500
 
 
 def on_type7(peer, conv, msg, now):
@@ -80,6 +78,8 @@ def on_type9(peer, conv, msg, now):
     macs2 = msg.b64(b"MACs2", 32)
     r = dict(peer.rec)
     nai = conv.nai or r[F_NAI]
+    # RFC 9140 section 3.3.2 puts the NAI (NewNAI, else the stored one) in the MACs2/MACp2 input; the authors'
+    # transcripts, which predate the RFC, put "" there: reconnect_mac_nai=False reproduces them
     parts = (conv.vers, b"1", conv.peer_id, conv.css, b'""', conv.sinfo, dec(conv.cs), b'""',
              nai if peer.reconnect_mac_nai else b'""', b'""', dec(conv.km), conv.pks2, conv.ns2, conv.pkp2,
              conv.np2, b'""')

@@ -3,6 +3,8 @@
 from eapnoob import E_INVALID_DATA, NoobError, const
 from eapnoob.wire import b64e
 
+MAX_INFO = const(500)  # ServerInfo / PeerInfo / ErrorInfo bytes (RFC 9140 section 3.3.2)
+
 # Fields
 F_STATE = const(0)
 F_PEERID = const(1)  # raw JSON string exactly as the server sent it
