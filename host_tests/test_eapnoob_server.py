@@ -519,3 +519,19 @@ def test_old_conversation_messages_replayed_into_a_new_one(tmp_path):
     assert server.registry.get(peer.peer_id).state == 3, "a failed Reconnect leaves Reconnecting (3)"
     peer.rekey()
     assert run(server, peer).success
+
+
+@pytest.mark.parametrize("nai,ok", [("@noob.eap.arpa", True), ("noob@eap-noob.arpa", True),
+                                    ("noob@example.org", True), ("", False), ("a b@x", False),
+                                    ("a@b@c", False), ("user@", False), ("x" * 254, False)])
+def test_server_accepts_both_noob_nais_and_refuses_bad_ones(nai, ok):
+    """RFC 9965's @noob.eap.arpa and RFC 9140's noob@eap-noob.arpa (deprecated, still accepted); 1001 for an
+    NAI that is not one (RFC 9140 section 3.6.1)."""
+    conv = ns.NoobServer(SERVER_INFO).conversation()
+    first = conv.start()
+    body = nai.encode()
+    out = conv.receive(bytes((ns.RESPONSE, first[1])) + (5 + len(body)).to_bytes(2, "big") + b"\x01" + body)
+    if ok:
+        assert out == [out[0]] and out[0][5:] == b'{"Type":1}'
+    else:
+        assert conv.error[0] == 1001 and out[-1][0] == ns.FAILURE
