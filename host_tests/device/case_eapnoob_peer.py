@@ -224,6 +224,10 @@ def test_error_codes_in_the_initial_exchange():
         (TYPE2.replace(b'"Dirs":3', b'"Dirs":-1'), 1003),
         (TYPE2.replace(b'"Name":"Example"', b'"Name":"' + b"x" * 500 + b'"'), 5002),
         (TYPE2.replace(b'"PeerId":' + PID, b'"PeerId":7'), 1003),
+        # escaped lone surrogates: once an uncaught UnicodeError on CPython, invalid UTF-8 on MicroPython
+        (TYPE2.replace(b'"noob@example.org"', b'"noob@\\udc00.org"'), 1003),
+        (TYPE2.replace(b'"Dirs":3', b'"Dirs":3,"\\ud800":1'), 1002),
+        (TYPE2.replace(b'"Dirs":3', b'"Dirs":3,"\\u0044irs":3'), 1002),  # the same name spelt twice
     ]
     for i, (body, code) in enumerate(cases):
         assert _initial_error("init%d" % i, body) == code, (body[:60], code)

@@ -230,7 +230,10 @@ class Message:
                 end = _string(buf, i)
                 name = buf[i + 1:end - 1]
                 if b"\\" in name:
-                    name = json.loads(buf[i:end]).encode()
+                    try:
+                        name = json.loads(buf[i:end]).encode()
+                    except ValueError:  # UnicodeError: an escaped lone surrogate
+                        _bad("bad JSON member name")
                 i = _ws(buf, end)
                 if i >= len(buf) or buf[i] != 0x3A:
                     _bad("':' expected")
@@ -285,8 +288,18 @@ class Message:
         raw = self.need(name)
         if raw[0] != 0x22:
             raise NoobError(E_INVALID_DATA, name.decode() + " is not a string")
-        s = json.loads(raw)
-        if len(s.encode()) > max_bytes:
+        try:
+            s = json.loads(raw)
+            enc = s.encode()  # CPython refuses an escaped lone surrogate here (UnicodeError)
+        except ValueError:
+            enc = b"\xed\xa0"
+        i = enc.find(b"\xed")
+        while i >= 0:  # MicroPython encodes it instead, as ED A0..BF xx: refuse that too
+            if i + 1 < len(enc) and enc[i + 1] >= 0xA0:
+                raise NoobError(E_INVALID_DATA, name.decode() + " is not UTF-8 text")
+            i = enc.find(b"\xed", i + 1)
+        n = len(enc)
+        if n > max_bytes:
             raise NoobError(E_INVALID_DATA, name.decode() + " too long")
         return s
 

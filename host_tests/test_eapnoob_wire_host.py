@@ -1,0 +1,58 @@
+"""lib/eapnoob's strict JSON object reader against Python's json (RFC 8259): every object json.dumps makes is read
+with each member's raw bytes decoding to the same value, and any text our reader accepts Python's json accepts
+with the same members (so the raw spans the MACs cover are the members a standard parser sees)."""
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from eapnoob import NoobError, wire
+
+# numbers longer than 20 characters are refused by design (bounded parsing; EAP-NOOB has none)
+scalars = st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.text(max_size=12) | \
+    st.floats(allow_nan=False, allow_infinity=False).filter(lambda f: len(json.dumps(f)) <= 20)
+values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) |
+                      st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=12)
+objects = st.dictionaries(st.text(max_size=8), values, max_size=6)
+
+
+@given(objects, st.booleans(), st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_reads_what_json_writes(obj, compact, ascii_only):
+    text = json.dumps(obj, separators=(",", ":") if compact else (", ", ": "), ensure_ascii=ascii_only)
+    data = text.encode()
+    if len(obj) > wire.MAX_MEMBERS or _depth(obj) > wire.MAX_DEPTH:
+        return
+    msg = wire.Message(data)
+    assert {k.decode() for k in msg.spans} == set(obj)  # names are kept decoded, as UTF-8
+    for name, (start, end) in msg.spans.items():
+        assert json.loads(data[start:end]) == obj[name.decode()]
+
+
+def _depth(v):
+    if isinstance(v, dict):
+        return 1 + max((_depth(x) for x in v.values()), default=0)
+    if isinstance(v, list):
+        return 1 + max((_depth(x) for x in v), default=0)
+    return 0
+
+
+@given(objects, st.data())
+@settings(max_examples=300, deadline=None)
+def test_accepts_only_what_json_accepts(obj, data):
+    text = bytearray(json.dumps(obj, separators=(",", ":")).encode())
+    for _ in range(data.draw(st.integers(1, 3))):
+        if not text:
+            break
+        i = data.draw(st.integers(0, len(text) - 1))
+        text[i:i + data.draw(st.integers(0, 2))] = data.draw(st.sampled_from(
+            [b"", b"{", b"}", b"[", b"]", b",", b":", b'"', b"\\", b"0", b"-", b"e", b"x", b" ", b"\x01", b"tru"]))
+    try:
+        msg = wire.Message(bytes(text))
+    except NoobError as e:
+        assert e.code == 1002
+        return
+    parsed = json.loads(bytes(text))
+    assert isinstance(parsed, dict) and len(parsed) == len(msg.spans)
