@@ -56,3 +56,36 @@ def test_accepts_only_what_json_accepts(obj, data):
         return
     parsed = json.loads(bytes(text))
     assert isinstance(parsed, dict) and len(parsed) == len(msg.spans)
+
+
+# ---- the peer under grammar-aware fuzzing: members it knows, values of every JSON type --------------------
+
+MEMBERS = ["Type", "PeerId", "Vers", "Cryptosuites", "Dirs", "ServerInfo", "NewNAI", "PKs", "Ns", "SleepTime",
+           "NoobId", "MACs", "KeyingMode", "PKs2", "Ns2", "MACs2", "ErrorCode", "ErrorInfo"]
+json_values = st.recursive(scalars | st.sampled_from(["07KRU6OgqX0HIeRFldnbSW", "A" * 22, "A" * 43, ""]),
+                           lambda inner: st.lists(inner, max_size=3) |
+                           st.dictionaries(st.sampled_from(["kty", "crv", "x", "y", "Type"]), inner, max_size=4),
+                           max_leaves=8)
+
+
+@given(st.booleans(), st.lists(st.tuples(st.integers(0, 9), st.dictionaries(st.sampled_from(MEMBERS),
+                                                                                 json_values, max_size=6)),
+                                   min_size=1, max_size=4))
+@settings(max_examples=200, deadline=None)
+def test_peer_answers_any_message_without_raising(tmp_path_factory, registered, messages):
+    """In OOB Received (the next exchange would be Completion) or Registered (Reconnect next)."""
+    from test_eapnoob_server import registered_pair, run
+
+    server, peer = registered_pair(tmp_path_factory.mktemp("fuzz"))
+    if registered:
+        assert run(server, peer).success
+    peer.receive(wire.build(wire.REQUEST, 1, wire.TYPE_IDENTITY))
+    peer.receive(wire.build(wire.REQUEST, 2, wire.TYPE_NOOB, b'{"Type":1}'))
+    for i, (typ, members) in enumerate(messages):
+        body = json.dumps({"Type": typ, **members}, separators=(",", ":")).encode()
+        resp = peer.receive(wire.build(wire.REQUEST, 3 + i, wire.TYPE_NOOB, body[:wire.MAX_PACKET - 5]))
+        if resp is not None:
+            code, _, t, data = wire.parse(resp)
+            assert code == wire.RESPONSE and t == wire.TYPE_NOOB
+            wire.Message(data)
+    assert peer.state in (0, 1, 2, 3, 4)
