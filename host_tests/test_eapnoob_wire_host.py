@@ -1,4 +1,5 @@
-"""lib/eapnoob's strict JSON object reader against Python's json (RFC 8259): every object json.dumps makes is read
+"""lib/eapnoob's strict JSON object reader against Python's json (RFC 8259), and the peer and the server core
+under grammar-aware fuzzing. Every object json.dumps makes is read
 with each member's raw bytes decoding to the same value, and any text our reader accepts Python's json accepts
 with the same members (so the raw spans the MACs cover are the members a standard parser sees)."""
 from __future__ import annotations
@@ -89,3 +90,28 @@ def test_peer_answers_any_message_without_raising(tmp_path_factory, registered, 
             assert code == wire.RESPONSE and t == wire.TYPE_NOOB
             wire.Message(data)
     assert peer.state in (0, 1, 2, 3, 4)
+
+
+RESPONSE_MEMBERS = ["Type", "PeerId", "PeerState", "Verp", "Cryptosuitep", "Dirp", "PeerInfo", "PKp", "Np",
+                    "NoobId", "MACp", "PKp2", "Np2", "MACp2", "ErrorCode", "ErrorInfo"]
+
+
+@given(st.integers(0, 2), st.lists(st.dictionaries(st.sampled_from(RESPONSE_MEMBERS), json_values, max_size=7),
+                                   min_size=1, max_size=4))
+@settings(max_examples=200, deadline=None)
+def test_server_answers_any_response_without_raising(peer_state, responses):
+    """Whatever the peer sends, the server core answers with EAP packets (or discards), never raises."""
+    from hourglass import noob_server as ns
+    from test_eapnoob_server import SERVER_INFO
+
+    conv = ns.NoobServer(SERVER_INFO).conversation()
+    out = conv.receive(bytes((2, conv.start()[1], 0, 9, 1)) + b"@x.y")
+    first = {"Type": 1, "PeerState": peer_state}
+    for members in [first] + responses:
+        if conv.done or not out:
+            break
+        body = json.dumps(members, separators=(",", ":")).encode()[:1200]
+        out = conv.receive(bytes((2, out[-1][1])) + (5 + len(body)).to_bytes(2, "big") + b"\x38" + body)
+        for pkt in out:
+            assert pkt[0] in (ns.REQUEST, ns.SUCCESS, ns.FAILURE)
+    assert not conv.success
