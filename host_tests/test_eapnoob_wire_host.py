@@ -1,7 +1,7 @@
 """lib/eapnoob's strict JSON object reader against Python's json (RFC 8259), and the peer and the server core
-under grammar-aware fuzzing. Every object json.dumps makes is read
-with each member's raw bytes decoding to the same value, and any text our reader accepts Python's json accepts
-with the same members (so the raw spans the MACs cover are the members a standard parser sees)."""
+under grammar-aware fuzzing. Every object json.dumps makes is read with each member's raw bytes decoding to the
+same value, and any text our reader accepts Python's json accepts with the same members (so the raw spans the MACs
+cover are the members a standard parser sees)."""
 from __future__ import annotations
 
 import json
