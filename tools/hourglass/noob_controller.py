@@ -15,6 +15,7 @@ SQLite (`noob_db.Database.sessions`).
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -168,7 +169,12 @@ class Controller:
 
     def _security_context(self, peer_id: str, secret: bytes, salt: bytes, rid_c: bytes, rid_i: bytes) -> Any:
         from aiocoap.oscore import FilesystemSecurityContext
-        self.contexts.pop(peer_id, None)  # releases the old folder's lock
+        assert self.ctx is not None
+        base = self.uris.get(peer_id)
+        if base:
+            self.ctx.client_credentials.pop(base + "/*", None)
+        if self.contexts.pop(peer_id, None) is not None:
+            gc.collect()  # aiocoap releases the old folder's lock when its context object goes
         d = self.state_dir / "oscore" / peer_id
         if d.exists():
             shutil.rmtree(d)
