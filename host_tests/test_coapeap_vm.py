@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import time
 
@@ -14,6 +15,7 @@ import aiocoap
 import pytest
 
 from hourglass import mpvm
+from test_coap_serial_pty import Board, GatewayProc
 from hourglass import noob_server as ns
 from hourglass.noob_controller import Controller
 from hourglass.noob_db import Database
@@ -57,10 +59,16 @@ def oob_put(req):
 
 async def main():
     global peer, dev
-    ep = Endpoint(UDPTransport(("127.0.0.1", port)))
+    if port:
+        ep = Endpoint(UDPTransport(("127.0.0.1", port)))
+        where = ("127.0.0.1", ctrl)
+    else:  # the nRF52840 way: CoAP on the console through `hourglass gateway --upstream CONTROLLER`
+        from coap.serial import SerialTransport
+        ep = Endpoint(SerialTransport())
+        where = ep.t.remote
     ep.on_error = lambda e: sys.print_exception(e)
     peer = Peer(FileStore(state + "/noob"), b'PEER_INFO', suites=tuple(int(c) for c in suites), dirs=dirs)
-    dev = Device(ep, peer, ("127.0.0.1", ctrl), FileStore(state + "/coapeap"), require=("/app/",), retry=5,
+    dev = Device(ep, peer, where, FileStore(state + "/coapeap"), require=("/app/",), retry=5,
                  on_state=report)
     ep.route("/app/hello", get=lambda req: b"hello from the device")
     ep.route("/noob/oob", put=oob_put)
@@ -240,5 +248,43 @@ def test_lifetime_rekeys_with_reconnect(tmp_path):
             assert len(derived) >= 2
         finally:
             await dev.kill()
+            await controller.close()
+    asyncio.run(asyncio.wait_for(main(), 240))
+
+
+def test_bootstrap_through_the_serial_gateway(tmp_path):
+    """The nRF52840 path: the device speaks CoAP on its console (slipmux); `hourglass gateway --upstream` carries its
+    trigger to the controller and the controller's requests to it."""
+    async def main():
+        db = Database(tmp_path / "noob.sqlite")
+        server = ns.NoobServer('{"Type":"hourglass","ServerURL":"https://noob.example/oob"}', registry=db,
+                               cryptosuites=(1,), dirs=3, sleep_time=1)
+        ctrl_port = free_port()
+        controller = Controller(server, db, tmp_path / "state", lifetime=0)
+        await controller.start(("127.0.0.1", ctrl_port))
+        os.makedirs(tmp_path / "dev", exist_ok=True)
+        board = Board(tmp_path, "micropython", DEVICE.replace("sys.argv[1]", '"0"').replace(
+            "sys.argv[2]", '"0"').replace("sys.argv[3]", repr(str(tmp_path / "dev"))).replace(
+            "sys.argv[4]", '"1"').replace("sys.argv[5]", '"12"'))
+        g = await asyncio.to_thread(GatewayProc, board.tty, "--upstream", f"127.0.0.1:{ctrl_port}")
+        try:
+            env = dict(os.environ, MICROPYPATH=device_path())
+            board.proc = __import__("subprocess").Popen(
+                [mpvm.micropython_binary(), "-X", "heapsize=256k", str(board.path)], stdin=board.master,
+                stdout=board.master, stderr=__import__("subprocess").PIPE, env=env, cwd=mpvm.REPO)
+            os.close(board.master)
+            await asyncio.to_thread(g.wait_text, "OOB https://noob.example/oob?P=", 60)
+            url = re.search(r"OOB (\S+)", g.text()).group(1)
+            assert server.accept_oob(url)
+            await asyncio.to_thread(g.wait_text, "STATE 4 1", 60)
+            peer_id = db.peers()[0]["peer_id"]
+            await wait_for(lambda: peer_id in controller.contexts)
+            r = await controller.request(peer_id, aiocoap.GET, "/app/hello")
+            assert r.code == aiocoap.CONTENT and r.payload == b"hello from the device"
+            r = await controller.request(peer_id, aiocoap.GET, "/app/hello", protected=False)
+            assert r.code == aiocoap.UNAUTHORIZED
+        finally:
+            await asyncio.to_thread(g.stop)
+            board.close()
             await controller.close()
     asyncio.run(asyncio.wait_for(main(), 240))
