@@ -7,6 +7,6 @@ metadata(
 require("coap", library="hourglass")
 require("oscore", library="hourglass")
 require("cbor", library="hourglass")
-require("eapnoob", library="hourglass")
+require("crypto", library="hourglass")
 require("store", library="hourglass")
 package("coapeap")

@@ -45,6 +45,7 @@ _CONTENT_FORMAT = const(12)
 _NO_RESPONSE = const(258)
 _EAP_SUCCESS = const(3)
 _EAP_FAILURE = const(4)
+_NO_SUITE = "no common cipher suite"  # answered 4.06 Not Acceptable; other malformed Info 4.00
 SESSION = "coapeap"  # store name of the session record
 SEQUENCE = "coapeap-seq"  # store name of the OSCORE sender sequence bound
 
@@ -204,7 +205,7 @@ class Device:
             eap, info = split(body)
             out_info = self._negotiate(info) if first else None
         except CoapEapError as e:
-            return self._answer(_NOT_ACCEPTABLE if "suite" in str(e) else _BAD_REQUEST, payload=str(e).encode())
+            return self._answer(_NOT_ACCEPTABLE if str(e) == _NO_SUITE else _BAD_REQUEST, payload=str(e).encode())
         if eap[0] == _EAP_SUCCESS or eap[0] == _EAP_FAILURE:
             return self._end(req, eap, info)
         had = self.peer.keys
@@ -236,7 +237,7 @@ class Device:
                 chosen = cs
                 break
         if chosen is None:
-            raise CoapEapError("no common cipher suite")
+            raise CoapEapError(_NO_SUITE)
         rid_c = info.get(INFO_RID_C)
         if type(rid_c) is not bytes or len(rid_c) > 7:
             raise CoapEapError("RID-C missing or longer than 7 bytes")
