@@ -84,4 +84,4 @@ def test_too_long_is_refused():
 def test_text_form_reads_back():
     from test_coapeap_vm import decode_console_qr
     url = "https://noob.example/oob?P=07KRU6OgqX0HIeRFldnbSW&N=x3JlolaPciK4Wa6XlMJxtQ&H=ZSGSEb6w3pFxFlqRmTBEuA"
-    assert decode_console_qr(qr.text(url)) == url
+    assert decode_console_qr(list(qr.text(url))) == url

@@ -10,7 +10,8 @@
 
 class Console:
     def __init__(self, peer, on_accept=None, display=None, qr=True):
-        """display(url, lines): shows the OOB message (default: print the URL, then the QR code's text lines);
+        """display(url, lines): shows the OOB message (default: print the URL, then the QR code's text lines; lines
+        is an iterator, and raises ValueError for a URL too long for a version 1-6 code);
         qr=False leaves the QR code out (its module is then never loaded)."""
         self.peer = peer
         self.on_accept = on_accept
@@ -26,16 +27,16 @@ class Console:
             lines = ()
             if self.qr:
                 from eapnoob import qr
-                try:
-                    lines = qr.text(url)
-                except (ValueError, MemoryError):  # too long for versions 1-6, or no room: the text still shows
-                    lines = ()
-            if self.display:
-                self.display(url, lines)
-            else:
-                print("OOB", url)
-                for line in lines:
-                    print(line)
+                lines = qr.text(url)  # a generator: one line in memory at a time
+            try:
+                if self.display:
+                    self.display(url, lines)
+                else:
+                    print("OOB", url)
+                    for line in lines:
+                        print(line)
+            except (ValueError, MemoryError):  # too long for versions 1-6, or no room: the URL text is shown
+                pass
         return url
 
     def feed(self, text):

@@ -3,7 +3,7 @@
 # fixed mask (any of the eight is valid for a reader). Memory is bounded: one bytearray of side*side modules
 # (at most 41 x 41) and the codewords (at most 172 bytes). Loaded only to show an OOB message.
 #
-#   for line in qr.text("https://noob.example/oob?P=...&N=...&H=..."):
+#   for line in qr.text("https://noob.example/oob?P=...&N=...&H=..."):   # one line at a time
 #       print(line)
 
 # (data codewords, EC codewords per block, blocks) for versions 1-6 at level L
@@ -147,7 +147,8 @@ def matrix(text):
         upward = ((right + 1) & 2) == 0
         for k in range(side):
             r = side - 1 - k if upward else k
-            for cc in (right, right - 1):
+            for j in range(2):  # (a tuple here would be allocated for every row)
+                cc = right - j
                 idx = r * side + cc
                 if m[idx] & fn:
                     continue
@@ -163,22 +164,25 @@ def matrix(text):
 
 
 def text(url, quiet=2):
-    """The QR code as lines of text, two module rows per line (Unicode half blocks, dark on a light terminal
-    background printed as light-on-dark: a full block is a light pair)."""
+    """The QR code as lines of text, made one at a time (a generator): two module rows per line in Unicode half
+    blocks, light modules drawn (a full block is two light modules), so it reads on a dark terminal."""
     side, m = matrix(url)
     n = side + 2 * quiet
-
-    def dark(r, c):
-        r -= quiet
-        c -= quiet
-        return 0 <= r < side and 0 <= c < side and m[r * side + c]
-
-    lines = []
+    row = bytearray(3 * n)  # one line's UTF-8, reused
+    blocks = (b" ", "\u2584".encode(), "\u2580".encode(), "\u2588".encode())  # index: top light * 2 + bottom
     for r in range(0, n, 2):
-        row = []
+        w = 0
+        y0 = r - quiet
         for c in range(n):
-            top = not dark(r, c)
-            bottom = r + 1 < n and not dark(r + 1, c)
-            row.append("\u2588" if top and bottom else "\u2580" if top else "\u2584" if bottom else " ")
-        lines.append("".join(row))
-    return lines
+            x = c - quiet
+            inside = 0 <= x < side
+            k = 0
+            if not (inside and 0 <= y0 < side and m[y0 * side + x]):
+                k = 2
+            if r + 1 < n and not (inside and 0 <= y0 + 1 < side and m[(y0 + 1) * side + x]):
+                k |= 1
+            b = blocks[k]
+            for i in range(len(b)):  # byte by byte: a slice assignment would allocate a slice object
+                row[w] = b[i]
+                w += 1
+        yield str(memoryview(row)[:w], "utf-8")
