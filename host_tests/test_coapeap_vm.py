@@ -131,6 +131,9 @@ class VmDevice:
         self.lines: list[str] = []
 
     async def boot(self):
+        # 256k: the VM holds every module's bytecode in its heap (~140 KB on the 64-bit VM with the bootstrap, a
+        # curve and OSCORE loaded), where a board runs them frozen from flash. Measured: 160k fails in the Initial
+        # Exchange; 192k passes 3 runs in 4 (a MemoryError at the margin); 256k leaves room.
         env = dict(os.environ, MICROPYPATH=device_path())
         self.proc = await asyncio.create_subprocess_exec(
             mpvm.micropython_binary(), "-X", "heapsize=256k", str(self.script), *self.args, cwd=mpvm.REPO, env=env,
