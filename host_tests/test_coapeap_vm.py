@@ -293,6 +293,8 @@ def test_bootstrap_through_the_serial_gateway(tmp_path):
             os.close(board.master)
             await asyncio.to_thread(g.wait_text, "OOB https://noob.example/oob?P=", 60)
             url = re.search(r"OOB (\S+)", g.text()).group(1)
+            # the device shows its OOB once it has sent its last Initial response: wait for the server to have it
+            await wait_for(lambda: [p for p in db.peers() if p["state"] == 1])
             assert server.accept_oob(url)
             await asyncio.to_thread(g.wait_text, "STATE 4 1", 60)
             peer_id = db.peers()[0]["peer_id"]
