@@ -1,5 +1,6 @@
 # Header maps (RFC 9052 section 3): the protected map travels as a bstr and is authenticated as those exact
-# bytes; a label may appear in only one of the two maps; every label named in crit must be understood.
+# bytes; a label may appear in only one of the two maps, and only once in each (decoded with unique_keys); every
+# label named in crit must be understood.
 import cbor
 
 from cose import CoseError, CoseUnsupported
@@ -26,7 +27,7 @@ def decode_protected(b):
     if len(b) == 0:
         return {}
     try:
-        m = cbor.loads(b)
+        m = cbor.loads(b, unique_keys=True)
     except cbor.CBORDecodeError as e:
         raise CoseError("protected header is not valid CBOR: %s" % e)
     if not isinstance(m, dict):
@@ -106,7 +107,7 @@ def unwrap(msg, tag, length):
     """The array of a COSE message (bytes, a decoded list, or a cbor.Tag) after checking its tag and length."""
     if isinstance(msg, (bytes, bytearray, memoryview)):
         try:
-            msg = cbor.loads(msg)
+            msg = cbor.loads(msg, unique_keys=True)  # the only maps in a COSE message are headers
         except cbor.CBORDecodeError as e:
             raise CoseError("not valid CBOR: %s" % e)
     if isinstance(msg, cbor.Tag):

@@ -178,7 +178,7 @@ class CoseKey:
     def decode(cls, data):
         """A COSE_Key from its CBOR encoding."""
         try:
-            m = cbor.loads(data)
+            m = cbor.loads(data, unique_keys=True)
         except cbor.CBORDecodeError as e:
             raise CoseError("COSE_Key is not valid CBOR: %s" % e)
         return cls.from_map(m)
