@@ -6,23 +6,15 @@ from crypto import CryptoError
 _sha256 = hashlib.sha256
 _BLOCK = 64
 _HASH_LEN = 32
-_TRANS_36 = bytes((x ^ 0x36) for x in range(256))
-_TRANS_5C = bytes((x ^ 0x5C) for x in range(256))
 
 
 def _pads(key):
+    """The inner and outer padded keys, as two 512-bit integer XORs (no per-byte loop, no tables)."""
     if len(key) > _BLOCK:
         key = _sha256(key).digest()
-    ipad = bytearray(_BLOCK)
-    opad = bytearray(_BLOCK)
-    t36 = _TRANS_36
-    t5c = _TRANS_5C
-    n = len(key)
-    for i in range(_BLOCK):
-        b = key[i] if i < n else 0
-        ipad[i] = t36[b]
-        opad[i] = t5c[b]
-    return ipad, opad
+    k = int.from_bytes(key, "big") << (8 * (_BLOCK - len(key)))
+    return ((k ^ int.from_bytes(b"\x36" * _BLOCK, "big")).to_bytes(_BLOCK, "big"),
+            (k ^ int.from_bytes(b"\x5c" * _BLOCK, "big")).to_bytes(_BLOCK, "big"))
 
 
 class HmacSha256:
