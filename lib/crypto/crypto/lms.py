@@ -124,6 +124,8 @@ _BLOCK_CHAINS = 32  # chains per block: 1 KiB of scratch instead of 8.5 KiB for 
 
 def _ots_candidate(ident, q_bytes, ots_type, message, sig, off):
     """Algorithm 4b: the LM-OTS candidate public key Kc from the LM-OTS signature at sig[off:]."""
+    if not _checked:
+        _pick_walkers()
     w, p, ls = _LMOTS[ots_type]
     c_off = off + 4
     y_off = c_off + _N
@@ -262,10 +264,17 @@ def _self_test_viper():
     return roots[0] == roots[1]
 
 
-if _ots_walk_viper is not None:
-    try:
-        if _self_test_viper():
-            _ots_walk = _ots_walk_viper
-            _merkle = _merkle_viper
-    except Exception:  # a half-working emitter: keep the Python walk
-        pass
+_checked = False
+
+
+def _pick_walkers():
+    """Switch to the viper walk once it has passed its self-test (on the first verification, not at import)."""
+    global _checked, _ots_walk, _merkle
+    _checked = True
+    if _ots_walk_viper is not None:
+        try:
+            if _self_test_viper():
+                _ots_walk = _ots_walk_viper
+                _merkle = _merkle_viper
+        except Exception:  # a half-working emitter: keep the Python walk
+            pass
