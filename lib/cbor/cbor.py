@@ -1,14 +1,15 @@
 # CBOR (RFC 8949) for MicroPython and CPython.
 #
 #   dumps(obj, canonical=False) -> bytes       loads(data, ...) -> obj
-#   Decoder(data): incremental reads over a memoryview without copying (SUIT/COSE walk envelopes with it).
+#   Decoder(data): incremental reads over a memoryview without copying (SUIT walks envelopes with it).
 #
 # Every malformed input raises CBORDecodeError (a ValueError): lengths are checked against the data and against
 # an item budget before anything is allocated, nesting is limited, and a MemoryError inside the decoder becomes
 # a CBORDecodeError, so hostile bytes cannot exhaust the heap or the C stack.
 #
 # This module is what a device keeps loaded. What it rarely needs (floats, bignums, simple values and undefined,
-# indefinite-length strings, deterministic map ordering, error texts) is in _cbor_ext, imported on first use.
+# indefinite-length strings, deterministic map ordering, error texts) is in _cbor_ext, the incremental reads of
+# Decoder in _cbor_stream, both imported on first use.
 # Errors carry a short key and their offset or value (e.g. CBORDecodeError("truncated", 17)); str(e) gives the
 # full text.
 try:
@@ -68,10 +69,14 @@ class Tag:
 
 
 def __getattr__(name):
-    # Simple and undefined live in _cbor_ext with the code that encodes and decodes them.
+    # Simple and undefined live in _cbor_ext with the code that encodes and decodes them, Decoder's incremental
+    # reads in _cbor_stream.
     if name == "Simple" or name == "undefined":
         import _cbor_ext
         return getattr(_cbor_ext, name)
+    if name == "Decoder":
+        from _cbor_stream import Decoder
+        return Decoder
     raise AttributeError(name)
 
 
@@ -160,12 +165,10 @@ def dump_into(out, obj, canonical=False, max_depth=DEFAULT_MAX_DEPTH):
 
 # ---------------------------------------------------------------------------------------------- decoding
 
-class Decoder:
-    """Incremental decoder over a buffer. Reads return memoryview slices for byte strings, so large
-    payloads are never copied; `raw()` gives the exact encoded bytes of the next item (for digests).
-
-    decode() builds at most max_items items per call, and with unique_keys=True a map that repeats a key
-    raises CBORDecodeError naming it (COSE header maps, COSE_Key and SUIT maps must reject those)."""
+class _Reader:
+    """What loads() needs of the decoder; cbor.Decoder (in _cbor_stream, loaded on first use) adds the
+    incremental reads. decode() builds at most max_items items per call, and with unique_keys=True a map that
+    repeats a key raises CBORDecodeError naming it."""
 
     def __init__(self, data, max_depth=DEFAULT_MAX_DEPTH, text_keys=False, max_items=DEFAULT_MAX_ITEMS,
                  unique_keys=False):
@@ -182,9 +185,6 @@ class Decoder:
 
     def at_end(self):
         return self.pos >= self.end
-
-    def remaining(self):
-        return self.end - self.pos
 
     def _need(self, n):
         if n > self.end - self.pos:
@@ -224,29 +224,8 @@ class Decoder:
         self.arg = None
         return major
 
-    def peek_major(self):
-        if self.pos >= self.end:
-            raise CBORDecodeError("truncated", self.pos)
-        return self.buf[self.pos] >> 5
-
     def peek_break(self):
         return self.pos < self.end and self.buf[self.pos] == _BREAK
-
-    def _expect(self, major):
-        if self._head() != major:
-            raise CBORDecodeError("type", self.pos - 1)
-        return self.arg
-
-    def read_uint(self):
-        return self._expect(_MAJOR_UINT)
-
-    def read_int(self):
-        m = self._head()
-        if m == _MAJOR_UINT:
-            return self.arg
-        if m == _MAJOR_NEGINT:
-            return -1 - self.arg
-        raise CBORDecodeError("type", self.pos - 1)
 
     def _string(self, major, n):
         # Definite strings: a memoryview into the buffer. Indefinite ones must be joined (a copy).
@@ -259,72 +238,11 @@ class Decoder:
         self.pos = p + n
         return self.buf[p:p + n]
 
-    def read_bytes(self):
-        """A byte string as a memoryview (no copy for definite lengths)."""
-        return self._string(_MAJOR_BYTES, self._expect(_MAJOR_BYTES))
-
-    def read_text(self):
-        return self._text(self._string(_MAJOR_TEXT, self._expect(_MAJOR_TEXT)))
-
     def _text(self, b):
         try:
             return str(b, "utf-8")
         except UnicodeError:
             raise CBORDecodeError("utf8", self.pos)
-
-    def read_array_header(self):
-        """Number of items, or None for an indefinite-length array (then read until peek_break())."""
-        return self._expect(_MAJOR_ARRAY)
-
-    def read_map_header(self):
-        return self._expect(_MAJOR_MAP)
-
-    def read_tag(self):
-        return self._expect(_MAJOR_TAG)
-
-    def read_break(self):
-        if not self.peek_break():
-            raise CBORDecodeError("nobreak", self.pos)
-        self.pos += 1
-
-    def raw(self):
-        """The next item's exact encoding, as a memoryview, and move past it."""
-        start = self.pos
-        self._skip(self.max_depth)
-        return self.buf[start:self.pos]
-
-    def skip(self):
-        """Move past one item without building it."""
-        self._skip(self.max_depth)
-
-    def _skip(self, left):
-        if left < 0:
-            raise CBORDecodeError("depth", self.pos)
-        major = self._head()
-        arg = self.arg
-        if major == _MAJOR_BYTES or major == _MAJOR_TEXT:
-            if arg is None:
-                from _cbor_ext import chunks
-                chunks(self, major, False)
-            else:
-                self._need(arg)
-                self.pos += arg
-        elif major == _MAJOR_ARRAY or major == _MAJOR_MAP:
-            per = 1 if major == _MAJOR_ARRAY else 2
-            if arg is None:
-                while not self.peek_break():
-                    for _ in range(per):
-                        self._skip(left - 1)
-                self._need(1)
-                self.pos += 1
-            else:
-                self._need(arg * per)  # each item takes at least one byte
-                for _ in range(arg * per):
-                    self._skip(left - 1)
-        elif major == _MAJOR_TAG:
-            self._skip(left - 1)
-        elif major == _MAJOR_SIMPLE and self.ai == 31:
-            raise CBORDecodeError("break", self.pos - 1)
 
     def decode(self):
         """Decode the next item into Python objects (at most max_items of them)."""
@@ -396,7 +314,7 @@ class Decoder:
         self._need(n)
 
     def _map_entry(self, result, depth):
-        if self.text_keys and self.peek_major() != _MAJOR_TEXT:
+        if self.text_keys and (self.pos >= self.end or self.buf[self.pos] >> 5 != _MAJOR_TEXT):
             raise CBORDecodeError("textkey", self.pos)
         key = self._item(depth - 1)
         if type(key) is list:
@@ -414,7 +332,7 @@ class Decoder:
 def loads(data, max_depth=DEFAULT_MAX_DEPTH, text_keys=False, max_items=DEFAULT_MAX_ITEMS, unique_keys=False):
     """Decode exactly one item; trailing bytes are an error. text_keys=True requires text map keys,
     max_items bounds the items built, unique_keys=True rejects a map that repeats a key."""
-    dec = Decoder(data, max_depth, text_keys, max_items, unique_keys)
+    dec = _Reader(data, max_depth, text_keys, max_items, unique_keys)
     obj = dec.decode()
     if dec.pos != dec.end:
         raise CBORDecodeError("trailing", dec.end - dec.pos)

@@ -2,3 +2,4 @@ metadata(version="0.1.0", description="CBOR (RFC 8949) encoder/decoder with a ze
 
 module("cbor.py")
 module("_cbor_ext.py")
+module("_cbor_stream.py")

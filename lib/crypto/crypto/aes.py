@@ -17,7 +17,8 @@ def __getattr__(name):
 
 
 class CryptolibAES:
-    """cryptolib's AES in ECB mode. A cryptolib object works in one direction only, so there are two."""
+    """cryptolib's AES in ECB mode. A cryptolib object works in one direction only, so there are two (the
+    decrypting one made on first use). The default repr shows no key material."""
 
     def __init__(self, key):
         if len(key) not in (16, 32):
@@ -27,9 +28,6 @@ class CryptolibAES:
         self._enc = cryptolib.aes(self._key, 1)
         self._dec = None
 
-    def __repr__(self):
-        return "<CryptolibAES-%d key hidden>" % (len(self._key) * 8)
-
     def encrypt_block(self, block):
         if len(block) != 16:
             raise CryptoError("AES block must be 16 bytes")
@@ -38,17 +36,12 @@ class CryptolibAES:
     def encrypt_into(self, src, dst):
         self._enc.encrypt(src, dst)
 
-    def encrypt_blocks_into(self, src, dst):
-        # ECB over several blocks in one call (CTR keystream)
-        self._enc.encrypt(src, dst)
-
     def decrypt_block(self, block):
         if len(block) != 16:
             raise CryptoError("AES block must be 16 bytes")
-        if self._dec is None:
-            import cryptolib
-            self._dec = cryptolib.aes(self._key, 1)
-        return self._dec.decrypt(block)
+        out = bytearray(16)
+        self.decrypt_into(block, out)
+        return bytes(out)
 
     def decrypt_into(self, src, dst):
         if self._dec is None:

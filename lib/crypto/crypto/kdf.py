@@ -1,4 +1,5 @@
-# HMAC-SHA256 (RFC 2104), HKDF-SHA256 (RFC 5869) and the NIST SP 800-56C one-step (concatenation) KDF.
+# HMAC-SHA256 (RFC 2104), HKDF-SHA256 (RFC 5869) and the NIST SP 800-56C one-step (concatenation) KDF (in
+# crypto._concat_kdf, loaded on first use of kdf.concat_kdf_sha256).
 import hashlib
 
 from crypto import CryptoError
@@ -22,9 +23,6 @@ class HmacSha256:
 
     def __init__(self, key):
         self._ipad, self._opad = _pads(key)
-
-    def __repr__(self):
-        return "<HmacSha256 key hidden>"
 
     def mac(self, *chunks):
         h = _sha256(self._ipad)
@@ -70,25 +68,8 @@ def hkdf_sha256(salt, ikm, info, length):
     return hkdf_expand(hkdf_extract(salt, ikm), info, length)
 
 
-def concat_kdf_sha256(z, length, other_info):
-    """NIST SP 800-56C one-step KDF with SHA-256: H(counter32 || Z || OtherInfo) for counter = 1, 2, ..."""
-    if not isinstance(length, int) or length < 0 or length > 1 << 16:
-        raise CryptoError("concat KDF: bad length")
-    out = bytearray(length)
-    pos = 0
-    counter = bytearray(4)
-    i = 1
-    while pos < length:
-        counter[0] = i >> 24
-        counter[1] = (i >> 16) & 0xFF
-        counter[2] = (i >> 8) & 0xFF
-        counter[3] = i & 0xFF
-        h = _sha256(counter)
-        h.update(z)
-        h.update(other_info)
-        d = h.digest()
-        take = min(_HASH_LEN, length - pos)
-        out[pos:pos + take] = d[:take] if take < _HASH_LEN else d
-        pos += take
-        i += 1
-    return bytes(out)
+def __getattr__(name):
+    if name == "concat_kdf_sha256":  # EAP-NOOB's KDF, needed only while bootstrapping
+        from crypto._concat_kdf import concat_kdf_sha256
+        return concat_kdf_sha256
+    raise AttributeError(name)
