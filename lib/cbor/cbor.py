@@ -157,12 +157,6 @@ def dumps(obj, canonical=False, max_depth=DEFAULT_MAX_DEPTH):
     return bytes(out)
 
 
-def dump_into(out, obj, canonical=False, max_depth=DEFAULT_MAX_DEPTH):
-    """Append obj's encoding to a caller's bytearray (no intermediate copy)."""
-    _encode(out, obj, max_depth, canonical)
-    return out
-
-
 # ---------------------------------------------------------------------------------------------- decoding
 
 class _Reader:

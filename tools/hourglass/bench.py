@@ -185,8 +185,10 @@ def import_heaps(only: str = "") -> dict:
                 continue
             out = tree / src.dest.removeprefix("lib/")
             out.parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run([build.mpy_cross_binary(), f"-march={arch}", *board.mpy_cross_args, "-o", str(out),
-                            str(src.path)], check=True, capture_output=True)
+            # -s: the repo-relative source name the board build embeds (it is interned on import, so it counts)
+            subprocess.run([build.mpy_cross_binary(), f"-march={arch}", *board.mpy_cross_args, "-s",
+                            src.path.relative_to(mpvm.REPO).as_posix(), "-o", str(out), str(src.path)],
+                           check=True, capture_output=True)
             modules.append((src.module, out.stat().st_size))
         script = Path(tmp) / "import_heap.py"
         script.write_text(IMPORT_SCRIPT)

@@ -1,5 +1,5 @@
 # What COSE_Sign1 and COSE_Mac0 share: four-element structures [protected, unprotected, payload, check]
-# whose check value covers a [context, protected, external_aad, payload] array.
+# whose check value covers a [context, protected, external_aad, payload] array. Creating them is in cose._create.
 import cbor
 
 from cose import CoseError

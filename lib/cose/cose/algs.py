@@ -67,18 +67,8 @@ def check_key(alg, key):
 
 
 def sign(alg, key, tbs):
-    if alg not in SIGNATURE_ALGS:
-        raise _unsupported(alg, "signature")
-    check_key(alg, key)
-    if key.d is None:
-        raise CoseError("signing needs a private key")
-    if alg in (ES256, ESP256):
-        from crypto import p256
-        return p256.sign(key.d, tbs)
-    if alg in (EDDSA, ED25519):
-        from crypto import ed25519
-        return ed25519.sign(key.d, tbs)
-    raise CoseError("HSS-LMS signing is host-only (the private key is stateful): use `hourglass cose sign1`")
+    from cose._create import sign
+    return sign(alg, key, tbs)
 
 
 def verify(alg, key, tbs, sig):

@@ -18,9 +18,8 @@ UNDERSTOOD = (ALG, CRIT, CONTENT_TYPE, KID, IV, PARTIAL_IV)
 
 def encode_protected(m):
     """The bstr contents for a protected map: empty for no headers, else deterministic CBOR."""
-    if not m:
-        return b""
-    return cbor.dumps(m, canonical=True)
+    from cose._create import encode_protected
+    return encode_protected(m)
 
 
 def decode_protected(b):
@@ -89,18 +88,8 @@ class Headers:
 
 def build(alg, protected=None, unprotected=None, kid=None, alg_protected=True):
     """Protected/unprotected maps for a new message: alg goes in the protected map, kid in the unprotected."""
-    p = dict(protected) if protected else {}
-    u = dict(unprotected) if unprotected else {}
-    if alg_protected:
-        p[ALG] = alg
-    else:
-        u[ALG] = alg
-    if kid is not None and KID not in p:
-        u[KID] = bytes(kid)
-    for label in u:
-        if label in p:
-            raise CoseError("header label %r in both maps" % (label,))
-    return p, u
+    from cose._create import build
+    return build(alg, protected, unprotected, kid, alg_protected)
 
 
 def unwrap(msg, tag, length):

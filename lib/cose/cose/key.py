@@ -111,40 +111,12 @@ class CoseKey:
 
     def public_key(self):
         """The same key without its secret parts."""
-        if self.kty == _algs.KTY_SYMMETRIC:
-            raise CoseError("symmetric keys have no public part")
-        pub = self.public_bytes()
-        if self.kty == _algs.KTY_EC2:
-            return CoseKey(self.kty, self.alg, self.kid, self.crv, x=pub[1:33], y=pub[33:65])
-        if self.kty == _algs.KTY_OKP:
-            return CoseKey(self.kty, self.alg, self.kid, self.crv, x=pub)
-        return CoseKey(self.kty, self.alg, self.kid, pub=pub)
+        from cose._create import public_key
+        return public_key(self)
 
     def to_map(self, private=False):
-        m = {KTY: self.kty}
-        if self.kid is not None:
-            m[KID] = self.kid
-        if self.alg is not None:
-            m[ALG] = self.alg
-        if self.base_iv is not None:
-            m[BASE_IV] = self.base_iv
-        if self.kty in (_algs.KTY_EC2, _algs.KTY_OKP):
-            m[CRV] = self.crv
-            pub = self.public_bytes()
-            if self.kty == _algs.KTY_EC2:
-                m[X] = pub[1:33]
-                m[Y] = pub[33:65]
-            else:
-                m[X] = pub
-            if private and self.d is not None:
-                m[D] = self.d
-        elif self.kty == _algs.KTY_HSS_LMS:
-            m[PUB] = self.pub
-        else:
-            if not private:
-                raise CoseError("a symmetric COSE_Key is all secret: pass private=True")
-            m[K] = self.k
-        return m
+        from cose._create import key_map
+        return key_map(self, private)
 
     def encode(self, private=False):
         return cbor.dumps(self.to_map(private), canonical=True)
@@ -187,33 +159,8 @@ class CoseKey:
     def from_raw(cls, alg, raw, kid=None, private=False):
         """A key for alg from raw bytes: P-256 65-byte uncompressed (or 64-byte x||y) public or 32-byte private;
         Ed25519 32-byte public or (private=True) seed; HSS-LMS 60-byte public; symmetric algs the key itself."""
-        raw = bytes(raw)
-        if alg in (_algs.ES256, _algs.ESP256):
-            if private:
-                return cls(_algs.KTY_EC2, alg, kid, _algs.CRV_P256, d=raw)
-            if len(raw) == 65 and raw[0] == 4:
-                raw = raw[1:]
-            if len(raw) != 64:
-                raise CoseError("P-256 public key must be 65 bytes uncompressed (or x||y)")
-            from crypto import p256
-            try:
-                p256.decode_public_key(b"\x04" + raw)
-            except ValueError:
-                raise CoseError("P-256 public key is not on the curve")
-            return cls(_algs.KTY_EC2, alg, kid, _algs.CRV_P256, x=raw[:32], y=raw[32:])
-        if alg in (_algs.EDDSA, _algs.ED25519):
-            if private:
-                return cls(_algs.KTY_OKP, alg, kid, _algs.CRV_ED25519, d=raw)
-            return cls(_algs.KTY_OKP, alg, kid, _algs.CRV_ED25519, x=raw)
-        if alg == _algs.HSS_LMS:
-            if private:
-                raise CoseError("HSS-LMS private keys stay on the host")
-            return cls(_algs.KTY_HSS_LMS, alg, kid, pub=raw)
-        if alg in _algs.MAC_ALGS or alg in _algs.AEAD_ALGS or alg in _algs.KEY_WRAP_ALGS:
-            key = cls(_algs.KTY_SYMMETRIC, alg, kid, k=raw)
-            _algs.check_key(alg, key)
-            return key
-        raise CoseError("unsupported algorithm %s for a raw key" % _algs.name(alg))
+        from cose._create import key_from_raw
+        return key_from_raw(cls, alg, raw, kid, private)
 
     @classmethod
     def symmetric(cls, k, alg=None, kid=None, base_iv=None):
