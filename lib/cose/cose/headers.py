@@ -28,9 +28,9 @@ def decode_protected(b):
     try:
         m = cbor.loads(b, unique_keys=True)
     except cbor.CBORDecodeError as e:
-        raise CoseError("protected header is not valid CBOR: %s" % e)
+        raise CoseError("prot cbor", e)
     if not isinstance(m, dict):
-        raise CoseError("protected header is not a map")
+        raise CoseError("prot map")
     return m
 
 
@@ -39,9 +39,9 @@ class Headers:
 
     def __init__(self, protected_bytes, unprotected, understood=()):
         if not isinstance(protected_bytes, (bytes, bytearray, memoryview)):
-            raise CoseError("protected header must be a bstr")
+            raise CoseError("prot bstr")
         if not isinstance(unprotected, dict):
-            raise CoseError("unprotected header must be a map")
+            raise CoseError("unprot map")
         self.protected = decode_protected(protected_bytes)
         # An empty protected map is authenticated as a zero-length bstr however the sender encoded it
         # (RFC 9052 section 4.4; COSE WG example sign-pass-01 sends h'a0').
@@ -49,20 +49,20 @@ class Headers:
         self.unprotected = unprotected
         for label in unprotected:
             if label in self.protected:
-                raise CoseError("header label %r appears in both maps" % (label,))
+                raise CoseError("both maps", label)
         if CRIT in unprotected:
-            raise CoseError("crit must be a protected header")
+            raise CoseError("crit prot")
         crit = self.protected.get(CRIT)
         if crit is not None:
             if not isinstance(crit, list) or not crit:
-                raise CoseError("crit must be a non-empty array")
+                raise CoseError("crit array")
             for label in crit:
                 if not isinstance(label, (int, str)):
-                    raise CoseError("crit labels must be int or tstr")
+                    raise CoseError("crit label")
                 if label not in self.protected:
-                    raise CoseError("crit names %r, which is not in the protected header" % (label,))
+                    raise CoseError("crit names", label)
                 if label not in UNDERSTOOD and label not in understood:
-                    raise CoseUnsupported("unknown critical header %r" % (label,))
+                    raise CoseUnsupported("crit unkn", label)
 
     def get(self, label, default=None):
         if label in self.protected:
@@ -73,16 +73,16 @@ class Headers:
     def alg(self):
         a = self.get(ALG)
         if a is None:
-            raise CoseError("no alg header")
+            raise CoseError("no alg")
         if not isinstance(a, (int, str)):
-            raise CoseError("alg must be int or tstr")
+            raise CoseError("alg type")
         return a
 
     @property
     def kid(self):
         k = self.get(KID)
         if k is not None and not isinstance(k, (bytes, bytearray)):
-            raise CoseError("kid must be a bstr")
+            raise CoseError("kid bstr")
         return k
 
 
@@ -98,16 +98,16 @@ def unwrap(msg, tag, length):
         try:
             msg = cbor.loads(msg, unique_keys=True)  # the only maps in a COSE message are headers
         except cbor.CBORDecodeError as e:
-            raise CoseError("not valid CBOR: %s" % e)
+            raise CoseError("cbor", e)
     if isinstance(msg, cbor.Tag):
         if msg.tag != tag:
-            raise CoseError("expected COSE tag %d, got tag %d" % (tag, msg.tag))
+            raise CoseError("tag", tag, msg.tag)
         msg = msg.value
     if not isinstance(msg, list) or len(msg) != length:
-        raise CoseError("COSE structure must be an array of %d items" % length)
+        raise CoseError("array", length)
     return msg
 
 
 def check_bstr_or_nil(v, what):
     if v is not None and not isinstance(v, (bytes, bytearray)):
-        raise CoseError("%s must be a bstr or nil" % what)
+        raise CoseError("bstr nil", what)
