@@ -20,9 +20,16 @@ UPDATE = ("cose.sign1", "cose.mac0", "cose._single", "cose.key", "cose.algs", "c
 LEFT_OVER = 0.2
 
 
+def _vm_only():
+    # On CPython the cases share pytest's process: releasing cose.key there would give the other case files'
+    # CoseKey objects a class the re-imported modules no longer know.
+    if not hgtest.IS_MICROPYTHON:
+        hgtest.skip("heap release is measured on the MicroPython VM")
+
+
 def _heap():
     gc.collect()
-    return gc.mem_alloc() if hgtest.IS_MICROPYTHON else 0
+    return gc.mem_alloc()
 
 
 def _bootstrap_phase():
@@ -65,14 +72,14 @@ def _check_released(names, before, loaded):
     for name in names:
         assert name not in sys.modules, name
     after = _heap()
-    if hgtest.IS_MICROPYTHON:
-        grew = loaded - before
-        assert grew > 8192, "the phase loaded only %d bytes: nothing to release?" % grew
-        assert after - before <= grew * LEFT_OVER, \
-            "%d of the %d bytes the phase took are still in use after the release" % (after - before, grew)
+    grew = loaded - before
+    assert grew > 8192, "the phase loaded only %d bytes: nothing to release?" % grew
+    assert after - before <= grew * LEFT_OVER, \
+        "%d of the %d bytes the phase took are still in use after the release" % (after - before, grew)
 
 
 def test_bootstrap_modules_release():
+    _vm_only()
     crypto.release(*BOOTSTRAP)
     before = _heap()
     okm = _bootstrap_phase()
@@ -85,6 +92,7 @@ def test_bootstrap_modules_release():
 
 
 def test_update_modules_release():
+    _vm_only()
     msgs, keys = _signed_messages()
     crypto.release(*UPDATE)
     crypto.release("crypto._p256_sign", "crypto._ed25519_sign", "cose._sign")
@@ -98,5 +106,6 @@ def test_update_modules_release():
 
 
 def test_release_ignores_what_is_not_loaded():
+    _vm_only()
     crypto.release("crypto.nothing_here", "not_a_module", "cose.nothing")
     assert "cose.nothing" not in sys.modules

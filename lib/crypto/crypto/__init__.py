@@ -3,7 +3,12 @@
 
 
 class CryptoError(ValueError):
-    """Base class for every crypto failure (bad key, bad length, failed check)."""
+    """Base class for every crypto failure (bad key, bad length, failed check). e.args[0] is a short key;
+    str(e) gives the text (from crypto._text, loaded then)."""
+
+    def __str__(self):
+        from crypto._text import describe
+        return describe(self.args)
 
 
 class InvalidSignature(CryptoError):

@@ -45,9 +45,9 @@ def hkdf_extract(salt, ikm):
 
 def hkdf_expand(prk, info, length):
     if not isinstance(length, int) or length < 0 or length > 255 * _HASH_LEN:
-        raise CryptoError("HKDF: length must be 0..8160")
+        raise CryptoError("hkdf len")
     if len(prk) < _HASH_LEN:
-        raise CryptoError("HKDF: PRK shorter than the hash")
+        raise CryptoError("hkdf prk")
     mac = HmacSha256(prk)
     out = bytearray(length)
     t = b""
