@@ -127,10 +127,18 @@ def _write_float(out, f):
     out.extend(struct.pack(">d", f))
 
 
-def encode_other(out, obj):
-    """Floats, Simple and undefined; CBOREncodeError for anything else."""
+def encode_other(out, obj, left, canonical):
+    """What cbor._encode leaves to this module: bignums, canonical maps, floats, Simple and undefined;
+    CBOREncodeError for anything else."""
     t = type(obj)
-    if t is float:
+    if t is int:
+        if obj < 0:
+            _bignum(out, 1, -1 - obj)
+        else:
+            _bignum(out, 0, obj)
+    elif t is dict:
+        _sorted_map(out, obj, left)
+    elif t is float:
         _write_float(out, obj)
     elif obj is undefined:
         out.append(0xF7)
@@ -144,7 +152,7 @@ def encode_other(out, obj):
         raise CBOREncodeError("type enc", t.__name__)
 
 
-def bignum(out, major, n):
+def _bignum(out, major, n):
     """Tag 2 (major 0) or 3 (major 1) around the big-endian bytes of n >= 2**64."""
     cbor._head(out, 6, 2 + major)
     # MicroPython ints have no bit_length(): size the big-endian form from the hex digits.
@@ -153,7 +161,7 @@ def bignum(out, major, n):
     out.extend(b)
 
 
-def sorted_map(out, obj, left):
+def _sorted_map(out, obj, left):
     # Core deterministic encoding (RFC 8949 §4.2.1): keys sorted bytewise by their own encodings.
     pairs = []
     for k in obj:
@@ -185,8 +193,18 @@ def _half_to_float(h):
     return -val if h & 0x8000 else val
 
 
-def simple_or_float(dec, ai, arg):
-    """Major type 7 other than false/true/null."""
+def decode_other(dec, major, arg, extra):
+    """What cbor's decoder leaves to this module: an indefinite-length string (major 2/3; the chunks joined),
+    a bignum (major 6, arg 2/3; extra is the tagged value), major 7 other than false/true/null (extra is the
+    additional info)."""
+    if major == 6:
+        return _bignum_value(arg, extra)
+    if major == 7:
+        return _simple_or_float(dec, extra, arg)
+    return chunks(dec, major, True)
+
+
+def _simple_or_float(dec, ai, arg):
     if ai < 20:
         return Simple(ai)
     if ai == 23:
@@ -202,7 +220,7 @@ def simple_or_float(dec, ai, arg):
     raise CBORDecodeError("break", dec.pos - 1)
 
 
-def bignum_value(tag, value):
+def _bignum_value(tag, value):
     if type(value) is not bytes:
         raise CBORDecodeError("bignum")
     n = int.from_bytes(value, "big")

@@ -26,6 +26,9 @@ class Decoder(_Reader):
     max_items items per call, and with unique_keys=True a map that repeats a key raises CBORDecodeError naming it
     (COSE header maps, COSE_Key and SUIT maps must reject those)."""
 
+    def at_end(self):
+        return self.pos >= self.end
+
     def remaining(self):
         return self.end - self.pos
 

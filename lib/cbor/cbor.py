@@ -104,15 +104,12 @@ def _encode(out, obj, left, canonical):
     """Append obj's preferred serialization; left is the nesting depth still allowed."""
     t = type(obj)
     if t is int:
-        major = _MAJOR_UINT
-        if obj < 0:
-            obj = -1 - obj
-            major = _MAJOR_NEGINT
-        if obj >> 64:
-            from _cbor_ext import bignum
-            bignum(out, major, obj)
+        n = obj if obj >= 0 else -1 - obj
+        if n >> 64:  # a bignum
+            from _cbor_ext import encode_other
+            encode_other(out, obj, left, canonical)
         else:
-            _head(out, major, obj)
+            _head(out, _MAJOR_NEGINT if obj < 0 else _MAJOR_UINT, n)
     elif t is str:
         b = obj.encode()
         _head(out, _MAJOR_TEXT, len(b))
@@ -130,8 +127,8 @@ def _encode(out, obj, left, canonical):
         left -= 1
         if t is dict:
             if canonical:
-                from _cbor_ext import sorted_map
-                sorted_map(out, obj, left)
+                from _cbor_ext import encode_other
+                encode_other(out, obj, left, True)
                 return
             _head(out, _MAJOR_MAP, len(obj))
             for k in obj:
@@ -146,7 +143,7 @@ def _encode(out, obj, left, canonical):
                 _encode(out, item, left, canonical)
     else:  # float, Simple, undefined, or something CBOR cannot carry
         from _cbor_ext import encode_other
-        encode_other(out, obj)
+        encode_other(out, obj, left, canonical)
 
 
 def dumps(obj, canonical=False, max_depth=DEFAULT_MAX_DEPTH):
@@ -176,9 +173,6 @@ class _Reader:
         self.left = 0  # items the running decode() may still build
         self.ai = 0  # additional info and argument of the last head read (see _head)
         self.arg = 0
-
-    def at_end(self):
-        return self.pos >= self.end
 
     def _need(self, n):
         if n > self.end - self.pos:
@@ -224,8 +218,8 @@ class _Reader:
     def _string(self, major, n):
         # Definite strings: a memoryview into the buffer. Indefinite ones must be joined (a copy).
         if n is None:
-            from _cbor_ext import chunks
-            return chunks(self, major, True)
+            from _cbor_ext import decode_other
+            return decode_other(self, major, None, True)
         p = self.pos
         if n > self.end - p:
             raise CBORDecodeError("truncated", p)
@@ -269,7 +263,10 @@ class _Reader:
                     items.append(self._item(depth - 1))
                 self.pos += 1
                 return items
-            self._budget(arg)
+            # checked before the list is allocated: each item takes at least one byte and one budget unit
+            if arg > self.left:
+                raise CBORDecodeError("items", self.max_items)
+            self._need(arg)
             items = [None] * arg
             for i in range(arg):
                 items[i] = self._item(depth - 1)
@@ -281,15 +278,17 @@ class _Reader:
                     self._map_entry(result, depth)
                 self.pos += 1
             else:
-                self._budget(2 * arg)
+                if 2 * arg > self.left:
+                    raise CBORDecodeError("items", self.max_items)
+                self._need(2 * arg)
                 for _ in range(arg):
                     self._map_entry(result, depth)
             return result
         if major == _MAJOR_TAG:
             value = self._item(depth - 1)
             if arg == 2 or arg == 3:
-                from _cbor_ext import bignum_value
-                return bignum_value(arg, value)
+                from _cbor_ext import decode_other
+                return decode_other(self, major, arg, value)
             return Tag(arg, value)
         ai = self.ai  # major 7
         if ai == 20:
@@ -298,14 +297,8 @@ class _Reader:
             return True
         if ai == 22:
             return None
-        from _cbor_ext import simple_or_float
-        return simple_or_float(self, ai, arg)
-
-    def _budget(self, n):
-        # checked before the container is allocated: each item takes at least one byte and one budget unit
-        if n > self.left:
-            raise CBORDecodeError("items", self.max_items)
-        self._need(n)
+        from _cbor_ext import decode_other
+        return decode_other(self, major, arg, ai)
 
     def _map_entry(self, result, depth):
         if self.text_keys and (self.pos >= self.end or self.buf[self.pos] >> 5 != _MAJOR_TEXT):

@@ -3,7 +3,7 @@
 
 
 class CryptoError(ValueError):
-    """Base class for every crypto failure (bad key, bad length, failed check). e.args[0] is a short key;
+    """Base class for every crypto failure (bad key, bad length, failed check). e.args[0] is an error number;
     str(e) gives the text (from crypto._text, loaded then)."""
 
     def __str__(self):

@@ -22,7 +22,7 @@ class CryptolibAES:
 
     def __init__(self, key):
         if len(key) not in (16, 32):
-            raise CryptoError("aes key")
+            raise CryptoError(1)  # cryptolib AES key must be 16 or 32 bytes
         import cryptolib
         self._key = bytes(key)
         self._enc = cryptolib.aes(self._key, 1)
@@ -30,7 +30,7 @@ class CryptolibAES:
 
     def encrypt_block(self, block):
         if len(block) != 16:
-            raise CryptoError("aes block")
+            raise CryptoError(2)  # AES block must be 16 bytes
         return self._enc.encrypt(block)
 
     def encrypt_into(self, src, dst):
@@ -38,7 +38,7 @@ class CryptolibAES:
 
     def decrypt_block(self, block):
         if len(block) != 16:
-            raise CryptoError("aes block")
+            raise CryptoError(2)  # AES block must be 16 bytes
         out = bytearray(16)
         self.decrypt_into(block, out)
         return bytes(out)

@@ -15,7 +15,7 @@ class AesCcm:
     def __init__(self, key, tag_len=8, pure=False, cipher=None):
         """pure=True avoids cryptolib; cipher= supplies the block cipher object itself (tests, benchmarks)."""
         if tag_len not in (4, 6, 8, 10, 12, 14, 16):
-            raise CryptoError("ccm tag")
+            raise CryptoError(3)  # CCM tag length must be 4, 6, ..., 16
         self._enc = (cipher if cipher is not None else _aes.new(key, pure)).encrypt_into
         self.tag_len = tag_len
 
@@ -24,10 +24,10 @@ class AesCcm:
         Returns (buffer, q, A_0)."""
         nl = len(nonce)
         if nl < 7 or nl > 13:
-            raise CryptoError("ccm nonce")
+            raise CryptoError(4)  # CCM nonce must be 7..13 bytes
         q = 15 - nl
         if q < 8 and n >> (8 * q):
-            raise CryptoError("ccm long")
+            raise CryptoError(5)  # CCM message too long for this nonce length
         dst = bytearray(n + self.tag_len)
         enc = self._enc
         ctr = bytearray(16)
@@ -93,12 +93,12 @@ class AesCcm:
         m = self.tag_len
         n = len(data) - m
         if n < 0:
-            raise InvalidTag("ccm short")
+            raise InvalidTag(6)  # CCM: ciphertext shorter than the tag
         out, q, a0 = self._crypt(nonce, data, n)
         if not ct_equal(memoryview(self._tag(nonce, q, aad, out, n, a0))[:m], memoryview(data)[n:]):
             for i in range(n):
                 out[i] = 0
-            raise InvalidTag("ccm tag!")
+            raise InvalidTag(7)  # CCM: authentication tag mismatch
         return bytes(memoryview(out)[:n])
 
 

@@ -4,15 +4,20 @@ import hashlib
 
 from crypto import CryptoError
 
-_sha256 = hashlib.sha256
-_BLOCK = 64
-_HASH_LEN = 32
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+_BLOCK = const(64)
+_HASH_LEN = const(32)
 
 
 def _pads(key):
     """The inner and outer padded keys, as two 512-bit integer XORs (no per-byte loop, no tables)."""
     if len(key) > _BLOCK:
-        key = _sha256(key).digest()
+        key = hashlib.sha256(key).digest()
     k = int.from_bytes(key, "big") << (8 * (_BLOCK - len(key)))
     return ((k ^ int.from_bytes(b"\x36" * _BLOCK, "big")).to_bytes(_BLOCK, "big"),
             (k ^ int.from_bytes(b"\x5c" * _BLOCK, "big")).to_bytes(_BLOCK, "big"))
@@ -25,10 +30,10 @@ class HmacSha256:
         self._ipad, self._opad = _pads(key)
 
     def mac(self, *chunks):
-        h = _sha256(self._ipad)
+        h = hashlib.sha256(self._ipad)
         for c in chunks:
             h.update(c)
-        o = _sha256(self._opad)
+        o = hashlib.sha256(self._opad)
         o.update(h.digest())
         return o.digest()
 
@@ -45,9 +50,9 @@ def hkdf_extract(salt, ikm):
 
 def hkdf_expand(prk, info, length):
     if not isinstance(length, int) or length < 0 or length > 255 * _HASH_LEN:
-        raise CryptoError("hkdf len")
+        raise CryptoError(8)  # HKDF: length must be 0..8160
     if len(prk) < _HASH_LEN:
-        raise CryptoError("hkdf prk")
+        raise CryptoError(9)  # HKDF: PRK shorter than the hash
     mac = HmacSha256(prk)
     out = bytearray(length)
     t = b""

@@ -194,7 +194,7 @@ def lms_verify(public_key, message, signature):
     """Verify a single-tree LMS signature (56-byte LMS public key)."""
     public_key = memoryview(public_key)
     if not _check_lms_public_key(public_key):
-        raise CryptoError("lms pub")
+        raise CryptoError(13)  # malformed LMS public key
     signature = memoryview(signature)
     n = lms_signature_length(signature)
     if n == 0 or n != len(signature):
@@ -206,13 +206,13 @@ def hss_verify(public_key, message, signature):
     """Verify an HSS signature (RFC 8554 section 6.3) with a 60-byte HSS public key. Returns True or False."""
     public_key = memoryview(public_key)
     if len(public_key) != 4 + LMS_PUBLIC_KEY_LEN:
-        raise CryptoError("hss len")
+        raise CryptoError(14)  # HSS public key must be 60 bytes
     levels = _u32(public_key, 0)
     if levels < 1 or levels > HSS_MAX_LEVELS:
-        raise CryptoError("hss levels")
+        raise CryptoError(15)  # HSS public key: levels must be 1..8
     key = public_key[4:]
     if not _check_lms_public_key(key):
-        raise CryptoError("hss pub")
+        raise CryptoError(16)  # malformed HSS public key
     sig = memoryview(signature)
     if len(sig) < 4 or _u32(sig, 0) != levels - 1:
         return False

@@ -35,14 +35,14 @@ def decode_public_key(pub):
     the curve with coordinates below p (the point at infinity has no such encoding)."""
     if len(pub) == 65:
         if pub[0] != 4:
-            raise CryptoError("p256 form")
+            raise CryptoError(17)  # P-256 point: only the uncompressed form (0x04) is supported
         pub = pub[1:]
     elif len(pub) != 64:
-        raise CryptoError("p256 len")
+        raise CryptoError(18)  # P-256 point must be 65 or 64 bytes
     x = int.from_bytes(pub[:32], "big")
     y = int.from_bytes(pub[32:], "big")
     if x >= _P or y >= _P or not _on_curve(x, y):
-        raise CryptoError("p256 curve")
+        raise CryptoError(19)  # P-256 point is not on the curve
     return x, y
 
 
@@ -52,10 +52,10 @@ def _encode_point(x, y):
 
 def _private_int(priv):
     if len(priv) != 32:
-        raise CryptoError("p256 d len")
+        raise CryptoError(20)  # P-256 private key must be 32 bytes
     d = int.from_bytes(priv, "big")
     if not 0 < d < _N:
-        raise CryptoError("p256 d")
+        raise CryptoError(21)  # P-256 private key out of range
     return d
 
 
@@ -235,7 +235,7 @@ def ecdh(priv, peer_pub):
     q = decode_public_key(peer_pub)
     x, y, z = _mul2(0, d, q)
     if z == 0:  # cannot happen for a valid point (prime order), kept as a guard
-        raise CryptoError("p256 inf")
+        raise CryptoError(22)  # P-256 ECDH result is the point at infinity
     return _to_affine(x, y, z)[0].to_bytes(32, "big")
 
 
