@@ -1,8 +1,6 @@
 # COSE_Encrypt (RFC 9052 section 5.1), tag 96, with A128KW (-3) recipients (RFC 9053 section 6.2.1): the
 # content key is wrapped per recipient; the content is AES-CCM-16-64-128. unwrap_cek() is exposed for
 # callers (SUIT) whose content algorithm lives elsewhere.
-import cbor
-
 from crypto import InvalidTag
 from cose import CoseError
 from cose import algs as _algs

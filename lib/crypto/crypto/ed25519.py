@@ -7,7 +7,6 @@
 # multiples of the base point B (built once, on first use; mixed additions) and a per-call table for A.
 # The one inversion is extended Euclid (_ec.inverse) and the square root an addition chain. SHA-512 is
 # crypto.sha512 (viper on MicroPython). Python ints are not constant-time: signing on a device leaks timing.
-from crypto import CryptoError
 from crypto import sha512 as _sha512
 from crypto._ec import inverse, wnaf as _wnaf
 
