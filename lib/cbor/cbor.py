@@ -267,9 +267,9 @@ class _Reader:
             if arg > self.left:
                 raise CBORDecodeError("items", self.max_items)
             self._need(arg)
-            items = [None] * arg
-            for i in range(arg):
-                items[i] = self._item(depth - 1)
+            items = []
+            for _ in range(arg):
+                items.append(self._item(depth - 1))
             return items
         if major == _MAJOR_MAP:
             result = {}
