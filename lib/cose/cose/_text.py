@@ -1,4 +1,4 @@
-# Texts of CoseError and the names of algorithms, loaded when an error is printed or a name is shown, so a
+# Texts of CoseError, the names of algorithms and CoseKey's repr, loaded when one is shown, so a
 # device spends RAM on them only then. cose raises CoseError(key, values...); str(e) looks the key up here.
 from cose import algs as _algs
 
@@ -84,3 +84,16 @@ def describe(args):
     if at is not None:
         values[at - 1] = alg_name(values[at - 1])
     return text % tuple(values) if values else text
+
+
+def key_repr(key):
+    parts = ["kty=%r" % key.kty]
+    if key.alg is not None:
+        parts.append("alg=%s" % alg_name(key.alg))
+    if key.kid is not None:
+        parts.append("kid=%s" % key.kid.hex())
+    if key.crv is not None:
+        parts.append("crv=%r" % key.crv)
+    if key.d is not None or key.k is not None:
+        parts.append("secret=hidden")
+    return "<CoseKey %s>" % " ".join(parts)

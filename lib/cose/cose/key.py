@@ -72,17 +72,9 @@ class CoseKey:
         else:
             raise CoseError("kty", kty)
 
-    def __repr__(self):
-        parts = ["kty=%r" % self.kty]
-        if self.alg is not None:
-            parts.append("alg=%s" % _algs.name(self.alg))
-        if self.kid is not None:
-            parts.append("kid=%s" % self.kid.hex())
-        if self.crv is not None:
-            parts.append("crv=%r" % self.crv)
-        if self.d is not None or self.k is not None:
-            parts.append("secret=hidden")
-        return "<CoseKey %s>" % " ".join(parts)
+    def __repr__(self):  # secret parts show as "secret=hidden"
+        from cose._text import key_repr
+        return key_repr(self)
 
     @property
     def is_private(self):

@@ -10,6 +10,12 @@
 from crypto import sha512 as _sha512
 from crypto._ec import inverse, wnaf as _wnaf
 
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
 _P = 2**255 - 19
 _L = 2**252 + 27742317777372353535851937790883648493
 _D = 37095705934669439343138083508754565189542113879843219016388785533085940283555
@@ -20,7 +26,7 @@ _BY = 46316835694926478169428394003475163141307993866256225615783033603165251855
 
 # Odd multiples 1B, 3B, ..., 31B (width-6 NAF digits) as affine "Niels" triples (y+x, y-x, 2d*x*y) mod p:
 # with Z = 1 a mixed addition costs 7 multiplications. 16 entries: ~3 KiB on the 64-bit VM, half on a board.
-_B_WIDTH = 6
+_B_WIDTH = const(6)
 _B_TABLE = None
 
 

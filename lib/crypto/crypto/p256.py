@@ -12,14 +12,20 @@ from crypto import CryptoError
 from crypto._ec import inverse, wnaf as _wnaf
 from crypto.util import random_bytes
 
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
 _P = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF
 _N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _B = 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B
 _GX = 0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296
 _GY = 0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5
 
-_G_WIDTH = 6  # 16 affine points 1G, 3G, ..., 31G: ~2 KiB on the 64-bit VM
-_Q_WIDTH = 5  # 8 Jacobian points per call
+_G_WIDTH = const(6)  # 16 affine points 1G, 3G, ..., 31G: ~2 KiB on the 64-bit VM
+_Q_WIDTH = const(5)  # 8 Jacobian points per call
 _G_TABLE = None
 
 

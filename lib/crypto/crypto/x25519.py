@@ -10,8 +10,14 @@ from crypto import CryptoError
 from crypto._ec import inverse
 from crypto.util import random_bytes
 
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
 _P = 2**255 - 19
-_A24 = 121665
+_A24 = const(121665)
 
 
 def _clamp(k):
