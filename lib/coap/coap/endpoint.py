@@ -17,7 +17,8 @@
 #   server role     resources, respond() (sans-IO: request -> response), finish(), reply(); optional parts
 #                   load on first use: Observe (coap.observe), Block2 (coap.block), Block1 (coap.upload),
 #                   separate responses (coap.separate), /.well-known/core (coap.linkformat).
-#   client role     exchange() (one request, its response), request() (Block-wise both ways), observe().
+#   client role     coap/requester.py, the endpoint's base class: exchange() (one request, its response),
+#                   request() (Block-wise both ways), observe(), ping().
 #
 # Public operations for the optional parts and the layers above (never private names): send_empty(),
 # ack(), finish(), reply(), outer_response(), send_con(), and rst_listeners, a list of callables f(msg)
