@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 # Modules of the CoAP stack proper (the serial transport lives in the same package: reported separately).
-CORE = ("__init__", "transport", "msg", "endpoint", "requester", "block", "observe", "server", "client", "udp", "upload",
-        "linkformat", "separate", "errtext")
+CORE = ("__init__", "transport", "msg", "endpoint", "requester", "rawaddr", "block", "observe", "server", "client",
+        "udp", "upload", "linkformat", "separate", "errtext")
 RUNS = 5
 
 # Our client writes the body to a file as it arrives, as coap-client -o does; the host then checks the file.
