@@ -5,9 +5,10 @@ import hgtest
 
 from coap import MessageError
 from coap.msg import Message, decode
-from oscore import EchoRequired, OscoreError
+from oscore import OscoreError
 from oscore import context as C
 from oscore import answer as A
+from oscore.answer import EchoRequired
 from oscore import protect as P
 from case_oscore_common import vec, pair, get, protected, refused
 

@@ -1,8 +1,11 @@
 # The answers OSCORE gives besides protected responses: the unprotected error responses of RFC 8613 section 8,
 # the protected 4.01 Echo challenge of Appendix B.1.2 (RFC 9175 section 2.4), and the client's side of it (the
-# challenge's Echo value, the one retry that carries it). Loaded on first use: the failure and reboot paths.
+# challenge's Echo value, the one retry that carries it), and the context's side of the challenge. Loaded on
+# first use: the failure and reboot paths.
 from coap.msg import Message
 
+from oscore import OscoreError
+from oscore.context import WINDOW
 from oscore.protect import protect_response
 
 try:
@@ -17,6 +20,33 @@ _ACK = const(2)
 _UNAUTHORIZED = const(129)
 _MAX_AGE = const(14)
 _ECHO = const(252)
+_ECHO_LEN = const(8)
+
+
+class EchoRequired(OscoreError):
+    """A request verified, but its context lost its replay window (a reboot): answer with echo_response(err)
+    (a protected 4.01 carrying only Echo) and do not process the request."""
+
+    def __init__(self, binding, echo):
+        super().__init__("Echo required")
+        self.binding = binding
+        self.echo = echo
+
+
+def challenge(ctx):
+    """The Echo value for a challenge of ctx (made once, kept until a request returns it)."""
+    if ctx.echo is None:
+        from crypto.util import random_bytes
+        ctx.echo = random_bytes(_ECHO_LEN)
+    return ctx.echo
+
+
+def resync(ctx, seq):
+    """A request returned the Echo: its sequence number becomes the replay window's lower limit."""
+    ctx.top = seq
+    ctx.bits = (1 << WINDOW) - 1
+    ctx.synced = True
+    ctx.echo = None
 
 
 def error_response(err, request):

@@ -5,9 +5,8 @@
 # Sequence numbers survive reboots through a store (store.FileStore or anything with get/put): the context
 # writes a bound n + K before it uses sequence number n, so there is at most one write per K messages, and a
 # context that boots from a stored bound starts at that bound: a reboot never reuses a nonce. Such a context
-# has lost its replay window, so it answers the first request with an Echo challenge (oscore.EchoRequired).
+# has lost its replay window, so it answers the first request with an Echo challenge (oscore.answer.EchoRequired).
 from crypto.ccm import AesCcm
-from crypto.kdf import hkdf_expand, hkdf_extract
 
 from oscore import err
 
@@ -23,41 +22,28 @@ WINDOW = const(32)  # replay window entries (section 3.2.2 default)
 _WINDOW_MASK = (1 << WINDOW) - 1
 _NONCE_LEN = const(13)
 _ID_MAX = const(7)  # nonce length - 6
-_ECHO_LEN = const(8)
+# AES-CCM objects are shared, most recently used first, up to CIPHERS of them: a context keeps only its two
+# 16-byte keys (a cryptolib cipher costs ~0.5 KB on the VM), and the keys in use have their cipher built once.
+CIPHERS = 2
+_ciphers = None  # [[key, pure, AesCcm], ...], made on first use
 
 
-def _bstr(b):
-    n = len(b)
-    if n < 24:
-        return bytes((0x40 | n,)) + b
-    if n < 256:
-        return bytes((0x58, n)) + b
-    if n < 65536:
-        return bytes((0x59, n >> 8, n & 255)) + b
-    raise err(0)
-
-
-def info(ident, id_context, kind, length):
-    """The HKDF info: CBOR [id, id_context / nil, 10, "Key" / "IV", L] (section 3.2.1)."""
-    return b"".join((b"\x85", _bstr(ident), b"\xf6" if id_context is None else _bstr(id_context), b"\x0a",
-                     b"\x63Key" if kind == "Key" else b"\x62IV", bytes((length,))))
-
-
-def derive(secret, salt, sender_id, recipient_id, id_context=None):
-    """(Sender Key, Recipient Key, Common IV) from the Master Secret and Salt."""
-    prk = hkdf_extract(salt, secret)
-    return (hkdf_expand(prk, info(sender_id, id_context, "Key", 16), 16),
-            hkdf_expand(prk, info(recipient_id, id_context, "Key", 16), 16),
-            hkdf_expand(prk, info(b"", id_context, "IV", _NONCE_LEN), _NONCE_LEN))
-
-
-def _id_nonce(iv, ident):
-    out = bytearray(iv)
-    out[0] ^= len(ident)
-    off = 8 - len(ident)
-    for i in range(len(ident)):
-        out[off + i] ^= ident[i]
-    return bytes(out)
+def aead(key, pure=False):
+    """The AES-CCM-16-64-128 object for key (shared; built when it is not among the last CIPHERS used)."""
+    global _ciphers
+    c = _ciphers
+    if c is None:
+        c = _ciphers = []
+    for i in range(len(c)):
+        e = c[i]
+        if e[0] == key and e[1] == pure:
+            if i:
+                c.insert(0, c.pop(i))
+            return e[2]
+    e = [key, pure, AesCcm(key, 8, pure)]
+    c.insert(0, e)
+    del c[CIPHERS:]
+    return e[2]
 
 
 def piv_bytes(n):
@@ -87,12 +73,13 @@ class Context:
         self.sender_id = bytes(sender_id)
         self.recipient_id = bytes(recipient_id)
         self.id_context = None if id_context is None else bytes(id_context)
-        skey, rkey, iv = derive(secret, salt, self.sender_id, self.recipient_id, self.id_context)
+        from oscore import derive as d  # loaded with the first context: nothing else needs it
+        self.sender_key, self.recipient_key, iv = d.derive(secret, salt, self.sender_id, self.recipient_id,
+                                                           self.id_context)
         # The nonce of an ID without its Partial IV (section 5.2), for the two IDs this context uses.
-        self.sender_base = _id_nonce(iv, self.sender_id)
-        self.recipient_base = _id_nonce(iv, self.recipient_id)
-        self.sender = AesCcm(skey, 8, pure)
-        self.recipient = AesCcm(rkey, 8, pure)
+        self.sender_base = d.id_nonce(iv, self.sender_id)
+        self.recipient_base = d.id_nonce(iv, self.recipient_id)
+        self.pure = pure
         self.class_i = class_i
         self.store = store
         self.name = name
@@ -152,17 +139,3 @@ class Context:
             self.top = seq
         else:
             self.bits |= 1 << -d
-
-    def challenge(self):
-        """The Echo value for a challenge (made once, kept until a request returns it)."""
-        if self.echo is None:
-            from crypto.util import random_bytes
-            self.echo = random_bytes(_ECHO_LEN)
-        return self.echo
-
-    def resync(self, seq):
-        """A request returned the Echo: its sequence number becomes the replay window's lower limit."""
-        self.top = seq
-        self.bits = _WINDOW_MASK
-        self.synced = True
-        self.echo = None

@@ -7,7 +7,7 @@
 # Observe request?, Notification Number]. A list, not a class, to keep it small.
 #
 # Failures raise oscore.OscoreError whose code/diag say which unprotected answer section 8 gives (code 0: none,
-# e.g. on the client side); oscore.EchoRequired when a context that lost its replay window needs an Echo round
+# e.g. on the client side); oscore.answer.EchoRequired when a context that lost its replay window needs an Echo round
 # trip (Appendix B.1.2): answer it with oscore.answer.echo_response(err) (protected with the server's own Partial
 # IV); oscore.answer also builds the unprotected section 8 answers and the client's Echo retry.
 from coap.msg import Message, decode
@@ -15,8 +15,8 @@ from coap import MessageError
 from crypto import CryptoError
 from crypto.util import ct_equal
 
-from oscore import OscoreError, EchoRequired, err
-from oscore.context import _bstr
+from oscore import OscoreError, err
+from oscore.context import aead
 
 try:
     from micropython import const
@@ -108,15 +108,8 @@ def aad(kid, piv, class_i=b""):
         b += piv
         b.append(0x40)
         return b
-    arr = b"".join((b"\x85\x01\x81\x0a", _bstr(kid), _bstr(piv), _bstr(class_i)))
-    return _ENC0 + _bstr(arr)
-
-
-def class_i_bytes(opts):
-    # The Class I options as CoAP would encode them (delta from 0): a token-less message's bytes after the header.
-    m = Message()
-    m.opts = opts
-    return bytes(m.encode()[4:])
+    from oscore import classi
+    return classi.aad(kid, piv, class_i)
 
 
 def split(ctx, msg, request):
@@ -155,7 +148,10 @@ def split(ctx, msg, request):
 
 def class_i_of(ctx, opts):
     ci = ctx.class_i
-    return class_i_bytes([x for x in opts if x[0] in ci]) if ci else b""
+    if not ci:
+        return b""
+    from oscore import classi
+    return classi.of(opts, ci)
 
 
 def outer_of(msg, ci):
@@ -174,7 +170,10 @@ def outer_of(msg, ci):
             if cis is None:
                 cis = []
             cis.append((n, v))
-    return osc, keep, class_i_bytes(cis) if cis else b""
+    if cis:
+        from oscore import classi
+        return osc, keep, classi.encode(cis)
+    return osc, keep, b""
 
 
 def open_inner(ctx, msg, nonce, kid, piv, ci, request):
@@ -182,7 +181,7 @@ def open_inner(ctx, msg, nonce, kid, piv, ci, request):
     if not ct:
         raise err(13)
     try:
-        pt = ctx.recipient.decrypt(nonce, ct, aad(kid, piv, ci))
+        pt = aead(ctx.recipient_key, ctx.pure).decrypt(nonce, ct, aad(kid, piv, ci))
     except CryptoError:  # InvalidTag, or a length CCM refuses
         raise err(19)
     if not pt:
@@ -220,7 +219,7 @@ def protect_request(ctx, msg):
     piv = ctx.next_piv()
     kid = ctx.sender_id
     nonce = ctx.nonce(kid, piv)
-    ct = ctx.sender.encrypt(nonce, plain, aad(kid, piv, class_i_of(ctx, outer)))
+    ct = aead(ctx.sender_key, ctx.pure).encrypt(nonce, plain, aad(kid, piv, class_i_of(ctx, outer)))
     out = Message(msg.type, _POST if observe is None else _FETCH, msg.mid, msg.token, ct)
     outer.append((_OSCORE, encode_option(piv, ctx.id_context, kid)))
     out.opts = outer
@@ -252,12 +251,13 @@ def unprotect_request(contexts, msg):
     if ctx.synced:
         ctx.accept(seq)
     else:
+        from oscore import answer
         e = m.opt(_ECHO)
         if e is None or ctx.echo is None or not ct_equal(e, ctx.echo):
-            x = EchoRequired(binding, ctx.challenge())
+            x = answer.EchoRequired(binding, answer.challenge(ctx))
             x.request = m
             raise x
-        ctx.resync(seq)
+        answer.resync(ctx, seq)
     for n, v in keep:
         m.add(n, v)
     return m, binding
@@ -275,7 +275,7 @@ def protect_response(binding, msg, own_piv=False):
     else:
         piv = b""
         binding[3] = None
-    ct = ctx.sender.encrypt(nonce, plain, aad(binding[1], binding[2], class_i_of(ctx, outer)))
+    ct = aead(ctx.sender_key, ctx.pure).encrypt(nonce, plain, aad(binding[1], binding[2], class_i_of(ctx, outer)))
     out = Message(msg.type, _CHANGED if observe is None else _CONTENT, msg.mid, msg.token, ct)
     outer.append((_OSCORE, encode_option(piv)))
     out.opts = outer

@@ -7,7 +7,7 @@
 # An unprotected request to a path in `require` gets 4.01.
 # Client role: every request goes out through `client` (None: unprotected). A 4.01 Echo challenge is kept and
 # the next request carries the Echo: Oscore.request() retries once with it.
-from oscore import EchoRequired, OscoreError, err
+from oscore import OscoreError, err
 from oscore.protect import protect_request, unprotect_request, protect_response, unprotect_response
 
 try:
@@ -51,12 +51,9 @@ class Oscore:
             return req
         try:
             inner, binding = unprotect_request(self.contexts, req)
-        except EchoRequired as e:
-            from oscore.answer import echo_response
-            return echo_response(e)
-        except OscoreError as e:
-            from oscore.answer import error_response
-            return error_response(e, req)
+        except OscoreError as e:  # the section 8 answer, or the Echo challenge (answer.EchoRequired)
+            from oscore import answer
+            return answer.echo_response(e) if isinstance(e, answer.EchoRequired) else answer.error_response(e, req)
         except MemoryError:
             return Message(code=_SERVER_ERROR)
         inner.oscore = binding
