@@ -17,6 +17,8 @@ except ImportError:
         return x
 
 _OSCORE = const(9)
+_BLOCK2 = const(23)
+_BLOCK1 = const(27)
 _UNAUTHORIZED = const(129)
 _SERVER_ERROR = const(160)
 
@@ -28,11 +30,13 @@ def context_of(req):
 
 
 class Oscore:
-    def __init__(self, contexts=(), client=None, require=()):
+    def __init__(self, contexts=(), client=None, require=(), max_body=4096):
         self.contexts = list(contexts)
         self.client = client
         self.require = require  # paths (exact, or prefixes ending in "/") that only OSCORE may reach
         self.echo = None  # client role: the Echo of the last challenge, sent with the next request
+        self.max_body = max_body  # the largest protected message put together from Outer Block-wise blocks
+        self.blocks = None  # oscore.outer.Blocks, made on the first Outer Block-wise transfer
 
     def _required(self, path):
         for p in self.require:
@@ -44,11 +48,19 @@ class Oscore:
 
     def incoming_request(self, ep, req):
         from coap.msg import Message
-        if not req.has(_OSCORE):
+        osc = req.opt(_OSCORE)
+        if osc is None:
             if self.require and self._required(req.path()):
                 from oscore.answer import error_response
                 return error_response(err(20), req)
             return req
+        ob = None
+        if req.opt(_BLOCK1) is not None or req.opt(_BLOCK2) is not None:  # Outer Block-wise (4.1.3.4.2)
+            from oscore.outer import incoming
+            req = incoming(self, req, osc)
+            if req.code >= 64:
+                return req
+            ob = getattr(req, "oscore_outer", None)
         try:
             inner, binding = unprotect_request(self.contexts, req)
         except OscoreError as e:  # the section 8 answer, or the Echo challenge (answer.EchoRequired)
@@ -57,6 +69,8 @@ class Oscore:
         except MemoryError:
             return Message(code=_SERVER_ERROR)
         inner.oscore = binding
+        if ob is not None:
+            inner.oscore_outer = ob
         return inner
 
     def outgoing_response(self, ep, req, resp):
@@ -64,16 +78,20 @@ class Oscore:
         if b is None:
             return resp
         try:
-            return protect_response(b, resp)
+            out = protect_response(b, resp)
         except OscoreError:  # the context cannot protect any more: never send the inner response in clear
             from coap.msg import Message
             return Message(code=_SERVER_ERROR)
+        if len(out.payload) + 64 > ep.t.max_message_size or getattr(req, "oscore_outer", None) is not None:
+            from oscore.outer import outgoing
+            return outgoing(self, ep, req, out)
+        return out
 
     # --- client role
 
     def outgoing_request(self, ep, req):
         ctx = self.client
-        if ctx is None:
+        if ctx is None or getattr(req, "oscore_raw", False):  # oscore.outer sends what it protected itself
             return req
         m = req
         if self.echo is not None:
@@ -96,9 +114,31 @@ class Oscore:
             self.echo = echo_of(inner)
         return inner
 
-    async def request(self, client, method, remote, path, **kw):
-        """client.request through OSCORE, retried once when the server answers with an Echo challenge."""
-        r = await client.request(method, remote, path, **kw)
-        if self.echo is not None and r.code == _UNAUTHORIZED:
-            r = await client.request(method, remote, path, **kw)
+    async def request(self, client, method, remote, path, outer=False, **kw):
+        """client.request through OSCORE, retried once when the server answers with an Echo challenge.
+        outer=True: the request is protected as one message, whatever its payload's size, and sent and answered
+        with Outer Block-wise where it does not fit one datagram (oscore.outer.request; payload, options, con,
+        szx and timeout as client.request takes them, the response body at most max_body bytes protected)."""
+        for _ in range(2):
+            if outer:
+                r = await self._outer(client, method, remote, path, **kw)
+            else:
+                r = await client.request(method, remote, path, **kw)
+            if self.echo is None or r.code != _UNAUTHORIZED:
+                return r
         return r
+
+    async def _outer(self, client, method, remote, path, payload=b"", options=(), con=True, szx=None,
+                     timeout=None):
+        import os
+        from coap.msg import Message
+        from oscore.outer import request
+        m = Message(0 if con else 1, method, 0, os.urandom(4), payload).set_path(path)
+        for o in options:
+            m.add(o[0], o[1])
+        if self.echo is not None:
+            from oscore.answer import with_echo
+            m = with_echo(m, self.echo)
+            self.echo = None
+        return await request(self, client, self.client, m, remote, client.szx if szx is None else szx,
+                             self.max_body, timeout)
