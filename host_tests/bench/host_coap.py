@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 # Modules of the CoAP stack proper (the serial transport lives in the same package: reported separately).
-CORE = ("__init__", "transport", "msg", "endpoint", "block", "observe", "server", "client", "udp", "upload",
+CORE = ("__init__", "transport", "msg", "endpoint", "requester", "block", "observe", "server", "client", "udp", "upload",
         "linkformat", "separate", "errtext")
 RUNS = 5
 
