@@ -166,3 +166,52 @@ def test_big_protected_response_is_cut_to_the_link():
         for ep in (cli, srv):
             ep.close()
     _run(main)
+
+
+def test_client_context_per_peer():
+    async def main():
+        from oscore.context import Context
+        from case_oscore_endpoint import _store
+        st = _store("peers")
+        keys = {"s1": b"1" * 16, "s2": b"2" * 16}
+        srvs = []
+        for name in ("s1", "s2"):
+            srv = Server(_link(name))
+            sc = Context(keys[name], b"", b"\x02", b"\x01", store=st, name=name, k=4)
+            srv.transform = Oscore([sc], require=("/",))
+            srv.route("/who", get=lambda req, n=name: n)
+            srv.start()
+            srvs.append(srv)
+        cli = _client(None)
+        peers = {n: Context(keys[n], b"", b"\x01", b"\x02") for n in keys}
+        tf = cli.transform
+        tf.client = peers
+        for n in ("s1", "s2", "s1"):
+            r = await tf.request(cli, D.GET, n, "/who", outer=True)
+            assert r.code == D.CONTENT and bytes(r.payload) == n.encode(), (n, r.code)
+        assert peers["s1"].seq == 2 and peers["s2"].seq == 1
+        # A plain client.request gives the seam no remote: refused rather than guessed or sent in clear.
+        e = None
+        try:
+            await cli.get("s1", "/who")
+        except OscoreError as x:
+            e = x
+        assert e is not None and "remote" in str(e)
+        # s1 reboots from its store: its next request goes through the Echo round trip with s1's context only
+        srvs[0].close()
+        await asyncio.sleep(0.02)
+        srv = Server(_link("s1"))
+        sc = Context(keys["s1"], b"", b"\x02", b"\x01", store=st, name="s1", k=4)
+        assert not sc.synced
+        srv.transform = Oscore([sc], require=("/",))
+        srv.route("/who", get=lambda req: "s1 again")
+        srv.start()
+        srvs[0] = srv
+        r = await tf.request(cli, D.GET, "s1", "/who", outer=True)
+        assert r.code == D.CONTENT and bytes(r.payload) == b"s1 again" and sc.synced and peers["s1"].seq == 4
+        assert tf.echo is None
+        r = await tf.request(cli, D.GET, "s2", "/who", outer=True)
+        assert bytes(r.payload) == b"s2" and peers["s2"].seq == 2, "s2 saw no Echo meant for s1"
+        for ep in [cli] + srvs:
+            ep.close()
+    _run(main)

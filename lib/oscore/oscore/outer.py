@@ -30,7 +30,6 @@ _TOO_LARGE = const(141)
 _SERVER_ERROR = const(160)
 _OBSERVE = const(6)
 _CONTINUE = const(95)
-_UNAUTHORIZED = const(129)
 _OSCORE = const(9)
 _BLOCK2 = const(23)
 _BLOCK1 = const(27)
@@ -197,7 +196,7 @@ def outgoing(tf, ep, req, out):
 
 # --- client role
 
-async def request(tf, client, ctx, inner, remote, szx, max_body, timeout=None):
+async def request(client, ctx, inner, remote, szx, max_body, timeout=None):
     """The verified inner response to inner (a request), protected once through ctx: the protected request goes
     in Outer Block1 blocks of 16 << szx bytes when it is larger, an Outer Block2 response is followed to its end
     (at most max_body bytes) and then verified. Raises OscoreError (a response that does not verify, or an
@@ -262,11 +261,7 @@ async def request(tf, client, ctx, inner, remote, szx, max_body, timeout=None):
         full.opts = _without(r, (_BLOCK2, _SIZE2, _BLOCK1))
         full.remote = r.remote
         r = full
-    inner_r = unprotect_response(binding, r)
-    if inner_r.code == _UNAUTHORIZED:
-        from oscore.answer import echo_of
-        tf.echo = echo_of(inner_r)
-    return inner_r
+    return unprotect_response(binding, r)
 
 
 def _refused(r):

@@ -5,8 +5,12 @@
 # (unprotected 4.00/4.01/4.02, Outer Max-Age 0) and reaches no handler; a context that lost its replay window
 # answers with a protected 4.01 + Echo. Responses and notifications to a protected request are protected.
 # An unprotected request to a path in `require` gets 4.01.
-# Client role: every request goes out through `client` (None: unprotected). A 4.01 Echo challenge is kept and
-# the next request carries the Echo: Oscore.request() retries once with it.
+# Client role: every request goes out through `client`: one Context for every peer, or a dict {remote: Context}
+# (a peer not in it is spoken to unprotected), None: unprotected. A 4.01 Echo challenge is kept for its context
+# and that context's next request carries the Echo: Oscore.request() retries once with it.
+# The coap seam gives outgoing_request no remote (the inner request's .remote is unset), so a dict of contexts
+# is used by Oscore.request(..., outer=True), which names the peer; a plain client.request through a dict
+# fails (OscoreError) rather than guess the peer or send in clear.
 from oscore import OscoreError, err
 from oscore.protect import protect_request, unprotect_request, protect_response, unprotect_response
 
@@ -34,7 +38,7 @@ class Oscore:
         self.contexts = list(contexts)
         self.client = client
         self.require = require  # paths (exact, or prefixes ending in "/") that only OSCORE may reach
-        self.echo = None  # client role: the Echo of the last challenge, sent with the next request
+        self.echo = None  # client role: (context, Echo) of the last challenge, sent with its next request
         self.max_body = max_body  # the largest protected message put together from Outer Block-wise blocks
         self.blocks = None  # oscore.outer.Blocks, made on the first Outer Block-wise transfer
 
@@ -89,16 +93,36 @@ class Oscore:
 
     # --- client role
 
-    def outgoing_request(self, ep, req):
+    def peer(self, remote):
+        """The client context for remote (None: unprotected)."""
         ctx = self.client
-        if ctx is None or getattr(req, "oscore_raw", False):  # oscore.outer sends what it protected itself
+        if type(ctx) is dict:
+            if remote is None:
+                raise OscoreError("per-peer contexts: the request names no remote")
+            return ctx.get(remote)
+        return ctx
+
+    def _echoed(self, ctx, m):
+        e = self.echo
+        if e is None or e[0] is not ctx:
+            return m
+        from oscore.answer import with_echo
+        self.echo = None
+        return with_echo(m, e[1])
+
+    def _challenged(self, ctx, inner):
+        if inner.code == _UNAUTHORIZED:  # an Echo challenge? (RFC 9175 2.4)
+            from oscore.answer import echo_of
+            e = echo_of(inner)
+            self.echo = None if e is None else (ctx, e)
+
+    def outgoing_request(self, ep, req):
+        if self.client is None or getattr(req, "oscore_raw", False):  # oscore.outer protected it itself
             return req
-        m = req
-        if self.echo is not None:
-            from oscore.answer import with_echo
-            m = with_echo(req, self.echo)
-            self.echo = None
-        out, req.oscore = protect_request(ctx, m)
+        ctx = self.peer(req.remote)
+        if ctx is None:
+            return req
+        out, req.oscore = protect_request(ctx, self._echoed(ctx, req))
         return out
 
     def incoming_response(self, ep, req, resp):
@@ -109,9 +133,7 @@ class Oscore:
             inner = unprotect_response(b, resp)
         except OscoreError:
             return None
-        if inner.code == _UNAUTHORIZED:  # an Echo challenge? (RFC 9175 2.4)
-            from oscore.answer import echo_of
-            self.echo = echo_of(inner)
+        self._challenged(b[0], inner)
         return inner
 
     async def request(self, client, method, remote, path, outer=False, **kw):
@@ -133,12 +155,14 @@ class Oscore:
         import os
         from coap.msg import Message
         from oscore.outer import request
+        ctx = self.peer(remote)
+        if ctx is None:
+            raise OscoreError("no OSCORE context for %r" % (remote,))
         m = Message(0 if con else 1, method, 0, os.urandom(4), payload).set_path(path)
         for o in options:
             m.add(o[0], o[1])
-        if self.echo is not None:
-            from oscore.answer import with_echo
-            m = with_echo(m, self.echo)
-            self.echo = None
-        return await request(self, client, self.client, m, remote, client.szx if szx is None else szx,
-                             self.max_body, timeout)
+        m.remote = remote
+        r = await request(client, ctx, self._echoed(ctx, m), remote, client.szx if szx is None else szx,
+                          self.max_body, timeout)
+        self._challenged(ctx, r)
+        return r
