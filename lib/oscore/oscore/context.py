@@ -21,7 +21,6 @@ MAX_SEQ = (1 << 40) - 1  # section 7.2.1
 WINDOW = const(32)  # replay window entries (section 3.2.2 default)
 _WINDOW_MASK = (1 << WINDOW) - 1
 _NONCE_LEN = const(13)
-_ID_MAX = const(7)  # nonce length - 6
 # AES-CCM objects are shared, most recently used first, up to CIPHERS of them: a context keeps only its two
 # 16-byte keys (a cryptolib cipher costs ~0.5 KB on the VM), and the keys in use have their cipher built once.
 CIPHERS = 2
@@ -62,46 +61,11 @@ class Context:
 
     def __init__(self, secret, salt=b"", sender_id=b"", recipient_id=b"", id_context=None, store=None,
                  name="oscore", k=64, pure=False, class_i=()):
-        if len(sender_id) > _ID_MAX or len(recipient_id) > _ID_MAX:
-            raise err(1)
-        if id_context is not None and len(id_context) > 255:
-            raise err(2)
-        if sender_id == recipient_id:
-            raise err(3)
-        if k < 1:
-            raise err(4)
-        self.sender_id = bytes(sender_id)
-        self.recipient_id = bytes(recipient_id)
-        self.id_context = None if id_context is None else bytes(id_context)
-        from oscore import derive as d  # loaded with the first context: nothing else needs it
-        self.sender_key, self.recipient_key, iv = d.derive(secret, salt, self.sender_id, self.recipient_id,
-                                                           self.id_context)
-        # The nonce of an ID without its Partial IV (section 5.2), for the two IDs this context uses.
-        self.sender_base = d.id_nonce(iv, self.sender_id)
-        self.recipient_base = d.id_nonce(iv, self.recipient_id)
-        self.pure = pure
-        self.class_i = class_i
-        self.store = store
-        self.name = name
-        self.k = k
-        self.top = -1  # highest accepted request sequence number
-        self.bits = 0  # bit d: sequence number top - d was accepted
-        self.echo = None  # the Echo value a challenge sent, until a request returns it
-        seq = 0
-        self.synced = True  # False: the replay window was lost, requests need an Echo round trip
-        if store is not None:
-            v = store.get(name)
-            if v is not None:
-                if len(v) != 5:
-                    raise err(5)
-                seq = int.from_bytes(v, "big")
-                self.synced = False
-        self.seq = seq
-        self.limit = seq  # sequence numbers below this are covered by the stored bound
-        if store is not None:
-            self._persist()
+        from oscore.derive import setup  # making a context is rare: its code loads then
+        setup(self, secret, salt, sender_id, recipient_id, id_context, store, name, k, pure, class_i)
 
-    def _persist(self):
+    def persist(self):
+        """Store the next bound (K sequence numbers on) before any number up to it is used."""
         bound = min(self.limit + self.k, MAX_SEQ + 1)
         self.store.put(self.name, bound.to_bytes(5, "big"))
         self.limit = bound
@@ -112,7 +76,7 @@ class Context:
         if n > MAX_SEQ:
             raise err(6)
         if self.store is not None and n >= self.limit:
-            self._persist()  # before n is used: a failed write leaves n unused
+            self.persist()  # before n is used: a failed write leaves n unused
         self.seq = n + 1
         return piv_bytes(n)
 

@@ -1,8 +1,17 @@
 # Key derivation (RFC 8613 section 3.2): Sender/Recipient Keys and the Common IV from the Master Secret and Salt
-# with HKDF-SHA-256. Used when a context is made (boot, re-keying), so oscore.context loads it then and lets it go.
+# with HKDF-SHA-256, and the rest of making a Context (its checks, the stored sequence number bound). Used when a
+# context is made (boot, re-keying): oscore.context loads it then.
 from crypto.kdf import hkdf_expand, hkdf_extract
 
 from oscore import err
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+_ID_MAX = const(7)  # nonce length - 6
 
 
 def bstr(b):
@@ -39,3 +48,43 @@ def id_nonce(iv, ident):
     for i in range(len(ident)):
         out[off + i] ^= ident[i]
     return bytes(out)
+
+
+def setup(ctx, secret, salt, sender_id, recipient_id, id_context, store, name, k, pure, class_i):
+    """Context.__init__: the checks, the keys and nonce bases, the sequence number bound from the store."""
+    if len(sender_id) > _ID_MAX or len(recipient_id) > _ID_MAX:
+        raise err(1)
+    if id_context is not None and len(id_context) > 255:
+        raise err(2)
+    if sender_id == recipient_id:
+        raise err(3)
+    if k < 1:
+        raise err(4)
+    ctx.sender_id = bytes(sender_id)
+    ctx.recipient_id = bytes(recipient_id)
+    ctx.id_context = None if id_context is None else bytes(id_context)
+    ctx.sender_key, ctx.recipient_key, iv = derive(secret, salt, ctx.sender_id, ctx.recipient_id, ctx.id_context)
+    # The nonce of an ID without its Partial IV (section 5.2), for the two IDs this context uses.
+    ctx.sender_base = id_nonce(iv, ctx.sender_id)
+    ctx.recipient_base = id_nonce(iv, ctx.recipient_id)
+    ctx.pure = pure
+    ctx.class_i = class_i
+    ctx.store = store
+    ctx.name = name
+    ctx.k = k
+    ctx.top = -1  # highest accepted request sequence number
+    ctx.bits = 0  # bit d: sequence number top - d was accepted
+    ctx.echo = None  # the Echo value a challenge sent, until a request returns it
+    seq = 0
+    ctx.synced = True  # False: the replay window was lost, requests need an Echo round trip
+    if store is not None:
+        v = store.get(name)
+        if v is not None:
+            if len(v) != 5:
+                raise err(5)
+            seq = int.from_bytes(v, "big")
+            ctx.synced = False
+    ctx.seq = seq
+    ctx.limit = seq  # sequence numbers below this are covered by the stored bound
+    if store is not None:
+        ctx.persist()

@@ -196,6 +196,23 @@ def outgoing(tf, ep, req, out):
 
 # --- client role
 
+async def send(tf, client, method, remote, path, payload=b"", options=(), con=True, szx=None, timeout=None):
+    """Oscore.request(..., outer=True): the request built as client.request builds it, through the context of
+    remote, and the Echo of a challenge kept for that context."""
+    import os
+    ctx = tf.peer(remote)
+    if ctx is None:
+        raise OscoreError("no OSCORE context for %r" % (remote,))
+    m = Message(0 if con else 1, method, 0, os.urandom(4), payload).set_path(path)
+    for o in options:
+        m.add(o[0], o[1])
+    m.remote = remote
+    r = await request(client, ctx, tf.echoed(ctx, m), remote, client.szx if szx is None else szx, tf.max_body,
+                      timeout)
+    tf.challenged(ctx, r)
+    return r
+
+
 async def request(client, ctx, inner, remote, szx, max_body, timeout=None):
     """The verified inner response to inner (a request), protected once through ctx: the protected request goes
     in Outer Block1 blocks of 16 << szx bytes when it is larger, an Outer Block2 response is followed to its end

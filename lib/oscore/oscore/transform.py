@@ -102,7 +102,8 @@ class Oscore:
             return ctx.get(remote)
         return ctx
 
-    def _echoed(self, ctx, m):
+    def echoed(self, ctx, m):
+        """m, or a copy carrying the Echo of the last challenge when it came through ctx."""
         e = self.echo
         if e is None or e[0] is not ctx:
             return m
@@ -110,7 +111,8 @@ class Oscore:
         self.echo = None
         return with_echo(m, e[1])
 
-    def _challenged(self, ctx, inner):
+    def challenged(self, ctx, inner):
+        """Keep the Echo of a 4.01 challenge that came through ctx for ctx's next request."""
         if inner.code == _UNAUTHORIZED:  # an Echo challenge? (RFC 9175 2.4)
             from oscore.answer import echo_of
             e = echo_of(inner)
@@ -122,7 +124,7 @@ class Oscore:
         ctx = self.peer(req.remote)
         if ctx is None:
             return req
-        out, req.oscore = protect_request(ctx, self._echoed(ctx, req))
+        out, req.oscore = protect_request(ctx, self.echoed(ctx, req))
         return out
 
     def incoming_response(self, ep, req, resp):
@@ -133,7 +135,7 @@ class Oscore:
             inner = unprotect_response(b, resp)
         except OscoreError:
             return None
-        self._challenged(b[0], inner)
+        self.challenged(b[0], inner)
         return inner
 
     async def request(self, client, method, remote, path, outer=False, **kw):
@@ -143,26 +145,10 @@ class Oscore:
         szx and timeout as client.request takes them, the response body at most max_body bytes protected)."""
         for _ in range(2):
             if outer:
-                r = await self._outer(client, method, remote, path, **kw)
+                from oscore.outer import send
+                r = await send(self, client, method, remote, path, **kw)
             else:
                 r = await client.request(method, remote, path, **kw)
             if self.echo is None or r.code != _UNAUTHORIZED:
                 return r
-        return r
-
-    async def _outer(self, client, method, remote, path, payload=b"", options=(), con=True, szx=None,
-                     timeout=None):
-        import os
-        from coap.msg import Message
-        from oscore.outer import request
-        ctx = self.peer(remote)
-        if ctx is None:
-            raise OscoreError("no OSCORE context for %r" % (remote,))
-        m = Message(0 if con else 1, method, 0, os.urandom(4), payload).set_path(path)
-        for o in options:
-            m.add(o[0], o[1])
-        m.remote = remote
-        r = await request(client, ctx, self._echoed(ctx, m), remote, client.szx if szx is None else szx,
-                          self.max_body, timeout)
-        self._challenged(ctx, r)
         return r
