@@ -6,10 +6,9 @@ from crypto.kdf import hkdf_expand, hkdf_extract
 from oscore import err
 
 try:
-    from micropython import const
+    from micropython import const  # compile time on MicroPython: no code, no RAM
 except ImportError:
-    def const(x):
-        return x
+    from coap import const  # CPython: coap's one fallback
 
 _ID_MAX = const(7)  # nonce length - 6
 

@@ -18,10 +18,9 @@ from coap.msg import Message, uint_bytes
 from oscore import OscoreError
 
 try:
-    from micropython import const
+    from micropython import const  # compile time on MicroPython: no code, no RAM
 except ImportError:
-    def const(x):
-        return x
+    from coap import const  # CPython: coap's one fallback
 
 _BAD_REQUEST = const(128)
 _BAD_OPTION = const(130)

@@ -15,10 +15,9 @@ from oscore import OscoreError, err
 from oscore.protect import protect_request, unprotect_request, protect_response, unprotect_response
 
 try:
-    from micropython import const
+    from micropython import const  # compile time on MicroPython: no code, no RAM
 except ImportError:
-    def const(x):
-        return x
+    from coap import const  # CPython: coap's one fallback
 
 _OSCORE = const(9)
 _BLOCK2 = const(23)
