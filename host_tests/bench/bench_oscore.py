@@ -102,3 +102,4 @@ def bench_ccm_bare_response_64():
 
 def bench_context_derive():
     return lambda: Context(SECRET, SALT, b"\x01", b"\x02")
+

@@ -42,7 +42,7 @@ class Blocks:
 
     def __init__(self, max_body):
         self.max_body = max_body
-        self.rx = {}  # (remote, OSCORE option) -> bytearray of the request's ciphertext so far
+        self.rx = {}  # (remote, OSCORE option) -> [buffer, bytes so far] of the request's ciphertext
         self.tx = {}  # (remote, request kid, request Partial IV) -> [outer response without payload, ciphertext]
 
 
@@ -105,28 +105,39 @@ def incoming(tf, req, osc):
 def _collect(st, key, req, b1):
     num, more, szx = block_decode(b1)
     p = req.payload
-    buf = st.rx.get(key)
+    e = st.rx.get(key)  # [buffer, bytes in it]
     if num == 0:
         size = req.uint(_SIZE1)
         if size is not None and size > st.max_body:
             return _too_large(st, key)
-        buf = bytearray()
-        _put(st.rx, key, buf)
-    elif buf is None or len(buf) != num << (szx + 4):
+        e = [bytearray(size or 0), 0]  # the announced size at once: no regrowth, no fragments
+        _put(st.rx, key, e)
+    elif e is None or e[1] != num << (szx + 4):
         st.rx.pop(key, None)
         return _answer(_INCOMPLETE)
     if more and len(p) != 16 << szx:
         st.rx.pop(key, None)
         return _answer(_BAD_REQUEST, b"short block")
-    if len(buf) + len(p) > st.max_body:
+    buf, n = e
+    end = n + len(p)
+    if end > st.max_body:
         return _too_large(st, key)
-    buf += p
+    room = len(buf) - n
+    if len(p) <= room:
+        buf[n:end] = p
+    elif room:  # more than Size1 said
+        buf[n:] = p[:room]
+        buf += p[room:]
+    else:  # no Size1: the buffer grows block by block
+        buf += p
+    e[1] = end
     if more:
         r = _answer(_CONTINUE)
         r.add(_BLOCK1, block_encode(num, 1, szx))
         return r
     del st.rx[key]
-    full = Message(req.type, req.code, req.mid, req.token, bytes(buf))
+    # no copy: the buffer is no longer shared
+    full = Message(req.type, req.code, req.mid, req.token, buf if end == len(buf) else memoryview(buf)[:end])
     full.opts = _without(req, (_BLOCK1, _SIZE1))
     full.remote = req.remote
     full.oscore_b1 = block_encode(num, 0, szx)
@@ -273,7 +284,7 @@ async def request(client, ctx, inner, remote, szx, max_body, timeout=None):
                 raise BlockError("block at %d, expected %d" % (num << (s2 + 4), len(buf)))
             s = s2
             buf += r.payload
-        full = Message(r.type, r.code, r.mid, r.token, bytes(buf))
+        full = Message(r.type, r.code, r.mid, r.token, buf)
         full.opts = _without(r, (_BLOCK2, _SIZE2, _BLOCK1))
         full.remote = r.remote
         r = full

@@ -60,7 +60,11 @@ class Oscore:
         ob = None
         if req.opt(_BLOCK1) is not None or req.opt(_BLOCK2) is not None:  # Outer Block-wise (4.1.3.4.2)
             from oscore.outer import incoming
-            req = incoming(self, req, osc)
+            try:
+                req = incoming(self, req, osc)
+            except MemoryError:  # the transfers in progress go: a board keeps answering
+                self.blocks = None
+                return Message(code=_SERVER_ERROR)
             if req.code >= 64:
                 return req
             ob = getattr(req, "oscore_outer", None)
