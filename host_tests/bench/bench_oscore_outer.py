@@ -4,7 +4,7 @@
 # give the 3 KB buffers.
 from coap.msg import Message
 from oscore.context import Context
-from oscore.protect import protect_request
+from oscore.client import protect_request
 from oscore.transform import Oscore
 
 MP_HEAP = "256k"

@@ -87,7 +87,8 @@ def _vm(ctx, mpy: Path, script: str, *args) -> int:
 def _wire_rows() -> list[dict]:
     from coap.msg import Message
     from oscore.context import Context
-    from oscore.protect import protect_request, unprotect_request, protect_response
+    from oscore.client import protect_request
+    from oscore.protect import unprotect_request, protect_response
 
     client = Context(b"k" * 16, b"s" * 8, b"\x01", b"\x02")
     server = Context(b"k" * 16, b"s" * 8, b"\x02", b"\x01")
@@ -120,10 +121,12 @@ def run(ctx) -> list[dict]:
                 "unit": "B"})
     deps = "coap.msg,crypto.ccm,crypto.kdf,crypto.util"
     for label, base, extra in (
-            ("oscore core (context, protect) beyond coap.msg and crypto", deps,
+            ("oscore core (context, protect: the server role) beyond coap.msg and crypto", deps,
              "oscore.context,oscore.protect"),
             ("oscore core + endpoint transform beyond coap.msg and crypto", deps,
              "oscore.context,oscore.protect,oscore.transform"),
+            ("oscore.client (the client role: loaded with the first protected request) beyond the core + transform",
+             deps + ",oscore.context,oscore.protect,oscore.transform", "oscore.client"),
             ("oscore.derive (making a context: loaded with the first one) beyond the core", deps +
              ",oscore.context,oscore.protect", "oscore.derive"),
             ("oscore.outer (Outer Block-wise: loaded on first use) beyond the core + transform and coap.block",
@@ -131,8 +134,9 @@ def run(ctx) -> list[dict]:
             ("CoAP stack (client, server, UDP) without OSCORE", "", "coap.client,coap.server,coap.udp"),
             ("CoAP stack + the crypto OSCORE uses (AES-CCM, HKDF), without OSCORE", "",
              "coap.client,coap.server,coap.udp,crypto.ccm,crypto.kdf,crypto.util"),
-            ("CoAP stack (client, server, UDP) with OSCORE (transform, context, protect, AES-CCM, HKDF)", "",
-             "coap.client,coap.server,coap.udp,oscore.transform,oscore.context")):
+            ("CoAP stack (client, server, UDP) with OSCORE in both roles (transform, context, derive, protect, "
+             "client, AES-CCM, HKDF)", "",
+             "coap.client,coap.server,coap.udp,oscore.transform,oscore.context,oscore.derive,oscore.client")):
         heap = _vm(ctx, mpy, VM_IMPORT, base, extra)
         row = {"name": f"oscore heap after import (.mpy), {label}", "runtime": "micropython", "value": heap,
                "unit": "B", "note": "VM is 64-bit: about half on a 32-bit board"}

@@ -12,7 +12,7 @@ from coap.msg import Message
 from coap.server import Server
 from oscore import OscoreError
 from oscore import outer as O
-from oscore.protect import protect_request
+from oscore.client import protect_request
 from oscore.transform import Oscore
 
 MP_HEAP = "256k"

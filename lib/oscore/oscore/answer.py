@@ -3,6 +3,7 @@
 # challenge's Echo value, the one retry that carries it), and the context's side of the challenge. Loaded on
 # first use: the failure and reboot paths.
 from coap.msg import Message
+from crypto.util import ct_equal
 
 from oscore import OscoreError
 from oscore.context import WINDOW
@@ -40,8 +41,14 @@ def challenge(ctx):
     return ctx.echo
 
 
-def resync(ctx, seq):
-    """A request returned the Echo: its sequence number becomes the replay window's lower limit."""
+def resync(ctx, m, binding, seq):
+    """A verified request m to a context that lost its replay window: if it returns the challenge's Echo, its
+    sequence number becomes the window's lower limit; else EchoRequired (a challenge to answer with)."""
+    e = m.opt(_ECHO)
+    if e is None or ctx.echo is None or not ct_equal(e, ctx.echo):
+        x = EchoRequired(binding, challenge(ctx))
+        x.request = m
+        raise x
     ctx.top = seq
     ctx.bits = (1 << WINDOW) - 1
     ctx.synced = True

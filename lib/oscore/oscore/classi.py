@@ -24,3 +24,17 @@ def aad(kid, piv, class_i):
     """The Enc_structure with Class I options (the general CBOR heads)."""
     arr = b"".join((b"\x85\x01\x81\x0a", bstr(kid), bstr(piv), bstr(class_i)))
     return _ENC0 + bstr(arr)
+
+
+def outer(msg, ci):
+    """The outer options a receiver keeps (Class U and the Class I numbers ci) and the Class I bytes for the AAD."""
+    from oscore.protect import U_ONLY
+    keep = []
+    cis = []
+    for n, v in msg.items():
+        if n < 256 and n in U_ONLY:
+            keep.append((n, v))
+        elif n in ci:
+            keep.append((n, v))
+            cis.append((n, v))
+    return keep, encode(cis) if cis else b""

@@ -228,7 +228,7 @@ async def request(client, ctx, inner, remote, szx, max_body, timeout=None):
     in Outer Block1 blocks of 16 << szx bytes when it is larger, an Outer Block2 response is followed to its end
     (at most max_body bytes) and then verified. Raises OscoreError (a response that does not verify, or an
     unprotected error answer: .response), BlockError, or the client's RequestTimeout."""
-    from oscore.protect import protect_request, unprotect_response
+    from oscore.client import protect_request, unprotect_response
     out, binding = protect_request(ctx, inner)
     body = out.payload
     bs = 16 << szx

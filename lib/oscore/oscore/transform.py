@@ -12,7 +12,7 @@
 # is used by Oscore.request(..., outer=True), which names the peer; a plain client.request through a dict
 # fails (OscoreError) rather than guess the peer or send in clear.
 from oscore import OscoreError, err
-from oscore.protect import protect_request, unprotect_request, protect_response, unprotect_response
+from oscore.protect import unprotect_request, protect_response
 
 try:
     from micropython import const  # compile time on MicroPython: no code, no RAM
@@ -127,6 +127,7 @@ class Oscore:
         ctx = self.peer(req.remote)
         if ctx is None:
             return req
+        from oscore.client import protect_request
         out, req.oscore = protect_request(ctx, self.echoed(ctx, req))
         return out
 
@@ -134,6 +135,7 @@ class Oscore:
         b = getattr(req, "oscore", None)
         if b is None:
             return resp
+        from oscore.client import unprotect_response
         try:
             inner = unprotect_response(b, resp)
         except OscoreError:
