@@ -1,5 +1,6 @@
-# OSCORE, the client role (RFC 8613 sections 8.1 and 8.4): protect a request, verify its responses. Separate from
-# oscore.protect (shared parts and the server role), so a device that only serves never loads it.
+# OSCORE, the client role (RFC 8613 sections 8.1 and 8.4): protect a request, verify its responses, and the
+# client side of oscore.transform.Oscore (the context per peer, the Echo retry). Separate from oscore.protect
+# (shared parts and the server role), so a device that only serves never loads it.
 from coap.msg import Message
 
 from oscore import OscoreError, err
@@ -15,6 +16,7 @@ _POST = const(2)
 _FETCH = const(5)
 _OBSERVE = const(6)
 _OSCORE = const(9)
+_UNAUTHORIZED = const(129)
 
 
 def encode_option(piv, kid_context=None, kid=None):
@@ -92,3 +94,66 @@ def unprotect_response(binding, msg):
     for n, v in keep:
         m.add(n, v)
     return m
+
+
+# --- oscore.transform.Oscore, client role (tf is the Oscore object)
+
+def peer(tf, remote):
+    """The client context for remote (None: unprotected)."""
+    ctx = tf.client
+    if type(ctx) is dict:
+        if remote is None:
+            raise OscoreError("per-peer contexts: the request names no remote")
+        return ctx.get(remote)
+    return ctx
+
+
+def echoed(tf, ctx, m):
+    """m, or a copy carrying the Echo of the last challenge when it came through ctx."""
+    e = tf.echo
+    if e is None or e[0] is not ctx:
+        return m
+    from oscore.answer import with_echo
+    tf.echo = None
+    return with_echo(m, e[1])
+
+
+def challenged(tf, ctx, inner):
+    """Keep the Echo of a 4.01 challenge that came through ctx for ctx's next request."""
+    if inner.code == _UNAUTHORIZED:  # an Echo challenge? (RFC 9175 2.4)
+        from oscore.answer import echo_of
+        e = echo_of(inner)
+        tf.echo = None if e is None else (ctx, e)
+
+
+def outgoing(tf, req):
+    """Oscore.outgoing_request: the protected request (req itself when its peer has no context)."""
+    ctx = peer(tf, req.remote)
+    if ctx is None:
+        return req
+    out, req.oscore = protect_request(ctx, echoed(tf, ctx, req))
+    return out
+
+
+def incoming(tf, req, resp):
+    """Oscore.incoming_response: the verified inner response, None when it does not verify."""
+    b = req.oscore
+    try:
+        inner = unprotect_response(b, resp)
+    except OscoreError:
+        return None
+    challenged(tf, b[0], inner)
+    return inner
+
+
+async def request(tf, client, method, remote, path, outer, kw):
+    """Oscore.request: retried once with the Echo of a challenge."""
+    for _ in range(2):
+        if outer:
+            from oscore.outer import send
+            r = await send(tf, client, method, remote, path, **kw)
+        else:
+            r = await client.request(method, remote, path, **kw)
+        if tf.echo is None or r.code != _UNAUTHORIZED:
+            return r
+    return r

@@ -210,16 +210,17 @@ async def send(tf, client, method, remote, path, payload=b"", options=(), con=Tr
     """Oscore.request(..., outer=True): the request built as client.request builds it, through the context of
     remote, and the Echo of a challenge kept for that context."""
     import os
-    ctx = tf.peer(remote)
+    from oscore.client import challenged, echoed, peer
+    ctx = peer(tf, remote)
     if ctx is None:
         raise OscoreError("no OSCORE context for %r" % (remote,))
     m = Message(0 if con else 1, method, 0, os.urandom(4), payload).set_path(path)
     for o in options:
         m.add(o[0], o[1])
     m.remote = remote
-    r = await request(client, ctx, tf.echoed(ctx, m), remote, client.szx if szx is None else szx, tf.max_body,
+    r = await request(client, ctx, echoed(tf, ctx, m), remote, client.szx if szx is None else szx, tf.max_body,
                       timeout)
-    tf.challenged(ctx, r)
+    challenged(tf, ctx, r)
     return r
 
 

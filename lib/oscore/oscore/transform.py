@@ -22,7 +22,6 @@ except ImportError:
 _OSCORE = const(9)
 _BLOCK2 = const(23)
 _BLOCK1 = const(27)
-_UNAUTHORIZED = const(129)
 _SERVER_ERROR = const(160)
 
 
@@ -96,64 +95,22 @@ class Oscore:
 
     # --- client role
 
-    def peer(self, remote):
-        """The client context for remote (None: unprotected)."""
-        ctx = self.client
-        if type(ctx) is dict:
-            if remote is None:
-                raise OscoreError("per-peer contexts: the request names no remote")
-            return ctx.get(remote)
-        return ctx
-
-    def echoed(self, ctx, m):
-        """m, or a copy carrying the Echo of the last challenge when it came through ctx."""
-        e = self.echo
-        if e is None or e[0] is not ctx:
-            return m
-        from oscore.answer import with_echo
-        self.echo = None
-        return with_echo(m, e[1])
-
-    def challenged(self, ctx, inner):
-        """Keep the Echo of a 4.01 challenge that came through ctx for ctx's next request."""
-        if inner.code == _UNAUTHORIZED:  # an Echo challenge? (RFC 9175 2.4)
-            from oscore.answer import echo_of
-            e = echo_of(inner)
-            self.echo = None if e is None else (ctx, e)
-
     def outgoing_request(self, ep, req):
         if self.client is None or getattr(req, "oscore_raw", False):  # oscore.outer protected it itself
             return req
-        ctx = self.peer(req.remote)
-        if ctx is None:
-            return req
-        from oscore.client import protect_request
-        out, req.oscore = protect_request(ctx, self.echoed(ctx, req))
-        return out
+        from oscore.client import outgoing
+        return outgoing(self, req)
 
     def incoming_response(self, ep, req, resp):
-        b = getattr(req, "oscore", None)
-        if b is None:
+        if getattr(req, "oscore", None) is None:
             return resp
-        from oscore.client import unprotect_response
-        try:
-            inner = unprotect_response(b, resp)
-        except OscoreError:
-            return None
-        self.challenged(b[0], inner)
-        return inner
+        from oscore.client import incoming
+        return incoming(self, req, resp)
 
     async def request(self, client, method, remote, path, outer=False, **kw):
         """client.request through OSCORE, retried once when the server answers with an Echo challenge.
         outer=True: the request is protected as one message, whatever its payload's size, and sent and answered
         with Outer Block-wise where it does not fit one datagram (oscore.outer.request; payload, options, con,
         szx and timeout as client.request takes them, the response body at most max_body bytes protected)."""
-        for _ in range(2):
-            if outer:
-                from oscore.outer import send
-                r = await send(self, client, method, remote, path, **kw)
-            else:
-                r = await client.request(method, remote, path, **kw)
-            if self.echo is None or r.code != _UNAUTHORIZED:
-                return r
-        return r
+        from oscore.client import request
+        return await request(self, client, method, remote, path, outer, kw)
