@@ -20,25 +20,24 @@ MAX_SEQ = (1 << 40) - 1  # section 7.2.1
 WINDOW = const(32)  # replay window entries (section 3.2.2 default)
 _WINDOW_MASK = (1 << WINDOW) - 1
 _NONCE_LEN = const(13)
-# AES-CCM objects are shared, most recently used first, up to CIPHERS of them: a context keeps only its two
-# 16-byte keys (a cryptolib cipher costs ~0.5 KB on the VM), and the keys in use have their cipher built once.
+# AES-CCM objects are shared, the last CIPHERS built: a context keeps only its two 16-byte keys (a cryptolib
+# cipher costs ~0.5 KB on the VM), and the keys in use have their cipher built once. An application with more
+# contexts in use at once than CIPHERS / 2 raises CIPHERS, or each message builds its cipher again.
 CIPHERS = 2
-_ciphers = None  # [[key, pure, AesCcm], ...], made on first use
+_ciphers = None  # [(key, pure, AesCcm), ...], newest first, made on first use
 
 
 def aead(key, pure=False):
-    """The AES-CCM-16-64-128 object for key (shared; built when it is not among the last CIPHERS used)."""
+    """The AES-CCM-16-64-128 object for key (shared; built when it is not among the last CIPHERS built)."""
     global _ciphers
     c = _ciphers
     if c is None:
         c = _ciphers = []
-    for i in range(len(c)):
-        e = c[i]
-        if e[0] == key and e[1] == pure:
-            if i:
-                c.insert(0, c.pop(i))
-            return e[2]
-    e = [key, pure, AesCcm(key, 8, pure)]
+    else:
+        for e in c:
+            if e[0] == key and e[1] == pure:
+                return e[2]
+    e = (key, pure, AesCcm(key, 8, pure))
     c.insert(0, e)
     del c[CIPHERS:]
     return e[2]

@@ -134,11 +134,22 @@ def outer_of(msg):
     receiver keeps (oscore.classi.outer adds a context's Class I options)."""
     osc = None
     keep = []
-    for n, v in msg.items():
-        if n == _OSCORE:
-            osc = v
-        elif n < 256 and n in U_ONLY:
-            keep.append((n, v))
+    o = msg.opts
+    b = msg.buf
+    if b is None:  # a built message: (number, value) pairs
+        for x in o:
+            n = x[0]
+            if n == _OSCORE:
+                osc = x[1]
+            elif n < 256 and n in U_ONLY:
+                keep.append(x)
+    else:  # a decoded one: the flat [number, start, end, ...] index into its datagram (coap.msg)
+        for i in range(0, len(o), 3):
+            n = o[i]
+            if n == _OSCORE:
+                osc = b[o[i + 1]:o[i + 2]]
+            elif n < 256 and n in U_ONLY:
+                keep.append((n, b[o[i + 1]:o[i + 2]]))
     return osc, keep
 
 
@@ -155,9 +166,13 @@ def open_inner(ctx, msg, nonce, kid, piv, ci, request):
     tok = msg.token
     t = len(tok)
     mid = msg.mid
-    buf = bytearray((0x40 | (msg.type << 4) | t, pt[0], mid >> 8, mid & 255))
-    buf += tok
-    buf += memoryview(pt)[1:]
+    buf = bytearray(len(pt) + 3 + t)  # the inner message's datagram: header, token, then pt after its code
+    buf[0] = 0x40 | (msg.type << 4) | t
+    buf[1] = pt[0]
+    buf[2] = mid >> 8
+    buf[3] = mid & 255
+    buf[4:4 + t] = tok
+    buf[4 + t:] = memoryview(pt)[1:]
     try:
         m = decode(buf)
     except MessageError:
