@@ -69,6 +69,11 @@ _BLOCK1 = const(27)
 # (nothing is allocated per message, so long-lived answers never fragment the heap), and the answers' bytes
 # in one preallocated ring buffer of 2 x max_message_size. Every entry lives EXCHANGE_LIFETIME, so arrival
 # order is expiry order and the slot reused next is the oldest. Slot fields:
+# The pending-CON fields coap.requester keeps (see there) that _acked() sets.
+_P_EV = const(0)
+_P_MSG = const(1)
+_P_REMOTE = const(3)
+
 _D_MID = const(0)     # Message ID, -1 when the slot is free
 _D_REMOTE = const(1)
 _D_EXP = const(2)     # ticks_ms when it expires
@@ -174,7 +179,8 @@ class Endpoint(Requester):
                     return
                 self.on_error(e)
             except MemoryError:
-                _collect()
+                import gc
+                gc.collect()
             except Exception as e:
                 self.on_error(e)
 
@@ -218,6 +224,15 @@ class Endpoint(Requester):
             for f in self.rst_listeners:
                 f(m)
 
+    def _acked(self, m):
+        # An ACK or RST ends the pending CON it answers (same MID, same remote).
+        p = self.pending.get(m.mid)
+        if p is not None and p[_P_REMOTE] == m.remote:
+            p[_P_MSG] = m
+            if p[_P_EV]:
+                p[_P_EV].set()
+
+
     def _on_request(self, m):
         now = ticks_ms()
         s = self._dd_find(m.remote, m.mid, now)
@@ -231,7 +246,11 @@ class Endpoint(Requester):
         try:
             self.on_request(m)
         except MemoryError:  # unanswered: forget it, so its retransmission is taken as new
-            self._dd_drop(s)
+            d = self.dd
+            if self.dd_index.get(d[s]) == s:
+                del self.dd_index[d[s]]
+            d[s] = -1
+            d[s + _D_OBJ] = None
             raise
 
     def _on_response(self, m):
@@ -302,13 +321,6 @@ class Endpoint(Requester):
         d[s + _D_OBJ] = None
         self.dd_index[mid] = s
         return s
-
-    def _dd_drop(self, s):
-        d = self.dd
-        if self.dd_index.get(d[s]) == s:
-            del self.dd_index[d[s]]
-        d[s] = -1
-        d[s + _D_OBJ] = None
 
     def _dd_store(self, s, data, state=1, obj=None):
         # The answer's bytes go into the ring; one bigger than the ring is kept as an object.
@@ -383,22 +395,11 @@ class Endpoint(Requester):
 
     def on_request(self, req):
         """A new request (not a duplicate): through the transform, then respond() and reply()."""
-        tf = self.transform
-        if tf is not None:
-            inner = tf.incoming_request(self, req)
-            if inner is None:  # rejected at the message layer
-                if req.type == _CON:
-                    self.ack(req, _RST)
+        if self.transform is not None:
+            from coap.transform import request_in
+            req = request_in(self, req)
+            if req is None:  # refused, and answered as the transform said
                 return
-            if inner is not req:
-                inner.type = req.type
-                inner.mid = req.mid
-                inner.token = req.token
-                inner.remote = req.remote
-            if inner.code >= 64:  # refused with an answer, sent as it is
-                self.reply(req, inner, False, True)
-                return
-            req = inner
         try:
             r = self.respond(req)
             if r is None:  # a NON to reject (RFC 7252 5.4.1): RST
@@ -496,9 +497,8 @@ class Endpoint(Requester):
 
     def outer_response(self, req, resp):
         """The response as it goes out for req: through the transform (if any), with req's token."""
-        tf = self.transform
-        if tf is not None:
-            resp = tf.outgoing_response(self, req, resp)
+        if self.transform is not None:
+            resp = self.transform.outgoing_response(self, req, resp)
         resp.token = req.token
         return resp
 
@@ -544,11 +544,6 @@ class Endpoint(Requester):
         if res.observers:
             from coap.observe import notify
             notify(self, res)
-
-
-def _collect():
-    import gc
-    gc.collect()
 
 
 # Critical options this stack understands (If-Match, Uri-Host, If-None-Match, Uri-Port, Uri-Path, Uri-Query,
