@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES = [
     "deploy",
     "repl",
     "keys",
+    "suit",
 ]
 
 

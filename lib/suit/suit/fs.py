@@ -1,0 +1,160 @@
+# The file operations the SUIT storage backends use, behind one small object so a fault injector can cut
+# power at any chosen write, flush/close, rename or remove, on CPython and on MicroPython alike.
+import os
+
+from suit import PowerCut
+
+
+def _join_parent(path):
+    i = path.rfind("/")
+    return path[:i] if i > 0 else ""
+
+
+class Fs:
+    """os and open() as the backends need them."""
+
+    def open(self, path, mode):
+        return open(path, mode)
+
+    def rename(self, src, dst):
+        os.rename(src, dst)
+
+    def remove(self, path):
+        os.remove(path)
+
+    def exists(self, path):
+        try:
+            os.stat(path)
+            return True
+        except OSError:
+            return False
+
+    def size(self, path):
+        return os.stat(path)[6]
+
+    def listdir(self, path):
+        try:
+            return os.listdir(path)
+        except OSError:
+            return []
+
+    def makedirs(self, path):
+        """Create path and its parents (no error when they exist)."""
+        cur = "/" if path.startswith("/") else ""
+        for part in path.split("/"):
+            if part:
+                cur += part
+                try:
+                    os.mkdir(cur)
+                except OSError:
+                    pass
+                cur += "/"
+
+    def rmdir(self, path):
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass
+
+    def sync(self):
+        sync = getattr(os, "sync", None)
+        if sync:
+            sync()
+
+
+parent_dir = _join_parent
+
+
+class _FaultyFile:
+    def __init__(self, fs, f):
+        self._fs = fs
+        self._f = f
+
+    def write(self, data):
+        fs = self._fs
+        if fs.tick():
+            n = len(data) // 2  # the cut lands in the middle of this write
+            self._f.write(data[0:n])
+            self._f.close()
+            raise PowerCut("power cut in a write")
+        return self._f.write(data)
+
+    def readinto(self, buf):
+        return self._f.readinto(buf)
+
+    def read(self, n=-1):
+        return self._f.read(n)
+
+    def close(self):
+        if self._fs.tick():
+            self._f.close()
+            raise PowerCut("power cut at close")
+        self._f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._f.close()
+
+
+class FaultyFs(Fs):
+    """An Fs that cuts power (raises PowerCut) at the cut_at-th write, close, rename or remove (0-based).
+    After the cut, every further operation raises too, as nothing runs once the power is gone."""
+
+    def __init__(self, cut_at=None):
+        self.cut_at = cut_at
+        self.ops = 0
+        self.cut = False
+
+    def tick(self):
+        if self.cut:
+            raise PowerCut("no power")
+        n = self.ops
+        self.ops = n + 1
+        if self.cut_at is not None and n == self.cut_at:
+            self.cut = True
+            return True
+        return False
+
+    def open(self, path, mode):
+        if self.cut:
+            raise PowerCut("no power")
+        f = open(path, mode)
+        return _FaultyFile(self, f) if "w" in mode or "a" in mode else f
+
+    def rename(self, src, dst):
+        if self.tick():
+            raise PowerCut("power cut before a rename")
+        os.rename(src, dst)
+
+    def remove(self, path):
+        if self.tick():
+            raise PowerCut("power cut before a remove")
+        os.remove(path)
+
+    def sync(self):
+        if self.tick():
+            raise PowerCut("power cut at sync")
+        Fs.sync(self)
+
+
+class FaultyStore:
+    """A FileStore wrapper that cuts power before or after the cut_at-th put (shares the FaultyFs count)."""
+
+    def __init__(self, store, fs):
+        self._store = store
+        self._fs = fs
+
+    def get(self, name):
+        return self._store.get(name)
+
+    def put(self, name, data):
+        if self._fs.tick():
+            raise PowerCut("power cut before storing %s" % name)
+        self._store.put(name, data)
+        if self._fs.tick():
+            raise PowerCut("power cut after storing %s" % name)
+
+    def delete(self, name):
+        self._store.delete(name)
