@@ -369,6 +369,10 @@ def inspect_envelope(data: bytes, key: dict | None = None) -> tuple[list[str], b
         else:
             lines.append(f"  {k} / {ENVELOPE_KEYS.get(k, 'unknown member')} (severed member) / "
                          f"sha256 {hashlib.sha256(cbor2.dumps(v)).hexdigest()}")
+            if k in (16, 20):
+                lines += _sequence_lines(v, "      ")
+            elif k == 23:
+                lines.append(f"      {_diag(cbor2.loads(v))}")
     lines.append(")")
     return lines, result
 
