@@ -38,7 +38,7 @@ class SuitError(Exception):
     ([manifest-id], section, offset, component index, {parameters}) or None before any command ran."""
 
     def __init__(self, reason, message, record=None):
-        Exception.__init__(self, message)
+        super().__init__(message)
         self.reason = reason
         self.record = record
 
