@@ -39,7 +39,9 @@ def _payload(n: int, seed: int) -> bytes:
     return bytes(out[:n])
 
 
-def _write_key(d: Path, name: str, alg: int) -> Path:
+def _write_key(d: Path, name: str, alg: int, reuse: bool = False) -> Path:
+    if reuse and (d / f"{name}.key").exists():
+        return d / f"{name}.key"
     key = hk.generate(alg, name.encode(), levels=1, height=5) if alg == hk.HSS_LMS else hk.generate(alg, name.encode())
     (d / f"{name}.key").write_bytes(cbor2.dumps(key, canonical=True))
     if key[1] != hk.KTY_SYMMETRIC:
@@ -62,9 +64,9 @@ def regenerate(d: Path = BUILT) -> dict:
     """Keys, payloads and envelopes for the device cases, and expected.json describing them."""
     d.mkdir(parents=True, exist_ok=True)
     for name, alg in ALGS.items():
-        _write_key(d, name, alg)
-    _write_key(d, "kek", hk.A128KW)
-    _write_key(d, "other", hk.ES256)  # a key the device does not trust
+        _write_key(d, name, alg, reuse=True)
+    _write_key(d, "kek", hk.A128KW, reuse=True)
+    _write_key(d, "other", hk.ES256, reuse=True)  # a key the device does not trust
     expected: dict = {}
     base = {"vendor-id": VENDOR, "class-id": CLASS}
     small = _payload(300, 1)
@@ -101,7 +103,7 @@ def regenerate(d: Path = BUILT) -> dict:
     for seq in (1, 2):
         _build(dict(base, **{"sequence-number": seq, "component": [
             {"id": ["fw"], "file": "ab.bin", "uri": "file:ab", "slots": [0, 1], "invoke": True}]}),
-            d, f"ab_{seq}", ["ed25519"])
+            d, f"ab_{seq}", ["ed25519", "hmac"])
     for p in sorted(d.glob("*.json")):
         if p.name != "expected.json":
             p.unlink()

@@ -87,7 +87,7 @@ class BundleDriver:
         src = self.sources.get(uri)
         if src is None:
             raise OSError("no source for %s" % uri)
-        return _Reader(open(src, "rb"))
+        return _Reader(self.fs.open(src, "rb"))
 
     def open_read(self, cid):
         path = self.path_of(cid)
@@ -95,7 +95,7 @@ class BundleDriver:
         p = self._meta + "/stage/" + name if name is not None else path
         if not self.fs.exists(p):
             return None
-        return _Reader(open(p, "rb"))
+        return _Reader(self.fs.open(p, "rb"))
 
     def stage(self, cid, slot, size):
         path = self.path_of(cid)

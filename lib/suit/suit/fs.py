@@ -80,6 +80,8 @@ class _FaultyFile:
         return self._f.write(data)
 
     def readinto(self, buf):
+        if self._fs.tick():
+            raise PowerCut("power cut in a read")
         return self._f.readinto(buf)
 
     def read(self, n=-1):
@@ -99,7 +101,8 @@ class _FaultyFile:
 
 
 class FaultyFs(Fs):
-    """An Fs that cuts power (raises PowerCut) at the cut_at-th write, close, rename or remove (0-based).
+    """An Fs that cuts power (raises PowerCut) at the cut_at-th read, write, close, rename, remove or sync
+    (0-based): reads cover fetching and reading back for digests, the rest writing and committing.
     After the cut, every further operation raises too, as nothing runs once the power is gone."""
 
     def __init__(self, cut_at=None):
@@ -120,8 +123,7 @@ class FaultyFs(Fs):
     def open(self, path, mode):
         if self.cut:
             raise PowerCut("no power")
-        f = open(path, mode)
-        return _FaultyFile(self, f) if "w" in mode or "a" in mode else f
+        return _FaultyFile(self, open(path, mode))
 
     def rename(self, src, dst):
         if self.tick():

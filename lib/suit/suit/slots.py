@@ -67,14 +67,14 @@ class SlotDriver:
         src = self.sources.get(uri)
         if src is None:
             raise OSError("no source for %s" % uri)
-        return _Reader(open(src, "rb"))
+        return _Reader(self.fs.open(src, "rb"))
 
     def open_read(self, cid):
         name = self._name(cid)
         slot = self._staged.get(name, self.active.get(name))
         if slot is None or not self.fs.exists(self._path(name, slot)):
             return None
-        return _Reader(open(self._path(name, slot), "rb"))
+        return _Reader(self.fs.open(self._path(name, slot), "rb"))
 
     def stage(self, cid, slot, size):
         name = self._name(cid)
