@@ -12,7 +12,8 @@ from cose.key import CoseKey
 from store import FileStore
 from suit import PowerCut
 from suit.bundle import BundleDriver
-from suit.fs import Fs, FaultyFs, FaultyStore
+from suit.faults import FaultyFs, FaultyStore
+from suit.fs import Fs
 from suit.processor import Processor
 from suit.slots import SlotDriver
 

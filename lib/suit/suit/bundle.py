@@ -6,8 +6,10 @@
 # then moves each old file to .suit/old/ and each staged file into place. A power cut before that rename leaves
 # the old bundle (recover() drops the staging); after it, recover() at boot finishes the moves: each pair is
 # decided by whether its staged file still exists, so replaying the journal any number of times is safe.
-from suit import SuitError, COMPONENT_UNSUPPORTED, OPERATION_FAILED
+from suit import SuitError, const
 from suit.fs import Fs, parent_dir
+_COMPONENT_UNSUPPORTED = const(6)
+_OPERATION_FAILED = const(11)
 
 _META = ".suit"
 _NAME_CHARS = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.+"
@@ -33,7 +35,7 @@ class _Writer:
     def write(self, data):
         self._n += len(data)
         if self._capacity is not None and self._n > self._capacity:
-            raise SuitError(OPERATION_FAILED, "image bigger than the slot (%d bytes)" % self._capacity)
+            raise SuitError(_OPERATION_FAILED, "image bigger than the slot (%d bytes)" % self._capacity)
         self._f.write(data)
 
     def close(self):
@@ -72,11 +74,11 @@ class BundleDriver:
                 s = str(p, "utf-8")
             if s is None or s in (".", ".."):
                 if s is not None or not p:
-                    raise SuitError(COMPONENT_UNSUPPORTED, "component %r is not a bundle path" % (cid,))
+                    raise SuitError(_COMPONENT_UNSUPPORTED, "component %r is not a bundle path" % (cid,))
                 s = "x" + "".join("%02x" % c for c in p)  # binary identifiers name a file by their hex
             parts.append(s)
         if not parts or parts[0] == _META:
-            raise SuitError(COMPONENT_UNSUPPORTED, "component %r is not a bundle path" % (cid,))
+            raise SuitError(_COMPONENT_UNSUPPORTED, "component %r is not a bundle path" % (cid,))
         return self.root + "/" + "/".join(parts)
 
     # --------------------------------------------------------------- reading and staging
@@ -100,9 +102,9 @@ class BundleDriver:
     def stage(self, cid, slot, size):
         path = self.path_of(cid)
         if slot not in (None, 0):
-            raise SuitError(COMPONENT_UNSUPPORTED, "bundle files have no slot %d" % slot)
+            raise SuitError(_COMPONENT_UNSUPPORTED, "bundle files have no slot %d" % slot)
         if size is not None and self.max_file is not None and size > self.max_file:
-            raise SuitError(OPERATION_FAILED, "image-size %d is bigger than the slot (%d bytes)" % (size, self.max_file))
+            raise SuitError(_OPERATION_FAILED, "image-size %d is bigger than the slot (%d bytes)" % (size, self.max_file))
         self.fs.makedirs(self._meta + "/stage")
         name = self._staged.get(path)
         if name is None:
@@ -115,7 +117,7 @@ class BundleDriver:
         pa, pb = self.path_of(a), self.path_of(b)
         ra, rb = self.open_read(a), self.open_read(b)
         if ra is None or rb is None:
-            raise SuitError(OPERATION_FAILED, "swap needs two images")
+            raise SuitError(_OPERATION_FAILED, "swap needs two images")
         # stage both under fresh names (each read from its current file), then exchange the names
         buf = bytearray(1024)
         names = []

@@ -4,7 +4,10 @@
 # -65532; a 16-byte IV as the first counter block, no integrity of its own: the image digest covers it).
 # The decryptor works chunk by chunk; an AES-GCM tag is the ciphertext's last 16 bytes, held back until finish().
 import cbor
-from suit import SuitError, CBOR_PARSE, ALG_UNSUPPORTED, UNAUTHORISED, const
+from suit import SuitError, const
+_CBOR_PARSE = const(1)
+_ALG_UNSUPPORTED = const(3)
+_UNAUTHORISED = const(4)
 
 _TAG_ENCRYPT = const(96)
 _A128GCM = const(1)
@@ -58,11 +61,11 @@ class _GcmDecryptor:
     def finish(self):
         from crypto import InvalidTag
         if self._tl != _GCM_TAG:
-            raise SuitError(UNAUTHORISED, "encrypted payload shorter than its AES-GCM tag")
+            raise SuitError(_UNAUTHORISED, "encrypted payload shorter than its AES-GCM tag")
         try:
             self._s.finish(self._tail)
         except InvalidTag:
-            raise SuitError(UNAUTHORISED, "encrypted payload does not authenticate (AES-GCM tag)")
+            raise SuitError(_UNAUTHORISED, "encrypted payload does not authenticate (AES-GCM tag)")
 
 
 def decryptor(info, keys):
@@ -72,44 +75,44 @@ def decryptor(info, keys):
     from cose.encrypt import unwrap_cek
     from crypto import InvalidTag
     if keys is None:
-        raise SuitError(ALG_UNSUPPORTED, "encrypted payload, and this device has no decryption key")
+        raise SuitError(_ALG_UNSUPPORTED, "encrypted payload, and this device has no decryption key")
     try:
         obj = cbor.loads(info)
     except cbor.CBORDecodeError as e:
-        raise SuitError(CBOR_PARSE, "encryption-info is not CBOR: %s" % e)
+        raise SuitError(_CBOR_PARSE, "encryption-info is not CBOR: %s" % e)
     if isinstance(obj, cbor.Tag):
         if obj.tag != _TAG_ENCRYPT:
-            raise SuitError(ALG_UNSUPPORTED, "encryption-info COSE tag %d (only COSE_Encrypt, 96)" % obj.tag)
+            raise SuitError(_ALG_UNSUPPORTED, "encryption-info COSE tag %d (only COSE_Encrypt, 96)" % obj.tag)
         obj = obj.value
     if not isinstance(obj, list) or len(obj) != 4:
-        raise SuitError(CBOR_PARSE, "encryption-info must be a COSE_Encrypt")
+        raise SuitError(_CBOR_PARSE, "encryption-info must be a COSE_Encrypt")
     try:
         hdr = _h.Headers(obj[0], obj[1])
         alg = hdr.alg
         klen = _KEY_LEN.get(alg)
         if klen is None:
-            raise SuitError(ALG_UNSUPPORTED, "content encryption algorithm %r" % (alg,))
+            raise SuitError(_ALG_UNSUPPORTED, "content encryption algorithm %r" % (alg,))
         if obj[2] is not None:
-            raise SuitError(CBOR_PARSE, "encryption-info must have a detached ciphertext (nil)")
+            raise SuitError(_CBOR_PARSE, "encryption-info must have a detached ciphertext (nil)")
         iv = hdr.get(_h.IV)
         try:
             cek = unwrap_cek(obj[3], keys)
         except cose.CoseUnsupported as e:
-            raise SuitError(ALG_UNSUPPORTED, "key wrap: %s" % e)
+            raise SuitError(_ALG_UNSUPPORTED, "key wrap: %s" % e)
         if len(cek) != klen:
-            raise SuitError(UNAUTHORISED, "content key of %d bytes for a %d-byte algorithm" % (len(cek), klen))
+            raise SuitError(_UNAUTHORISED, "content key of %d bytes for a %d-byte algorithm" % (len(cek), klen))
     except InvalidTag:
-        raise SuitError(UNAUTHORISED, "no decryption key unwraps the content key")
+        raise SuitError(_UNAUTHORISED, "no decryption key unwraps the content key")
     except cose.CoseError as e:
-        raise SuitError(ALG_UNSUPPORTED, "encryption-info: %s" % e)
+        raise SuitError(_ALG_UNSUPPORTED, "encryption-info: %s" % e)
     from crypto import gcm
     if alg in (_A128GCM, _A256GCM):
         if not isinstance(iv, (bytes, bytearray)) or len(iv) != 12:
-            raise SuitError(CBOR_PARSE, "AES-GCM needs a 12-byte IV")
+            raise SuitError(_CBOR_PARSE, "AES-GCM needs a 12-byte IV")
         from cose.encrypt0 import enc_structure
         g = gcm.AesGcm(cek)
         return _GcmDecryptor(g.decryptor(iv, enc_structure("Encrypt", hdr.protected_bytes, b"")))
     if not isinstance(iv, (bytes, bytearray)) or len(iv) != 16:
-        raise SuitError(CBOR_PARSE, "AES-CTR needs a 16-byte IV")
+        raise SuitError(_CBOR_PARSE, "AES-CTR needs a 16-byte IV")
     from crypto import aes
     return _CtrDecryptor(gcm.Ctr(aes.new(cek), iv))

@@ -4,48 +4,52 @@
 from hashlib import sha256
 
 import cbor
-from suit import (SuitError, CBOR_PARSE, ALG_UNSUPPORTED, UNAUTHORISED, COSE_UNSUPPORTED,
-                  COMPONENT_UNSUPPORTED, const)
+from suit import SuitError, const
+_CBOR_PARSE = const(1)
+_ALG_UNSUPPORTED = const(3)
+_UNAUTHORISED = const(4)
+_COSE_UNSUPPORTED = const(2)
+_COMPONENT_UNSUPPORTED = const(6)
 
-TAG_ENVELOPE = const(107)
-TAG_MANIFEST = const(1070)
-DIGEST_SHA256 = const(-16)
+_TAG_ENVELOPE = const(107)
+_TAG_MANIFEST = const(1070)
+_DIGEST_SHA256 = const(-16)
 
 # envelope and manifest keys
-AUTHENTICATION = const(2)
-MANIFEST = const(3)
-VERSION = const(1)
-SEQUENCE_NUMBER = const(2)
-COMMON = const(3)
-REFERENCE_URI = const(4)
-MANIFEST_COMPONENT_ID = const(5)
-VALIDATE = const(7)
-LOAD = const(8)
-INVOKE = const(9)
-PAYLOAD_FETCH = const(16)
-INSTALL = const(20)
-TEXT = const(23)
-SEVERABLE = (PAYLOAD_FETCH, INSTALL, TEXT)
-COMPONENTS = const(2)
-SHARED_SEQUENCE = const(4)
-DEPENDENCIES = const(1)
+_AUTHENTICATION = const(2)
+_MANIFEST = const(3)
+_VERSION = const(1)
+_SEQUENCE_NUMBER = const(2)
+_COMMON = const(3)
+_REFERENCE_URI = const(4)
+_MANIFEST_COMPONENT_ID = const(5)
+_VALIDATE = const(7)
+_LOAD = const(8)
+_INVOKE = const(9)
+_PAYLOAD_FETCH = const(16)
+_INSTALL = const(20)
+_TEXT = const(23)
+SEVERABLE = (_PAYLOAD_FETCH, _INSTALL, _TEXT)
+_COMPONENTS = const(2)
+_SHARED_SEQUENCE = const(4)
+_DEPENDENCIES = const(1)
 # members of the trust-domains extension a plain processor can leave aside: the manifest's own component id (5)
 # and the uninstall sequence (24) only matter to a manager of several trust domains
-_TOLERATED = (MANIFEST_COMPONENT_ID, 24)
+_TOLERATED = (_MANIFEST_COMPONENT_ID, 24)
 
 _COSE_SIGN1 = const(0xD2)
 _COSE_MAC0 = const(0xD1)
 
 
 def _parse_error(e):
-    return SuitError(CBOR_PARSE, "malformed envelope: %s" % e)
+    return SuitError(_CBOR_PARSE, "malformed envelope: %s" % e)
 
 
 def read_map_keys(dec, what):
     """The map header of `what`: its length (indefinite maps are refused; SUIT encodes deterministically)."""
     n = dec.read_map_header()
     if n is None:
-        raise SuitError(CBOR_PARSE, "%s: indefinite-length map" % what)
+        raise SuitError(_CBOR_PARSE, "%s: indefinite-length map" % what)
     return n
 
 
@@ -54,17 +58,17 @@ def parse_digest(b):
     try:
         d = cbor.Decoder(b)
         if d.read_array_header() != 2:
-            raise SuitError(CBOR_PARSE, "SUIT_Digest must be [alg, bytes]")
+            raise SuitError(_CBOR_PARSE, "SUIT_Digest must be [alg, bytes]")
         alg = d.read_int()
         value = d.read_bytes()
         if not d.at_end():
-            raise SuitError(CBOR_PARSE, "trailing bytes after SUIT_Digest")
+            raise SuitError(_CBOR_PARSE, "trailing bytes after SUIT_Digest")
     except cbor.CBORDecodeError as e:
-        raise SuitError(CBOR_PARSE, "bad SUIT_Digest: %s" % e)
-    if alg != DIGEST_SHA256:
-        raise SuitError(ALG_UNSUPPORTED, "digest algorithm %d (only SHA-256, -16)" % alg)
+        raise SuitError(_CBOR_PARSE, "bad SUIT_Digest: %s" % e)
+    if alg != _DIGEST_SHA256:
+        raise SuitError(_ALG_UNSUPPORTED, "digest algorithm %d (only SHA-256, -16)" % alg)
     if len(value) != 32:
-        raise SuitError(CBOR_PARSE, "SHA-256 digest must be 32 bytes")
+        raise SuitError(_CBOR_PARSE, "SHA-256 digest must be 32 bytes")
     return alg, value
 
 
@@ -81,7 +85,7 @@ class Envelope:
 
     def __init__(self, data, max_size):
         if len(data) > max_size:
-            raise SuitError(CBOR_PARSE, "envelope of %d bytes is bigger than this device accepts (%d)"
+            raise SuitError(_CBOR_PARSE, "envelope of %d bytes is bigger than this device accepts (%d)"
                             % (len(data), max_size))
         self.buf = memoryview(data)
         self.auth = None
@@ -98,36 +102,36 @@ class Envelope:
         d = cbor.Decoder(self.buf)
         if d.peek_major() == 6:
             tag = d.read_tag()
-            if tag != TAG_ENVELOPE:
-                raise SuitError(CBOR_PARSE, "envelope tag %d (expected 107)" % tag)
+            if tag != _TAG_ENVELOPE:
+                raise SuitError(_CBOR_PARSE, "envelope tag %d (expected 107)" % tag)
         n = read_map_keys(d, "envelope")
         seen = []
         for _ in range(n):
             if d.peek_major() == 3:
                 name = d.read_text()
                 if name in self.payloads:
-                    raise SuitError(CBOR_PARSE, "integrated payload %r given twice" % name)
+                    raise SuitError(_CBOR_PARSE, "integrated payload %r given twice" % name)
                 self.payloads[name] = d.read_bytes()
                 continue
             key = d.read_int()
             if key in seen:
-                raise SuitError(CBOR_PARSE, "envelope member %d given twice" % key)
+                raise SuitError(_CBOR_PARSE, "envelope member %d given twice" % key)
             seen.append(key)
             start = d.pos
             value = d.read_bytes()
-            if key == AUTHENTICATION:
+            if key == _AUTHENTICATION:
                 self.auth = value
-            elif key == MANIFEST:
+            elif key == _MANIFEST:
                 self.manifest = value
                 self.manifest_wrapped = self.buf[start:d.pos]
             elif key in SEVERABLE:
                 self.severable[key] = self.buf[start:d.pos]
             else:
-                raise SuitError(CBOR_PARSE, "unsupported envelope member %d" % key)
+                raise SuitError(_CBOR_PARSE, "unsupported envelope member %d" % key)
         if not d.at_end():
-            raise SuitError(CBOR_PARSE, "%d bytes after the envelope" % d.remaining())
+            raise SuitError(_CBOR_PARSE, "%d bytes after the envelope" % d.remaining())
         if self.auth is None or self.manifest is None:
-            raise SuitError(CBOR_PARSE, "envelope without %s" % ("authentication" if self.auth is None
+            raise SuitError(_CBOR_PARSE, "envelope without %s" % ("authentication" if self.auth is None
                                                                    else "manifest"))
 
     def authenticate(self, trust_anchors):
@@ -137,13 +141,13 @@ class Envelope:
             d = cbor.Decoder(self.auth)
             n = d.read_array_header()
             if n is None or n < 2:
-                raise SuitError(UNAUTHORISED, "authentication wrapper has no authentication block")
+                raise SuitError(_UNAUTHORISED, "authentication wrapper has no authentication block")
             digest = d.read_bytes()
             blocks = []
             for _ in range(n - 1):
                 blocks.append(d.read_bytes())
             if not d.at_end():
-                raise SuitError(CBOR_PARSE, "trailing bytes in the authentication wrapper")
+                raise SuitError(_CBOR_PARSE, "trailing bytes in the authentication wrapper")
         except cbor.CBORDecodeError as e:
             raise _parse_error(e)
         parse_digest(digest)
@@ -153,12 +157,12 @@ class Envelope:
             if r is None:
                 failure = None
                 break
-            if failure is None or r == UNAUTHORISED:
+            if failure is None or r == _UNAUTHORISED:
                 failure = (r, w)
         if failure is not None:
             raise SuitError(failure[0], failure[1])
         if not digest_matches(digest, self.manifest_wrapped):
-            raise SuitError(UNAUTHORISED, "manifest digest does not match the authenticated digest")
+            raise SuitError(_UNAUTHORISED, "manifest digest does not match the authenticated digest")
         return digest
 
 
@@ -167,22 +171,22 @@ def _verify_block(blk, payload, trust_anchors):
     import cose
     from crypto import CryptoError
     if len(blk) == 0:
-        return CBOR_PARSE, "empty authentication block"
+        return _CBOR_PARSE, "empty authentication block"
     first = blk[0]
     if first == _COSE_SIGN1:
         from cose import sign1 as mod
     elif first == _COSE_MAC0:
         from cose import mac0 as mod
     else:
-        return COSE_UNSUPPORTED, "authentication block is not a tagged COSE_Sign1 or COSE_Mac0"
+        return _COSE_UNSUPPORTED, "authentication block is not a tagged COSE_Sign1 or COSE_Mac0"
     try:
         mod.verify(bytes(blk), trust_anchors, payload=bytes(payload))
     except cose.CoseUnsupported as e:
-        return ALG_UNSUPPORTED, str(e)
+        return _ALG_UNSUPPORTED, str(e)
     except cose.CoseError as e:  # includes "no key for this algorithm": not authorised by any anchor
-        return UNAUTHORISED, str(e)
+        return _UNAUTHORISED, str(e)
     except CryptoError as e:  # InvalidSignature / InvalidTag
-        return UNAUTHORISED, str(e)
+        return _UNAUTHORISED, str(e)
     return None, None
 
 
@@ -200,31 +204,31 @@ class Manifest:
         try:
             self._parse(env, max_components)
         except cbor.CBORDecodeError as e:
-            raise SuitError(CBOR_PARSE, "malformed manifest: %s" % e)
+            raise SuitError(_CBOR_PARSE, "malformed manifest: %s" % e)
 
     def _parse(self, env, max_components):
         d = cbor.Decoder(env.manifest)
-        if d.peek_major() == 6 and d.read_tag() != TAG_MANIFEST:
-            raise SuitError(CBOR_PARSE, "manifest has a tag other than 1070")
+        if d.peek_major() == 6 and d.read_tag() != _TAG_MANIFEST:
+            raise SuitError(_CBOR_PARSE, "manifest has a tag other than 1070")
         n = read_map_keys(d, "manifest")
         common = None
         seen = []
         for _ in range(n):
             key = d.read_int()
             if key in seen:
-                raise SuitError(CBOR_PARSE, "manifest member %d given twice" % key)
+                raise SuitError(_CBOR_PARSE, "manifest member %d given twice" % key)
             seen.append(key)
-            if key == VERSION:
+            if key == _VERSION:
                 v = d.read_uint()
                 if v != 1:
-                    raise SuitError(CBOR_PARSE, "manifest version %d (only 1)" % v)
-            elif key == SEQUENCE_NUMBER:
+                    raise SuitError(_CBOR_PARSE, "manifest version %d (only 1)" % v)
+            elif key == _SEQUENCE_NUMBER:
                 self.sequence_number = d.read_uint()
-            elif key == COMMON:
+            elif key == _COMMON:
                 common = d.read_bytes()
-            elif key == REFERENCE_URI:
+            elif key == _REFERENCE_URI:
                 self.reference_uri = d.read_text()
-            elif key in (VALIDATE, LOAD, INVOKE):
+            elif key in (_VALIDATE, _LOAD, _INVOKE):
                 self.sequences[key] = d.read_bytes()
             elif key in SEVERABLE:
                 if d.peek_major() == 4:  # severed: the envelope may carry it, its digest must match
@@ -234,55 +238,55 @@ class Manifest:
             elif key in _TOLERATED:
                 d.skip()
             else:
-                raise SuitError(CBOR_PARSE, "unsupported manifest member %d" % key)
+                raise SuitError(_CBOR_PARSE, "unsupported manifest member %d" % key)
         if not d.at_end():
-            raise SuitError(CBOR_PARSE, "trailing bytes after the manifest")
-        if VERSION not in seen or self.sequence_number is None or common is None:
-            raise SuitError(CBOR_PARSE, "manifest lacks version, sequence number or common")
+            raise SuitError(_CBOR_PARSE, "trailing bytes after the manifest")
+        if _VERSION not in seen or self.sequence_number is None or common is None:
+            raise SuitError(_CBOR_PARSE, "manifest lacks version, sequence number or common")
         self._parse_common(common, max_components)
         for key in self.severed:
             member = env.severable.get(key)
             if member is None:
                 continue  # severed and not supplied: tolerated, the member does not run
             if not digest_matches(self.severed[key], member):
-                raise SuitError(UNAUTHORISED, "severable member %d does not match its digest" % key)
+                raise SuitError(_UNAUTHORISED, "severable member %d does not match its digest" % key)
             dm = cbor.Decoder(member)
             self.sequences[key] = dm.read_bytes()
         for key in env.severable:
             if key not in self.severed:
-                raise SuitError(UNAUTHORISED, "envelope member %d is not severed from this manifest" % key)
+                raise SuitError(_UNAUTHORISED, "envelope member %d is not severed from this manifest" % key)
 
     def _parse_common(self, common, max_components):
         d = cbor.Decoder(common)
         n = read_map_keys(d, "common")
         for _ in range(n):
             key = d.read_int()
-            if key == COMPONENTS:
+            if key == _COMPONENTS:
                 if self.components:
-                    raise SuitError(CBOR_PARSE, "components given twice")
+                    raise SuitError(_CBOR_PARSE, "components given twice")
                 count = d.read_array_header()
                 if count is None or count < 1:
-                    raise SuitError(CBOR_PARSE, "components must be a non-empty array")
+                    raise SuitError(_CBOR_PARSE, "components must be a non-empty array")
                 if count > max_components:
-                    raise SuitError(COMPONENT_UNSUPPORTED, "%d components (this device takes %d)"
+                    raise SuitError(_COMPONENT_UNSUPPORTED, "%d components (this device takes %d)"
                                     % (count, max_components))
                 for _ in range(count):
                     parts = d.read_array_header()
                     if parts is None or parts > 8:
-                        raise SuitError(COMPONENT_UNSUPPORTED, "component identifier too long")
+                        raise SuitError(_COMPONENT_UNSUPPORTED, "component identifier too long")
                     cid = []
                     for _ in range(parts):
                         cid.append(bytes(d.read_bytes()))
                     self.components.append(tuple(cid))
-            elif key == SHARED_SEQUENCE:
+            elif key == _SHARED_SEQUENCE:
                 if self.shared is not None:
-                    raise SuitError(CBOR_PARSE, "shared sequence given twice")
+                    raise SuitError(_CBOR_PARSE, "shared sequence given twice")
                 self.shared = d.read_bytes()
-            elif key == DEPENDENCIES:
-                raise SuitError(COMPONENT_UNSUPPORTED, "dependency manifests are not supported")
+            elif key == _DEPENDENCIES:
+                raise SuitError(_COMPONENT_UNSUPPORTED, "dependency manifests are not supported")
             else:
-                raise SuitError(CBOR_PARSE, "unsupported common member %d" % key)
+                raise SuitError(_CBOR_PARSE, "unsupported common member %d" % key)
         if not d.at_end():
-            raise SuitError(CBOR_PARSE, "trailing bytes after common")
+            raise SuitError(_CBOR_PARSE, "trailing bytes after common")
         if not self.components:
-            raise SuitError(CBOR_PARSE, "manifest names no components")
+            raise SuitError(_CBOR_PARSE, "manifest names no components")

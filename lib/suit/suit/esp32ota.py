@@ -3,8 +3,10 @@
 # after the processor checked digest and size. Condition component-slot is true for the partition
 # get_next_update() returns (ota_0 is slot 0, ota_1 slot 1). The first-boot health check and
 # mark_app_valid_cancel_rollback() belong to the update flow, not to this driver.
-from suit import SuitError, COMPONENT_UNSUPPORTED, OPERATION_FAILED
+from suit import SuitError, const
 from suit.bundle import _Reader
+_COMPONENT_UNSUPPORTED = const(6)
+_OPERATION_FAILED = const(11)
 
 _BLOCK = 4096
 _IOCTL_BLOCK_COUNT = 4
@@ -23,7 +25,7 @@ class _PartitionWriter:
     def write(self, data):
         n = len(data)
         if self.size + n > self._capacity:
-            raise SuitError(OPERATION_FAILED, "image bigger than the OTA partition (%d bytes)" % self._capacity)
+            raise SuitError(_OPERATION_FAILED, "image bigger than the OTA partition (%d bytes)" % self._capacity)
         self.size += n
         p = 0
         buf = self._buf
@@ -89,7 +91,7 @@ class OtaDriver:
 
     def _check(self, cid):
         if tuple(cid) != self.component:
-            raise SuitError(COMPONENT_UNSUPPORTED, "component %r is not this device's firmware" % (cid,))
+            raise SuitError(_COMPONENT_UNSUPPORTED, "component %r is not this device's firmware" % (cid,))
 
     def _next(self):
         return self.running.get_next_update()
@@ -114,10 +116,10 @@ class OtaDriver:
         self._check(cid)
         part = self._next()
         if slot is not None and not self.slot_matches(cid, slot):
-            raise SuitError(COMPONENT_UNSUPPORTED, "slot %d is not the next OTA partition" % slot)
+            raise SuitError(_COMPONENT_UNSUPPORTED, "slot %d is not the next OTA partition" % slot)
         capacity = part.ioctl(_IOCTL_BLOCK_COUNT, 0) * part.ioctl(_IOCTL_BLOCK_SIZE, 0)
         if size is not None and size > capacity:
-            raise SuitError(OPERATION_FAILED, "image-size %d is bigger than the OTA partition (%d bytes)"
+            raise SuitError(_OPERATION_FAILED, "image-size %d is bigger than the OTA partition (%d bytes)"
                             % (size, capacity))
         w = _PartitionWriter(part, capacity)
         self._staged = (part, w)
@@ -132,7 +134,7 @@ class OtaDriver:
         return _PartitionReader(part, w.size)
 
     def swap(self, a, b):
-        raise SuitError(OPERATION_FAILED, "OTA partitions do not swap")
+        raise SuitError(_OPERATION_FAILED, "OTA partitions do not swap")
 
     def invoke(self, cid, args):
         self._check(cid)

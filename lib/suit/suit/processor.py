@@ -14,50 +14,63 @@
 from hashlib import sha256
 
 import cbor
-from suit import (SuitError, CBOR_PARSE, COMMAND_UNSUPPORTED, COMPONENT_UNSUPPORTED, PARAMETER_UNSUPPORTED,
-                  CONDITION_FAILED, OPERATION_FAILED, UNAUTHORISED, const)
+from suit import SuitError, const
+_CONDITION_FAILED = const(10)
+_OPERATION_FAILED = const(11)
+_UNAUTHORISED = const(4)
 from suit import envelope as _env
+_CBOR_PARSE = const(1)
+_COMMAND_UNSUPPORTED = const(5)
+_COMPONENT_UNSUPPORTED = const(6)
+_PARAMETER_UNSUPPORTED = const(8)
+_DIGEST_SHA256 = const(-16)
+_VALIDATE = const(7)
+_LOAD = const(8)
+_INVOKE = const(9)
+_PAYLOAD_FETCH = const(16)
+_INSTALL = const(20)
+_SHARED_SEQUENCE = const(4)
 
 # conditions
-C_VENDOR_ID = const(1)
-C_CLASS_ID = const(2)
-C_IMAGE_MATCH = const(3)
-C_COMPONENT_SLOT = const(5)
-C_CHECK_CONTENT = const(6)
-C_ABORT = const(14)
-C_DEVICE_ID = const(24)
+_C_VENDOR_ID = const(1)
+_C_CLASS_ID = const(2)
+_C_IMAGE_MATCH = const(3)
+_C_COMPONENT_SLOT = const(5)
+_C_CHECK_CONTENT = const(6)
+_C_ABORT = const(14)
+_C_DEVICE_ID = const(24)
 # directives
-D_SET_COMPONENT_INDEX = const(12)
-D_TRY_EACH = const(15)
-D_WRITE = const(18)
-D_SET_PARAMETERS = const(19)
-D_OVERRIDE_PARAMETERS = const(20)
-D_FETCH = const(21)
-D_COPY = const(22)
-D_INVOKE = const(23)
-D_SWAP = const(31)
-D_RUN_SEQUENCE = const(32)
+_D_SET_COMPONENT_INDEX = const(12)
+_D_TRY_EACH = const(15)
+_D_WRITE = const(18)
+_D_SET_PARAMETERS = const(19)
+_D_OVERRIDE_PARAMETERS = const(20)
+_D_FETCH = const(21)
+_D_COPY = const(22)
+_D_INVOKE = const(23)
+_D_SWAP = const(31)
+_D_RUN_SEQUENCE = const(32)
 # parameters
-P_VENDOR_ID = const(1)
-P_CLASS_ID = const(2)
-P_IMAGE_DIGEST = const(3)
-P_COMPONENT_SLOT = const(5)
-P_STRICT_ORDER = const(12)
-P_SOFT_FAILURE = const(13)
-P_IMAGE_SIZE = const(14)
-P_CONTENT = const(18)
-P_ENCRYPTION_INFO = const(19)
-P_URI = const(21)
-P_SOURCE_COMPONENT = const(22)
-P_INVOKE_ARGS = const(23)
-P_DEVICE_ID = const(24)
+_P_VENDOR_ID = const(1)
+_P_CLASS_ID = const(2)
+_P_IMAGE_DIGEST = const(3)
+_P_COMPONENT_SLOT = const(5)
+_P_STRICT_ORDER = const(12)
+_P_SOFT_FAILURE = const(13)
+_P_IMAGE_SIZE = const(14)
+_P_CONTENT = const(18)
+_P_ENCRYPTION_INFO = const(19)
+_P_URI = const(21)
+_P_SOURCE_COMPONENT = const(22)
+_P_INVOKE_ARGS = const(23)
+_P_DEVICE_ID = const(24)
 
-_BSTR_PARAMS = (P_VENDOR_ID, P_CLASS_ID, P_IMAGE_DIGEST, P_CONTENT, P_ENCRYPTION_INFO, P_INVOKE_ARGS, P_DEVICE_ID)
-_UINT_PARAMS = (P_COMPONENT_SLOT, P_IMAGE_SIZE, P_SOURCE_COMPONENT)
-_BOOL_PARAMS = (P_STRICT_ORDER, P_SOFT_FAILURE)
-_PARAM_NAMES = {P_VENDOR_ID: "vendor-id", P_CLASS_ID: "class-id", P_DEVICE_ID: "device-id",
-                P_IMAGE_DIGEST: "image-digest", P_COMPONENT_SLOT: "component-slot", P_URI: "uri",
-                P_CONTENT: "content", P_SOURCE_COMPONENT: "source-component"}
+_BSTR_PARAMS = (_P_VENDOR_ID, _P_CLASS_ID, _P_IMAGE_DIGEST, _P_CONTENT, _P_ENCRYPTION_INFO, _P_INVOKE_ARGS, _P_DEVICE_ID)
+_UINT_PARAMS = (_P_COMPONENT_SLOT, _P_IMAGE_SIZE, _P_SOURCE_COMPONENT)
+_BOOL_PARAMS = (_P_STRICT_ORDER, _P_SOFT_FAILURE)
+_PARAM_NAMES = {_P_VENDOR_ID: "vendor-id", _P_CLASS_ID: "class-id", _P_DEVICE_ID: "device-id",
+                _P_IMAGE_DIGEST: "image-digest", _P_COMPONENT_SLOT: "component-slot", _P_URI: "uri",
+                _P_CONTENT: "content", _P_SOURCE_COMPONENT: "source-component"}
 
 _REP_SUCCESS = const(1)  # suit-send-record-success
 _REP_FAILURE = const(2)  # suit-send-record-failure
@@ -174,31 +187,31 @@ class Processor:
                 stored = self.stored_sequence_number()
                 if stored is not None:
                     if install and m.sequence_number <= stored:
-                        raise SuitError(UNAUTHORISED, "sequence number %d is not newer than the installed %d"
+                        raise SuitError(_UNAUTHORISED, "sequence number %d is not newer than the installed %d"
                                         % (m.sequence_number, stored))
                     if not install and m.sequence_number < stored:
-                        raise SuitError(UNAUTHORISED, "sequence number %d is older than the installed %d"
+                        raise SuitError(_UNAUTHORISED, "sequence number %d is older than the installed %d"
                                         % (m.sequence_number, stored))
                 self._written = {}
                 if install:
                     ran = False
-                    for key in (_env.PAYLOAD_FETCH, _env.INSTALL):
+                    for key in (_PAYLOAD_FETCH, _INSTALL):
                         if key in m.sequences:
                             ran = True
                             staged = True
                             self._run_section(key)
-                    if _env.VALIDATE in m.sequences:
-                        self._run_section(_env.VALIDATE)
+                    if _VALIDATE in m.sequences:
+                        self._run_section(_VALIDATE)
                     if ran:
                         staged = False  # from here on a failure must not undo the commit: recover() ends it
                         self.driver.commit(m.sequence_number)
                         self._store_sequence_number(m.sequence_number)
                         self.driver.finish()
                         res.installed = True
-                elif _env.VALIDATE in m.sequences:
-                    self._run_section(_env.VALIDATE)
+                elif _VALIDATE in m.sequences:
+                    self._run_section(_VALIDATE)
                 if invoke:
-                    for key in (_env.LOAD, _env.INVOKE):
+                    for key in (_LOAD, _INVOKE):
                         if key in m.sequences:
                             self._run_section(key)
                 res.ok = True
@@ -207,10 +220,10 @@ class Processor:
                 res.message = e.args[0]
                 res.record = e.record
             except MemoryError:
-                res.reason = OPERATION_FAILED
+                res.reason = _OPERATION_FAILED
                 res.message = "out of memory"
             except OSError as e:
-                res.reason = OPERATION_FAILED
+                res.reason = _OPERATION_FAILED
                 res.message = "storage error: %s" % e
             if staged:
                 self.driver.abort()
@@ -241,7 +254,7 @@ class Processor:
         self._params = [{} for _ in range(n)]
         self._current = [0]
         if m.shared is not None:
-            self._section = _env.SHARED_SEQUENCE
+            self._section = _SHARED_SEQUENCE
             self._run(m.shared, 0, False)
         self._section = key
         self._run(m.sequences[key], 0, False)
@@ -249,23 +262,23 @@ class Processor:
     def _run(self, seq, depth, soft):
         """Run one command sequence; True when it completes, False when a condition failed and soft is set."""
         if depth > _MAX_DEPTH:
-            raise SuitError(CBOR_PARSE, "command sequences nested deeper than %d" % _MAX_DEPTH)
+            raise SuitError(_CBOR_PARSE, "command sequences nested deeper than %d" % _MAX_DEPTH)
         try:
             d = cbor.Decoder(seq)
             try:
                 n = d.read_array_header()
                 if n is None or n % 2:
-                    raise SuitError(CBOR_PARSE, "a command sequence is an array of command/argument pairs")
+                    raise SuitError(_CBOR_PARSE, "a command sequence is an array of command/argument pairs")
                 for _ in range(n // 2):
                     off = d.pos
                     cmd = d.read_int()
                     self._command(cmd, d, off, depth)
                 if not d.at_end():
-                    raise SuitError(CBOR_PARSE, "trailing bytes after a command sequence")
+                    raise SuitError(_CBOR_PARSE, "trailing bytes after a command sequence")
             except cbor.CBORDecodeError as e:
-                raise SuitError(CBOR_PARSE, "malformed command sequence: %s" % e)
+                raise SuitError(_CBOR_PARSE, "malformed command sequence: %s" % e)
         except SuitError as e:
-            if soft and e.reason == CONDITION_FAILED:
+            if soft and e.reason == _CONDITION_FAILED:
                 return False
             raise
         return True
@@ -289,33 +302,33 @@ class Processor:
             t.append((self._section, off, cmd, idx))
 
     def _command(self, cmd, d, off, depth):
-        if cmd in (C_VENDOR_ID, C_CLASS_ID, C_DEVICE_ID, C_IMAGE_MATCH, C_COMPONENT_SLOT, C_CHECK_CONTENT,
-                   C_ABORT):
+        if cmd in (_C_VENDOR_ID, _C_CLASS_ID, _C_DEVICE_ID, _C_IMAGE_MATCH, _C_COMPONENT_SLOT, _C_CHECK_CONTENT,
+                   _C_ABORT):
             policy = d.read_uint()
             for idx in self._current:
                 self._trace(off, cmd, idx)
                 self._condition(cmd, idx, policy, off)
-        elif cmd == D_SET_COMPONENT_INDEX:
+        elif cmd == _D_SET_COMPONENT_INDEX:
             self._trace(off, cmd, None)
             self._set_index(d)
-        elif cmd == D_OVERRIDE_PARAMETERS or cmd == D_SET_PARAMETERS:
+        elif cmd == _D_OVERRIDE_PARAMETERS or cmd == _D_SET_PARAMETERS:
             self._trace(off, cmd, None)
-            self._parameters(d, cmd == D_OVERRIDE_PARAMETERS)
-        elif cmd == D_TRY_EACH:
+            self._parameters(d, cmd == _D_OVERRIDE_PARAMETERS)
+        elif cmd == _D_TRY_EACH:
             self._trace(off, cmd, None)
             self._try_each(d, off, depth)
-        elif cmd == D_RUN_SEQUENCE:
+        elif cmd == _D_RUN_SEQUENCE:
             self._trace(off, cmd, None)
             seq = d.read_bytes()
-            soft = self._params[self._current[0]].get(P_SOFT_FAILURE, False) if self._current else False
+            soft = self._params[self._current[0]].get(_P_SOFT_FAILURE, False) if self._current else False
             self._run(seq, depth + 1, soft)
-        elif cmd in (D_FETCH, D_COPY, D_WRITE, D_INVOKE, D_SWAP):
+        elif cmd in (_D_FETCH, _D_COPY, _D_WRITE, _D_INVOKE, _D_SWAP):
             policy = d.read_uint()
             for idx in self._current:
                 self._trace(off, cmd, idx)
                 self._directive(cmd, idx, policy, off)
         else:
-            raise SuitError(COMMAND_UNSUPPORTED, "command %d is not supported" % cmd, self._record(off, None))
+            raise SuitError(_COMMAND_UNSUPPORTED, "command %d is not supported" % cmd, self._record(off, None))
 
     def _set_index(self, d):
         n = len(self._m.components)
@@ -323,19 +336,19 @@ class Processor:
         if major == 7:
             v = d.decode()
             if v is not True:
-                raise SuitError(CBOR_PARSE, "set-component-index takes a uint, true or an array")
+                raise SuitError(_CBOR_PARSE, "set-component-index takes a uint, true or an array")
             self._current = list(range(n))
             return
         if major == 4:
             count = d.read_array_header()
             if count is None or count > n:
-                raise SuitError(COMPONENT_UNSUPPORTED, "bad component index array")
+                raise SuitError(_COMPONENT_UNSUPPORTED, "bad component index array")
             cur = [d.read_uint() for _ in range(count)]
         else:
             cur = [d.read_uint()]
         for i in cur:
             if i >= n:
-                raise SuitError(COMPONENT_UNSUPPORTED, "component index %d of %d components" % (i, n))
+                raise SuitError(_COMPONENT_UNSUPPORTED, "component index %d of %d components" % (i, n))
         self._current = cur
 
     def _parameters(self, d, override):
@@ -344,7 +357,7 @@ class Processor:
         for _ in range(n):
             key = d.read_int()
             if key in seen:
-                raise SuitError(CBOR_PARSE, "parameter %d given twice" % key)
+                raise SuitError(_CBOR_PARSE, "parameter %d given twice" % key)
             seen.append(key)
             if key in _BSTR_PARAMS:
                 value = d.read_bytes()
@@ -353,11 +366,11 @@ class Processor:
             elif key in _BOOL_PARAMS:
                 value = d.decode()
                 if type(value) is not bool:
-                    raise SuitError(CBOR_PARSE, "parameter %d must be a bool" % key)
-            elif key == P_URI:
+                    raise SuitError(_CBOR_PARSE, "parameter %d must be a bool" % key)
+            elif key == _P_URI:
                 value = d.read_text()
             else:
-                raise SuitError(PARAMETER_UNSUPPORTED, "parameter %d is not supported" % key)
+                raise SuitError(_PARAMETER_UNSUPPORTED, "parameter %d is not supported" % key)
             for idx in self._current:
                 p = self._params[idx]
                 if override or key not in p:
@@ -366,12 +379,12 @@ class Processor:
     def _try_each(self, d, off, depth):
         count = d.read_array_header()
         if count is None or count < 2:
-            raise SuitError(CBOR_PARSE, "try-each needs at least two sequences")
+            raise SuitError(_CBOR_PARSE, "try-each needs at least two sequences")
         done = False
         for _ in range(count):
             if d.peek_major() == 7:  # a trailing nil: succeed when nothing else did
                 if d.decode() is not None:
-                    raise SuitError(CBOR_PARSE, "try-each takes sequences (bstr) and nil")
+                    raise SuitError(_CBOR_PARSE, "try-each takes sequences (bstr) and nil")
                 done = True
                 continue
             seq = d.read_bytes()
@@ -380,57 +393,57 @@ class Processor:
             # each alternative runs with soft-failure unless the manifest turned it off
             soft = True
             if self._current:
-                soft = self._params[self._current[0]].get(P_SOFT_FAILURE, True)
+                soft = self._params[self._current[0]].get(_P_SOFT_FAILURE, True)
             done = self._run(seq, depth + 1, soft)
         if not done:
-            raise SuitError(CONDITION_FAILED, "no try-each alternative succeeded", self._record(off, None))
+            raise SuitError(_CONDITION_FAILED, "no try-each alternative succeeded", self._record(off, None))
 
     # ------------------------------------------------------------------ conditions
 
     def _param(self, idx, key, policy, off):
         v = self._params[idx].get(key)
         if v is None:
-            self._fail(CONDITION_FAILED if key != P_URI else OPERATION_FAILED,
+            self._fail(_CONDITION_FAILED if key != _P_URI else _OPERATION_FAILED,
                        "parameter %s is not set for component %d" % (_PARAM_NAMES.get(key, key), idx),
                        policy, off, idx)
         return v
 
     def _condition(self, cmd, idx, policy, off):
-        if cmd == C_ABORT:
-            self._fail(CONDITION_FAILED, "abort", policy, off, idx)
-        if cmd in (C_VENDOR_ID, C_CLASS_ID, C_DEVICE_ID):
+        if cmd == _C_ABORT:
+            self._fail(_CONDITION_FAILED, "abort", policy, off, idx)
+        if cmd in (_C_VENDOR_ID, _C_CLASS_ID, _C_DEVICE_ID):
             want = self._param(idx, cmd, policy, off)
             have = self.driver.identity(cmd)
             if have is None or bytes(want) != bytes(have):
-                self._fail(CONDITION_FAILED, "%s does not match this device" % _PARAM_NAMES[cmd], policy, off, idx)
+                self._fail(_CONDITION_FAILED, "%s does not match this device" % _PARAM_NAMES[cmd], policy, off, idx)
             self._note(policy, off, idx)
             return
         cid = self._m.components[idx]
-        if cmd == C_COMPONENT_SLOT:
-            slot = self._param(idx, P_COMPONENT_SLOT, policy, off)
+        if cmd == _C_COMPONENT_SLOT:
+            slot = self._param(idx, _P_COMPONENT_SLOT, policy, off)
             if not self.driver.slot_matches(cid, slot):
-                self._fail(CONDITION_FAILED, "component %d slot %d is not the one to use" % (idx, slot),
+                self._fail(_CONDITION_FAILED, "component %d slot %d is not the one to use" % (idx, slot),
                            policy, off, idx)
             self._note(policy, off, idx)
             return
-        if cmd == C_IMAGE_MATCH:
-            enc = self._param(idx, P_IMAGE_DIGEST, policy, off)
+        if cmd == _C_IMAGE_MATCH:
+            enc = self._param(idx, _P_IMAGE_DIGEST, policy, off)
             _env.parse_digest(enc)
             digest, size = self._digest_of(idx)
-            want_size = self._params[idx].get(P_IMAGE_SIZE)
+            want_size = self._params[idx].get(_P_IMAGE_SIZE)
             if digest is None:
-                self._fail(CONDITION_FAILED, "component %d has no image" % idx, policy, off, idx)
+                self._fail(_CONDITION_FAILED, "component %d has no image" % idx, policy, off, idx)
             from crypto.util import ct_equal
             if not ct_equal(digest, _env.parse_digest(enc)[1]) or (want_size is not None and size != want_size):
-                self._fail(CONDITION_FAILED, "component %d image does not match its digest%s"
+                self._fail(_CONDITION_FAILED, "component %d image does not match its digest%s"
                            % (idx, "" if want_size is None or size == want_size else " and size"), policy, off, idx)
-            self._note(policy, off, idx, {P_IMAGE_DIGEST: cbor.dumps([_env.DIGEST_SHA256, digest]),
-                                          P_IMAGE_SIZE: size})
+            self._note(policy, off, idx, {_P_IMAGE_DIGEST: cbor.dumps([_DIGEST_SHA256, digest]),
+                                          _P_IMAGE_SIZE: size})
             return
-        # C_CHECK_CONTENT
-        want = self._param(idx, P_CONTENT, policy, off)
+        # _C_CHECK_CONTENT
+        want = self._param(idx, _P_CONTENT, policy, off)
         if not self._content_equals(cid, want):
-            self._fail(CONDITION_FAILED, "component %d content differs" % idx, policy, off, idx)
+            self._fail(_CONDITION_FAILED, "component %d content differs" % idx, policy, off, idx)
         self._note(policy, off, idx)
 
     def _chunk(self):
@@ -485,14 +498,14 @@ class Processor:
         m = self._m
         cid = m.components[idx]
         p = self._params[idx]
-        if cmd == D_INVOKE:
+        if cmd == _D_INVOKE:
             try:
-                self.driver.invoke(cid, p.get(P_INVOKE_ARGS))
+                self.driver.invoke(cid, p.get(_P_INVOKE_ARGS))
             except OSError as e:
-                self._fail(OPERATION_FAILED, "invoke failed: %s" % e, policy, off, idx)
+                self._fail(_OPERATION_FAILED, "invoke failed: %s" % e, policy, off, idx)
             self._note(policy, off, idx)
             return
-        if cmd == D_SWAP:
+        if cmd == _D_SWAP:
             src = self._source_index(idx, policy, off)
             self.driver.swap(cid, m.components[src])
             w = self._written
@@ -503,41 +516,41 @@ class Processor:
                 w[src] = a
             self._note(policy, off, idx)
             return
-        if cmd == D_FETCH:
-            uri = self._param(idx, P_URI, policy, off)
+        if cmd == _D_FETCH:
+            uri = self._param(idx, _P_URI, policy, off)
             if uri.startswith("#"):
                 payload = self._env.payloads.get(uri[1:]) if uri[1:] else None
                 if payload is None:
                     payload = self._env.payloads.get(uri)
                 if payload is None:
-                    self._fail(OPERATION_FAILED, "no integrated payload %s" % uri, policy, off, idx)
+                    self._fail(_OPERATION_FAILED, "no integrated payload %s" % uri, policy, off, idx)
                 reader = _MemReader(payload)
             else:
                 try:
                     reader = self.driver.fetch(uri)
                 except OSError as e:
-                    self._fail(OPERATION_FAILED, "fetch %s failed: %s" % (uri, e), policy, off, idx)
-        elif cmd == D_WRITE:
-            reader = _MemReader(self._param(idx, P_CONTENT, policy, off))
-        else:  # D_COPY
+                    self._fail(_OPERATION_FAILED, "fetch %s failed: %s" % (uri, e), policy, off, idx)
+        elif cmd == _D_WRITE:
+            reader = _MemReader(self._param(idx, _P_CONTENT, policy, off))
+        else:  # _D_COPY
             src = self._source_index(idx, policy, off)
             reader = self.driver.open_read(m.components[src])
             if reader is None:
-                self._fail(OPERATION_FAILED, "source component %d is empty" % src, policy, off, idx)
+                self._fail(_OPERATION_FAILED, "source component %d is empty" % src, policy, off, idx)
         self._pump(reader, idx, cid, p, policy, off)
         self._note(policy, off, idx)
 
     def _source_index(self, idx, policy, off):
-        src = self._param(idx, P_SOURCE_COMPONENT, policy, off)
+        src = self._param(idx, _P_SOURCE_COMPONENT, policy, off)
         if src >= len(self._m.components) or src == idx:
-            self._fail(COMPONENT_UNSUPPORTED, "bad source component %d" % src, policy, off, idx)
+            self._fail(_COMPONENT_UNSUPPORTED, "bad source component %d" % src, policy, off, idx)
         return src
 
     def _pump(self, reader, idx, cid, p, policy, off):
         """Stream reader into the component's staged slot: decrypt, hash, write, one chunk at a time."""
-        limit = p.get(P_IMAGE_SIZE)
+        limit = p.get(_P_IMAGE_SIZE)
         dec = None
-        info = p.get(P_ENCRYPTION_INFO)
+        info = p.get(_P_ENCRYPTION_INFO)
         if info is not None:
             from suit.encryption import decryptor
             dec = decryptor(info, self.decryption_keys)
@@ -547,7 +560,7 @@ class Processor:
         writer = None
         try:
             try:
-                writer = self.driver.stage(cid, p.get(P_COMPONENT_SLOT), limit)
+                writer = self.driver.stage(cid, p.get(_P_COMPONENT_SLOT), limit)
                 while True:
                     n = reader.readinto(mv)
                     if not n:
@@ -557,7 +570,7 @@ class Processor:
                         data = dec.update(data)
                     total += len(data)
                     if limit is not None and total > limit:
-                        self._fail(OPERATION_FAILED, "component %d image is bigger than image-size %d"
+                        self._fail(_OPERATION_FAILED, "component %d image is bigger than image-size %d"
                                    % (idx, limit), policy, off, idx)
                     if len(data):
                         h.update(data)
@@ -567,7 +580,7 @@ class Processor:
                 writer.close()
                 writer = None
             except OSError as e:
-                self._fail(OPERATION_FAILED, "writing component %d failed: %s" % (idx, e), policy, off, idx)
+                self._fail(_OPERATION_FAILED, "writing component %d failed: %s" % (idx, e), policy, off, idx)
             except SuitError as e:
                 if e.record is None:
                     e.record = self._record(off, idx)

@@ -3,9 +3,11 @@
 # An install writes the inactive slot (condition component-slot is true for it); commit() replaces the active
 # record in one rename, so all components switch together or not at all. The same shape as the ESP32's OTA
 # partitions (suit.esp32ota), in files, on the host and the VM alike.
-from suit import SuitError, COMPONENT_UNSUPPORTED, OPERATION_FAILED
+from suit import SuitError, const
 from suit.bundle import _Reader, _Writer
 from suit.fs import Fs
+_COMPONENT_UNSUPPORTED = const(6)
+_OPERATION_FAILED = const(11)
 
 
 class SlotDriver:
@@ -45,7 +47,7 @@ class SlotDriver:
         except UnicodeError:
             name = None
         if name not in self.capacity:
-            raise SuitError(COMPONENT_UNSUPPORTED, "no slots for component %r" % (cid,))
+            raise SuitError(_COMPONENT_UNSUPPORTED, "no slots for component %r" % (cid,))
         return name
 
     def identity(self, param):
@@ -82,15 +84,15 @@ class SlotDriver:
         if slot is None:
             slot = free
         if slot != free:
-            raise SuitError(COMPONENT_UNSUPPORTED, "slot %d of %s is active: install into slot %d" % (slot, name, free))
+            raise SuitError(_COMPONENT_UNSUPPORTED, "slot %d of %s is active: install into slot %d" % (slot, name, free))
         cap = self.capacity[name]
         if size is not None and size > cap:
-            raise SuitError(OPERATION_FAILED, "image-size %d is bigger than the slot (%d bytes)" % (size, cap))
+            raise SuitError(_OPERATION_FAILED, "image-size %d is bigger than the slot (%d bytes)" % (size, cap))
         self._staged[name] = slot
         return _Writer(self.fs.open(self._path(name, slot), "wb"), cap)
 
     def swap(self, a, b):
-        raise SuitError(OPERATION_FAILED, "A/B slots do not swap components")
+        raise SuitError(_OPERATION_FAILED, "A/B slots do not swap components")
 
     def invoke(self, cid, args):
         if self.on_invoke is not None:
