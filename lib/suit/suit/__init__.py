@@ -13,21 +13,7 @@ except ImportError:  # CPython
     def const(x):
         return x
 
-# reason codes (draft-ietf-suit-report-18)
-OK = const(0)
-CBOR_PARSE = const(1)
-COSE_UNSUPPORTED = const(2)
-ALG_UNSUPPORTED = const(3)
-UNAUTHORISED = const(4)
-COMMAND_UNSUPPORTED = const(5)
-COMPONENT_UNSUPPORTED = const(6)
-COMPONENT_UNAUTHORISED = const(7)
-PARAMETER_UNSUPPORTED = const(8)
-SEVERING_UNSUPPORTED = const(9)
-CONDITION_FAILED = const(10)
-OPERATION_FAILED = const(11)
-INVOKE_PENDING = const(12)
-
+# reason codes (draft-ietf-suit-report-18) are indexes into REASONS; the modules keep them as private consts
 REASONS = ("ok", "cbor-parse", "cose-unsupported", "alg-unsupported", "unauthorised", "command-unsupported",
            "component-unsupported", "component-unauthorised", "parameter-unsupported", "severing-unsupported",
            "condition-failed", "operation-failed", "invoke-pending")
