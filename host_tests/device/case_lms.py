@@ -107,6 +107,7 @@ def test_pyhsslms_parameter_sets():
 
 def test_python_chain_walk_matches():
     # On the VM lms uses the viper chain walk; the Python walk (the fallback) must verify the same vectors.
+    lms._pick_walkers()  # the choice is made on the first verification: make it now, then override it
     saved = lms._ots_walk, lms._merkle
     lms._ots_walk, lms._merkle = lms._ots_walk_py, lms._merkle_py
     try:

@@ -124,6 +124,8 @@ _BLOCK_CHAINS = 32  # chains per block: 1 KiB of scratch instead of 8.5 KiB for 
 
 def _ots_candidate(ident, q_bytes, ots_type, message, sig, off):
     """Algorithm 4b: the LM-OTS candidate public key Kc from the LM-OTS signature at sig[off:]."""
+    if not _checked:
+        _pick_walkers()
     w, p, ls = _LMOTS[ots_type]
     c_off = off + 4
     y_off = c_off + _N
@@ -192,7 +194,7 @@ def lms_verify(public_key, message, signature):
     """Verify a single-tree LMS signature (56-byte LMS public key)."""
     public_key = memoryview(public_key)
     if not _check_lms_public_key(public_key):
-        raise CryptoError("malformed LMS public key")
+        raise CryptoError(13)  # malformed LMS public key
     signature = memoryview(signature)
     n = lms_signature_length(signature)
     if n == 0 or n != len(signature):
@@ -204,13 +206,13 @@ def hss_verify(public_key, message, signature):
     """Verify an HSS signature (RFC 8554 section 6.3) with a 60-byte HSS public key. Returns True or False."""
     public_key = memoryview(public_key)
     if len(public_key) != 4 + LMS_PUBLIC_KEY_LEN:
-        raise CryptoError("HSS public key must be 60 bytes")
+        raise CryptoError(14)  # HSS public key must be 60 bytes
     levels = _u32(public_key, 0)
     if levels < 1 or levels > HSS_MAX_LEVELS:
-        raise CryptoError("HSS public key: levels must be 1..8")
+        raise CryptoError(15)  # HSS public key: levels must be 1..8
     key = public_key[4:]
     if not _check_lms_public_key(key):
-        raise CryptoError("malformed HSS public key")
+        raise CryptoError(16)  # malformed HSS public key
     sig = memoryview(signature)
     if len(sig) < 4 or _u32(sig, 0) != levels - 1:
         return False
@@ -262,10 +264,17 @@ def _self_test_viper():
     return roots[0] == roots[1]
 
 
-if _ots_walk_viper is not None:
-    try:
-        if _self_test_viper():
-            _ots_walk = _ots_walk_viper
-            _merkle = _merkle_viper
-    except Exception:  # a half-working emitter: keep the Python walk
-        pass
+_checked = False
+
+
+def _pick_walkers():
+    """Switch to the viper walk once it has passed its self-test (on the first verification, not at import)."""
+    global _checked, _ots_walk, _merkle
+    _checked = True
+    if _ots_walk_viper is not None:
+        try:
+            if _self_test_viper():
+                _ots_walk = _ots_walk_viper
+                _merkle = _merkle_viper
+        except Exception:  # a half-working emitter: keep the Python walk
+            pass

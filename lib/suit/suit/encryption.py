@@ -77,7 +77,7 @@ def decryptor(info, keys):
     if keys is None:
         raise SuitError(_ALG_UNSUPPORTED, "encrypted payload, and this device has no decryption key")
     try:
-        obj = cbor.loads(info)
+        obj = cbor.loads(info, unique_keys=True)
     except cbor.CBORDecodeError as e:
         raise SuitError(_CBOR_PARSE, "encryption-info is not CBOR: %s" % e)
     if isinstance(obj, cbor.Tag):
