@@ -20,7 +20,6 @@ import pytest
 
 from hourglass import cli
 from hourglass import keys as hk
-from hourglass import suit as hs
 
 HERE = Path(__file__).resolve().parent
 BUILT = HERE / "vectors" / "suit" / "built"
