@@ -101,6 +101,14 @@ def test_several_components_encrypted_gcm_and_ctr_severed_install_several_blocks
         for rel, digest in expected.items():
             assert _sha(root + "/" + rel) == digest, rel
         assert inv == [(b"lib", b"app.py")] and proc.stored_sequence_number() == 7
+    # the next boot validates the installed images against the same manifest and invokes (equal sequence
+    # number allowed); a changed image fails validation and nothing is invoked
+    res = proc.boot(data)
+    assert res.ok and not res.installed and inv == [(b"lib", b"app.py")] * 2, res
+    with open(root + "/data/ctr.bin", "ab") as f:
+        f.write(b"!")
+    res = proc.boot(data)
+    assert REASONS[res.reason] == "condition-failed" and res.record[1] == 7 and len(inv) == 2, res
     proc, drv, root, inv = _device("multi-none", [_anchor("eddsa")])
     assert REASONS[proc.update(data).reason] == "unauthorised"
     # the wrong KEK: nothing of the three components is installed
