@@ -248,6 +248,21 @@ def test_inspect_names_every_member_and_checks_the_key(capsys):
     assert "no authentication block verifies" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name", sorted(p.name for p in (HERE / "vectors" / "suit").glob("*.suit")))
+def test_inspect_reads_every_shared_vector_and_verifies_the_ietf_key(name, capsys, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    pem = serialization.load_pem_public_key((HERE / "vectors" / "suit" / "ietf_example_pub.pem").read_bytes())
+    raw = pem.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    alg = hk.ESP256 if "exp0" in name or "expI" in name else hk.ES256
+    key = {1: hk.KTY_EC2, 3: alg, -1: hk.CRV_P256, -2: raw[1:33], -3: raw[33:]}
+    if "expAW" in name:
+        key = {1: hk.KTY_SYMMETRIC, 3: hk.HMAC_256_256, -1: (HERE / "vectors" / "suit" / "hmac256_key.bin").read_bytes()}
+    (tmp_path / "k.pub").write_bytes(cbor2.dumps(key))
+    assert cli.main(["suit", "inspect", str(HERE / "vectors" / "suit" / name), "-k", str(tmp_path / "k.pub")]) == 0
+    out = capsys.readouterr().out
+    assert "verifies with the key" in out and "matches the authenticated digest" in out
+
+
 def test_user_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "d.toml").write_text('sequence-number = 1\n[[component]]\nid = ["a"]\nfile = "missing.bin"\n'
                                      'uri = "x"\n')
