@@ -7,7 +7,7 @@ BOARD ?= ESP32_GENERIC
 PORT ?=
 JOBS ?= 2
 
-.PHONY: setup test test-cpython test-micropython bench typecheck build image flash deploy repl vboard clean system-packages
+.PHONY: setup test test-cpython test-micropython bench typecheck packages build image flash deploy repl vboard clean system-packages
 
 setup: system-packages $(STAMP)
 
@@ -29,15 +29,24 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/hourglass bench --out build/bench
 
-# Boards (boards/README.md): build/<board>/ from lib/ + firmware/; FIRMWARE=<file or folder> (never downloaded),
-# DRIVE=<UF2 drive>, DRY_RUN=1 prints the exact tool invocations and writes nothing.
+# Boards (boards/README.md): build/<board>/ from lib/ + firmware/; FLASH_SIZE=8M for an ESP32 module with more
+# than the default 4 MiB; FIRMWARE=<file or folder> (never downloaded), SHA256=<pin> for an unpinned firmware,
+# DRIVE=<UF2 drive>; DRY_RUN=1 reports refusals and prints the exact tool invocations, writing nothing.
 FIRMWARE ?=
+SHA256 ?=
 DRIVE ?=
 DRY_RUN ?=
-FLASH_ARGS = $(if $(FIRMWARE),--firmware $(FIRMWARE)) $(if $(DRY_RUN),--dry-run)
+FLASH_SIZE ?=
+FLASH_ARGS = $(if $(FIRMWARE),--firmware $(FIRMWARE)) $(if $(SHA256),--sha256 $(SHA256)) $(if $(DRY_RUN),--dry-run)
 
-build: $(STAMP)
-	$(BIN)/hourglass build --board $(BOARD)
+# lib/*/package.json from each manifest.py (published form, deps at github:$(PACKAGE_REPO)), and build/mip/
+# (this checkout's form: `mpremote mip install $$PWD/build/mip/<package>/package.json` from anywhere).
+PACKAGE_REPO ?=
+packages: $(STAMP)
+	$(BIN)/hourglass packages $(if $(PACKAGE_REPO),--repo $(PACKAGE_REPO)) --local build/mip
+
+build: packages
+	$(BIN)/hourglass build --board $(BOARD) $(if $(FLASH_SIZE),--flash-size $(FLASH_SIZE))
 
 image: build
 	$(BIN)/hourglass image --board $(BOARD) $(FLASH_ARGS)
@@ -51,7 +60,7 @@ flash: build
 FLASH_DIR ?= build/vboard/$(BOARD)
 
 deploy: build
-	$(BIN)/hourglass deploy --board $(BOARD) --port $(PORT) $(if $(DRY_RUN),--dry-run)
+	$(BIN)/hourglass deploy --board $(BOARD) $(if $(PORT),--port $(PORT)) $(if $(DRY_RUN),--dry-run)
 
 repl: $(STAMP)
 	$(BIN)/hourglass repl --port $(PORT) $(if $(RESUME),--resume) $(if $(DRY_RUN),--dry-run)

@@ -6,8 +6,8 @@ what MicroPython has. Each case is collected twice, as `name[cpython]` and `name
 - on MicroPython the whole module runs as one batch in the VM (`-X heapsize=`, default 128k or the module's
   `MP_HEAP = "..."`), and each item reports its own result with the MicroPython traceback.
 With `--board-port PORT --board NAME` the cases run instead as `name[board]` on a board (real, or the virtual
-board) through mpremote, one batch per case file (tools/hourglass/hil.py); a case file whose MP_HEAP is larger
-than the board's heap (x2 on the VM scale) is skipped.
+board) through mpremote, one batch per case file (tools/hourglass/hil.py); a case file whose MP_HEAP (its budget,
+declared by every case file) is larger than the board's heap on the VM scale (boards.Board.vm_heap) is skipped.
 """
 from __future__ import annotations
 
@@ -132,10 +132,13 @@ class DeviceCaseItem(pytest.Item):
             source = context
             self.user_properties.append(("runtime", BOARD))
             self.user_properties.append(("board", target.name))
-            declared = self.parent.declared_heap
-            if declared and mpvm.heap_bytes(declared) > target.vm_heap_equivalent:
-                pytest.skip(f"case file needs MP_HEAP={declared} on the VM; {target.name} has "
-                            f"{target.python_heap // 1024} KiB (x2 = {target.vm_heap_equivalent // 1024}k)")
+            # A case file's budget is its MP_HEAP, the heap it runs at on the VM (DEFAULT_HEAP when it declares
+            # none): a board with less is skipped with the reason, never run into MemoryError.
+            needed = self.parent.declared_heap or mpvm.DEFAULT_HEAP
+            if mpvm.heap_bytes(needed) > target.vm_heap:
+                how = f"MP_HEAP={needed}" if self.parent.declared_heap else f"the VM default {needed} (no MP_HEAP)"
+                pytest.skip(f"case file needs {how} on the VM; {target.name} has "
+                            f"{target.board.python_heap // 1024} KiB (VM scale: {target.board.vm_heap})")
             results, proc = self.parent.board_results()
         else:
             context = f"heap {self.parent.heap}"

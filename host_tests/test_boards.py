@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from hourglass.boards import BOARDS_DIR, BoardError, board_names, load_board
+from hourglass.boards import BOARDS_DIR, BoardError, board_names, load_board, parse_size
+from hourglass.common import UserError
 
 EXPECTED = {"ESP32_GENERIC", "ESP32_GENERIC-OTA", "ESP32_GENERIC_S3", "ESP32_GENERIC_C3", "PCA10056", "PCA10059",
             "SEEED_XIAO_NRF52"}
@@ -65,11 +66,83 @@ def test_esp32_vfs_runs_from_the_last_partition_to_the_end_of_flash(name):
     assert "wifi-udp" in b.transports and b.stubs == "esp32"
 
 
-def test_esp32_vfs_offsets_of_the_stock_partition_tables():
-    assert load_board("ESP32_GENERIC").fs_offset == 0x200000
-    assert load_board("ESP32_GENERIC-OTA").fs_offset == 0x310000
-    ota = {p.name for p in load_board("ESP32_GENERIC-OTA").partitions}
-    assert {"ota_0", "ota_1", "otadata"} <= ota
+def table(name: str) -> list[tuple[str, int, int]]:
+    return [(p.name, p.offset, p.size) for p in load_board(name).partitions
+            if p.name not in ("bootloader", "partition-table")]
+
+
+@pytest.mark.parametrize("name", ["ESP32_GENERIC", "ESP32_GENERIC_C3", "ESP32_GENERIC_S3"])
+def test_esp32_default_table_is_upstreams_4mibplus(name):
+    """ports/esp32/partitions-4MiBplus.csv: factory 0x1F0000 at 0x10000, no ROMFS; vfs made at boot up to the
+    end of flash (4 MiB by default: 512 blocks)."""
+    assert table(name) == [("nvs", 0x9000, 0x6000), ("phy_init", 0xF000, 0x1000), ("factory", 0x10000, 0x1F0000),
+                           ("vfs", 0x200000, 0x200000)]
+    b = load_board(name)
+    assert not b.romfs_stock and b.romfs_size == 0 and b.fs_to_end_of_flash
+    assert (b.flash_size, b.fs_block_count) == (4 << 20, 512)
+
+
+def test_esp32_ota_table_is_upstreams():
+    assert table("ESP32_GENERIC-OTA") == [
+        ("nvs", 0x9000, 0x4000), ("otadata", 0xD000, 0x2000), ("phy_init", 0xF000, 0x1000),
+        ("ota_0", 0x10000, 0x180000), ("ota_1", 0x190000, 0x180000), ("vfs", 0x310000, 0xF0000)]
+    assert load_board("ESP32_GENERIC-OTA").fs_block_count == 240
+
+
+@pytest.mark.parametrize("name,flash,blocks", [("ESP32_GENERIC", "8M", 1536), ("ESP32_GENERIC_S3", "16MiB", 3584),
+                                               ("ESP32_GENERIC-OTA", "0x800000", 1264)])
+def test_flash_size_is_a_parameter_of_esp32_boards(name, flash, blocks):
+    b = load_board(name, flash_size=parse_size(flash))
+    (vfs,) = [p for p in b.partitions if p.name == "vfs"]
+    assert b.fs_block_count == blocks and vfs.end == b.fs_offset + b.fs_size == b.flash_size == parse_size(flash)
+
+
+def test_flash_size_of_a_fixed_layout_is_refused():
+    assert load_board("PCA10056", flash_size=1 << 20).fs_block_count == 16
+    with pytest.raises(BoardError, match="not a build parameter"):
+        load_board("PCA10056", flash_size=2 << 20)
+    with pytest.raises(BoardError, match="no room for the filesystem"):
+        load_board("ESP32_GENERIC", flash_size=2 << 20)
+
+
+def test_parse_size():
+    assert [parse_size(t) for t in ("4M", "4MiB", "8mb", "0x400000", "4194304", "512k")] == \
+        [4 << 20, 4 << 20, 8 << 20, 4 << 20, 4 << 20, 512 << 10]
+    with pytest.raises(UserError, match="not a flash size"):
+        parse_size("four megs")
+
+
+# ports/nrf/boards/memory.ld: head | app | ROMFS | filesystem | bootloader tail, the app takes the rest;
+# nrf52840_1M_256k.ld: 1M flash, 256K ROMFS; the fs is 64K unless the board's FS_SIZE says otherwise.
+NRF_LINKER = {"PCA10056": (0, 0x10000, 0), "PCA10059": (0x1000, 0x10000, 0x20000),
+              "SEEED_XIAO_NRF52": (0x27000, 0x40000, 0xC000)}
+
+
+@pytest.mark.parametrize("name", NRF)
+def test_nrf_layout_is_the_linker_scripts(name):
+    head, fs_size, tail = NRF_LINKER[name]
+    romfs_size = 256 * 1024
+    app_size = 0x100000 - head - romfs_size - fs_size - tail
+    by_name = {p.name: (p.offset, p.size) for p in load_board(name).partitions}
+    assert by_name["app"] == (head, app_size)
+    assert by_name["romfs"] == (head + app_size, romfs_size)
+    assert by_name["fs"] == (head + app_size + romfs_size, fs_size)
+    assert by_name["romfs"][0] == {"PCA10056": 0xB0000, "PCA10059": 0x90000, "SEEED_XIAO_NRF52": 0x74000}[name]
+    b = load_board(name)
+    assert b.romfs_size == romfs_size and b.flash_budget == romfs_size - 4096
+
+
+def test_boards_command_lists_boards_and_serial_ports(capsys):
+    from hourglass import cli
+
+    assert cli.main(["boards"]) == 0
+    out = capsys.readouterr().out
+    for name in EXPECTED:
+        assert f"  {name} " in out
+    assert "ESP32_GENERIC_C3   esp32c3   wifi-udp,serial" in out
+    assert "heap 200 KiB (VM 400k), flash 1 MiB: /flash 64 KiB at 0xf0000 (16 blocks), ROMFS 256 KiB" in out
+    assert "/ 2 MiB at 0x200000 (512 blocks) to end of flash" in out
+    assert "Serial ports:" in out
 
 
 @pytest.mark.parametrize("name", NRF)
@@ -106,21 +179,24 @@ def _copy_board(tmp_path: Path, name: str, new_name: str | None = None, **replac
     return tmp_path
 
 
-@pytest.mark.parametrize("old,new,complaint", [
-    ("block_count = 512", "block_count = 511", "block_count"),
-    ("size = 0x200000\nblock_size", "size = 0x1ff000\nblock_size", "differ from partition"),
-    ('mpy_arch = "xtensawin"', 'mpy_arch = "rv32imc"', "wrong for esp32"),
-    ("offset = 0x200000\nsize", "offset = 0x200800\nsize", "not 4096-aligned"),
-    ('{ name = "factory", offset = 0x10000, size = 0x1d0000 }',
-     '{ name = "factory", offset = 0x10000, size = 0x1d1000 }', "overlap"),
-    ("flash = 524288", "flash = 4194304", "exceeds"),
-    ('sha256 = ""', 'sha256 = "abc"', "64 hex digits"),
-    ('method = "esptool"', 'method = "jtag"', "flasher.method"),
+@pytest.mark.parametrize("name,old,new,complaint", [
+    ("PCA10056", "block_count = 16", "block_count = 15", "block_count"),
+    ("PCA10056", "size = 0x10000\n", "size = 0xf000\n", "differ from partition"),
+    ("ESP32_GENERIC", 'mpy_arch = "xtensawin"', 'mpy_arch = "rv32imc"', "wrong for esp32"),
+    ("PCA10056", "offset = 0xf0000\nsize", "offset = 0xf0800\nsize", "not 4096-aligned"),
+    ("ESP32_GENERIC", '{ name = "factory", offset = 0x10000, size = 0x1f0000 }',
+     '{ name = "factory", offset = 0x10000, size = 0x1f1000 }', "must be the end of the last partition"),
+    ("PCA10056", '{ name = "romfs", offset = 0xb0000, size = 0x40000 }',
+     '{ name = "romfs", offset = 0xa0000, size = 0x40000 }', "overlap"),
+    ("ESP32_GENERIC", "flash = 524288", "flash = 4194304", "exceeds"),
+    ("ESP32_GENERIC", 'sha256 = ""', 'sha256 = "abc"', "64 hex digits"),
+    ("ESP32_GENERIC", 'method = "esptool"', 'method = "jtag"', "flasher.method"),
+    ("ESP32_GENERIC", "block_size = 4096\n", "block_size = 4096\nblock_count = 512\n", "leave it out"),
 ])
-def test_checker_catches_inconsistent_boards(tmp_path, old, new, complaint):
-    _copy_board(tmp_path, "ESP32_GENERIC", **{old: new})
+def test_checker_catches_inconsistent_boards(tmp_path, name, old, new, complaint):
+    _copy_board(tmp_path, name, **{old: new})
     with pytest.raises(BoardError, match=re.escape(complaint)):
-        load_board("ESP32_GENERIC", tmp_path)
+        load_board(name, tmp_path)
 
 
 def test_a_new_board_is_a_folder(tmp_path):

@@ -14,6 +14,7 @@ import pytest
 from hourglass import build as hbuild
 from hourglass import mpvm
 from hourglass.boards import BOARDS_DIR, REPO, board_names, load_board
+from hourglass.common import UserError
 
 # The arch field of an .mpy header (byte 2 >> 2) once the module has native code.
 ARCH_CODE = {"xtensawin": 10, "rv32imc": 11, "armv7emsp": 7}
@@ -128,7 +129,8 @@ def test_build_every_board(tmp_path, sources, name):
     out = res.out
     nrf = board.port == "nrf"
     lib_tree = out / ("romfs" if board.lib_storage == "romfs" else "fs")
-    expected_lib = {"lib/net/__init__.mpy", "lib/net/core.mpy", "lib/fast.mpy"} | (set() if nrf else {"lib/net/dtls.mpy"})
+    expected_lib = {"lib/net/__init__.mpy", "lib/net/core.mpy", "lib/fast.mpy"}
+    expected_lib |= set() if nrf else {"lib/net/dtls.mpy"}
     assert {k for k in tree_listing(lib_tree) if k.startswith("lib/")} == expected_lib
     # firmware: boot.py and main.py stay source, other firmware modules are compiled; always on the filesystem.
     assert {k for k in tree_listing(out / "fs") if not k.startswith("lib/")} == {"boot.py", "main.py", "app.mpy"}
@@ -243,7 +245,7 @@ def test_over_budget_fails_with_a_clear_message(tmp_path, sources):
     lib, fw = sources
     boards = _board_override(tmp_path, "ESP32_GENERIC", **{"flash = 524288": "flash = 100"})
     board = load_board("ESP32_GENERIC", boards)
-    with pytest.raises(hbuild.BuildError, match=r"over the board's flash budget of 100 bytes by \d+\. Largest: "):
+    with pytest.raises(UserError, match=r"over the board's flash budget of 100 bytes by \d+\. Largest: "):
         hbuild.build(board, tmp_path / "out", lib, fw)
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["within_budget"] is False and report["bundle_bytes"] > 100
@@ -252,25 +254,26 @@ def test_over_budget_fails_with_a_clear_message(tmp_path, sources):
 
 def test_over_budget_cli_exit_code(tmp_path, sources):
     lib, fw = sources
-    boards = _board_override(tmp_path, "PCA10056", **{"flash = 126976": "flash = 100"})
+    boards = _board_override(tmp_path, "PCA10056", **{"flash = 258048": "flash = 100"})
     env = {**__import__("os").environ, "HOURGLASS_BOARDS_DIR": str(boards)}
     proc = subprocess.run([sys.executable, "-m", "hourglass.cli", "build", "--board", "PCA10056", "--out",
                            str(tmp_path / "out"), "--lib-dir", str(lib), "--firmware-dir", str(fw)],
                           env=env, capture_output=True, text=True)
     assert proc.returncode == 1
-    assert "error: PCA10056: the bundle is" in proc.stderr and "over the board's flash budget of 100" in proc.stderr
+    assert proc.stderr.startswith("hourglass build: PCA10056: the bundle is") and proc.stderr.count("\n") == 1
+    assert "over the board's flash budget of 100" in proc.stderr
 
 
 def test_bundle_that_does_not_fit_littlefs_fails_clearly(tmp_path):
     # Put lib/ on the 16-block LittleFS of a PCA10056: every directory costs a metadata pair, every file a block.
     boards = _board_override(tmp_path, "PCA10056", **{'lib_storage = "romfs"': 'lib_storage = "littlefs"',
-                                                      "flash = 126976": "flash = 65536"})
+                                                      "flash = 258048": "flash = 65536"})
     lib = tmp_path / "biglib"
     for i in range(6):
         (lib / f"p{i}" / f"p{i}").mkdir(parents=True)
         for j in range(3):
             (lib / f"p{i}" / f"p{i}" / f"m{j}.py").write_text(f"DATA = {list(range(400))!r}\n")
-    with pytest.raises(hbuild.BuildError, match="do not fit its 64 KiB LittleFS"):
+    with pytest.raises(UserError, match="do not fit its 64 KiB LittleFS"):
         hbuild.build(load_board("PCA10056", boards), tmp_path / "out", lib, tmp_path / "nofw")
 
 
@@ -364,7 +367,7 @@ def test_build_never_replaces_a_folder_it_did_not_make(tmp_path, sources):
     precious = tmp_path / "home"
     precious.mkdir()
     (precious / "notes.txt").write_text("mine")
-    with pytest.raises(hbuild.BuildError, match="not a build folder"):
+    with pytest.raises(UserError, match="not a build folder"):
         hbuild.build(load_board("ESP32_GENERIC"), precious, lib, fw)
     assert (precious / "notes.txt").read_text() == "mine"
     first = hbuild.build(load_board("ESP32_GENERIC"), tmp_path / "out", lib, fw)
@@ -401,9 +404,42 @@ def test_build_leaves_other_folders_under_build_alone(tmp_path, sources, monkeyp
     flash_dir = tmp_path / "build" / "vboard"
     (flash_dir / "ESP32_GENERIC").mkdir(parents=True)
     (flash_dir / "ESP32_GENERIC" / "main.py").write_text("# a virtual board's flash\n")
-    with pytest.raises(hbuild.BuildError, match="not a build folder"):
+    with pytest.raises(UserError, match="not a build folder"):
         hbuild.build(load_board("ESP32_GENERIC"), flash_dir, lib, fw)
     old = tmp_path / "build" / "ESP32_GENERIC"  # a build from before the marker
     (old / "fs").mkdir(parents=True)
     hbuild.build(load_board("ESP32_GENERIC"), old, lib, fw)
     assert (flash_dir / "ESP32_GENERIC" / "main.py").is_file()
+
+
+def test_report_states_the_flash_size_and_the_block_count_it_gives(tmp_path, sources):
+    """ESP32: vfs runs from the end of the last partition to the end of flash, so the LittleFS block count follows
+    the flash size the build is for (default 4 MiB; --flash-size for a bigger module)."""
+    lib, fw = sources
+    for flash, blocks in (("4M", 512), ("8M", 1536)):
+        out = tmp_path / flash
+        proc = subprocess.run([sys.executable, "-m", "hourglass.cli", "build", "--board", "ESP32_GENERIC",
+                               "--flash-size", flash, "--out", str(out), "--lib-dir", str(lib),
+                               "--firmware-dir", str(fw)], capture_output=True, text=True, cwd=REPO)
+        assert proc.returncode == 0, proc.stderr
+        note = f"{blocks} blocks of 4096 bytes at 0x200000: from the end of the last partition to the end of the"
+        assert note in proc.stdout
+        report = json.loads((out / "report.json").read_text())
+        assert report["flash_size"] == int(flash[0]) << 20
+        assert report["filesystem"]["block_count"] == report["images"]["fs"]["block_count"] == blocks
+        assert report["filesystem"]["to_end_of_flash"] is True
+        assert (out / "fs.img").stat().st_size == blocks * 4096
+        assert f"Filesystem: LittleFS2 {blocks} blocks" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--board", "NO_SUCH_BOARD"], "hourglass build: unknown board 'NO_SUCH_BOARD'"),
+    ([], "hourglass build: give --board NAME or --all"),
+    (["--board", "PCA10056", "--flash-size", "2M"], "hourglass build: PCA10056: the filesystem has a fixed place"),
+])
+def test_cli_user_errors_are_one_line(tmp_path, argv, message):
+    env = {k: v for k, v in __import__("os").environ.items() if k != "BOARD"}
+    proc = subprocess.run([sys.executable, "-m", "hourglass.cli", "build", *argv, "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True, cwd=REPO, env=env)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.startswith(message) and proc.stderr.count("\n") == 1, proc.stderr

@@ -144,7 +144,7 @@ class Board:
 class GatewayProc:
     def __init__(self, port, *extra):
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hourglass.cli", "gateway", port, "--listen", "127.0.0.1:0", *extra],
+            [sys.executable, "-m", "hourglass.cli", "gateway", "--port", port, "--listen", "127.0.0.1:0", *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=mpvm.REPO)
         line = self.proc.stderr.readline().decode()
         m = re.search(r"coap://127\.0\.0\.1:(\d+)", line)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+from pathlib import Path
 
 import cbor2
 import pytest
@@ -12,6 +13,7 @@ from cose import encrypt0, mac0, sign1
 from cose.key import CoseKey
 from crypto import InvalidSignature
 from hourglass import cli, mpvm
+from hourglass import cose_tool
 from hourglass import keys as tool
 
 PAYLOAD = bytes.fromhex("822f58206658ea560262696dd1f13b782239a064da7c6c5cbaf52fded428a6fc83c7e5af")
@@ -73,7 +75,7 @@ def test_sign1_from_tool_verifies_on_device_code(keydir):
 
 def test_hss_signing_advances_state(keydir):
     key_file = keydir / "hss.key"
-    left = tool._hss_private(cbor2.loads(key_file.read_bytes())).remaining()
+    left = tool.hss_private(cbor2.loads(key_file.read_bytes())).remaining()
     sigs = []
     for i in range(2):
         out = keydir / f"hss{i}.cose"
@@ -81,7 +83,7 @@ def test_hss_signing_advances_state(keydir):
         sigs.append(out.read_bytes())
         arr = cbor2.loads(sigs[-1]).value
         assert cbor2.loads(arr[0]) == {1: -46} and arr[1] == {4: b"suit"}
-    assert tool._hss_private(cbor2.loads(key_file.read_bytes())).remaining() == left - 2
+    assert tool.hss_private(cbor2.loads(key_file.read_bytes())).remaining() == left - 2
     assert sigs[0] != sigs[1]  # a different one-time key each time
     pub = _device_key(keydir / "hss.pub")
     for s in sigs:
@@ -106,15 +108,57 @@ def test_public_exports(keydir, tmp_path):
     assert len(raw) == 65 and raw == _device_key(keydir / "es.pub").public_bytes()
     assert run("keys", "public", keydir / "ed.key", "--format", "pem", "-o", tmp_path / "ed.pem") == 0
     assert b"BEGIN PUBLIC KEY" in (tmp_path / "ed.pem").read_bytes()
-    assert run("keys", "public", keydir / "hm.key") == 2  # symmetric: a clear error, exit code 2
+    assert run("keys", "public", keydir / "hm.key") == 1  # symmetric: a clear error, exit code 1
 
 
 def test_bad_input_exit_codes(keydir, tmp_path):
     (tmp_path / "junk").write_bytes(b"\xff\x00")
-    assert run("keys", "info", tmp_path / "junk") == 2
-    assert run("cose", "sign1", "-k", keydir / "es.pub", keydir / "payload.bin") == 2  # public key cannot sign
-    with pytest.raises(SystemExit):
+    assert run("keys", "info", tmp_path / "junk") == 1
+    assert run("cose", "sign1", "-k", keydir / "es.pub", keydir / "payload.bin") == 1  # public key cannot sign
+    with pytest.raises(SystemExit):  # a usage error (argparse), exit status 2
         run("keys", "generate", "ES384", "-o", tmp_path / "x")
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["keys", "info", "{tmp}/missing.key"], "hourglass keys: cannot read COSE_Key {tmp}/missing.key"),
+    (["keys", "info", "{tmp}/junk"], "hourglass keys: cannot read COSE_Key {tmp}/junk"),
+    (["keys", "info", "{tmp}/number"], "hourglass keys: {tmp}/number is not a COSE_Key map"),
+    (["keys", "public", "{keys}/hm.key"], "hourglass keys: a symmetric key has no public part"),
+    (["cose", "sign1", "-k", "{keys}/es.pub", "{keys}/payload.bin"], "hourglass cose: signing needs a private key"),
+    (["cose", "sign1", "-k", "{keys}/es.key", "{tmp}/missing.bin"], "hourglass cose: cannot read {tmp}/missing.bin"),
+    (["cose", "verify", "-k", "{keys}/es.pub", "{tmp}/junk"], "hourglass cose: not a COSE message"),
+    (["cose", "verify", "-k", "{keys}/es.pub", "{tmp}/tampered.cose"], "hourglass cose: signature does not verify"),
+])
+def test_cli_user_errors_are_one_line_and_exit_1(keydir, tmp_path, argv, message):
+    import subprocess
+    import sys
+
+    (tmp_path / "junk").write_bytes(b"\x1c")  # a reserved CBOR initial byte
+    (tmp_path / "number").write_bytes(b"\x01")  # CBOR, but not a map
+    assert run("cose", "sign1", "-k", keydir / "es.key", keydir / "payload.bin", "-o", tmp_path / "ok.cose") == 0
+    signed = bytearray((tmp_path / "ok.cose").read_bytes())
+    signed[-1] ^= 1
+    (tmp_path / "tampered.cose").write_bytes(bytes(signed))
+    argv = [a.format(tmp=tmp_path, keys=keydir) for a in argv]
+    proc = subprocess.run([sys.executable, "-m", "hourglass.cli", *argv], capture_output=True, text=True,
+                          cwd=mpvm.REPO)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.startswith(message.format(tmp=tmp_path, keys=keydir)), proc.stderr
+    assert proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_algorithm_numbers_are_the_device_codes():
+    """keys and cose take COSE algorithm numbers from lib/cose/cose/algs.py instead of declaring them again."""
+    import ast
+
+    assert Path(tool.algs.__file__).resolve() == mpvm.LIB / "cose" / "cose" / "algs.py"
+    assert cose_tool.algs is tool.algs
+    assert tool.ALG_NAMES["ESP256"] == -9 and tool.ALG_NAMES["HSS-LMS"] == -46 and tool.ALG_NAMES["A128KW"] == -3
+    for module in (tool, cose_tool):
+        tree = ast.parse(Path(module.__file__).read_text())
+        assigned = {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
+                    if isinstance(t, ast.Name)}
+        assert not assigned & {"ES256", "ESP256", "EDDSA", "ED25519", "HSS_LMS", "HMAC_256_64", "KTY_EC2"}
 
 
 VM_VERIFY = r"""

@@ -61,7 +61,7 @@ def line():
 
 class Gw:
     def __init__(self, port, *extra):
-        self.p = subprocess.Popen([sys.executable, "-m", "hourglass.cli", "gateway", port,
+        self.p = subprocess.Popen([sys.executable, "-m", "hourglass.cli", "gateway", "--port", port,
                                    "--listen", "127.0.0.1:0", *extra],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=mpvm.REPO)
         first = self.p.stderr.readline().decode()
@@ -78,42 +78,55 @@ class Gw:
 def test_help_lists_the_options():
     r = hourglass("gateway", "--help")
     assert r.returncode == 0
-    for opt in ("--baud", "--listen", "--log", "--quiet", "--verbose", "--max-frame", "--upstream", "--reconnect",
-                "port"):
+    for opt in ("--port", "--baud", "--listen", "--log", "--quiet", "--verbose", "--max-frame", "--upstream",
+                "--reconnect"):
         assert opt in r.stdout
     assert "gateway" in hourglass("--help").stdout
 
 
+def one_line_error(r, start):
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert r.stderr.startswith(start) and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "Traceback" not in r.stderr
+
+
 def test_missing_port_is_a_clear_error():
-    r = hourglass("gateway", "/dev/does-not-exist-hourglass")
-    assert r.returncode == 1
-    assert "cannot open /dev/does-not-exist-hourglass" in r.stderr and "Traceback" not in r.stderr
+    one_line_error(hourglass("gateway", "--port", "/dev/does-not-exist-hourglass"),
+                   "hourglass gateway: cannot open /dev/does-not-exist-hourglass: no such device")
+    r = hourglass("gateway")  # no --port at all: a usage error
+    assert r.returncode == 2 and "--port" in r.stderr
+
+
+def test_the_port_is_an_option_like_every_other_subcommand(line):
+    r = hourglass("gateway", line.name)
+    assert r.returncode == 2 and "required: --port" in r.stderr
 
 
 def test_not_a_serial_port_is_a_clear_error(tmp_path):
     f = tmp_path / "plain-file"
     f.write_bytes(b"")
-    r = hourglass("gateway", str(f))
-    assert r.returncode == 1 and "cannot open" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    one_line_error(hourglass("gateway", "--port", str(f)), f"hourglass gateway: cannot open {f}: ")
 
 
-def test_bad_arguments(line):
-    r = hourglass("gateway", line.name, "--listen", "nonsense")
+def test_bad_arguments(line, tmp_path):
+    r = hourglass("gateway", "--port", line.name, "--listen", "nonsense")
     assert r.returncode == 2 and "HOST:PORT" in r.stderr
-    r = hourglass("gateway", line.name, "--max-frame", "10")
-    assert r.returncode == 2
-    r = hourglass("gateway", line.name, "--upstream", "no-such-host.invalid:5683")
-    assert r.returncode == 2 and "--upstream" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = hourglass("gateway", "--port", line.name, "--max-frame", "10")
+    assert r.returncode == 2 and "at least 64" in r.stderr
+    one_line_error(hourglass("gateway", "--port", line.name, "--upstream", "no-such-host.invalid:5683"),
+                   "hourglass gateway: --upstream no-such-host.invalid:5683: ")
+    one_line_error(hourglass("gateway", "--port", line.name, "--log", str(tmp_path / "no" / "such" / "dir.log")),
+                   f"hourglass gateway: --log {tmp_path / 'no' / 'such' / 'dir.log'}: ")
 
 
 def test_busy_udp_port(line):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("127.0.0.1", 0))
     try:
-        r = hourglass("gateway", line.name, "--listen", "127.0.0.1:%d" % s.getsockname()[1])
+        r = hourglass("gateway", "--port", line.name, "--listen", "127.0.0.1:%d" % s.getsockname()[1])
     finally:
         s.close()
-    assert r.returncode == 1 and "cannot listen" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    one_line_error(r, "hourglass gateway: cannot listen on 127.0.0.1:")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -185,8 +198,7 @@ def test_quiet_and_oversize(line):
 def test_port_in_use_by_another_program(line):
     g = Gw(line.name)
     try:
-        r = hourglass("gateway", line.name)
-        assert r.returncode == 1 and "cannot open" in r.stderr and "Traceback" not in r.stderr, r.stderr
+        one_line_error(hourglass("gateway", "--port", line.name), f"hourglass gateway: cannot open {line.name}: ")
     finally:
         rc, out, err = g.stop()
     assert rc == 0

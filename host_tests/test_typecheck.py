@@ -34,6 +34,9 @@ FAMILIES = ("esp32", "nrf")
 ALWAYS_RELEVANT = {"import-not-found", "import-untyped", "name-defined"}
 GUARD_EXCEPTIONS = {"ImportError", "ModuleNotFoundError", "AttributeError", "NameError", "Exception",
                     "BaseException"}
+# attr-defined speaks about the type in front: `"Pin" has no attribute "x"`, and `"type[Pin]" has no attribute
+# "x"` for an attribute of the class itself (machine.Pin.x()).
+MISSING_ATTRIBUTE = re.compile(r'^"(?:type\[)?(?P<owner>\w+)\]?" has no attribute ')
 LINE = re.compile(r"^(?P<path>[^:]+):(?P<line>\d+): error: (?P<msg>.*?)\s+\[(?P<code>[a-z-]+)\]$")
 
 
@@ -160,6 +163,16 @@ def run_mypy(family: str, modules: list[str], roots: list[Path], cwd: Path = REP
     return findings
 
 
+def api_owner(message: str) -> str | None:
+    """The class or function an attr-defined/call-arg message is about: the type missing the attribute, or the
+    callee of a wrong call (`Too many arguments for "reset_cause"`, the last quoted name)."""
+    missing = MISSING_ATTRIBUTE.match(message)
+    if missing:
+        return missing["owner"]
+    quoted = re.findall(r'"(\w+)"', message)
+    return quoted[-1] if quoted else None
+
+
 def board_api_errors(findings: list[Finding], family: str, base: Path = REPO) -> list[Finding]:
     names = stub_names(stubs_dir(family))
     guards: dict[str, set[int]] = {}
@@ -168,8 +181,7 @@ def board_api_errors(findings: list[Finding], family: str, base: Path = REPO) ->
         if f.code in ALWAYS_RELEVANT:
             relevant = True
         elif f.code in ("attr-defined", "call-arg"):
-            quoted = re.findall(r'"(\w+)"', f.message)
-            relevant = f.message.startswith("Module") or bool(quoted and quoted[0] in names)
+            relevant = f.message.startswith("Module") or api_owner(f.message) in names
         else:
             relevant = False
         if not relevant:
@@ -286,3 +298,21 @@ def test_lazy_imports_are_left_to_their_callers(tmp_path):
     body = ("import network\n\n\ndef connect():\n    import network as net\n    return net.WLAN(0)\n")
     errors = _errors(tmp_path, "nrf", body)
     assert [(e.line, e.code) for e in errors] == [(1, "import-not-found")], errors
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_catches_a_missing_attribute_of_a_board_class(tmp_path, family):
+    """mypy reports `"type[Pin]" has no attribute ...` for an attribute of the class itself: at module level
+    and inside a function, both are calls that fail on the board."""
+    errors = _errors(tmp_path, family,
+                     "import machine\n\nmachine.Pin.nonexistent()\n\n\ndef f():\n    machine.Pin.other()\n"
+                     "    return machine.Pin(2).value()\n")
+    assert [(e.line, e.code) for e in errors] == [(3, "attr-defined"), (7, "attr-defined")], errors
+    assert errors[0].message == '"type[Pin]" has no attribute "nonexistent"'
+
+
+def test_api_owner_of_mypy_messages():
+    assert api_owner('"type[Pin]" has no attribute "nonexistent"') == "Pin"
+    assert api_owner('"socket" has no attribute "getsockname"') == "socket"
+    assert api_owner('Too many arguments for "reset_cause"') == "reset_cause"
+    assert api_owner('Module "machine" has no attribute "frobnicate"') == "frobnicate"

@@ -1,22 +1,21 @@
 """The virtual board: the real MicroPython VM behind a pty, driven by the real mpremote (and pyserial)."""
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import serial
 
-from hourglass import vboard
-from hourglass.repl import mpremote_binary
+from hourglass import boards, vboard
+from hourglass.common import UserError, find_executable
+from hourglass.vboard import CTRL_C, CTRL_D, FRIENDLY_BANNER_END, RAW_BANNER, REPL_MARK, RUN_MARK, ReplTracker
 from udp_probe import request_until_reply
 
-MPREMOTE = mpremote_binary()
+MPREMOTE = find_executable("mpremote")
 
 
 def mpremote(port: str, *args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess:
@@ -32,26 +31,30 @@ def esp32(tmp_path):
         yield vb
 
 
-def test_board_profiles_follow_the_budget():
-    esp = vboard.board_profile("ESP32_GENERIC")
-    nrf = vboard.board_profile("PCA10059")
-    assert esp.fs_mount == "/" and nrf.fs_mount == "/flash"
-    assert vboard.mpvm.heap_bytes(esp.vm_heap) == 2 * esp.python_heap
-    assert 50 * 1024 <= esp.python_heap <= 64 * 1024
-    assert 150 * 1024 <= nrf.python_heap <= 256 * 1024
-    with pytest.raises(ValueError, match="unknown board"):
-        vboard.board_profile("NO_SUCH_BOARD")
+def test_board_facts_come_from_board_toml(tmp_path):
+    esp = vboard.VirtualBoard(tmp_path / "esp", "ESP32_GENERIC")
+    nrf = vboard.VirtualBoard(tmp_path / "nrf", "PCA10059")
+    assert esp.board == boards.load_board("ESP32_GENERIC") and nrf.board == boards.load_board("PCA10059")
+    assert not hasattr(vboard, "FALLBACK_BOARDS") and not hasattr(vboard, "board_profile")
+    # The VM heap is Board.vm_heap (the one place the "x2" lives), plus the ROMFS partition where there is one.
+    for vb in (esp, nrf):
+        romfs = -(-vb.board.romfs_size // 1024) * 1024 if vb.board.romfs_stock else 0
+        assert vboard.mpvm.heap_bytes(vb.heap) == vboard.mpvm.heap_bytes(vb.board.vm_heap) + romfs + vboard.BOOT_HEAP
+    assert nrf.romfs_file == tmp_path / "nrf.romfs"
+    assert nrf.missing and not esp.missing
+    with pytest.raises(UserError, match="unknown board"):
+        vboard.VirtualBoard(tmp_path / "x", "NO_SUCH_BOARD")
 
 
 def test_exec_sees_a_board_layout_and_heap(esp32):
-    out = mpremote(esp32.port, "resume", "exec",
-                   "import os, sys, gc; gc.collect(); "
-                   "print(os.getcwd(), sys.path, gc.mem_free() + gc.mem_alloc())").stdout.split()
+    probe = "import os, sys, gc; gc.collect(); print(os.getcwd(), sys.path, gc.mem_free())"
+    out = mpremote(esp32.port, "resume", "exec", probe).stdout.split()
     assert out[0] == "/"
     assert "'/lib']" in out[-2]
-    total = int(out[-1])
-    budget = vboard.mpvm.heap_bytes(esp32.heap)
-    assert 0.95 * budget <= total <= budget
+    # The program has the heap it has on the bare VM at the board's budget: the boot script's objects and the
+    # ROMFS partition's bytes do not come out of it.
+    bare = vboard.mpvm.run(["-c", probe], heap=esp32.board.vm_heap).stdout.split()
+    assert abs(int(out[-1]) - int(bare[-1])) < 3 * 1024, (out[-1], bare[-1])
 
 
 def test_heap_budget_is_enforced_per_board(tmp_path):
@@ -228,14 +231,23 @@ def test_cli_port_file_sighup_and_sigterm(tmp_path):
             proc.kill()
     assert proc.returncode == 0
     assert out.strip() == port
-    assert "heap 400k on the VM" in err
+    assert f"heap {vboard.VirtualBoard(flash, 'PCA10056').heap} on the VM" in err
     assert not port_file.exists()
 
 
-def test_cli_rejects_unknown_board(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "hourglass.cli", "vboard", "--board", "NOPE", "--flash",
-                        str(tmp_path)], capture_output=True, text=True, timeout=30)
-    assert p.returncode == 2 and "unknown board" in p.stderr
+def test_cli_user_errors_are_one_line(tmp_path):
+    def vb(*args):
+        return subprocess.run([sys.executable, "-m", "hourglass.cli", "vboard", *args], capture_output=True,
+                              text=True, timeout=30)
+
+    p = vb("--board", "NOPE", "--flash", str(tmp_path))
+    assert p.returncode == 1 and p.stderr.startswith("hourglass vboard: unknown board 'NOPE'"), p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+    (tmp_path / "file").write_text("")
+    p = vb("--flash", str(tmp_path / "file"))
+    assert p.returncode == 1 and p.stderr.strip() == f"hourglass vboard: --flash {tmp_path / 'file'}: not a directory"
+    p = vb("--flash", str(tmp_path), "--heap", "lots")
+    assert p.returncode == 1 and p.stderr.strip() == "hourglass vboard: bad heap size 'lots'"
 
 
 SERIAL_APP = '''
@@ -272,7 +284,7 @@ def test_serial_coap_on_the_board_pty_through_the_gateway(tmp_path):
     udp_port = probe.getsockname()[1]
     probe.close()
     with vboard.VirtualBoard(flash, "PCA10056") as vb:
-        gw = subprocess.Popen([sys.executable, "-m", "hourglass.cli", "gateway", vb.port, "-l",
+        gw = subprocess.Popen([sys.executable, "-m", "hourglass.cli", "gateway", "--port", vb.port, "-l",
                                f"127.0.0.1:{udp_port}", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         payload = bytes([3, 4, 1, 2, 0xC0, 0xDB, 3]) + b" ctrl bytes in a CoAP payload"
         # CON POST mid 0x0102, token 0x77, Uri-Path "echo", payload marker
@@ -286,3 +298,133 @@ def test_serial_coap_on_the_board_pty_through_the_gateway(tmp_path):
     assert reply is not None, "no answer through the gateway"
     assert reply[1] == 0x45 and reply[4] == 0x77
     assert reply[reply.index(b"\xff") + 1:] == payload
+
+
+# ---- ReplTracker: the REPL state machine, sans-IO ----------------------------------------------------------
+
+BANNER = b'MicroPython v1.29.0 on 2026-08-29; linux\r\n' + FRIENDLY_BANNER_END
+
+
+def booted(enter_raw=False) -> ReplTracker:
+    t = ReplTracker(enter_raw=enter_raw)
+    out = t.output(RUN_MARK + b"boot.py says hi\n" + REPL_MARK + BANNER)
+    assert out.ready and out.to_user == b"boot.py says hi\r\n" + BANNER
+    return t
+
+
+def test_tracker_follows_boot_run_and_prompt():
+    t = ReplTracker()
+    assert t.phase == "booting" and t.busy
+    # A Ctrl-C before boot.py starts waits for the VM's SIGINT handler, then interrupts.
+    assert t.input(bytes([CTRL_C])) == (b"", False) and t.pending_interrupt
+    out = t.output(RUN_MARK[:3])  # a marker split across reads
+    assert out.to_user == b"" and not out.ready
+    out = t.output(RUN_MARK[3:] + b"main.py runs\n")
+    assert out.ready and out.interrupt and out.to_user == b"main.py runs\r\n" and t.phase == "user"
+    assert t.input(b"\x03x") == (b"x", True)  # while main.py runs Ctrl-C is a SIGINT, other bytes pass
+    t.output(REPL_MARK + BANNER)
+    assert t.phase == "repl" and not t.busy and t.mode == "friendly"
+
+
+def test_tracker_knows_when_code_runs_at_the_prompt():
+    t = booted()
+    assert t.input(b"\r") == (b"\r", False) and not t.busy  # Enter on an empty line only reprints the prompt
+    t.input(b"x = 1")
+    assert not t.busy
+    t.input(b"\r")
+    assert t.busy  # the line runs: a Ctrl-C now interrupts it
+    assert t.input(bytes([CTRL_C])) == (b"", True)
+    t.output(b"\r\nKeyboardInterrupt: \r\n>>> ")
+    assert not t.busy and t.input(bytes([CTRL_C])) == (bytes([CTRL_C]), False)  # at the prompt: a byte
+    t.input(bytes([CTRL_D]))
+    assert t.busy  # Ctrl-D at an empty prompt: soft reset
+
+
+def test_tracker_raw_repl_and_entering_it_after_a_soft_reset():
+    t = booted()
+    t.output(b"\r\n" + RAW_BANNER)
+    assert t.mode == "raw" and not t.busy
+    t.input(b"print(1)")
+    assert not t.busy
+    t.input(bytes([CTRL_D]))
+    assert t.busy
+    t.output(b"OK1\r\n\x04\x04>")
+    assert not t.busy
+    # After a soft reset in the raw REPL the new VM starts friendly: its banner is hidden, Ctrl-A sent.
+    t = ReplTracker(enter_raw=True)
+    t.output(REPL_MARK)
+    out = t.output(BANNER)
+    assert out.to_user == b"" and out.to_vm == b"\x01" and not t.entering_raw
+    assert t.output(RAW_BANNER).to_user == RAW_BANNER and t.mode == "raw"
+
+
+def test_tracker_output_looks_like_a_board():
+    t = booted()
+    # Bare LF becomes CR LF, CR LF stays, also across chunks.
+    assert t.output(b"a\nb\r\nc\r").to_user == b"a\r\nb\r\nc\r"
+    assert t.output(b"\nd\n").to_user == b"\nd\r\n"
+    # The boot script's frames leave tracebacks, even split across reads.
+    tb = (b"Traceback (most recent call last):\n  File \"<stdin>\", line 1, in <module>\n"
+          b"  File \"/x/tools/hourglass/vboard_boot.py\", line 230, in board_import\n"
+          b"ImportError: no module named 'socket'\n>>> ")
+    cut = tb.index(b"vboard_boot") - 5
+    assert t.output(tb[:cut]).to_user + t.output(tb[cut:]).to_user == (
+        b"Traceback (most recent call last):\r\n  File \"<stdin>\", line 1, in <module>\r\n"
+        b"ImportError: no module named 'socket'\r\n>>> ")
+    # While the program uses the console as a data line (kbd_intr(-1)), bytes pass exactly, and the chunk
+    # after kbd_intr(3) too (it may still hold data written before the call).
+    t.kbd_intr(-1)
+    frame = b"\xc0\x0a  File \"vboard_boot.py\", line 1, in x\n\n\xc0"
+    assert t.output(frame).to_user == frame
+    t.kbd_intr(3)
+    assert t.output(b"tail\n").to_user == b"tail\n"
+    assert t.output(b"text\n").to_user == b"text\r\n"
+
+
+def test_tracker_kbd_intr_makes_ctrl_c_a_byte():
+    t = booted()
+    t.input(b"run()\r")
+    t.kbd_intr(-1)
+    assert t.input(b"\x03\x03") == (b"\x03\x03", False)  # the program reads them (coap.serial stops on one)
+    t.output(b"\r\n>>> ")
+    assert t.intr_char == CTRL_C  # the REPL enables Ctrl-C again
+
+
+# ---- the virtual board matches a board ---------------------------------------------------------------------
+
+def test_output_is_cr_lf_and_tracebacks_have_no_virtual_board_frames(tmp_path):
+    with vboard.VirtualBoard(tmp_path / "nrf", "PCA10056") as nrf:
+        with serial.Serial(nrf.port, 115200, timeout=10) as s:
+            s.write(b"\r\x03")
+            time.sleep(0.5)  # both prompts arrive
+            s.reset_input_buffer()
+            s.write(b"print('a\\nb')\r")
+            assert s.read_until(b">>> ").endswith(b"a\r\nb\r\n>>> ")
+            s.write(b"import socket\r")
+            out = s.read_until(b">>> ")
+    assert b"ImportError: no module named 'socket'\r\n" in out, out
+    assert b"vboard_boot" not in out and b"\n" not in out.replace(b"\r\n", b"")
+    assert out.count(b"  File ") == 1  # only <stdin>, as on the board
+
+
+def test_statvfs_and_the_filesystem_size_come_from_board_toml(tmp_path):
+    b = boards.load_board("PCA10056")
+    with vboard.VirtualBoard(tmp_path / "nrf", b) as nrf:
+        out = mpremote(nrf.port, "exec", "import os\nprint(os.statvfs('/flash'))\n"
+                       "try:\n    with open('big.bin', 'wb') as f:\n"
+                       "        for i in range(100):\n            f.write(bytes(4096))\n"
+                       "except OSError as e:\n    print('full', e.errno, os.stat('big.bin')[6])\n").stdout
+    lines = out.splitlines()
+    st = eval(lines[0])
+    assert st[:3] == (b.fs_block_size, b.fs_block_size, b.fs_block_count) and 0 < st[3] == st[4] < st[2]
+    errno_, written = lines[1].split()[1:]
+    assert errno_ == "28" and 0 < int(written) <= b.fs_size - 2 * b.fs_block_size
+    assert (nrf.flash_dir / "big.bin").stat().st_size == int(written)
+
+
+def test_a_romfs_board_has_its_partition(tmp_path):
+    b = boards.load_board("PCA10056")
+    assert b.romfs_stock
+    with vboard.VirtualBoard(tmp_path / "nrf", b) as nrf:
+        out = mpremote(nrf.port, "romfs", "query").stdout
+    assert f"ROMFS0 partition has size {b.romfs_size} bytes" in out, out

@@ -51,7 +51,9 @@ if hgtest.IS_MICROPYTHON:
         def ioctl(self, req, arg):
             if req == 3:  # MP_STREAM_POLL
                 return (arg & 1 if self.buf else 0) | (arg & 4)
-            return 0
+            # Any other request (MP_STREAM_GET_FILENO above all) is not supported: answering 0 would make
+            # the unix port's poller watch file descriptor 0 (stdin) instead of asking this stream.
+            return -22  # -MP_EINVAL
 
     def wire_pair():
         w = Wire()

@@ -1,5 +1,6 @@
 # Checks on the harness itself: both runtimes run these.
 import hgtest
+MP_HEAP = "64k"  # its budget on the VM (a board's heap x2): boards with less skip it
 
 
 def test_runtime_identity():

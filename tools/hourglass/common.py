@@ -6,9 +6,11 @@ file); `cli.main` prints it once as `hourglass <command>: <message>` and exits 1
 from __future__ import annotations
 
 import hashlib
+import importlib
 import shutil
 import sys
 from pathlib import Path
+from types import ModuleType
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "build"
@@ -18,15 +20,25 @@ class UserError(Exception):
     """A failure the user can act on; its message is one line, printed once by `cli.main`."""
 
 
-def find_executable(name: str) -> str:
-    """`name` from the running venv's bin/ first (the pinned tools), then PATH; UserError when neither has it."""
+def find_executable(name: str, install_hint: str | None = None) -> str:
+    """`name` from the running venv's bin/ first (the pinned tools), then PATH; UserError when neither has it.
+    `install_hint` says how to get a tool that `make setup` does not install."""
     candidate = Path(sys.executable).parent / name
     if candidate.exists():
         return str(candidate)
     found = shutil.which(name)
     if not found:
-        raise UserError(f"{name} not found: run `make setup`")
+        raise UserError(f"{name} not found: {install_hint or 'run `make setup`'}")
     return found
+
+
+def device_module(name: str) -> ModuleType:
+    """A device module from lib/ imported on the host (e.g. "cose.algs"), with lib/<package>/ as its import root
+    as on a board: host tools take protocol constants from the device code instead of declaring them again."""
+    root = str(REPO / "lib" / name.split(".")[0])
+    if root not in sys.path:
+        sys.path.append(root)
+    return importlib.import_module(name)
 
 
 def sha256_file(path: Path) -> str:

@@ -1,34 +1,45 @@
-"""`hourglass deploy`: push the built bundle to a board that already runs MicroPython, through mpremote.
+"""`hourglass deploy`: make the bundle on a board that already runs MicroPython exactly the build's, through mpremote.
 
-Source: build/<board>/ from `hourglass build` (boards/README.md): fs/ holds the files as they go on the board's
-filesystem at its mount point; on boards that keep lib/ in ROMFS, romfs.img goes through `mpremote romfs deploy`.
-A board without ROMFS support (the virtual board, or firmware built without it) gets romfs/lib/ on its
-filesystem instead.
+Source: build/<board>/ from `hourglass build` (common.BuildLayout): fs/ holds the files as they go on the
+board's filesystem at its mount point; on boards that keep lib/ in ROMFS, romfs.img goes through `mpremote
+romfs deploy`. A board without ROMFS support (firmware built without it) gets romfs/lib/ on its filesystem
+instead, when it fits.
 
-Only changed files are copied: one script run on the board hashes every target file with hashlib.sha256 and the
-host compares with its own hashes. If mpremote fails (for example a board whose raw-paste mode breaks), the same
-steps run through ampy, which only uses the plain raw REPL. Every step is printed; --dry-run prints the exact
-invocations without contacting the board (every file then counts as changed).
+One script run on the board hashes every file the build ships (hashlib.sha256), lists what the bundle owns,
+and reports the filesystem's free blocks (os.statvfs); the host then copies only what differs, and removes what
+the bundle owns and no longer ships:
+- files the last deploy wrote (its list is kept on the board in MANIFEST) that the build no longer has;
+- everything in a package directory the build ships (e.g. lib/coap/) that the build does not have;
+- in the shared directories (the mount point and its lib/), the other form of a module the build ships
+  (lib/coap/msg.py next to the shipped msg.mpy, as `mpremote mip install` leaves it: the source would shadow
+  the bytecode) and packages shadowing a shipped module.
+Anything else (config.json, keys, a library the user installed) stays. A build that does not fit in the
+board's free space is refused before anything is written.
+
+Before mpremote starts, the board is brought to its prompt (repl.take_over: one Ctrl-C at a time, so an app that
+reads the console cannot swallow mpremote's Ctrl-A); a port that does not open or a board that never shows a
+prompt is one line. If mpremote fails later (for example a board whose raw-paste mode breaks), the same steps
+run through ampy, which only uses the plain raw REPL. --dry-run prints the exact invocations without contacting
+the board (every file then counts as changed, nothing as stale).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import shlex
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from hourglass import boards
-from hourglass.repl import mpremote_binary
+from hourglass import boards, repl
+from hourglass.common import BuildLayout, UserError, find_executable, sha256_file
 
-REPO = Path(__file__).resolve().parents[2]
-BUILD = REPO / "build"
+MANIFEST = ".bundle-files"  # at the mount point: the files the last deploy wrote, one path a line
+MODULE_SUFFIXES = (".py", ".mpy")
 
-# Runs on the board: hashes the listed files, says which directories exist and what the ROMFS partition holds.
-# PATHS, DIRS and ROMFS_LEN are prepended by board_query_script().
+# Runs on the board: hashes the listed files, says which directories exist, lists what the bundle owns, reads
+# the last deploy's manifest, reports free space and what the ROMFS partition holds.
+# PATHS, DIRS, OWNED, SHARED, MANIFEST, MOUNT and ROMFS_LEN are prepended by board_query_script().
 QUERY_BODY = """
 import os, hashlib, binascii
 def _h(read):
@@ -55,6 +66,46 @@ for p in DIRS:
         print('HG:D', p)
     except OSError:
         pass
+def _walk(d, deep):
+    try:
+        entries = list(os.ilistdir(d))
+    except OSError:
+        return
+    for e in entries:
+        p = d.rstrip('/') + '/' + e[0]
+        if e[1] & 0x4000:
+            print('HG:S', p)
+            if deep:
+                _walk(p, deep)
+        else:
+            print('HG:F', p)
+for d in OWNED:
+    _walk(d, True)
+for d in SHARED:
+    _walk(d, False)
+def _exists(p):
+    try:
+        os.stat(p)
+        return True
+    except OSError:
+        return False
+try:
+    with open(MANIFEST) as f:
+        listed = [line.strip() for line in f if line.strip()]
+except OSError:
+    listed = []
+for p in listed:
+    print('HG:O', p)
+    if _exists(p):
+        print('HG:F', p)
+    d = p.rsplit('/', 1)[0]
+    if d and _exists(d):
+        print('HG:S', d)
+try:
+    v = os.statvfs(MOUNT)
+    print('HG:V', v[0], v[2], v[3])
+except (OSError, AttributeError):
+    pass
 if ROMFS_LEN:
     try:
         import vfs
@@ -62,16 +113,12 @@ if ROMFS_LEN:
         if isinstance(dev, int) or hasattr(dev, 'ioctl'):
             print('HG:R', 'unreadable')
         else:
-            d = hashlib.sha256(dev[:ROMFS_LEN])
+            d = hashlib.sha256(memoryview(dev)[:ROMFS_LEN])
             print('HG:R', binascii.hexlify(d.digest()).decode())
     except (ImportError, AttributeError):
         print('HG:R', 'none')
 print('HG:END')
 """
-
-
-class DeployError(RuntimeError):
-    pass
 
 
 @dataclass
@@ -83,26 +130,52 @@ class FileEntry:
 
 
 @dataclass
+class BoardState:
+    """What the hash query found on the board."""
+    hashes: dict[str, str | None] = field(default_factory=dict)
+    dirs: set[str] = field(default_factory=set)
+    files: set[str] = field(default_factory=set)     # under the owned and shared directories
+    subdirs: set[str] = field(default_factory=set)
+    manifest: set[str] = field(default_factory=set)
+    statvfs: tuple[int, int, int] | None = None     # block size, blocks, free blocks
+    romfs: str | None = None
+
+
+@dataclass
 class Plan:
     board: boards.Board
-    build_dir: Path
+    layout: BuildLayout
     files: list[FileEntry]
     romfs_image: Path | None
     dirs: list[str]
     changed: list[FileEntry] = field(default_factory=list)
     missing_dirs: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)       # files to remove
+    stale_dirs: list[str] = field(default_factory=list)  # owned directories the build no longer has
     romfs_action: str = "none"  # none | deploy | up-to-date | to-fs
 
+    @property
+    def mount(self) -> str:
+        return self.board.fs_mount
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    @property
+    def shared_dirs(self) -> list[str]:
+        """Directories the bundle shares with the user: only what it ships there (and shadows of it) is its own."""
+        root = PurePosixPath(self.mount)
+        return [str(root), str(root / "lib")]
+
+    @property
+    def owned_dirs(self) -> list[str]:
+        """Directories wholly the bundle's: those it ships, below the shared ones (lib/coap/, ...)."""
+        shared = set(self.shared_dirs)
+        return [d for d in self.dirs if d not in shared and str(PurePosixPath(d).parent) in shared]
 
 
 def _entries(tree: Path, mount: str) -> list[FileEntry]:
     out = []
     for p in sorted(q for q in tree.rglob("*") if q.is_file()):
         remote = str(PurePosixPath(mount) / p.relative_to(tree).as_posix())
-        out.append(FileEntry(p, remote, p.stat().st_size, _sha256(p)))
+        out.append(FileEntry(p, remote, p.stat().st_size, sha256_file(p)))
     return out
 
 
@@ -117,68 +190,139 @@ def _parent_dirs(files: list[FileEntry], mount: str) -> list[str]:
     return sorted(dirs, key=lambda d: (d.count("/"), d))
 
 
-def make_plan(board: boards.Board, build_dir: Path, romfs_to_fs: bool = False) -> Plan:
-    fs_dir = build_dir / "fs"
-    report = build_dir / "report.json"
-    if not fs_dir.is_dir() or not report.is_file():
-        raise DeployError(f"no build for {board.name} in {build_dir}: run `make build BOARD={board.name}` first")
-    lib_storage = json.loads(report.read_text()).get("lib_storage", "littlefs")
-    files = _entries(fs_dir, board.fs_mount)
+def make_plan(board: boards.Board, layout: BuildLayout, romfs_to_fs: bool = False) -> Plan:
+    if not layout.fs_dir.is_dir() or not layout.report.is_file():
+        raise UserError(f"no build for {board.name} in {layout.root}: run `make build BOARD={board.name}` first")
+    try:
+        lib_storage = json.loads(layout.report.read_text()).get("lib_storage", "littlefs")
+    except json.JSONDecodeError as e:
+        raise UserError(f"{layout.report}: not a build report ({e})") from None
+    files = _entries(layout.fs_dir, board.fs_mount)
     romfs_image = None
     if lib_storage == "romfs":
         if romfs_to_fs:
-            files += _entries(build_dir / "romfs", board.fs_mount)
+            files += _entries(layout.romfs_dir, board.fs_mount)
         else:
-            romfs_image = build_dir / "romfs.img"
-    plan = Plan(board, build_dir, files, romfs_image, [])
+            romfs_image = layout.romfs_image
+    plan = Plan(board, layout, files, romfs_image, [])
     plan.dirs = _parent_dirs(files, board.fs_mount)
     return plan
 
 
 def board_query_script(plan: Plan) -> str:
     romfs_len = plan.romfs_image.stat().st_size if plan.romfs_image else 0
-    return (f"PATHS = {[f.remote for f in plan.files]!r}\nDIRS = {plan.dirs!r}\nROMFS_LEN = {romfs_len}\n"
-            + QUERY_BODY)
+    manifest = str(PurePosixPath(plan.mount) / MANIFEST)
+    return (f"PATHS = {[f.remote for f in plan.files]!r}\nDIRS = {plan.dirs!r}\nOWNED = {plan.owned_dirs!r}\n"
+            f"SHARED = {plan.shared_dirs!r}\nMANIFEST = {manifest!r}\nMOUNT = {plan.mount!r}\n"
+            f"ROMFS_LEN = {romfs_len}\n" + QUERY_BODY)
 
 
-def parse_query(text: str) -> tuple[dict[str, str | None], set[str], str | None]:
-    hashes: dict[str, str | None] = {}
-    dirs: set[str] = set()
-    romfs = None
+def parse_query(text: str) -> BoardState:
+    state = BoardState()
     complete = False
     for line in text.splitlines():
         parts = line.strip().split(" ", 2)
-        if parts[0] == "HG:H" and len(parts) == 3:
-            hashes[parts[2]] = parts[1]
-        elif parts[0] == "HG:M" and len(parts) == 2:
-            hashes[parts[1]] = None
-        elif parts[0] == "HG:D" and len(parts) == 2:
-            dirs.add(parts[1])
-        elif parts[0] == "HG:R" and len(parts) == 2:
-            romfs = parts[1]
-        elif parts[0] == "HG:END":
+        kind, args = parts[0], parts[1:]
+        if kind == "HG:H" and len(args) == 2:
+            state.hashes[args[1]] = args[0]
+        elif kind == "HG:M" and len(args) == 1:
+            state.hashes[args[0]] = None
+        elif kind == "HG:D" and len(args) == 1:
+            state.dirs.add(args[0])
+        elif kind == "HG:F" and args:
+            state.files.add(" ".join(args))
+        elif kind == "HG:S" and args:
+            state.subdirs.add(" ".join(args))
+        elif kind == "HG:O" and args:
+            state.manifest.add(" ".join(args))
+        elif kind == "HG:V" and len(args) == 2:
+            bsize, rest = args
+            blocks, free = rest.split()
+            state.statvfs = (int(bsize), int(blocks), int(free))
+        elif kind == "HG:R" and len(args) == 1:
+            state.romfs = args[0]
+        elif kind == "HG:END":
             complete = True
     if not complete:
-        raise DeployError("the board did not finish the hash query:\n" + text[-2000:])
-    return hashes, dirs, romfs
+        raise DeployFailed("the board did not finish the hash query:\n" + text[-2000:])
+    return state
 
 
-def apply_query(plan: Plan, text: str) -> str | None:
-    """Marks what differs on the board; returns what the board said about its ROMFS."""
-    hashes, dirs, romfs = parse_query(text)
-    plan.changed = [f for f in plan.files if hashes.get(f.remote) != f.sha256]
-    plan.missing_dirs = [d for d in plan.dirs if d not in dirs]
+def _module(path: str) -> str | None:
+    p = PurePosixPath(path)
+    return str(p.with_suffix("")) if p.suffix in MODULE_SUFFIXES else None
+
+
+def find_stale(plan: Plan, state: BoardState) -> None:
+    """What the bundle owns on the board and the build no longer ships (see the module docstring)."""
+    shipped = {f.remote for f in plan.files}
+    manifest_file = str(PurePosixPath(plan.mount) / MANIFEST)
+    modules = {_module(r) for r in shipped} - {None}
+    owned = tuple(d.rstrip("/") + "/" for d in plan.owned_dirs)
+    shared = set(plan.shared_dirs)
+    stale = set()
+    for path in state.files | state.manifest:
+        if path in shipped or path == manifest_file:
+            continue
+        in_owned = path.startswith(owned)
+        shadow = str(PurePosixPath(path).parent) in shared and _module(path) in modules
+        if in_owned or shadow or path in state.manifest:
+            stale.add(path)
+    # Packages the build ships as modules (lib/cbor/ where lib/cbor.mpy is shipped), and directories of the
+    # bundle's the build no longer has (owned, or holding files of the last deploy): removed with what they hold.
+    gone = {str(PurePosixPath(p).parent) for p in state.manifest} - shared - set(plan.dirs)
+    stale_dirs = sorted(d for d in state.subdirs
+                        if (str(PurePosixPath(d).parent) in shared and d in modules)
+                        or (d.startswith(owned) and d not in plan.dirs) or d in gone)
+    plan.stale_dirs = [d for d in stale_dirs if not any(d.startswith(o + "/") for o in stale_dirs)]
+    under = tuple(d + "/" for d in plan.stale_dirs)
+    plan.stale = sorted(p for p in stale if p in state.files and not p.startswith(under))
+
+
+def check_space(plan: Plan, state: BoardState) -> None:
+    """Refuse a build that cannot fit: the changed files' blocks against the free blocks plus what is freed."""
+    if state.statvfs is None:
+        return
+    bsize, blocks, free = state.statvfs
+    if bsize <= 0:
+        return
+
+    def nblocks(size: int) -> int:
+        return -(-size // bsize)
+
+    sizes = {f.remote: f.size for f in plan.files}
+    need = sum(nblocks(f.size) for f in plan.changed) + 2 * len(plan.missing_dirs)
+    # A replaced file frees its old blocks only after it is rewritten; count the changed files' own size once.
+    freed = sum(nblocks(sizes.get(p, 0)) for p in plan.stale)
+    if need > free + freed:
+        total = sum(nblocks(f.size) for f in plan.files)
+        raise UserError(f"the build does not fit on {plan.board.name}'s filesystem at {plan.mount}: it needs "
+                        f"{need * bsize // 1024} KiB more, {free * bsize // 1024} KiB of "
+                        f"{blocks * bsize // 1024} KiB are free ({total * bsize // 1024} KiB for all "
+                        f"{len(plan.files)} files)")
+
+
+def apply_query(plan: Plan, text: str) -> BoardState:
+    """Marks what differs on the board and what is stale."""
+    state = parse_query(text)
+    plan.changed = [f for f in plan.files if state.hashes.get(f.remote) != f.sha256]
+    plan.missing_dirs = [d for d in plan.dirs if d not in state.dirs]
     if plan.romfs_image is not None:
-        plan.romfs_action = "up-to-date" if romfs == _sha256(plan.romfs_image) else "deploy"
-    return romfs
+        plan.romfs_action = "up-to-date" if state.romfs == sha256_file(plan.romfs_image) else "deploy"
+    find_stale(plan, state)
+    return state
 
 
 def move_romfs_to_fs(plan: Plan) -> None:
     """The board's firmware has no ROMFS: lib/ goes on the filesystem instead."""
-    plan.files += _entries(plan.build_dir / "romfs", plan.board.fs_mount)
+    plan.files += _entries(plan.layout.romfs_dir, plan.board.fs_mount)
     plan.dirs = _parent_dirs(plan.files, plan.board.fs_mount)
     plan.romfs_image = None
     plan.romfs_action = "to-fs"
+
+
+class DeployFailed(Exception):
+    """A tool failed talking to the board (Deployer tries the next tool, then raises UserError)."""
 
 
 # ---- the two tools -------------------------------------------------------------------------------------------
@@ -195,17 +339,23 @@ class Mpremote(Tool):
     name = "mpremote"
 
     def base(self) -> list[str]:
-        return [mpremote_binary(), "connect", self.port] + (["resume"] if self.resume else [])
+        return [find_executable("mpremote"), "connect", self.port] + (["resume"] if self.resume else [])
 
     def query(self, script_file: Path) -> list[list[str]]:
         return [self.base() + ["run", str(script_file)]]
 
-    def copy(self, plan: Plan) -> list[list[str]]:
+    def copy(self, plan: Plan, manifest: Path | None = None) -> list[list[str]]:
         steps: list[str] = []
+        for d in plan.stale_dirs:
+            steps += ["+", "fs", "rm", "-r", ":" + d]
+        for p in plan.stale:
+            steps += ["+", "fs", "rm", ":" + p]
         for d in plan.missing_dirs:
             steps += ["+", "fs", "mkdir", ":" + d]
         for f in plan.changed:
             steps += ["+", "fs", "cp", "-f", str(f.local), ":" + f.remote]
+        if manifest is not None:
+            steps += ["+", "fs", "cp", "-f", str(manifest), ":" + str(PurePosixPath(plan.mount) / MANIFEST)]
         cmds = [self.base() + steps[1:]] if steps else []
         if plan.romfs_action == "deploy":
             cmds.append(self.base() + ["romfs", "deploy", str(plan.romfs_image)])
@@ -216,20 +366,26 @@ class Ampy(Tool):
     name = "ampy"
 
     def base(self) -> list[str]:
-        exe = Path(sys.executable).parent / "ampy"
-        return [str(exe) if exe.exists() else (shutil.which("ampy") or "ampy"), "--port", self.port]
+        return [find_executable("ampy"), "--port", self.port]
 
     def query(self, script_file: Path) -> list[list[str]]:
         return [self.base() + ["run", str(script_file)]]
 
-    def copy(self, plan: Plan) -> list[list[str]]:
-        cmds = [self.base() + ["mkdir", "--exists-okay", d] for d in plan.missing_dirs]
+    def copy(self, plan: Plan, manifest: Path | None = None) -> list[list[str]]:
+        cmds = [self.base() + ["rmdir", d] for d in plan.stale_dirs]
+        cmds += [self.base() + ["rm", p] for p in plan.stale]
+        cmds += [self.base() + ["mkdir", "--exists-okay", d] for d in plan.missing_dirs]
         cmds += [self.base() + ["put", str(f.local), f.remote] for f in plan.changed]
+        if manifest is not None:
+            cmds.append(self.base() + ["put", str(manifest), str(PurePosixPath(plan.mount) / MANIFEST)])
         return cmds  # ampy cannot write a ROMFS partition: Deployer stops before copying if one is due
 
 
 def _run(cmd: list[str], timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise DeployFailed(f"{Path(cmd[0]).name} did not finish within {timeout:g} s") from None
 
 
 def _run_copy(cmd: list[str], plan: Plan, bar, timeout: float) -> None:
@@ -248,25 +404,28 @@ def _run_copy(cmd: list[str], plan: Plan, bar, timeout: float) -> None:
                 current = by_local[words[1]]
                 bar.set_postfix_str(current.remote, refresh=False)
         proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        raise DeployFailed(f"{Path(cmd[0]).name} did not finish within {timeout:g} s") from None
     finally:
         if proc.poll() is None:
             proc.kill()
     if proc.returncode != 0:
-        raise DeployError(f"{Path(cmd[0]).name} failed ({proc.returncode}):\n" + "".join(out)[-3000:])
+        raise DeployFailed(f"{Path(cmd[0]).name} failed ({proc.returncode}):\n" + "".join(out)[-3000:])
     if current:
         bar.update(current.size)
-    elif "put" in cmd:  # ampy: one file per invocation, silent
+    elif "put" in cmd and Path(cmd[-2]).is_file():  # ampy: one file per invocation, silent
         bar.update(Path(cmd[-2]).stat().st_size)
 
 
 class Deployer:
     def __init__(self, plan: Plan, port: str, resume: bool = False, tool: str = "auto",
-                 timeout: float = 600, out=print):
+                 timeout: float = 600, take_over_timeout: float = repl.TAKE_OVER_TIMEOUT, out=print):
         self.plan = plan
         self.port = port
         self.resume = resume
         self.tool = tool
         self.timeout = timeout
+        self.take_over_timeout = take_over_timeout
         self.out = out
         self.used_tool = None
 
@@ -282,19 +441,31 @@ class Deployer:
         cmds = []
         for t in tools:
             cmds += t.query(script_file)
-            cmds += t.copy(plan)
+            cmds += t.copy(plan, self._manifest_path())
         return cmds
 
     def _write_query(self) -> Path:
         """The hash query is a file next to the build output, so the printed invocations can be rerun."""
         # Beside the build folder, not in it: the build output stays exactly what `hourglass build` made.
-        path = self.plan.build_dir.parent / f"{self.plan.build_dir.name}.deploy-query.py"
+        root = self.plan.layout.root
+        path = root.parent / f"{root.name}.deploy-query.py"
         text = board_query_script(self.plan)
         if not path.is_file() or path.read_text() != text:
             path.write_text(text)
         return path
 
+    def _manifest_path(self) -> Path:
+        root = self.plan.layout.root
+        return root.parent / f"{root.name}.deploy-files.txt"
+
+    def _write_manifest(self) -> Path:
+        path = self._manifest_path()
+        path.write_text("".join(f.remote + "\n" for f in self.plan.files))
+        return path
+
     def run(self) -> Plan:
+        self.out(f"deploy: taking over the board on {self.port} (Ctrl-C until its prompt)")
+        repl.take_over(self.port, self.take_over_timeout)
         tools = {"auto": [Mpremote, Ampy], "mpremote": [Mpremote], "ampy": [Ampy]}[self.tool]
         error = None
         for cls in tools:
@@ -303,18 +474,19 @@ class Deployer:
                 self._run_with(tool)
                 self.used_tool = tool.name
                 return self.plan
-            except (DeployError, subprocess.TimeoutExpired) as e:
+            except DeployFailed as e:
                 error = e
                 if cls is not tools[-1]:
                     self.out(f"deploy: {tool.name} failed; falling back to ampy (plain raw REPL, no raw-paste)\n"
                              f"  {str(e).strip().splitlines()[-1] if str(e).strip() else e}")
-        raise DeployError(str(error))
+        last = str(error).strip().splitlines()
+        raise UserError(f"{tools[-1].name} failed: {last[-1] if last else error}")
 
     def _query(self, tool: Tool) -> str:
         (cmd,) = tool.query(self._write_query())
         proc = _run(cmd, self.timeout)
         if proc.returncode != 0:
-            raise DeployError(f"{tool.name} hash query failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
+            raise DeployFailed(f"{tool.name} hash query failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
         return proc.stdout
 
     def _run_with(self, tool: Tool) -> None:
@@ -322,24 +494,32 @@ class Deployer:
 
         plan = self.plan
         self.out(f"deploy: hashing {len(plan.files)} files on the board with {tool.name}")
-        romfs = apply_query(plan, self._query(tool))
-        if plan.romfs_image is not None and romfs == "none":
+        state = apply_query(plan, self._query(tool))
+        if plan.romfs_image is not None and state.romfs == "none":
             self.out("deploy: the board's firmware has no ROMFS: lib/ goes on its filesystem instead")
             move_romfs_to_fs(plan)
-            apply_query(plan, self._query(tool))
+            state = apply_query(plan, self._query(tool))
+        check_space(plan, state)
         nbytes = sum(f.size for f in plan.changed)
         up_to_date = len(plan.files) - len(plan.changed)
         romfs = {"deploy": "; romfs.img changed: mpremote romfs deploy",
                  "up-to-date": "; romfs.img up to date"}.get(plan.romfs_action, "")
         self.out(f"deploy: {plan.board.name} on {self.port}: {len(plan.changed)} of {len(plan.files)} files to "
                  f"copy ({nbytes} bytes), {up_to_date} up to date, {len(plan.missing_dirs)} directories to "
-                 f"create{romfs}")
+                 f"create, {len(plan.stale) + len(plan.stale_dirs)} stale to remove{romfs}")
+        for d in plan.stale_dirs:
+            self.out(f"  remove :{d}/ (the bundle's, no longer in the build)")
+        for p in plan.stale:
+            self.out(f"  remove :{p} (the bundle's, no longer in the build)")
         for f in plan.changed:
-            self.out(f"  {f.local.relative_to(plan.build_dir) if f.local.is_relative_to(plan.build_dir) else f.local}"
-                     f" -> :{f.remote} ({f.size} bytes)")
+            rel = f.local.relative_to(plan.layout.root) if f.local.is_relative_to(plan.layout.root) else f.local
+            self.out(f"  {rel} -> :{f.remote} ({f.size} bytes)")
         if tool.name == "ampy" and plan.romfs_action == "deploy":
-            raise DeployError("ampy cannot write the ROMFS partition: use --romfs-to-fs, or fix mpremote access")
-        cmds = tool.copy(plan)
+            raise DeployFailed("ampy cannot write the ROMFS partition: use --romfs-to-fs, or fix mpremote access")
+        manifest = None
+        if plan.changed or plan.stale or plan.stale_dirs or state.manifest != {f.remote for f in plan.files}:
+            manifest = self._write_manifest()
+        cmds = tool.copy(plan, manifest)
         if not cmds:
             return
         with tqdm(total=nbytes, unit="B", unit_scale=True, desc=f"deploy ({tool.name})",
@@ -348,21 +528,18 @@ class Deployer:
                 if "romfs" in cmd:
                     proc = _run(cmd, self.timeout)
                     if proc.returncode != 0:
-                        raise DeployError(f"mpremote romfs deploy failed:\n{proc.stdout}{proc.stderr}")
+                        raise DeployFailed(f"mpremote romfs deploy failed:\n{proc.stdout}{proc.stderr}")
                 else:
                     _run_copy(cmd, plan, bar, self.timeout)
 
 
-def build_dir_for(board: boards.Board, build_dir: Path | None) -> Path:
-    return build_dir or BUILD / board.name
-
-
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "deploy", help="push the built bundle to a board running MicroPython (only changed files)",
+        "deploy", help="make the bundle on a board running MicroPython exactly the build's",
         description="Copy build/<board>/fs/ (and romfs.img where lib/ lives in ROMFS) to a board that runs "
-                    "MicroPython, through mpremote; only files whose sha256 differs from the board's are "
-                    "copied. Falls back to ampy when mpremote fails.")
+                    "MicroPython, through mpremote: only files whose sha256 differs from the board's are "
+                    "copied, and files the bundle owns but the build no longer ships are removed (user data "
+                    "such as config.json stays). Falls back to ampy when mpremote fails.")
     p.add_argument("--board", "-b", required=True, help="board name (a folder in boards/)")
     p.add_argument("--port", "-p", required=True, help="serial port, e.g. /dev/ttyUSB0 or a vboard pty")
     p.add_argument("--build-dir", type=Path, default=None, help="build output (default: build/<board>)")
@@ -373,6 +550,8 @@ def register(subparsers) -> None:
     p.add_argument("--romfs-to-fs", action="store_true",
                    help="put lib/ on the filesystem even on boards that keep it in ROMFS")
     p.add_argument("--reset", action="store_true", help="hard-reset the board afterwards (starts main.py)")
+    p.add_argument("--timeout", type=float, default=repl.TAKE_OVER_TIMEOUT, metavar="SECONDS",
+                   help="how long to try to reach the board's prompt (default: %(default)s)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the exact tool invocations without contacting the board")
     p.set_defaults(func=run_cli)
@@ -381,28 +560,26 @@ def register(subparsers) -> None:
 def run_cli(args) -> int:
     try:
         board = boards.load_board(args.board)
-        plan = make_plan(board, build_dir_for(board, args.build_dir), romfs_to_fs=args.romfs_to_fs)
-    except (boards.BoardError, DeployError) as e:
-        print(f"deploy: {e}", file=sys.stderr)
-        return 2
-    deployer = Deployer(plan, args.port, resume=args.resume, tool=args.tool)
+    except boards.BoardError as e:
+        raise UserError(str(e)) from None
+    if not args.port:
+        raise UserError("no serial port given: pass --port PORT (make deploy PORT=...)")
+    plan = make_plan(board, BuildLayout(board.name, args.build_dir), romfs_to_fs=args.romfs_to_fs)
+    deployer = Deployer(plan, args.port, resume=args.resume, tool=args.tool, take_over_timeout=args.timeout)
     if args.dry_run:
-        print(f"# deploy {board.name} to {args.port}: {len(plan.files)} files from {plan.build_dir}/fs to "
+        print(f"# deploy {board.name} to {args.port}: {len(plan.files)} files from {plan.layout.fs_dir} to "
               f"{board.fs_mount}" + (", romfs.img by mpremote romfs deploy" if plan.romfs_image else "")
-              + "; dry run: the board is not contacted, so every file counts as changed; "
+              + "; dry run: the board is not contacted, so every file counts as changed and none as stale; "
               "ampy lines run only if mpremote fails")
         for cmd in deployer.dry_run():
             print(shlex.join(cmd))
         if args.reset:
             print(shlex.join(Mpremote(args.port, True).base() + ["reset"]))
         return 0
-    try:
-        deployer.run()
-    except DeployError as e:
-        print(f"deploy: {e}", file=sys.stderr)
-        return 1
+    deployer.run()
     if args.reset:
-        subprocess.run(Mpremote(args.port, True).base() + ["reset"], timeout=60)
+        _run(Mpremote(args.port, True).base() + ["reset"], 60)
         print("deploy: board reset")
     print(f"deploy: done with {deployer.used_tool}")
     return 0
+

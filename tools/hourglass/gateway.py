@@ -25,7 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-from hourglass import mpvm
+from hourglass import mpvm, repl
+from hourglass.common import UserError
 
 DEFAULT_LISTEN = "127.0.0.1:5683"
 EXCHANGE_LIFETIME = 247.0  # RFC 7252 section 4.8.2 with default parameters: a client never reuses a MID sooner
@@ -39,29 +40,49 @@ CON, NON, ACK, RST = 0, 1, 2, 3
 def register(subparsers) -> None:
     p = subparsers.add_parser("gateway", help="bridge a board's serial port (or a pty) to CoAP over UDP",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("port", help="serial device of the board: /dev/ttyACM0, /dev/ttyUSB0, /dev/pts/N, COM3")
+    p.add_argument("--port", "-p", required=True,
+                   help="serial device of the board: /dev/ttyACM0, /dev/ttyUSB0, /dev/pts/N, COM3")
     p.add_argument("-b", "--baud", type=int, default=115200, help="bit rate (default: %(default)s)")
-    p.add_argument("-l", "--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT",
+    p.add_argument("-l", "--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT", type=address_arg,
                    help="UDP address CoAP clients send to (default: %(default)s; port 0 picks a free one)")
     p.add_argument("--log", type=Path, metavar="FILE", help="also append the board's text output to FILE")
     p.add_argument("-q", "--quiet", action="store_true", help="do not show the board's text on stdout")
     p.add_argument("-v", "--verbose", action="store_true", help="log every forwarded CoAP message on stderr")
-    p.add_argument("-u", "--upstream", metavar="HOST:PORT",
+    p.add_argument("-u", "--upstream", metavar="HOST:PORT", type=address_arg,
                    help="send the board's own CoAP requests to this UDP server (default: drop them)")
     p.add_argument("-r", "--reconnect", action="store_true",
                    help="when the port goes away (a board resetting its USB), wait for it and reopen it")
-    p.add_argument("--max-frame", type=int, default=1280, metavar="BYTES",
+    p.add_argument("--max-frame", type=max_frame_arg, default=1280, metavar="BYTES",
                    help="largest unescaped slipmux frame (default: %(default)s, the draft's MTU)")
     p.set_defaults(func=run_command)
 
 
-def _slip():
-    # The framing is the device's own sans-IO module (lib/coap/coap/slip.py): one implementation on both ends.
+def _device_coap():
+    # The framing and the message codec are the device's own sans-IO modules (lib/coap/coap/slip.py and
+    # msg.py): one implementation on both ends.
     path = str(mpvm.LIB / "coap")
     if path not in sys.path:
         sys.path.insert(0, path)
-    from coap import slip
-    return slip
+    import coap.msg
+    import coap.slip
+    return coap
+
+
+def _slip():
+    return _device_coap().slip
+
+
+def address_arg(text: str) -> tuple[str, int]:
+    try:
+        return parse_address(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def max_frame_arg(text: str) -> int:
+    if not text.isdigit() or int(text) < 64:
+        raise argparse.ArgumentTypeError(f"expected a number of bytes, at least 64, got {text!r}")
+    return int(text)
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -79,29 +100,37 @@ def resolve(addr: tuple[str, int]) -> tuple[str, int]:
     return str(host), int(port)
 
 
+def _decode(data):
+    """The CoAP message (coap.msg), or None when it is malformed."""
+    coap = _device_coap()
+    try:
+        return coap.msg.decode(bytes(data))
+    except coap.MessageError:
+        return None
+
+
 def describe(data: bytes) -> str:
     """Short form of a CoAP message for logs: type, code, MID, token."""
-    if len(data) < 4:
+    m = _decode(data)
+    if m is None:
         return f"<{len(data)} bytes>"
-    t = "CON NON ACK RST".split()[(data[0] >> 4) & 3]
-    tkl = data[0] & 15
-    return (f"{t} {data[1] >> 5}.{data[1] & 31:02d} mid={int.from_bytes(data[2:4], 'big')} "
-            f"token={bytes(data[4:4 + tkl]).hex() or '-'} ({len(data)} B)")
+    return (f"{'CON NON ACK RST'.split()[m.type]} {m.code >> 5}.{m.code & 31:02d} mid={m.mid} "
+            f"token={bytes(m.token).hex() or '-'} ({len(data)} B)")
 
 
 def _header(data) -> tuple[int, int, int, bytes] | None:
-    """(type, code, mid, token) of a CoAP message, or None when the header is malformed."""
-    if len(data) < 4 or data[0] >> 6 != 1:
-        return None
-    tkl = data[0] & 15
-    if tkl > 8 or len(data) < 4 + tkl:
-        return None
-    return (data[0] >> 4) & 3, data[1], int.from_bytes(data[2:4], "big"), bytes(data[4:4 + tkl])
+    """(type, code, mid, token) of a CoAP message, or None when it is malformed."""
+    m = _decode(data)
+    return None if m is None else (m.type, m.code, m.mid, bytes(m.token))
 
 
 def _rewrite(data, mid: int, token: bytes) -> bytes:
-    tkl = data[0] & 15
-    return bytes((data[0] & 0xF0 | len(token), data[1])) + mid.to_bytes(2, "big") + token + bytes(data[4 + tkl:])
+    """The message with another MID and token; options and payload byte for byte as they were."""
+    m = _decode(data)
+    if m is None:
+        raise ValueError("not a CoAP message")
+    rest = bytes(data[4 + len(m.token):])
+    return bytes((0x40 | m.type << 4 | len(token), m.code)) + mid.to_bytes(2, "big") + token + rest
 
 
 class Relay:
@@ -351,7 +380,7 @@ class Gateway:
             await asyncio.sleep(0.5)
             try:
                 ser = open_serial(self.port, self.baud)
-            except SystemExit:
+            except UserError:
                 continue
             self.ser = ser
             self.dec.reset()  # a half-received frame from before the loss is gone
@@ -418,59 +447,36 @@ class Gateway:
 
 
 def open_serial(port: str, baud: int):
-    """Open the board's port, or raise SystemExit with a clear message (and the ports that do exist)."""
-    import serial
-    from serial.tools import list_ports
-    try:
-        # exclusive: a second program on the same port (mpremote, another gateway) would steal bytes
-        return serial.Serial(port, baud, timeout=0, write_timeout=2, exclusive=True)
-    except (serial.SerialException, ValueError) as e:
-        ports = sorted(p.device for p in list_ports.comports())
-        hint = ("available ports: " + ", ".join(ports)) if ports else "no serial ports found"
-        reason = getattr(e, "strerror", None) or str(e)
-        raise SystemExit(f"hourglass gateway: cannot open {port}: {reason}\n({hint})") from None
+    """The board's port (exclusive: a second program on it, mpremote or another gateway, would steal bytes), or
+    a one-line UserError naming the ports that exist."""
+    return repl.open_port(port, baud, timeout=0, write_timeout=2)
 
 
 def run_command(args) -> int:
-    try:
-        listen = parse_address(args.listen)
-    except ValueError as e:
-        print(f"hourglass gateway: --listen: {e}", file=sys.stderr)
-        return 2
+    if sys.platform == "win32":  # the event loop watches the port's file descriptor (POSIX only)
+        raise UserError("not supported on Windows (use WSL, or Linux/macOS)")
     upstream = None
     if args.upstream:
         try:
-            upstream = resolve(parse_address(args.upstream))
-        except (ValueError, OSError) as e:
-            print(f"hourglass gateway: --upstream: {e}", file=sys.stderr)
-            return 2
-    if sys.platform == "win32":  # the event loop watches the port's file descriptor (POSIX only)
-        print("hourglass gateway: not supported on Windows (use WSL, or Linux/macOS)", file=sys.stderr)
-        return 2
-    if args.max_frame < 64:
-        print("hourglass gateway: --max-frame must be at least 64", file=sys.stderr)
-        return 2
-    if not Path(args.port).exists() and not args.port.upper().startswith("COM"):
-        print(f"hourglass gateway: cannot open {args.port}: no such device", file=sys.stderr)
-        return 1
-    try:
-        ser = open_serial(args.port, args.baud)
-    except SystemExit as e:
-        print(e, file=sys.stderr)
-        return 1
+            upstream = resolve(args.upstream)
+        except OSError as e:
+            raise UserError(f"--upstream {args.upstream[0]}:{args.upstream[1]}: {e.strerror or e}") from None
+    ser = open_serial(args.port, args.baud)
     log = None
     gw = None
     try:
         if args.log:
-            log = open(args.log, "a", encoding="utf-8")
+            try:
+                log = open(args.log, "a", encoding="utf-8")
+            except OSError as e:
+                raise UserError(f"--log {args.log}: {e.strerror or e}") from None
         sink = TextSink(None if args.quiet else sys.stdout, log)
-        gw = Gateway(ser, listen, sink, args.max_frame, args.verbose, upstream=upstream,
+        gw = Gateway(ser, args.listen, sink, args.max_frame, args.verbose, upstream=upstream,
                      reconnect=args.reconnect)
         try:
             return asyncio.run(gw.run())
         except OSError as e:  # e.g. the UDP address is in use
-            print(f"hourglass gateway: cannot listen on {args.listen}: {e.strerror or e}", file=sys.stderr)
-            return 1
+            raise UserError(f"cannot listen on {args.listen[0]}:{args.listen[1]}: {e.strerror or e}") from None
     finally:
         for s in {ser, gw.ser if gw else None} - {None}:
             s.close()

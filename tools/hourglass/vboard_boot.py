@@ -1,4 +1,5 @@
-# Boot of the virtual board: `micropython -i vboard_boot.py FLASH MOUNT RUN_MAIN MISSING`, started by
+# Boot of the virtual board: `micropython -i vboard_boot.py FLASH MOUNT RUN_MAIN MISSING BLOCK_SIZE BLOCK_COUNT
+# ROMFS ROMFS_SIZE`, started by
 # tools/hourglass/vboard.py. This file runs on the MicroPython VM, never on CPython. It makes the VM look
 # like a board before its REPL starts:
 # - the flash directory is the board's filesystem at its mount point ("/" on ESP32, "/flash" on nRF), and the
@@ -10,6 +11,13 @@
 #   them raises ImportError (hashlib.md5 and the like raise AttributeError), as on the board; a .mpy holding
 #   native code for the board's CPU (viper/native, built with -march) also raises ImportError, as the VM
 #   cannot run it and the pure-Python fallback is what the VM can test;
+# - BLOCK_SIZE x BLOCK_COUNT is the board's filesystem (board.toml): os.statvfs reports it, with the blocks
+#   the flash directory's files would take on LittleFS as used, and a write that would need more blocks than
+#   are free fails with ENOSPC (errno 28), as on the board;
+# - ROMFS ("-" or a file) holds the board's ROMFS partition of ROMFS_SIZE bytes: vfs.rom_ioctl serves it (so
+#   `mpremote romfs deploy` writes it, and the file keeps it across resets), and a valid image is mounted at
+#   /rom with /rom and /rom/lib on sys.path, as the board's boot does. Its bytes take the VM's heap (a board
+#   maps them from flash): the supervisor adds ROMFS_SIZE to the heap;
 # - boot.py, then main.py (only when RUN_MAIN is "1": boards skip main.py after a soft reset in the raw REPL)
 #   run in the REPL's namespace; an exception in them is printed and the REPL still starts.
 # Two markers on stdout, which the supervisor removes, say when Ctrl-C may be sent as SIGINT.
@@ -22,6 +30,14 @@ def _vboard_setup():
 
     flash, mount, run_main = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
     missing = [m for m in sys.argv[4].split(",") if m and m != "-"]
+    block_size, block_count = int(sys.argv[5]), int(sys.argv[6])
+    romfs_file, romfs_size = sys.argv[7], int(sys.argv[8])
+    # First, while the heap is empty: the ROMFS partition's bytes in one piece.
+    rom = bytearray(romfs_size) if romfs_size else None
+    if rom is not None:
+        # Opened before the host's filesystem is unmounted: the partition is written back through it.
+        rom_store = open(romfs_file, "r+b")
+        rom_store.readinto(rom)
     vfs.umount("/")
     vfs.mount(vfs.VfsPosix(flash), mount)
     os.chdir(mount)
@@ -29,7 +45,128 @@ def _vboard_setup():
         sys.path[:] = ["", ".frozen", "/lib"]
     else:
         sys.path[:] = ["", ".frozen", mount, mount + "/lib"]
+    if rom is not None and rom[:3] == b"\xd2\xcd\x31":
+        try:
+            vfs.mount(vfs.VfsRom(rom), "/rom")
+            sys.path[:0] = ["/rom"]
+            sys.path.insert(3, "/rom/lib")
+        except OSError:
+            pass
     del sys.argv[:]
+
+    def blocks(size):
+        # LittleFS: a file of up to block_size/8 bytes is inlined in its directory's metadata
+        return 0 if size <= block_size // 8 else (size + block_size - 1) // block_size
+
+    def used_blocks(path):
+        n = 2  # the directory's metadata pair
+        for entry in os.ilistdir(path):
+            p = path.rstrip("/") + "/" + entry[0]
+            if entry[1] & 0x4000:
+                n += used_blocks(p)
+            else:
+                n += blocks(os.stat(p)[6])
+        return n
+
+    def on_flash(path):
+        if not path.startswith("/"):
+            path = os.getcwd()
+        if path.startswith(("/remote", "/rom")):  # mpremote's host mount, the ROMFS
+            return False
+        return mount == "/" or path == mount or path.startswith(mount + "/")
+
+    import builtins
+
+    unix_open = builtins.open
+
+    class BoardFile:
+        # A file on the board's filesystem opened for writing: refuses to grow past the free blocks.
+        def __init__(self, f, free, size):
+            self._f = f
+            self._free = free  # blocks free besides the ones this file holds
+            self._size = size
+
+        def __getattr__(self, name):
+            return getattr(self._f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self._f.close()
+
+        def __iter__(self):
+            return iter(self._f)
+
+        def write(self, data):
+            size = self._size + len(data)
+            if blocks(size) > self._free:
+                raise OSError(28)  # ENOSPC, as LittleFS raises it on a full board
+            n = self._f.write(data)
+            self._size += n or 0
+            return n
+
+    def board_open(name, mode="r", *args, **kw):
+        f = unix_open(name, mode, *args, **kw)
+        if isinstance(name, str) and ("w" in mode or "a" in mode or "+" in mode or "x" in mode) \
+                and on_flash(name):
+            size = 0 if "w" in mode else os.stat(name)[6]
+            free = block_count - used_blocks(mount) + blocks(size)
+            return BoardFile(f, free, size)
+        return f
+
+    builtins.open = board_open
+
+    class BoardOs:
+        # The unix port's os, with the board filesystem's statvfs.
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+        def statvfs(self, path):
+            if not on_flash(path):
+                return os.statvfs(path)
+            free = max(0, block_count - used_blocks(mount))
+            return (block_size, block_size, block_count, free, free, 0, 0, 0, 0, 255)
+
+    sys.modules["os"] = BoardOs()
+
+    class BoardVfs:
+        # The unix port's vfs, with the board's ROMFS partition (vfs.rom_ioctl, as on a board built with it).
+        def __getattr__(self, name):
+            return getattr(vfs, name)
+
+        def rom_ioctl(self, op, *args):
+            if op == 1:
+                return 1
+            if args and args[0] != 0:
+                return -22  # EINVAL: one partition
+            if op == 2:
+                return memoryview(rom)
+            if op == 3:  # prepare (erase) for writing; answers the smallest write
+                offset, length = (0, args[1]) if len(args) == 2 else args[1:3]
+                if offset + length > len(rom):
+                    return -22
+                erased = b"\xff" * 4096
+                for i in range(offset, offset + length, 4096):
+                    rom[i:min(i + 4096, offset + length)] = erased[:min(4096, offset + length - i)]
+                return 4
+            if op == 4:
+                offset, data = args[1], args[2]
+                if offset + len(data) > len(rom):
+                    return -22
+                rom[offset:offset + len(data)] = data
+                return 0
+            if op == 5:  # write complete: the partition's bytes survive resets
+                rom_store.seek(0)
+                rom_store.write(rom)
+                rom_store.flush()
+                return 0
+            if op == 6:
+                return 4096  # erase size: an nRF52840 flash page
+            return -22
+
+    if rom is not None:
+        sys.modules["vfs"] = BoardVfs()
 
     import machine as unix_machine
 
@@ -77,8 +214,6 @@ def _vboard_setup():
 
     for mod, attrs in hidden_attrs.items():
         sys.modules[mod] = restricted(mod, attrs)
-    import builtins
-
     unix_import = builtins.__import__
 
     def board_import(name, *args):

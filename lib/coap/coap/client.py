@@ -3,7 +3,7 @@
 import asyncio
 import os
 from coap import CoapError
-from coap.endpoint import Endpoint, RequestTimeout, ResetError, ticks_ms, szx_for
+from coap.endpoint import Endpoint, RequestTimeout, ResetError, RefusedError, ticks_ms, szx_for
 from coap.msg import Message
 
 try:
@@ -34,6 +34,17 @@ _URI_QUERY = const(15)
 
 
 
+def _inner(tf, ep, req, resp):
+    # The transform's inner response, with the outer message-layer fields (see coap/transform.py).
+    r = tf.incoming_response(ep, req, resp)
+    if r is not None and r is not resp:
+        r.type = resp.type
+        r.mid = resp.mid
+        r.token = resp.token
+        r.remote = resp.remote
+    return r
+
+
 class Client(Endpoint):
     def __init__(self, transport, szx=None, timeout=None):
         Endpoint.__init__(self, transport)
@@ -43,6 +54,12 @@ class Client(Endpoint):
 
     async def exchange(self, m, remote, timeout=None):
         """One request message -> its response message (piggybacked or separate)."""
+        tf = self.transform
+        if tf is not None:
+            inner = m
+            m = tf.outgoing_request(self, inner)
+            m.type = inner.type
+            m.token = inner.token
         key = (m.token, remote)
         slot = [None, None]  # [response, Event]: the Event is made only when a separate response is awaited
         self.waiters[key] = slot
@@ -64,7 +81,7 @@ class Client(Endpoint):
                     if a.type == _RST:
                         raise ResetError("request reset by %s" % (remote,))
                     if a.code != _EMPTY:
-                        return a
+                        slot[0] = a
                 else:
                     self.t.send(m.encode(), remote)
             finally:
@@ -78,7 +95,12 @@ class Client(Endpoint):
                     await asyncio.wait_for(slot[1].wait(), left / 1000)
                 except asyncio.TimeoutError:
                     raise RequestTimeout("no response within %d ms" % tmo)
-            return slot[0]
+            r = slot[0]
+            if tf is not None:
+                r = _inner(tf, self, inner, r)
+                if r is None:
+                    raise RefusedError("response refused")
+            return r
         finally:
             if self.waiters.get(key) is slot:
                 del self.waiters[key]

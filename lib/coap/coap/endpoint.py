@@ -45,6 +45,10 @@ class ResetError(CoapError):
     """The peer answered with RST."""
 
 
+class RefusedError(CoapError):
+    """The endpoint's transform refused the response (see coap/transform.py)."""
+
+
 def initial_timeout(params, r16):
     """First retransmission timeout in ms: ACK_TIMEOUT * uniform[1, ACK_RANDOM_FACTOR], r16 in 0..65535."""
     t = params.ack_timeout
@@ -82,6 +86,7 @@ class Endpoint:
         self.waiters = {}   # (token, remote) -> callable(msg), or a client's [msg, Event] slot
         self.task = None
         self.timer = None
+        self.transform = None  # message-layer transform (OSCORE): see coap/transform.py
 
     def seen(self, key, now):
         """The dedup entry [expiry, answer] of key, or None."""

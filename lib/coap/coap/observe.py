@@ -83,8 +83,19 @@ class Observation:
         self.expires = 0
         self.active = True
         self.count = 0
+        self.req = None  # the registration request (inner, when the client has a transform)
 
     def __call__(self, m):
+        # A notification routed by token; the client's transform (if any) sees it first.
+        tf = self.client.transform
+        if tf is not None:
+            from coap.client import _inner
+            m = _inner(tf, self.client, self.req, m)
+            if m is None:
+                return
+        self.deliver(m)
+
+    def deliver(self, m):
         if m.code >= 96 or not m.has(_OBSERVE):  # error or a plain response: the observation ended
             self.active = False
             self.client.waiters.pop((self.token, self.remote), None)
@@ -135,12 +146,12 @@ class Observation:
 async def observe(cli, remote, path, callback, options):
     """Client.observe(): register, then the first response and every fresh notification go to callback."""
     o = Observation(cli, remote, path, tuple(options), callback)
-    m = Message(_CON, _GET, 0, o.token).set_path(path).add(_OBSERVE, 0)
+    m = o.req = Message(_CON, _GET, 0, o.token).set_path(path).add(_OBSERVE, 0)
     for x in o.options:
         m.add(x[0], x[1])
     r = await cli.exchange(m, remote)
     cli.waiters[(o.token, remote)] = o
-    o(r)
+    o.deliver(r)
     return o
 
 
@@ -172,6 +183,9 @@ def _notify(srv, res, key, entry, seq, r):
         res.observers.remove(remote, token)
     elif not r.has(_OBSERVE):
         r.add(_OBSERVE, seq)
+    tf = srv.transform
+    if tf is not None:
+        r = tf.outgoing_response(srv, req, r)
     r.token = token
     r.mid = srv.next_mid()
     if res.observers.want_con(entry):

@@ -83,6 +83,23 @@ class Server(Endpoint):
     # --- requests
 
     def on_request(self, req):
+        tf = self.transform
+        if tf is not None:
+            inner = tf.incoming_request(self, req)
+            if inner is None:  # refused at the message layer
+                if req.type == _CON:
+                    self._empty(_RST, req.mid, req.remote)
+                    self.remember((req.remote, req.mid), bytes((0x70, 0, req.mid >> 8, req.mid & 255)))
+                return
+            if inner is not req:
+                inner.type = req.type
+                inner.mid = req.mid
+                inner.token = req.token
+                inner.remote = req.remote
+            if inner.code >= 64:  # refused with an answer, sent as it is
+                self._reply(req, inner, False, True)
+                return
+            req = inner
         try:
             r = self.respond(req)
             if r is not None and hasattr(r, "send"):  # a coroutine: answer later
@@ -94,12 +111,15 @@ class Server(Endpoint):
             self.on_error(e)
             self._reply(req, Message(code=_SERVER_ERROR), False)
 
-    def _reply(self, req, resp, acked):
+    def _reply(self, req, resp, acked, raw=False):
         if resp is None:
             if req.type == _CON and not acked:
                 self._empty(_ACK, req.mid, req.remote)
                 self.remember((req.remote, req.mid), bytes((0x60, 0, req.mid >> 8, req.mid & 255)))
             return None
+        tf = self.transform
+        if tf is not None and not raw:
+            resp = tf.outgoing_response(self, req, resp)
         resp.token = req.token
         if req.type == _CON and not acked:
             resp.type = _ACK
@@ -118,7 +138,7 @@ class Server(Endpoint):
             # as its header + (source, offset, n): a duplicate re-reads that block instead of holding its bytes.
             v = data
             s = getattr(resp, "src", None)
-            if s is not None:
+            if s is not None and tf is None:
                 n = len(resp.payload)
                 v = (bytes(data[:len(data) - n - 1] if n else data), s[0], s[1], n)
             self.remember((req.remote, req.mid), v)

@@ -1,0 +1,139 @@
+"""OSCORE figures that need the host: the heap of importing lib/oscore as .mpy on the VM (beyond what it imports
+from coap and crypto), the heap after importing the CoAP stack with and without OSCORE, the heap one security
+context keeps, and the wire bytes OSCORE adds to a request and its responses against the same exchange
+unprotected."""
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+VM_IMPORT = r'''
+import gc, sys
+import asyncio, socket, os  # firmware modules (frozen / built in): not part of the figures
+base = sys.argv[1].split(",") if sys.argv[1] else []
+extra = sys.argv[2].split(",")
+for m in base:
+    __import__(m)
+gc.collect()
+a = gc.mem_alloc()
+for m in extra:
+    __import__(m)
+gc.collect()
+print("HEAP", gc.mem_alloc() - a)
+'''
+
+VM_CONTEXTS = r'''
+import gc, sys
+from oscore.context import Context
+pure = sys.argv[1] == "pure"
+keep = [Context(b"k" * 16, b"s" * 8, b"\x01", b"\x02", pure=pure)]  # warm: imports, qstrs
+gc.collect()
+a = gc.mem_alloc()
+for i in range(8):
+    keep.append(Context(b"k" * 16, b"s" * 8, bytes((i + 2,)), b"\x01", pure=pure))
+gc.collect()
+print("HEAP", (gc.mem_alloc() - a) // 8)
+'''
+
+PACKAGES = ("coap", "oscore", "crypto", "store")
+
+
+def _compile(ctx, out: Path) -> int:
+    """lib packages as .mpy for the VM's CPU; returns the .mpy bytes of lib/oscore for xtensawin."""
+    from hourglass.build import host_arch, mpy_cross_binary
+    size = 0
+    for pkg in PACKAGES:
+        for src in (ctx.repo / "lib" / pkg).rglob("*.py"):
+            if src.name == "manifest.py" or src.name.startswith("_cpython"):
+                continue
+            rel = src.relative_to(ctx.repo / "lib" / pkg).with_suffix(".mpy")
+            dest = out / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run([mpy_cross_binary(), f"-march={host_arch()}", "-o", str(dest), str(src)], check=True)
+            if pkg == "oscore":
+                x = out.parent / "xtensa.mpy"
+                subprocess.run([mpy_cross_binary(), "-march=xtensawin", "-o", str(x), str(src)], check=True)
+                size += x.stat().st_size
+    return size
+
+
+def _vm(ctx, mpy: Path, script: str, *args) -> int:
+    f = mpy.parent / "script.py"
+    f.write_text(script)
+    env = dict(os.environ, MICROPYPATH=f".frozen:{mpy}")
+    p = subprocess.run([ctx.mpvm.micropython_binary(), "-X", "heapsize=128k", str(f), *args], env=env,
+                       capture_output=True, timeout=120, cwd=str(mpy.parent))
+    for line in p.stdout.decode().splitlines():
+        if line.startswith("HEAP "):
+            return int(line.split()[1])
+    return -1
+
+
+def _wire_rows() -> list[dict]:
+    from coap.msg import Message
+    from oscore.context import Context
+    from oscore.protect import protect_request, unprotect_request, protect_response
+
+    client = Context(b"k" * 16, b"s" * 8, b"\x01", b"\x02")
+    server = Context(b"k" * 16, b"s" * 8, b"\x02", b"\x01")
+    client.seq = 300  # a two-byte Partial IV, as after a few hundred messages
+    server.seq = 300
+    req = Message(0, 1, 0x1234, b"\x5a\x17\x02\xc3").set_path("/sensors/temp")
+    req.add(17, 50)
+    out, _ = protect_request(client, req)
+    _, binding = unprotect_request([server], out)
+    resp = Message(2, 69, 0x1234, b"\x5a\x17\x02\xc3", bytes(32)).add(12, 50)
+    r_out = protect_response(list(binding), resp)
+    notif = Message(1, 69, 0x1235, b"\x5a\x17\x02\xc3", bytes(32)).add(6, 7).add(12, 50)
+    n_out = protect_response(list(binding), notif)
+    rows = []
+    for label, plain, prot in (("request (GET /sensors/temp, Accept, 4-byte token, kid 1 byte)", req, out),
+                               ("response (2.05, 32 bytes, the request's nonce)", resp, r_out),
+                               ("notification (own Partial IV)", notif, n_out)):
+        a, b = len(plain.encode()), len(prot.encode())
+        rows.append({"name": f"oscore wire bytes added, {label}: {a} -> {b}", "runtime": "codec",
+                     "value": b - a, "unit": "B"})
+    return rows
+
+
+def run(ctx) -> list[dict]:
+    out: list[dict] = []
+    tmp = Path(tempfile.mkdtemp(prefix="bench-oscore-"))
+    mpy = tmp / "mpy"
+    size = _compile(ctx, mpy)
+    out.append({"name": "oscore .mpy size, whole package", "runtime": "mpy-cross xtensawin", "value": size,
+                "unit": "B"})
+    deps = "coap.msg,crypto.ccm,crypto.kdf,crypto.util"
+    for label, base, extra in (
+            ("oscore core (context, protect) beyond coap.msg and crypto", deps,
+             "oscore.context,oscore.protect"),
+            ("oscore core + endpoint transform beyond coap.msg and crypto", deps,
+             "oscore.context,oscore.protect,oscore.transform"),
+            ("CoAP stack (client, server, UDP) without OSCORE", "", "coap.client,coap.server,coap.udp"),
+            ("CoAP stack + the crypto OSCORE uses (AES-CCM, HKDF), without OSCORE", "",
+             "coap.client,coap.server,coap.udp,crypto.ccm,crypto.kdf,crypto.util"),
+            ("CoAP stack (client, server, UDP) with OSCORE (transform, context, protect, AES-CCM, HKDF)", "",
+             "coap.client,coap.server,coap.udp,oscore.transform,oscore.context")):
+        heap = _vm(ctx, mpy, VM_IMPORT, base, extra)
+        row = {"name": f"oscore heap after import (.mpy), {label}", "runtime": "micropython", "value": heap,
+               "unit": "B", "note": "VM is 64-bit: about half on a 32-bit board"}
+        if base:
+            row["target"] = "<= 8192"
+        out.append(row)
+    for aes in ("cryptolib", "pure"):
+        out.append({"name": f"oscore heap kept per security context ({aes} AES)", "runtime": "micropython",
+                    "value": _vm(ctx, mpy, VM_CONTEXTS, aes), "unit": "B", "target": "<= 1024"})
+    out += _wire_rows()
+    return out
+
+
+if __name__ == "__main__":  # python host_tests/bench/host_oscore.py: the figures without the whole bench
+    import sys
+    from types import SimpleNamespace
+
+    from hourglass import mpvm
+    sys.path[:0] = mpvm.device_path()
+    for r in run(SimpleNamespace(repo=mpvm.REPO, mpvm=mpvm)):
+        print(r["value"], r["unit"], r["name"], r.get("target", ""))

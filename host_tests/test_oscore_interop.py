@@ -1,0 +1,458 @@
+"""OSCORE interop with aiocoap (pinned in requirements.lock, with its [oscore] extra) over 127.0.0.1, our side
+on the MicroPython VM:
+
+- aiocoap (its Python API, and `aiocoap-client --credentials`) -> our OSCORE server on the VM: GET with a query,
+  POST, PUT with Block1 and GET with Block2 (3000 bytes), Observe (6 notifications), an unknown context; then the
+  VM server restarts from its persisted state and aiocoap's next request goes through the Echo round trip. A
+  relay in this process records every datagram: no Partial IV is ever sent twice by the same sender.
+- our client on the VM -> an aiocoap OSCORE server (OscoreSiteWrapper): the same requests and Observe.
+The security contexts are written in aiocoap's credential format (a directory with settings.json).
+"""
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from hourglass import mpvm
+
+aiocoap = pytest.importorskip("aiocoap")
+pytest.importorskip("cryptography")
+
+SECRET = bytes(range(1, 17))
+SALT = bytes.fromhex("9e7ca92223786340")
+DEVICE_ID = b"D"  # the VM side's Sender ID
+PEER_ID = b"P"    # aiocoap's Sender ID
+
+VM_SERVER = r'''
+import sys, asyncio
+from coap.udp import UDPTransport
+from coap.transport import Params
+from coap.server import Server
+from coap.msg import Message
+from coap import defs as D
+from oscore.context import Context
+from oscore.transform import Oscore, context_of
+from store import FileStore
+import binascii
+
+port = int(sys.argv[1])
+h = binascii.unhexlify
+ctx = Context(h(sys.argv[2]), h(sys.argv[3]), h(sys.argv[4]), h(sys.argv[5]), store=FileStore(sys.argv[6]),
+              name="peer", k=int(sys.argv[7]))
+print("BOOT seq=%d synced=%d" % (ctx.seq, ctx.synced))
+srv = Server(UDPTransport(("127.0.0.1", port), Params()))
+srv.transform = Oscore([ctx], require=("/",))
+srv.on_error = lambda e: sys.print_exception(e)
+store = {"v": b"initial", "n": 0}
+
+
+class Pattern:
+    def __init__(self, size):
+        self.size = size
+
+    def read(self, off, n):
+        n = min(n, self.size - off)
+        b = bytearray(n)
+        for i in range(n):
+            b[i] = (off + i) * 7 & 255
+        return b
+
+
+def hello(req):
+    c = context_of(req)
+    return "hello %s via %s" % ("&".join(req.query()), binascii.hexlify(c.recipient_id).decode() if c else "-")
+
+
+def put(req):
+    store["v"] = bytes(req.payload)
+    return (D.CHANGED, b"")
+
+
+def post(req):
+    store["n"] += 1
+    return (D.CREATED, b"posted %d: %s" % (store["n"], bytes(req.payload)))
+
+
+srv.route("/hello", get=hello)
+srv.route("/data", get=lambda r: store["v"], put=put, post=post, max_body=16384)
+srv.route("/big", get=lambda r: Pattern(3000))
+tick = {"n": 0}
+clock = srv.route("/clock", get=lambda r: b"tick %d" % tick["n"], observable=True)
+srv.start()
+
+
+async def main():
+    print("READY")
+    while True:
+        await asyncio.sleep(0.2)
+        tick["n"] += 1
+        srv.notify(clock)
+
+asyncio.run(main())
+'''
+
+VM_CLIENT = r'''
+import sys, asyncio, hashlib, binascii
+from coap.udp import UDPTransport
+from coap.transport import Params
+from coap.client import Client
+from coap import defs as D
+from oscore.context import Context
+from oscore.transform import Oscore
+
+R = ("127.0.0.1", int(sys.argv[1]))
+h = binascii.unhexlify
+ctx = Context(h(sys.argv[2]), h(sys.argv[3]), h(sys.argv[4]), h(sys.argv[5]))
+
+
+def body(n):
+    b = bytearray(n)
+    for i in range(n):
+        b[i] = (i * 11 + 3) & 255
+    return bytes(b)
+
+
+async def main():
+    c = Client(UDPTransport(("127.0.0.1", 0), Params()))
+    c.transform = tf = Oscore(client=ctx)
+    r = await tf.request(c, D.GET, R, "/hello?who=vm&x=1")
+    print("HELLO", r.code, bytes(r.payload).decode())
+    r = await c.post(R, "/data", b"abc")
+    print("POST", r.code, bytes(r.payload).decode())
+    b = body(3000)
+    r = await c.put(R, "/data", b, szx=3)
+    print("PUT", r.code)
+    h = hashlib.sha256()
+    n = [0]
+
+    def sink(off, data):  # a device streams a body (to flash, a hash) rather than holding it
+        assert off == n[0]
+        h.update(data)
+        n[0] += len(data)
+    r = await c.get(R, "/data", szx=3, sink=sink)
+    print("GET", r.code, n[0], h.digest() == hashlib.sha256(b).digest())
+    got = []
+    o = await c.observe(R, "/clock", lambda m: got.append(bytes(m.payload).decode()))
+    for _ in range(100):
+        if len(got) >= 6:
+            break
+        await asyncio.sleep(0.1)
+    await o.cancel()
+    print("OBSERVE", "|".join(got))
+    print("SEQ", ctx.seq)
+    print("DONE 1")
+
+asyncio.run(main())
+'''
+
+AIOCOAP_SERVER = r'''
+import asyncio, sys
+import aiocoap
+import aiocoap.resource as resource
+from aiocoap.credentials import CredentialsMap
+from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
+
+
+class Hello(resource.Resource):
+    async def render_get(self, request):
+        return aiocoap.Message(payload=("hello " + "&".join(request.opt.uri_query)).encode())
+
+
+class Data(resource.Resource):
+    def __init__(self):
+        super().__init__()
+        self.v = b"initial"
+
+    async def render_get(self, request):
+        return aiocoap.Message(payload=self.v)
+
+    async def render_put(self, request):
+        self.v = request.payload
+        return aiocoap.Message(code=aiocoap.CHANGED)
+
+    async def render_post(self, request):
+        return aiocoap.Message(code=aiocoap.CREATED, payload=b"posted " + request.payload)
+
+
+class Clock(resource.ObservableResource):
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+
+    async def tick(self):
+        while True:
+            await asyncio.sleep(0.2)
+            self.n += 1
+            self.updated_state()
+
+    async def render_get(self, request):
+        return aiocoap.Message(payload=b"tick %d" % self.n)
+
+
+async def main():
+    site = resource.Site()
+    site.add_resource(["hello"], Hello())
+    site.add_resource(["data"], Data())
+    clock = Clock()
+    site.add_resource(["clock"], clock)
+    creds = CredentialsMap()
+    creds.load_from_dict({":device": {"oscore": {"basedir": sys.argv[2]}}})
+    ctx = await aiocoap.Context.create_server_context(OscoreSiteWrapper(site, creds),
+                                                      bind=("127.0.0.1", int(sys.argv[1])))
+    asyncio.ensure_future(clock.tick())
+    print("READY", flush=True)
+    await asyncio.get_running_loop().create_future()
+
+asyncio.run(main())
+'''
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_aiocoap_context(d: Path, sender: bytes, recipient: bytes) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "settings.json").write_text(json.dumps({
+        "sender-id_hex": sender.hex(), "recipient-id_hex": recipient.hex(), "secret_hex": SECRET.hex(),
+        "salt_hex": SALT.hex(), "algorithm": "AES-CCM-16-64-128"}))
+    return d
+
+
+def vm_args() -> list[str]:
+    return [SECRET.hex(), SALT.hex(), DEVICE_ID.hex(), PEER_ID.hex()]
+
+
+_MPY: list[Path] = []
+
+
+def vm_env() -> dict:
+    """The lib packages our side needs, compiled with mpy-cross for the VM's CPU, as a board runs them."""
+    if not _MPY:
+        import tempfile
+
+        from hourglass.build import host_arch, mpy_cross_binary
+        out = Path(tempfile.mkdtemp(prefix="oscore-mpy-"))
+        for pkg in ("coap", "oscore", "crypto", "store"):
+            for src in (mpvm.LIB / pkg).rglob("*.py"):
+                rel = src.relative_to(mpvm.LIB / pkg)
+                if src.name == "manifest.py" or src.name.startswith("_cpython"):
+                    continue
+                dest = out / rel.with_suffix(".mpy")
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                subprocess.run([mpy_cross_binary(), f"-march={host_arch()}", "-o", str(dest), str(src)], check=True)
+        _MPY.append(out)
+    env = dict(os.environ)
+    env["MICROPYPATH"] = ".frozen:" + str(_MPY[0])
+    return env
+
+
+def wait_line(proc: subprocess.Popen, marker: bytes, timeout=30.0) -> bytes:
+    end = time.monotonic() + timeout
+    buf = b""
+    while time.monotonic() < end:
+        r, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if r:
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            buf += chunk
+            if marker in buf:
+                return buf
+        if proc.poll() is not None:
+            break
+    raise RuntimeError(f"no {marker!r} from the process: {buf!r}")
+
+
+def stop(proc: subprocess.Popen) -> str:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return b"".join(f.read() or b"" for f in (proc.stdout, proc.stderr) if f).decode(errors="replace")
+
+
+class Relay(threading.Thread):
+    """UDP relay between one client and the server that records every datagram (direction, bytes)."""
+
+    def __init__(self, target: int):
+        super().__init__(daemon=True)
+        self.front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.front.bind(("127.0.0.1", 0))
+        self.port = self.front.getsockname()[1]
+        self.back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.back.bind(("127.0.0.1", 0))
+        self.target = ("127.0.0.1", target)
+        self.client = None
+        self.log: list[tuple[str, bytes]] = []
+        self.running = True
+
+    def run(self):
+        while self.running:
+            r, _, _ = select.select([self.front, self.back], [], [], 0.1)
+            for s in r:
+                data, addr = s.recvfrom(2048)
+                if s is self.front:
+                    self.client = addr
+                    self.log.append(("c>s", data))
+                    self.back.sendto(data, self.target)
+                elif self.client:
+                    self.log.append(("s>c", data))
+                    self.front.sendto(data, self.client)
+
+    def close(self):
+        self.running = False
+        self.join(2)
+        self.front.close()
+        self.back.close()
+
+
+def partial_ivs(log, direction):
+    """The Partial IVs the sender in `direction` put on the wire, in order."""
+    out = []
+    for d, data in log:
+        if d != direction:
+            continue
+        m = aiocoap.Message.decode(data)
+        v = m.opt.oscore
+        if v and v[0] & 7:
+            out.append(v[1:1 + (v[0] & 7)])
+    return out
+
+
+def start_vm_server(tmp: Path, port: int, k=8):
+    script = tmp / "vm_oscore_server.py"
+    script.write_text(VM_SERVER)
+    # 192k: the test server keeps 3000-byte bodies in a heap that 1 KiB blocks fragment (as the plain CoAP
+    # interop server does); the OSCORE heap figures are measured in the benchmark, not here.
+    proc = subprocess.Popen([mpvm.micropython_binary(), "-X", "heapsize=192k", str(script), str(port), *vm_args(),
+                             str(tmp / "device-state"), str(k)], cwd=mpvm.REPO, env=vm_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return proc, wait_line(proc, b"READY")
+
+
+def test_aiocoap_against_vm_oscore_server(tmp_path):
+    port = free_udp_port()
+    proc, boot = start_vm_server(tmp_path, port)
+    relay = Relay(port)
+    relay.start()
+    creddir = write_aiocoap_context(tmp_path / "peer-ctx", PEER_ID, DEVICE_ID)
+    u = f"coap://127.0.0.1:{relay.port}"
+    creds = {f"{u}/*": {"oscore": {"basedir": str(creddir) + "/"}}}
+    body = bytes((i * 13 + 1) & 255 for i in range(3000))
+
+    async def session(first: bool):
+        ctx = await aiocoap.Context.create_client_context()
+        ctx.client_credentials.load_from_dict(creds)
+        try:
+            r = await ctx.request(aiocoap.Message(code=aiocoap.GET, uri=f"{u}/hello?a=1&b=two")).response
+            assert r.code == aiocoap.CONTENT and r.payload == b"hello a=1&b=two via " + PEER_ID.hex().encode()
+            if not first:
+                return
+            r = await ctx.request(aiocoap.Message(code=aiocoap.POST, uri=f"{u}/data", payload=b"xyz")).response
+            assert r.code == aiocoap.CREATED and r.payload == b"posted 1: xyz"
+            r = await ctx.request(aiocoap.Message(code=aiocoap.PUT, uri=f"{u}/data", payload=body)).response
+            assert r.code == aiocoap.CHANGED
+            r = await ctx.request(aiocoap.Message(code=aiocoap.GET, uri=f"{u}/data")).response
+            assert r.payload == body
+            r = await ctx.request(aiocoap.Message(code=aiocoap.GET, uri=f"{u}/big")).response
+            assert r.payload == bytes((i * 7) & 255 for i in range(3000))
+            req = ctx.request(aiocoap.Message(code=aiocoap.GET, uri=f"{u}/clock", observe=0))
+            seen = [(await req.response).payload]
+            async for n in req.observation:
+                seen.append(n.payload)
+                if len(seen) >= 7:
+                    req.observation.cancel()
+                    break
+            assert len(set(seen)) == 7, seen
+        finally:
+            await ctx.shutdown()
+
+    try:
+        assert b"synced=1" in boot
+        # The command-line client with a credentials file, as a user would talk to a board (first: it holds the
+        # context directory's lock while it runs).
+        cred_file = tmp_path / "creds.json"
+        cred_file.write_text(json.dumps(creds))
+        cli = Path(sys.executable).parent / "aiocoap-client"
+        p = subprocess.run([str(cli), "--credentials", str(cred_file), f"{u}/hello?via=cli"], capture_output=True,
+                           timeout=60)
+        assert b"hello via=cli via 50" in p.stdout, p.stdout + p.stderr
+        asyncio.run(asyncio.wait_for(session(True), 90))
+        gc.collect()  # aiocoap releases the context directory's lock when its context object goes
+        # Unprotected: the whole tree requires OSCORE.
+        plain = f"coap://127.0.0.1:{relay.port}/hello"
+
+        async def unprotected():
+            ctx = await aiocoap.Context.create_client_context()
+            try:
+                r = await ctx.request(aiocoap.Message(code=aiocoap.GET, uri=plain)).response
+                assert r.code == aiocoap.UNAUTHORIZED and r.payload == b"OSCORE required"
+            finally:
+                await ctx.shutdown()
+        asyncio.run(asyncio.wait_for(unprotected(), 30))
+        # Reboot: the VM server restarts from its persisted sequence number, without its replay window.
+        before = partial_ivs(relay.log, "s>c")
+        stop(proc)
+        proc, boot = start_vm_server(tmp_path, port)
+        assert b"synced=0" in boot, boot
+        mark = len(relay.log)
+        asyncio.run(asyncio.wait_for(session(False), 60))
+        after = relay.log[mark:]
+        codes = [aiocoap.Message.decode(d).code for _, d in after]
+        # aiocoap's request, the protected 4.01 Echo challenge (outer 2.04), the retry with Echo, the answer.
+        assert len([d for d, _ in after if d == "c>s"]) == 2, codes
+        challenge = aiocoap.Message.decode(after[1][1])
+        assert challenge.opt.oscore[0] & 7, "the challenge carries the server's own Partial IV"
+        pivs = partial_ivs(relay.log, "s>c")
+        assert len(pivs) > len(before) >= 6
+        assert len(set(pivs)) == len(pivs), "the server never sent a Partial IV twice (no nonce reuse)"
+        client_pivs = partial_ivs(relay.log, "c>s")
+        assert len(set(client_pivs)) == len(client_pivs)
+    finally:
+        relay.close()
+        out = stop(proc)
+    assert "Traceback" not in out, out
+
+
+def test_vm_client_against_aiocoap_oscore_server(tmp_path):
+    port = free_udp_port()
+    creddir = write_aiocoap_context(tmp_path / "server-ctx", PEER_ID, DEVICE_ID)
+    script = tmp_path / "aiocoap_server.py"
+    script.write_text(AIOCOAP_SERVER)
+    server = subprocess.Popen([sys.executable, str(script), str(port), str(creddir) + "/"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    try:
+        wait_line(server, b"READY")
+        client = tmp_path / "vm_oscore_client.py"
+        client.write_text(VM_CLIENT)
+        p = subprocess.run([mpvm.micropython_binary(), "-X", "heapsize=128k", str(client), str(port), *vm_args()],
+                           cwd=mpvm.REPO, env=vm_env(), capture_output=True, timeout=120)
+        text = p.stdout.decode()
+        assert p.returncode == 0 and "DONE 1" in text, text + p.stderr.decode()
+        lines = dict(line.split(" ", 1) for line in text.splitlines() if " " in line)
+        assert lines["HELLO"] == "69 hello who=vm&x=1"
+        assert lines["POST"] == "65 posted abc"
+        assert lines["PUT"] == "68"
+        assert lines["GET"] == "69 3000 True"
+        ticks = lines["OBSERVE"].split("|")
+        assert len(ticks) >= 6 and len(set(ticks)) == len(ticks), ticks
+    finally:
+        out = stop(server)
+    assert "Traceback" not in out, out

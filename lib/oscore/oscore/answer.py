@@ -1,0 +1,58 @@
+# The answers OSCORE gives besides protected responses: the unprotected error responses of RFC 8613 section 8,
+# the protected 4.01 Echo challenge of Appendix B.1.2 (RFC 9175 section 2.4), and the client's side of it (the
+# challenge's Echo value, the one retry that carries it). Loaded on first use: the failure and reboot paths.
+from coap.msg import Message
+
+from oscore.protect import protect_response
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+_CON = const(0)
+_NON = const(1)
+_ACK = const(2)
+_UNAUTHORIZED = const(129)
+_MAX_AGE = const(14)
+_ECHO = const(252)
+
+
+def error_response(err, request):
+    """The unprotected answer section 8 gives for err (None when err.code is 0): the code, Outer Max-Age 0 and
+    the diagnostic payload, as an ACK to a CON (or NON to a NON) request."""
+    if not err.code:
+        return None
+    t = _ACK if request.type == _CON else _NON
+    m = Message(t, err.code, request.mid, request.token, err.diag or b"")
+    m.add(_MAX_AGE, 0)
+    m.remote = request.remote
+    return m
+
+
+def echo_response(err):
+    """The protected 4.01 that carries only Echo (RFC 8613 B.1.2, RFC 9175 2.4), with the server's own Partial
+    IV, for an EchoRequired from unprotect_request."""
+    req = err.request
+    m = Message(_ACK if req.type == _CON else _NON, _UNAUTHORIZED, req.mid, req.token)
+    m.add(_ECHO, err.echo)
+    m.remote = req.remote
+    return protect_response(err.binding, m, own_piv=True)
+
+
+def echo_of(inner):
+    """The Echo value of a 4.01 challenge (client side), or None."""
+    if inner.code != _UNAUTHORIZED:
+        return None
+    e = inner.opt(_ECHO)
+    return None if e is None else bytes(e)
+
+
+def with_echo(msg, echo):
+    """A copy of request msg with its Echo option set to echo, for the one retry a challenge allows."""
+    m = Message(msg.type, msg.code, msg.mid, msg.token, msg.payload)
+    m.opts = [x for x in msg.items() if x[0] != _ECHO]
+    m.opts.append((_ECHO, echo))
+    m.remote = msg.remote
+    return m
