@@ -27,6 +27,7 @@ SUBCOMMAND_MODULES = [
     "keys",
     "cose_tool",
     "oscore_tool",
+    "suit",
 ]
 
 
