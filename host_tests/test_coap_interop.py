@@ -254,8 +254,8 @@ def vm_cmd(script: Path, *args, heap="128k") -> list[str]:
 
 
 _MPY_DIR: list[Path] = []
-COAP_MODULES = ("__init__", "transport", "msg", "defs", "endpoint", "requester", "transform", "block", "observe", "server", "client", "udp",
-                "upload", "linkformat", "separate")
+COAP_MODULES = ("__init__", "transport", "msg", "defs", "endpoint", "requester", "transform", "rawaddr", "block",
+                "observe", "server", "client", "udp", "upload", "linkformat", "separate")
 
 
 def mpy_path() -> str:

@@ -7,6 +7,9 @@ Benchmarks report; they never fail on timing. Sources:
 - host_tests/bench/host_<area>.py: host scenarios (`run(ctx) -> list[dict]`), e.g. throughput against a
   real peer.
 - .mpy size of every lib/ module (mpy-cross -march=xtensawin, the ESP32's).
+- import heap of every lib/ module as the board build deploys it (.mpy, here for the VM's arch, with the board's
+  mpy-cross options and excludes), alone and in the groups an application loads together: gc.mem_alloc() after
+  gc.collect(), with the firmware's own modules (asyncio, socket, os) imported first.
 """
 from __future__ import annotations
 
@@ -30,6 +33,30 @@ BENCH_DIR = mpvm.REPO / "host_tests" / "bench"
 RUNNER = BENCH_DIR / "benchrunner.py"
 RUNTIMES = ("micropython", "cpython")
 MPY_ARCH = "xtensawin"
+IMPORT_BOARD = "ESP32_GENERIC"  # whose mpy-cross options and excludes the import-heap rows use
+# Module sets an application loads together, with a target where the project has one (None: report only).
+# A device uses one CoAP transport: the serial one (coap.serial, coap.slip) is measured alone, not in the stack.
+IMPORT_GROUPS = [
+    ("steady state: CoAP client + server + UDP + CBOR + AES-CCM + HKDF",
+     ("coap.client", "coap.server", "coap.udp", "cbor", "crypto.ccm", "crypto.kdf"), 40 * 1024),
+    ("CBOR + AES-CCM + HKDF (the steady state's CBOR and crypto)", ("cbor", "crypto.ccm", "crypto.kdf"), 16 * 1024),
+    ("CBOR + COSE_Encrypt0 (AES-CCM) + HKDF", ("cbor", "cose.encrypt0", "crypto.kdf"), None),
+    ("bootstrap: X25519 + P-256 + HKDF", ("crypto.x25519", "crypto.p256", "crypto.kdf"), None),
+    ("update: COSE_Sign1 with P-256, Ed25519 and HSS-LMS verify, COSE_Mac0, COSE_Encrypt + A128KW",
+     ("cose.sign1", "cose.mac0", "cose.encrypt", "crypto.p256", "crypto.ed25519", "crypto.lms", "crypto.kw"), None),
+]
+EVERYTHING_TARGET = 80 * 1024
+SERIAL_TRANSPORT = ("coap.serial", "coap.slip")
+IMPORT_SCRIPT = r'''
+import gc, sys
+import asyncio, socket, os  # firmware modules (frozen / built in): not part of the figure
+gc.collect()
+a = gc.mem_alloc()
+for m in sys.argv[1:]:
+    __import__(m)
+gc.collect()
+print("@@HEAP", gc.mem_alloc() - a)
+'''
 
 
 def register(subparsers) -> None:
@@ -140,6 +167,56 @@ def mpy_sizes() -> list[dict]:
     return rows
 
 
+def _public(module: str) -> bool:
+    return not module.split(".")[-1].startswith("_")
+
+
+def import_heaps(only: str = "") -> dict:
+    """Heap after importing each lib/ module alone (a fresh VM each), and the groups in IMPORT_GROUPS."""
+    from hourglass import boards, build
+
+    board = boards.load_board(IMPORT_BOARD)
+    arch = build.host_arch()
+    rows, groups = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "lib"
+        modules = []
+        for src in build.collect_sources(mpvm.LIB, Path(tmp) / "no-firmware"):
+            if build.excluded_reason(board, src):
+                continue
+            out = tree / src.dest.removeprefix("lib/")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            # -s: the repo-relative source name the board build embeds (it is interned on import, so it counts)
+            subprocess.run([build.mpy_cross_binary(), f"-march={arch}", *board.mpy_cross_args, "-s",
+                            src.path.relative_to(mpvm.REPO).as_posix(), "-o", str(out), str(src.path)],
+                           check=True, capture_output=True)
+            modules.append((src.module, out.stat().st_size))
+        script = Path(tmp) / "import_heap.py"
+        script.write_text(IMPORT_SCRIPT)
+
+        def heap(mods) -> int | None:
+            proc = mpvm.run([str(script), *mods], heap="1m", path=[str(tree)], timeout=120)
+            for line in proc.stdout.decode("utf-8", "replace").splitlines():
+                if line.startswith("@@HEAP "):
+                    return int(line.split()[1])
+            return None
+
+        names = {m for m, _ in modules}
+        for module, size in modules:
+            if only and only not in module:
+                continue
+            rows.append({"module": module, "mpy_bytes": size, "heap_vm": heap([module])})
+        stack = tuple(m for m, _ in modules if _public(m) and not m.startswith(SERIAL_TRANSPORT))
+        every = [(label, mods, target) for label, mods, target in IMPORT_GROUPS]
+        every.append(("everything: every public lib/ module (" + ", ".join(stack) + ")", stack, EVERYTHING_TARGET))
+        every.append(("every lib/ module but the serial transport, lazily loaded parts included",
+                      tuple(m for m, _ in modules if not m.startswith(SERIAL_TRANSPORT)), None))
+        for label, mods, target in every:
+            present = [m for m in mods if m in names]
+            groups.append({"label": label, "modules": present, "heap_vm": heap(present), "target": target})
+    return {"arch": arch, "board": IMPORT_BOARD, "modules": rows, "groups": groups}
+
+
 class HostContext:
     repo = mpvm.REPO
     mpvm = mpvm
@@ -209,7 +286,24 @@ def write_report(out: Path, report: dict) -> None:
     if report["errors"]:
         lines += ["", "## Errors", ""] + [f"- {e['module']} ({e['runtime']}): ```{e['error'][-500:]}```"
                                           for e in report["errors"]]
-    lines += ["", f"## .mpy sizes (mpy-cross -march={MPY_ARCH})", "", "| module | source (B) | .mpy (B) |", "|---|---:|---:|"]
+    imp = report.get("import_heap")
+    if imp:
+        lines += ["", f"## Import heap on the VM (.mpy, mpy-cross -march={imp['arch']} with {imp['board']}'s options)",
+                  "", "Heap in use after `gc.collect()` once the modules are imported (asyncio, socket and os first: "
+                  "they are firmware). The VM is 64-bit: a board needs about half. Alone: a fresh VM per module, "
+                  "its imports included; the figures move in steps of ~1 KiB as the VM grows its qstr pool.", "",
+                  "| module set | heap on VM (B) | ≈ board (B) | target on VM | meets |",
+                  "|---|---:|---:|---:|---|"]
+        for g in imp["groups"]:
+            h, t = g["heap_vm"], g["target"]
+            meets = "n/a" if h is None or t is None else ("yes" if h <= t else "NO")
+            lines.append(f"| {g['label']} | {_fmt(h)} | {_fmt(h // 2 if h else None)} | "
+                         f"{'—' if t is None else f'≤ {t:,}'} | {meets} |")
+        lines += ["", "| module (alone, with what it imports) | .mpy (B) | heap on VM (B) |", "|---|---:|---:|"]
+        for m in imp["modules"]:
+            lines.append(f"| {m['module']} | {m['mpy_bytes']:,} | {_fmt(m['heap_vm'])} |")
+    lines += ["", f"## .mpy sizes (mpy-cross -march={MPY_ARCH})", "",
+              "| module | source (B) | .mpy (B) |", "|---|---:|---:|"]
     total = 0
     for m in report["mpy_sizes"]:
         total += m["mpy_bytes"] or 0
@@ -246,6 +340,7 @@ def run_command(args) -> int:
     if not args.no_host:
         report["host_scenarios"] = run_host_scenarios(args.only)
     report["mpy_sizes"] = mpy_sizes()
+    report["import_heap"] = import_heaps(args.only)
     write_report(args.out, report)
     print((args.out / "report.md").read_text())
     return 0

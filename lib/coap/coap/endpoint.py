@@ -8,15 +8,17 @@
 #   r = await ep.get(("192.0.2.1", 5683), "/suit/payload")     # client role, same socket
 #
 # Layers, bottom up:
-#   message layer   receive() -> _dispatch(): _on_empty (ping, ACK/RST matching, RST listeners),
-#                   _on_request (dedup, then the server role), _on_response (dedup, token routing);
+#   message layer   receive(): decode, then dispatch by type: empty messages (ping, ACK/RST matching,
+#                   RST listeners), _on_request (dedup, then the server role), _on_response (dedup, then
+#                   _route: token routing);
 #                   send_con() with one timer task retransmitting every pending CON.
 #   transform       endpoint.transform (OSCORE) between the message layer and request/response handling:
 #                   the interface is documented in coap/transform.py.
 #   server role     resources, respond() (sans-IO: request -> response), finish(), reply(); optional parts
 #                   load on first use: Observe (coap.observe), Block2 (coap.block), Block1 (coap.upload),
 #                   separate responses (coap.separate), /.well-known/core (coap.linkformat).
-#   client role     exchange() (one request, its response), request() (Block-wise both ways), observe().
+#   client role     coap/requester.py, the endpoint's base class: exchange() (one request, its response),
+#                   request() (Block-wise both ways), observe(), ping().
 #
 # Public operations for the optional parts and the layers above (never private names): send_empty(),
 # ack(), finish(), reply(), outer_response(), send_con(), and rst_listeners, a list of callables f(msg)
@@ -69,6 +71,11 @@ _BLOCK1 = const(27)
 # (nothing is allocated per message, so long-lived answers never fragment the heap), and the answers' bytes
 # in one preallocated ring buffer of 2 x max_message_size. Every entry lives EXCHANGE_LIFETIME, so arrival
 # order is expiry order and the slot reused next is the oldest. Slot fields:
+# The pending-CON fields coap.requester keeps (see there) that _acked() sets.
+_P_EV = const(0)
+_P_MSG = const(1)
+_P_REMOTE = const(3)
+
 _D_MID = const(0)     # Message ID, -1 when the slot is free
 _D_REMOTE = const(1)
 _D_EXP = const(2)     # ticks_ms when it expires
@@ -174,7 +181,8 @@ class Endpoint(Requester):
                     return
                 self.on_error(e)
             except MemoryError:
-                _collect()
+                import gc
+                gc.collect()
             except Exception as e:
                 self.on_error(e)
 
@@ -200,23 +208,29 @@ class Endpoint(Requester):
             return
         m.remote = remote
         code = m.code
-        if code == _EMPTY:
-            self._on_empty(m)
+        if code == _EMPTY:  # ping, or an ACK/RST ending a pending CON (RST listeners hear every RST)
+            mt = m.type
+            if mt == _CON:
+                self.send_empty(_RST, m.mid, remote)
+            elif mt == _ACK:
+                self._acked(m)
+            elif mt == _RST:
+                self._acked(m)
+                for f in self.rst_listeners:
+                    f(m)
         elif code < 32:
             self._on_request(m)
         else:
             self._on_response(m)
 
-    def _on_empty(self, m):
-        mt = m.type
-        if mt == _CON:  # CoAP ping
-            self.send_empty(_RST, m.mid, m.remote)
-        elif mt == _ACK:
-            self._acked(m)
-        elif mt == _RST:
-            self._acked(m)
-            for f in self.rst_listeners:
-                f(m)
+    def _acked(self, m):
+        # An ACK or RST ends the pending CON it answers (same MID, same remote).
+        p = self.pending.get(m.mid)
+        if p is not None and p[_P_REMOTE] == m.remote:
+            p[_P_MSG] = m
+            if p[_P_EV]:
+                p[_P_EV].set()
+
 
     def _on_request(self, m):
         now = ticks_ms()
@@ -231,7 +245,11 @@ class Endpoint(Requester):
         try:
             self.on_request(m)
         except MemoryError:  # unanswered: forget it, so its retransmission is taken as new
-            self._dd_drop(s)
+            d = self.dd
+            if self.dd_index.get(d[s]) == s:
+                del self.dd_index[d[s]]
+            d[s] = -1
+            d[s + _D_OBJ] = None
             raise
 
     def _on_response(self, m):
@@ -303,13 +321,6 @@ class Endpoint(Requester):
         self.dd_index[mid] = s
         return s
 
-    def _dd_drop(self, s):
-        d = self.dd
-        if self.dd_index.get(d[s]) == s:
-            del self.dd_index[d[s]]
-        d[s] = -1
-        d[s + _D_OBJ] = None
-
     def _dd_store(self, s, data, state=1, obj=None):
         # The answer's bytes go into the ring; one bigger than the ring is kept as an object.
         d = self.dd
@@ -333,33 +344,28 @@ class Endpoint(Requester):
         d[s + _D_OBJ] = obj
         self.dd_w = w + n
 
-    def _dd_answer(self, s):
-        # The stored answer of slot s as bytes-like, or None (pending, or overwritten in the ring).
-        d = self.dd
-        st = d[s + _D_STATE]
-        if st == 3:
-            return d[s + _D_OBJ]
-        off = d[s + _D_OFF]
-        lap = (self.dd_lap - d[s + _D_LAP]) & 0xFFFF
-        if lap > 1 or (lap == 1 and off < self.dd_w):
-            return None  # the ring has gone round over it
-        h = memoryview(self.dd_ring)[off:off + d[s + _D_LEN]]
-        if st == 2:  # a Block2 block: read it again from the same source
-            src, soff, n = d[s + _D_OBJ]
-            p = src.read(soff, n)
-            return bytes(h) + b"\xff" + p if p else h
-        return h
-
     def _dd_resend(self, s, mtype):
         # A duplicate of slot s: a CON gets the stored answer again, a NON nothing. False when the answer
         # was lost to the ring: the message is then taken as new (liveness over exactly-once).
-        if self.dd[s + _D_STATE] == 0:
+        d = self.dd
+        st = d[s + _D_STATE]
+        if st == 0:
             return True  # still being answered
-        v = self._dd_answer(s)
-        if v is None:
-            return False
+        if st == 3:
+            v = d[s + _D_OBJ]
+        else:
+            off = d[s + _D_OFF]
+            lap = (self.dd_lap - d[s + _D_LAP]) & 0xFFFF
+            if lap > 1 or (lap == 1 and off < self.dd_w):
+                return False  # the ring has gone round over it
+            v = memoryview(self.dd_ring)[off:off + d[s + _D_LEN]]
+            if st == 2:  # a Block2 block: read it again from the same source
+                src, soff, n = d[s + _D_OBJ]
+                p = src.read(soff, n)
+                if p:
+                    v = bytes(v) + b"\xff" + p
         if mtype == _CON:
-            self.t.send(v, self.dd[s + _D_REMOTE])
+            self.t.send(v, d[s + _D_REMOTE])
         return True
 
     def ack(self, req, mtype=_ACK):
@@ -383,22 +389,11 @@ class Endpoint(Requester):
 
     def on_request(self, req):
         """A new request (not a duplicate): through the transform, then respond() and reply()."""
-        tf = self.transform
-        if tf is not None:
-            inner = tf.incoming_request(self, req)
-            if inner is None:  # rejected at the message layer
-                if req.type == _CON:
-                    self.ack(req, _RST)
+        if self.transform is not None:
+            from coap.transform import request_in
+            req = request_in(self, req)
+            if req is None:  # refused, and answered as the transform said
                 return
-            if inner is not req:
-                inner.type = req.type
-                inner.mid = req.mid
-                inner.token = req.token
-                inner.remote = req.remote
-            if inner.code >= 64:  # refused with an answer, sent as it is
-                self.reply(req, inner, False, True)
-                return
-            req = inner
         try:
             r = self.respond(req)
             if r is None:  # a NON to reject (RFC 7252 5.4.1): RST
@@ -443,14 +438,9 @@ class Endpoint(Requester):
                 r = upload.receive(self, req, res, b1)
                 if r is not None:
                     return r
-            o = res.observers
-            if o is not None and req.code == _GET:
-                b2 = req.opt(_BLOCK2)
-                if b2 is None or int.from_bytes(b2, "big") >> 4 == 0:  # later blocks of a notification keep it
-                    if req.uint(_OBSERVE) == 0:
-                        o.add(req.remote, req.token, req)  # over the limit: answered as a plain GET
-                    else:
-                        o.remove(req.remote, req.token)
+            if res.observers is not None and req.code == _GET:
+                from coap.observe import register
+                register(req, res)
             r = h(req)
             if r is not None and hasattr(r, "send"):
                 return r  # async handler: coap.separate awaits it and finishes the response
@@ -483,9 +473,9 @@ class Endpoint(Requester):
             r.add(_BLOCK1, b1)
         res = getattr(req, "resource", None)
         if res is not None and r.code < 96:
-            o = res.observers
-            if o is not None and (req.remote, req.token) in o.reg and req.uint(_OBSERVE) == 0:
-                r.add(_OBSERVE, o.seq)
+            if res.observers is not None:
+                from coap.observe import annotate
+                annotate(req, res, r)
             if res.max_age is not None and not r.has(_MAX_AGE):
                 r.add(_MAX_AGE, res.max_age)
         p = r.payload
@@ -496,9 +486,8 @@ class Endpoint(Requester):
 
     def outer_response(self, req, resp):
         """The response as it goes out for req: through the transform (if any), with req's token."""
-        tf = self.transform
-        if tf is not None:
-            resp = tf.outgoing_response(self, req, resp)
+        if self.transform is not None:
+            resp = self.transform.outgoing_response(self, req, resp)
         resp.token = req.token
         return resp
 
@@ -544,11 +533,6 @@ class Endpoint(Requester):
         if res.observers:
             from coap.observe import notify
             notify(self, res)
-
-
-def _collect():
-    import gc
-    gc.collect()
 
 
 # Critical options this stack understands (If-Match, Uri-Host, If-None-Match, Uri-Port, Uri-Path, Uri-Query,

@@ -58,15 +58,6 @@ def initial_timeout(params, r16):
 
 
 class Requester:
-    def _acked(self, m):
-        # An ACK or RST ends the pending CON it answers (same MID, same remote).
-        p = self.pending.get(m.mid)
-        if p is not None and p[_P_REMOTE] == m.remote:
-            p[_P_MSG] = m
-            if p[_P_EV]:
-                p[_P_EV].set()
-
-
     async def send_con(self, m, remote):
         """Send a CON with retransmission; returns the ACK or RST message. Raises RequestTimeout."""
         if self.task is None:
@@ -125,27 +116,12 @@ class Requester:
         r = await self.send_con(m, remote)
         return r.type == _RST
 
-    def inner_response(self, req, resp):
-        """The response as the application sees it: through the transform (None: refused)."""
-        tf = self.transform
-        if tf is None:
-            return resp
-        r = tf.incoming_response(self, req, resp)
-        if r is not None and r is not resp:
-            r.type = resp.type
-            r.mid = resp.mid
-            r.token = resp.token
-            r.remote = resp.remote
-        return r
-
     async def exchange(self, m, remote, timeout=None):
         """One request message -> its response message (piggybacked or separate)."""
         inner = m
-        tf = self.transform
-        if tf is not None:
-            m = tf.outgoing_request(self, inner)
-            m.type = inner.type
-            m.token = inner.token
+        if self.transform is not None:
+            from coap.transform import request_out
+            m = request_out(self, inner)
         key = (m.token, remote)
         slot = [None, None]  # [response, Event]: the Event is made only when a separate response is awaited
         self.waiters[key] = slot
@@ -184,9 +160,12 @@ class Requester:
         finally:
             if self.waiters.get(key) is slot:
                 del self.waiters[key]
-        r = self.inner_response(inner, slot[0])
-        if r is None:
-            raise RefusedError("response refused")
+        r = slot[0]
+        if self.transform is not None:
+            from coap.transform import response_in
+            r = response_in(self, inner, r)
+            if r is None:
+                raise RefusedError("response refused")
         return r
 
     async def request(self, method, remote, path, payload=b"", options=(), con=True, timeout=None, sink=None,
@@ -217,22 +196,23 @@ class Requester:
         from coap import block  # the rest of a Block2 body (RFC 7959)
         return await block.fetch(self, r, b2, method, remote, path, options, con, timeout, sink, start, etag)
 
-    async def get(self, remote, path, **kw):
-        return await self.request(_GET, remote, path, **kw)
+    # get/put/post/delete return request()'s coroutine: await them.
+    def get(self, remote, path, **kw):
+        return self.request(_GET, remote, path, **kw)
 
-    async def put(self, remote, path, payload, **kw):
-        return await self.request(_PUT, remote, path, payload, **kw)
+    def put(self, remote, path, payload, **kw):
+        return self.request(_PUT, remote, path, payload, **kw)
 
-    async def post(self, remote, path, payload, **kw):
-        return await self.request(_POST, remote, path, payload, **kw)
+    def post(self, remote, path, payload, **kw):
+        return self.request(_POST, remote, path, payload, **kw)
 
-    async def delete(self, remote, path, **kw):
-        return await self.request(_DELETE, remote, path, **kw)
+    def delete(self, remote, path, **kw):
+        return self.request(_DELETE, remote, path, **kw)
 
-    async def observe(self, remote, path, callback, options=()):
-        """Register; the first response and every fresh notification go to callback(msg). Returns the
-        Observation (obs.active is False when the server declined)."""
+    def observe(self, remote, path, callback, options=()):
+        """Register (a coroutine: await it); the first response and every fresh notification go to
+        callback(msg). Returns the Observation (obs.active is False when the server declined)."""
         from coap.observe import observe
-        return await observe(self, remote, path, callback, options)
+        return observe(self, remote, path, callback, options)
 
 

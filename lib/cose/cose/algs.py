@@ -27,17 +27,14 @@ MAC_ALGS = {HMAC_256_64: 8, HMAC_256_256: 32}
 AEAD_ALGS = {AES_CCM_16_64_128: (16, 13, 8)}
 KEY_WRAP_ALGS = {A128KW: 16}
 
-NAMES = {ES256: "ES256", ESP256: "ESP256", EDDSA: "EdDSA", ED25519: "Ed25519", HSS_LMS: "HSS-LMS",
-         HMAC_256_64: "HMAC 256/64", HMAC_256_256: "HMAC 256/256", AES_CCM_16_64_128: "AES-CCM-16-64-128",
-         A128KW: "A128KW"}
-
 
 def name(alg):
-    return NAMES.get(alg, repr(alg))
+    from cose._text import alg_name
+    return alg_name(alg)
 
 
 def _unsupported(alg, kind):
-    return CoseUnsupported("unsupported %s algorithm %r" % (kind, alg))
+    return CoseUnsupported("unsupp", kind, alg)
 
 
 def key_fits(alg, key):
@@ -63,22 +60,12 @@ def key_fits(alg, key):
 
 def check_key(alg, key):
     if not key_fits(alg, key):
-        raise CoseError("key %r does not fit algorithm %s" % (key, name(alg)))
+        raise CoseError("key fit", key, alg)
 
 
 def sign(alg, key, tbs):
-    if alg not in SIGNATURE_ALGS:
-        raise _unsupported(alg, "signature")
-    check_key(alg, key)
-    if key.d is None:
-        raise CoseError("signing needs a private key")
-    if alg in (ES256, ESP256):
-        from crypto import p256
-        return p256.sign(key.d, tbs)
-    if alg in (EDDSA, ED25519):
-        from crypto import ed25519
-        return ed25519.sign(key.d, tbs)
-    raise CoseError("HSS-LMS signing is host-only (the private key is stateful): use `hourglass cose sign1`")
+    from cose._create import sign
+    return sign(alg, key, tbs)
 
 
 def verify(alg, key, tbs, sig):
@@ -117,7 +104,7 @@ def aead_params(alg, key):
 def aead_encrypt(alg, key, nonce, plaintext, aad):
     klen, nlen, tlen = aead_params(alg, key)
     if len(nonce) != nlen:
-        raise CoseError("%s needs a %d-byte IV" % (name(alg), nlen))
+        raise CoseError("iv len", alg, nlen)
     from crypto.ccm import AesCcm
     return AesCcm(key.k, tlen).encrypt(nonce, plaintext, aad)
 
@@ -125,6 +112,6 @@ def aead_encrypt(alg, key, nonce, plaintext, aad):
 def aead_decrypt(alg, key, nonce, ciphertext, aad):
     klen, nlen, tlen = aead_params(alg, key)
     if len(nonce) != nlen:
-        raise CoseError("%s needs a %d-byte IV" % (name(alg), nlen))
+        raise CoseError("iv len", alg, nlen)
     from crypto.ccm import AesCcm
     return AesCcm(key.k, tlen).decrypt(nonce, ciphertext, aad)

@@ -1,8 +1,6 @@
 # COSE_Encrypt (RFC 9052 section 5.1), tag 96, with A128KW (-3) recipients (RFC 9053 section 6.2.1): the
 # content key is wrapped per recipient; the content is AES-CCM-16-64-128. unwrap_cek() is exposed for
 # callers (SUIT) whose content algorithm lives elsewhere.
-import cbor
-
 from crypto import InvalidTag
 from cose import CoseError
 from cose import algs as _algs
@@ -15,12 +13,12 @@ TAG = 96
 
 def _recipient(r):
     if not isinstance(r, list) or len(r) not in (3, 4):
-        raise CoseError("COSE_recipient must be an array of 3 items")
+        raise CoseError("recipient")
     if len(r) == 4:
-        raise CoseError("nested recipients are not supported")
+        raise CoseError("nested")
     hdr = _h.Headers(r[0], r[1])
     if not isinstance(r[2], (bytes, bytearray)):
-        raise CoseError("recipient ciphertext must be a bstr")
+        raise CoseError("recip ct")
     return hdr, r[2]
 
 
@@ -28,7 +26,7 @@ def unwrap_cek(recipients, keys):
     """The content key from the first A128KW recipient a key in keys unwraps. Raises InvalidTag."""
     from crypto.kw import aes_key_unwrap
     if not isinstance(recipients, list) or not recipients:
-        raise CoseError("recipients must be a non-empty array")
+        raise CoseError("recips")
     tried = False
     for r in recipients:
         hdr, wrapped = _recipient(r)
@@ -36,7 +34,7 @@ def unwrap_cek(recipients, keys):
         if alg not in _algs.KEY_WRAP_ALGS:
             continue
         if hdr.protected:
-            raise CoseError("A128KW recipients must have an empty protected header")
+            raise CoseError("kw prot")
         try:
             found = candidates(keys, hdr.kid, alg)
         except CoseError:
@@ -48,29 +46,14 @@ def unwrap_cek(recipients, keys):
             except InvalidTag:
                 pass
     if not tried:
-        raise CoseError("no recipient uses a supported key wrap algorithm with a known key")
+        raise CoseError("no kw")
     raise InvalidTag("no recipient key unwraps the content key")
 
 
 def encrypt(kek, plaintext, alg=_algs.AES_CCM_16_64_128, iv=None, cek=None, external_aad=b"", tagged=True):
     """A COSE_Encrypt for one A128KW recipient (kek: a 16-byte symmetric CoseKey)."""
-    from crypto.kw import aes_key_wrap
-    from crypto.util import random_bytes
-    _algs.check_key(_algs.A128KW, kek)
-    klen, nlen, tlen = _algs.AEAD_ALGS.get(alg, (None, None, None))
-    if klen is None:
-        raise _algs._unsupported(alg, "content encryption")
-    cek = bytes(cek) if cek is not None else random_bytes(klen)
-    iv = bytes(iv) if iv is not None else random_bytes(nlen)
-    pb = _h.encode_protected({_h.ALG: alg})
-    u = {_h.IV: iv}
-    ct = _algs.aead_encrypt(alg, CoseKey.symmetric(cek, alg), iv, plaintext,
-                            enc_structure("Encrypt", pb, external_aad))
-    ru = {_h.ALG: _algs.A128KW}
-    if kek.kid is not None:
-        ru[_h.KID] = kek.kid
-    arr = [pb, u, ct, [[b"", ru, aes_key_wrap(kek.k, cek)]]]
-    return cbor.dumps(cbor.Tag(TAG, arr) if tagged else arr)
+    from cose._create import encrypt
+    return encrypt(kek, plaintext, alg, iv, cek, external_aad, tagged)
 
 
 def decrypt(msg, keys, ciphertext=None, external_aad=b""):
@@ -83,7 +66,7 @@ def decrypt(msg, keys, ciphertext=None, external_aad=b""):
     ct = arr[2]
     if ct is None:
         if ciphertext is None:
-            raise CoseError("detached ciphertext: pass ciphertext=")
+            raise CoseError("detached c")
         ct = bytes(ciphertext)
     cek = CoseKey.symmetric(unwrap_cek(arr[3], keys), alg)
     nonce = nonce_for(hdr, cek, _algs.AEAD_ALGS[alg][1])

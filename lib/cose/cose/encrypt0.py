@@ -19,45 +19,32 @@ def nonce_for(hdr, key, nlen):
     iv = hdr.get(_h.IV)
     piv = hdr.get(_h.PARTIAL_IV)
     if iv is not None and piv is not None:
-        raise CoseError("both IV and Partial IV given")
+        raise CoseError("iv both")
     if iv is not None:
         if not isinstance(iv, (bytes, bytearray)) or len(iv) != nlen:
-            raise CoseError("IV must be a %d-byte bstr" % nlen)
+            raise CoseError("iv bstr", nlen)
         return bytes(iv)
     if piv is not None:
         if not isinstance(piv, (bytes, bytearray)) or not 0 < len(piv) <= nlen:
-            raise CoseError("Partial IV must be a bstr of 1..%d bytes" % nlen)
+            raise CoseError("piv bstr", nlen)
         base = key.base_iv
         if base is None or not 0 < len(base) <= nlen:
-            raise CoseError("Partial IV needs a key with a Base IV of 1..%d bytes" % nlen)
+            raise CoseError("piv base", nlen)
         # Partial IV left-padded, Base IV right-padded with zeros (RFC 9052 section 3.1, example C.4.2)
         nonce = bytearray(base + bytes(nlen - len(base)))
         off = nlen - len(piv)
         for i in range(len(piv)):
             nonce[off + i] ^= piv[i]
         return bytes(nonce)
-    raise CoseError("no IV or Partial IV header")
+    raise CoseError("no iv")
 
 
 def encrypt(key, plaintext, alg=None, iv=None, protected=None, unprotected=None, external_aad=b"",
             detached=False, tagged=True, include_kid=True):
-    alg = alg if alg is not None else key.alg
-    if alg is None:
-        raise CoseError("no algorithm: give alg or a key that names one")
-    klen, nlen, tlen = _algs.aead_params(alg, key)
-    p, u = _h.build(alg, protected, unprotected, key.kid if include_kid else None)
-    if _h.PARTIAL_IV not in p and _h.PARTIAL_IV not in u and _h.IV not in p and _h.IV not in u:
-        if iv is None:
-            from crypto.util import random_bytes
-            iv = random_bytes(nlen)
-        u[_h.IV] = bytes(iv)
-    pb = _h.encode_protected(p)
-    hdr = _h.Headers(pb, u)
-    nonce = nonce_for(hdr, key, nlen)
-    ct = _algs.aead_encrypt(alg, key, nonce, plaintext, enc_structure("Encrypt0", pb, external_aad))
-    arr = [pb, u, None if detached else ct]
-    out = cbor.dumps(cbor.Tag(TAG, arr) if tagged else arr)
-    return (out, ct) if detached else out
+    """A COSE_Encrypt0 of plaintext (a random IV unless iv= or a Partial IV header is given); (message,
+    ciphertext) when detached."""
+    from cose._create import encrypt0
+    return encrypt0(key, plaintext, alg, iv, protected, unprotected, external_aad, detached, tagged, include_kid)
 
 
 def decode(msg):
@@ -75,7 +62,7 @@ def decrypt(msg, keys, ciphertext=None, external_aad=b""):
         raise _algs._unsupported(alg, "content encryption")
     if ct is None:
         if ciphertext is None:
-            raise CoseError("detached ciphertext: pass ciphertext=")
+            raise CoseError("detached c")
         ct = bytes(ciphertext)
     aad = enc_structure("Encrypt0", hdr.protected_bytes, external_aad)
     for key in candidates(keys, hdr.kid, alg):

@@ -1,5 +1,6 @@
 # Header maps (RFC 9052 section 3): the protected map travels as a bstr and is authenticated as those exact
-# bytes; a label may appear in only one of the two maps; every label named in crit must be understood.
+# bytes; a label may appear in only one of the two maps, and only once in each (decoded with unique_keys); every
+# label named in crit must be understood.
 import cbor
 
 from cose import CoseError, CoseUnsupported
@@ -17,20 +18,19 @@ UNDERSTOOD = (ALG, CRIT, CONTENT_TYPE, KID, IV, PARTIAL_IV)
 
 def encode_protected(m):
     """The bstr contents for a protected map: empty for no headers, else deterministic CBOR."""
-    if not m:
-        return b""
-    return cbor.dumps(m, canonical=True)
+    from cose._create import encode_protected
+    return encode_protected(m)
 
 
 def decode_protected(b):
     if len(b) == 0:
         return {}
     try:
-        m = cbor.loads(b)
+        m = cbor.loads(b, unique_keys=True)
     except cbor.CBORDecodeError as e:
-        raise CoseError("protected header is not valid CBOR: %s" % e)
+        raise CoseError("prot cbor", e)
     if not isinstance(m, dict):
-        raise CoseError("protected header is not a map")
+        raise CoseError("prot map")
     return m
 
 
@@ -39,9 +39,9 @@ class Headers:
 
     def __init__(self, protected_bytes, unprotected, understood=()):
         if not isinstance(protected_bytes, (bytes, bytearray, memoryview)):
-            raise CoseError("protected header must be a bstr")
+            raise CoseError("prot bstr")
         if not isinstance(unprotected, dict):
-            raise CoseError("unprotected header must be a map")
+            raise CoseError("unprot map")
         self.protected = decode_protected(protected_bytes)
         # An empty protected map is authenticated as a zero-length bstr however the sender encoded it
         # (RFC 9052 section 4.4; COSE WG example sign-pass-01 sends h'a0').
@@ -49,20 +49,20 @@ class Headers:
         self.unprotected = unprotected
         for label in unprotected:
             if label in self.protected:
-                raise CoseError("header label %r appears in both maps" % (label,))
+                raise CoseError("both maps", label)
         if CRIT in unprotected:
-            raise CoseError("crit must be a protected header")
+            raise CoseError("crit prot")
         crit = self.protected.get(CRIT)
         if crit is not None:
             if not isinstance(crit, list) or not crit:
-                raise CoseError("crit must be a non-empty array")
+                raise CoseError("crit array")
             for label in crit:
                 if not isinstance(label, (int, str)):
-                    raise CoseError("crit labels must be int or tstr")
+                    raise CoseError("crit label")
                 if label not in self.protected:
-                    raise CoseError("crit names %r, which is not in the protected header" % (label,))
+                    raise CoseError("crit names", label)
                 if label not in UNDERSTOOD and label not in understood:
-                    raise CoseUnsupported("unknown critical header %r" % (label,))
+                    raise CoseUnsupported("crit unkn", label)
 
     def get(self, label, default=None):
         if label in self.protected:
@@ -73,51 +73,41 @@ class Headers:
     def alg(self):
         a = self.get(ALG)
         if a is None:
-            raise CoseError("no alg header")
+            raise CoseError("no alg")
         if not isinstance(a, (int, str)):
-            raise CoseError("alg must be int or tstr")
+            raise CoseError("alg type")
         return a
 
     @property
     def kid(self):
         k = self.get(KID)
         if k is not None and not isinstance(k, (bytes, bytearray)):
-            raise CoseError("kid must be a bstr")
+            raise CoseError("kid bstr")
         return k
 
 
 def build(alg, protected=None, unprotected=None, kid=None, alg_protected=True):
     """Protected/unprotected maps for a new message: alg goes in the protected map, kid in the unprotected."""
-    p = dict(protected) if protected else {}
-    u = dict(unprotected) if unprotected else {}
-    if alg_protected:
-        p[ALG] = alg
-    else:
-        u[ALG] = alg
-    if kid is not None and KID not in p:
-        u[KID] = bytes(kid)
-    for label in u:
-        if label in p:
-            raise CoseError("header label %r in both maps" % (label,))
-    return p, u
+    from cose._create import build
+    return build(alg, protected, unprotected, kid, alg_protected)
 
 
 def unwrap(msg, tag, length):
     """The array of a COSE message (bytes, a decoded list, or a cbor.Tag) after checking its tag and length."""
     if isinstance(msg, (bytes, bytearray, memoryview)):
         try:
-            msg = cbor.loads(msg)
+            msg = cbor.loads(msg, unique_keys=True)  # the only maps in a COSE message are headers
         except cbor.CBORDecodeError as e:
-            raise CoseError("not valid CBOR: %s" % e)
+            raise CoseError("cbor", e)
     if isinstance(msg, cbor.Tag):
         if msg.tag != tag:
-            raise CoseError("expected COSE tag %d, got tag %d" % (tag, msg.tag))
+            raise CoseError("tag", tag, msg.tag)
         msg = msg.value
     if not isinstance(msg, list) or len(msg) != length:
-        raise CoseError("COSE structure must be an array of %d items" % length)
+        raise CoseError("array", length)
     return msg
 
 
 def check_bstr_or_nil(v, what):
     if v is not None and not isinstance(v, (bytes, bytearray)):
-        raise CoseError("%s must be a bstr or nil" % what)
+        raise CoseError("bstr nil", what)

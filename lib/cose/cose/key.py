@@ -23,7 +23,7 @@ def _b(v, what):
     if v is None:
         return None
     if not isinstance(v, (bytes, bytearray, memoryview)):
-        raise CoseError("COSE_Key %s must be a bstr" % what)
+        raise CoseError("key bstr", what)
     return bytes(v)
 
 
@@ -48,41 +48,33 @@ class CoseKey:
         kty = self.kty
         if kty == _algs.KTY_EC2:
             if self.crv != _algs.CRV_P256:
-                raise CoseError("unsupported EC2 curve %r" % (self.crv,))
+                raise CoseError("ec2 curve", self.crv)
             if self.d is not None and len(self.d) != 32:
-                raise CoseError("P-256 private key must be 32 bytes")
+                raise CoseError("p256 d")
             if self.x is None and self.d is None:
-                raise CoseError("EC2 key without x or d")
+                raise CoseError("ec2 no x")
             if self.x is not None:
                 if len(self.x) != 32 or self.y is None or len(self.y) != 32:
-                    raise CoseError("P-256 x and y must be 32 bytes each (compressed points not supported)")
+                    raise CoseError("p256 xy")
         elif kty == _algs.KTY_OKP:
             if self.crv not in (_algs.CRV_ED25519, _algs.CRV_X25519):
-                raise CoseError("unsupported OKP curve %r" % (self.crv,))
+                raise CoseError("okp curve", self.crv)
             if self.x is None and self.d is None:
-                raise CoseError("OKP key without x or d")
+                raise CoseError("okp no x")
             if (self.x is not None and len(self.x) != 32) or (self.d is not None and len(self.d) != 32):
-                raise CoseError("OKP keys are 32 bytes")
+                raise CoseError("okp len")
         elif kty == _algs.KTY_SYMMETRIC:
             if not self.k:
-                raise CoseError("symmetric key without k")
+                raise CoseError("sym no k")
         elif kty == _algs.KTY_HSS_LMS:
             if self.pub is None or len(self.pub) != 60:
-                raise CoseError("HSS-LMS public key must be 60 bytes")
+                raise CoseError("hss pub")
         else:
-            raise CoseError("unsupported key type %r" % (kty,))
+            raise CoseError("kty", kty)
 
-    def __repr__(self):
-        parts = ["kty=%r" % self.kty]
-        if self.alg is not None:
-            parts.append("alg=%s" % _algs.name(self.alg))
-        if self.kid is not None:
-            parts.append("kid=%s" % self.kid.hex())
-        if self.crv is not None:
-            parts.append("crv=%r" % self.crv)
-        if self.d is not None or self.k is not None:
-            parts.append("secret=hidden")
-        return "<CoseKey %s>" % " ".join(parts)
+    def __repr__(self):  # secret parts show as "secret=hidden"
+        from cose._text import key_repr
+        return key_repr(self)
 
     @property
     def is_private(self):
@@ -107,44 +99,16 @@ class CoseKey:
             return self.x
         if self.kty == _algs.KTY_HSS_LMS:
             return self.pub
-        raise CoseError("symmetric keys have no public part")
+        raise CoseError("sym pub")
 
     def public_key(self):
         """The same key without its secret parts."""
-        if self.kty == _algs.KTY_SYMMETRIC:
-            raise CoseError("symmetric keys have no public part")
-        pub = self.public_bytes()
-        if self.kty == _algs.KTY_EC2:
-            return CoseKey(self.kty, self.alg, self.kid, self.crv, x=pub[1:33], y=pub[33:65])
-        if self.kty == _algs.KTY_OKP:
-            return CoseKey(self.kty, self.alg, self.kid, self.crv, x=pub)
-        return CoseKey(self.kty, self.alg, self.kid, pub=pub)
+        from cose._create import public_key
+        return public_key(self)
 
     def to_map(self, private=False):
-        m = {KTY: self.kty}
-        if self.kid is not None:
-            m[KID] = self.kid
-        if self.alg is not None:
-            m[ALG] = self.alg
-        if self.base_iv is not None:
-            m[BASE_IV] = self.base_iv
-        if self.kty in (_algs.KTY_EC2, _algs.KTY_OKP):
-            m[CRV] = self.crv
-            pub = self.public_bytes()
-            if self.kty == _algs.KTY_EC2:
-                m[X] = pub[1:33]
-                m[Y] = pub[33:65]
-            else:
-                m[X] = pub
-            if private and self.d is not None:
-                m[D] = self.d
-        elif self.kty == _algs.KTY_HSS_LMS:
-            m[PUB] = self.pub
-        else:
-            if not private:
-                raise CoseError("a symmetric COSE_Key is all secret: pass private=True")
-            m[K] = self.k
-        return m
+        from cose._create import key_map
+        return key_map(self, private)
 
     def encode(self, private=False):
         return cbor.dumps(self.to_map(private), canonical=True)
@@ -154,66 +118,41 @@ class CoseKey:
     @classmethod
     def from_map(cls, m):
         if not isinstance(m, dict):
-            raise CoseError("COSE_Key must be a map")
+            raise CoseError("key map")
         kty = m.get(KTY)
         if not isinstance(kty, int):
-            raise CoseError("COSE_Key kty missing or not an int (text kty not supported)")
+            raise CoseError("key kty")
         alg = m.get(ALG)
         if alg is not None and not isinstance(alg, (int, str)):
-            raise CoseError("COSE_Key alg must be int or tstr")
+            raise CoseError("key alg")
         kid = m.get(KID)
         base_iv = m.get(BASE_IV)
         if kty in (_algs.KTY_EC2, _algs.KTY_OKP):
             y = m.get(Y)
             if isinstance(y, bool):
-                raise CoseError("compressed EC2 points are not supported")
+                raise CoseError("compressed")
             return cls(kty, alg, kid, m.get(CRV), x=m.get(X), y=y, d=m.get(D), base_iv=base_iv)
         if kty == _algs.KTY_SYMMETRIC:
             return cls(kty, alg, kid, k=m.get(K), base_iv=base_iv)
         if kty == _algs.KTY_HSS_LMS:
             return cls(kty, alg, kid, pub=m.get(PUB))
-        raise CoseError("unsupported key type %r" % (kty,))
+        raise CoseError("kty", kty)
 
     @classmethod
     def decode(cls, data):
         """A COSE_Key from its CBOR encoding."""
         try:
-            m = cbor.loads(data)
+            m = cbor.loads(data, unique_keys=True)
         except cbor.CBORDecodeError as e:
-            raise CoseError("COSE_Key is not valid CBOR: %s" % e)
+            raise CoseError("key cbor", e)
         return cls.from_map(m)
 
     @classmethod
     def from_raw(cls, alg, raw, kid=None, private=False):
         """A key for alg from raw bytes: P-256 65-byte uncompressed (or 64-byte x||y) public or 32-byte private;
         Ed25519 32-byte public or (private=True) seed; HSS-LMS 60-byte public; symmetric algs the key itself."""
-        raw = bytes(raw)
-        if alg in (_algs.ES256, _algs.ESP256):
-            if private:
-                return cls(_algs.KTY_EC2, alg, kid, _algs.CRV_P256, d=raw)
-            if len(raw) == 65 and raw[0] == 4:
-                raw = raw[1:]
-            if len(raw) != 64:
-                raise CoseError("P-256 public key must be 65 bytes uncompressed (or x||y)")
-            from crypto import p256
-            try:
-                p256.decode_public_key(b"\x04" + raw)
-            except ValueError:
-                raise CoseError("P-256 public key is not on the curve")
-            return cls(_algs.KTY_EC2, alg, kid, _algs.CRV_P256, x=raw[:32], y=raw[32:])
-        if alg in (_algs.EDDSA, _algs.ED25519):
-            if private:
-                return cls(_algs.KTY_OKP, alg, kid, _algs.CRV_ED25519, d=raw)
-            return cls(_algs.KTY_OKP, alg, kid, _algs.CRV_ED25519, x=raw)
-        if alg == _algs.HSS_LMS:
-            if private:
-                raise CoseError("HSS-LMS private keys stay on the host")
-            return cls(_algs.KTY_HSS_LMS, alg, kid, pub=raw)
-        if alg in _algs.MAC_ALGS or alg in _algs.AEAD_ALGS or alg in _algs.KEY_WRAP_ALGS:
-            key = cls(_algs.KTY_SYMMETRIC, alg, kid, k=raw)
-            _algs.check_key(alg, key)
-            return key
-        raise CoseError("unsupported algorithm %s for a raw key" % _algs.name(alg))
+        from cose._create import key_from_raw
+        return key_from_raw(cls, alg, raw, kid, private)
 
     @classmethod
     def symmetric(cls, k, alg=None, kid=None, base_iv=None):
@@ -230,7 +169,7 @@ class KeySet:
 
     def add(self, key):
         if not isinstance(key, CoseKey):
-            raise CoseError("KeySet holds CoseKey objects")
+            raise CoseError("keyset")
         self.keys.append(key)
 
     def __len__(self):
@@ -260,10 +199,10 @@ def candidates(keys, kid, alg):
     elif isinstance(keys, (list, tuple)):
         keys = KeySet(keys)
     elif not isinstance(keys, KeySet):
-        raise CoseError("expected a CoseKey, a KeySet or a list of keys")
+        raise CoseError("keys type")
     found = keys.candidates(kid, alg)
     if not found:
         if kid is not None:
-            raise CoseError("no key with kid %s for %s" % (bytes(kid).hex(), _algs.name(alg)))
-        raise CoseError("no key for %s" % _algs.name(alg))
+            raise CoseError("no kid key", bytes(kid).hex(), alg)
+        raise CoseError("no key", alg)
     return found

@@ -10,8 +10,9 @@ TAG = 17
 
 def create(key, payload, alg=None, protected=None, unprotected=None, external_aad=b"", detached=False,
            tagged=True, include_kid=True):
-    return _single.encode(TAG, "MAC0", _algs.mac, key, payload, alg, protected, unprotected, external_aad,
-                          detached, tagged, include_kid)
+    from cose._create import encode_single
+    return encode_single(TAG, "MAC0", _algs.mac, key, payload, alg, protected, unprotected, external_aad,
+                         detached, tagged, include_kid)
 
 
 def decode(msg):

@@ -10,8 +10,9 @@ TAG = 18
 def sign(key, payload, alg=None, protected=None, unprotected=None, external_aad=b"", detached=False,
          tagged=True, include_kid=True):
     """Encode a COSE_Sign1 over payload. alg defaults to the key's; the kid goes in the unprotected map."""
-    return _single.encode(TAG, "Signature1", _algs.sign, key, payload, alg, protected, unprotected,
-                          external_aad, detached, tagged, include_kid)
+    from cose._create import encode_single, sign
+    return encode_single(TAG, "Signature1", sign, key, payload, alg, protected, unprotected, external_aad,
+                         detached, tagged, include_kid)
 
 
 def decode(msg):

@@ -8,136 +8,98 @@ from crypto import aes as _aes
 from crypto.util import ct_equal
 
 
-def _xor_into(dst, doff, src, soff, n):
-    for i in range(n):
-        dst[doff + i] ^= src[soff + i]
-
-
-def _xor3(dst, doff, a, aoff, b, n):
-    # dst[doff:doff+n] = a[aoff:aoff+n] ^ b[:n]
-    for i in range(n):
-        dst[doff + i] = a[aoff + i] ^ b[i]
-
-
 class AesCcm:
-    """AES-CCM with one key: tag_len M in 4..16 (even), nonce of 7..13 bytes (L = 15 - nonce length)."""
+    """AES-CCM with one key: tag_len M in 4..16 (even), nonce of 7..13 bytes (L = 15 - nonce length). It keeps
+    only the cipher's bound encrypt_into: its repr shows no key material."""
 
     def __init__(self, key, tag_len=8, pure=False, cipher=None):
         """pure=True avoids cryptolib; cipher= supplies the block cipher object itself (tests, benchmarks)."""
         if tag_len not in (4, 6, 8, 10, 12, 14, 16):
-            raise CryptoError("CCM tag length must be 4, 6, ..., 16")
-        self._cipher = cipher if cipher is not None else _aes.new(key, pure)
+            raise CryptoError(3)  # CCM tag length must be 4, 6, ..., 16
+        self._enc = (cipher if cipher is not None else _aes.new(key, pure)).encrypt_into
         self.tag_len = tag_len
 
-    def __repr__(self):
-        return "<AesCcm tag_len=%d key hidden>" % self.tag_len
-
-    def _check_nonce(self, nonce, msg_len):
+    def _crypt(self, nonce, src, n):
+        """Check the nonce; src[:n] XOR the keystream A_1, A_2, ... in a new buffer of n + tag_len bytes.
+        Returns (buffer, q, A_0)."""
         nl = len(nonce)
         if nl < 7 or nl > 13:
-            raise CryptoError("CCM nonce must be 7..13 bytes")
+            raise CryptoError(4)  # CCM nonce must be 7..13 bytes
         q = 15 - nl
-        if q < 8 and msg_len >= 1 << (8 * q):
-            raise CryptoError("CCM message too long for this nonce length")
-        return q
-
-    def _mac(self, nonce, q, aad, msg, msg_len, x):
-        """CBC-MAC of B0 | encoded aad | msg into x (16-byte bytearray)."""
-        enc = self._cipher.encrypt_into
-        nl = 15 - q
-        x[0] = (0x40 if len(aad) else 0) | (((self.tag_len - 2) // 2) << 3) | (q - 1)
-        x[1:1 + nl] = nonce
-        n = msg_len
-        for i in range(15, nl, -1):
-            x[i] = n & 0xFF
-            n >>= 8
-        enc(x, x)
-        la = len(aad)
-        if la:
-            # length prefix, then the aad, all packed into 16-byte blocks
-            if la < 0xFF00:
-                hdr = bytes((la >> 8, la & 0xFF))
-            elif la < 1 << 32:
-                hdr = b"\xff\xfe" + la.to_bytes(4, "big")
-            else:
-                hdr = b"\xff\xff" + la.to_bytes(8, "big")
-            _xor_into(x, 0, hdr, 0, len(hdr))
-            pos = len(hdr)
-            off = 0
-            while off < la:
-                take = min(16 - pos, la - off)
-                _xor_into(x, pos, aad, off, take)
-                off += take
-                pos += take
-                if pos == 16:
-                    enc(x, x)
-                    pos = 0
-            if pos:
-                enc(x, x)
-        off = 0
-        while off < msg_len:
-            take = min(16, msg_len - off)
-            _xor_into(x, 0, msg, off, take)
-            enc(x, x)
-            off += take
-
-    def _ctr(self, nonce, q, src, dst, n, ks, ctr):
-        """dst[:n] = src[:n] XOR keystream blocks A_1, A_2, ...; ctr holds A_0 on entry."""
-        enc = self._cipher.encrypt_into
-        off = 0
+        if q < 8 and n >> (8 * q):
+            raise CryptoError(5)  # CCM message too long for this nonce length
+        dst = bytearray(n + self.tag_len)
+        enc = self._enc
+        ctr = bytearray(16)
+        ctr[0] = q - 1
+        ctr[1:16 - q] = nonce
+        ks = bytearray(16)
+        pos = 0
         i = 1
-        while off < n:
+        while pos < n:
             c = i
             for j in range(15, 15 - q, -1):
                 ctr[j] = c & 0xFF
                 c >>= 8
             enc(ctr, ks)
-            take = min(16, n - off)
-            _xor3(dst, off, src, off, ks, take)
-            off += take
+            for j in range(min(16, n - pos)):
+                dst[pos + j] = src[pos + j] ^ ks[j]
+            pos += 16
             i += 1
+        for j in range(15, 15 - q, -1):
+            ctr[j] = 0
+        return dst, q, ctr
 
-    def _a0(self, nonce, q):
-        ctr = bytearray(16)
-        ctr[0] = q - 1
-        ctr[1:16 - q] = nonce
-        return ctr
+    def _tag(self, nonce, q, aad, msg, n, a0):
+        """CBC-MAC of B0 | encoded aad | msg, encrypted with A_0: the full 16-byte T xor S_0 (a bytearray)."""
+        enc = self._enc
+        x = bytearray(16)
+        nl = 15 - q
+        la = len(aad)
+        x[0] = (0x40 if la else 0) | (((self.tag_len - 2) // 2) << 3) | (q - 1)
+        x[1:1 + nl] = nonce
+        m = n
+        for i in range(15, nl, -1):
+            x[i] = m & 0xFF
+            m >>= 8
+        enc(x, x)
+        # the aad after its length prefix (one copy of the aad, which is short), then the message, each packed
+        # into 16-byte blocks
+        if la < 0xFF00:
+            head = la.to_bytes(2, "big")
+        else:
+            head = (b"\xff\xfe" + la.to_bytes(4, "big")) if la >> 32 == 0 else (b"\xff\xff" + la.to_bytes(8, "big"))
+        for data in ((head + bytes(aad)) if la else b"", msg):
+            total = len(data) if data is not msg else n
+            off = 0
+            while off < total:
+                for j in range(min(16, total - off)):
+                    x[j] ^= data[off + j]
+                enc(x, x)
+                off += 16
+        s0 = bytearray(16)
+        enc(a0, s0)
+        for j in range(16):
+            x[j] ^= s0[j]
+        return x
 
     def encrypt(self, nonce, plaintext, aad=b""):
         n = len(plaintext)
-        q = self._check_nonce(nonce, n)
-        m = self.tag_len
-        x = bytearray(16)
-        self._mac(nonce, q, aad, plaintext, n, x)
-        out = bytearray(n + m)
-        ks = bytearray(16)
-        ctr = self._a0(nonce, q)
-        self._cipher.encrypt_into(ctr, ks)
-        _xor3(out, n, x, 0, ks, m)  # tag = T xor first M bytes of S_0
-        self._ctr(nonce, q, plaintext, out, n, ks, ctr)
+        out, q, a0 = self._crypt(nonce, plaintext, n)
+        out[n:] = memoryview(self._tag(nonce, q, aad, plaintext, n, a0))[:self.tag_len]
         return bytes(out)
 
     def decrypt(self, nonce, data, aad=b""):
         m = self.tag_len
-        if len(data) < m:
-            raise InvalidTag("CCM: ciphertext shorter than the tag")
         n = len(data) - m
-        q = self._check_nonce(nonce, n)
-        out = bytearray(n)
-        ks = bytearray(16)
-        ctr = self._a0(nonce, q)
-        self._ctr(nonce, q, data, out, n, ks, ctr)
-        x = bytearray(16)
-        self._mac(nonce, q, aad, out, n, x)
-        for j in range(15, 15 - q, -1):
-            ctr[j] = 0
-        self._cipher.encrypt_into(ctr, ks)
-        _xor_into(x, 0, ks, 0, m)
-        if not ct_equal(memoryview(x)[:m], memoryview(data)[n:]):
+        if n < 0:
+            raise InvalidTag(6)  # CCM: ciphertext shorter than the tag
+        out, q, a0 = self._crypt(nonce, data, n)
+        if not ct_equal(memoryview(self._tag(nonce, q, aad, out, n, a0))[:m], memoryview(data)[n:]):
             for i in range(n):
                 out[i] = 0
-            raise InvalidTag("CCM: authentication tag mismatch")
-        return bytes(out)
+            raise InvalidTag(7)  # CCM: authentication tag mismatch
+        return bytes(memoryview(out)[:n])
 
 
 def ccm_encrypt(key, nonce, plaintext, aad=b"", tag_len=8):

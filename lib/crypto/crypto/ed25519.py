@@ -1,5 +1,5 @@
 # Ed25519 (RFC 8032): verify for the device, plus public_key/sign (deterministic; tests, tools, optional
-# device signing).
+# device signing) in crypto._ed25519_sign, loaded on first use.
 #
 # Speed comes from big Python ints used the way MicroPython's mpz likes them (few large operations, one `% p`
 # per product, sums of products reduced once), extended twisted Edwards coordinates (no inversion per step),
@@ -7,9 +7,14 @@
 # multiples of the base point B (built once, on first use; mixed additions) and a per-call table for A.
 # The one inversion is extended Euclid (_ec.inverse) and the square root an addition chain. SHA-512 is
 # crypto.sha512 (viper on MicroPython). Python ints are not constant-time: signing on a device leaks timing.
-from crypto import CryptoError
 from crypto import sha512 as _sha512
 from crypto._ec import inverse, wnaf as _wnaf
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
 
 _P = 2**255 - 19
 _L = 2**252 + 27742317777372353535851937790883648493
@@ -21,7 +26,7 @@ _BY = 46316835694926478169428394003475163141307993866256225615783033603165251855
 
 # Odd multiples 1B, 3B, ..., 31B (width-6 NAF digits) as affine "Niels" triples (y+x, y-x, 2d*x*y) mod p:
 # with Z = 1 a mixed addition costs 7 multiplications. 16 entries: ~3 KiB on the 64-bit VM, half on a board.
-_B_WIDTH = 6
+_B_WIDTH = const(6)
 _B_TABLE = None
 
 
@@ -152,11 +157,6 @@ def _encode_point(x, y, z):
     return (y | (x & 1) << 255).to_bytes(32, "little")
 
 
-def _base_mult(k):
-    """[k]B for a secret scalar (signing/public keys on the host and in tests)."""
-    return _double_scalar(k % _L, _b_table(), 0, None)  # B has order L
-
-
 def _double_scalar(s, btable, h, a_pt):
     """[s]B + [h]A with interleaved wNAF; a_pt is affine (x, y) or None. Returns extended (X, Y, Z, T)."""
     p = _P
@@ -256,21 +256,10 @@ def verify(pub, message, sig):
     return _encode_point(x, y, z) == bytes(sig[:32])
 
 
-def _expand_seed(seed):
-    if len(seed) != 32:
-        raise CryptoError("Ed25519 private key must be 32 bytes")
-    hd = _sha512.digest(seed)
-    a = int.from_bytes(hd[:32], "little")
-    a &= (1 << 254) - 8
-    a |= 1 << 254
-    return a, hd[32:]
-
-
 def public_key(seed):
     """32-byte public key for a 32-byte private key (seed)."""
-    a, _ = _expand_seed(seed)
-    x, y, z, _ = _base_mult(a)
-    return _encode_point(x, y, z)
+    from crypto._ed25519_sign import public_key
+    return public_key(seed)
 
 
 def generate():
@@ -283,15 +272,5 @@ def generate():
 
 def sign(seed, message):
     """Deterministic RFC 8032 signature (64 bytes). Not constant-time: Python big ints are not."""
-    a, prefix = _expand_seed(seed)
-    x, y, z, _ = _base_mult(a)
-    pub = _encode_point(x, y, z)
-    r = int.from_bytes(_sha512.digest(prefix + bytes(message)), "little") % _L
-    x, y, z, _ = _base_mult(r)
-    rb = _encode_point(x, y, z)
-    hobj = _sha512.new(rb)
-    hobj.update(pub)
-    hobj.update(message)
-    h = int.from_bytes(hobj.digest(), "little") % _L
-    s = (r + h * a) % _L
-    return rb + s.to_bytes(32, "little")
+    from crypto._ed25519_sign import sign
+    return sign(seed, message)

@@ -1,28 +1,26 @@
-# HMAC-SHA256 (RFC 2104), HKDF-SHA256 (RFC 5869) and the NIST SP 800-56C one-step (concatenation) KDF.
+# HMAC-SHA256 (RFC 2104), HKDF-SHA256 (RFC 5869) and the NIST SP 800-56C one-step (concatenation) KDF (in
+# crypto._concat_kdf, loaded on first use of kdf.concat_kdf_sha256).
 import hashlib
 
 from crypto import CryptoError
 
-_sha256 = hashlib.sha256
-_BLOCK = 64
-_HASH_LEN = 32
-_TRANS_36 = bytes((x ^ 0x36) for x in range(256))
-_TRANS_5C = bytes((x ^ 0x5C) for x in range(256))
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+_BLOCK = const(64)
+_HASH_LEN = const(32)
 
 
 def _pads(key):
+    """The inner and outer padded keys, as two 512-bit integer XORs (no per-byte loop, no tables)."""
     if len(key) > _BLOCK:
-        key = _sha256(key).digest()
-    ipad = bytearray(_BLOCK)
-    opad = bytearray(_BLOCK)
-    t36 = _TRANS_36
-    t5c = _TRANS_5C
-    n = len(key)
-    for i in range(_BLOCK):
-        b = key[i] if i < n else 0
-        ipad[i] = t36[b]
-        opad[i] = t5c[b]
-    return ipad, opad
+        key = hashlib.sha256(key).digest()
+    k = int.from_bytes(key, "big") << (8 * (_BLOCK - len(key)))
+    return ((k ^ int.from_bytes(b"\x36" * _BLOCK, "big")).to_bytes(_BLOCK, "big"),
+            (k ^ int.from_bytes(b"\x5c" * _BLOCK, "big")).to_bytes(_BLOCK, "big"))
 
 
 class HmacSha256:
@@ -31,14 +29,11 @@ class HmacSha256:
     def __init__(self, key):
         self._ipad, self._opad = _pads(key)
 
-    def __repr__(self):
-        return "<HmacSha256 key hidden>"
-
     def mac(self, *chunks):
-        h = _sha256(self._ipad)
+        h = hashlib.sha256(self._ipad)
         for c in chunks:
             h.update(c)
-        o = _sha256(self._opad)
+        o = hashlib.sha256(self._opad)
         o.update(h.digest())
         return o.digest()
 
@@ -55,9 +50,9 @@ def hkdf_extract(salt, ikm):
 
 def hkdf_expand(prk, info, length):
     if not isinstance(length, int) or length < 0 or length > 255 * _HASH_LEN:
-        raise CryptoError("HKDF: length must be 0..8160")
+        raise CryptoError(8)  # HKDF: length must be 0..8160
     if len(prk) < _HASH_LEN:
-        raise CryptoError("HKDF: PRK shorter than the hash")
+        raise CryptoError(9)  # HKDF: PRK shorter than the hash
     mac = HmacSha256(prk)
     out = bytearray(length)
     t = b""
@@ -78,25 +73,8 @@ def hkdf_sha256(salt, ikm, info, length):
     return hkdf_expand(hkdf_extract(salt, ikm), info, length)
 
 
-def concat_kdf_sha256(z, length, other_info):
-    """NIST SP 800-56C one-step KDF with SHA-256: H(counter32 || Z || OtherInfo) for counter = 1, 2, ..."""
-    if not isinstance(length, int) or length < 0 or length > 1 << 16:
-        raise CryptoError("concat KDF: bad length")
-    out = bytearray(length)
-    pos = 0
-    counter = bytearray(4)
-    i = 1
-    while pos < length:
-        counter[0] = i >> 24
-        counter[1] = (i >> 16) & 0xFF
-        counter[2] = (i >> 8) & 0xFF
-        counter[3] = i & 0xFF
-        h = _sha256(counter)
-        h.update(z)
-        h.update(other_info)
-        d = h.digest()
-        take = min(_HASH_LEN, length - pos)
-        out[pos:pos + take] = d[:take] if take < _HASH_LEN else d
-        pos += take
-        i += 1
-    return bytes(out)
+def __getattr__(name):
+    if name == "concat_kdf_sha256":  # EAP-NOOB's KDF, needed only while bootstrapping
+        from crypto._concat_kdf import concat_kdf_sha256
+        return concat_kdf_sha256
+    raise AttributeError(name)

@@ -8,7 +8,7 @@ _IV = b"\xa6" * 8
 
 def _check(kek, n):
     if n < 16 or n % 8:
-        raise CryptoError("key wrap: data must be a multiple of 8 bytes, at least 16")
+        raise CryptoError(10)  # key wrap: data must be a multiple of 8 bytes, at least 16
 
 
 def aes_key_wrap(kek, key, pure=False):
@@ -39,7 +39,7 @@ def aes_key_wrap(kek, key, pure=False):
 def aes_key_unwrap(kek, wrapped, pure=False):
     n = len(wrapped) - 8
     if n < 16 or n % 8:
-        raise CryptoError("key unwrap: wrapped key must be a multiple of 8 bytes, at least 24")
+        raise CryptoError(11)  # key unwrap: wrapped key must be a multiple of 8 bytes, at least 24
     cipher = _aes.new(kek, pure)
     blocks = n // 8
     r = bytearray(wrapped)
@@ -60,5 +60,5 @@ def aes_key_unwrap(kek, wrapped, pure=False):
     if not ct_equal(memoryview(r)[0:8], _IV):
         for i in range(len(r)):
             r[i] = 0
-        raise InvalidTag("key unwrap: integrity check failed (wrong KEK or corrupted data)")
+        raise InvalidTag(12)  # key unwrap: integrity check failed (wrong KEK or corrupted data)
     return bytes(r[8:])

@@ -53,77 +53,17 @@ def lms_signature_length(sig, off=0):
     return total if len(sig) - off >= total else 0
 
 
-def _ots_walk_py(qp, sig, y_off, block, last, work, wv, kc, sha):
-    """Python version of _lms_viper.ots_walk (same contract): Cksm(Q) into qp[32:34], then every chain from
-    its digit to 2^w - 1, a block of chains at a time, each block into kc in one update."""
-    w = qp[34]
-    p = (qp[35] << 8) | qp[36]
-    top = (1 << w) - 1
-    total = 0
-    for bit in range(0, 256, w):
-        total += top - ((qp[bit >> 3] >> (8 - w - (bit & 7))) & top)
-    total <<= qp[37]
-    qp[32] = (total >> 8) & 0xFF
-    qp[33] = total & 0xFF
-    tail = memoryview(work)[24:]
-    bv = memoryview(block)
-    per_block = len(block) >> 5
-    calls = 0
-    i = 0
-    while i < p:
-        n = min(per_block, p - i)
-        part = bv if n == per_block else last
-        part[:] = sig[y_off + (i << 5):y_off + ((i + n) << 5)]
-        zo = 0
-        for i in range(i, i + n):
-            bit = i * w
-            a = (qp[bit >> 3] >> (8 - w - (bit & 7))) & top
-            if a != top:
-                work[21] = i >> 8
-                work[22] = i & 0xFF
-                tail[:] = bv[zo:zo + 32]
-                for j in range(a, top):
-                    work[23] = j
-                    tail[:] = sha(wv).digest()
-                calls += top - a
-                bv[zo:zo + 32] = tail
-            zo += 32
-        i += 1
-        kc.update(part)
-    return calls
+_ots_walk = None  # chosen on the first verification (_pick_walkers)
 
 
-_ots_walk = _ots_walk_py
-
-
-def _merkle_py(nb, leaf, sig, path, node, sha):
-    """Python version of _lms_viper.merkle: the leaf hash, then one hash per level up to the root."""
-    tmp = sha(leaf).digest()
-    nb[20:22] = _D_INTR
-    while node > 1:
-        parent = node >> 1
-        nb[16] = parent >> 24
-        nb[17] = (parent >> 16) & 0xFF
-        nb[18] = (parent >> 8) & 0xFF
-        nb[19] = parent & 0xFF
-        if node & 1:
-            nb[22:22 + _N] = sig[path:path + _N]
-            nb[22 + _N:] = tmp
-        else:
-            nb[22:22 + _N] = tmp
-            nb[22 + _N:] = sig[path:path + _N]
-        tmp = sha(nb).digest()
-        node = parent
-        path += _N
-    return tmp
-
-
-_merkle = _merkle_py
+_merkle = None
 _BLOCK_CHAINS = 32  # chains per block: 1 KiB of scratch instead of 8.5 KiB for W=1 (p = 265)
 
 
 def _ots_candidate(ident, q_bytes, ots_type, message, sig, off):
     """Algorithm 4b: the LM-OTS candidate public key Kc from the LM-OTS signature at sig[off:]."""
+    if not _checked:
+        _pick_walkers()
     w, p, ls = _LMOTS[ots_type]
     c_off = off + 4
     y_off = c_off + _N
@@ -192,7 +132,7 @@ def lms_verify(public_key, message, signature):
     """Verify a single-tree LMS signature (56-byte LMS public key)."""
     public_key = memoryview(public_key)
     if not _check_lms_public_key(public_key):
-        raise CryptoError("malformed LMS public key")
+        raise CryptoError(13)  # malformed LMS public key
     signature = memoryview(signature)
     n = lms_signature_length(signature)
     if n == 0 or n != len(signature):
@@ -204,13 +144,13 @@ def hss_verify(public_key, message, signature):
     """Verify an HSS signature (RFC 8554 section 6.3) with a 60-byte HSS public key. Returns True or False."""
     public_key = memoryview(public_key)
     if len(public_key) != 4 + LMS_PUBLIC_KEY_LEN:
-        raise CryptoError("HSS public key must be 60 bytes")
+        raise CryptoError(14)  # HSS public key must be 60 bytes
     levels = _u32(public_key, 0)
     if levels < 1 or levels > HSS_MAX_LEVELS:
-        raise CryptoError("HSS public key: levels must be 1..8")
+        raise CryptoError(15)  # HSS public key: levels must be 1..8
     key = public_key[4:]
     if not _check_lms_public_key(key):
-        raise CryptoError("malformed HSS public key")
+        raise CryptoError(16)  # malformed HSS public key
     sig = memoryview(signature)
     if len(sig) < 4 or _u32(sig, 0) != levels - 1:
         return False
@@ -232,40 +172,23 @@ def hss_verify(public_key, message, signature):
     return _lms_verify(key, message, sig, off, n)
 
 
-def _self_test_viper():
-    # A synthetic W=4 walk over 40 chains (two blocks, ~300 hashes): the viper walk must give the same
-    # checksum, the same Kc and the same number of hashes as the Python one.
-    qp1 = bytearray(_N + 6)
-    for k in range(_N):
-        qp1[k] = (k * 37 + 11) & 0xFF
-    qp1[_N + 2] = 4
-    qp1[_N + 4] = 40
-    qp1[_N + 5] = 4
-    qp2 = bytearray(qp1)
-    sig = bytes((k * 7) & 0xFF for k in range(8 + 40 * _N))
-    out = []
-    for walk, qp in ((_ots_walk_viper, qp1), (_ots_walk_py, qp2)):
-        kc = _sha256(b"kc")
-        block = bytearray(_BLOCK_CHAINS * _N)
-        work = bytearray(24 + _N)
-        n = walk(qp, sig, 8, block, memoryview(block)[:8 * _N], work, memoryview(work)[1:], kc, _sha256)
-        out.append((n, kc.digest(), bytes(qp)))
-    if not (out[0] == out[1] and out[0][0] > 0):
-        return False
-    # and a 5-level climb from node 45 with the same path
-    roots = []
-    for merkle in (_merkle_viper, _merkle_py):
-        nb = bytearray(22 + 2 * _N)
-        for k in range(22 + _N):
-            nb[k] = (k * 13 + 1) & 0xFF
-        roots.append(merkle(nb, memoryview(nb)[:22 + _N], sig, 40, 45, _sha256))
-    return roots[0] == roots[1]
+_checked = False
 
 
-if _ots_walk_viper is not None:
-    try:
-        if _self_test_viper():
-            _ots_walk = _ots_walk_viper
-            _merkle = _merkle_viper
-    except Exception:  # a half-working emitter: keep the Python walk
-        pass
+def _pick_walkers():
+    """The viper walk once it has passed its self-test against the Python one (on the first verification, not at
+    import), else the Python walk. The Python walk (crypto._lms_py) is released again when viper is used."""
+    global _checked, _ots_walk, _merkle
+    from crypto import _lms_py
+    _checked = True
+    _ots_walk, _merkle = _lms_py.ots_walk, _lms_py.merkle
+    if _ots_walk_viper is not None:
+        try:
+            if _lms_py.self_test_viper(_ots_walk_viper, _merkle_viper):
+                _ots_walk = _ots_walk_viper
+                _merkle = _merkle_viper
+        except Exception:  # a half-working emitter: keep the Python walk
+            pass
+    if _ots_walk is _ots_walk_viper:
+        from crypto import release
+        release("crypto._lms_py")

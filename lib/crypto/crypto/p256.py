@@ -1,4 +1,5 @@
-# NIST P-256 (secp256r1): ECDH, ECDSA verify and ECDSA sign with RFC 6979 deterministic nonces (SHA-256).
+# NIST P-256 (secp256r1): ECDH, ECDSA verify and ECDSA sign with RFC 6979 deterministic nonces (SHA-256; in
+# crypto._p256_sign, loaded on first use).
 #
 # Jacobian coordinates (x = X/Z^2, y = Y/Z^3, a = -3 doubling), one `% p` per product with sums of products
 # reduced once, and u1*G + u2*Q as one interleaved width-w NAF walk (Straus/Shamir): a small table of affine
@@ -11,14 +12,20 @@ from crypto import CryptoError
 from crypto._ec import inverse, wnaf as _wnaf
 from crypto.util import random_bytes
 
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
 _P = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF
 _N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _B = 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B
 _GX = 0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296
 _GY = 0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5
 
-_G_WIDTH = 6  # 16 affine points 1G, 3G, ..., 31G: ~2 KiB on the 64-bit VM
-_Q_WIDTH = 5  # 8 Jacobian points per call
+_G_WIDTH = const(6)  # 16 affine points 1G, 3G, ..., 31G: ~2 KiB on the 64-bit VM
+_Q_WIDTH = const(5)  # 8 Jacobian points per call
 _G_TABLE = None
 
 
@@ -34,14 +41,14 @@ def decode_public_key(pub):
     the curve with coordinates below p (the point at infinity has no such encoding)."""
     if len(pub) == 65:
         if pub[0] != 4:
-            raise CryptoError("P-256 point: only the uncompressed form (0x04) is supported")
+            raise CryptoError(17)  # P-256 point: only the uncompressed form (0x04) is supported
         pub = pub[1:]
     elif len(pub) != 64:
-        raise CryptoError("P-256 point must be 65 or 64 bytes")
+        raise CryptoError(18)  # P-256 point must be 65 or 64 bytes
     x = int.from_bytes(pub[:32], "big")
     y = int.from_bytes(pub[32:], "big")
     if x >= _P or y >= _P or not _on_curve(x, y):
-        raise CryptoError("P-256 point is not on the curve")
+        raise CryptoError(19)  # P-256 point is not on the curve
     return x, y
 
 
@@ -51,10 +58,10 @@ def _encode_point(x, y):
 
 def _private_int(priv):
     if len(priv) != 32:
-        raise CryptoError("P-256 private key must be 32 bytes")
+        raise CryptoError(20)  # P-256 private key must be 32 bytes
     d = int.from_bytes(priv, "big")
     if not 0 < d < _N:
-        raise CryptoError("P-256 private key out of range")
+        raise CryptoError(21)  # P-256 private key out of range
     return d
 
 
@@ -234,7 +241,7 @@ def ecdh(priv, peer_pub):
     q = decode_public_key(peer_pub)
     x, y, z = _mul2(0, d, q)
     if z == 0:  # cannot happen for a valid point (prime order), kept as a guard
-        raise CryptoError("P-256 ECDH result is the point at infinity")
+        raise CryptoError(22)  # P-256 ECDH result is the point at infinity
     return _to_affine(x, y, z)[0].to_bytes(32, "big")
 
 
@@ -245,44 +252,10 @@ def _bits2int(digest):
     return e
 
 
-def _rfc6979_nonces(d, digest):
-    """RFC 6979 section 3.2 candidate nonces k for private scalar d and message digest (HMAC-SHA-256)."""
-    from crypto.kdf import HmacSha256  # only signing needs it: verify-only devices do not load it
-
-    x = d.to_bytes(32, "big")
-    h = (_bits2int(digest) % _N).to_bytes(32, "big")
-    v = b"\x01" * 32
-    mac = HmacSha256(bytes(32)).mac
-    k = mac(v, b"\x00", x, h)
-    mac = HmacSha256(k).mac
-    v = mac(v)
-    k = mac(v, b"\x01", x, h)
-    mac = HmacSha256(k).mac
-    v = mac(v)
-    while True:
-        v = mac(v)  # qlen = hlen = 256: one HMAC block per candidate
-        cand = int.from_bytes(v, "big")
-        if 0 < cand < _N:
-            yield cand
-        k = mac(v, b"\x00")
-        mac = HmacSha256(k).mac
-        v = mac(v)
-
-
 def sign_digest(priv, digest):
     """ECDSA signature r || s (64 bytes) of a message digest, nonce per RFC 6979 with HMAC-SHA-256."""
-    d = _private_int(priv)
-    e = _bits2int(digest) % _N
-    n = _N
-    for k in _rfc6979_nonces(d, digest):
-        x, y, z = _mul2(k, 0, None)
-        r = _to_affine(x, y, z)[0] % n
-        if r == 0:
-            continue
-        s = inverse(k, n) * (e + r * d) % n
-        if s == 0:
-            continue
-        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    from crypto._p256_sign import sign_digest
+    return sign_digest(priv, digest)
 
 
 def sign(priv, message):

@@ -1,6 +1,8 @@
 # SHA-512 (FIPS 180-4) for Ed25519. Uses hashlib.sha512 when the port has it; the MicroPython unix port and
 # the boards do not. Then new() uses the viper block function (_sha512_viper.py) where the port can compile
-# it, else the pure-Python Sha512 below, which is public so it is tested on its own on both runtimes.
+# it (checked against a known answer on first use), else the pure-Python Sha512 of crypto._sha512_pure, which
+# is public as crypto.sha512.Sha512 so it is tested on its own on both runtimes. The constants are kept as
+# bytes; the word arrays each version needs are made on first use.
 import array
 
 try:
@@ -15,72 +17,46 @@ try:  # CPython, a port without the viper emitter, or an .mpy built for another 
 except (ImportError, SyntaxError, NotImplementedError, ValueError):
     _compress_viper = None
 
-_K = (
-    0x428A2F98D728AE22, 0x7137449123EF65CD, 0xB5C0FBCFEC4D3B2F, 0xE9B5DBA58189DBBC, 0x3956C25BF348B538,
-    0x59F111F1B605D019, 0x923F82A4AF194F9B, 0xAB1C5ED5DA6D8118, 0xD807AA98A3030242, 0x12835B0145706FBE,
-    0x243185BE4EE4B28C, 0x550C7DC3D5FFB4E2, 0x72BE5D74F27B896F, 0x80DEB1FE3B1696B1, 0x9BDC06A725C71235,
-    0xC19BF174CF692694, 0xE49B69C19EF14AD2, 0xEFBE4786384F25E3, 0x0FC19DC68B8CD5B5, 0x240CA1CC77AC9C65,
-    0x2DE92C6F592B0275, 0x4A7484AA6EA6E483, 0x5CB0A9DCBD41FBD4, 0x76F988DA831153B5, 0x983E5152EE66DFAB,
-    0xA831C66D2DB43210, 0xB00327C898FB213F, 0xBF597FC7BEEF0EE4, 0xC6E00BF33DA88FC2, 0xD5A79147930AA725,
-    0x06CA6351E003826F, 0x142929670A0E6E70, 0x27B70A8546D22FFC, 0x2E1B21385C26C926, 0x4D2C6DFC5AC42AED,
-    0x53380D139D95B3DF, 0x650A73548BAF63DE, 0x766A0ABB3C77B2A8, 0x81C2C92E47EDAEE6, 0x92722C851482353B,
-    0xA2BFE8A14CF10364, 0xA81A664BBC423001, 0xC24B8B70D0F89791, 0xC76C51A30654BE30, 0xD192E819D6EF5218,
-    0xD69906245565A910, 0xF40E35855771202A, 0x106AA07032BBD1B8, 0x19A4C116B8D2D0C8, 0x1E376C085141AB53,
-    0x2748774CDF8EEB99, 0x34B0BCB5E19B48A8, 0x391C0CB3C5C95A63, 0x4ED8AA4AE3418ACB, 0x5B9CCA4F7763E373,
-    0x682E6FF3D6B2B8A3, 0x748F82EE5DEFB2FC, 0x78A5636F43172F60, 0x84C87814A1F0AB72, 0x8CC702081A6439EC,
-    0x90BEFFFA23631E28, 0xA4506CEBDE82BDE9, 0xBEF9A3F7B2C67915, 0xC67178F2E372532B, 0xCA273ECEEA26619C,
-    0xD186B8C721C0C207, 0xEADA7DD6CDE0EB1E, 0xF57D4F7FEE6ED178, 0x06F067AA72176FBA, 0x0A637DC5A2C898A6,
-    0x113F9804BEF90DAE, 0x1B710B35131C471B, 0x28DB77F523047D84, 0x32CAAB7B40C72493, 0x3C9EBE0A15C9BEBC,
-    0x431D67C49C100D4C, 0x4CC5D4BECB3E42B6, 0x597F299CFC657E2A, 0x5FCB6FAB3AD6FAEC, 0x6C44198C4A475817,
+_K_BYTES = (
+    b"\x42\x8a\x2f\x98\xd7\x28\xae\x22\x71\x37\x44\x91\x23\xef\x65\xcd\xb5\xc0\xfb\xcf\xec\x4d\x3b\x2f\xe9\xb5\xdb\xa5\x81\x89\xdb\xbc"
+    b"\x39\x56\xc2\x5b\xf3\x48\xb5\x38\x59\xf1\x11\xf1\xb6\x05\xd0\x19\x92\x3f\x82\xa4\xaf\x19\x4f\x9b\xab\x1c\x5e\xd5\xda\x6d\x81\x18"
+    b"\xd8\x07\xaa\x98\xa3\x03\x02\x42\x12\x83\x5b\x01\x45\x70\x6f\xbe\x24\x31\x85\xbe\x4e\xe4\xb2\x8c\x55\x0c\x7d\xc3\xd5\xff\xb4\xe2"
+    b"\x72\xbe\x5d\x74\xf2\x7b\x89\x6f\x80\xde\xb1\xfe\x3b\x16\x96\xb1\x9b\xdc\x06\xa7\x25\xc7\x12\x35\xc1\x9b\xf1\x74\xcf\x69\x26\x94"
+    b"\xe4\x9b\x69\xc1\x9e\xf1\x4a\xd2\xef\xbe\x47\x86\x38\x4f\x25\xe3\x0f\xc1\x9d\xc6\x8b\x8c\xd5\xb5\x24\x0c\xa1\xcc\x77\xac\x9c\x65"
+    b"\x2d\xe9\x2c\x6f\x59\x2b\x02\x75\x4a\x74\x84\xaa\x6e\xa6\xe4\x83\x5c\xb0\xa9\xdc\xbd\x41\xfb\xd4\x76\xf9\x88\xda\x83\x11\x53\xb5"
+    b"\x98\x3e\x51\x52\xee\x66\xdf\xab\xa8\x31\xc6\x6d\x2d\xb4\x32\x10\xb0\x03\x27\xc8\x98\xfb\x21\x3f\xbf\x59\x7f\xc7\xbe\xef\x0e\xe4"
+    b"\xc6\xe0\x0b\xf3\x3d\xa8\x8f\xc2\xd5\xa7\x91\x47\x93\x0a\xa7\x25\x06\xca\x63\x51\xe0\x03\x82\x6f\x14\x29\x29\x67\x0a\x0e\x6e\x70"
+    b"\x27\xb7\x0a\x85\x46\xd2\x2f\xfc\x2e\x1b\x21\x38\x5c\x26\xc9\x26\x4d\x2c\x6d\xfc\x5a\xc4\x2a\xed\x53\x38\x0d\x13\x9d\x95\xb3\xdf"
+    b"\x65\x0a\x73\x54\x8b\xaf\x63\xde\x76\x6a\x0a\xbb\x3c\x77\xb2\xa8\x81\xc2\xc9\x2e\x47\xed\xae\xe6\x92\x72\x2c\x85\x14\x82\x35\x3b"
+    b"\xa2\xbf\xe8\xa1\x4c\xf1\x03\x64\xa8\x1a\x66\x4b\xbc\x42\x30\x01\xc2\x4b\x8b\x70\xd0\xf8\x97\x91\xc7\x6c\x51\xa3\x06\x54\xbe\x30"
+    b"\xd1\x92\xe8\x19\xd6\xef\x52\x18\xd6\x99\x06\x24\x55\x65\xa9\x10\xf4\x0e\x35\x85\x57\x71\x20\x2a\x10\x6a\xa0\x70\x32\xbb\xd1\xb8"
+    b"\x19\xa4\xc1\x16\xb8\xd2\xd0\xc8\x1e\x37\x6c\x08\x51\x41\xab\x53\x27\x48\x77\x4c\xdf\x8e\xeb\x99\x34\xb0\xbc\xb5\xe1\x9b\x48\xa8"
+    b"\x39\x1c\x0c\xb3\xc5\xc9\x5a\x63\x4e\xd8\xaa\x4a\xe3\x41\x8a\xcb\x5b\x9c\xca\x4f\x77\x63\xe3\x73\x68\x2e\x6f\xf3\xd6\xb2\xb8\xa3"
+    b"\x74\x8f\x82\xee\x5d\xef\xb2\xfc\x78\xa5\x63\x6f\x43\x17\x2f\x60\x84\xc8\x78\x14\xa1\xf0\xab\x72\x8c\xc7\x02\x08\x1a\x64\x39\xec"
+    b"\x90\xbe\xff\xfa\x23\x63\x1e\x28\xa4\x50\x6c\xeb\xde\x82\xbd\xe9\xbe\xf9\xa3\xf7\xb2\xc6\x79\x15\xc6\x71\x78\xf2\xe3\x72\x53\x2b"
+    b"\xca\x27\x3e\xce\xea\x26\x61\x9c\xd1\x86\xb8\xc7\x21\xc0\xc2\x07\xea\xda\x7d\xd6\xcd\xe0\xeb\x1e\xf5\x7d\x4f\x7f\xee\x6e\xd1\x78"
+    b"\x06\xf0\x67\xaa\x72\x17\x6f\xba\x0a\x63\x7d\xc5\xa2\xc8\x98\xa6\x11\x3f\x98\x04\xbe\xf9\x0d\xae\x1b\x71\x0b\x35\x13\x1c\x47\x1b"
+    b"\x28\xdb\x77\xf5\x23\x04\x7d\x84\x32\xca\xab\x7b\x40\xc7\x24\x93\x3c\x9e\xbe\x0a\x15\xc9\xbe\xbc\x43\x1d\x67\xc4\x9c\x10\x0d\x4c"
+    b"\x4c\xc5\xd4\xbe\xcb\x3e\x42\xb6\x59\x7f\x29\x9c\xfc\x65\x7e\x2a\x5f\xcb\x6f\xab\x3a\xd6\xfa\xec\x6c\x44\x19\x8c\x4a\x47\x58\x17"
 )
 
-_IV = (
-    0x6A09E667F3BCC908, 0xBB67AE8584CAA73B, 0x3C6EF372FE94F82B, 0xA54FF53A5F1D36F1,
-    0x510E527FADE682D1, 0x9B05688C2B3E6C1F, 0x1F83D9ABFB41BD6B, 0x5BE0CD19137E2179,
+_IV_BYTES = (
+    b"\x6a\x09\xe6\x67\xf3\xbc\xc9\x08\xbb\x67\xae\x85\x84\xca\xa7\x3b\x3c\x6e\xf3\x72\xfe\x94\xf8\x2b\xa5\x4f\xf5\x3a\x5f\x1d\x36\xf1"
+    b"\x51\x0e\x52\x7f\xad\xe6\x82\xd1\x9b\x05\x68\x8c\x2b\x3e\x6c\x1f\x1f\x83\xd9\xab\xfb\x41\xbd\x6b\x5b\xe0\xcd\x19\x13\x7e\x21\x79"
 )
 
-_MASK = 0xFFFFFFFFFFFFFFFF
+
+def words(which):
+    """The round constants ("K") or the initial hash value ("IV") as a list of 64-bit ints."""
+    b = _K_BYTES if which == "K" else _IV_BYTES
+    return [int.from_bytes(b[i:i + 8], "big") for i in range(0, len(b), 8)]
 
 
-def _compress(state, block, w):
-    """One 128-byte block into the 8-word state (a list, updated in place). w is a 16-entry scratch list:
-    the message schedule is kept as a ring of 16 words instead of 80, and nothing grows, so the heap
-    needs no contiguous block larger than 128 bytes."""
-    mask = _MASK
-    k = _K
-    for i in range(16):
-        w[i] = int.from_bytes(block[8 * i:8 * i + 8], "big")
-    a, b, c, d, e, f, g, h = state
-    for t in range(80):
-        if t < 16:
-            wt = w[t]
-        else:
-            x = w[(t - 15) & 15]
-            s0 = ((x >> 1 | x << 63) ^ (x >> 8 | x << 56) ^ (x >> 7)) & mask
-            x = w[(t - 2) & 15]
-            s1 = ((x >> 19 | x << 45) ^ (x >> 61 | x << 3) ^ (x >> 6)) & mask
-            wt = (w[t & 15] + s0 + w[(t - 7) & 15] + s1) & mask
-            w[t & 15] = wt
-        s1 = ((e >> 14 | e << 50) ^ (e >> 18 | e << 46) ^ (e >> 41 | e << 23)) & mask
-        t1 = h + s1 + ((e & f) ^ (~e & g)) + k[t] + wt
-        s0 = ((a >> 28 | a << 36) ^ (a >> 34 | a << 30) ^ (a >> 39 | a << 25)) & mask
-        t2 = s0 + ((a & b) ^ (a & c) ^ (b & c))
-        h = g
-        g = f
-        f = e
-        e = (d + t1) & mask
-        d = c
-        c = b
-        b = a
-        a = (t1 + t2) & mask
-    state[0] = (state[0] + a) & mask
-    state[1] = (state[1] + b) & mask
-    state[2] = (state[2] + c) & mask
-    state[3] = (state[3] + d) & mask
-    state[4] = (state[4] + e) & mask
-    state[5] = (state[5] + f) & mask
-    state[6] = (state[6] + g) & mask
-    state[7] = (state[7] + h) & mask
+def _halves(b):
+    return array.array("I", [int.from_bytes(b[i:i + 4], "big") for i in range(0, len(b), 4)])
+
+
+_K_HALVES = None
 
 
 class _Sha512Base:
@@ -135,31 +111,14 @@ class _Sha512Base:
         return self._state_bytes(state)
 
 
-class Sha512(_Sha512Base):
-    """Pure-Python SHA-512 (big ints), the hashlib interface subset we need: update(), digest()."""
-
-    def _init_state(self):
-        self._state = list(_IV)
-        self._w = [0] * 16
-
-    def _block(self, state, block):
-        _compress(state, block, self._w)
-
-    def _copy_state(self):
-        return list(self._state)
-
-    def _state_bytes(self, state):
-        out = bytearray(64)
-        for i in range(8):
-            out[8 * i:8 * i + 8] = state[i].to_bytes(8, "big")
-        return bytes(out)
-
-
 class Sha512Viper(_Sha512Base):
     """The same on 32-bit halves with the viper block function (MicroPython only)."""
 
     def _init_state(self):
-        self._state = array.array("I", _IV_HALVES)
+        global _K_HALVES
+        if _K_HALVES is None:
+            _K_HALVES = _halves(_K_BYTES)
+        self._state = _halves(_IV_BYTES)
         self._w = array.array("I", bytes(128))
 
     def _block(self, state, block):
@@ -175,36 +134,40 @@ class Sha512Viper(_Sha512Base):
         return bytes(out)
 
 
-def _halves(words):
-    out = []
-    for v in words:
-        out.append(v >> 32)
-        out.append(v & 0xFFFFFFFF)
-    return out
+def __getattr__(name):
+    if name == "Sha512":
+        from crypto._sha512_pure import Sha512
+        return Sha512
+    raise AttributeError(name)
 
 
-_IV_HALVES = _halves(_IV)
-_K_HALVES = array.array("I", _halves(_K)) if _compress_viper is not None else None
+_fast = False  # not checked yet
 
 
-def _pick_fast():
+def fast():
     """Sha512Viper if this port compiled the viper block function and it passes a known answer, else None."""
-    if _native_sha512 is not None or _compress_viper is None:
-        return None
-    if Sha512Viper(b"abc").digest() != Sha512(b"abc").digest():
-        return None
-    return Sha512Viper
+    global _fast
+    if _fast is False:
+        _fast = None
+        if _native_sha512 is None and _compress_viper is not None:
+            if Sha512Viper(b"abc").digest() == _ABC:
+                _fast = Sha512Viper
+    return _fast
 
 
-_fast = _pick_fast()
+_ABC = (b"\xdd\xaf\x35\xa1\x93\x61\x7a\xba\xcc\x41\x73\x49\xae\x20\x41\x31\x12\xe6\xfa\x4e\x89\xa9\x7e\xa2"
+        b"\x0a\x9e\xee\xe6\x4b\x55\xd3\x9a\x21\x92\x99\x2a\x27\x4f\xc1\xa8\x36\xba\x3c\x23\xa3\xfe\xeb\xbd"
+        b"\x45\x4d\x44\x23\x64\x3c\xe8\x0e\x2a\x9a\xc9\x4f\xa5\x4c\xa4\x9f")  # SHA-512("abc"), FIPS 180-2
 
 
 def new(data=b""):
-    """A SHA-512 hash object: hashlib's where it exists, else the pure-Python one."""
+    """A SHA-512 hash object: hashlib's where it exists, else the viper one, else the pure-Python one."""
     if _native_sha512 is not None:
         return _native_sha512(data)
-    if _fast is not None:
-        return _fast(data)
+    f = fast()
+    if f is not None:
+        return f(data)
+    from crypto._sha512_pure import Sha512
     return Sha512(data)
 
 

@@ -15,14 +15,14 @@ def ct_equal(a, b):
 def random_bytes(n):
     """n bytes from the port's cryptographic random source (os.urandom)."""
     if not isinstance(n, int) or n < 0:
-        raise CryptoError("random_bytes: bad length")
+        raise CryptoError(23)  # random_bytes: bad length
     try:
         import os
         urandom = os.urandom
     except (ImportError, AttributeError):
         urandom = None
     if urandom is None:
-        raise CryptoError("this port has no os.urandom: no cryptographic random source")
+        raise CryptoError(24)  # this port has no os.urandom: no cryptographic random source
     return urandom(n)
 
 
@@ -30,7 +30,7 @@ def xor_bytes(a, b):
     """a XOR b for equal-length byte strings, as one bigint operation instead of a per-byte loop."""
     n = len(a)
     if len(b) != n:
-        raise CryptoError("xor_bytes: length mismatch")
+        raise CryptoError(25)  # xor_bytes: length mismatch
     if n == 0:
         return b""
     return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(n, "big")

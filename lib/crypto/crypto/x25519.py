@@ -10,13 +10,19 @@ from crypto import CryptoError
 from crypto._ec import inverse
 from crypto.util import random_bytes
 
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
 _P = 2**255 - 19
-_A24 = 121665
+_A24 = const(121665)
 
 
 def _clamp(k):
     if len(k) != 32:
-        raise CryptoError("X25519 scalar must be 32 bytes")
+        raise CryptoError(26)  # X25519 scalar must be 32 bytes
     k = bytearray(k)
     k[0] &= 248
     k[31] &= 127
@@ -61,11 +67,11 @@ def x25519(k, u):
 
     Raises CryptoError when the result is all zero (u of small order), as RFC 7748 section 6.1 allows."""
     if len(u) != 32:
-        raise CryptoError("X25519 u-coordinate must be 32 bytes")
+        raise CryptoError(27)  # X25519 u-coordinate must be 32 bytes
     un = int.from_bytes(u, "little") & ((1 << 255) - 1)  # mask bit 255; values >= p are accepted, reduced
     out = _ladder(_clamp(k), un % _P)
     if out == 0:
-        raise CryptoError("X25519 result is all zero (small-order point)")
+        raise CryptoError(28)  # X25519 result is all zero (small-order point)
     return out.to_bytes(32, "little")
 
 
