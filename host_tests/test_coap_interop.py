@@ -254,7 +254,7 @@ def vm_cmd(script: Path, *args, heap="128k") -> list[str]:
 
 
 _MPY_DIR: list[Path] = []
-COAP_MODULES = ("__init__", "transport", "msg", "defs", "endpoint", "block", "observe", "server", "client", "udp",
+COAP_MODULES = ("__init__", "transport", "msg", "defs", "endpoint", "requester", "transform", "block", "observe", "server", "client", "udp",
                 "upload", "linkformat", "separate")
 
 

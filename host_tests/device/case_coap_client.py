@@ -368,3 +368,54 @@ def test_observe_block2_body_fetched():
         cli.close()
         srv.close()
     run(main())
+
+
+PERIOD = 1 << 30  # ticks_ms() wraps here on a board
+
+
+class WrapClock:
+    """A ticks_ms clock with the boards' period, injected into coap.observe to run it across the wrap."""
+
+    def __init__(self, t):
+        self.t = t
+
+    def ms(self):
+        return self.t
+
+    def add(self, a, b):
+        return (a + b) & (PERIOD - 1)
+
+    def diff(self, a, b):
+        return ((a - b + PERIOD // 2) & (PERIOD - 1)) - PERIOD // 2
+
+    def advance(self, n):
+        self.t = (self.t + n) & (PERIOD - 1)
+
+
+def test_observe_freshness_and_max_age_across_a_tick_wrap():
+    from coap import observe
+    clock = WrapClock(PERIOD - 500)
+    saved = observe.ticks_ms, getattr(observe, "ticks_add", None), observe.ticks_diff
+    observe.ticks_ms, observe.ticks_add, observe.ticks_diff = clock.ms, clock.add, clock.diff
+    try:
+        cli = Client(pair()[0])
+        got = []
+        o = observe.Observation(cli, "server", "/obs", (), lambda m: got.append(m.uint(D.OBSERVE)))
+
+        def note(seq, max_age=60):
+            m = Message(D.NON, D.CONTENT, seq, o.token, b"x").add(D.OBSERVE, seq).add(D.MAX_AGE, max_age)
+            o(m)
+        note(5)
+        clock.advance(1000)  # past the wrap, within Max-Age (60 s)
+        assert not o.stale()
+        note(4)  # older, 1 s later: dropped
+        assert got == [5]
+        clock.advance(60500)  # Max-Age ran out 61.5 s after the notification
+        assert o.stale()
+        note(6, 10)
+        assert got == [5, 6] and not o.stale()
+        clock.advance(129000)  # RFC 7641 3.4: a lower number more than 128 s later is fresh again
+        note(3)
+        assert got == [5, 6, 3]
+    finally:
+        observe.ticks_ms, observe.ticks_add, observe.ticks_diff = saved

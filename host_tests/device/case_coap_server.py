@@ -298,28 +298,112 @@ def test_observe_with_block2():
     assert n.has(D.OBSERVE) and block.decode(n.opt(D.BLOCK2)) == (0, 1, 2) and len(n.payload) == 64
 
 
+def _answer(d, remote, mid, now):
+    s = d._dd_find(remote, mid, now)
+    if s < 0:
+        return None
+    v = d._dd_answer(s)
+    return None if v is None else bytes(v)
+
+
+def _remember(d, remote, mid, value, now):
+    d._dd_store(d._dd_add(remote, mid, now), value)
+
+
 def test_dedup_bounded():
     t = Recorder()
     t.params = Params(ack_timeout=100, max_retransmit=1, max_latency=400)  # EXCHANGE_LIFETIME 1050 ms
     d = Endpoint(t, dedup_limit=4)
     for i in range(10):
-        d.remember(("a", i), b"r%d" % i, i)
-    assert len(d.dd) == 4
-    assert d.seen(("a", 9), 100)[1] == b"r9"
-    assert d.seen(("a", 0), 100) is None
-    assert d.seen(("a", 9), 2000) is None  # past EXCHANGE_LIFETIME
+        _remember(d, "a", i, b"r%d" % i, i)
+    assert [_answer(d, "a", i, 100) for i in range(10)] == [None] * 6 + [b"r6", b"r7", b"r8", b"r9"]
+    assert _answer(d, "a", 9, 2000) is None  # past EXCHANGE_LIFETIME
+    # The same MID from two peers: two entries, each found.
+    _remember(d, "b", 9, b"b9", 3000)
+    _remember(d, "c", 9, b"c9", 3000)
+    assert _answer(d, "b", 9, 3000) == b"b9" and _answer(d, "c", 9, 3000) == b"c9"
 
 
 def test_dedup_byte_budget():
-    # Answers are bounded in bytes too (2 x max_message_size): the oldest big ones go first, the newest stays.
+    # Answers' bytes share one ring of 2 x max_message_size: the oldest big ones are overwritten first,
+    # the newest stays; nothing is allocated per answer (the ring and the slots exist from the start).
     t = Recorder(max_message_size=1000)
     d = Endpoint(t)
     for i in range(5):
-        d.remember(("a", i), bytes(900), i)
-    assert d.dd_size <= 2000 and d.seen(("a", 4), 10)[1] == bytes(900) and d.seen(("a", 0), 10) is None
-    d.remember(("a", 9), bytes(5000), 20)  # one answer over the budget is still kept
-    assert d.seen(("a", 9), 30) is not None and len(d.dd) == 1
-    # A Block2 block from a source costs only its header: many fit.
+        _remember(d, "a", i, bytes([i]) * 900, i)
+    assert [_answer(d, "a", i, 10) for i in range(5)] == [None, None, None, bytes([3]) * 900, bytes([4]) * 900]
+    _remember(d, "a", 9, bytes(2500), 20)  # one answer over the ring is still kept, as an object
+    assert _answer(d, "a", 9, 30) == bytes(2500)
+    # A Block2 block from a source costs only its header in the ring: many fit.
+    src = CountingSource(1 << 20)
     for i in range(10):
-        d.remember(("b", i), (b"h" * 20, None, 0, 1024), 40 + i)
-    assert len(d.dd) == 10 and d.dd_size <= 2000
+        d._dd_store(d._dd_add("b", i, 40 + i), b"h" * 20, 2, (src, 64 * i, 64))
+    assert [_answer(d, "b", i, 60)[-64:] == src.read(64 * i, 64) for i in range(10)] == [True] * 10
+    # A duplicate whose answer the ring lost is taken as a new message (its handler runs again).
+    s = d._dd_find("a", 3, 10)
+    assert s >= 0 and d._dd_resend(s, D.CON) is False
+
+
+def test_non_with_unknown_critical_option_gets_rst():
+    # RFC 7252 5.4.1: a NON with an unrecognised critical option is rejected (RST, as libcoap does); a CON
+    # gets 4.02 piggybacked. No handler runs.
+    s, t, calls, _ = make_server()
+    s.receive(req(D.NON, D.GET, 0x77, b"n", "/r", (9, b"x")), PEER)
+    (r,) = t.take()
+    assert (r.type, r.code, r.mid) == (D.RST, 0, 0x77)
+    s.receive(req(D.NON, D.GET, 0x78, b"n", "/r", (0x1001, b"x")), PEER)  # critical, above 255
+    assert [(m.type, m.mid) for m in t.take()] == [(D.RST, 0x78)] and calls == []
+
+
+def test_uri_path_not_utf8_gets_4_00_without_exception():
+    s, t, calls, _ = make_server()
+    errors = []
+    s.on_error = errors.append
+    m = Message(D.CON, D.GET, 0x99, b"u").add(D.URI_PATH, b"\xff\xfe").add(D.URI_PATH, b"r")
+    s.receive(bytes(m.encode()), PEER)
+    (r,) = t.take()
+    assert (r.type, r.code, r.mid) == (D.ACK, D.BAD_REQUEST, 0x99)
+    assert errors == [] and calls == []
+    s.receive(req(D.CON, D.GET, 0x9A, b"u", "/r"), PEER)  # and the next request is served
+    assert t.take()[0].code == D.CONTENT
+
+
+def test_block1_streams_into_a_sink_with_a_limit():
+    # Resource(upload=factory): the body goes block by block into the sink, nothing is assembled; the
+    # handler runs once at the end with req.upload. Over max_body: 4.13 with Size1.
+    s, t, calls, _ = make_server()
+    got = []
+
+    class Sink:
+        def __init__(self, first):
+            self.n = 0
+            got.append(self)
+
+        def __call__(self, off, data):
+            assert off == self.n
+            self.n += len(data)
+
+    def done(req):
+        calls.append(("stream", req.upload.n, len(req.payload)))
+    s.route("/s", put=done, upload=Sink, max_body=100000)
+    body = bytes(64)
+    n = 100000 // 64
+    for num in range(n + 1):
+        more = num < n
+        s.receive(req(D.CON, D.PUT, num & 0xFFFF, b"s", "/s", (D.BLOCK1, block.encode(num, more, 2)),
+                      payload=body if more else body[:100000 - n * 64]), PEER)
+        (r,) = t.take()
+        assert r.code == (D.CONTINUE if more else D.CHANGED), (num, r.code)
+    assert calls == [("stream", 100000, 0)] and len(got) == 1
+    # Announced too big (Size1) or growing past the limit: 4.13 with Size1 = max_body.
+    s.receive(req(D.CON, D.PUT, 7000, b"s", "/s", (D.BLOCK1, block.encode(0, 1, 2)), (D.SIZE1, 200000),
+                  payload=body), PEER)
+    (r,) = t.take()
+    assert r.code == D.TOO_LARGE and r.uint(D.SIZE1) == 100000
+    for num in range(n + 2):
+        s.receive(req(D.CON, D.PUT, (8000 + num) & 0xFFFF, b"s", "/s", (D.BLOCK1, block.encode(num, 1, 2)),
+                      payload=body), PEER)
+        (r,) = t.take()
+        if r.code != D.CONTINUE:
+            break
+    assert num == n and r.code == D.TOO_LARGE and r.uint(D.SIZE1) == 100000

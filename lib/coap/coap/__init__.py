@@ -1,5 +1,6 @@
 # CoAP (RFC 7252) with Observe (RFC 7641) and Block-wise (RFC 7959): sans-IO cores with asyncio edges.
-# Import what you use: coap.server.Server, coap.client.Client, coap.udp.UDPTransport, coap.defs (numbers).
+# Import what you use: coap.endpoint.Endpoint (both roles; coap.server.Server and coap.client.Client are thin
+# conveniences over it), coap.udp.UDPTransport, coap.defs (numbers), coap.transform (the OSCORE seam).
 # Optional parts load on first use (coap.observe, coap.upload, coap.linkformat), so RAM goes to what runs.
 
 

@@ -5,7 +5,6 @@ import asyncio
 import os
 from coap import CoapError
 from coap import block
-from coap.endpoint import Endpoint
 from coap.msg import Message
 
 try:
@@ -23,9 +22,9 @@ _ETAG = const(4)
 _MAX_AGE = const(14)
 
 try:
-    from time import ticks_diff, ticks_ms
+    from time import ticks_diff, ticks_ms, ticks_add
 except ImportError:
-    from coap.endpoint import ticks_diff, ticks_ms
+    from coap.endpoint import ticks_diff, ticks_ms, ticks_add
 
 
 def fresher(v1, t1, v2, t2):
@@ -87,13 +86,9 @@ class Observation:
 
     def __call__(self, m):
         # A notification routed by token; the client's transform (if any) sees it first.
-        tf = self.client.transform
-        if tf is not None:
-            from coap.client import _inner
-            m = _inner(tf, self.client, self.req, m)
-            if m is None:
-                return
-        self.deliver(m)
+        m = self.client.inner_response(self.req, m)
+        if m is not None:
+            self.deliver(m)
 
     def deliver(self, m):
         if m.code >= 96 or not m.has(_OBSERVE):  # error or a plain response: the observation ended
@@ -106,7 +101,7 @@ class Observation:
                 return  # reordered: older than what we have
             self.seq = v
             self.t = now
-            self.expires = now + 1000 * m.uint(_MAX_AGE, 60)
+            self.expires = ticks_add(now, 1000 * m.uint(_MAX_AGE, 60))
         b2 = m.opt(_BLOCK2)
         if b2 is not None and block.decode(b2)[1]:  # Block2 with Observe: fetch the rest of this body
             asyncio.create_task(self._rest(m))
@@ -128,7 +123,7 @@ class Observation:
 
     def stale(self):
         """True when Max-Age has run out without a notification."""
-        return self.active and ticks_ms() - self.expires > 0
+        return self.active and ticks_diff(ticks_ms(), self.expires) > 0
 
     async def cancel(self):
         """Proactive deregistration (GET with Observe: 1); the server stops notifying."""
@@ -178,37 +173,48 @@ async def _notify_async(srv, res, key, entry, seq, coro):
 def _notify(srv, res, key, entry, seq, r):
     remote, token = key
     req = entry[0]
-    r = srv._finish(req, r)
+    r = srv.finish(req, r)
     if r.code >= 96:  # an error ends the observation (RFC 7641 section 4.2)
         res.observers.remove(remote, token)
     elif not r.has(_OBSERVE):
         r.add(_OBSERVE, seq)
-    tf = srv.transform
-    if tf is not None:
-        r = tf.outgoing_response(srv, req, r)
-    r.token = token
+    r = srv.outer_response(req, r)
     r.mid = srv.next_mid()
     if res.observers.want_con(entry):
         r.type = _CON
         asyncio.create_task(_notify_con(srv, res, key, r))
     else:
         r.type = _NON
-        m = srv.notify_mids
-        if m is None:  # the first NON notification: from now on an RST to one cancels its observation
-            m = srv.notify_mids = {}
-            srv._acked = lambda a: _acked(srv, a)
-        elif len(m) > 16:
-            m.clear()
-        m[(remote, r.mid)] = (res, token)
+        _NonNotifications.of(srv).sent(remote, r.mid, res, token)
         srv.t.send(r.encode(), remote)
 
 
-def _acked(srv, m):
-    Endpoint._acked(srv, m)
-    if m.type == _RST:
-        x = srv.notify_mids.pop((m.remote, m.mid), None)
+class _NonNotifications:
+    """The endpoint's RST listener for NON notifications: an RST to one ends its observation. Holds the
+    last few (remote, mid) -> (resource, token); registered with the first NON notification."""
+
+    def __init__(self):
+        self.mids = {}
+
+    @staticmethod
+    def of(srv):
+        for f in srv.rst_listeners:
+            if type(f) is _NonNotifications:
+                return f
+        f = _NonNotifications()
+        srv.rst_listeners.append(f)
+        return f
+
+    def sent(self, remote, mid, res, token):
+        m = self.mids
+        if len(m) > 16:
+            m.clear()
+        m[(remote, mid)] = (res, token)
+
+    def __call__(self, rst):
+        x = self.mids.pop((rst.remote, rst.mid), None)
         if x is not None:
-            x[0].observers.remove(m.remote, x[1])
+            x[0].observers.remove(rst.remote, x[1])
 
 
 async def _notify_con(srv, res, key, r):

@@ -54,3 +54,43 @@ class Transform:
 
     def incoming_response(self, ep, req, resp):
         return resp
+
+
+# The endpoint's side of the seam (imported only when an endpoint has a transform).
+
+def request_in(ep, req):
+    # Server role: the inner request, or None when the transform refused it (answered here).
+    inner = ep.transform.incoming_request(ep, req)
+    if inner is None:  # rejected at the message layer
+        if req.type == 0:  # CON
+            ep.ack(req, 3)  # RST
+        return None
+    _outer_fields(req, inner)
+    if inner.code >= 64:  # refused with an answer, sent as it is
+        ep.reply(req, inner, False, True)
+        return None
+    return inner
+
+
+def request_out(ep, inner):
+    # Client role: the outer request to send for inner.
+    m = ep.transform.outgoing_request(ep, inner)
+    m.type = inner.type
+    m.token = inner.token
+    return m
+
+
+def response_in(ep, req, resp):
+    # Client role: the inner response, or None (refused).
+    r = ep.transform.incoming_response(ep, req, resp)
+    if r is not None:
+        _outer_fields(resp, r)
+    return r
+
+
+def _outer_fields(outer, inner):
+    if inner is not outer:
+        inner.type = outer.type
+        inner.mid = outer.mid
+        inner.token = outer.token
+        inner.remote = outer.remote

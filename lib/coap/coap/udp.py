@@ -52,6 +52,7 @@ class UDPTransport:
         self._r = _Readable(s) if _Readable else None
         self._p = None
         self._ai = {}
+        self._rx = bytearray(64)  # receives a datagram that cannot be allocated (dropped: truncated)
         try:
             self.address = sockaddr(s.getsockname())
         except Exception:
@@ -73,12 +74,28 @@ class UDPTransport:
             try:
                 data, addr = s.recvfrom(self.max_message_size + 1)
             except OSError as e:
+                if e.args[0] == 111:  # ECONNREFUSED: an ICMP error for something we sent; not fatal
+                    continue
                 if e.args[0] not in (11, 35):  # EAGAIN / EWOULDBLOCK
                     raise
                 if wait is None:
                     await _wait_readable(s)
                 continue
+            except MemoryError:
+                self._drop(s)
+                raise
             return data, self._peer(addr)
+
+    def _drop(self, s):
+        # recvfrom could not allocate the datagram (the ports have no recvfrom_into): collect and read it
+        # into the one preallocated buffer, i.e. drop it, so the socket never stays readable with it. The
+        # endpoint's loop catches the MemoryError and goes on.
+        import gc
+        gc.collect()
+        try:
+            s.readinto(self._rx) if hasattr(s, "readinto") else s.recv_into(self._rx)
+        except OSError:
+            pass
 
     def recv_now(self):
         """A datagram already waiting, as recv() returns it, or None (never blocks)."""
@@ -102,19 +119,26 @@ class UDPTransport:
         return data, self._peer(addr)
 
     def _peer(self, addr):
-        r = self._ai.get(addr)  # raw sockaddr -> (host, port), cached for known peers
+        r = self._ai.get(addr)  # raw sockaddr -> (host, port), cached for the last few peers
         if r is None:
             r = sockaddr(addr)
-            if type(addr) is not tuple and len(self._ai) < 32:
-                self._ai[addr] = r
+            if type(addr) is not tuple:
+                self._cache(addr, r)
+                self._cache(r, addr)  # and back, for send(): no getaddrinfo to answer a peer
         return r
+
+    def _cache(self, k, v):
+        # A few entries only: each is long-lived, and long-lived small objects scattered over the heap by a
+        # stream of new peers would fragment it (a large body could then find no contiguous room).
+        if len(self._ai) >= 8:
+            self._ai.clear()
+        self._ai[k] = v
 
     def send(self, data, remote):
         a = self._ai.get(remote)
         if a is None:
             a = socket.getaddrinfo(remote[0], remote[1], 0, socket.SOCK_DGRAM)[0][-1]
-            if len(self._ai) < 16:
-                self._ai[remote] = a
+            self._cache(remote, a)
         try:
             self.sock.sendto(data, a)
         except OSError as e:

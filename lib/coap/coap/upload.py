@@ -19,7 +19,8 @@ _SIZE1 = const(60)
 
 
 class Assembler:
-    """Server side of a Block1 upload: accepts blocks in order into a bounded buffer (or a sink)."""
+    """Server side of a Block1 upload: accepts blocks in order into a bounded buffer, or streams them into
+    sink(offset, data) (data is valid only during the call) with nothing kept here."""
 
     def __init__(self, limit, sink=None, size=None):
         self.limit = limit
@@ -27,24 +28,28 @@ class Assembler:
         # With Size1 known the body buffer is allocated once (no regrowth fragmenting a small heap).
         self.buf = None if sink else bytearray(size) if size and size <= limit else bytearray()
         self.offset = 0
+        self.last = -1
 
     def feed(self, num, more, szx, data):
         """Returns True when the last block arrived. Raises BlockError for a gap (4.08) and OverflowError
         past the limit (4.13)."""
         off = num << (szx + 4)
         if off != self.offset:
+            if off == self.last and off + len(data) == self.offset:
+                return not more  # the last block again (its answer was lost): taken once, answered again
             raise block.BlockError("block1 at %d, expected %d" % (off, self.offset))
+        self.last = off
         if more and len(data) != 16 << szx:
             raise block.BlockError("short block1 before the last")
         end = off + len(data)
         if end > self.limit:
-            raise OverflowError("body over %d bytes" % self.limit)
+            raise OverflowError
         if self.sink is None:
             b = self.buf
             if end <= len(b):
                 b[off:end] = data
                 if not more and end < len(b):
-                    self.buf = b[:end]  # shorter than Size1 announced
+                    self.buf = memoryview(b)[:end]  # shorter than Size1 announced
             else:
                 b[off:] = data
         else:
@@ -53,25 +58,42 @@ class Assembler:
         return not more
 
 
+def _too_large(res):
+    return Message(code=_TOO_LARGE).add(_SIZE1, res.max_body)
+
+
 def receive(srv, req, res, v):
-    """Server side: one Block1 request into the upload of (remote, path); None when the body is complete."""
+    """Server side: one Block1 request into the upload of (remote, path); None when the body is complete
+    (then req.payload is the body, or req.upload the resource's sink). A body over the resource's max_body,
+    or one the heap cannot hold, gets 4.13 (with Size1 = max_body for the former)."""
     num, more, szx = block.decode(v)
+    ups = srv.uploads
     key = (req.remote, res.path)
-    a = srv.uploads.get(key)
+    a = ups.get(key)
     if num == 0:
         size1 = req.uint(_SIZE1)
         if size1 is not None and size1 > res.max_body:
-            return Message(code=_TOO_LARGE).add(_SIZE1, res.max_body)
-        if a is None and len(srv.uploads) >= srv.max_uploads:
-            srv.uploads.pop(next(iter(srv.uploads)))
-        a = srv.uploads[key] = Assembler(res.max_body, None, size1)
+            return _too_large(res)
+        if a is not None:
+            del ups[key]  # a restart: free the old body before making the new one
+        elif len(ups) >= srv.max_uploads:
+            ups.pop(next(iter(ups)))
+        a = None
+        try:
+            a = Assembler(res.max_body, res.upload(req) if res.upload else None, size1)
+        except MemoryError:
+            return Message(code=_TOO_LARGE)
+        ups[key] = a
     elif a is None:
         return Message(code=_INCOMPLETE)
     try:
         done = a.feed(num, more, szx, req.payload)
     except OverflowError:
-        del srv.uploads[key]
-        return Message(code=_TOO_LARGE).add(_SIZE1, res.max_body)
+        del ups[key]
+        return _too_large(res)
+    except MemoryError:
+        del ups[key]
+        return Message(code=_TOO_LARGE)
     except block.BlockError:
         return Message(code=_INCOMPLETE)
     s = szx if szx < srv.szx else srv.szx  # RFC 7959 2.3: ask for smaller blocks by answering a smaller SZX
@@ -79,8 +101,12 @@ def receive(srv, req, res, v):
         num <<= szx - s
     if not done:
         return Message(code=_CONTINUE).add(_BLOCK1, block.encode(num, 1, s))
-    del srv.uploads[key]
-    req.payload = a.buf
+    del ups[key]
+    if a.sink is None:
+        req.payload = a.buf
+    else:
+        req.payload = b""
+        req.upload = a.sink
     req.block1 = block.encode(num, 0, s)
     return None
 
