@@ -150,7 +150,7 @@ def build_envelope(desc: dict, keys: list[tuple[dict, Path | None]], base: Path,
                    out: Path | None = None) -> bytes:
     """The signed envelope for a description (see the module doc). keys: (COSE_Key, its file) pairs."""
     import cbor2
-    from hourglass import keys as hk
+    from hourglass import cose_tool as ct, keys as hk
     comps = desc.get("component")
     if not isinstance(comps, list) or not comps:
         raise UserError("the description needs at least one [[component]]")
@@ -240,13 +240,13 @@ def build_envelope(desc: dict, keys: list[tuple[dict, Path | None]], base: Path,
     for key, path in keys:
         alg = key.get(3)
         try:
-            if alg in hk.SIGN_ALGS:
-                blocks.append(hk.sign1(key, digest, detached=True, key_path=path))
-            elif alg in (hk.HMAC_256_64, hk.HMAC_256_256):
-                blocks.append(hk.mac0(key, digest, detached=True))
+            if alg in hk.algs.SIGNATURE_ALGS:
+                blocks.append(ct.sign1(key, digest, detached=True, key_path=path))
+            elif alg in (hk.algs.HMAC_256_64, hk.algs.HMAC_256_256):
+                blocks.append(ct.mac0(key, digest, detached=True))
             else:
                 raise UserError(f"key {path} (alg {alg}) cannot authenticate a manifest")
-        except hk.ToolError as e:
+        except UserError as e:
             raise UserError(str(e)) from e
     envelope = {2: cbor2.dumps([digest] + blocks), 3: manifest_bstr}
     for key in sorted(envelope_members):
@@ -304,7 +304,7 @@ def _sequence_lines(data: bytes, indent: str) -> list[str]:
 def inspect_envelope(data: bytes, key: dict | None = None) -> tuple[list[str], bool | None]:
     """Annotated lines and the authentication result (None without a key)."""
     import cbor2
-    from hourglass import keys as hk
+    from hourglass import cose_tool as ct, keys as hk
     try:
         obj = cbor2.loads(data)
     except (cbor2.CBORDecodeError, ValueError) as e:
@@ -326,12 +326,12 @@ def inspect_envelope(data: bytes, key: dict | None = None) -> tuple[list[str], b
         status = ""
         if key is not None:
             ok = False
-            if (b.tag == 17) == (key.get(1) == hk.KTY_SYMMETRIC):  # a MAC key for Mac0, a public key for Sign1
+            if (b.tag == 17) == (key.get(1) == hk.algs.KTY_SYMMETRIC):  # a MAC key for Mac0, a public key for Sign1
                 from pycose.exceptions import CoseException
                 try:
-                    hk.verify1(key, blk, payload=auth[0])
+                    ct.verify1(key, blk, payload=auth[0])
                     ok = True
-                except (hk.ToolError, CoseException, ValueError):
+                except (UserError, CoseException, ValueError):
                     ok = False
             result = bool(result) or ok
             status = " verifies with the key" if ok else " does not verify with the key"
@@ -383,7 +383,7 @@ def _load_key(path: str) -> dict:
     from hourglass import keys as hk
     try:
         return hk.load_key(Path(path))
-    except hk.ToolError as e:
+    except UserError as e:
         raise UserError(str(e)) from e
 
 
@@ -443,3 +443,5 @@ def register(subparsers) -> None:
     k.add_argument("key", nargs="+")
     k.add_argument("-o", "--out", required=True)
     k.set_defaults(func=cmd_keys)
+    from hourglass import suit_server  # serve, push, status, report
+    suit_server.register(sp)

@@ -363,7 +363,7 @@ class Updater:
                 uri = data.decode()
             except UnicodeError:
                 return Message(code=128, payload=b"neither an envelope nor a URI")
-            self.task = asyncio.create_task(self._run_uri(uri))
+            self.start_uri(uri)
             return Message(code=_CHANGED)
         try:
             info = self.check(data)
@@ -405,6 +405,13 @@ class Updater:
             raise SuitError(4, "sequence number %d is not newer than the installed %d"
                             % (m.sequence_number, stored))
         return digest, m.sequence_number, payload_uris(m)
+
+    def start_uri(self, uri):
+        """Update in the background from the envelope at a manifest URI (False: an update is running)."""
+        if self.task is not None:
+            return False
+        self.task = asyncio.create_task(self._run_uri(uri))
+        return True
 
     async def _run_uri(self, uri):
         try:
