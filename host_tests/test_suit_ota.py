@@ -19,14 +19,16 @@ def _device(root, fleet, name=b"dev1", anchors=None, szx=6, restarts=None, **kw)
     from cose.key import CoseKey
     from store import FileStore
     from suit.bundle import BundleDriver
-    from suit.ota import FileSpool, Updater
+    from suit.ota import Updater
     from suit.processor import Processor
+    from suit.spool import FileSpool
     root.mkdir(parents=True, exist_ok=True)
     ep = Endpoint(UDPTransport(("127.0.0.1", 0))).start()
     anchor = CoseKey.decode(anchors.read_bytes())
-    proc = Processor(BundleDriver(str(root), IDENTITY), [anchor], FileStore(str(root / "state")))
+    def make_processor():
+        return Processor(BundleDriver(str(root), IDENTITY), [anchor], FileStore(str(root / "state")))
     restarts = [] if restarts is None else restarts
-    up = Updater(ep, proc, FileStore(str(root / "state")), name, ("127.0.0.1", fleet.port), FileSpool(str(root)),
+    up = Updater(ep, make_processor, FileStore(str(root / "state")), name, ("127.0.0.1", fleet.port), FileSpool(str(root)),
                  szx=szx, restart=restarts.append, backoff_ms=50, **kw).serve()
     return up, restarts
 
@@ -166,7 +168,7 @@ def test_poll_with_etag_sees_nothing_new_then_updates_once(tmp_path):
         try:
             dev = tmp_path / "dev"
             up, restarts = _device(dev, fleet, anchors=pub)
-            up.processor.store.put("suit-seq", (1).to_bytes(8, "big"))  # what it runs: sequence 1
+            up.store.put("suit-seq", (1).to_bytes(8, "big"))  # what it runs: sequence 1
             ck = cbor2.loads(key.read_bytes())
             e1 = build(tmp_path, "e1", 1, [{"id": ["app.py"], "file": "v1.py", "uri": fleet.uri("p1", "a")}], key)
             fleet.campaigns.push("p1", e1, ck, {"a": tmp_path / "v1.py"}, {"dev1": None}, mode="poll")

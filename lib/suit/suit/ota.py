@@ -1,6 +1,6 @@
 # SUIT over the air on the device: the update client on the board's one CoAP endpoint.
 #
-#   up = Updater(ep, processor, store, b"dev-1", server=("192.0.2.1", 5683), spool=FileSpool("/flash"))
+#   up = Updater(ep, make_processor, store, b"dev-1", ("192.0.2.1", 5683), FileSpool("/flash"))
 #   up.serve()                      # /suit/trigger (push) and /suit/state on the endpoint
 #   await up.boot(health)           # first boot after an update: health check, confirm or roll back
 #   asyncio.create_task(up.poll_forever("/suit/m/app", 3600_000))   # or poll
@@ -13,6 +13,10 @@
 # reset; bundle: soft reset) and boot() decides with the app's health check: confirm
 # (mark_app_valid_cancel_rollback, or drop the bundle's old files) or undo (the bootloader rolls the image back;
 # the bundle's old files are put back). Each outcome is reported to the server (POST /suit/report, CBOR).
+#
+# Heap: the steady state holds this module and the endpoint only. The processor (with COSE, the verify
+# algorithms and the driver) is made by make_processor() when an update runs and every module that run
+# imported is released after it; the spools are in suit.spool, the boot verdict in suit.ota_boot.
 import asyncio
 import os
 
@@ -30,7 +34,6 @@ _VALID = const(67)
 _ETAG = const(4)
 _BLOCK2 = const(23)
 _SIZE2 = const(28)
-_PAGE = const(4096)
 
 # stored records (lib/store names)
 _DL = "suit-dl"          # [envelope digest, uri, etag, bytes stored]: where a download resumes
@@ -96,161 +99,14 @@ def _scan(seq, out, depth):
     out[:] = seen
 
 
-# ---------------------------------------------------------------------------------------------- spools
-
-class _FileReader:
-    def __init__(self, path):
-        self.f = open(path, "rb")
-
-    def readinto(self, buf):
-        return self.f.readinto(buf) or 0
-
-    def close(self):
-        self.f.close()
-
-
-class _FileWriter:
-    def __init__(self, path, offset):
-        if offset:
-            self.f = open(path, "r+b")
-            self.f.seek(offset)
-        else:
-            self.f = open(path, "wb")
-        self.stored = offset
-
-    def write(self, data):
-        self.f.write(data)
-        self.stored += len(data)
-
-    def flush(self):
-        self.f.flush()
-        return self.stored
-
-    def close(self):
-        self.f.close()
-
-
-class FileSpool:
-    """Downloads go to files under <root>/.suit/dl/ (the bundle route); the processor then stages them."""
-    in_place = False
-
-    def __init__(self, root):
-        self.dir = root.rstrip("/") + "/.suit/dl"
-
-    def _path(self, index):
-        return "%s/%d" % (self.dir, index)
-
-    def resume_at(self, index, stored, bs):
-        """Where a download resumes: the stored bytes, down to a whole block, no further than the file."""
-        try:
-            size = os.stat(self._path(index))[6]
-        except OSError:
-            return 0
-        return min(size, stored) // bs * bs
-
-    def writer(self, index, offset):
-        from suit.fs import Fs
-        Fs().makedirs(self.dir)
-        return _FileWriter(self._path(index), offset)
-
-    def reader(self, index, size):
-        return _FileReader(self._path(index))
-
-    def clear(self):
-        try:
-            for name in os.listdir(self.dir):
-                os.remove(self.dir + "/" + name)
-        except OSError:
-            pass
-
-
-class _PartReader:
-    def __init__(self, part, size):
-        self.part = part
-        self.size = size
-        self.pos = 0
-        self.blk = bytearray(_PAGE)
-
-    def readinto(self, buf):
-        # the processor reads in chunks of its chunk_size (4096): one flash block each
-        n = min(len(buf), self.size - self.pos)
-        done = 0
-        while done < n:
-            b, off = divmod(self.pos, _PAGE)
-            self.part.readblocks(b, self.blk)
-            take = min(_PAGE - off, n - done)
-            buf[done:done + take] = self.blk[off:off + take]
-            done += take
-            self.pos += take
-        return n
-
-    def close(self):
-        pass
-
-
-class _PartWriter:
-    def __init__(self, part, offset, capacity):
-        self.part = part
-        self.capacity = capacity
-        self.buf = bytearray(_PAGE)
-        self.fill = 0
-        self.block = offset // _PAGE
-        self.stored = offset
-
-    def write(self, data):
-        n = len(data)
-        if self.block * _PAGE + self.fill + n > self.capacity:
-            raise UpdateError("image bigger than the OTA partition")
-        p = 0
-        while p < n:
-            take = min(_PAGE - self.fill, n - p)
-            self.buf[self.fill:self.fill + take] = data[p:p + take]
-            self.fill += take
-            p += take
-            if self.fill == _PAGE:
-                self.part.writeblocks(self.block, self.buf)  # erases the sector first
-                self.block += 1
-                self.fill = 0
-                self.stored = self.block * _PAGE
-
-    def flush(self):
-        return self.stored  # only whole written blocks survive a restart
-
-    def close(self):
-        if self.fill:
-            for i in range(self.fill, _PAGE):
-                self.buf[i] = 0xFF
-            self.part.writeblocks(self.block, self.buf)
-            self.fill = 0
-
-
-class PartitionSpool:
-    """The firmware image streams straight into the next OTA partition (esp32.Partition), where the
-    processor's OTA driver would put it; the processor then reads it back through its digest and the driver
-    only records it for set_boot(). running: the running esp32.Partition."""
-    in_place = True
-
-    def __init__(self, running=None):
-        if running is None:
-            import esp32
-            running = esp32.Partition(esp32.Partition.RUNNING)
-        self.running = running
-
-    def _part(self):
-        return self.running.get_next_update()
-
-    def resume_at(self, index, stored, bs):
-        return stored // _PAGE * _PAGE
-
-    def writer(self, index, offset):
-        p = self._part()
-        return _PartWriter(p, offset, p.ioctl(4, 0) * p.ioctl(5, 0))
-
-    def reader(self, index, size):
-        return _PartReader(self._part(), size)
-
-    def clear(self):
-        pass
+def _release(*names):
+    import sys
+    for name in names:
+        sys.modules.pop(name, None)
+        dot = name.rfind(".")
+        parent = sys.modules.get(name[:dot]) if dot > 0 else None
+        if parent is not None and name[dot + 1:] in parent.__dict__:
+            delattr(parent, name[dot + 1:])
 
 
 class _Counting:
@@ -297,31 +153,24 @@ class _SpoolDriver:
 
 # ---------------------------------------------------------------------------------------------- updater
 
-def _ticks():
-    try:
-        from time import ticks_ms
-        return ticks_ms()
-    except ImportError:
-        import time
-        return int(time.monotonic() * 1000)
-
-
 async def _sleep_ms(ms):
     await asyncio.sleep(ms / 1000)
 
 
 class Updater:
-    """ep: the board's coap Endpoint; processor: a suit.processor.Processor whose driver is the platform's
-    (suit.bundle.BundleDriver or suit.esp32ota.OtaDriver); store: lib/store FileStore; device_id: bytes;
+    """ep: the board's coap Endpoint; make_processor(): a suit.processor.Processor whose driver is the
+    platform's (suit.bundle.BundleDriver or suit.esp32ota.OtaDriver), made when an update runs;
+    store: the lib/store FileStore the processor keeps its sequence number in; device_id: bytes;
     server: the update server's remote (host, port), or coap.serial.REMOTE through the gateway;
     spool: FileSpool or PartitionSpool; kind: "bundle" (soft reset) or "ota" (set_boot, hard reset);
     szx: Block2 size exponent (16 << szx bytes per block; default the endpoint's); retries: attempts per
     block; restart(kind): how the board restarts ("soft" or "hard"; default machine.soft_reset/reset)."""
 
-    def __init__(self, ep, processor, store, device_id, server, spool, kind="bundle", szx=None, retries=8,
-                 backoff_ms=500, restart=None, max_envelope=8192, on_phase=None):
+    def __init__(self, ep, make_processor, store, device_id, server, spool, kind="bundle", szx=None, retries=8,
+                 backoff_ms=500, restart=None, max_envelope=8192, on_phase=None, seq_name="suit-seq"):
         self.ep = ep
-        self.processor = processor
+        self.make_processor = make_processor
+        self.seq_name = seq_name
         self.store = store
         self.device_id = device_id
         self.server = server
@@ -338,11 +187,21 @@ class Updater:
         self.total = 0
         self.task = None
         self.etag = None  # the polled manifest's
-        self.poll_seq = None
+        self._resident = ()
 
     # ---------------------------------------------------------------- resources
 
+    def release(self):
+        """Drop every module imported since serve() (an update's processor, COSE, crypto, drivers)."""
+        import sys
+        import gc
+        if sys.implementation.name == "micropython":  # (CPython has the memory, and its imports may be shared)
+            _release(*[n for n in list(sys.modules) if n not in self._resident])
+        gc.collect()
+
     def serve(self):
+        import sys
+        self._resident = set(sys.modules)
         self.ep.route("/suit/trigger", post=self._trigger, max_body=self.max_envelope)
         self.ep.route("/suit/state", get=self._state)
         return self
@@ -368,8 +227,10 @@ class Updater:
         try:
             info = self.check(data)
         except SuitError as e:
+            self.release()
             return Message(code=129 if e.reason == 4 else 128, payload=str(e).encode())
         except MemoryError:
+            self.release()
             return Message(code=160, payload=b"out of memory")
         self.task = asyncio.create_task(self._run(data, info))
         return Message(code=_CHANGED)
@@ -383,7 +244,7 @@ class Updater:
         st = self.store.get(_STATE)
         last = self.store.get(_LAST)
         s = {1: cbor.loads(st) if st else {}, 4: cbor.loads(last) if last else None, 6: self.phase,
-             7: self.processor.stored_sequence_number()}
+             7: self.stored_sequence_number()}
         if self.kind == "ota":
             run = self.spool.running
             s[2] = run.info()[4]
@@ -394,17 +255,33 @@ class Updater:
 
     # ---------------------------------------------------------------- the update
 
+    def stored_sequence_number(self):
+        """The processor's anti-rollback record (8 bytes, big-endian, under seq_name), read without it."""
+        b = self.store.get(self.seq_name)
+        return int.from_bytes(b, "big") if b else None
+
+    def processor(self):
+        """A processor for one run; the caller drops it (and _released() its modules) afterwards."""
+        return self.make_processor()
+
     def check(self, data):
-        """Authenticate an envelope; returns (digest, seq, uris) or raises SuitError."""
+        """Authenticate an envelope; returns (digest, seq, uris) or raises SuitError. The processor made for
+        it is dropped with its modules: the download does not need them (the install makes a new one)."""
         from suit.envelope import Envelope, Manifest
-        env = Envelope(data, self.max_envelope)
-        digest = bytes(env.authenticate(self.processor.trust_anchors))
-        m = Manifest(env, self.processor.max_components)
-        stored = self.processor.stored_sequence_number()
-        if stored is not None and m.sequence_number <= stored:
-            raise SuitError(4, "sequence number %d is not newer than the installed %d"
-                            % (m.sequence_number, stored))
-        return digest, m.sequence_number, payload_uris(m)
+        try:
+            p = self.processor()
+            env = Envelope(data, self.max_envelope)
+            digest = bytes(env.authenticate(p.trust_anchors))
+            m = Manifest(env, p.max_components)
+            seq = m.sequence_number
+            uris = payload_uris(m)
+        finally:
+            p = env = m = None
+            self.release()
+        stored = self.stored_sequence_number()
+        if stored is not None and seq <= stored:
+            raise SuitError(4, "sequence number %d is not newer than the installed %d" % (seq, stored))
+        return digest, seq, uris
 
     def start_uri(self, uri):
         """Update in the background from the envelope at a manifest URI (False: an update is running)."""
@@ -423,7 +300,8 @@ class Updater:
             info = self.check(data)
         except Exception as e:
             self.task = None
-            await self._report(None, False, 11, str(e), None)
+            self.release()
+            await self.report(None, False, 11, str(e), None)
             return
         await self._run(data, info)
 
@@ -433,8 +311,9 @@ class Updater:
             ok = await self._update(data, digest, seq, uris)
         except Exception as e:  # never an unhandled task: report it
             ok = False
-            await self._report(seq, False, 11, "%s: %s" % (type(e).__name__, e), None)
+            await self.report(seq, False, 11, "%s: %s" % (type(e).__name__, e), None)
         self.task = None
+        self.release()
         self._set_phase(IDLE)
         if ok:
             self._set_phase(RESTART)
@@ -466,23 +345,20 @@ class Updater:
         if self.kind == "ota":
             pending[3] = self.spool.running.get_next_update().info()[4]
         self.store.put(_PENDING, cbor.dumps(pending))
-        p = self.processor
-        inner = p.driver
-        p.driver = _SpoolDriver(inner, self.spool, uris, self.kind == "bundle")
-        try:
-            res = p.update(data)
-        finally:
-            p.driver = inner
+        p = self.processor()
+        p.driver = _SpoolDriver(p.driver, self.spool, uris, self.kind == "bundle")
+        res = p.update(data)
+        p = None
         self.store.delete(_DL)
         if not res.ok:
             self.store.delete(_PENDING)
             self.spool.clear()
-            await self._report(seq, False, res.reason, res.message, res.report)
+            await self.report(seq, False, res.reason, res.message, res.report)
             return False
         pending[4] = RESTART
         self.store.put(_PENDING, cbor.dumps(pending))
         self.spool.clear()
-        await self._report(seq, True, 0, "installed; restarting", res.report, phase=RESTART)
+        await self.report(seq, True, 0, "installed; restarting", res.report, phase=RESTART)
         return True
 
     def _resolve(self, uri):
@@ -572,7 +448,7 @@ class Updater:
 
     # ---------------------------------------------------------------- reports
 
-    async def _report(self, seq, ok, reason, message, report, phase=None):
+    async def report(self, seq, ok, reason, message, report, phase=None):
         last = {1: seq, 2: ok, 3: reason, 4: message}
         self.store.put(_LAST, cbor.dumps(last))
         body = {1: self.device_id, 2: seq, 3: ok, 4: reason, 5: message, 6: phase or (IDLE if ok else "failed")}
@@ -612,9 +488,10 @@ class Updater:
         try:
             info = self.check(data)
         except SuitError as e:
+            self.release()
             if e.reason == 4 and "not newer" in e.args[0]:
                 return "old"
-            await self._report(None, False, e.reason, str(e), None)
+            await self.report(None, False, e.reason, str(e), None)
             return str(e)
         self.task = asyncio.create_task(self._run(data, info))
         return "updating"
@@ -638,87 +515,18 @@ class Updater:
     async def boot(self, health, deadline_ms=30000):
         """At every boot, before anything else touches the update state. health: an async callable -> bool
         (the app's services started and the update server answers). Returns None (nothing pending),
-        "confirmed", "rolled back" or "restored" (the last two were reported as failures)."""
-        raw = self.store.get(_PENDING)
-        if raw is None:
-            self.processor.recover()
+        "confirmed", "rolled back" or "restored" (the last two were reported as failures). The code lives
+        in suit.ota_boot, imported only when an update waits for its verdict."""
+        if self.store.get(_PENDING) is None:
+            if self.spool.interrupted():  # a power cut in a commit: the processor finishes or undoes it
+                self.processor().recover()
+                self.release()
             return None
-        pend = cbor.loads(raw)
-        kind, seq, digest = pend[0], pend[1], pend[2]
-        if pend.get(4) != RESTART:
-            # cut before the commit finished: the processor's recovery decides, nothing to confirm
-            self.store.delete(_PENDING)
-            self.processor.recover()
-            return None
-        if kind == "ota" and self.spool.running.info()[4] != pend[3]:
-            self.store.delete(_PENDING)
-            why = pend.get(5) or "the new image reset before it confirmed itself"
-            await self._report(seq, False, 11, "rolled back: " + why, None, phase="rolled back")
-            return "rolled back"
-        ok = False
-        why = "health check failed"
+        from suit.ota_boot import boot
         try:
-            ok = await asyncio.wait_for(health(), deadline_ms / 1000)
-        except asyncio.TimeoutError:
-            why = "health check missed its %d ms deadline" % deadline_ms
-        except Exception as e:
-            if isinstance(e, MemoryError):
-                raise
-            why = "health check raised %s: %s" % (type(e).__name__, e)
-        if ok:
-            if kind == "ota":
-                import esp32
-                esp32.Partition.mark_app_valid_cancel_rollback()
-            else:
-                self.processor.driver.finish()  # the old files go only now
-            st = self.store.get(_STATE)
-            st = cbor.loads(st) if st else {}
-            st[_SEQ_COMPONENT] = [digest, seq]
-            self.store.put(_STATE, cbor.dumps(st))
-            self.store.delete(_PENDING)
-            await self._report(seq, True, 0, "confirmed", None, phase="confirmed")
-            return "confirmed"
-        if kind == "ota":
-            # not confirmed: the bootloader rolls the image back at this reset; the old image reports it
-            self.store.put(_LAST, cbor.dumps({1: seq, 2: False, 3: 11, 4: why}))
-            pend[5] = why
-            self.store.put(_PENDING, cbor.dumps(pend))
-            await self._report(seq, False, 11, why + "; rolling back", None, phase="rollback")
-            self.restart("hard")
-            return "rolled back"
-        restore_bundle(self.processor.driver)
-        self.store.delete(_PENDING)
-        await self._report(seq, False, 11, why + "; previous bundle restored", None, phase="restored")
-        self.restart("soft")
-        return "restored"
-
-
-def restore_bundle(driver):
-    """Undo a committed, unconfirmed bundle update: every file the journal moved in goes back to the one it
-    replaced (kept in .suit/old/), files that were new are removed, then the journal goes."""
-    fs = driver.fs
-    meta = driver.root + "/.suit"
-    try:
-        with open(meta + "/journal", "rb") as f:
-            lines = f.read().decode().split("\n")
-    except OSError:
-        return False
-    for line in lines[1:]:
-        if line == "end" or not line:
-            break
-        name, rel = line.split(" ", 1)
-        target = driver.root + "/" + rel
-        old = meta + "/old/" + name
-        if fs.exists(old):
-            fs.rename(old, target)
-        elif fs.exists(target):
-            fs.remove(target)
-    fs.sync()
-    fs.remove(meta + "/journal")
-    for d in ("/old", "/stage"):
-        for name in fs.listdir(meta + d):
-            fs.remove(meta + d + "/" + name)
-    return True
+            return await boot(self, health, deadline_ms)
+        finally:
+            self.release()
 
 
 def _restart(kind):
