@@ -57,7 +57,8 @@ def _vboard_setup():
         if hard_boot:
             esp32_ns["bootloader"]()
     vfs.umount("/")
-    vfs.mount(vfs.VfsPosix(flash), mount)
+    flash_vfs = vfs.VfsPosix(flash)
+    vfs.mount(flash_vfs, mount)
     os.chdir(mount)
     if mount == "/":
         sys.path[:] = ["", ".frozen", "/lib"]
@@ -139,6 +140,16 @@ def _vboard_setup():
         # The unix port's os, with the board filesystem's statvfs.
         def __getattr__(self, name):
             return getattr(os, name)
+
+        def rename(self, old, new):
+            # The unix port's rename under a mount point other than "/" fails (ENOENT: VfsPosix.rename does
+            # not join its root to an absolute path): rename on the filesystem itself, with relative paths.
+            if mount != "/" and on_flash(old) and on_flash(new):
+                cut = len(mount)
+                old = os.getcwd() + "/" + old if not old.startswith("/") else old
+                new = os.getcwd() + "/" + new if not new.startswith("/") else new
+                return flash_vfs.rename(old[cut:].lstrip("/"), new[cut:].lstrip("/"))
+            return os.rename(old, new)
 
         def statvfs(self, path):
             if not on_flash(path):
