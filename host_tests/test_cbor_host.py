@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import cbor2
-import pytest
 from hypothesis import given, settings, strategies as st
 
 import cbor

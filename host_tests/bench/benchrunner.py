@@ -46,7 +46,7 @@ def _gc_block_size():
     before = gc.mem_alloc()
     t = (link, 0)  # not a constant tuple, which the compiler would preallocate
     size = gc.mem_alloc() - before
-    t = None
+    del t
     return size
 
 

@@ -33,7 +33,7 @@ def _heap():
 
 
 def _bootstrap_phase():
-    from crypto import x25519, p256, kdf
+    from crypto import x25519, p256
     a, a_pub = x25519.generate()
     b, b_pub = x25519.generate()
     assert x25519.x25519(a, b_pub) == x25519.x25519(b, a_pub)

@@ -302,7 +302,8 @@ def write_report(out: Path, report: dict) -> None:
         lines += ["", "| module (alone, with what it imports) | .mpy (B) | heap on VM (B) |", "|---|---:|---:|"]
         for m in imp["modules"]:
             lines.append(f"| {m['module']} | {m['mpy_bytes']:,} | {_fmt(m['heap_vm'])} |")
-    lines += ["", f"## .mpy sizes (mpy-cross -march={MPY_ARCH})", "", "| module | source (B) | .mpy (B) |", "|---|---:|---:|"]
+    lines += ["", f"## .mpy sizes (mpy-cross -march={MPY_ARCH})", "",
+              "| module | source (B) | .mpy (B) |", "|---|---:|---:|"]
     total = 0
     for m in report["mpy_sizes"]:
         total += m["mpy_bytes"] or 0

@@ -1,9 +1,9 @@
 """`hourglass` command line: one entry point, one subcommand per host tool.
 
 Each subcommand lives in its own module with `register(subparsers)`, which adds its parser and sets
-`func(args) -> int` as the handler. A handler raises `hourglass.common.UserError` for what the user can fix; it is printed
-here once, as `hourglass <command>: <message>`, exit status 1 (usage errors: 2). Modules import their heavy dependencies inside the handler so that
-`hourglass --help` stays fast.
+`func(args) -> int` as the handler. A handler raises `hourglass.common.UserError` for what the user can
+fix; it is printed here once, as `hourglass <command>: <message>`, exit status 1 (usage errors: 2). Modules
+import their heavy dependencies inside the handler so that `hourglass --help` stays fast.
 """
 from __future__ import annotations
 

@@ -86,9 +86,13 @@ class Observation:
 
     def __call__(self, m):
         # A notification routed by token; the client's transform (if any) sees it first.
-        m = self.client.inner_response(self.req, m)
-        if m is not None:
-            self.deliver(m)
+        c = self.client
+        if c.transform is not None:
+            from coap.transform import response_in
+            m = response_in(c, self.req, m)
+            if m is None:
+                return
+        self.deliver(m)
 
     def deliver(self, m):
         if m.code >= 96 or not m.has(_OBSERVE):  # error or a plain response: the observation ended
@@ -114,7 +118,8 @@ class Observation:
             body = bytearray(first.payload)
             et = first.opt(_ETAG)
             r = await self.client.request(_GET, self.remote, self.path, options=self.options,
-                                          sink=lambda off, data: body.extend(data), start=block.decode(first.opt(_BLOCK2)), etag=et)
+                                          sink=lambda off, data: body.extend(data),
+                                          start=block.decode(first.opt(_BLOCK2)), etag=et)
             r.payload = body
             self.count += 1
             self.callback(r)
@@ -150,6 +155,25 @@ async def observe(cli, remote, path, callback, options):
     return o
 
 
+def register(req, res):
+    """Server side, a GET of an observable resource: Observe 0 registers (or refreshes) the requester, any
+    other GET deregisters it; later blocks of a notification's body keep the registration."""
+    o = res.observers
+    b2 = req.opt(_BLOCK2)
+    if b2 is None or int.from_bytes(b2, "big") >> 4 == 0:
+        if req.uint(_OBSERVE) == 0:
+            o.add(req.remote, req.token, req)  # over the limit: answered as a plain GET
+        else:
+            o.remove(req.remote, req.token)
+
+
+def annotate(req, res, r):
+    """Server side: the registration response carries the resource's current sequence number."""
+    o = res.observers
+    if (req.remote, req.token) in o.reg and req.uint(_OBSERVE) == 0:
+        r.add(_OBSERVE, o.seq)
+
+
 def notify(srv, res):
     """Server side: the resource changed, send every observer a notification (NON, every n-th CON)."""
     o = res.observers
@@ -171,14 +195,15 @@ async def _notify_async(srv, res, key, entry, seq, coro):
 
 
 def _notify(srv, res, key, entry, seq, r):
+    from coap import serve
     remote, token = key
     req = entry[0]
-    r = srv.finish(req, r)
+    r = serve.finish(srv, req, r)
     if r.code >= 96:  # an error ends the observation (RFC 7641 section 4.2)
         res.observers.remove(remote, token)
     elif not r.has(_OBSERVE):
         r.add(_OBSERVE, seq)
-    r = srv.outer_response(req, r)
+    r = serve.outer_response(srv, req, r)
     r.mid = srv.next_mid()
     if res.observers.want_con(entry):
         r.type = _CON

@@ -116,13 +116,6 @@ class Requester:
         r = await self.send_con(m, remote)
         return r.type == _RST
 
-    def inner_response(self, req, resp):
-        """The response as the application sees it: through the transform (None: refused)."""
-        if self.transform is None:
-            return resp
-        from coap.transform import response_in
-        return response_in(self, req, resp)
-
     async def exchange(self, m, remote, timeout=None):
         """One request message -> its response message (piggybacked or separate)."""
         inner = m
@@ -169,7 +162,8 @@ class Requester:
                 del self.waiters[key]
         r = slot[0]
         if self.transform is not None:
-            r = self.inner_response(inner, r)
+            from coap.transform import response_in
+            r = response_in(self, inner, r)
             if r is None:
                 raise RefusedError("response refused")
         return r

@@ -23,16 +23,12 @@ except AttributeError:  # CPython
 
 
 def sockaddr(addr):
-    """(host, port) from what recvfrom returned: a tuple on CPython, raw sockaddr bytes on the unix port."""
+    """(host, port) from what recvfrom returned: a tuple on CPython and the lwIP ports (ESP32), raw sockaddr
+    bytes on the unix port (parsed by coap.rawaddr, loaded only there)."""
     if isinstance(addr, tuple):
         return addr[0], addr[1]
-    a = bytes(addr)
-    family = a[0] if a[1] == 0 else a[1]  # Linux: little-endian u16 sa_family; BSD: sa_len, then sa_family
-    port = (a[2] << 8) | a[3]
-    if family == 2:
-        return "%d.%d.%d.%d" % (a[4], a[5], a[6], a[7]), port
-    h = a[8:24]
-    return ":".join("%x" % ((h[i] << 8) | h[i + 1]) for i in range(0, 16, 2)), port
+    from coap.rawaddr import parse
+    return parse(addr)
 
 
 class UDPTransport:
