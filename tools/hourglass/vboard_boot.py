@@ -94,6 +94,16 @@ def _vboard_setup():
             return False
         return mount == "/" or path == mount or path.startswith(mount + "/")
 
+    def relative(path, cwd):
+        if not path.startswith("/"):
+            return path
+        a = [x for x in path.split("/") if x]
+        b = [x for x in cwd.split("/") if x]
+        i = 0
+        while i < len(a) and i < len(b) and a[i] == b[i]:
+            i += 1
+        return "/".join([".."] * (len(b) - i) + a[i:]) or "."
+
     import builtins
 
     unix_open = builtins.open
@@ -142,13 +152,12 @@ def _vboard_setup():
             return getattr(os, name)
 
         def rename(self, old, new):
-            # The unix port's rename under a mount point other than "/" fails (ENOENT: VfsPosix.rename does
-            # not join its root to an absolute path): rename on the filesystem itself, with relative paths.
+            # The unix port's rename under a mount point other than "/" fails (ENOENT) with absolute paths;
+            # VfsPosix resolves relative ones against the process's own working directory, which follows
+            # os.chdir() on the board: rename with the paths relative to it.
             if mount != "/" and on_flash(old) and on_flash(new):
-                cut = len(mount)
-                old = os.getcwd() + "/" + old if not old.startswith("/") else old
-                new = os.getcwd() + "/" + new if not new.startswith("/") else new
-                return flash_vfs.rename(old[cut:].lstrip("/"), new[cut:].lstrip("/"))
+                cwd = os.getcwd()
+                return flash_vfs.rename(relative(old, cwd), relative(new, cwd))
             return os.rename(old, new)
 
         def statvfs(self, path):
