@@ -9,4 +9,5 @@ require("cbor", library="hourglass")
 require("cose", library="hourglass")
 require("crypto", library="hourglass")
 require("store", library="hourglass")
+require("coap", library="hourglass")  # suit.ota: the update client on the CoAP endpoint
 package("suit")

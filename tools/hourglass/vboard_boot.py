@@ -1,5 +1,5 @@
 # Boot of the virtual board: `micropython -i vboard_boot.py FLASH MOUNT RUN_MAIN MISSING BLOCK_SIZE BLOCK_COUNT
-# ROMFS ROMFS_SIZE`, started by
+# ROMFS ROMFS_SIZE OTA HARD`, started by
 # tools/hourglass/vboard.py. This file runs on the MicroPython VM, never on CPython. It makes the VM look
 # like a board before its REPL starts:
 # - the flash directory is the board's filesystem at its mount point ("/" on ESP32, "/flash" on nRF), and the
@@ -18,6 +18,9 @@
 #   `mpremote romfs deploy` writes it, and the file keeps it across resets), and a valid image is mounted at
 #   /rom with /rom and /rom/lib on sys.path, as the board's boot does. Its bytes take the VM's heap (a board
 #   maps them from flash): the supervisor adds ROMFS_SIZE to the heap;
+# - OTA ("-" or FILE,ota_0=SIZE,ota_1=SIZE) gives an ESP32 with an OTA table the esp32 module of
+#   vboard_esp32.py (esp32.Partition over FILE, otadata in FILEdata); HARD is "1" for a power-on or hard reset,
+#   when that module's bootloader() picks the slot to boot (and rolls back an unconfirmed image);
 # - boot.py, then main.py (only when RUN_MAIN is "1": boards skip main.py after a soft reset in the raw REPL)
 #   run in the REPL's namespace; an exception in them is printed and the REPL still starts.
 # Two markers on stdout, which the supervisor removes, say when Ctrl-C may be sent as SIGINT.
@@ -32,14 +35,30 @@ def _vboard_setup():
     missing = [m for m in sys.argv[4].split(",") if m and m != "-"]
     block_size, block_count = int(sys.argv[5]), int(sys.argv[6])
     romfs_file, romfs_size = sys.argv[7], int(sys.argv[8])
+    ota, hard_boot = sys.argv[9], sys.argv[10] == "1"
     # First, while the heap is empty: the ROMFS partition's bytes in one piece.
     rom = bytearray(romfs_size) if romfs_size else None
     if rom is not None:
         # Opened before the host's filesystem is unmounted: the partition is written back through it.
         rom_store = open(romfs_file, "r+b")
         rom_store.readinto(rom)
+    esp32_ns = None
+    if ota != "-":
+        # The esp32 module (vboard_esp32.py beside this file) and its two files, opened before "/" changes.
+        parts = ota.split(",")
+        esp32_ns = {}
+        with open(__file__.rsplit("/", 1)[0] + "/vboard_esp32.py") as f:
+            exec(f.read(), esp32_ns)
+        files = []
+        for name in (parts[0], parts[0] + "data"):
+            open(name, "ab").close()
+            files.append(open(name, "r+b"))
+        esp32_ns["configure"](files[0], files[1], [(p.split("=")[0], int(p.split("=")[1])) for p in parts[1:]])
+        if hard_boot:
+            esp32_ns["bootloader"]()
     vfs.umount("/")
-    vfs.mount(vfs.VfsPosix(flash), mount)
+    flash_vfs = vfs.VfsPosix(flash)
+    vfs.mount(flash_vfs, mount)
     os.chdir(mount)
     if mount == "/":
         sys.path[:] = ["", ".frozen", "/lib"]
@@ -74,6 +93,16 @@ def _vboard_setup():
         if path.startswith(("/remote", "/rom")):  # mpremote's host mount, the ROMFS
             return False
         return mount == "/" or path == mount or path.startswith(mount + "/")
+
+    def relative(path, cwd):
+        if not path.startswith("/"):
+            return path
+        a = [x for x in path.split("/") if x]
+        b = [x for x in cwd.split("/") if x]
+        i = 0
+        while i < len(a) and i < len(b) and a[i] == b[i]:
+            i += 1
+        return "/".join([".."] * (len(b) - i) + a[i:]) or "."
 
     import builtins
 
@@ -121,6 +150,15 @@ def _vboard_setup():
         # The unix port's os, with the board filesystem's statvfs.
         def __getattr__(self, name):
             return getattr(os, name)
+
+        def rename(self, old, new):
+            # The unix port's rename under a mount point other than "/" fails (ENOENT) with absolute paths;
+            # VfsPosix resolves relative ones against the process's own working directory, which follows
+            # os.chdir() on the board: rename with the paths relative to it.
+            if mount != "/" and on_flash(old) and on_flash(new):
+                cwd = os.getcwd()
+                return flash_vfs.rename(relative(old, cwd), relative(new, cwd))
+            return os.rename(old, new)
 
         def statvfs(self, path):
             if not on_flash(path):
@@ -179,6 +217,17 @@ def _vboard_setup():
             sys.exit(90)  # vboard.HARD_RESET_EXIT
 
     sys.modules["machine"] = BoardMachine()
+
+    if esp32_ns is not None:
+        class Esp32:
+            # The virtual board's esp32 module (vboard_esp32.py): OTA partitions and the bootloader's otadata.
+            def __getattr__(self, name):
+                try:
+                    return esp32_ns[name]
+                except KeyError:
+                    raise AttributeError(name)
+
+        sys.modules["esp32"] = Esp32()
 
     import micropython as unix_micropython
 
@@ -246,8 +295,14 @@ def _vboard_run(name, namespace):
         with open(name) as f:
             source = f.read()
         exec(compile(source, name, "exec"), namespace)
-    except SystemExit:
-        raise  # sys.exit() in boot.py/main.py is a soft reset, as on a board
+    except SystemExit as e:
+        # sys.exit() in boot.py/main.py is a soft reset (machine.reset(): exit code 90, a hard one), as on a
+        # board; under -i the VM would go on to its REPL, so tell the supervisor, which ends the VM
+        code = e.args[0] if e.args and isinstance(e.args[0], int) else 0
+        sys.stderr.write("\x00VBEXIT%d\x00" % code)
+        import time
+        while True:
+            time.sleep(1)
     except BaseException as e:  # KeyboardInterrupt included: print it and go on, as a board does
         sys.print_exception(e)
 
