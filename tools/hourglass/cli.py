@@ -26,6 +26,9 @@ SUBCOMMAND_MODULES = [
     "repl",
     "keys",
     "cose_tool",
+    "oscore_tool",
+    "suit",
+    "noob_cli",
 ]
 
 

@@ -114,6 +114,23 @@ class Peer:
         if self.state == REGISTERED:
             self._set_state(RECONNECTING)
 
+    def unload(self):
+        """Registered: drop the bootstrap code (eapnoob.bootstrap, the console QR code, the curves) from RAM, so
+        the heap goes to what runs next (OSCORE). Anything dropped is imported again if it is needed (a Reconnect
+        with ECDHE reloads its curve)."""
+        if self.state != REGISTERED:
+            return
+        import sys
+        for name in ("eapnoob.bootstrap", "eapnoob.qr", "crypto.x25519", "crypto.p256"):
+            if name in sys.modules:
+                del sys.modules[name]
+                pkg, _, attr = name.partition(".")
+                p = sys.modules.get(pkg)
+                if p is not None and attr in p.__dict__:
+                    delattr(p, attr)
+        import gc
+        gc.collect()
+
     def identity(self):
         raw = self.rec.get(F_NAI)
         return json.loads(raw) if raw else self.nai
@@ -165,6 +182,7 @@ class Peer:
                 return self._on_type1()
             if conv is None or typ not in conv.expect:
                 raise NoobError(E_UNEXPECTED_TYPE, "unexpected message type")
+            expect = conv.expect
             conv.expect = ()
             if typ >= 7:
                 from eapnoob import reconnect as exchange
@@ -174,7 +192,11 @@ class Peer:
             if typ != 2 and typ != 7 and msg.has(b"PeerId") and \
                     msg.raw(b"PeerId") != (conv.peer_id if typ in (3, 8, 9) else self.rec[F_PEERID]):
                 raise NoobError(E_UNEXPECTED_PEERID, "unexpected PeerId")
-            return getattr(exchange, "on_type%d" % typ)(self, conv, msg, now)
+            try:
+                return getattr(exchange, "on_type%d" % typ)(self, conv, msg, now)
+            except MemoryError:  # nothing was answered: the retransmission of this request is taken afresh
+                conv.expect = expect
+                raise
         except NoobError as e:
             return self._send_error(e)
 
