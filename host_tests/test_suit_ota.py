@@ -8,7 +8,6 @@ import random
 
 import aiocoap
 import cbor2
-import pytest
 
 from suit_ota_common import IDENTITY, Fleet, build, payload, write_key
 
@@ -28,8 +27,8 @@ def _device(root, fleet, name=b"dev1", anchors=None, szx=6, restarts=None, **kw)
     def make_processor():
         return Processor(BundleDriver(str(root), IDENTITY), [anchor], FileStore(str(root / "state")))
     restarts = [] if restarts is None else restarts
-    up = Updater(ep, make_processor, FileStore(str(root / "state")), name, ("127.0.0.1", fleet.port), FileSpool(str(root)),
-                 szx=szx, restart=restarts.append, backoff_ms=50, **kw).serve()
+    up = Updater(ep, make_processor, FileStore(str(root / "state")), name, ("127.0.0.1", fleet.port),
+                 FileSpool(str(root)), szx=szx, restart=restarts.append, backoff_ms=50, **kw).serve()
     return up, restarts
 
 

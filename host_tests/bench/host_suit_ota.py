@@ -135,7 +135,8 @@ def run(ctx) -> list[dict]:
                         "value": round(ours) if ours else None, "unit": "B/s",
                         "target": ">= 0.8x coap-client-notls",
                         "note": f"coap-client-notls {round(ref) if ref else 'failed'} B/s; ratio "
-                                f"{ours / ref:.2f}" if ours and ref else f"failed: {p.stderr[-300:]!r} {cp.stderr[-200:]!r}"})
+                                f"{ours / ref:.2f}" if ours and ref
+                                else f"failed: {p.stderr[-300:]!r} {cp.stderr[-200:]!r}"})
             for name, label in (("k64", "64 KiB"), ("m4", "4 MiB")):
                 smallest = None
                 for kib in HEAP_LADDER:  # a run that runs out of heap may hang in its loop: a short timeout

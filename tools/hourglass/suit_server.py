@@ -272,8 +272,8 @@ def _make_site(server):
             except Exception:
                 return aiocoap.Message(code=aiocoap.BAD_REQUEST, payload=b"report is not CBOR")
             if not isinstance(body, dict) or any(not isinstance(body.get(k), t) for k, t in _REPORT_FIELDS.items()):
-                return aiocoap.Message(code=aiocoap.BAD_REQUEST,
-                                       payload=b"report must be {1: id, 2: seq, 3: ok, 4: reason, 5: message, 6: phase}")
+                shape = b"report must be {1: id, 2: seq, 3: ok, 4: reason, 5: message, 6: phase}"
+                return aiocoap.Message(code=aiocoap.BAD_REQUEST, payload=shape)
             report = body.get(7)
             if report is not None and not isinstance(report, bytes):
                 return aiocoap.Message(code=aiocoap.BAD_REQUEST, payload=b"report member 7 must be bytes")

@@ -11,7 +11,6 @@ except ImportError:
 
 _CON = const(0)
 _NON = const(1)
-_GET = const(1)
 _BAD_OPTION = const(130)
 _OBSERVE = const(6)
 _BLOCK2 = const(23)

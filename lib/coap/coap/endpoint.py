@@ -40,7 +40,6 @@ except ImportError:  # CPython
     from coap._cpython import ticks_ms, ticks_us, ticks_diff, ticks_add
 
 _CON = const(0)
-_NON = const(1)
 _ACK = const(2)
 _RST = const(3)
 _EMPTY = const(0)
@@ -49,7 +48,7 @@ _EMPTY = const(0)
 # (nothing is allocated per message, so long-lived answers never fragment the heap), and the answers' bytes
 # in one preallocated ring buffer of 2 x max_message_size. Every entry lives EXCHANGE_LIFETIME, so arrival
 # order is expiry order and the slot reused next is the oldest. Slot fields:
-_D_MID = const(0)     # Message ID, -1 when the slot is free
+# offset 0: the Message ID, -1 when the slot is free
 _D_REMOTE = const(1)
 _D_EXP = const(2)     # ticks_ms when it expires
 _D_STATE = const(3)   # 0 answer pending (duplicates ignored), 1 bytes in the ring, 2 a Block2 header in the
