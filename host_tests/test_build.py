@@ -196,7 +196,9 @@ def test_romfs_image_mounts_on_the_vm(tmp_path, sources):
     res = hbuild.build(load_board("ESP32_GENERIC"), tmp_path / "esp32")
     script = tmp_path / "mount_romfs.py"
     script.write_text(MOUNT_ROMFS)
-    proc = mpvm.run([str(script), str(res.out / "romfs.img")], path=[])
+    # the script reads the whole image into the VM heap: give it room for the image, however big lib/ grows
+    heap = f"{128 + (res.out / 'romfs.img').stat().st_size // 1024}k"
+    proc = mpvm.run([str(script), str(res.out / "romfs.img")], path=[], heap=heap)
     text = proc.stdout.decode()
     assert proc.returncode == 0, proc.stderr.decode() + text
     files = {line.split()[1]: int(line.split()[2]) for line in text.splitlines() if line.startswith("FILE")}

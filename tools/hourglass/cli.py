@@ -26,6 +26,7 @@ SUBCOMMAND_MODULES = [
     "repl",
     "keys",
     "cose_tool",
+    "suit",
 ]
 
 

@@ -273,6 +273,10 @@ class VirtualBoard:
         # The ROMFS partition's bytes, kept beside the filesystem (a board keeps them in their own flash).
         self.romfs_file = (self.flash_dir.with_name(self.flash_dir.name + ".romfs") if self.board.romfs_stock
                            else None)
+        # An ESP32 with an OTA table: the esp32 module's partitions (vboard_esp32.py), beside the filesystem.
+        self.ota_slots = tuple((p.name, p.size) for p in self.board.partitions if p.name.startswith("ota_")) \
+            if self.board.port == "esp32" else ()
+        self.ota_file = self.flash_dir.with_name(self.flash_dir.name + ".ota") if self.ota_slots else None
         romfs_k = -(-self.board.romfs_size // 1024) if self.romfs_file else 0
         if self.romfs_file and not self.romfs_file.exists():
             self.romfs_file.write_bytes(b"\xff" * self.board.romfs_size)  # erased flash
@@ -306,6 +310,7 @@ class VirtualBoard:
         self._hard_requested = False
         self._restart_at: float | None = None
         self._restart_args = (True, False)
+        self._hard_boot = True  # the next VM start is a power-on or hard reset: the bootloader runs
         self._t_start = 0.0
         self._sigint_at: float | None = None
 
@@ -364,11 +369,13 @@ class VirtualBoard:
         self._spawn_vm(run_main=True, enter_raw=False)
 
     def boot_args(self, run_main: bool) -> list[str]:
-        """vboard_boot.py's arguments: FLASH MOUNT RUN_MAIN MISSING BLOCK_SIZE BLOCK_COUNT ROMFS ROMFS_SIZE."""
+        """vboard_boot.py's arguments: FLASH MOUNT RUN_MAIN MISSING BLOCK_SIZE BLOCK_COUNT ROMFS ROMFS_SIZE OTA
+        HARD (OTA: "-" or FILE,label=size,label=size for the esp32 module; HARD: "1" when the bootloader runs)."""
         b = self.board
+        ota = ",".join([str(self.ota_file)] + [f"{n}={s}" for n, s in self.ota_slots]) if self.ota_file else "-"
         return [str(self.flash_dir), b.fs_mount, "1" if run_main else "0", ",".join(self.missing) or "-",
                 str(b.fs_block_size), str(b.fs_block_count), str(self.romfs_file or "-"),
-                str(b.romfs_size if self.romfs_file else 0)]
+                str(b.romfs_size if self.romfs_file else 0), ota, "1" if self._hard_boot else "0"]
 
     def _spawn_vm(self, run_main: bool, enter_raw: bool) -> None:
         master, slave = pty.openpty()
@@ -538,6 +545,7 @@ class VirtualBoard:
             # just back at its prompt (the unix port then dies of SIGINT): all soft resets.
             kind = "soft"
         self._hard_requested = False
+        self._hard_boot = kind == "hard"
         if kind == "soft":
             self.soft_resets += 1
             raw = self.repl.mode == "raw"

@@ -1,5 +1,5 @@
 # Boot of the virtual board: `micropython -i vboard_boot.py FLASH MOUNT RUN_MAIN MISSING BLOCK_SIZE BLOCK_COUNT
-# ROMFS ROMFS_SIZE`, started by
+# ROMFS ROMFS_SIZE OTA HARD`, started by
 # tools/hourglass/vboard.py. This file runs on the MicroPython VM, never on CPython. It makes the VM look
 # like a board before its REPL starts:
 # - the flash directory is the board's filesystem at its mount point ("/" on ESP32, "/flash" on nRF), and the
@@ -18,6 +18,9 @@
 #   `mpremote romfs deploy` writes it, and the file keeps it across resets), and a valid image is mounted at
 #   /rom with /rom and /rom/lib on sys.path, as the board's boot does. Its bytes take the VM's heap (a board
 #   maps them from flash): the supervisor adds ROMFS_SIZE to the heap;
+# - OTA ("-" or FILE,ota_0=SIZE,ota_1=SIZE) gives an ESP32 with an OTA table the esp32 module of
+#   vboard_esp32.py (esp32.Partition over FILE, otadata in FILEdata); HARD is "1" for a power-on or hard reset,
+#   when that module's bootloader() picks the slot to boot (and rolls back an unconfirmed image);
 # - boot.py, then main.py (only when RUN_MAIN is "1": boards skip main.py after a soft reset in the raw REPL)
 #   run in the REPL's namespace; an exception in them is printed and the REPL still starts.
 # Two markers on stdout, which the supervisor removes, say when Ctrl-C may be sent as SIGINT.
@@ -32,12 +35,27 @@ def _vboard_setup():
     missing = [m for m in sys.argv[4].split(",") if m and m != "-"]
     block_size, block_count = int(sys.argv[5]), int(sys.argv[6])
     romfs_file, romfs_size = sys.argv[7], int(sys.argv[8])
+    ota, hard_boot = sys.argv[9], sys.argv[10] == "1"
     # First, while the heap is empty: the ROMFS partition's bytes in one piece.
     rom = bytearray(romfs_size) if romfs_size else None
     if rom is not None:
         # Opened before the host's filesystem is unmounted: the partition is written back through it.
         rom_store = open(romfs_file, "r+b")
         rom_store.readinto(rom)
+    esp32_ns = None
+    if ota != "-":
+        # The esp32 module (vboard_esp32.py beside this file) and its two files, opened before "/" changes.
+        parts = ota.split(",")
+        esp32_ns = {}
+        with open(__file__.rsplit("/", 1)[0] + "/vboard_esp32.py") as f:
+            exec(f.read(), esp32_ns)
+        files = []
+        for name in (parts[0], parts[0] + "data"):
+            open(name, "ab").close()
+            files.append(open(name, "r+b"))
+        esp32_ns["configure"](files[0], files[1], [(p.split("=")[0], int(p.split("=")[1])) for p in parts[1:]])
+        if hard_boot:
+            esp32_ns["bootloader"]()
     vfs.umount("/")
     vfs.mount(vfs.VfsPosix(flash), mount)
     os.chdir(mount)
@@ -179,6 +197,17 @@ def _vboard_setup():
             sys.exit(90)  # vboard.HARD_RESET_EXIT
 
     sys.modules["machine"] = BoardMachine()
+
+    if esp32_ns is not None:
+        class Esp32:
+            # The virtual board's esp32 module (vboard_esp32.py): OTA partitions and the bootloader's otadata.
+            def __getattr__(self, name):
+                try:
+                    return esp32_ns[name]
+                except KeyError:
+                    raise AttributeError(name)
+
+        sys.modules["esp32"] = Esp32()
 
     import micropython as unix_micropython
 

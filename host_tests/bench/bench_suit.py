@@ -1,0 +1,143 @@
+# SUIT install and authentication (lib/suit): an install of N bytes (fetch from a local file, SHA-256, staged
+# write, image-match, journal commit) next to bare sha256 + file write of the same N bytes in the same 4 KiB
+# chunks; the install's peak heap for 64 KiB and 4 MiB (flat: the payload streams); manifest authentication per
+# algorithm on the envelopes our builder made (vectors/suit/built). The envelopes for the installs are made here
+# with cose.mac0 (HMAC-256), so the install figures hold no signature verify.
+import os
+from hashlib import sha256
+
+import cbor
+from cose import mac0
+from cose.key import CoseKey
+from suit.bundle import BundleDriver
+from suit.envelope import Envelope
+from suit.processor import Processor
+
+COMPARE = [
+    ("SUIT install of 64 KiB vs bare sha256 + file write of 64 KiB", ("bench_install_64k", "micropython"),
+     ("bench_bare_write_64k", "micropython"), 0.8),  # ops/s ratio >= 0.8: install <= 1.25x the bare time
+    ("SUIT install of 4 MiB vs bare sha256 + file write of 4 MiB", ("bench_install_4m", "micropython"),
+     ("bench_bare_write_4m", "micropython"), 0.8),
+]
+MP_HEAP = "256k"
+DIR = "build/bench-suit"
+BUILT = "host_tests/vectors/suit/built/"
+CHUNK = 4096
+KEY = bytes(range(32))
+
+
+def _mkdir(p):
+    try:
+        os.mkdir(p)
+    except OSError:
+        pass
+
+
+def _payload(name, size):
+    _mkdir("build")
+    _mkdir(DIR)
+    path = DIR + "/" + name
+    h = sha256()
+    block = bytearray(CHUNK)
+    for i in range(CHUNK):
+        block[i] = (i * 7) & 0xFF
+    with open(path, "wb") as f:
+        for i in range(size // CHUNK):
+            block[0] = i & 0xFF
+            f.write(block)
+            h.update(block)
+    return path, h.digest()
+
+
+def _envelope(size, digest):
+    key = CoseKey.from_raw(5, KEY)
+    common = {2: [[b"fw.bin"]], 4: cbor.dumps([20, {3: cbor.dumps([-16, digest]), 14: size}])}
+    m = {1: 1, 2: 1, 3: cbor.dumps(common), 20: cbor.dumps([20, {21: "file:p"}, 21, 2, 3, 15])}
+    mb = cbor.dumps(m, canonical=True)
+    d = cbor.dumps([-16, sha256(cbor.dumps(mb)).digest()])
+    blk = mac0.create(key, d, detached=True, include_kid=False)
+    return cbor.dumps(cbor.Tag(107, {2: cbor.dumps([d, blk]), 3: mb})), key
+
+
+def _install(size, name):
+    path, digest = _payload(name, size)
+    env, key = _envelope(size, digest)
+    root = DIR + "/dev-" + name
+    drv = BundleDriver(root, {}, sources={"file:p": path})
+    proc = Processor(drv, [key], None, chunk_size=CHUNK)
+
+    def op():
+        res = proc.update(env)
+        if not res.ok:  # the processor reports MemoryError as a result; the peak search needs it raised
+            raise MemoryError() if res.message == "out of memory" else AssertionError(res.message)
+    return op
+
+
+def _bare(size, name):
+    path, digest = _payload(name, size)
+    out = DIR + "/bare-" + name
+    buf = bytearray(CHUNK)
+    mv = memoryview(buf)
+
+    def op():
+        h = sha256()
+        with open(path, "rb") as src:
+            with open(out + ".new", "wb") as dst:
+                while True:
+                    n = src.readinto(buf)
+                    if not n:
+                        break
+                    h.update(mv[0:n])
+                    dst.write(mv[0:n])
+        os.rename(out + ".new", out)
+        if h.digest() != digest:
+            raise AssertionError("digest")
+    return op
+
+
+def bench_install_64k():
+    return _install(64 * 1024, "p64k")
+
+
+def bench_bare_write_64k():
+    return _bare(64 * 1024, "p64k")
+
+
+def bench_install_4m():
+    return _install(4 * 1024 * 1024, "p4m")
+
+
+def bench_bare_write_4m():
+    return _bare(4 * 1024 * 1024, "p4m")
+
+
+def _auth(alg):
+    with open(BUILT + "alg_%s.suit" % alg, "rb") as f:
+        data = f.read()
+    try:
+        kf = open(BUILT + alg + ".pub", "rb")
+    except OSError:
+        kf = open(BUILT + alg + ".key", "rb")
+    with kf:
+        anchor = CoseKey.decode(kf.read())
+    return lambda: Envelope(data, 8192).authenticate([anchor])
+
+
+def bench_authenticate_esp256():
+    return _auth("esp256")
+
+
+def bench_authenticate_es256():
+    return _auth("es256")
+
+
+def bench_authenticate_ed25519():
+    return _auth("ed25519")
+
+
+def bench_authenticate_hss_lms():
+    return _auth("hss")
+
+
+def bench_authenticate_hmac256():
+    return _auth("hmac")

@@ -1,0 +1,150 @@
+"""SUIT host scenarios, with lib/ compiled to .mpy as a board runs it: the heap lib/suit adds on the VM beyond
+cbor/cose/crypto/store, that a verifier is imported only when a manifest uses it, and the smallest VM heap in
+which a whole 64 KiB and 4 MiB install (HMAC-256 envelope, fetch from a file, digest, write, commit) completes."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+PACKAGES = ("cbor", "cose", "crypto", "store", "suit")
+SUIT_MODULES = ("suit", "suit.envelope", "suit.processor", "suit.report", "suit.bundle", "suit.fs")
+
+VM_IMPORT = r'''
+import gc, sys
+import cbor, cose, hashlib, store
+from cose import key, mac0, sign1, algs
+from crypto import kdf, util
+gc.collect()
+base = gc.mem_alloc()
+for m in sys.argv[1:]:
+    __import__(m)
+gc.collect()
+print("HEAP", gc.mem_alloc() - base)
+'''
+
+VM_IMPORT_ROMFS = r'''
+import gc, sys, vfs
+with open(sys.argv[1], "rb") as f:
+    image = f.read()
+vfs.mount(vfs.VfsRom(image), "/rom")
+sys.path.insert(0, "/rom")
+import cbor, cose, hashlib, store
+from cose import key, mac0, sign1, algs
+from crypto import kdf, util
+gc.collect()
+base = gc.mem_alloc()
+for m in sys.argv[2:]:
+    __import__(m)
+gc.collect()
+print("HEAP", gc.mem_alloc() - base)
+'''
+
+VM_LAZY = r'''
+import sys
+from cose.key import CoseKey
+from suit.processor import Processor
+from suit.bundle import BundleDriver
+B = sys.argv[1]
+def run(name, keyfile):
+    with open(B + keyfile, "rb") as f:
+        k = CoseKey.decode(f.read())
+    with open(B + name, "rb") as f:
+        env = f.read()
+    return Processor(BundleDriver("dev-" + name, {}), [k]).update(env)
+run("alg_hmac.suit", "hmac.key")
+print("AFTER_HMAC", " ".join(sorted(m for m in sys.modules if m.startswith("crypto."))))
+run("alg_es256.suit", "es256.pub")
+print("AFTER_ES256", " ".join(sorted(m for m in sys.modules if m.startswith("crypto."))))
+'''
+
+VM_INSTALL = r'''
+import sys, os
+from hashlib import sha256
+import cbor
+from cose import mac0
+from cose.key import CoseKey
+from suit.processor import Processor
+from suit.bundle import BundleDriver
+path, size, digest = sys.argv[1], int(sys.argv[2]), bytes.fromhex(sys.argv[3])
+key = CoseKey.from_raw(5, bytes(range(32)))
+common = {2: [[b"fw.bin"]], 4: cbor.dumps([20, {3: cbor.dumps([-16, digest]), 14: size}])}
+m = {1: 1, 2: 1, 3: cbor.dumps(common), 20: cbor.dumps([20, {21: "file:p"}, 21, 2, 3, 15])}
+mb = cbor.dumps(m, canonical=True)
+d = cbor.dumps([-16, sha256(cbor.dumps(mb)).digest()])
+env = cbor.dumps(cbor.Tag(107, {2: cbor.dumps([d, mac0.create(key, d, detached=True)]), 3: mb}))
+res = Processor(BundleDriver("dev", {}, sources={"file:p": path}), [key], None, chunk_size=4096).update(env)
+print("RUN" if res.ok else "FAIL " + res.message)
+'''
+
+
+def _compile(ctx, out: Path) -> None:
+    cross = Path(ctx.mpvm.micropython_binary()).parent / "mpy-cross"
+    for pkg in PACKAGES:
+        root = ctx.repo / "lib" / pkg
+        for src in sorted(root.rglob("*.py")):
+            if src.name == "manifest.py" or "viper" in src.name:
+                continue  # viper modules are native code for one CPU; crypto falls back without them
+            dst = out / src.relative_to(root).with_suffix(".mpy")
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run([str(cross), "-o", str(dst), str(src)], check=True)
+
+
+def _vm(ctx, mpy: Path, script: str, *args, heap="128k", timeout=600) -> subprocess.CompletedProcess:
+    f = mpy / "script.py"
+    f.write_text(script)
+    env = dict(os.environ, MICROPYPATH=f".frozen:{mpy}")
+    return subprocess.run([ctx.mpvm.micropython_binary(), "-X", f"heapsize={heap}", str(f), *map(str, args)],
+                          env=env, capture_output=True, timeout=timeout, cwd=str(mpy))
+
+
+def _min_heap(ctx, mpy: Path, args, lo=16, hi=256) -> int:
+    while lo < hi:
+        mid = (lo + hi) // 2
+        p = _vm(ctx, mpy, VM_INSTALL, *args, heap=f"{mid}k")
+        if p.returncode == 0 and b"RUN" in p.stdout:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def run(ctx) -> list[dict]:
+    import hashlib
+    out: list[dict] = []
+    tmp = Path(tempfile.mkdtemp(prefix="bench-suit-"))
+    try:
+        mpy = tmp / "mpy"
+        _compile(ctx, mpy)
+        p = _vm(ctx, mpy, VM_IMPORT, *SUIT_MODULES)
+        heap = int(p.stdout.split()[1]) if p.returncode == 0 else -1
+        out.append({"name": "suit heap after import as .mpy files (" + ", ".join(SUIT_MODULES) + ") beyond cbor, "
+                    "cose (key, sign1, mac0), crypto.kdf, store", "runtime": "micropython", "value": heap, "unit": "B",
+                    "target": "<= 16384", "note": "VM is 64-bit: about half on a 32-bit board; bytecode is "
+                    "copied into RAM"})
+        from hourglass.build import make_romfs_image
+        image = tmp / "romfs.img"
+        make_romfs_image(mpy, image)
+        p = _vm(ctx, mpy, VM_IMPORT_ROMFS, image, *SUIT_MODULES, heap="512k")
+        heap = int(p.stdout.split()[1]) if p.returncode == 0 else -1
+        out.append({"name": "suit heap after import from ROMFS (the same modules, bytecode run in place)",
+                    "runtime": "micropython", "value": heap, "unit": "B", "target": "<= 16384",
+                    "note": "how the nRF52840 (and an ESP32 ROMFS build) holds lib/"})
+        p = _vm(ctx, mpy, VM_LAZY, str(ctx.repo / "host_tests" / "vectors" / "suit" / "built") + "/", heap="256k")
+        lines = dict(line.split(" ", 1) if " " in line else (line, "") for line in p.stdout.decode().splitlines())
+        out.append({"name": "crypto modules loaded after an HMAC-256 manifest / after an ES256 one",
+                    "runtime": "micropython", "value": None, "unit": "",
+                    "note": f"{lines.get('AFTER_HMAC', '?') or '(none)'} / {lines.get('AFTER_ES256', '?')}"})
+        for label, size in (("64 KiB", 64 << 10), ("4 MiB", 4 << 20)):
+            data = os.urandom(size)
+            path = tmp / f"p{size}"
+            path.write_bytes(data)
+            h = _min_heap(ctx, mpy, (str(path), size, hashlib.sha256(data).hexdigest()))
+            out.append({"name": f"suit install of {label} (.mpy, HMAC-256): smallest VM heap that completes it",
+                        "runtime": "micropython", "value": h, "unit": "KiB", "target": "flat (64 KiB vs 4 MiB)",
+                        "note": "includes interpreter start-up and every imported module"})
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out

@@ -1,0 +1,399 @@
+# SUIT processor (lib/suit) on the draft-37 examples, libcsuit's envelopes and hostile variants of them, on
+# both runtimes. Every refused envelope must leave the bundle and the stored sequence number untouched.
+import os
+
+import cbor
+import hgtest
+from hgtest import unhex
+
+from cose import mac0
+from cose.key import CoseKey
+from store import FileStore
+from suit import REASONS
+from suit.bundle import BundleDriver
+from suit.envelope import Envelope, Manifest
+
+# lib/ compiled from source (cbor, cose, crypto, store, suit) takes ~70 KiB of the 64-bit VM heap before the
+# first test, and the P-256 verify and AES-GCM modules more; as .mpy the processor's own import and run heap are
+# in `make bench` (bench_suit.py). 256k on the VM is ~128 KiB on a board, the ESP32's grown heap.
+MP_HEAP = "256k"
+
+V = "suit/"
+IETF_PUB = unhex("048496811aae0baaabd26157189eecda26beaa8bf11b6f3fe6e2b5659c85dbc0ad3b1f2a4b6c098131c0a36dacd1d78bd381"
+                 "dcdfb09c052db33991db7338b4a896")  # ietf_example_pub.pem = libcsuit's trust_anchor_secp256r1_pub.pem
+VENDOR = unhex("fa6b4a53d5ad5fdfbe9de663e4d41ffe")
+CLASS = unhex("1492af1425695e48bf429b2d51f2ab45")
+TABLE = {  # file: (sequence number, manifest digest) from ../shared/README.md
+    "example0": (0, "6658ea560262696dd1f13b782239a064da7c6c5cbaf52fded428a6fc83c7e5af"),
+    "example1": (1, "1f2e7acca0dc2786f2fe4eb947f50873a6a3cfaa98866c5b02e621f42074daf2"),
+    "example2": (2, "6a5197ed8f9dccf733d1c89a359441708e070b4c6dcb9a1c2c82c6165f609b90"),
+    "example2-severed": (2, "6a5197ed8f9dccf733d1c89a359441708e070b4c6dcb9a1c2c82c6165f609b90"),
+    "example3": (3, "f6d44a62ec906b392500c242e78e908e9cc5057f3f04104a06a8566200da2ee0"),
+    "example4": (4, "5b5f6586b1e6cdf19ee479a5adabf206581000bd584b0832a9bdaf4f72cdbdd6"),
+    "example5": (5, "15ce60f77657e4531dc329155f8b0ed78f94bdc6d165b2665473693dcc34f470"),
+    "suit_manifest_exp0": (0, "6658ea560262696dd1f13b782239a064da7c6c5cbaf52fded428a6fc83c7e5af"),
+}
+# The commands each example runs: section:command[/component], up to where its sample image digest (a pattern,
+# not the digest of any real image) fails image-match. 4 is the shared sequence.
+TRACES = {
+    "example0": ("4:20 4:1/0 4:2/0 7:3/0", 7),
+    "example1": ("4:20 4:1/0 4:2/0 20:20 20:21/0 20:3/0", 20),
+    "example2": ("4:20 4:1/0 4:2/0 20:20 20:21/0 20:3/0", 20),
+    "example2-severed": ("4:20 4:1/0 4:2/0 7:3/0", 7),
+    "example3": ("4:20 4:15 4:20 4:5/0 4:20 4:1/0 4:2/0 20:15 20:20 20:5/0 20:20 20:21/0 20:3/0", 20),
+    "example4": ("4:12 4:20 4:1/0 4:2/0 16:12 16:20 16:21/1 16:3/1", 16),
+    "example5": ("4:12 4:20 4:1/0 4:2/0 4:12 4:20 20:12 20:20 20:21/0 20:3/0", 20),
+}
+URIS = ("http://example.com/file.bin", "http://example.com/file1.bin", "http://example.com/file2.bin",
+        "http://example.com/very/long/path/to/file/file.bin")
+ROOT = "build/test-suit-" + hgtest.RUNTIME
+
+
+def _rmtree(path):
+    try:
+        names = os.listdir(path)
+    except OSError:
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+        return
+    for n in names:
+        _rmtree(path + "/" + n)
+    os.rmdir(path)
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _anchors():
+    return [CoseKey.from_raw(-7, IETF_PUB), CoseKey.from_raw(5, hgtest.read_vector(V + "hmac256_key.bin"))]
+
+
+def _kek():
+    return [CoseKey.from_raw(-3, hgtest.read_vector(V + "a128kw_kek.bin"), kid=b"kid-1")]
+
+
+def _device(name, anchors=None, identity=None, **kw):
+    from suit.processor import Processor
+    root = ROOT + "/" + name
+    _rmtree(root)
+    sources = dict((u, hgtest.vector_path(V + "raw_image.bin")) for u in URIS)
+    drv = BundleDriver(root, identity or {1: VENDOR, 2: CLASS}, sources=sources, max_file=kw.pop("max_file", None))
+    proc = Processor(drv, anchors or _anchors(), FileStore(root + "/.state"), decryption_keys=_kek(), trace=True,
+                     **kw)
+    return proc, drv, root
+
+
+def _files(root):
+    """Every file under root except the processor's own state, as {relative path: bytes}."""
+    out = {}
+
+    def walk(d, rel):
+        for n in os.listdir(d):
+            p = d + "/" + n
+            if n in (".state", ".suit") and rel == "":
+                continue
+            try:
+                os.listdir(p)
+                walk(p, rel + n + "/")
+            except OSError:
+                out[rel + n] = _read(p)
+    walk(root, "")
+    return out
+
+
+def _trace(res):
+    return " ".join("%d:%d%s" % (s, c, "" if i is None else "/%d" % i) for s, o, c, i in res.trace)
+
+
+def test_every_vector_authenticates_with_its_digest_and_sequence_number():
+    anchors = _anchors()
+    for name in TABLE:
+        env = Envelope(hgtest.read_vector(V + name + ".suit"), 4096)
+        digest = env.authenticate(anchors)
+        assert cbor.loads(digest) == [-16, unhex(TABLE[name][1])], name
+        assert Manifest(env).sequence_number == TABLE[name][0], name
+
+
+def test_ietf_examples_run_the_expected_commands_and_install_nothing():
+    for name in TRACES:
+        proc, drv, root = _device(name)
+        res = proc.update(hgtest.read_vector(V + name + ".suit"))
+        want, section = TRACES[name]
+        assert _trace(res) == want, (name, _trace(res))
+        assert not res.ok and REASONS[res.reason] == "condition-failed" and res.record[1] == section, (name, res)
+        assert _files(root) == {} and proc.stored_sequence_number() is None, name
+        report = cbor.loads(res.report)
+        assert report[4][7] == 10 and report[4][6] == res.record and report[99][1][0] == -16
+
+
+def test_example2_severable_members_are_checked_when_present():
+    whole = hgtest.read_vector(V + "example2.suit")
+    env = Envelope(whole, 4096)
+    m = Manifest(env)
+    assert 20 in m.sequences and 23 in m.sequences  # the envelope carried both, and their digests matched
+    m = Manifest(Envelope(hgtest.read_vector(V + "example2-severed.suit"), 4096))
+    assert 20 not in m.sequences and 23 not in m.sequences and sorted(m.severed) == [20, 23]
+    # a changed byte in the severed install member: refused although the signature covers only the digest
+    i = bytes(whole).find(b"very/long")
+    bad = bytearray(whole)
+    bad[i] ^= 0x20
+    proc, drv, root = _device("ex2bad")
+    res = proc.update(bytes(bad))
+    assert REASONS[res.reason] == "unauthorised" and "severable member 20" in res.message, res
+
+
+def test_libcsuit_esp256_same_manifest_as_example0():
+    proc, drv, root = _device("exp0")
+    res = proc.update(hgtest.read_vector(V + "suit_manifest_exp0.suit"))
+    assert _trace(res) == TRACES["example0"][0]
+    e = Envelope(hgtest.read_vector(V + "suit_manifest_exp0.suit"), 4096)
+    assert bytes(e.auth).find(b"\xa1\x01\x28") > 0  # protected {1: -9}
+
+
+def test_libcsuit_encrypted_payload_decrypts_to_raw_image():
+    proc, drv, root = _device("expAW")
+    res = proc.update(hgtest.read_vector(V + "suit_manifest_expAW.suit"))
+    assert res.ok and res.installed, res
+    assert _files(root) == {"plaintext-firmware": hgtest.read_vector(V + "raw_image.bin")}
+    assert proc.stored_sequence_number() == 1
+    res = proc.update(hgtest.read_vector(V + "suit_manifest_expAW.suit"))
+    assert REASONS[res.reason] == "unauthorised" and "not newer" in res.message
+    # without the KEK the content key does not unwrap: refused, nothing written
+    proc, drv, root = _device("expAW-nokek")
+    proc.decryption_keys = [CoseKey.from_raw(-3, bytes(16), kid=b"kid-1")]
+    res = proc.update(hgtest.read_vector(V + "suit_manifest_expAW.suit"))
+    assert REASONS[res.reason] == "unauthorised" and _files(root) == {}, res
+
+
+def test_libcsuit_integrated_payload_untagged_envelope():
+    ident = {1: unhex("c0ddd5f15243566087db4f5b0aa26c2f"), 2: unhex("db42f7093d8c55baa8c5265fc5820f4e")}
+    proc, drv, root = _device("expI", identity=ident)
+    res = proc.update(hgtest.read_vector(V + "suit_manifest_expI.suit"))
+    assert res.ok, res
+    assert _files(root) == {"TEEP-Device/SecureFS/x8d82573a926d4754935332dc29997f74/ta": b"Hello, Secure World!"}
+    assert _trace(res) == "4:20 4:1/0 4:2/0 20:20 20:21/0 20:3/0"  # no validate section
+
+
+def _flip_all(data, proc, root, step):
+    for i in range(0, len(data), step):
+        bad = bytearray(data)
+        bad[i] ^= 0x5A
+        res = proc.update(bytes(bad))
+        assert not res.ok, "flipped byte %d was accepted" % i
+        assert res.message != "out of memory", i
+        assert _files(root) == {} and proc.stored_sequence_number() is None, i
+
+
+def test_a_flipped_byte_anywhere_is_refused_mac0_every_position():
+    data = hgtest.read_vector(V + "suit_manifest_expAW.suit")
+    proc, drv, root = _device("flip-mac")
+    _flip_all(data, proc, root, 1)
+
+
+def test_a_flipped_byte_is_refused_es256_every_seventh_position():
+    data = hgtest.read_vector(V + "example1.suit")
+    proc, drv, root = _device("flip-es")
+    _flip_all(data, proc, root, 7)
+
+
+def test_truncated_envelopes_are_parse_errors():
+    data = hgtest.read_vector(V + "suit_manifest_expAW.suit")
+    proc, drv, root = _device("trunc")
+    for n in range(0, len(data), 3):
+        res = proc.update(data[:n])
+        assert not res.ok and REASONS[res.reason] in ("cbor-parse", "unauthorised"), (n, res)
+    res = proc.update(data + b"\x00")
+    assert REASONS[res.reason] == "cbor-parse"
+
+
+def test_wrong_key_and_unsupported_algorithm():
+    proc, drv, root = _device("wrongkey", anchors=[CoseKey.from_raw(5, bytes(32))])
+    res = proc.update(hgtest.read_vector(V + "suit_manifest_expAW.suit"))
+    assert REASONS[res.reason] == "unauthorised", res
+    # an ES256 manifest with only an HMAC anchor: no key for its algorithm
+    res = proc.update(hgtest.read_vector(V + "example0.suit"))
+    assert REASONS[res.reason] == "unauthorised" and "no key" in res.message, res
+    assert _files(root) == {}
+
+
+def test_too_large_envelope_is_refused_before_parsing():
+    proc, drv, root = _device("big", max_envelope=200)
+    res = proc.update(hgtest.read_vector(V + "example0.suit"))
+    assert REASONS[res.reason] == "cbor-parse" and "bigger than this device accepts" in res.message
+
+
+# ------------------------------------------------------------------------- re-MACed variants of expAW
+
+def _mac_key():
+    return CoseKey.from_raw(5, hgtest.read_vector(V + "hmac256_key.bin"))
+
+
+def _envelope(manifest, extra=None, protected=None):
+    """An envelope around manifest (a dict, encoded here) MACed with libcsuit's HMAC key."""
+    from hashlib import sha256
+    mb = cbor.dumps(manifest, canonical=True)
+    digest = cbor.dumps([-16, sha256(cbor.dumps(mb)).digest()])
+    blk = mac0.create(_mac_key(), digest, alg=5, detached=True, include_kid=False, protected=protected)
+    env = {2: cbor.dumps([digest, blk]), 3: mb}
+    if extra:
+        env.update(extra)
+    return cbor.dumps(cbor.Tag(107, env))
+
+
+def _aw_manifest():
+    env = Envelope(hgtest.read_vector(V + "suit_manifest_expAW.suit"), 4096)
+    m = cbor.loads(env.manifest)
+    return m
+
+
+def _with(m, key, value):
+    m[key] = value
+    return m
+
+
+def _install(commands, seq=5, common=None):
+    m = _aw_manifest()
+    m[2] = seq
+    m[20] = cbor.dumps(commands)
+    if common is not None:
+        m[3] = cbor.dumps(common)
+    return m
+
+
+def test_remac_helper_builds_what_the_processor_accepts():
+    proc, drv, root = _device("remac")
+    res = proc.update(_envelope(_install([20, {18: b"plain content"}, 18, 15])))
+    assert res.ok, res
+    assert _files(root) == {"plaintext-firmware": b"plain content"}
+
+
+def test_unknown_command_parameter_member_and_critical_header_fail_cleanly():
+    cases = (
+        (_envelope(_install([99, 15])), "command-unsupported", "command 99"),
+        (_envelope(_install([20, {77: 1}, 18, 15])), "parameter-unsupported", "parameter 77"),
+        (_envelope(_with(_aw_manifest(), 42, b"x")), "cbor-parse", "manifest member 42"),
+        (_envelope(_aw_manifest(), extra={99: b"x"}), "cbor-parse", "envelope member 99"),
+        (_envelope(_aw_manifest(), protected={2: [99], 99: 1}), "alg-unsupported", "critical"),
+        (_envelope(_install([20, {18: b"x"}, 18, 15], common={2: [[b"a"]], 1: []})), "component-unsupported",
+         "dependency"),
+        (_envelope(_install([12, 3, 18, 15])), "component-unsupported", "component index 3"),
+    )
+    for data, reason, words in cases:
+        proc, drv, root = _device("unk")
+        res = proc.update(data)
+        assert REASONS[res.reason] == reason and words in res.message, (reason, res)
+        assert _files(root) == {} and proc.stored_sequence_number() is None
+
+
+def test_duplicate_map_keys_are_refused():
+    body = cbor.dumps([20, {18: b"x"}, 18, 15])
+    dup = body.replace(b"\xa1\x12\x41x", b"\xa2\x12\x41x\x12\x41y")
+    m = _install([])
+    m[20] = dup
+    proc, drv, root = _device("dup")
+    res = proc.update(_envelope(m))
+    assert REASONS[res.reason] == "cbor-parse" and "twice" in res.message, res
+
+
+def test_wrong_vendor_and_class_id():
+    for key in (1, 2):
+        common = {2: [[b"plaintext-firmware"]], 4: cbor.dumps([20, {key: b"\x01" * 16}, key, 15])}
+        proc, drv, root = _device("vendor")
+        res = proc.update(_envelope(_install([20, {18: b"x"}, 18, 15], common=common)))
+        assert REASONS[res.reason] == "condition-failed" and ("vendor-id", "class-id")[key - 1] in res.message
+        assert _files(root) == {}
+
+
+def test_sequence_number_downgrade_and_equal_are_refused():
+    proc, drv, root = _device("seq")
+    assert proc.update(_envelope(_install([20, {18: b"v5"}, 18, 15], seq=5))).ok
+    for seq in (5, 4, 0):
+        res = proc.update(_envelope(_install([20, {18: b"other"}, 18, 15], seq=seq)))
+        assert REASONS[res.reason] == "unauthorised", res
+    assert _files(root) == {"plaintext-firmware": b"v5"} and proc.stored_sequence_number() == 5
+    assert proc.update(_envelope(_install([20, {18: b"v6"}, 18, 15], seq=6))).ok
+    assert _files(root) == {"plaintext-firmware": b"v6"} and proc.stored_sequence_number() == 6
+
+
+def _digest_param(data):
+    from hashlib import sha256
+    return cbor.dumps([-16, sha256(data).digest()])
+
+
+def test_digest_mismatch_truncated_payload_and_oversize_leave_the_old_image():
+    good = b"0123456789" * 50
+    proc, drv, root = _device("dig", max_file=600)
+    assert proc.update(_envelope(_install([20, {18: good, 3: _digest_param(good), 14: 500}, 18, 15, 3, 15],
+                                          seq=1))).ok
+    bad = good[:-1] + b"X"
+    cases = (
+        ([20, {18: bad, 3: _digest_param(good), 14: 500}, 18, 15, 3, 15], "condition-failed", "digest"),
+        ([20, {18: good[:400], 3: _digest_param(good), 14: 500}, 18, 15, 3, 15], "condition-failed", "size"),
+        ([20, {18: good, 3: _digest_param(good), 14: 499}, 18, 15, 3, 15], "operation-failed", "image-size"),
+        ([20, {18: good + good, 3: _digest_param(good + good)}, 18, 15], "operation-failed", "bigger than the slot"),
+        ([20, {18: good, 14: 700}, 18, 15], "operation-failed", "bigger than the slot"),
+        ([14, 15], "condition-failed", "abort"),
+    )
+    for seq, (cmds, reason, words) in enumerate(cases):
+        res = proc.update(_envelope(_install(cmds, seq=2 + seq)))
+        assert REASONS[res.reason] == reason and words in res.message, (words, res)
+        assert _files(root) == {"plaintext-firmware": good} and proc.stored_sequence_number() == 1, words
+        assert os.listdir(root + "/.suit/stage") == [], "staging is dropped"
+
+
+def test_try_each_soft_failure_and_run_sequence():
+    a = b"alternative A"
+    proc, drv, root = _device("try")
+    first = cbor.dumps([20, {18: b"nope", 3: _digest_param(b"nope")}, 14, 15])  # abort: a condition fails
+    second = cbor.dumps([20, {18: a}, 18, 15])
+    res = proc.update(_envelope(_install([15, [first, second]], seq=1)))
+    assert res.ok and _files(root) == {"plaintext-firmware": a}, res
+    # all alternatives fail: the try-each fails; a trailing nil makes it succeed doing nothing
+    res = proc.update(_envelope(_install([15, [first, first]], seq=2)))
+    assert REASONS[res.reason] == "condition-failed" and "try-each" in res.message
+    res = proc.update(_envelope(_install([15, [first, None]], seq=3)))
+    assert res.ok, res
+    # run-sequence: a failing condition is fatal unless soft-failure is set
+    res = proc.update(_envelope(_install([32, cbor.dumps([14, 15])], seq=4)))
+    assert REASONS[res.reason] == "condition-failed"
+    res = proc.update(_envelope(_install([20, {13: True}, 32, cbor.dumps([14, 15]), 20, {18: b"after"}, 18, 15],
+                                         seq=5)))
+    assert res.ok and _files(root) == {"plaintext-firmware": b"after"}, res
+
+
+def test_several_components_copy_check_content_and_set_index_true():
+    common = {2: [[b"one"], [b"two"], [b"three"]]}
+    proc, drv, root = _device("multi")
+    cmds = [12, True, 20, {18: b"same"}, 18, 15, 6, 15,
+            12, 2, 20, {22: 0}, 22, 15, 6, 15]  # copied from component 0, so its content is "same" too
+    res = proc.update(_envelope(_install(cmds, seq=1, common=common)))
+    assert res.ok, res
+    assert _files(root) == {"one": b"same", "two": b"same", "three": b"same"}
+    res = proc.update(_envelope(_install([12, 1, 20, {18: b"nope"}, 6, 15], seq=2, common=common)))
+    assert REASONS[res.reason] == "condition-failed" and "content differs" in res.message
+
+
+def test_hostile_component_paths_are_refused():
+    for cid in ([b".."], [b".suit", b"journal"], [b"a", b""]):
+        proc, drv, root = _device("path")
+        res = proc.update(_envelope(_install([20, {18: b"x"}, 18, 15], common={2: [cid]})))
+        assert REASONS[res.reason] == "component-unsupported", (cid, res)
+        assert _files(root) == {}
+
+
+def test_report_is_cbor_with_reference_records_and_result():
+    proc, drv, root = _device("report")
+    res = proc.update(hgtest.read_vector(V + "suit_manifest_expAW.suit"))
+    rep = cbor.loads(drv.reports[-1])
+    assert rep[4] is True and rep[99][1][0] == -16 and len(drv.reports[-1]) < 512
+    assert rep[3][-1][1] == 20  # the write in install asked for a record (policy 15)
+    res = proc.update(b"\xd8\x6b\xa0")
+    rep = cbor.loads(res.report)
+    assert rep[4][7] == 1 and rep[99][1] is None

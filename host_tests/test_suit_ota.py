@@ -1,0 +1,257 @@
+"""SUIT over the air with the device side (lib/suit's suit.ota on lib/coap) on CPython against the real update
+server (aiocoap, SQLite): push, poll with ETag, resumption, bundle confirmation and restore. The same flows on
+the virtual boards (the MicroPython VM at a board's heap) are in test_suit_ota_vboard.py."""
+from __future__ import annotations
+
+import asyncio
+import random
+
+import aiocoap
+import cbor2
+import pytest
+
+from suit_ota_common import IDENTITY, Fleet, build, payload, write_key
+
+
+def _device(root, fleet, name=b"dev1", anchors=None, szx=6, restarts=None, **kw):
+    from coap.endpoint import Endpoint
+    from coap.udp import UDPTransport
+    from cose.key import CoseKey
+    from store import FileStore
+    from suit.bundle import BundleDriver
+    from suit.ota import Updater
+    from suit.processor import Processor
+    from suit.spool import FileSpool
+    root.mkdir(parents=True, exist_ok=True)
+    ep = Endpoint(UDPTransport(("127.0.0.1", 0))).start()
+    anchor = CoseKey.decode(anchors.read_bytes())
+    def make_processor():
+        return Processor(BundleDriver(str(root), IDENTITY), [anchor], FileStore(str(root / "state")))
+    restarts = [] if restarts is None else restarts
+    up = Updater(ep, make_processor, FileStore(str(root / "state")), name, ("127.0.0.1", fleet.port), FileSpool(str(root)),
+                 szx=szx, restart=restarts.append, backoff_ms=50, **kw).serve()
+    return up, restarts
+
+
+async def _wait(cond, timeout=30):
+    end = asyncio.get_running_loop().time() + timeout
+    while not cond():
+        if asyncio.get_running_loop().time() > end:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.02)
+
+
+async def _coap_get(uri):
+    ctx = await aiocoap.Context.create_client_context()
+    try:
+        return await ctx.request(aiocoap.Message(code=aiocoap.GET, uri=uri)).response
+    finally:
+        await ctx.shutdown()
+
+
+def test_push_bundle_update_installs_confirms_and_reports(tmp_path):
+    key, pub = write_key(tmp_path, "k")
+    app = payload(20000, 1)
+    (tmp_path / "app.py").write_bytes(app)
+
+    async def run():
+        fleet = await Fleet(tmp_path).start()
+        try:
+            dev = tmp_path / "dev"
+            (dev).mkdir()
+            (dev / "app.py").write_bytes(b"old")
+            up, restarts = _device(dev, fleet, anchors=pub)
+            env = build(tmp_path, "e", 5, [{"id": ["app.py"], "file": "app.py", "uri": fleet.uri("c1", "app.py")}],
+                        key)
+            fleet.campaigns.push("c1", env, cbor2.loads(key.read_bytes()), {"app.py": tmp_path / "app.py"},
+                                 {"dev1": f"127.0.0.1:{up.ep.t.address[1]}"})
+            row = await fleet.wait_state("c1", "dev1", ("installed", "failed"))
+            assert row["state"] == "installed", row
+            await _wait(lambda: restarts)
+            assert restarts == ["soft"]
+            assert (dev / "app.py").read_bytes() == app
+            assert (dev / ".suit" / "old").is_dir() and list((dev / ".suit" / "old").iterdir())  # kept until confirmed
+            # the soft reset: a fresh client on the same files runs the health check
+            up.ep.close()
+            up2, _ = _device(dev, fleet, anchors=pub)
+
+            async def healthy():
+                return True
+            assert await up2.boot(healthy) == "confirmed"
+            row = await fleet.wait_state("c1", "dev1", ("confirmed",))
+            assert row["bytes_done"] == row["bytes_total"] == len(app)
+            assert not list((dev / ".suit" / "old").iterdir())
+            state = await _coap_get(f"coap://127.0.0.1:{up2.ep.t.address[1]}/suit/state")
+            st = cbor2.loads(state.payload)
+            digest = fleet.store.campaign("c1")["digest"]
+            # the manifest's SUIT_Digest as the authentication wrapper carries it
+            assert st[1]["manifest"] == [cbor2.dumps([-16, digest]), 5] and st[7] == 5 and st[6] == "idle"
+            phases = [r["phase"] for r in fleet.campaigns.reports("dev1")]
+            assert phases == ["restart", "confirmed"], phases
+            up2.ep.close()
+        finally:
+            await fleet.stop()
+    asyncio.run(run())
+
+
+def test_bundle_whose_health_check_fails_is_restored(tmp_path):
+    key, pub = write_key(tmp_path, "k")
+    (tmp_path / "app.py").write_bytes(b"raise ImportError('broken')\n")
+
+    async def run():
+        fleet = await Fleet(tmp_path).start()
+        try:
+            dev = tmp_path / "dev"
+            dev.mkdir()
+            (dev / "app.py").write_bytes(b"GOOD = 1\n")
+            up, restarts = _device(dev, fleet, anchors=pub)
+            env = build(tmp_path, "e", 2, [{"id": ["app.py"], "file": "app.py", "uri": fleet.uri("c", "app.py")},
+                                           {"id": ["new.py"], "file": "app.py", "uri": fleet.uri("c", "app.py")}],
+                        key)
+            fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"app.py": tmp_path / "app.py"},
+                                 {"dev1": f"127.0.0.1:{up.ep.t.address[1]}"})
+            await _wait(lambda: restarts)
+            assert (dev / "new.py").exists()
+            up.ep.close()
+            up2, restarts2 = _device(dev, fleet, anchors=pub)
+
+            async def imports_app():
+                exec((dev / "app.py").read_text(), {})
+                return True
+            assert await up2.boot(imports_app) == "restored"
+            assert restarts2 == ["soft"]
+            assert (dev / "app.py").read_bytes() == b"GOOD = 1\n" and not (dev / "new.py").exists()
+            row = await fleet.wait_state("c", "dev1", ("failed",))
+            assert "ImportError" in row["message"] and "restored" in row["message"], row
+            up2.ep.close()
+        finally:
+            await fleet.stop()
+    asyncio.run(run())
+
+
+def test_trigger_answers_at_once_and_refuses_bad_or_busy(tmp_path):
+    key, pub = write_key(tmp_path, "k")
+    other, _ = write_key(tmp_path, "o")
+    (tmp_path / "p.bin").write_bytes(payload(3000, 2))
+
+    async def run():
+        fleet = await Fleet(tmp_path).start()
+        up, _ = _device(tmp_path / "dev", fleet, anchors=pub)
+        ctx = await aiocoap.Context.create_client_context()
+        try:
+            uri = f"coap://127.0.0.1:{up.ep.t.address[1]}/suit/trigger"
+            forged = build(tmp_path, "f", 3, [{"id": ["p.bin"], "file": "p.bin", "uri": fleet.uri("x", "p.bin")}],
+                           other)
+            r = await ctx.request(aiocoap.Message(code=aiocoap.POST, uri=uri, payload=forged)).response
+            assert r.code == aiocoap.UNAUTHORIZED and b"unauthorised" in r.payload, r
+            r = await ctx.request(aiocoap.Message(code=aiocoap.POST, uri=uri, payload=b"\xa1\x01")).response
+            assert r.code == aiocoap.BAD_REQUEST, r
+            good = build(tmp_path, "g", 3, [{"id": ["p.bin"], "file": "p.bin", "uri": fleet.uri("x", "p.bin")}], key)
+            r = await ctx.request(aiocoap.Message(code=aiocoap.POST, uri=uri, payload=good)).response
+            assert r.code == aiocoap.CHANGED
+            r = await ctx.request(aiocoap.Message(code=aiocoap.POST, uri=uri, payload=good)).response
+            assert r.code == aiocoap.SERVICE_UNAVAILABLE and b"busy" in r.payload
+        finally:
+            await ctx.shutdown()
+            up.ep.close()
+            await fleet.stop()
+    asyncio.run(run())
+
+
+def test_poll_with_etag_sees_nothing_new_then_updates_once(tmp_path):
+    key, pub = write_key(tmp_path, "k")
+    (tmp_path / "v1.py").write_bytes(payload(1500, 3))
+    (tmp_path / "v2.py").write_bytes(payload(2500, 4))
+
+    async def run():
+        fleet = await Fleet(tmp_path).start()
+        try:
+            dev = tmp_path / "dev"
+            up, restarts = _device(dev, fleet, anchors=pub)
+            up.store.put("suit-seq", (1).to_bytes(8, "big"))  # what it runs: sequence 1
+            ck = cbor2.loads(key.read_bytes())
+            e1 = build(tmp_path, "e1", 1, [{"id": ["app.py"], "file": "v1.py", "uri": fleet.uri("p1", "a")}], key)
+            fleet.campaigns.push("p1", e1, ck, {"a": tmp_path / "v1.py"}, {"dev1": None}, mode="poll")
+            assert await up.poll_once("/suit/m/p1") == "old"  # not newer than what it runs
+            served = fleet.server.served_blocks
+            assert await up.poll_once("/suit/m/p1") == "same"  # 2.03 Valid: the ETag matched
+            e2 = build(tmp_path, "e2", 2, [{"id": ["app.py"], "file": "v2.py", "uri": fleet.uri("p2", "a")}], key)
+            fleet.campaigns.push("p2", e2, ck, {"a": tmp_path / "v2.py"}, {"dev1": None}, mode="poll")
+            assert await up.poll_once("/suit/m/p2") == "updating"
+            await _wait(lambda: restarts)
+            assert (dev / "app.py").read_bytes() == (tmp_path / "v2.py").read_bytes()
+            assert fleet.server.served_blocks - served == 3  # 2500 bytes in 1024-byte blocks, fetched once
+            assert await up.poll_once("/suit/m/p2") == "same"
+            up.ep.close()
+        finally:
+            await fleet.stop()
+    asyncio.run(run())
+
+
+class _Lossy:
+    """A UDP transport that drops a share of the datagrams both ways (the endpoint's retransmissions and the
+    client's retries must carry the transfer)."""
+
+    def __init__(self, inner, loss, seed):
+        self.inner = inner
+        self.loss = loss
+        self.rng = random.Random(seed)
+        self.dropped = 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def send(self, data, remote):
+        if self.rng.random() < self.loss:
+            self.dropped += 1
+            return
+        self.inner.send(data, remote)
+
+    async def recv(self):
+        while True:
+            x = await self.inner.recv()
+            if self.rng.random() >= self.loss:
+                return x
+            self.dropped += 1
+
+    def recv_now(self):
+        x = self.inner.recv_now()
+        if x is not None and self.rng.random() < self.loss:
+            self.dropped += 1
+            return None
+        return x
+
+
+def test_resumes_after_the_server_stops_and_over_a_lossy_link(tmp_path):
+    from coap.transport import Params
+    key, pub = write_key(tmp_path, "k")
+    blob = payload(60000, 5)
+    (tmp_path / "big.bin").write_bytes(blob)
+
+    async def run():
+        fleet = await Fleet(tmp_path).start()
+        dev = tmp_path / "dev"
+        up, restarts = _device(dev, fleet, anchors=pub, szx=6, retries=40)
+        up.ep.t = lossy = _Lossy(up.ep.t, 0.3, 7)
+        up.ep.params = Params(ack_timeout=40, ack_random_factor=1.5, max_retransmit=4, nstart=1)
+        try:
+            env = build(tmp_path, "e", 9, [{"id": ["big.bin"], "file": "big.bin", "uri": fleet.uri("c", "b")}], key)
+            fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"b": tmp_path / "big.bin"},
+                                 {"dev1": None}, mode="poll")
+            # a direct trigger by URI (the manifest's own), then the server goes away mid-transfer
+            assert up.start_uri(f"coap://127.0.0.1:{fleet.port}/suit/m/c")
+            await _wait(lambda: up.done > 20000, 60)
+            await fleet.stop()
+            stopped_at = up.done
+            await asyncio.sleep(1.0)
+            assert up.done == stopped_at and up.task is not None  # waiting, retrying with backoff
+            await fleet.start()
+            await _wait(lambda: restarts, 120)
+            assert (dev / "big.bin").read_bytes() == blob
+            assert lossy.dropped > 20
+            served = fleet.server.served_blocks  # after the restart: only what was missing, plus retries
+            assert served < (60000 - stopped_at) // 1024 * 3 + 10, served
+        finally:
+            up.ep.close()
+            await fleet.stop()
+    asyncio.run(run())

@@ -1,0 +1,239 @@
+"""SUIT over the air end to end on the virtual boards (the MicroPython VM at the board's heap, boot.py/main.py
+run at every reset): the update server (aiocoap, SQLite) pushes a signed firmware image to an ESP32_GENERIC-OTA
+virtual board (its esp32 module's OTA partitions and bootloader) and an app bundle to an ESP32 and, over the
+serial line through `hourglass gateway`, to an nRF52840; the device streams, installs, restarts, confirms and
+reports. Rollbacks: a health check that fails, a reset before confirmation, a bundle whose app raises."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import aiocoap
+import cbor2
+import pytest
+
+from hourglass import boards, build, vboard
+from suit_ota_common import CLASS, VENDOR, Fleet, build as build_envelope, free_port, payload, write_key
+from test_coap_serial_pty import GatewayProc
+
+HERE = Path(__file__).resolve().parent
+APP = HERE / "suit_ota_app.py"
+_LIB: dict[str, Path] = {}
+
+
+def _lib(tmp_root: Path) -> Path:
+    """lib/ compiled for the VM (bytecode; host arch for any native code), built once per session."""
+    if "lib" not in _LIB:
+        out = tmp_root / "vm-build"
+        build.build(boards.load_board("ESP32_GENERIC-OTA"), out=out, arch=build.host_arch())
+        _LIB["lib"] = out / "fs" / "lib"
+    return _LIB["lib"]
+
+
+class Console:
+    """Reads the virtual board's serial port in a thread (the app's "OTA ..." lines)."""
+
+    def __init__(self, port: str):
+        self.fd = os.open(port, os.O_RDWR | os.O_NOCTTY)
+        self.buf = bytearray()
+        self._stop = False
+        self.th = threading.Thread(target=self._read, daemon=True)
+        self.th.start()
+
+    def _read(self):
+        while not self._stop:
+            try:
+                data = os.read(self.fd, 4096)
+            except OSError:
+                return
+            if not data:
+                return
+            self.buf += data
+
+    def text(self) -> str:
+        return bytes(self.buf).decode(errors="replace").replace("\r\n", "\n")
+
+    async def wait(self, needle: str, count: int = 1, timeout: float = 90):
+        end = time.monotonic() + timeout
+        while self.text().count(needle) < count:
+            if time.monotonic() > end:
+                raise AssertionError(f"{needle!r} x{count} not on the console:\n{self.text()[-4000:]}")
+            await asyncio.sleep(0.05)
+
+    def close(self):
+        self._stop = True
+        os.close(self.fd)
+
+
+def _flash(d: Path, tmp_root: Path, cfg: dict, anchor: Path) -> Path:
+    flash = root = d / "flash"  # the board's filesystem, at its mount point on the board
+    shutil.copytree(_lib(tmp_root), root / "lib")
+    shutil.copy(APP, root / "main.py")
+    (root / "ota.json").write_text(json.dumps({"vendor": VENDOR.replace("-", ""), "class": CLASS.replace("-", ""),
+                                               **cfg}))
+    shutil.copy(anchor, root / "anchor.cbor")
+    (root / "app.py").write_text("def healthy():\n    return True\n")
+    return flash
+
+
+async def _heap(uri: str):
+    ctx = await aiocoap.Context.create_client_context()
+    try:
+        r = await asyncio.wait_for(ctx.request(aiocoap.Message(code=aiocoap.GET, uri=uri)).response, 20)
+        return cbor2.loads(r.payload)
+    finally:
+        await ctx.shutdown()
+
+
+def _image(n: int, seed: int, tag: bytes = b"GOODIMAG") -> bytes:
+    return b"\xe9" + tag + payload(n - 9, seed)
+
+
+def _ota_board(tmp_path, deadline=20000):
+    key, pub = write_key(tmp_path, "k")
+    dev_port = free_port()
+    return key, pub, dev_port, deadline
+
+
+async def _ota_update(tmp_path, image: bytes, name: str, seq: int, fleet, key, dev_port, szx=6):
+    (tmp_path / f"{name}.bin").write_bytes(image)
+    env = build_envelope(tmp_path, name, seq, [{"id": ["firmware"], "file": f"{name}.bin",
+                                                "uri": fleet.uri(name, "fw")}], key)
+    fleet.campaigns.push(name, env, cbor2.loads(key.read_bytes()), {"fw": tmp_path / f"{name}.bin"},
+                         {"dev1": f"127.0.0.1:{dev_port}"})
+    return env
+
+
+def test_firmware_image_over_the_air_on_the_esp32_ota_board(tmp_path):
+    """Push, stream into ota_1, set_boot, hard reset, health check, confirm; /suit/state and the partition
+    bytes; then an image whose health check fails and one whose board resets before it confirms: both roll
+    back to the running image, reported from it."""
+    key, pub, dev_port, _ = _ota_board(tmp_path)
+
+    async def run():
+        fleet = await Fleet(tmp_path).start()
+        cfg = {"kind": "ota", "device": "dev1", "server": ["127.0.0.1", fleet.port], "port": dev_port, "szx": 6,
+               "deadline": 8000}
+        flash = _flash(tmp_path, tmp_path, cfg, pub)
+        vb = vboard.VirtualBoard(flash, "ESP32_GENERIC-OTA")
+        vb.start()
+        con = Console(vb.port)
+        try:
+            await con.wait("OTA ready")
+            assert "OTA running ota_0" in con.text()
+            image = _image(150_000, 1)
+            t0 = time.monotonic()
+            await _ota_update(tmp_path, image, "fw1", 1, fleet, key, dev_port)
+            row = await fleet.wait_state("fw1", "dev1", ("confirmed", "failed"), 180)
+            elapsed = time.monotonic() - t0
+            assert row["state"] == "confirmed", (row, con.text()[-3000:])
+            assert "OTA running ota_1" in con.text() and "OTA boot confirmed" in con.text()
+            ota = (tmp_path / "flash.ota").read_bytes()
+            size = 0x180000
+            assert ota[size:size + len(image)] == image  # byte for byte in ota_1
+            assert "ota_1 1 valid" in (tmp_path / "flash.otadata").read_text()
+            ctx = await aiocoap.Context.create_client_context()
+            try:
+                r = await ctx.request(aiocoap.Message(code=aiocoap.GET,
+                                                      uri=f"coap://127.0.0.1:{dev_port}/suit/state")).response
+            finally:
+                await ctx.shutdown()
+            st = cbor2.loads(r.payload)
+            digest = fleet.store.campaign("fw1")["digest"]
+            assert st[1]["manifest"] == [cbor2.dumps([-16, digest]), 1] and st[2] == "ota_1" and st[3] == "ota_0"
+            heap = await _heap(f"coap://127.0.0.1:{dev_port}/heap")
+            print(f"OTA 150 KB: {elapsed:.1f} s push to confirmed; heap after boot {heap}")
+
+            # an image whose health check fails: the app resets unconfirmed, the bootloader rolls back
+            await _ota_update(tmp_path, _image(20_000, 2, b"BADCHECK"), "fw2", 2, fleet, key, dev_port)
+            row = await fleet.wait_state("fw2", "dev1", ("failed",), 180)
+            await con.wait("OTA boot rolled back", 1, 120)
+            await con.wait("OTA ready", 4, 60)
+            assert con.text().rstrip().split("OTA running")[-1].startswith(" ota_1"), con.text()[-2000:]
+            reports = fleet.campaigns.reports("dev1")
+            assert reports[-1]["phase"] == "rolled back" and "health check failed" in reports[-1]["message"]
+            assert "ota_0 2 aborted" in (tmp_path / "flash.otadata").read_text()
+
+            # a reset before the image confirms itself (its health check hangs; the test presses reset)
+            await _ota_update(tmp_path, _image(20_000, 3, b"HANGBOOT"), "fw3", 3, fleet, key, dev_port)
+            await con.wait("OTA running ota_0", 2, 180)
+            await asyncio.sleep(0.5)
+            vb.hard_reset()
+            await con.wait("OTA boot rolled back", 2, 120)
+            row = await fleet.wait_state("fw3", "dev1", ("failed",), 60)
+            assert "reset before it confirmed" in row["message"], row
+            assert con.text().rstrip().split("OTA running")[-1].startswith(" ota_1")
+        finally:
+            con.close()
+            vb.stop()
+            await fleet.stop()
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("board", ["ESP32_GENERIC", "PCA10056"])
+def test_bundle_update_and_restore_on_a_virtual_board(tmp_path, board):
+    """The app bundle: a new app.py is pushed (over UDP on the ESP32, over the serial line through the
+    gateway on the nRF52840), the board soft-resets into it and confirms; then an app that raises at import
+    is undone and the old app runs again."""
+    key, pub = write_key(tmp_path, "k")
+    serial = board == "PCA10056"
+    dev_port = free_port()
+
+    async def run():
+        fleet = await Fleet(tmp_path).start()
+        b = boards.load_board(board)
+        cfg = {"kind": "bundle", "device": "dev1", "server": "serial" if serial else ["127.0.0.1", fleet.port],
+               "port": dev_port, "szx": 6, "root": b.fs_mount if b.fs_mount != "/" else ""}
+        flash = _flash(tmp_path, tmp_path, cfg, pub)
+        vb = vboard.VirtualBoard(flash, board)
+        vb.start()
+        gw = None
+        con = None
+        try:
+            if serial:
+                gw = GatewayProc(vb.port, "--upstream", f"127.0.0.1:{fleet.port}")
+                address = f"127.0.0.1:{gw.port}"
+
+                async def wait(needle, count=1, timeout=120):
+                    await asyncio.get_running_loop().run_in_executor(None, gw.wait_text, needle, timeout, count)
+            else:
+                con = Console(vb.port)
+                address = f"127.0.0.1:{dev_port}"
+                wait = con.wait
+            await wait("OTA ready")
+            new_app = "VERSION = 2\n\ndef healthy():\n    return True\n" + "# padding\n" * 300
+            (tmp_path / "app2.py").write_text(new_app)
+            env = build_envelope(tmp_path, "b1", 1, [{"id": ["app.py"], "file": "app2.py",
+                                                      "uri": fleet.uri("b1", "app")}], key)
+            t0 = time.monotonic()
+            fleet.campaigns.push("b1", env, cbor2.loads(key.read_bytes()), {"app": tmp_path / "app2.py"},
+                                 {"dev1": address})
+            row = await fleet.wait_state("b1", "dev1", ("confirmed", "failed"), 240)
+            elapsed = time.monotonic() - t0
+            assert row["state"] == "confirmed", row
+            root = flash
+            assert (root / "app.py").read_text() == new_app
+            print(f"bundle on {board}: {elapsed:.1f} s push to confirmed")
+
+            (tmp_path / "bad.py").write_text("raise ValueError('broken app')\n")
+            env = build_envelope(tmp_path, "b2", 2, [{"id": ["app.py"], "file": "bad.py",
+                                                      "uri": fleet.uri("b2", "app")}], key)
+            fleet.campaigns.push("b2", env, cbor2.loads(key.read_bytes()), {"app": tmp_path / "bad.py"},
+                                 {"dev1": address})
+            row = await fleet.wait_state("b2", "dev1", ("failed",), 240)
+            assert "ValueError" in row["message"] and "restored" in row["message"], row
+            await wait("OTA ready", 4)
+            assert (root / "app.py").read_text() == new_app
+        finally:
+            if gw is not None:
+                gw.stop()
+            if con is not None:
+                con.close()
+            vb.stop()
+            await fleet.stop()
+    asyncio.run(run())

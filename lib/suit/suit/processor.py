@@ -1,0 +1,595 @@
+# The SUIT command interpreter (draft-ietf-suit-manifest-37 sections 6 and 8.4): one handler per command
+# number, parameters kept as memoryviews into the manifest, payloads streamed in fixed chunks through the
+# running SHA-256 (and the decryptor) into the driver's staged slot. Staged images become active only in
+# driver.commit(), after payload-fetch, install and validate all passed; then the sequence number is stored.
+#
+# The driver is the platform (suit.bundle, suit.slots, suit.esp32ota implement it):
+#   identity(param) -> bytes or None          vendor-id 1, class-id 2, device-id 24
+#   slot_matches(cid, slot) -> bool           condition component-slot (which slot is free to install)
+#   fetch(uri) -> reader                      reader.readinto(mv) -> n (0 at the end), reader.close()
+#   stage(cid, slot, size) -> writer          writer.write(mv), writer.close(); replaces any earlier staging
+#   open_read(cid) -> reader or None          the staged image if there is one, else the active one
+#   swap(cid_a, cid_b), invoke(cid, args)
+#   commit(seq), finish(), abort(), recover() -> seq or None, report(data)
+from hashlib import sha256
+
+import cbor
+from suit import SuitError, const
+_CONDITION_FAILED = const(10)
+_OPERATION_FAILED = const(11)
+_UNAUTHORISED = const(4)
+from suit import envelope as _env
+_CBOR_PARSE = const(1)
+_COMMAND_UNSUPPORTED = const(5)
+_COMPONENT_UNSUPPORTED = const(6)
+_PARAMETER_UNSUPPORTED = const(8)
+_DIGEST_SHA256 = const(-16)
+_VALIDATE = const(7)
+_LOAD = const(8)
+_INVOKE = const(9)
+_PAYLOAD_FETCH = const(16)
+_INSTALL = const(20)
+_SHARED_SEQUENCE = const(4)
+
+# conditions
+_C_VENDOR_ID = const(1)
+_C_CLASS_ID = const(2)
+_C_IMAGE_MATCH = const(3)
+_C_COMPONENT_SLOT = const(5)
+_C_CHECK_CONTENT = const(6)
+_C_ABORT = const(14)
+_C_DEVICE_ID = const(24)
+# directives
+_D_SET_COMPONENT_INDEX = const(12)
+_D_TRY_EACH = const(15)
+_D_WRITE = const(18)
+_D_SET_PARAMETERS = const(19)
+_D_OVERRIDE_PARAMETERS = const(20)
+_D_FETCH = const(21)
+_D_COPY = const(22)
+_D_INVOKE = const(23)
+_D_SWAP = const(31)
+_D_RUN_SEQUENCE = const(32)
+# parameters
+_P_VENDOR_ID = const(1)
+_P_CLASS_ID = const(2)
+_P_IMAGE_DIGEST = const(3)
+_P_COMPONENT_SLOT = const(5)
+_P_STRICT_ORDER = const(12)
+_P_SOFT_FAILURE = const(13)
+_P_IMAGE_SIZE = const(14)
+_P_CONTENT = const(18)
+_P_ENCRYPTION_INFO = const(19)
+_P_URI = const(21)
+_P_SOURCE_COMPONENT = const(22)
+_P_INVOKE_ARGS = const(23)
+_P_DEVICE_ID = const(24)
+
+_BSTR_PARAMS = (_P_VENDOR_ID, _P_CLASS_ID, _P_IMAGE_DIGEST, _P_CONTENT, _P_ENCRYPTION_INFO, _P_INVOKE_ARGS, _P_DEVICE_ID)
+_UINT_PARAMS = (_P_COMPONENT_SLOT, _P_IMAGE_SIZE, _P_SOURCE_COMPONENT)
+_BOOL_PARAMS = (_P_STRICT_ORDER, _P_SOFT_FAILURE)
+_PARAM_NAMES = {_P_VENDOR_ID: "vendor-id", _P_CLASS_ID: "class-id", _P_DEVICE_ID: "device-id",
+                _P_IMAGE_DIGEST: "image-digest", _P_COMPONENT_SLOT: "component-slot", _P_URI: "uri",
+                _P_CONTENT: "content", _P_SOURCE_COMPONENT: "source-component"}
+
+_REP_SUCCESS = const(1)  # suit-send-record-success
+_REP_FAILURE = const(2)  # suit-send-record-failure
+_MAX_DEPTH = const(6)  # nested run-sequence / try-each
+_MAX_RECORDS = const(16)
+
+
+class _MemReader:
+    """A reader over a buffer (integrated payloads, content parameters)."""
+
+    def __init__(self, mv):
+        self.mv = mv
+        self.pos = 0
+
+    def readinto(self, buf):
+        n = min(len(buf), len(self.mv) - self.pos)
+        buf[0:n] = self.mv[self.pos:self.pos + n]
+        self.pos += n
+        return n
+
+    def close(self):
+        pass
+
+
+class Result:
+    """What a run produced: ok, reason (suit.REASONS index), message, record of the failure, the CBOR report,
+    the sequence number, and the executed commands when tracing ((section, offset, command, component))."""
+
+    def __init__(self):
+        self.ok = False
+        self.reason = 0
+        self.message = ""
+        self.record = None
+        self.report = None
+        self.sequence_number = None
+        self.digest = None
+        self.installed = False
+        self.trace = None
+
+    def __repr__(self):
+        return "<suit.Result %s>" % ("ok" if self.ok else "%d %s" % (self.reason, self.message))
+
+
+class Processor:
+    """One device's SUIT processor. trust_anchors: CoseKey/KeySet/list for sign1/mac0 verify; store: a
+    lib/store FileStore for the anti-rollback sequence number; decryption_keys: A128KW key-encryption keys."""
+
+    def __init__(self, driver, trust_anchors, store=None, decryption_keys=None, max_envelope=16384,
+                 max_components=8, chunk_size=4096, seq_name="suit-seq", trace=False):
+        self.driver = driver
+        self.trust_anchors = trust_anchors
+        self.store = store
+        self.decryption_keys = decryption_keys
+        self.max_envelope = max_envelope
+        self.max_components = max_components
+        self.chunk_size = chunk_size
+        self.seq_name = seq_name
+        self.tracing = trace
+        self._buf = None
+
+    # ------------------------------------------------------------------ anti-rollback state
+
+    def stored_sequence_number(self):
+        if self.store is None:
+            return None
+        b = self.store.get(self.seq_name)
+        return int.from_bytes(b, "big") if b else None
+
+    def _store_sequence_number(self, seq):
+        if self.store is not None:
+            old = self.stored_sequence_number()
+            if old is None or seq > old:
+                self.store.put(self.seq_name, seq.to_bytes(8, "big"))
+
+    def recover(self):
+        """At boot: let the driver finish (or undo) a commit a power cut interrupted, then store its sequence
+        number. Returns the recovered sequence number, or None when there was nothing to finish."""
+        seq = self.driver.recover()
+        if seq is not None:
+            self._store_sequence_number(seq)
+            self.driver.finish()
+        return seq
+
+    # ------------------------------------------------------------------ entry points
+
+    def update(self, envelope, invoke=False):
+        """Install: authenticate, check the sequence number, run payload-fetch, install and validate, commit,
+        store the sequence number; then load and invoke when invoke=True. Returns a Result (never raises a
+        SuitError; a PowerCut from a fault injector goes through)."""
+        return self._process(envelope, True, invoke)
+
+    def boot(self, envelope):
+        """Secure boot with the installed manifest: validate, load, invoke (sequence number at least the
+        stored one)."""
+        return self._process(envelope, False, True)
+
+    def _process(self, envelope, install, invoke):
+        res = Result()
+        if self.tracing:
+            res.trace = []
+        self._res = res
+        self._m = None
+        self._records = []
+        self._section = 0
+        staged = False
+        try:
+            try:
+                env = _env.Envelope(envelope, self.max_envelope)
+                res.digest = env.authenticate(self.trust_anchors)
+                m = _env.Manifest(env, self.max_components)
+                self._env = env
+                self._m = m
+                res.sequence_number = m.sequence_number
+                stored = self.stored_sequence_number()
+                if stored is not None:
+                    if install and m.sequence_number <= stored:
+                        raise SuitError(_UNAUTHORISED, "sequence number %d is not newer than the installed %d"
+                                        % (m.sequence_number, stored))
+                    if not install and m.sequence_number < stored:
+                        raise SuitError(_UNAUTHORISED, "sequence number %d is older than the installed %d"
+                                        % (m.sequence_number, stored))
+                self._written = {}
+                if install:
+                    ran = False
+                    for key in (_PAYLOAD_FETCH, _INSTALL):
+                        if key in m.sequences:
+                            ran = True
+                            staged = True
+                            self._run_section(key)
+                    if _VALIDATE in m.sequences:
+                        self._run_section(_VALIDATE)
+                    if ran:
+                        staged = False  # from here on a failure must not undo the commit: recover() ends it
+                        self.driver.commit(m.sequence_number)
+                        self._store_sequence_number(m.sequence_number)
+                        self.driver.finish()
+                        res.installed = True
+                elif _VALIDATE in m.sequences:
+                    self._run_section(_VALIDATE)
+                if invoke:
+                    for key in (_LOAD, _INVOKE):
+                        if key in m.sequences:
+                            self._run_section(key)
+                res.ok = True
+            except SuitError as e:
+                res.reason = e.reason
+                res.message = e.args[0]
+                res.record = e.record
+            except MemoryError:
+                res.reason = _OPERATION_FAILED
+                res.message = "out of memory"
+            except OSError as e:
+                res.reason = _OPERATION_FAILED
+                res.message = "storage error: %s" % e
+            if staged:
+                self.driver.abort()
+            res.report = self._report(res)
+        finally:
+            self._env = None
+            self._m = None
+            self._written = None
+            self._buf = None
+            self._records = None
+            self._res = None
+        try:
+            self.driver.report(res.report)
+        except OSError:
+            pass
+        return res
+
+    def _report(self, res):
+        from suit.report import encode
+        uri = self._m.reference_uri if self._m is not None else None
+        return encode(uri, res.digest, self._records, res)
+
+    # ------------------------------------------------------------------ sequences
+
+    def _run_section(self, key):
+        m = self._m
+        n = len(m.components)
+        self._params = [{} for _ in range(n)]
+        self._current = [0]
+        if m.shared is not None:
+            self._section = _SHARED_SEQUENCE
+            self._run(m.shared, 0, False)
+        self._section = key
+        self._run(m.sequences[key], 0, False)
+
+    def _run(self, seq, depth, soft):
+        """Run one command sequence; True when it completes, False when a condition failed and soft is set."""
+        if depth > _MAX_DEPTH:
+            raise SuitError(_CBOR_PARSE, "command sequences nested deeper than %d" % _MAX_DEPTH)
+        try:
+            d = cbor.Decoder(seq)
+            try:
+                n = d.read_array_header()
+                if n is None or n % 2:
+                    raise SuitError(_CBOR_PARSE, "a command sequence is an array of command/argument pairs")
+                for _ in range(n // 2):
+                    off = d.pos
+                    cmd = d.read_int()
+                    self._command(cmd, d, off, depth)
+                if not d.at_end():
+                    raise SuitError(_CBOR_PARSE, "trailing bytes after a command sequence")
+            except cbor.CBORDecodeError as e:
+                raise SuitError(_CBOR_PARSE, "malformed command sequence: %s" % e)
+        except SuitError as e:
+            if soft and e.reason == _CONDITION_FAILED:
+                return False
+            raise
+        return True
+
+    def _record(self, off, idx, params=None):
+        return [[], self._section, off, idx, params or {}]
+
+    def _note(self, policy, off, idx, params=None):
+        if policy & _REP_SUCCESS and len(self._records) < _MAX_RECORDS:
+            self._records.append(self._record(off, idx, params))
+
+    def _fail(self, reason, message, policy, off, idx):
+        rec = self._record(off, idx)
+        if policy & _REP_FAILURE and len(self._records) < _MAX_RECORDS:
+            self._records.append(rec)
+        raise SuitError(reason, message, rec)
+
+    def _trace(self, off, cmd, idx):
+        t = self._res.trace
+        if t is not None:
+            t.append((self._section, off, cmd, idx))
+
+    def _command(self, cmd, d, off, depth):
+        if cmd in (_C_VENDOR_ID, _C_CLASS_ID, _C_DEVICE_ID, _C_IMAGE_MATCH, _C_COMPONENT_SLOT, _C_CHECK_CONTENT,
+                   _C_ABORT):
+            policy = d.read_uint()
+            for idx in self._current:
+                self._trace(off, cmd, idx)
+                self._condition(cmd, idx, policy, off)
+        elif cmd == _D_SET_COMPONENT_INDEX:
+            self._trace(off, cmd, None)
+            self._set_index(d)
+        elif cmd == _D_OVERRIDE_PARAMETERS or cmd == _D_SET_PARAMETERS:
+            self._trace(off, cmd, None)
+            self._parameters(d, cmd == _D_OVERRIDE_PARAMETERS)
+        elif cmd == _D_TRY_EACH:
+            self._trace(off, cmd, None)
+            self._try_each(d, off, depth)
+        elif cmd == _D_RUN_SEQUENCE:
+            self._trace(off, cmd, None)
+            seq = d.read_bytes()
+            soft = self._params[self._current[0]].get(_P_SOFT_FAILURE, False) if self._current else False
+            self._run(seq, depth + 1, soft)
+        elif cmd in (_D_FETCH, _D_COPY, _D_WRITE, _D_INVOKE, _D_SWAP):
+            policy = d.read_uint()
+            for idx in self._current:
+                self._trace(off, cmd, idx)
+                self._directive(cmd, idx, policy, off)
+        else:
+            raise SuitError(_COMMAND_UNSUPPORTED, "command %d is not supported" % cmd, self._record(off, None))
+
+    def _set_index(self, d):
+        n = len(self._m.components)
+        major = d.peek_major()
+        if major == 7:
+            v = d.decode()
+            if v is not True:
+                raise SuitError(_CBOR_PARSE, "set-component-index takes a uint, true or an array")
+            self._current = list(range(n))
+            return
+        if major == 4:
+            count = d.read_array_header()
+            if count is None or count > n:
+                raise SuitError(_COMPONENT_UNSUPPORTED, "bad component index array")
+            cur = [d.read_uint() for _ in range(count)]
+        else:
+            cur = [d.read_uint()]
+        for i in cur:
+            if i >= n:
+                raise SuitError(_COMPONENT_UNSUPPORTED, "component index %d of %d components" % (i, n))
+        self._current = cur
+
+    def _parameters(self, d, override):
+        n = _env.read_map_keys(d, "parameters")
+        seen = []
+        for _ in range(n):
+            key = d.read_int()
+            if key in seen:
+                raise SuitError(_CBOR_PARSE, "parameter %d given twice" % key)
+            seen.append(key)
+            if key in _BSTR_PARAMS:
+                value = d.read_bytes()
+            elif key in _UINT_PARAMS:
+                value = d.read_uint()
+            elif key in _BOOL_PARAMS:
+                value = d.decode()
+                if type(value) is not bool:
+                    raise SuitError(_CBOR_PARSE, "parameter %d must be a bool" % key)
+            elif key == _P_URI:
+                value = d.read_text()
+            else:
+                raise SuitError(_PARAMETER_UNSUPPORTED, "parameter %d is not supported" % key)
+            for idx in self._current:
+                p = self._params[idx]
+                if override or key not in p:
+                    p[key] = value
+
+    def _try_each(self, d, off, depth):
+        count = d.read_array_header()
+        if count is None or count < 2:
+            raise SuitError(_CBOR_PARSE, "try-each needs at least two sequences")
+        done = False
+        for _ in range(count):
+            if d.peek_major() == 7:  # a trailing nil: succeed when nothing else did
+                if d.decode() is not None:
+                    raise SuitError(_CBOR_PARSE, "try-each takes sequences (bstr) and nil")
+                done = True
+                continue
+            seq = d.read_bytes()
+            if done:
+                continue
+            # each alternative runs with soft-failure unless the manifest turned it off
+            soft = True
+            if self._current:
+                soft = self._params[self._current[0]].get(_P_SOFT_FAILURE, True)
+            done = self._run(seq, depth + 1, soft)
+        if not done:
+            raise SuitError(_CONDITION_FAILED, "no try-each alternative succeeded", self._record(off, None))
+
+    # ------------------------------------------------------------------ conditions
+
+    def _param(self, idx, key, policy, off):
+        v = self._params[idx].get(key)
+        if v is None:
+            self._fail(_CONDITION_FAILED if key != _P_URI else _OPERATION_FAILED,
+                       "parameter %s is not set for component %d" % (_PARAM_NAMES.get(key, key), idx),
+                       policy, off, idx)
+        return v
+
+    def _condition(self, cmd, idx, policy, off):
+        if cmd == _C_ABORT:
+            self._fail(_CONDITION_FAILED, "abort", policy, off, idx)
+        if cmd in (_C_VENDOR_ID, _C_CLASS_ID, _C_DEVICE_ID):
+            want = self._param(idx, cmd, policy, off)
+            have = self.driver.identity(cmd)
+            if have is None or bytes(want) != bytes(have):
+                self._fail(_CONDITION_FAILED, "%s does not match this device" % _PARAM_NAMES[cmd], policy, off, idx)
+            self._note(policy, off, idx)
+            return
+        cid = self._m.components[idx]
+        if cmd == _C_COMPONENT_SLOT:
+            slot = self._param(idx, _P_COMPONENT_SLOT, policy, off)
+            if not self.driver.slot_matches(cid, slot):
+                self._fail(_CONDITION_FAILED, "component %d slot %d is not the one to use" % (idx, slot),
+                           policy, off, idx)
+            self._note(policy, off, idx)
+            return
+        if cmd == _C_IMAGE_MATCH:
+            enc = self._param(idx, _P_IMAGE_DIGEST, policy, off)
+            _env.parse_digest(enc)
+            digest, size = self._digest_of(idx)
+            want_size = self._params[idx].get(_P_IMAGE_SIZE)
+            if digest is None:
+                self._fail(_CONDITION_FAILED, "component %d has no image" % idx, policy, off, idx)
+            from crypto.util import ct_equal
+            if not ct_equal(digest, _env.parse_digest(enc)[1]) or (want_size is not None and size != want_size):
+                self._fail(_CONDITION_FAILED, "component %d image does not match its digest%s"
+                           % (idx, "" if want_size is None or size == want_size else " and size"), policy, off, idx)
+            self._note(policy, off, idx, {_P_IMAGE_DIGEST: cbor.dumps([_DIGEST_SHA256, digest]),
+                                          _P_IMAGE_SIZE: size})
+            return
+        # _C_CHECK_CONTENT
+        want = self._param(idx, _P_CONTENT, policy, off)
+        if not self._content_equals(cid, want):
+            self._fail(_CONDITION_FAILED, "component %d content differs" % idx, policy, off, idx)
+        self._note(policy, off, idx)
+
+    def _chunk(self):
+        if self._buf is None:
+            self._buf = bytearray(self.chunk_size)
+        return memoryview(self._buf)
+
+    def _digest_of(self, idx):
+        w = self._written.get(idx)
+        if w is not None:
+            return w
+        r = self.driver.open_read(self._m.components[idx])
+        if r is None:
+            return None, 0
+        h = sha256()
+        total = 0
+        mv = self._chunk()
+        try:
+            while True:
+                n = r.readinto(mv)
+                if not n:
+                    break
+                h.update(mv[0:n])
+                total += n
+        finally:
+            r.close()
+        w = (h.digest(), total)
+        self._written[idx] = w
+        return w
+
+    def _content_equals(self, cid, want):
+        r = self.driver.open_read(cid)
+        if r is None:
+            return False
+        mv = self._chunk()
+        pos = 0
+        try:
+            while True:
+                n = r.readinto(mv)
+                if not n:
+                    break
+                if pos + n > len(want) or mv[0:n] != want[pos:pos + n]:
+                    return False
+                pos += n
+        finally:
+            r.close()
+        return pos == len(want)
+
+    # ------------------------------------------------------------------ directives
+
+    def _directive(self, cmd, idx, policy, off):
+        m = self._m
+        cid = m.components[idx]
+        p = self._params[idx]
+        if cmd == _D_INVOKE:
+            try:
+                self.driver.invoke(cid, p.get(_P_INVOKE_ARGS))
+            except OSError as e:
+                self._fail(_OPERATION_FAILED, "invoke failed: %s" % e, policy, off, idx)
+            self._note(policy, off, idx)
+            return
+        if cmd == _D_SWAP:
+            src = self._source_index(idx, policy, off)
+            self.driver.swap(cid, m.components[src])
+            w = self._written
+            a, b = w.pop(idx, None), w.pop(src, None)
+            if b is not None:
+                w[idx] = b
+            if a is not None:
+                w[src] = a
+            self._note(policy, off, idx)
+            return
+        if cmd == _D_FETCH:
+            uri = self._param(idx, _P_URI, policy, off)
+            if uri.startswith("#"):
+                payload = self._env.payloads.get(uri[1:]) if uri[1:] else None
+                if payload is None:
+                    payload = self._env.payloads.get(uri)
+                if payload is None:
+                    self._fail(_OPERATION_FAILED, "no integrated payload %s" % uri, policy, off, idx)
+                reader = _MemReader(payload)
+            else:
+                try:
+                    reader = self.driver.fetch(uri)
+                except OSError as e:
+                    self._fail(_OPERATION_FAILED, "fetch %s failed: %s" % (uri, e), policy, off, idx)
+        elif cmd == _D_WRITE:
+            reader = _MemReader(self._param(idx, _P_CONTENT, policy, off))
+        else:  # _D_COPY
+            src = self._source_index(idx, policy, off)
+            reader = self.driver.open_read(m.components[src])
+            if reader is None:
+                self._fail(_OPERATION_FAILED, "source component %d is empty" % src, policy, off, idx)
+        self._pump(reader, idx, cid, p, policy, off)
+        self._note(policy, off, idx)
+
+    def _source_index(self, idx, policy, off):
+        src = self._param(idx, _P_SOURCE_COMPONENT, policy, off)
+        if src >= len(self._m.components) or src == idx:
+            self._fail(_COMPONENT_UNSUPPORTED, "bad source component %d" % src, policy, off, idx)
+        return src
+
+    def _pump(self, reader, idx, cid, p, policy, off):
+        """Stream reader into the component's staged slot: decrypt, hash, write, one chunk at a time."""
+        limit = p.get(_P_IMAGE_SIZE)
+        dec = None
+        info = p.get(_P_ENCRYPTION_INFO)
+        if info is not None:
+            from suit.encryption import decryptor
+            dec = decryptor(info, self.decryption_keys)
+        h = sha256()
+        total = 0
+        mv = self._chunk()
+        writer = None
+        try:
+            try:
+                writer = self.driver.stage(cid, p.get(_P_COMPONENT_SLOT), limit)
+                while True:
+                    n = reader.readinto(mv)
+                    if not n:
+                        break
+                    data = mv[0:n]
+                    if dec is not None:
+                        data = dec.update(data)
+                    total += len(data)
+                    if limit is not None and total > limit:
+                        self._fail(_OPERATION_FAILED, "component %d image is bigger than image-size %d"
+                                   % (idx, limit), policy, off, idx)
+                    if len(data):
+                        h.update(data)
+                        writer.write(data)
+                if dec is not None:
+                    dec.finish()
+                writer.close()
+                writer = None
+            except OSError as e:
+                self._fail(_OPERATION_FAILED, "writing component %d failed: %s" % (idx, e), policy, off, idx)
+            except SuitError as e:
+                if e.record is None:
+                    e.record = self._record(off, idx)
+                raise
+        finally:
+            reader.close()
+            if writer is not None:
+                try:
+                    writer.close()
+                except OSError:
+                    pass
+        self._written[idx] = (h.digest(), total)
