@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs (real CoAP peers, ...). Idempotent and non-interactive.
 set -euo pipefail
-packages=(libcoap3-bin)
+packages=(libcoap3-bin chromium)  # chromium: the OOB web page tests (host_tests/test_noob_web.py)
 
 missing=()
 for p in "${packages[@]}"; do

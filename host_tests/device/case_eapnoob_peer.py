@@ -275,6 +275,30 @@ def test_retransmitted_request_gets_the_same_response_once():
     assert peer.state == 1
 
 
+def test_memory_error_in_an_exchange_leaves_it_to_the_retransmission():
+    # The CoAP edge drops a request whose handler ran out of memory, so its retransmission arrives as new: the
+    # peer must still expect it (it used to answer 1004 Unexpected message type) and its state must be unchanged.
+    class Flaky:
+        def __init__(self):
+            self.script = Script([PRIV[1][1], NP])
+            self.fail = True
+
+        def __call__(self, n):
+            if self.fail:
+                self.fail = False
+                raise MemoryError
+            return self.script(n)
+
+    peer = new_peer("memerr", rng=Flaky())
+    start(peer)
+    peer.receive(request(3, TYPE2))
+    hgtest.raises(MemoryError, peer.receive, request(4, TYPE3))
+    assert peer.state == 0
+    body = body_of(peer.receive(request(4, TYPE3)))
+    assert wire.Message(body).int(b"Type", 0, 9) == 3, body
+    assert peer.state == 1
+
+
 def test_server_errors_move_the_state_as_the_rfc_says():
     peer = new_peer("srverr")
     start(peer)

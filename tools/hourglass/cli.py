@@ -27,6 +27,7 @@ SUBCOMMAND_MODULES = [
     "keys",
     "cose_tool",
     "suit",
+    "noob_cli",
 ]
 
 

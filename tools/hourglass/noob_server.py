@@ -24,7 +24,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from json.decoder import scanstring  # type: ignore[attr-defined]  # public since Python 2.6, not in typeshed
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
@@ -263,6 +263,16 @@ class Association:
                 jstr(b64e(noob))]
 
 
+class Registry(Protocol):
+    """Where the server keeps its associations: MemoryRegistry here, hourglass.noob_db.Database in SQLite."""
+
+    def get(self, peer_id: str) -> Association | None: ...
+
+    def put(self, assoc: Association) -> None: ...
+
+    def delete(self, peer_id: str) -> None: ...
+
+
 class MemoryRegistry:
     """Associations by PeerId, in memory (the SQLite registry keeps the same records)."""
 
@@ -280,7 +290,7 @@ class MemoryRegistry:
 
 
 class NoobServer:
-    def __init__(self, server_info: str, *, registry: MemoryRegistry | None = None, cryptosuites=SUITES,
+    def __init__(self, server_info: str, *, registry: Registry | None = None, cryptosuites=SUITES,
                  dirs: int = 3, new_nai: str | None = None, sleep_time: int | None = 60, keying_mode: int = 2,
                  noob_timeout: float = NOOB_TIMEOUT, oob_retries: int = OOB_RETRIES,
                  clock: Callable[[], float] = time.time, rng: Callable[[int], bytes] = os.urandom,
@@ -288,7 +298,7 @@ class NoobServer:
         """keying_mode: 1 or 2 for a Reconnect that keeps the cryptosuite (a changed one always gets 3)."""
         RawMessage(('{"ServerInfo":' + server_info + "}").encode()).obj("ServerInfo")  # or NoobError
         self.server_info = server_info
-        self.registry = registry or MemoryRegistry()
+        self.registry: Registry = registry if registry is not None else MemoryRegistry()
         self.cryptosuites = tuple(cryptosuites)
         self.dirs = dirs
         self.new_nai = new_nai

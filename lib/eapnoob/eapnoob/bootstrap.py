@@ -74,8 +74,10 @@ def on_type3(peer, conv, msg, now):
     rec[F_Z] = keys.ecdh(cs, priv, pub)
     _sleep(msg, rec)
     conv.init = None
+    out = b'{"Type":3,"PeerId":' + conv.peer_id + b',"PKp":' + pkp + b',"Np":' + rec[F_NP] + b"}"
+    # the answer is made before the state is saved: a MemoryError leaves the state as it was (see Peer._noob)
     peer.save(rec)  # Waiting for OOB (1): the Initial Exchange is complete on our side
-    return b'{"Type":3,"PeerId":' + conv.peer_id + b',"PKp":' + pkp + b',"Np":' + rec[F_NP] + b"}"
+    return out
 
 
 def _live_noobs(peer, now):
@@ -201,10 +203,12 @@ def on_type6(peer, conv, msg, now):
         raise NoobError(E_HMAC, "MACs verification failed")
     macp = keys.mac(out[256:288], b"1", parts)
     # Registered (4): the peer commits when it sends the final response (RFC 9140 section 6.9)
+    answer = b'{"Type":6,"PeerId":' + r[F_PEERID] + b',"MACp":' + json_b64(macp) + b"}"
+    ks = (out[0:64], out[64:128], out[128:192], out[192:224])
     peer.save({F_STATE: dec(REGISTERED), F_PEERID: r[F_PEERID], F_NAI: r[F_NAI], F_VERP: r[F_VERP],
                 F_CS: r[F_CS], F_KZ: out[288:320]})
-    peer.keys = (out[0:64], out[64:128], out[128:192], out[192:224])
-    return b'{"Type":6,"PeerId":' + r[F_PEERID] + b',"MACp":' + json_b64(macp) + b"}"
+    peer.keys = ks
+    return answer
 
 
 # ---- OOB message text --------------------------------------------------------------------------------------

@@ -165,6 +165,7 @@ class Peer:
                 return self._on_type1()
             if conv is None or typ not in conv.expect:
                 raise NoobError(E_UNEXPECTED_TYPE, "unexpected message type")
+            expect = conv.expect
             conv.expect = ()
             if typ >= 7:
                 from eapnoob import reconnect as exchange
@@ -174,7 +175,11 @@ class Peer:
             if typ != 2 and typ != 7 and msg.has(b"PeerId") and \
                     msg.raw(b"PeerId") != (conv.peer_id if typ in (3, 8, 9) else self.rec[F_PEERID]):
                 raise NoobError(E_UNEXPECTED_PEERID, "unexpected PeerId")
-            return getattr(exchange, "on_type%d" % typ)(self, conv, msg, now)
+            try:
+                return getattr(exchange, "on_type%d" % typ)(self, conv, msg, now)
+            except MemoryError:  # nothing was answered: the retransmission of this request is taken afresh
+                conv.expect = expect
+                raise
         except NoobError as e:
             return self._send_error(e)
 

@@ -105,6 +105,8 @@ def on_type9(peer, conv, msg, now):
     r[F_NAI] = nai
     r[F_STATE] = dec(REGISTERED)
     macp2 = keys.mac(out[256:288], b"1", parts)
-    peer.save(r)
-    peer.keys = (out[0:64], out[64:128], out[128:192], out[192:224])
-    return b'{"Type":9,"PeerId":' + conv.peer_id + b',"MACp2":' + json_b64(macp2) + b"}"
+    answer = b'{"Type":9,"PeerId":' + conv.peer_id + b',"MACp2":' + json_b64(macp2) + b"}"
+    ks = (out[0:64], out[64:128], out[128:192], out[192:224])
+    peer.save(r)  # last, after the answer is made: a MemoryError leaves the state as it was (see Peer._noob)
+    peer.keys = ks
+    return answer
