@@ -87,6 +87,14 @@ def post(req):
 srv.route("/hello", get=hello)
 srv.route("/data", get=lambda r: store["v"], put=put, post=post, max_body=16384)
 srv.route("/big", get=lambda r: Pattern(3000))
+
+
+def wide(req):
+    # 1000 bytes (one inner block) and a 300-byte Location-Query: protected, over the link's 1280 bytes
+    return Message(code=D.CONTENT, payload=bytes(Pattern(1000).read(0, 1000))).add(20, "q" * 300)
+
+
+srv.route("/wide", get=wide)
 tick = {"n": 0}
 clock = srv.route("/clock", get=lambda r: b"tick %d" % tick["n"], observable=True)
 srv.start()
@@ -425,6 +433,51 @@ def test_aiocoap_against_vm_oscore_server(tmp_path):
         assert len(set(pivs)) == len(pivs), "the server never sent a Partial IV twice (no nonce reuse)"
         client_pivs = partial_ivs(relay.log, "c>s")
         assert len(set(client_pivs)) == len(client_pivs)
+    finally:
+        relay.close()
+        out = stop(proc)
+    assert "Traceback" not in out, out
+
+
+def test_aiocoap_outer_blockwise_against_vm_server(tmp_path):
+    """aiocoap fragments a protected request over 1124 bytes with Outer Block1 (RFC 8613 4.1.3.4.2) and follows
+    Outer Block2 of a protected response; our VM server puts the request together before verifying it and
+    serves its oversized protected response in Outer Block2 blocks."""
+    port = free_udp_port()
+    proc, boot = start_vm_server(tmp_path, port)
+    relay = Relay(port)
+    relay.start()
+    creddir = write_aiocoap_context(tmp_path / "peer-ctx", PEER_ID, DEVICE_ID)
+    u = f"coap://127.0.0.1:{relay.port}"
+    body = bytes((i * 5 + 3) & 255 for i in range(1024))  # one inner block: aiocoap's inner Block1 starts above
+    query = "k=" + "v" * 150
+
+    async def session():
+        ctx = await aiocoap.Context.create_client_context()
+        ctx.client_credentials.load_from_dict({f"{u}/*": {"oscore": {"basedir": str(creddir) + "/"}}})
+        try:
+            r = await ctx.request(aiocoap.Message(code=aiocoap.PUT, uri=f"{u}/data?{query}", payload=body)).response
+            assert r.code == aiocoap.CHANGED, r
+            r = await ctx.request(aiocoap.Message(code=aiocoap.GET, uri=f"{u}/data")).response
+            assert r.payload == body
+            r = await ctx.request(aiocoap.Message(code=aiocoap.GET, uri=f"{u}/wide")).response
+            assert r.code == aiocoap.CONTENT and r.payload == bytes((i * 7) & 255 for i in range(1000))
+            assert r.opt.location_query == ("q" * 300,)
+        finally:
+            await ctx.shutdown()
+
+    try:
+        asyncio.run(asyncio.wait_for(session(), 60))
+        msgs = [(d, aiocoap.Message.decode(data)) for d, data in relay.log]
+        outer_b1 = [m for d, m in msgs if d == "c>s" and m.opt.oscore is not None and m.opt.block1 is not None]
+        assert len(outer_b1) == 2 and outer_b1[0].opt.block1.more and not outer_b1[1].opt.block1.more
+        assert len({m.opt.oscore for m in outer_b1}) == 1, "the blocks of one protected request"
+        cont = [m for d, m in msgs if d == "s>c" and m.code == aiocoap.CONTINUE]
+        assert len(cont) == 1 and cont[0].opt.oscore is None, "2.31 Continue is an outer (unprotected) answer"
+        outer_b2 = [m for d, m in msgs if d == "s>c" and m.opt.oscore is not None and m.opt.block2 is not None]
+        assert [m.opt.block2.block_number for m in outer_b2] == [0, 1] and outer_b2[0].opt.size2 > 1200
+        again = [m for d, m in msgs if d == "c>s" and m.opt.block2 is not None and m.opt.block2.block_number]
+        assert len(again) == 1 and again[0].opt.oscore, "the next block is asked for with the protected request"
     finally:
         relay.close()
         out = stop(proc)

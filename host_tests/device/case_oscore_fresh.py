@@ -5,9 +5,11 @@ import os
 import hgtest
 
 from coap.msg import Message, decode
-from oscore import EchoRequired, OscoreError
+from oscore import OscoreError
 from oscore import context as C
 from oscore import answer as A
+from oscore.answer import EchoRequired
+from oscore import client as Q
 from oscore import protect as P
 from oscore_common import vec, get, protected, refused
 from store import FileStore
@@ -81,16 +83,16 @@ def test_echo_round_trip_after_reboot():
     assert len(e.echo) == 8 and server.top == -1
     req = get("/lamp", 50)
     req.payload = b"on"
-    out, cb = P.protect_request(client, req)
+    out, cb = Q.protect_request(client, req)
     e = hgtest.raises(EchoRequired, P.unprotect_request, [server], decode(out.encode()))
     ch = A.echo_response(e)
     assert ch.code == 68 and ch.type == 2 and ch.mid == 50
     piv = P.parse_option(ch.opt(9))[0]
     assert piv, "the challenge carries the server's own Partial IV (B.1.2)"
-    inner = P.unprotect_response(cb, decode(ch.encode()))
+    inner = Q.unprotect_response(cb, decode(ch.encode()))
     echo = A.echo_of(inner)
     assert inner.code == 129 and echo == e.echo and inner.payload == b""
-    retry, cb2 = P.protect_request(client, A.with_echo(req, echo))
+    retry, cb2 = Q.protect_request(client, A.with_echo(req, echo))
     inner, sb = P.unprotect_request([server], decode(retry.encode()))
     assert inner.path() == "/lamp" and inner.payload == b"on" and server.synced
     # the retried request, and everything before it, is now a replay
@@ -98,11 +100,11 @@ def test_echo_round_trip_after_reboot():
     refused(129, "Replay detected", [server], old[2], server)
     refused(129, "Replay detected", [server], bytes(out.encode()), server)
     resp = P.protect_response(sb, Message(2, 68, 51, inner.token))
-    assert P.unprotect_response(cb2, decode(resp.encode())).code == 68
+    assert Q.unprotect_response(cb2, decode(resp.encode())).code == 68
     assert A.echo_of(Message(2, 69)) is None
     # a request with a wrong Echo is challenged again
     server = C.Context(vec("secret"), b"", b"\x02", b"\x01", store=st, name="srv", k=4)
-    out, _ = P.protect_request(client, A.with_echo(get("/x"), b"guessed!"))
+    out, _ = Q.protect_request(client, A.with_echo(get("/x"), b"guessed!"))
     hgtest.raises(EchoRequired, P.unprotect_request, [server], decode(out.encode()))
     assert not server.synced
 

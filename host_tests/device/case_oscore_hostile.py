@@ -5,9 +5,11 @@ import hgtest
 
 from coap import MessageError
 from coap.msg import Message, decode
-from oscore import EchoRequired, OscoreError
+from oscore import OscoreError
 from oscore import context as C
 from oscore import answer as A
+from oscore.answer import EchoRequired
+from oscore import client as Q
 from oscore import protect as P
 from oscore_common import vec, pair, get, protected, refused
 MP_HEAP = "128k"  # measured: fails at 96k on the VM
@@ -49,11 +51,11 @@ def test_tampering_and_lookup_failures():
     # a Class I option (integrity-protected, outer) changed on the way
     ci_client, ci_server = pair(class_i=(2048,))
     ci_server.class_i = (2048,)
-    out, _ = P.protect_request(ci_client, get("/x").add(2048, b"route-a"))
+    out, _ = Q.protect_request(ci_client, get("/x").add(2048, b"route-a"))
     assert out.opt(2048) == b"route-a", "Class I stays outside"
     wire = bytes(out.encode())
     assert P.unprotect_request([ci_server], decode(wire))[0].opt(2048) == b"route-a"
-    out, _ = P.protect_request(ci_client, get("/x", 2).add(2048, b"route-a"))
+    out, _ = Q.protect_request(ci_client, get("/x", 2).add(2048, b"route-a"))
     m = decode(out.encode())
     tampered = Message(m.type, m.code, m.mid, m.token, bytes(m.payload))
     tampered.opts = [(n, b"route-b" if n == 2048 else bytes(v)) for n, v in m.items()]
@@ -84,7 +86,7 @@ def test_outer_uri_path_is_discarded_not_followed():
     # A proxy (or attacker) adds an unprotected Uri-Path that contradicts the protected one: RFC 8613 section 8.2
     # step 1 discards outer Class E options, so the handler sees only the protected path.
     client, server = pair()
-    out, _ = P.protect_request(client, get("/safe"))
+    out, _ = Q.protect_request(client, get("/safe"))
     m = decode(out.encode())
     x = Message(m.type, m.code, m.mid, m.token, bytes(m.payload))
     x.opts = [(n, bytes(v)) for n, v in m.items()] + [(11, b"delete-all"), (15, b"evil")]
@@ -107,10 +109,10 @@ def test_error_response_shape():
 def test_sequence_number_exhaustion():
     client, server = pair()
     client.seq = C.MAX_SEQ
-    out, _ = P.protect_request(client, get("/x"))
+    out, _ = Q.protect_request(client, get("/x"))
     assert P.parse_option(out.opt(9))[0] == b"\xff" * 5
     before = client.seq
-    hgtest.raises(OscoreError, P.protect_request, client, get("/x"))
+    hgtest.raises(OscoreError, Q.protect_request, client, get("/x"))
     assert client.seq == before
     assert P.unprotect_request([server], decode(out.encode()))[0].path() == "/x"
 
@@ -124,9 +126,9 @@ def test_context_parameters_refused():
 
 def test_unprotected_response_to_protected_request():
     client, server = pair()
-    out, cb = P.protect_request(client, get("/x"))
+    out, cb = Q.protect_request(client, get("/x"))
     ans = Message(2, 129, 1, b"\x01\x02", b"Security context not found")
-    e = hgtest.raises(OscoreError, P.unprotect_response, cb, decode(ans.encode()))
+    e = hgtest.raises(OscoreError, Q.unprotect_response, cb, decode(ans.encode()))
     assert e.code == 0 and e.response.payload == b"Security context not found"
 
 
@@ -138,7 +140,7 @@ def test_fuzz_unprotect():
         m = get("/fuzz/%d" % i, i)
         m.add(6, 0)
         m.payload = b"p" * (i * 9)
-        w, cb = P.protect_request(client, m)
+        w, cb = Q.protect_request(client, m)
         outs.append((bytes(w.encode()), cb))
     _, sb = P.unprotect_request([server], decode(outs[3][0]))
     resp = bytes(P.protect_response(sb, Message(2, 69, 3, b"\x01\x02", b"fuzzed").add(6, 1)).encode())
@@ -168,7 +170,7 @@ def test_fuzz_unprotect():
             if i & 1:
                 P.unprotect_request([server], m)
             else:
-                P.unprotect_response(list(outs[3][1]), m)
+                Q.unprotect_response(list(outs[3][1]), m)
             outcomes["ok"] = outcomes.get("ok", 0) + 1
         except EchoRequired:
             raise AssertionError("a synced context never asks for Echo")

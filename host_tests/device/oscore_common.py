@@ -6,6 +6,7 @@ from hgtest import unhex
 from coap.msg import Message, decode
 from oscore import OscoreError
 from oscore import context as C
+from oscore import client as Q
 from oscore import protect as P
 
 _V = None
@@ -43,7 +44,7 @@ def get(path, mid=1, token=b"\x01\x02"):
 
 
 def protected(client, path="/x", mid=1):
-    out, cb = P.protect_request(client, get(path, mid))
+    out, cb = Q.protect_request(client, get(path, mid))
     return bytes(out.encode()), cb
 
 

@@ -28,6 +28,7 @@ SUBCOMMAND_MODULES = [
     "cose_tool",
     "suit",
     "noob_cli",
+    "oscore_tool",
 ]
 
 

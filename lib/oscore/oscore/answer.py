@@ -1,15 +1,18 @@
 # The answers OSCORE gives besides protected responses: the unprotected error responses of RFC 8613 section 8,
 # the protected 4.01 Echo challenge of Appendix B.1.2 (RFC 9175 section 2.4), and the client's side of it (the
-# challenge's Echo value, the one retry that carries it). Loaded on first use: the failure and reboot paths.
+# challenge's Echo value, the one retry that carries it), and the context's side of the challenge. Loaded on
+# first use: the failure and reboot paths.
 from coap.msg import Message
+from crypto.util import ct_equal
 
+from oscore import OscoreError
+from oscore.context import WINDOW
 from oscore.protect import protect_response
 
 try:
-    from micropython import const
+    from micropython import const  # compile time on MicroPython: no code, no RAM
 except ImportError:
-    def const(x):
-        return x
+    from coap import const  # CPython: coap's one fallback
 
 _CON = const(0)
 _NON = const(1)
@@ -17,6 +20,39 @@ _ACK = const(2)
 _UNAUTHORIZED = const(129)
 _MAX_AGE = const(14)
 _ECHO = const(252)
+_ECHO_LEN = const(8)
+
+
+class EchoRequired(OscoreError):
+    """A request verified, but its context lost its replay window (a reboot): answer with echo_response(err)
+    (a protected 4.01 carrying only Echo) and do not process the request."""
+
+    def __init__(self, binding, echo):
+        super().__init__("Echo required")
+        self.binding = binding
+        self.echo = echo
+
+
+def challenge(ctx):
+    """The Echo value for a challenge of ctx (made once, kept until a request returns it)."""
+    if ctx.echo is None:
+        from crypto.util import random_bytes
+        ctx.echo = random_bytes(_ECHO_LEN)
+    return ctx.echo
+
+
+def resync(ctx, m, binding, seq):
+    """A verified request m to a context that lost its replay window: if it returns the challenge's Echo, its
+    sequence number becomes the window's lower limit; else EchoRequired (a challenge to answer with)."""
+    e = m.opt(_ECHO)
+    if e is None or ctx.echo is None or not ct_equal(e, ctx.echo):
+        x = EchoRequired(binding, challenge(ctx))
+        x.request = m
+        raise x
+    ctx.top = seq
+    ctx.bits = (1 << WINDOW) - 1
+    ctx.synced = True
+    ctx.echo = None
 
 
 def error_response(err, request):

@@ -5,59 +5,42 @@
 # Sequence numbers survive reboots through a store (store.FileStore or anything with get/put): the context
 # writes a bound n + K before it uses sequence number n, so there is at most one write per K messages, and a
 # context that boots from a stored bound starts at that bound: a reboot never reuses a nonce. Such a context
-# has lost its replay window, so it answers the first request with an Echo challenge (oscore.EchoRequired).
+# has lost its replay window, so it answers the first request with an Echo challenge (oscore.answer.EchoRequired).
 from crypto.ccm import AesCcm
-from crypto.kdf import hkdf_expand, hkdf_extract
 
 from oscore import err
 
 try:
-    from micropython import const
+    from micropython import const  # compile time on MicroPython: no code, no RAM
 except ImportError:
-    def const(x):
-        return x
+    from coap import const  # CPython: coap's one fallback
 
 ALG = const(10)  # AES-CCM-16-64-128
 MAX_SEQ = (1 << 40) - 1  # section 7.2.1
 WINDOW = const(32)  # replay window entries (section 3.2.2 default)
 _WINDOW_MASK = (1 << WINDOW) - 1
 _NONCE_LEN = const(13)
-_ID_MAX = const(7)  # nonce length - 6
-_ECHO_LEN = const(8)
+# AES-CCM objects are shared, the last CIPHERS built: a context keeps only its two 16-byte keys (a cryptolib
+# cipher costs ~0.5 KB on the VM), and the keys in use have their cipher built once. An application with more
+# contexts in use at once than CIPHERS / 2 raises CIPHERS, or each message builds its cipher again.
+CIPHERS = 2
+_ciphers = None  # [(key, pure, AesCcm), ...], newest first, made on first use
 
 
-def _bstr(b):
-    n = len(b)
-    if n < 24:
-        return bytes((0x40 | n,)) + b
-    if n < 256:
-        return bytes((0x58, n)) + b
-    if n < 65536:
-        return bytes((0x59, n >> 8, n & 255)) + b
-    raise err(0)
-
-
-def info(ident, id_context, kind, length):
-    """The HKDF info: CBOR [id, id_context / nil, 10, "Key" / "IV", L] (section 3.2.1)."""
-    return b"".join((b"\x85", _bstr(ident), b"\xf6" if id_context is None else _bstr(id_context), b"\x0a",
-                     b"\x63Key" if kind == "Key" else b"\x62IV", bytes((length,))))
-
-
-def derive(secret, salt, sender_id, recipient_id, id_context=None):
-    """(Sender Key, Recipient Key, Common IV) from the Master Secret and Salt."""
-    prk = hkdf_extract(salt, secret)
-    return (hkdf_expand(prk, info(sender_id, id_context, "Key", 16), 16),
-            hkdf_expand(prk, info(recipient_id, id_context, "Key", 16), 16),
-            hkdf_expand(prk, info(b"", id_context, "IV", _NONCE_LEN), _NONCE_LEN))
-
-
-def _id_nonce(iv, ident):
-    out = bytearray(iv)
-    out[0] ^= len(ident)
-    off = 8 - len(ident)
-    for i in range(len(ident)):
-        out[off + i] ^= ident[i]
-    return bytes(out)
+def aead(key, pure=False):
+    """The AES-CCM-16-64-128 object for key (shared; built when it is not among the last CIPHERS built)."""
+    global _ciphers
+    c = _ciphers
+    if c is None:
+        c = _ciphers = []
+    else:
+        for e in c:
+            if e[0] == key and e[1] == pure:
+                return e[2]
+    e = (key, pure, AesCcm(key, 8, pure))
+    c.insert(0, e)
+    del c[CIPHERS:]
+    return e[2]
 
 
 def piv_bytes(n):
@@ -76,45 +59,11 @@ class Context:
 
     def __init__(self, secret, salt=b"", sender_id=b"", recipient_id=b"", id_context=None, store=None,
                  name="oscore", k=64, pure=False, class_i=()):
-        if len(sender_id) > _ID_MAX or len(recipient_id) > _ID_MAX:
-            raise err(1)
-        if id_context is not None and len(id_context) > 255:
-            raise err(2)
-        if sender_id == recipient_id:
-            raise err(3)
-        if k < 1:
-            raise err(4)
-        self.sender_id = bytes(sender_id)
-        self.recipient_id = bytes(recipient_id)
-        self.id_context = None if id_context is None else bytes(id_context)
-        skey, rkey, iv = derive(secret, salt, self.sender_id, self.recipient_id, self.id_context)
-        # The nonce of an ID without its Partial IV (section 5.2), for the two IDs this context uses.
-        self.sender_base = _id_nonce(iv, self.sender_id)
-        self.recipient_base = _id_nonce(iv, self.recipient_id)
-        self.sender = AesCcm(skey, 8, pure)
-        self.recipient = AesCcm(rkey, 8, pure)
-        self.class_i = class_i
-        self.store = store
-        self.name = name
-        self.k = k
-        self.top = -1  # highest accepted request sequence number
-        self.bits = 0  # bit d: sequence number top - d was accepted
-        self.echo = None  # the Echo value a challenge sent, until a request returns it
-        seq = 0
-        self.synced = True  # False: the replay window was lost, requests need an Echo round trip
-        if store is not None:
-            v = store.get(name)
-            if v is not None:
-                if len(v) != 5:
-                    raise err(5)
-                seq = int.from_bytes(v, "big")
-                self.synced = False
-        self.seq = seq
-        self.limit = seq  # sequence numbers below this are covered by the stored bound
-        if store is not None:
-            self._persist()
+        from oscore.derive import setup  # making a context is rare: its code loads then
+        setup(self, secret, salt, sender_id, recipient_id, id_context, store, name, k, pure, class_i)
 
-    def _persist(self):
+    def persist(self):
+        """Store the next bound (K sequence numbers on) before any number up to it is used."""
         bound = min(self.limit + self.k, MAX_SEQ + 1)
         self.store.put(self.name, bound.to_bytes(5, "big"))
         self.limit = bound
@@ -125,7 +74,7 @@ class Context:
         if n > MAX_SEQ:
             raise err(6)
         if self.store is not None and n >= self.limit:
-            self._persist()  # before n is used: a failed write leaves n unused
+            self.persist()  # before n is used: a failed write leaves n unused
         self.seq = n + 1
         return piv_bytes(n)
 
@@ -152,17 +101,3 @@ class Context:
             self.top = seq
         else:
             self.bits |= 1 << -d
-
-    def challenge(self):
-        """The Echo value for a challenge (made once, kept until a request returns it)."""
-        if self.echo is None:
-            from crypto.util import random_bytes
-            self.echo = random_bytes(_ECHO_LEN)
-        return self.echo
-
-    def resync(self, seq):
-        """A request returned the Echo: its sequence number becomes the replay window's lower limit."""
-        self.top = seq
-        self.bits = _WINDOW_MASK
-        self.synced = True
-        self.echo = None

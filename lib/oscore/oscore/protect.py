@@ -1,31 +1,28 @@
-# OSCORE message protection (RFC 8613 sections 4-8) over coap.msg messages, sans-IO.
+# OSCORE message protection (RFC 8613 sections 4-8) over coap.msg messages, sans-IO: the parts both roles use
+# and the server role; the client role is in oscore.client (a device that only serves never loads it).
 #
-# Client: protect_request(ctx, msg) -> (outer, binding); unprotect_response(binding, outer) -> inner.
 # Server: unprotect_request(contexts, outer) -> (inner, binding); protect_response(binding, msg) -> outer.
+# Client (oscore.client): protect_request(ctx, msg) -> (outer, binding); unprotect_response(binding, outer).
 # A binding ties responses to their request (the request's kid and Partial IV are in every response's AAD,
 # section 7.1): [context, request kid, request Partial IV, request nonce (None once a response used it),
 # Observe request?, Notification Number]. A list, not a class, to keep it small.
 #
 # Failures raise oscore.OscoreError whose code/diag say which unprotected answer section 8 gives (code 0: none,
-# e.g. on the client side); oscore.EchoRequired when a context that lost its replay window needs an Echo round
+# e.g. on the client side); oscore.answer.EchoRequired when a context that lost its replay window needs an Echo round
 # trip (Appendix B.1.2): answer it with oscore.answer.echo_response(err) (protected with the server's own Partial
 # IV); oscore.answer also builds the unprotected section 8 answers and the client's Echo retry.
 from coap.msg import Message, decode
 from coap import MessageError
 from crypto import CryptoError
-from crypto.util import ct_equal
 
-from oscore import OscoreError, EchoRequired, err
-from oscore.context import _bstr
+from oscore import err
+from oscore.context import aead
 
 try:
-    from micropython import const
+    from micropython import const  # compile time on MicroPython: no code, no RAM
 except ImportError:
-    def const(x):
-        return x
+    from coap import const  # CPython: coap's one fallback
 
-_POST = const(2)
-_FETCH = const(5)
 _CHANGED = const(68)
 _CONTENT = const(69)
 _UNAUTHORIZED = const(129)
@@ -38,11 +35,7 @@ _ECHO = const(252)
 # Inner (Class E, the default for unlisted options, section 4.1); Observe is both (section 4.1.3.5). The
 # options that are both E and U (Observe, Max-Age, Block*, Size*, No-Response) are hop-by-hop when outer:
 # a receiver discards them with the other outer Class E options (section 8.2 step 1).
-_U_ONLY = b"\x03\x07\x10\x23\x27"
-_ENC0 = b"\x83\x68Encrypt0\x40"
-# Options up to 39 that are plainly Inner: If-Match, ETag, If-None-Match, Location-Path, Uri-Path, Content-Format,
-# Max-Age, Uri-Query, Accept, Location-Query, Block2, Block1, Size2 (the fast path of split()).
-_INNER = b"\x01\x04\x05\x08\x0b\x0c\x0e\x0f\x11\x14\x17\x1b\x1c"
+U_ONLY = b"\x03\x07\x10\x23\x27"
 
 
 def parse_option(v):
@@ -82,24 +75,11 @@ def parse_option(v):
     return piv, kc, kid
 
 
-def encode_option(piv, kid_context=None, kid=None):
-    f = len(piv) | (0 if kid_context is None else 0x10) | (0 if kid is None else 0x08)
-    if not f:
-        return b""
-    out = bytearray((f,))
-    out += piv
-    if kid_context is not None:
-        out.append(len(kid_context))
-        out += kid_context
-    if kid is not None:
-        out += kid
-    return out
-
-
 def aad(kid, piv, class_i=b""):
-    """Enc_structure ["Encrypt0", h'', bstr .cbor [1, [10], request_kid, request_piv, options]] (section 5.4)."""
+    """Enc_structure ["Encrypt0", h'', bstr .cbor [1, [10], request_kid, request_piv, options]] (section 5.4);
+    class_i: the Class I options' bytes (empty, or an empty tuple: none)."""
     if not class_i:  # kid <= 7 and Partial IV <= 5 bytes: every length fits its CBOR head
-        b = bytearray(_ENC0)
+        b = bytearray(b"\x83\x68Encrypt0\x40")
         b.append(0x47 + len(kid) + len(piv))
         b += b"\x85\x01\x81\x0a"
         b.append(0x40 | len(kid))
@@ -108,15 +88,8 @@ def aad(kid, piv, class_i=b""):
         b += piv
         b.append(0x40)
         return b
-    arr = b"".join((b"\x85\x01\x81\x0a", _bstr(kid), _bstr(piv), _bstr(class_i)))
-    return _ENC0 + _bstr(arr)
-
-
-def class_i_bytes(opts):
-    # The Class I options as CoAP would encode them (delta from 0): a token-less message's bytes after the header.
-    m = Message()
-    m.opts = opts
-    return bytes(m.encode()[4:])
+    from oscore import classi
+    return classi.aad(kid, piv, class_i)
 
 
 def split(ctx, msg, request):
@@ -129,7 +102,10 @@ def split(ctx, msg, request):
     # A built message's options are its (number, value) pairs (coap.msg): iterate them without a generator.
     for x in msg.opts if msg.buf is None else msg.items():
         n = x[0]
-        if n > 39 or n in _INNER:  # the common case: Class E (every unlisted option is, section 4.1)
+        # The common case, Class E (every unlisted option is, section 4.1): options above 39, and those up to 39
+        # that are plainly Inner: If-Match, ETag, If-None-Match, Location-Path, Uri-Path, Content-Format, Max-Age,
+        # Uri-Query, Accept, Location-Query, Block2, Block1, Size2.
+        if n > 39 or n in b"\x01\x04\x05\x08\x0b\x0c\x0e\x0f\x11\x14\x17\x1b\x1c":
             if ci and n in ci:
                 outer.append(x)
             else:
@@ -143,7 +119,7 @@ def split(ctx, msg, request):
         elif request and n == _PROXY_URI:
             from oscore.proxyuri import decompose
             decompose(x[1], io, outer)
-        elif n in _U_ONLY or n in ci:
+        elif n in U_ONLY or n in ci:
             outer.append(x)
         else:
             io.append(x)
@@ -153,28 +129,28 @@ def split(ctx, msg, request):
     return memoryview(plain)[3:], outer, observe
 
 
-def class_i_of(ctx, opts):
-    ci = ctx.class_i
-    return class_i_bytes([x for x in opts if x[0] in ci]) if ci else b""
-
-
-def outer_of(msg, ci):
-    """In one pass over a received message: the OSCORE option value (None: absent), the outer options a receiver
-    keeps (Class U and the Class I numbers ci), and the Class I bytes for the AAD."""
+def outer_of(msg):
+    """In one pass over a received message: the OSCORE option value (None: absent) and the Class U options a
+    receiver keeps (oscore.classi.outer adds a context's Class I options)."""
     osc = None
     keep = []
-    cis = None
-    for n, v in msg.items():
-        if n == _OSCORE:
-            osc = v
-        elif n < 256 and n in _U_ONLY:
-            keep.append((n, v))
-        elif n in ci:
-            keep.append((n, v))
-            if cis is None:
-                cis = []
-            cis.append((n, v))
-    return osc, keep, class_i_bytes(cis) if cis else b""
+    o = msg.opts
+    b = msg.buf
+    if b is None:  # a built message: (number, value) pairs
+        for x in o:
+            n = x[0]
+            if n == _OSCORE:
+                osc = x[1]
+            elif n < 256 and n in U_ONLY:
+                keep.append(x)
+    else:  # a decoded one: the flat [number, start, end, ...] index into its datagram (coap.msg)
+        for i in range(0, len(o), 3):
+            n = o[i]
+            if n == _OSCORE:
+                osc = b[o[i + 1]:o[i + 2]]
+            elif n < 256 and n in U_ONLY:
+                keep.append((n, b[o[i + 1]:o[i + 2]]))
+    return osc, keep
 
 
 def open_inner(ctx, msg, nonce, kid, piv, ci, request):
@@ -182,7 +158,7 @@ def open_inner(ctx, msg, nonce, kid, piv, ci, request):
     if not ct:
         raise err(13)
     try:
-        pt = ctx.recipient.decrypt(nonce, ct, aad(kid, piv, ci))
+        pt = aead(ctx.recipient_key, ctx.pure).decrypt(nonce, ct, aad(kid, piv, ci))
     except CryptoError:  # InvalidTag, or a length CCM refuses
         raise err(19)
     if not pt:
@@ -190,9 +166,13 @@ def open_inner(ctx, msg, nonce, kid, piv, ci, request):
     tok = msg.token
     t = len(tok)
     mid = msg.mid
-    buf = bytearray((0x40 | (msg.type << 4) | t, pt[0], mid >> 8, mid & 255))
-    buf += tok
-    buf += memoryview(pt)[1:]
+    buf = bytearray(len(pt) + 3 + t)  # the inner message's datagram: header, token, then pt after its code
+    buf[0] = 0x40 | (msg.type << 4) | t
+    buf[1] = pt[0]
+    buf[2] = mid >> 8
+    buf[3] = mid & 255
+    buf[4:4 + t] = tok
+    buf[4 + t:] = memoryview(pt)[1:]
     try:
         m = decode(buf)
     except MessageError:
@@ -206,58 +186,36 @@ def open_inner(ctx, msg, nonce, kid, piv, ci, request):
     return m
 
 
-def find(contexts, kid, kid_context=None):
-    """The context whose Recipient ID is kid (and ID Context kid_context when one is given), or None."""
-    for c in contexts:
-        if c.recipient_id == kid and (kid_context is None or c.id_context == kid_context):
-            return c
-    return None
-
-
-def protect_request(ctx, msg):
-    """The OSCORE request for msg and the binding that verifies its responses."""
-    plain, outer, observe = split(ctx, msg, True)
-    piv = ctx.next_piv()
-    kid = ctx.sender_id
-    nonce = ctx.nonce(kid, piv)
-    ct = ctx.sender.encrypt(nonce, plain, aad(kid, piv, class_i_of(ctx, outer)))
-    out = Message(msg.type, _POST if observe is None else _FETCH, msg.mid, msg.token, ct)
-    outer.append((_OSCORE, encode_option(piv, ctx.id_context, kid)))
-    out.opts = outer
-    out.remote = msg.remote
-    return out, [ctx, kid, piv, nonce, observe is not None, -1]
-
-
 def unprotect_request(contexts, msg):
     """(inner request, binding) of an OSCORE request (section 8.2). Raises OscoreError (answer with
     error_response) or EchoRequired (answer with echo_response); either way the request is not processed and
     the replay window is unchanged."""
-    v, keep, ci = outer_of(msg, ())
+    v, keep = outer_of(msg)
     if v is None:
         raise err(20)
     piv, kc, kid = parse_option(v)
     if not piv or kid is None:
         raise err(21)
-    ctx = find(contexts, kid, kc)
-    if ctx is None:
+    for ctx in contexts:  # the context whose Recipient ID is kid (and ID Context kc when one is given)
+        if ctx.recipient_id == kid and (kc is None or ctx.id_context == kc):
+            break
+    else:
         raise err(22)
     seq = int.from_bytes(piv, "big")
     if ctx.synced and not ctx.fresh(seq):
         raise err(23)
+    ci = b""
     if ctx.class_i:
-        keep, ci = outer_of(msg, ctx.class_i)[1:]
+        from oscore import classi
+        keep, ci = classi.outer(msg, ctx.class_i)
     nonce = ctx.nonce(kid, piv)
     m = open_inner(ctx, msg, nonce, kid, piv, ci, True)
     binding = [ctx, kid, piv, nonce, m.has(_OBSERVE), -1]
     if ctx.synced:
         ctx.accept(seq)
     else:
-        e = m.opt(_ECHO)
-        if e is None or ctx.echo is None or not ct_equal(e, ctx.echo):
-            x = EchoRequired(binding, ctx.challenge())
-            x.request = m
-            raise x
-        ctx.resync(seq)
+        from oscore.answer import resync
+        resync(ctx, m, binding, seq)  # raises EchoRequired unless m returns the challenge's Echo
     for n, v in keep:
         m.add(n, v)
     return m, binding
@@ -275,50 +233,13 @@ def protect_response(binding, msg, own_piv=False):
     else:
         piv = b""
         binding[3] = None
-    ct = ctx.sender.encrypt(nonce, plain, aad(binding[1], binding[2], class_i_of(ctx, outer)))
+    ci = ctx.class_i
+    if ci:
+        from oscore import classi
+        ci = classi.of(outer, ci)
+    ct = aead(ctx.sender_key, ctx.pure).encrypt(nonce, plain, aad(binding[1], binding[2], ci))
     out = Message(msg.type, _CHANGED if observe is None else _CONTENT, msg.mid, msg.token, ct)
-    outer.append((_OSCORE, encode_option(piv)))
+    outer.append((_OSCORE, bytes((len(piv),)) + piv if piv else b""))  # flags: the Partial IV's length only
     out.opts = outer
     out.remote = msg.remote
     return out
-
-
-def unprotect_response(binding, msg):
-    """The inner response of an OSCORE response to the request of binding (section 8.4). Notifications must
-    carry a Partial IV above the Notification Number (7.4.1); their Observe value becomes the Partial IV's
-    low three bytes, so the observer orders them by it. Raises OscoreError (code 0: nothing to answer)."""
-    ctx = binding[0]
-    v, keep, ci = outer_of(msg, ctx.class_i)
-    if v is None:
-        e = err(24)
-        e.response = msg
-        raise e
-    try:
-        piv = parse_option(v)[0]
-    except OscoreError as e:
-        e.code = 0
-        raise
-    nonce = ctx.nonce(ctx.recipient_id, piv) if piv else binding[3]
-    if nonce is None:
-        raise err(25)
-    try:
-        m = open_inner(ctx, msg, nonce, binding[1], binding[2], ci, False)
-    except OscoreError as e:
-        e.code = 0
-        raise
-    if m.has(_OBSERVE):
-        if not binding[4]:
-            raise err(26)
-        if piv:
-            seq = int.from_bytes(piv, "big")
-            if seq <= binding[5]:
-                raise err(27)
-            binding[5] = seq
-            m.opts = [x for x in m.items() if x[0] != _OBSERVE]
-            m.buf = None
-            m.add(_OBSERVE, seq & 0xFFFFFF)
-    if not piv:
-        binding[3] = None
-    for n, v in keep:
-        m.add(n, v)
-    return m

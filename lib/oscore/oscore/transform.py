@@ -5,19 +5,23 @@
 # (unprotected 4.00/4.01/4.02, Outer Max-Age 0) and reaches no handler; a context that lost its replay window
 # answers with a protected 4.01 + Echo. Responses and notifications to a protected request are protected.
 # An unprotected request to a path in `require` gets 4.01.
-# Client role: every request goes out through `client` (None: unprotected). A 4.01 Echo challenge is kept and
-# the next request carries the Echo: Oscore.request() retries once with it.
-from oscore import EchoRequired, OscoreError, err
-from oscore.protect import protect_request, unprotect_request, protect_response, unprotect_response
+# Client role: every request goes out through `client`: one Context for every peer, or a dict {remote: Context}
+# (a peer not in it is spoken to unprotected), None: unprotected. A 4.01 Echo challenge is kept for its context
+# and that context's next request carries the Echo: Oscore.request() retries once with it.
+# The coap seam gives outgoing_request no remote (the inner request's .remote is unset), so a dict of contexts
+# is used by Oscore.request(..., outer=True), which names the peer; a plain client.request through a dict
+# fails (OscoreError) rather than guess the peer or send in clear.
+from oscore import OscoreError, err
+from oscore.protect import unprotect_request, protect_response
 
 try:
-    from micropython import const
+    from micropython import const  # compile time on MicroPython: no code, no RAM
 except ImportError:
-    def const(x):
-        return x
+    from coap import const  # CPython: coap's one fallback
 
 _OSCORE = const(9)
-_UNAUTHORIZED = const(129)
+_BLOCK2 = const(23)
+_BLOCK1 = const(27)
 _SERVER_ERROR = const(160)
 
 
@@ -28,11 +32,13 @@ def context_of(req):
 
 
 class Oscore:
-    def __init__(self, contexts=(), client=None, require=()):
+    def __init__(self, contexts=(), client=None, require=(), max_body=4096):
         self.contexts = list(contexts)
         self.client = client
         self.require = require  # paths (exact, or prefixes ending in "/") that only OSCORE may reach
-        self.echo = None  # client role: the Echo of the last challenge, sent with the next request
+        self.echo = None  # client role: (context, Echo) of the last challenge, sent with its next request
+        self.max_body = max_body  # the largest protected message put together from Outer Block-wise blocks
+        self.blocks = None  # oscore.outer.Blocks, made on the first Outer Block-wise transfer
 
     def _required(self, path):
         for p in self.require:
@@ -44,22 +50,33 @@ class Oscore:
 
     def incoming_request(self, ep, req):
         from coap.msg import Message
-        if not req.has(_OSCORE):
+        osc = req.opt(_OSCORE)
+        if osc is None:
             if self.require and self._required(req.path()):
                 from oscore.answer import error_response
                 return error_response(err(20), req)
             return req
+        ob = None
+        if req.opt(_BLOCK1) is not None or req.opt(_BLOCK2) is not None:  # Outer Block-wise (4.1.3.4.2)
+            from oscore.outer import incoming
+            try:
+                req = incoming(self, req, osc)
+            except MemoryError:  # the transfers in progress go: a board keeps answering
+                self.blocks = None
+                return Message(code=_SERVER_ERROR)
+            if req.code >= 64:
+                return req
+            ob = getattr(req, "oscore_outer", None)
         try:
             inner, binding = unprotect_request(self.contexts, req)
-        except EchoRequired as e:
-            from oscore.answer import echo_response
-            return echo_response(e)
-        except OscoreError as e:
-            from oscore.answer import error_response
-            return error_response(e, req)
+        except OscoreError as e:  # the section 8 answer, or the Echo challenge (answer.EchoRequired)
+            from oscore import answer
+            return answer.echo_response(e) if isinstance(e, answer.EchoRequired) else answer.error_response(e, req)
         except MemoryError:
             return Message(code=_SERVER_ERROR)
         inner.oscore = binding
+        if ob is not None:
+            inner.oscore_outer = ob
         return inner
 
     def outgoing_response(self, ep, req, resp):
@@ -67,41 +84,33 @@ class Oscore:
         if b is None:
             return resp
         try:
-            return protect_response(b, resp)
+            out = protect_response(b, resp)
         except OscoreError:  # the context cannot protect any more: never send the inner response in clear
             from coap.msg import Message
             return Message(code=_SERVER_ERROR)
+        if len(out.payload) + 64 > ep.t.max_message_size or getattr(req, "oscore_outer", None) is not None:
+            from oscore.outer import outgoing
+            return outgoing(self, ep, req, out)
+        return out
 
     # --- client role
 
     def outgoing_request(self, ep, req):
-        ctx = self.client
-        if ctx is None:
+        if self.client is None or getattr(req, "oscore_raw", False):  # oscore.outer protected it itself
             return req
-        m = req
-        if self.echo is not None:
-            from oscore.answer import with_echo
-            m = with_echo(req, self.echo)
-            self.echo = None
-        out, req.oscore = protect_request(ctx, m)
-        return out
+        from oscore.client import outgoing
+        return outgoing(self, req)
 
     def incoming_response(self, ep, req, resp):
-        b = getattr(req, "oscore", None)
-        if b is None:
+        if getattr(req, "oscore", None) is None:
             return resp
-        try:
-            inner = unprotect_response(b, resp)
-        except OscoreError:
-            return None
-        if inner.code == _UNAUTHORIZED:  # an Echo challenge? (RFC 9175 2.4)
-            from oscore.answer import echo_of
-            self.echo = echo_of(inner)
-        return inner
+        from oscore.client import incoming
+        return incoming(self, req, resp)
 
-    async def request(self, client, method, remote, path, **kw):
-        """client.request through OSCORE, retried once when the server answers with an Echo challenge."""
-        r = await client.request(method, remote, path, **kw)
-        if self.echo is not None and r.code == _UNAUTHORIZED:
-            r = await client.request(method, remote, path, **kw)
-        return r
+    async def request(self, client, method, remote, path, outer=False, **kw):
+        """client.request through OSCORE, retried once when the server answers with an Echo challenge.
+        outer=True: the request is protected as one message, whatever its payload's size, and sent and answered
+        with Outer Block-wise where it does not fit one datagram (oscore.outer.request; payload, options, con,
+        szx and timeout as client.request takes them, the response body at most max_body bytes protected)."""
+        from oscore.client import request
+        return await request(self, client, method, remote, path, outer, kw)
