@@ -29,6 +29,7 @@ SUBCOMMAND_MODULES = [
     "suit",
     "noob_cli",
     "oscore_tool",
+    "demo",
 ]
 
 
