@@ -42,7 +42,10 @@ def _payload(n: int, seed: int) -> bytes:
 def _write_key(d: Path, name: str, alg: int, reuse: bool = False) -> Path:
     if reuse and (d / f"{name}.key").exists():
         return d / f"{name}.key"
-    key = hk.generate(alg, name.encode(), levels=1, height=5) if alg == algs.HSS_LMS else hk.generate(alg, name.encode())
+    if alg == algs.HSS_LMS:
+        key = hk.generate(alg, name.encode(), levels=1, height=5)
+    else:
+        key = hk.generate(alg, name.encode())
     (d / f"{name}.key").write_bytes(cbor2.dumps(key, canonical=True))
     if key[1] != algs.KTY_SYMMETRIC:
         (d / f"{name}.pub").write_bytes(cbor2.dumps(hk.public_of(key), canonical=True))
@@ -257,7 +260,8 @@ def test_inspect_reads_every_shared_vector_and_verifies_the_ietf_key(name, capsy
     alg = algs.ESP256 if "exp0" in name or "expI" in name else algs.ES256
     key = {1: algs.KTY_EC2, 3: alg, -1: algs.CRV_P256, -2: raw[1:33], -3: raw[33:]}
     if "expAW" in name:
-        key = {1: algs.KTY_SYMMETRIC, 3: algs.HMAC_256_256, -1: (HERE / "vectors" / "suit" / "hmac256_key.bin").read_bytes()}
+        secret = (HERE / "vectors" / "suit" / "hmac256_key.bin").read_bytes()
+        key = {1: algs.KTY_SYMMETRIC, 3: algs.HMAC_256_256, -1: secret}
     (tmp_path / "k.pub").write_bytes(cbor2.dumps(key))
     assert cli.main(["suit", "inspect", str(HERE / "vectors" / "suit" / name), "-k", str(tmp_path / "k.pub")]) == 0
     out = capsys.readouterr().out

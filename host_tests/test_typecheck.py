@@ -277,7 +277,8 @@ def test_esp32_catches_a_wrong_method_on_a_board_type(tmp_path):
 
 
 def test_interpreter_branches_check_only_the_micropython_side(tmp_path):
-    body = ("import sys\nimport asyncio\nimport machine\n_IS_MICROPYTHON = sys.implementation.name == 'micropython'\n\n\n"
+    body = ("import sys\nimport asyncio\nimport machine\n"
+            "_IS_MICROPYTHON = sys.implementation.name == 'micropython'\n\n\n"
             "def f():\n    if _IS_MICROPYTHON:\n        return machine.frobnicate()\n"
             "    return asyncio.get_running_loop()\n")
     errors = _errors(tmp_path, "esp32", body)

@@ -7,6 +7,7 @@ from coap import defs as D
 from coap.transport import Params
 from coap.server import Server
 from coap import block
+MP_HEAP = "128k"  # the default heap the defects were found at; fails at 96k
 
 PEER = ("127.0.0.1", 40000)
 

@@ -10,7 +10,7 @@ from crypto import kdf, util  # steady state: loaded before the phases and kept 
 
 # The cases compile the modules from source, which needs more heap than the .mpy a board loads: the update
 # phase (COSE, P-256, Ed25519, SHA-512, HSS-LMS, with signing beforehand) does not fit 128k that way.
-MP_HEAP = "192k"
+MP_HEAP = "256k"
 
 BOOTSTRAP = ("crypto.x25519", "crypto.p256", "crypto._ec", "crypto._concat_kdf")
 UPDATE = ("cose.sign1", "cose.mac0", "cose._single", "cose.key", "cose.algs", "cose.headers", "crypto._lms_py",

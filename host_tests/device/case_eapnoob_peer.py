@@ -6,7 +6,7 @@ import os
 # 192k: compiling the peer's modules and P-256 from source (~50 KB of bytecode on the 64-bit VM) next to this
 # file's transcripts does not fit 128k. Boards load .mpy; the peer's run-time heap is measured at 128k in
 # host_tests/bench/bench_eapnoob.py. The modules are compiled first, before the heap fragments.
-MP_HEAP = "192k"
+MP_HEAP = "256k"
 from crypto import p256, x25519  # noqa: F401,E402
 from eapnoob import bootstrap, reconnect  # noqa: F401,E402
 from eapnoob.peer import Peer  # noqa: E402

@@ -124,7 +124,8 @@ def test_ab_slots_try_each_writes_the_free_slot():
     _rmtree(root)
 
     def device(cap=8192):
-        drv = SlotDriver(root, {1: VENDOR, 2: CLASS}, {"fw": cap}, sources={"file:ab": hgtest.vector_path(B + "ab.bin")})
+        drv = SlotDriver(root, {1: VENDOR, 2: CLASS}, {"fw": cap},
+                         sources={"file:ab": hgtest.vector_path(B + "ab.bin")})
         return Processor(drv, [_anchor("ed25519")], FileStore(root + "/.state")), drv
 
     proc, drv = device()

@@ -224,7 +224,8 @@ def build_envelope(desc: dict, keys: list[tuple[dict, Path | None]], base: Path,
     severed_keys = set()
     for name in sever:
         if name not in SEVERABLE or SEVERABLE[name] not in members:
-            raise UserError(f"cannot sever {name!r}: one of {', '.join(k for k, v in SEVERABLE.items() if v in members)}")
+            present = ", ".join(k for k, v in SEVERABLE.items() if v in members)
+            raise UserError(f"cannot sever {name!r}: one of {present}")
         severed_keys.add(SEVERABLE[name])
     envelope_members = {}
     for key, member in members.items():

@@ -12,7 +12,6 @@ from crypto import aes as _aes
 from crypto.util import ct_equal
 
 _R = 0xE1 << 120  # x^128 = x^7 + x^2 + x + 1, in GCM's bit-reflected order
-_MASK128 = (1 << 128) - 1
 
 
 def _gf_mult(x, y):

@@ -25,11 +25,9 @@ except ImportError:
 
 _CHANGED = const(68)
 _CONTENT = const(69)
-_UNAUTHORIZED = const(129)
 _OBSERVE = const(6)
 _OSCORE = const(9)
 _PROXY_URI = const(35)
-_ECHO = const(252)
 
 # Outer-only (Class U) options: Uri-Host, Uri-Port, Hop-Limit, Proxy-Uri, Proxy-Scheme. Every other option is
 # Inner (Class E, the default for unlisted options, section 4.1); Observe is both (section 4.1.3.5). The

@@ -104,7 +104,8 @@ class BundleDriver:
         if slot not in (None, 0):
             raise SuitError(_COMPONENT_UNSUPPORTED, "bundle files have no slot %d" % slot)
         if size is not None and self.max_file is not None and size > self.max_file:
-            raise SuitError(_OPERATION_FAILED, "image-size %d is bigger than the slot (%d bytes)" % (size, self.max_file))
+            raise SuitError(_OPERATION_FAILED,
+                            "image-size %d is bigger than the slot (%d bytes)" % (size, self.max_file))
         self.fs.makedirs(self._meta + "/stage")
         name = self._staged.get(path)
         if name is None:

@@ -15,10 +15,11 @@ from hashlib import sha256
 
 import cbor
 from suit import SuitError, const
+from suit import envelope as _env
+
 _CONDITION_FAILED = const(10)
 _OPERATION_FAILED = const(11)
 _UNAUTHORISED = const(4)
-from suit import envelope as _env
 _CBOR_PARSE = const(1)
 _COMMAND_UNSUPPORTED = const(5)
 _COMPONENT_UNSUPPORTED = const(6)
@@ -65,7 +66,8 @@ _P_SOURCE_COMPONENT = const(22)
 _P_INVOKE_ARGS = const(23)
 _P_DEVICE_ID = const(24)
 
-_BSTR_PARAMS = (_P_VENDOR_ID, _P_CLASS_ID, _P_IMAGE_DIGEST, _P_CONTENT, _P_ENCRYPTION_INFO, _P_INVOKE_ARGS, _P_DEVICE_ID)
+_BSTR_PARAMS = (_P_VENDOR_ID, _P_CLASS_ID, _P_IMAGE_DIGEST, _P_CONTENT, _P_ENCRYPTION_INFO, _P_INVOKE_ARGS,
+                _P_DEVICE_ID)
 _UINT_PARAMS = (_P_COMPONENT_SLOT, _P_IMAGE_SIZE, _P_SOURCE_COMPONENT)
 _BOOL_PARAMS = (_P_STRICT_ORDER, _P_SOFT_FAILURE)
 _PARAM_NAMES = {_P_VENDOR_ID: "vendor-id", _P_CLASS_ID: "class-id", _P_DEVICE_ID: "device-id",

@@ -84,7 +84,8 @@ class SlotDriver:
         if slot is None:
             slot = free
         if slot != free:
-            raise SuitError(_COMPONENT_UNSUPPORTED, "slot %d of %s is active: install into slot %d" % (slot, name, free))
+            raise SuitError(_COMPONENT_UNSUPPORTED,
+                            "slot %d of %s is active: install into slot %d" % (slot, name, free))
         cap = self.capacity[name]
         if size is not None and size > cap:
             raise SuitError(_OPERATION_FAILED, "image-size %d is bigger than the slot (%d bytes)" % (size, cap))
