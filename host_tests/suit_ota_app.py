@@ -37,12 +37,14 @@ async def main():
         from suit.spool import FileSpool
         spool = FileSpool(root or ".")
 
+    def anchors():
+        from cose.key import CoseKey
+        with open("anchor.cbor", "rb") as f:
+            return [CoseKey.decode(f.read())]
+
     def make_processor():
         # everything imported here is released after the update (Updater.release)
-        from cose.key import CoseKey
         from suit.processor import Processor
-        with open("anchor.cbor", "rb") as f:
-            anchor = CoseKey.decode(f.read())
         ident = {1: bytes.fromhex(cfg["vendor"]), 2: bytes.fromhex(cfg["class"])}
         if cfg["kind"] == "ota":
             from suit.esp32ota import OtaDriver
@@ -50,10 +52,10 @@ async def main():
         else:
             from suit.bundle import BundleDriver
             driver = BundleDriver(root or ".", ident)
-        return Processor(driver, [anchor], store)
+        return Processor(driver, anchors(), store)
 
     up = Updater(ep, make_processor, store, cfg["device"].encode(), server, spool, kind=cfg["kind"], szx=cfg.get("szx"),
-                 on_phase=lambda p: print("OTA phase", p))
+                 on_phase=lambda p: print("OTA phase", p, "heap", gc.mem_alloc(), gc.mem_free()), anchors=anchors)
     up.serve()
 
     def heap(req):

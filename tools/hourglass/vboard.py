@@ -52,6 +52,9 @@ BOOT_SCRIPT = Path(__file__).with_name("vboard_boot.py")
 RUN_MARK = b"\x00VBRUN\x00"    # the VM runs boot.py/main.py: SIGINT is safe
 REPL_MARK = b"\x00VBREPL\x00"  # the REPL starts: Ctrl-C goes through as a byte
 KBD_INTR_MARK = re.compile(rb"\x00VBKI(-?\d+)\x00")  # on the VM's stderr: micropython.kbd_intr(n) was called
+# On the VM's stderr: boot.py/main.py ended with SystemExit(n). Under `micropython -i` the unix port would go
+# on to its REPL, so the boot script reports it and waits; the supervisor ends the VM as if it had exited n.
+EXIT_MARK = re.compile(rb"\x00VBEXIT(-?\d+)\x00")
 # A traceback line of the boot script's own code (its import hook, the boot.py/main.py runner).
 BOOT_FRAME = re.compile(rb'  File "[^"\n]*vboard_boot\.py", line \d+, in \S*\r?\n')
 FRAME_START = b'  File "'
@@ -310,6 +313,7 @@ class VirtualBoard:
         self._hard_requested = False
         self._restart_at: float | None = None
         self._restart_args = (True, False)
+        self._exit_code: int | None = None
         self._hard_boot = True  # the next VM start is a power-on or hard reset: the bootloader runs
         self._t_start = 0.0
         self._sigint_at: float | None = None
@@ -501,10 +505,15 @@ class VirtualBoard:
         for m in KBD_INTR_MARK.finditer(data):
             self.repl.kbd_intr(int(m.group(1)))
         data = KBD_INTR_MARK.sub(b"", data)
+        for m in EXIT_MARK.finditer(data):
+            self._exit_code = int(m.group(1))
+            if self._vm is not None and self._vm.poll() is None:
+                self._vm.kill()
+        data = EXIT_MARK.sub(b"", data)
         cut = data.rfind(b"\x00")
         if cut >= 0:
             tail = data[cut:]
-            if len(tail) < 12 and (b"\x00VBKI".startswith(tail) or tail.startswith(b"\x00VBKI")):
+            if len(tail) < 14 and any(m.startswith(tail) or tail.startswith(m) for m in (b"\x00VBKI", b"\x00VBEXIT")):
                 data, self._err_carry = data[:cut], tail  # a marker split across reads
         if data:
             self._to_user(self.repl.cook(data))
@@ -532,6 +541,8 @@ class VirtualBoard:
             if self._err_fd < 0:
                 break
             self._read_vm_stderr()
+        if self._exit_code is not None:  # main.py's sys.exit()/machine.reset(), reported on stderr
+            rc, self._exit_code = self._exit_code, None
         uptime = time.monotonic() - self._vm_started
         if self._stopping:
             return

@@ -275,8 +275,14 @@ def _vboard_run(name, namespace):
         with open(name) as f:
             source = f.read()
         exec(compile(source, name, "exec"), namespace)
-    except SystemExit:
-        raise  # sys.exit() in boot.py/main.py is a soft reset, as on a board
+    except SystemExit as e:
+        # sys.exit() in boot.py/main.py is a soft reset (machine.reset(): exit code 90, a hard one), as on a
+        # board; under -i the VM would go on to its REPL, so tell the supervisor, which ends the VM
+        code = e.args[0] if e.args and isinstance(e.args[0], int) else 0
+        sys.stderr.write("\x00VBEXIT%d\x00" % code)
+        import time
+        while True:
+            time.sleep(1)
     except BaseException as e:  # KeyboardInterrupt included: print it and go on, as a board does
         sys.print_exception(e)
 

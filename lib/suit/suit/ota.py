@@ -22,18 +22,14 @@ import os
 
 import cbor
 from coap.msg import Message
-from coap import block as _block
 from suit import SuitError, const
 
-_CON = const(0)
 _GET = const(1)
 _POST = const(2)
 _CONTENT = const(69)
 _CHANGED = const(68)
 _VALID = const(67)
 _ETAG = const(4)
-_BLOCK2 = const(23)
-_SIZE2 = const(28)
 
 # stored records (lib/store names)
 _DL = "suit-dl"          # [envelope digest, uri, etag, bytes stored]: where a download resumes
@@ -53,52 +49,6 @@ class UpdateError(Exception):
     """A transfer failed for good (after the retries)."""
 
 
-def payload_uris(manifest):
-    """The remote payload URIs (and their image-size, or None) a Manifest's sequences set, in order."""
-    out = []
-    for seq in (manifest.shared, manifest.sequences.get(16), manifest.sequences.get(20)):
-        if seq is not None:
-            _scan(seq, out, 0)
-    return [u for u in out if not u[0].startswith("#")]
-
-
-def _scan(seq, out, depth):
-    if depth > 6:
-        raise SuitError(1, "command sequences nested too deep")
-    d = cbor.Decoder(seq)
-    n = d.read_array_header() or 0
-    size = None
-    for _ in range(n // 2):
-        cmd = d.read_int()
-        if cmd in (19, 20):  # set/override-parameters
-            for _ in range(d.read_map_header() or 0):
-                key = d.read_int()
-                if key == 21:
-                    out.append([d.read_text(), size])
-                elif key == 14:
-                    size = d.read_uint()
-                    for u in out:
-                        if u[1] is None:
-                            u[1] = size
-                else:
-                    d.skip()
-        elif cmd == 15:  # try-each
-            for _ in range(d.read_array_header() or 0):
-                if d.peek_major() == 2:
-                    _scan(d.read_bytes(), out, depth + 1)
-                else:
-                    d.skip()
-        elif cmd == 32:  # run-sequence
-            _scan(d.read_bytes(), out, depth + 1)
-        else:
-            d.skip()
-    seen = []
-    for u in out:  # one download per URI
-        if u[0] not in [s[0] for s in seen]:
-            seen.append(u)
-    out[:] = seen
-
-
 def _release(*names):
     import sys
     for name in names:
@@ -108,50 +58,6 @@ def _release(*names):
         if parent is not None and name[dot + 1:] in parent.__dict__:
             delattr(parent, name[dot + 1:])
 
-
-class _Counting:
-    # The staged writer of an in-place spool: the bytes are already where they belong; check the size only.
-    def __init__(self):
-        self.size = 0
-
-    def write(self, data):
-        self.size += len(data)
-
-    def close(self):
-        pass
-
-
-class _SpoolDriver:
-    """The platform driver as the processor sees it during an OTA run: fetch() reads the spool, and finish()
-    waits for the health check when keep_old (the bundle's old files stay until confirmation)."""
-
-    def __init__(self, inner, spool, uris, keep_old):
-        self.inner = inner
-        self.spool = spool
-        self.uris = uris
-        self.keep_old = keep_old
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def fetch(self, uri):
-        for i, u in enumerate(self.uris):
-            if u[0] == uri:
-                return self.spool.reader(i, u[2])
-        raise OSError("%s was not downloaded" % uri)
-
-    def stage(self, cid, slot, size):
-        w = self.inner.stage(cid, slot, size)
-        if self.spool.in_place:
-            return _Counting()  # the inner writer is never written: the image is in its slot already
-        return w
-
-    def finish(self):
-        if not self.keep_old:
-            self.inner.finish()
-
-
-# ---------------------------------------------------------------------------------------------- updater
 
 async def _sleep_ms(ms):
     await asyncio.sleep(ms / 1000)
@@ -163,12 +69,14 @@ class Updater:
     store: the lib/store FileStore the processor keeps its sequence number in; device_id: bytes;
     server: the update server's remote (host, port), or coap.serial.REMOTE through the gateway;
     spool: FileSpool or PartitionSpool; kind: "bundle" (soft reset) or "ota" (set_boot, hard reset);
+    anchors(): the trust anchors, to authenticate a trigger without making a processor (optional);
     szx: Block2 size exponent (16 << szx bytes per block; default the endpoint's); retries: attempts per
     block; restart(kind): how the board restarts ("soft" or "hard"; default machine.soft_reset/reset)."""
 
     def __init__(self, ep, make_processor, store, device_id, server, spool, kind="bundle", szx=None, retries=8,
-                 backoff_ms=500, restart=None, max_envelope=8192, on_phase=None, seq_name="suit-seq"):
+                 backoff_ms=500, restart=None, max_envelope=8192, on_phase=None, seq_name="suit-seq", anchors=None):
         self.ep = ep
+        self.anchors = anchors
         self.make_processor = make_processor
         self.seq_name = seq_name
         self.store = store
@@ -206,7 +114,7 @@ class Updater:
         self.ep.route("/suit/state", get=self._state)
         return self
 
-    def _set_phase(self, phase):
+    def set_phase(self, phase):
         self.phase = phase
         if self.on_phase is not None:
             self.on_phase(phase)
@@ -265,23 +173,9 @@ class Updater:
         return self.make_processor()
 
     def check(self, data):
-        """Authenticate an envelope; returns (digest, seq, uris) or raises SuitError. The processor made for
-        it is dropped with its modules: the download does not need them (the install makes a new one)."""
-        from suit.envelope import Envelope, Manifest
-        try:
-            p = self.processor()
-            env = Envelope(data, self.max_envelope)
-            digest = bytes(env.authenticate(p.trust_anchors))
-            m = Manifest(env, p.max_components)
-            seq = m.sequence_number
-            uris = payload_uris(m)
-        finally:
-            p = env = m = None
-            self.release()
-        stored = self.stored_sequence_number()
-        if stored is not None and seq <= stored:
-            raise SuitError(4, "sequence number %d is not newer than the installed %d" % (seq, stored))
-        return digest, seq, uris
+        """Authenticate an envelope; returns (digest, seq, uris) or raises SuitError (suit.ota_run.check)."""
+        from suit.ota_run import check
+        return check(self, data)
 
     def start_uri(self, uri):
         """Update in the background from the envelope at a manifest URI (False: an update is running)."""
@@ -308,58 +202,18 @@ class Updater:
     async def _run(self, data, info):
         digest, seq, uris = info
         try:
-            ok = await self._update(data, digest, seq, uris)
+            from suit.ota_run import update
+            ok = await update(self, data, digest, seq, uris)
         except Exception as e:  # never an unhandled task: report it
             ok = False
             await self.report(seq, False, 11, "%s: %s" % (type(e).__name__, e), None)
         self.task = None
         self.release()
-        self._set_phase(IDLE)
+        self.set_phase(IDLE)
         if ok:
-            self._set_phase(RESTART)
+            self.set_phase(RESTART)
             await _sleep_ms(50)  # the report's ACK goes out before the restart
             self.restart("hard" if self.kind == "ota" else "soft")
-
-    async def _update(self, data, digest, seq, uris):
-        self._set_phase(FETCH)
-        self.total = sum(u[1] or 0 for u in uris)
-        self.done = 0
-        rec = self.store.get(_DL)
-        rec = cbor.loads(rec) if rec else None
-        if rec is None or rec[0] != digest:
-            self.spool.clear()
-            rec = [digest, 0, None, 0]  # [digest, uri index, etag, bytes stored]
-        base = 0
-        for i, u in enumerate(uris):
-            if i < rec[1]:
-                base += u[1] or 0
-                u.append(u[1])
-                continue
-            start = rec[3] if i == rec[1] else 0
-            etag = rec[2] if i == rec[1] else None
-            size = await self._download(i, u[0], start, etag, rec, base)
-            u.append(size)
-            base += size
-        self._set_phase(INSTALL)
-        pending = {0: self.kind, 1: seq, 2: digest, 4: INSTALL}
-        if self.kind == "ota":
-            pending[3] = self.spool.running.get_next_update().info()[4]
-        self.store.put(_PENDING, cbor.dumps(pending))
-        p = self.processor()
-        p.driver = _SpoolDriver(p.driver, self.spool, uris, self.kind == "bundle")
-        res = p.update(data)
-        p = None
-        self.store.delete(_DL)
-        if not res.ok:
-            self.store.delete(_PENDING)
-            self.spool.clear()
-            await self.report(seq, False, res.reason, res.message, res.report)
-            return False
-        pending[4] = RESTART
-        self.store.put(_PENDING, cbor.dumps(pending))
-        self.spool.clear()
-        await self.report(seq, True, 0, "installed; restarting", res.report, phase=RESTART)
-        return True
 
     def _resolve(self, uri):
         """coap://host:port/path -> (remote, path); every request goes to `server` (the gateway on serial)."""
@@ -372,79 +226,6 @@ class Updater:
         else:
             raise UpdateError("unsupported URI %s" % uri)
         return self.server, path
-
-    async def _download(self, index, uri, start, etag, rec, base):
-        """Block2 download of uri into the spool from byte `start`; returns the size."""
-        remote, path = self._resolve(uri)
-        path += ("&" if "?" in path else "?") + "d=" + self.device_id.decode()
-        szx = self.szx
-        bs = 16 << szx
-        offset = self.spool.resume_at(index, start, bs)
-        if offset == 0:
-            etag = None
-        w = self.spool.writer(index, offset)
-        last_saved = offset
-        failures = 0
-        try:
-            while True:
-                num = offset >> (szx + 4)
-                m = Message(_CON, _GET, 0, os.urandom(4)).set_path(path)
-                m.add(_BLOCK2, _block.encode(num, 0, szx))
-                try:
-                    r = await self.ep.exchange(m, remote)
-                except Exception as e:  # the server went away or the link lost the request and retries
-                    if isinstance(e, MemoryError):
-                        raise
-                    failures += 1
-                    if failures > self.retries:
-                        raise UpdateError("%s: no answer after %d tries (%s)" % (uri, failures, e))
-                    await _sleep_ms(min(self.backoff_ms << min(failures - 1, 6), 30000))
-                    continue
-                failures = 0
-                if r.code != _CONTENT:
-                    raise UpdateError("%s: %d.%02d" % (uri, r.code >> 5, r.code & 31))
-                b2 = r.opt(_BLOCK2)
-                payload = r.payload
-                if b2 is None:
-                    if offset:
-                        raise UpdateError("%s: the server stopped answering in blocks" % uri)
-                    n, more, s = 0, 0, szx
-                else:
-                    n, more, s = _block.decode(b2)
-                et = r.opt(_ETAG)
-                et = bytes(et) if et is not None else None
-                if etag is None and offset == 0:
-                    etag = et
-                elif et != etag:
-                    # a different payload now: start over
-                    w.close()
-                    offset = 0
-                    etag = None
-                    w = self.spool.writer(index, 0)
-                    continue
-                if s < szx:  # the server wants smaller blocks
-                    szx = s
-                if n << (s + 4) != offset or len(payload) > (16 << s) or (more and len(payload) != 16 << s):
-                    raise UpdateError("%s: block %d does not continue at %d" % (uri, n, offset))
-                if offset == 0:
-                    size2 = r.uint(_SIZE2)
-                    if size2 is not None and index == 0 and self.total == 0:
-                        self.total = size2
-                w.write(payload)
-                offset += len(payload)
-                self.done = base + offset
-                if not more:
-                    break
-                if offset - last_saved >= 16384:
-                    stored = w.flush()
-                    rec[1], rec[2], rec[3] = index, etag, stored
-                    self.store.put(_DL, cbor.dumps(rec))
-                    last_saved = offset
-        finally:
-            w.close()
-        rec[1], rec[2], rec[3] = index + 1, None, 0
-        self.store.put(_DL, cbor.dumps(rec))
-        return offset
 
     # ---------------------------------------------------------------- reports
 
