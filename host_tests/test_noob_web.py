@@ -38,6 +38,7 @@ async def setup(tmp_path, dirs):
     dev = VmDevice(tmp_path, dev_port, ctrl_port, dirs, "12")
     await dev.boot()
     await dev.wait(lambda line: line.startswith("STATE 1"))
+    await wait_for(lambda: [p for p in db.peers() if p["state"] == 1])  # the server has the Initial Exchange too
     return db, server, controller, page, dev, http, dev_port
 
 

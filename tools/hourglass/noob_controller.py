@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiocoap
-import aiocoap.resource
+import aiocoap  # type: ignore[import-untyped]
+import aiocoap.resource  # type: ignore[import-untyped]
 import cbor2
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
@@ -168,7 +168,7 @@ class Controller:
         self.events.put_nowait(peer_id)
 
     def _security_context(self, peer_id: str, secret: bytes, salt: bytes, rid_c: bytes, rid_i: bytes) -> Any:
-        from aiocoap.oscore import FilesystemSecurityContext
+        from aiocoap.oscore import FilesystemSecurityContext  # type: ignore[import-untyped]
         assert self.ctx is not None
         base = self.uris.get(peer_id)
         if base:

@@ -255,6 +255,9 @@ class Device:
             return
         secret, salt = oscore_secrets(msk, self.cs)
         self._secrets = (secret, salt, self.rid_c, self.rid_i)
+        unload = getattr(self.peer, "unload", None)
+        if unload:  # the EAP method's bootstrap code gives its RAM to OSCORE
+            unload()
         self.pending = self._context(secret, salt, self.rid_c, self.rid_i)
         self._install()
 

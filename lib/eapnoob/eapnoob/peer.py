@@ -114,6 +114,23 @@ class Peer:
         if self.state == REGISTERED:
             self._set_state(RECONNECTING)
 
+    def unload(self):
+        """Registered: drop the bootstrap code (eapnoob.bootstrap, the console QR code, the curves) from RAM, so
+        the heap goes to what runs next (OSCORE). Anything dropped is imported again if it is needed (a Reconnect
+        with ECDHE reloads its curve)."""
+        if self.state != REGISTERED:
+            return
+        import sys
+        for name in ("eapnoob.bootstrap", "eapnoob.qr", "crypto.x25519", "crypto.p256"):
+            if name in sys.modules:
+                del sys.modules[name]
+                pkg, _, attr = name.partition(".")
+                p = sys.modules.get(pkg)
+                if p is not None and attr in p.__dict__:
+                    delattr(p, attr)
+        import gc
+        gc.collect()
+
     def identity(self):
         raw = self.rec.get(F_NAI)
         return json.loads(raw) if raw else self.nai
