@@ -254,8 +254,8 @@ def vm_cmd(script: Path, *args, heap="128k") -> list[str]:
 
 
 _MPY_DIR: list[Path] = []
-COAP_MODULES = ("__init__", "transport", "msg", "defs", "endpoint", "requester", "transform", "rawaddr", "block",
-                "observe", "server", "client", "udp", "upload", "linkformat", "separate")
+COAP_MODULES = ("__init__", "transport", "msg", "defs", "endpoint", "requester", "serve", "transform", "rawaddr",
+                "block", "observe", "server", "client", "udp", "upload", "linkformat", "separate", "errtext")
 
 
 def mpy_path() -> str:
@@ -286,7 +286,8 @@ def wait_line(proc: subprocess.Popen, marker: bytes, timeout=30.0) -> None:
                 return
         if proc.poll() is not None:
             break
-    raise RuntimeError(f"process did not print {marker!r}: {buf!r} {proc.stderr.read() if proc.poll() is not None else ''}")
+    err = proc.stderr.read() if proc.poll() is not None else ""
+    raise RuntimeError(f"process did not print {marker!r}: {buf!r} {err}")
 
 
 def stop(proc: subprocess.Popen) -> str:

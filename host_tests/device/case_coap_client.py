@@ -321,7 +321,7 @@ def test_observe_notifications_and_cancel():
 def test_observe_reordered_notification_dropped():
     async def main():
         cli, srv = setup()
-        res = srv.route("/obs", get=lambda r: b"a", observable=True)
+        srv.route("/obs", get=lambda r: b"a", observable=True)
         srv.start()
         got = []
         o = await cli.observe("server", "/obs", lambda m: got.append(m.uint(D.OBSERVE)))
@@ -341,7 +341,7 @@ def test_forgotten_observation_is_reset():
         cli, srv = setup()
         res = srv.route("/obs", get=lambda r: b"a", observable=True)
         srv.start()
-        o = await cli.observe("server", "/obs", lambda m: None)
+        await cli.observe("server", "/obs", lambda m: None)
         cli.waiters.clear()  # the client forgets it (reboot): the next notification gets RST
         srv.notify(res)
         await asyncio.sleep(0.05)

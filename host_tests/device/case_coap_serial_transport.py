@@ -3,7 +3,6 @@
 # poll support, so the transport takes its machine.UART path through asyncio's StreamReader); on CPython a
 # pair of OS pipes (its file-descriptor path). The console path and real peers through `hourglass gateway`
 # are in host_tests/test_coap_serial_pty.py.
-import sys
 import hgtest
 import asyncio
 from coap import slip

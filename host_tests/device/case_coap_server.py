@@ -5,7 +5,7 @@ from coap.msg import Message, decode
 from coap import defs as D
 from coap.transport import Params
 from coap.endpoint import Endpoint, initial_timeout
-from coap.server import Server, Resource
+from coap.server import Server
 from coap.linkformat import link_format
 from coap import block
 MP_HEAP = "136k"  # its budget on the VM (a board's heap x2): boards with less skip it
@@ -300,15 +300,15 @@ def test_observe_with_block2():
 
 def _answer(d, remote, mid, now):
     # What a duplicate CON of (remote, mid) gets sent at time now, or None.
-    s = d._dd_find(remote, mid, now)
+    s = d.dd_find(remote, mid, now)
     d.t.sent = []
-    if s < 0 or not d._dd_resend(s, D.CON) or not d.t.sent:
+    if s < 0 or not d.dd_resend(s, D.CON) or not d.t.sent:
         return None
     return d.t.sent[0][0]
 
 
 def _remember(d, remote, mid, value, now):
-    d._dd_store(d._dd_add(remote, mid, now), value)
+    d.dd_store(d.dd_add(remote, mid, now), value)
 
 
 def test_dedup_bounded():
@@ -338,9 +338,9 @@ def test_dedup_byte_budget():
     # A Block2 block from a source costs only its header in the ring: many fit.
     src = CountingSource(1 << 20)
     for i in range(10):
-        d._dd_store(d._dd_add("b", i, 40 + i), b"h" * 20, 2, (src, 64 * i, 64))
+        d.dd_store(d.dd_add("b", i, 40 + i), b"h" * 20, 2, (src, 64 * i, 64))
     assert [_answer(d, "b", i, 60)[-64:] == src.read(64 * i, 64) for i in range(10)] == [True] * 10
     # A duplicate whose answer the ring lost is taken as a new message (its handler runs again).
-    s = d._dd_find("a", 3, 10)
-    assert s >= 0 and d._dd_resend(s, D.CON) is False
+    s = d.dd_find("a", 3, 10)
+    assert s >= 0 and d.dd_resend(s, D.CON) is False
 

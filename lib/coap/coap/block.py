@@ -141,7 +141,9 @@ async def fetch(cli, r, b2, method, remote, path, options, con, timeout, sink, s
         body = None
         if sink is None:
             body = bytearray()
-            sink = lambda off, data: body.extend(data)
+
+            def sink(off, data):
+                body.extend(data)
         rx = Receiver(sink)
     num, more, s = decode(b2)
     nxt = rx.feed(num, more, s, r.payload, r.opt(_ETAG), r.uint(_SIZE2))

@@ -118,7 +118,8 @@ class Observation:
             body = bytearray(first.payload)
             et = first.opt(_ETAG)
             r = await self.client.request(_GET, self.remote, self.path, options=self.options,
-                                          sink=lambda off, data: body.extend(data), start=block.decode(first.opt(_BLOCK2)), etag=et)
+                                          sink=lambda off, data: body.extend(data),
+                                          start=block.decode(first.opt(_BLOCK2)), etag=et)
             r.payload = body
             self.count += 1
             self.callback(r)
@@ -194,14 +195,15 @@ async def _notify_async(srv, res, key, entry, seq, coro):
 
 
 def _notify(srv, res, key, entry, seq, r):
+    from coap import serve
     remote, token = key
     req = entry[0]
-    r = srv.finish(req, r)
+    r = serve.finish(srv, req, r)
     if r.code >= 96:  # an error ends the observation (RFC 7641 section 4.2)
         res.observers.remove(remote, token)
     elif not r.has(_OBSERVE):
         r.add(_OBSERVE, seq)
-    r = srv.outer_response(req, r)
+    r = serve.outer_response(srv, req, r)
     r.mid = srv.next_mid()
     if res.observers.want_con(entry):
         r.type = _CON

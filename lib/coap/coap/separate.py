@@ -1,7 +1,8 @@
 # Separate responses (RFC 7252 section 5.2.2) for async handlers: when the answer is not ready within
 # Endpoint.ack_delay the request gets an empty ACK, and the response follows as a CON. Loaded on the first
-# async handler. Uses only the endpoint's public operations (ack, finish, reply, send_con, on_error).
+# async handler. Uses only public operations: coap.serve's ack, finish, reply; the endpoint's send_con, on_error.
 import asyncio
+from coap import serve
 from coap.msg import Message
 
 try:
@@ -27,14 +28,14 @@ async def answer_later(ep, req, coro):
     async def ack_later():
         await asyncio.sleep(ep.ack_delay / 1000)
         acked[0] = True
-        ep.ack(req)
+        serve.ack(ep, req)
 
     timer = asyncio.create_task(ack_later()) if req.type == _CON else None
     try:
-        r = ep.finish(req, await coro)
+        r = serve.finish(ep, req, await coro)
     except Exception as e:
         ep.on_error(e)
         r = Message(code=_SERVER_ERROR)
     if timer:
         timer.cancel()
-    ep.reply(req, r, acked[0])
+    serve.reply(ep, req, r, acked[0])

@@ -26,7 +26,8 @@ from array import array
 try:
     from micropython import const
 except ImportError:
-    const = lambda x: x
+    def const(x):
+        return x
 
 END = const(0xC0)
 ESC = const(0xDB)

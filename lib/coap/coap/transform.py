@@ -63,11 +63,11 @@ def request_in(ep, req):
     inner = ep.transform.incoming_request(ep, req)
     if inner is None:  # rejected at the message layer
         if req.type == 0:  # CON
-            ep.ack(req, 3)  # RST
+            ep.serve.ack(ep, req, 3)  # RST
         return None
     _outer_fields(req, inner)
     if inner.code >= 64:  # refused with an answer, sent as it is
-        ep.reply(req, inner, False, True)
+        ep.serve.reply(ep, req, inner, False, True)
         return None
     return inner
 

@@ -1,0 +1,308 @@
+# The server role of coap.endpoint.Endpoint, loaded with the first resource (Endpoint.add/route, or
+# coap.server.Server), so an endpoint that only requests never holds this code. Sans-IO apart from sending:
+# on_request() takes a new (deduplicated) request through the transform to respond() and reply().
+#
+# Public operations for the optional parts and the layers above (coap.observe, coap.separate, coap.upload,
+# coap.transform, OSCORE): finish(), reply(), ack(), outer_response(), each taking the endpoint first.
+#
+# A handler is handler(request) -> response, sync or async. The response may be a Message (code, options,
+# payload), a (code, payload) tuple, bytes/str (2.05 Content) or None (2.04 Changed for PUT/POST, else 2.05).
+# A payload may be a source for big bodies: any object with .size and .read(offset, n) (and optionally
+# .etag); the endpoint then reads just the block asked for.
+import asyncio
+from coap import CoapError
+from coap.msg import Message, MessageError
+
+try:
+    from micropython import const  # compile time on MicroPython: no code, no RAM
+except ImportError:
+    from coap import const
+
+try:
+    from time import ticks_ms
+except ImportError:  # CPython
+    from coap._cpython import ticks_ms
+
+_CON = const(0)
+_NON = const(1)
+_ACK = const(2)
+_RST = const(3)
+_GET = const(1)
+_POST = const(2)
+_PUT = const(3)
+_DELETE = const(4)
+_FETCH = const(5)
+_CHANGED = const(68)
+_CONTENT = const(69)
+_BAD_REQUEST = const(128)
+_BAD_OPTION = const(130)
+_NOT_FOUND = const(132)
+_NOT_ALLOWED = const(133)
+_SERVER_ERROR = const(160)
+_URI_PATH = const(11)
+_MAX_AGE = const(14)
+_BLOCK2 = const(23)
+_BLOCK1 = const(27)
+
+
+class Resource:
+    """A path with per-method handlers. max_body bounds a Block1 body; upload=factory(req) streams Block1
+    bodies instead of assembling them: factory is called with the first block's request and returns a sink
+    callable sink(offset, data); after the last block the method's handler runs with req.upload = that sink
+    and an empty req.payload. observable=True makes GET observable (RFC 7641)."""
+
+    def __init__(self, path, get=None, put=None, post=None, delete=None, fetch=None, observable=False,
+                 rt=None, if_=None, ct=None, title=None, max_age=None, max_body=8192, observer_limit=4,
+                 upload=None):
+        self.path = path if path.startswith("/") else "/" + path
+        self.handlers = {_GET: get, _PUT: put, _POST: post, _DELETE: delete, _FETCH: fetch}
+        self.rt = rt
+        self.if_ = if_
+        self.ct = ct
+        self.title = title
+        self.max_age = max_age
+        self.max_body = max_body
+        self.upload = upload
+        self.observers = None
+        if observable:
+            from coap.observe import Observers
+            self.observers = Observers(observer_limit)
+
+
+def on_request(ep, req, slot=-1):
+    """A new request (not a duplicate; `slot` its deduplication slot): through the transform, then
+    respond() and reply()."""
+    if ep.transform is not None:
+        from coap.transform import request_in
+        req = request_in(ep, req)
+        if req is None:  # refused, and answered as the transform said
+            return
+    elif req.code == _GET and _plain_get(ep, req, slot):
+        return
+    try:
+        r = respond(ep, req)
+        if r is None:  # a NON to reject (RFC 7252 5.4.1): RST
+            ep.send_empty(_RST, req.mid, req.remote)
+            return
+        if hasattr(r, "send"):  # a coroutine: answer later
+            from coap.separate import answer_later
+            asyncio.create_task(answer_later(ep, req, r))
+            return
+    except MemoryError:
+        raise
+    except Exception as e:  # never leave a CON unanswered (its duplicates would be ignored)
+        ep.on_error(e)
+        r = Message(code=_SERVER_ERROR)
+    reply(ep, req, r)
+
+
+def _plain_get(ep, req, slot):
+    # The lean path of the commonest request: a GET with only Uri-Path options (no transform) of a resource
+    # without Observe or Max-Age whose handler returns bytes that fit one block is answered without building
+    # a response Message. False (nothing done) for anything else: respond() takes it.
+    b = req.buf
+    o = req.opts
+    p = ""
+    try:
+        for i in range(0, len(o), 3):
+            if o[i] != _URI_PATH:
+                return False
+            p += "/" + str(b[o[i + 1]:o[i + 2]], "utf-8")
+    except UnicodeError:
+        return False
+    res = ep.resources.get(p or "/")
+    if res is None or res.observers is not None or res.max_age is not None:
+        return False
+    h = res.handlers[_GET]
+    if h is None:
+        return False
+    req.resource = res
+    try:
+        r = h(req)
+        t = type(r)
+        if t is str:
+            r = r.encode()
+        elif t is not bytes:
+            if r is not None and hasattr(r, "send"):  # an async handler: answered later
+                from coap.separate import answer_later
+                asyncio.create_task(answer_later(ep, req, r))
+                return True
+            r = finish(ep, req, r)
+    except Exception as e:
+        r = _failed(ep, e)
+    if type(r) is bytes and len(r) <= 16 << ep.szx:
+        mid = req.mid
+        tok = req.token
+        if req.type == _CON:
+            h = 0x60
+        else:
+            h = 0x50
+            mid = ep.next_mid()
+        data = b"".join((bytes((h | len(tok), _CONTENT, mid >> 8, mid & 255)), tok, b"\xff" if r else b"", r))
+        ep.t.send(data, req.remote)
+        if h == 0x60 and slot >= 0:
+            ep.dd_store(slot, data)
+    else:
+        reply(ep, req, r if type(r) is Message else finish(ep, req, r))
+    return True
+
+
+def _failed(ep, e):
+    # The answer to a handler's exception: a malformed option value (4.00) or block option (4.02), else 5.00.
+    if isinstance(e, MemoryError):
+        raise e
+    if isinstance(e, CoapError):
+        return Message(code=_BAD_REQUEST if isinstance(e, MessageError) else _BAD_OPTION, payload=str(e).encode())
+    ep.on_error(e)
+    return Message(code=_SERVER_ERROR)
+
+
+def respond(ep, req):
+    """Request -> response Message (or a coroutine for async handlers; None: reject the NON request with
+    RST); no I/O."""
+    try:
+        path = _path(req)
+    except MessageError:
+        if req.type == _NON:
+            return None
+        return Message(code=_BAD_OPTION, payload=b"unknown critical option")
+    except UnicodeError:
+        return Message(code=_BAD_REQUEST, payload=b"Uri-Path not UTF-8")
+    res = ep.resources.get(path)
+    if res is None:
+        if path == "/.well-known/core" and req.code == _GET:
+            from coap.linkformat import well_known
+            return finish(ep, req, well_known(ep, req))
+        return Message(code=_NOT_FOUND)
+    req.resource = res
+    h = res.handlers.get(req.code)
+    if h is None:
+        return Message(code=_NOT_ALLOWED)
+    try:
+        b1 = req.opt(_BLOCK1)
+        if b1 is not None:
+            from coap import upload
+            r = upload.receive(ep, req, res, b1)
+            if r is not None:
+                return r
+        if res.observers is not None and req.code == _GET:
+            from coap.observe import register
+            register(req, res)
+        r = h(req)
+        if r is not None and hasattr(r, "send"):
+            return r  # async handler: coap.separate awaits it and finishes the response
+        return finish(ep, req, r)
+    except Exception as e:
+        return _failed(ep, e)
+
+
+def finish(ep, req, r):
+    """A handler's result as the response Message: defaults, Block1 echo, Observe, Max-Age, Block2."""
+    if r is None:
+        r = Message(code=_CHANGED if req.code == _PUT or req.code == _POST else _CONTENT)
+    else:
+        t = type(r)
+        if t is tuple:
+            r = Message(code=r[0], payload=r[1])
+        elif t is bytes or t is bytearray or t is memoryview:
+            r = Message(code=_CONTENT, payload=r)
+        elif t is str:
+            r = Message(code=_CONTENT, payload=r.encode())
+        elif t is not Message:
+            r = Message(code=_CONTENT, payload=r)  # a source
+    b1 = getattr(req, "block1", None)
+    if b1 is not None:
+        r.add(_BLOCK1, b1)
+    res = getattr(req, "resource", None)
+    if res is not None and r.code < 96:
+        if res.observers is not None:
+            from coap.observe import annotate
+            annotate(req, res, r)
+        if res.max_age is not None and not r.has(_MAX_AGE):
+            r.add(_MAX_AGE, res.max_age)
+    p = r.payload
+    if hasattr(p, "read") or len(p) > (16 << ep.szx) or req.opt(_BLOCK2) is not None:
+        from coap import block  # Block2 (RFC 7959) slicing only for bodies that need it
+        return block.serve(ep, req, r)
+    return r
+
+
+def outer_response(ep, req, resp):
+    """The response as it goes out for req: through the transform (if any), with req's token."""
+    if ep.transform is not None:
+        resp = ep.transform.outgoing_response(ep, req, resp)
+    resp.token = req.token
+    return resp
+
+
+def ack(ep, req, mtype=_ACK):
+    """Send the empty ACK (or RST) for a CON request and keep it for its duplicates."""
+    mid = req.mid
+    ep.send_empty(mtype, mid, req.remote)
+    s = ep.dd_find(req.remote, mid, ticks_ms())
+    if s >= 0:
+        ep.dd_store(s, bytes((0x40 | (mtype << 4), 0, mid >> 8, mid & 255)))
+
+
+def reply(ep, req, resp, acked=False, raw=False):
+    """Send resp as the answer to req: piggybacked on the ACK of a CON (unless `acked`: then a separate
+    CON response), NON for a NON request; None acknowledges only. raw: resp is already the outer
+    message (not given to the transform). Keeps the answer for the request's duplicates."""
+    if resp is None:
+        if req.type == _CON and not acked:
+            ack(ep, req)
+        return None
+    if raw:
+        resp.token = req.token
+    else:
+        resp = outer_response(ep, req, resp)
+    if req.type == _CON and not acked:
+        resp.type = _ACK
+        resp.mid = req.mid
+    else:  # separate response (CON, after our empty ACK) or the answer to a NON
+        resp.type = _CON if acked else _NON
+        resp.mid = ep.next_mid()
+    data = resp.encode()
+    if resp.type == _CON:
+        from coap.separate import send_quietly
+        asyncio.create_task(send_quietly(ep, resp, req.remote))
+        return resp
+    ep.t.send(data, req.remote)
+    if resp.type == _ACK:
+        s = ep.dd_find(req.remote, req.mid, ticks_ms())
+        if s >= 0:
+            # Keep the answer for duplicates (exactly-once handlers). A Block2 block read from a source is
+            # kept as its header + (source, offset, n): a duplicate re-reads it instead of holding its bytes.
+            src = getattr(resp, "src", None)
+            n = len(resp.payload)
+            if src is not None and n and ep.transform is None:
+                ep.dd_store(s, memoryview(data)[:len(data) - n - 1], 2, (src[0], src[1], n))
+            else:
+                ep.dd_store(s, data)
+    return resp
+
+
+# Critical options this stack understands (If-Match, Uri-Host, If-None-Match, Uri-Port, Uri-Path, Uri-Query,
+# Accept, Block2, Block1); any other odd-numbered option in a request is rejected (4.02; RST for a NON).
+_KNOWN_CRITICAL = b"\x01\x03\x05\x07\x0b\x0f\x11\x17\x1b"
+
+
+def _path(req):
+    # One pass over the options: the Uri-Path as a str, MessageError for an unknown critical option,
+    # UnicodeError for a segment that is not UTF-8.
+    b = req.buf
+    if b is None:
+        for n, _ in req.opts:
+            if n & 1 and (n > 255 or n not in _KNOWN_CRITICAL):
+                raise MessageError("critical")
+        return req.path()
+    o = req.opts
+    p = None
+    for i in range(0, len(o), 3):
+        n = o[i]
+        if n == _URI_PATH:
+            seg = str(b[o[i + 1]:o[i + 2]], "utf-8")
+            p = "/" + seg if p is None else p + "/" + seg
+        elif n & 1 and (n > 255 or n not in _KNOWN_CRITICAL):
+            raise MessageError("critical")
+    return "/" if p is None else p
