@@ -18,7 +18,6 @@ import os
 import sys
 
 import log
-from agent_config import load
 
 try:
     from time import ticks_diff, ticks_ms
@@ -113,6 +112,8 @@ class Agent:
         self.wdt = None
 
     def path(self, name):
+        # state lives under .hg/: a folder named like a package next to main.py would shadow it ('' is first
+        # on sys.path), and a dot name is not importable
         return self.root + "/" + name if self.root else name
 
     # ---- set-up --------------------------------------------------------------------------------------
@@ -138,7 +139,7 @@ class Agent:
         ep.on_error = lambda e: log.debug("coap:", type(e).__name__, e)
         self.controller = _remote(self.cfg["controller"], serial_remote)
         self.server = _remote(self.cfg["suit"], serial_remote)
-        self.state = FileStore(self.path("state"))
+        self.state = FileStore(self.path(".hg/suit"))
         self._resources()
         self._bootstrap()
         self._updater()
@@ -186,15 +187,18 @@ class Agent:
         from store import FileStore
         n = self.cfg["noob"]
         info = ('{"Type":"hourglass-agent","Serial":"%s"}' % self.cfg["device"]).encode()
-        peer = Peer(FileStore(self.path("noob")), info, dirs=n["dirs"])
+        peer = Peer(FileStore(self.path(".hg/noob")), info, dirs=n["dirs"])
         self.console = Console(peer)
-        self.dev = Device(self.ep, peer, self.controller, FileStore(self.path("coapeap")), require=REQUIRE,
+        self.dev = Device(self.ep, peer, self.controller, FileStore(self.path(".hg/coapeap")), require=REQUIRE,
                           retry=n["retry"], on_state=self._on_state)
         self.console.on_accept = self.dev.kick
         self.console.route(self.ep)
 
     def _on_state(self, dev):
-        log.info("bootstrap: peer state", dev.peer.state, "registered" if dev.registered else "not registered")
+        log.info("bootstrap: peer state", dev.peer.state, "registered" if dev.registered else "not registered",
+                 "heap", heap_used())
+        if dev.registered:
+            log.debug("modules:", " ".join(sorted(sys.modules)))
         try:
             from time import time
             self.console.show(int(time()))
@@ -348,7 +352,10 @@ async def _main(cfg):
 
 
 def main():
+    from agent_config import load
+
     cfg, _ = load(warn=log.warn)
+    sys.modules.pop("agent_config", None)  # read once: its checks give their heap back
     log.set_level(cfg["log"])
     log.info("agent: device", cfg["device"], "on", sys.platform)
     asyncio.run(_main(cfg))

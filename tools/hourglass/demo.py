@@ -207,7 +207,7 @@ class Demo:
         self.suit_store = Store(self.work / "suit.sqlite")
         self.campaigns = Campaigns(self.suit_store)
         self.updates = await UpdateServer(self.suit_store, "127.0.0.1", self.suit_port, backoff=0.5).start()
-        cfg = {"device": DEVICE_ID, "log": "info", "port": self.dev_port, "vendor": VENDOR, "class": CLASS,
+        cfg = {"device": DEVICE_ID, "log": os.environ.get("HG_DEMO_LOG", "info"), "port": self.dev_port, "vendor": VENDOR, "class": CLASS,
                "controller": "serial" if self.serial else ["127.0.0.1", self.ctrl_port],
                "suit": "serial" if self.serial else ["127.0.0.1", self.suit_port],
                "sensor": {"kind": "sim", "period": 2}, "noob": {"dirs": 1, "retry": 2}, "health_deadline": 30}
@@ -296,7 +296,7 @@ class Demo:
                 raise DemoError("the device did not become Registered")
             await asyncio.sleep(0.1)
         self.peer_id = next(iter(self.controller.contexts))
-        await self.con.wait(r"registered$", 30)
+        await self.con.wait(r" registered heap", 30)
         h = await self.health()
         self._account(phase, h)
         phase.result = f"Registered as {self.peer_id[:12]}..., OSCORE context derived"
@@ -353,9 +353,21 @@ class Demo:
             await asyncio.sleep(0.2)
         # the device's figures from before its reset, then from after
         m = await self.con.wait(r"heap peak (\d+) wire (\d+) (\d+) before soft reset", 30, resets + 1)
-        await self.con.wait(r"agent: ready", 60, self.con.text().count("agent: ready"))
+        await self.settled()
         row["pre_reset"] = (int(m.group(1)), int(m.group(2)) + int(m.group(3)))
         return row
+
+    async def settled(self, quiet: float = 1.5) -> None:
+        """Wait until the agent is ready after the board's last reset and no reset followed for `quiet` s."""
+        end = time.monotonic() + self.args.timeout
+        while time.monotonic() < end:
+            text = self.con.text()
+            if "agent: ready" in text.rpartition("soft reboot")[2]:
+                await asyncio.sleep(quiet)
+                if self.con.text().count("soft reboot") == text.count("soft reboot"):
+                    return
+            await asyncio.sleep(0.1)
+        raise DemoError("the agent did not come back after its reset; its console ends:\n" + self.con.tail())
 
     async def update(self, phase: Phase) -> None:
         row = await self._push("app-v2", 1, APP_V2, ("confirmed",))
