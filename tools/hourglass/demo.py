@@ -58,6 +58,8 @@ def register(subparsers) -> None:
     p.add_argument("--wifi-password", help="hardware ESP32: its password (written to the board's config only)")
     p.add_argument("--host", help="hardware: this host's LAN address the board reaches the servers at")
     p.add_argument("--dry-run", action="store_true", help="print the steps (and for hardware the tool invocations)")
+    p.add_argument("--device-log", default="info", choices=("debug", "info", "warn", "error"),
+                   help="the agent's log level (its console is kept in WORK/console.log)")
     p.add_argument("--json", help="also write the summary to this file (JSON)")
     p.set_defaults(func=run)
 
@@ -207,7 +209,8 @@ class Demo:
         self.suit_store = Store(self.work / "suit.sqlite")
         self.campaigns = Campaigns(self.suit_store)
         self.updates = await UpdateServer(self.suit_store, "127.0.0.1", self.suit_port, backoff=0.5).start()
-        cfg = {"device": DEVICE_ID, "log": os.environ.get("HG_DEMO_LOG", "info"), "port": self.dev_port, "vendor": VENDOR, "class": CLASS,
+        cfg = {"device": DEVICE_ID, "log": self.args.device_log, "port": self.dev_port, "vendor": VENDOR,
+               "class": CLASS,
                "controller": "serial" if self.serial else ["127.0.0.1", self.ctrl_port],
                "suit": "serial" if self.serial else ["127.0.0.1", self.suit_port],
                "sensor": {"kind": "sim", "period": 2}, "noob": {"dirs": 1, "retry": 2}, "health_deadline": 30}
@@ -466,7 +469,7 @@ def dry_run(args, out) -> int:
     else:
         steps += [f"build {args.board} into {args.work}/build (.mpy for the VM), copy fs/ to {args.work}/flash",
                   "start the noob controller, its web page and the update server on 127.0.0.1 (SQLite in "
-                  f"{args.work}/)", f"boot the virtual board at its heap budget"]
+                  f"{args.work}/)", "boot the virtual board at its heap budget"]
     steps += ["bootstrap: show the OOB message and QR code, confirm it" + (" (you, on the web page)"
               if args.interactive else " through the server"),
               f"observe {args.notifications} OSCORE-protected /sensor/temp notifications",
