@@ -25,6 +25,9 @@ from hourglass.common import BuildLayout, UserError
 
 DEFAULT_BOARD = "ESP32_GENERIC-OTA"
 DEVICE_ID = "hg-demo-1"
+# The VM heap the whole demo needs today on the ESP32 (measured with HSS-LMS: 360k passes, 328k runs out in the
+# envelope check after bootstrap; the board budget is 2 x 56 KiB + the vboard's 8k). README, board matrix.
+AGENT_VM_HEAP = "368k"
 VENDOR = "fa6b4a53d5ad5fdfbe9de663e4d41ffe"
 CLASS = "1492af1425695e48bf429b2d51f2ab45"
 APP_V2 = '''# The application, version 2 (pushed by `hourglass demo`).
@@ -49,7 +52,8 @@ def register(subparsers) -> None:
                    "the nRF52840 over its serial line and the gateway)")
     p.add_argument("--work", default="demo", help="work folder for the build, the flash and SQLite (default demo/)")
     p.add_argument("--interactive", action="store_true", help="wait for you to confirm the OOB step on the web page")
-    p.add_argument("--heap", help="the VM heap (default the board's budget, e.g. 112k+8k for the ESP32)")
+    p.add_argument("--heap", default=AGENT_VM_HEAP, help=f"the VM heap (default {AGENT_VM_HEAP}, what the agent needs "
+                   "today; 'board' for the board's own budget, which it does not fit yet)")
     p.add_argument("--alg", default="HSS-LMS", help="update signing algorithm (HSS-LMS, ES256, EdDSA; default HSS-LMS)")
     p.add_argument("--notifications", type=int, default=3, help="sensor notifications to observe (default 3)")
     p.add_argument("--timeout", type=float, default=240, help="seconds each phase may take (default 240)")
@@ -155,6 +159,10 @@ class Demo:
         except boards.BoardError as e:
             raise UserError(str(e)) from None
         self.serial = "wifi-udp" not in self.board.transports
+        if self.serial:  # `hourglass gateway --upstream` relays the board's own requests to one server only
+            raise UserError(f"{self.board.name}: the demo over the serial line is not there yet (the gateway relays "
+                            "the board's requests to one upstream server; the demo needs the controller and the "
+                            "update server). The agent itself runs there: firmware/ with transport serial.")
         self.work = Path(args.work).resolve()
         self.flash = self.work / "flash"
         self.vb = None
@@ -218,15 +226,15 @@ class Demo:
 
     def boot(self) -> None:
         from hourglass import vboard
-        self.vb = vboard.VirtualBoard(self.flash, self.board, heap=self.args.heap)
+        heap = None if self.args.heap == "board" else self.args.heap
+        self.vb = vboard.VirtualBoard(self.flash, self.board, heap=heap)
         self.summary.heap = self.vb.heap
         port = self.vb.start()
-        if self.serial:
-            raise UserError(f"{self.board.name}: the serial-line demo needs the gateway to reach both servers; "
-                            "not available in this build")
         self.con = Console(port)
 
     async def close(self) -> None:
+        # aiocoap reports an observation the shutdown ends through a broken log call: nothing to show
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: None)
         if self.con:
             (self.work / "console.log").write_text(self.con.text())  # the device's whole console, for a look later
         for step in (lambda: self.con and self.con.close(), lambda: self.vb and self.vb.stop()):
@@ -279,7 +287,7 @@ class Demo:
                 qr.append(line)
             elif qr:
                 break
-        self.out.print(f"  the device's OOB message: [bold]{url}[/bold]")
+        self.out.print(f"  the device's OOB message: [bold]{url}[/bold]", soft_wrap=True)
         for line in qr:
             self.out.print("  " + line, highlight=False)
         if self.args.interactive:
@@ -443,8 +451,8 @@ class Demo:
 
 def print_summary(out, s: Summary) -> None:
     from rich.table import Table
-    t = Table(title=f"hourglass demo: {s.board} (VM heap {s.heap})")
-    for col in ("phase", "time", "bytes on the wire", "peak heap (VM)", "result"):
+    t = Table(title=f"hourglass demo: {s.board} (VM heap {s.heap})", expand=True)
+    for col in ("phase", "time", "bytes on the wire", "live heap peak (VM, sampled)", "result"):
         t.add_column(col)
     for p in s.phases:
         t.add_row(("PASS " if p.ok else "FAIL ") + p.name, f"{p.seconds:.1f} s", f"{p.wire:,}" if p.wire else "",
@@ -484,8 +492,9 @@ def run(args) -> int:
     import logging
 
     from rich.console import Console as RichConsole
-    logging.getLogger("coap").setLevel(logging.CRITICAL)  # aiocoap's shutdown noise about ended observations
-    out = RichConsole()
+    # the libraries' logs (aiocoap's noise about observations ended at shutdown) would bury the demo's own lines
+    logging.disable(logging.CRITICAL)
+    out = RichConsole(width=None if RichConsole().is_terminal else 120)
     if args.dry_run:
         return dry_run(args, out)
     if args.port:
