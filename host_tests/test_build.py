@@ -208,7 +208,7 @@ def test_romfs_image_mounts_on_the_vm(tmp_path, sources):
     board = load_board("PCA10056")
     nrf = hbuild.build(board, tmp_path / "nrf", lib, fw)
     script.write_text(MOUNT_ROMFS.replace("import cbor", "import net.core as cbor"))
-    proc = mpvm.run([str(script), str(nrf.out / "romfs.img")], path=[], heap="256k")
+    proc = mpvm.run([str(script), str(nrf.out / "romfs.img")], path=[])
     text = proc.stdout.decode()
     assert proc.returncode == 0, proc.stderr.decode() + text
     assert "IMPORTED net.core" in text

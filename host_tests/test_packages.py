@@ -175,6 +175,8 @@ def test_mip_install_of_each_package_from_another_directory(tmp_path):
             for dep in dependency_closure(pkg.name):
                 for module in modules_of(mpvm.LIB / dep):
                     assert (flash / target / module).read_bytes() == (mpvm.LIB / dep / module).read_bytes()
+            if pkg.name != "cose":  # every package with its dependencies would not fit the board's filesystem
+                shutil.rmtree(flash / target)
         proc = remote("exec", "import sys; sys.path.insert(0, 'lib_cose'); import cose.mac0, cose.key; "
                               "k = cose.key.CoseKey.symmetric(b'k' * 32, alg=5); "
                               "m = cose.mac0.create(k, b'hi'); print('payload', cose.mac0.verify(m, k))")

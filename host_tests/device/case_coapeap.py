@@ -15,7 +15,7 @@ from coap.transport import Params  # noqa: E402
 from coapeap import CoapEapError, oscore_secrets, split  # noqa: E402
 from coapeap.device import Device  # noqa: E402
 from oscore.context import Context  # noqa: E402
-from oscore.protect import protect_request, unprotect_response  # noqa: E402
+from oscore.client import protect_request, unprotect_response  # noqa: E402
 
 MSK = bytes(range(64))
 CTRL = ("192.0.2.1", 5683)

@@ -11,10 +11,10 @@ from crypto import p256, x25519  # noqa: F401,E402
 from eapnoob import bootstrap, reconnect  # noqa: F401,E402
 from eapnoob.peer import Peer  # noqa: E402
 
-import hgtest
-from case_eapnoob_vectors import PRIV, load
-from eapnoob import keys, wire
-from store import FileStore
+import hgtest  # noqa: E402
+from case_eapnoob_vectors import PRIV, load  # noqa: E402
+from eapnoob import keys, wire  # noqa: E402
+from store import FileStore  # noqa: E402
 
 ROOT = "build/test-eapnoob-" + hgtest.RUNTIME
 PEER_INFO = b'{"Type":"sensor","Make":"Acme","Serial":"HG-1"}'
@@ -245,10 +245,11 @@ def test_error_codes_for_the_server_keys():
     ]
     for i, (body, code) in enumerate(cases):
         assert _initial_error("keys%d" % i, TYPE2, body) == code, (body, code)
-    p256 = TYPE2.replace(b"[1,2]", b"[2]")
+    p256_only = TYPE2.replace(b"[1,2]", b"[2]")
     off_curve = (b'{"Type":3,"PeerId":' + PID + b',"PKs":{"kty":"EC","crv":"P-256","x":"' + wire.b64e(bytes(32)) +
-                 b'","y":"' + wire.b64e(bytes(31) + b"\x01") + b'"},"Ns":"PYO7NVd9Af3BxEri1MI6hL8Ck49YxwCjSRPqlC1SPbw"}')
-    assert _initial_error("offcurve", p256, off_curve, rng=Script([PRIV[2][1], NP])) == 1005
+                 b'","y":"' + wire.b64e(bytes(31) + b"\x01") +
+                 b'"},"Ns":"PYO7NVd9Af3BxEri1MI6hL8Ck49YxwCjSRPqlC1SPbw"}')
+    assert _initial_error("offcurve", p256_only, off_curve, rng=Script([PRIV[2][1], NP])) == 1005
 
 
 def test_unexpected_types_and_peer_ids_leave_the_state_alone():
