@@ -29,6 +29,11 @@ async def main():
     t, server = _transport()
     ep = Endpoint(t, szx=cfg.get("szx")).start()
     root = cfg.get("root", "")
+    import os
+    try:
+        os.mkdir(root + "/state" if root else "state")
+    except OSError:
+        pass  # there already
     store = FileStore(root + "/state" if root else "state")
     if cfg["kind"] == "ota":
         from suit.spool import PartitionSpool

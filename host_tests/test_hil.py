@@ -45,7 +45,7 @@ def run_hil(port: str, board: str, paths: list[Path], tmp_path: Path, *extra: st
 
 
 def test_every_case_file_declares_its_budget():
-    undeclared = [p.name for p in ALL_CASE_FILES if not re.search(r'^MP_HEAP = "\d+k"', p.read_text(), re.M)]
+    undeclared = [p.name for p in CASE_FILES if not re.search(r'^MP_HEAP = "\d+k"', p.read_text(), re.M)]
     assert not undeclared, f"case files without MP_HEAP: {undeclared}"
 
 

@@ -428,3 +428,80 @@ def test_a_romfs_board_has_its_partition(tmp_path):
     with vboard.VirtualBoard(tmp_path / "nrf", b) as nrf:
         out = mpremote(nrf.port, "romfs", "query").stdout
     assert f"ROMFS0 partition has size {b.romfs_size} bytes" in out, out
+
+
+def _wait_for(cond, timeout=20):
+    deadline = time.monotonic() + timeout
+    while not cond() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return cond()
+
+
+def test_main_py_resets_the_board_itself(tmp_path):
+    """machine.reset() and sys.exit() called by main.py (not at the REPL) are a hard and a soft reset: under
+    `micropython -i` the unix port would go on to its REPL instead (it once did)."""
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    (flash / "main.py").write_text(
+        "import machine, sys\n"
+        "n = len(open('boots.txt').read()) if 'boots.txt' in __import__('os').listdir() else 0\n"
+        "open('boots.txt', 'a').write('x')\n"
+        "if n == 0:\n    machine.reset()\n"
+        "if n == 1:\n    sys.exit()\n")
+    with vboard.VirtualBoard(flash, "ESP32_GENERIC") as vb:
+        assert _wait_for(lambda: vb.hard_resets == 1 and vb.soft_resets == 1)
+        assert _wait_for(lambda: (flash / "boots.txt").read_text() == "xxx")
+        assert vb.vm_starts == 3
+
+
+def test_rename_on_the_nrf_flash_mount(tmp_path):
+    """os.rename under /flash (a mount point other than "/"): the unix port's VfsPosix refused absolute paths
+    with ENOENT, which broke every atomic write (lib/store) on the nRF52840 virtual board."""
+    with vboard.VirtualBoard(tmp_path / "flash", "PCA10056") as vb:
+        out = mpremote(vb.port, "exec",
+                       "import os\nos.mkdir('/flash/st')\nopen('/flash/st/a.new', 'w').write('1')\n"
+                       "os.rename('/flash/st/a.new', '/flash/st/a')\nos.chdir('/flash/st')\n"
+                       "os.rename('a', 'b')\nos.rename('/flash/st/b', '/flash/c')\nos.chdir('/flash')\n"
+                       "os.rename('c', 'st/d')\nprint(sorted(os.listdir('/flash/st')))\n").stdout
+    assert "['d']" in out
+    assert (tmp_path / "flash" / "st" / "d").read_text() == "1"
+
+
+def test_esp32_ota_partitions_and_the_bootloader(tmp_path):
+    """The ESP32_GENERIC-OTA virtual board's esp32 module: ota_0/ota_1 from board.toml, 4 KiB blocks, set_boot
+    refuses a non-image, and the hard reset's bootloader: new -> pending-verify, unconfirmed -> aborted."""
+    b = boards.load_board("ESP32_GENERIC-OTA")
+    sizes = {p.name: p.size for p in b.partitions}
+    with vboard.VirtualBoard(tmp_path / "flash", b) as vb:
+        out = mpremote(vb.port, "exec",
+                       "import esp32\nP = esp32.Partition\nr = P(P.RUNNING)\nn = r.get_next_update()\n"
+                       "print(r.info()[4], n.info()[4], n.info()[3], n.ioctl(4, 0), n.ioctl(5, 0))\n"
+                       "b = bytearray(4096)\nn.writeblocks(0, b)\n"
+                       "try:\n    n.set_boot()\nexcept OSError as e:\n    print('refused', e)\n"
+                       "b[0] = 0xE9\nb[1:4] = b'img'\nn.writeblocks(0, b)\nn.set_boot()\n"
+                       "print(esp32.otadata_state('ota_1'))\n").stdout.split()
+        assert out[:5] == ["ota_0", "ota_1", str(sizes["ota_1"]), str(sizes["ota_1"] // 4096), "4096"]
+        assert out[5] == "refused" and out[-1] == "new"
+        ota = (tmp_path / "flash.ota").read_bytes()
+        assert ota[sizes["ota_0"]:sizes["ota_0"] + 4] == b"\xe9img"
+        assert set(ota[:sizes["ota_0"]]) == {0xFF}  # ota_0 untouched: erased, not a zero-filled hole
+        probe = "import esp32\nprint(esp32.Partition(esp32.Partition.RUNNING).info()[4], esp32.otadata_state('ota_1'))"
+        vb.hard_reset()
+        assert _wait_for(lambda: vb.vm_starts == 2)
+        assert mpremote(vb.port, "resume", "exec", probe).stdout.split() == ["ota_1", "pending-verify"]
+        vb.hard_reset()  # never confirmed: rolled back
+        assert _wait_for(lambda: vb.vm_starts == 3)
+        assert mpremote(vb.port, "resume", "exec", probe).stdout.split() == ["ota_0", "aborted"]
+        # confirmed images stay
+        mpremote(vb.port, "resume", "exec", "import esp32\nesp32.Partition(esp32.Partition.RUNNING).get_next_update()"
+                 ".set_boot()\n")
+        vb.hard_reset()
+        assert _wait_for(lambda: vb.vm_starts == 4)
+        mpremote(vb.port, "resume", "exec", "import esp32\nesp32.Partition.mark_app_valid_cancel_rollback()\n")
+        vb.hard_reset()
+        assert _wait_for(lambda: vb.vm_starts == 5)
+        assert mpremote(vb.port, "resume", "exec", probe).stdout.split() == ["ota_1", "valid"]
+    # no esp32 module on a board whose table has no OTA slots
+    with vboard.VirtualBoard(tmp_path / "plain", "ESP32_GENERIC") as vb:
+        assert "ImportError" in mpremote(vb.port, "exec", "import esp32", check=False).stderr + \
+            mpremote(vb.port, "exec", "import esp32", check=False).stdout

@@ -57,7 +57,8 @@ def _vboard_setup():
         if hard_boot:
             esp32_ns["bootloader"]()
     vfs.umount("/")
-    vfs.mount(vfs.VfsPosix(flash), mount)
+    flash_vfs = vfs.VfsPosix(flash)
+    vfs.mount(flash_vfs, mount)
     os.chdir(mount)
     if mount == "/":
         sys.path[:] = ["", ".frozen", "/lib"]
@@ -92,6 +93,16 @@ def _vboard_setup():
         if path.startswith(("/remote", "/rom")):  # mpremote's host mount, the ROMFS
             return False
         return mount == "/" or path == mount or path.startswith(mount + "/")
+
+    def relative(path, cwd):
+        if not path.startswith("/"):
+            return path
+        a = [x for x in path.split("/") if x]
+        b = [x for x in cwd.split("/") if x]
+        i = 0
+        while i < len(a) and i < len(b) and a[i] == b[i]:
+            i += 1
+        return "/".join([".."] * (len(b) - i) + a[i:]) or "."
 
     import builtins
 
@@ -139,6 +150,15 @@ def _vboard_setup():
         # The unix port's os, with the board filesystem's statvfs.
         def __getattr__(self, name):
             return getattr(os, name)
+
+        def rename(self, old, new):
+            # The unix port's rename under a mount point other than "/" fails (ENOENT) with absolute paths;
+            # VfsPosix resolves relative ones against the process's own working directory, which follows
+            # os.chdir() on the board: rename with the paths relative to it.
+            if mount != "/" and on_flash(old) and on_flash(new):
+                cwd = os.getcwd()
+                return flash_vfs.rename(relative(old, cwd), relative(new, cwd))
+            return os.rename(old, new)
 
         def statvfs(self, path):
             if not on_flash(path):

@@ -230,8 +230,10 @@ class Updater:
     # ---------------------------------------------------------------- reports
 
     async def report(self, seq, ok, reason, message, report, phase=None):
-        last = {1: seq, 2: ok, 3: reason, 4: message}
-        self.store.put(_LAST, cbor.dumps(last))
+        try:
+            self.store.put(_LAST, cbor.dumps({1: seq, 2: ok, 3: reason, 4: message}))
+        except OSError:  # a full filesystem must not keep the report from the server
+            pass
         body = {1: self.device_id, 2: seq, 3: ok, 4: reason, 5: message, 6: phase or (IDLE if ok else "failed")}
         if report is not None:
             body[7] = report

@@ -1,0 +1,139 @@
+"""The SUIT update server (hourglass.suit_server, hourglass.suit_store) against hostile or wrong input, its
+storage migrations, and the CLI: aiocoap clients as the devices."""
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import aiocoap
+import cbor2
+import pytest
+
+from hourglass import cli
+from hourglass.common import UserError
+from hourglass.suit_store import Store, migrations
+from suit_ota_common import Fleet, build, payload, write_key
+
+
+def _counts(store: Store) -> dict[str, int]:
+    return {t: store.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("campaigns", "payloads", "targets", "devices", "reports")}
+
+
+def test_a_manifest_that_does_not_verify_with_the_campaign_key_stores_nothing(tmp_path):
+    key, _ = write_key(tmp_path, "k")
+    other, _ = write_key(tmp_path, "o")
+    (tmp_path / "p.bin").write_bytes(payload(100, 1))
+    env = build(tmp_path, "e", 1, [{"id": ["p.bin"], "file": "p.bin", "uri": "coap://h/suit/p/c/p"}], other)
+    c = Fleet(tmp_path).campaigns
+    with pytest.raises(UserError, match="does not verify with the campaign's key"):
+        c.push("c", env, cbor2.loads(key.read_bytes()), {"p": tmp_path / "p.bin"}, {"d1": None})
+    with pytest.raises(UserError, match="not a SUIT envelope|not CBOR"):
+        c.push("c", b"\xff\x00", cbor2.loads(key.read_bytes()), {}, {"d1": None})
+    good = build(tmp_path, "g", 1, [{"id": ["p.bin"], "file": "p.bin", "uri": "coap://h/suit/p/c/p"}], key)
+    with pytest.raises(UserError, match="no file"):
+        c.push("c", good, cbor2.loads(key.read_bytes()), {"p": tmp_path / "missing.bin"}, {"d1": None})
+    with pytest.raises(UserError, match="not HOST:PORT"):
+        c.push("c", good, cbor2.loads(key.read_bytes()), {"p": tmp_path / "p.bin"}, {"d1": "nowhere"})
+    assert set(_counts(c.store).values()) == {0}
+    c.push("c", good, cbor2.loads(key.read_bytes()), {"p": tmp_path / "p.bin"}, {"d1": None})
+    with pytest.raises(UserError, match="exists"):
+        c.push("c", good, cbor2.loads(key.read_bytes()), {"p": tmp_path / "p.bin"}, {"d1": None})
+    assert _counts(c.store) == {"campaigns": 1, "payloads": 1, "targets": 1, "devices": 1, "reports": 0}
+
+
+def test_reports_from_unknown_devices_and_malformed_reports_are_refused(tmp_path):
+    key, _ = write_key(tmp_path, "k")
+    (tmp_path / "p.bin").write_bytes(payload(3000, 2))
+
+    async def run():
+        fleet = await Fleet(tmp_path).start()
+        env = build(tmp_path, "e", 4, [{"id": ["p.bin"], "file": "p.bin", "uri": fleet.uri("c", "p")}], key)
+        fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"p": tmp_path / "p.bin"}, {"d1": None},
+                             mode="poll")
+        ctx = await aiocoap.Context.create_client_context()
+        base = f"coap://127.0.0.1:{fleet.port}"
+
+        async def post(body):
+            return await ctx.request(aiocoap.Message(code=aiocoap.POST, uri=base + "/suit/report",
+                                                     payload=body)).response
+
+        async def get(path, **kw):
+            return await ctx.request(aiocoap.Message(code=aiocoap.GET, uri=base + path, **kw)).response
+        try:
+            ok = {1: b"d1", 2: 4, 3: True, 4: 0, 5: "confirmed", 6: "confirmed"}
+            r = await post(cbor2.dumps({**ok, 1: b"intruder"}))
+            assert r.code == aiocoap.NOT_FOUND and b"unknown device intruder" in r.payload
+            for bad in (b"\xff", cbor2.dumps([1, 2]), cbor2.dumps({**ok, 3: "yes"}), cbor2.dumps({1: b"d1"}),
+                        cbor2.dumps({**ok, 7: "not bytes"}), cbor2.dumps({**ok, 1: b"\xff\xfe"})):
+                r = await post(bad)
+                assert r.code == aiocoap.BAD_REQUEST, (bad, r)
+            assert fleet.campaigns.reports() == []
+            r = await post(cbor2.dumps(ok))
+            assert r.code == aiocoap.CHANGED
+            assert fleet.campaigns.status("c")[0]["state"] == "confirmed"
+            # unknown campaign or payload, a block past the end
+            assert (await get("/suit/m/nope")).code == aiocoap.NOT_FOUND
+            assert (await get("/suit/p/c/nope")).code == aiocoap.NOT_FOUND
+            from aiocoap.optiontypes import BlockOption
+            r = await get("/suit/p/c/p", block2=BlockOption.BlockwiseTuple(99, False, 6))
+            assert r.code == aiocoap.BAD_OPTION
+            # the whole payload block-wise (aiocoap reassembles), and the manifest's ETag validation
+            r = await get("/suit/p/c/p")
+            assert r.payload == (tmp_path / "p.bin").read_bytes()
+            m = await get("/suit/m/c")
+            assert m.payload == env and m.opt.etag
+            assert (await get("/suit/m/c", etag=m.opt.etag)).code == aiocoap.VALID
+        finally:
+            await ctx.shutdown()
+            await fleet.stop()
+    asyncio.run(run())
+
+
+def test_unreachable_devices_are_retried_with_backoff_then_given_up(tmp_path):
+    key, _ = write_key(tmp_path, "k")
+    (tmp_path / "p.bin").write_bytes(payload(100, 3))
+
+    async def run():
+        fleet = await Fleet(tmp_path).start(backoff=0.2, attempts=3)
+        try:
+            env = build(tmp_path, "e", 1, [{"id": ["p.bin"], "file": "p.bin", "uri": fleet.uri("c", "p")}], key)
+            from suit_ota_common import free_port
+            fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"p": tmp_path / "p.bin"},
+                                 {"gone": f"127.0.0.1:{free_port()}"})
+            row = await fleet.wait_state("c", "gone", ("unreachable",), 120)
+            assert row["attempts"] == 3 and "unreachable after 3 tries" in row["message"]
+        finally:
+            await fleet.stop()
+    asyncio.run(run())
+
+
+def test_migrations_are_numbered_and_applied_once(tmp_path):
+    numbers = [n for n, _ in migrations()]
+    assert numbers == list(range(1, len(numbers) + 1))
+    s = Store(tmp_path / "a.db")
+    assert s.version == numbers[-1]
+    s.close()
+    s = Store(tmp_path / "a.db")  # opening again applies nothing twice
+    assert s.version == numbers[-1]
+    with pytest.raises(ValueError):
+        migrations("-- migration 1\nSELECT 1;\n-- migration 3\nSELECT 1;\n")
+    with pytest.raises(ValueError, match="target fields"):
+        s.update_target(1, "x", owner="me")
+    with pytest.raises(sqlite3.IntegrityError):
+        s.db.execute("INSERT INTO campaigns (name, envelope, digest, seq, key, mode, created) "
+                     "VALUES ('x', x'00', x'00', 1, x'00', 'sideways', 0)")
+
+
+def test_cli_push_status_and_report(tmp_path, capsys):
+    key, _ = write_key(tmp_path, "k")
+    (tmp_path / "p.bin").write_bytes(payload(100, 4))
+    env = build(tmp_path, "e", 1, [{"id": ["p.bin"], "file": "p.bin", "uri": "coap://h/suit/p/c/p"}], key)
+    db = str(tmp_path / "cli.db")
+    assert cli.main(["suit", "push", "c", str(tmp_path / "e.suit"), "-k", str(key), "--db", db,
+                     "--payload", f"p={tmp_path / 'p.bin'}", "--device", "d1", "--poll"]) == 0
+    assert "campaign c (#1): 1 device(s), poll" in capsys.readouterr().out
+    assert cli.main(["suit", "status", "--db", db]) == 0
+    assert "d1" in capsys.readouterr().out and env
+    assert cli.main(["suit", "report", "--db", db, "--device", "nobody"]) == 1
+    assert "hourglass suit: unknown device nobody" in capsys.readouterr().err
