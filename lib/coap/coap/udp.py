@@ -34,12 +34,15 @@ def sockaddr(addr):
 class UDPTransport:
     """bind=(host, port); port 0 picks a free one (see .address)."""
 
-    def __init__(self, bind=("127.0.0.1", 0), params=None, max_message_size=1280, spin_us=300):
+    def __init__(self, bind=("127.0.0.1", 0), params=None, max_message_size=1280, spin_us=300, linger_us=300):
         self.params = params or Params()
         self.max_message_size = max_message_size
         # After sending a CON the endpoint polls for the answer this long before it parks in the event loop:
         # a nearby peer answers within it and the round trip skips the loop's wake-up (0: never spin).
         self.spin_us = spin_us
+        # After answering a request the endpoint polls for the next one this long (a client's next request
+        # of a sequence comes within it), serving a burst per wake-up (0: never linger).
+        self.linger_us = linger_us
         ai = socket.getaddrinfo(bind[0], bind[1], 0, socket.SOCK_DGRAM)[0]
         s = socket.socket(ai[0], socket.SOCK_DGRAM)
         s.bind(ai[-1])
