@@ -122,6 +122,114 @@ class Console:
         os.close(self.fd)
 
 
+class GatewayConsole(Console):
+    """The board's text as `hourglass gateway` shows it (the serial line carries CoAP frames between it)."""
+
+    def __init__(self, board_port: str, upstream: int):
+        import subprocess
+        import sys
+        self.proc = subprocess.Popen([sys.executable, "-m", "hourglass.cli", "gateway", "--port", board_port,
+                                      "--listen", "127.0.0.1:0", "--upstream", f"127.0.0.1:{upstream}"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        line = self.proc.stderr.readline().decode()
+        m = re.search(r"coap://127\.0\.0\.1:(\d+)", line)
+        if not m:
+            raise DemoError(f"the gateway did not start: {line}")
+        self.port = int(m.group(1))
+        self.buf = bytearray()
+        self.lock = threading.Lock()
+        self.th = threading.Thread(target=self._drain, daemon=True)
+        self.th.start()
+        threading.Thread(target=lambda: self.proc.stderr.read(), daemon=True).start()
+
+    def _drain(self) -> None:
+        for chunk in iter(lambda: self.proc.stdout.read1(4096), b""):
+            with self.lock:
+                self.buf += chunk
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except Exception:  # noqa: BLE001 - it must go
+            self.proc.kill()
+
+
+def _uri_path0(data: bytes) -> str:
+    """The first Uri-Path segment of a CoAP request ("" when there is none or the message is malformed)."""
+    i = 4 + (data[0] & 15)
+    number = 0
+    while i < len(data) and data[i] != 0xFF:
+        delta, length = data[i] >> 4, data[i] & 15
+        i += 1
+        ext = {13: (1, 13), 14: (2, 269)}
+        if delta in ext:
+            n, add = ext[delta]
+            delta = int.from_bytes(data[i:i + n], "big") + add
+            i += n
+        if length in ext:
+            n, add = ext[length]
+            length = int.from_bytes(data[i:i + n], "big") + add
+            i += n
+        number += delta
+        if number == 11:
+            return data[i:i + length].decode(errors="replace")
+        if number > 11:
+            return ""
+        i += length
+    return ""
+
+
+class Upstream:
+    """The one upstream server `hourglass gateway` sends the board's own requests to, in front of the two the
+    demo runs: a request for /suit/... goes to the update server, any other to the controller; what a server
+    sends (its answers, its own requests) goes back through the gateway, and the board's answers to a server's
+    requests go to that server (by Token, empty ACK/RST by Message ID)."""
+
+    def __init__(self, controller: tuple[str, int], updates: tuple[str, int]):
+        self.servers = {"c": controller, "s": updates}
+        self.gw = None
+        self.by_token: dict[bytes, str] = {}
+        self.by_mid: dict[bytes, str] = {}
+
+    async def start(self) -> int:
+        loop = asyncio.get_running_loop()
+        up = self
+
+        class Front(asyncio.DatagramProtocol):
+            def datagram_received(self, data, addr):
+                up.gw = addr
+                if len(data) < 4:
+                    return
+                code = data[1]
+                if 1 <= code < 32:
+                    which = "s" if _uri_path0(data) == "suit" else "c"
+                else:
+                    which = up.by_token.get(data[4:4 + (data[0] & 15)]) or up.by_mid.get(data[2:4]) or "c"
+                up.back[which].sendto(data)
+
+        class Back(asyncio.DatagramProtocol):
+            def __init__(self, which):
+                self.which = which
+
+            def datagram_received(self, data, addr):
+                if up.gw is None or len(data) < 4:
+                    return
+                up.by_token[data[4:4 + (data[0] & 15)]] = self.which
+                up.by_mid[data[2:4]] = self.which
+                up.front.sendto(data, up.gw)
+
+        self.front, _ = await loop.create_datagram_endpoint(Front, local_addr=("127.0.0.1", 0))
+        self.back = {}
+        for which, addr in self.servers.items():
+            self.back[which], _ = await loop.create_datagram_endpoint(lambda w=which: Back(w), remote_addr=addr)
+        return self.front.get_extra_info("sockname")[1]
+
+    def close(self) -> None:
+        for t in (self.front, *self.back.values()):
+            t.close()
+
+
 class DemoError(Exception):
     pass
 
@@ -159,10 +267,6 @@ class Demo:
         except boards.BoardError as e:
             raise UserError(str(e)) from None
         self.serial = "wifi-udp" not in self.board.transports
-        if self.serial:  # `hourglass gateway --upstream` relays the board's own requests to one server only
-            raise UserError(f"{self.board.name}: the demo over the serial line is not there yet (the gateway relays "
-                            "the board's requests to one upstream server; the demo needs the controller and the "
-                            "update server). The agent itself runs there: firmware/ with transport serial.")
         self.work = Path(args.work).resolve()
         self.flash = self.work / "flash"
         self.vb = None
@@ -172,6 +276,7 @@ class Demo:
         self.web = None
         self.updates = None
         self.peer_id = None
+        self.upstream = None
         self.summary = Summary(args.board, "")
         self.last_wire = 0
 
@@ -183,7 +288,10 @@ class Demo:
             shutil.rmtree(self.work)
         self.work.mkdir(parents=True)
         build.build(self.board, out=self.work / "build", arch=build.host_arch())
-        shutil.copytree(BuildLayout(self.board.name, self.work / "build").fs_dir, self.flash)
+        layout = BuildLayout(self.board.name, self.work / "build")
+        shutil.copytree(layout.fs_dir, self.flash)
+        if self.board.romfs_stock and layout.romfs_image.exists():  # the ROMFS partition, beside the filesystem
+            shutil.copy(layout.romfs_image, self.flash.with_name(self.flash.name + ".romfs"))
 
     def keys(self) -> None:
         import cbor2
@@ -217,6 +325,9 @@ class Demo:
         self.suit_store = Store(self.work / "suit.sqlite")
         self.campaigns = Campaigns(self.suit_store)
         self.updates = await UpdateServer(self.suit_store, "127.0.0.1", self.suit_port, backoff=0.5).start()
+        if self.serial:
+            self.upstream = Upstream(("127.0.0.1", self.ctrl_port), ("127.0.0.1", self.suit_port))
+            self.upstream_port = await self.upstream.start()
         cfg = {"device": DEVICE_ID, "log": self.args.device_log, "port": self.dev_port, "vendor": VENDOR,
                "class": CLASS,
                "controller": "serial" if self.serial else ["127.0.0.1", self.ctrl_port],
@@ -225,12 +336,19 @@ class Demo:
         (self.flash / "config.json").write_text(json.dumps(cfg, indent=1))
 
     def boot(self) -> None:
-        from hourglass import vboard
-        heap = None if self.args.heap == "board" else self.args.heap
+        from hourglass import mpvm, vboard
+        heap = self.args.heap
+        if heap == "board" or (heap == AGENT_VM_HEAP and mpvm.heap_bytes(self.board.vm_heap) >= mpvm.heap_bytes(heap)):
+            heap = None  # the board's own budget (with the virtual board's overhead)
         self.vb = vboard.VirtualBoard(self.flash, self.board, heap=heap)
         self.summary.heap = self.vb.heap
         port = self.vb.start()
-        self.con = Console(port)
+        if self.serial:
+            self.con = GatewayConsole(port, self.upstream_port)
+            self.dev_address = f"127.0.0.1:{self.con.port}"
+        else:
+            self.con = Console(port)
+            self.dev_address = f"127.0.0.1:{self.dev_port}"
 
     async def close(self) -> None:
         # aiocoap reports an observation the shutdown ends through a broken log call: nothing to show
@@ -242,6 +360,8 @@ class Demo:
                 step()
             except OSError:
                 pass
+        if self.upstream:
+            self.upstream.close()
         for part in (self.updates and self.updates.stop, self.web and self.web.close,
                      self.controller and self.controller.close):
             if part:
@@ -351,7 +471,7 @@ class Demo:
     async def _push(self, name: str, seq: int, app_text: str, states: tuple[str, ...]) -> dict:
         env, src = self._envelope(name, seq, app_text)
         resets = self.con.text().count("before soft reset")
-        self.campaigns.push(name, env, self.key, {"app": src}, {DEVICE_ID: f"127.0.0.1:{self.dev_port}"})
+        self.campaigns.push(name, env, self.key, {"app": src}, {DEVICE_ID: self.dev_address})
         end = time.monotonic() + self.args.timeout
         while True:
             row = {r["device_id"]: r for r in self.campaigns.status(name)}[DEVICE_ID]
@@ -426,7 +546,8 @@ class Demo:
                                         f"updates :{self.suit_port}")
                     elif key == "boot":
                         self.boot()
-                        await self.con.wait(r"agent: ready", self.args.timeout)
+                        # (through the gateway the first lines may go by before it opens the line)
+                        await self.con.wait(r"agent: ready|bootstrap: peer state", self.args.timeout)
                         phase.result = f"heap {self.vb.heap}"
                     else:
                         await asyncio.wait_for(fn(phase), self.args.timeout * 2)
@@ -512,6 +633,8 @@ def run(args) -> int:
         summary = asyncio.run(go())
     except DemoError as e:
         print_summary(out, demo.summary)
+        if args.json:
+            Path(args.json).write_text(json.dumps(demo.summary.as_json(), indent=1, default=str))
         raise UserError(str(e)) from None
     except KeyboardInterrupt:
         raise UserError("interrupted; every process it started is stopped") from None
