@@ -139,7 +139,7 @@ class Agent:
         ep.on_error = lambda e: log.debug("coap:", type(e).__name__, e)
         self.controller = _remote(self.cfg["controller"], serial_remote)
         self.server = _remote(self.cfg["suit"], serial_remote)
-        self.state = FileStore(self.path(".hg/suit"))
+        self.state = FileStore(self.path(".hg"))  # one folder: each costs 2 blocks of a small filesystem
         self._resources()
         self._bootstrap()
         self._updater()
@@ -184,12 +184,11 @@ class Agent:
         from coapeap.device import Device
         from eapnoob.console import Console
         from eapnoob.peer import Peer
-        from store import FileStore
         n = self.cfg["noob"]
         info = ('{"Type":"hourglass-agent","Serial":"%s"}' % self.cfg["device"]).encode()
-        peer = Peer(FileStore(self.path(".hg/noob")), info, dirs=n["dirs"])
+        peer = Peer(self.state, info, dirs=n["dirs"])  # record names differ: eapnoob, coapeap*, suit-*
         self.console = Console(peer)
-        self.dev = Device(self.ep, peer, self.controller, FileStore(self.path(".hg/coapeap")), require=REQUIRE,
+        self.dev = Device(self.ep, peer, self.controller, self.state, require=REQUIRE,
                           retry=n["retry"], on_state=self._on_state)
         self.console.on_accept = self.dev.kick
         self.console.route(self.ep)
