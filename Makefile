@@ -69,7 +69,10 @@ flash: build
 # flash (a directory).
 FLASH_DIR ?= build/vboard/$(BOARD)
 
+# CONFIG="wifi.ssid=lab wifi.password=... controller=[\"192.0.2.1\",5683]": the agent's config.json (hourglass config)
+CONFIG ?=
 deploy: build
+	$(if $(CONFIG),$(BIN)/hourglass config --board $(BOARD) $(CONFIG))
 	$(BIN)/hourglass deploy --board $(BOARD) $(if $(PORT),--port $(PORT)) $(if $(DRY_RUN),--dry-run)
 
 repl: $(STAMP)

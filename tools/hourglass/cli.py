@@ -30,6 +30,7 @@ SUBCOMMAND_MODULES = [
     "noob_cli",
     "oscore_tool",
     "demo",
+    "config",
 ]
 
 
