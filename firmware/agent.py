@@ -134,6 +134,7 @@ class Agent:
         from coap.endpoint import Endpoint
         from store import FileStore
         t, serial_remote = self.transport()
+        log.info("agent: coap on", "the serial console" if serial_remote else "udp port %d" % self.cfg["port"])
         self.wire = Counted(t)
         self.ep = ep = Endpoint(self.wire).start()
         ep.on_error = lambda e: log.debug("coap:", type(e).__name__, e)
