@@ -7,7 +7,7 @@ BOARD ?= ESP32_GENERIC
 PORT ?=
 JOBS ?= 2
 
-.PHONY: setup test test-cpython test-micropython bench typecheck packages build image flash deploy repl vboard clean system-packages
+.PHONY: demo setup test test-cpython test-micropython bench typecheck packages build image flash deploy repl vboard clean system-packages
 
 setup: system-packages $(STAMP)
 
@@ -25,6 +25,16 @@ $(STAMP): requirements.lock pyproject.toml boards/stubs-esp32.txt boards/stubs-n
 # stdin from /dev/null: VM subprocesses must not see (and poll) the terminal make was started from.
 test: $(STAMP)
 	$(BIN)/pytest -n $(JOBS) --dist loadfile host_tests < /dev/null
+
+# A device's whole life on a virtual board (README "make demo"): INTERACTIVE=1 waits for you on the OOB web page;
+# DEMO_ARGS for anything else `hourglass demo --help` lists.
+DEMO_BOARD ?= ESP32_GENERIC-OTA
+INTERACTIVE ?=
+DEMO_ARGS ?=
+demo: $(STAMP)
+	$(BIN)/hourglass demo --board $(if $(filter command line,$(origin BOARD)),$(BOARD),$(DEMO_BOARD)) \
+		$(if $(INTERACTIVE),--interactive) $(if $(PORT),--port $(PORT)) $(if $(DRY_RUN),--dry-run) \
+		$(if $(WIFI_SSID),--wifi-ssid $(WIFI_SSID)) $(if $(WIFI_PASSWORD),--wifi-password $(WIFI_PASSWORD)) $(DEMO_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/hourglass bench --out build/bench
@@ -59,7 +69,10 @@ flash: build
 # flash (a directory).
 FLASH_DIR ?= build/vboard/$(BOARD)
 
+# CONFIG="wifi.ssid=lab wifi.password=... controller=[\"192.0.2.1\",5683]": the agent's config.json (hourglass config)
+CONFIG ?=
 deploy: build
+	$(if $(CONFIG),$(BIN)/hourglass config --board $(BOARD) $(CONFIG))
 	$(BIN)/hourglass deploy --board $(BOARD) $(if $(PORT),--port $(PORT)) $(if $(DRY_RUN),--dry-run)
 
 repl: $(STAMP)

@@ -1,7 +1,7 @@
-# Hourglass main.py: starts the app (app.py). Ctrl-C stops it and leaves the board at its REPL.
+# Hourglass main.py: starts the device agent (agent.py). Ctrl-C stops it and leaves the board at its REPL.
 try:
-    import app
+    import agent
 
-    app.main()
+    agent.main()
 except KeyboardInterrupt:
     print("hourglass: stopped (Ctrl-C)")

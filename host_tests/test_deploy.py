@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import cbor2
 import pytest
 
 from hourglass import boards, deploy, mpvm, repl, vboard
@@ -252,19 +253,20 @@ def test_firmware_app_serves_health_over_coap_after_deploy(builds, tmp_path):
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]
     probe.close()
-    with vboard.VirtualBoard(tmp_path / "flash", "ESP32_GENERIC") as vb:
+    # 464k: the whole device agent does not fit the ESP32's 2 x 56 KiB yet (README, board matrix)
+    with vboard.VirtualBoard(tmp_path / "flash", "ESP32_GENERIC", heap="464k") as vb:
         p = hourglass("deploy", "--board", "ESP32_GENERIC", "--port", vb.port, "--build-dir", str(build),
                       "--reset")
         assert p.returncode == 0, p.stdout + p.stderr
-        (vb.flash_dir / "config.json").write_text(json.dumps({"coap": {"bind": "127.0.0.1", "port": port}}))
-        vb.hard_reset()  # boot.py, main.py -> app: health line, CoAP server
+        (vb.flash_dir / "config.json").write_text(json.dumps({"port": port}))
+        vb.hard_reset()  # boot.py, main.py -> the agent: /health unprotected until it is registered
         # CON GET mid 0x1234, token 0xA5, Uri-Path "health"
         reply = request_until_reply(bytes([0x41, 0x01, 0x12, 0x34, 0xA5, 0xB6]) + b"health", port, 30)
-    assert reply is not None, "no CoAP answer from the app"
+    assert reply is not None, "no CoAP answer from the agent"
     assert reply[1] == 0x45 and reply[2:4] == b"\x12\x34" and reply[4] == 0xA5  # 2.05 Content, same mid/token
-    report = json.loads(reply[reply.index(b"\xff") + 1:])
-    assert report["platform"] == "linux" and "socket" in report["features"]
-    assert 0 < report["heap_free"] < mpvm.heap_bytes(boards.load_board("ESP32_GENERIC").vm_heap)
+    report = cbor2.loads(reply[reply.index(b"\xff") + 1:])
+    assert report["app"] == 1 and report["registered"] is False
+    assert 0 < report["heap"][0] < report["heap"][2] <= mpvm.heap_bytes("464k")
 
 
 def test_firmware_app_on_an_nrf_board_serves_coap_on_its_serial_console(builds, tmp_path):
@@ -284,14 +286,11 @@ def test_firmware_app_on_an_nrf_board_serves_coap_on_its_serial_console(builds, 
             port.reset_input_buffer()
             vb.hard_reset()
             deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and b"coap on the serial console" not in raw \
-                    and b"information.\r\n>>> " not in raw:  # the app ended: the REPL came up
+            while time.monotonic() < deadline and b"agent: ready" not in raw \
+                    and b"information.\r\n>>> " not in raw:  # the agent ended: the REPL came up
                 raw += port.read(port.in_waiting or 1)
         text = raw.decode()
-        assert "hourglass: coap on the serial console" in text, text
-        health = json.loads(text.split("hourglass: ", 1)[1].split("\n", 1)[0])
-        assert health["features"] == []  # no socket, cryptolib, ssl on an nRF52840
-        assert 0 < health["heap_free"] <= mpvm.heap_bytes(boards.load_board("PCA10056").vm_heap)
+        assert "agent: coap on the serial console" in text and "agent: ready" in text, text
         gw = subprocess.Popen([sys.executable, "-m", "hourglass.cli", "gateway", "--port", vb.port, "-l",
                                f"127.0.0.1:{udp_port}", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
@@ -300,7 +299,7 @@ def test_firmware_app_on_an_nrf_board_serves_coap_on_its_serial_console(builds, 
             gw.terminate()
             gw.wait(10)
         assert reply is not None and reply[1] == 0x45 and reply[4] == 0x5A
-        assert json.loads(reply[reply.index(b"\xff") + 1:])["platform"] == "linux"
+        assert cbor2.loads(reply[reply.index(b"\xff") + 1:])["app"] == 1
         # While the app owns the console, deploy still gets through: it stops the app one Ctrl-C at a time
         # (mpremote alone sends "\r\x03" and "\r\x01" back to back, and the app reads the Ctrl-A away).
         start = time.monotonic()

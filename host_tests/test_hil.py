@@ -19,7 +19,11 @@ from hourglass.common import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 DEVICE = REPO / "host_tests" / "device"
-CASE_FILES = sorted(DEVICE.glob("case_*.py"))
+ALL_CASE_FILES = sorted(DEVICE.glob("case_*.py"))
+# case_suit_powercut.py: its 650 install/cut/recover cycles through mpremote's mounted filesystem outlast the
+# 300 s board timeout; the plain VM runs it in `make test`.
+HIL_SKIP = {"case_suit_powercut.py"}
+CASE_FILES = [p for p in ALL_CASE_FILES if p.name not in HIL_SKIP]
 
 
 def run_hil(port: str, board: str, paths: list[Path], tmp_path: Path, *extra: str):

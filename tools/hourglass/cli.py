@@ -26,9 +26,11 @@ SUBCOMMAND_MODULES = [
     "repl",
     "keys",
     "cose_tool",
-    "oscore_tool",
     "suit",
     "noob_cli",
+    "oscore_tool",
+    "demo",
+    "config",
 ]
 
 

@@ -1,0 +1,361 @@
+# The device agent: everything the board runs, as asyncio tasks on one CoAP endpoint.
+#
+#   bootstrap  EAP-NOOB over CoAP-EAP (coapeap.device): announce to the controller, show the OOB message (text +
+#              QR on the console, GET/PUT /noob/oob), derive the OSCORE context from the MSK, re-key before the
+#              session ends
+#   resources  /sensor/temp (observable), /health, /suit/state; once registered every one of them answers
+#              only through OSCORE (4.01 otherwise); /.well-known/core stays open
+#   update     suit.ota: /suit/trigger (push: the envelope authenticates itself), polling when configured;
+#              the first boot after an update runs the health check and confirms or undoes it
+#   health     the watchdog (hardware), Wi-Fi (ESP32, reconnect with backoff), the endpoint kept running
+#
+# Every task runs under supervise(): an exception (OSError for no network or a full filesystem, MemoryError)
+# is logged and the task starts again after a backoff that doubles up to a minute, so the device keeps
+# answering with what it has. The configuration is agent_config.py's.
+import asyncio
+import gc
+import os
+import sys
+
+import log
+
+try:
+    from time import ticks_diff, ticks_ms
+except ImportError:  # CPython
+    from time import monotonic
+
+    def ticks_ms():
+        return int(monotonic() * 1000)
+
+    def ticks_diff(a, b):
+        return a - b
+
+REQUIRE = ("/sensor/", "/health", "/suit/state", "/noob/")
+BACKOFF_MS = 1000
+BACKOFF_CAP_MS = 60000
+peak = 0  # the highest live heap sampled (after gc.collect: each sensor period, health query, before a reset)
+
+
+def heap_used():
+    global peak
+    gc.collect()
+    try:
+        used = gc.mem_alloc()
+    except AttributeError:  # CPython
+        return 0
+    if used > peak:
+        peak = used
+    return used
+
+
+async def sleep_ms(ms):
+    await asyncio.sleep(ms / 1000)
+
+
+async def supervise(name, start, backoff_ms=BACKOFF_MS):
+    """Run start() (a coroutine function) for ever: after an exception or a return, log it, wait, run it again.
+    The wait doubles after each quick failure, up to BACKOFF_CAP_MS; a run that lasted a minute resets it."""
+    delay = backoff_ms
+    while True:
+        t0 = ticks_ms()
+        try:
+            await start()
+            log.warn(name, "ended")
+        except asyncio.CancelledError:
+            raise
+        except MemoryError:
+            gc.collect()
+            log.error(name, "out of memory; again in", delay, "ms")
+        except Exception as e:
+            log.error(name, "failed:", type(e).__name__, e, "; again in", delay, "ms")
+        if ticks_diff(ticks_ms(), t0) > BACKOFF_CAP_MS:
+            delay = backoff_ms
+        await sleep_ms(delay)
+        delay = min(delay * 2, BACKOFF_CAP_MS)
+
+
+class Counted:
+    """The transport with a count of the bytes it carried ([sent, received], /health "wire")."""
+
+    def __init__(self, t):
+        self.t = t
+        self.wire = [0, 0]
+
+    def __getattr__(self, name):
+        return getattr(self.t, name)
+
+    def send(self, data, remote):
+        self.wire[0] += len(data)
+        return self.t.send(data, remote)
+
+    async def recv(self):
+        data, remote = await self.t.recv()
+        self.wire[1] += len(data)
+        return data, remote
+
+
+def _remote(addr, serial_remote):
+    return serial_remote if addr == "serial" or serial_remote else tuple(addr)
+
+
+class Agent:
+    def __init__(self, cfg, root=None):
+        self.cfg = cfg
+        self.root = root if root is not None else _cwd()
+        self.ep = None
+        self.dev = None
+        self.up = None
+        self.sensor = None
+        self.value = None
+        self.res = None
+        self.booted = None  # the update verdict of this boot
+        self.wdt = None
+
+    def path(self, name):
+        # state lives under .hg/: a folder named like a package next to main.py would shadow it ('' is first
+        # on sys.path), and a dot name is not importable
+        return self.root + "/" + name if self.root else name
+
+    # ---- set-up --------------------------------------------------------------------------------------
+
+    def transport(self):
+        kind = self.cfg["transport"]
+        if kind == "auto":
+            kind = "udp" if _has("socket") else "serial"
+        if kind == "serial":
+            from coap.serial import REMOTE, SerialTransport
+            return SerialTransport(), REMOTE
+        from coap.udp import UDPTransport
+        return UDPTransport(("0.0.0.0", self.cfg["port"])), None
+
+    def start(self):
+        # "reserve": bytes held for the whole run, so a run at heap H proves the agent works in H - reserve
+        self.reserve = bytearray(self.cfg["reserve"]) if self.cfg["reserve"] else None
+        from coap.endpoint import Endpoint
+        from store import FileStore
+        t, serial_remote = self.transport()
+        log.info("agent: coap on", "the serial console" if serial_remote else "udp port %d" % self.cfg["port"])
+        self.wire = Counted(t)
+        self.ep = ep = Endpoint(self.wire).start()
+        ep.on_error = lambda e: log.debug("coap:", type(e).__name__, e)
+        self.controller = _remote(self.cfg["controller"], serial_remote)
+        self.server = _remote(self.cfg["suit"], serial_remote)
+        self.state = FileStore(self.path(".hg"))  # one folder: each costs 2 blocks of a small filesystem
+        self._resources()
+        self._bootstrap()
+        self._updater()
+        return self
+
+    def _resources(self):
+        from agent_sensor import Sensor
+        s = self.cfg["sensor"]
+        self.sensor = Sensor(s["kind"], s["pin"])
+        self.res = self.ep.route("/sensor/temp", get=self._get_sensor, observable=True, ct=60, rt="temperature")
+        self.ep.route("/health", get=self._get_health, ct=60)
+
+    def _get_sensor(self, req):
+        import cbor
+        import app
+        if self.value is None:
+            return 163, b"no reading yet"  # 5.03
+        return cbor.dumps(app.describe(self.value))
+
+    def _get_health(self, req):
+        import cbor
+        return cbor.dumps(self.health())
+
+    def health(self):
+        """The /health map: version, heap (used, sampled peak, size), filesystem free, registered, update phase."""
+        used = heap_used()
+        try:
+            size = used + gc.mem_free()
+        except AttributeError:
+            size = 0
+        h = {"app": _app_version(), "heap": [used, peak, size], "registered": bool(self.dev and self.dev.registered),
+             "update": self.up.phase if self.up else None, "boot": self.booted,
+             "wire": self.wire.wire}
+        try:
+            st = os.statvfs(self.root or "/")
+            h["fs_free"] = st[0] * st[3]
+        except (AttributeError, OSError):
+            pass
+        return h
+
+    def _bootstrap(self):
+        from coapeap.device import Device
+        from eapnoob.console import Console
+        from eapnoob.peer import Peer
+        n = self.cfg["noob"]
+        info = ('{"Type":"hourglass-agent","Serial":"%s"}' % self.cfg["device"]).encode()
+        peer = Peer(self.state, info, dirs=n["dirs"])  # record names differ: eapnoob, coapeap*, suit-*
+        self.console = Console(peer)
+        self.dev = Device(self.ep, peer, self.controller, self.state, require=REQUIRE,
+                          retry=n["retry"], on_state=self._on_state)
+        self.console.on_accept = self.dev.kick
+        self.console.route(self.ep)
+
+    def _on_state(self, dev):
+        log.info("bootstrap: peer state", dev.peer.state, "registered" if dev.registered else "not registered",
+                 "heap", heap_used())
+        if dev.registered:
+            log.debug("modules:", " ".join(sorted(sys.modules)))
+        try:
+            from time import time
+            self.console.show(int(time()))
+        except (AttributeError, MemoryError) as e:
+            log.warn("oob display:", type(e).__name__)
+
+    def _updater(self):
+        from suit.ota import Updater
+        from suit.spool import FileSpool
+        self.up = Updater(self.ep, self._processor, self.state, self.cfg["device"].encode(), self.server,
+                          FileSpool(self.root or "."), kind="bundle",
+                          on_phase=lambda p: log.info("update: phase", p), restart=self._restart)
+        self.up.serve()
+
+    def _restart(self, kind):
+        # the figures of this boot, before the reset into the update (or out of a refused one) clears them
+        heap_used()
+        log.info("agent: heap peak", peak, "wire", self.wire.wire[0], self.wire.wire[1], "before", kind, "reset")
+        import machine
+        if kind == "hard":
+            machine.reset()
+        else:
+            machine.soft_reset()
+
+    def _processor(self):
+        # everything imported here is released after the update (Updater.release)
+        from cose.key import CoseKey
+        from suit.bundle import BundleDriver
+        from suit.processor import Processor
+        with open(self.path(self.cfg["anchor"]), "rb") as f:
+            anchor = CoseKey.decode(f.read())
+        ident = {1: bytes.fromhex(self.cfg["vendor"]), 2: bytes.fromhex(self.cfg["class"])}
+        return Processor(BundleDriver(self.root or ".", ident), [anchor], self.state)
+
+    async def _health_check(self):
+        """The first boot after an update: the new app imports and says it is healthy, the server answers."""
+        sys.modules.pop("app", None)
+        import app
+        if not app.healthy():
+            return False
+        return await self.ep.ping(self.server)
+
+    # ---- tasks ---------------------------------------------------------------------------------------
+
+    async def run(self):
+        self.booted = await self.up.boot(self._health_check, self.cfg["health_deadline"] * 1000)
+        if self.booted:
+            log.info("update: boot", self.booted)
+        log.info("agent: app version", _app_version(), "heap used", heap_used(), "peak", peak)
+        tasks = [supervise("bootstrap", self.dev.run), supervise("sensor", self.sample),
+                 supervise("health", self.keep)]
+        if self.cfg["poll"]:
+            path = "/suit/m/" + self.cfg["device"]
+            tasks.append(supervise("poll", lambda: self.up.poll_forever(path, self.cfg["poll"] * 1000)))
+        log.info("agent: ready")
+        await asyncio.gather(*tasks)
+
+    async def sample(self):
+        period = int(self.cfg["sensor"]["period"] * 1000)
+        while True:
+            self.value = self.sensor.read()
+            self.ep.notify(self.res)
+            heap_used()
+            await sleep_ms(period)
+
+    async def keep(self):
+        """The watchdog (hardware only), Wi-Fi, and the endpoint's receive task."""
+        if self.wdt is None and sys.platform not in ("linux", "darwin"):
+            try:
+                import machine
+                self.wdt = machine.WDT(timeout=30000)
+            except (ImportError, AttributeError, ValueError):
+                pass
+        while True:
+            if self.wdt is not None:
+                self.wdt.feed()
+            if self.ep.task is not None and self.ep.task.done():
+                log.warn("coap: receive loop ended; restarting it")
+                self.ep.task = None
+                self.ep.start()
+            heap_used()
+            await sleep_ms(5000)
+
+
+async def wifi(cfg):
+    """ESP32: join the configured network, retrying with backoff; reconnect when the link drops."""
+    import network
+    sta = network.WLAN(network.STA_IF)
+    sta.active(True)
+    delay = BACKOFF_MS
+    while True:
+        if not sta.isconnected():
+            log.info("wifi: connecting to", cfg["ssid"])  # the SSID only, never the password
+            sta.connect(cfg["ssid"], cfg["password"])
+            for _ in range(30):
+                if sta.isconnected():
+                    break
+                await sleep_ms(500)
+            if sta.isconnected():
+                log.info("wifi: connected", sta.ifconfig()[0])
+                delay = BACKOFF_MS
+            else:
+                log.warn("wifi: not connected; again in", delay, "ms")
+                sta.disconnect()
+                await sleep_ms(delay)
+                delay = min(delay * 2, BACKOFF_CAP_MS)
+                continue
+        await sleep_ms(5000)
+
+
+def _has(module):
+    try:
+        __import__(module)
+        return True
+    except ImportError:
+        return False
+
+
+def _cwd():
+    try:
+        d = os.getcwd()
+    except AttributeError:
+        return ""
+    return "" if d in ("", "/") else d.rstrip("/")
+
+
+def _app_version():
+    try:
+        import app
+        return app.VERSION
+    except Exception:  # a broken app must not take the health report with it
+        return None
+
+
+async def _main(cfg):
+    tasks = []
+    if cfg["wifi"]["ssid"] and _has("network"):
+        tasks.append(asyncio.create_task(supervise("wifi", lambda: wifi(cfg["wifi"]))))
+    agent = None
+    delay = BACKOFF_MS
+    while agent is None:
+        try:
+            agent = Agent(cfg).start()
+        except Exception as e:  # no transport yet (the port is taken), no memory, a broken module: keep trying
+            agent = None
+            gc.collect()
+            log.error("agent: start failed:", type(e).__name__, e, "; again in", delay, "ms")
+            await sleep_ms(delay)
+            delay = min(delay * 2, BACKOFF_CAP_MS)
+    await agent.run()
+
+
+def main():
+    from agent_config import load
+
+    cfg, _ = load(warn=log.warn)
+    sys.modules.pop("agent_config", None)  # read once: its checks give their heap back
+    log.set_level(cfg["log"])
+    log.info("agent: device", cfg["device"], "on", sys.platform)
+    asyncio.run(_main(cfg))

@@ -1,0 +1,58 @@
+"""`hourglass demo` end to end, non-interactively, as CI runs it: every phase passes, the device ends on the new
+version, the broken update is refused and the device stays on the good one; the summary says so. The hardware
+route's dry run, and the nRF52840 (serial line) refusal with its reason."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from hourglass import cli
+
+
+def _hourglass(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hourglass.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def test_demo_on_the_esp32_virtual_board(tmp_path):
+    out = tmp_path / "summary.json"
+    p = _hourglass("demo", "--work", str(tmp_path / "demo"), "--json", str(out), "--timeout", "120")
+    assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-4000:]
+    s = json.loads(out.read_text())
+    assert s["ok"] and [ph["name"] for ph in s["phases"]] == ["build", "host", "boot", "bootstrap", "serve",
+                                                             "update", "broken"]
+    assert all(ph["ok"] for ph in s["phases"])
+    assert s["device"]["app"] == 2 and s["device"]["registered"] is True
+    assert s["server"]["campaigns"] == {"app-v2": "confirmed", "app-broken": "failed"}
+    assert s["server"]["noob_state"] == 4  # Registered
+    by = {ph["name"]: ph for ph in s["phases"]}
+    assert "3 protected notifications" in by["serve"]["result"] and "4.01" in by["serve"]["result"]
+    assert "restored" in by["broken"]["result"] and "still on app v2" in by["broken"]["result"]
+    for name in ("bootstrap", "serve", "update", "broken"):
+        assert by[name]["wire"] > 0 and by[name]["peak"] > 0
+    assert "PASS broken" in p.stdout and "OOB message: https://hourglass.local/oob?P=" in p.stdout
+    assert "\u2580" in p.stdout  # the device's QR code, in half blocks
+    print(p.stdout[-3000:])
+
+
+def test_demo_hardware_dry_run(capsys):
+    assert cli.main(["demo", "--board", "ESP32_GENERIC-OTA", "--port", "/dev/ttyUSB0", "--wifi-ssid", "lab",
+                     "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "hourglass flash --board ESP32_GENERIC-OTA --port /dev/ttyUSB0" in text
+    assert "hourglass deploy" in text and "wifi lab" in text
+
+
+def test_demo_on_the_nrf52840_virtual_board_over_the_gateway(tmp_path):
+    """Over the serial line, at the nRF52840's own heap budget: the gateway's one upstream is the demo's relay to
+    the controller and the update server; the whole flow passes within the board's 64 KiB filesystem."""
+    out = tmp_path / "summary.json"
+    p = _hourglass("demo", "--board", "PCA10056", "--work", str(tmp_path / "demo"), "--json", str(out),
+                   "--timeout", "120")
+    assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-4000:]
+    s = json.loads(out.read_text())
+    assert s["ok"] and all(ph["ok"] for ph in s["phases"])
+    assert s["device"]["app"] == 2 and s["server"]["campaigns"] == {"app-v2": "confirmed", "app-broken": "failed"}
+    by = {ph["name"]: ph for ph in s["phases"]}
+    assert "3 protected notifications" in by["serve"]["result"] and "restored" in by["broken"]["result"]
