@@ -106,8 +106,9 @@ RUNTIMES = ["micropython", "cpython"]
 class Board:
     """The server on a pty: its console is the pty's master side; the gateway opens the slave."""
 
-    def __init__(self, tmp_path, runtime, script=BOARD):
+    def __init__(self, tmp_path, runtime, script=BOARD, heap="128k"):
         self.runtime = runtime
+        self.heap = heap
         self.path = tmp_path / "board.py"
         self.path.write_text(script)
         self.master, self.slave_fd = os.openpty()
@@ -119,7 +120,7 @@ class Board:
         env = dict(os.environ)
         if self.runtime == "micropython":
             env["MICROPYPATH"] = ":".join(mpvm.device_path())
-            cmd = [mpvm.micropython_binary(), "-X", "heapsize=128k", str(self.path)]
+            cmd = [mpvm.micropython_binary(), "-X", f"heapsize={self.heap}", str(self.path)]
         else:
             env["PYTHONPATH"] = os.pathsep.join(mpvm.device_path())
             cmd = [sys.executable, str(self.path)]

@@ -440,3 +440,6 @@ def register(subparsers) -> None:
     k.add_argument("key", nargs="+")
     k.add_argument("-o", "--out", required=True)
     k.set_defaults(func=cmd_keys)
+    from hourglass import suit_server  # serve, push, status, report
+
+    suit_server.register(sp)
