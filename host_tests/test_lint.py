@@ -1,5 +1,5 @@
 """Dead code stays out: ruff (pinned, rules in pyproject.toml) over every tree, and a check ruff has no rule for,
-private module-level names (constants, helpers' tables) that nothing in their module uses."""
+private module-level names (constants, tables, functions) that nothing uses."""
 from __future__ import annotations
 
 import ast
@@ -29,6 +29,8 @@ def unused_private_names(source: str, elsewhere: frozenset[str] = frozenset()) -
         targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
             node, ast.AnnAssign) else []
         defined += [t.id for t in targets if isinstance(t, ast.Name)]
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.append(node.name)
     private = {n for n in defined if n.startswith("_") and not n.startswith("__")}
     used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
     # a name may be read by its string (globals()["_X"], getattr(module, "_X"))
@@ -39,6 +41,7 @@ def unused_private_names(source: str, elsewhere: frozenset[str] = frozenset()) -
 def test_the_private_name_check_sees_an_unused_constant():
     assert unused_private_names("_A = const(1)\n_B = 2\nx = _B\n") == ["_A"]
     assert unused_private_names("_A = 1\n", frozenset({"_A"})) == [], "imported by another module"
+    assert unused_private_names("def _f():\n    pass\n\n\ndef _g():\n    pass\n\n\nx = _g\n") == ["_f"]
 
 
 def _sources() -> dict[Path, str]:

@@ -25,25 +25,6 @@ def _pct(seg):
     return bytes(out)
 
 
-def _decompose(uri, inner, outer):
-    # Section 4.1.3.3: path and query become Inner Uri-Path/Uri-Query; scheme://authority stays an outer Proxy-Uri.
-    s = str(uri, "utf-8")
-    i = s.find("://")
-    if i < 1:
-        raise OscoreError("Proxy-Uri without a scheme")
-    j = i + 3
-    while j < len(s) and s[j] not in "/?#":
-        j += 1
-    outer.append((_PROXY_URI, s[:j].encode()))
-    path, _, q = s[j:].partition("#")[0].partition("?")
-    if path and path != "/":
-        for seg in path.split("/")[1:]:
-            inner.append((_URI_PATH, _pct(seg)))
-    if q:
-        for seg in q.split("&"):
-            inner.append((_URI_QUERY, _pct(seg)))
-
-
 def decompose(uri, inner, outer):
     # Section 4.1.3.3: path and query become Inner Uri-Path/Uri-Query; scheme://authority stays an outer Proxy-Uri.
     s = str(uri, "utf-8")
