@@ -49,20 +49,6 @@ URIS = ("http://example.com/file.bin", "http://example.com/file1.bin", "http://e
 ROOT = "build/test-suit-" + hgtest.RUNTIME
 
 
-def _rmtree(path):
-    try:
-        names = os.listdir(path)
-    except OSError:
-        try:
-            os.remove(path)
-        except OSError:
-            pass
-        return
-    for n in names:
-        _rmtree(path + "/" + n)
-    os.rmdir(path)
-
-
 def _read(path):
     try:
         with open(path, "rb") as f:
@@ -82,7 +68,7 @@ def _kek():
 def _device(name, anchors=None, identity=None, **kw):
     from suit.processor import Processor
     root = ROOT + "/" + name
-    _rmtree(root)
+    hgtest.rmtree(root)
     sources = dict((u, hgtest.vector_path(V + "raw_image.bin")) for u in URIS)
     drv = BundleDriver(root, identity or {1: VENDOR, 2: CLASS}, sources=sources, max_file=kw.pop("max_file", None))
     proc = Processor(drv, anchors or _anchors(), FileStore(root + "/.state"), decryption_keys=_kek(), trace=True,

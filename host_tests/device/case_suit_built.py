@@ -26,20 +26,6 @@ ROOT = "build/test-suit-built-" + hgtest.RUNTIME
 ALGS = ("es256", "esp256", "eddsa", "ed25519", "hss", "hmac")
 
 
-def _rmtree(path):
-    try:
-        names = os.listdir(path)
-    except OSError:
-        try:
-            os.remove(path)
-        except OSError:
-            pass
-        return
-    for n in names:
-        _rmtree(path + "/" + n)
-    os.rmdir(path)
-
-
 def _key(name):
     return CoseKey.decode(hgtest.read_vector(B + name))
 
@@ -65,7 +51,7 @@ def _sha(path):
 
 def _device(name, anchors, **kw):
     root = ROOT + "/" + name
-    _rmtree(root)
+    hgtest.rmtree(root)
     sources = {"file:blob": hgtest.vector_path(B + "multi.suit.1.enc"),
                "file:ctr": hgtest.vector_path(B + "multi.suit.2.enc"),
                "file:ab": hgtest.vector_path(B + "ab.bin")}
@@ -121,7 +107,7 @@ def test_several_components_encrypted_gcm_and_ctr_severed_install_several_blocks
 def test_ab_slots_try_each_writes_the_free_slot():
     ab = sha256(hgtest.read_vector(B + "ab.bin")).digest().hex()
     root = ROOT + "/ab"
-    _rmtree(root)
+    hgtest.rmtree(root)
 
     def device(cap=8192):
         drv = SlotDriver(root, {1: VENDOR, 2: CLASS}, {"fw": cap},
@@ -137,7 +123,7 @@ def test_ab_slots_try_each_writes_the_free_slot():
     assert res.ok and drv.active_slot("fw") == 1 and _sha(root + "/fw.1") == ab, res
     assert REASONS[proc.update(hgtest.read_vector(B + "ab_2.suit")).reason] == "unauthorised"
     # a slot smaller than the image: refused while streaming, the active slot stays
-    _rmtree(root)
+    hgtest.rmtree(root)
     proc, drv = device(cap=4096)
     res = proc.update(hgtest.read_vector(B + "ab_1.suit"))
     assert REASONS[res.reason] == "operation-failed" and "bigger than the slot" in res.message, res

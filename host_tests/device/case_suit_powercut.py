@@ -71,20 +71,6 @@ CUTS = 500
 SLOT_CUTS = 150
 
 
-def _rmtree(path):
-    try:
-        names = os.listdir(path)
-    except OSError:
-        try:
-            os.remove(path)
-        except OSError:
-            pass
-        return
-    for n in names:
-        _rmtree(path + "/" + n)
-    os.rmdir(path)
-
-
 _BUF = bytearray(512)
 
 
@@ -138,7 +124,7 @@ def test_power_cut_at_500_random_points_leaves_old_or_new_bundle():
     _mkdir(ROOT)
     root = ROOT + "/bundle"
     # how many cut points one whole install has
-    _rmtree(root)
+    hgtest.rmtree(root)
     res = _bundle(root, Fs(), anchors, sources).update(v1)
     assert res.ok, (res, root, sources["file:v1_a.py"])
     counter = FaultyFs()
@@ -148,7 +134,7 @@ def test_power_cut_at_500_random_points_leaves_old_or_new_bundle():
     rng = hgtest.Rng(20261201)
     outcomes = {"old": 0, "new": 0, "cut in recovery": 0}
     for i in range(CUTS):
-        _rmtree(root)
+        hgtest.rmtree(root)
         assert _bundle(root, Fs(), anchors, sources).update(v1).ok
         fs = FaultyFs(rng.below(total + 2))
         try:
@@ -190,7 +176,7 @@ def test_power_cut_on_ab_slot_files_switches_all_or_nothing():
         drv = SlotDriver(root, {1: VENDOR, 2: CLASS}, {"fw": 8192}, sources=_sources(), fs=fs)
         return Processor(drv, anchors, FaultyStore(store, fs) if isinstance(fs, FaultyFs) else store), drv
 
-    _rmtree(root)
+    hgtest.rmtree(root)
     proc, drv = device(Fs())
     res = proc.update(e1)
     assert res.ok and drv.active_slot("fw") == 0, (res, root)
@@ -200,7 +186,7 @@ def test_power_cut_on_ab_slot_files_switches_all_or_nothing():
     total = counter.ops
     rng = hgtest.Rng(7)
     for i in range(SLOT_CUTS):
-        _rmtree(root)
+        hgtest.rmtree(root)
         assert device(Fs())[0].update(e1).ok
         try:
             device(FaultyFs(rng.below(total + 2)))[0].update(e2)

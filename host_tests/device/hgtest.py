@@ -1,5 +1,6 @@
 # Helpers for device test cases: the same case files run on CPython and on MicroPython (VM or board),
 # so this module uses only what both runtimes have.
+import os
 import sys
 import time
 
@@ -38,6 +39,21 @@ def raises(exc_type, fn, *args, **kwargs):
     except Exception as e:  # a different exception is a failure too; say which
         raise AssertionError("expected %s, got %s: %s" % (exc_type.__name__, type(e).__name__, e))
     raise AssertionError("expected %s, nothing was raised" % exc_type.__name__)
+
+
+def rmtree(path):
+    """Remove a file or a directory tree; nothing there is fine (case files start from a clean folder)."""
+    try:
+        names = os.listdir(path)
+    except OSError:
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+        return
+    for n in names:
+        rmtree(path + "/" + n)
+    os.rmdir(path)
 
 
 def vector_path(name):
