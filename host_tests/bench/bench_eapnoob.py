@@ -21,6 +21,7 @@ from coapeap.device import Device  # noqa: E402
 from crypto import p256, x25519  # noqa: F401,E402
 from eapnoob import bootstrap, conversation, keys, reconnect, wire  # noqa: F401,E402
 from eapnoob.peer import Peer  # noqa: E402
+import coapeap.exchange  # noqa: F401,E402
 from oscore import transform  # noqa: F401,E402
 from oscore.client import protect_request, unprotect_response  # noqa: E402
 from oscore.context import Context  # noqa: E402
@@ -250,6 +251,13 @@ class KeepLoaded(Peer):
     unload = None
 
 
+class KeepLoadedDevice(Device):
+    """The device without unload(), for the same reason (coapeap.exchange)."""
+
+    def unload(self):
+        pass
+
+
 class Bench:
     """One endpoint and one stand-in controller for all runs (a device's endpoint exists before it bootstraps:
     its buffers and dedup cache are not the bootstrap's), and the transcript read once."""
@@ -262,7 +270,7 @@ class Bench:
     def device(self, peer_store, dev_store, suite, rng):
         peer = KeepLoaded(peer_store, self.fixture[2], suites=(suite,), dirs=2, nai="noob@eap-noob.arpa", rng=rng,
                           reconnect_mac_nai=False)
-        return Device(self.ep, peer, CTRL, dev_store, require=("/app/",))
+        return KeepLoadedDevice(self.ep, peer, CTRL, dev_store, require=("/app/",))
 
     def run_bootstrap(self):
         """Initial + Waiting + OOB input + Completion over CoAP-EAP: (peer store, device store) once registered."""
