@@ -194,3 +194,30 @@ def test_eap_failure_ends_the_conversation():
     r = post(ep, dev.step[0], b"\x01\x05\x00\x05\x01" + cbor.dumps({1: [0], 2: b"\x07"}))
     r = post(ep, locate(r), b"\x04\x05\x00\x04", 2)
     assert r.code == 68 and dev.step is None and not dev.registered and dev.due > 0
+
+
+def test_default_cipher_suite_counts_as_sent_in_cs():
+    # RFC 9820 (as the ivalvare11/c-coap-eap implementation quotes it): "If neither CS-C nor CS-I was sent (i.e.,
+    # default algorithms are used), the value used to generate CS will be the same as if the default algorithms
+    # were explicitly sent in CS-C or CS-I (i.e., a CBOR array with the cipher suite value of 0)". A controller
+    # that offers no suites gets [0] back, and CS = [0] || [0] = 81 00 81 00. RID-C is the controller's Recipient
+    # ID, so it is the device's Sender ID (IANA "CoAP-EAP Information Elements": RID-C "Recipient ID of the EAP
+    # authenticator", RID-I "Recipient ID of the EAP peer").
+    ep, dev = new_device()
+    dev.announce()
+    r = post(ep, dev.step[0], b"\x01\x05\x00\x05\x01" + cbor.dumps({2: b"\x07"}), 1)
+    eap, info = split(bytes(r.payload))
+    assert r.code == 65 and info[1] == [0]
+    rid_i = info[3]
+    r = post(ep, locate(r), b"\x01\x06\x00\x05\x63", 2)
+    last = locate(r)
+    secret, salt = oscore_secrets(MSK, b"\x81\x00\x81\x00")
+    assert dev.pending.sender_id == b"\x07" and dev.pending.recipient_id == rid_i
+    ctrl = Context(secret, salt, rid_i, b"\x07")
+    inner = Message(0, 2, 0, b"\x09", b"\x03\x06\x00\x04").set_path(last)
+    outer, binding = protect_request(ctrl, inner)
+    outer.type, outer.mid, outer.token = 0, 3, b"\x09"
+    ep.t.sent = []
+    ep.receive(outer.encode(), CTRL)
+    assert unprotect_response(binding, decode(ep.t.sent[-1][0])).code == 68 and dev.registered
+    assert dev.expires == 0, "no Session-Lifetime: no expiry"
