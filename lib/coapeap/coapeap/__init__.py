@@ -10,8 +10,8 @@
 # Information Elements: RID-C is the Recipient ID of the EAP authenticator). The RFC's own derivation paragraph
 # was not readable with the tools at hand: the default-CS rule is quoted by one public implementation, which also
 # uses these labels, HKDF-Expand and 16/8 bytes (but hashes the bare suite integers); the other extracts before
-# expanding and uses mixed-case labels. We follow the labels as the RFC spells them, HKDF-Expand only, and the
-# arrays as sent.
+# expanding and uses mixed-case labels. We keep the upper-case labels, HKDF-Expand only, and the arrays as sent,
+# until the RFC's paragraph can be compared byte for byte.
 try:
     from micropython import const
 except ImportError:  # CPython
