@@ -16,6 +16,7 @@ _POST = const(2)
 _FETCH = const(5)
 _OBSERVE = const(6)
 _OSCORE = const(9)
+_BLOCK2 = const(23)
 _UNAUTHORIZED = const(129)
 
 
@@ -132,11 +133,17 @@ def outgoing(tf, req):
     if ctx is None:
         return req
     out, req.oscore = protect_request(ctx, echoed(tf, ctx, req))
+    if req.oscore[4]:  # an Observe registration: notifications in Outer Block2 blocks ask again with it
+        req.oscore_out = out
     return out
 
 
-def incoming(tf, req, resp):
-    """Oscore.incoming_response: the verified inner response, None when it does not verify."""
+def incoming(tf, ep, req, resp):
+    """Oscore.incoming_response: the verified inner response, None when it does not verify (or, for the first
+    Outer Block2 block of a notification, not yet: oscore.outer.notification)."""
+    if resp.opt(_BLOCK2) is not None:  # never on a whole protected message: Outer Block-wise
+        from oscore.outer import notification
+        return notification(tf, ep, req, resp)
     b = req.oscore
     try:
         inner = unprotect_response(b, resp)

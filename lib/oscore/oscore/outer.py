@@ -10,8 +10,12 @@
 # and the whole protected request is verified once the last block came. A protected response larger than the
 # block the client asked for (Outer Block2) or than the link carries is kept (bounded) and served block by
 # block: the client asks for the next block with the same protected request and an Outer Block2 option.
+# Notifications too (RFC 7959 section 3.4): the first block carries Observe, the client asks for the rest with
+# the registration's protected request without Observe, and the newest notification's blocks are served.
 # Client role: request() protects a request once, sends it in Outer Block1 blocks when it is too large, and
-# follows Outer Block2 to the end before it verifies the response.
+# follows Outer Block2 to the end before it verifies the response; observe() registers that way, and a
+# notification that comes in Outer Block2 blocks is followed to its end (notification()) and verified whole.
+from coap import CoapError
 from coap.block import decode as block_decode, encode as block_encode, BlockError
 from coap.msg import Message, uint_bytes
 
@@ -189,10 +193,11 @@ def outgoing(tf, ep, req, out):
     if b1 is not None:
         out.add(_BLOCK1, b1)
     body = out.payload
-    if out.opt(_OBSERVE) is not None:
-        return out  # a notification goes whole: its later blocks could not be asked for with a new request
+    observe = out.opt(_OBSERVE)
     if b2 is not None:
         num, szx = b2
+        if observe is not None:
+            num = 0  # every notification starts with its first block
     else:
         num = 0
         szx = 6
@@ -209,7 +214,9 @@ def outgoing(tf, ep, req, out):
         return _answer(_SERVER_ERROR)  # the response cannot be kept for the client to fetch
     st = _state(tf)
     head = Message(code=out.code)
-    head.opts = out.opts
+    # A notification (RFC 7959 section 3.4): Observe on its first block only; the client asks for the rest with
+    # the registration's protected request, without Observe, and gets the blocks of the newest notification.
+    head.opts = out.opts if observe is None else [x for x in out.opts if x[0] != _OBSERVE]
     b = req.oscore
     key = (req.remote, b[1], b[2])
     kept = [head, bytes(body)]
@@ -217,6 +224,8 @@ def outgoing(tf, ep, req, out):
     r = _block(st, key, kept, num, szx)
     if not num:
         r.add(_SIZE2, len(body))
+        if observe is not None:
+            r.add(_OBSERVE, observe)
     return r
 
 
@@ -240,13 +249,99 @@ async def send(tf, client, method, remote, path, payload=b"", options=(), con=Tr
     return r
 
 
-async def request(client, ctx, inner, remote, szx, max_body, timeout=None):
+async def observe(tf, client, remote, path, callback, options=(), szx=None):
+    """client.observe through OSCORE where the registration's response and the notifications may come in Outer
+    Block2 blocks (section 4.1.3.4.2): the registration is protected once (through the context of remote, retried
+    once with the Echo of a challenge), an Outer Block2 response is followed to its end and verified whole, and
+    so is every notification that comes in blocks (oscore.client.incoming). szx: the outer block size the
+    registration asks the notifications to come in (the client's szx by default). Returns the Observation."""
+    from coap.observe import Observation
+    from oscore.client import challenged, echoed, peer
+    ctx = peer(tf, remote)
+    if ctx is None:
+        raise OscoreError("no OSCORE context for %r" % (remote,))
+    o = Observation(client, remote, path, tuple(options), callback)
+    m = o.req = Message(0, 1, 0, o.token).set_path(path).add(_OBSERVE, 0)
+    for x in o.options:
+        m.add(x[0], x[1])
+    m.remote = remote
+    for _ in range(2):
+        r = await request(client, ctx, echoed(tf, ctx, m), remote, client.szx if szx is None else szx, tf.max_body,
+                          keep=m)
+        challenged(tf, ctx, r)
+        if tf.echo is None or r.code != 129:
+            break
+    client.waiters[(o.token, remote)] = o  # notifications: routed by token to the Observation
+    o.deliver(r)
+    return o
+
+
+def notification(tf, ep, req, first):
+    """Client role, oscore.client.incoming of a protected response with an Outer Block2 option outside an Outer
+    Block-wise exchange: the first block of a notification too large for one datagram. Its other blocks are asked
+    for with the registration's protected request (kept as req.oscore_out) and the whole notification goes to the
+    observation (ep.waiters, routed by token) as one message, where it is verified. None: nothing to deliver now."""
+    try:
+        num, more, szx = block_decode(first.opt(_BLOCK2))
+    except BlockError:
+        return None
+    out = getattr(req, "oscore_out", None)
+    if num or out is None:
+        return None
+    if not more:
+        from oscore.client import incoming
+        return incoming(tf, ep, req, _whole(first, first.payload))
+    import asyncio
+    asyncio.create_task(_rest(tf, ep, out, first, szx))
+    return None
+
+
+def _whole(first, body):
+    m = Message(first.type, first.code, first.mid, first.token, body)
+    m.opts = _without(first, (_BLOCK2, _SIZE2))
+    m.remote = first.remote
+    return m
+
+
+async def _rest(tf, ep, out, first, szx):
+    import os
+    remote = first.remote
+    buf = bytearray(first.payload)
+    m = Message(0, out.code, 0, os.urandom(4), out.payload if len(out.payload) <= 16 << szx else b"")
+    m.remote = remote
+    m.oscore_raw = True  # the registration as it was protected, without its Observe: the transform passes it
+    base = [x for x in out.opts if x[0] != _OBSERVE and x[0] != _BLOCK2]
+    more = True
+    try:
+        while more:
+            if len(buf) > tf.max_body:
+                return
+            m.opts = base + [(_BLOCK2, uint_bytes(block_encode(len(buf) >> (szx + 4), 0, szx)))]
+            r = await ep.exchange(m, remote)
+            v = r.opt(_BLOCK2)
+            if v is None:
+                return
+            num, more, szx = block_decode(v)
+            if num << (szx + 4) != len(buf):
+                return  # a newer notification replaced this one on the server: that one comes by itself
+            buf += r.payload
+    except (CoapError, MemoryError):
+        return
+    w = ep.waiters.get((first.token, remote))
+    if w is not None and type(w) is not list:  # the observation is still there
+        w(_whole(first, buf))
+
+
+async def request(client, ctx, inner, remote, szx, max_body, timeout=None, keep=None):
     """The verified inner response to inner (a request), protected once through ctx: the protected request goes
     in Outer Block1 blocks of 16 << szx bytes when it is larger, an Outer Block2 response is followed to its end
     (at most max_body bytes) and then verified. Raises OscoreError (a response that does not verify, or an
     unprotected error answer: .response), BlockError, or the client's RequestTimeout."""
     from oscore.client import protect_request, unprotect_response
     out, binding = protect_request(ctx, inner)
+    if keep is not None:  # an Observe registration (observe()): its notifications are verified with binding
+        keep.oscore = binding
+        keep.oscore_out = out
     body = out.payload
     bs = 16 << szx
     opts = out.opts

@@ -98,7 +98,7 @@ class Oscore:
         if getattr(req, "oscore", None) is None:
             return resp
         from oscore.client import incoming
-        return incoming(self, req, resp)
+        return incoming(self, ep, req, resp)
 
     async def request(self, client, method, remote, path, outer=False, **kw):
         """client.request through OSCORE, retried once when the server answers with an Echo challenge.
