@@ -239,6 +239,7 @@ def test_notifications_in_outer_block2():
         srv, box = _server(sc)
         sent = _wire(srv)
         cli = _client(cc)
+        asked = _wire(cli)
         box["v"] = BODY[:600]
         got = []
         obs = await O.observe(cli.transform, cli, srv.t.address, "/r", lambda m: got.append(bytes(m.payload)), szx=4)
@@ -254,6 +255,9 @@ def test_notifications_in_outer_block2():
         assert all(len(m.payload) == 256 for m in firsts), "blocks of the size the registration asked for"
         later = [m for _, m in sent if m.opt(6) is None and m.opt(23) is not None]
         assert len(later) == 6 * 2, "the other blocks of each, without Observe"
+        asks = [m for _, m in asked if m.opt(23) is not None and m.opt(23) != b"\x04"]
+        assert len(asks) == 12 and all(m.opt(6) is None and m.opt(9) is not None for m in asks), \
+            "the rest of the registration's answer and of each notification: the protected request, no Observe"
         assert sc.seq == 6, "one sequence number per notification, not per block"
         assert not srv.transform.blocks.tx, "each kept notification went with its last block"
         await obs.cancel()

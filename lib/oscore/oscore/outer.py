@@ -380,7 +380,7 @@ async def request(client, ctx, inner, remote, szx, max_body, timeout=None, keep=
     if b2 is not None:
         num, more, s = block_decode(b2)
         buf = bytearray(r.payload)
-        m.opts = [x for x in opts if x[0] != _BLOCK2]
+        m.opts = [x for x in opts if x[0] != _BLOCK2 and x[0] != _OBSERVE]  # the rest: no new registration
         m.opts.append((_BLOCK2, b""))
         m.payload = body if len(body) <= bs else b""
         while more:
