@@ -21,14 +21,14 @@ _UNAUTHORIZED = const(129)
 
 
 def encode_option(piv, kid_context=None, kid=None):
-    f = len(piv) | (0 if kid_context is None else 0x10) | (0 if kid is None else 0x08)
-    if not f:
-        return b""
-    out = bytearray((f,))
+    if kid_context is None:  # the usual request: flags, Partial IV, kid
+        if kid is None:
+            return bytes((len(piv),)) + piv if piv else b""
+        return bytes((len(piv) | 0x08,)) + piv + kid
+    out = bytearray((len(piv) | 0x10 | (0 if kid is None else 0x08),))
     out += piv
-    if kid_context is not None:
-        out.append(len(kid_context))
-        out += kid_context
+    out.append(len(kid_context))
+    out += kid_context
     if kid is not None:
         out += kid
     return out
@@ -75,11 +75,11 @@ def unprotect_response(binding, msg):
     if nonce is None:
         raise err(25)
     try:
-        m = open_inner(ctx, msg, nonce, binding[1], binding[2], ci, False)
+        m, observe = open_inner(ctx, msg, nonce, binding[1], binding[2], ci, False)
     except OscoreError as e:
         e.code = 0
         raise
-    if m.has(_OBSERVE):
+    if observe:
         if not binding[4]:
             raise err(26)
         if piv:

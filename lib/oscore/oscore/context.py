@@ -43,12 +43,6 @@ def aead(key, pure=False):
     return e[2]
 
 
-def piv_bytes(n):
-    """Partial IV encoding of a sequence number: no leading zero bytes, 0 as b'\\x00' (section 5)."""
-    return n.to_bytes(1 if n < 0x100 else 2 if n < 0x10000 else 3 if n < 0x1000000 else 4 if n < 1 << 32 else 5,
-                      "big")
-
-
 class Context:
     """One security context between this endpoint (Sender ID) and one peer (Recipient ID).
 
@@ -76,14 +70,17 @@ class Context:
         if self.store is not None and n >= self.limit:
             self.persist()  # before n is used: a failed write leaves n unused
         self.seq = n + 1
-        return piv_bytes(n)
+        # the Partial IV: no leading zero bytes, 0 as b"\x00" (section 5)
+        return n.to_bytes(1 if n < 0x100 else 2 if n < 0x10000 else 3 if n < 0x1000000 else 4 if n < 1 << 32 else 5,
+                          "big")
 
     def nonce(self, id_piv, piv):
         """AEAD nonce (section 5.2): [S | ID_PIV padded to 7 | PIV padded to 5] XOR Common IV."""
         out = bytearray(self.sender_base if id_piv == self.sender_id else self.recipient_base)
-        off = _NONCE_LEN - len(piv)
-        for i in range(len(piv)):
-            out[off + i] ^= piv[i]
+        i = _NONCE_LEN - len(piv)
+        for b in piv:
+            out[i] ^= b
+            i += 1
         return out
 
     def fresh(self, seq):
