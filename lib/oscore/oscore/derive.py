@@ -85,5 +85,7 @@ def setup(ctx, secret, salt, sender_id, recipient_id, id_context, store, name, k
             ctx.synced = False
     ctx.seq = seq
     ctx.limit = seq  # sequence numbers below this are covered by the stored bound
-    if store is not None:
-        ctx.persist()
+    if store is not None:  # the first bound, K on (Context.next_piv stores the later ones)
+        from oscore.context import MAX_SEQ
+        ctx.limit = min(seq + k, MAX_SEQ + 1)
+        store.put(name, ctx.limit.to_bytes(5, "big"))

@@ -72,23 +72,15 @@ def _state(tf):
 
 
 def incoming(tf, req, osc):
-    """Oscore.incoming_request of a protected request with an Outer Block option: the answer to send as it is
-    (2.31, 4.08, 4.13, a block of a kept response, a refusal), or the verified inner request once the last Outer
-    Block1 block came, with .oscore_outer = (Block1 value to echo or None, (num, szx) of the client's Outer
-    Block2 or None)."""
-    from oscore.transform import server_error, verify
+    """Server role, for a protected request with an Outer Block option: a Message to answer with as it is (2.31,
+    4.08, 4.13, a block of a kept response), or the request to verify: the whole protected request once its last
+    Outer Block1 block came, with .oscore_outer = (Block1 value to echo or None, (num, szx) of the client's
+    Outer Block2 or None)."""
     try:
-        full = _assemble(tf, req, osc)
+        return _assemble(tf, req, osc)
     except MemoryError:  # the transfers in progress go: a board keeps answering
         tf.blocks = None
-        return server_error()
-    if full.code >= 64:
-        return full
-    inner = verify(tf, full)
-    ob = getattr(full, "oscore_outer", None)
-    if ob is not None and inner is not None and inner.code < 64:
-        inner.oscore_outer = ob
-    return inner
+        return _answer(_SERVER_ERROR)
 
 
 def _assemble(tf, req, osc):

@@ -29,6 +29,7 @@ _OBSERVE = const(6)
 _OSCORE = const(9)
 _PROXY_URI = const(35)
 _WINDOW = const(32)  # oscore.context.WINDOW
+_WINDOW_MASK = const(0xFFFFFFFF)
 
 # Outer-only (Class U) options: Uri-Host, Uri-Port, Hop-Limit, Proxy-Uri, Proxy-Scheme. Every other option is
 # Inner (Class E, the default for unlisted options, section 4.1); Observe is both (section 4.1.3.5). The
@@ -159,12 +160,12 @@ def outer_of(msg):
     return osc, keep
 
 
-def open_inner(ctx, msg, nonce, kid, piv, ci, request):
+def open_inner(ctx, msg, nonce, kid, piv, class_i, request):
     ct = msg.payload
     if not ct:
         raise err(13)
     try:
-        pt = aead(ctx.recipient_key, ctx.pure).decrypt(nonce, ct, aad(kid, piv, ci))
+        pt = aead(ctx.recipient_key, ctx.pure).decrypt(nonce, ct, aad(kid, piv, class_i))
     except CryptoError:  # InvalidTag, or a length CCM refuses
         raise err(19)
     if not pt:
@@ -213,7 +214,7 @@ def unprotect_request(contexts, msg):
         raise err(22)
     seq = int.from_bytes(piv, "big")
     synced = ctx.synced
-    if synced:  # Context.fresh, inline: the replay check of every request
+    if synced:  # a replay (section 7.4)?
         d = ctx.top - seq
         if d >= 0 and (d >= _WINDOW or (ctx.bits >> d) & 1):
             raise err(23)
@@ -224,8 +225,13 @@ def unprotect_request(contexts, msg):
     nonce = ctx.nonce(kid, piv)
     m, observe = open_inner(ctx, msg, nonce, kid, piv, ci, True)
     binding = [ctx, kid, piv, nonce, observe, -1]
-    if synced:
-        ctx.accept(seq)
+    if synced:  # mark seq received (section 7.4): bit d of bits is top - d
+        d = seq - ctx.top
+        if d > 0:
+            ctx.bits = ((ctx.bits << d) | 1) & _WINDOW_MASK if d < _WINDOW else 1
+            ctx.top = seq
+        else:
+            ctx.bits |= 1 << -d
     else:
         from oscore.answer import resync
         resync(ctx, m, binding, seq)  # raises EchoRequired unless m returns the challenge's Echo

@@ -31,25 +31,6 @@ def context_of(req):
     return None if b is None else b[0]
 
 
-def server_error():
-    """The 5.00 a server answers when it cannot protect or ran out of heap."""
-    from coap.msg import Message
-    return Message(code=_SERVER_ERROR)
-
-
-def verify(tf, req):
-    """The inner request of the protected request req, or the answer that refuses it (section 8, Echo)."""
-    try:
-        inner, binding = unprotect_request(tf.contexts, req)
-    except OscoreError as e:
-        from oscore.answer import refusal
-        return refusal(e, req)
-    except MemoryError:
-        return server_error()
-    inner.oscore = binding
-    return inner
-
-
 class Oscore:
     def __init__(self, contexts=(), client=None, require=(), max_body=4096):
         self.contexts = list(contexts)
@@ -68,10 +49,25 @@ class Oscore:
                 from oscore.answer import unprotected
                 return unprotected(self, req)
             return req
+        ob = None
         if req.opt(_BLOCK1) is not None or req.opt(_BLOCK2) is not None:  # Outer Block-wise (4.1.3.4.2)
             from oscore.outer import incoming
-            return incoming(self, req, osc)
-        return verify(self, req)
+            req = incoming(self, req, osc)  # an answer, or the whole protected request
+            if req.code >= 64:
+                return req
+            ob = getattr(req, "oscore_outer", None)
+        try:
+            inner, binding = unprotect_request(self.contexts, req)
+        except OscoreError as e:  # the section 8 answer, or the Echo challenge (answer.EchoRequired)
+            from oscore.answer import refusal
+            return refusal(e, req)
+        except MemoryError:
+            from coap.msg import Message
+            return Message(code=_SERVER_ERROR)
+        inner.oscore = binding
+        if ob is not None:
+            inner.oscore_outer = ob
+        return inner
 
     def outgoing_response(self, ep, req, resp):
         b = getattr(req, "oscore", None)
@@ -80,7 +76,8 @@ class Oscore:
         try:
             out = protect_response(b, resp)
         except OscoreError:  # the context cannot protect any more: never send the inner response in clear
-            return server_error()
+            from coap.msg import Message
+            return Message(code=_SERVER_ERROR)
         if len(out.payload) + 64 > ep.t.max_message_size or getattr(req, "oscore_outer", None) is not None:
             from oscore.outer import outgoing
             return outgoing(self, ep, req, out)
