@@ -8,9 +8,9 @@
 # Client role: every request goes out through `client`: one Context for every peer, or a dict {remote: Context}
 # (a peer not in it is spoken to unprotected), None: unprotected. A 4.01 Echo challenge is kept for its context
 # and that context's next request carries the Echo: Oscore.request() retries once with it.
-# The coap seam gives outgoing_request no remote (the inner request's .remote is unset), so a dict of contexts
-# is used by Oscore.request(..., outer=True), which names the peer; a plain client.request through a dict
-# fails (OscoreError) rather than guess the peer or send in clear.
+# A dict of contexts picks by the inner request's .remote: Oscore.request(..., outer=True) and
+# oscore.outer.observe set it; a plain client.request has it where the coap requester sets it before
+# outgoing_request, and fails (OscoreError) where it does not, rather than guess the peer or send in clear.
 from oscore import OscoreError
 from oscore.protect import unprotect_request, protect_response
 
