@@ -49,10 +49,11 @@ class Context:
     class_i: option numbers this application treats as Class I (integrity-protected outer options; RFC 8613
     defines none)."""
 
-    def __init__(self, secret, salt=b"", sender_id=b"", recipient_id=b"", id_context=None, store=None,
-                 name="oscore", k=64, pure=False, class_i=()):
-        from oscore.derive import setup  # making a context is rare: its code loads then
-        setup(self, secret, salt, sender_id, recipient_id, id_context, store, name, k, pure, class_i)
+    def __init__(self, *args, **kw):
+        # (secret, salt=b"", sender_id=b"", recipient_id=b"", id_context=None, store=None, name="oscore", k=64,
+        # pure=False, class_i=()), as oscore.derive.setup takes them: making a context is rare, its code loads then
+        from oscore.derive import setup
+        setup(self, *args, **kw)
 
     def next_piv(self):
         """The Partial IV for the next message this context sends; refuses once the numbers run out."""

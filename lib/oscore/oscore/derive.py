@@ -49,7 +49,8 @@ def id_nonce(iv, ident):
     return bytes(out)
 
 
-def setup(ctx, secret, salt, sender_id, recipient_id, id_context, store, name, k, pure, class_i):
+def setup(ctx, secret, salt=b"", sender_id=b"", recipient_id=b"", id_context=None, store=None, name="oscore", k=64,
+          pure=False, class_i=()):
     """Context.__init__: the checks, the keys and nonce bases, the sequence number bound from the store."""
     if len(sender_id) > _ID_MAX or len(recipient_id) > _ID_MAX:
         raise err(1)
