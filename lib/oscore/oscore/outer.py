@@ -46,7 +46,9 @@ class Blocks:
     def __init__(self, max_body):
         self.max_body = max_body
         self.rx = {}  # (remote, OSCORE option) -> [buffer, bytes so far] of the request's ciphertext
-        self.tx = {}  # (remote, request kid, request Partial IV) -> [outer response without payload, ciphertext]
+        # (remote, request kid, request Partial IV) -> [outer response without payload, ciphertext, a notification
+        # (kept after its last block was served, until the next one replaces it)]
+        self.tx = {}
 
 
 def _answer(code, payload=b""):
@@ -164,7 +166,7 @@ def _too_large(st, key):
 
 
 def _block(st, key, kept, num, szx):
-    head, body = kept
+    head, body, stays = kept
     bs = 16 << szx
     off = num * bs
     if off >= len(body):
@@ -173,7 +175,7 @@ def _block(st, key, kept, num, szx):
     r = Message(code=head.code, payload=body[off:off + bs])
     r.opts = list(head.opts)
     r.add(_BLOCK2, block_encode(num, more, szx))
-    if not more:
+    if not more and not stays:  # a notification stays until the next one replaces it (or the slot goes)
         del st.tx[key]
     return r
 
@@ -211,7 +213,7 @@ def outgoing(tf, ep, req, out):
     head.opts = out.opts if observe is None else [x for x in out.opts if x[0] != _OBSERVE]
     b = req.oscore
     key = (req.remote, b[1], b[2])
-    kept = [head, bytes(body)]
+    kept = [head, bytes(body), observe is not None]
     _put(st.tx, key, kept)
     r = _block(st, key, kept, num, szx)
     if not num:
@@ -283,8 +285,13 @@ def notification(tf, ep, req, first):
     if not more:
         from oscore.client import incoming
         return incoming(tf, ep, req, _whole(first, first.payload))
+    busy = getattr(req, "oscore_rest", None)
+    if busy is not None:  # one notification's blocks at a time (bounded): the newest waits for its turn
+        busy[0] = first
+        return None
+    req.oscore_rest = [None]
     import asyncio
-    asyncio.create_task(_rest(tf, ep, out, first, szx))
+    asyncio.create_task(_rest(tf, ep, req, out, first, szx))
     return None
 
 
@@ -295,7 +302,21 @@ def _whole(first, body):
     return m
 
 
-async def _rest(tf, ep, out, first, szx):
+async def _rest(tf, ep, req, out, first, szx):
+    # Follows first, then the newest first block that came meanwhile (a server keeps only its newest
+    # notification: the blocks of an older one may no longer be there, and then it does not verify).
+    try:
+        while first is not None:
+            await _follow(tf, ep, out, first, szx)
+            first = req.oscore_rest[0]
+            req.oscore_rest[0] = None
+            if first is not None:
+                szx = block_decode(first.opt(_BLOCK2))[2]
+    finally:
+        req.oscore_rest = None
+
+
+async def _follow(tf, ep, out, first, szx):
     import os
     remote = first.remote
     buf = bytearray(first.payload)
