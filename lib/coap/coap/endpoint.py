@@ -5,7 +5,9 @@
 #
 #   ep = Endpoint(UDPTransport(("0.0.0.0", 5683))).start()
 #   ep.route("/health", get=lambda req: b"ok")                 # server role
+#   ep.unroute("/health")                                      # not served any more (4.04)
 #   r = await ep.get(("192.0.2.1", 5683), "/suit/payload")     # client role, same socket
+#   ep.send_non(POST, ("192.0.2.1", 5683), "/trigger", b"hi")  # a NON request, no answer awaited
 #
 # Layers, bottom up:
 #   message layer   receive(): decode, then dispatch by type: empty messages (ping, ACK/RST matching,
@@ -20,7 +22,8 @@
 #                   optional parts load on first use: Observe (coap.observe), Block2 (coap.block), Block1
 #                   (coap.upload), separate responses (coap.separate), /.well-known/core (coap.linkformat).
 #   client role     coap/requester.py, the endpoint's base class: exchange() (one request, its response),
-#                   request() (Block-wise both ways), observe(), ping().
+#                   request() (Block-wise both ways), observe(), ping(), send_non() (one NON request,
+#                   through the transform, sent without waiting for an answer).
 #
 # rst_listeners is a list of callables f(msg) called with every RST the endpoint receives (coap.observe uses
 # it to end an observation). Handlers and what they may return: coap/serve.py.
@@ -343,6 +346,15 @@ class Endpoint(Requester):
     def route(self, path, **kw):
         from coap.serve import Resource
         return self.add(Resource(path, **kw))
+
+    def unroute(self, path):
+        """Stop serving path (its requests then get 4.04): returns the removed Resource, or None. Its
+        observers get a 4.04 notification, which ends their observations; its unfinished uploads are dropped."""
+        r = self.resources
+        res = r.pop(path if path.startswith("/") else "/" + path, None) if r else None
+        if res is not None:
+            self.serve.removed(self, res)
+        return res
 
     def notify(self, res):
         """The resource changed: send every observer a notification (NON, every n-th CON)."""

@@ -119,6 +119,7 @@ class Requester:
     async def exchange(self, m, remote, timeout=None):
         """One request message -> its response message (piggybacked or separate)."""
         inner = m
+        m.remote = remote  # a transform picks its per-peer state (an OSCORE context) by it
         if self.transform is not None:
             from coap.transform import request_out
             m = request_out(self, inner)
@@ -195,6 +196,24 @@ class Requester:
             return r
         from coap import block  # the rest of a Block2 body (RFC 7959)
         return await block.fetch(self, r, b2, method, remote, path, options, con, timeout, sink, start, etag)
+
+    def send_non(self, method, remote, path, payload=b"", options=(), token=None):
+        """Send one NON request (through the transform) and wait for nothing; returns the message sent (its
+        mid and token). An answer, if the peer sends one, reaches no one: the endpoint resets it as
+        one with an unknown token (start() the endpoint to hear it at all). The payload must fit one message (no Block1 without answers)."""
+        m = Message(_NON, method, 0, token or os.urandom(4), payload).set_path(path)
+        for o in options:
+            m.add(o[0], o[1])
+        m.remote = remote
+        if self.transform is not None:
+            from coap.transform import request_out
+            m = request_out(self, m)
+        m.mid = self.next_mid()
+        data = m.encode()
+        if len(data) > self.t.max_message_size:
+            raise ValueError("NON request larger than one message")
+        self.t.send(data, remote)
+        return m
 
     # get/put/post/delete return request()'s coroutine: await them.
     def get(self, remote, path, **kw):
