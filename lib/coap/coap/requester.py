@@ -199,8 +199,8 @@ class Requester:
 
     def send_non(self, method, remote, path, payload=b"", options=(), token=None):
         """Send one NON request (through the transform) and wait for nothing; returns the message sent (its
-        mid and token). An answer, if the peer sends one, reaches no one: the endpoint resets it as
-        one with an unknown token (start() the endpoint to hear it at all). The payload must fit one message (no Block1 without answers)."""
+        mid and token). An answer, if the peer sends one, reaches no one: the endpoint resets it as one with
+        an unknown token (start() the endpoint to hear it at all). The payload must fit one message."""
         m = Message(_NON, method, 0, token or os.urandom(4), payload).set_path(path)
         for o in options:
             m.add(o[0], o[1])
