@@ -190,13 +190,9 @@ def test_client_context_per_peer():
             r = await tf.request(cli, D.GET, n, "/who", outer=True)
             assert r.code == D.CONTENT and bytes(r.payload) == n.encode(), (n, r.code)
         assert peers["s1"].seq == 2 and peers["s2"].seq == 1
-        # A plain client.request gives the seam no remote: refused rather than guessed or sent in clear.
-        e = None
-        try:
-            await cli.get("s1", "/who")
-        except OscoreError as x:
-            e = x
-        assert e is not None and "remote" in str(e)
+        # A plain client.request names its peer to the seam too (req.remote): s1's context protects it.
+        r = await cli.get("s1", "/who")
+        assert r.code == D.CONTENT and bytes(r.payload) == b"s1" and peers["s1"].seq == 3
         # s1 reboots from its store: its next request goes through the Echo round trip with s1's context only
         srvs[0].close()
         await asyncio.sleep(0.02)
@@ -208,7 +204,7 @@ def test_client_context_per_peer():
         srv.start()
         srvs[0] = srv
         r = await tf.request(cli, D.GET, "s1", "/who", outer=True)
-        assert r.code == D.CONTENT and bytes(r.payload) == b"s1 again" and sc.synced and peers["s1"].seq == 4
+        assert r.code == D.CONTENT and bytes(r.payload) == b"s1 again" and sc.synced and peers["s1"].seq == 5
         assert tf.echo is None
         r = await tf.request(cli, D.GET, "s2", "/who", outer=True)
         assert bytes(r.payload) == b"s2" and peers["s2"].seq == 2, "s2 saw no Echo meant for s1"

@@ -208,9 +208,12 @@ class Endpoint(Requester):
                 self.send_empty(_RST, m.mid, m.remote)
             return
         now = ticks_ms()
-        s = self.dd_find(m.remote, m.mid, now)
-        if s >= 0 and self.dd_resend(s, m.type):  # a duplicate: answered as before, the handler not again
-            return
+        # A duplicate is answered as before, the handler not run again (a new MID is not in the index: the
+        # common case costs one dict look-up).
+        if m.mid in self.dd_index:
+            s = self.dd_find(m.remote, m.mid, now)
+            if s >= 0 and self.dd_resend(s, m.type):
+                return
         s = self.dd_add(m.remote, m.mid, now)
         try:
             self.serve.on_request(self, m, s)
@@ -276,14 +279,15 @@ class Endpoint(Requester):
         s = self.dd_next
         self.dd_next = 0 if s + _D_N >= len(d) else s + _D_N
         old = d[s]
-        if old >= 0 and self.dd_index.get(old) == s:
-            del self.dd_index[old]
+        ix = self.dd_index
+        if old >= 0 and ix.get(old) == s:
+            del ix[old]
         d[s] = mid
         d[s + _D_REMOTE] = remote
         d[s + _D_EXP] = ticks_add(now, self.params.exchange_lifetime)
         d[s + _D_STATE] = 0
         d[s + _D_OBJ] = None
-        self.dd_index[mid] = s
+        ix[mid] = s
         return s
 
     def dd_store(self, s, data, state=1, obj=None):

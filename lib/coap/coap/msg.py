@@ -27,15 +27,20 @@ def uint_bytes(n):
 
 
 class Message:
-    def __init__(self, mtype=_CON, code=_GET, mid=0, token=b"", payload=b""):
+    # Defaults as class attributes: an instance stores only what it sets (each stored attribute can grow the
+    # instance's attribute table, which costs an allocation on every message).
+    payload = b""
+    buf = None  # decoded messages: the datagram; opts is then the flat [num, start, end, ...] index
+    remote = None
+
+    def __init__(self, mtype=_CON, code=_GET, mid=0, token=b"", payload=None):
         self.type = mtype
         self.code = code
         self.mid = mid
         self.token = token
-        self.payload = payload
+        if payload is not None:
+            self.payload = payload
         self.opts = []
-        self.buf = None  # decoded messages: the datagram; opts is then the flat [num, start, end, ...] index
-        self.remote = None
 
     def add(self, num, value):
         if self.buf is not None:  # editing a decoded message: switch to (number, value) pairs
@@ -186,6 +191,9 @@ class Message:
         return out
 
 
+_new = object.__new__
+
+
 def _err(n, mtype=None, mid=None):
     # The texts live in coap.errtext, loaded on the first malformed message: no RAM for them until then.
     from coap.errtext import DECODE
@@ -218,9 +226,13 @@ def decode(buf):
         raise _err(4, mtype, mid)
     if p > n:
         raise _err(5, mtype, mid)
-    m = Message(mtype, code, mid, bytes(mv[4:p]))
+    m = _new(Message)  # no __init__: the fields are set here
+    m.type = mtype
+    m.code = code
+    m.mid = mid
+    m.token = bytes(mv[4:p]) if tkl else b""
     m.buf = mv
-    opts = m.opts
+    m.opts = opts = []
     num = 0
     try:
         while p < n:
