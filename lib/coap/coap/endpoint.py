@@ -357,7 +357,8 @@ class Endpoint(Requester):
         r = self.resources
         res = r.pop(path if path.startswith("/") else "/" + path, None) if r else None
         if res is not None:
-            self.serve.removed(self, res)
+            from coap.occasional import removed
+            removed(self, res)
         return res
 
     def notify(self, res):

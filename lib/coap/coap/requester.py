@@ -198,22 +198,9 @@ class Requester:
         return await block.fetch(self, r, b2, method, remote, path, options, con, timeout, sink, start, etag)
 
     def send_non(self, method, remote, path, payload=b"", options=(), token=None):
-        """Send one NON request (through the transform) and wait for nothing; returns the message sent (its
-        mid and token). An answer, if the peer sends one, reaches no one: the endpoint resets it as one with
-        an unknown token (start() the endpoint to hear it at all). The payload must fit one message."""
-        m = Message(_NON, method, 0, token or os.urandom(4), payload).set_path(path)
-        for o in options:
-            m.add(o[0], o[1])
-        m.remote = remote
-        if self.transform is not None:
-            from coap.transform import request_out
-            m = request_out(self, m)
-        m.mid = self.next_mid()
-        data = m.encode()
-        if len(data) > self.t.max_message_size:
-            raise ValueError("NON request larger than one message")
-        self.t.send(data, remote)
-        return m
+        """Send one NON request (through the transform) and wait for nothing: coap.occasional.send_non."""
+        from coap.occasional import send_non
+        return send_non(self, method, remote, path, payload, options, token)
 
     # get/put/post/delete return request()'s coroutine: await them.
     def get(self, remote, path, **kw):

@@ -227,16 +227,6 @@ def finish(ep, req, r):
     return r
 
 
-def removed(ep, res):
-    """Endpoint.unroute took res away: drop its unfinished uploads, end its observations with 4.04."""
-    ups = ep.uploads
-    for k in [k for k in ups if k[1] == res.path]:
-        del ups[k]
-    if res.observers:
-        from coap.observe import gone
-        gone(ep, res)
-
-
 def outer_response(ep, req, resp):
     """The response as it goes out for req: through the transform (if any), with req's token."""
     if ep.transform is not None:
