@@ -11,8 +11,9 @@
 #
 # Layers, bottom up:
 #   message layer   receive(): decode, then dispatch by type: empty messages (ping, ACK/RST matching,
-#                   RST listeners), _on_request (dedup, then the server role), _on_response (dedup, then
-#                   token routing); send_con() with one timer task retransmitting every pending CON.
+#                   RST listeners), requests to the server role (coap.serve.on_request: dedup first),
+#                   _on_response (dedup, then token routing); send_con() with one timer task retransmitting
+#                   every pending CON.
 #                   The deduplication cache's operations (dd_find, dd_add, dd_store, dd_resend) are public
 #                   for the server role.
 #   transform       endpoint.transform (OSCORE) between the message layer and request/response handling:
@@ -61,7 +62,6 @@ _D_LEN = const(5)
 _D_LAP = const(6)     # ring lap the bytes were written in: valid while not overwritten by the next lap
 _D_OBJ = const(7)     # state 2: (source, offset, n); state 3: the answer bytes
 _D_N = const(8)       # fields per slot
-_FREE = (-1, None, 0, 0, 0, 0, 0, None)
 
 # The pending-CON fields coap.requester keeps (see there) that _acked() sets.
 _P_EV = const(0)
@@ -69,10 +69,10 @@ _P_MSG = const(1)
 _P_REMOTE = const(3)
 
 
-def szx_for(max_message_size, overhead=128):
-    """Largest block size exponent whose block (plus header/options room) fits the transport."""
+def szx_for(max_message_size):
+    """Largest block size exponent whose block (plus 128 bytes of header and options) fits the transport."""
     s = 6
-    while s and (16 << s) + overhead > max_message_size:
+    while s and (16 << s) + 128 > max_message_size:
         s -= 1
     return s
 
@@ -188,7 +188,11 @@ class Endpoint(Requester):
                 for f in self.rst_listeners:
                     f(m)
         elif code < 32:
-            self._on_request(m)
+            if self.resources is None:  # serves nothing: reject (RFC 7252 4.2)
+                if m.type == _CON:
+                    self.send_empty(_RST, m.mid, remote)
+            else:
+                self.serve.on_request(self, m)
             return True
         else:
             self._on_response(m)
@@ -201,29 +205,6 @@ class Endpoint(Requester):
             if p[_P_EV]:
                 p[_P_EV].set()
 
-
-    def _on_request(self, m):
-        if self.resources is None:  # serves nothing: reject (RFC 7252 4.2)
-            if m.type == _CON:
-                self.send_empty(_RST, m.mid, m.remote)
-            return
-        now = ticks_ms()
-        # A duplicate is answered as before, the handler not run again (a new MID is not in the index: the
-        # common case costs one dict look-up).
-        if m.mid in self.dd_index:
-            s = self.dd_find(m.remote, m.mid, now)
-            if s >= 0 and self.dd_resend(s, m.type):
-                return
-        s = self.dd_add(m.remote, m.mid, now)
-        try:
-            self.serve.on_request(self, m, s)
-        except MemoryError:  # unanswered: forget it, so its retransmission is taken as new
-            d = self.dd
-            if self.dd_index.get(d[s]) == s:
-                del self.dd_index[d[s]]
-            d[s] = -1
-            d[s + _D_OBJ] = None
-            raise
 
     def _on_response(self, m):
         mt = m.type
@@ -257,8 +238,8 @@ class Endpoint(Requester):
 
     # --- deduplication
 
-    def dd_find(self, remote, mid, now):
-        """The live slot of (remote, mid), or -1."""
+    def dd_find(self, remote, mid, t):
+        """The live slot of (remote, mid) at ticks_ms t, or -1."""
         d = self.dd
         s = self.dd_index.get(mid, -1)
         if s >= 0 and d[s + _D_REMOTE] != remote:  # the same MID from another peer: look at every slot
@@ -267,15 +248,15 @@ class Endpoint(Requester):
                 if d[i] == mid and d[i + _D_REMOTE] == remote:
                     s = i
                     break
-        if s >= 0 and ticks_diff(d[s + _D_EXP], now) <= 0:
+        if s >= 0 and ticks_diff(d[s + _D_EXP], t) <= 0:
             return -1
         return s
 
-    def dd_add(self, remote, mid, now):
-        """A new entry for (remote, mid), answer pending; returns its slot."""
+    def dd_add(self, remote, mid, t):
+        """A new entry for (remote, mid) at ticks_ms t, answer pending; returns its slot."""
         d = self.dd
         if not d:  # every slot at once, with the first entry: one allocation, never regrown
-            d = self.dd = list(_FREE) * self.dd_limit
+            d = self.dd = [-1, None, 0, 0, 0, 0, 0, None] * self.dd_limit  # free slots
         s = self.dd_next
         self.dd_next = 0 if s + _D_N >= len(d) else s + _D_N
         old = d[s]
@@ -284,13 +265,13 @@ class Endpoint(Requester):
             del ix[old]
         d[s] = mid
         d[s + _D_REMOTE] = remote
-        d[s + _D_EXP] = ticks_add(now, self.params.exchange_lifetime)
+        d[s + _D_EXP] = ticks_add(t, self.params.exchange_lifetime)
         d[s + _D_STATE] = 0
         d[s + _D_OBJ] = None
         ix[mid] = s
         return s
 
-    def dd_store(self, s, data, state=1, obj=None):
+    def dd_store(self, s, data, state=1, src=None):
         # The answer's bytes go into the ring; one bigger than the ring is kept as an object.
         d = self.dd
         n = len(data)
@@ -310,7 +291,7 @@ class Endpoint(Requester):
         d[s + _D_OFF] = w
         d[s + _D_LEN] = n
         d[s + _D_LAP] = self.dd_lap
-        d[s + _D_OBJ] = obj
+        d[s + _D_OBJ] = src
         self.dd_w = w + n
 
     def dd_resend(self, s, mtype):
@@ -357,12 +338,12 @@ class Endpoint(Requester):
         r = self.resources
         res = r.pop(path if path.startswith("/") else "/" + path, None) if r else None
         if res is not None:
-            from coap.occasional import removed
-            removed(self, res)
+            from coap.occasional import unroute
+            unroute(self, res)
         return res
 
-    def notify(self, res):
+    def notify(self, resource):
         """The resource changed: send every observer a notification (NON, every n-th CON)."""
-        if res.observers:
+        if resource.observers:
             from coap.observe import notify
-            notify(self, res)
+            notify(self, resource)

@@ -13,9 +13,6 @@ _CON = const(0)
 _GET = const(1)
 _URI_PATH = const(11)
 _URI_QUERY = const(15)
-# Critical options this stack understands (If-Match, Uri-Host, If-None-Match, Uri-Port, Uri-Path, Uri-Query,
-# Accept, Block2, Block1); any other odd-numbered option in a request gets 4.02 Bad Option.
-_KNOWN_CRITICAL = b"\x01\x03\x05\x07\x0b\x0f\x11\x17\x1b"
 
 
 def uint_bytes(n):
@@ -191,9 +188,6 @@ class Message:
         return out
 
 
-_new = object.__new__
-
-
 def _err(n, mtype=None, mid=None):
     # The texts live in coap.errtext, loaded on the first malformed message: no RAM for them until then.
     from coap.errtext import DECODE
@@ -226,7 +220,7 @@ def decode(buf):
         raise _err(4, mtype, mid)
     if p > n:
         raise _err(5, mtype, mid)
-    m = _new(Message)  # no __init__: the fields are set here
+    m = object.__new__(Message)  # no __init__: the fields are set here
     m.type = mtype
     m.code = code
     m.mid = mid
@@ -279,8 +273,9 @@ def decode(buf):
 
 
 def unknown_critical(msg):
-    """The first unrecognised critical option number in msg, or None."""
+    """The first unrecognised critical option number in msg, or None. Critical options this stack understands:
+    If-Match, Uri-Host, If-None-Match, Uri-Port, Uri-Path, Uri-Query, Accept, Block2, Block1."""
     for n, _ in msg.items():
-        if n & 1 and (n > 255 or n not in _KNOWN_CRITICAL):
+        if n & 1 and (n > 255 or n not in b"\x01\x03\x05\x07\x0b\x0f\x11\x17\x1b"):
             return n
     return None

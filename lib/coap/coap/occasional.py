@@ -30,7 +30,7 @@ def send_non(ep, method, remote, path, payload=b"", options=(), token=None):
     return m
 
 
-def removed(ep, res):
+def unroute(ep, res):
     """Endpoint.unroute took res away: drop its unfinished uploads, end its observations with 4.04."""
     ups = ep.uploads
     for k in [k for k in ups if k[1] == res.path]:

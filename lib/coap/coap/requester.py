@@ -13,9 +13,9 @@ except ImportError:
 
 try:
     from time import ticks_ms, ticks_us, ticks_diff, ticks_add
-    _sleep_ms = asyncio.sleep_ms
+    sleep_ms = asyncio.sleep_ms
 except ImportError:  # CPython
-    from coap._cpython import ticks_ms, ticks_us, ticks_diff, ticks_add, sleep_ms as _sleep_ms
+    from coap._cpython import ticks_ms, ticks_us, ticks_diff, ticks_add, sleep_ms
 
 _CON = const(0)
 _NON = const(1)
@@ -50,10 +50,10 @@ class RefusedError(CoapError):
     """The endpoint's transform refused the response (see coap/transform.py)."""
 
 
-def initial_timeout(params, r16):
-    """First retransmission timeout in ms: ACK_TIMEOUT * uniform[1, ACK_RANDOM_FACTOR], r16 in 0..65535."""
+def initial_timeout(params, r):
+    """First retransmission timeout in ms: ACK_TIMEOUT * uniform[1, ACK_RANDOM_FACTOR], r in 0..65535."""
     t = params.ack_timeout
-    return t + int(t * (params.ack_random_factor - 1) * r16 / 65535)
+    return t + int(t * (params.ack_random_factor - 1) * r / 65535)
 
 
 
@@ -95,7 +95,7 @@ class Requester:
         tick = (self.params.ack_timeout >> 3) or 1
         pending = self.pending
         while pending:
-            await _sleep_ms(tick)
+            await sleep_ms(tick)
             now = ticks_ms()
             for mid, p in list(pending.items()):
                 if ticks_diff(now, p[_P_DUE]) >= 0:
