@@ -18,7 +18,8 @@
 #                   for the server role.
 #   transform       endpoint.transform (OSCORE) between the message layer and request/response handling:
 #                   the interface is documented in coap/transform.py.
-#   server role     coap/serve.py, loaded with the first resource (add, route): Resource, on_request(),
+#   server role     coap/serve.py, loaded with the first resource (add, route; unroute removes one):
+#                   Resource, on_request(),
 #                   respond() (sans-IO: request -> response), finish(), reply(), ack(), outer_response();
 #                   optional parts load on first use: Observe (coap.observe), Block2 (coap.block), Block1
 #                   (coap.upload), separate responses (coap.separate), /.well-known/core (coap.linkformat).

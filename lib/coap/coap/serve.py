@@ -1,6 +1,7 @@
 # The server role of coap.endpoint.Endpoint, loaded with the first resource (Endpoint.add/route, or
 # coap.server.Server), so an endpoint that only requests never holds this code. Sans-IO apart from sending:
-# on_request() takes a new (deduplicated) request through the transform to respond() and reply().
+# on_request() deduplicates a request from the message layer, then takes a new one through the transform to
+# respond() and reply().
 #
 # Public operations for the optional parts and the layers above (coap.observe, coap.separate, coap.upload,
 # coap.transform, OSCORE): finish(), reply(), ack(), outer_response(), each taking the endpoint first.

@@ -79,17 +79,20 @@ class UDPTransport:
                     await wait_readable(s)
                 continue
             except MemoryError:
-                # recvfrom could not allocate the datagram (the ports have no recvfrom_into): collect and read
-                # it into the one preallocated buffer, i.e. drop it, so the socket never stays readable with
-                # it. The endpoint's loop catches the MemoryError and goes on.
-                import gc
-                gc.collect()
-                try:
-                    s.readinto(self.buf) if hasattr(s, "readinto") else s.recv_into(self.buf)
-                except OSError:
-                    pass
+                self._drop(s)
                 raise
             return data, self._peer(addr)
+
+    def _drop(self, s):
+        # recvfrom could not allocate the datagram (the ports have no recvfrom_into): collect and read it
+        # into the one preallocated buffer, i.e. drop it, so the socket never stays readable with it. The
+        # endpoint's loop catches the MemoryError and goes on.
+        import gc
+        gc.collect()
+        try:
+            s.readinto(self.buf) if hasattr(s, "readinto") else s.recv_into(self.buf)
+        except OSError:
+            pass
 
     def recv_now(self):
         """A datagram already waiting, as recv() returns it, or None (never blocks)."""
