@@ -15,7 +15,8 @@ from pathlib import Path
 
 # Modules of the CoAP stack proper (the serial transport lives in the same package: reported separately).
 CORE = ("__init__", "transport", "msg", "endpoint", "requester", "serve", "transform", "rawaddr", "block", "observe",
-        "server", "client", "udp", "upload", "linkformat", "separate", "errtext")
+        "server", "client", "udp", "upload", "linkformat", "separate", "errtext",
+        "occasional")
 RUNS = 5
 
 # Our client writes the body to a file as it arrives, as coap-client -o does; the host then checks the file.
@@ -136,9 +137,9 @@ def run(ctx) -> list[dict]:
                         ("client + server + UDP, Observe and Block2 loaded (+ observe, block)",
                          ("coap.client", "coap.server", "coap.udp", "coap.block", "coap.observe")),
                         ("client + server + UDP + every lazily loaded part (observe, block, upload, linkformat, "
-                         "separate, errtext)", ("coap.client", "coap.server", "coap.udp", "coap.block",
-                                                "coap.observe", "coap.upload", "coap.linkformat", "coap.separate",
-                                                "coap.errtext"))):
+                         "separate, errtext, occasional)", ("coap.client", "coap.server", "coap.udp", "coap.block",
+                                                            "coap.observe", "coap.upload", "coap.linkformat",
+                                                            "coap.separate", "coap.errtext", "coap.occasional"))):
         p = _vm(ctx, mpy, VM_IMPORT, *mods)
         heap = int(p.stdout.split()[1]) if p.returncode == 0 else -1
         dual = label.startswith("dual-role")

@@ -168,6 +168,32 @@ def test_loss_exactly_once():
     run(main())
 
 
+def test_send_non_waits_for_nothing():
+    async def main():
+        cli, srv = setup()
+        got = []
+        srv.route("/n", post=lambda req: got.append((req.type, bytes(req.payload), req.uint(D.NO_RESPONSE))))
+        srv.start()
+        cli.start()
+        m = cli.send_non(D.POST, "server", "/n", b"hi", options=((D.NO_RESPONSE, 0x1a),))
+        assert m.type == D.NON and len(m.token) == 4 and not cli.waiters and not cli.pending
+        m2 = cli.send_non(D.POST, "server", "n", b"again", token=b"tk")
+        assert m2.token == b"tk" and m2.mid == (m.mid + 1) & 0xFFFF
+        await asyncio.sleep(0.05)
+        assert got == [(D.NON, b"hi", 0x1a), (D.NON, b"again", None)]
+        # The server answers each (NON 2.04); nobody waits for the answers, so the client resets them.
+        assert srv.t.sent == 2 and cli.t.got == 2 and cli.t.sent == 4 and srv.t.got == 4
+        e = None
+        try:
+            cli.send_non(D.POST, "server", "/n", bytes(2000))
+        except ValueError as x:
+            e = x
+        assert e is not None and len(got) == 2
+        cli.close()
+        srv.close()
+    run(main())
+
+
 def test_separate_response():
     async def main():
         cli, srv = setup()

@@ -267,6 +267,25 @@ def test_observe_register_notify_cancel():
     assert t.take() == []
 
 
+def test_unroute_ends_observations_and_uploads():
+    s, t, calls, store = make_server()
+    res = s.resources["/r"]
+    s.receive(req(D.CON, D.GET, 1, b"o1", "/r", (D.OBSERVE, 0)), PEER)
+    s.receive(req(D.CON, D.PUT, 2, b"u", "/r", (D.BLOCK1, block.encode(0, 1, 2)), payload=bytes(64)), PEER)
+    assert [r.code for r in t.take()] == [D.CONTENT, D.CONTINUE] and len(s.uploads) == 1
+    assert s.unroute("r") is res
+    (n,) = t.take()  # the observer hears that the resource is gone
+    assert n.code == D.NOT_FOUND and n.token == b"o1" and n.type in (D.NON, D.CON)
+    assert len(res.observers) == 0 and len(s.uploads) == 0
+    s.receive(req(D.CON, D.GET, 3, b"g", "/r"), PEER)
+    s.receive(req(D.CON, D.PUT, 4, b"u", "/r", (D.BLOCK1, block.encode(1, 0, 2)), payload=bytes(8)), PEER)
+    assert [r.code for r in t.take()] == [D.NOT_FOUND, D.NOT_FOUND] and calls == ["get"]  # the registration
+    assert s.unroute("/r") is None and s.unroute("/nothing") is None
+    s.receive(req(D.CON, D.GET, 5, b"b", "/big", (D.BLOCK2, block.encode(0, 0, 2))), PEER)
+    assert t.take()[0].code == D.CONTENT  # the other resources are still served
+    assert Endpoint(Recorder()).unroute("/r") is None  # an endpoint that serves nothing
+
+
 def test_observe_deregister_and_limit():
     s, t, _, _ = make_server()
     res = s.resources["/r"]

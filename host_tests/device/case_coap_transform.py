@@ -75,12 +75,14 @@ class TagTransform(Transform):
     def __init__(self):
         self.n = 0
         self.log = []
+        self.remotes = []  # req.remote of every outgoing request, as the transform saw it
         self.wrong_nonce = False
 
     def outgoing_request(self, ep, req):
         self.n += 1
         req.nonce = bytes((1 + self.n % 250,))  # never 0: TAG 0 asks the server to reject
         self.log.append(("req>", req.code))
+        self.remotes.append(req.remote)
         return _copy(req, b"<" + bytes(req.payload) + b">", req.nonce)
 
     def incoming_request(self, ep, req):
@@ -192,6 +194,35 @@ def test_observe_notifications_through_the_transform():
         assert cli.transform.log.count(("resp<", D.CONTENT)) == 10
         await o.cancel()
         assert len(res.observers) == 0
+        cli.close()
+        srv.close()
+    asyncio.run(main())
+
+
+def test_outgoing_request_knows_its_remote():
+    # A transform picks per-peer state (OSCORE: the peer's context) by req.remote: every request of a plain
+    # request, a Block-wise transfer both ways and an Observe registration and cancellation carries it.
+    async def main():
+        cli, srv, calls, box = setup()
+        await cli.get("server", "/r")
+        await cli.put("server", "/r", bytes(200), szx=2)
+        await cli.get("server", "/r", szx=2)
+        o = await cli.observe("server", "/r", lambda m: None)
+        await o.cancel()
+        sent = cli.transform.log.count(("req>", D.GET)) + cli.transform.log.count(("req>", D.PUT))
+        assert sent == 1 + 4 + 4 + 2 and cli.transform.remotes == ["server"] * sent
+        cli.close()
+        srv.close()
+    asyncio.run(main())
+
+
+def test_send_non_goes_through_the_transform():
+    async def main():
+        cli, srv, calls, box = setup()
+        m = cli.send_non(D.PUT, "server", "/r", b"quiet")
+        assert m.has(TAG) and bytes(m.payload) == b"<quiet>" and m.type == D.NON
+        await asyncio.sleep(0.05)
+        assert calls == [("put", 5)] and box["v"] == b"quiet" and cli.transform.remotes == ["server"]
         cli.close()
         srv.close()
     asyncio.run(main())

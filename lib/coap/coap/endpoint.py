@@ -5,22 +5,27 @@
 #
 #   ep = Endpoint(UDPTransport(("0.0.0.0", 5683))).start()
 #   ep.route("/health", get=lambda req: b"ok")                 # server role
+#   ep.unroute("/health")                                      # not served any more (4.04)
 #   r = await ep.get(("192.0.2.1", 5683), "/suit/payload")     # client role, same socket
+#   ep.send_non(POST, ("192.0.2.1", 5683), "/trigger", b"hi")  # a NON request, no answer awaited
 #
 # Layers, bottom up:
 #   message layer   receive(): decode, then dispatch by type: empty messages (ping, ACK/RST matching,
-#                   RST listeners), _on_request (dedup, then the server role), _on_response (dedup, then
-#                   token routing); send_con() with one timer task retransmitting every pending CON.
+#                   RST listeners), requests to the server role (coap.serve.on_request: dedup first),
+#                   _on_response (dedup, then token routing); send_con() with one timer task retransmitting
+#                   every pending CON.
 #                   The deduplication cache's operations (dd_find, dd_add, dd_store, dd_resend) are public
 #                   for the server role.
 #   transform       endpoint.transform (OSCORE) between the message layer and request/response handling:
 #                   the interface is documented in coap/transform.py.
-#   server role     coap/serve.py, loaded with the first resource (add, route): Resource, on_request(),
+#   server role     coap/serve.py, loaded with the first resource (add, route; unroute removes one):
+#                   Resource, on_request(),
 #                   respond() (sans-IO: request -> response), finish(), reply(), ack(), outer_response();
 #                   optional parts load on first use: Observe (coap.observe), Block2 (coap.block), Block1
 #                   (coap.upload), separate responses (coap.separate), /.well-known/core (coap.linkformat).
 #   client role     coap/requester.py, the endpoint's base class: exchange() (one request, its response),
-#                   request() (Block-wise both ways), observe(), ping().
+#                   request() (Block-wise both ways), observe(), ping(), send_non() (one NON request,
+#                   through the transform, sent without waiting for an answer).
 #
 # rst_listeners is a list of callables f(msg) called with every RST the endpoint receives (coap.observe uses
 # it to end an observation). Handlers and what they may return: coap/serve.py.
@@ -58,7 +63,6 @@ _D_LEN = const(5)
 _D_LAP = const(6)     # ring lap the bytes were written in: valid while not overwritten by the next lap
 _D_OBJ = const(7)     # state 2: (source, offset, n); state 3: the answer bytes
 _D_N = const(8)       # fields per slot
-_FREE = (-1, None, 0, 0, 0, 0, 0, None)
 
 # The pending-CON fields coap.requester keeps (see there) that _acked() sets.
 _P_EV = const(0)
@@ -66,10 +70,10 @@ _P_MSG = const(1)
 _P_REMOTE = const(3)
 
 
-def szx_for(max_message_size, overhead=128):
-    """Largest block size exponent whose block (plus header/options room) fits the transport."""
+def szx_for(max_message_size):
+    """Largest block size exponent whose block (plus 128 bytes of header and options) fits the transport."""
     s = 6
-    while s and (16 << s) + overhead > max_message_size:
+    while s and (16 << s) + 128 > max_message_size:
         s -= 1
     return s
 
@@ -185,7 +189,11 @@ class Endpoint(Requester):
                 for f in self.rst_listeners:
                     f(m)
         elif code < 32:
-            self._on_request(m)
+            if self.resources is None:  # serves nothing: reject (RFC 7252 4.2)
+                if m.type == _CON:
+                    self.send_empty(_RST, m.mid, remote)
+            else:
+                self.serve.on_request(self, m)
             return True
         else:
             self._on_response(m)
@@ -198,26 +206,6 @@ class Endpoint(Requester):
             if p[_P_EV]:
                 p[_P_EV].set()
 
-
-    def _on_request(self, m):
-        if self.resources is None:  # serves nothing: reject (RFC 7252 4.2)
-            if m.type == _CON:
-                self.send_empty(_RST, m.mid, m.remote)
-            return
-        now = ticks_ms()
-        s = self.dd_find(m.remote, m.mid, now)
-        if s >= 0 and self.dd_resend(s, m.type):  # a duplicate: answered as before, the handler not again
-            return
-        s = self.dd_add(m.remote, m.mid, now)
-        try:
-            self.serve.on_request(self, m, s)
-        except MemoryError:  # unanswered: forget it, so its retransmission is taken as new
-            d = self.dd
-            if self.dd_index.get(d[s]) == s:
-                del self.dd_index[d[s]]
-            d[s] = -1
-            d[s + _D_OBJ] = None
-            raise
 
     def _on_response(self, m):
         mt = m.type
@@ -251,8 +239,8 @@ class Endpoint(Requester):
 
     # --- deduplication
 
-    def dd_find(self, remote, mid, now):
-        """The live slot of (remote, mid), or -1."""
+    def dd_find(self, remote, mid, t):
+        """The live slot of (remote, mid) at ticks_ms t, or -1."""
         d = self.dd
         s = self.dd_index.get(mid, -1)
         if s >= 0 and d[s + _D_REMOTE] != remote:  # the same MID from another peer: look at every slot
@@ -261,29 +249,30 @@ class Endpoint(Requester):
                 if d[i] == mid and d[i + _D_REMOTE] == remote:
                     s = i
                     break
-        if s >= 0 and ticks_diff(d[s + _D_EXP], now) <= 0:
+        if s >= 0 and ticks_diff(d[s + _D_EXP], t) <= 0:
             return -1
         return s
 
-    def dd_add(self, remote, mid, now):
-        """A new entry for (remote, mid), answer pending; returns its slot."""
+    def dd_add(self, remote, mid, t):
+        """A new entry for (remote, mid) at ticks_ms t, answer pending; returns its slot."""
         d = self.dd
         if not d:  # every slot at once, with the first entry: one allocation, never regrown
-            d = self.dd = list(_FREE) * self.dd_limit
+            d = self.dd = [-1, None, 0, 0, 0, 0, 0, None] * self.dd_limit  # free slots
         s = self.dd_next
         self.dd_next = 0 if s + _D_N >= len(d) else s + _D_N
         old = d[s]
-        if old >= 0 and self.dd_index.get(old) == s:
-            del self.dd_index[old]
+        ix = self.dd_index
+        if old >= 0 and ix.get(old) == s:
+            del ix[old]
         d[s] = mid
         d[s + _D_REMOTE] = remote
-        d[s + _D_EXP] = ticks_add(now, self.params.exchange_lifetime)
+        d[s + _D_EXP] = ticks_add(t, self.params.exchange_lifetime)
         d[s + _D_STATE] = 0
         d[s + _D_OBJ] = None
-        self.dd_index[mid] = s
+        ix[mid] = s
         return s
 
-    def dd_store(self, s, data, state=1, obj=None):
+    def dd_store(self, s, data, state=1, src=None):
         # The answer's bytes go into the ring; one bigger than the ring is kept as an object.
         d = self.dd
         n = len(data)
@@ -303,7 +292,7 @@ class Endpoint(Requester):
         d[s + _D_OFF] = w
         d[s + _D_LEN] = n
         d[s + _D_LAP] = self.dd_lap
-        d[s + _D_OBJ] = obj
+        d[s + _D_OBJ] = src
         self.dd_w = w + n
 
     def dd_resend(self, s, mtype):
@@ -344,8 +333,18 @@ class Endpoint(Requester):
         from coap.serve import Resource
         return self.add(Resource(path, **kw))
 
-    def notify(self, res):
+    def unroute(self, path):
+        """Stop serving path (its requests then get 4.04): returns the removed Resource, or None. Its
+        observers get a 4.04 notification, which ends their observations; its unfinished uploads are dropped."""
+        r = self.resources
+        res = r.pop(path if path.startswith("/") else "/" + path, None) if r else None
+        if res is not None:
+            from coap.occasional import unroute
+            unroute(self, res)
+        return res
+
+    def notify(self, resource):
         """The resource changed: send every observer a notification (NON, every n-th CON)."""
-        if res.observers:
+        if resource.observers:
             from coap.observe import notify
-            notify(self, res)
+            notify(self, resource)

@@ -13,9 +13,6 @@ _CON = const(0)
 _GET = const(1)
 _URI_PATH = const(11)
 _URI_QUERY = const(15)
-# Critical options this stack understands (If-Match, Uri-Host, If-None-Match, Uri-Port, Uri-Path, Uri-Query,
-# Accept, Block2, Block1); any other odd-numbered option in a request gets 4.02 Bad Option.
-_KNOWN_CRITICAL = b"\x01\x03\x05\x07\x0b\x0f\x11\x17\x1b"
 
 
 def uint_bytes(n):
@@ -27,15 +24,20 @@ def uint_bytes(n):
 
 
 class Message:
-    def __init__(self, mtype=_CON, code=_GET, mid=0, token=b"", payload=b""):
+    # Defaults as class attributes: an instance stores only what it sets (each stored attribute can grow the
+    # instance's attribute table, which costs an allocation on every message).
+    payload = b""
+    buf = None  # decoded messages: the datagram; opts is then the flat [num, start, end, ...] index
+    remote = None
+
+    def __init__(self, mtype=_CON, code=_GET, mid=0, token=b"", payload=None):
         self.type = mtype
         self.code = code
         self.mid = mid
         self.token = token
-        self.payload = payload
+        if payload is not None:
+            self.payload = payload
         self.opts = []
-        self.buf = None  # decoded messages: the datagram; opts is then the flat [num, start, end, ...] index
-        self.remote = None
 
     def add(self, num, value):
         if self.buf is not None:  # editing a decoded message: switch to (number, value) pairs
@@ -218,9 +220,13 @@ def decode(buf):
         raise _err(4, mtype, mid)
     if p > n:
         raise _err(5, mtype, mid)
-    m = Message(mtype, code, mid, bytes(mv[4:p]))
+    m = object.__new__(Message)  # no __init__: the fields are set here
+    m.type = mtype
+    m.code = code
+    m.mid = mid
+    m.token = bytes(mv[4:p]) if tkl else b""
     m.buf = mv
-    opts = m.opts
+    m.opts = opts = []
     num = 0
     try:
         while p < n:
@@ -267,8 +273,9 @@ def decode(buf):
 
 
 def unknown_critical(msg):
-    """The first unrecognised critical option number in msg, or None."""
+    """The first unrecognised critical option number in msg, or None. Critical options this stack understands:
+    If-Match, Uri-Host, If-None-Match, Uri-Port, Uri-Path, Uri-Query, Accept, Block2, Block1."""
     for n, _ in msg.items():
-        if n & 1 and (n > 255 or n not in _KNOWN_CRITICAL):
+        if n & 1 and (n > 255 or n not in b"\x01\x03\x05\x07\x0b\x0f\x11\x17\x1b"):
             return n
     return None

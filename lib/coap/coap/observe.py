@@ -20,6 +20,7 @@ _OBSERVE = const(6)
 _BLOCK2 = const(23)
 _ETAG = const(4)
 _MAX_AGE = const(14)
+_NOT_FOUND = const(132)
 
 try:
     from time import ticks_diff, ticks_ms, ticks_add
@@ -188,6 +189,13 @@ def notify(srv, res):
             asyncio.create_task(_notify_async(srv, res, key, entry, seq, r))
         else:
             _notify(srv, res, key, entry, seq, r)
+
+
+def gone(srv, res):
+    """Server side, res is no longer served: every observer gets a 4.04 notification, ending its observation."""
+    o = res.observers
+    for key, entry in list(o.reg.items()):
+        _notify(srv, res, key, entry, o.seq, Message(code=_NOT_FOUND))
 
 
 async def _notify_async(srv, res, key, entry, seq, coro):

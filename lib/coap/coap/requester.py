@@ -13,9 +13,9 @@ except ImportError:
 
 try:
     from time import ticks_ms, ticks_us, ticks_diff, ticks_add
-    _sleep_ms = asyncio.sleep_ms
+    sleep_ms = asyncio.sleep_ms
 except ImportError:  # CPython
-    from coap._cpython import ticks_ms, ticks_us, ticks_diff, ticks_add, sleep_ms as _sleep_ms
+    from coap._cpython import ticks_ms, ticks_us, ticks_diff, ticks_add, sleep_ms
 
 _CON = const(0)
 _NON = const(1)
@@ -50,10 +50,10 @@ class RefusedError(CoapError):
     """The endpoint's transform refused the response (see coap/transform.py)."""
 
 
-def initial_timeout(params, r16):
-    """First retransmission timeout in ms: ACK_TIMEOUT * uniform[1, ACK_RANDOM_FACTOR], r16 in 0..65535."""
+def initial_timeout(params, r):
+    """First retransmission timeout in ms: ACK_TIMEOUT * uniform[1, ACK_RANDOM_FACTOR], r in 0..65535."""
     t = params.ack_timeout
-    return t + int(t * (params.ack_random_factor - 1) * r16 / 65535)
+    return t + int(t * (params.ack_random_factor - 1) * r / 65535)
 
 
 
@@ -95,7 +95,7 @@ class Requester:
         tick = (self.params.ack_timeout >> 3) or 1
         pending = self.pending
         while pending:
-            await _sleep_ms(tick)
+            await sleep_ms(tick)
             now = ticks_ms()
             for mid, p in list(pending.items()):
                 if ticks_diff(now, p[_P_DUE]) >= 0:
@@ -119,6 +119,7 @@ class Requester:
     async def exchange(self, m, remote, timeout=None):
         """One request message -> its response message (piggybacked or separate)."""
         inner = m
+        m.remote = remote  # a transform picks its per-peer state (an OSCORE context) by it
         if self.transform is not None:
             from coap.transform import request_out
             m = request_out(self, inner)
@@ -195,6 +196,11 @@ class Requester:
             return r
         from coap import block  # the rest of a Block2 body (RFC 7959)
         return await block.fetch(self, r, b2, method, remote, path, options, con, timeout, sink, start, etag)
+
+    def send_non(self, method, remote, path, payload=b"", options=(), token=None):
+        """Send one NON request (through the transform) and wait for nothing: coap.occasional.send_non."""
+        from coap.occasional import send_non
+        return send_non(self, method, remote, path, payload, options, token)
 
     # get/put/post/delete return request()'s coroutine: await them.
     def get(self, remote, path, **kw):

@@ -1,6 +1,7 @@
 # The server role of coap.endpoint.Endpoint, loaded with the first resource (Endpoint.add/route, or
 # coap.server.Server), so an endpoint that only requests never holds this code. Sans-IO apart from sending:
-# on_request() takes a new (deduplicated) request through the transform to respond() and reply().
+# on_request() deduplicates a request from the message layer, then takes a new one through the transform to
+# respond() and reply().
 #
 # Public operations for the optional parts and the layers above (coap.observe, coap.separate, coap.upload,
 # coap.transform, OSCORE): finish(), reply(), ack(), outer_response(), each taking the endpoint first.
@@ -43,6 +44,7 @@ _URI_PATH = const(11)
 _MAX_AGE = const(14)
 _BLOCK2 = const(23)
 _BLOCK1 = const(27)
+_D_OBJ = const(7)  # the deduplication slot's field coap.endpoint keeps an answer object in
 
 
 class Resource:
@@ -69,34 +71,49 @@ class Resource:
             self.observers = Observers(observer_limit)
 
 
-def on_request(ep, req, slot=-1):
-    """A new request (not a duplicate; `slot` its deduplication slot): through the transform, then
-    respond() and reply()."""
-    if ep.transform is not None:
-        from coap.transform import request_in
-        req = request_in(ep, req)
-        if req is None:  # refused, and answered as the transform said
+def on_request(ep, req):
+    """A request from the message layer: deduplicated, then through the transform to respond() and reply()."""
+    now = ticks_ms()
+    # A duplicate is answered as before, the handler not run again (a new MID is not in the index: the
+    # common case costs one dict look-up).
+    if req.mid in ep.dd_index:
+        s = ep.dd_find(req.remote, req.mid, now)
+        if s >= 0 and ep.dd_resend(s, req.type):
             return
-    elif req.code == _GET and _plain_get(ep, req, slot):
-        return
+    s = ep.dd_add(req.remote, req.mid, now)
     try:
-        r = respond(ep, req)
-        if r is None:  # a NON to reject (RFC 7252 5.4.1): RST
-            ep.send_empty(_RST, req.mid, req.remote)
+        if ep.transform is not None:
+            from coap.transform import request_in
+            req = request_in(ep, req)
+            if req is None:  # refused, and answered as the transform said
+                return
+        elif req.code == _GET and _plain_get(ep, req, s):
             return
-        if hasattr(r, "send"):  # a coroutine: answer later
-            from coap.separate import answer_later
-            asyncio.create_task(answer_later(ep, req, r))
-            return
-    except MemoryError:
+        try:
+            r = respond(ep, req)
+            if r is None:  # a NON to reject (RFC 7252 5.4.1): RST
+                ep.send_empty(_RST, req.mid, req.remote)
+                return
+            if hasattr(r, "send"):  # a coroutine: answer later
+                from coap.separate import answer_later
+                asyncio.create_task(answer_later(ep, req, r))
+                return
+        except MemoryError:
+            raise
+        except Exception as e:  # never leave a CON unanswered (its duplicates would be ignored)
+            ep.on_error(e)
+            r = Message(code=_SERVER_ERROR)
+        reply(ep, req, r)
+    except MemoryError:  # unanswered: forget it, so its retransmission is taken as new
+        d = ep.dd
+        if ep.dd_index.get(d[s]) == s:
+            del ep.dd_index[d[s]]
+        d[s] = -1
+        d[s + _D_OBJ] = None
         raise
-    except Exception as e:  # never leave a CON unanswered (its duplicates would be ignored)
-        ep.on_error(e)
-        r = Message(code=_SERVER_ERROR)
-    reply(ep, req, r)
 
 
-def _plain_get(ep, req, slot):
+def _plain_get(ep, req, s):
     # The lean path of the commonest request: a GET with only Uri-Path options (no transform) of a resource
     # without Observe or Max-Age whose handler returns bytes that fit one block is answered without building
     # a response Message. False (nothing done) for anything else: respond() takes it.
@@ -140,8 +157,8 @@ def _plain_get(ep, req, slot):
             mid = ep.next_mid()
         data = b"".join((bytes((h | len(tok), _CONTENT, mid >> 8, mid & 255)), tok, b"\xff" if r else b"", r))
         ep.t.send(data, req.remote)
-        if h == 0x60 and slot >= 0:
-            ep.dd_store(slot, data)
+        if h == 0x60 and s >= 0:
+            ep.dd_store(s, data)
     else:
         reply(ep, req, r if type(r) is Message else finish(ep, req, r))
     return True
@@ -161,7 +178,27 @@ def respond(ep, req):
     """Request -> response Message (or a coroutine for async handlers; None: reject the NON request with
     RST); no I/O."""
     try:
-        path = _path(req)
+        # One pass over the options: the Uri-Path as a str, MessageError for an unknown critical option (any
+        # odd-numbered option but If-Match, Uri-Host, If-None-Match, Uri-Port, Uri-Path, Uri-Query, Accept,
+        # Block2, Block1), UnicodeError for a segment that is not UTF-8.
+        b = req.buf
+        o = req.opts
+        if b is None:
+            for n, _ in o:
+                if n & 1 and (n > 255 or n not in b"\x01\x03\x05\x07\x0b\x0f\x11\x17\x1b"):
+                    raise MessageError
+            path = req.path()
+        else:
+            path = None
+            for i in range(0, len(o), 3):
+                n = o[i]
+                if n == _URI_PATH:
+                    seg = str(b[o[i + 1]:o[i + 2]], "utf-8")
+                    path = "/" + seg if path is None else path + "/" + seg
+                elif n & 1 and (n > 255 or n not in b"\x01\x03\x05\x07\x0b\x0f\x11\x17\x1b"):
+                    raise MessageError
+            if path is None:
+                path = "/"
     except MessageError:
         if req.type == _NON:
             return None
@@ -227,12 +264,12 @@ def finish(ep, req, r):
     return r
 
 
-def outer_response(ep, req, resp):
+def outer_response(ep, req, r):
     """The response as it goes out for req: through the transform (if any), with req's token."""
     if ep.transform is not None:
-        resp = ep.transform.outgoing_response(ep, req, resp)
-    resp.token = req.token
-    return resp
+        r = ep.transform.outgoing_response(ep, req, r)
+    r.token = req.token
+    return r
 
 
 def ack(ep, req, mtype=_ACK):
@@ -244,65 +281,39 @@ def ack(ep, req, mtype=_ACK):
         ep.dd_store(s, bytes((0x40 | (mtype << 4), 0, mid >> 8, mid & 255)))
 
 
-def reply(ep, req, resp, acked=False, raw=False):
-    """Send resp as the answer to req: piggybacked on the ACK of a CON (unless `acked`: then a separate
-    CON response), NON for a NON request; None acknowledges only. raw: resp is already the outer
+def reply(ep, req, r, acked=False, raw=False):
+    """Send r as the answer to req: piggybacked on the ACK of a CON (unless `acked`: then a separate
+    CON response), NON for a NON request; None acknowledges only. raw: r is already the outer
     message (not given to the transform). Keeps the answer for the request's duplicates."""
-    if resp is None:
+    if r is None:
         if req.type == _CON and not acked:
             ack(ep, req)
         return None
     if raw:
-        resp.token = req.token
+        r.token = req.token
     else:
-        resp = outer_response(ep, req, resp)
+        r = outer_response(ep, req, r)
     if req.type == _CON and not acked:
-        resp.type = _ACK
-        resp.mid = req.mid
+        r.type = _ACK
+        r.mid = req.mid
     else:  # separate response (CON, after our empty ACK) or the answer to a NON
-        resp.type = _CON if acked else _NON
-        resp.mid = ep.next_mid()
-    data = resp.encode()
-    if resp.type == _CON:
+        r.type = _CON if acked else _NON
+        r.mid = ep.next_mid()
+    data = r.encode()
+    if r.type == _CON:
         from coap.separate import send_quietly
-        asyncio.create_task(send_quietly(ep, resp, req.remote))
-        return resp
+        asyncio.create_task(send_quietly(ep, r, req.remote))
+        return r
     ep.t.send(data, req.remote)
-    if resp.type == _ACK:
+    if r.type == _ACK:
         s = ep.dd_find(req.remote, req.mid, ticks_ms())
         if s >= 0:
             # Keep the answer for duplicates (exactly-once handlers). A Block2 block read from a source is
             # kept as its header + (source, offset, n): a duplicate re-reads it instead of holding its bytes.
-            src = getattr(resp, "src", None)
-            n = len(resp.payload)
+            src = getattr(r, "src", None)
+            n = len(r.payload)
             if src is not None and n and ep.transform is None:
                 ep.dd_store(s, memoryview(data)[:len(data) - n - 1], 2, (src[0], src[1], n))
             else:
                 ep.dd_store(s, data)
-    return resp
-
-
-# Critical options this stack understands (If-Match, Uri-Host, If-None-Match, Uri-Port, Uri-Path, Uri-Query,
-# Accept, Block2, Block1); any other odd-numbered option in a request is rejected (4.02; RST for a NON).
-_KNOWN_CRITICAL = b"\x01\x03\x05\x07\x0b\x0f\x11\x17\x1b"
-
-
-def _path(req):
-    # One pass over the options: the Uri-Path as a str, MessageError for an unknown critical option,
-    # UnicodeError for a segment that is not UTF-8.
-    b = req.buf
-    if b is None:
-        for n, _ in req.opts:
-            if n & 1 and (n > 255 or n not in _KNOWN_CRITICAL):
-                raise MessageError("critical")
-        return req.path()
-    o = req.opts
-    p = None
-    for i in range(0, len(o), 3):
-        n = o[i]
-        if n == _URI_PATH:
-            seg = str(b[o[i + 1]:o[i + 2]], "utf-8")
-            p = "/" + seg if p is None else p + "/" + seg
-        elif n & 1 and (n > 255 or n not in _KNOWN_CRITICAL):
-            raise MessageError("critical")
-    return "/" if p is None else p
+    return r

@@ -27,8 +27,9 @@
 #
 # Client role (requests that go out, their answers):
 #   outgoing_request(ep, req) -> Message
-#       `req` is the inner request (token chosen, no MID yet). Return the outer request; the endpoint sends
-#       and retransmits that. Called once per request message (each block of a Block-wise transfer, the
+#       `req` is the inner request (token chosen, `req.remote` the peer it goes to, no MID yet): a transform
+#       picks its per-peer state by it (e.g. the OSCORE context of that peer). Return the outer request; the
+#       endpoint sends and retransmits that. Called once per request message (each block of a Block-wise transfer, the
 #       Observe registration and its cancellation).
 #   incoming_response(ep, req, resp) -> Message or None
 #       `req` is the inner request given to outgoing_request, the same object (per-exchange state, as
@@ -77,6 +78,7 @@ def request_out(ep, inner):
     m = ep.transform.outgoing_request(ep, inner)
     m.type = inner.type
     m.token = inner.token
+    m.remote = inner.remote
     return m
 
 

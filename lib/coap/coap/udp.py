@@ -6,29 +6,27 @@ import asyncio
 from coap.transport import Params
 
 try:
-    _queue_read = asyncio.core._io_queue.queue_read  # MicroPython: yield this, then the socket is readable
+    queue_read = asyncio.core._io_queue.queue_read  # MicroPython: yield this, then the socket is readable
 
-    class _Readable:
+    class _Readable:  # awaitable: MicroPython's await iterates it
         def __init__(self, sock):
             self.s = sock
 
         def __iter__(self):
-            yield _queue_read(self.s)
-
-        __await__ = __iter__
+            yield queue_read(self.s)
 
 except AttributeError:  # CPython
     _Readable = None
-    from coap._cpython import wait_readable as _wait_readable
+    from coap._cpython import wait_readable
 
 
-def sockaddr(addr):
+def sockaddr(address):
     """(host, port) from what recvfrom returned: a tuple on CPython and the lwIP ports (ESP32), raw sockaddr
     bytes on the unix port (parsed by coap.rawaddr, loaded only there)."""
-    if isinstance(addr, tuple):
-        return addr[0], addr[1]
+    if isinstance(address, tuple):
+        return address[0], address[1]
     from coap.rawaddr import parse
-    return parse(addr)
+    return parse(address)
 
 
 class UDPTransport:
@@ -48,10 +46,10 @@ class UDPTransport:
         s.bind(ai[-1])
         s.setblocking(False)
         self.sock = s
-        self._r = _Readable(s) if _Readable else None
-        self._p = None
+        self.wait = _Readable(s) if _Readable else None  # MicroPython: await it for readability
+        self.poll = None  # select.poll of the socket, for recv_now
         self._ai = {}
-        self._rx = bytearray(64)  # receives a datagram that cannot be allocated (dropped: truncated)
+        self.buf = bytearray(64)  # receives a datagram that cannot be allocated (dropped: truncated)
         try:
             self.address = sockaddr(s.getsockname())
         except Exception:
@@ -60,16 +58,16 @@ class UDPTransport:
     async def recv(self):
         # MicroPython waits for readability first: in request/response traffic the answer is never already
         # there, and a failing recvfrom costs an exception. CPython tries first (add_reader is the dearer part).
-        wait = self._r
+        wait = self.wait
         while True:
             s = self.sock
             if s is None:
-                raise OSError("closed")
+                raise OSError(9)  # EBADF: closed
             if wait is not None:
                 await wait
                 s = self.sock
                 if s is None:
-                    raise OSError("closed")
+                    raise OSError(9)
             try:
                 data, addr = s.recvfrom(self.max_message_size + 1)
             except OSError as e:
@@ -78,7 +76,7 @@ class UDPTransport:
                 if e.args[0] not in (11, 35):  # EAGAIN / EWOULDBLOCK
                     raise
                 if wait is None:
-                    await _wait_readable(s)
+                    await wait_readable(s)
                 continue
             except MemoryError:
                 self._drop(s)
@@ -92,7 +90,7 @@ class UDPTransport:
         import gc
         gc.collect()
         try:
-            s.readinto(self._rx) if hasattr(s, "readinto") else s.recv_into(self._rx)
+            s.readinto(self.buf) if hasattr(s, "readinto") else s.recv_into(self.buf)
         except OSError:
             pass
 
@@ -101,11 +99,11 @@ class UDPTransport:
         s = self.sock
         if s is None:
             return None
-        if self._r is not None:  # MicroPython: ask poll, a failing recvfrom would cost an exception
-            p = self._p
+        if self.wait is not None:  # MicroPython: ask poll, a failing recvfrom would cost an exception
+            p = self.poll
             if p is None:
                 import select
-                p = self._p = select.poll()
+                p = self.poll = select.poll()
                 p.register(s, select.POLLIN)
             for _ in p.ipoll(0):
                 break
@@ -117,21 +115,21 @@ class UDPTransport:
             return None
         return data, self._peer(addr)
 
-    def _peer(self, addr):
-        r = self._ai.get(addr)  # raw sockaddr -> (host, port), cached for the last few peers
+    def _peer(self, address):
+        r = self._ai.get(address)  # raw sockaddr -> (host, port), cached for the last few peers
         if r is None:
-            r = sockaddr(addr)
-            if type(addr) is not tuple:
-                self._cache(addr, r)
-                self._cache(r, addr)  # and back, for send(): no getaddrinfo to answer a peer
+            r = sockaddr(address)
+            if type(address) is not tuple:
+                self._cache(address, r)
+                self._cache(r, address)  # and back, for send(): no getaddrinfo to answer a peer
         return r
 
-    def _cache(self, k, v):
+    def _cache(self, key, value):
         # A few entries only: each is long-lived, and long-lived small objects scattered over the heap by a
         # stream of new peers would fragment it (a large body could then find no contiguous room).
         if len(self._ai) >= 8:
             self._ai.clear()
-        self._ai[k] = v
+        self._ai[key] = value
 
     def send(self, data, remote):
         a = self._ai.get(remote)

@@ -1,0 +1,40 @@
+# Endpoint operations an application uses now and then, loaded on first use: send_non (a NON request sent
+# without waiting for any answer, e.g. CoAP-EAP's trigger) and the clean-up of Endpoint.unroute.
+import os
+from coap.msg import Message
+
+try:
+    from micropython import const  # compile time on MicroPython: no code, no RAM
+except ImportError:
+    from coap import const
+
+_NON = const(1)
+
+
+def send_non(ep, method, remote, path, payload=b"", options=(), token=None):
+    """Send one NON request (through the transform) and wait for nothing; returns the message sent (its
+    mid and token). An answer, if the peer sends one, reaches no one: the endpoint resets it as one with
+    an unknown token (start() the endpoint to hear it at all). The payload must fit one message."""
+    m = Message(_NON, method, 0, token or os.urandom(4), payload).set_path(path)
+    for o in options:
+        m.add(o[0], o[1])
+    m.remote = remote
+    if ep.transform is not None:
+        from coap.transform import request_out
+        m = request_out(ep, m)
+    m.mid = ep.next_mid()
+    data = m.encode()
+    if len(data) > ep.t.max_message_size:
+        raise ValueError("NON request larger than one message")
+    ep.t.send(data, remote)
+    return m
+
+
+def unroute(ep, res):
+    """Endpoint.unroute took res away: drop its unfinished uploads, end its observations with 4.04."""
+    ups = ep.uploads
+    for k in [k for k in ups if k[1] == res.path]:
+        del ups[k]
+    if res.observers:
+        from coap.observe import gone
+        gone(ep, res)
