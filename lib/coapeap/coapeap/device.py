@@ -23,7 +23,6 @@
 # registered device carries only this module.
 import asyncio
 
-from coap.msg import Message
 from coapeap import SUITE_CCM, WELL_KNOWN
 
 try:
@@ -35,7 +34,6 @@ except ImportError:  # CPython
     def const(x):
         return x
 
-_NON = const(1)
 _POST = const(2)
 _NO_RESPONSE = const(258)
 SESSION = "coapeap"  # store name of the session record
@@ -134,9 +132,8 @@ class Device:
         self.step = (path, True)
         self.last = None
         self.route_step(path)
-        m = Message(_NON, _POST, self.ep.next_mid(), self.rng(4), path.encode()).set_path(WELL_KNOWN)
-        m.add(_NO_RESPONSE, b"\x1a")  # RFC 7967: suppress 2.xx, 4.xx and 5.xx
-        self.ep.t.send(m.encode(), self.controller)  # a NON needs no exchange state: on the transport directly
+        # RFC 7967 No-Response 26: suppress 2.xx, 4.xx and 5.xx; a NON needs no exchange state
+        self.ep.send_non(_POST, self.controller, WELL_KNOWN, path.encode(), ((_NO_RESPONSE, b"\x1a"),), self.rng(4))
 
     def route_step(self, path):
         """Serve the EAP resource `path`: only it and the one before it (for retransmissions) are served."""
@@ -144,7 +141,7 @@ class Device:
         if res:
             for p in [p for p in res if p.startswith("/eap/")]:
                 if p != path and (self.last is None or p != self.last[0]):
-                    del res[p]  # Endpoint.unroute(p) once lib/coap has it
+                    self.ep.unroute(p)
         self.ep.route(path, post=self._post, max_body=1400)
 
     def _post(self, req):
