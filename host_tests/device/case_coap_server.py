@@ -122,6 +122,22 @@ def test_non_request_gets_non_response():
     assert t.take() == [] and calls == ["get"]
 
 
+def test_no_response_suppresses_the_classes_asked_for():
+    # RFC 7967: the handler runs; the answer of a suppressed class is not sent (a CON gets an empty ACK)
+    s, t, calls, store = make_server()
+    s.receive(req(D.NON, D.PUT, 300, b"\x01", "/r", (258, b"\x1a"), payload=b"new"), PEER)  # 26: 2/4/5.xx
+    assert t.take() == [] and store["v"] == b"new"
+    s.receive(req(D.NON, D.GET, 301, b"\x02", "/nope", (258, b"\x02")), PEER)  # 2.xx only: a 4.04 goes out
+    (r,) = t.take()
+    assert (r.type, r.code, r.token) == (D.NON, D.NOT_FOUND, b"\x02")
+    s.receive(req(D.CON, D.GET, 302, b"\x03", "/r", (258, b"\x02")), PEER)
+    (r,) = t.take()
+    assert (r.type, r.code, r.mid, len(r.payload)) == (D.ACK, 0, 302, 0), "an empty ACK, no 2.05"
+    s.receive(req(D.NON, D.GET, 303, b"\x04", "/r", (258, b"")), PEER)  # empty: every response wanted
+    (r,) = t.take()
+    assert r.code == D.CONTENT and bytes(r.payload) == b"new" and calls == ["put", "get", "get"]
+
+
 def test_errors_piggybacked():
     s, t, _, _ = make_server()
     s.receive(req(D.CON, D.GET, 1, b"a", "/nope"), PEER)

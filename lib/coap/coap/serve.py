@@ -44,6 +44,7 @@ _URI_PATH = const(11)
 _MAX_AGE = const(14)
 _BLOCK2 = const(23)
 _BLOCK1 = const(27)
+_NO_RESPONSE = const(258)
 _D_OBJ = const(7)  # the deduplication slot's field coap.endpoint keeps an answer object in
 
 
@@ -285,6 +286,11 @@ def reply(ep, req, r, acked=False, raw=False):
     """Send r as the answer to req: piggybacked on the ACK of a CON (unless `acked`: then a separate
     CON response), NON for a NON request; None acknowledges only. raw: r is already the outer
     message (not given to the transform). Keeps the answer for the request's duplicates."""
+    if r is not None:
+        nr = req.uint(_NO_RESPONSE)
+        # RFC 7967: bit 1 suppresses 2.xx, bit 3 4.xx, bit 4 5.xx (a CON still gets its empty ACK)
+        if nr and (r.code >> 5) in (2, 4, 5) and nr >> ((r.code >> 5) - 1) & 1:
+            r = None
     if r is None:
         if req.type == _CON and not acked:
             ack(ep, req)
