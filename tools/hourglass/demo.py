@@ -427,9 +427,12 @@ class Demo:
                 raise DemoError("the device did not become Registered")
             await asyncio.sleep(0.1)
         self.peer_id = next(iter(self.controller.contexts))
-        await self.con.wait(r" registered heap", 30)
+        # registered, the agent starts again on a clean heap: the figures of the boot that bootstrapped, then
+        # the registered one
+        m = await self.con.wait(r"heap peak (\d+) wire (\d+) (\d+) before soft reset", 30)
+        await self.settled()
         h = await self.health()
-        self._account(phase, h)
+        self._account(phase, h, int(m.group(2)) + int(m.group(3)), int(m.group(1)))
         phase.result = f"Registered as {self.peer_id[:12]}..., OSCORE context derived"
 
     async def serve(self, phase: Phase) -> None:
