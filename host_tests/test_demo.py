@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from hourglass import cli
+from hourglass.demo import AGENT_VM_HEAP
 
 
 def _hourglass(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -33,6 +34,13 @@ def test_demo_on_the_esp32_virtual_board(tmp_path):
         assert by[name]["wire"] > 0 and by[name]["peak"] > 0
     assert "PASS broken" in p.stdout and "OOB message: https://hourglass.local/oob?P=" in p.stdout
     assert "\u2580" in p.stdout  # the device's QR code, in half blocks
+    # at the heap the demo says the agent needs on this board (README, board matrix)
+    assert s["heap"] == AGENT_VM_HEAP
+    # registered, the agent restarted on a clean heap, and the registered boots never loaded EAP-NOOB
+    console = (tmp_path / "demo" / "console.log").read_text(errors="replace")
+    before, _, after = console.partition("bootstrap: registered; restarting on a clean heap")
+    assert after and "peer state (not loaded) registered" in after
+    assert "peer state 4 registered" in before and "peer state 4" not in after
     print(p.stdout[-3000:])
 
 
