@@ -295,7 +295,8 @@ class Agent:
         from suit.ota import Updater
         self.up = Updater(self.ep, self._processor, self.state, self.cfg["device"].encode(), self.server,
                           LazySpool(self.root or "."), kind="bundle", anchors=self._anchors,
-                          on_phase=lambda p: log.info("update: phase", p), restart=self._restart)
+                          on_phase=lambda p: log.info("update: phase", p, "heap", heap_used()),
+                          restart=self._restart)
         self.up.serve()
 
     def _restart(self, kind):
