@@ -254,16 +254,20 @@ def test_reboot_mid_bootstrap_resumes(tmp_path):
 def test_lifetime_rekeys_with_reconnect(tmp_path):
     async def main():
         db, controller, dev, peer_id = await scenario(tmp_path, 1, 1, lifetime=3)
+        server = controller.server
         try:
-            first = db.session(peer_id)
-            # at 90 % of the lifetime the device announces again; the controller runs Reconnect and a new context
-            await wait_for(lambda: db.session(peer_id)["secret"] != first["secret"], 30)
-            await wait_for(lambda: controller.contexts.get(peer_id) is not None)
-            assert db.get(peer_id).state == ns.REGISTERED
-            r = await controller.request(peer_id, aiocoap.GET, "/app/hello")
-            assert r.code == aiocoap.CONTENT
+            # at 90 % of the lifetime the device announces again; the controller runs Reconnect and a new context:
+            # KeyingMode 1, then 2, then 3 (the server now offers only P-256, which the device also accepts)
+            for km, suites in ((1, (1,)), (2, (1,)), (3, (2,))):
+                server.keying_mode, server.cryptosuites = min(km, 2), suites
+                before = db.session(peer_id)
+                await wait_for(lambda: db.session(peer_id)["secret"] != before["secret"], 30)
+                await wait_for(lambda: controller.contexts.get(peer_id) is not None)
+                assert db.get(peer_id).state == ns.REGISTERED and db.get(peer_id).cryptosuitep == suites[0]
+                r = await controller.request(peer_id, aiocoap.GET, "/app/hello")
+                assert r.code == aiocoap.CONTENT, km
             derived = [e for e in db.history(peer_id) if e["event"].startswith("OSCORE context derived")]
-            assert len(derived) >= 2
+            assert len(derived) >= 4
         finally:
             await dev.kill()
             await controller.close()

@@ -41,6 +41,11 @@ while True:
     elif cmd == "H":
         gc.collect()
         out = "%d" % gc.mem_alloc()
+    elif cmd == "U":
+        peer.unload()
+        out = "ok"
+    elif cmd == "M":
+        out = " ".join(sorted(m for m in sys.modules if m.startswith(("eapnoob", "crypto.x25519", "crypto.p256"))))
     print(out)
 """
 
@@ -109,6 +114,12 @@ class VmPeer:
     def heap_alloc(self):
         return int(self.ask("H"))
 
+    def unload(self):
+        self.ask("U")
+
+    def modules(self):
+        return set(self.ask("M").split())
+
 
 @pytest.mark.parametrize("cs,direction", [(1, 1), (2, 2)])
 def test_vm_peer_full_flow(tmp_path, cs, direction):
@@ -158,5 +169,35 @@ def test_vm_peer_refuses_a_tampered_mac_and_hostile_packets(tmp_path):
         peer.boot()
         assert peer.state == 2
         assert run(server, peer).success and peer.state == 4
+    finally:
+        peer.close()
+
+
+# What a registered device holds of EAP-NOOB: the small Peer over its stored record; the exchanges, the field table,
+# the error codes, the strict JSON reader, the KDF and the curves load with the first EAP packet and go again with
+# unload().
+REGISTERED_MODULES = {"eapnoob", "eapnoob.peer"}
+
+
+def test_vm_registered_peer_loads_no_bootstrap_code_until_it_rekeys(tmp_path):
+    server = ns.NoobServer(SERVER_INFO, cryptosuites=(1,), dirs=2, keying_mode=2)
+    peer = VmPeer(tmp_path, 2, (1,))
+    try:
+        run(server, peer)
+        assert peer.accept_oob(server.make_oob(peer.peer_id))
+        assert run(server, peer).success and peer.state == 4
+        peer.boot()
+        assert peer.state == 4 and peer.oob_message(0) is None
+        assert peer.modules() == REGISTERED_MODULES
+        peer.rekey()
+        conv = run(server, peer)  # KeyingMode 2: a fresh X25519 key pair, so the curve loads
+        assert conv.success and peer.msk == conv.keys[0]
+        assert {"eapnoob.conversation", "eapnoob.reconnect", "crypto.x25519"} <= peer.modules()
+        peer.unload()
+        assert peer.modules() == REGISTERED_MODULES
+        assert peer.receive(bytes((3, 9, 0, 4))) is None and peer.modules() == REGISTERED_MODULES, \
+            "EAP-Success after the unload (CoAP-EAP sends it last) loads nothing"
+        peer.boot()
+        assert peer.state == 4 and peer.modules() == REGISTERED_MODULES
     finally:
         peer.close()

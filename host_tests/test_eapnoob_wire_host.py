@@ -9,7 +9,8 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eapnoob import NoobError, wire
+from eapnoob import wire
+from eapnoob.errors import NoobError
 
 # numbers longer than 20 characters are refused by design (bounded parsing; EAP-NOOB has none)
 scalars = st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.text(max_size=12) | \

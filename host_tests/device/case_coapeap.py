@@ -5,8 +5,11 @@
 # clear and accepted through the context derived from the MSK, then the device's resources OSCORE-only. The EAP
 # method here is a two-step stand-in with a fixed MSK: the full flow with the EAP-NOOB peer against the host
 # controller is host_tests/test_coapeap_vm.py.
-# 160k (measured; 128k fails): coap.endpoint, oscore, cbor and this package compiled from source in the VM heap.
-MP_HEAP = "160k"
+# 192k (measured; 160k fails since the re-key step compiles coapeap.exchange a second time, after the registered
+# device dropped it): coap.endpoint, oscore, cbor and this package compiled from source in the VM heap.
+MP_HEAP = "192k"
+import sys  # noqa: E402
+
 import cbor  # noqa: E402
 import hgtest  # noqa: E402
 from coap.endpoint import Endpoint  # noqa: E402
@@ -152,6 +155,7 @@ def test_steps_retransmissions_negotiation_and_oscore_success():
     resp = unprotect_response(binding, decode(ep.t.sent[-1][0]))
     assert resp.code == 68 and dev.registered and dev.expires > 0
     assert dev.store.get("coapeap") is not None
+    assert "coapeap.exchange" not in sys.modules, "a registered device keeps no EAP resource code between re-keys"
     # the device's resources: OSCORE only now
     assert post(ep, "/app/x", b"", 7).code == 129
     inner = Message(0, 1, 0, b"\x0a").set_path("/app/x")
@@ -165,6 +169,10 @@ def test_steps_retransmissions_negotiation_and_oscore_success():
     ep2 = Endpoint(Wire())
     dev2 = Device(ep2, Method(), CTRL, dev.store, require=("/app/",), rng=Rng())
     assert dev2.registered and dev2.context.recipient_id == rid_i and dev2.due is not None
+    # the re-key's conversation loads the EAP resources' code again
+    dev2.announce()
+    r = post(ep2, dev2.step[0], b"\x01\x09\x00\x05\x01" + cbor.dumps({1: [0], 2: b"\x07"}), 9)
+    assert r.code == 65 and split(bytes(r.payload))[1][3] != rid_i, "a new RID-I, not the one in use"
 
 
 def test_negotiation_failures():
@@ -186,3 +194,30 @@ def test_eap_failure_ends_the_conversation():
     r = post(ep, dev.step[0], b"\x01\x05\x00\x05\x01" + cbor.dumps({1: [0], 2: b"\x07"}))
     r = post(ep, locate(r), b"\x04\x05\x00\x04", 2)
     assert r.code == 68 and dev.step is None and not dev.registered and dev.due > 0
+
+
+def test_default_cipher_suite_counts_as_sent_in_cs():
+    # RFC 9820 (as the ivalvare11/c-coap-eap implementation quotes it): "If neither CS-C nor CS-I was sent (i.e.,
+    # default algorithms are used), the value used to generate CS will be the same as if the default algorithms
+    # were explicitly sent in CS-C or CS-I (i.e., a CBOR array with the cipher suite value of 0)". A controller
+    # that offers no suites gets [0] back, and CS = [0] || [0] = 81 00 81 00. RID-C is the controller's Recipient
+    # ID, so it is the device's Sender ID (IANA "CoAP-EAP Information Elements": RID-C "Recipient ID of the EAP
+    # authenticator", RID-I "Recipient ID of the EAP peer").
+    ep, dev = new_device()
+    dev.announce()
+    r = post(ep, dev.step[0], b"\x01\x05\x00\x05\x01" + cbor.dumps({2: b"\x07"}), 1)
+    eap, info = split(bytes(r.payload))
+    assert r.code == 65 and info[1] == [0]
+    rid_i = info[3]
+    r = post(ep, locate(r), b"\x01\x06\x00\x05\x63", 2)
+    last = locate(r)
+    secret, salt = oscore_secrets(MSK, b"\x81\x00\x81\x00")
+    assert dev.pending.sender_id == b"\x07" and dev.pending.recipient_id == rid_i
+    ctrl = Context(secret, salt, rid_i, b"\x07")
+    inner = Message(0, 2, 0, b"\x09", b"\x03\x06\x00\x04").set_path(last)
+    outer, binding = protect_request(ctrl, inner)
+    outer.type, outer.mid, outer.token = 0, 3, b"\x09"
+    ep.t.sent = []
+    ep.receive(outer.encode(), CTRL)
+    assert unprotect_response(binding, decode(ep.t.sent[-1][0])).code == 68 and dev.registered
+    assert dev.expires == 0, "no Session-Lifetime: no expiry"

@@ -14,6 +14,7 @@ from eapnoob.peer import Peer  # noqa: E402
 import hgtest  # noqa: E402
 from case_eapnoob_vectors import PRIV, load  # noqa: E402
 from eapnoob import keys, wire  # noqa: E402
+from eapnoob.errors import NoobError  # noqa: E402
 from store import FileStore  # noqa: E402
 
 ROOT = "build/test-eapnoob-" + hgtest.RUNTIME
@@ -362,3 +363,19 @@ def test_reboot_in_every_state_and_corrupt_storage():
     with open(path, "wb") as f:
         f.write(blob)
     assert Peer(peer.store, TPI).state == 0, "unreadable storage is a memory failure: Unregistered"
+
+
+def test_peer_info_is_checked_before_an_initial_exchange_sends_it():
+    for bad, code in ((b"[1]", 1002), (b"{", 1002), (b'{"a":1,"a":2}', 1002), (b'{"x":"' + b"y" * 500 + b'"}', 1003)):
+        assert hgtest.raises(NoobError, Peer, fresh_store("info"), bad).code == code, bad
+    # A registered device sends no PeerInfo until it starts over, so its boot leaves the JSON reader unloaded;
+    # a reset (back to the Initial Exchange) checks it first and keeps the association if it is bad.
+    store = fresh_store("info4")
+    store.put("eapnoob", bytes((0, 0, 1)) + b"4" + bytes((1, 0, len(PID))) + PID)
+    peer = Peer(store, b"[1]")
+    assert peer.state == 4 and peer.peer_id == "07KRU6OgqX0HIeRFldnbSW"
+    hgtest.raises(NoobError, peer.reset)
+    assert Peer(store, TPI).state == 4
+    peer = Peer(store, TPI)
+    peer.reset()
+    assert peer.state == 0 and Peer(store, TPI).state == 0

@@ -42,6 +42,14 @@ IMPORT_GROUPS = [
     ("CBOR + AES-CCM + HKDF (the steady state's CBOR and crypto)", ("cbor", "crypto.ccm", "crypto.kdf"), 16 * 1024),
     ("CBOR + COSE_Encrypt0 (AES-CCM) + HKDF", ("cbor", "cose.encrypt0", "crypto.kdf"), None),
     ("bootstrap: X25519 + P-256 + HKDF", ("crypto.x25519", "crypto.p256", "crypto.kdf"), None),
+    # EAP-NOOB: what a registered device keeps (they import nothing from crypto, cbor or coap), and what a
+    # conversation (bootstrap or re-key) loads on top and Peer.unload() releases once registered
+    ("EAP-NOOB, registered device: eapnoob.peer + eapnoob.console", ("eapnoob.peer", "eapnoob.console"), 12 * 1024),
+    ("EAP-NOOB, a conversation's code (bootstrap + Reconnect, crypto included; released when registered)",
+     ("eapnoob.peer", "eapnoob.console", "eapnoob.conversation", "eapnoob.bootstrap", "eapnoob.reconnect",
+      "eapnoob.qr"), None),
+    ("CoAP-EAP device + EAP-NOOB, registered (coapeap.device over the peer, its CoAP, CBOR and OSCORE imports)",
+     ("coapeap.device", "eapnoob.peer", "eapnoob.console"), None),
     ("update: COSE_Sign1 with P-256, Ed25519 and HSS-LMS verify, COSE_Mac0, COSE_Encrypt + A128KW",
      ("cose.sign1", "cose.mac0", "cose.encrypt", "crypto.p256", "crypto.ed25519", "crypto.lms", "crypto.kw"), None),
 ]

@@ -1,13 +1,17 @@
 # CoAP-EAP (RFC 9820): EAP carried over CoAP, the device (EAP peer, CoAP server) side in coapeap.device.
 #
-# The OSCORE Master Secret and Salt (RFC 9820 section 6.1, as we read it):
+# The OSCORE Master Secret and Salt, as we read RFC 9820's key derivation:
 #   Master Secret = HKDF-Expand(PRK = MSK, info = CS || "COAP-EAP OSCORE MASTER SECRET", 16)
 #   Master Salt   = HKDF-Expand(PRK = MSK, info = CS || "COAP-EAP OSCORE MASTER SALT", 8)
-# with the hash of the negotiated cipher suite (SHA-256 for suite 0, the only one lib/oscore has), and CS the
-# cipher-suite negotiation as it travelled: the CBOR array the controller offered (CS-C) followed by the CBOR
-# array the device selected (CS-I); when neither was sent, both are the default [0]. The two public
-# implementations differ from this text (one extracts before expanding and uses mixed-case labels, one hashes
-# the bare suite integers): we follow the RFC's labels, HKDF-Expand only, and the arrays as sent.
+# with the hash of the negotiated cipher suite (suite 0 = AES-CCM-16-64-128 + SHA-256 in IANA's CoAP-EAP Cipher
+# Suites registry, the only one lib/oscore has), and CS the cipher-suite negotiation as it travelled: the CBOR array
+# the controller offered (CS-C) followed by the CBOR array the device selected (CS-I), each "a CBOR array with the
+# cipher suite value of 0" when not sent. Sender ID = RID-C and Recipient ID = RID-I on the device (IANA's CoAP-EAP
+# Information Elements: RID-C is the Recipient ID of the EAP authenticator). The RFC's own derivation paragraph
+# was not readable with the tools at hand: the default-CS rule is quoted by one public implementation, which also
+# uses these labels, HKDF-Expand and 16/8 bytes (but hashes the bare suite integers); the other extracts before
+# expanding and uses mixed-case labels. We keep the upper-case labels, HKDF-Expand only, and the arrays as sent,
+# until the RFC's paragraph can be compared byte for byte.
 try:
     from micropython import const
 except ImportError:  # CPython

@@ -1,17 +1,18 @@
 # The bootstrap exchanges of the EAP-NOOB peer (RFC 9140 sections 3.2.2-3.2.5): Initial, Waiting, the OOB step
 # in both directions and Completion. Handlers take the Peer, the conversation and the message; loaded by
-# eapnoob.peer only while the device is not registered.
+# eapnoob.conversation (and by eapnoob.peer for the OOB step) only while the device is not registered.
 import json
 
 from crypto.util import ct_equal
 
-from eapnoob import (E_HMAC, E_INVALID_DATA, E_NO_DIRECTION, E_NO_VERSION, E_SERVER_INFO, E_UNRECOGNIZED_NOOBID,
-                     NoobError, OOB_RECEIVED, REGISTERED, WAITING)
+from eapnoob import OOB_RECEIVED, REGISTERED, WAITING
+from eapnoob.errors import (E_HMAC, E_INVALID_DATA, E_NO_DIRECTION, E_NO_VERSION, E_SERVER_INFO,
+                            E_UNRECOGNIZED_NOOBID, NoobError)
 from eapnoob import keys
+from eapnoob.conversation import X_COMPLETION, X_INITIAL, X_WAITING, choose_suite
 from eapnoob.record import (F_CS, F_CSS, F_DIRP, F_DIRS, F_KZ, F_NAI, F_NOOBS, F_NP, F_NS, F_PEERID, F_PKP,
-                            F_PKS, F_RETRIES, F_RNOOB, F_SINFO, F_SLEEP, F_STATE, F_VERP, F_VERS, F_Z, X_COMPLETION,
-                            X_INITIAL, X_WAITING, MAX_INFO, as_int, check_text, dec, json_b64)
-from eapnoob.wire import b64d, b64e, json_str
+                            F_PKS, F_RETRIES, F_RNOOB, F_SINFO, F_SLEEP, F_STATE, F_VERP, F_VERS, F_Z, as_int, dec)
+from eapnoob.wire import MAX_INFO, b64d, b64e, check_text, json_b64, json_str
 
 
 def _peer_id_raw(msg):
@@ -25,7 +26,7 @@ def on_type2(peer, conv, msg, now):
     conv.peer_id = _peer_id_raw(msg)
     if 1 not in msg.int_list(b"Vers"):
         raise NoobError(E_NO_VERSION, "no common version")
-    conv.cs = peer.choose_suite(msg.int_list(b"Cryptosuites"))
+    conv.cs = choose_suite(peer, msg.int_list(b"Cryptosuites"))
     dirp = msg.int(b"Dirs", 1, 3) & peer.dirs
     if not dirp:
         raise NoobError(E_NO_DIRECTION, "no common OOB direction")
@@ -75,7 +76,7 @@ def on_type3(peer, conv, msg, now):
     _sleep(msg, rec)
     conv.init = None
     out = b'{"Type":3,"PeerId":' + conv.peer_id + b',"PKp":' + pkp + b',"Np":' + rec[F_NP] + b"}"
-    # the answer is made before the state is saved: a MemoryError leaves the state as it was (see Peer._noob)
+    # the answer is made before the state is saved: a MemoryError leaves the state as it was (see eapnoob.conversation)
     peer.save(rec)  # Waiting for OOB (1): the Initial Exchange is complete on our side
     return out
 

@@ -6,7 +6,7 @@ from hashlib import sha256
 from crypto import CryptoError
 from crypto.kdf import HmacSha256, concat_kdf_sha256
 
-from eapnoob import E_INVALID_ECDHE_KEY, NoobError
+from eapnoob.errors import E_INVALID_ECDHE_KEY, NoobError
 from eapnoob.wire import b64d, b64e
 
 SUITES = (1, 2)  # 1 = X25519 + SHA-256 (mandatory), 2 = P-256 + SHA-256

@@ -9,79 +9,81 @@
 # `now` is the edge's clock in seconds: it dates the Noobs the peer sends (NoobTimeout). After EAP-Success
 # (state 4) peer.keys holds (MSK, EMSK, AMSK, MethodId).
 #
-# The exchanges live in eapnoob.bootstrap (Initial, Waiting, OOB, Completion) and eapnoob.reconnect, imported on
-# first use: a registered device never loads the bootstrap code, and can drop it from sys.modules after.
+# This module is what a registered device keeps loaded: the state, the store and the OOB entry points. An EAP
+# conversation loads eapnoob.conversation (dispatch, the strict JSON reader in eapnoob.wire, error messages) and
+# the exchange it needs, eapnoob.bootstrap (Initial, Waiting, OOB, Completion) or eapnoob.reconnect, with the KDF
+# and the curves in eapnoob.keys; unload() drops all of them again once registered.
 import json
 
-from crypto.util import random_bytes
-
-from eapnoob import (E_INVALID_DATA, E_NO_CRYPTOSUITE, E_UNEXPECTED_PEERID, E_UNEXPECTED_TYPE,
-                     E_UNRECOGNIZED_NOOBID, NoobError, OOB_RECEIVED, RECONNECTING, REGISTERED, UNREGISTERED,
-                     WAITING)
-from eapnoob import wire
-from eapnoob.record import F_PEERID, F_NAI, F_RNOOB, F_SLEEP, F_STATE, MAX_INFO, X_INITIAL, X_NONE, as_int, dec, \
-    decode, encode
-from eapnoob.wire import json_str
+from eapnoob import RECONNECTING, REGISTERED, WAITING, const
 
 # RFC 9965 replaces RFC 9140's "noob@eap-noob.arpa" with this NAI for a peer that has none assigned.
 DEFAULT_NAI = "@noob.eap.arpa"
-NOOB_TIMEOUT = 3600  # RFC 9140 Appendix B, RECOMMENDED
-OOB_RETRIES = 5  # RFC 9140 Appendix B, RECOMMENDED
+NOOB_TIMEOUT = const(3600)  # RFC 9140 Appendix B, RECOMMENDED
+OOB_RETRIES = const(5)  # RFC 9140 Appendix B, RECOMMENDED
 STORE_NAME = "eapnoob"
-
-
-class _Conversation:
-    """What one EAP conversation has seen so far; never persisted (an interrupted exchange restarts)."""
-
-    def __init__(self, expect):
-        self.expect = expect
-        self.exch = X_NONE
-        self.peer_id = None
-        self.noob = None
+_MAX_PACKET = const(1280)  # eapnoob.wire.MAX_PACKET
+# The record fields this module reads (eapnoob.record's F_STATE, F_PEERID, F_NAI, F_SLEEP): private constants, so
+# the field table stays out of a registered device's RAM.
+_F_STATE = const(0)
+_F_PEERID = const(1)
+_F_NAI = const(2)
+_F_SLEEP = const(21)
+# Modules an EAP conversation loads; unload() drops them once the device is registered.
+_CONVERSATION_MODULES = ("eapnoob.conversation", "eapnoob.bootstrap", "eapnoob.reconnect", "eapnoob.keys",
+                         "eapnoob.wire", "eapnoob.errors", "eapnoob.record", "eapnoob.qr", "crypto.x25519",
+                         "crypto.p256")
 
 
 class Peer:
-    def __init__(self, store, peer_info, suites=(1, 2), dirs=3, nai=DEFAULT_NAI, rng=random_bytes,
+    def __init__(self, store, peer_info, suites=(1, 2), dirs=3, nai=DEFAULT_NAI, rng=None,
                  noob_timeout=NOOB_TIMEOUT, oob_retries=OOB_RETRIES, reconnect_mac_nai=True):
         """suites: the cryptosuites we accept, most preferred first; dirs: the OOB directions the device can do
         (1 = it can show a message, 2 = the user can enter one, 3 = both); nai: our NAI until the server assigns
-        one; reconnect_mac_nai=False puts "" where RFC 9140 puts the NAI in the MACs2/MACp2 input, as the
-        authors' transcripts (which predate the RFC) do."""
-        wire.Message(peer_info)  # a JSON object, or NoobError
-        if len(peer_info) > MAX_INFO:
-            raise NoobError(E_INVALID_DATA, "PeerInfo longer than 500 bytes")
+        one; rng(n) -> n random bytes (default crypto.util.random_bytes); reconnect_mac_nai=False puts "" where
+        RFC 9140 puts the NAI in the MACs2/MACp2 input, as the authors' transcripts (which predate the RFC) do."""
         self.store = store
         self.peer_info = bytes(peer_info)
         self.suites = suites
         self.dirs = dirs
         self.nai = nai
+        if rng is None:
+            from crypto.util import random_bytes as rng
         self.rng = rng
         self.noob_timeout = noob_timeout
         self.oob_retries = oob_retries
         self.reconnect_mac_nai = reconnect_mac_nai
         self.keys = None
         self.error = None  # (code, info, sent_by_us) of the last error notification
-        self._conv = None
-        self._last = None  # (request, response): a retransmitted request gets the same response
+        self.conv = None  # the open conversation (eapnoob.conversation.Conversation)
+        self.last = None  # (request, response): a retransmitted request gets the same response
         blob = store.get(STORE_NAME)
-        rec = decode(blob) if blob else None
+        rec = _decode(blob) if blob else None
         # A lost or unreadable record is a memory failure: Unregistered (RFC 9140 section 3.1).
-        self.rec = rec if rec and F_STATE in rec else {F_STATE: b"0"}
+        self.rec = rec if rec and _F_STATE in rec else {_F_STATE: b"0"}
+        if self.state < RECONNECTING:
+            # PeerInfo is sent only in the Initial Exchange: a registered device checks it if it starts over
+            self._check_info()
+
+    def _check_info(self):
+        from eapnoob import conversation
+        conversation.check_peer_info(self.peer_info)  # a JSON object of <= 500 bytes, or NoobError
 
     # ---- state -------------------------------------------------------------------------------------------
 
     @property
     def state(self):
-        return int(self.rec[F_STATE])
+        return int(self.rec[_F_STATE])
 
     @property
     def peer_id(self):
-        raw = self.rec.get(F_PEERID)
+        raw = self.rec.get(_F_PEERID)
         return json.loads(raw) if raw else None
 
     @property
     def sleep_time(self):
-        return as_int(self.rec.get(F_SLEEP))
+        t = self.rec.get(_F_SLEEP)
+        return int(t) if t else None
 
     @property
     def session_id(self):
@@ -89,39 +91,37 @@ class Peer:
         return b"\x38" + self.keys[3] if self.keys else None
 
     def save(self, rec):
-        self.store.put(STORE_NAME, encode(rec))
+        self.store.put(STORE_NAME, _encode(rec))
         self.rec = rec
-
-    def _set_state(self, state):
-        rec = dict(self.rec)
-        rec[F_STATE] = dec(state)
-        self.save(rec)
 
     def unregister(self):
         if self.state < RECONNECTING:  # never drop a persistent association on an in-band event
             self.store.delete(STORE_NAME)
-            self.rec = {F_STATE: b"0"}
+            self.rec = {_F_STATE: b"0"}
 
     def reset(self):
         """User reset (RFC 9140 section 3.4.3): forget the association, back to Unregistered."""
+        self._check_info()
         self.store.delete(STORE_NAME)
-        self.rec = {F_STATE: b"0"}
-        self._conv = None
+        self.rec = {_F_STATE: b"0"}
+        self.conv = None
         self.keys = None
 
     def rekey(self):
         """Registered -> Reconnecting: the session keys are no longer accepted, or the application wants new ones."""
         if self.state == REGISTERED:
-            self._set_state(RECONNECTING)
+            rec = dict(self.rec)
+            rec[_F_STATE] = b"%d" % RECONNECTING
+            self.save(rec)
 
     def unload(self):
-        """Registered: drop the bootstrap code (eapnoob.bootstrap, the console QR code, the curves) from RAM, so
-        the heap goes to what runs next (OSCORE). Anything dropped is imported again if it is needed (a Reconnect
-        with ECDHE reloads its curve)."""
+        """Registered: drop the conversation's code (eapnoob.conversation and the exchanges, the JSON reader, the
+        KDF, the console QR code, the curves) from RAM, so the heap goes to what runs next (OSCORE). Anything
+        dropped is imported again by the next conversation (a re-key)."""
         if self.state != REGISTERED:
             return
         import sys
-        for name in ("eapnoob.bootstrap", "eapnoob.qr", "crypto.x25519", "crypto.p256"):
+        for name in _CONVERSATION_MODULES:
             if name in sys.modules:
                 del sys.modules[name]
                 pkg, _, attr = name.partition(".")
@@ -132,7 +132,7 @@ class Peer:
         gc.collect()
 
     def identity(self):
-        raw = self.rec.get(F_NAI)
+        raw = self.rec.get(_F_NAI)
         return json.loads(raw) if raw else self.nai
 
     # ---- EAP ---------------------------------------------------------------------------------------------
@@ -140,118 +140,19 @@ class Peer:
     def receive(self, pkt, now=0):
         """One EAP packet from the authenticator -> the EAP response to send, or None. A malformed packet is
         discarded (RFC 3748 section 4); a malformed EAP-NOOB message gets an error notification."""
-        try:
-            code, ident, typ, data = wire.parse(pkt)
-        except wire.EapError:
+        n = len(pkt)
+        if 4 <= n <= _MAX_PACKET and (pkt[0] == 3 or pkt[0] == 4) and 4 <= ((pkt[2] << 8) | pkt[3]) <= n:
+            # EAP-Success / Failure (CoAP-EAP's last message, after unload()) ends the conversation here, without
+            # loading its code again
+            self.end()
             return None
-        if code == wire.SUCCESS or code == wire.FAILURE:
-            self._conv = None
-            self._last = None
-            return None
-        if code != wire.REQUEST:
-            return None
-        pkt = bytes(pkt)
-        last = self._last
-        if last and last[0] == pkt:
-            return last[1]
-        if typ == wire.TYPE_IDENTITY:
-            self._conv = None
-            body = self.identity().encode()
-        elif typ == wire.TYPE_NOTIFICATION:
-            body = b""
-        elif typ != wire.TYPE_NOOB:
-            typ = wire.TYPE_NAK
-            body = bytes((wire.TYPE_NOOB,))
-        else:
-            body = self._noob(data, now)
-            if body is None:
-                return None
-        resp = wire.build(wire.RESPONSE, ident, typ, body)
-        self._last = (pkt, resp)
-        return resp
+        from eapnoob import conversation
+        return conversation.receive(self, pkt, now)
 
-    def _noob(self, data, now):
-        conv = self._conv
-        try:
-            msg = wire.Message(data)
-            typ = msg.int(b"Type", 0, 9)
-            if typ == 0:
-                return self._on_error(msg)
-            if typ == 1:
-                msg.check_members((b"Type",))
-                return self._on_type1()
-            if conv is None or typ not in conv.expect:
-                raise NoobError(E_UNEXPECTED_TYPE, "unexpected message type")
-            expect = conv.expect
-            conv.expect = ()
-            if typ >= 7:
-                from eapnoob import reconnect as exchange
-            else:
-                from eapnoob import bootstrap as exchange
-            # a missing PeerId is caught by the handler's member check (1002)
-            if typ != 2 and typ != 7 and msg.has(b"PeerId") and \
-                    msg.raw(b"PeerId") != (conv.peer_id if typ in (3, 8, 9) else self.rec[F_PEERID]):
-                raise NoobError(E_UNEXPECTED_PEERID, "unexpected PeerId")
-            try:
-                return getattr(exchange, "on_type%d" % typ)(self, conv, msg, now)
-            except MemoryError:  # nothing was answered: the retransmission of this request is taken afresh
-                conv.expect = expect
-                raise
-        except NoobError as e:
-            return self._send_error(e)
-
-    def _send_error(self, e):
-        conv = self._conv
-        self.error = (e.code, e.info, True)
-        exch = conv.exch if conv else X_NONE
-        self._conv = None
-        if exch == X_INITIAL:
-            self.unregister()
-        pid = conv.peer_id if conv and conv.peer_id else self.rec.get(F_PEERID)
-        out = b'{"Type":0,'
-        if pid:
-            out += b'"PeerId":' + pid + b","
-        return out + b'"ErrorCode":' + dec(e.code) + b',"ErrorInfo":' + json_str(e.info[:MAX_INFO]) + b"}"
-
-    def _on_error(self, msg):
-        """An error notification from the server (RFC 9140 section 3.6): no response; the state follows the
-        exchange it ended."""
-        msg.check_members((b"Type", b"ErrorCode"), (b"PeerId", b"ErrorInfo"))
-        code = msg.int(b"ErrorCode", 0, 9999)
-        info = msg.text(b"ErrorInfo", MAX_INFO) if msg.has(b"ErrorInfo") else ""
-        self.error = (code, info, False)
-        conv = self._conv
-        exch = conv.exch if conv else X_NONE
-        self._conv = None
-        if exch == X_INITIAL:
-            self.unregister()
-        elif code == E_UNRECOGNIZED_NOOBID and self.state == OOB_RECEIVED:
-            # OOB Reject: the server does not know the Noob we were given (expired or spoofed)
-            rec = dict(self.rec)
-            rec[F_STATE] = dec(WAITING)
-            rec.pop(F_RNOOB, None)
-            self.save(rec)
-        return None
-
-    # ---- common handshake --------------------------------------------------------------------------------
-
-    def _on_type1(self):
-        self.keys = None
-        state = self.state
-        if state == REGISTERED:  # a new EAP conversation means the old keys are not accepted: Reconnecting
-            self._set_state(RECONNECTING)
-            state = RECONNECTING
-        self._conv = _Conversation((2,) if state == UNREGISTERED else (2, 4, 6) if state == WAITING
-                                   else (2, 5) if state == OOB_RECEIVED else (7,))
-        if state == UNREGISTERED:  # RFC 9140 section 3.2.1: SHOULD omit PeerId
-            return b'{"Type":1,"PeerState":0}'
-        return b'{"Type":1,"PeerId":' + self.rec[F_PEERID] + b',"PeerState":' + dec(state) + b"}"
-
-    def choose_suite(self, offered):
-        for cs in self.suites:
-            if cs in offered:
-                return cs
-        raise NoobError(E_NO_CRYPTOSUITE, "no common cryptosuite")
+    def end(self):
+        """The conversation ended (EAP-Success or Failure)."""
+        self.conv = None
+        self.last = None
 
     # ---- the OOB step ------------------------------------------------------------------------------------
 
@@ -269,3 +170,32 @@ class Peer:
             return False
         from eapnoob import bootstrap
         return bootstrap.accept_oob(self, text)
+
+
+# ---- the record's coding -----------------------------------------------------------------------------------
+
+def _encode(rec):
+    out = []
+    for k in sorted(rec):
+        v = rec[k]
+        out.append(bytes((k, len(v) >> 8, len(v) & 0xFF)))
+        out.append(v)
+    return b"".join(out)
+
+
+def _decode(blob):
+    """The record's fields, or None if the blob is not a whole record."""
+    rec = {}
+    i = 0
+    n = len(blob)
+    while i < n:
+        if i + 3 > n:
+            return None
+        k = blob[i]
+        ln = (blob[i + 1] << 8) | blob[i + 2]
+        i += 3
+        if i + ln > n:
+            return None
+        rec[k] = blob[i:i + ln]
+        i += ln
+    return rec

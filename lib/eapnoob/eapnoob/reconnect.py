@@ -2,11 +2,12 @@
 # 2 (ECDHE, same cryptosuite) and 3 (ECDHE, new cryptosuite), with the KzPrev rollback of a lost upgrade.
 from crypto.util import ct_equal
 
-from eapnoob import E_HMAC, E_INVALID_DATA, E_NO_VERSION, E_SERVER_INFO, E_UNEXPECTED_PEERID, NoobError, REGISTERED
+from eapnoob import REGISTERED
+from eapnoob.errors import E_HMAC, E_INVALID_DATA, E_NO_VERSION, E_SERVER_INFO, E_UNEXPECTED_PEERID, NoobError
 from eapnoob import keys
-from eapnoob.record import (F_CS, F_CS_PREV, F_KZ, F_KZ_PREV, F_NAI, F_PEERID, F_STATE, X_RECONNECT, MAX_INFO,
-                            as_int, check_text, dec, json_b64)
-from eapnoob.wire import b64d
+from eapnoob.conversation import X_RECONNECT, choose_suite
+from eapnoob.record import F_CS, F_CS_PREV, F_KZ, F_KZ_PREV, F_NAI, F_PEERID, F_STATE, as_int, dec
+from eapnoob.wire import MAX_INFO, b64d, check_text, json_b64
 
 
 def on_type7(peer, conv, msg, now):
@@ -18,7 +19,7 @@ def on_type7(peer, conv, msg, now):
     if 1 not in msg.int_list(b"Vers"):
         raise NoobError(E_NO_VERSION, "no common version")
     # Both suites are 128-bit secure, so neither is "weaker" (RFC 9140 section 3.4.2): any we accept will do
-    conv.cs = peer.choose_suite(msg.int_list(b"Cryptosuites"))
+    conv.cs = choose_suite(peer, msg.int_list(b"Cryptosuites"))
     conv.sinfo = b'""'
     if msg.has(b"ServerInfo"):
         try:
@@ -107,6 +108,6 @@ def on_type9(peer, conv, msg, now):
     macp2 = keys.mac(out[256:288], b"1", parts)
     answer = b'{"Type":9,"PeerId":' + conv.peer_id + b',"MACp2":' + json_b64(macp2) + b"}"
     ks = (out[0:64], out[64:128], out[128:192], out[192:224])
-    peer.save(r)  # last, after the answer is made: a MemoryError leaves the state as it was (see Peer._noob)
+    peer.save(r)  # last, after the answer is made: a MemoryError leaves the state as it was (see eapnoob.conversation)
     peer.keys = ks
     return answer

@@ -1,9 +1,7 @@
-# The peer's stored association (one record in lib/store): a tag byte, two length bytes and the value per
-# field; integers as decimal text. Shared by eapnoob.peer and the exchange modules it loads on demand.
-from eapnoob import E_INVALID_DATA, NoobError, const
-from eapnoob.wire import b64e
-
-MAX_INFO = const(500)  # ServerInfo / PeerInfo / ErrorInfo bytes (RFC 9140 section 3.3.2)
+# The fields of the peer's stored association (one record in lib/store, coded by eapnoob.peer: a tag byte, two
+# length bytes and the value per field; integers as decimal text), for the exchange modules. eapnoob.peer keeps
+# private copies of the four it reads, so a registered device does not load this table.
+from eapnoob import const
 
 # Fields
 F_STATE = const(0)
@@ -29,39 +27,6 @@ F_RNOOB = const(19)  # the Noob the user gave us (state 2)
 F_RETRIES = const(20)  # rejected OOB messages so far
 F_SLEEP = const(21)  # the latest SleepTime
 
-# Conversation: which exchange we are in (RFC 9140 section 3.6 sets the state after an error by exchange).
-X_NONE = const(0)
-X_INITIAL = const(1)
-X_WAITING = const(2)
-X_COMPLETION = const(3)
-X_RECONNECT = const(4)
-
-
-def encode(rec):
-    out = []
-    for k in sorted(rec):
-        v = rec[k]
-        out.append(bytes((k, len(v) >> 8, len(v) & 0xFF)))
-        out.append(v)
-    return b"".join(out)
-
-
-def decode(blob):
-    rec = {}
-    i = 0
-    n = len(blob)
-    while i < n:
-        if i + 3 > n:
-            return None
-        k = blob[i]
-        ln = (blob[i + 1] << 8) | blob[i + 2]
-        i += 3
-        if i + ln > n:
-            return None
-        rec[k] = blob[i:i + ln]
-        i += ln
-    return rec
-
 
 def as_int(b):
     return int(b) if b else None
@@ -69,14 +34,3 @@ def as_int(b):
 
 def dec(n):
     return b"%d" % n
-
-
-def json_b64(raw):
-    return b'"' + b64e(raw) + b'"'
-
-
-def check_text(msg, name, max_bytes):
-    s = msg.text(name, max_bytes)
-    if not s or "\x00" in s or " " in s:
-        raise NoobError(E_INVALID_DATA, "bad " + name.decode())
-    return s

@@ -4,7 +4,7 @@
 import binascii
 import json
 
-from eapnoob import E_INVALID_DATA, E_MESSAGE_STRUCTURE, NoobError
+from eapnoob.errors import E_INVALID_DATA, E_MESSAGE_STRUCTURE, NoobError
 
 REQUEST = 1
 RESPONSE = 2
@@ -20,6 +20,7 @@ TYPE_NOOB = 56
 MAX_PACKET = 1280
 MAX_DEPTH = 6
 MAX_MEMBERS = 16
+MAX_INFO = 500  # ServerInfo / PeerInfo / ErrorInfo bytes (RFC 9140 section 3.3.2)
 
 
 class EapError(ValueError):
@@ -340,3 +341,15 @@ class Message:
 def json_str(text):
     """A JSON string literal (bytes) for text we send (NAI, ErrorInfo)."""
     return json.dumps(text).encode()
+
+
+def json_b64(raw):
+    return b'"' + b64e(raw) + b'"'
+
+
+def check_text(msg, name, max_bytes):
+    """A member that must be nonempty text without NUL or space (PeerId, NewNAI)."""
+    s = msg.text(name, max_bytes)
+    if not s or "\x00" in s or " " in s:
+        raise NoobError(E_INVALID_DATA, "bad " + name.decode())
+    return s
