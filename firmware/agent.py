@@ -337,6 +337,11 @@ class Agent:
         self.up.release()  # what the boot check loaded (the spool, the verdict's code)
         if self.booted:
             log.info("update: boot", self.booted)
+        if self.booted == "confirmed":
+            # the verdict's code (the health check, the processor that dropped the old files) leaves holes all
+            # over the heap: the new version starts again on a clean one, as after bootstrap
+            log.info("update: confirmed; restarting on a clean heap")
+            self._restart("soft")
         log.info("agent: app version", _app_version(), "heap used", heap_used(), "peak", peak)
         tasks = [supervise("bootstrap", self.dev.run), supervise("sensor", self.sample),
                  supervise("health", self.keep)]
