@@ -97,6 +97,14 @@ def wide(req):
 srv.route("/wide", get=wide)
 tick = {"n": 0}
 clock = srv.route("/clock", get=lambda r: b"tick %d" % tick["n"], observable=True)
+
+
+def wide_clock(req):
+    # notifications over the link's size, as /wide: they go in Outer Block2 blocks
+    return Message(code=D.CONTENT, payload=b"tick %04d " % tick["n"] + bytes(990)).add(20, "q" * 300)
+
+
+wide_clock_res = srv.route("/wideclock", get=wide_clock, observable=True)
 srv.start()
 
 
@@ -106,6 +114,8 @@ async def main():
         await asyncio.sleep(0.2)
         tick["n"] += 1
         srv.notify(clock)
+        if tick["n"] % 3 == 0:  # slower: a notification's blocks are fetched before the next one replaces it
+            srv.notify(wide_clock_res)
 
 asyncio.run(main())
 '''
@@ -478,6 +488,120 @@ def test_aiocoap_outer_blockwise_against_vm_server(tmp_path):
         assert [m.opt.block2.block_number for m in outer_b2] == [0, 1] and outer_b2[0].opt.size2 > 1200
         again = [m for d, m in msgs if d == "c>s" and m.opt.block2 is not None and m.opt.block2.block_number]
         assert len(again) == 1 and again[0].opt.oscore, "the next block is asked for with the protected request"
+    finally:
+        relay.close()
+        out = stop(proc)
+    assert "Traceback" not in out, out
+
+
+def _outer_notifications(log):
+    # (first blocks with Observe, later blocks asked for) of the Outer Block2 notifications on the relay's wire
+    msgs = [(d, aiocoap.Message.decode(data)) for d, data in log]
+    first = [m for d, m in msgs if d == "s>c" and m.opt.observe is not None and m.opt.block2 is not None]
+    asks = [m for d, m in msgs if d == "c>s" and m.opt.block2 is not None and m.opt.block2.block_number]
+    return msgs, first, asks
+
+
+def test_aiocoap_observes_protected_notifications_in_outer_blocks(tmp_path):
+    """aiocoap observes a resource whose protected notifications are larger than the link: our VM server sends
+    each in Outer Block2 blocks (Observe on the first), aiocoap asks for the rest with the registration's
+    protected request and verifies every notification whole (RFC 8613 4.1.3.4.2, RFC 7959 3.4)."""
+    port = free_udp_port()
+    proc, boot = start_vm_server(tmp_path, port)
+    relay = Relay(port)
+    relay.start()
+    creddir = write_aiocoap_context(tmp_path / "peer-ctx", PEER_ID, DEVICE_ID)
+    u = f"coap://127.0.0.1:{relay.port}"
+
+    async def session():
+        ctx = await aiocoap.Context.create_client_context()
+        ctx.client_credentials.load_from_dict({f"{u}/*": {"oscore": {"basedir": str(creddir) + "/"}}})
+        try:
+            req = ctx.request(aiocoap.Message(code=aiocoap.GET, uri=f"{u}/wideclock", observe=0))
+            seen = [await req.response]
+            async for n in req.observation:
+                seen.append(n)
+                if len(seen) >= 6:
+                    req.observation.cancel()
+                    break
+            return seen
+        finally:
+            await ctx.shutdown()
+
+    try:
+        seen = asyncio.run(asyncio.wait_for(session(), 90))
+        ticks = [m.payload[:9] for m in seen]
+        assert len(set(ticks)) == 6 and all(t.startswith(b"tick ") for t in ticks), ticks
+        assert all(len(m.payload) == 1000 and m.opt.location_query == ("q" * 300,) for m in seen)
+        msgs, first, asks = _outer_notifications(relay.log)
+        assert len(first) >= 6 and all(m.opt.block2.block_number == 0 and m.opt.block2.more for m in first)
+        assert all(m.opt.oscore is not None for m in first)
+        assert len(asks) >= 6 and all(m.opt.oscore and m.opt.observe is None for m in asks), \
+            "the rest is asked for with the protected registration, without Observe"
+        assert max(len(d) for x, d in relay.log if x == "s>c") <= 1280, "no datagram over the link (UDPTransport: 1280)"
+        pivs = [m.opt.oscore for m in first]  # its later blocks carry the same OSCORE option: one message, cut
+        assert len(set(pivs)) == len(pivs) and all(p[0] & 7 for p in pivs), "each notification its own Partial IV"
+    finally:
+        relay.close()
+        out = stop(proc)
+    assert "Traceback" not in out, out
+
+
+VM_CLIENT_OBSERVE = r'''
+import sys, asyncio, binascii
+from coap.udp import UDPTransport
+from coap.transport import Params
+from coap.client import Client
+from oscore.context import Context
+from oscore.transform import Oscore
+from oscore import outer
+
+R = ("127.0.0.1", int(sys.argv[1]))
+h = binascii.unhexlify
+ctx = Context(h(sys.argv[2]), h(sys.argv[3]), h(sys.argv[4]), h(sys.argv[5]))
+
+
+async def main():
+    c = Client(UDPTransport(("127.0.0.1", 0), Params()))
+    c.transform = tf = Oscore(client=ctx)
+    got = []
+    o = await outer.observe(tf, c, R, "/wideclock",
+                            lambda m: got.append((bytes(m.payload[:9]).decode(), len(m.payload), m.opt(20))))
+    for _ in range(150):
+        if len(got) >= 6:
+            break
+        await asyncio.sleep(0.1)
+    await o.cancel()
+    print("OBSERVE", "|".join("%s,%d,%d" % (t, n, len(q or b"")) for t, n, q in got))
+    print("DONE 1")
+
+asyncio.run(main())
+'''
+
+
+def test_vm_client_observes_vm_server_in_outer_blocks(tmp_path):
+    """Our client and our server, each on its own VM over 127.0.0.1: the registration's response and the
+    notifications are larger than the link, come in Outer Block2 blocks and are verified whole (aiocoap's
+    OSCORE server protects each inner block instead, so there is no aiocoap server to do this against)."""
+    port = free_udp_port()
+    proc, boot = start_vm_server(tmp_path, port)
+    relay = Relay(port)
+    relay.start()
+    try:
+        client = tmp_path / "vm_oscore_observer.py"
+        client.write_text(VM_CLIENT_OBSERVE)
+        args = [SECRET.hex(), SALT.hex(), PEER_ID.hex(), DEVICE_ID.hex()]
+        p = subprocess.run([mpvm.micropython_binary(), "-X", "heapsize=128k", str(client), str(relay.port), *args],
+                           cwd=mpvm.REPO, env=vm_env(), capture_output=True, timeout=120)
+        text = p.stdout.decode()
+        assert p.returncode == 0 and "DONE 1" in text, text + p.stderr.decode()
+        got = dict(line.split(" ", 1) for line in text.splitlines() if " " in line)["OBSERVE"].split("|")
+        assert len(got) >= 6 and len({g.split(",")[0] for g in got}) == len(got), got
+        assert all(g.endswith(",1000,300") for g in got), got
+        msgs, first, asks = _outer_notifications(relay.log)
+        assert len(first) >= 6 and len(asks) >= 6
+        assert all(m.opt.observe is None and m.opt.oscore for m in asks)
+        assert max(len(d) for x, d in relay.log if x == "s>c") <= 1280
     finally:
         relay.close()
         out = stop(proc)

@@ -55,6 +55,22 @@ def resync(ctx, m, binding, seq):
     ctx.echo = None
 
 
+def unprotected(tf, req):
+    """Oscore.incoming_request of an unprotected request when some paths require OSCORE: req, or the 4.01."""
+    path = req.path()
+    for p in tf.require:  # exact paths, or prefixes ending in "/"
+        if path == p or (p[-1] == "/" and path.startswith(p)):
+            from oscore import err
+            return error_response(err(20), req)
+    return req
+
+
+def refusal(e, req):
+    """The answer to a protected request that failed verification with e: the Echo challenge of an EchoRequired,
+    else the unprotected section 8 answer (None: no answer)."""
+    return echo_response(e) if isinstance(e, EchoRequired) else error_response(e, req)
+
+
 def error_response(err, request):
     """The unprotected answer section 8 gives for err (None when err.code is 0): the code, Outer Max-Age 0 and
     the diagnostic payload, as an ACK to a CON (or NON to a NON) request."""

@@ -16,18 +16,19 @@ _POST = const(2)
 _FETCH = const(5)
 _OBSERVE = const(6)
 _OSCORE = const(9)
+_BLOCK2 = const(23)
 _UNAUTHORIZED = const(129)
 
 
 def encode_option(piv, kid_context=None, kid=None):
-    f = len(piv) | (0 if kid_context is None else 0x10) | (0 if kid is None else 0x08)
-    if not f:
-        return b""
-    out = bytearray((f,))
+    if kid_context is None:  # the usual request: flags, Partial IV, kid
+        if kid is None:
+            return bytes((len(piv),)) + piv if piv else b""
+        return bytes((len(piv) | 0x08,)) + piv + kid
+    out = bytearray((len(piv) | 0x10 | (0 if kid is None else 0x08),))
     out += piv
-    if kid_context is not None:
-        out.append(len(kid_context))
-        out += kid_context
+    out.append(len(kid_context))
+    out += kid_context
     if kid is not None:
         out += kid
     return out
@@ -74,11 +75,11 @@ def unprotect_response(binding, msg):
     if nonce is None:
         raise err(25)
     try:
-        m = open_inner(ctx, msg, nonce, binding[1], binding[2], ci, False)
+        m, observe = open_inner(ctx, msg, nonce, binding[1], binding[2], ci, False)
     except OscoreError as e:
         e.code = 0
         raise
-    if m.has(_OBSERVE):
+    if observe:
         if not binding[4]:
             raise err(26)
         if piv:
@@ -132,11 +133,17 @@ def outgoing(tf, req):
     if ctx is None:
         return req
     out, req.oscore = protect_request(ctx, echoed(tf, ctx, req))
+    if req.oscore[4]:  # an Observe registration: notifications in Outer Block2 blocks ask again with it
+        req.oscore_out = out
     return out
 
 
-def incoming(tf, req, resp):
-    """Oscore.incoming_response: the verified inner response, None when it does not verify."""
+def incoming(tf, ep, req, resp):
+    """Oscore.incoming_response: the verified inner response, None when it does not verify (or, for the first
+    Outer Block2 block of a notification, not yet: oscore.outer.notification)."""
+    if resp.opt(_BLOCK2) is not None:  # never on a whole protected message: Outer Block-wise
+        from oscore.outer import notification
+        return notification(tf, ep, req, resp)
     b = req.oscore
     try:
         inner = unprotect_response(b, resp)

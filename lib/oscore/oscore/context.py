@@ -15,10 +15,8 @@ try:
 except ImportError:
     from coap import const  # CPython: coap's one fallback
 
-ALG = const(10)  # AES-CCM-16-64-128
 MAX_SEQ = (1 << 40) - 1  # section 7.2.1
 WINDOW = const(32)  # replay window entries (section 3.2.2 default)
-_WINDOW_MASK = (1 << WINDOW) - 1
 _NONCE_LEN = const(13)
 # AES-CCM objects are shared, the last CIPHERS built: a context keeps only its two 16-byte keys (a cryptolib
 # cipher costs ~0.5 KB on the VM), and the keys in use have their cipher built once. An application with more
@@ -43,12 +41,6 @@ def aead(key, pure=False):
     return e[2]
 
 
-def piv_bytes(n):
-    """Partial IV encoding of a sequence number: no leading zero bytes, 0 as b'\\x00' (section 5)."""
-    return n.to_bytes(1 if n < 0x100 else 2 if n < 0x10000 else 3 if n < 0x1000000 else 4 if n < 1 << 32 else 5,
-                      "big")
-
-
 class Context:
     """One security context between this endpoint (Sender ID) and one peer (Recipient ID).
 
@@ -57,16 +49,11 @@ class Context:
     class_i: option numbers this application treats as Class I (integrity-protected outer options; RFC 8613
     defines none)."""
 
-    def __init__(self, secret, salt=b"", sender_id=b"", recipient_id=b"", id_context=None, store=None,
-                 name="oscore", k=64, pure=False, class_i=()):
-        from oscore.derive import setup  # making a context is rare: its code loads then
-        setup(self, secret, salt, sender_id, recipient_id, id_context, store, name, k, pure, class_i)
-
-    def persist(self):
-        """Store the next bound (K sequence numbers on) before any number up to it is used."""
-        bound = min(self.limit + self.k, MAX_SEQ + 1)
-        self.store.put(self.name, bound.to_bytes(5, "big"))
-        self.limit = bound
+    def __init__(self, *args, **kw):
+        # (secret, salt=b"", sender_id=b"", recipient_id=b"", id_context=None, store=None, name="oscore", k=64,
+        # pure=False, class_i=()), as oscore.derive.setup takes them: making a context is rare, its code loads then
+        from oscore.derive import setup
+        setup(self, *args, **kw)
 
     def next_piv(self):
         """The Partial IV for the next message this context sends; refuses once the numbers run out."""
@@ -74,30 +61,21 @@ class Context:
         if n > MAX_SEQ:
             raise err(6)
         if self.store is not None and n >= self.limit:
-            self.persist()  # before n is used: a failed write leaves n unused
+            # the next bound, K sequence numbers on, stored before n is used: a failed write leaves n unused
+            bound = min(self.limit + self.k, MAX_SEQ + 1)
+            self.store.put(self.name, bound.to_bytes(5, "big"))
+            self.limit = bound
         self.seq = n + 1
-        return piv_bytes(n)
+        # the Partial IV: no leading zero bytes, 0 as b"\x00" (section 5)
+        return n.to_bytes(1 if n < 0x100 else 2 if n < 0x10000 else 3 if n < 0x1000000 else 4 if n < 1 << 32 else 5,
+                          "big")
 
-    def nonce(self, id_piv, piv):
-        """AEAD nonce (section 5.2): [S | ID_PIV padded to 7 | PIV padded to 5] XOR Common IV."""
-        out = bytearray(self.sender_base if id_piv == self.sender_id else self.recipient_base)
-        off = _NONCE_LEN - len(piv)
-        for i in range(len(piv)):
-            out[off + i] ^= piv[i]
+    def nonce(self, kid, piv):
+        """AEAD nonce (section 5.2): [S | ID_PIV padded to 7 | PIV padded to 5] XOR Common IV; kid: ID_PIV, the
+        Sender or Recipient ID."""
+        out = bytearray(self.sender_base if kid == self.sender_id else self.recipient_base)
+        i = _NONCE_LEN - len(piv)
+        for b in piv:
+            out[i] ^= b
+            i += 1
         return out
-
-    def fresh(self, seq):
-        """Whether a request with this sequence number is not a replay (section 7.4)."""
-        d = self.top - seq
-        if d < 0:
-            return True
-        return d < WINDOW and not (self.bits >> d) & 1
-
-    def accept(self, seq):
-        """Mark seq as received (after the request verified)."""
-        d = seq - self.top
-        if d > 0:
-            self.bits = ((self.bits << d) | 1) & _WINDOW_MASK if d < WINDOW else 1
-            self.top = seq
-        else:
-            self.bits |= 1 << -d

@@ -49,7 +49,8 @@ def id_nonce(iv, ident):
     return bytes(out)
 
 
-def setup(ctx, secret, salt, sender_id, recipient_id, id_context, store, name, k, pure, class_i):
+def setup(ctx, secret, salt=b"", sender_id=b"", recipient_id=b"", id_context=None, store=None, name="oscore", k=64,
+          pure=False, class_i=()):
     """Context.__init__: the checks, the keys and nonce bases, the sequence number bound from the store."""
     if len(sender_id) > _ID_MAX or len(recipient_id) > _ID_MAX:
         raise err(1)
@@ -85,5 +86,7 @@ def setup(ctx, secret, salt, sender_id, recipient_id, id_context, store, name, k
             ctx.synced = False
     ctx.seq = seq
     ctx.limit = seq  # sequence numbers below this are covered by the stored bound
-    if store is not None:
-        ctx.persist()
+    if store is not None:  # the first bound, K on (Context.next_piv stores the later ones)
+        from oscore.context import MAX_SEQ
+        ctx.limit = min(seq + k, MAX_SEQ + 1)
+        store.put(name, ctx.limit.to_bytes(5, "big"))

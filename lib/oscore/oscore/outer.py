@@ -10,8 +10,12 @@
 # and the whole protected request is verified once the last block came. A protected response larger than the
 # block the client asked for (Outer Block2) or than the link carries is kept (bounded) and served block by
 # block: the client asks for the next block with the same protected request and an Outer Block2 option.
+# Notifications too (RFC 7959 section 3.4): the first block carries Observe, the client asks for the rest with
+# the registration's protected request without Observe, and the newest notification's blocks are served.
 # Client role: request() protects a request once, sends it in Outer Block1 blocks when it is too large, and
-# follows Outer Block2 to the end before it verifies the response.
+# follows Outer Block2 to the end before it verifies the response; observe() registers that way, and a
+# notification that comes in Outer Block2 blocks is followed to its end (notification()) and verified whole.
+from coap import CoapError
 from coap.block import decode as block_decode, encode as block_encode, BlockError
 from coap.msg import Message, uint_bytes
 
@@ -42,7 +46,9 @@ class Blocks:
     def __init__(self, max_body):
         self.max_body = max_body
         self.rx = {}  # (remote, OSCORE option) -> [buffer, bytes so far] of the request's ciphertext
-        self.tx = {}  # (remote, request kid, request Partial IV) -> [outer response without payload, ciphertext]
+        # (remote, request kid, request Partial IV) -> [outer response without payload, ciphertext, a notification
+        # (kept after its last block was served, until the next one replaces it)]
+        self.tx = {}
 
 
 def _answer(code, payload=b""):
@@ -72,6 +78,15 @@ def incoming(tf, req, osc):
     4.08, 4.13, a block of a kept response), or the request to verify: the whole protected request once its last
     Outer Block1 block came, with .oscore_outer = (Block1 value to echo or None, (num, szx) of the client's
     Outer Block2 or None)."""
+    try:
+        return _assemble(tf, req, osc)
+    except MemoryError:  # the transfers in progress go: a board keeps answering
+        tf.blocks = None
+        return _answer(_SERVER_ERROR)
+
+
+def _assemble(tf, req, osc):
+    # An answer to send as it is, or the whole protected request (.oscore_outer set when it was Block-wise).
     st = _state(tf)
     try:
         b2 = req.opt(_BLOCK2)
@@ -151,7 +166,7 @@ def _too_large(st, key):
 
 
 def _block(st, key, kept, num, szx):
-    head, body = kept
+    head, body, stays = kept
     bs = 16 << szx
     off = num * bs
     if off >= len(body):
@@ -160,7 +175,7 @@ def _block(st, key, kept, num, szx):
     r = Message(code=head.code, payload=body[off:off + bs])
     r.opts = list(head.opts)
     r.add(_BLOCK2, block_encode(num, more, szx))
-    if not more:
+    if not more and not stays:  # a notification stays until the next one replaces it (or the slot goes)
         del st.tx[key]
     return r
 
@@ -172,10 +187,11 @@ def outgoing(tf, ep, req, out):
     if b1 is not None:
         out.add(_BLOCK1, b1)
     body = out.payload
-    if out.opt(_OBSERVE) is not None:
-        return out  # a notification goes whole: its later blocks could not be asked for with a new request
+    observe = out.opt(_OBSERVE)
     if b2 is not None:
         num, szx = b2
+        if observe is not None:
+            num = 0  # every notification starts with its first block
     else:
         num = 0
         szx = 6
@@ -192,14 +208,18 @@ def outgoing(tf, ep, req, out):
         return _answer(_SERVER_ERROR)  # the response cannot be kept for the client to fetch
     st = _state(tf)
     head = Message(code=out.code)
-    head.opts = out.opts
+    # A notification (RFC 7959 section 3.4): Observe on its first block only; the client asks for the rest with
+    # the registration's protected request, without Observe, and gets the blocks of the newest notification.
+    head.opts = out.opts if observe is None else [x for x in out.opts if x[0] != _OBSERVE]
     b = req.oscore
     key = (req.remote, b[1], b[2])
-    kept = [head, bytes(body)]
+    kept = [head, bytes(body), observe is not None]
     _put(st.tx, key, kept)
     r = _block(st, key, kept, num, szx)
     if not num:
         r.add(_SIZE2, len(body))
+        if observe is not None:
+            r.add(_OBSERVE, observe)
     return r
 
 
@@ -223,13 +243,118 @@ async def send(tf, client, method, remote, path, payload=b"", options=(), con=Tr
     return r
 
 
-async def request(client, ctx, inner, remote, szx, max_body, timeout=None):
+async def observe(tf, client, remote, path, callback, options=(), szx=None):
+    """client.observe through OSCORE where the registration's response and the notifications may come in Outer
+    Block2 blocks (section 4.1.3.4.2): the registration is protected once (through the context of remote, retried
+    once with the Echo of a challenge), an Outer Block2 response is followed to its end and verified whole, and
+    so is every notification that comes in blocks (oscore.client.incoming). szx: the outer block size the
+    registration asks the notifications to come in (the client's szx by default). Returns the Observation."""
+    from coap.observe import Observation
+    from oscore.client import challenged, echoed, peer
+    ctx = peer(tf, remote)
+    if ctx is None:
+        raise OscoreError("no OSCORE context for %r" % (remote,))
+    o = Observation(client, remote, path, tuple(options), callback)
+    m = o.req = Message(0, 1, 0, o.token).set_path(path).add(_OBSERVE, 0)
+    for x in o.options:
+        m.add(x[0], x[1])
+    m.remote = remote
+    for _ in range(2):
+        r = await request(client, ctx, echoed(tf, ctx, m), remote, client.szx if szx is None else szx, tf.max_body,
+                          keep=m)
+        challenged(tf, ctx, r)
+        if tf.echo is None or r.code != 129:
+            break
+    client.waiters[(o.token, remote)] = o  # notifications: routed by token to the Observation
+    o.deliver(r)
+    return o
+
+
+def notification(tf, ep, req, first):
+    """Client role, oscore.client.incoming of a protected response with an Outer Block2 option outside an Outer
+    Block-wise exchange: the first block of a notification too large for one datagram. Its other blocks are asked
+    for with the registration's protected request (kept as req.oscore_out) and the whole notification goes to the
+    observation (ep.waiters, routed by token) as one message, where it is verified. None: nothing to deliver now."""
+    try:
+        num, more, szx = block_decode(first.opt(_BLOCK2))
+    except BlockError:
+        return None
+    out = getattr(req, "oscore_out", None)
+    if num or out is None:
+        return None
+    if not more:
+        from oscore.client import incoming
+        return incoming(tf, ep, req, _whole(first, first.payload))
+    busy = getattr(req, "oscore_rest", None)
+    if busy is not None:  # one notification's blocks at a time (bounded): the newest waits for its turn
+        busy[0] = first
+        return None
+    req.oscore_rest = [None]
+    import asyncio
+    asyncio.create_task(_rest(tf, ep, req, out, first, szx))
+    return None
+
+
+def _whole(first, body):
+    m = Message(first.type, first.code, first.mid, first.token, body)
+    m.opts = _without(first, (_BLOCK2, _SIZE2))
+    m.remote = first.remote
+    return m
+
+
+async def _rest(tf, ep, req, out, first, szx):
+    # Follows first, then the newest first block that came meanwhile (a server keeps only its newest
+    # notification: the blocks of an older one may no longer be there, and then it does not verify).
+    try:
+        while first is not None:
+            await _follow(tf, ep, out, first, szx)
+            first = req.oscore_rest[0]
+            req.oscore_rest[0] = None
+            if first is not None:
+                szx = block_decode(first.opt(_BLOCK2))[2]
+    finally:
+        req.oscore_rest = None
+
+
+async def _follow(tf, ep, out, first, szx):
+    import os
+    remote = first.remote
+    buf = bytearray(first.payload)
+    m = Message(0, out.code, 0, os.urandom(4), out.payload if len(out.payload) <= 16 << szx else b"")
+    m.remote = remote
+    m.oscore_raw = True  # the registration as it was protected, without its Observe: the transform passes it
+    base = [x for x in out.opts if x[0] != _OBSERVE and x[0] != _BLOCK2]
+    more = True
+    try:
+        while more:
+            if len(buf) > tf.max_body:
+                return
+            m.opts = base + [(_BLOCK2, uint_bytes(block_encode(len(buf) >> (szx + 4), 0, szx)))]
+            r = await ep.exchange(m, remote)
+            v = r.opt(_BLOCK2)
+            if v is None:
+                return
+            num, more, szx = block_decode(v)
+            if num << (szx + 4) != len(buf):
+                return  # a newer notification replaced this one on the server: that one comes by itself
+            buf += r.payload
+    except (CoapError, MemoryError):
+        return
+    w = ep.waiters.get((first.token, remote))
+    if w is not None and type(w) is not list:  # the observation is still there
+        w(_whole(first, buf))
+
+
+async def request(client, ctx, inner, remote, szx, max_body, timeout=None, keep=None):
     """The verified inner response to inner (a request), protected once through ctx: the protected request goes
     in Outer Block1 blocks of 16 << szx bytes when it is larger, an Outer Block2 response is followed to its end
     (at most max_body bytes) and then verified. Raises OscoreError (a response that does not verify, or an
     unprotected error answer: .response), BlockError, or the client's RequestTimeout."""
     from oscore.client import protect_request, unprotect_response
     out, binding = protect_request(ctx, inner)
+    if keep is not None:  # an Observe registration (observe()): its notifications are verified with binding
+        keep.oscore = binding
+        keep.oscore_out = out
     body = out.payload
     bs = 16 << szx
     opts = out.opts
@@ -268,7 +393,7 @@ async def request(client, ctx, inner, remote, szx, max_body, timeout=None):
     if b2 is not None:
         num, more, s = block_decode(b2)
         buf = bytearray(r.payload)
-        m.opts = [x for x in opts if x[0] != _BLOCK2]
+        m.opts = [x for x in opts if x[0] != _BLOCK2 and x[0] != _OBSERVE]  # the rest: no new registration
         m.opts.append((_BLOCK2, b""))
         m.payload = body if len(body) <= bs else b""
         while more:

@@ -28,6 +28,8 @@ _CONTENT = const(69)
 _OBSERVE = const(6)
 _OSCORE = const(9)
 _PROXY_URI = const(35)
+_WINDOW = const(32)  # oscore.context.WINDOW
+_WINDOW_MASK = const(0xFFFFFFFF)
 
 # Outer-only (Class U) options: Uri-Host, Uri-Port, Hop-Limit, Proxy-Uri, Proxy-Scheme. Every other option is
 # Inner (Class E, the default for unlisted options, section 4.1); Observe is both (section 4.1.3.5). The
@@ -90,10 +92,16 @@ def aad(kid, piv, class_i=b""):
     return classi.aad(kid, piv, class_i)
 
 
+_plain = None  # the Message split() encodes plaintexts with, made once (split runs to its end without yielding)
+
+
 def split(ctx, msg, request):
     """(plaintext, outer options, Observe value or None) of an original message (sections 4.1, 5.3)."""
-    inner = Message()
-    io = inner.opts
+    global _plain
+    inner = _plain
+    if inner is None:
+        inner = _plain = Message()
+    inner.opts = io = []
     outer = []
     observe = None
     ci = ctx.class_i
@@ -123,6 +131,7 @@ def split(ctx, msg, request):
             io.append(x)
     inner.payload = msg.payload
     plain = inner.encode()
+    inner.opts = inner.payload = None  # keeps nothing of msg
     plain[3] = msg.code  # code | options | 0xFF payload: the encoding after a token-less header's first 3 bytes
     return memoryview(plain)[3:], outer, observe
 
@@ -151,26 +160,20 @@ def outer_of(msg):
     return osc, keep
 
 
-def open_inner(ctx, msg, nonce, kid, piv, ci, request):
+def open_inner(ctx, msg, nonce, kid, piv, class_i, request):
     ct = msg.payload
     if not ct:
         raise err(13)
     try:
-        pt = aead(ctx.recipient_key, ctx.pure).decrypt(nonce, ct, aad(kid, piv, ci))
+        pt = aead(ctx.recipient_key, ctx.pure).decrypt(nonce, ct, aad(kid, piv, class_i))
     except CryptoError:  # InvalidTag, or a length CCM refuses
         raise err(19)
     if not pt:
         raise err(14)
-    tok = msg.token
-    t = len(tok)
-    mid = msg.mid
-    buf = bytearray(len(pt) + 3 + t)  # the inner message's datagram: header, token, then pt after its code
-    buf[0] = 0x40 | (msg.type << 4) | t
+    buf = bytearray(len(pt) + 3)  # the inner message's datagram, token-less: header, then pt after its code
+    buf[0] = 0x40 | (msg.type << 4)
     buf[1] = pt[0]
-    buf[2] = mid >> 8
-    buf[3] = mid & 255
-    buf[4:4 + t] = tok
-    buf[4 + t:] = memoryview(pt)[1:]
+    buf[4:] = memoryview(pt)[1:]
     try:
         m = decode(buf)
     except MessageError:
@@ -178,10 +181,20 @@ def open_inner(ctx, msg, nonce, kid, piv, ci, request):
     c = m.code >> 5
     if (c != 0 if request else c not in (2, 4, 5)) or not m.code:
         raise err(16)
-    if m.has(_OSCORE):
-        raise err(17)
+    m.mid = msg.mid
+    m.token = msg.token
     m.remote = msg.remote
-    return m
+    o = m.opts  # decoded: the flat [number, start, end, ...] index, numbers ascending (coap.msg)
+    observe = False
+    for i in range(0, len(o), 3):
+        n = o[i]
+        if n > _OSCORE:
+            break
+        if n == _OSCORE:
+            raise err(17)
+        if n == _OBSERVE:
+            observe = True
+    return m, observe
 
 
 def unprotect_request(contexts, msg):
@@ -200,17 +213,25 @@ def unprotect_request(contexts, msg):
     else:
         raise err(22)
     seq = int.from_bytes(piv, "big")
-    if ctx.synced and not ctx.fresh(seq):
-        raise err(23)
+    synced = ctx.synced
+    if synced:  # a replay (section 7.4)?
+        d = ctx.top - seq
+        if d >= 0 and (d >= _WINDOW or (ctx.bits >> d) & 1):
+            raise err(23)
     ci = b""
     if ctx.class_i:
         from oscore import classi
         keep, ci = classi.outer(msg, ctx.class_i)
     nonce = ctx.nonce(kid, piv)
-    m = open_inner(ctx, msg, nonce, kid, piv, ci, True)
-    binding = [ctx, kid, piv, nonce, m.has(_OBSERVE), -1]
-    if ctx.synced:
-        ctx.accept(seq)
+    m, observe = open_inner(ctx, msg, nonce, kid, piv, ci, True)
+    binding = [ctx, kid, piv, nonce, observe, -1]
+    if synced:  # mark seq received (section 7.4): bit d of bits is top - d
+        d = seq - ctx.top
+        if d > 0:
+            ctx.bits = ((ctx.bits << d) | 1) & _WINDOW_MASK if d < _WINDOW else 1
+            ctx.top = seq
+        else:
+            ctx.bits |= 1 << -d
     else:
         from oscore.answer import resync
         resync(ctx, m, binding, seq)  # raises EchoRequired unless m returns the challenge's Echo

@@ -8,10 +8,10 @@
 # Client role: every request goes out through `client`: one Context for every peer, or a dict {remote: Context}
 # (a peer not in it is spoken to unprotected), None: unprotected. A 4.01 Echo challenge is kept for its context
 # and that context's next request carries the Echo: Oscore.request() retries once with it.
-# The coap seam gives outgoing_request no remote (the inner request's .remote is unset), so a dict of contexts
-# is used by Oscore.request(..., outer=True), which names the peer; a plain client.request through a dict
-# fails (OscoreError) rather than guess the peer or send in clear.
-from oscore import OscoreError, err
+# A dict of contexts picks by the inner request's .remote: Oscore.request(..., outer=True) and
+# oscore.outer.observe set it; a plain client.request has it where the coap requester sets it before
+# outgoing_request, and fails (OscoreError) where it does not, rather than guess the peer or send in clear.
+from oscore import OscoreError
 from oscore.protect import unprotect_request, protect_response
 
 try:
@@ -40,39 +40,29 @@ class Oscore:
         self.max_body = max_body  # the largest protected message put together from Outer Block-wise blocks
         self.blocks = None  # oscore.outer.Blocks, made on the first Outer Block-wise transfer
 
-    def _required(self, path):
-        for p in self.require:
-            if path == p or (p[-1] == "/" and path.startswith(p)):
-                return True
-        return False
-
-    # --- server role
+    # --- server role (the rare paths, refusals and Outer Block-wise, are in oscore.answer and oscore.outer)
 
     def incoming_request(self, ep, req):
-        from coap.msg import Message
         osc = req.opt(_OSCORE)
         if osc is None:
-            if self.require and self._required(req.path()):
-                from oscore.answer import error_response
-                return error_response(err(20), req)
+            if self.require:
+                from oscore.answer import unprotected
+                return unprotected(self, req)
             return req
         ob = None
         if req.opt(_BLOCK1) is not None or req.opt(_BLOCK2) is not None:  # Outer Block-wise (4.1.3.4.2)
             from oscore.outer import incoming
-            try:
-                req = incoming(self, req, osc)
-            except MemoryError:  # the transfers in progress go: a board keeps answering
-                self.blocks = None
-                return Message(code=_SERVER_ERROR)
+            req = incoming(self, req, osc)  # an answer, or the whole protected request
             if req.code >= 64:
                 return req
             ob = getattr(req, "oscore_outer", None)
         try:
             inner, binding = unprotect_request(self.contexts, req)
         except OscoreError as e:  # the section 8 answer, or the Echo challenge (answer.EchoRequired)
-            from oscore import answer
-            return answer.echo_response(e) if isinstance(e, answer.EchoRequired) else answer.error_response(e, req)
+            from oscore.answer import refusal
+            return refusal(e, req)
         except MemoryError:
+            from coap.msg import Message
             return Message(code=_SERVER_ERROR)
         inner.oscore = binding
         if ob is not None:
@@ -105,7 +95,7 @@ class Oscore:
         if getattr(req, "oscore", None) is None:
             return resp
         from oscore.client import incoming
-        return incoming(self, req, resp)
+        return incoming(self, ep, req, resp)
 
     async def request(self, client, method, remote, path, outer=False, **kw):
         """client.request through OSCORE, retried once when the server answers with an Echo challenge.
