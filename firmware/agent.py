@@ -94,6 +94,68 @@ class Counted:
         return data, remote
 
 
+class LazyPeer:
+    """The EAP-NOOB peer (eapnoob.peer.Peer), imported when an EAP conversation starts and dropped after its
+    EAP-Success: a registered device holds none of EAP-NOOB's code (nor its curves) until a re-key. The Peer's
+    record is in the store, so a fresh one picks up where the last one ended."""
+
+    def __init__(self, store, info, dirs):
+        self.store = store
+        self.info = info
+        self.dirs = dirs
+        self.real = None
+
+    def _peer(self):
+        if self.real is None:
+            from eapnoob.peer import Peer
+            self.real = Peer(self.store, self.info, dirs=self.dirs)
+        return self.real
+
+    @property
+    def keys(self):
+        return self.real.keys if self.real is not None else None
+
+    def receive(self, pkt, now=0):
+        return self._peer().receive(pkt, now)
+
+    def __getattr__(self, name):  # state, sleep_time, oob_message, accept_oob, unload
+        return getattr(self._peer(), name)
+
+    def drop(self):
+        if self.real is None:
+            return
+        self.real = None
+        drop_modules(("eapnoob", "crypto.x25519", "crypto.p256", "crypto._ec", "crypto._concat_kdf"))
+
+
+class LazySpool:
+    """suit.spool.FileSpool, made for each use (it keeps no state but its folder): the module is loaded only
+    while an update runs, and Updater.release() drops it after."""
+    in_place = False
+
+    def __init__(self, root):
+        self.root = root
+
+    def __getattr__(self, name):
+        from suit.spool import FileSpool
+        return getattr(FileSpool(self.root), name)
+
+
+def drop_modules(prefixes):
+    """Forget the modules named by these prefixes (and their attributes on their packages): their heap goes
+    back once nothing else holds their objects; an import later loads them again."""
+    for name in list(sys.modules):
+        for p in prefixes:
+            if name == p or name.startswith(p + "."):
+                del sys.modules[name]
+                pkg, _, attr = name.rpartition(".")
+                parent = sys.modules.get(pkg) if pkg else None
+                if parent is not None and attr in parent.__dict__:
+                    delattr(parent, attr)
+                break
+    gc.collect()
+
+
 def _remote(addr, serial_remote):
     return serial_remote if addr == "serial" or serial_remote else tuple(addr)
 
@@ -183,34 +245,58 @@ class Agent:
 
     def _bootstrap(self):
         from coapeap.device import Device
-        from eapnoob.console import Console
-        from eapnoob.peer import Peer
         n = self.cfg["noob"]
         info = ('{"Type":"hourglass-agent","Serial":"%s"}' % self.cfg["device"]).encode()
-        peer = Peer(self.state, info, dirs=n["dirs"])  # record names differ: eapnoob, coapeap*, suit-*
-        self.console = Console(peer)
-        self.dev = Device(self.ep, peer, self.controller, self.state, require=REQUIRE,
+        self.peer = LazyPeer(self.state, info, n["dirs"])
+        self.console = None
+        self.dev = Device(self.ep, self.peer, self.controller, self.state, require=REQUIRE,
                           retry=n["retry"], on_state=self._on_state)
-        self.console.on_accept = self.dev.kick
+        if not self.dev.registered:
+            self._show_oob()
+
+    def _show_oob(self):
+        # the OOB step: while unregistered only (a re-key is an EAP-NOOB Reconnect, without it)
+        from eapnoob.console import Console
+        self.console = Console(self.peer, on_accept=self.dev.kick)
         self.console.route(self.ep)
 
     def _on_state(self, dev):
-        log.info("bootstrap: peer state", dev.peer.state, "registered" if dev.registered else "not registered",
-                 "heap", heap_used())
-        if dev.registered:
-            log.debug("modules:", " ".join(sorted(sys.modules)))
+        peer = self.peer.real
+        log.info("bootstrap: peer state", peer.state if peer else "(not loaded)",
+                 "registered" if dev.registered else "not registered", "heap", heap_used())
+        if dev.registered and dev.pending is None and dev.step is None:
+            ran = self.console is not None or self.peer.real is not None
+            if self.console is not None:  # registered: the OOB step and its code go
+                self.ep.resources.pop("/noob/oob", None)
+                self.console = None
+            self.peer.drop()
+            log.debug("modules:", " ".join(sorted(sys.modules)), "heap", heap_used())
+            if ran:
+                asyncio.create_task(self._registered())
+            return
+        if self.console is None:
+            return
         try:
             from time import time
             self.console.show(int(time()))
         except (AttributeError, MemoryError) as e:
             log.warn("oob display:", type(e).__name__)
 
+    async def _registered(self):
+        # EAP-NOOB ran in this boot: what it leaves on the heap (its exchanges' buffers, the CoAP exchanges it
+        # answered, fragments) is more than the update needs later, so the agent starts again, registered, on a
+        # clean heap (the session and the OSCORE sequence bound are in the store). The wait lets the answer to
+        # the EAP-Success go out.
+        await sleep_ms(300)
+        log.info("bootstrap: registered; restarting on a clean heap")
+        self._restart("soft")
+
     def _updater(self):
         from suit.ota import Updater
-        from suit.spool import FileSpool
         self.up = Updater(self.ep, self._processor, self.state, self.cfg["device"].encode(), self.server,
-                          FileSpool(self.root or "."), kind="bundle",
-                          on_phase=lambda p: log.info("update: phase", p), restart=self._restart)
+                          LazySpool(self.root or "."), kind="bundle", anchors=self._anchors,
+                          on_phase=lambda p: log.info("update: phase", p, "heap", heap_used()),
+                          restart=self._restart)
         self.up.serve()
 
     def _restart(self, kind):
@@ -223,15 +309,18 @@ class Agent:
         else:
             machine.soft_reset()
 
+    def _anchors(self):
+        # the trust anchor alone authenticates a trigger: far less heap than a whole processor (released after)
+        from cose.key import CoseKey
+        with open(self.path(self.cfg["anchor"]), "rb") as f:
+            return [CoseKey.decode(f.read())]
+
     def _processor(self):
         # everything imported here is released after the update (Updater.release)
-        from cose.key import CoseKey
         from suit.bundle import BundleDriver
         from suit.processor import Processor
-        with open(self.path(self.cfg["anchor"]), "rb") as f:
-            anchor = CoseKey.decode(f.read())
         ident = {1: bytes.fromhex(self.cfg["vendor"]), 2: bytes.fromhex(self.cfg["class"])}
-        return Processor(BundleDriver(self.root or ".", ident), [anchor], self.state)
+        return Processor(BundleDriver(self.root or ".", ident), self._anchors(), self.state)
 
     async def _health_check(self):
         """The first boot after an update: the new app imports and says it is healthy, the server answers."""
@@ -245,8 +334,14 @@ class Agent:
 
     async def run(self):
         self.booted = await self.up.boot(self._health_check, self.cfg["health_deadline"] * 1000)
+        self.up.release()  # what the boot check loaded (the spool, the verdict's code)
         if self.booted:
             log.info("update: boot", self.booted)
+        if self.booted == "confirmed":
+            # the verdict's code (the health check, the processor that dropped the old files) leaves holes all
+            # over the heap: the new version starts again on a clean one, as after bootstrap
+            log.info("update: confirmed; restarting on a clean heap")
+            self._restart("soft")
         log.info("agent: app version", _app_version(), "heap used", heap_used(), "peak", peak)
         tasks = [supervise("bootstrap", self.dev.run), supervise("sensor", self.sample),
                  supervise("health", self.keep)]

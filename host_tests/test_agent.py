@@ -66,7 +66,7 @@ async def _health(port: int) -> dict:
 class Host:
     """The CoAP-EAP controller and EAP-NOOB server (SQLite), started when the test says so."""
 
-    def __init__(self, d: Path, port: int):
+    def __init__(self, d: Path, port: int, lifetime: int = 0):
         from hourglass import noob_server as ns
         from hourglass.noob_db import Database
         self.d, self.port = d, port
@@ -74,10 +74,11 @@ class Host:
         info = '{"Type":"hourglass","ServerURL":"https://hourglass.local/oob"}'
         self.server = ns.NoobServer(info, registry=self.db, dirs=3, sleep_time=1)
         self.controller = None
+        self.lifetime = lifetime
 
     async def start(self):
         from hourglass.noob_controller import Controller
-        self.controller = Controller(self.server, self.db, self.d / "state", lifetime=0)
+        self.controller = Controller(self.server, self.db, self.d / "state", lifetime=self.lifetime)
         await self.controller.start(("127.0.0.1", self.port))
 
     async def register(self, con: Console, timeout: float = 90):
@@ -195,4 +196,40 @@ def test_memory_error_in_a_task_is_survived(tmp_path, fs_tree):
                 assert value >= 23 and unit == "Cel" and version == 1
             finally:
                 con.close()
+    _run(main())
+
+
+def test_registered_agent_rekeys_and_loads_eap_noob_only_for_it(tmp_path, fs_tree):
+    """After EAP-Success the agent restarts on a clean heap, registered, without EAP-NOOB; before the session ends
+    it re-keys (EAP-NOOB Reconnect): the peer is loaded again from its record, the new OSCORE context works, and
+    the agent restarts again without it."""
+    ctrl_port = free_port()
+    flash, port = _flash(tmp_path, fs_tree, {"controller": ["127.0.0.1", ctrl_port], "noob": {"retry": 2}})
+    host = Host(tmp_path, ctrl_port, lifetime=15)  # re-key at 90 % of the lifetime
+
+    async def main():
+        with vboard.VirtualBoard(flash, BOARD, heap=HEAP) as vb:
+            con = Console(vb.port)
+            try:
+                await host.start()
+                await con.wait("agent: ready", 60)
+                await host.register(con)
+                peer_id = next(iter(host.controller.contexts))
+                first = host.controller.contexts[peer_id]
+                await con.wait("restarting on a clean heap", 30)
+                await con.wait(r"peer state \(not loaded\) registered", 30)
+                # the re-key: a Reconnect, a new context, and the second restart
+                await con.wait("restarting on a clean heap", 60, count=2)
+                assert host.controller.contexts[peer_id] is not first
+                await con.wait(r"peer state \(not loaded\) registered", 30, count=2)
+                text = con.text()
+                after = text.split("restarting on a clean heap")[1]
+                assert "peer state 4 registered" in after  # the Reconnect loaded the peer from its record
+                assert "OOB " not in after  # and never the OOB step
+                r = await host.controller.request(peer_id, aiocoap.GET, "/health")
+                assert r.code == aiocoap.CONTENT and cbor2.loads(r.payload)["registered"] is True
+                assert "Traceback" not in text, text
+            finally:
+                con.close()
+                await host.close()
     _run(main())

@@ -3,7 +3,7 @@ import hgtest
 import cbor
 from cbor import Tag, Simple, undefined, CBORDecodeError, CBOREncodeError
 import cbor_gen
-MP_HEAP = "120k"  # its budget on the VM (a board's heap x2): boards with less skip it
+MP_HEAP = "120k"  # passes at 96k on the bare VM; on the ESP32 (112k) the HIL runner compiles the crosscheck table there
 
 INF = float("inf")
 

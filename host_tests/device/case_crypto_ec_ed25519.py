@@ -11,7 +11,7 @@ from crypto import sha512
 
 # Below the default 128k (the VM's stand-in for the ESP32): compiling this file and its vectors needs more
 # heap than the operations themselves (see host_tests/bench/host_crypto_ec.py for their peaks).
-MP_HEAP = "120k"
+MP_HEAP = "96k"  # measured: passes at 96k on the VM (the ESP32 budget is 112k)
 
 L = 2**252 + 27742317777372353535851937790883648493
 P = 2**255 - 19

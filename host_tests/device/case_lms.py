@@ -4,7 +4,7 @@ import hgtest
 
 from crypto import CryptoError
 from crypto import lms
-MP_HEAP = "144k"  # its budget on the VM (a board's heap x2): boards with less skip it
+MP_HEAP = "144k"  # passes at 96k on the bare VM; on the ESP32 (112k) the HIL mount reads 8 KiB vectors
 
 
 def _load(name):

@@ -21,18 +21,19 @@ _SBOX = bytes.fromhex(
     "e0323a0a4906245cc2d3ac629195e479e7c8376d8dd54ea96c56f4ea657aae08"
     "ba78252e1ca6b4c6e8dd741f4bbd8b8a703eb5664803f60e613557b986c11d9e"
     "e1f8981169d98e949b1e87e9ce5528df8ca1890dbfe6426841992d0fb054bb16")
-_INV_SBOX = bytes.fromhex(
-    "52096ad53036a538bf40a39e81f3d7fb7ce339829b2fff87348e4344c4dee9cb"
-    "547b9432a6c2233dee4c950b42fac34e082ea16628d924b2765ba2496d8bd125"
-    "72f8f66486689816d4a45ccc5d65b6926c704850fdedb9da5e154657a78d9d84"
-    "90d8ab008cbcd30af7e45805b8b34506d02c1e8fca3f0f02c1afbd0301138a6b"
-    "3a9111414f67dcea97f2cfcef0b4e67396ac7422e7ad3585e2f937e81c75df6e"
-    "47f11a711d29c5896fb7620eaa18be1bfc563e4bc6d279209adbc0fe78cd5af4"
-    "1fdda8338807c731b11210592780ec5f60517fa919b54a0d2de57a9f93c99cef"
-    "a0e03b4dae2af5b0c8ebbb3c83539961172b047eba77d626e169146355210c7d")
-
 _XTIME = bytes(((x << 1) ^ (0x11B if x & 0x80 else 0)) for x in range(256))
 _RCON = b"\x01\x02\x04\x08\x10\x20\x40\x80\x1b\x36"
+_inv = None  # the inverse S-box, made from _SBOX on the first decryption (OSCORE's CCM only encrypts)
+
+
+def _inv_sbox():
+    global _inv
+    if _inv is None:
+        inv = bytearray(256)
+        for i in range(256):
+            inv[_SBOX[i]] = i
+        _inv = bytes(inv)
+    return _inv
 
 
 def _check_key(key):
@@ -141,61 +142,10 @@ class PureAES:
         dst[15] = S[s11] ^ rk[o + 15]
 
     def decrypt_into(self, src, dst):
-        """Decrypt the 16 bytes of src into dst."""
-        rk = self._rk
-        S = _INV_SBOX
-        X = _XTIME
-        o = self._rounds * 16
-        s0 = src[0] ^ rk[o + 0]; s1 = src[1] ^ rk[o + 1]; s2 = src[2] ^ rk[o + 2]; s3 = src[3] ^ rk[o + 3]
-        s4 = src[4] ^ rk[o + 4]; s5 = src[5] ^ rk[o + 5]; s6 = src[6] ^ rk[o + 6]; s7 = src[7] ^ rk[o + 7]
-        s8 = src[8] ^ rk[o + 8]; s9 = src[9] ^ rk[o + 9]; s10 = src[10] ^ rk[o + 10]; s11 = src[11] ^ rk[o + 11]
-        s12 = src[12] ^ rk[o + 12]; s13 = src[13] ^ rk[o + 13]; s14 = src[14] ^ rk[o + 14]; s15 = src[15] ^ rk[o + 15]
-        for _ in range(self._rounds - 1):
-            o -= 16
-            a0 = S[s0] ^ rk[o + 0]; a1 = S[s13] ^ rk[o + 1]; a2 = S[s10] ^ rk[o + 2]; a3 = S[s7] ^ rk[o + 3]
-            u = X[X[a0 ^ a2]]; v = X[X[a1 ^ a3]]
-            a0 ^= u; a1 ^= v; a2 ^= u; a3 ^= v
-            t = a0 ^ a1 ^ a2 ^ a3
-            n0 = a0 ^ t ^ X[a0 ^ a1]; n1 = a1 ^ t ^ X[a1 ^ a2]
-            n2 = a2 ^ t ^ X[a2 ^ a3]; n3 = a3 ^ t ^ X[a3 ^ a0]
-            a0 = S[s4] ^ rk[o + 4]; a1 = S[s1] ^ rk[o + 5]; a2 = S[s14] ^ rk[o + 6]; a3 = S[s11] ^ rk[o + 7]
-            u = X[X[a0 ^ a2]]; v = X[X[a1 ^ a3]]
-            a0 ^= u; a1 ^= v; a2 ^= u; a3 ^= v
-            t = a0 ^ a1 ^ a2 ^ a3
-            n4 = a0 ^ t ^ X[a0 ^ a1]; n5 = a1 ^ t ^ X[a1 ^ a2]
-            n6 = a2 ^ t ^ X[a2 ^ a3]; n7 = a3 ^ t ^ X[a3 ^ a0]
-            a0 = S[s8] ^ rk[o + 8]; a1 = S[s5] ^ rk[o + 9]; a2 = S[s2] ^ rk[o + 10]; a3 = S[s15] ^ rk[o + 11]
-            u = X[X[a0 ^ a2]]; v = X[X[a1 ^ a3]]
-            a0 ^= u; a1 ^= v; a2 ^= u; a3 ^= v
-            t = a0 ^ a1 ^ a2 ^ a3
-            n8 = a0 ^ t ^ X[a0 ^ a1]; n9 = a1 ^ t ^ X[a1 ^ a2]
-            n10 = a2 ^ t ^ X[a2 ^ a3]; n11 = a3 ^ t ^ X[a3 ^ a0]
-            a0 = S[s12] ^ rk[o + 12]; a1 = S[s9] ^ rk[o + 13]; a2 = S[s6] ^ rk[o + 14]; a3 = S[s3] ^ rk[o + 15]
-            u = X[X[a0 ^ a2]]; v = X[X[a1 ^ a3]]
-            a0 ^= u; a1 ^= v; a2 ^= u; a3 ^= v
-            t = a0 ^ a1 ^ a2 ^ a3
-            n12 = a0 ^ t ^ X[a0 ^ a1]; n13 = a1 ^ t ^ X[a1 ^ a2]
-            n14 = a2 ^ t ^ X[a2 ^ a3]; n15 = a3 ^ t ^ X[a3 ^ a0]
-            s0 = n0; s1 = n1; s2 = n2; s3 = n3
-            s4 = n4; s5 = n5; s6 = n6; s7 = n7
-            s8 = n8; s9 = n9; s10 = n10; s11 = n11
-            s12 = n12; s13 = n13; s14 = n14; s15 = n15
-        dst[0] = S[s0] ^ rk[0]
-        dst[1] = S[s13] ^ rk[1]
-        dst[2] = S[s10] ^ rk[2]
-        dst[3] = S[s7] ^ rk[3]
-        dst[4] = S[s4] ^ rk[4]
-        dst[5] = S[s1] ^ rk[5]
-        dst[6] = S[s14] ^ rk[6]
-        dst[7] = S[s11] ^ rk[7]
-        dst[8] = S[s8] ^ rk[8]
-        dst[9] = S[s5] ^ rk[9]
-        dst[10] = S[s2] ^ rk[10]
-        dst[11] = S[s15] ^ rk[11]
-        dst[12] = S[s12] ^ rk[12]
-        dst[13] = S[s9] ^ rk[13]
-        dst[14] = S[s6] ^ rk[14]
-        dst[15] = S[s3] ^ rk[15]
+        """Decrypt the 16 bytes of src into dst (the inverse rounds are in crypto._aes_soft_dec, loaded on the
+        first decryption: CCM, GCM and CTR never decrypt a block)."""
+        from crypto._aes_soft_dec import decrypt_into
+        decrypt_into(self._rk, self._rounds, src, dst, _inv_sbox(), _XTIME)
 
 
 class ViperAES(PureAES):
@@ -238,7 +188,7 @@ def viper_works():
     """Whether ViperAES can be used: the emitter compiled _aes_viper and it passes FIPS-197 C.1 (checked once)."""
     global _TABLES, _aes_viper
     if _TABLES is None and _aes_viper is not None:
-        _TABLES = bytes(_SBOX + _INV_SBOX + _XTIME)
+        _TABLES = bytes(_SBOX + _inv_sbox() + _XTIME)
         if not _viper_selftest():
             _aes_viper = None
     return _aes_viper is not None

@@ -1,0 +1,12 @@
+# Freeze manifest: ESP32_GENERIC-OTA firmware with the Hourglass bundle frozen into the image, so its bytecode,
+# qstrs and constants are read from flash instead of being loaded into the Python heap (stock ESP32 firmware
+# cannot mount a ROMFS: MICROPY_VFS_ROM is off on every esp32 board, README "Board matrix").
+#
+#   make build BOARD=ESP32_GENERIC-OTA                    # makes build/ESP32_GENERIC-OTA/manifest.py
+#   make -C ports/esp32 BOARD=ESP32_GENERIC BOARD_VARIANT=OTA FROZEN_MANIFEST=$PWD/boards/ESP32_GENERIC-OTA/manifest.py
+#
+# The build's own manifest (the port's frozen modules, then every lib/ package this board takes) does the work;
+# its paths are relative to that file. The agent (firmware/*.py) stays on the filesystem: app.py is what an
+# update replaces. On the board sys.path is ['', '.frozen', '/lib']: the frozen packages come before /lib, so
+# copies there are never imported (leave lib/ out of the filesystem to save its blocks).
+include("../../build/ESP32_GENERIC-OTA/manifest.py")  # noqa: F821 (the manifest DSL's global)
