@@ -57,6 +57,7 @@ class BundleDriver:
         self._meta = self.root + "/" + _META
         self._staged = {}  # target path -> stage file name
         self._count = 0
+        self._names = None  # stage names handed out since the last clean-up (None: not known, list the dirs)
 
     # --------------------------------------------------------------- identity and paths
 
@@ -109,10 +110,16 @@ class BundleDriver:
         self.fs.makedirs(self._meta + "/stage")
         name = self._staged.get(path)
         if name is None:
-            name = str(self._count)
-            self._count += 1
+            name = self._new_name()
             self._staged[path] = name
         return _Writer(self.fs.open(self._meta + "/stage/" + name, "wb"), self.max_file)
+
+    def _new_name(self):
+        name = str(self._count)
+        self._count += 1
+        if self._names is not None:
+            self._names.append(name)
+        return name
 
     def swap(self, a, b):
         pa, pb = self.path_of(a), self.path_of(b)
@@ -123,8 +130,7 @@ class BundleDriver:
         buf = bytearray(1024)
         names = []
         for reader, path in ((rb, pa), (ra, pb)):
-            name = str(self._count)
-            self._count += 1
+            name = self._new_name()
             self.fs.makedirs(self._meta + "/stage")
             w = self.fs.open(self._meta + "/stage/" + name, "wb")
             mv = memoryview(buf)
@@ -165,20 +171,32 @@ class BundleDriver:
         self._staged = {}
         self._apply(lines[1:])
 
-    def _apply(self, pairs):
+    def _apply(self, pairs, replay=False):
+        """Move each staged file into place, the old one aside first (a rename over a live file is a flush on
+        ext4, and suit.ota_boot.restore_bundle puts it back). A replay after a power cut decides each step by
+        what is still there, so replaying any number of times is safe; the first run knows nothing moved."""
         fs = self.fs
         fs.makedirs(self._meta + "/old")
         for line in pairs:
             name, rel = line.split(" ", 1)
             stage = self._meta + "/stage/" + name
-            if not fs.exists(stage):
-                continue  # already moved into place
             target = self.root + "/" + rel
             old = self._meta + "/old/" + name
-            if fs.exists(target) and not fs.exists(old):
-                fs.rename(target, old)
-            fs.makedirs(parent_dir(target))
-            fs.rename(stage, target)
+            if replay:
+                if not fs.exists(stage):
+                    continue  # already moved into place
+                if fs.exists(target) and not fs.exists(old):
+                    fs.rename(target, old)
+            else:
+                try:
+                    fs.rename(target, old)
+                except OSError:
+                    pass  # a new file
+            try:
+                fs.rename(stage, target)
+            except OSError:
+                fs.makedirs(parent_dir(target))  # a new file in a new directory
+                fs.rename(stage, target)
         fs.sync()
 
     def _journal(self):
@@ -192,31 +210,43 @@ class BundleDriver:
             return None
         return int(lines[0][4:]), lines[1:lines.index("end")]
 
+    def _clean(self, dirs):
+        """Remove this run's files from .suit/<dir>: the names it handed out, or every file when the driver
+        does not know them (the first clean-up after a boot)."""
+        fs = self.fs
+        names = self._names
+        for d in dirs:
+            for name in fs.listdir(self._meta + "/" + d) if names is None else names:
+                try:
+                    fs.remove(self._meta + "/" + d + "/" + name)
+                except OSError:
+                    if names is None:
+                        raise
+        self._names = []
+
     def finish(self):
         """After the commit (and the stored sequence number): drop the old files, then the journal."""
-        fs = self.fs
-        for d in ("/old", "/stage"):
-            for name in fs.listdir(self._meta + d):
-                fs.remove(self._meta + d + "/" + name)
-        if fs.exists(self._meta + "/journal"):
-            fs.remove(self._meta + "/journal")
+        self._clean(("old", "stage"))
+        try:
+            self.fs.remove(self._meta + "/journal")
+        except OSError:
+            pass
 
     def abort(self):
-        fs = self.fs
         self._staged = {}
-        for name in fs.listdir(self._meta + "/stage"):
-            fs.remove(self._meta + "/stage/" + name)
-        if fs.exists(self._meta + "/journal.new"):
-            fs.remove(self._meta + "/journal.new")
+        self._clean(("stage",))
+        if self.fs.exists(self._meta + "/journal.new"):
+            self.fs.remove(self._meta + "/journal.new")
 
     def recover(self):
         """At boot: finish a committed update (returns its sequence number) or drop an uncommitted one (None)."""
         self._staged = {}
+        self._names = None  # whatever an earlier run left is unknown here
         j = self._journal()
         if j is None:
-            self.abort()
-            for name in self.fs.listdir(self._meta + "/old"):
-                self.fs.remove(self._meta + "/old/" + name)
+            self._clean(("stage", "old"))
+            if self.fs.exists(self._meta + "/journal.new"):
+                self.fs.remove(self._meta + "/journal.new")
             return None
-        self._apply(j[1])
+        self._apply(j[1], True)
         return j[0]

@@ -2,6 +2,12 @@
 # (suit.faults) can cut power at any chosen read, write, close, rename, remove or sync.
 import os
 
+from suit import const
+
+# errno numbers: the same on Linux and in MicroPython's VFS (LittleFS, FAT)
+_EEXIST = const(17)
+_ENOENT = const(2)
+
 
 def _join_parent(path):
     i = path.rfind("/")
@@ -38,15 +44,20 @@ class Fs:
 
     def makedirs(self, path):
         """Create path and its parents (no error when they exist)."""
-        cur = "/" if path.startswith("/") else ""
-        for part in path.split("/"):
-            if part:
-                cur += part
-                try:
-                    os.mkdir(cur)
-                except OSError:
-                    pass
-                cur += "/"
+        try:
+            os.mkdir(path)  # one call in the usual case, where the parent exists
+        except OSError as e:
+            if e.args[0] == _EEXIST:
+                return
+            parent = _join_parent(path)
+            if e.args[0] != _ENOENT or not parent:
+                raise
+            self.makedirs(parent)
+            try:
+                os.mkdir(path)
+            except OSError as e2:
+                if e2.args[0] != _EEXIST:
+                    raise
 
     def rmdir(self, path):
         try:
