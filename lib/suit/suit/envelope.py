@@ -4,6 +4,10 @@
 from hashlib import sha256
 
 import cbor
+import cose
+from cbor import CBORDecodeError, Decoder  # Decoder once: each cbor.Decoder is an import
+from crypto import CryptoError
+from crypto.util import ct_equal
 from suit import SuitError, const
 _CBOR_PARSE = const(1)
 _ALG_UNSUPPORTED = const(3)
@@ -56,14 +60,14 @@ def read_map_keys(dec, what):
 def parse_digest(b):
     """(algorithm, digest memoryview) of an encoded SUIT_Digest; only SHA-256 is supported."""
     try:
-        d = cbor.Decoder(b)
+        d = Decoder(b)
         if d.read_array_header() != 2:
             raise SuitError(_CBOR_PARSE, "SUIT_Digest must be [alg, bytes]")
         alg = d.read_int()
         value = d.read_bytes()
         if not d.at_end():
             raise SuitError(_CBOR_PARSE, "trailing bytes after SUIT_Digest")
-    except cbor.CBORDecodeError as e:
+    except CBORDecodeError as e:
         raise SuitError(_CBOR_PARSE, "bad SUIT_Digest: %s" % e)
     if alg != _DIGEST_SHA256:
         raise SuitError(_ALG_UNSUPPORTED, "digest algorithm %d (only SHA-256, -16)" % alg)
@@ -74,7 +78,6 @@ def parse_digest(b):
 
 def digest_matches(encoded_digest, data):
     """Whether sha256(data) equals the encoded SUIT_Digest's value (compared in constant time)."""
-    from crypto.util import ct_equal
     return ct_equal(sha256(data).digest(), parse_digest(encoded_digest)[1])
 
 
@@ -95,11 +98,11 @@ class Envelope:
         self.payloads = {}
         try:
             self._parse()
-        except cbor.CBORDecodeError as e:
+        except CBORDecodeError as e:
             raise _parse_error(e)
 
     def _parse(self):
-        d = cbor.Decoder(self.buf)
+        d = Decoder(self.buf)
         if d.peek_major() == 6:
             tag = d.read_tag()
             if tag != _TAG_ENVELOPE:
@@ -138,7 +141,7 @@ class Envelope:
         """Check the authentication wrapper: one block must verify with a trust anchor, and the digest it
         covers must be the manifest's. Returns the encoded SUIT_Digest (memoryview)."""
         try:
-            d = cbor.Decoder(self.auth)
+            d = Decoder(self.auth)
             n = d.read_array_header()
             if n is None or n < 2:
                 raise SuitError(_UNAUTHORISED, "authentication wrapper has no authentication block")
@@ -148,7 +151,7 @@ class Envelope:
                 blocks.append(d.read_bytes())
             if not d.at_end():
                 raise SuitError(_CBOR_PARSE, "trailing bytes in the authentication wrapper")
-        except cbor.CBORDecodeError as e:
+        except CBORDecodeError as e:
             raise _parse_error(e)
         parse_digest(digest)
         failure = None  # a wrong key or signature outranks an algorithm this device lacks
@@ -168,8 +171,6 @@ class Envelope:
 
 def _verify_block(blk, payload, trust_anchors):
     """(None, None) when blk verifies, else (reason, message)."""
-    import cose
-    from crypto import CryptoError
     if len(blk) == 0:
         return _CBOR_PARSE, "empty authentication block"
     first = blk[0]
@@ -203,11 +204,11 @@ class Manifest:
         self.severed = {}  # key -> encoded SUIT_Digest of a severed member
         try:
             self._parse(env, max_components)
-        except cbor.CBORDecodeError as e:
+        except CBORDecodeError as e:
             raise SuitError(_CBOR_PARSE, "malformed manifest: %s" % e)
 
     def _parse(self, env, max_components):
-        d = cbor.Decoder(env.manifest)
+        d = Decoder(env.manifest)
         if d.peek_major() == 6 and d.read_tag() != _TAG_MANIFEST:
             raise SuitError(_CBOR_PARSE, "manifest has a tag other than 1070")
         n = read_map_keys(d, "manifest")
@@ -250,14 +251,14 @@ class Manifest:
                 continue  # severed and not supplied: tolerated, the member does not run
             if not digest_matches(self.severed[key], member):
                 raise SuitError(_UNAUTHORISED, "severable member %d does not match its digest" % key)
-            dm = cbor.Decoder(member)
+            dm = Decoder(member)
             self.sequences[key] = dm.read_bytes()
         for key in env.severable:
             if key not in self.severed:
                 raise SuitError(_UNAUTHORISED, "envelope member %d is not severed from this manifest" % key)
 
     def _parse_common(self, common, max_components):
-        d = cbor.Decoder(common)
+        d = Decoder(common)
         n = read_map_keys(d, "common")
         for _ in range(n):
             key = d.read_int()

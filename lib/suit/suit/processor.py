@@ -14,6 +14,8 @@
 from hashlib import sha256
 
 import cbor
+from cbor import CBORDecodeError, Decoder  # Decoder once: each cbor.Decoder is an import
+from crypto.util import ct_equal
 from suit import SuitError, const
 from suit import envelope as _env
 
@@ -266,7 +268,7 @@ class Processor:
         if depth > _MAX_DEPTH:
             raise SuitError(_CBOR_PARSE, "command sequences nested deeper than %d" % _MAX_DEPTH)
         try:
-            d = cbor.Decoder(seq)
+            d = Decoder(seq)
             try:
                 n = d.read_array_header()
                 if n is None or n % 2:
@@ -277,7 +279,7 @@ class Processor:
                     self._command(cmd, d, off, depth)
                 if not d.at_end():
                     raise SuitError(_CBOR_PARSE, "trailing bytes after a command sequence")
-            except cbor.CBORDecodeError as e:
+            except CBORDecodeError as e:
                 raise SuitError(_CBOR_PARSE, "malformed command sequence: %s" % e)
         except SuitError as e:
             if soft and e.reason == _CONDITION_FAILED:
@@ -429,14 +431,12 @@ class Processor:
             self._note(policy, off, idx)
             return
         if cmd == _C_IMAGE_MATCH:
-            enc = self._param(idx, _P_IMAGE_DIGEST, policy, off)
-            _env.parse_digest(enc)
+            want = _env.parse_digest(self._param(idx, _P_IMAGE_DIGEST, policy, off))[1]
             digest, size = self._digest_of(idx)
             want_size = self._params[idx].get(_P_IMAGE_SIZE)
             if digest is None:
                 self._fail(_CONDITION_FAILED, "component %d has no image" % idx, policy, off, idx)
-            from crypto.util import ct_equal
-            if not ct_equal(digest, _env.parse_digest(enc)[1]) or (want_size is not None and size != want_size):
+            if not ct_equal(digest, want) or (want_size is not None and size != want_size):
                 self._fail(_CONDITION_FAILED, "component %d image does not match its digest%s"
                            % (idx, "" if want_size is None or size == want_size else " and size"), policy, off, idx)
             self._note(policy, off, idx, {_P_IMAGE_DIGEST: cbor.dumps([_DIGEST_SHA256, digest]),
