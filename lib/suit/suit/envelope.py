@@ -153,7 +153,7 @@ class Envelope:
                 raise SuitError(_CBOR_PARSE, "trailing bytes in the authentication wrapper")
         except CBORDecodeError as e:
             raise _parse_error(e)
-        parse_digest(digest)
+        want = parse_digest(digest)[1]
         failure = None  # a wrong key or signature outranks an algorithm this device lacks
         for blk in blocks:
             r, w = _verify_block(blk, digest, trust_anchors)
@@ -164,7 +164,7 @@ class Envelope:
                 failure = (r, w)
         if failure is not None:
             raise SuitError(failure[0], failure[1])
-        if not digest_matches(digest, self.manifest_wrapped):
+        if not ct_equal(sha256(self.manifest_wrapped).digest(), want):
             raise SuitError(_UNAUTHORISED, "manifest digest does not match the authenticated digest")
         return digest
 

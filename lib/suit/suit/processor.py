@@ -306,30 +306,37 @@ class Processor:
             t.append((self._section, off, cmd, idx))
 
     def _command(self, cmd, d, off, depth):
+        tracing = self.tracing
         if cmd in (_C_VENDOR_ID, _C_CLASS_ID, _C_DEVICE_ID, _C_IMAGE_MATCH, _C_COMPONENT_SLOT, _C_CHECK_CONTENT,
                    _C_ABORT):
             policy = d.read_uint()
             for idx in self._current:
-                self._trace(off, cmd, idx)
+                if tracing:
+                    self._trace(off, cmd, idx)
                 self._condition(cmd, idx, policy, off)
         elif cmd == _D_SET_COMPONENT_INDEX:
-            self._trace(off, cmd, None)
+            if tracing:
+                self._trace(off, cmd, None)
             self._set_index(d)
         elif cmd == _D_OVERRIDE_PARAMETERS or cmd == _D_SET_PARAMETERS:
-            self._trace(off, cmd, None)
+            if tracing:
+                self._trace(off, cmd, None)
             self._parameters(d, cmd == _D_OVERRIDE_PARAMETERS)
         elif cmd == _D_TRY_EACH:
-            self._trace(off, cmd, None)
+            if tracing:
+                self._trace(off, cmd, None)
             self._try_each(d, off, depth)
         elif cmd == _D_RUN_SEQUENCE:
-            self._trace(off, cmd, None)
+            if tracing:
+                self._trace(off, cmd, None)
             seq = d.read_bytes()
             soft = self._params[self._current[0]].get(_P_SOFT_FAILURE, False) if self._current else False
             self._run(seq, depth + 1, soft)
         elif cmd in (_D_FETCH, _D_COPY, _D_WRITE, _D_INVOKE, _D_SWAP):
             policy = d.read_uint()
             for idx in self._current:
-                self._trace(off, cmd, idx)
+                if tracing:
+                    self._trace(off, cmd, idx)
                 self._directive(cmd, idx, policy, off)
         else:
             raise SuitError(_COMMAND_UNSUPPORTED, "command %d is not supported" % cmd, self._record(off, None))
