@@ -15,6 +15,7 @@ SUIT_MODULES = ("suit", "suit.envelope", "suit.processor", "suit.report", "suit.
 VM_IMPORT = r'''
 import gc, sys
 import cbor, cose, hashlib, store
+from cbor import Decoder  # the streaming decoder is cbor's, and suit always uses it
 from cose import key, mac0, sign1, algs
 from crypto import kdf, util
 gc.collect()
@@ -32,6 +33,7 @@ with open(sys.argv[1], "rb") as f:
 vfs.mount(vfs.VfsRom(image), "/rom")
 sys.path.insert(0, "/rom")
 import cbor, cose, hashlib, store
+from cbor import Decoder  # the streaming decoder is cbor's, and suit always uses it
 from cose import key, mac0, sign1, algs
 from crypto import kdf, util
 gc.collect()

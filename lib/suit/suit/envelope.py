@@ -3,7 +3,6 @@
 # checked (detached COSE_Sign1/COSE_Mac0 over the bstr-wrapped SUIT_Digest) before the manifest is parsed.
 from hashlib import sha256
 
-import cbor
 import cose
 from cbor import CBORDecodeError, Decoder  # Decoder once: each cbor.Decoder is an import
 from crypto import CryptoError

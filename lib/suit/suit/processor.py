@@ -82,23 +82,6 @@ _MAX_DEPTH = const(6)  # nested run-sequence / try-each
 _MAX_RECORDS = const(16)
 
 
-class _MemReader:
-    """A reader over a buffer (integrated payloads, content parameters)."""
-
-    def __init__(self, mv):
-        self.mv = mv
-        self.pos = 0
-
-    def readinto(self, buf):
-        n = min(len(buf), len(self.mv) - self.pos)
-        buf[0:n] = self.mv[self.pos:self.pos + n]
-        self.pos += n
-        return n
-
-    def close(self):
-        pass
-
-
 class Result:
     """What a run produced: ok, reason (suit.REASONS index), message, record of the failure, the CBOR report,
     the sequence number, and the executed commands when tracing ((section, offset, command, component))."""
@@ -322,16 +305,11 @@ class Processor:
             if tracing:
                 self._trace(off, cmd, None)
             self._parameters(d, cmd == _D_OVERRIDE_PARAMETERS)
-        elif cmd == _D_TRY_EACH:
+        elif cmd == _D_TRY_EACH or cmd == _D_RUN_SEQUENCE:
             if tracing:
                 self._trace(off, cmd, None)
-            self._try_each(d, off, depth)
-        elif cmd == _D_RUN_SEQUENCE:
-            if tracing:
-                self._trace(off, cmd, None)
-            seq = d.read_bytes()
-            soft = self._params[self._current[0]].get(_P_SOFT_FAILURE, False) if self._current else False
-            self._run(seq, depth + 1, soft)
+            from suit.commands import sequence
+            sequence(self, cmd, d, off, depth)
         elif cmd in (_D_FETCH, _D_COPY, _D_WRITE, _D_INVOKE, _D_SWAP):
             policy = d.read_uint()
             for idx in self._current:
@@ -387,28 +365,6 @@ class Processor:
                 if override or key not in p:
                     p[key] = value
 
-    def _try_each(self, d, off, depth):
-        count = d.read_array_header()
-        if count is None or count < 2:
-            raise SuitError(_CBOR_PARSE, "try-each needs at least two sequences")
-        done = False
-        for _ in range(count):
-            if d.peek_major() == 7:  # a trailing nil: succeed when nothing else did
-                if d.decode() is not None:
-                    raise SuitError(_CBOR_PARSE, "try-each takes sequences (bstr) and nil")
-                done = True
-                continue
-            seq = d.read_bytes()
-            if done:
-                continue
-            # each alternative runs with soft-failure unless the manifest turned it off
-            soft = True
-            if self._current:
-                soft = self._params[self._current[0]].get(_P_SOFT_FAILURE, True)
-            done = self._run(seq, depth + 1, soft)
-        if not done:
-            raise SuitError(_CONDITION_FAILED, "no try-each alternative succeeded", self._record(off, None))
-
     # ------------------------------------------------------------------ conditions
 
     def _param(self, idx, key, policy, off):
@@ -420,24 +376,13 @@ class Processor:
         return v
 
     def _condition(self, cmd, idx, policy, off):
-        if cmd == _C_ABORT:
-            self._fail(_CONDITION_FAILED, "abort", policy, off, idx)
-        if cmd in (_C_VENDOR_ID, _C_CLASS_ID, _C_DEVICE_ID):
+        if cmd == _C_VENDOR_ID or cmd == _C_CLASS_ID or cmd == _C_DEVICE_ID:
             want = self._param(idx, cmd, policy, off)
             have = self.driver.identity(cmd)
             if have is None or bytes(want) != bytes(have):
                 self._fail(_CONDITION_FAILED, "%s does not match this device" % _PARAM_NAMES[cmd], policy, off, idx)
             self._note(policy, off, idx)
-            return
-        cid = self._m.components[idx]
-        if cmd == _C_COMPONENT_SLOT:
-            slot = self._param(idx, _P_COMPONENT_SLOT, policy, off)
-            if not self.driver.slot_matches(cid, slot):
-                self._fail(_CONDITION_FAILED, "component %d slot %d is not the one to use" % (idx, slot),
-                           policy, off, idx)
-            self._note(policy, off, idx)
-            return
-        if cmd == _C_IMAGE_MATCH:
+        elif cmd == _C_IMAGE_MATCH:
             want = _env.parse_digest(self._param(idx, _P_IMAGE_DIGEST, policy, off))[1]
             digest, size = self._digest_of(idx)
             want_size = self._params[idx].get(_P_IMAGE_SIZE)
@@ -448,12 +393,9 @@ class Processor:
                            % (idx, "" if want_size is None or size == want_size else " and size"), policy, off, idx)
             self._note(policy, off, idx, {_P_IMAGE_DIGEST: cbor.dumps([_DIGEST_SHA256, digest]),
                                           _P_IMAGE_SIZE: size})
-            return
-        # _C_CHECK_CONTENT
-        want = self._param(idx, _P_CONTENT, policy, off)
-        if not self._content_equals(cid, want):
-            self._fail(_CONDITION_FAILED, "component %d content differs" % idx, policy, off, idx)
-        self._note(policy, off, idx)
+        else:
+            from suit.commands import condition
+            condition(self, cmd, idx, policy, off)
 
     def _chunk(self):
         if self._buf is None:
@@ -483,48 +425,9 @@ class Processor:
         self._written[idx] = w
         return w
 
-    def _content_equals(self, cid, want):
-        r = self.driver.open_read(cid)
-        if r is None:
-            return False
-        mv = self._chunk()
-        pos = 0
-        try:
-            while True:
-                n = r.readinto(mv)
-                if not n:
-                    break
-                if pos + n > len(want) or mv[0:n] != want[pos:pos + n]:
-                    return False
-                pos += n
-        finally:
-            r.close()
-        return pos == len(want)
-
     # ------------------------------------------------------------------ directives
 
     def _directive(self, cmd, idx, policy, off):
-        m = self._m
-        cid = m.components[idx]
-        p = self._params[idx]
-        if cmd == _D_INVOKE:
-            try:
-                self.driver.invoke(cid, p.get(_P_INVOKE_ARGS))
-            except OSError as e:
-                self._fail(_OPERATION_FAILED, "invoke failed: %s" % e, policy, off, idx)
-            self._note(policy, off, idx)
-            return
-        if cmd == _D_SWAP:
-            src = self._source_index(idx, policy, off)
-            self.driver.swap(cid, m.components[src])
-            w = self._written
-            a, b = w.pop(idx, None), w.pop(src, None)
-            if b is not None:
-                w[idx] = b
-            if a is not None:
-                w[src] = a
-            self._note(policy, off, idx)
-            return
         if cmd == _D_FETCH:
             uri = self._param(idx, _P_URI, policy, off)
             if uri.startswith("#"):
@@ -533,27 +436,20 @@ class Processor:
                     payload = self._env.payloads.get(uri)
                 if payload is None:
                     self._fail(_OPERATION_FAILED, "no integrated payload %s" % uri, policy, off, idx)
-                reader = _MemReader(payload)
+                from suit.commands import MemReader
+                reader = MemReader(payload)
             else:
                 try:
                     reader = self.driver.fetch(uri)
                 except OSError as e:
                     self._fail(_OPERATION_FAILED, "fetch %s failed: %s" % (uri, e), policy, off, idx)
-        elif cmd == _D_WRITE:
-            reader = _MemReader(self._param(idx, _P_CONTENT, policy, off))
-        else:  # _D_COPY
-            src = self._source_index(idx, policy, off)
-            reader = self.driver.open_read(m.components[src])
+        else:
+            from suit.commands import directive
+            reader = directive(self, cmd, idx, policy, off)
             if reader is None:
-                self._fail(_OPERATION_FAILED, "source component %d is empty" % src, policy, off, idx)
-        self._pump(reader, idx, cid, p, policy, off)
+                return
+        self._pump(reader, idx, self._m.components[idx], self._params[idx], policy, off)
         self._note(policy, off, idx)
-
-    def _source_index(self, idx, policy, off):
-        src = self._param(idx, _P_SOURCE_COMPONENT, policy, off)
-        if src >= len(self._m.components) or src == idx:
-            self._fail(_COMPONENT_UNSUPPORTED, "bad source component %d" % src, policy, off, idx)
-        return src
 
     def _pump(self, reader, idx, cid, p, policy, off):
         """Stream reader into the component's staged slot: decrypt, hash, write, one chunk at a time."""
