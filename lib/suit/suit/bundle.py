@@ -79,11 +79,14 @@ class BundleDriver:
         if rel is not None:
             return rel
         parts = []
-        for p in cid:
+        last = len(cid) - 1
+        for i, p in enumerate(cid):
             s = None
             if p and all(c in _NAME_CHARS for c in p):
                 s = str(p, "utf-8")
             if s is None or s in (".", ".."):
+                if not p and i == last and i:
+                    continue  # a trailing empty element: the component is the directory (suit.bundle_dir)
                 if s is not None or not p:
                     raise SuitError(_COMPONENT_UNSUPPORTED, "component %r is not a bundle path" % (cid,))
                 s = "x" + "".join("%02x" % c for c in p)  # binary identifiers name a file by their hex
@@ -110,8 +113,14 @@ class BundleDriver:
     def open_read(self, cid):
         rel = self._rel_of(cid)
         name = self._staged.get(rel)
+        path = self._stage_dir + name if name is not None else self._prefix + rel
+        if not cid[-1]:
+            if not self.fs.isdir(path):
+                return None
+            from suit.bundle_dir import DirReader
+            return DirReader(self.fs, path)
         try:
-            return self.fs.open(self._stage_dir + name if name is not None else self._prefix + rel, "rb")
+            return self.fs.open(path, "rb")
         except OSError:
             return None
 
@@ -119,13 +128,17 @@ class BundleDriver:
         rel = self._rel_of(cid)
         if slot not in (None, 0):
             raise SuitError(_COMPONENT_UNSUPPORTED, "bundle files have no slot %d" % slot)
-        if size is not None and self.max_file is not None and size > self.max_file:
+        if size is not None and self.max_file is not None and size > self.max_file and cid[-1]:
             raise SuitError(_OPERATION_FAILED,
                             "image-size %d is bigger than the slot (%d bytes)" % (size, self.max_file))
         name = self._staged.get(rel)
         if name is None:
             name = self._new_name()
             self._staged[rel] = name
+        if not cid[-1]:
+            from suit.bundle_dir import DirWriter
+            self.fs.makedirs(self._meta + "/stage")
+            return DirWriter(self.fs, self._stage_dir + name, self.max_file)
         f = self._create(self._stage_dir + name)
         return f if self.max_file is None else _Writer(f, self.max_file)
 
@@ -144,6 +157,8 @@ class BundleDriver:
         return name
 
     def swap(self, a, b):
+        if not a[-1] or not b[-1]:
+            raise SuitError(_COMPONENT_UNSUPPORTED, "swap of directory components is not supported")
         ra, rb = self.open_read(a), self.open_read(b)
         if ra is None or rb is None:
             for r in (ra, rb):
@@ -253,7 +268,10 @@ class BundleDriver:
                 try:
                     fs.remove(d + name)
                 except OSError:
-                    if names is None:
+                    if fs.isdir(d + name):  # a directory component
+                        from suit.bundle_dir import rmtree
+                        rmtree(fs, d + name)
+                    elif names is None:
                         raise
         self._names = []
         self._rel = {}

@@ -36,6 +36,12 @@ class Fs:
     def size(self, path):
         return os.stat(path)[6]
 
+    def isdir(self, path):
+        try:
+            return os.stat(path)[0] & 0x4000 != 0  # S_IFDIR
+        except OSError:
+            return False
+
     def listdir(self, path):
         try:
             return os.listdir(path)
