@@ -239,8 +239,14 @@ def _tree(root):
             for k, v in _tree(p).items():
                 out[n + "/" + k] = v
         else:
+            h = sha256()
             with open(p, "rb") as f:
-                out[n] = sha256(f.read()).digest().hex()
+                while True:
+                    k = f.readinto(_BUF)
+                    if not k:
+                        break
+                    h.update(memoryview(_BUF)[0:k])
+            out[n] = h.digest().hex()
     return out
 
 

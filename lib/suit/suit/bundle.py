@@ -157,31 +157,8 @@ class BundleDriver:
         return name
 
     def swap(self, a, b):
-        if not a[-1] or not b[-1]:
-            raise SuitError(_COMPONENT_UNSUPPORTED, "swap of directory components is not supported")
-        ra, rb = self.open_read(a), self.open_read(b)
-        if ra is None or rb is None:
-            for r in (ra, rb):
-                if r is not None:
-                    r.close()
-            raise SuitError(_OPERATION_FAILED, "swap needs two images")
-        # stage both under fresh names (each read from its current file), then exchange the names
-        buf = bytearray(1024)
-        mv = memoryview(buf)
-        names = []
-        for reader, rel in ((rb, self._rel_of(a)), (ra, self._rel_of(b))):
-            name = self._new_name()
-            w = self._create(self._stage_dir + name)
-            while True:
-                n = reader.readinto(mv)
-                if not n:
-                    break
-                w.write(mv[0:n])
-            w.close()
-            reader.close()
-            names.append((rel, name))
-        for rel, name in names:
-            self._staged[rel] = name
+        from suit.bundle_more import swap
+        swap(self, a, b)
 
     def invoke(self, cid, args):
         if self.on_invoke is not None:
@@ -247,17 +224,6 @@ class BundleDriver:
         self.fs.makedirs(self._meta + "/old")
         self.fs.rename(target, old)
 
-    def _journal(self):
-        try:
-            with open(self._journal_path, "rb") as f:
-                text = f.read().decode()
-        except OSError:
-            return None
-        lines = text.split("\n")
-        if len(lines) < 3 or not lines[0].startswith("seq ") or "end" not in lines:
-            return None
-        return int(lines[0][4:]), [line.split(" ", 1) for line in lines[1:lines.index("end")]]
-
     def _clean(self, dirs):
         """Remove this run's files from .suit/stage and .suit/old: the names it handed out, or every file when
         the driver does not know them (the first clean-up after a boot)."""
@@ -292,13 +258,5 @@ class BundleDriver:
 
     def recover(self):
         """At boot: finish a committed update (returns its sequence number) or drop an uncommitted one (None)."""
-        self._staged = {}
-        self._names = None  # whatever an earlier run left is unknown here
-        j = self._journal()
-        if j is None:
-            self._clean((self._stage_dir, self._old_dir))
-            if self.fs.exists(self._journal_new):
-                self.fs.remove(self._journal_new)
-            return None
-        self._apply(j[1], True)
-        return j[0]
+        from suit.bundle_more import recover
+        return recover(self)

@@ -1,7 +1,8 @@
 # The commands a plain install does not run, split out of suit.processor so that it does not load them:
-# try-each and run-sequence, the conditions component-slot, check-content and abort, the directives write,
-# copy, swap and invoke, and the reader for integrated payloads. Each handler takes the Processor running
-# the manifest and works through its helpers (the same package: this is the processor's own code).
+# set-component-index (several components), try-each and run-sequence, the conditions component-slot,
+# check-content and abort, the directives write, copy, swap and invoke, and the reader for integrated payloads.
+# Each handler takes the Processor running the manifest and works through its helpers (the same package: this
+# is the processor's own code).
 from suit import SuitError, const
 _CBOR_PARSE = const(1)
 _COMPONENT_UNSUPPORTED = const(6)
@@ -37,6 +38,29 @@ class MemReader:
 
     def close(self):
         pass
+
+
+def set_index(p, d):
+    """set-component-index: a uint, true (all) or an array of them."""
+    n = len(p._m.components)
+    major = d.peek_major()
+    if major == 7:
+        v = d.decode()
+        if v is not True:
+            raise SuitError(_CBOR_PARSE, "set-component-index takes a uint, true or an array")
+        p._current = list(range(n))
+        return
+    if major == 4:
+        count = d.read_array_header()
+        if count is None or count > n:
+            raise SuitError(_COMPONENT_UNSUPPORTED, "bad component index array")
+        cur = [d.read_uint() for _ in range(count)]
+    else:
+        cur = [d.read_uint()]
+    for i in cur:
+        if i >= n:
+            raise SuitError(_COMPONENT_UNSUPPORTED, "component index %d of %d components" % (i, n))
+    p._current = cur
 
 
 def sequence(p, cmd, d, off, depth):

@@ -300,7 +300,8 @@ class Processor:
         elif cmd == _D_SET_COMPONENT_INDEX:
             if tracing:
                 self._trace(off, cmd, None)
-            self._set_index(d)
+            from suit.commands import set_index
+            set_index(self, d)
         elif cmd == _D_OVERRIDE_PARAMETERS or cmd == _D_SET_PARAMETERS:
             if tracing:
                 self._trace(off, cmd, None)
@@ -318,27 +319,6 @@ class Processor:
                 self._directive(cmd, idx, policy, off)
         else:
             raise SuitError(_COMMAND_UNSUPPORTED, "command %d is not supported" % cmd, self._record(off, None))
-
-    def _set_index(self, d):
-        n = len(self._m.components)
-        major = d.peek_major()
-        if major == 7:
-            v = d.decode()
-            if v is not True:
-                raise SuitError(_CBOR_PARSE, "set-component-index takes a uint, true or an array")
-            self._current = list(range(n))
-            return
-        if major == 4:
-            count = d.read_array_header()
-            if count is None or count > n:
-                raise SuitError(_COMPONENT_UNSUPPORTED, "bad component index array")
-            cur = [d.read_uint() for _ in range(count)]
-        else:
-            cur = [d.read_uint()]
-        for i in cur:
-            if i >= n:
-                raise SuitError(_COMPONENT_UNSUPPORTED, "component index %d of %d components" % (i, n))
-        self._current = cur
 
     def _parameters(self, d, override):
         n = _env.read_map_keys(d, "parameters")
