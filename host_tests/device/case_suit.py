@@ -260,6 +260,20 @@ def test_remac_helper_builds_what_the_processor_accepts():
     assert _files(root) == {"plaintext-firmware": b"plain content"}
 
 
+def test_cose_sign_and_cose_mac_blocks_are_refused_by_name():
+    """Several signers go in several COSE_Sign1 blocks (any one may verify); COSE_Sign/COSE_Mac are refused."""
+    from hashlib import sha256
+    m = _install([20, {18: b"x"}, 18, 15])
+    mb = cbor.dumps(m, canonical=True)
+    digest = cbor.dumps([-16, sha256(cbor.dumps(mb)).digest()])
+    for tag, name in ((98, "COSE_Sign is not supported"), (97, "COSE_Mac is not supported")):
+        blk = cbor.dumps(cbor.Tag(tag, [cbor.dumps({1: -7}), {}, None, [[cbor.dumps({1: -7}), {4: b"k"}, b"s" * 64]]]))
+        proc, drv, root = _device("cose-sign")
+        res = proc.update(cbor.dumps(cbor.Tag(107, {2: cbor.dumps([digest, blk]), 3: mb})))
+        assert REASONS[res.reason] == "cose-unsupported" and name in res.message, res
+        assert _files(root) == {} and proc.stored_sequence_number() is None
+
+
 def test_unknown_command_parameter_member_and_critical_header_fail_cleanly():
     cases = (
         (_envelope(_install([99, 15])), "command-unsupported", "command 99"),

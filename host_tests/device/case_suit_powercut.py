@@ -65,8 +65,9 @@ def _mkdir(p):
     except OSError:
         pass
 # cbor, cose, store and suit compiled from source take ~95 KiB of the 64-bit VM heap (the compiler peaks
-# above that); the .mpy import and run heap at the board budget are in `make bench` (bench_suit.py).
-MP_HEAP = "192k"
+# above that); the .mpy import and run heap at the board budget are in `make bench` (bench_suit.py). The
+# directory cycles, last in the batch, ran out now and then at 192k (they compile suit.bundle_dir too).
+MP_HEAP = "256k"
 CUTS = 500
 SLOT_CUTS = 150
 
@@ -295,7 +296,8 @@ def test_power_cut_in_a_directory_component_leaves_the_old_or_the_new_tree():
                          chunk_size=512)
 
     hgtest.rmtree(root)
-    assert device(Fs()).update(envs[1]).ok
+    res = device(Fs()).update(envs[1])
+    assert res.ok, res
     assert _tree(root) == expect[1]
     counter = FaultyFs()
     assert device(counter).update(envs[2]).ok

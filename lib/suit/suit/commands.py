@@ -1,6 +1,6 @@
 # The commands a plain install does not run, split out of suit.processor so that it does not load them:
 # set-component-index (several components), try-each and run-sequence, the conditions component-slot,
-# check-content and abort, the directives write, copy, swap and invoke, and the reader for integrated payloads.
+# check-content and abort, the directives write, copy, swap and invoke.
 # Each handler takes the Processor running the manifest and works through its helpers (the same package: this
 # is the processor's own code).
 from suit import SuitError, const
@@ -21,23 +21,6 @@ _P_SOFT_FAILURE = const(13)
 _P_CONTENT = const(18)
 _P_SOURCE_COMPONENT = const(22)
 _P_INVOKE_ARGS = const(23)
-
-
-class MemReader:
-    """A reader over a buffer (integrated payloads, content parameters)."""
-
-    def __init__(self, mv):
-        self.mv = mv
-        self.pos = 0
-
-    def readinto(self, buf):
-        n = min(len(buf), len(self.mv) - self.pos)
-        buf[0:n] = self.mv[self.pos:self.pos + n]
-        self.pos += n
-        return n
-
-    def close(self):
-        pass
 
 
 def set_index(p, d):
@@ -132,6 +115,7 @@ def directive(p, cmd, idx, policy, off):
         p._note(policy, off, idx)
         return None
     if cmd == _D_WRITE:
+        from suit.processor import MemReader
         return MemReader(p._param(idx, _P_CONTENT, policy, off))
     src = p._param(idx, _P_SOURCE_COMPONENT, policy, off)
     if src >= len(m.components) or src == idx:

@@ -56,22 +56,27 @@ def read_map_keys(dec, what):
     return n
 
 
+def expect_end(dec, what):
+    if not dec.at_end():
+        raise SuitError(_CBOR_PARSE, "trailing bytes after " + what)
+
+
 def parse_digest(b):
     """(algorithm, digest memoryview) of an encoded SUIT_Digest; only SHA-256 is supported."""
     try:
         d = Decoder(b)
         if d.read_array_header() != 2:
-            raise SuitError(_CBOR_PARSE, "SUIT_Digest must be [alg, bytes]")
+            raise SuitError(_CBOR_PARSE, "bad SUIT_Digest")
         alg = d.read_int()
         value = d.read_bytes()
         if not d.at_end():
-            raise SuitError(_CBOR_PARSE, "trailing bytes after SUIT_Digest")
+            raise SuitError(_CBOR_PARSE, "bad SUIT_Digest")
     except CBORDecodeError as e:
         raise SuitError(_CBOR_PARSE, "bad SUIT_Digest: %s" % e)
     if alg != _DIGEST_SHA256:
-        raise SuitError(_ALG_UNSUPPORTED, "digest algorithm %d (only SHA-256, -16)" % alg)
+        raise SuitError(_ALG_UNSUPPORTED, "digest algorithm %d (only -16)" % alg)
     if len(value) != 32:
-        raise SuitError(_CBOR_PARSE, "SHA-256 digest must be 32 bytes")
+        raise SuitError(_CBOR_PARSE, "bad SUIT_Digest")
     return alg, value
 
 
@@ -143,13 +148,12 @@ class Envelope:
             d = Decoder(self.auth)
             n = d.read_array_header()
             if n is None or n < 2:
-                raise SuitError(_UNAUTHORISED, "authentication wrapper has no authentication block")
+                raise SuitError(_UNAUTHORISED, "no authentication block")
             digest = d.read_bytes()
             blocks = []
             for _ in range(n - 1):
                 blocks.append(d.read_bytes())
-            if not d.at_end():
-                raise SuitError(_CBOR_PARSE, "trailing bytes in the authentication wrapper")
+            expect_end(d, "the authentication wrapper")
         except CBORDecodeError as e:
             raise _parse_error(e)
         want = parse_digest(digest)[1]
@@ -164,7 +168,7 @@ class Envelope:
         if failure is not None:
             raise SuitError(failure[0], failure[1])
         if not ct_equal(sha256(self.manifest_wrapped).digest(), want):
-            raise SuitError(_UNAUTHORISED, "manifest digest does not match the authenticated digest")
+            raise SuitError(_UNAUTHORISED, "manifest digest does not match the authenticated one")
         return digest
 
 
@@ -177,6 +181,10 @@ def _verify_block(blk, payload, trust_anchors):
         from cose import sign1 as mod
     elif first == _COSE_MAC0:
         from cose import mac0 as mod
+    elif first == 0xD8 and len(blk) > 1 and blk[1] in (97, 98):  # tags 97, 98: COSE_Mac, COSE_Sign
+        name = "Mac" if blk[1] == 97 else "Sign"
+        return _COSE_UNSUPPORTED, "COSE_%s is not supported: one COSE_%s%s block per key" % (name, name,
+                                                                                           "01"[blk[1] - 97])
     else:
         return _COSE_UNSUPPORTED, "authentication block is not a tagged COSE_Sign1 or COSE_Mac0"
     try:
@@ -239,10 +247,9 @@ class Manifest:
                 d.skip()
             else:
                 raise SuitError(_CBOR_PARSE, "unsupported manifest member %d" % key)
-        if not d.at_end():
-            raise SuitError(_CBOR_PARSE, "trailing bytes after the manifest")
+        expect_end(d, "the manifest")
         if _VERSION not in seen or self.sequence_number is None or common is None:
-            raise SuitError(_CBOR_PARSE, "manifest lacks version, sequence number or common")
+            raise SuitError(_CBOR_PARSE, "manifest without version, sequence number or common")
         self._parse_common(common, max_components)
         for key in self.severed:
             member = env.severable.get(key)
@@ -286,7 +293,6 @@ class Manifest:
                 raise SuitError(_COMPONENT_UNSUPPORTED, "dependency manifests are not supported")
             else:
                 raise SuitError(_CBOR_PARSE, "unsupported common member %d" % key)
-        if not d.at_end():
-            raise SuitError(_CBOR_PARSE, "trailing bytes after common")
+        expect_end(d, "common")
         if not self.components:
             raise SuitError(_CBOR_PARSE, "manifest names no components")

@@ -91,7 +91,7 @@ class FaultyFs(Fs):
     def sync(self):
         if self.tick():
             raise PowerCut("power cut at sync")
-        Fs.sync(self)
+        Fs.sync()
 
 
 class FaultyStore:

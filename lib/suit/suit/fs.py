@@ -17,14 +17,10 @@ def _join_parent(path):
 class Fs:
     """os and open() as the backends need them."""
 
-    def open(self, path, mode):
-        return open(path, mode)
-
-    def rename(self, src, dst):
-        os.rename(src, dst)
-
-    def remove(self, path):
-        os.remove(path)
+    open = staticmethod(open)
+    rename = staticmethod(os.rename)
+    remove = staticmethod(os.remove)
+    sync = staticmethod(getattr(os, "sync", None) or (lambda: None))  # the unix port has no os.sync
 
     def exists(self, path):
         try:
@@ -70,11 +66,6 @@ class Fs:
             os.rmdir(path)
         except OSError:
             pass
-
-    def sync(self):
-        sync = getattr(os, "sync", None)
-        if sync:
-            sync()
 
 
 parent_dir = _join_parent

@@ -82,6 +82,23 @@ _MAX_DEPTH = const(6)  # nested run-sequence / try-each
 _MAX_RECORDS = const(16)
 
 
+class MemReader:
+    """A reader over a buffer (integrated payloads, content parameters)."""
+
+    def __init__(self, mv):
+        self.mv = mv
+        self.pos = 0
+
+    def readinto(self, buf):
+        n = min(len(buf), len(self.mv) - self.pos)
+        buf[0:n] = self.mv[self.pos:self.pos + n]
+        self.pos += n
+        return n
+
+    def close(self):
+        pass
+
+
 class Result:
     """What a run produced: ok, reason (suit.REASONS index), message, record of the failure, the CBOR report,
     the sequence number, and the executed commands when tracing ((section, offset, command, component))."""
@@ -260,8 +277,7 @@ class Processor:
                     off = d.pos
                     cmd = d.read_int()
                     self._command(cmd, d, off, depth)
-                if not d.at_end():
-                    raise SuitError(_CBOR_PARSE, "trailing bytes after a command sequence")
+                _env.expect_end(d, "a command sequence")
             except CBORDecodeError as e:
                 raise SuitError(_CBOR_PARSE, "malformed command sequence: %s" % e)
         except SuitError as e:
@@ -416,7 +432,6 @@ class Processor:
                     payload = self._env.payloads.get(uri)
                 if payload is None:
                     self._fail(_OPERATION_FAILED, "no integrated payload %s" % uri, policy, off, idx)
-                from suit.commands import MemReader
                 reader = MemReader(payload)
             else:
                 try:
