@@ -62,7 +62,7 @@ class BundleDriver:
         self._journal_path = self._meta + "/journal"
         self._journal_new = self._meta + "/journal.new"
         self._staged = {}  # relative target path -> stage file name
-        self._rel = {}  # component identifier -> relative path, for this run
+        self._rel = {}  # component identifier -> relative path (a few, kept across runs)
         self._count = 0
         self._names = None  # stage names handed out since the last clean-up (None: not known, list the dirs)
 
@@ -94,6 +94,8 @@ class BundleDriver:
         if not parts or parts[0] == _META:
             raise SuitError(_COMPONENT_UNSUPPORTED, "component %r is not a bundle path" % (cid,))
         rel = parts[0] if len(parts) == 1 else "/".join(parts)
+        if len(self._rel) >= 16:
+            self._rel = {}
         self._rel[cid] = rel
         return rel
 
@@ -240,7 +242,6 @@ class BundleDriver:
                     elif names is None:
                         raise
         self._names = []
-        self._rel = {}
 
     def finish(self):
         """After the commit (and the stored sequence number): drop the old files, then the journal."""

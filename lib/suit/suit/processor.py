@@ -13,7 +13,6 @@
 #   commit(seq), finish(), abort(), recover() -> seq or None, report(data)
 from hashlib import sha256
 
-import cbor
 from cbor import CBORDecodeError, Decoder  # Decoder once: each cbor.Decoder is an import
 from crypto.util import ct_equal
 from suit import SuitError, const
@@ -26,7 +25,6 @@ _CBOR_PARSE = const(1)
 _COMMAND_UNSUPPORTED = const(5)
 _COMPONENT_UNSUPPORTED = const(6)
 _PARAMETER_UNSUPPORTED = const(8)
-_DIGEST_SHA256 = const(-16)
 _VALIDATE = const(7)
 _LOAD = const(8)
 _INVOKE = const(9)
@@ -379,7 +377,8 @@ class Processor:
                 self._fail(_CONDITION_FAILED, "%s does not match this device" % _PARAM_NAMES[cmd], policy, off, idx)
             self._note(policy, off, idx)
         elif cmd == _C_IMAGE_MATCH:
-            want = _env.parse_digest(self._param(idx, _P_IMAGE_DIGEST, policy, off))[1]
+            enc = self._param(idx, _P_IMAGE_DIGEST, policy, off)
+            want = _env.parse_digest(enc)[1]
             digest, size = self._digest_of(idx)
             want_size = self._params[idx].get(_P_IMAGE_SIZE)
             if digest is None:
@@ -387,8 +386,8 @@ class Processor:
             if not ct_equal(digest, want) or (want_size is not None and size != want_size):
                 self._fail(_CONDITION_FAILED, "component %d image does not match its digest%s"
                            % (idx, "" if want_size is None or size == want_size else " and size"), policy, off, idx)
-            self._note(policy, off, idx, {_P_IMAGE_DIGEST: cbor.dumps([_DIGEST_SHA256, digest]),
-                                          _P_IMAGE_SIZE: size})
+            # the digest matched: the record carries the manifest's encoding of it, as is
+            self._note(policy, off, idx, {_P_IMAGE_DIGEST: bytes(enc), _P_IMAGE_SIZE: size})
         else:
             from suit.commands import condition
             condition(self, cmd, idx, policy, off)
