@@ -274,6 +274,23 @@ def test_cose_sign_and_cose_mac_blocks_are_refused_by_name():
         assert _files(root) == {} and proc.stored_sequence_number() is None
 
 
+def test_ecdh_es_content_key_distribution_is_refused_by_name():
+    """draft-ietf-suit-firmware-encryption also has ECDH-ES recipients; this device takes A128KW only."""
+    m = _aw_manifest()
+    install = cbor.loads(m[20])
+    info = cbor.loads(install[1][19])
+    recipient = info.value[3][0]
+    for alg in (-29, -25):  # ECDH-ES + A128KW, ECDH-ES + HKDF-256
+        recipient[0] = cbor.dumps({1: alg})
+        recipient[1] = {-1: {1: 2, -1: 1, -2: bytes(32), -3: bytes(32)}, 4: b"kid-1"}
+        install[1][19] = cbor.dumps(info)
+        m[20] = cbor.dumps(install)
+        proc, drv, root = _device("ecdh")
+        res = proc.update(_envelope(m))
+        assert REASONS[res.reason] == "alg-unsupported" and "ECDH-ES (alg %d)" % alg in res.message, res
+        assert _files(root) == {} and proc.stored_sequence_number() is None
+
+
 def test_unknown_command_parameter_member_and_critical_header_fail_cleanly():
     cases = (
         (_envelope(_install([99, 15])), "command-unsupported", "command 99"),
