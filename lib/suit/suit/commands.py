@@ -15,7 +15,6 @@ _D_TRY_EACH = const(15)
 _D_WRITE = const(18)
 _D_COPY = const(22)
 _D_INVOKE = const(23)
-_D_SWAP = const(31)
 _P_COMPONENT_SLOT = const(5)
 _P_SOFT_FAILURE = const(13)
 _P_CONTENT = const(18)
@@ -125,7 +124,7 @@ def directive(p, cmd, idx, policy, off):
         if reader is None:
             p._fail(_OPERATION_FAILED, "source component %d is empty" % src, policy, off, idx)
         return reader
-    # _D_SWAP
+    # swap
     p.driver.swap(cid, m.components[src])
     w = p._written
     a, b = w.pop(idx, None), w.pop(src, None)
