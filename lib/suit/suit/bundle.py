@@ -99,9 +99,6 @@ class BundleDriver:
         self._rel[cid] = rel
         return rel
 
-    def path_of(self, cid):
-        return self._prefix + self._rel_of(cid)
-
     # --------------------------------------------------------------- reading and staging
 
     def fetch(self, uri):
@@ -208,23 +205,21 @@ class BundleDriver:
                 if not fs.exists(stage):
                     continue  # already moved into place
                 if fs.exists(target) and not fs.exists(old):
-                    self._aside(target, old)
+                    fs.makedirs(self._meta + "/old")
+                    fs.rename(target, old)
             else:
                 try:
                     fs.rename(target, old)
                 except OSError:
                     if fs.exists(target):  # not a new file: .suit/old is missing
-                        self._aside(target, old)
+                        fs.makedirs(self._meta + "/old")
+                        fs.rename(target, old)
             try:
                 fs.rename(stage, target)
             except OSError:
                 fs.makedirs(parent_dir(target))  # a new file in a new directory
                 fs.rename(stage, target)
         fs.sync()
-
-    def _aside(self, target, old):
-        self.fs.makedirs(self._meta + "/old")
-        self.fs.rename(target, old)
 
     def _clean(self, dirs):
         """Remove this run's files from .suit/stage and .suit/old: the names it handed out, or every file when

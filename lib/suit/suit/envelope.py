@@ -44,10 +44,6 @@ _COSE_SIGN1 = const(0xD2)
 _COSE_MAC0 = const(0xD1)
 
 
-def _parse_error(e):
-    return SuitError(_CBOR_PARSE, "malformed envelope: %s" % e)
-
-
 def read_map_keys(dec, what):
     """The map header of `what`: its length (indefinite maps are refused; SUIT encodes deterministically)."""
     n = dec.read_map_header()
@@ -101,45 +97,42 @@ class Envelope:
         self.severable = {}
         self.payloads = {}
         try:
-            self._parse()
+            d = Decoder(self.buf)
+            if d.peek_major() == 6:
+                tag = d.read_tag()
+                if tag != _TAG_ENVELOPE:
+                    raise SuitError(_CBOR_PARSE, "envelope tag %d (expected 107)" % tag)
+            n = read_map_keys(d, "envelope")
+            seen = []
+            for _ in range(n):
+                if d.peek_major() == 3:
+                    name = d.read_text()
+                    if name in self.payloads:
+                        raise SuitError(_CBOR_PARSE, "integrated payload %r given twice" % name)
+                    self.payloads[name] = d.read_bytes()
+                    continue
+                key = d.read_int()
+                if key in seen:
+                    raise SuitError(_CBOR_PARSE, "envelope member %d given twice" % key)
+                seen.append(key)
+                start = d.pos
+                value = d.read_bytes()
+                if key == _AUTHENTICATION:
+                    self.auth = value
+                elif key == _MANIFEST:
+                    self.manifest = value
+                    self.manifest_wrapped = self.buf[start:d.pos]
+                elif key in SEVERABLE:
+                    self.severable[key] = self.buf[start:d.pos]
+                else:
+                    raise SuitError(_CBOR_PARSE, "unsupported envelope member %d" % key)
+            if not d.at_end():
+                raise SuitError(_CBOR_PARSE, "%d bytes after the envelope" % d.remaining())
+            if self.auth is None or self.manifest is None:
+                raise SuitError(_CBOR_PARSE, "envelope without %s" % ("authentication" if self.auth is None
+                                                                       else "manifest"))
         except CBORDecodeError as e:
-            raise _parse_error(e)
-
-    def _parse(self):
-        d = Decoder(self.buf)
-        if d.peek_major() == 6:
-            tag = d.read_tag()
-            if tag != _TAG_ENVELOPE:
-                raise SuitError(_CBOR_PARSE, "envelope tag %d (expected 107)" % tag)
-        n = read_map_keys(d, "envelope")
-        seen = []
-        for _ in range(n):
-            if d.peek_major() == 3:
-                name = d.read_text()
-                if name in self.payloads:
-                    raise SuitError(_CBOR_PARSE, "integrated payload %r given twice" % name)
-                self.payloads[name] = d.read_bytes()
-                continue
-            key = d.read_int()
-            if key in seen:
-                raise SuitError(_CBOR_PARSE, "envelope member %d given twice" % key)
-            seen.append(key)
-            start = d.pos
-            value = d.read_bytes()
-            if key == _AUTHENTICATION:
-                self.auth = value
-            elif key == _MANIFEST:
-                self.manifest = value
-                self.manifest_wrapped = self.buf[start:d.pos]
-            elif key in SEVERABLE:
-                self.severable[key] = self.buf[start:d.pos]
-            else:
-                raise SuitError(_CBOR_PARSE, "unsupported envelope member %d" % key)
-        if not d.at_end():
-            raise SuitError(_CBOR_PARSE, "%d bytes after the envelope" % d.remaining())
-        if self.auth is None or self.manifest is None:
-            raise SuitError(_CBOR_PARSE, "envelope without %s" % ("authentication" if self.auth is None
-                                                                   else "manifest"))
+            raise SuitError(_CBOR_PARSE, "malformed envelope: %s" % e)
 
     def authenticate(self, trust_anchors):
         """Check the authentication wrapper: one block must verify with a trust anchor, and the digest it
@@ -155,7 +148,7 @@ class Envelope:
                 blocks.append(d.read_bytes())
             expect_end(d, "the authentication wrapper")
         except CBORDecodeError as e:
-            raise _parse_error(e)
+            raise SuitError(_CBOR_PARSE, "malformed envelope: %s" % e)
         want = parse_digest(digest)[1]
         failure = None  # a wrong key or signature outranks an algorithm this device lacks
         for blk in blocks:
@@ -210,58 +203,55 @@ class Manifest:
         self.sequences = {}
         self.severed = {}  # key -> encoded SUIT_Digest of a severed member
         try:
-            self._parse(env, max_components)
+            d = Decoder(env.manifest)
+            if d.peek_major() == 6 and d.read_tag() != _TAG_MANIFEST:
+                raise SuitError(_CBOR_PARSE, "manifest has a tag other than 1070")
+            n = read_map_keys(d, "manifest")
+            common = None
+            seen = []
+            for _ in range(n):
+                key = d.read_int()
+                if key in seen:
+                    raise SuitError(_CBOR_PARSE, "manifest member %d given twice" % key)
+                seen.append(key)
+                if key == _VERSION:
+                    v = d.read_uint()
+                    if v != 1:
+                        raise SuitError(_CBOR_PARSE, "manifest version %d (only 1)" % v)
+                elif key == _SEQUENCE_NUMBER:
+                    self.sequence_number = d.read_uint()
+                elif key == _COMMON:
+                    common = d.read_bytes()
+                elif key == _REFERENCE_URI:
+                    self.reference_uri = d.read_text()
+                elif key in (_VALIDATE, _LOAD, _INVOKE):
+                    self.sequences[key] = d.read_bytes()
+                elif key in SEVERABLE:
+                    if d.peek_major() == 4:  # severed: the envelope may carry it, its digest must match
+                        self.severed[key] = d.raw()
+                    else:
+                        self.sequences[key] = d.read_bytes()
+                elif key in _TOLERATED:
+                    d.skip()
+                else:
+                    raise SuitError(_CBOR_PARSE, "unsupported manifest member %d" % key)
+            expect_end(d, "the manifest")
+            if _VERSION not in seen or self.sequence_number is None or common is None:
+                raise SuitError(_CBOR_PARSE, "manifest without version, sequence number or common")
+            self._parse_common(common, max_components)
+            for key in self.severed:
+                member = env.severable.get(key)
+                if member is None:
+                    continue  # severed and not supplied: tolerated, the member does not run
+                if not digest_matches(self.severed[key], member):
+                    raise SuitError(_UNAUTHORISED, "severable member %d does not match its digest" % key)
+                dm = Decoder(member)
+                self.sequences[key] = dm.read_bytes()
+            for key in env.severable:
+                if key not in self.severed:
+                    raise SuitError(_UNAUTHORISED, "envelope member %d is not severed from this manifest" % key)
         except CBORDecodeError as e:
             raise SuitError(_CBOR_PARSE, "malformed manifest: %s" % e)
-
-    def _parse(self, env, max_components):
-        d = Decoder(env.manifest)
-        if d.peek_major() == 6 and d.read_tag() != _TAG_MANIFEST:
-            raise SuitError(_CBOR_PARSE, "manifest has a tag other than 1070")
-        n = read_map_keys(d, "manifest")
-        common = None
-        seen = []
-        for _ in range(n):
-            key = d.read_int()
-            if key in seen:
-                raise SuitError(_CBOR_PARSE, "manifest member %d given twice" % key)
-            seen.append(key)
-            if key == _VERSION:
-                v = d.read_uint()
-                if v != 1:
-                    raise SuitError(_CBOR_PARSE, "manifest version %d (only 1)" % v)
-            elif key == _SEQUENCE_NUMBER:
-                self.sequence_number = d.read_uint()
-            elif key == _COMMON:
-                common = d.read_bytes()
-            elif key == _REFERENCE_URI:
-                self.reference_uri = d.read_text()
-            elif key in (_VALIDATE, _LOAD, _INVOKE):
-                self.sequences[key] = d.read_bytes()
-            elif key in SEVERABLE:
-                if d.peek_major() == 4:  # severed: the envelope may carry it, its digest must match
-                    self.severed[key] = d.raw()
-                else:
-                    self.sequences[key] = d.read_bytes()
-            elif key in _TOLERATED:
-                d.skip()
-            else:
-                raise SuitError(_CBOR_PARSE, "unsupported manifest member %d" % key)
-        expect_end(d, "the manifest")
-        if _VERSION not in seen or self.sequence_number is None or common is None:
-            raise SuitError(_CBOR_PARSE, "manifest without version, sequence number or common")
-        self._parse_common(common, max_components)
-        for key in self.severed:
-            member = env.severable.get(key)
-            if member is None:
-                continue  # severed and not supplied: tolerated, the member does not run
-            if not digest_matches(self.severed[key], member):
-                raise SuitError(_UNAUTHORISED, "severable member %d does not match its digest" % key)
-            dm = Decoder(member)
-            self.sequences[key] = dm.read_bytes()
-        for key in env.severable:
-            if key not in self.severed:
-                raise SuitError(_UNAUTHORISED, "envelope member %d is not severed from this manifest" % key)
 
     def _parse_common(self, common, max_components):
         d = Decoder(common)

@@ -296,11 +296,6 @@ class Processor:
             self._records.append(rec)
         raise SuitError(reason, message, rec)
 
-    def _trace(self, off, cmd, idx):
-        t = self._res.trace
-        if t is not None:
-            t.append((self._section, off, cmd, idx))
-
     def _command(self, cmd, d, off, depth):
         tracing = self.tracing
         if cmd in (_C_VENDOR_ID, _C_CLASS_ID, _C_DEVICE_ID, _C_IMAGE_MATCH, _C_COMPONENT_SLOT, _C_CHECK_CONTENT,
@@ -308,27 +303,27 @@ class Processor:
             policy = d.read_uint()
             for idx in self._current:
                 if tracing:
-                    self._trace(off, cmd, idx)
+                    self._res.trace.append((self._section, off, cmd, idx))
                 self._condition(cmd, idx, policy, off)
         elif cmd == _D_SET_COMPONENT_INDEX:
             if tracing:
-                self._trace(off, cmd, None)
+                self._res.trace.append((self._section, off, cmd, None))
             from suit.commands import set_index
             set_index(self, d)
         elif cmd == _D_OVERRIDE_PARAMETERS or cmd == _D_SET_PARAMETERS:
             if tracing:
-                self._trace(off, cmd, None)
+                self._res.trace.append((self._section, off, cmd, None))
             self._parameters(d, cmd == _D_OVERRIDE_PARAMETERS)
         elif cmd == _D_TRY_EACH or cmd == _D_RUN_SEQUENCE:
             if tracing:
-                self._trace(off, cmd, None)
+                self._res.trace.append((self._section, off, cmd, None))
             from suit.commands import sequence
             sequence(self, cmd, d, off, depth)
         elif cmd in (_D_FETCH, _D_COPY, _D_WRITE, _D_INVOKE, _D_SWAP):
             policy = d.read_uint()
             for idx in self._current:
                 if tracing:
-                    self._trace(off, cmd, idx)
+                    self._res.trace.append((self._section, off, cmd, idx))
                 self._directive(cmd, idx, policy, off)
         else:
             raise SuitError(_COMMAND_UNSUPPORTED, "command %d is not supported" % cmd, self._record(off, None))
