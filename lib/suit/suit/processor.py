@@ -177,6 +177,9 @@ class Processor:
         self._records = []
         self._section = 0
         staged = False
+        # the chunk buffer first, while the free heap is still in one piece: allocated after authentication it
+        # needs a 4 KiB hole among what parsing left, which on the VM raised the smallest heap an install runs in
+        self._buf = bytearray(self.chunk_size) if install else None
         try:
             try:
                 env = _env.Envelope(envelope, self.max_envelope)
@@ -203,6 +206,7 @@ class Processor:
                             self._run_section(key)
                     if _VALIDATE in m.sequences:
                         self._run_section(_VALIDATE)
+                    self._buf = None  # the streaming is over: the commit and the report need the heap
                     if ran:
                         staged = False  # from here on a failure must not undo the commit: recover() ends it
                         self.driver.commit(m.sequence_number)
