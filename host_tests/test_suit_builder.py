@@ -9,6 +9,7 @@ live in host_tests/vectors/suit/built/ (the VM has no cryptography). Regenerate 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import subprocess
@@ -19,6 +20,8 @@ import cbor2
 import pytest
 
 from hourglass import cli, cose_tool
+from hourglass.common import UserError
+from hourglass.suit import build_envelope, load_description
 from hourglass import keys as hk
 from hourglass.keys import algs
 
@@ -239,6 +242,63 @@ def test_fresh_envelopes_for_every_algorithm_install(tmp_path, alg):
     res = Processor(drv2, [other], FileStore(str(tmp_path / "dev2" / "state"))).update(data)
     assert not res.ok and res.reason == 4, res  # unauthorised
     assert not (tmp_path / "dev2" / "x.bin").exists()
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_directory_component_is_packed_as_the_device_unpacks_it(tmp_path):
+    """A directory component: cbor2 reads its image as a CBOR sequence of (path, content) in path order; lib/suit
+    installs the same tree, replaces it whole with the next version, and the manifest's digest is the image's."""
+    CoseKey, FileStore, BundleDriver, Processor = _device_modules()
+    _write_key(tmp_path, "hmac", algs.HMAC_256_256)
+    trees = {1: {"__init__.py": b"v = 1\n", "sub/a.py": os.urandom(3000), "sub/x/e.txt": b"", "a.py.bak": b"q"},
+             2: {"__init__.py": b"v = 2\n", "new.py": os.urandom(900)}}
+    drv = BundleDriver(str(tmp_path / "dev"), {})
+    proc = Processor(drv, [_cose_key(tmp_path / "hmac.key")], FileStore(str(tmp_path / "dev" / "state")))
+    for v, files in trees.items():
+        src = tmp_path / f"tree{v}"
+        for rel, data in files.items():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            (src / rel).write_bytes(data)
+        desc = {"sequence-number": v, "component": [
+            {"id": ["lib", "pkg"], "directory": f"tree{v}", "integrated": True},
+            {"id": ["main.py"], "file": f"tree{v}/__init__.py", "uri": "file:m"}]}
+        data = _build(desc, tmp_path, f"dir{v}", ["hmac"])
+        env = cbor2.loads(data).value
+        image = env["#0"]
+        items = []
+        stream = io.BytesIO(image)
+        while stream.tell() < len(image):
+            items.append(cbor2.load(stream))
+        assert items[0::2] == sorted(files) and dict(zip(items[0::2], items[1::2])) == files
+        assert all(cbor2.dumps(x) in image for x in items)  # preferred serialization throughout
+        common = cbor2.loads(cbor2.loads(env[3])[3])
+        assert common[2][0] == [b"lib", b"pkg", b""]
+        shared = cbor2.loads(common[4])
+        assert shared[3][3] == cbor2.dumps([-16, hashlib.sha256(image).digest()]) and shared[3][14] == len(image)
+        drv.sources = {"file:m": str(src / "__init__.py")}
+        res = proc.update(data)
+        assert res.ok, res
+        assert _tree(tmp_path / "dev" / "lib" / "pkg") == files
+        assert proc.boot(data).ok  # validate: image-match on the tree as installed
+
+
+def test_directory_components_refuse_what_the_device_cannot_hold(tmp_path):
+    _write_key(tmp_path, "hmac", algs.HMAC_256_256)
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "bad name.py").write_text("x")
+    (tmp_path / "f.bin").write_bytes(b"x")
+    for comp, message in (({"id": ["p"], "directory": "t", "uri": "x"}, "characters the device refuses"),
+                          ({"id": ["p"], "directory": "f.bin", "uri": "x"}, "is not a directory"),
+                          ({"id": ["p"], "directory": "t", "file": "f.bin", "uri": "x"}, "a file or a directory"),
+                          ({"id": ["p", ""], "file": "f.bin", "uri": "x"}, "names a directory")):
+        (tmp_path / "d.json").write_text(json.dumps({"sequence-number": 1, "component": [comp]}))
+        with pytest.raises(UserError) as e:
+            build_envelope(load_description(tmp_path / "d.json"), [(hk.load_key(tmp_path / "hmac.key"), None)],
+                           tmp_path)
+        assert message in str(e.value), (comp, e.value)
 
 
 def test_inspect_names_every_member_and_checks_the_key(capsys):

@@ -260,6 +260,37 @@ def test_remac_helper_builds_what_the_processor_accepts():
     assert _files(root) == {"plaintext-firmware": b"plain content"}
 
 
+def test_cose_sign_and_cose_mac_blocks_are_refused_by_name():
+    """Several signers go in several COSE_Sign1 blocks (any one may verify); COSE_Sign/COSE_Mac are refused."""
+    from hashlib import sha256
+    m = _install([20, {18: b"x"}, 18, 15])
+    mb = cbor.dumps(m, canonical=True)
+    digest = cbor.dumps([-16, sha256(cbor.dumps(mb)).digest()])
+    for tag, name in ((98, "COSE_Sign is not supported"), (97, "COSE_Mac is not supported")):
+        blk = cbor.dumps(cbor.Tag(tag, [cbor.dumps({1: -7}), {}, None, [[cbor.dumps({1: -7}), {4: b"k"}, b"s" * 64]]]))
+        proc, drv, root = _device("cose-sign")
+        res = proc.update(cbor.dumps(cbor.Tag(107, {2: cbor.dumps([digest, blk]), 3: mb})))
+        assert REASONS[res.reason] == "cose-unsupported" and name in res.message, res
+        assert _files(root) == {} and proc.stored_sequence_number() is None
+
+
+def test_ecdh_es_content_key_distribution_is_refused_by_name():
+    """draft-ietf-suit-firmware-encryption also has ECDH-ES recipients; this device takes A128KW only."""
+    m = _aw_manifest()
+    install = cbor.loads(m[20])
+    info = cbor.loads(install[1][19])
+    recipient = info.value[3][0]
+    for alg in (-29, -25):  # ECDH-ES + A128KW, ECDH-ES + HKDF-256
+        recipient[0] = cbor.dumps({1: alg})
+        recipient[1] = {-1: {1: 2, -1: 1, -2: bytes(32), -3: bytes(32)}, 4: b"kid-1"}
+        install[1][19] = cbor.dumps(info)
+        m[20] = cbor.dumps(install)
+        proc, drv, root = _device("ecdh")
+        res = proc.update(_envelope(m))
+        assert REASONS[res.reason] == "alg-unsupported" and "ECDH-ES (alg %d)" % alg in res.message, res
+        assert _files(root) == {} and proc.stored_sequence_number() is None
+
+
 def test_unknown_command_parameter_member_and_critical_header_fail_cleanly():
     cases = (
         (_envelope(_install([99, 15])), "command-unsupported", "command 99"),
@@ -367,7 +398,8 @@ def test_several_components_copy_check_content_and_set_index_true():
 
 
 def test_hostile_component_paths_are_refused():
-    for cid in ([b".."], [b".suit", b"journal"], [b"a", b""]):
+    # an empty element is a path only as the last one (a directory component, with a part before it)
+    for cid in ([b".."], [b".suit", b"journal"], [b""], [b"", b"a"], [b"a", b"", b"b"]):
         proc, drv, root = _device("path")
         res = proc.update(_envelope(_install([20, {18: b"x"}, 18, 15], common={2: [cid]})))
         assert REASONS[res.reason] == "component-unsupported", (cid, res)
@@ -383,3 +415,78 @@ def test_report_is_cbor_with_reference_records_and_result():
     res = proc.update(b"\xd8\x6b\xa0")
     rep = cbor.loads(res.report)
     assert rep[4][7] == 1 and rep[99][1] is None
+
+
+def _archive(files):
+    """A directory component's image (suit.bundle_dir): path text, content bytes, in byte order of the paths."""
+    out = b""
+    for rel in sorted(files):
+        out += cbor.dumps(rel) + cbor.dumps(files[rel])
+    return out
+
+
+def _dir_install(files, seq, image=None):
+    from hashlib import sha256
+    image = _archive(files) if image is None else image
+    digest = cbor.dumps([-16, sha256(image).digest()])
+    m = _install([20, {18: image, 3: digest, 14: len(image)}, 18, 15, 3, 15], seq=seq,
+                 common={2: [[b"lib", b"pkg", b""]]})
+    m[7] = cbor.dumps([20, {3: digest, 14: len(image)}, 3, 15])  # validate: image-match, read back from the tree
+    return _envelope(m)
+
+
+def test_directory_component_installs_the_tree_and_replaces_it_whole():
+    proc, drv, root = _device("dir")
+    v1 = {"__init__.py": b"v = 1\n", "sub/b.py": b"b" * 1500, "sub/deeper/c.txt": b"", "z.bin": bytes(range(256))}
+    res = proc.update(_dir_install(v1, 6))
+    assert res.ok, res
+    assert _files(root) == dict(("lib/pkg/" + k, v) for k, v in v1.items())
+    assert proc.boot(_dir_install(v1, 6)).ok  # validate rebuilds the image from the files: the same digest
+    # v2 drops sub/ and adds a file: the directory is replaced whole, nothing of v1 is left
+    v2 = {"__init__.py": b"v = 2\n", "new.py": b"n" * 300}
+    res = proc.update(_dir_install(v2, 7))
+    assert res.ok, res
+    assert _files(root) == dict(("lib/pkg/" + k, v) for k, v in v2.items())
+    assert os.listdir(root + "/.suit/stage") == [] and os.listdir(root + "/.suit/old") == []
+    with open(root + "/lib/pkg/new.py", "wb") as f:  # a changed tree no longer matches its manifest
+        f.write(b"tampered")
+    res = proc.boot(_dir_install(v2, 7))
+    assert REASONS[res.reason] == "condition-failed", res
+
+
+def test_hostile_directory_images_leave_the_installed_tree():
+    proc, drv, root = _device("dir-bad")
+    v1 = {"a.py": b"1", "b.py": b"2"}
+    assert proc.update(_dir_install(v1, 6)).ok
+    before = _files(root)
+    good = _archive({"a.py": b"x", "c.py": b"y"})
+    bad = {
+        "out of order": cbor.dumps("c.py") + cbor.dumps(b"y") + cbor.dumps("a.py") + cbor.dumps(b"x"),
+        "repeated path": cbor.dumps("a.py") + cbor.dumps(b"x") + cbor.dumps("a.py") + cbor.dumps(b"y"),
+        "parent path": cbor.dumps("../x.py") + cbor.dumps(b"x"),
+        "absolute path": cbor.dumps("/x.py") + cbor.dumps(b"x"),
+        "empty part": cbor.dumps("a//x.py") + cbor.dumps(b"x"),
+        "bad character": cbor.dumps("a x.py") + cbor.dumps(b"x"),
+        "long head": b"\x78\x04a.py" + cbor.dumps(b"x"),  # a 1-byte length for 4: not preferred serialization
+        "bytes for a path": cbor.dumps(b"a.py") + cbor.dumps(b"x"),
+        "text for content": cbor.dumps("a.py") + cbor.dumps("x"),
+        "truncated": good[:-1],
+        "a path without content": good + cbor.dumps("d.py"),
+        "too many files": b"".join(cbor.dumps("f%03d" % i) + cbor.dumps(b"") for i in range(65)),
+    }
+    for why, image in bad.items():
+        res = proc.update(_dir_install(None, 7, image=image))
+        assert not res.ok and REASONS[res.reason] in ("cbor-parse", "component-unsupported"), (why, res)
+        assert _files(root) == before, why
+        assert proc.stored_sequence_number() == 6, why
+        assert os.listdir(root + "/.suit/stage") == [], why
+    assert proc.update(_dir_install(None, 7, image=good)).ok
+    assert _files(root) == {"lib/pkg/a.py": b"x", "lib/pkg/c.py": b"y"}
+
+
+def test_directory_file_bigger_than_the_slot_is_refused():
+    proc, drv, root = _device("dir-big", max_file=100)
+    res = proc.update(_dir_install({"a.py": b"a" * 50, "b.py": b"b" * 101}, 6))
+    assert REASONS[res.reason] == "operation-failed" and "bigger than the slot" in res.message, res
+    assert _files(root) == {}
+    assert proc.update(_dir_install({"a.py": b"a" * 50, "b.py": b"b" * 100}, 6)).ok

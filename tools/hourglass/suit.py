@@ -18,6 +18,8 @@ The description (TOML or JSON):
     [[component]]
     id = ["lib", "app.py"]                                # text parts; "hex:00ff" for a binary part
     file = "build/app.py"                                 # the payload; its digest and size go in the manifest
+    # directory = "build/pkg"                             #   or a directory: the component is that directory
+    #                                                     #   (id gets a trailing empty part), see pack_directory
     uri = "coap://updates.example/app.py"                 # fetched by the device; or
     integrated = true                                     #   carried in the envelope as "#<name>"
     slots = [0, 1]                                        # optional A/B: try-each over component-slot
@@ -101,6 +103,34 @@ def _component_id(parts) -> list[bytes]:
     return out
 
 
+NAME_CHARS = set(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.+")
+MAX_DIR_FILES = 64  # what lib/suit/suit/bundle_dir.py accepts
+MAX_DIR_PATH = 96
+
+
+def pack_directory(root: Path) -> bytes:
+    """A directory component's image, as suit.bundle_dir unpacks it: for each file under root, in byte order
+    of the paths, its relative path (text, "/"-separated) and its content (bytes), a CBOR sequence (RFC 8742) in
+    preferred serialization. Empty directories and anything but regular files cannot be carried."""
+    import cbor2
+    if not root.is_dir():
+        raise UserError(f"{root} is not a directory")
+    entries = []
+    for p in root.rglob("*"):
+        if p.is_symlink() or not (p.is_file() or p.is_dir()):
+            raise UserError(f"{p}: only regular files and directories can go in a directory component")
+        if p.is_file():
+            rel = p.relative_to(root).as_posix().encode()
+            if len(rel) > MAX_DIR_PATH or any(not part or part in (b".", b"..") or not set(part) <= NAME_CHARS
+                                               for part in rel.split(b"/")):
+                raise UserError(f"{p}: path {rel.decode()!r} is longer than {MAX_DIR_PATH} bytes or has "
+                                "characters the device refuses (letters, digits and -_.+ only)")
+            entries.append((rel, p))
+    if len(entries) > MAX_DIR_FILES:
+        raise UserError(f"{root}: {len(entries)} files (the device takes {MAX_DIR_FILES})")
+    return b"".join(cbor2.dumps(rel.decode()) + cbor2.dumps(p.read_bytes()) for rel, p in sorted(entries))
+
+
 def _digest(data: bytes) -> bytes:
     import cbor2
     return cbor2.dumps([SHA256, hashlib.sha256(data).digest()])
@@ -165,12 +195,18 @@ def build_envelope(desc: dict, keys: list[tuple[dict, Path | None]], base: Path,
     payloads: dict[str, bytes] = {}
     for i, c in enumerate(comps):
         ids.append(_component_id(c.get("id")))
-        try:
-            data = (base / c["file"]).read_bytes()
-        except KeyError:
-            raise UserError(f"component {i} has no file") from None
-        except OSError as e:
-            raise UserError(f"component {i}: {e}") from e
+        if ("file" in c) == ("directory" in c):
+            raise UserError(f"component {i} needs a file or a directory (one of them)")
+        if "directory" in c:
+            data = pack_directory(base / c["directory"])
+            ids[-1].append(b"")  # a trailing empty part: the component is the directory
+        else:
+            if not ids[-1][-1]:
+                raise UserError(f"component {i}: an id ending in an empty part names a directory (use directory =)")
+            try:
+                data = (base / c["file"]).read_bytes()
+            except OSError as e:
+                raise UserError(f"component {i}: {e}") from e
         select = [(12, i)] if multi else []
         params = {3: _digest(data), 14: len(data)}
         if vendor is not None:

@@ -7,16 +7,13 @@
 #   from suit.slots import SlotDriver           A/B slot files (and suit.esp32ota for esp32.Partition)
 #
 # Every failure raises SuitError with a draft-ietf-suit-report reason code and a message naming what failed.
+# suit.REASONS (the codes' names, in suit.reasons) and suit.PowerCut (suit.faults) load on first use: an install
+# needs neither.
 try:
     from micropython import const
 except ImportError:  # CPython
     def const(x):
         return x
-
-# reason codes (draft-ietf-suit-report-18) are indexes into REASONS; the modules keep them as private consts
-REASONS = ("ok", "cbor-parse", "cose-unsupported", "alg-unsupported", "unauthorised", "command-unsupported",
-           "component-unsupported", "component-unauthorised", "parameter-unsupported", "severing-unsupported",
-           "condition-failed", "operation-failed", "invoke-pending")
 
 
 class SuitError(Exception):
@@ -30,11 +27,22 @@ class SuitError(Exception):
 
     @property
     def reason_name(self):
+        from suit.reasons import REASONS
         return REASONS[self.reason]
 
     def __str__(self):
-        return "%s: %s" % (REASONS[self.reason], self.args[0])
+        return "%s: %s" % (self.reason_name, self.args[0])
 
 
-class PowerCut(Exception):
-    """Raised by a fault injector where the device loses power; nothing after it may run."""
+def __getattr__(name):
+    if name == "REASONS":
+        from suit.reasons import REASONS
+        return REASONS
+    if name == "PowerCut":
+        from suit.faults import PowerCut
+        return PowerCut
+    # MicroPython asks here before it imports a submodule for `from suit import envelope`
+    try:
+        return __import__("suit." + name, None, None, (name,))
+    except ImportError:
+        raise AttributeError(name)

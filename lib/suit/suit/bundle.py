@@ -54,9 +54,17 @@ class BundleDriver:
         self.on_invoke = on_invoke
         self.max_file = max_file
         self.reports = []
+        # every path is made once here: on MicroPython each new str is looked up among all interned strings
         self._meta = self.root + "/" + _META
-        self._staged = {}  # target path -> stage file name
+        self._prefix = self.root + "/"
+        self._stage_dir = self._meta + "/stage/"
+        self._old_dir = self._meta + "/old/"
+        self._journal_path = self._meta + "/journal"
+        self._journal_new = self._meta + "/journal.new"
+        self._staged = {}  # relative target path -> stage file name
+        self._rel = {}  # component identifier -> relative path (a few, kept across runs)
         self._count = 0
+        self._names = None  # stage names handed out since the last clean-up (None: not known, list the dirs)
 
     # --------------------------------------------------------------- identity and paths
 
@@ -66,20 +74,30 @@ class BundleDriver:
     def slot_matches(self, cid, slot):
         return slot == 0  # a bundle file has one slot
 
-    def path_of(self, cid):
+    def _rel_of(self, cid):
+        rel = self._rel.get(cid)
+        if rel is not None:
+            return rel
         parts = []
-        for p in cid:
+        last = len(cid) - 1
+        for i, p in enumerate(cid):
             s = None
             if p and all(c in _NAME_CHARS for c in p):
                 s = str(p, "utf-8")
             if s is None or s in (".", ".."):
+                if not p and i == last and i:
+                    continue  # a trailing empty element: the component is the directory (suit.bundle_dir)
                 if s is not None or not p:
                     raise SuitError(_COMPONENT_UNSUPPORTED, "component %r is not a bundle path" % (cid,))
                 s = "x" + "".join("%02x" % c for c in p)  # binary identifiers name a file by their hex
             parts.append(s)
         if not parts or parts[0] == _META:
             raise SuitError(_COMPONENT_UNSUPPORTED, "component %r is not a bundle path" % (cid,))
-        return self.root + "/" + "/".join(parts)
+        rel = parts[0] if len(parts) == 1 else "/".join(parts)
+        if len(self._rel) >= 16:
+            self._rel = {}
+        self._rel[cid] = rel
+        return rel
 
     # --------------------------------------------------------------- reading and staging
 
@@ -89,55 +107,57 @@ class BundleDriver:
         src = self.sources.get(uri)
         if src is None:
             raise OSError("no source for %s" % uri)
-        return _Reader(self.fs.open(src, "rb"))
+        return self.fs.open(src, "rb")  # readinto() -> 0 at the end is all the processor needs
 
     def open_read(self, cid):
-        path = self.path_of(cid)
-        name = self._staged.get(path)
-        p = self._meta + "/stage/" + name if name is not None else path
-        if not self.fs.exists(p):
+        rel = self._rel_of(cid)
+        name = self._staged.get(rel)
+        path = self._stage_dir + name if name is not None else self._prefix + rel
+        if not cid[-1]:
+            if not self.fs.isdir(path):
+                return None
+            from suit.bundle_dir import DirReader
+            return DirReader(self.fs, path)
+        try:
+            return self.fs.open(path, "rb")
+        except OSError:
             return None
-        return _Reader(self.fs.open(p, "rb"))
 
     def stage(self, cid, slot, size):
-        path = self.path_of(cid)
+        rel = self._rel_of(cid)
         if slot not in (None, 0):
             raise SuitError(_COMPONENT_UNSUPPORTED, "bundle files have no slot %d" % slot)
-        if size is not None and self.max_file is not None and size > self.max_file:
+        if size is not None and self.max_file is not None and size > self.max_file and cid[-1]:
             raise SuitError(_OPERATION_FAILED,
                             "image-size %d is bigger than the slot (%d bytes)" % (size, self.max_file))
-        self.fs.makedirs(self._meta + "/stage")
-        name = self._staged.get(path)
+        name = self._staged.get(rel)
         if name is None:
-            name = str(self._count)
-            self._count += 1
-            self._staged[path] = name
-        return _Writer(self.fs.open(self._meta + "/stage/" + name, "wb"), self.max_file)
+            name = self._new_name()
+            self._staged[rel] = name
+        if not cid[-1]:
+            from suit.bundle_dir import DirWriter
+            self.fs.makedirs(self._meta + "/stage")
+            return DirWriter(self.fs, self._stage_dir + name, self.max_file)
+        f = self._create(self._stage_dir + name)
+        return f if self.max_file is None else _Writer(f, self.max_file)
+
+    def _create(self, path):
+        try:
+            return self.fs.open(path, "wb")
+        except OSError:
+            self.fs.makedirs(self._meta + "/stage")
+            return self.fs.open(path, "wb")
+
+    def _new_name(self):
+        name = str(self._count)
+        self._count += 1
+        if self._names is not None:
+            self._names.append(name)
+        return name
 
     def swap(self, a, b):
-        pa, pb = self.path_of(a), self.path_of(b)
-        ra, rb = self.open_read(a), self.open_read(b)
-        if ra is None or rb is None:
-            raise SuitError(_OPERATION_FAILED, "swap needs two images")
-        # stage both under fresh names (each read from its current file), then exchange the names
-        buf = bytearray(1024)
-        names = []
-        for reader, path in ((rb, pa), (ra, pb)):
-            name = str(self._count)
-            self._count += 1
-            self.fs.makedirs(self._meta + "/stage")
-            w = self.fs.open(self._meta + "/stage/" + name, "wb")
-            mv = memoryview(buf)
-            while True:
-                n = reader.readinto(mv)
-                if not n:
-                    break
-                w.write(mv[0:n])
-            w.close()
-            reader.close()
-            names.append((path, name))
-        for path, name in names:
-            self._staged[path] = name
+        from suit.bundle_more import swap
+        swap(self, a, b)
 
     def invoke(self, cid, args):
         if self.on_invoke is not None:
@@ -152,71 +172,87 @@ class BundleDriver:
     def commit(self, seq):
         fs = self.fs
         fs.sync()
-        lines = ["seq %d" % seq]
-        for path in self._staged:
-            lines.append("%s %s" % (self._staged[path], path[len(self.root) + 1:]))
-        tmp = self._meta + "/journal.new"
-        f = fs.open(tmp, "wb")
-        f.write(("\n".join(lines) + "\nend\n").encode())
+        # the journal is built as bytes: "seq N", then "stage-name relative-path" per file, then "end"
+        j = bytearray(b"seq %d\n" % seq)
+        pairs = []
+        for rel in self._staged:
+            name = self._staged[rel]
+            pairs.append((name, rel))
+            j += name.encode()
+            j += b" "
+            j += rel.encode()
+            j += b"\n"
+        j += b"end\n"
+        f = fs.open(self._journal_new, "wb")
+        f.write(j)
         f.close()
         fs.sync()
-        fs.rename(tmp, self._meta + "/journal")  # the commit point
+        fs.rename(self._journal_new, self._journal_path)  # the commit point
         fs.sync()
         self._staged = {}
-        self._apply(lines[1:])
+        self._apply(pairs)
 
-    def _apply(self, pairs):
+    def _apply(self, pairs, replay=False):
+        """Move each staged file into place, the old one aside first (a rename over a live file is a flush on
+        ext4, and suit.ota_boot.restore_bundle puts it back). A replay after a power cut decides each step by
+        what is still there, so replaying any number of times is safe; the first run knows nothing moved."""
         fs = self.fs
-        fs.makedirs(self._meta + "/old")
-        for line in pairs:
-            name, rel = line.split(" ", 1)
-            stage = self._meta + "/stage/" + name
-            if not fs.exists(stage):
-                continue  # already moved into place
-            target = self.root + "/" + rel
-            old = self._meta + "/old/" + name
-            if fs.exists(target) and not fs.exists(old):
-                fs.rename(target, old)
-            fs.makedirs(parent_dir(target))
-            fs.rename(stage, target)
+        for name, rel in pairs:
+            stage = self._stage_dir + name
+            target = self._prefix + rel
+            old = self._old_dir + name
+            if replay:
+                if not fs.exists(stage):
+                    continue  # already moved into place
+                if fs.exists(target) and not fs.exists(old):
+                    fs.makedirs(self._meta + "/old")
+                    fs.rename(target, old)
+            else:
+                try:
+                    fs.rename(target, old)
+                except OSError:
+                    if fs.exists(target):  # not a new file: .suit/old is missing
+                        fs.makedirs(self._meta + "/old")
+                        fs.rename(target, old)
+            try:
+                fs.rename(stage, target)
+            except OSError:
+                fs.makedirs(parent_dir(target))  # a new file in a new directory
+                fs.rename(stage, target)
         fs.sync()
 
-    def _journal(self):
-        try:
-            with open(self._meta + "/journal", "rb") as f:
-                text = f.read().decode()
-        except OSError:
-            return None
-        lines = text.split("\n")
-        if len(lines) < 3 or not lines[0].startswith("seq ") or "end" not in lines:
-            return None
-        return int(lines[0][4:]), lines[1:lines.index("end")]
+    def _clean(self, dirs):
+        """Remove this run's files from .suit/stage and .suit/old: the names it handed out, or every file when
+        the driver does not know them (the first clean-up after a boot)."""
+        fs = self.fs
+        names = self._names
+        for d in dirs:
+            for name in fs.listdir(d[:-1]) if names is None else names:
+                try:
+                    fs.remove(d + name)
+                except OSError:
+                    if fs.isdir(d + name):  # a directory component
+                        from suit.bundle_dir import rmtree
+                        rmtree(fs, d + name)
+                    elif names is None:
+                        raise
+        self._names = []
 
     def finish(self):
         """After the commit (and the stored sequence number): drop the old files, then the journal."""
-        fs = self.fs
-        for d in ("/old", "/stage"):
-            for name in fs.listdir(self._meta + d):
-                fs.remove(self._meta + d + "/" + name)
-        if fs.exists(self._meta + "/journal"):
-            fs.remove(self._meta + "/journal")
+        self._clean((self._old_dir, self._stage_dir))
+        try:
+            self.fs.remove(self._journal_path)
+        except OSError:
+            pass
 
     def abort(self):
-        fs = self.fs
         self._staged = {}
-        for name in fs.listdir(self._meta + "/stage"):
-            fs.remove(self._meta + "/stage/" + name)
-        if fs.exists(self._meta + "/journal.new"):
-            fs.remove(self._meta + "/journal.new")
+        self._clean((self._stage_dir,))
+        if self.fs.exists(self._journal_new):
+            self.fs.remove(self._journal_new)
 
     def recover(self):
         """At boot: finish a committed update (returns its sequence number) or drop an uncommitted one (None)."""
-        self._staged = {}
-        j = self._journal()
-        if j is None:
-            self.abort()
-            for name in self.fs.listdir(self._meta + "/old"):
-                self.fs.remove(self._meta + "/old/" + name)
-            return None
-        self._apply(j[1])
-        return j[0]
+        from suit.bundle_more import recover
+        return recover(self)

@@ -99,6 +99,9 @@ def decryptor(info, keys):
             cek = unwrap_cek(obj[3], keys)
         except cose.CoseUnsupported as e:
             raise SuitError(_ALG_UNSUPPORTED, "key wrap: %s" % e)
+        except cose.CoseError:
+            _refuse_recipients(obj[3])
+            raise
         if len(cek) != klen:
             raise SuitError(_UNAUTHORISED, "content key of %d bytes for a %d-byte algorithm" % (len(cek), klen))
     except InvalidTag:
@@ -116,3 +119,19 @@ def decryptor(info, keys):
         raise SuitError(_CBOR_PARSE, "AES-CTR needs a 16-byte IV")
     from crypto import aes
     return _CtrDecryptor(gcm.Ctr(aes.new(cek), iv))
+
+
+def _refuse_recipients(recipients):
+    """No A128KW recipient: name what the manifest used instead (ECDH-ES is not supported here)."""
+    algs = []
+    for r in recipients if isinstance(recipients, list) else ():
+        try:
+            alg = cbor.loads(r[0]).get(1) if r[0] else None
+            algs.append(r[1].get(1) if alg is None else alg)
+        except (cbor.CBORDecodeError, AttributeError, IndexError, KeyError, TypeError):
+            pass
+    ecdh = [a for a in algs if type(a) is int and -34 <= a <= -25]
+    if ecdh:
+        raise SuitError(_ALG_UNSUPPORTED, "content key distribution by ECDH-ES (alg %d) is not supported, only "
+                        "A128KW (-3)" % ecdh[0])
+    raise SuitError(_ALG_UNSUPPORTED, "no A128KW recipient for the content key (recipient algs %r)" % (algs,))

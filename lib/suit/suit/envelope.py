@@ -3,7 +3,10 @@
 # checked (detached COSE_Sign1/COSE_Mac0 over the bstr-wrapped SUIT_Digest) before the manifest is parsed.
 from hashlib import sha256
 
-import cbor
+import cose
+from cbor import CBORDecodeError, Decoder  # Decoder once: each cbor.Decoder is an import
+from crypto import CryptoError
+from crypto.util import ct_equal
 from suit import SuitError, const
 _CBOR_PARSE = const(1)
 _ALG_UNSUPPORTED = const(3)
@@ -41,10 +44,6 @@ _COSE_SIGN1 = const(0xD2)
 _COSE_MAC0 = const(0xD1)
 
 
-def _parse_error(e):
-    return SuitError(_CBOR_PARSE, "malformed envelope: %s" % e)
-
-
 def read_map_keys(dec, what):
     """The map header of `what`: its length (indefinite maps are refused; SUIT encodes deterministically)."""
     n = dec.read_map_header()
@@ -53,28 +52,32 @@ def read_map_keys(dec, what):
     return n
 
 
+def expect_end(dec, what):
+    if not dec.at_end():
+        raise SuitError(_CBOR_PARSE, "trailing bytes after " + what)
+
+
 def parse_digest(b):
     """(algorithm, digest memoryview) of an encoded SUIT_Digest; only SHA-256 is supported."""
     try:
-        d = cbor.Decoder(b)
+        d = Decoder(b)
         if d.read_array_header() != 2:
-            raise SuitError(_CBOR_PARSE, "SUIT_Digest must be [alg, bytes]")
+            raise SuitError(_CBOR_PARSE, "bad SUIT_Digest")
         alg = d.read_int()
         value = d.read_bytes()
         if not d.at_end():
-            raise SuitError(_CBOR_PARSE, "trailing bytes after SUIT_Digest")
-    except cbor.CBORDecodeError as e:
+            raise SuitError(_CBOR_PARSE, "bad SUIT_Digest")
+    except CBORDecodeError as e:
         raise SuitError(_CBOR_PARSE, "bad SUIT_Digest: %s" % e)
     if alg != _DIGEST_SHA256:
-        raise SuitError(_ALG_UNSUPPORTED, "digest algorithm %d (only SHA-256, -16)" % alg)
+        raise SuitError(_ALG_UNSUPPORTED, "digest algorithm %d (only -16)" % alg)
     if len(value) != 32:
-        raise SuitError(_CBOR_PARSE, "SHA-256 digest must be 32 bytes")
+        raise SuitError(_CBOR_PARSE, "bad SUIT_Digest")
     return alg, value
 
 
 def digest_matches(encoded_digest, data):
     """Whether sha256(data) equals the encoded SUIT_Digest's value (compared in constant time)."""
-    from crypto.util import ct_equal
     return ct_equal(sha256(data).digest(), parse_digest(encoded_digest)[1])
 
 
@@ -94,63 +97,59 @@ class Envelope:
         self.severable = {}
         self.payloads = {}
         try:
-            self._parse()
-        except cbor.CBORDecodeError as e:
-            raise _parse_error(e)
-
-    def _parse(self):
-        d = cbor.Decoder(self.buf)
-        if d.peek_major() == 6:
-            tag = d.read_tag()
-            if tag != _TAG_ENVELOPE:
-                raise SuitError(_CBOR_PARSE, "envelope tag %d (expected 107)" % tag)
-        n = read_map_keys(d, "envelope")
-        seen = []
-        for _ in range(n):
-            if d.peek_major() == 3:
-                name = d.read_text()
-                if name in self.payloads:
-                    raise SuitError(_CBOR_PARSE, "integrated payload %r given twice" % name)
-                self.payloads[name] = d.read_bytes()
-                continue
-            key = d.read_int()
-            if key in seen:
-                raise SuitError(_CBOR_PARSE, "envelope member %d given twice" % key)
-            seen.append(key)
-            start = d.pos
-            value = d.read_bytes()
-            if key == _AUTHENTICATION:
-                self.auth = value
-            elif key == _MANIFEST:
-                self.manifest = value
-                self.manifest_wrapped = self.buf[start:d.pos]
-            elif key in SEVERABLE:
-                self.severable[key] = self.buf[start:d.pos]
-            else:
-                raise SuitError(_CBOR_PARSE, "unsupported envelope member %d" % key)
-        if not d.at_end():
-            raise SuitError(_CBOR_PARSE, "%d bytes after the envelope" % d.remaining())
-        if self.auth is None or self.manifest is None:
-            raise SuitError(_CBOR_PARSE, "envelope without %s" % ("authentication" if self.auth is None
-                                                                   else "manifest"))
+            d = Decoder(self.buf)
+            if d.peek_major() == 6:
+                tag = d.read_tag()
+                if tag != _TAG_ENVELOPE:
+                    raise SuitError(_CBOR_PARSE, "envelope tag %d (expected 107)" % tag)
+            n = read_map_keys(d, "envelope")
+            seen = []
+            for _ in range(n):
+                if d.peek_major() == 3:
+                    name = d.read_text()
+                    if name in self.payloads:
+                        raise SuitError(_CBOR_PARSE, "integrated payload %r given twice" % name)
+                    self.payloads[name] = d.read_bytes()
+                    continue
+                key = d.read_int()
+                if key in seen:
+                    raise SuitError(_CBOR_PARSE, "envelope member %d given twice" % key)
+                seen.append(key)
+                start = d.pos
+                value = d.read_bytes()
+                if key == _AUTHENTICATION:
+                    self.auth = value
+                elif key == _MANIFEST:
+                    self.manifest = value
+                    self.manifest_wrapped = self.buf[start:d.pos]
+                elif key in SEVERABLE:
+                    self.severable[key] = self.buf[start:d.pos]
+                else:
+                    raise SuitError(_CBOR_PARSE, "unsupported envelope member %d" % key)
+            if not d.at_end():
+                raise SuitError(_CBOR_PARSE, "%d bytes after the envelope" % d.remaining())
+            if self.auth is None or self.manifest is None:
+                raise SuitError(_CBOR_PARSE, "envelope without %s" % ("authentication" if self.auth is None
+                                                                       else "manifest"))
+        except CBORDecodeError as e:
+            raise SuitError(_CBOR_PARSE, "malformed envelope: %s" % e)
 
     def authenticate(self, trust_anchors):
         """Check the authentication wrapper: one block must verify with a trust anchor, and the digest it
         covers must be the manifest's. Returns the encoded SUIT_Digest (memoryview)."""
         try:
-            d = cbor.Decoder(self.auth)
+            d = Decoder(self.auth)
             n = d.read_array_header()
             if n is None or n < 2:
-                raise SuitError(_UNAUTHORISED, "authentication wrapper has no authentication block")
+                raise SuitError(_UNAUTHORISED, "no authentication block")
             digest = d.read_bytes()
             blocks = []
             for _ in range(n - 1):
                 blocks.append(d.read_bytes())
-            if not d.at_end():
-                raise SuitError(_CBOR_PARSE, "trailing bytes in the authentication wrapper")
-        except cbor.CBORDecodeError as e:
-            raise _parse_error(e)
-        parse_digest(digest)
+            expect_end(d, "the authentication wrapper")
+        except CBORDecodeError as e:
+            raise SuitError(_CBOR_PARSE, "malformed envelope: %s" % e)
+        want = parse_digest(digest)[1]
         failure = None  # a wrong key or signature outranks an algorithm this device lacks
         for blk in blocks:
             r, w = _verify_block(blk, digest, trust_anchors)
@@ -161,15 +160,13 @@ class Envelope:
                 failure = (r, w)
         if failure is not None:
             raise SuitError(failure[0], failure[1])
-        if not digest_matches(digest, self.manifest_wrapped):
-            raise SuitError(_UNAUTHORISED, "manifest digest does not match the authenticated digest")
+        if not ct_equal(sha256(self.manifest_wrapped).digest(), want):
+            raise SuitError(_UNAUTHORISED, "manifest digest does not match the authenticated one")
         return digest
 
 
 def _verify_block(blk, payload, trust_anchors):
     """(None, None) when blk verifies, else (reason, message)."""
-    import cose
-    from crypto import CryptoError
     if len(blk) == 0:
         return _CBOR_PARSE, "empty authentication block"
     first = blk[0]
@@ -177,6 +174,10 @@ def _verify_block(blk, payload, trust_anchors):
         from cose import sign1 as mod
     elif first == _COSE_MAC0:
         from cose import mac0 as mod
+    elif first == 0xD8 and len(blk) > 1 and blk[1] in (97, 98):  # tags 97, 98: COSE_Mac, COSE_Sign
+        name = "Mac" if blk[1] == 97 else "Sign"
+        return _COSE_UNSUPPORTED, "COSE_%s is not supported: one COSE_%s%s block per key" % (name, name,
+                                                                                           "01"[blk[1] - 97])
     else:
         return _COSE_UNSUPPORTED, "authentication block is not a tagged COSE_Sign1 or COSE_Mac0"
     try:
@@ -202,62 +203,58 @@ class Manifest:
         self.sequences = {}
         self.severed = {}  # key -> encoded SUIT_Digest of a severed member
         try:
-            self._parse(env, max_components)
-        except cbor.CBORDecodeError as e:
+            d = Decoder(env.manifest)
+            if d.peek_major() == 6 and d.read_tag() != _TAG_MANIFEST:
+                raise SuitError(_CBOR_PARSE, "manifest has a tag other than 1070")
+            n = read_map_keys(d, "manifest")
+            common = None
+            seen = []
+            for _ in range(n):
+                key = d.read_int()
+                if key in seen:
+                    raise SuitError(_CBOR_PARSE, "manifest member %d given twice" % key)
+                seen.append(key)
+                if key == _VERSION:
+                    v = d.read_uint()
+                    if v != 1:
+                        raise SuitError(_CBOR_PARSE, "manifest version %d (only 1)" % v)
+                elif key == _SEQUENCE_NUMBER:
+                    self.sequence_number = d.read_uint()
+                elif key == _COMMON:
+                    common = d.read_bytes()
+                elif key == _REFERENCE_URI:
+                    self.reference_uri = d.read_text()
+                elif key in (_VALIDATE, _LOAD, _INVOKE):
+                    self.sequences[key] = d.read_bytes()
+                elif key in SEVERABLE:
+                    if d.peek_major() == 4:  # severed: the envelope may carry it, its digest must match
+                        self.severed[key] = d.raw()
+                    else:
+                        self.sequences[key] = d.read_bytes()
+                elif key in _TOLERATED:
+                    d.skip()
+                else:
+                    raise SuitError(_CBOR_PARSE, "unsupported manifest member %d" % key)
+            expect_end(d, "the manifest")
+            if _VERSION not in seen or self.sequence_number is None or common is None:
+                raise SuitError(_CBOR_PARSE, "manifest without version, sequence number or common")
+            self._parse_common(common, max_components)
+            for key in self.severed:
+                member = env.severable.get(key)
+                if member is None:
+                    continue  # severed and not supplied: tolerated, the member does not run
+                if not digest_matches(self.severed[key], member):
+                    raise SuitError(_UNAUTHORISED, "severable member %d does not match its digest" % key)
+                dm = Decoder(member)
+                self.sequences[key] = dm.read_bytes()
+            for key in env.severable:
+                if key not in self.severed:
+                    raise SuitError(_UNAUTHORISED, "envelope member %d is not severed from this manifest" % key)
+        except CBORDecodeError as e:
             raise SuitError(_CBOR_PARSE, "malformed manifest: %s" % e)
 
-    def _parse(self, env, max_components):
-        d = cbor.Decoder(env.manifest)
-        if d.peek_major() == 6 and d.read_tag() != _TAG_MANIFEST:
-            raise SuitError(_CBOR_PARSE, "manifest has a tag other than 1070")
-        n = read_map_keys(d, "manifest")
-        common = None
-        seen = []
-        for _ in range(n):
-            key = d.read_int()
-            if key in seen:
-                raise SuitError(_CBOR_PARSE, "manifest member %d given twice" % key)
-            seen.append(key)
-            if key == _VERSION:
-                v = d.read_uint()
-                if v != 1:
-                    raise SuitError(_CBOR_PARSE, "manifest version %d (only 1)" % v)
-            elif key == _SEQUENCE_NUMBER:
-                self.sequence_number = d.read_uint()
-            elif key == _COMMON:
-                common = d.read_bytes()
-            elif key == _REFERENCE_URI:
-                self.reference_uri = d.read_text()
-            elif key in (_VALIDATE, _LOAD, _INVOKE):
-                self.sequences[key] = d.read_bytes()
-            elif key in SEVERABLE:
-                if d.peek_major() == 4:  # severed: the envelope may carry it, its digest must match
-                    self.severed[key] = d.raw()
-                else:
-                    self.sequences[key] = d.read_bytes()
-            elif key in _TOLERATED:
-                d.skip()
-            else:
-                raise SuitError(_CBOR_PARSE, "unsupported manifest member %d" % key)
-        if not d.at_end():
-            raise SuitError(_CBOR_PARSE, "trailing bytes after the manifest")
-        if _VERSION not in seen or self.sequence_number is None or common is None:
-            raise SuitError(_CBOR_PARSE, "manifest lacks version, sequence number or common")
-        self._parse_common(common, max_components)
-        for key in self.severed:
-            member = env.severable.get(key)
-            if member is None:
-                continue  # severed and not supplied: tolerated, the member does not run
-            if not digest_matches(self.severed[key], member):
-                raise SuitError(_UNAUTHORISED, "severable member %d does not match its digest" % key)
-            dm = cbor.Decoder(member)
-            self.sequences[key] = dm.read_bytes()
-        for key in env.severable:
-            if key not in self.severed:
-                raise SuitError(_UNAUTHORISED, "envelope member %d is not severed from this manifest" % key)
-
     def _parse_common(self, common, max_components):
-        d = cbor.Decoder(common)
+        d = Decoder(common)
         n = read_map_keys(d, "common")
         for _ in range(n):
             key = d.read_int()
@@ -286,7 +283,6 @@ class Manifest:
                 raise SuitError(_COMPONENT_UNSUPPORTED, "dependency manifests are not supported")
             else:
                 raise SuitError(_CBOR_PARSE, "unsupported common member %d" % key)
-        if not d.at_end():
-            raise SuitError(_CBOR_PARSE, "trailing bytes after common")
+        expect_end(d, "common")
         if not self.components:
             raise SuitError(_CBOR_PARSE, "manifest names no components")

@@ -2,6 +2,12 @@
 # (suit.faults) can cut power at any chosen read, write, close, rename, remove or sync.
 import os
 
+from suit import const
+
+# errno numbers: the same on Linux and in MicroPython's VFS (LittleFS, FAT)
+_EEXIST = const(17)
+_ENOENT = const(2)
+
 
 def _join_parent(path):
     i = path.rfind("/")
@@ -11,14 +17,10 @@ def _join_parent(path):
 class Fs:
     """os and open() as the backends need them."""
 
-    def open(self, path, mode):
-        return open(path, mode)
-
-    def rename(self, src, dst):
-        os.rename(src, dst)
-
-    def remove(self, path):
-        os.remove(path)
+    open = staticmethod(open)
+    rename = staticmethod(os.rename)
+    remove = staticmethod(os.remove)
+    sync = staticmethod(getattr(os, "sync", None) or (lambda: None))  # the unix port has no os.sync
 
     def exists(self, path):
         try:
@@ -30,6 +32,12 @@ class Fs:
     def size(self, path):
         return os.stat(path)[6]
 
+    def isdir(self, path):
+        try:
+            return os.stat(path)[0] & 0x4000 != 0  # S_IFDIR
+        except OSError:
+            return False
+
     def listdir(self, path):
         try:
             return os.listdir(path)
@@ -38,26 +46,26 @@ class Fs:
 
     def makedirs(self, path):
         """Create path and its parents (no error when they exist)."""
-        cur = "/" if path.startswith("/") else ""
-        for part in path.split("/"):
-            if part:
-                cur += part
-                try:
-                    os.mkdir(cur)
-                except OSError:
-                    pass
-                cur += "/"
+        try:
+            os.mkdir(path)  # one call in the usual case, where the parent exists
+        except OSError as e:
+            if e.args[0] == _EEXIST:
+                return
+            parent = _join_parent(path)
+            if e.args[0] != _ENOENT or not parent:
+                raise
+            self.makedirs(parent)
+            try:
+                os.mkdir(path)
+            except OSError as e2:
+                if e2.args[0] != _EEXIST:
+                    raise
 
     def rmdir(self, path):
         try:
             os.rmdir(path)
         except OSError:
             pass
-
-    def sync(self):
-        sync = getattr(os, "sync", None)
-        if sync:
-            sync()
 
 
 parent_dir = _join_parent

@@ -13,7 +13,8 @@
 #   commit(seq), finish(), abort(), recover() -> seq or None, report(data)
 from hashlib import sha256
 
-import cbor
+from cbor import CBORDecodeError, Decoder  # Decoder once: each cbor.Decoder is an import
+from crypto.util import ct_equal
 from suit import SuitError, const
 from suit import envelope as _env
 
@@ -22,9 +23,7 @@ _OPERATION_FAILED = const(11)
 _UNAUTHORISED = const(4)
 _CBOR_PARSE = const(1)
 _COMMAND_UNSUPPORTED = const(5)
-_COMPONENT_UNSUPPORTED = const(6)
 _PARAMETER_UNSUPPORTED = const(8)
-_DIGEST_SHA256 = const(-16)
 _VALIDATE = const(7)
 _LOAD = const(8)
 _INVOKE = const(9)
@@ -80,7 +79,7 @@ _MAX_DEPTH = const(6)  # nested run-sequence / try-each
 _MAX_RECORDS = const(16)
 
 
-class _MemReader:
+class MemReader:
     """A reader over a buffer (integrated payloads, content parameters)."""
 
     def __init__(self, mv):
@@ -178,6 +177,9 @@ class Processor:
         self._records = []
         self._section = 0
         staged = False
+        # the chunk buffer first, while the free heap is still in one piece: allocated after authentication it
+        # needs a 4 KiB hole among what parsing left, which on the VM raised the smallest heap an install runs in
+        self._buf = bytearray(self.chunk_size) if install else None
         try:
             try:
                 env = _env.Envelope(envelope, self.max_envelope)
@@ -204,6 +206,7 @@ class Processor:
                             self._run_section(key)
                     if _VALIDATE in m.sequences:
                         self._run_section(_VALIDATE)
+                    self._buf = None  # the streaming is over: the commit and the report need the heap
                     if ran:
                         staged = False  # from here on a failure must not undo the commit: recover() ends it
                         self.driver.commit(m.sequence_number)
@@ -266,7 +269,7 @@ class Processor:
         if depth > _MAX_DEPTH:
             raise SuitError(_CBOR_PARSE, "command sequences nested deeper than %d" % _MAX_DEPTH)
         try:
-            d = cbor.Decoder(seq)
+            d = Decoder(seq)
             try:
                 n = d.read_array_header()
                 if n is None or n % 2:
@@ -275,9 +278,8 @@ class Processor:
                     off = d.pos
                     cmd = d.read_int()
                     self._command(cmd, d, off, depth)
-                if not d.at_end():
-                    raise SuitError(_CBOR_PARSE, "trailing bytes after a command sequence")
-            except cbor.CBORDecodeError as e:
+                _env.expect_end(d, "a command sequence")
+            except CBORDecodeError as e:
                 raise SuitError(_CBOR_PARSE, "malformed command sequence: %s" % e)
         except SuitError as e:
             if soft and e.reason == _CONDITION_FAILED:
@@ -298,60 +300,37 @@ class Processor:
             self._records.append(rec)
         raise SuitError(reason, message, rec)
 
-    def _trace(self, off, cmd, idx):
-        t = self._res.trace
-        if t is not None:
-            t.append((self._section, off, cmd, idx))
-
     def _command(self, cmd, d, off, depth):
+        tracing = self.tracing
         if cmd in (_C_VENDOR_ID, _C_CLASS_ID, _C_DEVICE_ID, _C_IMAGE_MATCH, _C_COMPONENT_SLOT, _C_CHECK_CONTENT,
                    _C_ABORT):
             policy = d.read_uint()
             for idx in self._current:
-                self._trace(off, cmd, idx)
+                if tracing:
+                    self._res.trace.append((self._section, off, cmd, idx))
                 self._condition(cmd, idx, policy, off)
         elif cmd == _D_SET_COMPONENT_INDEX:
-            self._trace(off, cmd, None)
-            self._set_index(d)
+            if tracing:
+                self._res.trace.append((self._section, off, cmd, None))
+            from suit.commands import set_index
+            set_index(self, d)
         elif cmd == _D_OVERRIDE_PARAMETERS or cmd == _D_SET_PARAMETERS:
-            self._trace(off, cmd, None)
+            if tracing:
+                self._res.trace.append((self._section, off, cmd, None))
             self._parameters(d, cmd == _D_OVERRIDE_PARAMETERS)
-        elif cmd == _D_TRY_EACH:
-            self._trace(off, cmd, None)
-            self._try_each(d, off, depth)
-        elif cmd == _D_RUN_SEQUENCE:
-            self._trace(off, cmd, None)
-            seq = d.read_bytes()
-            soft = self._params[self._current[0]].get(_P_SOFT_FAILURE, False) if self._current else False
-            self._run(seq, depth + 1, soft)
+        elif cmd == _D_TRY_EACH or cmd == _D_RUN_SEQUENCE:
+            if tracing:
+                self._res.trace.append((self._section, off, cmd, None))
+            from suit.commands import sequence
+            sequence(self, cmd, d, off, depth)
         elif cmd in (_D_FETCH, _D_COPY, _D_WRITE, _D_INVOKE, _D_SWAP):
             policy = d.read_uint()
             for idx in self._current:
-                self._trace(off, cmd, idx)
+                if tracing:
+                    self._res.trace.append((self._section, off, cmd, idx))
                 self._directive(cmd, idx, policy, off)
         else:
             raise SuitError(_COMMAND_UNSUPPORTED, "command %d is not supported" % cmd, self._record(off, None))
-
-    def _set_index(self, d):
-        n = len(self._m.components)
-        major = d.peek_major()
-        if major == 7:
-            v = d.decode()
-            if v is not True:
-                raise SuitError(_CBOR_PARSE, "set-component-index takes a uint, true or an array")
-            self._current = list(range(n))
-            return
-        if major == 4:
-            count = d.read_array_header()
-            if count is None or count > n:
-                raise SuitError(_COMPONENT_UNSUPPORTED, "bad component index array")
-            cur = [d.read_uint() for _ in range(count)]
-        else:
-            cur = [d.read_uint()]
-        for i in cur:
-            if i >= n:
-                raise SuitError(_COMPONENT_UNSUPPORTED, "component index %d of %d components" % (i, n))
-        self._current = cur
 
     def _parameters(self, d, override):
         n = _env.read_map_keys(d, "parameters")
@@ -378,28 +357,6 @@ class Processor:
                 if override or key not in p:
                     p[key] = value
 
-    def _try_each(self, d, off, depth):
-        count = d.read_array_header()
-        if count is None or count < 2:
-            raise SuitError(_CBOR_PARSE, "try-each needs at least two sequences")
-        done = False
-        for _ in range(count):
-            if d.peek_major() == 7:  # a trailing nil: succeed when nothing else did
-                if d.decode() is not None:
-                    raise SuitError(_CBOR_PARSE, "try-each takes sequences (bstr) and nil")
-                done = True
-                continue
-            seq = d.read_bytes()
-            if done:
-                continue
-            # each alternative runs with soft-failure unless the manifest turned it off
-            soft = True
-            if self._current:
-                soft = self._params[self._current[0]].get(_P_SOFT_FAILURE, True)
-            done = self._run(seq, depth + 1, soft)
-        if not done:
-            raise SuitError(_CONDITION_FAILED, "no try-each alternative succeeded", self._record(off, None))
-
     # ------------------------------------------------------------------ conditions
 
     def _param(self, idx, key, policy, off):
@@ -411,42 +368,27 @@ class Processor:
         return v
 
     def _condition(self, cmd, idx, policy, off):
-        if cmd == _C_ABORT:
-            self._fail(_CONDITION_FAILED, "abort", policy, off, idx)
-        if cmd in (_C_VENDOR_ID, _C_CLASS_ID, _C_DEVICE_ID):
+        if cmd == _C_VENDOR_ID or cmd == _C_CLASS_ID or cmd == _C_DEVICE_ID:
             want = self._param(idx, cmd, policy, off)
             have = self.driver.identity(cmd)
             if have is None or bytes(want) != bytes(have):
                 self._fail(_CONDITION_FAILED, "%s does not match this device" % _PARAM_NAMES[cmd], policy, off, idx)
             self._note(policy, off, idx)
-            return
-        cid = self._m.components[idx]
-        if cmd == _C_COMPONENT_SLOT:
-            slot = self._param(idx, _P_COMPONENT_SLOT, policy, off)
-            if not self.driver.slot_matches(cid, slot):
-                self._fail(_CONDITION_FAILED, "component %d slot %d is not the one to use" % (idx, slot),
-                           policy, off, idx)
-            self._note(policy, off, idx)
-            return
-        if cmd == _C_IMAGE_MATCH:
+        elif cmd == _C_IMAGE_MATCH:
             enc = self._param(idx, _P_IMAGE_DIGEST, policy, off)
-            _env.parse_digest(enc)
+            want = _env.parse_digest(enc)[1]
             digest, size = self._digest_of(idx)
             want_size = self._params[idx].get(_P_IMAGE_SIZE)
             if digest is None:
                 self._fail(_CONDITION_FAILED, "component %d has no image" % idx, policy, off, idx)
-            from crypto.util import ct_equal
-            if not ct_equal(digest, _env.parse_digest(enc)[1]) or (want_size is not None and size != want_size):
+            if not ct_equal(digest, want) or (want_size is not None and size != want_size):
                 self._fail(_CONDITION_FAILED, "component %d image does not match its digest%s"
                            % (idx, "" if want_size is None or size == want_size else " and size"), policy, off, idx)
-            self._note(policy, off, idx, {_P_IMAGE_DIGEST: cbor.dumps([_DIGEST_SHA256, digest]),
-                                          _P_IMAGE_SIZE: size})
-            return
-        # _C_CHECK_CONTENT
-        want = self._param(idx, _P_CONTENT, policy, off)
-        if not self._content_equals(cid, want):
-            self._fail(_CONDITION_FAILED, "component %d content differs" % idx, policy, off, idx)
-        self._note(policy, off, idx)
+            # the digest matched: the record carries the manifest's encoding of it, as is
+            self._note(policy, off, idx, {_P_IMAGE_DIGEST: bytes(enc), _P_IMAGE_SIZE: size})
+        else:
+            from suit.commands import condition
+            condition(self, cmd, idx, policy, off)
 
     def _chunk(self):
         if self._buf is None:
@@ -476,48 +418,9 @@ class Processor:
         self._written[idx] = w
         return w
 
-    def _content_equals(self, cid, want):
-        r = self.driver.open_read(cid)
-        if r is None:
-            return False
-        mv = self._chunk()
-        pos = 0
-        try:
-            while True:
-                n = r.readinto(mv)
-                if not n:
-                    break
-                if pos + n > len(want) or mv[0:n] != want[pos:pos + n]:
-                    return False
-                pos += n
-        finally:
-            r.close()
-        return pos == len(want)
-
     # ------------------------------------------------------------------ directives
 
     def _directive(self, cmd, idx, policy, off):
-        m = self._m
-        cid = m.components[idx]
-        p = self._params[idx]
-        if cmd == _D_INVOKE:
-            try:
-                self.driver.invoke(cid, p.get(_P_INVOKE_ARGS))
-            except OSError as e:
-                self._fail(_OPERATION_FAILED, "invoke failed: %s" % e, policy, off, idx)
-            self._note(policy, off, idx)
-            return
-        if cmd == _D_SWAP:
-            src = self._source_index(idx, policy, off)
-            self.driver.swap(cid, m.components[src])
-            w = self._written
-            a, b = w.pop(idx, None), w.pop(src, None)
-            if b is not None:
-                w[idx] = b
-            if a is not None:
-                w[src] = a
-            self._note(policy, off, idx)
-            return
         if cmd == _D_FETCH:
             uri = self._param(idx, _P_URI, policy, off)
             if uri.startswith("#"):
@@ -526,27 +429,19 @@ class Processor:
                     payload = self._env.payloads.get(uri)
                 if payload is None:
                     self._fail(_OPERATION_FAILED, "no integrated payload %s" % uri, policy, off, idx)
-                reader = _MemReader(payload)
+                reader = MemReader(payload)
             else:
                 try:
                     reader = self.driver.fetch(uri)
                 except OSError as e:
                     self._fail(_OPERATION_FAILED, "fetch %s failed: %s" % (uri, e), policy, off, idx)
-        elif cmd == _D_WRITE:
-            reader = _MemReader(self._param(idx, _P_CONTENT, policy, off))
-        else:  # _D_COPY
-            src = self._source_index(idx, policy, off)
-            reader = self.driver.open_read(m.components[src])
+        else:
+            from suit.commands import directive
+            reader = directive(self, cmd, idx, policy, off)
             if reader is None:
-                self._fail(_OPERATION_FAILED, "source component %d is empty" % src, policy, off, idx)
-        self._pump(reader, idx, cid, p, policy, off)
+                return
+        self._pump(reader, idx, self._m.components[idx], self._params[idx], policy, off)
         self._note(policy, off, idx)
-
-    def _source_index(self, idx, policy, off):
-        src = self._param(idx, _P_SOURCE_COMPONENT, policy, off)
-        if src >= len(self._m.components) or src == idx:
-            self._fail(_COMPONENT_UNSUPPORTED, "bad source component %d" % src, policy, off, idx)
-        return src
 
     def _pump(self, reader, idx, cid, p, policy, off):
         """Stream reader into the component's staged slot: decrypt, hash, write, one chunk at a time."""

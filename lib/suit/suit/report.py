@@ -8,11 +8,16 @@ import cbor
 def encode(reference_uri, digest, records, result):
     """reference_uri: the manifest's (or None); digest: the encoded SUIT_Digest (or None when the envelope did
     not authenticate); records: what ran; result: a suit.processor.Result."""
-    ref = [reference_uri if reference_uri is not None else "",
-           cbor.loads(digest) if digest is not None else None]
+    # the digest goes in as the encoded bytes it already is (no decode and re-encode)
+    out = bytearray(b"\xa3\x18\x63\x82")  # {99: [
+    out += cbor.dumps(reference_uri if reference_uri is not None else "")
+    out += digest if digest is not None else b"\xf6"
+    out += b"\x03"  # 3: records
+    out += cbor.dumps(records or [])
+    out += b"\x04"  # 4: result
     if result.ok:
-        outcome = True
+        out += b"\xf5"
     else:
         # the draft leaves the result-code's values to the processor: ours repeats the reason code
-        outcome = {5: result.reason, 6: result.record, 7: result.reason}
-    return cbor.dumps({99: ref, 3: records or [], 4: outcome})
+        out += cbor.dumps({5: result.reason, 6: result.record, 7: result.reason})
+    return bytes(out)

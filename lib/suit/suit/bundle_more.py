@@ -1,0 +1,58 @@
+# What a plain install with suit.bundle does not run, loaded when it is needed: swap, and the recovery at boot
+# that reads the journal a power cut left (suit.bundle's own helpers: the same driver, split for its heap).
+from suit import SuitError, const
+_COMPONENT_UNSUPPORTED = const(6)
+_OPERATION_FAILED = const(11)
+
+
+def swap(drv, a, b):
+    if not a[-1] or not b[-1]:
+        raise SuitError(_COMPONENT_UNSUPPORTED, "swap of directory components is not supported")
+    ra, rb = drv.open_read(a), drv.open_read(b)
+    if ra is None or rb is None:
+        for r in (ra, rb):
+            if r is not None:
+                r.close()
+        raise SuitError(_OPERATION_FAILED, "swap needs two images")
+    # stage both under fresh names (each read from its current file), then exchange the names
+    mv = memoryview(bytearray(1024))
+    names = []
+    for reader, rel in ((rb, drv._rel_of(a)), (ra, drv._rel_of(b))):
+        name = drv._new_name()
+        w = drv._create(drv._stage_dir + name)
+        while True:
+            n = reader.readinto(mv)
+            if not n:
+                break
+            w.write(mv[0:n])
+        w.close()
+        reader.close()
+        names.append((rel, name))
+    for rel, name in names:
+        drv._staged[rel] = name
+
+
+def _journal(drv):
+    """(sequence number, [(stage name, relative path)]) of a complete journal, else None."""
+    try:
+        with open(drv._journal_path, "rb") as f:
+            text = f.read().decode()
+    except OSError:
+        return None
+    lines = text.split("\n")
+    if len(lines) < 3 or not lines[0].startswith("seq ") or "end" not in lines:
+        return None
+    return int(lines[0][4:]), [line.split(" ", 1) for line in lines[1:lines.index("end")]]
+
+
+def recover(drv):
+    drv._staged = {}
+    drv._names = None  # whatever an earlier run left is unknown here
+    j = _journal(drv)
+    if j is None:
+        drv._clean((drv._stage_dir, drv._old_dir))
+        if drv.fs.exists(drv._journal_new):
+            drv.fs.remove(drv._journal_new)
+        return None
+    drv._apply(j[1], True)
+    return j[0]

@@ -1,0 +1,136 @@
+# The commands a plain install does not run, split out of suit.processor so that it does not load them:
+# set-component-index (several components), try-each and run-sequence, the conditions component-slot,
+# check-content and abort, the directives write, copy, swap and invoke.
+# Each handler takes the Processor running the manifest and works through its helpers (the same package: this
+# is the processor's own code).
+from suit import SuitError, const
+_CBOR_PARSE = const(1)
+_COMPONENT_UNSUPPORTED = const(6)
+_CONDITION_FAILED = const(10)
+_OPERATION_FAILED = const(11)
+
+_C_COMPONENT_SLOT = const(5)
+_C_ABORT = const(14)
+_D_TRY_EACH = const(15)
+_D_WRITE = const(18)
+_D_COPY = const(22)
+_D_INVOKE = const(23)
+_P_COMPONENT_SLOT = const(5)
+_P_SOFT_FAILURE = const(13)
+_P_CONTENT = const(18)
+_P_SOURCE_COMPONENT = const(22)
+_P_INVOKE_ARGS = const(23)
+
+
+def set_index(p, d):
+    """set-component-index: a uint, true (all) or an array of them."""
+    n = len(p._m.components)
+    major = d.peek_major()
+    if major == 7:
+        v = d.decode()
+        if v is not True:
+            raise SuitError(_CBOR_PARSE, "set-component-index takes a uint, true or an array")
+        p._current = list(range(n))
+        return
+    if major == 4:
+        count = d.read_array_header()
+        if count is None or count > n:
+            raise SuitError(_COMPONENT_UNSUPPORTED, "bad component index array")
+        cur = [d.read_uint() for _ in range(count)]
+    else:
+        cur = [d.read_uint()]
+    for i in cur:
+        if i >= n:
+            raise SuitError(_COMPONENT_UNSUPPORTED, "component index %d of %d components" % (i, n))
+    p._current = cur
+
+
+def sequence(p, cmd, d, off, depth):
+    """try-each or run-sequence."""
+    soft_default = cmd == _D_TRY_EACH  # each try-each alternative runs with soft-failure unless turned off
+    soft = p._params[p._current[0]].get(_P_SOFT_FAILURE, soft_default) if p._current else soft_default
+    if cmd != _D_TRY_EACH:
+        p._run(d.read_bytes(), depth + 1, soft)
+        return
+    count = d.read_array_header()
+    if count is None or count < 2:
+        raise SuitError(_CBOR_PARSE, "try-each needs at least two sequences")
+    done = False
+    for _ in range(count):
+        if d.peek_major() == 7:  # a trailing nil: succeed when nothing else did
+            if d.decode() is not None:
+                raise SuitError(_CBOR_PARSE, "try-each takes sequences (bstr) and nil")
+            done = True
+            continue
+        seq = d.read_bytes()
+        if not done:
+            done = p._run(seq, depth + 1, soft)
+    if not done:
+        raise SuitError(_CONDITION_FAILED, "no try-each alternative succeeded", p._record(off, None))
+
+
+def condition(p, cmd, idx, policy, off):
+    """component-slot, abort, check-content."""
+    if cmd == _C_ABORT:
+        p._fail(_CONDITION_FAILED, "abort", policy, off, idx)
+    cid = p._m.components[idx]
+    if cmd == _C_COMPONENT_SLOT:
+        slot = p._param(idx, _P_COMPONENT_SLOT, policy, off)
+        if not p.driver.slot_matches(cid, slot):
+            p._fail(_CONDITION_FAILED, "component %d slot %d is not the one to use" % (idx, slot), policy, off, idx)
+    elif not _content_equals(p, cid, p._param(idx, _P_CONTENT, policy, off)):
+        p._fail(_CONDITION_FAILED, "component %d content differs" % idx, policy, off, idx)
+    p._note(policy, off, idx)
+
+
+def _content_equals(p, cid, want):
+    r = p.driver.open_read(cid)
+    if r is None:
+        return False
+    mv = p._chunk()
+    pos = 0
+    try:
+        while True:
+            n = r.readinto(mv)
+            if not n:
+                break
+            if pos + n > len(want) or mv[0:n] != want[pos:pos + n]:
+                return False
+            pos += n
+    finally:
+        r.close()
+    return pos == len(want)
+
+
+def directive(p, cmd, idx, policy, off):
+    """invoke and swap (done here: returns None), write and copy (returns the reader to stream)."""
+    m = p._m
+    cid = m.components[idx]
+    if cmd == _D_INVOKE:
+        try:
+            p.driver.invoke(cid, p._params[idx].get(_P_INVOKE_ARGS))
+        except OSError as e:
+            p._fail(_OPERATION_FAILED, "invoke failed: %s" % e, policy, off, idx)
+        p._note(policy, off, idx)
+        return None
+    if cmd == _D_WRITE:
+        from suit.processor import MemReader
+        return MemReader(p._param(idx, _P_CONTENT, policy, off))
+    src = p._param(idx, _P_SOURCE_COMPONENT, policy, off)
+    if src >= len(m.components) or src == idx:
+        p._fail(_COMPONENT_UNSUPPORTED, "bad source component %d" % src, policy, off, idx)
+    if cmd == _D_COPY:
+        reader = p.driver.open_read(m.components[src])
+        if reader is None:
+            p._fail(_OPERATION_FAILED, "source component %d is empty" % src, policy, off, idx)
+        return reader
+    # swap
+    p.driver.swap(cid, m.components[src])
+    w = p._written
+    a, b = w.pop(idx, None), w.pop(src, None)
+    if b is not None:
+        w[idx] = b
+    if a is not None:
+        w[src] = a
+    p._note(policy, off, idx)
+    return None
