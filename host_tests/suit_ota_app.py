@@ -53,7 +53,7 @@ def _store():
 
 store = _store()
 if OTA:
-    from suit.esp32ota import PartitionSpool
+    from suit.spool import PartitionSpool
     spool = PartitionSpool()
 else:
     from suit.spool import FileSpool

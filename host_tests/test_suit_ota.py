@@ -4,12 +4,13 @@ the virtual boards (the MicroPython VM at a board's heap) are in test_suit_ota_v
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 
 import aiocoap
 import cbor2
 
-from suit_ota_common import IDENTITY, Fleet, build, payload, write_key
+from suit_ota_common import IDENTITY, Fleet, build, free_port, payload, write_key
 
 
 def _device(root, fleet, name=b"dev1", anchors=None, szx=6, restarts=None, **kw):
@@ -85,8 +86,110 @@ def test_push_bundle_update_installs_confirms_and_reports(tmp_path):
             digest = fleet.store.campaign("c1")["digest"]
             # the manifest's SUIT_Digest as the authentication wrapper carries it
             assert st[1]["manifest"] == [cbor2.dumps([-16, digest]), 5] and st[7] == 5 and st[6] == "idle"
-            phases = [r["phase"] for r in fleet.campaigns.reports("dev1")]
-            assert phases == ["restart", "confirmed"], phases
+            reports = fleet.campaigns.reports("dev1")
+            assert [r["phase"] for r in reports] == ["restart", "confirmed"], reports
+            # push to confirmed, phase by phase: the server's moments and the device's own times
+            (ph,) = fleet.campaigns.phases("c1")
+            steps = ["trigger", "download", "install", "restart+confirm"]
+            assert all(ph[k] is not None and ph[k] >= 0 for k in steps + ["total"]), ph
+            assert abs(sum(ph[k] for k in steps) - ph["total"]) < 1e-6, ph
+            assert set(json.loads(reports[0]["timing"])) == {"fetch", "install"}
+            assert set(json.loads(reports[1]["timing"])) == {"health"}
+            up2.ep.close()
+        finally:
+            await fleet.stop()
+    asyncio.run(run())
+
+
+def test_install_at_boot_downloads_restarts_installs_restarts_and_confirms(tmp_path):
+    """Updater(install_at_boot=True): the download ends with a soft reset; at the next boot install_pending()
+    (before the endpoint exists) installs and restarts again; then boot() reports the install and confirms."""
+    from store import FileStore
+    from suit.bundle import BundleDriver
+    from suit.ota import install_pending
+    from suit.processor import Processor
+    from suit.spool import FileSpool
+    from cose.key import CoseKey
+    key, pub = write_key(tmp_path, "k")
+    app = payload(5000, 6)
+    (tmp_path / "app.py").write_bytes(app)
+
+    async def run():
+        fleet = await Fleet(tmp_path).start()
+        try:
+            dev = tmp_path / "dev"
+            dev.mkdir()
+            (dev / "app.py").write_bytes(b"old")
+            up, restarts = _device(dev, fleet, anchors=pub, install_at_boot=True)
+            env = build(tmp_path, "e", 3, [{"id": ["app.py"], "file": "app.py", "uri": fleet.uri("c", "app.py")}],
+                        key)
+            fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"app.py": tmp_path / "app.py"},
+                                 {"dev1": f"127.0.0.1:{up.ep.t.address[1]}"})
+            await _wait(lambda: restarts)
+            assert restarts == ["soft"] and (dev / "app.py").read_bytes() == b"old"  # downloaded, not installed
+            up.ep.close()
+            store = FileStore(str(dev / "state"))
+            anchor = CoseKey.decode(pub.read_bytes())
+            booted = []
+            assert install_pending(store, lambda: Processor(BundleDriver(str(dev), IDENTITY), [anchor], store),
+                                   FileSpool(str(dev)), booted.append) == "installed"
+            assert booted == ["soft"] and (dev / "app.py").read_bytes() == app
+            assert install_pending(store, None, FileSpool(str(dev))) is None  # nothing waits any more
+            up2, _ = _device(dev, fleet, anchors=pub, install_at_boot=True)
+
+            async def healthy():
+                return True
+            assert await up2.boot(healthy) == "confirmed"
+            await fleet.wait_state("c", "dev1", ("confirmed",))
+            reports = fleet.campaigns.reports("dev1")
+            assert [r["phase"] for r in reports] == ["fetched", "restart", "confirmed"], reports
+            assert set(json.loads(reports[1]["timing"])) == {"fetch", "install"}
+            up2.ep.close()
+        finally:
+            await fleet.stop()
+    asyncio.run(run())
+
+
+def test_an_install_at_boot_that_fails_is_reported_at_the_next_boot(tmp_path):
+    """The payload changes on the server after the download: the digest check fails at the install at boot;
+    nothing is installed, the board restarts, and boot() reports the failure."""
+    from store import FileStore
+    from suit.bundle import BundleDriver
+    from suit.ota import install_pending
+    from suit.processor import Processor
+    from suit.spool import FileSpool
+    from cose.key import CoseKey
+    key, pub = write_key(tmp_path, "k")
+    (tmp_path / "app.py").write_bytes(payload(3000, 7))
+
+    async def run():
+        fleet = await Fleet(tmp_path).start()
+        try:
+            dev = tmp_path / "dev"
+            dev.mkdir()
+            (dev / "app.py").write_bytes(b"old")
+            up, restarts = _device(dev, fleet, anchors=pub, install_at_boot=True)
+            env = build(tmp_path, "e", 4, [{"id": ["app.py"], "file": "app.py", "uri": fleet.uri("c", "app.py")}],
+                        key)
+            fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"app.py": tmp_path / "app.py"},
+                                 {"dev1": f"127.0.0.1:{up.ep.t.address[1]}"})
+            await _wait(lambda: restarts)
+            up.ep.close()
+            (dev / ".suit" / "dl" / "0").write_bytes(b"tampered")
+            store = FileStore(str(dev / "state"))
+            anchor = CoseKey.decode(pub.read_bytes())
+            booted = []
+            assert install_pending(store, lambda: Processor(BundleDriver(str(dev), IDENTITY), [anchor], store),
+                                   FileSpool(str(dev)), booted.append) == "failed"
+            assert booted == ["soft"] and (dev / "app.py").read_bytes() == b"old"
+            up2, _ = _device(dev, fleet, anchors=pub, install_at_boot=True)
+
+            async def healthy():
+                return True
+            assert await up2.boot(healthy) == "failed"
+            row = await fleet.wait_state("c", "dev1", ("failed",))
+            assert "digest" in row["message"], row
+            assert await up2.boot(healthy) is None  # reported once
             up2.ep.close()
         finally:
             await fleet.stop()
@@ -136,6 +239,8 @@ def test_trigger_answers_at_once_and_refuses_bad_or_busy(tmp_path):
     async def run():
         fleet = await Fleet(tmp_path).start()
         up, _ = _device(tmp_path / "dev", fleet, anchors=pub)
+        # its downloads go where nobody answers: the accepted update stays busy (retrying) for the busy check
+        up.server = ("127.0.0.1", free_port())
         ctx = await aiocoap.Context.create_client_context()
         try:
             uri = f"coap://127.0.0.1:{up.ep.t.address[1]}/suit/trigger"

@@ -22,11 +22,13 @@ from suit_ota_common import CLASS, VENDOR, Fleet, build as build_envelope, free_
 from test_coap_serial_pty import GatewayProc
 
 HERE = Path(__file__).resolve().parent
-# The VM heap these tests give an ESP32 board: an update does not fit the ESP32's initial 56 KiB (VM 120 KB)
-# nor its ~112 KiB after growth (VM 232 KB): the resident client and endpoint take ~54 KB on the VM, and the
-# processor's install of a streamed image (its modules ~36 KB, the OTA driver ~12 KB, COSE) needs ~200 KB
-# heap on its own (measured with HMAC-256 and ES256 alike; see the report).
-ESP32_UPDATE_HEAP = "320k"
+# The VM heap these tests give an ESP32 board. Its budget (board.toml: 56 KiB, the VM's 112k plus what the
+# virtual board's own objects take, 128k for ESP32_GENERIC-OTA) is not enough: the endpoint, the client and the
+# interpreter's own objects take ~83 KB of VM heap, and authenticating a trigger (SUIT envelope, COSE_Key,
+# COSE_Sign1 and P-256, imported from .mpy) needs ~61 KB more at its peak; the install runs at boot, before the
+# endpoint is imported (Updater(install_at_boot=True)), and needs less. Measured per phase in the bench
+# (host_suit_ota.py); the smallest heap that passes is ~156k.
+ESP32_UPDATE_HEAP = "168k"
 APP = HERE / "suit_ota_app.py"
 _LIB: dict[str, Path] = {}
 
@@ -119,6 +121,26 @@ async def _ota_update(tmp_path, image: bytes, name: str, seq: int, fleet, key, d
     fleet.campaigns.push(name, env, cbor2.loads(key.read_bytes()), {"fw": tmp_path / f"{name}.bin"},
                          {"dev1": f"127.0.0.1:{dev_port}"})
     return env
+
+
+def test_the_esp32_ota_board_gives_its_program_the_heap_of_the_plain_esp32(tmp_path):
+    """The OTA board's esp32 module (vboard_esp32.py, run from source) is in a board's firmware, not on its
+    heap: main.py starts with the free heap the plain ESP32_GENERIC board gives it."""
+    free = {}
+    for board in ("ESP32_GENERIC", "ESP32_GENERIC-OTA"):
+        flash = tmp_path / board
+        flash.mkdir()
+        (flash / "main.py").write_text("import gc\ngc.collect()\nprint('FREE', gc.mem_free())\n")
+        vb = vboard.VirtualBoard(flash, board)
+        vb.start()
+        con = Console(vb.port)
+        try:
+            asyncio.run(con.wait("FREE", timeout=60))
+            free[board] = int(con.text().split("FREE")[1].split()[0])
+        finally:
+            con.close()
+            vb.stop()
+    assert abs(free["ESP32_GENERIC"] - free["ESP32_GENERIC-OTA"]) < 2048, free
 
 
 def test_firmware_image_over_the_air_on_the_esp32_ota_board(tmp_path):

@@ -98,7 +98,7 @@ def test_too_big_or_wrong_image_never_sets_boot():
 
 
 def test_partition_spool_writes_in_place_and_resumes_at_the_page_being_written():
-    from suit.esp32ota import PartitionSpool
+    from suit.spool import PartitionSpool
     table = _ota(blocks=3)
     image = bytes((i * 7 + i // 4096) & 0xFF for i in range(10000))
     spool = PartitionSpool(running=table[0])

@@ -9,15 +9,18 @@ The server hosts, per campaign, the envelope at /suit/m/<campaign> (ETag: the ma
 so a polling device's validation GET gets 2.03 while it is current) and each payload at
 /suit/p/<campaign>/<name>, Block2 (RFC 7959) slices read from disk as they are asked for, never the whole file.
 Devices post their outcome to /suit/report (CBOR: {1: device id, 2: seq, 3: ok, 4: reason, 5: message,
-6: phase, 7: SUIT report}). A push campaign triggers each device (POST the envelope to its /suit/trigger) and
-retries an unreachable one with exponential backoff; a poll campaign only serves. The state - campaigns,
-targets with their progress, reports - is SQLite (hourglass.suit_store); `push` adds a campaign to the
-database the server reads, so the two can run as separate processes. Python: UpdateServer, Campaigns.
+6: phase, 7: SUIT report, 8: the device's own {phase: ms}}). A push campaign triggers each device (POST the
+envelope to its /suit/trigger) and retries an unreachable one with exponential backoff; a poll campaign only
+serves. The state - campaigns, targets with their progress and the moment each phase ended (trigger,
+download, install, restart and confirmation: `status` shows the breakdown), reports - is SQLite
+(hourglass.suit_store); `push` adds a campaign to the database the server reads, so the two can run as
+separate processes. Python: UpdateServer, Campaigns.
 """
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -92,6 +95,20 @@ class Campaigns:
             raise UserError(f"no campaign {name}")
         return self.store.targets(c["id"])
 
+    def phases(self, name: str) -> list[dict]:
+        """Per device: seconds of each phase of push to confirmed (suit_store.PHASES; None when a moment is
+        missing) and the total from trigger to confirmation."""
+        from hourglass.suit_store import PHASES
+        out = []
+        for t in self.status(name):
+            row = {"device_id": t["device_id"]}
+            for phase, start, end in PHASES:
+                row[phase] = t[end] - t[start] if t[start] is not None and t[end] is not None else None
+            ends = (t["triggered_at"], t["confirmed_at"])
+            row["total"] = ends[1] - ends[0] if None not in ends else None
+            out.append(row)
+        return out
+
     def reports(self, device: str | None = None) -> list[dict]:
         if device is not None and self.store.device(device) is None:
             raise UserError(f"unknown device {device}")
@@ -136,6 +153,7 @@ class UpdateServer:
             for t in self.store.due_pushes(time.time()):
                 self.store.update_target(t["campaign_id"], t["device_id"], state="triggered",
                                          attempts=t["attempts"] + 1, message="triggering")
+                self.store.mark(t["campaign_id"], t["device_id"], "triggered_at")
                 asyncio.create_task(self._trigger(t))
             await asyncio.sleep(self.tick)
 
@@ -172,7 +190,14 @@ class UpdateServer:
                 return q[2:]
         return None
 
-    def progress(self, campaign: dict, device: str, done: int, total: int) -> None:
+    def progress(self, campaign: dict, device: str, done: int, total: int, first: bool) -> None:
+        if first or done >= total:
+            t = self.store.target_for(device)
+            if t is not None and t["campaign_id"] == campaign["id"]:
+                if first:
+                    self.store.mark(campaign["id"], device, "fetch_started", first=True)
+                if done >= total:
+                    self.store.mark(campaign["id"], device, "fetched_at")
         now = time.monotonic()
         last = self._progress_at.get(device, 0.0)
         if done < total and now - last < PROGRESS_INTERVAL:
@@ -198,6 +223,7 @@ def _campaign_and_rest(server, request):
 
 _REPORT_FIELDS = {1: bytes, 2: (int, type(None)), 3: bool, 4: int, 5: str, 6: str}
 _PHASE_STATE = {"restart": "installed", "confirmed": "confirmed"}
+_PHASE_MOMENT = {"installed": "installed_at", "confirmed": "confirmed_at"}
 
 
 def _make_site(server):
@@ -252,7 +278,7 @@ def _make_site(server):
             self.server.served_blocks += 1
             dev = self.server.device_of(request)
             if dev is not None:
-                self.server.progress(campaign, dev, off + len(data), size)
+                self.server.progress(campaign, dev, off + len(data), size, num == 0)
             resp = aiocoap.Message(code=aiocoap.CONTENT, payload=data, etag=bytes(p["sha256"][:8]))
             resp.opt.block2 = BlockOption.BlockwiseTuple(num, more, szx)
             if num == 0 or request.opt.size2 is not None:
@@ -277,6 +303,11 @@ def _make_site(server):
             report = body.get(7)
             if report is not None and not isinstance(report, bytes):
                 return aiocoap.Message(code=aiocoap.BAD_REQUEST, payload=b"report member 7 must be bytes")
+            timing = body.get(8)
+            if timing is not None and (not isinstance(timing, dict) or any(
+                    not isinstance(k, str) or not isinstance(v, int) or isinstance(v, bool) or v < 0
+                    for k, v in timing.items())):
+                return aiocoap.Message(code=aiocoap.BAD_REQUEST, payload=b"report member 8 must be {phase: ms}")
             store = self.server.store
             try:
                 dev = body[1].decode()
@@ -287,7 +318,8 @@ def _make_site(server):
             seq, ok, phase = body[2], body[3], body[6]
             t = store.target_for(dev, seq) if seq is not None else store.target_for(dev)
             store.seen(dev)
-            store.add_report(dev, t["campaign_id"] if t else None, seq, ok, body[4], body[5], phase, report)
+            store.add_report(dev, t["campaign_id"] if t else None, seq, ok, body[4], body[5], phase, report,
+                             json.dumps(timing) if timing else None)
             if t is not None:
                 if ok:
                     state = _PHASE_STATE.get(phase)
@@ -296,6 +328,7 @@ def _make_site(server):
                         if state == "confirmed" or t["bytes_total"]:
                             fields["bytes_done"] = t["bytes_total"]
                         store.update_target(t["campaign_id"], dev, **fields)
+                        store.mark(t["campaign_id"], dev, _PHASE_MOMENT[state])
                 else:
                     store.update_target(t["campaign_id"], dev, state="failed", message=body[5])
             return aiocoap.Message(code=aiocoap.CHANGED)
@@ -395,6 +428,10 @@ def cmd_status(args) -> int:
         for r in c.status(name):
             pct = f"{100 * r['bytes_done'] // r['bytes_total']:3d}%" if r["bytes_total"] else "   -"
             print(f"  {r['device_id']:<16} {r['state']:<12} {pct} {r['message']}")
+        for p in c.phases(name):
+            parts = [f"{k} {p[k]:.2f} s" for k in p if k != "device_id" and p[k] is not None]
+            if parts:
+                print(f"  {p['device_id']:<16} " + ", ".join(parts))
     return 0
 
 
@@ -402,8 +439,9 @@ def cmd_report(args) -> int:
     c = Campaigns(_store(args))
     for r in c.reports(args.device):
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["received"]))
+        timing = "".join(f", {k} {v} ms" for k, v in json.loads(r["timing"]).items()) if r["timing"] else ""
         print(f"{when} {r['device_id']} seq {r['seq']} {'ok' if r['ok'] else 'FAILED'} "
-              f"[{r['phase']}] reason {r['reason']}: {r['message']}")
+              f"[{r['phase']}] reason {r['reason']}: {r['message']}{timing}")
     return 0
 
 

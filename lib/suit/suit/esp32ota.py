@@ -1,10 +1,11 @@
-# The ESP32 firmware image through esp32.Partition: the SUIT driver (OtaDriver) and the spool the OTA download
-# streams into (PartitionSpool), both on the next OTA partition, in 4 KiB blocks. No block buffer of their own:
-# a page is erased (ioctl 6) when the first byte of it is written, and bytes go to and come from the caller's
-# buffer with the offset forms of writeblocks/readblocks, so an update holds one chunk buffer, the
-# processor's. set_boot() runs only in commit(), after the processor checked digest and size. Condition
-# component-slot is true for the partition get_next_update() returns (ota_0 is slot 0, ota_1 slot 1). The
-# first-boot health check and mark_app_valid_cancel_rollback() belong to the update flow (suit.ota_boot).
+# The ESP32 firmware image through esp32.Partition: the SUIT driver (OtaDriver) and the writer and reader
+# suit.spool.PartitionSpool streams the OTA download through, all on the next OTA partition, in 4 KiB
+# blocks. No block buffer of their own: a page is erased (ioctl 6) when its first byte is written, and bytes
+# go to and come from the caller's buffer with the offset forms of writeblocks/readblocks, so an update holds
+# one chunk buffer, the processor's. set_boot() runs only in commit(), after the processor checked digest and
+# size. Condition component-slot is true for the partition get_next_update() returns (ota_0 is slot 0, ota_1
+# slot 1). The first-boot health check and mark_app_valid_cancel_rollback() belong to the update flow
+# (suit.ota_boot).
 from suit import SuitError, const
 
 _COMPONENT_UNSUPPORTED = const(6)
@@ -177,28 +178,3 @@ class OtaDriver:
 
     def recover(self):
         return None
-
-
-class PartitionSpool:
-    """The suit.ota spool of the firmware image: the download streams straight into the next OTA partition,
-    where OtaDriver would put it; the processor then reads it back through its digest and the driver only
-    records it for set_boot(). running: the running esp32.Partition."""
-    in_place = True
-
-    def __init__(self, running=None):
-        self.running = running or _running()
-
-    def resume_at(self, index, stored, bs):
-        return stored // _BLOCK * _BLOCK  # the page being written when the download stopped is written again
-
-    def writer(self, index, offset):
-        return PartitionWriter(self.running.get_next_update(), offset)
-
-    def reader(self, index, size):
-        return PartitionReader(self.running.get_next_update(), size)
-
-    def clear(self):
-        pass
-
-    def interrupted(self):
-        return False  # set_boot() is the OTA commit: nothing to finish

@@ -220,9 +220,14 @@ class Updater:
         return self.make_processor()
 
     def check(self, data):
-        """Authenticate an envelope; returns (digest, seq, uris) or raises SuitError (suit.ota_run.check)."""
-        from suit.ota_run import check
-        return check(self, data)
+        """Authenticate an envelope; returns (digest, seq, uris) or raises SuitError (suit.ota_check)."""
+        import gc
+        gc.collect()  # the COSE and crypto modules come in one piece after another: a clean heap first
+        from suit.ota_check import check
+        try:
+            return check(self, data)
+        finally:
+            self.release()
 
     def start_uri(self, uri):
         """Update in the background from the envelope at a manifest URI (False: an update is running)."""

@@ -22,78 +22,7 @@ _BLOCK2 = const(23)
 _SIZE2 = const(28)
 
 
-def payload_uris(manifest):
-    """The remote payload URIs (and their image-size, or None) a Manifest's sequences set, in order."""
-    out = []
-    for seq in (manifest.shared, manifest.sequences.get(16), manifest.sequences.get(20)):
-        if seq is not None:
-            _scan(seq, out, 0)
-    return [u for u in out if not u[0].startswith("#")]
-
-
-def _scan(seq, out, depth):
-    if depth > 6:
-        raise SuitError(1, "command sequences nested too deep")
-    d = cbor.Decoder(seq)
-    n = d.read_array_header() or 0
-    size = None
-    for _ in range(n // 2):
-        cmd = d.read_int()
-        if cmd in (19, 20):  # set/override-parameters
-            for _ in range(d.read_map_header() or 0):
-                key = d.read_int()
-                if key == 21:
-                    out.append([d.read_text(), size])
-                elif key == 14:
-                    size = d.read_uint()
-                    for u in out:
-                        if u[1] is None:
-                            u[1] = size
-                else:
-                    d.skip()
-        elif cmd == 15:  # try-each
-            for _ in range(d.read_array_header() or 0):
-                if d.peek_major() == 2:
-                    _scan(d.read_bytes(), out, depth + 1)
-                else:
-                    d.skip()
-        elif cmd == 32:  # run-sequence
-            _scan(d.read_bytes(), out, depth + 1)
-        else:
-            d.skip()
-    seen = []
-    for u in out:  # one download per URI
-        if u[0] not in [s[0] for s in seen]:
-            seen.append(u)
-    out[:] = seen
-
-
 # ---------------------------------------------------------------------------------------------- updater
-
-
-def check(up, data):
-    """Authenticate an envelope; returns (digest, seq, uris) or raises SuitError. The processor made for
-    it is dropped with its modules: the download does not need them (the install makes a new one)."""
-    from suit.envelope import Envelope, Manifest
-    try:
-        if up.anchors is not None:  # the trust anchors alone: far less heap than a whole processor
-            p = None
-            anchors = up.anchors()
-        else:
-            p = up.processor()
-            anchors = p.trust_anchors
-        env = Envelope(data, up.max_envelope)
-        digest = bytes(env.authenticate(anchors))
-        m = Manifest(env, p.max_components if p else 8)
-        seq = m.sequence_number
-        uris = payload_uris(m)
-    finally:
-        p = env = m = anchors = None
-        up.release()
-    stored = up.stored_sequence_number()
-    if stored is not None and seq <= stored:
-        raise SuitError(4, "sequence number %d is not newer than the installed %d" % (seq, stored))
-    return digest, seq, uris
 
 
 async def run(up, data, info):
@@ -121,7 +50,7 @@ async def run_uri(up, uri):
         if r.code != _CONTENT:
             raise UpdateError("manifest %s: %d.%02d" % (uri, r.code >> 5, r.code & 31))
         data = bytes(r.payload)
-        info = check(up, data)
+        info = up.check(data)
     except Exception as e:
         up.task = None
         up.release()
@@ -297,7 +226,7 @@ async def poll_once(up, path):
     up.etag = bytes(et) if et is not None else None
     data = bytes(r.payload)
     try:
-        info = check(up, data)
+        info = up.check(data)
     except SuitError as e:
         if e.reason == 4 and "not newer" in e.args[0]:
             return "old"
