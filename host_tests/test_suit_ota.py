@@ -359,3 +359,46 @@ def test_resumes_after_the_server_stops_and_over_a_lossy_link(tmp_path):
             up.ep.close()
             await fleet.stop()
     asyncio.run(run())
+
+
+def test_downloads_go_through_oscore_when_the_device_has_a_context(tmp_path):
+    """An update server that takes only OSCORE-protected requests (aiocoap's OscoreSiteWrapper): a device
+    without a context is refused (4.01); one with a context (lib/oscore on its endpoint) polls the manifest,
+    streams the payload block by block and reports, all protected, and installs it byte for byte."""
+    from oscore.context import Context
+    from oscore.transform import Oscore
+    secret, salt = bytes(range(1, 17)), bytes.fromhex("9e7ca92223786340")
+    creds = tmp_path / "server-oscore"
+    creds.mkdir()
+    (creds / "settings.json").write_text(json.dumps({
+        "sender-id_hex": "53", "recipient-id_hex": "44", "secret_hex": secret.hex(), "salt_hex": salt.hex(),
+        "algorithm": "AES-CCM-16-64-128"}))
+    key, pub = write_key(tmp_path, "k")
+    blob = payload(5000, 8)
+    (tmp_path / "v.py").write_bytes(blob)
+
+    async def run():
+        fleet = await Fleet(tmp_path).start(oscore={":dev": {"oscore": {"basedir": str(creds) + "/"}}},
+                                            require_oscore=True)
+        try:
+            env = build(tmp_path, "e", 2, [{"id": ["app.py"], "file": "v.py", "uri": fleet.uri("o", "a")}], key)
+            fleet.campaigns.push("o", env, cbor2.loads(key.read_bytes()), {"a": tmp_path / "v.py"}, {"dev1": None},
+                                 mode="poll")
+            plain, _ = _device(tmp_path / "plain", fleet, anchors=pub)
+            assert await plain.poll_once("/suit/m/o") == "4.01"
+            plain.ep.close()
+            assert fleet.server.served_blocks == 0
+            dev = tmp_path / "dev"
+            up, restarts = _device(dev, fleet, anchors=pub)
+            up.ep.transform = Oscore(client=Context(secret, salt, b"D", b"S"))
+            assert await up.poll_once("/suit/m/o") == "updating"
+            await _wait(lambda: restarts)
+            assert (dev / "app.py").read_bytes() == blob
+            assert fleet.server.served_blocks == 5  # 5000 bytes in 1024-byte blocks, each a protected request
+            row = await fleet.wait_state("o", "dev1", ("installed",))
+            assert row["bytes_done"] == len(blob)
+            assert [r["phase"] for r in fleet.campaigns.reports("dev1")] == ["restart"]  # the report got through
+            up.ep.close()
+        finally:
+            await fleet.stop()
+    asyncio.run(run())

@@ -1,6 +1,6 @@
 """`hourglass suit serve|push|status|report`: the SUIT update server and its campaigns.
 
-    hourglass suit serve --db fleet.db [--host H] [--port P]     the CoAP server (aiocoap)
+    hourglass suit serve --db fleet.db [--host H] [--port P] [--oscore CREDS.json [--require-oscore]]
     hourglass suit push NAME ENVELOPE --key K --payload NAME=FILE ... --device ID[=HOST:PORT] ... [--poll]
     hourglass suit status [NAME] [--watch]                        per-device progress (live bars with --watch)
     hourglass suit report [--device ID]                           the devices' reports
@@ -117,11 +117,16 @@ class Campaigns:
 
 class UpdateServer:
     """The CoAP side. store: suit_store.Store. Triggers pending push targets every `tick` s; an unreachable
-    device is retried after backoff * 2**attempts s (at most max_backoff), `attempts` times in all."""
+    device is retried after backoff * 2**attempts s (at most max_backoff), `attempts` times in all.
+    oscore: manifests, payloads and reports also through OSCORE (aiocoap's OscoreSiteWrapper)."""
 
     def __init__(self, store, host: str = "127.0.0.1", port: int = 5683, tick: float = 0.1,
-                 backoff: float = 1.0, max_backoff: float = 60.0, attempts: int = 6):
+                 backoff: float = 1.0, max_backoff: float = 60.0, attempts: int = 6,
+                 oscore: dict | None = None, require_oscore: bool = False):
         self.store = store
+        # OSCORE (RFC 8613) for the devices that have a context: aiocoap server credentials, as
+        # CredentialsMap.load_from_dict takes them; require_oscore refuses unprotected requests (4.01)
+        self.oscore, self.require_oscore = oscore, require_oscore
         self.host, self.port = host, port
         self.tick, self.backoff, self.max_backoff, self.attempts = tick, backoff, max_backoff, attempts
         self.ctx = None
@@ -131,7 +136,14 @@ class UpdateServer:
 
     async def start(self) -> "UpdateServer":
         import aiocoap
-        self.ctx = await aiocoap.Context.create_server_context(_make_site(self), bind=(self.host, self.port))
+        site = _make_site(self)
+        if self.oscore is not None:
+            from aiocoap.credentials import CredentialsMap
+            from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
+            creds = CredentialsMap()
+            creds.load_from_dict(self.oscore)
+            site = OscoreSiteWrapper(site, creds)
+        self.ctx = await aiocoap.Context.create_server_context(site, bind=(self.host, self.port))
         self._task = asyncio.create_task(self._push_loop())
         return self
 
@@ -209,9 +221,17 @@ class UpdateServer:
         self.store.update_target(campaign["id"], device, state="fetching", bytes_done=done, bytes_total=total)
 
 
+def _refuse_unprotected(server, request):
+    from aiocoap import error
+    from aiocoap.transports.oscore import OSCOREAddress
+    if server.require_oscore and not isinstance(request.remote, OSCOREAddress):
+        raise error.Unauthorized("OSCORE required")
+
+
 def _campaign_and_rest(server, request):
     import aiocoap
     from aiocoap import error
+    _refuse_unprotected(server, request)
     path = request.opt.uri_path
     if not path:
         raise error.NotFound()
@@ -293,6 +313,7 @@ def _make_site(server):
         async def render_post(self, request):
             import aiocoap
             import cbor2
+            _refuse_unprotected(self.server, request)
             try:
                 body = cbor2.loads(request.payload)
             except Exception:
@@ -350,9 +371,16 @@ def _store(args):
 
 def cmd_serve(args) -> int:
     store = _store(args)
+    oscore = None
+    if args.oscore:
+        try:
+            oscore = json.loads(Path(args.oscore).read_text())
+        except (OSError, ValueError) as e:
+            raise UserError(f"--oscore {args.oscore}: {e}") from None
 
     async def run():
-        srv = await UpdateServer(store, args.host, args.port).start()
+        srv = await UpdateServer(store, args.host, args.port, oscore=oscore,
+                                 require_oscore=args.require_oscore).start()
         print(f"hourglass suit serve: coap://{args.host}:{args.port}/suit/ (database {args.db})", flush=True)
         try:
             await asyncio.Event().wait()
@@ -453,6 +481,8 @@ def register(sp) -> None:
     db(s)
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=5683)
+    s.add_argument("--oscore", metavar="JSON", help="OSCORE server credentials (aiocoap's credentials map)")
+    s.add_argument("--require-oscore", action="store_true", help="refuse requests not protected with OSCORE")
     s.set_defaults(func=cmd_serve)
     p = sp.add_parser("push", help="start a campaign: an envelope for some devices")
     db(p)

@@ -13,6 +13,8 @@
 # reset; bundle: soft reset) and boot() decides with the app's health check: confirm
 # (mark_app_valid_cancel_rollback, or drop the bundle's old files) or undo (the bootloader rolls the image back;
 # the bundle's old files are put back). Each outcome is reported to the server (POST /suit/report, CBOR).
+# Through OSCORE when the endpoint has a client context (ep.transform = oscore.transform.Oscore(client=ctx)):
+# every request of an update (manifest, blocks, reports) goes through the endpoint's transform.
 #
 # Heap: the steady state holds this module and the endpoint only; the update run is suit.ota_run, the install
 # and the boot verdict suit.ota_boot, each imported when needed and released after (release()). With
