@@ -3,11 +3,12 @@
 # the processor reading the spool (suit.ota_boot.install; with install_at_boot, after a soft reset). Also the
 # reports, the poll and the trigger by URI. Imported per run and released after it (Updater.release), so a
 # board's steady state does not hold it.
+import asyncio
 import os
 
 import cbor
 from coap import block as _block
-from coap.msg import Message
+from coap.msg import Message, uint_bytes
 from suit import SuitError, const
 from suit.ota import (_DL, _ENV, _LAST, _PENDING, FETCH, FETCHED, IDLE, INSTALL, RESTART, UpdateError,
                       _ms_since, _sleep_ms, _ticks_ms)
@@ -20,6 +21,7 @@ _CONTENT = const(69)
 _ETAG = const(4)
 _BLOCK2 = const(23)
 _SIZE2 = const(28)
+_SAVE_EVERY = const(65536)  # bytes between two resumption records (a store write each)
 
 
 # ---------------------------------------------------------------------------------------------- updater
@@ -112,14 +114,18 @@ async def download(up, index, uri, start, etag, rec, base):
     w = up.spool.writer(index, offset)
     last_saved = offset
     failures = 0
+    opts = Message().set_path(path).opts  # Uri-Path and Uri-Query, split once for every block's request
+    ahead = None  # the request for the block at `offset`, sent before the previous block was written
     try:
         while True:
-            num = offset >> (szx + 4)
-            m = Message(_CON, _GET, 0, os.urandom(4)).set_path(path)
-            m.add(_BLOCK2, _block.encode(num, 0, szx))
             try:
-                r = await up.ep.exchange(m, remote)
+                if ahead is None:
+                    r = await _get_block(up, remote, opts, offset >> (szx + 4), szx)
+                else:
+                    r = await ahead
+                    ahead = None
             except Exception as e:  # the server went away or the link lost the request and retries
+                ahead = None
                 if isinstance(e, MemoryError):
                     raise
                 failures += 1
@@ -157,21 +163,31 @@ async def download(up, index, uri, start, etag, rec, base):
                 size2 = r.uint(_SIZE2)
                 if size2 is not None and index == 0 and up.total == 0:
                     up.total = size2
+            if more:  # the server works on the next block while this one is written (a flash erase, on a board)
+                ahead = asyncio.create_task(_get_block(up, remote, opts, (offset + len(payload)) >> (s + 4), s))
             w.write(payload)
             offset += len(payload)
             up.done = base + offset
             if not more:
                 break
-            if offset - last_saved >= 16384:
+            if offset - last_saved >= _SAVE_EVERY:
                 stored = w.flush()
                 rec[1], rec[2], rec[3] = index, etag, stored
                 up.store.put(_DL, cbor.dumps(rec))
                 last_saved = offset
     finally:
+        if ahead is not None:
+            ahead.cancel()
         w.close()
     rec[1], rec[2], rec[3] = index + 1, None, 0
     up.store.put(_DL, cbor.dumps(rec))
     return offset
+
+
+async def _get_block(up, remote, opts, num, szx):
+    m = Message(_CON, _GET, 0, os.urandom(4))
+    m.opts = opts + [(_BLOCK2, uint_bytes(_block.encode(num, 0, szx)))]
+    return await up.ep.exchange(m, remote)
 
 
 def resolve(up, uri):
