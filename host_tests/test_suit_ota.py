@@ -292,6 +292,37 @@ def test_poll_with_etag_sees_nothing_new_then_updates_once(tmp_path):
     asyncio.run(run())
 
 
+def test_poll_forever_polls_on_its_interval_and_updates_once(tmp_path):
+    key, pub = write_key(tmp_path, "k")
+    (tmp_path / "v.py").write_bytes(payload(1200, 9))
+
+    async def run():
+        fleet = await Fleet(tmp_path).start()
+        try:
+            dev = tmp_path / "dev"
+            up, restarts = _device(dev, fleet, anchors=pub)
+            outcomes = []
+            poll_once = up.poll_once
+
+            async def recording(path):
+                outcomes.append(await poll_once(path))
+                return outcomes[-1]
+            up.poll_once = recording
+            e = build(tmp_path, "e", 1, [{"id": ["app.py"], "file": "v.py", "uri": fleet.uri("p", "a")}], key)
+            fleet.campaigns.push("p", e, cbor2.loads(key.read_bytes()), {"a": tmp_path / "v.py"}, {"dev1": None},
+                                 mode="poll")
+            task = asyncio.create_task(up.poll_forever("/suit/m/p", 30, 20))
+            await _wait(lambda: restarts and outcomes.count("same") >= 3)
+            task.cancel()
+            assert outcomes[0] == "updating" and outcomes.count("updating") == 1, outcomes
+            assert set(outcomes) <= {"updating", "busy", "same"}, outcomes
+            assert restarts == ["soft"] and (dev / "app.py").read_bytes() == (tmp_path / "v.py").read_bytes()
+            up.ep.close()
+        finally:
+            await fleet.stop()
+    asyncio.run(run())
+
+
 class _Lossy:
     """A UDP transport that drops a share of the datagrams both ways (the endpoint's retransmissions and the
     client's retries must carry the transfer)."""
@@ -326,6 +357,52 @@ class _Lossy:
         return x
 
 
+class _OutOfHeap:
+    """A UDP transport whose sends fail with MemoryError now and then, as a board's do when the heap has no
+    room for a datagram."""
+
+    def __init__(self, inner, every):
+        self.inner = inner
+        self.every = every
+        self.sends = 0
+        self.failed = 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def send(self, data, remote):
+        self.sends += 1
+        if self.sends % self.every == 0:
+            self.failed += 1
+            raise MemoryError("no room for the datagram")
+        self.inner.send(data, remote)
+
+
+def test_a_memory_error_on_a_block_is_retried_not_fatal(tmp_path):
+    key, pub = write_key(tmp_path, "k")
+    blob = payload(20000, 10)
+    (tmp_path / "b.bin").write_bytes(blob)
+
+    async def run():
+        fleet = await Fleet(tmp_path).start()
+        dev = tmp_path / "dev"
+        up, restarts = _device(dev, fleet, anchors=pub)
+        up.ep.t = oom = _OutOfHeap(up.ep.t, 7)
+        try:
+            env = build(tmp_path, "e", 3, [{"id": ["b.bin"], "file": "b.bin", "uri": fleet.uri("c", "b")}], key)
+            fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"b": tmp_path / "b.bin"},
+                                 {"dev1": None}, mode="poll")
+            assert up.start_uri(f"coap://127.0.0.1:{fleet.port}/suit/m/c")
+            row = await fleet.wait_state("c", "dev1", ("installed", "failed"), 60)
+            assert row["state"] == "installed", row["message"]
+            await _wait(lambda: restarts)
+            assert (dev / "b.bin").read_bytes() == blob and oom.failed >= 2
+        finally:
+            up.ep.close()
+            await fleet.stop()
+    asyncio.run(run())
+
+
 def test_resumes_after_the_server_stops_and_over_a_lossy_link(tmp_path):
     from coap.transport import Params
     key, pub = write_key(tmp_path, "k")
@@ -349,6 +426,9 @@ def test_resumes_after_the_server_stops_and_over_a_lossy_link(tmp_path):
             stopped_at = up.done
             await asyncio.sleep(1.0)
             assert up.done == stopped_at and up.task is not None  # waiting, retrying with backoff
+            # /suit/state during the update: its phase and [bytes done, total]
+            st = cbor2.loads((await _coap_get(f"coap://127.0.0.1:{up.ep.t.inner.address[1]}/suit/state")).payload)
+            assert st[6] == "fetch" and st[5] == [stopped_at, 60000], st
             await fleet.start()
             await _wait(lambda: restarts, 120)
             assert (dev / "big.bin").read_bytes() == blob

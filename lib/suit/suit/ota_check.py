@@ -55,6 +55,7 @@ def _scan(seq, out, depth):
 def check(up, data):
     """Authenticate an envelope; returns (digest, seq, uris) or raises SuitError. The processor made for
     it is dropped with its modules: the download does not need them (the install makes a new one)."""
+    import gc
     from suit.envelope import Envelope, Manifest
     try:
         if up.anchors is not None:  # the trust anchors alone: far less heap than a whole processor
@@ -63,6 +64,7 @@ def check(up, data):
         else:
             p = up.processor()
             anchors = p.trust_anchors
+        gc.collect()
         env = Envelope(data, up.max_envelope)
         digest = bytes(env.authenticate(anchors))
         m = Manifest(env, p.max_components if p else 8)

@@ -124,10 +124,11 @@ async def download(up, index, uri, start, etag, rec, base):
                 else:
                     r = await ahead
                     ahead = None
-            except Exception as e:  # the server went away or the link lost the request and retries
-                ahead = None
+            except Exception as e:  # the server went away, the link lost the request and its retries, or
+                ahead = None        # the heap had no room for a datagram: collect and ask again
                 if isinstance(e, MemoryError):
-                    raise
+                    import gc
+                    gc.collect()
                 failures += 1
                 if failures > up.retries:
                     raise UpdateError("%s: no answer after %d tries (%s)" % (uri, failures, e))
