@@ -145,12 +145,19 @@ async def download(up, index, uri, start, etag, rec, base):
                 n, more, s = 0, 0, szx
             else:
                 n, more, s = _block.decode(b2)
+            if more and n << (s + 4) == offset:
+                # ask for the next block at once: the server works on it while this one is checked and written
+                # (a flash erase, on a board); anything wrong with this one cancels it
+                ahead = asyncio.create_task(_get_block(up, remote, opts, n + 1, s))
             et = r.opt(_ETAG)
             et = bytes(et) if et is not None else None
             if etag is None and offset == 0:
                 etag = et
             elif et != etag:
                 # a different payload now: start over
+                if ahead is not None:
+                    ahead.cancel()
+                    ahead = None
                 w.close()
                 offset = 0
                 etag = None
@@ -164,8 +171,6 @@ async def download(up, index, uri, start, etag, rec, base):
                 size2 = r.uint(_SIZE2)
                 if size2 is not None and index == 0 and up.total == 0:
                     up.total = size2
-            if more:  # the server works on the next block while this one is written (a flash erase, on a board)
-                ahead = asyncio.create_task(_get_block(up, remote, opts, (offset + len(payload)) >> (s + 4), s))
             w.write(payload)
             offset += len(payload)
             up.done = base + offset
