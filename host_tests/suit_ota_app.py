@@ -1,6 +1,7 @@
 # The device app of the SUIT-over-the-air virtual-board tests (copied to the board as main.py; device code, runs
 # on the MicroPython VM). ota.json: {"kind": "ota" | "bundle", "device": ID, "server": [host, port] or
-# "serial", "port": UDP port, "szx": N, "deadline": ms, "root": mount point}; anchor.cbor: the trust anchor
+# "serial", "port": UDP port, "szx": N, "deadline": ms, "root": mount point, "hold_install": true to leave a
+# downloaded update uninstalled}; anchor.cbor: the trust anchor
 # (COSE_Key). The install runs at boot (Updater(install_at_boot=True)): first thing, before the endpoint and
 # asyncio are imported. It prints "OTA <event>" lines the test follows on the console, and serves GET /heap
 # (CBOR [mem_peak, mem_alloc, heap size, {phase: [mem_alloc, mem_free]}]) so the test can read the heap of an
@@ -60,7 +61,9 @@ else:
     spool = FileSpool(ROOT or ".")
 from suit.ota import install_pending  # noqa: E402 (the install at boot comes before the rest is imported)
 note("boot")
-if install_pending(store, make_processor, spool) is not None:
+if cfg.get("hold_install"):  # the bench's per-phase heap: it restarts the board at another heap to install
+    print("OTA holding")
+elif install_pending(store, make_processor, spool) is not None:
     note("installed")  # (the board restarted; a test's restart hook returns)
 
 
@@ -108,7 +111,7 @@ async def main():
         import esp32
         print("OTA running", esp32.Partition(esp32.Partition.RUNNING).info()[4])
     note("ready")
-    outcome = await up.boot(health, cfg.get("deadline", 20000))
+    outcome = "held" if cfg.get("hold_install") else await up.boot(health, cfg.get("deadline", 20000))
     print("OTA boot", outcome)
     print("OTA ready")
     while True:
