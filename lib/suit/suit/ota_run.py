@@ -1,8 +1,8 @@
-# One update run of suit.ota.Updater: authenticate the envelope and find its payload URIs, download each
-# (Block2, resuming from the last good block while the ETag is the same) into the spool, then install with
-# the processor reading the spool (suit.ota_boot.install; with install_at_boot, after a soft reset). Also the
-# reports, the poll and the trigger by URI. Imported per run and released after it (Updater.release), so a
-# board's steady state does not hold it.
+# One update run of suit.ota.Updater, after suit.ota_check authenticated its envelope: download each payload
+# URI (Block2, the next block asked for while this one is written, resuming from the last good block while the
+# ETag is the same) into the spool, then install with the processor reading the spool (suit.ota_boot.install;
+# with install_at_boot, after a soft reset). Also the reports, the poll and the trigger by URI. Imported per
+# run and released after it (Updater.release), so a board's steady state does not hold it.
 import asyncio
 import os
 
@@ -22,9 +22,6 @@ _ETAG = const(4)
 _BLOCK2 = const(23)
 _SIZE2 = const(28)
 _SAVE_EVERY = const(65536)  # bytes between two resumption records (a store write each)
-
-
-# ---------------------------------------------------------------------------------------------- updater
 
 
 async def run(up, data, info):
