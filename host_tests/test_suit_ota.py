@@ -10,6 +10,7 @@ import random
 import aiocoap
 import cbor2
 
+from hourglass import cli
 from suit_ota_common import IDENTITY, Fleet, build, free_port, payload, write_key
 
 
@@ -49,7 +50,7 @@ async def _coap_get(uri):
         await ctx.shutdown()
 
 
-def test_push_bundle_update_installs_confirms_and_reports(tmp_path):
+def test_push_bundle_update_installs_confirms_and_reports(tmp_path, capsys):
     key, pub = write_key(tmp_path, "k")
     app = payload(20000, 1)
     (tmp_path / "app.py").write_bytes(app)
@@ -95,6 +96,13 @@ def test_push_bundle_update_installs_confirms_and_reports(tmp_path):
             assert abs(sum(ph[k] for k in steps) - ph["total"]) < 1e-6, ph
             assert set(json.loads(reports[0]["timing"])) == {"fetch", "install"}
             assert set(json.loads(reports[1]["timing"])) == {"health"}
+            capsys.readouterr()
+            assert cli.main(["suit", "status", "c1", "--db", str(tmp_path / "fleet.db")]) == 0
+            out = capsys.readouterr().out
+            assert all(f"{k} " in out for k in steps + ["total"]), out
+            assert cli.main(["suit", "report", "--device", "dev1", "--db", str(tmp_path / "fleet.db")]) == 0
+            out = capsys.readouterr().out
+            assert "[restart]" in out and ", install " in out and " ms" in out, out
             up2.ep.close()
         finally:
             await fleet.stop()

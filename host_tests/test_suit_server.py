@@ -65,13 +65,16 @@ def test_reports_from_unknown_devices_and_malformed_reports_are_refused(tmp_path
             r = await post(cbor2.dumps({**ok, 1: b"intruder"}))
             assert r.code == aiocoap.NOT_FOUND and b"unknown device intruder" in r.payload
             for bad in (b"\xff", cbor2.dumps([1, 2]), cbor2.dumps({**ok, 3: "yes"}), cbor2.dumps({1: b"d1"}),
-                        cbor2.dumps({**ok, 7: "not bytes"}), cbor2.dumps({**ok, 1: b"\xff\xfe"})):
+                        cbor2.dumps({**ok, 7: "not bytes"}), cbor2.dumps({**ok, 1: b"\xff\xfe"}),
+                        cbor2.dumps({**ok, 8: [1]}), cbor2.dumps({**ok, 8: {"install": -1}}),
+                        cbor2.dumps({**ok, 8: {"install": True}}), cbor2.dumps({**ok, 8: {1: 5}})):
                 r = await post(bad)
                 assert r.code == aiocoap.BAD_REQUEST, (bad, r)
             assert fleet.campaigns.reports() == []
-            r = await post(cbor2.dumps(ok))
+            r = await post(cbor2.dumps({**ok, 8: {"health": 12}}))
             assert r.code == aiocoap.CHANGED
             assert fleet.campaigns.status("c")[0]["state"] == "confirmed"
+            assert fleet.campaigns.reports()[0]["timing"] == '{"health": 12}'
             # unknown campaign or payload, a block past the end
             assert (await get("/suit/m/nope")).code == aiocoap.NOT_FOUND
             assert (await get("/suit/p/c/nope")).code == aiocoap.NOT_FOUND
