@@ -190,7 +190,7 @@ def _whole_update(ctx, tmp: Path) -> list[dict]:
     from hourglass.suit_store import PHASES
     rows = []
 
-    def once(d: Path, heap: str | None, size: int, alg: str = "ES256"):
+    def once(d: Path, heap: str | None, size: int, alg: str = "ES256", timeout: float = 300):
         from hourglass import keys as hk
         d.mkdir()
         key, pub = common.write_key(d, "k", getattr(hk.algs, alg))
@@ -211,7 +211,7 @@ def _whole_update(ctx, tmp: Path) -> list[dict]:
                 import cbor2
                 fleet.campaigns.push("fw", env, cbor2.loads(key.read_bytes()), {"fw": d / "fw.bin"},
                                      {"dev1": f"127.0.0.1:{dev_port}"})
-                row = await fleet.wait_state("fw", "dev1", ("confirmed", "failed"), 300)
+                row = await fleet.wait_state("fw", "dev1", ("confirmed", "failed"), timeout)
                 if row["state"] != "confirmed":
                     return row["message"], None, None, con.text()
                 await con.wait("OTA boot confirmed", timeout=30)
@@ -245,7 +245,8 @@ def _whole_update(ctx, tmp: Path) -> list[dict]:
     for alg in ("ES256", "HMAC_256_256"):  # the signature's verification is the trigger's largest part
         smallest, below = None, ""
         for kib in UPDATE_LADDER:
-            err, phases, _, console = once(tmp / f"ladder-{alg}-{kib}", f"{kib}k", 150_000, alg)
+            # (a 150 KB update takes seconds; short of heap, its datagrams fail and it stalls: a minute at most)
+            err, phases, _, console = once(tmp / f"ladder-{alg}-{kib}", f"{kib}k", 150_000, alg, 60)
             if phases:
                 smallest = kib
                 break
