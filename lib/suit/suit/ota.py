@@ -63,13 +63,19 @@ def _release(*names):
 
 
 def _ticks_ms():
-    import time
-    return time.ticks_ms() if hasattr(time, "ticks_ms") else int(time.monotonic() * 1000)
+    try:
+        from time import ticks_ms
+    except ImportError:  # CPython
+        from coap.endpoint import ticks_ms
+    return ticks_ms()
 
 
 def _ms_since(t0):
-    import time
-    return time.ticks_diff(_ticks_ms(), t0) if hasattr(time, "ticks_diff") else _ticks_ms() - t0
+    try:
+        from time import ticks_diff
+    except ImportError:  # CPython
+        from coap.endpoint import ticks_diff
+    return ticks_diff(_ticks_ms(), t0)
 
 
 async def _sleep_ms(ms):
