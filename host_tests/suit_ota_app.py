@@ -1,17 +1,70 @@
 # The device app of the SUIT-over-the-air virtual-board tests (copied to the board as main.py; device code, runs
 # on the MicroPython VM). ota.json: {"kind": "ota" | "bundle", "device": ID, "server": [host, port] or
-# "serial", "port": UDP port, "szx": N, "deadline": ms}; anchor.cbor: the trust anchor (COSE_Key).
-# It prints "OTA <event>" lines the test follows on the console, and serves GET /heap (CBOR
-# [mem_peak, mem_alloc, heap size]) so the test can read the peak heap of an update.
-import asyncio
+# "serial", "port": UDP port, "szx": N, "deadline": ms, "root": mount point, "hold_install": true to leave a
+# downloaded update uninstalled}; anchor.cbor: the trust anchor
+# (COSE_Key). The install runs at boot (Updater(install_at_boot=True)): first thing, before the endpoint and
+# asyncio are imported. It prints "OTA <event>" lines the test follows on the console, and serves GET /heap
+# (CBOR [mem_peak, mem_alloc, heap size, {phase: [mem_alloc, mem_free]}]) so the test can read the heap of an
+# update.
 import gc
 import json
 
-import micropython
-
 with open("ota.json") as f:
     cfg = json.load(f)
-gc.collect()
+ROOT = cfg.get("root", "")
+OTA = cfg["kind"] == "ota"
+heap = {}  # phase -> [mem_alloc, mem_free], after a collection
+
+
+def note(phase):
+    gc.collect()
+    heap[phase] = [gc.mem_alloc(), gc.mem_free()]
+    print("OTA phase", phase, "heap", heap[phase][0], heap[phase][1])
+
+
+def anchors():
+    from cose.key import CoseKey
+    with open("anchor.cbor", "rb") as f:
+        return [CoseKey.decode(f.read())]
+
+
+def make_processor():
+    # everything imported here is released after the update (Updater.release)
+    from suit.processor import Processor
+    ident = {1: bytes.fromhex(cfg["vendor"]), 2: bytes.fromhex(cfg["class"])}
+    if OTA:
+        from suit.esp32ota import OtaDriver
+        driver = OtaDriver(ident)
+    else:
+        from suit.bundle import BundleDriver
+        driver = BundleDriver(ROOT or ".", ident)
+    return Processor(driver, anchors(), store, chunk_size=1024)
+
+
+def _store():
+    import os
+    from store import FileStore
+    d = ROOT + "/state" if ROOT else "state"
+    try:
+        os.mkdir(d)
+    except OSError:
+        pass  # there already
+    return FileStore(d)
+
+
+store = _store()
+if OTA:
+    from suit.spool import PartitionSpool
+    spool = PartitionSpool()
+else:
+    from suit.spool import FileSpool
+    spool = FileSpool(ROOT or ".")
+from suit.ota import install_pending  # noqa: E402 (the install at boot comes before the rest is imported)
+note("boot")
+if cfg.get("hold_install"):  # the bench's per-phase heap: it restarts the board at another heap to install
+    print("OTA holding")
+elif install_pending(store, make_processor, spool) is not None:
+    note("installed")  # (the board restarted; a test's restart hook returns)
 
 
 def _transport():
@@ -24,54 +77,23 @@ def _transport():
 
 async def main():
     from coap.endpoint import Endpoint
-    from store import FileStore
     from suit.ota import Updater
     t, server = _transport()
     ep = Endpoint(t, szx=cfg.get("szx")).start()
-    root = cfg.get("root", "")
-    import os
-    try:
-        os.mkdir(root + "/state" if root else "state")
-    except OSError:
-        pass  # there already
-    store = FileStore(root + "/state" if root else "state")
-    if cfg["kind"] == "ota":
-        from suit.spool import PartitionSpool
-        spool = PartitionSpool()
-    else:
-        from suit.spool import FileSpool
-        spool = FileSpool(root or ".")
-
-    def anchors():
-        from cose.key import CoseKey
-        with open("anchor.cbor", "rb") as f:
-            return [CoseKey.decode(f.read())]
-
-    def make_processor():
-        # everything imported here is released after the update (Updater.release)
-        from suit.processor import Processor
-        ident = {1: bytes.fromhex(cfg["vendor"]), 2: bytes.fromhex(cfg["class"])}
-        if cfg["kind"] == "ota":
-            from suit.esp32ota import OtaDriver
-            driver = OtaDriver(ident)
-        else:
-            from suit.bundle import BundleDriver
-            driver = BundleDriver(root or ".", ident)
-        return Processor(driver, anchors(), store)
-
-    up = Updater(ep, make_processor, store, cfg["device"].encode(), server, spool, kind=cfg["kind"], szx=cfg.get("szx"),
-                 on_phase=lambda p: print("OTA phase", p, "heap", gc.mem_alloc(), gc.mem_free()), anchors=anchors)
+    up = Updater(ep, make_processor, store, cfg["device"].encode(), server, spool, kind=cfg["kind"],
+                 szx=cfg.get("szx"), on_phase=note, anchors=anchors, install_at_boot=True)
     up.serve()
 
-    def heap(req):
+    def heap_info(req):
         import cbor
+        import micropython
         gc.collect()
-        return cbor.dumps([micropython.mem_peak(), gc.mem_alloc(), gc.mem_alloc() + gc.mem_free()])
+        return cbor.dumps([micropython.mem_peak(), gc.mem_alloc(), gc.mem_alloc() + gc.mem_free(), heap])
 
-    ep.route("/heap", get=heap)
+    ep.route("/heap", get=heap_info)
 
     async def health():
-        if cfg["kind"] == "ota":
+        if OTA:
             import esp32
             head = bytearray(16)
             esp32.Partition(esp32.Partition.RUNNING).readblocks(0, head, 0)
@@ -85,14 +107,17 @@ async def main():
                 return False
         return await ep.ping(server)  # the update server answers (RST to a CoAP ping)
 
-    if cfg["kind"] == "ota":
+    if OTA:
         import esp32
         print("OTA running", esp32.Partition(esp32.Partition.RUNNING).info()[4])
-    outcome = await up.boot(health, cfg.get("deadline", 20000))
+    note("ready")
+    outcome = "held" if cfg.get("hold_install") else await up.boot(health, cfg.get("deadline", 20000))
     print("OTA boot", outcome)
     print("OTA ready")
     while True:
         await asyncio.sleep(3600)
 
+
+import asyncio  # noqa: E402
 
 asyncio.run(main())

@@ -1,14 +1,19 @@
-"""Shared pieces of the SUIT-over-the-air tests: keys, envelopes, an update server on a free port."""
+"""Shared pieces of the SUIT-over-the-air tests and bench: keys, envelopes, an update server on a free port,
+and a virtual board's flash with the OTA app (suit_ota_app.py) and its console."""
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 import socket
+import threading
+import time
 from pathlib import Path
 
 import cbor2
 
-from hourglass import cli
+from hourglass import boards, build as hbuild, cli
 from hourglass import keys as hk
 from hourglass.suit_server import Campaigns, UpdateServer
 from hourglass.suit_store import Store
@@ -81,3 +86,96 @@ class Fleet:
             if asyncio.get_running_loop().time() > end:
                 raise AssertionError(f"{device} stayed {rows[device]}")
             await asyncio.sleep(0.05)
+
+
+# ---- virtual boards
+
+# The VM heap these tests give an ESP32 board. Its budget (board.toml: 56 KiB, the VM's 112k plus what the
+# virtual board's own objects take, 128k for ESP32_GENERIC-OTA) is not enough: the endpoint, the client and the
+# interpreter's own objects take ~83 KB of VM heap, and authenticating a trigger (SUIT envelope, COSE_Key,
+# COSE_Sign1 and P-256, imported from .mpy) needs ~61 KB more at its peak; the install runs at boot, before the
+# endpoint is imported (Updater(install_at_boot=True)), and needs less. Measured per phase in the bench
+# (host_suit_ota.py): a whole update passes at 152k with ES256, 136k with HMAC-256.
+ESP32_UPDATE_HEAP = "168k"
+APP = Path(__file__).resolve().with_name("suit_ota_app.py")
+_LIB: dict[str, Path] = {}
+
+
+def built(tmp_root: Path, board: str) -> Path:
+    """The board's build for the VM (bytecode; host arch for any native code), once per session."""
+    if board not in _LIB:
+        out = tmp_root / f"vm-build-{board}"
+        hbuild.build(boards.load_board(board), out=out, arch=hbuild.host_arch())
+        _LIB[board] = out
+    return _LIB[board]
+
+
+class Console:
+    """Reads the virtual board's serial port in a thread (the app's "OTA ..." lines)."""
+
+    def __init__(self, port: str):
+        self.fd = os.open(port, os.O_RDWR | os.O_NOCTTY)
+        self.buf = bytearray()
+        self._stop = False
+        self.th = threading.Thread(target=self._read, daemon=True)
+        self.th.start()
+
+    def _read(self):
+        while not self._stop:
+            try:
+                data = os.read(self.fd, 4096)
+            except OSError:
+                return
+            if not data:
+                return
+            self.buf += data
+
+    def text(self) -> str:
+        return bytes(self.buf).decode(errors="replace").replace("\r\n", "\n")
+
+    async def wait(self, needle: str, count: int = 1, timeout: float = 90):
+        end = time.monotonic() + timeout
+        while self.text().count(needle) < count:
+            if time.monotonic() > end:
+                raise AssertionError(f"{needle!r} x{count} not on the console:\n{self.text()[-4000:]}")
+            await asyncio.sleep(0.05)
+
+    def close(self):
+        self._stop = True
+        os.close(self.fd)
+
+
+def flash_board(d: Path, tmp_root: Path, cfg: dict, anchor: Path, board: str = "ESP32_GENERIC-OTA") -> Path:
+    """d/flash: the board's filesystem with lib/ (or its ROMFS image beside it), the app as main.py, its
+    ota.json (cfg) and trust anchor."""
+    flash = root = d / "flash"  # the board's filesystem, at its mount point on the board
+    b = boards.load_board(board)
+    out = built(tmp_root, board)
+    if b.lib_storage == "romfs":  # lib/ in the ROMFS partition (the nRF52840's 64 KiB LittleFS cannot hold it)
+        flash.mkdir(parents=True)
+        img = (out / "romfs.img").read_bytes()
+        flash.with_name(flash.name + ".romfs").write_bytes(img + b"\xff" * (b.romfs_size - len(img)))
+    else:
+        shutil.copytree(out / "fs" / "lib", root / "lib")
+    shutil.copy(APP, root / "main.py")
+    (root / "ota.json").write_text(json.dumps({"vendor": VENDOR.replace("-", ""), "class": CLASS.replace("-", ""),
+                                               **cfg}))
+    shutil.copy(anchor, root / "anchor.cbor")
+    (root / "app.py").write_text("def healthy():\n    return True\n")
+    return flash
+
+
+async def read_heap(uri: str):
+    """The app's GET /heap: [mem_peak, mem_alloc, heap size, {phase: [mem_alloc, mem_free]}]."""
+    import aiocoap
+    ctx = await aiocoap.Context.create_client_context()
+    try:
+        r = await asyncio.wait_for(ctx.request(aiocoap.Message(code=aiocoap.GET, uri=uri)).response, 60)
+        return cbor2.loads(r.payload)
+    finally:
+        await ctx.shutdown()
+
+
+def image(n: int, seed: int, tag: bytes = b"GOODIMAG") -> bytes:
+    """An n-byte "firmware image": the ESP image magic, a tag the app's health check reads, then data."""
+    return b"\xe9" + tag + payload(n - 9, seed)

@@ -4,12 +4,14 @@ the virtual boards (the MicroPython VM at a board's heap) are in test_suit_ota_v
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 
 import aiocoap
 import cbor2
 
-from suit_ota_common import IDENTITY, Fleet, build, payload, write_key
+from hourglass import cli
+from suit_ota_common import IDENTITY, Fleet, build, free_port, payload, write_key
 
 
 def _device(root, fleet, name=b"dev1", anchors=None, szx=6, restarts=None, **kw):
@@ -48,7 +50,7 @@ async def _coap_get(uri):
         await ctx.shutdown()
 
 
-def test_push_bundle_update_installs_confirms_and_reports(tmp_path):
+def test_push_bundle_update_installs_confirms_and_reports(tmp_path, capsys):
     key, pub = write_key(tmp_path, "k")
     app = payload(20000, 1)
     (tmp_path / "app.py").write_bytes(app)
@@ -85,8 +87,117 @@ def test_push_bundle_update_installs_confirms_and_reports(tmp_path):
             digest = fleet.store.campaign("c1")["digest"]
             # the manifest's SUIT_Digest as the authentication wrapper carries it
             assert st[1]["manifest"] == [cbor2.dumps([-16, digest]), 5] and st[7] == 5 and st[6] == "idle"
-            phases = [r["phase"] for r in fleet.campaigns.reports("dev1")]
-            assert phases == ["restart", "confirmed"], phases
+            reports = fleet.campaigns.reports("dev1")
+            assert [r["phase"] for r in reports] == ["restart", "confirmed"], reports
+            # push to confirmed, phase by phase: the server's moments and the device's own times
+            (ph,) = fleet.campaigns.phases("c1")
+            steps = ["trigger", "download", "install", "restart+confirm"]
+            assert all(ph[k] is not None and ph[k] >= 0 for k in steps + ["total"]), ph
+            assert abs(sum(ph[k] for k in steps) - ph["total"]) < 1e-6, ph
+            assert set(json.loads(reports[0]["timing"])) == {"fetch", "install"}
+            assert set(json.loads(reports[1]["timing"])) == {"health"}
+            capsys.readouterr()
+            assert cli.main(["suit", "status", "c1", "--db", str(tmp_path / "fleet.db")]) == 0
+            out = capsys.readouterr().out
+            assert all(f"{k} " in out for k in steps + ["total"]), out
+            assert cli.main(["suit", "report", "--device", "dev1", "--db", str(tmp_path / "fleet.db")]) == 0
+            out = capsys.readouterr().out
+            assert "[restart]" in out and ", install " in out and " ms" in out, out
+            up2.ep.close()
+        finally:
+            await fleet.stop()
+    asyncio.run(run())
+
+
+def test_install_at_boot_downloads_restarts_installs_restarts_and_confirms(tmp_path):
+    """Updater(install_at_boot=True): the download ends with a soft reset; at the next boot install_pending()
+    (before the endpoint exists) installs and restarts again; then boot() reports the install and confirms."""
+    from store import FileStore
+    from suit.bundle import BundleDriver
+    from suit.ota import install_pending
+    from suit.processor import Processor
+    from suit.spool import FileSpool
+    from cose.key import CoseKey
+    key, pub = write_key(tmp_path, "k")
+    app = payload(5000, 6)
+    (tmp_path / "app.py").write_bytes(app)
+
+    async def run():
+        fleet = await Fleet(tmp_path).start()
+        try:
+            dev = tmp_path / "dev"
+            dev.mkdir()
+            (dev / "app.py").write_bytes(b"old")
+            up, restarts = _device(dev, fleet, anchors=pub, install_at_boot=True)
+            env = build(tmp_path, "e", 3, [{"id": ["app.py"], "file": "app.py", "uri": fleet.uri("c", "app.py")}],
+                        key)
+            fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"app.py": tmp_path / "app.py"},
+                                 {"dev1": f"127.0.0.1:{up.ep.t.address[1]}"})
+            await _wait(lambda: restarts)
+            assert restarts == ["soft"] and (dev / "app.py").read_bytes() == b"old"  # downloaded, not installed
+            up.ep.close()
+            store = FileStore(str(dev / "state"))
+            anchor = CoseKey.decode(pub.read_bytes())
+            booted = []
+            assert install_pending(store, lambda: Processor(BundleDriver(str(dev), IDENTITY), [anchor], store),
+                                   FileSpool(str(dev)), booted.append) == "installed"
+            assert booted == ["soft"] and (dev / "app.py").read_bytes() == app
+            assert install_pending(store, None, FileSpool(str(dev))) is None  # nothing waits any more
+            up2, _ = _device(dev, fleet, anchors=pub, install_at_boot=True)
+
+            async def healthy():
+                return True
+            assert await up2.boot(healthy) == "confirmed"
+            await fleet.wait_state("c", "dev1", ("confirmed",))
+            reports = fleet.campaigns.reports("dev1")
+            assert [r["phase"] for r in reports] == ["fetched", "restart", "confirmed"], reports
+            assert set(json.loads(reports[1]["timing"])) == {"fetch", "install"}
+            up2.ep.close()
+        finally:
+            await fleet.stop()
+    asyncio.run(run())
+
+
+def test_an_install_at_boot_that_fails_is_reported_at_the_next_boot(tmp_path):
+    """The payload changes on the server after the download: the digest check fails at the install at boot;
+    nothing is installed, the board restarts, and boot() reports the failure."""
+    from store import FileStore
+    from suit.bundle import BundleDriver
+    from suit.ota import install_pending
+    from suit.processor import Processor
+    from suit.spool import FileSpool
+    from cose.key import CoseKey
+    key, pub = write_key(tmp_path, "k")
+    (tmp_path / "app.py").write_bytes(payload(3000, 7))
+
+    async def run():
+        fleet = await Fleet(tmp_path).start()
+        try:
+            dev = tmp_path / "dev"
+            dev.mkdir()
+            (dev / "app.py").write_bytes(b"old")
+            up, restarts = _device(dev, fleet, anchors=pub, install_at_boot=True)
+            env = build(tmp_path, "e", 4, [{"id": ["app.py"], "file": "app.py", "uri": fleet.uri("c", "app.py")}],
+                        key)
+            fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"app.py": tmp_path / "app.py"},
+                                 {"dev1": f"127.0.0.1:{up.ep.t.address[1]}"})
+            await _wait(lambda: restarts)
+            up.ep.close()
+            (dev / ".suit" / "dl" / "0").write_bytes(b"tampered")
+            store = FileStore(str(dev / "state"))
+            anchor = CoseKey.decode(pub.read_bytes())
+            booted = []
+            assert install_pending(store, lambda: Processor(BundleDriver(str(dev), IDENTITY), [anchor], store),
+                                   FileSpool(str(dev)), booted.append) == "failed"
+            assert booted == ["soft"] and (dev / "app.py").read_bytes() == b"old"
+            up2, _ = _device(dev, fleet, anchors=pub, install_at_boot=True)
+
+            async def healthy():
+                return True
+            assert await up2.boot(healthy) == "failed"
+            row = await fleet.wait_state("c", "dev1", ("failed",))
+            assert "digest" in row["message"], row
+            assert await up2.boot(healthy) is None  # reported once
             up2.ep.close()
         finally:
             await fleet.stop()
@@ -136,6 +247,8 @@ def test_trigger_answers_at_once_and_refuses_bad_or_busy(tmp_path):
     async def run():
         fleet = await Fleet(tmp_path).start()
         up, _ = _device(tmp_path / "dev", fleet, anchors=pub)
+        # its downloads go where nobody answers: the accepted update stays busy (retrying) for the busy check
+        up.server = ("127.0.0.1", free_port())
         ctx = await aiocoap.Context.create_client_context()
         try:
             uri = f"coap://127.0.0.1:{up.ep.t.address[1]}/suit/trigger"
@@ -187,6 +300,37 @@ def test_poll_with_etag_sees_nothing_new_then_updates_once(tmp_path):
     asyncio.run(run())
 
 
+def test_poll_forever_polls_on_its_interval_and_updates_once(tmp_path):
+    key, pub = write_key(tmp_path, "k")
+    (tmp_path / "v.py").write_bytes(payload(1200, 9))
+
+    async def run():
+        fleet = await Fleet(tmp_path).start()
+        try:
+            dev = tmp_path / "dev"
+            up, restarts = _device(dev, fleet, anchors=pub)
+            outcomes = []
+            poll_once = up.poll_once
+
+            async def recording(path):
+                outcomes.append(await poll_once(path))
+                return outcomes[-1]
+            up.poll_once = recording
+            e = build(tmp_path, "e", 1, [{"id": ["app.py"], "file": "v.py", "uri": fleet.uri("p", "a")}], key)
+            fleet.campaigns.push("p", e, cbor2.loads(key.read_bytes()), {"a": tmp_path / "v.py"}, {"dev1": None},
+                                 mode="poll")
+            task = asyncio.create_task(up.poll_forever("/suit/m/p", 30, 20))
+            await _wait(lambda: restarts and outcomes.count("same") >= 3)
+            task.cancel()
+            assert outcomes[0] == "updating" and outcomes.count("updating") == 1, outcomes
+            assert set(outcomes) <= {"updating", "busy", "same"}, outcomes
+            assert restarts == ["soft"] and (dev / "app.py").read_bytes() == (tmp_path / "v.py").read_bytes()
+            up.ep.close()
+        finally:
+            await fleet.stop()
+    asyncio.run(run())
+
+
 class _Lossy:
     """A UDP transport that drops a share of the datagrams both ways (the endpoint's retransmissions and the
     client's retries must carry the transfer)."""
@@ -221,6 +365,52 @@ class _Lossy:
         return x
 
 
+class _OutOfHeap:
+    """A UDP transport whose sends fail with MemoryError now and then, as a board's do when the heap has no
+    room for a datagram."""
+
+    def __init__(self, inner, every):
+        self.inner = inner
+        self.every = every
+        self.sends = 0
+        self.failed = 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def send(self, data, remote):
+        self.sends += 1
+        if self.sends % self.every == 0:
+            self.failed += 1
+            raise MemoryError("no room for the datagram")
+        self.inner.send(data, remote)
+
+
+def test_a_memory_error_on_a_block_is_retried_not_fatal(tmp_path):
+    key, pub = write_key(tmp_path, "k")
+    blob = payload(20000, 10)
+    (tmp_path / "b.bin").write_bytes(blob)
+
+    async def run():
+        fleet = await Fleet(tmp_path).start()
+        dev = tmp_path / "dev"
+        up, restarts = _device(dev, fleet, anchors=pub)
+        up.ep.t = oom = _OutOfHeap(up.ep.t, 7)
+        try:
+            env = build(tmp_path, "e", 3, [{"id": ["b.bin"], "file": "b.bin", "uri": fleet.uri("c", "b")}], key)
+            fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"b": tmp_path / "b.bin"},
+                                 {"dev1": None}, mode="poll")
+            assert up.start_uri(f"coap://127.0.0.1:{fleet.port}/suit/m/c")
+            row = await fleet.wait_state("c", "dev1", ("installed", "failed"), 60)
+            assert row["state"] == "installed", row["message"]
+            await _wait(lambda: restarts)
+            assert (dev / "b.bin").read_bytes() == blob and oom.failed >= 2
+        finally:
+            up.ep.close()
+            await fleet.stop()
+    asyncio.run(run())
+
+
 def test_resumes_after_the_server_stops_and_over_a_lossy_link(tmp_path):
     from coap.transport import Params
     key, pub = write_key(tmp_path, "k")
@@ -244,6 +434,9 @@ def test_resumes_after_the_server_stops_and_over_a_lossy_link(tmp_path):
             stopped_at = up.done
             await asyncio.sleep(1.0)
             assert up.done == stopped_at and up.task is not None  # waiting, retrying with backoff
+            # /suit/state during the update: its phase and [bytes done, total]
+            st = cbor2.loads((await _coap_get(f"coap://127.0.0.1:{up.ep.t.inner.address[1]}/suit/state")).payload)
+            assert st[6] == "fetch" and st[5] == [stopped_at, 60000], st
             await fleet.start()
             await _wait(lambda: restarts, 120)
             assert (dev / "big.bin").read_bytes() == blob
@@ -252,5 +445,48 @@ def test_resumes_after_the_server_stops_and_over_a_lossy_link(tmp_path):
             assert served < (60000 - stopped_at) // 1024 * 3 + 10, served
         finally:
             up.ep.close()
+            await fleet.stop()
+    asyncio.run(run())
+
+
+def test_downloads_go_through_oscore_when_the_device_has_a_context(tmp_path):
+    """An update server that takes only OSCORE-protected requests (aiocoap's OscoreSiteWrapper): a device
+    without a context is refused (4.01); one with a context (lib/oscore on its endpoint) polls the manifest,
+    streams the payload block by block and reports, all protected, and installs it byte for byte."""
+    from oscore.context import Context
+    from oscore.transform import Oscore
+    secret, salt = bytes(range(1, 17)), bytes.fromhex("9e7ca92223786340")
+    creds = tmp_path / "server-oscore"
+    creds.mkdir()
+    (creds / "settings.json").write_text(json.dumps({
+        "sender-id_hex": "53", "recipient-id_hex": "44", "secret_hex": secret.hex(), "salt_hex": salt.hex(),
+        "algorithm": "AES-CCM-16-64-128"}))
+    key, pub = write_key(tmp_path, "k")
+    blob = payload(5000, 8)
+    (tmp_path / "v.py").write_bytes(blob)
+
+    async def run():
+        fleet = await Fleet(tmp_path).start(oscore={":dev": {"oscore": {"basedir": str(creds) + "/"}}},
+                                            require_oscore=True)
+        try:
+            env = build(tmp_path, "e", 2, [{"id": ["app.py"], "file": "v.py", "uri": fleet.uri("o", "a")}], key)
+            fleet.campaigns.push("o", env, cbor2.loads(key.read_bytes()), {"a": tmp_path / "v.py"}, {"dev1": None},
+                                 mode="poll")
+            plain, _ = _device(tmp_path / "plain", fleet, anchors=pub)
+            assert await plain.poll_once("/suit/m/o") == "4.01"
+            plain.ep.close()
+            assert fleet.server.served_blocks == 0
+            dev = tmp_path / "dev"
+            up, restarts = _device(dev, fleet, anchors=pub)
+            up.ep.transform = Oscore(client=Context(secret, salt, b"D", b"S"))
+            assert await up.poll_once("/suit/m/o") == "updating"
+            await _wait(lambda: restarts)
+            assert (dev / "app.py").read_bytes() == blob
+            assert fleet.server.served_blocks == 5  # 5000 bytes in 1024-byte blocks, each a protected request
+            row = await fleet.wait_state("o", "dev1", ("installed",))
+            assert row["bytes_done"] == len(blob)
+            assert [r["phase"] for r in fleet.campaigns.reports("dev1")] == ["restart"]  # the report got through
+            up.ep.close()
+        finally:
             await fleet.stop()
     asyncio.run(run())

@@ -65,13 +65,16 @@ def test_reports_from_unknown_devices_and_malformed_reports_are_refused(tmp_path
             r = await post(cbor2.dumps({**ok, 1: b"intruder"}))
             assert r.code == aiocoap.NOT_FOUND and b"unknown device intruder" in r.payload
             for bad in (b"\xff", cbor2.dumps([1, 2]), cbor2.dumps({**ok, 3: "yes"}), cbor2.dumps({1: b"d1"}),
-                        cbor2.dumps({**ok, 7: "not bytes"}), cbor2.dumps({**ok, 1: b"\xff\xfe"})):
+                        cbor2.dumps({**ok, 7: "not bytes"}), cbor2.dumps({**ok, 1: b"\xff\xfe"}),
+                        cbor2.dumps({**ok, 8: [1]}), cbor2.dumps({**ok, 8: {"install": -1}}),
+                        cbor2.dumps({**ok, 8: {"install": True}}), cbor2.dumps({**ok, 8: {1: 5}})):
                 r = await post(bad)
                 assert r.code == aiocoap.BAD_REQUEST, (bad, r)
             assert fleet.campaigns.reports() == []
-            r = await post(cbor2.dumps(ok))
+            r = await post(cbor2.dumps({**ok, 8: {"health": 12}}))
             assert r.code == aiocoap.CHANGED
             assert fleet.campaigns.status("c")[0]["state"] == "confirmed"
+            assert fleet.campaigns.reports()[0]["timing"] == '{"health": 12}'
             # unknown campaign or payload, a block past the end
             assert (await get("/suit/m/nope")).code == aiocoap.NOT_FOUND
             assert (await get("/suit/p/c/nope")).code == aiocoap.NOT_FOUND
@@ -120,9 +123,27 @@ def test_migrations_are_numbered_and_applied_once(tmp_path):
         migrations("-- migration 1\nSELECT 1;\n-- migration 3\nSELECT 1;\n")
     with pytest.raises(ValueError, match="target fields"):
         s.update_target(1, "x", owner="me")
+    with pytest.raises(ValueError, match="moments"):
+        s.mark(1, "x", "lunch_at")
     with pytest.raises(sqlite3.IntegrityError):
         s.db.execute("INSERT INTO campaigns (name, envelope, digest, seq, key, mode, created) "
                      "VALUES ('x', x'00', x'00', 1, x'00', 'sideways', 0)")
+
+
+def test_a_version_1_database_is_migrated_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(migrations()[0][1] + "PRAGMA user_version = 1;")
+    db.execute("INSERT INTO devices (id, address) VALUES ('d1', NULL)")
+    db.execute("INSERT INTO reports (device_id, seq, ok, reason, message, phase, received) "
+               "VALUES ('d1', 1, 1, 0, 'confirmed', 'confirmed', 0)")
+    db.commit()
+    db.close()
+    s = Store(path)
+    assert s.version == len(migrations())
+    (r,) = s.reports("d1")
+    assert r["message"] == "confirmed" and r["timing"] is None
+    s.close()
 
 
 def test_cli_push_status_and_report(tmp_path, capsys):

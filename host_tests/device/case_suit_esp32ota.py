@@ -23,20 +23,32 @@ class RamPartition:
         self.blocks = blocks
         self.table = table
         self.writes = 0
+        self.erases = 0
 
     def info(self):
         return (0, 0x10 + int(self.label[-1]), 0x10000, len(self.data), self.label, False)
 
     def ioctl(self, op, arg):
+        if op == 6:  # erase one block
+            self.data[arg * 4096:(arg + 1) * 4096] = b"\xff" * 4096
+            self.erases += 1
+            return 0
         return {4: self.blocks, 5: 4096}[op]
 
-    def writeblocks(self, n, buf):
-        assert len(buf) == 4096, "whole sectors only"
-        self.data[n * 4096:(n + 1) * 4096] = buf
+    def writeblocks(self, n, buf, offset=None):
+        at = n * 4096 + (offset or 0)
+        assert at + len(buf) <= len(self.data)
+        if offset is None:
+            assert len(buf) % 4096 == 0, "whole sectors only"
+            self.data[at:at + len(buf)] = buf
+        else:  # no erase: flash only clears bits
+            for i in range(len(buf)):
+                self.data[at + i] &= buf[i]
         self.writes += 1
 
-    def readblocks(self, n, buf):
-        buf[:] = self.data[n * 4096:n * 4096 + len(buf)]
+    def readblocks(self, n, buf, offset=0):
+        at = n * 4096 + offset
+        buf[:] = self.data[at:at + len(buf)]
 
     def get_next_update(self):
         return self.table[1 - int(self.label[-1])]
@@ -60,9 +72,9 @@ def test_image_streams_into_the_next_partition_and_set_boot_comes_last():
     res = proc.update(hgtest.read_vector(B + "ab_1.suit"))
     assert res.ok, res
     assert table[2:] == ["ota_1"], "ota_1 (slot 1) is the next update when ota_0 runs"
-    assert bytes(table[1].data[:len(ab)]) == ab and table[1].writes == 2
+    assert bytes(table[1].data[:len(ab)]) == ab and table[1].erases == 2, "each of the image's 2 pages erased once"
     assert table[1].data[len(ab):] == b"\xff" * (len(table[1].data) - len(ab)), "padded as erased flash"
-    assert table[0].writes == 0, "the running image is never written"
+    assert table[0].writes == table[0].erases == 0, "the running image is never written"
 
 
 def test_too_big_or_wrong_image_never_sets_boot():
@@ -83,3 +95,32 @@ def test_too_big_or_wrong_image_never_sets_boot():
     res = Processor(drv, [CoseKey.decode(hgtest.read_vector(B + "hmac.key"))]).update(
         hgtest.read_vector(B + "ab_1.suit"))
     assert REASONS[res.reason] == "component-unsupported" and table[2:] == [], res
+
+
+def test_partition_spool_writes_in_place_and_resumes_at_the_page_being_written():
+    from suit.spool import PartitionSpool
+    table = _ota(blocks=3)
+    image = bytes((i * 7 + i // 4096) & 0xFF for i in range(10000))
+    spool = PartitionSpool(running=table[0])
+    w = spool.writer(0, 0)
+    for i in range(0, 6144, 1024):  # CoAP blocks of 1024 bytes; the transfer stops in the second page
+        w.write(image[i:i + 1024])
+    assert w.flush() == 6144
+    table[1].data[6144:8192] = b"\x00" * 2048  # whatever a cut left in the rest of that page
+    at = spool.resume_at(0, w.flush(), 1024)
+    assert at == 4096, "the page being written starts again"
+    w = spool.writer(0, at)
+    for i in range(at, len(image), 1024):
+        w.write(image[i:i + 1024])
+    w.close()
+    r = spool.reader(0, len(image))
+    buf = bytearray(4096)
+    got = bytearray()
+    while True:
+        n = r.readinto(buf)
+        if not n:
+            break
+        got += buf[:n]
+    assert bytes(got) == image
+    assert table[1].erases == 4, "pages 0, 1, 2 and page 1 again"
+    assert table[0].writes == 0

@@ -51,3 +51,12 @@ CREATE TABLE reports (
     received    REAL NOT NULL
 );
 CREATE INDEX reports_by_device ON reports (device_id, received);
+
+-- migration 2
+-- when each phase of a target's update ended (time.time()), for the per-phase push-to-confirmed breakdown
+ALTER TABLE targets ADD COLUMN triggered_at REAL;    -- the trigger went out (the last try)
+ALTER TABLE targets ADD COLUMN fetch_started REAL;   -- the first payload block was served
+ALTER TABLE targets ADD COLUMN fetched_at REAL;      -- the last payload block was served
+ALTER TABLE targets ADD COLUMN installed_at REAL;    -- the device reported its install (phase restart)
+ALTER TABLE targets ADD COLUMN confirmed_at REAL;    -- the device reported the new image confirmed
+ALTER TABLE reports ADD COLUMN timing TEXT;          -- the device's own {phase: ms}, JSON

@@ -1,6 +1,6 @@
 """`hourglass suit serve|push|status|report`: the SUIT update server and its campaigns.
 
-    hourglass suit serve --db fleet.db [--host H] [--port P]     the CoAP server (aiocoap)
+    hourglass suit serve --db fleet.db [--host H] [--port P] [--oscore CREDS.json [--require-oscore]]
     hourglass suit push NAME ENVELOPE --key K --payload NAME=FILE ... --device ID[=HOST:PORT] ... [--poll]
     hourglass suit status [NAME] [--watch]                        per-device progress (live bars with --watch)
     hourglass suit report [--device ID]                           the devices' reports
@@ -9,15 +9,18 @@ The server hosts, per campaign, the envelope at /suit/m/<campaign> (ETag: the ma
 so a polling device's validation GET gets 2.03 while it is current) and each payload at
 /suit/p/<campaign>/<name>, Block2 (RFC 7959) slices read from disk as they are asked for, never the whole file.
 Devices post their outcome to /suit/report (CBOR: {1: device id, 2: seq, 3: ok, 4: reason, 5: message,
-6: phase, 7: SUIT report}). A push campaign triggers each device (POST the envelope to its /suit/trigger) and
-retries an unreachable one with exponential backoff; a poll campaign only serves. The state - campaigns,
-targets with their progress, reports - is SQLite (hourglass.suit_store); `push` adds a campaign to the
-database the server reads, so the two can run as separate processes. Python: UpdateServer, Campaigns.
+6: phase, 7: SUIT report, 8: the device's own {phase: ms}}). A push campaign triggers each device (POST the
+envelope to its /suit/trigger) and retries an unreachable one with exponential backoff; a poll campaign only
+serves. The state - campaigns, targets with their progress and the moment each phase ended (trigger,
+download, install, restart and confirmation: `status` shows the breakdown), reports - is SQLite
+(hourglass.suit_store); `push` adds a campaign to the database the server reads, so the two can run as
+separate processes. Python: UpdateServer, Campaigns.
 """
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -92,6 +95,20 @@ class Campaigns:
             raise UserError(f"no campaign {name}")
         return self.store.targets(c["id"])
 
+    def phases(self, name: str) -> list[dict]:
+        """Per device: seconds of each phase of push to confirmed (suit_store.PHASES; None when a moment is
+        missing) and the total from trigger to confirmation."""
+        from hourglass.suit_store import PHASES
+        out = []
+        for t in self.status(name):
+            row = {"device_id": t["device_id"]}
+            for phase, start, end in PHASES:
+                row[phase] = t[end] - t[start] if t[start] is not None and t[end] is not None else None
+            ends = (t["triggered_at"], t["confirmed_at"])
+            row["total"] = ends[1] - ends[0] if None not in ends else None
+            out.append(row)
+        return out
+
     def reports(self, device: str | None = None) -> list[dict]:
         if device is not None and self.store.device(device) is None:
             raise UserError(f"unknown device {device}")
@@ -100,11 +117,16 @@ class Campaigns:
 
 class UpdateServer:
     """The CoAP side. store: suit_store.Store. Triggers pending push targets every `tick` s; an unreachable
-    device is retried after backoff * 2**attempts s (at most max_backoff), `attempts` times in all."""
+    device is retried after backoff * 2**attempts s (at most max_backoff), `attempts` times in all.
+    oscore: manifests, payloads and reports also through OSCORE (aiocoap's OscoreSiteWrapper)."""
 
     def __init__(self, store, host: str = "127.0.0.1", port: int = 5683, tick: float = 0.1,
-                 backoff: float = 1.0, max_backoff: float = 60.0, attempts: int = 6):
+                 backoff: float = 1.0, max_backoff: float = 60.0, attempts: int = 6,
+                 oscore: dict | None = None, require_oscore: bool = False):
         self.store = store
+        # OSCORE (RFC 8613) for the devices that have a context: aiocoap server credentials, as
+        # CredentialsMap.load_from_dict takes them; require_oscore refuses unprotected requests (4.01)
+        self.oscore, self.require_oscore = oscore, require_oscore
         self.host, self.port = host, port
         self.tick, self.backoff, self.max_backoff, self.attempts = tick, backoff, max_backoff, attempts
         self.ctx = None
@@ -114,7 +136,14 @@ class UpdateServer:
 
     async def start(self) -> "UpdateServer":
         import aiocoap
-        self.ctx = await aiocoap.Context.create_server_context(_make_site(self), bind=(self.host, self.port))
+        site = _make_site(self)
+        if self.oscore is not None:
+            from aiocoap.credentials import CredentialsMap
+            from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
+            creds = CredentialsMap()
+            creds.load_from_dict(self.oscore)
+            site = OscoreSiteWrapper(site, creds)
+        self.ctx = await aiocoap.Context.create_server_context(site, bind=(self.host, self.port))
         self._task = asyncio.create_task(self._push_loop())
         return self
 
@@ -136,6 +165,7 @@ class UpdateServer:
             for t in self.store.due_pushes(time.time()):
                 self.store.update_target(t["campaign_id"], t["device_id"], state="triggered",
                                          attempts=t["attempts"] + 1, message="triggering")
+                self.store.mark(t["campaign_id"], t["device_id"], "triggered_at")
                 asyncio.create_task(self._trigger(t))
             await asyncio.sleep(self.tick)
 
@@ -172,7 +202,14 @@ class UpdateServer:
                 return q[2:]
         return None
 
-    def progress(self, campaign: dict, device: str, done: int, total: int) -> None:
+    def progress(self, campaign: dict, device: str, done: int, total: int, first: bool) -> None:
+        if first or done >= total:
+            t = self.store.target_for(device)
+            if t is not None and t["campaign_id"] == campaign["id"]:
+                if first:
+                    self.store.mark(campaign["id"], device, "fetch_started", first=True)
+                if done >= total:
+                    self.store.mark(campaign["id"], device, "fetched_at")
         now = time.monotonic()
         last = self._progress_at.get(device, 0.0)
         if done < total and now - last < PROGRESS_INTERVAL:
@@ -184,9 +221,17 @@ class UpdateServer:
         self.store.update_target(campaign["id"], device, state="fetching", bytes_done=done, bytes_total=total)
 
 
+def _refuse_unprotected(server, request):
+    from aiocoap import error
+    from aiocoap.transports.oscore import OSCOREAddress
+    if server.require_oscore and not isinstance(request.remote, OSCOREAddress):
+        raise error.Unauthorized("OSCORE required")
+
+
 def _campaign_and_rest(server, request):
     import aiocoap
     from aiocoap import error
+    _refuse_unprotected(server, request)
     path = request.opt.uri_path
     if not path:
         raise error.NotFound()
@@ -198,6 +243,7 @@ def _campaign_and_rest(server, request):
 
 _REPORT_FIELDS = {1: bytes, 2: (int, type(None)), 3: bool, 4: int, 5: str, 6: str}
 _PHASE_STATE = {"restart": "installed", "confirmed": "confirmed"}
+_PHASE_MOMENT = {"installed": "installed_at", "confirmed": "confirmed_at"}
 
 
 def _make_site(server):
@@ -252,7 +298,7 @@ def _make_site(server):
             self.server.served_blocks += 1
             dev = self.server.device_of(request)
             if dev is not None:
-                self.server.progress(campaign, dev, off + len(data), size)
+                self.server.progress(campaign, dev, off + len(data), size, num == 0)
             resp = aiocoap.Message(code=aiocoap.CONTENT, payload=data, etag=bytes(p["sha256"][:8]))
             resp.opt.block2 = BlockOption.BlockwiseTuple(num, more, szx)
             if num == 0 or request.opt.size2 is not None:
@@ -267,6 +313,7 @@ def _make_site(server):
         async def render_post(self, request):
             import aiocoap
             import cbor2
+            _refuse_unprotected(self.server, request)
             try:
                 body = cbor2.loads(request.payload)
             except Exception:
@@ -277,6 +324,11 @@ def _make_site(server):
             report = body.get(7)
             if report is not None and not isinstance(report, bytes):
                 return aiocoap.Message(code=aiocoap.BAD_REQUEST, payload=b"report member 7 must be bytes")
+            timing = body.get(8)
+            if timing is not None and (not isinstance(timing, dict) or any(
+                    not isinstance(k, str) or not isinstance(v, int) or isinstance(v, bool) or v < 0
+                    for k, v in timing.items())):
+                return aiocoap.Message(code=aiocoap.BAD_REQUEST, payload=b"report member 8 must be {phase: ms}")
             store = self.server.store
             try:
                 dev = body[1].decode()
@@ -287,7 +339,8 @@ def _make_site(server):
             seq, ok, phase = body[2], body[3], body[6]
             t = store.target_for(dev, seq) if seq is not None else store.target_for(dev)
             store.seen(dev)
-            store.add_report(dev, t["campaign_id"] if t else None, seq, ok, body[4], body[5], phase, report)
+            store.add_report(dev, t["campaign_id"] if t else None, seq, ok, body[4], body[5], phase, report,
+                             json.dumps(timing) if timing else None)
             if t is not None:
                 if ok:
                     state = _PHASE_STATE.get(phase)
@@ -296,6 +349,7 @@ def _make_site(server):
                         if state == "confirmed" or t["bytes_total"]:
                             fields["bytes_done"] = t["bytes_total"]
                         store.update_target(t["campaign_id"], dev, **fields)
+                        store.mark(t["campaign_id"], dev, _PHASE_MOMENT[state])
                 else:
                     store.update_target(t["campaign_id"], dev, state="failed", message=body[5])
             return aiocoap.Message(code=aiocoap.CHANGED)
@@ -317,9 +371,16 @@ def _store(args):
 
 def cmd_serve(args) -> int:
     store = _store(args)
+    oscore = None
+    if args.oscore:
+        try:
+            oscore = json.loads(Path(args.oscore).read_text())
+        except (OSError, ValueError) as e:
+            raise UserError(f"--oscore {args.oscore}: {e}") from None
 
     async def run():
-        srv = await UpdateServer(store, args.host, args.port).start()
+        srv = await UpdateServer(store, args.host, args.port, oscore=oscore,
+                                 require_oscore=args.require_oscore).start()
         print(f"hourglass suit serve: coap://{args.host}:{args.port}/suit/ (database {args.db})", flush=True)
         try:
             await asyncio.Event().wait()
@@ -395,6 +456,10 @@ def cmd_status(args) -> int:
         for r in c.status(name):
             pct = f"{100 * r['bytes_done'] // r['bytes_total']:3d}%" if r["bytes_total"] else "   -"
             print(f"  {r['device_id']:<16} {r['state']:<12} {pct} {r['message']}")
+        for p in c.phases(name):
+            parts = [f"{k} {p[k]:.2f} s" for k in p if k != "device_id" and p[k] is not None]
+            if parts:
+                print(f"  {p['device_id']:<16} " + ", ".join(parts))
     return 0
 
 
@@ -402,8 +467,9 @@ def cmd_report(args) -> int:
     c = Campaigns(_store(args))
     for r in c.reports(args.device):
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["received"]))
+        timing = "".join(f", {k} {v} ms" for k, v in json.loads(r["timing"]).items()) if r["timing"] else ""
         print(f"{when} {r['device_id']} seq {r['seq']} {'ok' if r['ok'] else 'FAILED'} "
-              f"[{r['phase']}] reason {r['reason']}: {r['message']}")
+              f"[{r['phase']}] reason {r['reason']}: {r['message']}{timing}")
     return 0
 
 
@@ -415,6 +481,8 @@ def register(sp) -> None:
     db(s)
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=5683)
+    s.add_argument("--oscore", metavar="JSON", help="OSCORE server credentials (aiocoap's credentials map)")
+    s.add_argument("--require-oscore", action="store_true", help="refuse requests not protected with OSCORE")
     s.set_defaults(func=cmd_serve)
     p = sp.add_parser("push", help="start a campaign: an envelope for some devices")
     db(p)

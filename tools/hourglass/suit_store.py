@@ -13,6 +13,13 @@ import time
 from pathlib import Path
 
 SCHEMA = Path(__file__).with_name("suit_schema.sql")
+# The moments a target's update passes (targets columns, migration 2), in order, and the phase each one ends.
+# (The device starts its download as it answers the trigger: the answer can reach the server after the first
+# block request, so the trigger phase ends at the first block.)
+MOMENTS = ("triggered_at", "fetch_started", "fetched_at", "installed_at", "confirmed_at")
+PHASES = (("trigger", "triggered_at", "fetch_started"), ("download", "fetch_started", "fetched_at"),
+           ("install", "fetched_at", "installed_at"),
+          ("restart+confirm", "installed_at", "confirmed_at"))
 TARGET_STATES = ("pending", "triggered", "fetching", "installed", "confirmed", "failed", "unreachable")
 FINAL_STATES = ("confirmed", "failed", "unreachable")
 
@@ -140,14 +147,22 @@ class Store:
         self.db.execute(f"UPDATE targets SET {sets}, updated = ? WHERE campaign_id = ? AND device_id = ?",
                         (*fields.values(), time.time(), campaign_id, device_id))
 
+    def mark(self, campaign_id: int, device_id: str, moment: str, first: bool = False) -> None:
+        """Record now as a target's moment (one of MOMENTS); first=True keeps an earlier one."""
+        if moment not in MOMENTS:
+            raise ValueError(f"moments are {MOMENTS}")
+        cond = f" AND {moment} IS NULL" if first else ""
+        self.db.execute(f"UPDATE targets SET {moment} = ? WHERE campaign_id = ? AND device_id = ?{cond}",
+                        (time.time(), campaign_id, device_id))
+
     # ---- reports
 
     def add_report(self, device_id: str, campaign_id: int | None, seq: int | None, ok: bool, reason: int,
-                   message: str, phase: str, suit_report: bytes | None) -> int:
+                   message: str, phase: str, suit_report: bytes | None, timing: str | None = None) -> int:
         cur = self.db.execute(
-            "INSERT INTO reports (device_id, campaign_id, seq, ok, reason, message, phase, suit_report, received)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (device_id, campaign_id, seq, int(ok), reason, message, phase, suit_report, time.time()))
+            "INSERT INTO reports (device_id, campaign_id, seq, ok, reason, message, phase, suit_report, timing,"
+            " received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (device_id, campaign_id, seq, int(ok), reason, message, phase, suit_report, timing, time.time()))
         return cur.lastrowid
 
     def reports(self, device_id: str | None = None, limit: int = 100) -> list[dict]:

@@ -68,6 +68,9 @@ FAULTS = ("raw-paste",)    # raw-paste: break raw-paste flow control, like a boa
 # What vboard_boot.py's own objects (its import hook, file and os wrappers) keep on the VM's heap, added to the
 # heap so that the program has what it would have on the board (test_vboard checks it against the bare VM).
 BOOT_HEAP = 8 * 1024
+# What the esp32 module of an ESP32 with an OTA table (vboard_esp32.py, run from source by the boot script)
+# keeps on the VM's heap; a board has the module in its firmware. Added like BOOT_HEAP (test_suit_ota_vboard).
+ESP32_OTA_HEAP = 8 * 1024
 
 # What the board's firmware lacks that the unix VM has (shared/README.md "Boards"): the VM hides these modules.
 # nRF52840: no IP network, hashlib has sha256 only, no cryptolib, no ssl.
@@ -283,7 +286,8 @@ class VirtualBoard:
         romfs_k = -(-self.board.romfs_size // 1024) if self.romfs_file else 0
         if self.romfs_file and not self.romfs_file.exists():
             self.romfs_file.write_bytes(b"\xff" * self.board.romfs_size)  # erased flash
-        self.heap = heap or f"{(mpvm.heap_bytes(self.board.vm_heap) + BOOT_HEAP) // 1024 + romfs_k}k"
+        boot_heap = BOOT_HEAP + (ESP32_OTA_HEAP if self.ota_slots else 0)
+        self.heap = heap or f"{(mpvm.heap_bytes(self.board.vm_heap) + boot_heap) // 1024 + romfs_k}k"
         try:
             mpvm.heap_bytes(self.heap)
         except ValueError as e:

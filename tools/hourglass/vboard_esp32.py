@@ -29,6 +29,9 @@ _PENDING = "pending-verify"
 _VALID = "valid"
 _ABORTED = "aborted"
 _OTADATA = 512  # bytes of the otadata record
+_CHUNK = 256
+_ERASED = b"\xff" * _CHUNK
+_scratch = bytearray(_CHUNK)
 
 _cfg = {}  # file, slots [(label, size)], otadata, running
 
@@ -145,6 +148,7 @@ class Partition:
             self.info()[1], self.info()[2], self.size, self.label)
 
     def _io(self, block, buf, offset, write):
+        # In pieces of _CHUNK bytes: a board does this in C, so the fake module keeps its own heap small.
         addr = block * self.block_size + (offset or 0)
         n = len(buf)
         if addr < 0 or addr + n > self.size:
@@ -158,16 +162,22 @@ class Partition:
             for i in range(got, n):
                 buf[i] = 0xFF  # beyond the file's end: erased flash
             return
-        if offset is not None:  # no erase: NOR flash only clears bits
-            old = bytearray(n)
-            got = f.readinto(old) or 0
-            for i in range(got, n):
-                old[i] = 0xFF
-            for i in range(n):
-                old[i] &= buf[i]
-            f.seek(self.offset + addr)
-            buf = old
-        f.write(buf)  # without an offset the blocks were erased first: the new bytes as they are
+        if offset is None:  # the blocks were erased first: the new bytes as they are
+            f.write(buf)
+        else:  # no erase: NOR flash only clears bits
+            old = _scratch
+            mv = memoryview(buf)
+            for p in range(0, n, _CHUNK):
+                k = min(_CHUNK, n - p)
+                f.seek(self.offset + addr + p)
+                got = f.readinto(memoryview(old)[:k]) or 0
+                f.seek(self.offset + addr + p)
+                if memoryview(old)[:got] == _ERASED[:got]:  # erased: the bytes go in as they are
+                    f.write(mv[p:p + k])
+                    continue
+                for i in range(k):
+                    old[i] = (old[i] if i < got else 0xFF) & mv[p + i]
+                f.write(memoryview(old)[:k])
         f.flush()
 
     def readblocks(self, block, buf, offset=None):
@@ -184,7 +194,15 @@ class Partition:
         if cmd == 5:
             return self.block_size
         if cmd == 6:
-            self._io(arg, b"\xff" * self.block_size, None, True)
+            if not 0 <= arg < self.size // self.block_size:
+                raise OSError(22)
+            f = _cfg["file"]
+            at = self.offset + arg * self.block_size
+            _extend(f, at)
+            f.seek(at)
+            for _ in range(self.block_size // _CHUNK):
+                f.write(_ERASED)
+            f.flush()
             return 0
         return 0 if cmd in (1, 2, 3) else None
 
@@ -218,6 +236,5 @@ class Partition:
 def _extend(f, to):
     # Grow the sparse file with erased bytes up to `to` (a hole would read back as zeros).
     end = f.seek(0, 2)
-    erased = b"\xff" * _BLOCK
     while end < to:
-        end += f.write(erased[:min(_BLOCK, to - end)])
+        end += f.write(_ERASED[:min(_CHUNK, to - end)])

@@ -1,74 +1,98 @@
-# SUIT driver for the ESP32 firmware image through esp32.Partition: the image streams into the next OTA
-# partition in 4 KiB blocks (writeblocks erases each sector first), and set_boot() runs only in commit(),
-# after the processor checked digest and size. Condition component-slot is true for the partition
-# get_next_update() returns (ota_0 is slot 0, ota_1 slot 1). The first-boot health check and
-# mark_app_valid_cancel_rollback() belong to the update flow, not to this driver.
+# The ESP32 firmware image through esp32.Partition: the SUIT driver (OtaDriver) and the writer and reader
+# suit.spool.PartitionSpool streams the OTA download through, all on the next OTA partition, in 4 KiB
+# blocks. No block buffer of their own: a page is erased (ioctl 6) when its first byte is written, and bytes
+# go to and come from the caller's buffer with the offset forms of writeblocks/readblocks, so an update holds
+# one chunk buffer, the processor's. set_boot() runs only in commit(), after the processor checked digest and
+# size. Condition component-slot is true for the partition get_next_update() returns (ota_0 is slot 0, ota_1
+# slot 1). The first-boot health check and mark_app_valid_cancel_rollback() belong to the update flow
+# (suit.ota_boot).
 from suit import SuitError, const
-from suit.bundle import _Reader
+
 _COMPONENT_UNSUPPORTED = const(6)
 _OPERATION_FAILED = const(11)
 
-_BLOCK = 4096
-_IOCTL_BLOCK_COUNT = 4
-_IOCTL_BLOCK_SIZE = 5
+_BLOCK = const(4096)
+_IOCTL_BLOCK_COUNT = const(4)
+_IOCTL_BLOCK_SIZE = const(5)
+_IOCTL_BLOCK_ERASE = const(6)
 
 
-class _PartitionWriter:
-    def __init__(self, part, capacity):
-        self._part = part
-        self._capacity = capacity
-        self._buf = bytearray(_BLOCK)
-        self._fill = 0
-        self._block = 0
-        self.size = 0
+def _capacity(part):
+    return part.ioctl(_IOCTL_BLOCK_COUNT, 0) * part.ioctl(_IOCTL_BLOCK_SIZE, 0)
+
+
+class PartitionWriter:
+    """Writes a partition from byte `offset` (a block boundary) on; stored: the bytes written."""
+
+    def __init__(self, part, offset=0, capacity=None):
+        self.part = part
+        self.capacity = _capacity(part) if capacity is None else capacity
+        self.stored = offset
+        self.size = 0  # written through this writer
 
     def write(self, data):
         n = len(data)
-        if self.size + n > self._capacity:
-            raise SuitError(_OPERATION_FAILED, "image bigger than the OTA partition (%d bytes)" % self._capacity)
-        self.size += n
+        pos = self.stored
+        if pos + n > self.capacity:
+            raise SuitError(_OPERATION_FAILED, "image bigger than the OTA partition (%d bytes)" % self.capacity)
+        mv = memoryview(data)
         p = 0
-        buf = self._buf
         while p < n:
-            take = min(_BLOCK - self._fill, n - p)
-            buf[self._fill:self._fill + take] = data[p:p + take]
-            self._fill += take
+            block, off = divmod(pos, _BLOCK)
+            if off == 0:
+                self.part.ioctl(_IOCTL_BLOCK_ERASE, block)
+            take = min(_BLOCK - off, n - p)
+            self.part.writeblocks(block, mv[p:p + take], off)
             p += take
-            if self._fill == _BLOCK:
-                self._part.writeblocks(self._block, buf)
-                self._block += 1
-                self._fill = 0
+            pos += take
+        self.stored = pos
+        self.size += n
+
+    def flush(self):
+        return self.stored
 
     def close(self):
-        if self._fill:
-            buf = self._buf
-            for i in range(self._fill, _BLOCK):
-                buf[i] = 0xFF  # erased flash
-            self._part.writeblocks(self._block, buf)
-            self._fill = 0
+        pass  # the rest of the last page was erased: 0xFF, as erased flash reads
 
 
-class _PartitionReader:
+class PartitionReader:
+    """The first `size` bytes of a partition."""
+
     def __init__(self, part, size):
-        self._part = part
-        self._size = size
-        self._pos = 0
-        self._blk = bytearray(_BLOCK)
+        self.part = part
+        self.size = size
+        self.pos = 0
 
     def readinto(self, buf):
-        n = min(len(buf), self._size - self._pos)
+        n = min(len(buf), self.size - self.pos)
+        mv = memoryview(buf)
         done = 0
         while done < n:
-            block, off = divmod(self._pos, _BLOCK)
-            self._part.readblocks(block, self._blk)
+            block, off = divmod(self.pos, _BLOCK)
             take = min(_BLOCK - off, n - done)
-            buf[done:done + take] = self._blk[off:off + take]
+            self.part.readblocks(block, mv[done:done + take], off)
             done += take
-            self._pos += take
+            self.pos += take
         return n
 
     def close(self):
         pass
+
+
+class _FileReader:
+    def __init__(self, path):
+        self.f = open(path, "rb")
+
+    def readinto(self, buf):
+        return self.f.readinto(buf) or 0
+
+    def close(self):
+        self.f.close()
+
+
+def _running():
+    import esp32
+    return esp32.Partition(esp32.Partition.RUNNING)
 
 
 class OtaDriver:
@@ -77,17 +101,13 @@ class OtaDriver:
     suit.bundle.BundleDriver."""
 
     def __init__(self, identity, component=(b"firmware",), running=None, sources=None, on_invoke=None):
-        if running is None:
-            import esp32
-            running = esp32.Partition(esp32.Partition.RUNNING)
         self.ident = identity
         self.component = tuple(component)
-        self.running = running
+        self.running = running or _running()
         self.sources = sources or {}
         self.on_invoke = on_invoke
         self.reports = []
         self._staged = None
-        self._size = 0
 
     def _check(self, cid):
         if tuple(cid) != self.component:
@@ -101,8 +121,7 @@ class OtaDriver:
 
     def slot_matches(self, cid, slot):
         self._check(cid)
-        label = self._next().info()[4]
-        return label == "ota_%d" % slot
+        return self._next().info()[4] == "ota_%d" % slot
 
     def fetch(self, uri):
         if callable(self.sources):
@@ -110,18 +129,19 @@ class OtaDriver:
         src = self.sources.get(uri)
         if src is None:
             raise OSError("no source for %s" % uri)
-        return _Reader(open(src, "rb"))
+        return _FileReader(src)
 
     def stage(self, cid, slot, size):
+        """A writer at the start of the next partition (nothing is erased before the first write)."""
         self._check(cid)
         part = self._next()
         if slot is not None and not self.slot_matches(cid, slot):
             raise SuitError(_COMPONENT_UNSUPPORTED, "slot %d is not the next OTA partition" % slot)
-        capacity = part.ioctl(_IOCTL_BLOCK_COUNT, 0) * part.ioctl(_IOCTL_BLOCK_SIZE, 0)
+        capacity = _capacity(part)
         if size is not None and size > capacity:
             raise SuitError(_OPERATION_FAILED, "image-size %d is bigger than the OTA partition (%d bytes)"
                             % (size, capacity))
-        w = _PartitionWriter(part, capacity)
+        w = PartitionWriter(part, 0, capacity)
         self._staged = (part, w)
         return w
 
@@ -131,7 +151,7 @@ class OtaDriver:
         if self._staged is None:
             return None
         part, w = self._staged
-        return _PartitionReader(part, w.size)
+        return PartitionReader(part, w.size)
 
     def swap(self, a, b):
         raise SuitError(_OPERATION_FAILED, "OTA partitions do not swap")

@@ -13,36 +13,39 @@
 # reset; bundle: soft reset) and boot() decides with the app's health check: confirm
 # (mark_app_valid_cancel_rollback, or drop the bundle's old files) or undo (the bootloader rolls the image back;
 # the bundle's old files are put back). Each outcome is reported to the server (POST /suit/report, CBOR).
+# Through OSCORE when the endpoint has a client context (ep.transform = oscore.transform.Oscore(client=ctx)):
+# every request of an update (manifest, blocks, reports) goes through the endpoint's transform.
 #
-# Heap: the steady state holds this module and the endpoint only. The processor (with COSE, the verify
-# algorithms and the driver) is made by make_processor() when an update runs and every module that run
-# imported is released after it; the spools are in suit.spool, the boot verdict in suit.ota_boot.
-import asyncio
+# Heap: the steady state holds this module and the endpoint only; the trigger's authentication is
+# suit.ota_check, the update run suit.ota_run, the install and the boot verdict suit.ota_boot, each imported
+# when needed and released after (release()). With
+# install_at_boot=True the install itself waits for a restart: the download ends with a soft reset, and the
+# app's first lines (suit.ota_boot.install_pending, before the endpoint and the app are imported) run the
+# processor on a nearly empty heap, so the processor and the CoAP stack are never on the heap together.
 import os
 
 import cbor
-from coap.msg import Message
-from suit import SuitError, const
+from suit import const
 
-_GET = const(1)
-_POST = const(2)
 _CONTENT = const(69)
 _CHANGED = const(68)
-_VALID = const(67)
-_ETAG = const(4)
 
 # stored records (lib/store names)
-_DL = "suit-dl"          # [envelope digest, uri, etag, bytes stored]: where a download resumes
-_PENDING = "suit-pend"   # {0: kind, 1: seq, 2: digest, 3: slot label, 4: phase}: an update not yet confirmed
+_DL = "suit-dl"          # [envelope digest, uri index, etag, bytes stored]: where a download resumes
+_ENV = "suit-env"        # the envelope of a download that waits for its install at boot
+_PENDING = "suit-pend"   # an update not yet confirmed: {0: kind, 1: seq, 2: digest, 3: slot label, 4: phase,
+#                          5: why it failed, 6: [[uri, size, stored]], 7: {phase: ms}, 8: the install's report}
 _STATE = "suit-state"    # {component name: [digest, seq]}: what runs, confirmed
 _LAST = "suit-last"      # the last outcome: {1: seq, 2: ok, 3: reason, 4: message}
 _SEQ_COMPONENT = "manifest"
 
-# phases (/suit/state key 6)
+# phases (/suit/state key 6; _PENDING key 4)
 IDLE = "idle"
 FETCH = "fetch"
+FETCHED = "fetched"      # downloaded, the install waits for the restart (install_at_boot)
 INSTALL = "install"
 RESTART = "restart"
+FAILED = "failed"
 
 
 class UpdateError(Exception):
@@ -59,8 +62,53 @@ def _release(*names):
             delattr(parent, name[dot + 1:])
 
 
+def _ticks_ms():
+    try:
+        from time import ticks_ms
+    except ImportError:  # CPython
+        from coap.endpoint import ticks_ms
+    return ticks_ms()
+
+
+def _ms_since(t0):
+    try:
+        from time import ticks_diff
+    except ImportError:  # CPython
+        from coap.endpoint import ticks_diff
+    return ticks_diff(_ticks_ms(), t0)
+
+
 async def _sleep_ms(ms):
+    import asyncio
     await asyncio.sleep(ms / 1000)
+
+
+def _restart(kind):
+    import machine
+    if kind == "hard":
+        machine.reset()
+    else:
+        machine.soft_reset()
+
+
+def install_pending(store, make_processor, spool, restart=None):
+    """The install at boot (Updater(install_at_boot=True)): the app's first lines call it, before they import
+    the endpoint. When a download waits for its install, the processor runs and the board restarts (OTA:
+    hard, into the new image; bundle: soft); Updater.boot() reports the outcome. Returns None when nothing
+    waited (everything it imported is dropped again), else "installed" or "failed"."""
+    if store.get(_PENDING) is None:
+        return None
+    import sys
+    before = set(sys.modules)
+    from suit.ota_boot import install_pending as run
+    try:
+        return run(store, make_processor, spool, restart)
+    finally:
+        run = None
+        if sys.implementation.name == "micropython":
+            _release(*[n for n in list(sys.modules) if n not in before])
+        import gc
+        gc.collect()
 
 
 class Updater:
@@ -68,13 +116,15 @@ class Updater:
     platform's (suit.bundle.BundleDriver or suit.esp32ota.OtaDriver), made when an update runs;
     store: the lib/store FileStore the processor keeps its sequence number in; device_id: bytes;
     server: the update server's remote (host, port), or coap.serial.REMOTE through the gateway;
-    spool: FileSpool or PartitionSpool; kind: "bundle" (soft reset) or "ota" (set_boot, hard reset);
-    anchors(): the trust anchors, to authenticate a trigger without making a processor (optional);
-    szx: Block2 size exponent (16 << szx bytes per block; default the endpoint's); retries: attempts per
-    block; restart(kind): how the board restarts ("soft" or "hard"; default machine.soft_reset/reset)."""
+    spool: suit.spool.FileSpool or suit.esp32ota.PartitionSpool; kind: "bundle" (soft reset) or "ota"
+    (set_boot, hard reset); anchors(): the trust anchors, to authenticate a trigger without making a
+    processor (optional); szx: Block2 size exponent (16 << szx bytes per block; default the endpoint's);
+    retries: attempts per block; restart(kind): how the board restarts ("soft" or "hard"; default
+    machine.soft_reset/reset); install_at_boot: run the install after a soft reset (see above)."""
 
     def __init__(self, ep, make_processor, store, device_id, server, spool, kind="bundle", szx=None, retries=8,
-                 backoff_ms=500, restart=None, max_envelope=8192, on_phase=None, seq_name="suit-seq", anchors=None):
+                 backoff_ms=500, restart=None, max_envelope=8192, on_phase=None, seq_name="suit-seq", anchors=None,
+                 install_at_boot=False):
         self.ep = ep
         self.anchors = anchors
         self.make_processor = make_processor
@@ -90,6 +140,7 @@ class Updater:
         self.restart = restart or _restart
         self.max_envelope = max_envelope
         self.on_phase = on_phase
+        self.install_at_boot = install_at_boot
         self.phase = IDLE
         self.done = 0
         self.total = 0
@@ -120,6 +171,8 @@ class Updater:
             self.on_phase(phase)
 
     def _trigger(self, req):
+        from coap.msg import Message
+        from suit import SuitError
         if self.task is not None:
             return Message(code=163, payload=b"busy: an update is running")  # 5.03
         data = bytes(req.payload)
@@ -140,10 +193,13 @@ class Updater:
         except MemoryError:
             self.release()
             return Message(code=160, payload=b"out of memory")
-        self.task = asyncio.create_task(self._run(data, info))
+        import asyncio
+        from suit.ota_run import run
+        self.task = asyncio.create_task(run(self, data, info))
         return Message(code=_CHANGED)
 
     def _state(self, req):
+        from coap.msg import Message
         return Message(code=_CONTENT, payload=cbor.dumps(self.state())).add(12, 60)  # application/cbor
 
     def state(self):
@@ -161,7 +217,7 @@ class Updater:
             s[5] = [self.done, self.total]
         return s
 
-    # ---------------------------------------------------------------- the update
+    # ---------------------------------------------------------------- the update (suit.ota_run)
 
     def stored_sequence_number(self):
         """The processor's anti-rollback record (8 bytes, big-endian, under seq_name), read without it."""
@@ -173,111 +229,42 @@ class Updater:
         return self.make_processor()
 
     def check(self, data):
-        """Authenticate an envelope; returns (digest, seq, uris) or raises SuitError (suit.ota_run.check)."""
-        from suit.ota_run import check
-        return check(self, data)
+        """Authenticate an envelope; returns (digest, seq, uris) or raises SuitError (suit.ota_check)."""
+        import gc
+        gc.collect()  # the COSE and crypto modules come in one piece after another: a clean heap first
+        from suit.ota_check import check
+        try:
+            return check(self, data)
+        finally:
+            self.release()
 
     def start_uri(self, uri):
         """Update in the background from the envelope at a manifest URI (False: an update is running)."""
         if self.task is not None:
             return False
-        self.task = asyncio.create_task(self._run_uri(uri))
+        import asyncio
+        from suit.ota_run import run_uri
+        self.task = asyncio.create_task(run_uri(self, uri))
         return True
 
-    async def _run_uri(self, uri):
-        try:
-            remote, path = self._resolve(uri)
-            r = await self.ep.request(_GET, remote, path, szx=self.szx)
-            if r.code != _CONTENT:
-                raise UpdateError("manifest %s: %d.%02d" % (uri, r.code >> 5, r.code & 31))
-            data = bytes(r.payload)
-            info = self.check(data)
-        except Exception as e:
-            self.task = None
-            self.release()
-            await self.report(None, False, 11, str(e), None)
-            return
-        await self._run(data, info)
-
-    async def _run(self, data, info):
-        digest, seq, uris = info
-        try:
-            from suit.ota_run import update
-            ok = await update(self, data, digest, seq, uris)
-        except Exception as e:  # never an unhandled task: report it
-            ok = False
-            await self.report(seq, False, 11, "%s: %s" % (type(e).__name__, e), None)
-        self.task = None
-        self.release()
-        self.set_phase(IDLE)
-        if ok:
-            self.set_phase(RESTART)
-            await _sleep_ms(50)  # the report's ACK goes out before the restart
-            self.restart("hard" if self.kind == "ota" else "soft")
-
-    def _resolve(self, uri):
-        """coap://host:port/path -> (remote, path); every request goes to `server` (the gateway on serial)."""
-        if uri.startswith("coap://"):
-            rest = uri[7:]
-            i = rest.find("/")
-            path = rest[i:] if i >= 0 else "/"
-        elif uri.startswith("/"):
-            path = uri
-        else:
-            raise UpdateError("unsupported URI %s" % uri)
-        return self.server, path
-
-    # ---------------------------------------------------------------- reports
-
-    async def report(self, seq, ok, reason, message, report, phase=None):
-        try:
-            self.store.put(_LAST, cbor.dumps({1: seq, 2: ok, 3: reason, 4: message}))
-        except OSError:  # a full filesystem must not keep the report from the server
-            pass
-        body = {1: self.device_id, 2: seq, 3: ok, 4: reason, 5: message, 6: phase or (IDLE if ok else "failed")}
-        if report is not None:
-            body[7] = report
-        for i in range(3):
-            try:
-                r = await self.ep.request(_POST, self.server, "/suit/report", cbor.dumps(body))
-                if r.code < 128:
-                    return True
-                return False
-            except Exception as e:
-                if isinstance(e, MemoryError):
-                    return False
-                await _sleep_ms(self.backoff_ms << i)
-        return False
+    async def report(self, seq, ok, reason, message, report, phase=None, timing=None):
+        """POST /suit/report (suit.ota_run.report); False when the server did not take it."""
+        from suit.ota_run import report as post
+        return await post(self, seq, ok, reason, message, report, phase, timing)
 
     # ---------------------------------------------------------------- poll
 
     async def poll_once(self, path):
         """GET the manifest (If-None-Match the last ETag); update when its sequence number is newer.
-        Returns "same", "old", "updating" or an error text."""
+        Returns "same", "old", "updating", "busy" or an error text."""
         if self.task is not None:
             return "busy"
-        opts = ()
-        if self.etag is not None:
-            opts = ((_ETAG, self.etag),)  # a validation request (RFC 7252 5.10.6.1): 2.03 when unchanged
-        path = path + ("&" if "?" in path else "?") + "d=" + self.device_id.decode()
-        r = await self.ep.request(_GET, self.server, path, options=opts, szx=self.szx)
-        if r.code == _VALID:
-            return "same"
-        if r.code != _CONTENT:
-            return "%d.%02d" % (r.code >> 5, r.code & 31)
-        et = r.opt(_ETAG)
-        self.etag = bytes(et) if et is not None else None
-        data = bytes(r.payload)
+        from suit.ota_run import poll_once
         try:
-            info = self.check(data)
-        except SuitError as e:
-            self.release()
-            if e.reason == 4 and "not newer" in e.args[0]:
-                return "old"
-            await self.report(None, False, e.reason, str(e), None)
-            return str(e)
-        self.task = asyncio.create_task(self._run(data, info))
-        return "updating"
+            return await poll_once(self, path)
+        finally:
+            if self.task is None:
+                self.release()
 
     async def poll_forever(self, path, interval_ms, jitter_ms=None):
         """Poll every interval_ms plus a random 0..jitter_ms (default interval/10), so a fleet spreads out."""
@@ -293,13 +280,13 @@ class Updater:
             j = int.from_bytes(os.urandom(2), "big") * jitter_ms // 65536 if jitter_ms else 0
             await _sleep_ms(interval_ms + j)
 
-    # ---------------------------------------------------------------- boot: confirm or undo
+    # ---------------------------------------------------------------- boot: install, confirm or undo
 
     async def boot(self, health, deadline_ms=30000):
         """At every boot, before anything else touches the update state. health: an async callable -> bool
         (the app's services started and the update server answers). Returns None (nothing pending),
-        "confirmed", "rolled back" or "restored" (the last two were reported as failures). The code lives
-        in suit.ota_boot, imported only when an update waits for its verdict."""
+        "installed" (it restarts), "confirmed", "failed", "rolled back" or "restored" (the last three were
+        reported as failures). The code lives in suit.ota_boot, imported only when an update waits."""
         if self.store.get(_PENDING) is None:
             if self.spool.interrupted():  # a power cut in a commit: the processor finishes or undoes it
                 self.processor().recover()
@@ -310,11 +297,3 @@ class Updater:
             return await boot(self, health, deadline_ms)
         finally:
             self.release()
-
-
-def _restart(kind):
-    import machine
-    if kind == "hard":
-        machine.reset()
-    else:
-        machine.soft_reset()

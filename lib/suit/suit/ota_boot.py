@@ -1,19 +1,125 @@
-# The first boot after an update (suit.ota.Updater.boot): the app's health check decides within a deadline.
-# OTA: confirmed -> mark_app_valid_cancel_rollback(); failed -> a hard reset without confirming, so the
-# bootloader rolls the image back, and the old image, finding its own slot running, reports the rollback.
+# The install and the first boot after an update (suit.ota.Updater). install(): the processor runs with a
+# driver that reads the spool. install_pending(): the install at boot (Updater(install_at_boot=True)): the
+# app's first lines call it, before the CoAP endpoint and the app are imported, so the processor has the heap
+# to itself; then the board restarts into the new image. boot(): the app's health check decides within a
+# deadline. OTA: confirmed -> mark_app_valid_cancel_rollback(); failed -> a hard reset without confirming, so
+# the bootloader rolls the image back, and the old image, finding its own slot running, reports the rollback.
 # Bundle: confirmed -> the old files go; failed -> the journal's moves are undone, then a soft reset.
-# Imported only while an update waits for its verdict.
-import asyncio
-
+# Imported only while an update waits for its install or verdict.
 import cbor
-from suit.ota import _LAST, _PENDING, _SEQ_COMPONENT, _STATE, RESTART
+from suit.ota import (_DL, _ENV, _LAST, _PENDING, _SEQ_COMPONENT, _STATE, FAILED, FETCHED, INSTALL, RESTART,
+                      _ms_since, _restart, _ticks_ms)
+
+
+class _Counting:
+    # The staged writer of an in-place spool: the bytes are already where they belong; check the size only.
+    def __init__(self):
+        self.size = 0
+
+    def write(self, data):
+        self.size += len(data)
+
+    def close(self):
+        pass
+
+
+class _SpoolDriver:
+    """The platform driver as the processor sees it during an OTA run: fetch() reads the spool, and finish()
+    waits for the health check when keep_old (the bundle's old files stay until confirmation)."""
+
+    def __init__(self, inner, spool, uris, keep_old):
+        self.inner = inner
+        self.spool = spool
+        self.uris = uris
+        self.keep_old = keep_old
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def fetch(self, uri):
+        for i, u in enumerate(self.uris):
+            if u[0] == uri:
+                return self.spool.reader(i, u[2])
+        raise OSError("%s was not downloaded" % uri)
+
+    def stage(self, cid, slot, size):
+        w = self.inner.stage(cid, slot, size)
+        if self.spool.in_place:
+            return _Counting()  # the inner writer is never written: the image is in its slot already
+        return w
+
+    def finish(self):
+        if not self.keep_old:
+            self.inner.finish()
+
+
+def install(store, make_processor, spool, data, pend):
+    """Run the processor over the downloaded payloads (pend: the _PENDING record, its phase fetched);
+    returns its Result. pend becomes restart (time in pend[7]) or the record goes."""
+    pend[4] = INSTALL
+    store.put(_PENDING, cbor.dumps(pend))
+    t0 = _ticks_ms()
+    p = make_processor()
+    p.driver = _SpoolDriver(p.driver, spool, pend[6], pend[0] == "bundle")
+    res = p.update(data)
+    p = None
+    store.delete(_DL)
+    spool.clear()
+    if not res.ok:
+        store.delete(_PENDING)
+        return res
+    pend[4] = RESTART
+    pend[6] = None
+    pend[7][INSTALL] = _ms_since(t0)
+    store.put(_PENDING, cbor.dumps(pend))
+    return res
+
+
+def install_pending(store, make_processor, spool, restart=None):
+    """The install at boot: when a download waits for it, install, then restart (OTA: hard, into the new
+    image; bundle: soft, into the new files). Returns None (nothing waited), "installed" or "failed"; the
+    outcome is reported by Updater.boot() once the endpoint runs."""
+    raw = store.get(_PENDING)
+    if raw is None:
+        return None
+    pend = cbor.loads(raw)
+    if pend.get(4) != FETCHED:
+        return None
+    data = store.get(_ENV)
+    try:
+        res = install(store, make_processor, spool, data, pend)
+    finally:
+        data = None
+        store.delete(_ENV)
+    if res.ok:
+        pend[8] = res.report
+        outcome = "installed"
+    else:
+        pend[4] = FAILED
+        pend[5] = [res.reason, res.message]
+        pend[8] = res.report
+        outcome = "failed"
+    store.put(_PENDING, cbor.dumps(pend))
+    # restart either way: the processor leaves its interned names and a fragmented heap behind
+    (restart or _restart)("hard" if res.ok and pend[0] == "ota" else "soft")
+    return outcome
 
 
 async def boot(up, health, deadline_ms):
+    import asyncio
     raw = up.store.get(_PENDING)
     pend = cbor.loads(raw)
     kind, seq, digest = pend[0], pend[1], pend[2]
-    if pend.get(4) != RESTART:
+    phase = pend.get(4)
+    if phase == FETCHED:  # the app did not call install_pending first: install now (with less heap)
+        up.release()
+        return install_pending(up.store, up.processor, up.spool, up.restart)
+    if phase == FAILED:
+        up.store.delete(_PENDING)
+        reason, message = pend[5]
+        await up.report(seq, False, reason, message, pend.get(8), timing=pend.get(7))
+        return "failed"
+    if phase != RESTART:
         # cut before the commit finished: the processor's recovery decides, nothing to confirm
         up.store.delete(_PENDING)
         up.processor().recover()
@@ -23,8 +129,13 @@ async def boot(up, health, deadline_ms):
         why = pend.get(5) or "the new image reset before it confirmed itself"
         await up.report(seq, False, 11, "rolled back: " + why, None, phase="rolled back")
         return "rolled back"
+    if pend.get(8) is not None:  # installed at boot: its report goes out now
+        await up.report(seq, True, 0, "installed; restarted", pend[8], RESTART, pend.get(7))
+        pend[8] = None
+        up.store.put(_PENDING, cbor.dumps(pend))
     ok = False
     why = "health check failed"
+    t0 = _ticks_ms()
     try:
         ok = await asyncio.wait_for(health(), deadline_ms / 1000)
     except asyncio.TimeoutError:
@@ -33,6 +144,7 @@ async def boot(up, health, deadline_ms):
         if isinstance(e, MemoryError):
             raise
         why = "health check raised %s: %s" % (type(e).__name__, e)
+    timing = {"health": _ms_since(t0)}
     if ok:
         if kind == "ota":
             import esp32
@@ -44,7 +156,7 @@ async def boot(up, health, deadline_ms):
         st[_SEQ_COMPONENT] = [digest, seq]
         up.store.put(_STATE, cbor.dumps(st))
         up.store.delete(_PENDING)
-        await up.report(seq, True, 0, "confirmed", None, phase="confirmed")
+        await up.report(seq, True, 0, "confirmed", None, phase="confirmed", timing=timing)
         return "confirmed"
     if kind == "ota":
         # not confirmed: the bootloader rolls the image back at this reset; the old image reports it

@@ -1,141 +1,67 @@
-# One update run of suit.ota.Updater: authenticate the envelope and find its payload URIs, download each
-# (Block2, resuming from the last good block while the ETag is the same) into the spool, then install with
-# the processor reading the spool. Imported per run and released after it (Updater.release), so a board's
-# steady state does not hold it.
+# One update run of suit.ota.Updater, after suit.ota_check authenticated its envelope: download each payload
+# URI (Block2, the next block asked for while this one is written, resuming from the last good block while the
+# ETag is the same) into the spool, then install with the processor reading the spool (suit.ota_boot.install;
+# with install_at_boot, after a soft reset). Also the reports, the poll and the trigger by URI. Imported per
+# run and released after it (Updater.release), so a board's steady state does not hold it.
+import asyncio
 import os
 
 import cbor
 from coap import block as _block
-from coap.msg import Message
+from coap.msg import Message, uint_bytes
 from suit import SuitError, const
-from suit.ota import _DL, _PENDING, FETCH, INSTALL, RESTART, UpdateError, _sleep_ms
+from suit.ota import (_DL, _ENV, _LAST, _PENDING, FETCH, FETCHED, IDLE, INSTALL, RESTART, UpdateError,
+                      _ms_since, _sleep_ms, _ticks_ms)
 
 _CON = const(0)
 _GET = const(1)
+_POST = const(2)
+_VALID = const(67)
 _CONTENT = const(69)
 _ETAG = const(4)
 _BLOCK2 = const(23)
 _SIZE2 = const(28)
+_SAVE_EVERY = const(65536)  # bytes between two resumption records (a store write each)
 
 
-def payload_uris(manifest):
-    """The remote payload URIs (and their image-size, or None) a Manifest's sequences set, in order."""
-    out = []
-    for seq in (manifest.shared, manifest.sequences.get(16), manifest.sequences.get(20)):
-        if seq is not None:
-            _scan(seq, out, 0)
-    return [u for u in out if not u[0].startswith("#")]
-
-
-def _scan(seq, out, depth):
-    if depth > 6:
-        raise SuitError(1, "command sequences nested too deep")
-    d = cbor.Decoder(seq)
-    n = d.read_array_header() or 0
-    size = None
-    for _ in range(n // 2):
-        cmd = d.read_int()
-        if cmd in (19, 20):  # set/override-parameters
-            for _ in range(d.read_map_header() or 0):
-                key = d.read_int()
-                if key == 21:
-                    out.append([d.read_text(), size])
-                elif key == 14:
-                    size = d.read_uint()
-                    for u in out:
-                        if u[1] is None:
-                            u[1] = size
-                else:
-                    d.skip()
-        elif cmd == 15:  # try-each
-            for _ in range(d.read_array_header() or 0):
-                if d.peek_major() == 2:
-                    _scan(d.read_bytes(), out, depth + 1)
-                else:
-                    d.skip()
-        elif cmd == 32:  # run-sequence
-            _scan(d.read_bytes(), out, depth + 1)
-        else:
-            d.skip()
-    seen = []
-    for u in out:  # one download per URI
-        if u[0] not in [s[0] for s in seen]:
-            seen.append(u)
-    out[:] = seen
-
-
-class _Counting:
-    # The staged writer of an in-place spool: the bytes are already where they belong; check the size only.
-    def __init__(self):
-        self.size = 0
-
-    def write(self, data):
-        self.size += len(data)
-
-    def close(self):
-        pass
-
-
-class _SpoolDriver:
-    """The platform driver as the processor sees it during an OTA run: fetch() reads the spool, and finish()
-    waits for the health check when keep_old (the bundle's old files stay until confirmation)."""
-
-    def __init__(self, inner, spool, uris, keep_old):
-        self.inner = inner
-        self.spool = spool
-        self.uris = uris
-        self.keep_old = keep_old
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def fetch(self, uri):
-        for i, u in enumerate(self.uris):
-            if u[0] == uri:
-                return self.spool.reader(i, u[2])
-        raise OSError("%s was not downloaded" % uri)
-
-    def stage(self, cid, slot, size):
-        w = self.inner.stage(cid, slot, size)
-        if self.spool.in_place:
-            return _Counting()  # the inner writer is never written: the image is in its slot already
-        return w
-
-    def finish(self):
-        if not self.keep_old:
-            self.inner.finish()
-
-
-# ---------------------------------------------------------------------------------------------- updater
-
-
-def check(up, data):
-    """Authenticate an envelope; returns (digest, seq, uris) or raises SuitError. The processor made for
-    it is dropped with its modules: the download does not need them (the install makes a new one)."""
-    from suit.envelope import Envelope, Manifest
+async def run(up, data, info):
+    """The background task of one update; restarts the board when the install (or, with install_at_boot,
+    the download) is done."""
+    digest, seq, uris = info
     try:
-        if up.anchors is not None:  # the trust anchors alone: far less heap than a whole processor
-            p = None
-            anchors = up.anchors()
-        else:
-            p = up.processor()
-            anchors = p.trust_anchors
-        env = Envelope(data, up.max_envelope)
-        digest = bytes(env.authenticate(anchors))
-        m = Manifest(env, p.max_components if p else 8)
-        seq = m.sequence_number
-        uris = payload_uris(m)
-    finally:
-        p = env = m = anchors = None
+        restart = await update(up, data, digest, seq, uris)
+    except Exception as e:  # never an unhandled task: report it
+        restart = False
+        await report(up, seq, False, 11, "%s: %s" % (type(e).__name__, e), None)
+    up.task = None
+    up.release()
+    up.set_phase(IDLE)
+    if restart:
+        up.set_phase(RESTART)
+        await _sleep_ms(50)  # the report's ACK goes out before the restart
+        up.restart("hard" if up.kind == "ota" and not up.install_at_boot else "soft")
+
+
+async def run_uri(up, uri):
+    try:
+        remote, path = resolve(up, uri)
+        r = await up.ep.request(_GET, remote, path, szx=up.szx)
+        if r.code != _CONTENT:
+            raise UpdateError("manifest %s: %d.%02d" % (uri, r.code >> 5, r.code & 31))
+        data = bytes(r.payload)
+        info = up.check(data)
+    except Exception as e:
+        up.task = None
         up.release()
-    stored = up.stored_sequence_number()
-    if stored is not None and seq <= stored:
-        raise SuitError(4, "sequence number %d is not newer than the installed %d" % (seq, stored))
-    return digest, seq, uris
+        await report(up, None, False, 11, str(e), None)
+        return
+    await run(up, data, info)
 
 
 async def update(up, data, digest, seq, uris):
+    """Download, then install (or keep the envelope for the install at boot). True: restart now."""
     up.set_phase(FETCH)
+    t0 = _ticks_ms()
     up.total = sum(u[1] or 0 for u in uris)
     up.done = 0
     rec = up.store.get(_DL)
@@ -154,31 +80,28 @@ async def update(up, data, digest, seq, uris):
         size = await download(up, i, u[0], start, etag, rec, base)
         u.append(size)
         base += size
-    up.set_phase(INSTALL)
-    pending = {0: up.kind, 1: seq, 2: digest, 4: INSTALL}
+    pending = {0: up.kind, 1: seq, 2: digest, 4: FETCHED, 6: uris, 7: {FETCH: _ms_since(t0)}}
     if up.kind == "ota":
         pending[3] = up.spool.running.get_next_update().info()[4]
-    up.store.put(_PENDING, cbor.dumps(pending))
-    p = up.processor()
-    p.driver = _SpoolDriver(p.driver, up.spool, uris, up.kind == "bundle")
-    res = p.update(data)
-    p = None
-    up.store.delete(_DL)
+    if up.install_at_boot:
+        up.store.put(_ENV, data)
+        up.store.put(_PENDING, cbor.dumps(pending))
+        up.store.delete(_DL)
+        await report(up, seq, True, 0, "downloaded; installing at the restart", None, FETCHED, pending[7])
+        return True  # the soft reset: suit.ota_boot.install_pending installs before the app starts
+    up.set_phase(INSTALL)
+    from suit.ota_boot import install
+    res = install(up.store, up.processor, up.spool, data, pending)
     if not res.ok:
-        up.store.delete(_PENDING)
-        up.spool.clear()
-        await up.report(seq, False, res.reason, res.message, res.report)
+        await report(up, seq, False, res.reason, res.message, res.report)
         return False
-    pending[4] = RESTART
-    up.store.put(_PENDING, cbor.dumps(pending))
-    up.spool.clear()
-    await up.report(seq, True, 0, "installed; restarting", res.report, phase=RESTART)
+    await report(up, seq, True, 0, "installed; restarting", res.report, RESTART, pending[7])
     return True
 
 
 async def download(up, index, uri, start, etag, rec, base):
     """Block2 download of uri into the spool from byte `start`; returns the size."""
-    remote, path = up._resolve(uri)
+    remote, path = resolve(up, uri)
     path += ("&" if "?" in path else "?") + "d=" + up.device_id.decode()
     szx = up.szx
     bs = 16 << szx
@@ -188,16 +111,21 @@ async def download(up, index, uri, start, etag, rec, base):
     w = up.spool.writer(index, offset)
     last_saved = offset
     failures = 0
+    opts = Message().set_path(path).opts  # Uri-Path and Uri-Query, split once for every block's request
+    ahead = None  # the request for the block at `offset`, sent before the previous block was written
     try:
         while True:
-            num = offset >> (szx + 4)
-            m = Message(_CON, _GET, 0, os.urandom(4)).set_path(path)
-            m.add(_BLOCK2, _block.encode(num, 0, szx))
             try:
-                r = await up.ep.exchange(m, remote)
-            except Exception as e:  # the server went away or the link lost the request and retries
+                if ahead is None:
+                    r = await _get_block(up, remote, opts, offset >> (szx + 4), szx)
+                else:
+                    r = await ahead
+                    ahead = None
+            except Exception as e:  # the server went away, the link lost the request and its retries, or
+                ahead = None        # the heap had no room for a datagram: collect and ask again
                 if isinstance(e, MemoryError):
-                    raise
+                    import gc
+                    gc.collect()
                 failures += 1
                 if failures > up.retries:
                     raise UpdateError("%s: no answer after %d tries (%s)" % (uri, failures, e))
@@ -214,12 +142,19 @@ async def download(up, index, uri, start, etag, rec, base):
                 n, more, s = 0, 0, szx
             else:
                 n, more, s = _block.decode(b2)
+            if more and n << (s + 4) == offset:
+                # ask for the next block at once: the server works on it while this one is checked and written
+                # (a flash erase, on a board); anything wrong with this one cancels it
+                ahead = asyncio.create_task(_get_block(up, remote, opts, n + 1, s))
             et = r.opt(_ETAG)
             et = bytes(et) if et is not None else None
             if etag is None and offset == 0:
                 etag = et
             elif et != etag:
                 # a different payload now: start over
+                if ahead is not None:
+                    ahead.cancel()
+                    ahead = None
                 w.close()
                 offset = 0
                 etag = None
@@ -238,13 +173,83 @@ async def download(up, index, uri, start, etag, rec, base):
             up.done = base + offset
             if not more:
                 break
-            if offset - last_saved >= 16384:
+            if offset - last_saved >= _SAVE_EVERY:
                 stored = w.flush()
                 rec[1], rec[2], rec[3] = index, etag, stored
                 up.store.put(_DL, cbor.dumps(rec))
                 last_saved = offset
     finally:
+        if ahead is not None:
+            ahead.cancel()
         w.close()
     rec[1], rec[2], rec[3] = index + 1, None, 0
     up.store.put(_DL, cbor.dumps(rec))
     return offset
+
+
+async def _get_block(up, remote, opts, num, szx):
+    m = Message(_CON, _GET, 0, os.urandom(4))
+    m.opts = opts + [(_BLOCK2, uint_bytes(_block.encode(num, 0, szx)))]
+    return await up.ep.exchange(m, remote)
+
+
+def resolve(up, uri):
+    """coap://host:port/path -> (remote, path); every request goes to `server` (the gateway on serial)."""
+    if uri.startswith("coap://"):
+        rest = uri[7:]
+        i = rest.find("/")
+        path = rest[i:] if i >= 0 else "/"
+    elif uri.startswith("/"):
+        path = uri
+    else:
+        raise UpdateError("unsupported URI %s" % uri)
+    return up.server, path
+
+
+async def report(up, seq, ok, reason, message, suit_report, phase=None, timing=None):
+    """POST /suit/report {1: device, 2: seq, 3: ok, 4: reason, 5: message, 6: phase, 7: SUIT report,
+    8: {phase: ms}}; the outcome is also kept (/suit/state key 4)."""
+    try:
+        up.store.put(_LAST, cbor.dumps({1: seq, 2: ok, 3: reason, 4: message}))
+    except OSError:  # a full filesystem must not keep the report from the server
+        pass
+    body = {1: up.device_id, 2: seq, 3: ok, 4: reason, 5: message, 6: phase or (IDLE if ok else "failed")}
+    if suit_report is not None:
+        body[7] = suit_report
+    if timing:
+        body[8] = timing
+    for i in range(3):
+        try:
+            r = await up.ep.request(_POST, up.server, "/suit/report", cbor.dumps(body))
+            return r.code < 128
+        except Exception as e:
+            if isinstance(e, MemoryError):
+                return False
+            await _sleep_ms(up.backoff_ms << i)
+    return False
+
+
+async def poll_once(up, path):
+    """Updater.poll_once."""
+    import asyncio
+    opts = ()
+    if up.etag is not None:
+        opts = ((_ETAG, up.etag),)  # a validation request (RFC 7252 5.10.6.1): 2.03 when unchanged
+    path = path + ("&" if "?" in path else "?") + "d=" + up.device_id.decode()
+    r = await up.ep.request(_GET, up.server, path, options=opts, szx=up.szx)
+    if r.code == _VALID:
+        return "same"
+    if r.code != _CONTENT:
+        return "%d.%02d" % (r.code >> 5, r.code & 31)
+    et = r.opt(_ETAG)
+    up.etag = bytes(et) if et is not None else None
+    data = bytes(r.payload)
+    try:
+        info = up.check(data)
+    except SuitError as e:
+        if e.reason == 4 and "not newer" in e.args[0]:
+            return "old"
+        await report(up, None, False, e.reason, str(e), None)
+        return str(e)
+    up.task = asyncio.create_task(run(up, data, info))
+    return "updating"

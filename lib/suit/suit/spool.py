@@ -1,9 +1,8 @@
 # Where suit.ota puts a payload while it downloads: a file per URI (FileSpool, the bundle route) or the next
-# ESP32 OTA partition itself (PartitionSpool). A spool says where an interrupted download resumes, and gives
-# the processor a reader over what it holds.
+# ESP32 OTA partition itself (PartitionSpool, through suit.esp32ota's writer and reader, imported when a
+# download or an install runs). A spool says where an interrupted download resumes, and gives the processor
+# a reader over what it holds.
 import os
-
-_PAGE = 4096
 
 
 class _FileReader:
@@ -81,66 +80,6 @@ class FileSpool:
             return False
 
 
-class _PartReader:
-    def __init__(self, part, size):
-        self.part = part
-        self.size = size
-        self.pos = 0
-        self.blk = bytearray(_PAGE)
-
-    def readinto(self, buf):
-        # the processor reads in chunks of its chunk_size (4096): one flash block each
-        n = min(len(buf), self.size - self.pos)
-        done = 0
-        while done < n:
-            b, off = divmod(self.pos, _PAGE)
-            self.part.readblocks(b, self.blk)
-            take = min(_PAGE - off, n - done)
-            buf[done:done + take] = self.blk[off:off + take]
-            done += take
-            self.pos += take
-        return n
-
-    def close(self):
-        pass
-
-
-class _PartWriter:
-    def __init__(self, part, offset, capacity):
-        self.part = part
-        self.capacity = capacity
-        self.buf = bytearray(_PAGE)
-        self.fill = 0
-        self.block = offset // _PAGE
-        self.stored = offset
-
-    def write(self, data):
-        n = len(data)
-        if self.block * _PAGE + self.fill + n > self.capacity:
-            raise OSError(27)  # EFBIG: the image is bigger than the OTA partition
-        p = 0
-        while p < n:
-            take = min(_PAGE - self.fill, n - p)
-            self.buf[self.fill:self.fill + take] = data[p:p + take]
-            self.fill += take
-            p += take
-            if self.fill == _PAGE:
-                self.part.writeblocks(self.block, self.buf)  # erases the sector first
-                self.block += 1
-                self.fill = 0
-                self.stored = self.block * _PAGE
-
-    def flush(self):
-        return self.stored  # only whole written blocks survive a restart
-
-    def close(self):
-        if self.fill:
-            for i in range(self.fill, _PAGE):
-                self.buf[i] = 0xFF
-            self.part.writeblocks(self.block, self.buf)
-            self.fill = 0
-
-
 class PartitionSpool:
     """The firmware image streams straight into the next OTA partition (esp32.Partition), where the
     processor's OTA driver would put it; the processor then reads it back through its digest and the driver
@@ -153,18 +92,16 @@ class PartitionSpool:
             running = esp32.Partition(esp32.Partition.RUNNING)
         self.running = running
 
-    def _part(self):
-        return self.running.get_next_update()
-
     def resume_at(self, index, stored, bs):
-        return stored // _PAGE * _PAGE
+        return stored // 4096 * 4096  # the page being written when the download stopped is written again
 
     def writer(self, index, offset):
-        p = self._part()
-        return _PartWriter(p, offset, p.ioctl(4, 0) * p.ioctl(5, 0))
+        from suit.esp32ota import PartitionWriter
+        return PartitionWriter(self.running.get_next_update(), offset)
 
     def reader(self, index, size):
-        return _PartReader(self._part(), size)
+        from suit.esp32ota import PartitionReader
+        return PartitionReader(self.running.get_next_update(), size)
 
     def clear(self):
         pass
