@@ -490,3 +490,40 @@ def test_downloads_go_through_oscore_when_the_device_has_a_context(tmp_path):
         finally:
             await fleet.stop()
     asyncio.run(run())
+
+
+def test_restoring_a_bundle_puts_a_directory_component_back_whole(tmp_path):
+    """A directory component updated and not confirmed: restore_bundle removes the new tree and renames the
+    old one back (a rename cannot replace a non-empty directory), and cleans .suit/old of the directory."""
+    from store import FileStore
+    from suit.bundle import BundleDriver
+    from suit.ota_boot import restore_bundle
+    from suit.processor import Processor
+    from cose.key import CoseKey
+
+    class Unconfirmed(BundleDriver):
+        keep_old = False
+
+        def finish(self):  # as the OTA run's driver does: the old files wait for the health check
+            if not self.keep_old:
+                super().finish()
+
+    key, anchor = write_key(tmp_path, "k")
+    trees = {1: {"__init__.py": b"v = 1\n", "sub/a.py": payload(2000, 1)}, 2: {"__init__.py": b"v = 2\n", "b.py": b"x"}}
+    dev = tmp_path / "dev"
+    drv = Unconfirmed(str(dev), IDENTITY)
+    proc = Processor(drv, [CoseKey.decode(anchor.read_bytes())], FileStore(str(dev / "state")))
+    for v, files in trees.items():
+        for rel, data in files.items():
+            (tmp_path / f"t{v}" / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / f"t{v}" / rel).write_bytes(data)
+        drv.keep_old = v == 2
+        res = proc.update(build(tmp_path, f"d{v}", v, [{"id": ["pkg"], "directory": f"t{v}", "integrated": True}],
+                                key))
+        assert res.ok, res
+    installed = {p.relative_to(dev / "pkg").as_posix(): p.read_bytes() for p in (dev / "pkg").rglob("*") if p.is_file()}
+    assert installed == trees[2] and (dev / ".suit" / "journal").exists()
+    assert restore_bundle(drv)
+    restored = {p.relative_to(dev / "pkg").as_posix(): p.read_bytes() for p in (dev / "pkg").rglob("*") if p.is_file()}
+    assert restored == trees[1]
+    assert not any((dev / ".suit" / "old").iterdir()) and not (dev / ".suit" / "journal").exists()

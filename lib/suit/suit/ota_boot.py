@@ -190,12 +190,22 @@ def restore_bundle(driver):
         target = driver.root + "/" + rel
         old = meta + "/old/" + name
         if fs.exists(old):
+            if fs.isdir(target):  # a directory component: a rename cannot replace a non-empty directory
+                _remove(fs, target)
             fs.rename(old, target)
         elif fs.exists(target):
-            fs.remove(target)
+            _remove(fs, target)
     fs.sync()
     fs.remove(meta + "/journal")
     for d in ("/old", "/stage"):
         for name in fs.listdir(meta + d):
-            fs.remove(meta + d + "/" + name)
+            _remove(fs, meta + d + "/" + name)
     return True
+
+
+def _remove(fs, path):
+    if fs.isdir(path):
+        from suit.bundle_dir import rmtree
+        rmtree(fs, path)
+    else:
+        fs.remove(path)
