@@ -527,3 +527,30 @@ def test_restoring_a_bundle_puts_a_directory_component_back_whole(tmp_path):
     restored = {p.relative_to(dev / "pkg").as_posix(): p.read_bytes() for p in (dev / "pkg").rglob("*") if p.is_file()}
     assert restored == trees[1]
     assert not any((dev / ".suit" / "old").iterdir()) and not (dev / ".suit" / "journal").exists()
+
+
+def test_a_pushed_envelope_says_its_size_in_the_first_block(tmp_path):
+    """The trigger POST of an envelope larger than a block carries Size1 (RFC 7959 4; aiocoap adds it), so the
+    device reserves the whole body at once (coap.upload) instead of growing it block by block."""
+    from coap.endpoint import Endpoint
+    from coap.udp import UDPTransport
+    key, _ = write_key(tmp_path, "k")
+    (tmp_path / "big.bin").write_bytes(payload(3000, 3))
+    env = build(tmp_path, "e", 1, [{"id": ["big.bin"], "file": "big.bin", "integrated": True}], key)
+    assert len(env) > 2048
+
+    async def run():
+        fleet = await Fleet(tmp_path).start()
+        ep = Endpoint(UDPTransport(("127.0.0.1", 0))).start()
+        firsts, bodies = [], []
+        ep.route("/suit/trigger", post=lambda req: bodies.append(bytes(req.payload)), max_body=8192,
+                 upload=lambda req: firsts.append(req.uint(60)))
+        try:
+            fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {},
+                                 {"dev1": f"127.0.0.1:{ep.t.address[1]}"})
+            await _wait(lambda: bodies)
+            assert bodies == [env] and firsts == [len(env)]
+        finally:
+            ep.close()
+            await fleet.stop()
+    asyncio.run(run())
