@@ -79,17 +79,6 @@ class PartitionReader:
         pass
 
 
-class _FileReader:
-    def __init__(self, path):
-        self.f = open(path, "rb")
-
-    def readinto(self, buf):
-        return self.f.readinto(buf) or 0
-
-    def close(self):
-        self.f.close()
-
-
 def _running():
     import esp32
     return esp32.Partition(esp32.Partition.RUNNING)
@@ -129,7 +118,8 @@ class OtaDriver:
         src = self.sources.get(uri)
         if src is None:
             raise OSError("no source for %s" % uri)
-        return _FileReader(src)
+        from suit.spool import FileReader
+        return FileReader(src)
 
     def stage(self, cid, slot, size):
         """A writer at the start of the next partition (nothing is erased before the first write)."""

@@ -5,7 +5,8 @@
 import os
 
 
-class _FileReader:
+class FileReader:
+    """A file as the processor reads a payload (readinto, close)."""
     def __init__(self, path):
         self.f = open(path, "rb")
 
@@ -62,7 +63,7 @@ class FileSpool:
         return _FileWriter(self._path(index), offset)
 
     def reader(self, index, size):
-        return _FileReader(self._path(index))
+        return FileReader(self._path(index))
 
     def clear(self):
         try:
