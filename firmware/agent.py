@@ -161,9 +161,9 @@ def _remote(addr, serial_remote):
 
 
 class Agent:
-    def __init__(self, cfg, root=None):
+    def __init__(self, cfg, root):
         self.cfg = cfg
-        self.root = root if root is not None else _cwd()
+        self.root = root
         self.ep = None
         self.dev = None
         self.up = None
@@ -202,7 +202,7 @@ class Agent:
         ep.on_error = lambda e: log.debug("coap:", type(e).__name__, e)
         self.controller = _remote(self.cfg["controller"], serial_remote)
         self.server = _remote(self.cfg["suit"], serial_remote)
-        self.state = FileStore(self.path(".hg"))  # one folder: each costs 2 blocks of a small filesystem
+        self.state = FileStore(self.path(".hg"))  # one folder (agent_install.STATE): 2 blocks of a small filesystem
         self._resources()
         self._bootstrap()
         self._updater()
@@ -296,7 +296,7 @@ class Agent:
         self.up = Updater(self.ep, self._processor, self.state, self.cfg["device"].encode(), self.server,
                           LazySpool(self.root or "."), kind="bundle", anchors=self._anchors,
                           on_phase=lambda p: log.info("update: phase", p, "heap", heap_used()),
-                          restart=self._restart)
+                          restart=self._restart, install_at_boot=True)
         self.up.serve()
 
     def _restart(self, kind):
@@ -311,16 +311,14 @@ class Agent:
 
     def _anchors(self):
         # the trust anchor alone authenticates a trigger: far less heap than a whole processor (released after)
-        from cose.key import CoseKey
-        with open(self.path(self.cfg["anchor"]), "rb") as f:
-            return [CoseKey.decode(f.read())]
+        from agent_install import anchors
+        return anchors(self.cfg, self.root)
 
     def _processor(self):
-        # everything imported here is released after the update (Updater.release)
-        from suit.bundle import BundleDriver
-        from suit.processor import Processor
-        ident = {1: bytes.fromhex(self.cfg["vendor"]), 2: bytes.fromhex(self.cfg["class"])}
-        return Processor(BundleDriver(self.root or ".", ident), self._anchors(), self.state)
+        # the boot verdict's and a recovery's (the install itself ran at boot: agent_install); everything
+        # imported here is released after (Updater.release)
+        from agent_install import processor
+        return processor(self.cfg, self.root, self.state)
 
     async def _health_check(self):
         """The first boot after an update: the new app imports and says it is healthy, the server answers."""
@@ -412,14 +410,6 @@ def _has(module):
         return False
 
 
-def _cwd():
-    try:
-        d = os.getcwd()
-    except AttributeError:
-        return ""
-    return "" if d in ("", "/") else d.rstrip("/")
-
-
 def _app_version():
     try:
         import app
@@ -428,7 +418,7 @@ def _app_version():
         return None
 
 
-async def _main(cfg):
+async def _main(cfg, root):
     tasks = []
     if cfg["wifi"]["ssid"] and _has("network"):
         tasks.append(asyncio.create_task(supervise("wifi", lambda: wifi(cfg["wifi"]))))
@@ -436,7 +426,7 @@ async def _main(cfg):
     delay = BACKOFF_MS
     while agent is None:
         try:
-            agent = Agent(cfg).start()
+            agent = Agent(cfg, root).start()
         except Exception as e:  # no transport yet (the port is taken), no memory, a broken module: keep trying
             agent = None
             gc.collect()
@@ -446,11 +436,6 @@ async def _main(cfg):
     await agent.run()
 
 
-def main():
-    from agent_config import load
-
-    cfg, _ = load(warn=log.warn)
-    sys.modules.pop("agent_config", None)  # read once: its checks give their heap back
-    log.set_level(cfg["log"])
-    log.info("agent: device", cfg["device"], "on", sys.platform)
-    asyncio.run(_main(cfg))
+def main(cfg, root):
+    """main.py's: cfg and root from agent_install.boot(), which ran the install at boot first."""
+    asyncio.run(_main(cfg, root))
