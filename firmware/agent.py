@@ -33,6 +33,10 @@ except ImportError:  # CPython
 REQUIRE = ("/sensor/", "/health", "/suit/state", "/noob/")
 BACKOFF_MS = 1000
 BACKOFF_CAP_MS = 60000
+# The install at boot keeps the envelope in the store beside the downloaded payload until it has run: a smaller
+# filesystem (the nRF52840's 64 KiB, 16 blocks of 4 KiB) has no room for it (ENOSPC in the install), and a board
+# that small installs in the update task instead (the nRF has the heap for it).
+INSTALL_AT_BOOT_FS = 256 * 1024
 peak = 0  # the highest live heap sampled (after gc.collect: each sensor period, health query, before a reset)
 
 
@@ -296,8 +300,15 @@ class Agent:
         self.up = Updater(self.ep, self._processor, self.state, self.cfg["device"].encode(), self.server,
                           LazySpool(self.root or "."), kind="bundle", anchors=self._anchors,
                           on_phase=lambda p: log.info("update: phase", p, "heap", heap_used()),
-                          restart=self._restart, install_at_boot=True)
+                          restart=self._restart, install_at_boot=self._install_at_boot())
         self.up.serve()
+
+    def _install_at_boot(self):
+        try:
+            st = os.statvfs(self.root or "/")
+        except (AttributeError, OSError):
+            return True
+        return st[0] * st[2] >= INSTALL_AT_BOOT_FS
 
     def _restart(self, kind):
         # the figures of this boot, before the reset into the update (or out of a refused one) clears them
