@@ -206,7 +206,7 @@ class Agent:
         ep.on_error = lambda e: log.debug("coap:", type(e).__name__, e)
         self.controller = _remote(self.cfg["controller"], serial_remote)
         self.server = _remote(self.cfg["suit"], serial_remote)
-        self.state = FileStore(self.path(".hg"))  # one folder (agent_install.STATE): 2 blocks of a small filesystem
+        self.state = FileStore(self.path(".hg"))  # one folder (agent_config.STATE): 2 blocks of a small filesystem
         self._resources()
         self._bootstrap()
         self._updater()
@@ -322,14 +322,15 @@ class Agent:
 
     def _anchors(self):
         # the trust anchor alone authenticates a trigger: far less heap than a whole processor (released after)
-        from agent_install import anchors
-        return anchors(self.cfg, self.root)
+        from cose.key import CoseKey
+        with open(self.path(self.cfg["anchor"]), "rb") as f:
+            return [CoseKey.decode(f.read())]
 
     def _processor(self):
-        # the boot verdict's and a recovery's (the install itself ran at boot: agent_install); everything
+        # the boot verdict's and a recovery's (the install itself ran at boot: agent_config.boot); everything
         # imported here is released after (Updater.release)
-        from agent_install import processor
-        return processor(self.cfg, self.root, self.state)
+        from agent_config import processor
+        return processor(self.cfg, self.root, self.state, self._anchors())
 
     async def _health_check(self):
         """The first boot after an update: the new app imports and says it is healthy, the server answers."""
@@ -448,5 +449,5 @@ async def _main(cfg, root):
 
 
 def main(cfg, root):
-    """main.py's: cfg and root from agent_install.boot(), which ran the install at boot first."""
+    """main.py's: cfg and root from agent_config.boot(), which ran the install at boot first."""
     asyncio.run(_main(cfg, root))
