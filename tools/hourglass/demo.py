@@ -25,10 +25,11 @@ from hourglass.common import BuildLayout, UserError
 
 DEFAULT_BOARD = "ESP32_GENERIC-OTA"
 DEVICE_ID = "hg-demo-1"
-# The VM heap the whole demo needs today on the ESP32, with a margin (measured with HSS-LMS, the install at boot:
-# 240k passes; 238k, 236k and 232k run out in the trigger's envelope check; the board budget is 2 x 56 KiB + the
-# vboard's 8k = 120k, the grown heap 2 x 112 KiB + 8k = 232k). README, board matrix.
-AGENT_VM_HEAP = "256k"
+# The VM heap the whole demo needs today on the ESP32, with a margin (measured with HSS-LMS and the install at
+# boot: 256k passed every run; 248k and 244k sometimes and 240k, 232k always run out in the trigger's envelope
+# check, on a heap fragmented by serving; the board budget is 2 x 56 KiB + the vboard's 8k = 120k, the grown
+# heap 2 x 112 KiB + 8k = 232k). README, board matrix.
+AGENT_VM_HEAP = "264k"
 VENDOR = "fa6b4a53d5ad5fdfbe9de663e4d41ffe"
 CLASS = "1492af1425695e48bf429b2d51f2ab45"
 APP_V2 = '''# The application, version 2 (pushed by `hourglass demo`).
