@@ -33,6 +33,10 @@ except ImportError:  # CPython
 REQUIRE = ("/sensor/", "/health", "/suit/state", "/noob/")
 BACKOFF_MS = 1000
 BACKOFF_CAP_MS = 60000
+# The install at boot keeps the envelope in the store beside the downloaded payload until it has run: a smaller
+# filesystem (the nRF52840's 64 KiB, 16 blocks of 4 KiB) has no room for it (ENOSPC in the install), and a board
+# that small installs in the update task instead (the nRF has the heap for it).
+INSTALL_AT_BOOT_FS = 256 * 1024
 peak = 0  # the highest live heap sampled (after gc.collect: each sensor period, health query, before a reset)
 
 
@@ -161,9 +165,9 @@ def _remote(addr, serial_remote):
 
 
 class Agent:
-    def __init__(self, cfg, root=None):
+    def __init__(self, cfg, root):
         self.cfg = cfg
-        self.root = root if root is not None else _cwd()
+        self.root = root
         self.ep = None
         self.dev = None
         self.up = None
@@ -202,7 +206,7 @@ class Agent:
         ep.on_error = lambda e: log.debug("coap:", type(e).__name__, e)
         self.controller = _remote(self.cfg["controller"], serial_remote)
         self.server = _remote(self.cfg["suit"], serial_remote)
-        self.state = FileStore(self.path(".hg"))  # one folder: each costs 2 blocks of a small filesystem
+        self.state = FileStore(self.path(".hg"))  # one folder (agent_config.STATE): 2 blocks of a small filesystem
         self._resources()
         self._bootstrap()
         self._updater()
@@ -296,8 +300,15 @@ class Agent:
         self.up = Updater(self.ep, self._processor, self.state, self.cfg["device"].encode(), self.server,
                           LazySpool(self.root or "."), kind="bundle", anchors=self._anchors,
                           on_phase=lambda p: log.info("update: phase", p, "heap", heap_used()),
-                          restart=self._restart)
+                          restart=self._restart, install_at_boot=self._install_at_boot())
         self.up.serve()
+
+    def _install_at_boot(self):
+        try:
+            st = os.statvfs(self.root or "/")
+        except (AttributeError, OSError):
+            return True
+        return st[0] * st[2] >= INSTALL_AT_BOOT_FS
 
     def _restart(self, kind):
         # the figures of this boot, before the reset into the update (or out of a refused one) clears them
@@ -316,11 +327,10 @@ class Agent:
             return [CoseKey.decode(f.read())]
 
     def _processor(self):
-        # everything imported here is released after the update (Updater.release)
-        from suit.bundle import BundleDriver
-        from suit.processor import Processor
-        ident = {1: bytes.fromhex(self.cfg["vendor"]), 2: bytes.fromhex(self.cfg["class"])}
-        return Processor(BundleDriver(self.root or ".", ident), self._anchors(), self.state)
+        # the boot verdict's and a recovery's (the install itself ran at boot: agent_config.boot); everything
+        # imported here is released after (Updater.release)
+        from agent_config import processor
+        return processor(self.cfg, self.root, self.state, self._anchors())
 
     async def _health_check(self):
         """The first boot after an update: the new app imports and says it is healthy, the server answers."""
@@ -412,14 +422,6 @@ def _has(module):
         return False
 
 
-def _cwd():
-    try:
-        d = os.getcwd()
-    except AttributeError:
-        return ""
-    return "" if d in ("", "/") else d.rstrip("/")
-
-
 def _app_version():
     try:
         import app
@@ -428,7 +430,7 @@ def _app_version():
         return None
 
 
-async def _main(cfg):
+async def _main(cfg, root):
     tasks = []
     if cfg["wifi"]["ssid"] and _has("network"):
         tasks.append(asyncio.create_task(supervise("wifi", lambda: wifi(cfg["wifi"]))))
@@ -436,7 +438,7 @@ async def _main(cfg):
     delay = BACKOFF_MS
     while agent is None:
         try:
-            agent = Agent(cfg).start()
+            agent = Agent(cfg, root).start()
         except Exception as e:  # no transport yet (the port is taken), no memory, a broken module: keep trying
             agent = None
             gc.collect()
@@ -446,11 +448,6 @@ async def _main(cfg):
     await agent.run()
 
 
-def main():
-    from agent_config import load
-
-    cfg, _ = load(warn=log.warn)
-    sys.modules.pop("agent_config", None)  # read once: its checks give their heap back
-    log.set_level(cfg["log"])
-    log.info("agent: device", cfg["device"], "on", sys.platform)
-    asyncio.run(_main(cfg))
+def main(cfg, root):
+    """main.py's: cfg and root from agent_config.boot(), which ran the install at boot first."""
+    asyncio.run(_main(cfg, root))

@@ -2,6 +2,14 @@
 # `make deploy`). load() never raises: a missing file gives the defaults, a bad member is reported and replaced
 # by its default, so a typo never keeps the board from booting.
 #
+# It is also main.py's first call, boot(): the configuration, then the install at boot
+# (suit.ota.Updater(install_at_boot=True)), before agent.py, asyncio and the CoAP endpoint are imported, so the
+# SUIT processor (envelope, COSE, the signature's crypto, the bundle driver) runs on a nearly empty heap, never on
+# one in pieces from serving. An update the agent downloaded waits in the store; the processor installs it and the
+# board restarts (soft: the bundle's files are in place), then the agent's Updater.boot() reports the install and
+# runs the health check that confirms or restores it. One module for both: on the nRF52840's 64 KiB filesystem
+# each file over 512 bytes takes a 4 KiB block.
+#
 #   {"device": "hg-1",                       device id: the update server's name for us, our NAI's local part
 #    "log": "info",                          debug | info | warn | error
 #    "transport": "auto",                    auto | udp | serial (auto: udp where there is a socket module)
@@ -16,6 +24,10 @@
 #    "health_deadline": 20,                  seconds the first boot after an update has to pass its health check
 #    "reserve": 0,                           bytes held unused for the whole run (proves the heap to spare)
 #    "vendor": HEX16, "class": HEX16}        the SUIT vendor and class IDs (UUIDs) this device accepts
+import gc
+import os
+import sys
+
 CONFIG_FILE = "config.json"
 
 
@@ -103,3 +115,92 @@ def load(path=CONFIG_FILE, warn=print):
 
 def _safe(key, value):
     return "***" if key == "password" else value
+
+
+# ---- the install at boot ----------------------------------------------------------------------------
+
+STATE = ".hg"  # the agent's one store folder (FileStore): the update records, EAP-NOOB's, OSCORE's
+
+
+def path(root, name):
+    return root + "/" + name if root else name
+
+
+def anchors(cfg, root):
+    """The SUIT trust anchors: the one COSE_Key in cfg["anchor"]."""
+    from cose.key import CoseKey
+    with open(path(root, cfg["anchor"]), "rb") as f:
+        return [CoseKey.decode(f.read())]
+
+
+def processor(cfg, root, store, trust):
+    """A processor for one run over the bundle's files, with these trust anchors (the caller drops it and its
+    modules after)."""
+    from suit.bundle import BundleDriver
+    from suit.processor import Processor
+    ident = {1: bytes.fromhex(cfg["vendor"]), 2: bytes.fromhex(cfg["class"])}
+    return Processor(BundleDriver(root or ".", ident), trust, store)
+
+
+def spool(root):
+    from suit.spool import FileSpool
+    return FileSpool(root or ".")
+
+
+def _restart(kind):
+    import log
+    # the install boot's live heap: the processor's modules are still loaded (the demo reads this line)
+    try:
+        gc.collect()
+        log.info("install: heap live", gc.mem_alloc(), "then a", kind, "reset")
+    except AttributeError:  # CPython
+        pass
+    import machine
+    if kind == "hard":
+        machine.reset()
+    else:
+        machine.soft_reset()
+
+
+def at_boot(cfg, root):
+    """Install the update that waits for this boot, if one does (then the board restarts and this returns only
+    where a restart returns, as in a test). Never raises: an install that cannot run (out of memory, the
+    filesystem) is logged and the agent starts on its last good version; Updater.boot() finds the install
+    unfinished and lets the processor's recovery undo what it began."""
+    import log
+    try:
+        from store import FileStore
+        from suit.ota import install_pending
+        store = FileStore(path(root, STATE))
+        outcome = install_pending(store, lambda: processor(cfg, root, store, anchors(cfg, root)), spool(root),
+                                  _restart)
+        if outcome is not None:
+            log.info("install:", outcome)
+        return outcome
+    except MemoryError:
+        gc.collect()
+        log.error("install: out of memory; the agent starts on its last good version")
+    except Exception as e:
+        log.error("install: failed:", type(e).__name__, e, "; the agent starts on its last good version")
+    return "error"
+
+
+def cwd():
+    """The folder main.py runs in ("" for the filesystem's root): the bundle's root and the store's parent."""
+    try:
+        d = os.getcwd()
+    except AttributeError:
+        return ""
+    return "" if d in ("", "/") else d.rstrip("/")
+
+
+def boot():
+    """main.py's first call: (configuration, root) after the install at boot, when one waited."""
+    import log
+    cfg, _ = load(warn=log.warn)
+    log.set_level(cfg["log"])
+    log.info("agent: device", cfg["device"], "on", sys.platform)
+    root = cwd()
+    at_boot(cfg, root)
+    sys.modules.pop("agent_config", None)  # read once: its checks give their heap back (the agent imports it
+    return cfg, root                       # again only to build a processor for a boot verdict)

@@ -41,6 +41,13 @@ def test_demo_on_the_esp32_virtual_board(tmp_path):
     before, _, after = console.partition("bootstrap: registered; restarting on a clean heap")
     assert after and "peer state (not loaded) registered" in after
     assert "peer state 4 registered" in before and "peer state 4" not in after
+    # both updates were installed at boot, each in a boot of its own before the agent's endpoint started: the
+    # download's boot resets, main.py's agent_config.boot() runs the processor and resets again
+    assert "installed at boot" in by["update"]["result"]
+    boots = console.split("soft reboot")
+    installs = [b for b in boots if "install: heap live" in b]
+    assert len(installs) == 2, console[-3000:]
+    assert all("agent: coap on" not in b for b in installs)
     print(p.stdout[-3000:])
 
 
