@@ -13,12 +13,20 @@ from __future__ import annotations
 
 import ast
 import importlib
+import os
 import sys
 from collections import Counter
 
 import pytest
+from hypothesis import settings
 
 from hourglass import hil, mpvm
+
+# make test runs a seeded sample of every property test (the same examples on every run, so a CI failure
+# reproduces); HYPOTHESIS_PROFILE=explore draws new examples each run.
+settings.register_profile("seeded", derandomize=True, database=None)
+settings.register_profile("explore")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "seeded"))
 
 RUNTIMES = ("cpython", "micropython")
 BOARD = "board"  # the runtime of hardware-in-the-loop runs (--board-port)
