@@ -204,6 +204,56 @@ def test_an_install_at_boot_that_fails_is_reported_at_the_next_boot(tmp_path):
     asyncio.run(run())
 
 
+def test_an_install_at_boot_that_raises_is_reported_at_the_next_boot(tmp_path):
+    """The install at boot raises (here a MemoryError before the commit; the app catches it and starts its last
+    good version): the next boot() drops what was staged and reports the failure, so the campaign ends."""
+    from suit.bundle import BundleDriver
+    from suit.ota import install_pending
+    from suit.spool import FileSpool
+    from store import FileStore
+    key, pub = write_key(tmp_path, "k")
+    (tmp_path / "app.py").write_bytes(payload(3000, 8))
+
+    async def run():
+        fleet = await Fleet(tmp_path).start()
+        try:
+            dev = tmp_path / "dev"
+            dev.mkdir()
+            (dev / "app.py").write_bytes(b"old")
+            up, restarts = _device(dev, fleet, anchors=pub, install_at_boot=True)
+            env = build(tmp_path, "e", 5, [{"id": ["app.py"], "file": "app.py", "uri": fleet.uri("c", "app.py")}],
+                        key)
+            fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"app.py": tmp_path / "app.py"},
+                                 {"dev1": f"127.0.0.1:{up.ep.t.address[1]}"})
+            await _wait(lambda: restarts)
+            up.ep.close()
+
+            def no_heap():
+                w = BundleDriver(str(dev), IDENTITY).stage((b"new.py",), None, 3)  # staged, then the heap is gone
+                w.write(b"abc")
+                w.close()
+                raise MemoryError("memory allocation failed")
+            try:
+                install_pending(FileStore(str(dev / "state")), no_heap, FileSpool(str(dev)), [].append)
+                raise AssertionError("install_pending swallowed the MemoryError")
+            except MemoryError:
+                pass
+            up2, _ = _device(dev, fleet, anchors=pub, install_at_boot=True)
+
+            async def healthy():
+                return True
+            assert await up2.boot(healthy) == "failed"
+            row = await fleet.wait_state("c", "dev1", ("failed",))
+            assert "interrupted before its commit" in row["message"], row
+            assert (dev / "app.py").read_bytes() == b"old" and not (dev / "new.py").exists()
+            assert not any((dev / ".suit" / "stage").iterdir()), "the staged file was dropped"
+            assert await up2.boot(healthy) is None  # reported once
+            up2.ep.close()
+        finally:
+            await fleet.stop()
+    asyncio.run(run())
+
+
 def test_bundle_whose_health_check_fails_is_restored(tmp_path):
     key, pub = write_key(tmp_path, "k")
     (tmp_path / "app.py").write_bytes(b"raise ImportError('broken')\n")

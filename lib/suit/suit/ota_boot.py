@@ -120,9 +120,15 @@ async def boot(up, health, deadline_ms):
         await up.report(seq, False, reason, message, pend.get(8), timing=pend.get(7))
         return "failed"
     if phase != RESTART:
-        # cut before the commit finished: the processor's recovery decides, nothing to confirm
+        # the install was cut (a reset, or an error the app caught): the processor's recovery finishes a commit
+        # that was made or drops what was staged; the server hears which, so its campaign does not stay open
         up.store.delete(_PENDING)
-        up.processor().recover()
+        if up.processor().recover() is None:
+            await up.report(seq, False, 11, "install interrupted before its commit; the previous version runs",
+                            None, phase="failed", timing=pend.get(7))
+            return "failed"
+        await up.report(seq, True, 0, "install interrupted after its commit; finished at boot, not health-checked",
+                        None, phase=RESTART, timing=pend.get(7))
         return None
     if kind == "ota" and up.spool.running.info()[4] != pend[3]:
         up.store.delete(_PENDING)
