@@ -109,6 +109,21 @@ def test_push_bundle_update_installs_confirms_and_reports(tmp_path, capsys):
     asyncio.run(run())
 
 
+async def _downloaded_for_an_install_at_boot(tmp_path, fleet, key, pub, seq):
+    """A device whose app.py is b"old" takes a pushed update of app.py (tmp_path/app.py) with
+    install_at_boot: the download ends with its soft reset. Returns (device folder, the restarts seen)."""
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    (dev / "app.py").write_bytes(b"old")
+    up, restarts = _device(dev, fleet, anchors=pub, install_at_boot=True)
+    env = build(tmp_path, "e", seq, [{"id": ["app.py"], "file": "app.py", "uri": fleet.uri("c", "app.py")}], key)
+    fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"app.py": tmp_path / "app.py"},
+                         {"dev1": f"127.0.0.1:{up.ep.t.address[1]}"})
+    await _wait(lambda: restarts)
+    up.ep.close()
+    return dev, restarts
+
+
 def test_install_at_boot_downloads_restarts_installs_restarts_and_confirms(tmp_path):
     """Updater(install_at_boot=True): the download ends with a soft reset; at the next boot install_pending()
     (before the endpoint exists) installs and restarts again; then boot() reports the install and confirms."""
@@ -125,17 +140,8 @@ def test_install_at_boot_downloads_restarts_installs_restarts_and_confirms(tmp_p
     async def run():
         fleet = await Fleet(tmp_path).start()
         try:
-            dev = tmp_path / "dev"
-            dev.mkdir()
-            (dev / "app.py").write_bytes(b"old")
-            up, restarts = _device(dev, fleet, anchors=pub, install_at_boot=True)
-            env = build(tmp_path, "e", 3, [{"id": ["app.py"], "file": "app.py", "uri": fleet.uri("c", "app.py")}],
-                        key)
-            fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"app.py": tmp_path / "app.py"},
-                                 {"dev1": f"127.0.0.1:{up.ep.t.address[1]}"})
-            await _wait(lambda: restarts)
+            dev, restarts = await _downloaded_for_an_install_at_boot(tmp_path, fleet, key, pub, 3)
             assert restarts == ["soft"] and (dev / "app.py").read_bytes() == b"old"  # downloaded, not installed
-            up.ep.close()
             store = FileStore(str(dev / "state"))
             anchor = CoseKey.decode(pub.read_bytes())
             booted = []
@@ -173,16 +179,7 @@ def test_an_install_at_boot_that_fails_is_reported_at_the_next_boot(tmp_path):
     async def run():
         fleet = await Fleet(tmp_path).start()
         try:
-            dev = tmp_path / "dev"
-            dev.mkdir()
-            (dev / "app.py").write_bytes(b"old")
-            up, restarts = _device(dev, fleet, anchors=pub, install_at_boot=True)
-            env = build(tmp_path, "e", 4, [{"id": ["app.py"], "file": "app.py", "uri": fleet.uri("c", "app.py")}],
-                        key)
-            fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"app.py": tmp_path / "app.py"},
-                                 {"dev1": f"127.0.0.1:{up.ep.t.address[1]}"})
-            await _wait(lambda: restarts)
-            up.ep.close()
+            dev, _ = await _downloaded_for_an_install_at_boot(tmp_path, fleet, key, pub, 4)
             (dev / ".suit" / "dl" / "0").write_bytes(b"tampered")
             store = FileStore(str(dev / "state"))
             anchor = CoseKey.decode(pub.read_bytes())
@@ -217,16 +214,7 @@ def test_an_install_at_boot_that_raises_is_reported_at_the_next_boot(tmp_path):
     async def run():
         fleet = await Fleet(tmp_path).start()
         try:
-            dev = tmp_path / "dev"
-            dev.mkdir()
-            (dev / "app.py").write_bytes(b"old")
-            up, restarts = _device(dev, fleet, anchors=pub, install_at_boot=True)
-            env = build(tmp_path, "e", 5, [{"id": ["app.py"], "file": "app.py", "uri": fleet.uri("c", "app.py")}],
-                        key)
-            fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"app.py": tmp_path / "app.py"},
-                                 {"dev1": f"127.0.0.1:{up.ep.t.address[1]}"})
-            await _wait(lambda: restarts)
-            up.ep.close()
+            dev, _ = await _downloaded_for_an_install_at_boot(tmp_path, fleet, key, pub, 5)
 
             def no_heap():
                 w = BundleDriver(str(dev), IDENTITY).stage((b"new.py",), None, 3)  # staged, then the heap is gone
