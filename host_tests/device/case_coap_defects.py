@@ -2,36 +2,14 @@
 # a NON with an unknown critical option is rejected with RST, a Uri-Path that is not UTF-8 gets 4.00 without
 # an exception, and a Block1 body streams into a resource's sink with a limit (4.13 with Size1 over it).
 # Kept apart from case_coap_server.py so each case file compiles and runs in the 128k VM heap.
-from coap.msg import Message, decode
+from coap.msg import Message
+from coap_common import Recorder
 from coap import defs as D
-from coap.transport import Params
 from coap.server import Server
 from coap import block
 MP_HEAP = "128k"  # the default heap the defects were found at; fails at 96k
 
 PEER = ("127.0.0.1", 40000)
-
-
-class Recorder:
-    # Transport that keeps what the server sends.
-    def __init__(self):
-        self.params = Params()
-        self.max_message_size = 1152
-        self.sent = []
-
-    async def recv(self):
-        raise OSError("no input")
-
-    def send(self, data, remote):
-        self.sent.append((bytes(data), remote))
-
-    def close(self):
-        pass
-
-    def take(self):
-        out = [decode(d) for d, _ in self.sent]
-        self.sent = []
-        return out
 
 
 def make_server():

@@ -1,7 +1,8 @@
 # Message layer and server state machines driven datagram by datagram (no event loop needed for
 # synchronous handlers): RST/ping, deduplication, NON/CON answers, 4.02, discovery, Observe, Block1/Block2.
 import hgtest
-from coap.msg import Message, decode
+from coap.msg import Message
+from coap_common import Recorder
 from coap import defs as D
 from coap.transport import Params
 from coap.endpoint import Endpoint, initial_timeout
@@ -11,28 +12,6 @@ from coap import block
 MP_HEAP = "136k"  # its budget on the VM (a board's heap x2): boards with less skip it
 
 PEER = ("127.0.0.1", 40000)
-
-
-class Recorder:
-    # Transport that keeps what the server sends.
-    def __init__(self, max_message_size=1152):
-        self.params = Params()
-        self.max_message_size = max_message_size
-        self.sent = []
-
-    async def recv(self):
-        raise OSError("no input")
-
-    def send(self, data, remote):
-        self.sent.append((bytes(data), remote))
-
-    def close(self):
-        pass
-
-    def take(self):
-        out = [decode(d) for d, _ in self.sent]
-        self.sent = []
-        return out
 
 
 def make_server(**kw):
