@@ -24,6 +24,7 @@ from hourglass.common import UserError
 from hourglass.suit import build_envelope, load_description
 from hourglass import keys as hk
 from hourglass.keys import algs
+from suit_ota_common import payload
 
 HERE = Path(__file__).resolve().parent
 BUILT = HERE / "vectors" / "suit" / "built"
@@ -31,15 +32,6 @@ VENDOR = "fa6b4a53-d5ad-5fdf-be9d-e663e4d41ffe"
 CLASS = "1492af14-2569-5e48-bf42-9b2d51f2ab45"
 ALGS = {"es256": algs.ES256, "esp256": algs.ESP256, "eddsa": algs.EDDSA, "ed25519": algs.ED25519, "hss": algs.HSS_LMS,
         "hmac": algs.HMAC_256_256}
-
-
-def _payload(n: int, seed: int) -> bytes:
-    out = bytearray()
-    x = seed
-    while len(out) < n:
-        x = (x * 6364136223846793005 + 1442695040888963407) & (2**64 - 1)
-        out += x.to_bytes(8, "big")
-    return bytes(out[:n])
 
 
 def _write_key(d: Path, name: str, alg: int, reuse: bool = False) -> Path:
@@ -75,7 +67,7 @@ def regenerate(d: Path = BUILT) -> dict:
     _write_key(d, "other", algs.ES256, reuse=True)  # a key the device does not trust
     expected: dict = {}
     base = {"vendor-id": VENDOR, "class-id": CLASS}
-    small = _payload(300, 1)
+    small = payload(300, 1)
     (d / "small.bin").write_bytes(small)
     for name in ALGS:
         desc = dict(base, **{"sequence-number": 1, "component": [
@@ -83,7 +75,7 @@ def regenerate(d: Path = BUILT) -> dict:
         _build(desc, d, f"alg_{name}", [name])
     # several components: an integrated one, a fetched AES-GCM one, a fetched AES-CTR one; install and text
     # severed; several authentication blocks (an untrusted key first)
-    files = {"lib/app.py": _payload(1000, 2), "data/blob.bin": _payload(5000, 3), "data/ctr.bin": _payload(777, 4)}
+    files = {"lib/app.py": payload(1000, 2), "data/blob.bin": payload(5000, 3), "data/ctr.bin": payload(777, 4)}
     for rel, data in files.items():
         (d / rel.replace("/", "_")).write_bytes(data)
     desc = dict(base, **{"sequence-number": 7, "reference-uri": "coap://updates.example/multi",
@@ -94,8 +86,8 @@ def regenerate(d: Path = BUILT) -> dict:
     _build(desc, d, "multi", ["other", "es256", "hmac"], kek="kek")
     expected["multi"] = {k: hashlib.sha256(v).hexdigest() for k, v in files.items()}
     # the power-cut pair: v1 installs three files, v2 replaces two and adds one
-    v1 = {"a.py": _payload(3000, 10), "b.py": _payload(200, 11), "c.txt": _payload(9000, 12)}
-    v2 = {"a.py": _payload(2500, 20), "b.py": _payload(4100, 21), "d.bin": _payload(6000, 22)}
+    v1 = {"a.py": payload(3000, 10), "b.py": payload(200, 11), "c.txt": payload(9000, 12)}
+    v2 = {"a.py": payload(2500, 20), "b.py": payload(4100, 21), "d.bin": payload(6000, 22)}
     for tag, content, seq in (("v1", v1, 1), ("v2", v2, 2)):
         comps = []
         for rel, data in content.items():
@@ -104,7 +96,7 @@ def regenerate(d: Path = BUILT) -> dict:
         _build(dict(base, **{"sequence-number": seq, "component": comps}), d, f"pc_{tag}", ["hmac"])
         expected[f"pc_{tag}"] = {k: hashlib.sha256(v).hexdigest() for k, v in content.items()}
     # A/B slots: try-each over component-slot picks the free slot
-    ab = _payload(4096 + 100, 30)
+    ab = payload(4096 + 100, 30)
     (d / "ab.bin").write_bytes(ab)
     for seq in (1, 2):
         _build(dict(base, **{"sequence-number": seq, "component": [
