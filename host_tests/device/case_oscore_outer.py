@@ -309,6 +309,43 @@ def test_plain_observe_gets_notifications_too_large_for_the_link():
     _run(main)
 
 
+def test_plain_observe_gets_a_registration_answer_in_outer_block2():
+    async def main():
+        # A plain client.observe() whose registration answer itself does not fit the link: the server sends it in
+        # Outer Block2 blocks (Observe on the first); the client follows them with the registration's protected
+        # request, verifies the whole and delivers it; the observation then gets its notifications.
+        cc, sc = _contexts()
+        srv = Server(_link("server"))
+        srv.transform = Oscore([sc])
+        sent = _wire(srv)
+        state = {"n": 0}
+
+        def get(req):
+            n = state["n"]
+            m = Message(code=D.CONTENT, payload=bytes((n,)) * (1000 if n < 2 else 20))
+            m.add(20, "y" * 200)  # Location-Query, Class E: inside the ciphertext
+            return m
+        res = srv.route("/w", get=get, observable=True)
+        srv.start()
+        cli = _client(cc)
+        got = []
+        obs = await cli.observe(srv.t.address, "/w", lambda m: got.append((bytes(m.payload), m.opt(20))))
+        assert obs.active and got == [(b"\x00" * 1000, b"y" * 200)], [(len(p), o) for p, o in got]
+        first = [m for _, m in sent if m.opt(6) is not None and m.opt(23) is not None]
+        assert len(first) == 1 and first[0].opt(28) is not None, "the registration answer came in Outer Block2 blocks"
+        assert max(n for n, _ in sent) <= srv.t.max_message_size
+        for n in (1, 2):
+            state["n"] = n
+            srv.notify(res)
+            await asyncio.sleep(0.1)
+        assert got[1:] == [(b"\x01" * 1000, b"y" * 200), (b"\x02" * 20, b"y" * 200)], [(len(p), o) for p, o in got]
+        assert sc.seq == 3, "one sequence number per answer, not per block"
+        await obs.cancel()
+        for ep in (cli, srv):
+            ep.close()
+    _run(main)
+
+
 def test_client_ignores_stray_outer_block2():
     # An Outer Block2 block that is not the first block of a notification is dropped, not verified or fetched.
     cc, sc = _contexts()

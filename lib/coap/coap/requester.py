@@ -165,6 +165,8 @@ class Requester:
         if self.transform is not None:
             from coap.transform import response_in
             r = response_in(self, inner, r)
+            if r is not None and type(r) is not Message:  # an awaitable: more exchanges first (coap/transform.py)
+                r = await r
             if r is None:
                 raise RefusedError("response refused")
         return r

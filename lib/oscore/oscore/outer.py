@@ -272,9 +272,11 @@ async def observe(tf, client, remote, path, callback, options=(), szx=None):
 
 def notification(tf, ep, req, first):
     """Client role, oscore.client.incoming of a protected response with an Outer Block2 option outside an Outer
-    Block-wise exchange: the first block of a notification too large for one datagram. Its other blocks are asked
-    for with the registration's protected request (kept as req.oscore_out) and the whole notification goes to the
-    observation (ep.waiters, routed by token) as one message, where it is verified. None: nothing to deliver now."""
+    Block-wise exchange: the first block of an Observe registration's answer or notification too large for one
+    datagram. Its other blocks are asked for with the registration's protected request (kept as req.oscore_out).
+    The registration's own answer (no observation routed by its token yet): a coroutine that fetches them and
+    returns the verified whole (coap.transform: the client's exchange awaits it). A notification: the whole goes
+    to the observation (ep.waiters) as one message, where it is verified; None: nothing to deliver now."""
     try:
         num, more, szx = block_decode(first.opt(_BLOCK2))
     except BlockError:
@@ -282,9 +284,11 @@ def notification(tf, ep, req, first):
     out = getattr(req, "oscore_out", None)
     if num or out is None:
         return None
+    from oscore.client import incoming
     if not more:
-        from oscore.client import incoming
         return incoming(tf, ep, req, _whole(first, first.payload))
+    if ep.waiters.get((first.token, first.remote)) is None:  # the registration's answer, in its exchange
+        return _answer_whole(tf, ep, req, out, first, szx)
     busy = getattr(req, "oscore_rest", None)
     if busy is not None:  # one notification's blocks at a time (bounded): the newest waits for its turn
         busy[0] = first
@@ -316,7 +320,21 @@ async def _rest(tf, ep, req, out, first, szx):
         req.oscore_rest = None
 
 
+async def _answer_whole(tf, ep, req, out, first, szx):
+    from oscore.client import incoming
+    m = await _fetch(tf, ep, out, first, szx)
+    return None if m is None else incoming(tf, ep, req, m)
+
+
 async def _follow(tf, ep, out, first, szx):
+    m = await _fetch(tf, ep, out, first, szx)
+    w = None if m is None else ep.waiters.get((first.token, first.remote))
+    if w is not None and type(w) is not list:  # the observation is still there
+        w(m)
+
+
+async def _fetch(tf, ep, out, first, szx):
+    # The whole protected message whose first Outer Block2 block is first (None: it cannot be had whole).
     import os
     remote = first.remote
     buf = bytearray(first.payload)
@@ -328,21 +346,19 @@ async def _follow(tf, ep, out, first, szx):
     try:
         while more:
             if len(buf) > tf.max_body:
-                return
+                return None
             m.opts = base + [(_BLOCK2, uint_bytes(block_encode(len(buf) >> (szx + 4), 0, szx)))]
             r = await ep.exchange(m, remote)
             v = r.opt(_BLOCK2)
             if v is None:
-                return
+                return None
             num, more, szx = block_decode(v)
             if num << (szx + 4) != len(buf):
-                return  # a newer notification replaced this one on the server: that one comes by itself
+                return None  # a newer notification replaced this one on the server: that one comes by itself
             buf += r.payload
     except (CoapError, MemoryError):
-        return
-    w = ep.waiters.get((first.token, remote))
-    if w is not None and type(w) is not list:  # the observation is still there
-        w(_whole(first, buf))
+        return None
+    return _whole(first, buf)
 
 
 async def request(client, ctx, inner, remote, szx, max_body, timeout=None, keep=None):
