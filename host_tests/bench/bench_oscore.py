@@ -7,7 +7,7 @@ from coap.msg import Message
 from crypto.ccm import AesCcm
 from oscore.context import Context
 from oscore.client import protect_request, unprotect_response
-from oscore.protect import unprotect_request, protect_response, aad
+from oscore.transform import unprotect_request, protect_response, aad
 
 # ratio = ops/s(OSCORE) / ops/s(bare CCM); 0.667 is "at most 1.5x the time"
 COMPARE = [

@@ -90,7 +90,7 @@ from coap.msg import Message
 from crypto.ccm import AesCcm
 from oscore.context import Context
 from oscore.client import protect_request, unprotect_response
-from oscore.protect import unprotect_request, protect_response, aad
+from oscore.transform import unprotect_request, protect_response, aad
 pure = sys.argv[1] == "pure"
 kind = sys.argv[2]
 S = bytes(range(16))
@@ -187,7 +187,7 @@ def _wire_rows() -> list[dict]:
     from coap.msg import Message
     from oscore.context import Context
     from oscore.client import protect_request
-    from oscore.protect import unprotect_request, protect_response
+    from oscore.transform import unprotect_request, protect_response
 
     client = Context(b"k" * 16, b"s" * 8, b"\x01", b"\x02")
     server = Context(b"k" * 16, b"s" * 8, b"\x02", b"\x01")
@@ -220,20 +220,18 @@ def run(ctx) -> list[dict]:
                 "unit": "B"})
     deps = "coap.msg,crypto.ccm,crypto.kdf,crypto.util"
     for label, base, extra in (
-            ("oscore core (context, protect: the server role) beyond coap.msg and crypto", deps,
-             "oscore.context,oscore.protect"),
-            ("oscore core + endpoint transform beyond coap.msg and crypto", deps,
-             "oscore.context,oscore.protect,oscore.transform"),
+            ("oscore core + endpoint transform (context, protect/unprotect, the server role) beyond coap.msg and "
+             "crypto", deps, "oscore.context,oscore.transform"),
             ("oscore.client (the client role: loaded with the first protected request) beyond the core + transform",
-             deps + ",oscore.context,oscore.protect,oscore.transform", "oscore.client"),
-            ("oscore.derive (making a context: loaded with the first one) beyond the core", deps +
-             ",oscore.context,oscore.protect", "oscore.derive"),
+             deps + ",oscore.context,oscore.transform", "oscore.client"),
+            ("oscore.derive (making a context: loaded with the first one) beyond the core + transform", deps +
+             ",oscore.context,oscore.transform", "oscore.derive"),
             ("oscore.outer (Outer Block-wise: loaded on first use) beyond the core + transform and coap.block",
-             deps + ",oscore.context,oscore.protect,oscore.transform,coap.block", "oscore.outer"),
+             deps + ",oscore.context,oscore.transform,coap.block", "oscore.outer"),
             ("CoAP stack (client, server, UDP) without OSCORE", "", "coap.client,coap.server,coap.udp"),
             ("CoAP stack + the crypto OSCORE uses (AES-CCM, HKDF), without OSCORE", "",
              "coap.client,coap.server,coap.udp,crypto.ccm,crypto.kdf,crypto.util"),
-            ("CoAP stack (client, server, UDP) with OSCORE in both roles (transform, context, derive, protect, "
+            ("CoAP stack (client, server, UDP) with OSCORE in both roles (transform, context, derive, "
              "client, AES-CCM, HKDF)", "",
              "coap.client,coap.server,coap.udp,oscore.transform,oscore.context,oscore.derive,oscore.client")):
         heap = _vm(ctx, mpy, VM_IMPORT, base, extra)

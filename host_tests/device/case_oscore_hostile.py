@@ -10,7 +10,7 @@ from oscore import context as C
 from oscore import answer as A
 from oscore.answer import EchoRequired
 from oscore import client as Q
-from oscore import protect as P
+from oscore import transform as P
 from oscore_common import vec, pair, get, protected, refused
 MP_HEAP = "128k"  # measured: fails at 96k on the VM
 

@@ -7,7 +7,7 @@ from coap.msg import Message, decode
 from oscore import OscoreError
 from oscore import context as C
 from oscore import client as Q
-from oscore import protect as P
+from oscore import transform as P
 
 _V = None
 

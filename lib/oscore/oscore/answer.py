@@ -7,7 +7,7 @@ from crypto.util import ct_equal
 
 from oscore import OscoreError
 from oscore.context import WINDOW
-from oscore.protect import protect_response
+from oscore.transform import protect_response
 
 try:
     from micropython import const  # compile time on MicroPython: no code, no RAM

@@ -28,7 +28,7 @@ def aad(kid, piv, class_i):
 
 def outer(msg, ci):
     """The outer options a receiver keeps (Class U and the Class I numbers ci) and the Class I bytes for the AAD."""
-    from oscore.protect import U_ONLY
+    from oscore.transform import U_ONLY
     keep = []
     cis = []
     for n, v in msg.items():

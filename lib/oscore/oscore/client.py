@@ -1,11 +1,11 @@
 # OSCORE, the client role (RFC 8613 sections 8.1 and 8.4): protect a request, verify its responses, and the
-# client side of oscore.transform.Oscore (the context per peer, the Echo retry). Separate from oscore.protect
+# client side of oscore.transform.Oscore (the context per peer, the Echo retry). Separate from oscore.transform
 # (shared parts and the server role), so a device that only serves never loads it.
 from coap.msg import Message
 
 from oscore import OscoreError, err
 from oscore.context import aead
-from oscore.protect import aad, open_inner, outer_of, parse_option, split
+from oscore.transform import aad, open_inner, outer_of, parse_option, split
 
 try:
     from micropython import const  # compile time on MicroPython: no code, no RAM
@@ -75,11 +75,11 @@ def unprotect_response(binding, msg):
     if nonce is None:
         raise err(25)
     try:
-        m, observe = open_inner(ctx, msg, nonce, binding[1], binding[2], ci, False)
+        m = open_inner(ctx, msg, nonce, binding[1], binding[2], ci, False)
     except OscoreError as e:
         e.code = 0
         raise
-    if observe:
+    if m.opt(_OBSERVE) is not None:
         if not binding[4]:
             raise err(26)
         if piv:
@@ -92,8 +92,8 @@ def unprotect_response(binding, msg):
             m.add(_OBSERVE, seq & 0xFFFFFF)
     if not piv:
         binding[3] = None
-    for n, v in keep:
-        m.add(n, v)
+    for x in keep:
+        m.add(x[0], x[1])
     return m
 
 
@@ -128,7 +128,10 @@ def challenged(tf, ctx, inner):
 
 
 def outgoing(tf, req):
-    """Oscore.outgoing_request: the protected request (req itself when its peer has no context)."""
+    """Oscore.outgoing_request: the protected request (req itself when its peer has no context, or when
+    oscore.outer protected it already)."""
+    if getattr(req, "oscore_raw", False):
+        return req
     ctx = peer(tf, req.remote)
     if ctx is None:
         return req
@@ -141,10 +144,12 @@ def outgoing(tf, req):
 def incoming(tf, ep, req, resp):
     """Oscore.incoming_response: the verified inner response, None when it does not verify (or, for the first
     Outer Block2 block of a notification, not yet: oscore.outer.notification)."""
+    b = getattr(req, "oscore", None)
+    if b is None:  # sent unprotected, or protected by oscore.outer itself
+        return resp
     if resp.opt(_BLOCK2) is not None:  # never on a whole protected message: Outer Block-wise
         from oscore.outer import notification
         return notification(tf, ep, req, resp)
-    b = req.oscore
     try:
         inner = unprotect_response(b, resp)
     except OscoreError:

@@ -93,7 +93,7 @@ def _assemble(tf, req, osc):
         if b2 is not None:
             num, _, szx = block_decode(b2)
             if num:
-                from oscore.protect import parse_option
+                from oscore.transform import parse_option
                 try:
                     piv, _, kid = parse_option(osc)
                 except OscoreError:  # verification answers it

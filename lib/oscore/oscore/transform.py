@@ -1,5 +1,19 @@
-# OSCORE on a CoAP endpoint through its message-layer transform seam (coap/transform.py), in both roles:
-#   ep.transform = Oscore(contexts=[...], client=ctx, require=("/lamp",))
+# OSCORE message protection (RFC 8613 sections 4-8) over coap.msg messages, sans-IO, and OSCORE on a CoAP endpoint
+# through its message-layer transform seam (coap/transform.py). One module: what a device that serves needs (each
+# module costs RAM of its own); the client role is in oscore.client (a device that only serves never loads it).
+#
+# Server: unprotect_request(contexts, outer) -> (inner, binding); protect_response(binding, msg) -> outer.
+# Client (oscore.client): protect_request(ctx, msg) -> (outer, binding); unprotect_response(binding, outer).
+# A binding ties responses to their request (the request's kid and Partial IV are in every response's AAD,
+# section 7.1): [context, request kid, request Partial IV, request nonce (None once a response used it),
+# Observe request?, Notification Number]. A list, not a class, to keep it small.
+#
+# Failures raise oscore.OscoreError whose code/diag say which unprotected answer section 8 gives (code 0: none,
+# e.g. on the client side); oscore.answer.EchoRequired when a context that lost its replay window needs an Echo
+# round trip (Appendix B.1.2); oscore.answer builds the unprotected section 8 answers, the Echo challenge and the
+# client's Echo retry.
+#
+# On an endpoint: ep.transform = Oscore(contexts=[...], client=ctx, require=("/lamp",))
 # Server role: an OSCORE request is verified against `contexts` (its Recipient IDs); the handler gets the inner
 # request, and context_of(req) says which context it came through. A failure is answered as section 8 says
 # (unprotected 4.00/4.01/4.02, Outer Max-Age 0) and reaches no handler; a context that lost its replay window
@@ -11,18 +25,254 @@
 # A dict of contexts picks by the inner request's .remote: Oscore.request(..., outer=True) and
 # oscore.outer.observe set it; a plain client.request has it where the coap requester sets it before
 # outgoing_request, and fails (OscoreError) where it does not, rather than guess the peer or send in clear.
-from oscore import OscoreError
-from oscore.protect import unprotect_request, protect_response
+from coap.msg import Message, decode
+from coap import MessageError
+from crypto import CryptoError
+
+from oscore import OscoreError, err
+from oscore.context import aead
 
 try:
     from micropython import const  # compile time on MicroPython: no code, no RAM
 except ImportError:
     from coap import const  # CPython: coap's one fallback
 
+_CHANGED = const(68)
+_CONTENT = const(69)
+_OBSERVE = const(6)
 _OSCORE = const(9)
 _BLOCK2 = const(23)
 _BLOCK1 = const(27)
+_PROXY_URI = const(35)
 _SERVER_ERROR = const(160)
+_WINDOW = const(32)  # oscore.context.WINDOW
+_WINDOW_MASK = const(0xFFFFFFFF)
+
+# Outer-only (Class U) options: Uri-Host, Uri-Port, Hop-Limit, Proxy-Uri, Proxy-Scheme. Every other option is
+# Inner (Class E, the default for unlisted options, section 4.1); Observe is both (section 4.1.3.5). The
+# options that are both E and U (Observe, Max-Age, Block*, Size*, No-Response) are hop-by-hop when outer:
+# a receiver discards them with the other outer Class E options (section 8.2 step 1).
+U_ONLY = b"\x03\x07\x10\x23\x27"
+# The options up to 39 that are plainly Inner: If-Match, ETag, If-None-Match, Location-Path, Uri-Path,
+# Content-Format, Max-Age, Uri-Query, Accept, Location-Query, Block2, Block1, Size2 (and every one above 39).
+_INNER = b"\x01\x04\x05\x08\x0b\x0c\x0e\x0f\x11\x14\x17\x1b\x1c"
+
+
+def parse_option(v):
+    """(Partial IV, kid context or None, kid or None) from an OSCORE option value (section 6.1)."""
+    if type(v) is not bytes:
+        v = bytes(v)  # one copy: the slices below are then bytes
+    n = len(v)
+    if n == 0:
+        return b"", None, None
+    f = v[0]
+    if f & 0xE0:
+        raise err(7)
+    p = 1 + (f & 7)
+    if p > 6:
+        raise err(8)
+    if p > n:
+        raise err(9)
+    piv = v[1:p]
+    kc = None
+    if f & 0x10:
+        if p >= n:
+            raise err(10)
+        s = v[p]
+        p += 1
+        if p + s > n:
+            raise err(10)
+        kc = v[p:p + s]
+        p += s
+    kid = None
+    if f & 0x08:
+        kid = v[p:]
+    elif p != n:
+        raise err(11)
+    if not f:
+        raise err(12)
+    return piv, kc, kid
+
+
+def aad(kid, piv, class_i=b""):
+    """Enc_structure ["Encrypt0", h'', bstr .cbor [1, [10], request_kid, request_piv, options]] (section 5.4);
+    class_i: the Class I options' bytes (empty, or an empty tuple: none)."""
+    if class_i:
+        from oscore import classi
+        return classi.aad(kid, piv, class_i)
+    # kid <= 7 and Partial IV <= 5 bytes: every length fits its CBOR head
+    b = bytearray(b"\x83\x68Encrypt0\x40")
+    b.append(0x47 + len(kid) + len(piv))
+    b += b"\x85\x01\x81\x0a"
+    b.append(0x40 | len(kid))
+    b += kid
+    b.append(0x40 | len(piv))
+    b += piv
+    b.append(0x40)
+    return b
+
+
+def split(ctx, msg, request):
+    """(plaintext, outer options, Observe value or None) of an original message (sections 4.1, 5.3)."""
+    ci = ctx.class_i
+    opts = msg.opts if msg.buf is None else list(msg.items())  # (number, value) pairs
+    for x in opts:
+        n = x[0]
+        if not (n > 39 or n in _INNER) or (ci and n in ci):
+            break
+    else:  # the common case, every option Class E: the message's own encoding after its token is the plaintext
+        plain = msg.encode()
+        i = 3 + len(msg.token)
+        plain[i] = msg.code  # code | options | 0xFF payload
+        return memoryview(plain)[i:], [], None
+    inner = Message()
+    inner.opts = io = []
+    outer = []
+    observe = None
+    for x in opts:
+        n = x[0]
+        if n > 39 or n in _INNER:
+            (outer if ci and n in ci else io).append(x)
+        elif n == _OBSERVE:
+            observe = x[1]
+            io.append(x if request else (n, b""))  # a notification's Inner Observe is empty (4.1.3.5.2)
+            outer.append(x)
+        elif n == _OSCORE:
+            raise err(18)
+        elif request and n == _PROXY_URI:
+            from oscore.proxyuri import decompose
+            decompose(x[1], io, outer)
+        elif n in U_ONLY or n in ci:
+            outer.append(x)
+        else:
+            io.append(x)
+    inner.payload = msg.payload
+    plain = inner.encode()
+    plain[3] = msg.code  # the encoding after a token-less header's first 3 bytes
+    return memoryview(plain)[3:], outer, observe
+
+
+def outer_of(msg):
+    """In one pass over a received message: the OSCORE option value (None: absent) and the Class U options a
+    receiver keeps (oscore.classi.outer adds a context's Class I options)."""
+    osc = None
+    keep = ()  # a tuple: no allocation unless the message has some
+    o = msg.opts
+    b = msg.buf
+    if b is None:  # a built message: (number, value) pairs
+        for x in o:
+            n = x[0]
+            if n == _OSCORE:
+                osc = x[1]
+            elif n < 256 and n in U_ONLY:
+                keep += (x,)
+    else:  # a decoded one: the flat [number, start, end, ...] index into its datagram (coap.msg)
+        for i in range(0, len(o), 3):
+            n = o[i]
+            if n == _OSCORE:
+                osc = b[o[i + 1]:o[i + 2]]
+            elif n < 256 and n in U_ONLY:
+                keep += ((n, b[o[i + 1]:o[i + 2]]),)
+    return osc, keep
+
+
+def open_inner(ctx, msg, nonce, kid, piv, class_i, request):
+    ct = msg.payload
+    if not ct:
+        raise err(13)
+    try:
+        pt = aead(ctx.recipient_key, ctx.pure).decrypt(nonce, ct, aad(kid, piv, class_i))
+    except CryptoError:  # InvalidTag, or a length CCM refuses
+        raise err(19)
+    if not pt:
+        raise err(14)
+    buf = bytearray(len(pt) + 3)  # the inner message's datagram, token-less: header, then pt after its code
+    buf[3:] = pt
+    buf[0] = 0x40 | (msg.type << 4)
+    buf[1] = pt[0]
+    try:
+        m = decode(buf)
+    except MessageError:
+        raise err(15)
+    c = m.code
+    if (c >= 32 if request else c < 64 or c >= 192 or 96 <= c < 128) or not c:
+        raise err(16)
+    if m.opt(_OSCORE) is not None:
+        raise err(17)
+    m.mid = msg.mid
+    m.token = msg.token
+    m.remote = msg.remote
+    return m
+
+
+def unprotect_request(contexts, msg):
+    """(inner request, binding) of an OSCORE request (section 8.2). Raises OscoreError (answer with
+    error_response) or EchoRequired (answer with echo_response); either way the request is not processed and
+    the replay window is unchanged."""
+    v, keep = outer_of(msg)
+    if v is None:
+        raise err(20)
+    piv, kc, kid = parse_option(v)
+    if not piv or kid is None:
+        raise err(21)
+    for ctx in contexts:  # the context whose Recipient ID is kid (and ID Context kc when one is given)
+        if ctx.recipient_id == kid and (kc is None or ctx.id_context == kc):
+            break
+    else:
+        raise err(22)
+    seq = int.from_bytes(piv, "big")
+    synced = ctx.synced
+    if synced:  # a replay (section 7.4)?
+        d = ctx.top - seq
+        if d >= 0 and (d >= _WINDOW or (ctx.bits >> d) & 1):
+            raise err(23)
+    ci = b""
+    if ctx.class_i:
+        from oscore import classi
+        keep, ci = classi.outer(msg, ctx.class_i)
+    nonce = ctx.nonce(kid, piv)
+    m = open_inner(ctx, msg, nonce, kid, piv, ci, True)
+    binding = [ctx, kid, piv, nonce, m.opt(_OBSERVE) is not None, -1]
+    if synced:  # mark seq received (section 7.4): bit d of bits is top - d
+        d = seq - ctx.top
+        if d > 0:
+            ctx.bits = ((ctx.bits << d) | 1) & _WINDOW_MASK if d < _WINDOW else 1
+            ctx.top = seq
+        else:
+            ctx.bits |= 1 << -d
+    else:
+        from oscore.answer import resync
+        resync(ctx, m, binding, seq)  # raises EchoRequired unless m returns the challenge's Echo
+    for x in keep:
+        m.add(x[0], x[1])
+    return m, binding
+
+
+def protect_response(binding, msg, own_piv=False):
+    """The OSCORE response for msg. Notifications (Observe) and own_piv=True carry the server's own Partial IV;
+    other responses reuse the request's nonce, once (a second response on the same binding gets its own)."""
+    ctx = binding[0]
+    plain, outer, observe = split(ctx, msg, False)
+    nonce = binding[3]
+    if observe is not None or own_piv or nonce is None:
+        piv = ctx.next_piv()
+        nonce = ctx.nonce(ctx.sender_id, piv)
+        o = bytearray(1 + len(piv))  # flags: the Partial IV's length only
+        o[0] = len(piv)
+        o[1:] = piv
+    else:
+        o = b""
+        binding[3] = None
+    ci = ctx.class_i
+    if ci:
+        from oscore import classi
+        ci = classi.of(outer, ci)
+    ct = aead(ctx.sender_key, ctx.pure).encrypt(nonce, plain, aad(binding[1], binding[2], ci))
+    out = Message(msg.type, _CHANGED if observe is None else _CONTENT, msg.mid, msg.token, ct)
+    outer.append((_OSCORE, o))
+    out.opts = outer
+    out.remote = msg.remote
+    return out
 
 
 def context_of(req):
@@ -62,7 +312,6 @@ class Oscore:
             from oscore.answer import refusal
             return refusal(e, req)
         except MemoryError:
-            from coap.msg import Message
             return Message(code=_SERVER_ERROR)
         inner.oscore = binding
         if ob is not None:
@@ -76,31 +325,31 @@ class Oscore:
         try:
             out = protect_response(b, resp)
         except OscoreError:  # the context cannot protect any more: never send the inner response in clear
-            from coap.msg import Message
             return Message(code=_SERVER_ERROR)
         if len(out.payload) + 64 > ep.t.max_message_size or getattr(req, "oscore_outer", None) is not None:
             from oscore.outer import outgoing
             return outgoing(self, ep, req, out)
         return out
 
-    # --- client role
+    # --- client role (oscore.client)
 
     def outgoing_request(self, ep, req):
-        if self.client is None or getattr(req, "oscore_raw", False):  # oscore.outer protected it itself
+        if self.client is None:
             return req
         from oscore.client import outgoing
         return outgoing(self, req)
 
     def incoming_response(self, ep, req, resp):
-        if getattr(req, "oscore", None) is None:
+        if self.client is None:
             return resp
         from oscore.client import incoming
         return incoming(self, ep, req, resp)
 
-    async def request(self, client, method, remote, path, outer=False, **kw):
-        """client.request through OSCORE, retried once when the server answers with an Echo challenge.
-        outer=True: the request is protected as one message, whatever its payload's size, and sent and answered
-        with Outer Block-wise where it does not fit one datagram (oscore.outer.request; payload, options, con,
-        szx and timeout as client.request takes them, the response body at most max_body bytes protected)."""
+    def request(self, client, method, remote, path, outer=False, **kw):
+        """client.request through OSCORE (a coroutine), retried once when the server answers with an Echo
+        challenge. outer=True: the request is protected as one message, whatever its payload's size, and sent
+        and answered with Outer Block-wise where it does not fit one datagram (oscore.outer.request; payload,
+        options, con, szx and timeout as client.request takes them, the response body at most max_body bytes
+        protected)."""
         from oscore.client import request
-        return await request(self, client, method, remote, path, outer, kw)
+        return request(self, client, method, remote, path, outer, kw)
