@@ -41,7 +41,7 @@ from coap.transport import Params
 from coap.server import Server
 from coap.msg import Message
 from coap import defs as D
-from oscore.context import Context
+from oscore import Context
 from oscore.transform import Oscore, context_of
 from store import FileStore
 import binascii
@@ -126,7 +126,7 @@ from coap.udp import UDPTransport
 from coap.transport import Params
 from coap.client import Client
 from coap import defs as D
-from oscore.context import Context
+from oscore import Context
 from oscore.transform import Oscore
 
 R = ("127.0.0.1", int(sys.argv[1]))
@@ -552,7 +552,7 @@ import sys, asyncio, binascii
 from coap.udp import UDPTransport
 from coap.transport import Params
 from coap.client import Client
-from oscore.context import Context
+from oscore import Context
 from oscore.transform import Oscore
 from oscore import outer
 

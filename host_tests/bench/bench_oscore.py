@@ -5,7 +5,7 @@
 # bytes OSCORE adds are in host_oscore.py.
 from coap.msg import Message
 from crypto.ccm import AesCcm
-from oscore.context import Context
+from oscore import Context
 from oscore.client import protect_request, unprotect_response
 from oscore.transform import unprotect_request, protect_response, aad
 

@@ -54,7 +54,7 @@ QSTR_ENTRY = 11  # bytes of a pool entry on the 64-bit VM: the string pointer, a
 
 VM_CONTEXTS = r'''
 import gc, sys
-from oscore.context import Context
+from oscore import Context
 pure = sys.argv[1] == "pure"
 keep = [Context(b"k" * 16, b"s" * 8, b"\x01", b"\x02", pure=pure)]  # warm: imports, qstrs
 gc.collect()
@@ -67,7 +67,7 @@ print("HEAP", (gc.mem_alloc() - a) // 8)
 
 VM_CIPHERS = r'''
 import gc, sys
-from oscore import context as C
+import oscore as C
 pure = sys.argv[1] == "pure"
 a = C.Context(b"k" * 16, b"s" * 8, b"\x01", b"\x02", pure=pure)
 gc.collect()
@@ -88,7 +88,7 @@ ROUNDS = int(sys.argv[3])
 OPS = int(sys.argv[4])
 from coap.msg import Message
 from crypto.ccm import AesCcm
-from oscore.context import Context
+from oscore import Context
 from oscore.client import protect_request, unprotect_response
 from oscore.transform import unprotect_request, protect_response, aad
 pure = sys.argv[1] == "pure"
@@ -185,7 +185,7 @@ def _vm(ctx, mpy: Path, script: str, *args) -> int:
 
 def _wire_rows() -> list[dict]:
     from coap.msg import Message
-    from oscore.context import Context
+    from oscore import Context
     from oscore.client import protect_request
     from oscore.transform import unprotect_request, protect_response
 
@@ -221,19 +221,19 @@ def run(ctx) -> list[dict]:
     deps = "coap.msg,crypto.ccm,crypto.kdf,crypto.util"
     for label, base, extra in (
             ("oscore core + endpoint transform (context, protect/unprotect, the server role) beyond coap.msg and "
-             "crypto", deps, "oscore.context,oscore.transform"),
+             "crypto", deps, "oscore.transform"),
             ("oscore.client (the client role: loaded with the first protected request) beyond the core + transform",
-             deps + ",oscore.context,oscore.transform", "oscore.client"),
+             deps + ",oscore.transform", "oscore.client"),
             ("oscore.derive (making a context: loaded with the first one) beyond the core + transform", deps +
-             ",oscore.context,oscore.transform", "oscore.derive"),
+             ",oscore.transform", "oscore.derive"),
             ("oscore.outer (Outer Block-wise: loaded on first use) beyond the core + transform and coap.block",
-             deps + ",oscore.context,oscore.transform,coap.block", "oscore.outer"),
+             deps + ",oscore.transform,coap.block", "oscore.outer"),
             ("CoAP stack (client, server, UDP) without OSCORE", "", "coap.client,coap.server,coap.udp"),
             ("CoAP stack + the crypto OSCORE uses (AES-CCM, HKDF), without OSCORE", "",
              "coap.client,coap.server,coap.udp,crypto.ccm,crypto.kdf,crypto.util"),
             ("CoAP stack (client, server, UDP) with OSCORE in both roles (transform, context, derive, "
              "client, AES-CCM, HKDF)", "",
-             "coap.client,coap.server,coap.udp,oscore.transform,oscore.context,oscore.derive,oscore.client")):
+             "coap.client,coap.server,coap.udp,oscore.transform,oscore.derive,oscore.client")):
         heap = _vm(ctx, mpy, VM_IMPORT, base, extra)
         row = {"name": f"oscore heap after import (.mpy), {label}", "runtime": "micropython", "value": heap,
                "unit": "B", "note": "VM is 64-bit: about half on a 32-bit board"}

@@ -11,7 +11,7 @@ from coap.client import Client
 from coap.endpoint import RefusedError
 from coap.server import Server
 from coap.transport import Params
-from oscore.context import Context
+from oscore import Context
 from oscore.transform import Oscore, context_of
 from store import FileStore
 

@@ -170,7 +170,7 @@ def test_big_protected_response_is_cut_to_the_link():
 
 def test_client_context_per_peer():
     async def main():
-        from oscore.context import Context
+        from oscore import Context
         from case_oscore_endpoint import _store
         st = _store("peers")
         keys = {"s1": b"1" * 16, "s2": b"2" * 16}

@@ -6,7 +6,7 @@ from coap.msg import Message
 from crypto.util import ct_equal
 
 from oscore import OscoreError
-from oscore.context import WINDOW
+from oscore import WINDOW
 from oscore.transform import protect_response
 
 try:

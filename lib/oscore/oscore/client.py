@@ -4,8 +4,8 @@
 from coap.msg import Message
 
 from oscore import OscoreError, err
-from oscore.context import aead
-from oscore.transform import aad, open_inner, outer_of, parse_option, split
+from oscore import aead
+from oscore.transform import aad, open_inner, oscore_option, split
 
 try:
     from micropython import const  # compile time on MicroPython: no code, no RAM
@@ -57,20 +57,21 @@ def unprotect_response(binding, msg):
     carry a Partial IV above the Notification Number (7.4.1); their Observe value becomes the Partial IV's
     low three bytes, so the observer orders them by it. Raises OscoreError (code 0: nothing to answer)."""
     ctx = binding[0]
-    v, keep = outer_of(msg)
+    try:
+        o = oscore_option(msg)
+    except OscoreError as e:
+        e.code = 0
+        raise
+    if o is None:
+        e = err(24)
+        e.response = msg
+        raise e
+    piv = o[0]
+    keep = o[3]
     ci = b""
     if ctx.class_i:
         from oscore import classi
         keep, ci = classi.outer(msg, ctx.class_i)
-    if v is None:
-        e = err(24)
-        e.response = msg
-        raise e
-    try:
-        piv = parse_option(v)[0]
-    except OscoreError as e:
-        e.code = 0
-        raise
     nonce = ctx.nonce(ctx.recipient_id, piv) if piv else binding[3]
     if nonce is None:
         raise err(25)

@@ -86,20 +86,20 @@ def incoming(tf, req, osc):
 
 
 def _assemble(tf, req, osc):
-    # An answer to send as it is, or the whole protected request (.oscore_outer set when it was Block-wise).
+    # An answer to send as it is, or the whole protected request (with .oscore_outer).
     st = _state(tf)
     try:
         b2 = req.opt(_BLOCK2)
         if b2 is not None:
             num, _, szx = block_decode(b2)
             if num:
-                from oscore.transform import parse_option
+                from oscore.transform import oscore_option
                 try:
-                    piv, _, kid = parse_option(osc)
+                    piv, _, kid, _ = oscore_option(req)
+                    key = (req.remote, kid, piv)
+                    kept = st.tx.get(key)
                 except OscoreError:  # verification answers it
-                    return req
-                key = (req.remote, kid, piv)
-                kept = st.tx.get(key)
+                    kept = None
                 if kept is not None:
                     return _block(st, key, kept, num, szx)
             b2 = (num, szx)
@@ -183,7 +183,8 @@ def _block(st, key, kept, num, szx):
 def outgoing(tf, ep, req, out):
     """Server role: the protected response out as the client gets it: whole, or its first Outer Block2 block
     when it is larger than the block the client asked for or than the link carries (the rest is kept)."""
-    b1, b2 = getattr(req, "oscore_outer", None) or (None, None)
+    b = req.oscore
+    b1, b2 = b[6] if len(b) > 6 else (None, None)
     if b1 is not None:
         out.add(_BLOCK1, b1)
     body = out.payload
@@ -211,7 +212,6 @@ def outgoing(tf, ep, req, out):
     # A notification (RFC 7959 section 3.4): Observe on its first block only; the client asks for the rest with
     # the registration's protected request, without Observe, and gets the blocks of the newest notification.
     head.opts = out.opts if observe is None else [x for x in out.opts if x[0] != _OBSERVE]
-    b = req.oscore
     key = (req.remote, b[1], b[2])
     kept = [head, bytes(body), observe is not None]
     _put(st.tx, key, kept)

@@ -6,7 +6,8 @@
 # Client (oscore.client): protect_request(ctx, msg) -> (outer, binding); unprotect_response(binding, outer).
 # A binding ties responses to their request (the request's kid and Partial IV are in every response's AAD,
 # section 7.1): [context, request kid, request Partial IV, request nonce (None once a response used it),
-# Observe request?, Notification Number]. A list, not a class, to keep it small.
+# Observe request?, Notification Number (, the Outer Block-wise state of oscore.outer)]. A list, not a class, to
+# keep it small.
 #
 # Failures raise oscore.OscoreError whose code/diag say which unprotected answer section 8 gives (code 0: none,
 # e.g. on the client side); oscore.answer.EchoRequired when a context that lost its replay window needs an Echo
@@ -30,7 +31,7 @@ from coap import MessageError
 from crypto import CryptoError
 
 from oscore import OscoreError, err
-from oscore.context import aead
+from oscore import aead
 
 try:
     from micropython import const  # compile time on MicroPython: no code, no RAM
@@ -45,7 +46,7 @@ _BLOCK2 = const(23)
 _BLOCK1 = const(27)
 _PROXY_URI = const(35)
 _SERVER_ERROR = const(160)
-_WINDOW = const(32)  # oscore.context.WINDOW
+_WINDOW = const(32)  # oscore.WINDOW
 _WINDOW_MASK = const(0xFFFFFFFF)
 
 # Outer-only (Class U) options: Uri-Host, Uri-Port, Hop-Limit, Proxy-Uri, Proxy-Scheme. Every other option is
@@ -58,40 +59,61 @@ U_ONLY = b"\x03\x07\x10\x23\x27"
 _INNER = b"\x01\x04\x05\x08\x0b\x0c\x0e\x0f\x11\x14\x17\x1b\x1c"
 
 
-def parse_option(v):
-    """(Partial IV, kid context or None, kid or None) from an OSCORE option value (section 6.1)."""
+def oscore_option(msg):
+    """(Partial IV, kid context or None, kid or None, the Class U options a receiver keeps) of a received message,
+    in one pass over its options; None when it has no OSCORE option (section 6.1; oscore.classi.outer adds a
+    context's Class I options)."""
+    v = None
+    keep = ()  # a tuple: no allocation unless the message has some
+    o = msg.opts
+    b = msg.buf
+    if b is None:  # a built message: (number, value) pairs
+        for x in o:
+            n = x[0]
+            if n == _OSCORE:
+                v = x[1]
+            elif n < 256 and n in U_ONLY:
+                keep += (x,)
+    else:  # a decoded one: the flat [number, start, end, ...] index into its datagram (coap.msg)
+        for i in range(0, len(o), 3):
+            n = o[i]
+            if n == _OSCORE:
+                v = b[o[i + 1]:o[i + 2]]
+            elif n < 256 and n in U_ONLY:
+                keep += ((n, b[o[i + 1]:o[i + 2]]),)
+    if v is None:
+        return None
     if type(v) is not bytes:
         v = bytes(v)  # one copy: the slices below are then bytes
     n = len(v)
-    if n == 0:
-        return b"", None, None
-    f = v[0]
-    if f & 0xE0:
-        raise err(7)
-    p = 1 + (f & 7)
-    if p > 6:
-        raise err(8)
-    if p > n:
-        raise err(9)
-    piv = v[1:p]
-    kc = None
-    if f & 0x10:
-        if p >= n:
-            raise err(10)
-        s = v[p]
-        p += 1
-        if p + s > n:
-            raise err(10)
-        kc = v[p:p + s]
-        p += s
-    kid = None
-    if f & 0x08:
-        kid = v[p:]
-    elif p != n:
-        raise err(11)
-    if not f:
-        raise err(12)
-    return piv, kc, kid
+    piv = v
+    kc = kid = None
+    if n:
+        f = v[0]
+        if f & 0xE0:
+            raise err(7)
+        p = 1 + (f & 7)
+        if p > 6:
+            raise err(8)
+        if p > n:
+            raise err(9)
+        piv = v[1:p]
+        if f & 0x10:
+            if p >= n:
+                raise err(10)
+            s = v[p]
+            p += 1
+            if p + s > n:
+                raise err(10)
+            kc = v[p:p + s]
+            p += s
+        if f & 0x08:
+            kid = v[p:]
+        elif p != n:
+            raise err(11)
+        if not f:
+            raise err(12)
+    return piv, kc, kid, keep
 
 
 def aad(kid, piv, class_i=b""):
@@ -101,9 +123,8 @@ def aad(kid, piv, class_i=b""):
         from oscore import classi
         return classi.aad(kid, piv, class_i)
     # kid <= 7 and Partial IV <= 5 bytes: every length fits its CBOR head
-    b = bytearray(b"\x83\x68Encrypt0\x40")
-    b.append(0x47 + len(kid) + len(piv))
-    b += b"\x85\x01\x81\x0a"
+    b = bytearray(b"\x83\x68Encrypt0\x40\x47\x85\x01\x81\x0a")
+    b[11] += len(kid) + len(piv)
     b.append(0x40 | len(kid))
     b += kid
     b.append(0x40 | len(piv))
@@ -152,30 +173,6 @@ def split(ctx, msg, request):
     return memoryview(plain)[3:], outer, observe
 
 
-def outer_of(msg):
-    """In one pass over a received message: the OSCORE option value (None: absent) and the Class U options a
-    receiver keeps (oscore.classi.outer adds a context's Class I options)."""
-    osc = None
-    keep = ()  # a tuple: no allocation unless the message has some
-    o = msg.opts
-    b = msg.buf
-    if b is None:  # a built message: (number, value) pairs
-        for x in o:
-            n = x[0]
-            if n == _OSCORE:
-                osc = x[1]
-            elif n < 256 and n in U_ONLY:
-                keep += (x,)
-    else:  # a decoded one: the flat [number, start, end, ...] index into its datagram (coap.msg)
-        for i in range(0, len(o), 3):
-            n = o[i]
-            if n == _OSCORE:
-                osc = b[o[i + 1]:o[i + 2]]
-            elif n < 256 and n in U_ONLY:
-                keep += ((n, b[o[i + 1]:o[i + 2]]),)
-    return osc, keep
-
-
 def open_inner(ctx, msg, nonce, kid, piv, class_i, request):
     ct = msg.payload
     if not ct:
@@ -209,10 +206,10 @@ def unprotect_request(contexts, msg):
     """(inner request, binding) of an OSCORE request (section 8.2). Raises OscoreError (answer with
     error_response) or EchoRequired (answer with echo_response); either way the request is not processed and
     the replay window is unchanged."""
-    v, keep = outer_of(msg)
-    if v is None:
+    o = oscore_option(msg)
+    if o is None:
         raise err(20)
-    piv, kc, kid = parse_option(v)
+    piv, kc, kid, keep = o
     if not piv or kid is None:
         raise err(21)
     for ctx in contexts:  # the context whose Recipient ID is kid (and ID Context kc when one is given)
@@ -305,7 +302,7 @@ class Oscore:
             req = incoming(self, req, osc)  # an answer, or the whole protected request
             if req.code >= 64:
                 return req
-            ob = getattr(req, "oscore_outer", None)
+            ob = req.oscore_outer
         try:
             inner, binding = unprotect_request(self.contexts, req)
         except OscoreError as e:  # the section 8 answer, or the Echo challenge (answer.EchoRequired)
@@ -315,7 +312,7 @@ class Oscore:
             return Message(code=_SERVER_ERROR)
         inner.oscore = binding
         if ob is not None:
-            inner.oscore_outer = ob
+            binding.append(ob)  # binding[6]: the Outer Block-wise state for the response (oscore.outer)
         return inner
 
     def outgoing_response(self, ep, req, resp):
@@ -326,7 +323,7 @@ class Oscore:
             out = protect_response(b, resp)
         except OscoreError:  # the context cannot protect any more: never send the inner response in clear
             return Message(code=_SERVER_ERROR)
-        if len(out.payload) + 64 > ep.t.max_message_size or getattr(req, "oscore_outer", None) is not None:
+        if len(out.payload) + 64 > ep.t.max_message_size or len(b) > 6:
             from oscore.outer import outgoing
             return outgoing(self, ep, req, out)
         return out
