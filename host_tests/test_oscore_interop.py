@@ -127,6 +127,7 @@ from coap.transport import Params
 from coap.client import Client
 from coap import defs as D
 from oscore import Context
+from oscore import client as Q
 from oscore.transform import Oscore
 
 R = ("127.0.0.1", int(sys.argv[1]))
@@ -144,7 +145,7 @@ def body(n):
 async def main():
     c = Client(UDPTransport(("127.0.0.1", 0), Params()))
     c.transform = tf = Oscore(client=ctx)
-    r = await tf.request(c, D.GET, R, "/hello?who=vm&x=1")
+    r = await Q.request(tf, c, D.GET, R, "/hello?who=vm&x=1")
     print("HELLO", r.code, bytes(r.payload).decode())
     r = await c.post(R, "/data", b"abc")
     print("POST", r.code, bytes(r.payload).decode())

@@ -52,7 +52,7 @@ def _bare(pure, plain_len, kid, piv):
     dec = AesCcm(bytes(16), 8, pure)
     nonce = bytes(13)
     plain = bytes(plain_len)
-    a = aad(kid, piv)
+    a = aad(kid, piv, b"")
 
     def op():
         ct = enc.encrypt(nonce, plain, a)

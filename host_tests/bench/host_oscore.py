@@ -105,7 +105,7 @@ if kind == "request":
         out, _ = protect_request(c, req)
         unprotect_request([s], out)
     plain = bytes(len(req.encode()) - 8 + 1)
-    a = aad(b"\x01", b"\x00\x01")
+    a = aad(b"\x01", b"\x00\x01", b"")
 else:
     out, cb = protect_request(c, req)
     _, sb = unprotect_request([s], out)
@@ -114,7 +114,7 @@ else:
         b = list(sb)
         unprotect_response(list(cb), protect_response(b, resp))
     plain = bytes(68)
-    a = aad(b"\x01", b"\x00")
+    a = aad(b"\x01", b"\x00", b"")
 def bare():
     dec.decrypt(nonce, enc.encrypt(nonce, plain, a), a)
 ratios = []

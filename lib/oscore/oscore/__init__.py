@@ -17,8 +17,6 @@
 # writes a bound n + K before it uses sequence number n, so there is at most one write per K messages, and a
 # context that boots from a stored bound starts at that bound: a reboot never reuses a nonce. Such a context
 # has lost its replay window, so it answers the first request with an Echo challenge (oscore.answer.EchoRequired).
-from crypto.ccm import AesCcm
-
 try:
     from micropython import const  # compile time on MicroPython: no code, no RAM
 except ImportError:
@@ -27,6 +25,7 @@ except ImportError:
 MAX_SEQ = (1 << 40) - 1  # section 7.2.1
 WINDOW = const(32)  # replay window entries (section 3.2.2 default)
 _NONCE_LEN = const(13)
+del const  # only the constants above use it (and a module global costs RAM)
 # AES-CCM objects are shared, the last CIPHERS built: a context keeps only its two 16-byte keys (a cryptolib
 # cipher costs ~0.5 KB on the VM), and the keys in use have their cipher built once. An application with more
 # contexts in use at once than CIPHERS / 2 raises CIPHERS, or each message builds its cipher again.
@@ -51,7 +50,7 @@ def err(n):
     return e
 
 
-def aead(key, pure=False):
+def aead(key, pure):
     """The AES-CCM-16-64-128 object for key (shared; built when it is not among the last CIPHERS built)."""
     global _ciphers
     c = _ciphers
@@ -61,6 +60,7 @@ def aead(key, pure=False):
         for e in c:
             if e[0] == key and e[1] == pure:
                 return e[2]
+    from crypto.ccm import AesCcm
     e = (key, pure, AesCcm(key, 8, pure))
     c.insert(0, e)
     del c[CIPHERS:]
@@ -90,9 +90,10 @@ class Context:
             from oscore.derive import store_bound
             store_bound(self)
         self.seq = n + 1
-        # the Partial IV: no leading zero bytes, 0 as b"\x00" (section 5)
-        return n.to_bytes(1 if n < 0x100 else 2 if n < 0x10000 else 3 if n < 0x1000000 else 4 if n < 1 << 32 else 5,
-                          "big")
+        k = 1  # the Partial IV: no leading zero bytes, 0 as b"\x00" (section 5)
+        while n >> (k << 3):
+            k += 1
+        return n.to_bytes(k, "big")
 
     def nonce(self, kid, piv):
         """AEAD nonce (section 5.2): [S | ID_PIV padded to 7 | PIV padded to 5] XOR Common IV; kid: ID_PIV, the

@@ -159,8 +159,12 @@ def incoming(tf, ep, req, resp):
     return inner
 
 
-async def request(tf, client, method, remote, path, outer, kw):
-    """Oscore.request: retried once with the Echo of a challenge."""
+async def request(tf, client, method, remote, path, outer=False, **kw):
+    """client.request through tf (the endpoint's oscore.transform.Oscore), retried once when the server answers
+    with an Echo challenge. outer=True: the request is protected as one message, whatever its payload's size, and
+    sent and answered with Outer Block-wise where it does not fit one datagram (oscore.outer.request; payload,
+    options, con, szx and timeout as client.request takes them, the response body at most tf.max_body bytes
+    protected)."""
     for _ in range(2):
         if outer:
             from oscore.outer import send

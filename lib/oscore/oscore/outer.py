@@ -3,7 +3,7 @@
 # again before it is verified. Loaded by oscore.transform on the first Outer Block option or oversized
 # protected message. Inner Block-wise (each block its own OSCORE message, the endpoint's own Block-wise) stays
 # what the endpoint does for bodies an application gives it; this is for peers and proxies that fragment the
-# protected message, and for Oscore.request(..., outer=True).
+# protected message, and for oscore.client.request(..., outer=True).
 #
 # Server role: Outer Block1 blocks of a request are collected per (peer, OSCORE option) up to max_body bytes
 # (4.13 Request Entity Too Large with Size1 over it, 4.08 for a block out of order), answered 2.31 Continue,
@@ -226,7 +226,7 @@ def outgoing(tf, ep, req, out):
 # --- client role
 
 async def send(tf, client, method, remote, path, payload=b"", options=(), con=True, szx=None, timeout=None):
-    """Oscore.request(..., outer=True): the request built as client.request builds it, through the context of
+    """oscore.client.request(..., outer=True): the request built as client.request builds it, through the context of
     remote, and the Echo of a challenge kept for that context."""
     import os
     from oscore.client import challenged, echoed, peer

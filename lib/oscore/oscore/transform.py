@@ -22,16 +22,13 @@
 # An unprotected request to a path in `require` gets 4.01.
 # Client role: every request goes out through `client`: one Context for every peer, or a dict {remote: Context}
 # (a peer not in it is spoken to unprotected), None: unprotected. A 4.01 Echo challenge is kept for its context
-# and that context's next request carries the Echo: Oscore.request() retries once with it.
-# A dict of contexts picks by the inner request's .remote: Oscore.request(..., outer=True) and
+# and that context's next request carries the Echo: oscore.client.request() retries once with it.
+# A dict of contexts picks by the inner request's .remote: oscore.client.request(..., outer=True) and
 # oscore.outer.observe set it; a plain client.request has it where the coap requester sets it before
 # outgoing_request, and fails (OscoreError) where it does not, rather than guess the peer or send in clear.
 from coap.msg import Message, decode
-from coap import MessageError
-from crypto import CryptoError
 
-from oscore import OscoreError, err
-from oscore import aead
+from oscore import OscoreError, aead, err
 
 try:
     from micropython import const  # compile time on MicroPython: no code, no RAM
@@ -48,15 +45,15 @@ _PROXY_URI = const(35)
 _SERVER_ERROR = const(160)
 _WINDOW = const(32)  # oscore.WINDOW
 _WINDOW_MASK = const(0xFFFFFFFF)
+del const  # only the constants above use it (and a module global costs RAM)
 
-# Outer-only (Class U) options: Uri-Host, Uri-Port, Hop-Limit, Proxy-Uri, Proxy-Scheme. Every other option is
-# Inner (Class E, the default for unlisted options, section 4.1); Observe is both (section 4.1.3.5). The
-# options that are both E and U (Observe, Max-Age, Block*, Size*, No-Response) are hop-by-hop when outer:
-# a receiver discards them with the other outer Class E options (section 8.2 step 1).
-U_ONLY = b"\x03\x07\x10\x23\x27"
-# The options up to 39 that are plainly Inner: If-Match, ETag, If-None-Match, Location-Path, Uri-Path,
-# Content-Format, Max-Age, Uri-Query, Accept, Location-Query, Block2, Block1, Size2 (and every one above 39).
-_INNER = b"\x01\x04\x05\x08\x0b\x0c\x0e\x0f\x11\x14\x17\x1b\x1c"
+# The class of each option number below 40 (section 4.1): 1 Outer only (Class U: Uri-Host, Uri-Port, Hop-Limit,
+# Proxy-Uri, Proxy-Scheme), 2 Observe (both Inner and Outer, section 4.1.3.5), 3 OSCORE; 0, and every number
+# from 40 on, Inner (Class E, the default for unlisted options). The options that are both E and U (Observe,
+# Max-Age, Block*, Size*, No-Response) are hop-by-hop when outer: a receiver discards them with the other outer
+# Class E options (section 8.2 step 1).
+OPTION_CLASS = (b"\x00\x00\x00\x01\x00\x00\x02\x01\x00\x03\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00"
+                b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x01")
 
 
 def oscore_option(msg):
@@ -72,14 +69,14 @@ def oscore_option(msg):
             n = x[0]
             if n == _OSCORE:
                 v = x[1]
-            elif n < 256 and n in U_ONLY:
+            elif n < 40 and OPTION_CLASS[n] == 1:
                 keep += (x,)
     else:  # a decoded one: the flat [number, start, end, ...] index into its datagram (coap.msg)
         for i in range(0, len(o), 3):
             n = o[i]
             if n == _OSCORE:
                 v = b[o[i + 1]:o[i + 2]]
-            elif n < 256 and n in U_ONLY:
+            elif n < 40 and OPTION_CLASS[n] == 1:
                 keep += ((n, b[o[i + 1]:o[i + 2]]),)
     if v is None:
         return None
@@ -116,7 +113,7 @@ def oscore_option(msg):
     return piv, kc, kid, keep
 
 
-def aad(kid, piv, class_i=b""):
+def aad(kid, piv, class_i):
     """Enc_structure ["Encrypt0", h'', bstr .cbor [1, [10], request_kid, request_piv, options]] (section 5.4);
     class_i: the Class I options' bytes (empty, or an empty tuple: none)."""
     if class_i:
@@ -139,7 +136,7 @@ def split(ctx, msg, request):
     opts = msg.opts if msg.buf is None else list(msg.items())  # (number, value) pairs
     for x in opts:
         n = x[0]
-        if not (n > 39 or n in _INNER) or (ci and n in ci):
+        if (n < 40 and OPTION_CLASS[n]) or (ci and n in ci):
             break
     else:  # the common case, every option Class E: the message's own encoding after its token is the plaintext
         plain = msg.encode()
@@ -152,21 +149,20 @@ def split(ctx, msg, request):
     observe = None
     for x in opts:
         n = x[0]
-        if n > 39 or n in _INNER:
+        k = OPTION_CLASS[n] if n < 40 else 0
+        if not k:
             (outer if ci and n in ci else io).append(x)
-        elif n == _OBSERVE:
+        elif k == 2:
             observe = x[1]
             io.append(x if request else (n, b""))  # a notification's Inner Observe is empty (4.1.3.5.2)
             outer.append(x)
-        elif n == _OSCORE:
+        elif k == 3:
             raise err(18)
         elif request and n == _PROXY_URI:
             from oscore.proxyuri import decompose
             decompose(x[1], io, outer)
-        elif n in U_ONLY or n in ci:
-            outer.append(x)
         else:
-            io.append(x)
+            outer.append(x)
     inner.payload = msg.payload
     plain = inner.encode()
     plain[3] = msg.code  # the encoding after a token-less header's first 3 bytes
@@ -179,7 +175,7 @@ def open_inner(ctx, msg, nonce, kid, piv, class_i, request):
         raise err(13)
     try:
         pt = aead(ctx.recipient_key, ctx.pure).decrypt(nonce, ct, aad(kid, piv, class_i))
-    except CryptoError:  # InvalidTag, or a length CCM refuses
+    except ValueError:  # crypto.CryptoError: InvalidTag, or a length CCM refuses
         raise err(19)
     if not pt:
         raise err(14)
@@ -189,7 +185,7 @@ def open_inner(ctx, msg, nonce, kid, piv, class_i, request):
     buf[1] = pt[0]
     try:
         m = decode(buf)
-    except MessageError:
+    except ValueError:  # coap.MessageError
         raise err(15)
     c = m.code
     if (c >= 32 if request else c < 64 or c >= 192 or 96 <= c < 128) or not c:
@@ -254,9 +250,7 @@ def protect_response(binding, msg, own_piv=False):
     if observe is not None or own_piv or nonce is None:
         piv = ctx.next_piv()
         nonce = ctx.nonce(ctx.sender_id, piv)
-        o = bytearray(1 + len(piv))  # flags: the Partial IV's length only
-        o[0] = len(piv)
-        o[1:] = piv
+        o = bytes((len(piv),)) + piv  # flags: the Partial IV's length only
     else:
         o = b""
         binding[3] = None
@@ -305,11 +299,9 @@ class Oscore:
             ob = req.oscore_outer
         try:
             inner, binding = unprotect_request(self.contexts, req)
-        except OscoreError as e:  # the section 8 answer, or the Echo challenge (answer.EchoRequired)
+        except (OscoreError, MemoryError) as e:  # the section 8 answer, the Echo challenge (answer.EchoRequired), 5.00
             from oscore.answer import refusal
             return refusal(e, req)
-        except MemoryError:
-            return Message(code=_SERVER_ERROR)
         inner.oscore = binding
         if ob is not None:
             binding.append(ob)  # binding[6]: the Outer Block-wise state for the response (oscore.outer)
@@ -341,12 +333,3 @@ class Oscore:
             return resp
         from oscore.client import incoming
         return incoming(self, ep, req, resp)
-
-    def request(self, client, method, remote, path, outer=False, **kw):
-        """client.request through OSCORE (a coroutine), retried once when the server answers with an Echo
-        challenge. outer=True: the request is protected as one message, whatever its payload's size, and sent
-        and answered with Outer Block-wise where it does not fit one datagram (oscore.outer.request; payload,
-        options, con, szx and timeout as client.request takes them, the response body at most max_body bytes
-        protected)."""
-        from oscore.client import request
-        return request(self, client, method, remote, path, outer, kw)
