@@ -16,7 +16,7 @@ def decode(msg, tag, check_name):
     hdr = _h.Headers(arr[0], arr[1])
     _h.check_bstr_or_nil(arr[2], "payload")
     if not isinstance(arr[3], (bytes, bytearray)):
-        raise CoseError("check bstr", check_name)
+        raise CoseError(44, check_name)  # %s must be a bstr
     return hdr, arr[2], arr[3]
 
 
@@ -24,8 +24,8 @@ def payload_for(body, payload):
     """The payload to check: the message's own, or the detached one the caller supplies (never both)."""
     if body is None:
         if payload is None:
-            raise CoseError("detached")
+            raise CoseError(45)  # detached payload: pass payload=
         return bytes(payload)
     if payload is not None and bytes(payload) != body:
-        raise CoseError("payload2")
+        raise CoseError(46)  # payload given for a message that carries its own
     return body

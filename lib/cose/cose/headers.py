@@ -28,9 +28,9 @@ def decode_protected(b):
     try:
         m = cbor.loads(b, unique_keys=True)
     except cbor.CBORDecodeError as e:
-        raise CoseError("prot cbor", e)
+        raise CoseError(6, e)  # protected header is not valid CBOR: %s
     if not isinstance(m, dict):
-        raise CoseError("prot map")
+        raise CoseError(7)  # protected header is not a map
     return m
 
 
@@ -39,9 +39,9 @@ class Headers:
 
     def __init__(self, protected_bytes, unprotected, understood=()):
         if not isinstance(protected_bytes, (bytes, bytearray, memoryview)):
-            raise CoseError("prot bstr")
+            raise CoseError(8)  # protected header must be a bstr
         if not isinstance(unprotected, dict):
-            raise CoseError("unprot map")
+            raise CoseError(9)  # unprotected header must be a map
         self.protected = decode_protected(protected_bytes)
         # An empty protected map is authenticated as a zero-length bstr however the sender encoded it
         # (RFC 9052 section 4.4; COSE WG example sign-pass-01 sends h'a0').
@@ -49,20 +49,20 @@ class Headers:
         self.unprotected = unprotected
         for label in unprotected:
             if label in self.protected:
-                raise CoseError("both maps", label)
+                raise CoseError(10, label)  # header label %r appears in both maps
         if CRIT in unprotected:
-            raise CoseError("crit prot")
+            raise CoseError(11)  # crit must be a protected header
         crit = self.protected.get(CRIT)
         if crit is not None:
             if not isinstance(crit, list) or not crit:
-                raise CoseError("crit array")
+                raise CoseError(12)  # crit must be a non-empty array
             for label in crit:
                 if not isinstance(label, (int, str)):
-                    raise CoseError("crit label")
+                    raise CoseError(13)  # crit labels must be int or tstr
                 if label not in self.protected:
-                    raise CoseError("crit names", label)
+                    raise CoseError(14, label)  # crit names %r, which is not in the protected header
                 if label not in UNDERSTOOD and label not in understood:
-                    raise CoseUnsupported("crit unkn", label)
+                    raise CoseUnsupported(15, label)  # unknown critical header %r
 
     def get(self, label, default=None):
         if label in self.protected:
@@ -73,23 +73,24 @@ class Headers:
     def alg(self):
         a = self.get(ALG)
         if a is None:
-            raise CoseError("no alg")
+            raise CoseError(16)  # no alg header
         if not isinstance(a, (int, str)):
-            raise CoseError("alg type")
+            raise CoseError(17)  # alg must be int or tstr
         return a
 
     @property
     def kid(self):
         k = self.get(KID)
         if k is not None and not isinstance(k, (bytes, bytearray)):
-            raise CoseError("kid bstr")
+            raise CoseError(18)  # kid must be a bstr
         return k
 
 
-def build(alg, protected=None, unprotected=None, kid=None, alg_protected=True):
-    """Protected/unprotected maps for a new message: alg goes in the protected map, kid in the unprotected."""
+def build(*args, **kwargs):
+    """Protected/unprotected maps for a new message: build(alg, protected=None, unprotected=None, kid=None,
+    alg_protected=True); alg goes in the protected map, kid in the unprotected."""
     from cose._create import build
-    return build(alg, protected, unprotected, kid, alg_protected)
+    return build(*args, **kwargs)
 
 
 def unwrap(msg, tag, length):
@@ -98,16 +99,16 @@ def unwrap(msg, tag, length):
         try:
             msg = cbor.loads(msg, unique_keys=True)  # the only maps in a COSE message are headers
         except cbor.CBORDecodeError as e:
-            raise CoseError("cbor", e)
+            raise CoseError(19, e)  # not valid CBOR: %s
     if isinstance(msg, cbor.Tag):
         if msg.tag != tag:
-            raise CoseError("tag", tag, msg.tag)
+            raise CoseError(20, tag, msg.tag)  # expected COSE tag %d, got tag %d
         msg = msg.value
     if not isinstance(msg, list) or len(msg) != length:
-        raise CoseError("array", length)
+        raise CoseError(21, length)  # COSE structure must be an array of %d items
     return msg
 
 
 def check_bstr_or_nil(v, what):
     if v is not None and not isinstance(v, (bytes, bytearray)):
-        raise CoseError("bstr nil", what)
+        raise CoseError(22, what)  # %s must be a bstr or nil
