@@ -256,21 +256,10 @@ def verify(pub, message, sig):
     return _encode_point(x, y, z) == bytes(sig[:32])
 
 
-def public_key(seed):
-    """32-byte public key for a 32-byte private key (seed)."""
-    from crypto._ed25519_sign import public_key
-    return public_key(seed)
-
-
-def generate():
-    """(private seed, public key) with a fresh 32-byte seed from os.urandom."""
-    from crypto.util import random_bytes
-
-    seed = random_bytes(32)
-    return seed, public_key(seed)
-
-
-def sign(seed, message):
-    """Deterministic RFC 8032 signature (64 bytes). Not constant-time: Python big ints are not."""
-    from crypto._ed25519_sign import sign
-    return sign(seed, message)
+def __getattr__(name):
+    # public_key(seed): 32 bytes; sign(seed, message): deterministic RFC 8032 signature (64 bytes);
+    # generate(): (private seed, public key)
+    if name in ("public_key", "sign", "generate"):
+        from crypto import _ed25519_sign
+        return getattr(_ed25519_sign, name)
+    raise AttributeError(name)

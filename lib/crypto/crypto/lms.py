@@ -25,10 +25,6 @@ _LMOTS = {1: (1, 265, 7), 2: (2, 133, 6), 3: (4, 67, 4), 4: (8, 34, 0)}
 
 HSS_MAX_LEVELS = 8
 
-try:  # machine-code chain walk where the port has the viper emitter; checked below before use
-    from crypto._lms_viper import merkle as _merkle_viper, ots_walk as _ots_walk_viper
-except (ImportError, SyntaxError, NotImplementedError, ValueError):  # ValueError: .mpy for another CPU
-    _ots_walk_viper = _merkle_viper = None
 LMS_PUBLIC_KEY_LEN = 56
 
 
@@ -176,19 +172,22 @@ _checked = False
 
 
 def _pick_walkers():
-    """The viper walk once it has passed its self-test against the Python one (on the first verification, not at
-    import), else the Python walk. The Python walk (crypto._lms_py) is released again when viper is used."""
+    """The machine-code walk (crypto._lms_viper, where the port has the viper emitter) once it has passed its
+    self-test against the Python one, on the first verification, not at import; else the Python walk
+    (crypto._lms_py, released again when viper is used)."""
     global _checked, _ots_walk, _merkle
     from crypto import _lms_py
     _checked = True
     _ots_walk, _merkle = _lms_py.ots_walk, _lms_py.merkle
-    if _ots_walk_viper is not None:
-        try:
-            if _lms_py.self_test_viper(_ots_walk_viper, _merkle_viper):
-                _ots_walk = _ots_walk_viper
-                _merkle = _merkle_viper
-        except Exception:  # a half-working emitter: keep the Python walk
-            pass
-    if _ots_walk is _ots_walk_viper:
+    try:
+        from crypto._lms_viper import merkle, ots_walk
+        if _lms_py.self_test_viper(ots_walk, merkle):
+            _ots_walk = ots_walk
+            _merkle = merkle
+    except (ImportError, SyntaxError, NotImplementedError, ValueError):  # ValueError: .mpy for another CPU
+        pass
+    except Exception:  # a half-working emitter: keep the Python walk
+        pass
+    if _ots_walk is not _lms_py.ots_walk:
         from crypto import release
         release("crypto._lms_py")

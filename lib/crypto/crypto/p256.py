@@ -1,5 +1,5 @@
-# NIST P-256 (secp256r1): ECDH, ECDSA verify and ECDSA sign with RFC 6979 deterministic nonces (SHA-256; in
-# crypto._p256_sign, loaded on first use).
+# NIST P-256 (secp256r1): ECDH, key generation and ECDSA verify; ECDSA sign with RFC 6979 deterministic nonces
+# (SHA-256) is in crypto._p256_sign, loaded on first use of p256.sign or sign_digest.
 #
 # Jacobian coordinates (x = X/Z^2, y = Y/Z^3, a = -3 doubling), one `% p` per product with sums of products
 # reduced once, and u1*G + u2*Q as one interleaved width-w NAF walk (Straus/Shamir): a small table of affine
@@ -252,17 +252,6 @@ def _bits2int(digest):
     return e
 
 
-def sign_digest(priv, digest):
-    """ECDSA signature r || s (64 bytes) of a message digest, nonce per RFC 6979 with HMAC-SHA-256."""
-    from crypto._p256_sign import sign_digest
-    return sign_digest(priv, digest)
-
-
-def sign(priv, message):
-    """ECDSA P-256 with SHA-256 (COSE ES256): 64-byte r || s."""
-    return sign_digest(priv, hashlib.sha256(message).digest())
-
-
 def verify_digest(pub, digest, sig):
     """True iff sig (64-byte r || s) is a valid ECDSA signature of digest under pub. False for an invalid
     key (off the curve, bad length) or an r or s outside [1, n-1]. Both s and n - s are valid (plain ECDSA)."""
@@ -292,3 +281,11 @@ def verify_digest(pub, digest, sig):
 def verify(pub, message, sig):
     """ECDSA P-256 with SHA-256 (COSE ES256) verification; returns a bool."""
     return verify_digest(pub, hashlib.sha256(message).digest(), sig)
+
+
+def __getattr__(name):
+    # sign(priv, message) (COSE ES256: SHA-256), sign_digest(priv, digest): the 64-byte r || s
+    if name == "sign" or name == "sign_digest":
+        from crypto import _p256_sign
+        return getattr(_p256_sign, name)
+    raise AttributeError(name)
