@@ -12,14 +12,6 @@ KID = 4
 IV = 5
 PARTIAL_IV = 6
 
-# labels whose meaning this implementation applies
-UNDERSTOOD = (ALG, CRIT, CONTENT_TYPE, KID, IV, PARTIAL_IV)
-
-
-def encode_protected(m):
-    """The bstr contents for a protected map: empty for no headers, else deterministic CBOR."""
-    from cose._create import encode_protected
-    return encode_protected(m)
 
 
 def decode_protected(b):
@@ -61,7 +53,7 @@ class Headers:
                     raise CoseError(13)  # crit labels must be int or tstr
                 if label not in self.protected:
                     raise CoseError(14, label)  # crit names %r, which is not in the protected header
-                if label not in UNDERSTOOD and label not in understood:
+                if label not in (1, 2, 3, 4, 5, 6) and label not in understood:  # ALG .. PARTIAL_IV
                     raise CoseUnsupported(15, label)  # unknown critical header %r
 
     def get(self, label, default=None):
@@ -84,13 +76,6 @@ class Headers:
         if k is not None and not isinstance(k, (bytes, bytearray)):
             raise CoseError(18)  # kid must be a bstr
         return k
-
-
-def build(*args, **kwargs):
-    """Protected/unprotected maps for a new message: build(alg, protected=None, unprotected=None, kid=None,
-    alg_protected=True); alg goes in the protected map, kid in the unprotected."""
-    from cose._create import build
-    return build(*args, **kwargs)
 
 
 def unwrap(msg, tag, length):

@@ -88,10 +88,6 @@ class CoseKey:
         self.k = _b(k, "k")
         self.pub = _b(pub, "pub")
         self.base_iv = _b(base_iv, "Base IV")
-        self._check()
-
-    def _check(self):
-        kty = self.kty
         if kty == _KTY_EC2:
             if self.crv != _CRV_P256:
                 raise CoseError(24, self.crv)  # unsupported EC2 curve %r

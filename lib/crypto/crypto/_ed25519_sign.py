@@ -2,12 +2,12 @@
 # or generate, so a verify-only device never pays for it. Not constant-time: Python big ints are not.
 from crypto import CryptoError
 from crypto import sha512 as _sha512
-from crypto.ed25519 import _L, _b_table, _double_scalar, _encode_point
+from crypto.ed25519 import _L, _double_scalar, _encode_point
 
 
 def _base_mult(k):
     """[k]B for a secret scalar (signing/public keys on the host and in tests)."""
-    return _double_scalar(k % _L, _b_table(), 0, None)  # B has order L
+    return _double_scalar(k % _L, 0, None)  # B has order L
 
 
 def _expand_seed(seed):

@@ -20,9 +20,9 @@ except ImportError:  # CPython
 
 _P = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF
 _N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-_B = 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B
-_GX = 0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296
-_GY = 0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5
+_B = const(0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B)
+_GX = const(0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296)
+_GY = const(0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5)
 
 _G_WIDTH = const(6)  # 16 affine points 1G, 3G, ..., 31G: ~2 KiB on the 64-bit VM
 _Q_WIDTH = const(5)  # 8 Jacobian points per call
@@ -77,13 +77,15 @@ def _jdouble(x, y, z):
     return x3, (alpha * (4 * beta - x3) - 8 * gamma * gamma) % p, 2 * y * z % p
 
 
-def _jadd(x1, y1, z1, x2, y2, z2):
-    """General Jacobian addition handling infinity (Z = 0) and equal/opposite points."""
+def _jadd(a, b):
+    """General Jacobian addition of two (X, Y, Z) tuples, handling infinity (Z = 0) and equal/opposite points."""
     p = _P
+    x1, y1, z1 = a
+    x2, y2, z2 = b
     if z1 == 0:
-        return x2, y2, z2
+        return b
     if z2 == 0:
-        return x1, y1, z1
+        return a
     zz1 = z1 * z1 % p
     zz2 = z2 * z2 % p
     u1 = x1 * zz2 % p
@@ -119,7 +121,7 @@ def _g_table():
         g2 = _jdouble(_GX, _GY, 1)
         pts = [(_GX, _GY, 1)]
         for _ in range(count - 1):
-            pts.append(_jadd(*(pts[-1] + g2)))
+            pts.append(_jadd(pts[-1], g2))
         acc = [1]
         for q in pts:
             acc.append(acc[-1] * q[2] % p)
@@ -136,13 +138,13 @@ def _g_table():
 
 # ---- u1*G + u2*Q -------------------------------------------------------------------------------------------
 
-def _mul2(u1, u2, q):
-    """[u1]G + [u2]Q as Jacobian (X, Y, Z) with Z = 0 for infinity; q is affine (x, y) or None (then u2 is
+def _mul2(a, b, q):
+    """[a]G + [b]Q as Jacobian (X, Y, Z) with Z = 0 for infinity; q is affine (x, y) or None (then b is
     ignored). Scalars are below 2^256."""
     p = _P
     n = 257
     gtab = _g_table()
-    nu1 = _wnaf(u1, _G_WIDTH, n)
+    nu1 = _wnaf(a, _G_WIDTH, n)
     if q is not None:
         # Per-call table: Q, 3Q, ..., 15Q as (X, Y, Z, Z^2, Z^3) so an addition skips two products.
         qx, qy = q
@@ -150,10 +152,10 @@ def _mul2(u1, u2, q):
         qtab = [(qx, qy, 1, 1, 1)]
         cur = (qx, qy, 1)
         for _ in range((1 << (_Q_WIDTH - 2)) - 1):
-            cur = _jadd(*(cur + q2))
+            cur = _jadd(cur, q2)
             zz = cur[2] * cur[2] % p
             qtab.append((cur[0], cur[1], cur[2], zz, zz * cur[2] % p))
-        nu2 = _wnaf(u2, _Q_WIDTH, n)
+        nu2 = _wnaf(b, _Q_WIDTH, n)
     else:
         nu2 = bytes(n)
     x, y, z = 1, 1, 0
@@ -182,7 +184,7 @@ def _mul2(u1, u2, q):
                 h = x2 * zz % p - x
                 r = y2 * (z * zz % p) % p - y
                 if h % p == 0:
-                    x, y, z = _jadd(x, y, z, x2, y2, 1)
+                    x, y, z = _jadd((x, y, z), (x2, y2, 1))
                 else:
                     hh = h * h % p
                     hhh = h * hh % p
@@ -207,7 +209,7 @@ def _mul2(u1, u2, q):
                 h = x2 * zz % p - u1
                 r = y2 * (z * zz % p) % p - s1
                 if h % p == 0:
-                    x, y, z = _jadd(x, y, z, x2, y2, z2)
+                    x, y, z = _jadd((x, y, z), (x2, y2, z2))
                 else:
                     hh = h * h % p
                     hhh = h * hh % p
