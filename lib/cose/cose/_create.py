@@ -8,7 +8,6 @@ from cose import algs as _algs
 from cose import headers as _h
 from cose.encrypt0 import enc_structure, nonce_for
 from cose.key import CoseKey, check_key
-from cose._single import to_be_checked
 
 try:
     from micropython import const
@@ -76,7 +75,7 @@ def encode_single(tag, context, compute, key, payload, alg, protected, unprotect
     p, u = build(alg, protected, unprotected, key.kid if include_kid else None)
     pb = encode_protected(p)
     payload = bytes(payload)
-    check = compute(alg, key, to_be_checked(context, pb, external_aad, payload))
+    check = compute(alg, key, _h.to_be_checked(context, pb, external_aad, payload))
     arr = [pb, u, None if detached else payload, check]
     return cbor.dumps(cbor.Tag(tag, arr) if tagged else arr)
 

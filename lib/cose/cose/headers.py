@@ -1,6 +1,8 @@
 # Header maps (RFC 9052 section 3): the protected map travels as a bstr and is authenticated as those exact
 # bytes; a label may appear in only one of the two maps, and only once in each (decoded with unique_keys); every
-# label named in crit must be understood.
+# label named in crit must be understood. Also what COSE_Sign1 and COSE_Mac0 share: four-element structures
+# [protected, unprotected, payload, check] whose check value covers a [context, protected, external_aad, payload]
+# array (creating them is in cose._create).
 import cbor
 
 from cose import CoseError, CoseUnsupported
@@ -97,3 +99,29 @@ def unwrap(msg, tag, length):
 def check_bstr_or_nil(v, what):
     if v is not None and not isinstance(v, (bytes, bytearray)):
         raise CoseError(22, what)  # %s must be a bstr or nil
+
+
+def to_be_checked(context, protected_bytes, external_aad, payload):
+    return cbor.dumps([context, protected_bytes, bytes(external_aad), payload])
+
+
+def decode_single(msg, tag, what):
+    """(Headers, payload or None, check value) of a COSE_Sign1 or COSE_Mac0 given as bytes, decoded array or
+    cbor.Tag; what names the check value in errors."""
+    arr = unwrap(msg, tag, 4)
+    hdr = Headers(arr[0], arr[1])
+    check_bstr_or_nil(arr[2], "payload")
+    if not isinstance(arr[3], (bytes, bytearray)):
+        raise CoseError(44, what)  # %s must be a bstr
+    return hdr, arr[2], arr[3]
+
+
+def payload_for(b, payload):
+    """The payload to check: the message's own (b), or the detached one the caller supplies (never both)."""
+    if b is None:
+        if payload is None:
+            raise CoseError(45)  # detached payload: pass payload=
+        return bytes(payload)
+    if payload is not None and bytes(payload) != b:
+        raise CoseError(46)  # payload given for a message that carries its own
+    return b

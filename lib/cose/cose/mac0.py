@@ -2,7 +2,7 @@
 from crypto import InvalidTag
 from crypto.util import ct_equal
 from cose import CoseUnsupported
-import cose._single as _single
+from cose import headers as _h
 from cose.key import candidates, check_key
 
 TAG = 17
@@ -32,7 +32,7 @@ def create(*args, **kwargs):
 
 
 def decode(msg):
-    return _single.decode(msg, TAG, "tag")
+    return _h.decode_single(msg, TAG, "tag")
 
 
 def verify(msg, keys, payload=None, external_aad=b""):
@@ -40,8 +40,8 @@ def verify(msg, keys, payload=None, external_aad=b""):
     hdr, body, tag = decode(msg)
     alg = hdr.alg
     _tag_len(alg)
-    body = _single.payload_for(body, payload)
-    data = _single.to_be_checked("MAC0", hdr.protected_bytes, external_aad, body)
+    body = _h.payload_for(body, payload)
+    data = _h.to_be_checked("MAC0", hdr.protected_bytes, external_aad, body)
     for key in candidates(keys, hdr.kid, alg):
         if ct_equal(mac(alg, key, data), tag):
             return body

@@ -2,7 +2,7 @@
 # Verifying loads only what a device needs to check a message; sign() loads cose._create.
 from crypto import InvalidSignature
 from cose import CoseUnsupported
-import cose._single as _single
+from cose import headers as _h
 from cose.key import candidates
 
 try:
@@ -29,7 +29,7 @@ def sign(*args, **kwargs):
 
 def decode(msg):
     """(Headers, payload or None, signature) of a COSE_Sign1 (bytes, decoded array or cbor.Tag)."""
-    return _single.decode(msg, TAG, "signature")
+    return _h.decode_single(msg, TAG, "signature")
 
 
 def verify(msg, keys, payload=None, external_aad=b""):
@@ -46,8 +46,8 @@ def verify(msg, keys, payload=None, external_aad=b""):
         from crypto.lms import hss_verify as check
     else:
         raise CoseUnsupported(1, alg)  # unsupported signature algorithm %s
-    body = _single.payload_for(body, payload)
-    tbs = _single.to_be_checked("Signature1", hdr.protected_bytes, external_aad, body)
+    body = _h.payload_for(body, payload)
+    tbs = _h.to_be_checked("Signature1", hdr.protected_bytes, external_aad, body)
     for key in candidates(keys, hdr.kid, alg):  # only keys that fit alg
         if check(key.public_bytes(), tbs, sig):
             return body

@@ -59,36 +59,6 @@ _merkle = None
 _BLOCK_CHAINS = const(32)  # chains per block: 1 KiB of scratch instead of 8.5 KiB for W=1 (p = 265)
 
 
-def _ots_candidate(ident, q_bytes, ots_type, message, sig, off):
-    """Algorithm 4b: the LM-OTS candidate public key Kc from the LM-OTS signature at sig[off:]."""
-    if _ots_walk is None:
-        _pick_walkers()
-    w, p, ls = _LMOTS[ots_type]
-    c_off = off + 4
-    y_off = c_off + _N
-    h = _sha256(ident)
-    h.update(q_bytes)
-    h.update(b"\x81\x81")  # D_MESG
-    h.update(sig[c_off:y_off])
-    h.update(message)
-    qp = bytearray(_N + 6)  # Q || Cksm(Q) || w || p || ls
-    qp[0:_N] = h.digest()
-    qp[_N + 2] = w
-    qp[_N + 3] = p >> 8
-    qp[_N + 4] = p & 0xFF
-    qp[_N + 5] = ls
-    work = bytearray(24 + _N)  # pad || I || u32str(q) || u16str(i) || u8str(j) || tmp (tmp word-aligned)
-    work[1:17] = ident
-    work[17:21] = q_bytes
-    kc = _sha256(ident)
-    kc.update(q_bytes)
-    kc.update(b"\x80\x80")  # D_PBLC
-    block = bytearray(_BLOCK_CHAINS * _N)
-    last = memoryview(block)[:(p % _BLOCK_CHAINS) * _N]
-    _ots_walk(qp, sig, y_off, block, last, work, memoryview(work)[1:], kc, _sha256)
-    return kc.digest()
-
-
 def _lms_verify(pub, message, sig, off, length):
     """Algorithm 6 for one LMS public key (56 bytes) and the LMS signature sig[off:off+length]."""
     lms_type = _u32(pub, 0)
@@ -105,7 +75,33 @@ def _lms_verify(pub, message, sig, off, length):
         return False
     ident = pub[8:24]
     q_bytes = sig[off:off + 4]
-    kc = _ots_candidate(ident, q_bytes, ots_type, message, sig, off + 4)
+    # Algorithm 4b: the LM-OTS candidate public key Kc from the LM-OTS signature at sig[off + 4:]
+    if _ots_walk is None:
+        _pick_walkers()
+    c_off = off + 8
+    y_off = c_off + _N
+    hm = _sha256(ident)
+    hm.update(q_bytes)
+    hm.update(b"\x81\x81")  # D_MESG
+    hm.update(sig[c_off:y_off])
+    hm.update(message)
+    qp = bytearray(_N + 6)  # Q || Cksm(Q) || w || p || ls
+    qp[0:_N] = hm.digest()
+    qp[_N + 2] = w
+    qp[_N + 3] = p >> 8
+    qp[_N + 4] = p & 0xFF
+    qp[_N + 5] = ls
+    work = bytearray(24 + _N)  # pad || I || u32str(q) || u16str(i) || u8str(j) || tmp (tmp word-aligned)
+    work[1:17] = ident
+    work[17:21] = q_bytes
+    hm = _sha256(ident)
+    hm.update(q_bytes)
+    hm.update(b"\x80\x80")  # D_PBLC
+    block = bytearray(_BLOCK_CHAINS * _N)
+    last = memoryview(block)[:(p % _BLOCK_CHAINS) * _N]
+    _ots_walk(qp, sig, y_off, block, last, work, memoryview(work)[1:], hm, _sha256)
+    kc = hm.digest()
+    qp = work = block = last = None  # the walk's scratch, before the Merkle climb
     # I || u32str(node) || D_LEAF/D_INTR || 64 bytes: each tree node is one hash call over this buffer
     nb = bytearray(22 + 2 * _N)
     nb[0:16] = ident
