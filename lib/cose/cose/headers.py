@@ -15,19 +15,6 @@ IV = 5
 PARTIAL_IV = 6
 
 
-
-def decode_protected(b):
-    if len(b) == 0:
-        return {}
-    try:
-        m = cbor.loads(b, unique_keys=True)
-    except cbor.CBORDecodeError as e:
-        raise CoseError(6, e)  # protected header is not valid CBOR: %s
-    if not isinstance(m, dict):
-        raise CoseError(7)  # protected header is not a map
-    return m
-
-
 class Headers:
     """The protected (as bytes and as a map) and unprotected headers of one COSE layer."""
 
@@ -36,7 +23,15 @@ class Headers:
             raise CoseError(8)  # protected header must be a bstr
         if not isinstance(unprotected, dict):
             raise CoseError(9)  # unprotected header must be a map
-        self.protected = decode_protected(protected_bytes)
+        m = {}
+        if len(protected_bytes):
+            try:
+                m = cbor.loads(protected_bytes, unique_keys=True)
+            except cbor.CBORDecodeError as e:
+                raise CoseError(6, e)  # protected header is not valid CBOR: %s
+            if not isinstance(m, dict):
+                raise CoseError(7)  # protected header is not a map
+        self.protected = m
         # An empty protected map is authenticated as a zero-length bstr however the sender encoded it
         # (RFC 9052 section 4.4; COSE WG example sign-pass-01 sends h'a0').
         self.protected_bytes = bytes(protected_bytes) if self.protected else b""

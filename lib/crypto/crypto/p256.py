@@ -31,11 +31,6 @@ _G_TABLE = None
 
 # ---- encoding and validation ------------------------------------------------------------------------------
 
-def _on_curve(x, y):
-    p = _P
-    return (y * y - (x * x - 3) * x - _B) % p == 0
-
-
 def decode_public_key(pub):
     """65-byte uncompressed (0x04 || x || y) or 64-byte x || y -> (x, y); CryptoError unless the point is on
     the curve with coordinates below p (the point at infinity has no such encoding)."""
@@ -47,13 +42,9 @@ def decode_public_key(pub):
         raise CryptoError(18)  # P-256 point must be 65 or 64 bytes
     x = int.from_bytes(pub[:32], "big")
     y = int.from_bytes(pub[32:], "big")
-    if x >= _P or y >= _P or not _on_curve(x, y):
+    if x >= _P or y >= _P or (y * y - (x * x - 3) * x - _B) % _P:  # not below p, or not on the curve
         raise CryptoError(19)  # P-256 point is not on the curve
     return x, y
-
-
-def _encode_point(x, y):
-    return b"\x04" + x.to_bytes(32, "big") + y.to_bytes(32, "big")
 
 
 def _private_int(priv):
@@ -225,7 +216,8 @@ def _mul2(a, b, q):
 def public_key(priv):
     """65-byte uncompressed public key for a 32-byte big-endian private key."""
     x, y, z = _mul2(_private_int(priv), 0, None)
-    return _encode_point(*_to_affine(x, y, z))
+    x, y = _to_affine(x, y, z)
+    return b"\x04" + x.to_bytes(32, "big") + y.to_bytes(32, "big")
 
 
 def generate():
