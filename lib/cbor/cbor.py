@@ -35,18 +35,14 @@ DEFAULT_MAX_DEPTH = const(16)
 DEFAULT_MAX_ITEMS = const(512)
 
 
-class CBORError(ValueError):
+class CBORDecodeError(ValueError):
     def __str__(self):
         from _cbor_ext import describe
         return describe(self.args)
 
 
-class CBORDecodeError(CBORError):
-    pass
-
-
-class CBOREncodeError(CBORError):
-    pass
+class CBOREncodeError(ValueError):
+    __str__ = CBORDecodeError.__str__  # the same texts (a shared base class would cost a class object)
 
 
 class Tag:
