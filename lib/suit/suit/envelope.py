@@ -1,8 +1,15 @@
 # The SUIT envelope and manifest (draft-ietf-suit-manifest-37 section 8), read with cbor.Decoder: every member
 # is a memoryview into the caller's envelope buffer, so nothing large is copied; the authentication wrapper is
 # checked (detached COSE_Sign1/COSE_Mac0 over the bstr-wrapped SUIT_Digest) before the manifest is parsed.
+#
+#   authenticate(data, anchors, max_size) -> Manifest     data: the envelope in one buffer, or a file's path
+#
+# authenticate() is what an update trigger needs: the COSE blocks are walked in place (their signature or tag is
+# a memoryview into the envelope, never a copy; cose.headers, cose.key and cose.algs do the rest), and an
+# envelope in a file is read member by member (integrated payloads stay in the file).
 from hashlib import sha256
 
+import cbor
 import cose
 from cbor import CBORDecodeError, Decoder  # Decoder once: each cbor.Decoder is an import
 from crypto import CryptoError
@@ -84,10 +91,19 @@ def digest_matches(encoded_digest, data):
 class Envelope:
     """The envelope's members as memoryviews: auth (the wrapper's contents), manifest (contents) and
     manifest_wrapped (with its bstr head, what the digest covers), severable members (bstr-wrapped, by key) and
-    integrated payloads (by name)."""
+    integrated payloads (payload_reader(name)).
+
+    data is the envelope in one buffer (bytes, bytearray, memoryview: walked in place, never copied), or the path
+    of a file that holds it: then only the authentication wrapper, the manifest and the severable members are
+    read, into one buffer of their size; integrated payloads stay in the file and stream from it."""
 
     def __init__(self, data, max_size):
-        if len(data) > max_size:
+        self.path = None
+        self.payloads = {}  # name -> memoryview, or (offset, length) in the file at self.path
+        if isinstance(data, str):
+            self.path = data
+            data = _read_members(data, max_size, self.payloads)
+        elif len(data) > max_size:
             raise SuitError(_CBOR_PARSE, "envelope of %d bytes is bigger than this device accepts (%d)"
                             % (len(data), max_size))
         self.buf = memoryview(data)
@@ -95,7 +111,6 @@ class Envelope:
         self.manifest = None
         self.manifest_wrapped = None
         self.severable = {}
-        self.payloads = {}
         try:
             d = Decoder(self.buf)
             if d.peek_major() == 6:
@@ -134,6 +149,16 @@ class Envelope:
         except CBORDecodeError as e:
             raise SuitError(_CBOR_PARSE, "malformed envelope: %s" % e)
 
+    def payload_reader(self, name):
+        """A reader (readinto, close) over integrated payload `name`, or None when the envelope has none."""
+        p = self.payloads.get(name)
+        if p is None:
+            return None
+        if isinstance(p, tuple):
+            from suit.spool import FileReader
+            return FileReader(self.path, p[0], p[1])
+        return MemReader(p)
+
     def authenticate(self, trust_anchors):
         """Check the authentication wrapper: one block must verify with a trust anchor, and the digest it
         covers must be the manifest's. Returns the encoded SUIT_Digest (memoryview)."""
@@ -165,30 +190,171 @@ class Envelope:
         return digest
 
 
+def authenticate(data, trust_anchors, max_size=8192, max_components=8):
+    """Authenticate an envelope and parse its manifest, in place: data is the envelope in one buffer or the path
+    of the file holding it (see Envelope). Returns the Manifest; its digest is the encoded SUIT_Digest the
+    authentication covered. Raises SuitError. The anti-rollback check (sequence_number against the stored one)
+    is the caller's. The Manifest's members are memoryviews into data (or into the members read from the file)."""
+    env = Envelope(data, max_size)
+    digest = env.authenticate(trust_anchors)
+    m = Manifest(env, max_components)
+    m.digest = bytes(digest)
+    return m
+
+
+class MemReader:
+    """A reader over a buffer (integrated payloads, content parameters)."""
+
+    def __init__(self, mv):
+        self.mv = mv
+        self.pos = 0
+
+    def readinto(self, buf):
+        n = min(len(buf), len(self.mv) - self.pos)
+        buf[0:n] = self.mv[self.pos:self.pos + n]
+        self.pos += n
+        return n
+
+    def close(self):
+        pass
+
+
+def _file_head(f, hb, left):
+    """(major, argument, head length) of the CBOR head at the file's position, `left` bytes before its end."""
+    if left < 1 or f.readinto(hb[0:1]) != 1:
+        raise SuitError(_CBOR_PARSE, "truncated envelope")
+    ai = hb[0] & 31
+    if ai < 24:
+        return hb[0] >> 5, ai, 1
+    if ai > 27:
+        raise SuitError(_CBOR_PARSE, "indefinite length or reserved head in the envelope")
+    k = 1 << (ai - 24)
+    if left < 1 + k or f.readinto(hb[1:1 + k]) != k:
+        raise SuitError(_CBOR_PARSE, "truncated envelope")
+    return hb[0] >> 5, int.from_bytes(bytes(hb[1:1 + k]), "big"), 1 + k
+
+
+def _read_members(path, max_size, payloads):
+    """The envelope in the file at path, as one buffer holding a map of its members but the integrated payloads
+    (their encodings exactly as in the file), whose (offset, length) go into payloads. The file's top level is
+    walked head by head: every length is checked against the file's size before anything is read."""
+    with open(path, "rb") as f:
+        size = f.seek(0, 2)
+        if size > max_size:
+            raise SuitError(_CBOR_PARSE, "envelope of %d bytes is bigger than this device accepts (%d)"
+                            % (size, max_size))
+        f.seek(0)
+        hb = memoryview(bytearray(9))
+        major, arg, pos = _file_head(f, hb, size)
+        if major == 6:
+            if arg != _TAG_ENVELOPE:
+                raise SuitError(_CBOR_PARSE, "envelope tag %d (expected 107)" % arg)
+            major, arg, k = _file_head(f, hb, size - pos)
+            pos += k
+        if major != 5:
+            raise SuitError(_CBOR_PARSE, "the envelope is not a map")
+        spans = []
+        total = 0
+        for _ in range(arg):
+            start = pos
+            major, n, k = _file_head(f, hb, size - pos)
+            pos += k
+            name = None
+            if major == 3:  # an integrated payload's name
+                if n > size - pos or n > 255:
+                    raise SuitError(_CBOR_PARSE, "bad integrated payload name")
+                try:
+                    name = f.read(n).decode()
+                except UnicodeError:
+                    raise SuitError(_CBOR_PARSE, "bad integrated payload name")
+                pos += n
+                if name in payloads:
+                    raise SuitError(_CBOR_PARSE, "integrated payload %r given twice" % name)
+            elif major > 1:
+                raise SuitError(_CBOR_PARSE, "envelope keys are integers or payload names")
+            major, n, k = _file_head(f, hb, size - pos)
+            pos += k
+            if major != 2 or n > size - pos:
+                raise SuitError(_CBOR_PARSE, "envelope members are byte strings within the envelope")
+            if name is None:
+                spans.append((start, pos + n))
+                total += pos + n - start
+            else:
+                payloads[name] = (pos, n)
+            pos += n
+            f.seek(pos)
+        if pos != size:
+            raise SuitError(_CBOR_PARSE, "%d bytes after the envelope" % (size - pos))
+        buf = bytearray(total + 1 + (len(spans) > 23))
+        mv = memoryview(buf)
+        at = len(buf) - total
+        buf[0] = 0xA0 + len(spans) if at == 1 else 0xB8  # a map of the members read
+        if at == 2:
+            buf[1] = len(spans)
+        for start, end in spans:
+            f.seek(start)
+            if f.readinto(mv[at:at + end - start]) != end - start:
+                raise SuitError(_CBOR_PARSE, "truncated envelope")
+            at += end - start
+        return buf
+
+
 def _verify_block(blk, payload, trust_anchors):
-    """(None, None) when blk verifies, else (reason, message)."""
+    """(None, None) when blk (a tagged COSE_Sign1 or COSE_Mac0, detached, over payload) verifies, else (reason,
+    message). The block is walked in place: its signature or tag is a memoryview into it, never a copy."""
     if len(blk) == 0:
         return _CBOR_PARSE, "empty authentication block"
     first = blk[0]
-    if first == _COSE_SIGN1:
-        from cose import sign1 as mod
-    elif first == _COSE_MAC0:
-        from cose import mac0 as mod
-    elif first == 0xD8 and len(blk) > 1 and blk[1] in (97, 98):  # tags 97, 98: COSE_Mac, COSE_Sign
+    if first == 0xD8 and len(blk) > 1 and blk[1] in (97, 98):  # tags 97, 98: COSE_Mac, COSE_Sign
         name = "Mac" if blk[1] == 97 else "Sign"
         return _COSE_UNSUPPORTED, "COSE_%s is not supported: one COSE_%s%s block per key" % (name, name,
                                                                                            "01"[blk[1] - 97])
-    else:
+    if first != _COSE_SIGN1 and first != _COSE_MAC0:
         return _COSE_UNSUPPORTED, "authentication block is not a tagged COSE_Sign1 or COSE_Mac0"
+    from cose import algs
+    from cose.headers import Headers
+    from cose.key import candidates
+    sign = first == _COSE_SIGN1
     try:
-        mod.verify(bytes(blk), trust_anchors, payload=bytes(payload))
+        try:
+            d = Decoder(blk, unique_keys=True)
+            d.read_tag()
+            if d.read_array_header() != 4:
+                raise SuitError(_UNAUTHORISED, "a COSE_%s is an array of 4" % ("Sign1" if sign else "Mac0"))
+            protected = d.read_bytes()
+            if d.peek_major() != 5:
+                raise SuitError(_UNAUTHORISED, "COSE unprotected headers are not a map")
+            unprotected = d.decode()
+            if d.peek_major() == 7 and blk[d.pos] == 0xF6:  # nil: detached, as SUIT sends it
+                d.pos += 1
+            elif bytes(d.read_bytes()) != bytes(payload):
+                raise SuitError(_UNAUTHORISED, "COSE payload is not the manifest digest")
+            check = d.read_bytes()
+            expect_end(d, "the COSE block")
+        except CBORDecodeError as e:
+            raise SuitError(_UNAUTHORISED, "malformed COSE block: %s" % e)
+        hdr = Headers(protected, unprotected)
+        alg = hdr.alg
+        if alg not in (algs.SIGNATURE_ALGS if sign else algs.MAC_ALGS):
+            raise cose.CoseUnsupported("unsupp", "signature" if sign else "MAC", alg)
+        # the Sig_structure / MAC_structure (RFC 9052 sections 4.4, 6.3), external AAD empty
+        tbs = cbor.dumps(["Signature1" if sign else "MAC0", hdr.protected_bytes, b"", bytes(payload)])
+        for key in candidates(trust_anchors, hdr.kid, alg):
+            if sign:
+                if algs.verify(alg, key, tbs, check):
+                    return None, None
+            elif ct_equal(algs.mac(alg, key, tbs), check):
+                return None, None
+        return _UNAUTHORISED, "COSE_%s does not verify (%s)" % ("Sign1 signature" if sign else "Mac0 tag",
+                                                               algs.name(alg))
+    except SuitError as e:
+        return e.reason, e.args[0]
     except cose.CoseUnsupported as e:
         return _ALG_UNSUPPORTED, str(e)
     except cose.CoseError as e:  # includes "no key for this algorithm": not authorised by any anchor
         return _UNAUTHORISED, str(e)
-    except CryptoError as e:  # InvalidSignature / InvalidTag
+    except CryptoError as e:  # a malformed key
         return _UNAUTHORISED, str(e)
-    return None, None
 
 
 class Manifest:

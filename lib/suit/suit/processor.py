@@ -79,23 +79,6 @@ _MAX_DEPTH = const(6)  # nested run-sequence / try-each
 _MAX_RECORDS = const(16)
 
 
-class MemReader:
-    """A reader over a buffer (integrated payloads, content parameters)."""
-
-    def __init__(self, mv):
-        self.mv = mv
-        self.pos = 0
-
-    def readinto(self, buf):
-        n = min(len(buf), len(self.mv) - self.pos)
-        buf[0:n] = self.mv[self.pos:self.pos + n]
-        self.pos += n
-        return n
-
-    def close(self):
-        pass
-
-
 class Result:
     """What a run produced: ok, reason (suit.REASONS index), message, record of the failure, the CBOR report,
     the sequence number, and the executed commands when tracing ((section, offset, command, component))."""
@@ -424,12 +407,11 @@ class Processor:
         if cmd == _D_FETCH:
             uri = self._param(idx, _P_URI, policy, off)
             if uri.startswith("#"):
-                payload = self._env.payloads.get(uri[1:]) if uri[1:] else None
-                if payload is None:
-                    payload = self._env.payloads.get(uri)
-                if payload is None:
+                reader = self._env.payload_reader(uri[1:]) if uri[1:] else None
+                if reader is None:
+                    reader = self._env.payload_reader(uri)
+                if reader is None:
                     self._fail(_OPERATION_FAILED, "no integrated payload %s" % uri, policy, off, idx)
-                reader = MemReader(payload)
             else:
                 try:
                     reader = self.driver.fetch(uri)
