@@ -35,7 +35,7 @@ class _Writer:
     def write(self, data):
         self._n += len(data)
         if self._capacity is not None and self._n > self._capacity:
-            raise SuitError(_OPERATION_FAILED, "image bigger than the slot (%d bytes)" % self._capacity)
+            raise SuitError(_OPERATION_FAILED, (55, self._capacity))
         self._f.write(data)
 
     def close(self):
@@ -88,11 +88,11 @@ class BundleDriver:
                 if not p and i == last and i:
                     continue  # a trailing empty element: the component is the directory (suit.bundle_dir)
                 if s is not None or not p:
-                    raise SuitError(_COMPONENT_UNSUPPORTED, "component %r is not a bundle path" % (cid,))
+                    raise SuitError(_COMPONENT_UNSUPPORTED, (56, cid))
                 s = "x" + "".join("%02x" % c for c in p)  # binary identifiers name a file by their hex
             parts.append(s)
         if not parts or parts[0] == _META:
-            raise SuitError(_COMPONENT_UNSUPPORTED, "component %r is not a bundle path" % (cid,))
+            raise SuitError(_COMPONENT_UNSUPPORTED, (56, cid))
         rel = parts[0] if len(parts) == 1 else "/".join(parts)
         if len(self._rel) >= 16:
             self._rel = {}
@@ -126,10 +126,10 @@ class BundleDriver:
     def stage(self, cid, slot, size):
         rel = self._rel_of(cid)
         if slot not in (None, 0):
-            raise SuitError(_COMPONENT_UNSUPPORTED, "bundle files have no slot %d" % slot)
+            raise SuitError(_COMPONENT_UNSUPPORTED, (57, slot))
         if size is not None and self.max_file is not None and size > self.max_file and cid[-1]:
             raise SuitError(_OPERATION_FAILED,
-                            "image-size %d is bigger than the slot (%d bytes)" % (size, self.max_file))
+                            (58, size, self.max_file))
         name = self._staged.get(rel)
         if name is None:
             name = self._new_name()

@@ -55,13 +55,13 @@ def read_map_keys(dec, what):
     """The map header of `what`: its length (indefinite maps are refused; SUIT encodes deterministically)."""
     n = dec.read_map_header()
     if n is None:
-        raise SuitError(_CBOR_PARSE, "%s: indefinite-length map" % what)
+        raise SuitError(_CBOR_PARSE, (4, what))
     return n
 
 
 def expect_end(dec, what):
     if not dec.at_end():
-        raise SuitError(_CBOR_PARSE, "trailing bytes after " + what)
+        raise SuitError(_CBOR_PARSE, (59, what))
 
 
 def parse_digest(b):
@@ -69,17 +69,17 @@ def parse_digest(b):
     try:
         d = Decoder(b)
         if d.read_array_header() != 2:
-            raise SuitError(_CBOR_PARSE, "bad SUIT_Digest")
+            raise SuitError(_CBOR_PARSE, 6)
         alg = d.read_int()
         value = d.read_bytes()
         if not d.at_end():
-            raise SuitError(_CBOR_PARSE, "bad SUIT_Digest")
+            raise SuitError(_CBOR_PARSE, 6)
     except CBORDecodeError as e:
-        raise SuitError(_CBOR_PARSE, "bad SUIT_Digest: %s" % e)
+        raise SuitError(_CBOR_PARSE, (7, e))
     if alg != _DIGEST_SHA256:
-        raise SuitError(_ALG_UNSUPPORTED, "digest algorithm %d (only -16)" % alg)
+        raise SuitError(_ALG_UNSUPPORTED, (5, alg))
     if len(value) != 32:
-        raise SuitError(_CBOR_PARSE, "bad SUIT_Digest")
+        raise SuitError(_CBOR_PARSE, 6)
     return alg, value
 
 
@@ -101,11 +101,11 @@ class Envelope:
         self.path = None
         self.payloads = {}  # name -> memoryview, or (offset, length) in the file at self.path
         if isinstance(data, str):
+            from suit.envelope_file import read_members
             self.path = data
-            data = _read_members(data, max_size, self.payloads)
+            data = read_members(data, max_size, self.payloads)
         elif len(data) > max_size:
-            raise SuitError(_CBOR_PARSE, "envelope of %d bytes is bigger than this device accepts (%d)"
-                            % (len(data), max_size))
+            raise SuitError(_CBOR_PARSE, (10, len(data), max_size))
         self.buf = memoryview(data)
         self.auth = None
         self.manifest = None
@@ -116,19 +116,19 @@ class Envelope:
             if d.peek_major() == 6:
                 tag = d.read_tag()
                 if tag != _TAG_ENVELOPE:
-                    raise SuitError(_CBOR_PARSE, "envelope tag %d (expected 107)" % tag)
+                    raise SuitError(_CBOR_PARSE, (21, tag))
             n = read_map_keys(d, "envelope")
             seen = []
             for _ in range(n):
                 if d.peek_major() == 3:
                     name = d.read_text()
                     if name in self.payloads:
-                        raise SuitError(_CBOR_PARSE, "integrated payload %r given twice" % name)
+                        raise SuitError(_CBOR_PARSE, (30, name))
                     self.payloads[name] = d.read_bytes()
                     continue
                 key = d.read_int()
                 if key in seen:
-                    raise SuitError(_CBOR_PARSE, "envelope member %d given twice" % key)
+                    raise SuitError(_CBOR_PARSE, (22, key))
                 seen.append(key)
                 start = d.pos
                 value = d.read_bytes()
@@ -140,14 +140,14 @@ class Envelope:
                 elif key in SEVERABLE:
                     self.severable[key] = self.buf[start:d.pos]
                 else:
-                    raise SuitError(_CBOR_PARSE, "unsupported envelope member %d" % key)
+                    raise SuitError(_CBOR_PARSE, (36, key))
             if not d.at_end():
-                raise SuitError(_CBOR_PARSE, "%d bytes after the envelope" % d.remaining())
+                raise SuitError(_CBOR_PARSE, (11, d.remaining()))
             if self.auth is None or self.manifest is None:
-                raise SuitError(_CBOR_PARSE, "envelope without %s" % ("authentication" if self.auth is None
+                raise SuitError(_CBOR_PARSE, (12, "authentication" if self.auth is None
                                                                        else "manifest"))
         except CBORDecodeError as e:
-            raise SuitError(_CBOR_PARSE, "malformed envelope: %s" % e)
+            raise SuitError(_CBOR_PARSE, (13, e))
 
     def payload_reader(self, name):
         """A reader (readinto, close) over integrated payload `name`, or None when the envelope has none."""
@@ -166,14 +166,14 @@ class Envelope:
             d = Decoder(self.auth)
             n = d.read_array_header()
             if n is None or n < 2:
-                raise SuitError(_UNAUTHORISED, "no authentication block")
+                raise SuitError(_UNAUTHORISED, 14)
             digest = d.read_bytes()
             blocks = []
             for _ in range(n - 1):
                 blocks.append(d.read_bytes())
             expect_end(d, "the authentication wrapper")
         except CBORDecodeError as e:
-            raise SuitError(_CBOR_PARSE, "malformed envelope: %s" % e)
+            raise SuitError(_CBOR_PARSE, (13, e))
         want = parse_digest(digest)[1]
         failure = None  # a wrong key or signature outranks an algorithm this device lacks
         for blk in blocks:
@@ -186,7 +186,7 @@ class Envelope:
         if failure is not None:
             raise SuitError(failure[0], failure[1])
         if not ct_equal(sha256(self.manifest_wrapped).digest(), want):
-            raise SuitError(_UNAUTHORISED, "manifest digest does not match the authenticated one")
+            raise SuitError(_UNAUTHORISED, 8)
         return digest
 
 
@@ -219,98 +219,17 @@ class MemReader:
         pass
 
 
-def _file_head(f, hb, left):
-    """(major, argument, head length) of the CBOR head at the file's position, `left` bytes before its end."""
-    if left < 1 or f.readinto(hb[0:1]) != 1:
-        raise SuitError(_CBOR_PARSE, "truncated envelope")
-    ai = hb[0] & 31
-    if ai < 24:
-        return hb[0] >> 5, ai, 1
-    if ai > 27:
-        raise SuitError(_CBOR_PARSE, "indefinite length or reserved head in the envelope")
-    k = 1 << (ai - 24)
-    if left < 1 + k or f.readinto(hb[1:1 + k]) != k:
-        raise SuitError(_CBOR_PARSE, "truncated envelope")
-    return hb[0] >> 5, int.from_bytes(bytes(hb[1:1 + k]), "big"), 1 + k
-
-
-def _read_members(path, max_size, payloads):
-    """The envelope in the file at path, as one buffer holding a map of its members but the integrated payloads
-    (their encodings exactly as in the file), whose (offset, length) go into payloads. The file's top level is
-    walked head by head: every length is checked against the file's size before anything is read."""
-    with open(path, "rb") as f:
-        size = f.seek(0, 2)
-        if size > max_size:
-            raise SuitError(_CBOR_PARSE, "envelope of %d bytes is bigger than this device accepts (%d)"
-                            % (size, max_size))
-        f.seek(0)
-        hb = memoryview(bytearray(9))
-        major, arg, pos = _file_head(f, hb, size)
-        if major == 6:
-            if arg != _TAG_ENVELOPE:
-                raise SuitError(_CBOR_PARSE, "envelope tag %d (expected 107)" % arg)
-            major, arg, k = _file_head(f, hb, size - pos)
-            pos += k
-        if major != 5:
-            raise SuitError(_CBOR_PARSE, "the envelope is not a map")
-        spans = []
-        total = 0
-        for _ in range(arg):
-            start = pos
-            major, n, k = _file_head(f, hb, size - pos)
-            pos += k
-            name = None
-            if major == 3:  # an integrated payload's name
-                if n > size - pos or n > 255:
-                    raise SuitError(_CBOR_PARSE, "bad integrated payload name")
-                try:
-                    name = f.read(n).decode()
-                except UnicodeError:
-                    raise SuitError(_CBOR_PARSE, "bad integrated payload name")
-                pos += n
-                if name in payloads:
-                    raise SuitError(_CBOR_PARSE, "integrated payload %r given twice" % name)
-            elif major > 1:
-                raise SuitError(_CBOR_PARSE, "envelope keys are integers or payload names")
-            major, n, k = _file_head(f, hb, size - pos)
-            pos += k
-            if major != 2 or n > size - pos:
-                raise SuitError(_CBOR_PARSE, "envelope members are byte strings within the envelope")
-            if name is None:
-                spans.append((start, pos + n))
-                total += pos + n - start
-            else:
-                payloads[name] = (pos, n)
-            pos += n
-            f.seek(pos)
-        if pos != size:
-            raise SuitError(_CBOR_PARSE, "%d bytes after the envelope" % (size - pos))
-        buf = bytearray(total + 1 + (len(spans) > 23))
-        mv = memoryview(buf)
-        at = len(buf) - total
-        buf[0] = 0xA0 + len(spans) if at == 1 else 0xB8  # a map of the members read
-        if at == 2:
-            buf[1] = len(spans)
-        for start, end in spans:
-            f.seek(start)
-            if f.readinto(mv[at:at + end - start]) != end - start:
-                raise SuitError(_CBOR_PARSE, "truncated envelope")
-            at += end - start
-        return buf
-
-
 def _verify_block(blk, payload, trust_anchors):
     """(None, None) when blk (a tagged COSE_Sign1 or COSE_Mac0, detached, over payload) verifies, else (reason,
     message). The block is walked in place: its signature or tag is a memoryview into it, never a copy."""
     if len(blk) == 0:
-        return _CBOR_PARSE, "empty authentication block"
+        return _CBOR_PARSE, 0
     first = blk[0]
     if first == 0xD8 and len(blk) > 1 and blk[1] in (97, 98):  # tags 97, 98: COSE_Mac, COSE_Sign
         name = "Mac" if blk[1] == 97 else "Sign"
-        return _COSE_UNSUPPORTED, "COSE_%s is not supported: one COSE_%s%s block per key" % (name, name,
-                                                                                           "01"[blk[1] - 97])
+        return _COSE_UNSUPPORTED, (1, name, name, "01"[blk[1] - 97])
     if first != _COSE_SIGN1 and first != _COSE_MAC0:
-        return _COSE_UNSUPPORTED, "authentication block is not a tagged COSE_Sign1 or COSE_Mac0"
+        return _COSE_UNSUPPORTED, 2
     from cose import algs
     from cose.headers import Headers
     from cose.key import candidates
@@ -320,19 +239,19 @@ def _verify_block(blk, payload, trust_anchors):
             d = Decoder(blk, unique_keys=True)
             d.read_tag()
             if d.read_array_header() != 4:
-                raise SuitError(_UNAUTHORISED, "a COSE_%s is an array of 4" % ("Sign1" if sign else "Mac0"))
+                raise SuitError(_UNAUTHORISED, (15, "Sign1" if sign else "Mac0"))
             protected = d.read_bytes()
             if d.peek_major() != 5:
-                raise SuitError(_UNAUTHORISED, "COSE unprotected headers are not a map")
+                raise SuitError(_UNAUTHORISED, 16)
             unprotected = d.decode()
             if d.peek_major() == 7 and blk[d.pos] == 0xF6:  # nil: detached, as SUIT sends it
                 d.pos += 1
             elif bytes(d.read_bytes()) != bytes(payload):
-                raise SuitError(_UNAUTHORISED, "COSE payload is not the manifest digest")
+                raise SuitError(_UNAUTHORISED, 23)
             check = d.read_bytes()
             expect_end(d, "the COSE block")
         except CBORDecodeError as e:
-            raise SuitError(_UNAUTHORISED, "malformed COSE block: %s" % e)
+            raise SuitError(_UNAUTHORISED, (17, e))
         hdr = Headers(protected, unprotected)
         alg = hdr.alg
         if alg not in (algs.SIGNATURE_ALGS if sign else algs.MAC_ALGS):
@@ -345,8 +264,7 @@ def _verify_block(blk, payload, trust_anchors):
                     return None, None
             elif ct_equal(algs.mac(alg, key, tbs), check):
                 return None, None
-        return _UNAUTHORISED, "COSE_%s does not verify (%s)" % ("Sign1 signature" if sign else "Mac0 tag",
-                                                               algs.name(alg))
+        return _UNAUTHORISED, (3, "Sign1 signature" if sign else "Mac0 tag", algs.name(alg))
     except SuitError as e:
         return e.reason, e.args[0]
     except cose.CoseUnsupported as e:
@@ -371,19 +289,19 @@ class Manifest:
         try:
             d = Decoder(env.manifest)
             if d.peek_major() == 6 and d.read_tag() != _TAG_MANIFEST:
-                raise SuitError(_CBOR_PARSE, "manifest has a tag other than 1070")
+                raise SuitError(_CBOR_PARSE, 18)
             n = read_map_keys(d, "manifest")
             common = None
             seen = []
             for _ in range(n):
                 key = d.read_int()
                 if key in seen:
-                    raise SuitError(_CBOR_PARSE, "manifest member %d given twice" % key)
+                    raise SuitError(_CBOR_PARSE, (24, key))
                 seen.append(key)
                 if key == _VERSION:
                     v = d.read_uint()
                     if v != 1:
-                        raise SuitError(_CBOR_PARSE, "manifest version %d (only 1)" % v)
+                        raise SuitError(_CBOR_PARSE, (31, v))
                 elif key == _SEQUENCE_NUMBER:
                     self.sequence_number = d.read_uint()
                 elif key == _COMMON:
@@ -400,24 +318,24 @@ class Manifest:
                 elif key in _TOLERATED:
                     d.skip()
                 else:
-                    raise SuitError(_CBOR_PARSE, "unsupported manifest member %d" % key)
+                    raise SuitError(_CBOR_PARSE, (37, key))
             expect_end(d, "the manifest")
             if _VERSION not in seen or self.sequence_number is None or common is None:
-                raise SuitError(_CBOR_PARSE, "manifest without version, sequence number or common")
+                raise SuitError(_CBOR_PARSE, 19)
             self._parse_common(common, max_components)
             for key in self.severed:
                 member = env.severable.get(key)
                 if member is None:
                     continue  # severed and not supplied: tolerated, the member does not run
                 if not digest_matches(self.severed[key], member):
-                    raise SuitError(_UNAUTHORISED, "severable member %d does not match its digest" % key)
+                    raise SuitError(_UNAUTHORISED, (25, key))
                 dm = Decoder(member)
                 self.sequences[key] = dm.read_bytes()
             for key in env.severable:
                 if key not in self.severed:
-                    raise SuitError(_UNAUTHORISED, "envelope member %d is not severed from this manifest" % key)
+                    raise SuitError(_UNAUTHORISED, (26, key))
         except CBORDecodeError as e:
-            raise SuitError(_CBOR_PARSE, "malformed manifest: %s" % e)
+            raise SuitError(_CBOR_PARSE, (20, e))
 
     def _parse_common(self, common, max_components):
         d = Decoder(common)
@@ -426,29 +344,28 @@ class Manifest:
             key = d.read_int()
             if key == _COMPONENTS:
                 if self.components:
-                    raise SuitError(_CBOR_PARSE, "components given twice")
+                    raise SuitError(_CBOR_PARSE, 27)
                 count = d.read_array_header()
                 if count is None or count < 1:
-                    raise SuitError(_CBOR_PARSE, "components must be a non-empty array")
+                    raise SuitError(_CBOR_PARSE, 28)
                 if count > max_components:
-                    raise SuitError(_COMPONENT_UNSUPPORTED, "%d components (this device takes %d)"
-                                    % (count, max_components))
+                    raise SuitError(_COMPONENT_UNSUPPORTED, (29, count, max_components))
                 for _ in range(count):
                     parts = d.read_array_header()
                     if parts is None or parts > 8:
-                        raise SuitError(_COMPONENT_UNSUPPORTED, "component identifier too long")
+                        raise SuitError(_COMPONENT_UNSUPPORTED, 32)
                     cid = []
                     for _ in range(parts):
                         cid.append(bytes(d.read_bytes()))
                     self.components.append(tuple(cid))
             elif key == _SHARED_SEQUENCE:
                 if self.shared is not None:
-                    raise SuitError(_CBOR_PARSE, "shared sequence given twice")
+                    raise SuitError(_CBOR_PARSE, 33)
                 self.shared = d.read_bytes()
             elif key == _DEPENDENCIES:
-                raise SuitError(_COMPONENT_UNSUPPORTED, "dependency manifests are not supported")
+                raise SuitError(_COMPONENT_UNSUPPORTED, 34)
             else:
-                raise SuitError(_CBOR_PARSE, "unsupported common member %d" % key)
+                raise SuitError(_CBOR_PARSE, (35, key))
         expect_end(d, "common")
         if not self.components:
-            raise SuitError(_CBOR_PARSE, "manifest names no components")
+            raise SuitError(_CBOR_PARSE, 9)
