@@ -66,6 +66,8 @@ def expect_end(dec, what):
 
 def parse_digest(b):
     """(algorithm, digest memoryview) of an encoded SUIT_Digest; only SHA-256 is supported."""
+    if len(b) == 36 and b[0] == 0x82 and b[1] == 0x2F and b[2] == 0x58 and b[3] == 32:
+        return _DIGEST_SHA256, memoryview(b)[4:]  # [-16, bstr .size 32] in preferred encoding: the usual one
     try:
         d = Decoder(b)
         if d.read_array_header() != 2:
@@ -219,6 +221,9 @@ class MemReader:
         pass
 
 
+_cose_parts = None
+
+
 def _verify_block(blk, payload, trust_anchors):
     """(None, None) when blk (a tagged COSE_Sign1 or COSE_Mac0, detached, over payload) verifies, else (reason,
     message). The block is walked in place: its signature or tag is a memoryview into it, never a copy."""
@@ -230,9 +235,13 @@ def _verify_block(blk, payload, trust_anchors):
         return _COSE_UNSUPPORTED, (1, name, name, "01"[blk[1] - 97])
     if first != _COSE_SIGN1 and first != _COSE_MAC0:
         return _COSE_UNSUPPORTED, 2
-    from cose import algs
-    from cose.headers import Headers
-    from cose.key import candidates
+    global _cose_parts
+    if _cose_parts is None:  # imported once, on the first authentication (each import statement costs a lookup)
+        from cose import algs
+        from cose.headers import Headers
+        from cose.key import candidates
+        _cose_parts = (algs, Headers, candidates)
+    algs, Headers, candidates = _cose_parts
     sign = first == _COSE_SIGN1
     try:
         try:
