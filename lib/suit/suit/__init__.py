@@ -18,9 +18,13 @@ except ImportError:  # CPython
 
 class SuitError(Exception):
     """A manifest was refused or a command failed. reason: a REASONS index; record: where it happened
-    ([manifest-id], section, offset, component index, {parameters}) or None before any command ran."""
+    ([manifest-id], section, offset, component index, {parameters}) or None before any command ran. message:
+    the text, or a suit._text number (or a (number, values...) tuple), made into the text here."""
 
     def __init__(self, reason, message, record=None):
+        if type(message) is not str:
+            from suit._text import text
+            message = text(message)
         super().__init__(message)
         self.reason = reason
         self.record = record

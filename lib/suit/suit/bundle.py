@@ -15,17 +15,6 @@ _META = ".suit"
 _NAME_CHARS = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.+"
 
 
-class _Reader:
-    def __init__(self, f):
-        self._f = f
-
-    def readinto(self, buf):
-        return self._f.readinto(buf) or 0
-
-    def close(self):
-        self._f.close()
-
-
 class _Writer:
     def __init__(self, f, capacity):
         self._f = f
@@ -35,7 +24,7 @@ class _Writer:
     def write(self, data):
         self._n += len(data)
         if self._capacity is not None and self._n > self._capacity:
-            raise SuitError(_OPERATION_FAILED, "image bigger than the slot (%d bytes)" % self._capacity)
+            raise SuitError(_OPERATION_FAILED, (55, self._capacity))
         self._f.write(data)
 
     def close(self):
@@ -79,20 +68,14 @@ class BundleDriver:
         if rel is not None:
             return rel
         parts = []
-        last = len(cid) - 1
-        for i, p in enumerate(cid):
-            s = None
-            if p and all(c in _NAME_CHARS for c in p):
-                s = str(p, "utf-8")
-            if s is None or s in (".", ".."):
-                if not p and i == last and i:
-                    continue  # a trailing empty element: the component is the directory (suit.bundle_dir)
-                if s is not None or not p:
-                    raise SuitError(_COMPONENT_UNSUPPORTED, "component %r is not a bundle path" % (cid,))
-                s = "x" + "".join("%02x" % c for c in p)  # binary identifiers name a file by their hex
-            parts.append(s)
+        for p in cid:
+            if not p or not all(c in _NAME_CHARS for c in p) or p == b"." or p == b"..":
+                from suit.bundle_more import rel_of  # a directory, a binary identifier, or a refusal
+                parts = rel_of(cid)
+                break
+            parts.append(str(p, "utf-8"))
         if not parts or parts[0] == _META:
-            raise SuitError(_COMPONENT_UNSUPPORTED, "component %r is not a bundle path" % (cid,))
+            raise SuitError(_COMPONENT_UNSUPPORTED, (56, cid))
         rel = parts[0] if len(parts) == 1 else "/".join(parts)
         if len(self._rel) >= 16:
             self._rel = {}
@@ -126,10 +109,10 @@ class BundleDriver:
     def stage(self, cid, slot, size):
         rel = self._rel_of(cid)
         if slot not in (None, 0):
-            raise SuitError(_COMPONENT_UNSUPPORTED, "bundle files have no slot %d" % slot)
+            raise SuitError(_COMPONENT_UNSUPPORTED, (57, slot))
         if size is not None and self.max_file is not None and size > self.max_file and cid[-1]:
             raise SuitError(_OPERATION_FAILED,
-                            "image-size %d is bigger than the slot (%d bytes)" % (size, self.max_file))
+                            (58, size, self.max_file))
         name = self._staged.get(rel)
         if name is None:
             name = self._new_name()
@@ -192,34 +175,30 @@ class BundleDriver:
         self._staged = {}
         self._apply(pairs)
 
-    def _apply(self, pairs, replay=False):
+    def _apply(self, pairs):
         """Move each staged file into place, the old one aside first (a rename over a live file is a flush on
-        ext4, and suit.ota_boot.restore_bundle puts it back). A replay after a power cut decides each step by
-        what is still there, so replaying any number of times is safe; the first run knows nothing moved."""
+        ext4, and suit.ota_boot.restore_bundle puts it back). The first run knows nothing moved yet; a replay
+        after a power cut is suit.bundle_more.replay."""
         fs = self.fs
         for name, rel in pairs:
             stage = self._stage_dir + name
             target = self._prefix + rel
             old = self._old_dir + name
-            if replay:
-                if not fs.exists(stage):
-                    continue  # already moved into place
-                if fs.exists(target) and not fs.exists(old):
+            try:
+                fs.rename(target, old)
+            except OSError:
+                if fs.exists(target):  # not a new file: .suit/old is missing
                     fs.makedirs(self._meta + "/old")
                     fs.rename(target, old)
-            else:
-                try:
-                    fs.rename(target, old)
-                except OSError:
-                    if fs.exists(target):  # not a new file: .suit/old is missing
-                        fs.makedirs(self._meta + "/old")
-                        fs.rename(target, old)
-            try:
-                fs.rename(stage, target)
-            except OSError:
-                fs.makedirs(parent_dir(target))  # a new file in a new directory
-                fs.rename(stage, target)
+            self._put(stage, target)
         fs.sync()
+
+    def _put(self, stage, target):
+        try:
+            self.fs.rename(stage, target)
+        except OSError:
+            self.fs.makedirs(parent_dir(target))  # a new file in a new directory
+            self.fs.rename(stage, target)
 
     def _clean(self, dirs):
         """Remove this run's files from .suit/stage and .suit/old: the names it handed out, or every file when

@@ -1,5 +1,6 @@
-# What a plain install with suit.bundle does not run, loaded when it is needed: swap, and the recovery at boot
-# that reads the journal a power cut left (suit.bundle's own helpers: the same driver, split for its heap).
+# What a plain install with suit.bundle does not run, loaded when it is needed: swap, component identifiers
+# that are not plain names, and the recovery at boot that reads the journal a power cut left and replays it
+# (suit.bundle's own helpers: the same driver, split for its heap).
 from suit import SuitError, const
 _COMPONENT_UNSUPPORTED = const(6)
 _OPERATION_FAILED = const(11)
@@ -45,6 +46,44 @@ def _journal(drv):
     return int(lines[0][4:]), [line.split(" ", 1) for line in lines[1:lines.index("end")]]
 
 
+def rel_of(cid):
+    """The path parts of a component identifier that is not all plain names: a trailing empty element is a
+    directory (suit.bundle_dir), a binary element names a file by its hex; ".", ".." and other empty elements
+    are refused."""
+    from suit.bundle import _NAME_CHARS
+    parts = []
+    last = len(cid) - 1
+    for i, p in enumerate(cid):
+        s = None
+        if p and all(c in _NAME_CHARS for c in p):
+            s = str(p, "utf-8")
+        if s is None or s in (".", ".."):
+            if not p and i == last and i:
+                continue  # a trailing empty element: the component is the directory
+            if s is not None or not p:
+                raise SuitError(_COMPONENT_UNSUPPORTED, (56, cid))
+            s = "x" + "".join("%02x" % c for c in p)  # binary identifiers name a file by their hex
+        parts.append(s)
+    return parts
+
+
+def replay(drv, pairs):
+    """Finish the moves of a committed journal after a power cut: each step is decided by what is still
+    there, so replaying any number of times is safe."""
+    fs = drv.fs
+    for name, rel in pairs:
+        stage = drv._stage_dir + name
+        target = drv._prefix + rel
+        old = drv._old_dir + name
+        if not fs.exists(stage):
+            continue  # already moved into place
+        if fs.exists(target) and not fs.exists(old):
+            fs.makedirs(drv._meta + "/old")
+            fs.rename(target, old)
+        drv._put(stage, target)
+    fs.sync()
+
+
 def recover(drv):
     drv._staged = {}
     drv._names = None  # whatever an earlier run left is unknown here
@@ -54,5 +93,5 @@ def recover(drv):
         if drv.fs.exists(drv._journal_new):
             drv.fs.remove(drv._journal_new)
         return None
-    drv._apply(j[1], True)
+    replay(drv, j[1])
     return j[0]

@@ -1,8 +1,15 @@
 # The SUIT envelope and manifest (draft-ietf-suit-manifest-37 section 8), read with cbor.Decoder: every member
 # is a memoryview into the caller's envelope buffer, so nothing large is copied; the authentication wrapper is
 # checked (detached COSE_Sign1/COSE_Mac0 over the bstr-wrapped SUIT_Digest) before the manifest is parsed.
+#
+#   authenticate(data, anchors, max_size) -> Manifest     data: the envelope in one buffer, or a file's path
+#
+# authenticate() is what an update trigger needs: the COSE blocks are walked in place (their signature or tag is
+# a memoryview into the envelope, never a copy; cose.headers, cose.key and cose.algs do the rest), and an
+# envelope in a file is read member by member (integrated payloads stay in the file).
 from hashlib import sha256
 
+import cbor
 import cose
 from cbor import CBORDecodeError, Decoder  # Decoder once: each cbor.Decoder is an import
 from crypto import CryptoError
@@ -48,31 +55,33 @@ def read_map_keys(dec, what):
     """The map header of `what`: its length (indefinite maps are refused; SUIT encodes deterministically)."""
     n = dec.read_map_header()
     if n is None:
-        raise SuitError(_CBOR_PARSE, "%s: indefinite-length map" % what)
+        raise SuitError(_CBOR_PARSE, (4, what))
     return n
 
 
 def expect_end(dec, what):
     if not dec.at_end():
-        raise SuitError(_CBOR_PARSE, "trailing bytes after " + what)
+        raise SuitError(_CBOR_PARSE, (59, what))
 
 
 def parse_digest(b):
     """(algorithm, digest memoryview) of an encoded SUIT_Digest; only SHA-256 is supported."""
+    if len(b) == 36 and b[0] == 0x82 and b[1] == 0x2F and b[2] == 0x58 and b[3] == 32:
+        return _DIGEST_SHA256, memoryview(b)[4:]  # [-16, bstr .size 32] in preferred encoding: the usual one
     try:
         d = Decoder(b)
         if d.read_array_header() != 2:
-            raise SuitError(_CBOR_PARSE, "bad SUIT_Digest")
+            raise SuitError(_CBOR_PARSE, 6)
         alg = d.read_int()
         value = d.read_bytes()
         if not d.at_end():
-            raise SuitError(_CBOR_PARSE, "bad SUIT_Digest")
+            raise SuitError(_CBOR_PARSE, 6)
     except CBORDecodeError as e:
-        raise SuitError(_CBOR_PARSE, "bad SUIT_Digest: %s" % e)
+        raise SuitError(_CBOR_PARSE, (7, e))
     if alg != _DIGEST_SHA256:
-        raise SuitError(_ALG_UNSUPPORTED, "digest algorithm %d (only -16)" % alg)
+        raise SuitError(_ALG_UNSUPPORTED, (5, alg))
     if len(value) != 32:
-        raise SuitError(_CBOR_PARSE, "bad SUIT_Digest")
+        raise SuitError(_CBOR_PARSE, 6)
     return alg, value
 
 
@@ -84,36 +93,44 @@ def digest_matches(encoded_digest, data):
 class Envelope:
     """The envelope's members as memoryviews: auth (the wrapper's contents), manifest (contents) and
     manifest_wrapped (with its bstr head, what the digest covers), severable members (bstr-wrapped, by key) and
-    integrated payloads (by name)."""
+    integrated payloads (payload_reader(name)).
+
+    data is the envelope in one buffer (bytes, bytearray, memoryview: walked in place, never copied), or the path
+    of a file that holds it: then only the authentication wrapper, the manifest and the severable members are
+    read, into one buffer of their size; integrated payloads stay in the file and stream from it."""
 
     def __init__(self, data, max_size):
-        if len(data) > max_size:
-            raise SuitError(_CBOR_PARSE, "envelope of %d bytes is bigger than this device accepts (%d)"
-                            % (len(data), max_size))
+        self.path = None
+        self.payloads = {}  # name -> memoryview, or (offset, length) in the file at self.path
+        if isinstance(data, str):
+            from suit.envelope_file import read_members
+            self.path = data
+            data = read_members(data, max_size, self.payloads)
+        elif len(data) > max_size:
+            raise SuitError(_CBOR_PARSE, (10, len(data), max_size))
         self.buf = memoryview(data)
         self.auth = None
         self.manifest = None
         self.manifest_wrapped = None
         self.severable = {}
-        self.payloads = {}
         try:
             d = Decoder(self.buf)
             if d.peek_major() == 6:
                 tag = d.read_tag()
                 if tag != _TAG_ENVELOPE:
-                    raise SuitError(_CBOR_PARSE, "envelope tag %d (expected 107)" % tag)
+                    raise SuitError(_CBOR_PARSE, (21, tag))
             n = read_map_keys(d, "envelope")
             seen = []
             for _ in range(n):
                 if d.peek_major() == 3:
                     name = d.read_text()
                     if name in self.payloads:
-                        raise SuitError(_CBOR_PARSE, "integrated payload %r given twice" % name)
+                        raise SuitError(_CBOR_PARSE, (30, name))
                     self.payloads[name] = d.read_bytes()
                     continue
                 key = d.read_int()
                 if key in seen:
-                    raise SuitError(_CBOR_PARSE, "envelope member %d given twice" % key)
+                    raise SuitError(_CBOR_PARSE, (22, key))
                 seen.append(key)
                 start = d.pos
                 value = d.read_bytes()
@@ -125,14 +142,24 @@ class Envelope:
                 elif key in SEVERABLE:
                     self.severable[key] = self.buf[start:d.pos]
                 else:
-                    raise SuitError(_CBOR_PARSE, "unsupported envelope member %d" % key)
+                    raise SuitError(_CBOR_PARSE, (36, key))
             if not d.at_end():
-                raise SuitError(_CBOR_PARSE, "%d bytes after the envelope" % d.remaining())
+                raise SuitError(_CBOR_PARSE, (11, d.remaining()))
             if self.auth is None or self.manifest is None:
-                raise SuitError(_CBOR_PARSE, "envelope without %s" % ("authentication" if self.auth is None
+                raise SuitError(_CBOR_PARSE, (12, "authentication" if self.auth is None
                                                                        else "manifest"))
         except CBORDecodeError as e:
-            raise SuitError(_CBOR_PARSE, "malformed envelope: %s" % e)
+            raise SuitError(_CBOR_PARSE, (13, e))
+
+    def payload_reader(self, name):
+        """A reader (readinto, close) over integrated payload `name`, or None when the envelope has none."""
+        p = self.payloads.get(name)
+        if p is None:
+            return None
+        if isinstance(p, tuple):
+            from suit.spool import FileReader
+            return FileReader(self.path, p[0], p[1])
+        return MemReader(p)
 
     def authenticate(self, trust_anchors):
         """Check the authentication wrapper: one block must verify with a trust anchor, and the digest it
@@ -141,14 +168,14 @@ class Envelope:
             d = Decoder(self.auth)
             n = d.read_array_header()
             if n is None or n < 2:
-                raise SuitError(_UNAUTHORISED, "no authentication block")
+                raise SuitError(_UNAUTHORISED, 14)
             digest = d.read_bytes()
             blocks = []
             for _ in range(n - 1):
                 blocks.append(d.read_bytes())
             expect_end(d, "the authentication wrapper")
         except CBORDecodeError as e:
-            raise SuitError(_CBOR_PARSE, "malformed envelope: %s" % e)
+            raise SuitError(_CBOR_PARSE, (13, e))
         want = parse_digest(digest)[1]
         failure = None  # a wrong key or signature outranks an algorithm this device lacks
         for blk in blocks:
@@ -161,34 +188,100 @@ class Envelope:
         if failure is not None:
             raise SuitError(failure[0], failure[1])
         if not ct_equal(sha256(self.manifest_wrapped).digest(), want):
-            raise SuitError(_UNAUTHORISED, "manifest digest does not match the authenticated one")
+            raise SuitError(_UNAUTHORISED, 8)
         return digest
 
 
+def authenticate(data, trust_anchors, max_size=8192, max_components=8):
+    """Authenticate an envelope and parse its manifest, in place: data is the envelope in one buffer or the path
+    of the file holding it (see Envelope). Returns the Manifest; its digest is the encoded SUIT_Digest the
+    authentication covered. Raises SuitError. The anti-rollback check (sequence_number against the stored one)
+    is the caller's. The Manifest's members are memoryviews into data (or into the members read from the file)."""
+    env = Envelope(data, max_size)
+    digest = env.authenticate(trust_anchors)
+    m = Manifest(env, max_components)
+    m.digest = bytes(digest)
+    return m
+
+
+class MemReader:
+    """A reader over a buffer (integrated payloads, content parameters)."""
+
+    def __init__(self, mv):
+        self.mv = mv
+        self.pos = 0
+
+    def readinto(self, buf):
+        n = min(len(buf), len(self.mv) - self.pos)
+        buf[0:n] = self.mv[self.pos:self.pos + n]
+        self.pos += n
+        return n
+
+    def close(self):
+        pass
+
+
+_cose_parts = None
+
+
 def _verify_block(blk, payload, trust_anchors):
-    """(None, None) when blk verifies, else (reason, message)."""
+    """(None, None) when blk (a tagged COSE_Sign1 or COSE_Mac0, detached, over payload) verifies, else (reason,
+    message). The block is walked in place: its signature or tag is a memoryview into it, never a copy."""
     if len(blk) == 0:
-        return _CBOR_PARSE, "empty authentication block"
+        return _CBOR_PARSE, 0
     first = blk[0]
-    if first == _COSE_SIGN1:
-        from cose import sign1 as mod
-    elif first == _COSE_MAC0:
-        from cose import mac0 as mod
-    elif first == 0xD8 and len(blk) > 1 and blk[1] in (97, 98):  # tags 97, 98: COSE_Mac, COSE_Sign
+    if first == 0xD8 and len(blk) > 1 and blk[1] in (97, 98):  # tags 97, 98: COSE_Mac, COSE_Sign
         name = "Mac" if blk[1] == 97 else "Sign"
-        return _COSE_UNSUPPORTED, "COSE_%s is not supported: one COSE_%s%s block per key" % (name, name,
-                                                                                           "01"[blk[1] - 97])
-    else:
-        return _COSE_UNSUPPORTED, "authentication block is not a tagged COSE_Sign1 or COSE_Mac0"
+        return _COSE_UNSUPPORTED, (1, name, name, "01"[blk[1] - 97])
+    if first != _COSE_SIGN1 and first != _COSE_MAC0:
+        return _COSE_UNSUPPORTED, 2
+    global _cose_parts
+    if _cose_parts is None:  # imported once, on the first authentication (each import statement costs a lookup)
+        from cose import algs
+        from cose.headers import Headers
+        from cose.key import candidates
+        _cose_parts = (algs, Headers, candidates)
+    algs, Headers, candidates = _cose_parts
+    sign = first == _COSE_SIGN1
     try:
-        mod.verify(bytes(blk), trust_anchors, payload=bytes(payload))
+        try:
+            d = Decoder(blk, unique_keys=True)
+            d.read_tag()
+            if d.read_array_header() != 4:
+                raise SuitError(_UNAUTHORISED, (15, "Sign1" if sign else "Mac0"))
+            protected = d.read_bytes()
+            if d.peek_major() != 5:
+                raise SuitError(_UNAUTHORISED, 16)
+            unprotected = d.decode()
+            if d.peek_major() == 7 and blk[d.pos] == 0xF6:  # nil: detached, as SUIT sends it
+                d.pos += 1
+            elif bytes(d.read_bytes()) != bytes(payload):
+                raise SuitError(_UNAUTHORISED, 23)
+            check = d.read_bytes()
+            expect_end(d, "the COSE block")
+        except CBORDecodeError as e:
+            raise SuitError(_UNAUTHORISED, (17, e))
+        hdr = Headers(protected, unprotected)
+        alg = hdr.alg
+        if alg not in (algs.SIGNATURE_ALGS if sign else algs.MAC_ALGS):
+            raise cose.CoseUnsupported("unsupp", "signature" if sign else "MAC", alg)
+        # the Sig_structure / MAC_structure (RFC 9052 sections 4.4, 6.3), external AAD empty
+        tbs = cbor.dumps(["Signature1" if sign else "MAC0", hdr.protected_bytes, b"", bytes(payload)])
+        for key in candidates(trust_anchors, hdr.kid, alg):
+            if sign:
+                if algs.verify(alg, key, tbs, check):
+                    return None, None
+            elif ct_equal(algs.mac(alg, key, tbs), check):
+                return None, None
+        return _UNAUTHORISED, (3, "Sign1 signature" if sign else "Mac0 tag", algs.name(alg))
+    except SuitError as e:
+        return e.reason, e.args[0]
     except cose.CoseUnsupported as e:
         return _ALG_UNSUPPORTED, str(e)
     except cose.CoseError as e:  # includes "no key for this algorithm": not authorised by any anchor
         return _UNAUTHORISED, str(e)
-    except CryptoError as e:  # InvalidSignature / InvalidTag
+    except CryptoError as e:  # a malformed key
         return _UNAUTHORISED, str(e)
-    return None, None
 
 
 class Manifest:
@@ -205,19 +298,19 @@ class Manifest:
         try:
             d = Decoder(env.manifest)
             if d.peek_major() == 6 and d.read_tag() != _TAG_MANIFEST:
-                raise SuitError(_CBOR_PARSE, "manifest has a tag other than 1070")
+                raise SuitError(_CBOR_PARSE, 18)
             n = read_map_keys(d, "manifest")
             common = None
             seen = []
             for _ in range(n):
                 key = d.read_int()
                 if key in seen:
-                    raise SuitError(_CBOR_PARSE, "manifest member %d given twice" % key)
+                    raise SuitError(_CBOR_PARSE, (24, key))
                 seen.append(key)
                 if key == _VERSION:
                     v = d.read_uint()
                     if v != 1:
-                        raise SuitError(_CBOR_PARSE, "manifest version %d (only 1)" % v)
+                        raise SuitError(_CBOR_PARSE, (31, v))
                 elif key == _SEQUENCE_NUMBER:
                     self.sequence_number = d.read_uint()
                 elif key == _COMMON:
@@ -234,24 +327,24 @@ class Manifest:
                 elif key in _TOLERATED:
                     d.skip()
                 else:
-                    raise SuitError(_CBOR_PARSE, "unsupported manifest member %d" % key)
+                    raise SuitError(_CBOR_PARSE, (37, key))
             expect_end(d, "the manifest")
             if _VERSION not in seen or self.sequence_number is None or common is None:
-                raise SuitError(_CBOR_PARSE, "manifest without version, sequence number or common")
+                raise SuitError(_CBOR_PARSE, 19)
             self._parse_common(common, max_components)
             for key in self.severed:
                 member = env.severable.get(key)
                 if member is None:
                     continue  # severed and not supplied: tolerated, the member does not run
                 if not digest_matches(self.severed[key], member):
-                    raise SuitError(_UNAUTHORISED, "severable member %d does not match its digest" % key)
+                    raise SuitError(_UNAUTHORISED, (25, key))
                 dm = Decoder(member)
                 self.sequences[key] = dm.read_bytes()
             for key in env.severable:
                 if key not in self.severed:
-                    raise SuitError(_UNAUTHORISED, "envelope member %d is not severed from this manifest" % key)
+                    raise SuitError(_UNAUTHORISED, (26, key))
         except CBORDecodeError as e:
-            raise SuitError(_CBOR_PARSE, "malformed manifest: %s" % e)
+            raise SuitError(_CBOR_PARSE, (20, e))
 
     def _parse_common(self, common, max_components):
         d = Decoder(common)
@@ -260,29 +353,28 @@ class Manifest:
             key = d.read_int()
             if key == _COMPONENTS:
                 if self.components:
-                    raise SuitError(_CBOR_PARSE, "components given twice")
+                    raise SuitError(_CBOR_PARSE, 27)
                 count = d.read_array_header()
                 if count is None or count < 1:
-                    raise SuitError(_CBOR_PARSE, "components must be a non-empty array")
+                    raise SuitError(_CBOR_PARSE, 28)
                 if count > max_components:
-                    raise SuitError(_COMPONENT_UNSUPPORTED, "%d components (this device takes %d)"
-                                    % (count, max_components))
+                    raise SuitError(_COMPONENT_UNSUPPORTED, (29, count, max_components))
                 for _ in range(count):
                     parts = d.read_array_header()
                     if parts is None or parts > 8:
-                        raise SuitError(_COMPONENT_UNSUPPORTED, "component identifier too long")
+                        raise SuitError(_COMPONENT_UNSUPPORTED, 32)
                     cid = []
                     for _ in range(parts):
                         cid.append(bytes(d.read_bytes()))
                     self.components.append(tuple(cid))
             elif key == _SHARED_SEQUENCE:
                 if self.shared is not None:
-                    raise SuitError(_CBOR_PARSE, "shared sequence given twice")
+                    raise SuitError(_CBOR_PARSE, 33)
                 self.shared = d.read_bytes()
             elif key == _DEPENDENCIES:
-                raise SuitError(_COMPONENT_UNSUPPORTED, "dependency manifests are not supported")
+                raise SuitError(_COMPONENT_UNSUPPORTED, 34)
             else:
-                raise SuitError(_CBOR_PARSE, "unsupported common member %d" % key)
+                raise SuitError(_CBOR_PARSE, (35, key))
         expect_end(d, "common")
         if not self.components:
-            raise SuitError(_CBOR_PARSE, "manifest names no components")
+            raise SuitError(_CBOR_PARSE, 9)

@@ -79,23 +79,6 @@ _MAX_DEPTH = const(6)  # nested run-sequence / try-each
 _MAX_RECORDS = const(16)
 
 
-class MemReader:
-    """A reader over a buffer (integrated payloads, content parameters)."""
-
-    def __init__(self, mv):
-        self.mv = mv
-        self.pos = 0
-
-    def readinto(self, buf):
-        n = min(len(buf), len(self.mv) - self.pos)
-        buf[0:n] = self.mv[self.pos:self.pos + n]
-        self.pos += n
-        return n
-
-    def close(self):
-        pass
-
-
 class Result:
     """What a run produced: ok, reason (suit.REASONS index), message, record of the failure, the CBOR report,
     the sequence number, and the executed commands when tracing ((section, offset, command, component))."""
@@ -191,11 +174,9 @@ class Processor:
                 stored = self.stored_sequence_number()
                 if stored is not None:
                     if install and m.sequence_number <= stored:
-                        raise SuitError(_UNAUTHORISED, "sequence number %d is not newer than the installed %d"
-                                        % (m.sequence_number, stored))
+                        raise SuitError(_UNAUTHORISED, (48, m.sequence_number, stored))
                     if not install and m.sequence_number < stored:
-                        raise SuitError(_UNAUTHORISED, "sequence number %d is older than the installed %d"
-                                        % (m.sequence_number, stored))
+                        raise SuitError(_UNAUTHORISED, (49, m.sequence_number, stored))
                 self._written = {}
                 if install:
                     ran = False
@@ -267,20 +248,20 @@ class Processor:
     def _run(self, seq, depth, soft):
         """Run one command sequence; True when it completes, False when a condition failed and soft is set."""
         if depth > _MAX_DEPTH:
-            raise SuitError(_CBOR_PARSE, "command sequences nested deeper than %d" % _MAX_DEPTH)
+            raise SuitError(_CBOR_PARSE, (38, _MAX_DEPTH))
         try:
             d = Decoder(seq)
             try:
                 n = d.read_array_header()
                 if n is None or n % 2:
-                    raise SuitError(_CBOR_PARSE, "a command sequence is an array of command/argument pairs")
+                    raise SuitError(_CBOR_PARSE, 42)
                 for _ in range(n // 2):
                     off = d.pos
                     cmd = d.read_int()
                     self._command(cmd, d, off, depth)
                 _env.expect_end(d, "a command sequence")
             except CBORDecodeError as e:
-                raise SuitError(_CBOR_PARSE, "malformed command sequence: %s" % e)
+                raise SuitError(_CBOR_PARSE, (43, e))
         except SuitError as e:
             if soft and e.reason == _CONDITION_FAILED:
                 return False
@@ -330,7 +311,7 @@ class Processor:
                     self._res.trace.append((self._section, off, cmd, idx))
                 self._directive(cmd, idx, policy, off)
         else:
-            raise SuitError(_COMMAND_UNSUPPORTED, "command %d is not supported" % cmd, self._record(off, None))
+            raise SuitError(_COMMAND_UNSUPPORTED, (52, cmd), self._record(off, None))
 
     def _parameters(self, d, override):
         n = _env.read_map_keys(d, "parameters")
@@ -338,7 +319,7 @@ class Processor:
         for _ in range(n):
             key = d.read_int()
             if key in seen:
-                raise SuitError(_CBOR_PARSE, "parameter %d given twice" % key)
+                raise SuitError(_CBOR_PARSE, (40, key))
             seen.append(key)
             if key in _BSTR_PARAMS:
                 value = d.read_bytes()
@@ -347,11 +328,11 @@ class Processor:
             elif key in _BOOL_PARAMS:
                 value = d.decode()
                 if type(value) is not bool:
-                    raise SuitError(_CBOR_PARSE, "parameter %d must be a bool" % key)
+                    raise SuitError(_CBOR_PARSE, (53, key))
             elif key == _P_URI:
                 value = d.read_text()
             else:
-                raise SuitError(_PARAMETER_UNSUPPORTED, "parameter %d is not supported" % key)
+                raise SuitError(_PARAMETER_UNSUPPORTED, (54, key))
             for idx in self._current:
                 p = self._params[idx]
                 if override or key not in p:
@@ -363,7 +344,7 @@ class Processor:
         v = self._params[idx].get(key)
         if v is None:
             self._fail(_CONDITION_FAILED if key != _P_URI else _OPERATION_FAILED,
-                       "parameter %s is not set for component %d" % (_PARAM_NAMES.get(key, key), idx),
+                       (39, _PARAM_NAMES.get(key, key), idx),
                        policy, off, idx)
         return v
 
@@ -372,7 +353,7 @@ class Processor:
             want = self._param(idx, cmd, policy, off)
             have = self.driver.identity(cmd)
             if have is None or bytes(want) != bytes(have):
-                self._fail(_CONDITION_FAILED, "%s does not match this device" % _PARAM_NAMES[cmd], policy, off, idx)
+                self._fail(_CONDITION_FAILED, (41, _PARAM_NAMES[cmd]), policy, off, idx)
             self._note(policy, off, idx)
         elif cmd == _C_IMAGE_MATCH:
             enc = self._param(idx, _P_IMAGE_DIGEST, policy, off)
@@ -380,10 +361,10 @@ class Processor:
             digest, size = self._digest_of(idx)
             want_size = self._params[idx].get(_P_IMAGE_SIZE)
             if digest is None:
-                self._fail(_CONDITION_FAILED, "component %d has no image" % idx, policy, off, idx)
+                self._fail(_CONDITION_FAILED, (44, idx), policy, off, idx)
             if not ct_equal(digest, want) or (want_size is not None and size != want_size):
-                self._fail(_CONDITION_FAILED, "component %d image does not match its digest%s"
-                           % (idx, "" if want_size is None or size == want_size else " and size"), policy, off, idx)
+                self._fail(_CONDITION_FAILED, (45, idx, "" if want_size is None or size == want_size else " and size"),
+                           policy, off, idx)
             # the digest matched: the record carries the manifest's encoding of it, as is
             self._note(policy, off, idx, {_P_IMAGE_DIGEST: bytes(enc), _P_IMAGE_SIZE: size})
         else:
@@ -424,17 +405,16 @@ class Processor:
         if cmd == _D_FETCH:
             uri = self._param(idx, _P_URI, policy, off)
             if uri.startswith("#"):
-                payload = self._env.payloads.get(uri[1:]) if uri[1:] else None
-                if payload is None:
-                    payload = self._env.payloads.get(uri)
-                if payload is None:
-                    self._fail(_OPERATION_FAILED, "no integrated payload %s" % uri, policy, off, idx)
-                reader = MemReader(payload)
+                reader = self._env.payload_reader(uri[1:]) if uri[1:] else None
+                if reader is None:
+                    reader = self._env.payload_reader(uri)
+                if reader is None:
+                    self._fail(_OPERATION_FAILED, (46, uri), policy, off, idx)
             else:
                 try:
                     reader = self.driver.fetch(uri)
                 except OSError as e:
-                    self._fail(_OPERATION_FAILED, "fetch %s failed: %s" % (uri, e), policy, off, idx)
+                    self._fail(_OPERATION_FAILED, (50, uri, e), policy, off, idx)
         else:
             from suit.commands import directive
             reader = directive(self, cmd, idx, policy, off)
@@ -467,8 +447,7 @@ class Processor:
                         data = dec.update(data)
                     total += len(data)
                     if limit is not None and total > limit:
-                        self._fail(_OPERATION_FAILED, "component %d image is bigger than image-size %d"
-                                   % (idx, limit), policy, off, idx)
+                        self._fail(_OPERATION_FAILED, (51, idx, limit), policy, off, idx)
                     if len(data):
                         h.update(data)
                         writer.write(data)
@@ -477,7 +456,7 @@ class Processor:
                 writer.close()
                 writer = None
             except OSError as e:
-                self._fail(_OPERATION_FAILED, "writing component %d failed: %s" % (idx, e), policy, off, idx)
+                self._fail(_OPERATION_FAILED, (47, idx, e), policy, off, idx)
             except SuitError as e:
                 if e.record is None:
                     e.record = self._record(off, idx)

@@ -4,10 +4,21 @@
 # record in one rename, so all components switch together or not at all. The same shape as the ESP32's OTA
 # partitions (suit.esp32ota), in files, on the host and the VM alike.
 from suit import SuitError, const
-from suit.bundle import _Reader, _Writer
+from suit.bundle import _Writer
 from suit.fs import Fs
 _COMPONENT_UNSUPPORTED = const(6)
 _OPERATION_FAILED = const(11)
+
+
+class _Reader:
+    def __init__(self, f):
+        self._f = f
+
+    def readinto(self, buf):
+        return self._f.readinto(buf) or 0
+
+    def close(self):
+        self._f.close()
 
 
 class SlotDriver:

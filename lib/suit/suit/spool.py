@@ -6,12 +6,21 @@ import os
 
 
 class FileReader:
-    """A file as the processor reads a payload (readinto, close)."""
-    def __init__(self, path):
+    """A file (or `length` bytes of it from `offset`) as the processor reads a payload (readinto, close)."""
+    def __init__(self, path, offset=0, length=None):
         self.f = open(path, "rb")
+        if offset:
+            self.f.seek(offset)
+        self.left = length
 
     def readinto(self, buf):
-        return self.f.readinto(buf) or 0
+        if self.left is None:
+            return self.f.readinto(buf) or 0
+        if self.left < len(buf):
+            buf = memoryview(buf)[0:self.left]
+        n = self.f.readinto(buf) or 0
+        self.left -= n
+        return n
 
     def close(self):
         self.f.close()

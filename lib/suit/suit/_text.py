@@ -1,0 +1,71 @@
+# The texts of SuitError messages, by number (SuitError(reason, n) or SuitError(reason, (n, values...))): loaded on
+# the first error only, so the modules an install runs carry numbers instead of sentences.
+TEXTS = (
+    'empty authentication block',  # 0
+    'COSE_%s is not supported: one COSE_%s%s block per key',  # 1
+    'authentication block is not a tagged COSE_Sign1 or COSE_Mac0',  # 2
+    'COSE_%s does not verify (%s)',  # 3
+    '%s: indefinite-length map',  # 4
+    'digest algorithm %d (only -16)',  # 5
+    'bad SUIT_Digest',  # 6
+    'bad SUIT_Digest: %s',  # 7
+    'manifest digest does not match the authenticated one',  # 8
+    'manifest names no components',  # 9
+    'envelope of %d bytes is bigger than this device accepts (%d)',  # 10
+    '%d bytes after the envelope',  # 11
+    'envelope without %s',  # 12
+    'malformed envelope: %s',  # 13
+    'no authentication block',  # 14
+    'a COSE_%s is an array of 4',  # 15
+    'COSE unprotected headers are not a map',  # 16
+    'malformed COSE block: %s',  # 17
+    'manifest has a tag other than 1070',  # 18
+    'manifest without version, sequence number or common',  # 19
+    'malformed manifest: %s',  # 20
+    'envelope tag %d (expected 107)',  # 21
+    'envelope member %d given twice',  # 22
+    'COSE payload is not the manifest digest',  # 23
+    'manifest member %d given twice',  # 24
+    'severable member %d does not match its digest',  # 25
+    'envelope member %d is not severed from this manifest',  # 26
+    'components given twice',  # 27
+    'components must be a non-empty array',  # 28
+    '%d components (this device takes %d)',  # 29
+    'integrated payload %r given twice',  # 30
+    'manifest version %d (only 1)',  # 31
+    'component identifier too long',  # 32
+    'shared sequence given twice',  # 33
+    'dependency manifests are not supported',  # 34
+    'unsupported common member %d',  # 35
+    'unsupported envelope member %d',  # 36
+    'unsupported manifest member %d',  # 37
+    'command sequences nested deeper than %d',  # 38
+    'parameter %s is not set for component %d',  # 39
+    'parameter %d given twice',  # 40
+    '%s does not match this device',  # 41
+    'a command sequence is an array of command/argument pairs',  # 42
+    'malformed command sequence: %s',  # 43
+    'component %d has no image',  # 44
+    'component %d image does not match its digest%s',  # 45
+    'no integrated payload %s',  # 46
+    'writing component %d failed: %s',  # 47
+    'sequence number %d is not newer than the installed %d',  # 48
+    'sequence number %d is older than the installed %d',  # 49
+    'fetch %s failed: %s',  # 50
+    'component %d image is bigger than image-size %d',  # 51
+    'command %d is not supported',  # 52
+    'parameter %d must be a bool',  # 53
+    'parameter %d is not supported',  # 54
+    'image bigger than the slot (%d bytes)',  # 55
+    'component %r is not a bundle path',  # 56
+    'bundle files have no slot %d',  # 57
+    'image-size %d is bigger than the slot (%d bytes)',  # 58
+    'trailing bytes after %s',  # 59
+)
+
+
+def text(message):
+    """The message a number or a (number, values...) tuple stands for."""
+    if type(message) is int:
+        return TEXTS[message]
+    return TEXTS[message[0]] % message[1:]
