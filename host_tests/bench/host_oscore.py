@@ -100,10 +100,11 @@ req = Message(0, 2, 0x1234, b"\x5a\x17\x02\xc3", bytes(range(64))).add(11, "sens
 enc = AesCcm(bytes(16), 8, pure)
 dec = AesCcm(bytes(16), 8, pure)
 nonce = bytes(13)
+contexts = [s]  # the server's (Oscore.contexts): made once, as on a device
 if kind == "request":
     def framed():
         out, _ = protect_request(c, req)
-        unprotect_request([s], out)
+        unprotect_request(contexts, out)
     plain = bytes(len(req.encode()) - 8 + 1)
     a = aad(b"\x01", b"\x00\x01", b"")
 else:

@@ -21,10 +21,15 @@ _UNAUTHORIZED = const(129)
 
 
 def encode_option(piv, kid_context=None, kid=None):
-    if kid_context is None:  # the usual request: flags, Partial IV, kid
+    if kid_context is None:  # the usual request: flags, Partial IV, kid (one allocation)
         if kid is None:
             return bytes((len(piv),)) + piv if piv else b""
-        return bytes((len(piv) | 0x08,)) + piv + kid
+        n = len(piv) + 1
+        out = bytearray(n + len(kid))
+        out[0] = n + 7  # 0x08 | len(piv)
+        out[1:n] = piv
+        out[n:] = kid
+        return out
     out = bytearray((len(piv) | 0x10 | (0 if kid is None else 0x08),))
     out += piv
     out.append(len(kid_context))
