@@ -150,12 +150,10 @@ def outgoing(tf, req):
 def incoming(tf, ep, req, resp):
     """Oscore.incoming_response: the verified inner response, None when it does not verify (or, for the first
     Outer Block2 block of a notification, not yet: oscore.outer.notification)."""
-    b = getattr(req, "oscore", None)
-    if b is None:  # sent unprotected, or protected by oscore.outer itself
-        return resp
     if resp.opt(_BLOCK2) is not None:  # never on a whole protected message: Outer Block-wise
         from oscore.outer import notification
         return notification(tf, ep, req, resp)
+    b = req.oscore
     try:
         inner = unprotect_response(b, resp)
     except OscoreError:

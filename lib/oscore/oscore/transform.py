@@ -331,7 +331,7 @@ class Oscore:
         return outgoing(self, req)
 
     def incoming_response(self, ep, req, resp):
-        if self.client is None:
+        if getattr(req, "oscore", None) is None:  # sent unprotected, or protected by oscore.outer itself
             return resp
         from oscore.client import incoming
         return incoming(self, ep, req, resp)
