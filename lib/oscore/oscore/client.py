@@ -21,10 +21,15 @@ _UNAUTHORIZED = const(129)
 
 
 def encode_option(piv, kid_context=None, kid=None):
-    if kid_context is None:  # the usual request: flags, Partial IV, kid
+    if kid_context is None:  # the usual request: flags, Partial IV, kid (one allocation)
         if kid is None:
             return bytes((len(piv),)) + piv if piv else b""
-        return bytes((len(piv) | 0x08,)) + piv + kid
+        n = len(piv) + 1
+        out = bytearray(n + len(kid))
+        out[0] = n + 7  # 0x08 | len(piv)
+        out[1:n] = piv
+        out[n:] = kid
+        return out
     out = bytearray((len(piv) | 0x10 | (0 if kid is None else 0x08),))
     out += piv
     out.append(len(kid_context))
@@ -145,12 +150,10 @@ def outgoing(tf, req):
 def incoming(tf, ep, req, resp):
     """Oscore.incoming_response: the verified inner response, None when it does not verify (or, for the first
     Outer Block2 block of a notification, not yet: oscore.outer.notification)."""
-    b = getattr(req, "oscore", None)
-    if b is None:  # sent unprotected, or protected by oscore.outer itself
-        return resp
     if resp.opt(_BLOCK2) is not None:  # never on a whole protected message: Outer Block-wise
         from oscore.outer import notification
         return notification(tf, ep, req, resp)
+    b = req.oscore
     try:
         inner = unprotect_response(b, resp)
     except OscoreError:

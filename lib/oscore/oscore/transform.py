@@ -141,8 +141,9 @@ def split(ctx, msg, request):
     else:  # the common case, every option Class E: the message's own encoding after its token is the plaintext
         plain = msg.encode()
         i = 3 + len(msg.token)
-        plain[i] = msg.code  # code | options | 0xFF payload
-        return memoryview(plain)[i:], [], None
+        plain[:i] = b""  # in place: code | options | 0xFF payload
+        plain[0] = msg.code
+        return plain, [], None
     inner = Message()
     inner.opts = io = []
     outer = []
@@ -165,8 +166,9 @@ def split(ctx, msg, request):
             outer.append(x)
     inner.payload = msg.payload
     plain = inner.encode()
-    plain[3] = msg.code  # the encoding after a token-less header's first 3 bytes
-    return memoryview(plain)[3:], outer, observe
+    plain[:3] = b""  # in place: the encoding after a token-less header's first 3 bytes
+    plain[0] = msg.code
+    return plain, outer, observe
 
 
 def open_inner(ctx, msg, nonce, kid, piv, class_i, request):
@@ -329,7 +331,7 @@ class Oscore:
         return outgoing(self, req)
 
     def incoming_response(self, ep, req, resp):
-        if self.client is None:
+        if getattr(req, "oscore", None) is None:  # sent unprotected, or protected by oscore.outer itself
             return resp
         from oscore.client import incoming
         return incoming(self, ep, req, resp)
