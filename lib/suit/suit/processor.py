@@ -391,7 +391,7 @@ class Processor:
                 n = r.readinto(mv)
                 if not n:
                     break
-                h.update(mv[0:n])
+                h.update(mv if n == len(mv) else mv[0:n])
                 total += n
         finally:
             r.close()
@@ -442,7 +442,7 @@ class Processor:
                     n = reader.readinto(mv)
                     if not n:
                         break
-                    data = mv[0:n]
+                    data = mv if n == len(mv) else mv[0:n]  # a whole chunk: no new memoryview
                     if dec is not None:
                         data = dec.update(data)
                     total += len(data)
