@@ -220,11 +220,10 @@ class Agent:
         self.ep.route("/health", get=self._get_health, ct=60)
 
     def _get_sensor(self, req):
-        import cbor
         import app
         if self.value is None:
             return 163, b"no reading yet"  # 5.03
-        return cbor.dumps(app.describe(self.value))
+        return _cbor_array(app.describe(self.value))
 
     def _get_health(self, req):
         import cbor
@@ -343,7 +342,15 @@ class Agent:
     # ---- tasks ---------------------------------------------------------------------------------------
 
     async def run(self):
-        self.booted = await self.up.boot(self._health_check, self.cfg["health_deadline"] * 1000)
+        try:
+            self.booted = await self.up.boot(self._health_check, self.cfg["health_deadline"] * 1000)
+        except MemoryError:
+            # the verdict (health check, then the processor that drops or restores the old files) ran out of
+            # heap: its record is still there, so the next boot decides again, on a clean heap
+            log.error("update: boot verdict out of memory; restarting on a clean heap")
+            self._restart("soft")
+        except Exception as e:  # never stop answering: the next boot tries the verdict again
+            log.error("update: boot verdict failed:", type(e).__name__, e)
         self.up.release()  # what the boot check loaded (the spool, the verdict's code)
         if self.booted:
             log.info("update: boot", self.booted)
@@ -359,7 +366,9 @@ class Agent:
             path = "/suit/m/" + self.cfg["device"]
             tasks.append(supervise("poll", lambda: self.up.poll_forever(path, self.cfg["poll"] * 1000)))
         log.info("agent: ready")
-        await asyncio.gather(*tasks)
+        for t in tasks:  # (not asyncio.gather: its module is one more on the heap, and no task ever ends)
+            asyncio.create_task(t)
+        await asyncio.Event().wait()
 
     async def sample(self):
         period = int(self.cfg["sensor"]["period"] * 1000)
@@ -412,6 +421,19 @@ async def wifi(cfg):
                 delay = min(delay * 2, BACKOFF_CAP_MS)
                 continue
         await sleep_ms(5000)
+
+
+def _cbor_array(items):
+    """A CBOR array of items (a sensor reading): a float as a double, the rest through cbor.dumps. cbor encodes
+    floats in its rarely used part (_cbor_ext, 6.6 KB of heap), which the sensor would keep loaded."""
+    import struct
+    import cbor
+    if type(items) not in (list, tuple) or len(items) > 23:
+        return cbor.dumps(items)
+    out = bytearray((0x80 + len(items),))
+    for v in items:
+        out += b"\xfb" + struct.pack(">d", v) if type(v) is float else cbor.dumps(v)
+    return out
 
 
 def _has(module):

@@ -172,8 +172,8 @@ def at_boot(cfg, root):
         from store import FileStore
         from suit.ota import install_pending
         store = FileStore(path(root, STATE))
-        outcome = install_pending(store, lambda: processor(cfg, root, store, anchors(cfg, root)), spool(root),
-                                  _restart)
+        outcome = install_pending(store, lambda: processor(cfg, root, store, anchors(cfg, root)),
+                                  lambda: spool(root), _restart)
         if outcome is not None:
             log.info("install:", outcome)
         return outcome

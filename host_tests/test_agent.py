@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import time
 from pathlib import Path
 
 import aiocoap
+import aiocoap.resource
 import cbor2
 import pytest
 
@@ -204,7 +206,8 @@ def test_registered_agent_rekeys_and_loads_eap_noob_only_for_it(tmp_path, fs_tre
     it re-keys (EAP-NOOB Reconnect): the peer is loaded again from its record, the new OSCORE context works, and
     the agent restarts again without it."""
     ctrl_port = free_port()
-    flash, port = _flash(tmp_path, fs_tree, {"controller": ["127.0.0.1", ctrl_port], "noob": {"retry": 2}})
+    flash, port = _flash(tmp_path, fs_tree, {"controller": ["127.0.0.1", ctrl_port], "noob": {"retry": 2},
+                                             "log": "debug"})
     host = Host(tmp_path, ctrl_port, lifetime=15)  # re-key at 90 % of the lifetime
 
     async def main():
@@ -226,10 +229,64 @@ def test_registered_agent_rekeys_and_loads_eap_noob_only_for_it(tmp_path, fs_tre
                 after = text.split("restarting on a clean heap")[1]
                 assert "peer state 4 registered" in after  # the Reconnect loaded the peer from its record
                 assert "OOB " not in after  # and never the OOB step
+                # a boot that installed nothing keeps no update code but suit.ota (the spool loads for an update)
+                mods = re.search(r"modules: (.*) heap", text.split("restarting on a clean heap")[1]).group(1).split()
+                assert "suit.ota" in mods and "suit.spool" not in mods and "eapnoob" not in mods, mods
                 r = await host.controller.request(peer_id, aiocoap.GET, "/health")
                 assert r.code == aiocoap.CONTENT and cbor2.loads(r.payload)["registered"] is True
                 assert "Traceback" not in text, text
             finally:
                 con.close()
                 await host.close()
+    _run(main())
+
+
+def test_memory_error_in_the_boot_verdict_restarts_and_decides_again(tmp_path, fs_tree):
+    """The first boot after an update runs out of memory in its verdict (here: the new app's health check): the
+    agent never stops at its REPL; it restarts on a clean heap, the verdict runs again (the update's record is
+    still there), confirms and reports to the update server."""
+    import hashlib
+
+    suit_port = free_port()
+    flash, port = _flash(tmp_path, fs_tree, {"controller": ["127.0.0.1", free_port()],
+                                             "suit": ["127.0.0.1", suit_port], "health_deadline": 30})
+    (flash / "app.py").write_text(
+        "VERSION = 2\n\n\ndef healthy():\n    import os\n    try:\n        os.stat('oom-once')\n"
+        "    except OSError:\n        open('oom-once', 'w').close()\n        raise MemoryError('injected')\n"
+        "    return True\n\n\ndef describe(value):\n    return [value, 'Cel', VERSION]\n")
+    (flash / "app.mpy").unlink(missing_ok=True)
+    from hourglass import keys as hk
+    key = hk.generate(hk.ALG_NAMES["ES256"], b"verdict")  # the trust anchor the processor is made with
+    (flash / "anchor.cbor").write_bytes(cbor2.dumps(hk.public_of(key), canonical=True))
+    for d in (".suit/old", ".suit/stage"):  # the bundle driver's folders, the old files gone already
+        (flash / d).mkdir(parents=True, exist_ok=True)
+    state = flash / ".hg"
+    state.mkdir(exist_ok=True)
+    pend = cbor2.dumps({0: "bundle", 1: 1, 2: cbor2.dumps([-16, bytes(32)]), 4: "restart"})
+    (state / "suit-pend").write_bytes(pend + hashlib.sha256(pend).digest()[:4])  # lib/store's framing
+    reports = []
+
+    class Report(aiocoap.resource.Resource):
+        async def render_post(self, request):
+            reports.append(cbor2.loads(request.payload))
+            return aiocoap.Message(code=aiocoap.CHANGED)
+
+    async def main():
+        site = aiocoap.resource.Site()
+        site.add_resource(["suit", "report"], Report())
+        server = await aiocoap.Context.create_server_context(site, bind=("127.0.0.1", suit_port))
+        try:
+            with vboard.VirtualBoard(flash, BOARD, heap=HEAP) as vb:
+                con = Console(vb.port)
+                try:
+                    await con.wait("boot verdict out of memory; restarting on a clean heap", 60)
+                    await con.wait("update: boot confirmed", 60)
+                    await con.wait("agent: ready", 60)
+                    assert (await _health(port))["app"] == 2
+                    assert [r[6] for r in reports] == ["confirmed"] and reports[0][3] is True
+                    assert "Traceback" not in con.text(), con.text()
+                finally:
+                    con.close()
+        finally:
+            await server.shutdown()
     _run(main())

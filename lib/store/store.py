@@ -18,10 +18,6 @@ class StoreError(Exception):
     pass
 
 
-def _framed(data):
-    return bytes(data) + sha256(data).digest()[:_CHECK]
-
-
 def _unframe(blob):
     if blob is None or len(blob) < _CHECK:
         return None
@@ -89,8 +85,9 @@ class FileStore:
     def put(self, name, data):
         path = self._path(name)
         tmp = path + ".new"
-        with open(tmp, "wb") as f:
-            f.write(_framed(data))
+        with open(tmp, "wb") as f:  # the value, then its check: never a framed copy (a value can be KBs)
+            f.write(data)
+            f.write(sha256(data).digest()[:_CHECK])
         _sync()
         try:
             os.rename(tmp, path)

@@ -95,9 +95,13 @@ def install_pending(store, make_processor, spool, restart=None):
     """The install at boot (Updater(install_at_boot=True)): the app's first lines call it, before they import
     the endpoint. When a download waits for its install, the processor runs and the board restarts (OTA:
     hard, into the new image; bundle: soft); Updater.boot() reports the outcome. Returns None when nothing
-    waited (everything it imported is dropped again), else "installed" or "failed"."""
+    waited (everything it imported is dropped again), else "installed" or "failed". spool may be a function
+    that makes the spool: it is called only when an install waits (the spool's module stays out of a boot that
+    installs nothing)."""
     if store.get(_PENDING) is None:
         return None
+    if callable(spool):
+        spool = spool()
     import sys
     before = set(sys.modules)
     from suit.ota_boot import install_pending as run
@@ -175,12 +179,12 @@ class Updater:
         from suit import SuitError
         if self.task is not None:
             return Message(code=163, payload=b"busy: an update is running")  # 5.03
-        data = bytes(req.payload)
+        data = req.payload  # the Block1 body: checked and stored as it is (a copy would be one more large piece)
         if not data:
             return Message(code=128, payload=b"an envelope or a manifest URI")
         if data[0] != 0xD8 and data[0] >> 5 != 5:  # neither tag 107 nor a map: a manifest URI (text)
             try:
-                uri = data.decode()
+                uri = bytes(data).decode()
             except UnicodeError:
                 return Message(code=128, payload=b"neither an envelope nor a URI")
             self.start_uri(uri)
@@ -193,6 +197,8 @@ class Updater:
         except MemoryError:
             self.release()
             return Message(code=160, payload=b"out of memory")
+        if type(data) is memoryview:  # a view into a datagram: the background run keeps its own copy
+            data = bytes(data)
         import asyncio
         from suit.ota_run import run
         self.task = asyncio.create_task(run(self, data, info))
@@ -230,8 +236,9 @@ class Updater:
 
     def check(self, data):
         """Authenticate an envelope; returns (digest, seq, uris) or raises SuitError (suit.ota_check)."""
-        import gc
-        gc.collect()  # the COSE and crypto modules come in one piece after another: a clean heap first
+        # what serving loaded since serve() (error texts, the upload's assembler, parsers imported where they
+        # are used) goes first: the COSE and crypto modules come in one piece after another, on a clean heap
+        self.release()
         from suit.ota_check import check
         try:
             return check(self, data)

@@ -151,12 +151,14 @@ async def boot(up, health, deadline_ms):
             raise
         why = "health check raised %s: %s" % (type(e).__name__, e)
     timing = {"health": _ms_since(t0)}
+    up.release()  # what the health check loaded (the new app, its imports): the processor comes next
     if ok:
         if kind == "ota":
             import esp32
             esp32.Partition.mark_app_valid_cancel_rollback()
         else:
             up.processor().driver.finish()  # the old files go only now
+            up.release()  # the processor's modules: the report's answer needs the heap
         st = up.store.get(_STATE)
         st = cbor.loads(st) if st else {}
         st[_SEQ_COMPONENT] = [digest, seq]
@@ -173,6 +175,7 @@ async def boot(up, health, deadline_ms):
         up.restart("hard")
         return "rolled back"
     restore_bundle(up.processor().driver)
+    up.release()  # the processor's modules: the report's answer needs the heap
     up.store.delete(_PENDING)
     await up.report(seq, False, 11, why + "; previous bundle restored", None, phase="restored")
     up.restart("soft")

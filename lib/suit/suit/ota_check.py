@@ -56,7 +56,7 @@ def check(up, data):
     """Authenticate an envelope; returns (digest, seq, uris) or raises SuitError. The processor made for
     it is dropped with its modules: the download does not need them (the install makes a new one)."""
     import gc
-    from suit.envelope import Envelope, Manifest
+    from suit.envelope import authenticate
     try:
         if up.anchors is not None:  # the trust anchors alone: far less heap than a whole processor
             p = None
@@ -65,13 +65,13 @@ def check(up, data):
             p = up.processor()
             anchors = p.trust_anchors
         gc.collect()
-        env = Envelope(data, up.max_envelope)
-        digest = bytes(env.authenticate(anchors))
-        m = Manifest(env, p.max_components if p else 8)
+        # in place: the signature and the manifest's members are views into data, never copies
+        m = authenticate(data, anchors, up.max_envelope, p.max_components if p else 8)
+        digest = m.digest
         seq = m.sequence_number
         uris = payload_uris(m)
     finally:
-        p = env = m = anchors = None
+        p = m = anchors = None
         up.release()
     stored = up.stored_sequence_number()
     if stored is not None and seq <= stored:

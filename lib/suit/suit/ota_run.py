@@ -29,6 +29,12 @@ async def run(up, data, info):
     the download) is done."""
     digest, seq, uris = info
     try:
+        if up.install_at_boot:
+            # stored first, on the heap the check gave back: the install at boot reads it from the store, and
+            # the download goes on without it (a store write of it later would need two more copies in one
+            # piece each, on the heap the download fragmented)
+            up.store.put(_ENV, data)
+            data = None
         restart = await update(up, data, digest, seq, uris)
     except Exception as e:  # never an unhandled task: report it
         restart = False
@@ -59,7 +65,8 @@ async def run_uri(up, uri):
 
 
 async def update(up, data, digest, seq, uris):
-    """Download, then install (or keep the envelope for the install at boot). True: restart now."""
+    """Download, then install (with install_at_boot the envelope waits in the store, data is None). True:
+    restart now."""
     up.set_phase(FETCH)
     t0 = _ticks_ms()
     up.total = sum(u[1] or 0 for u in uris)
@@ -83,8 +90,7 @@ async def update(up, data, digest, seq, uris):
     pending = {0: up.kind, 1: seq, 2: digest, 4: FETCHED, 6: uris, 7: {FETCH: _ms_since(t0)}}
     if up.kind == "ota":
         pending[3] = up.spool.running.get_next_update().info()[4]
-    if up.install_at_boot:
-        up.store.put(_ENV, data)
+    if up.install_at_boot:  # (the envelope is in the store already: run())
         up.store.put(_PENDING, cbor.dumps(pending))
         up.store.delete(_DL)
         await report(up, seq, True, 0, "downloaded; installing at the restart", None, FETCHED, pending[7])
