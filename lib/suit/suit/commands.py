@@ -114,7 +114,7 @@ def directive(p, cmd, idx, policy, off):
         p._note(policy, off, idx)
         return None
     if cmd == _D_WRITE:
-        from suit.envelope import MemReader
+        from suit.spool import MemReader
         return MemReader(p._param(idx, _P_CONTENT, policy, off))
     src = p._param(idx, _P_SOURCE_COMPONENT, policy, off)
     if src >= len(m.components) or src == idx:

@@ -159,6 +159,7 @@ class Envelope:
         if isinstance(p, tuple):
             from suit.spool import FileReader
             return FileReader(self.path, p[0], p[1])
+        from suit.spool import MemReader
         return MemReader(p)
 
     def authenticate(self, trust_anchors):
@@ -202,23 +203,6 @@ def authenticate(data, trust_anchors, max_size=8192, max_components=8):
     m = Manifest(env, max_components)
     m.digest = bytes(digest)
     return m
-
-
-class MemReader:
-    """A reader over a buffer (integrated payloads, content parameters)."""
-
-    def __init__(self, mv):
-        self.mv = mv
-        self.pos = 0
-
-    def readinto(self, buf):
-        n = min(len(buf), len(self.mv) - self.pos)
-        buf[0:n] = self.mv[self.pos:self.pos + n]
-        self.pos += n
-        return n
-
-    def close(self):
-        pass
 
 
 _cose_parts = None

@@ -69,10 +69,6 @@ _BSTR_PARAMS = (_P_VENDOR_ID, _P_CLASS_ID, _P_IMAGE_DIGEST, _P_CONTENT, _P_ENCRY
                 _P_DEVICE_ID)
 _UINT_PARAMS = (_P_COMPONENT_SLOT, _P_IMAGE_SIZE, _P_SOURCE_COMPONENT)
 _BOOL_PARAMS = (_P_STRICT_ORDER, _P_SOFT_FAILURE)
-_PARAM_NAMES = {_P_VENDOR_ID: "vendor-id", _P_CLASS_ID: "class-id", _P_DEVICE_ID: "device-id",
-                _P_IMAGE_DIGEST: "image-digest", _P_COMPONENT_SLOT: "component-slot", _P_URI: "uri",
-                _P_CONTENT: "content", _P_SOURCE_COMPONENT: "source-component"}
-
 _REP_SUCCESS = const(1)  # suit-send-record-success
 _REP_FAILURE = const(2)  # suit-send-record-failure
 _MAX_DEPTH = const(6)  # nested run-sequence / try-each
@@ -344,7 +340,7 @@ class Processor:
         v = self._params[idx].get(key)
         if v is None:
             self._fail(_CONDITION_FAILED if key != _P_URI else _OPERATION_FAILED,
-                       (39, _PARAM_NAMES.get(key, key), idx),
+                       (39, key, idx),
                        policy, off, idx)
         return v
 
@@ -353,7 +349,7 @@ class Processor:
             want = self._param(idx, cmd, policy, off)
             have = self.driver.identity(cmd)
             if have is None or bytes(want) != bytes(have):
-                self._fail(_CONDITION_FAILED, (41, _PARAM_NAMES[cmd]), policy, off, idx)
+                self._fail(_CONDITION_FAILED, (41, cmd), policy, off, idx)
             self._note(policy, off, idx)
         elif cmd == _C_IMAGE_MATCH:
             enc = self._param(idx, _P_IMAGE_DIGEST, policy, off)
