@@ -50,7 +50,12 @@ def protect_request(ctx, msg):
         from oscore import classi
         ci = classi.of(outer, ci)
     ct = aead(ctx.sender_key, ctx.pure).encrypt(nonce, plain, aad(kid, piv, ci))
-    out = Message(msg.type, _POST if observe is None else _FETCH, msg.mid, msg.token, ct)
+    out = object.__new__(Message)  # no __init__: no options list of its own to throw away
+    out.type = msg.type
+    out.code = _POST if observe is None else _FETCH
+    out.mid = msg.mid
+    out.token = msg.token
+    out.payload = ct
     outer.append((_OSCORE, encode_option(piv, ctx.id_context, kid)))
     out.opts = outer
     out.remote = msg.remote
