@@ -214,12 +214,6 @@ class KeySet:
             raise CoseError(40)  # KeySet holds CoseKey objects
         self.keys.append(key)
 
-    def __len__(self):
-        return len(self.keys)
-
-    def __repr__(self):
-        return "<KeySet %d keys>" % len(self.keys)
-
     def candidates(self, kid, alg):
         """Keys that fit alg: those with this kid when the message names one, else all that fit."""
         exact = []
