@@ -60,11 +60,6 @@ def key_fits(alg, key):
     return False
 
 
-def check_key(alg, key):
-    if not key_fits(alg, key):
-        raise CoseError(4, key, alg)  # key %r does not fit algorithm %s
-
-
 def _b(v, what):
     if v is None:
         return None
