@@ -215,22 +215,22 @@ def test_ccm_rfc3610_packets():
             assert c.encrypt(nonce, pt, aad) == ct
             assert c.decrypt(nonce, ct, aad) == pt
     key, nonce, aad, pt, ct = _ccm_vectors()[0]
-    assert ccm.ccm_encrypt(key, nonce, pt, aad, 8) == ct
-    assert ccm.ccm_decrypt(key, nonce, ct, aad, 8) == pt
+    assert ccm.AesCcm(key, 8).encrypt(nonce, pt, aad) == ct
+    assert ccm.AesCcm(key, 8).decrypt(nonce, ct, aad) == pt
 
 
 def test_ccm_flipped_bits_rejected():
     key, nonce, aad, pt, ct = _ccm_vectors()[6]  # packet 7, M=10
     for bit in range(0, len(ct) * 8, 7):
-        hgtest.raises(InvalidTag, ccm.ccm_decrypt, key, nonce, _flip(ct, bit), aad, 10)
+        hgtest.raises(InvalidTag, ccm.AesCcm(key, 10).decrypt, nonce, _flip(ct, bit), aad)
     for bit in range(0, len(aad) * 8, 5):
-        hgtest.raises(InvalidTag, ccm.ccm_decrypt, key, nonce, ct, _flip(aad, bit), 10)
+        hgtest.raises(InvalidTag, ccm.AesCcm(key, 10).decrypt, nonce, ct, _flip(aad, bit))
     for bit in range(0, len(nonce) * 8, 9):
-        hgtest.raises(InvalidTag, ccm.ccm_decrypt, key, _flip(nonce, bit), ct, aad, 10)
-    hgtest.raises(InvalidTag, ccm.ccm_decrypt, _flip(key, 0), nonce, ct, aad, 10)
-    hgtest.raises(InvalidTag, ccm.ccm_decrypt, key, nonce, ct[:-1], aad, 10)
-    hgtest.raises(InvalidTag, ccm.ccm_decrypt, key, nonce, ct[:5], aad, 10)
-    hgtest.raises(InvalidTag, ccm.ccm_decrypt, key, nonce, ct, aad, 8)
+        hgtest.raises(InvalidTag, ccm.AesCcm(key, 10).decrypt, _flip(nonce, bit), ct, aad)
+    hgtest.raises(InvalidTag, ccm.AesCcm(_flip(key, 0), 10).decrypt, nonce, ct, aad)
+    hgtest.raises(InvalidTag, ccm.AesCcm(key, 10).decrypt, nonce, ct[:-1], aad)
+    hgtest.raises(InvalidTag, ccm.AesCcm(key, 10).decrypt, nonce, ct[:5], aad)
+    hgtest.raises(InvalidTag, ccm.AesCcm(key, 8).decrypt, nonce, ct, aad)
 
 
 def test_ccm_parameters_and_lengths():

@@ -7,7 +7,7 @@ from cose import CoseError, CoseUnsupported
 from cose import algs as _algs
 from cose import headers as _h
 from cose.encrypt0 import enc_structure, nonce_for
-from cose.key import CoseKey, check_key
+from cose.key import CoseKey
 
 try:
     from micropython import const
@@ -54,7 +54,7 @@ def build(alg, protected=None, unprotected=None, kid=None, alg_protected=True):
 def sign(alg, key, tbs):
     if alg not in _algs.SIGNATURE_ALGS:
         raise CoseUnsupported(1, alg)  # unsupported signature algorithm %s
-    check_key(alg, key)
+    _algs.check_key(alg, key)
     if key.d is None:
         raise CoseError("signing needs a private key")
     if alg in (_algs.ES256, _algs.ESP256):
@@ -80,6 +80,15 @@ def encode_single(tag, context, compute, key, payload, alg, protected, unprotect
     return cbor.dumps(cbor.Tag(tag, arr) if tagged else arr)
 
 
+def _mac(alg, key, data):
+    n = _algs.MAC_ALGS.get(alg)
+    if n is None:
+        raise CoseUnsupported(2, alg)  # unsupported MAC algorithm %s
+    _algs.check_key(alg, key)
+    from crypto.kdf import hmac_sha256
+    return hmac_sha256(key.k, data)[:n]
+
+
 def sign1(key, payload, alg=None, protected=None, unprotected=None, external_aad=b"", detached=False,
           tagged=True, include_kid=True):
     return encode_single(18, "Signature1", sign, key, payload, alg, protected, unprotected, external_aad,
@@ -88,8 +97,7 @@ def sign1(key, payload, alg=None, protected=None, unprotected=None, external_aad
 
 def mac0(key, payload, alg=None, protected=None, unprotected=None, external_aad=b"", detached=False,
          tagged=True, include_kid=True):
-    from cose.mac0 import mac
-    return encode_single(17, "MAC0", mac, key, payload, alg, protected, unprotected, external_aad,
+    return encode_single(17, "MAC0", _mac, key, payload, alg, protected, unprotected, external_aad,
                          detached, tagged, include_kid)
 
 
@@ -118,7 +126,7 @@ def encrypt(kek, plaintext, alg=10, iv=None, cek=None, external_aad=b"", tagged=
     """A COSE_Encrypt for one A128KW recipient (kek: a 16-byte symmetric CoseKey)."""
     from crypto.kw import aes_key_wrap
     from crypto.util import random_bytes
-    check_key(_algs.A128KW, kek)
+    _algs.check_key(_algs.A128KW, kek)
     klen, nlen, tlen = _algs.AEAD_ALGS.get(alg, (None, None, None))
     if klen is None:
         raise CoseUnsupported(3, alg)  # unsupported content encryption algorithm %s
@@ -203,6 +211,6 @@ def key_from_raw(cls, alg, raw, kid, private):
         return cls(_algs.KTY_HSS_LMS, alg, kid, pub=raw)
     if alg in _algs.MAC_ALGS or alg in _algs.AEAD_ALGS or alg in _algs.KEY_WRAP_ALGS:
         key = cls(_algs.KTY_SYMMETRIC, alg, kid, k=raw)
-        check_key(alg, key)
+        _algs.check_key(alg, key)
         return key
     raise CoseError("unsupported algorithm %s for a raw key" % _algs.name(alg))

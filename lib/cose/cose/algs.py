@@ -30,6 +30,13 @@ AEAD_ALGS = {AES_CCM_16_64_128: (16, 13, 8)}
 KEY_WRAP_ALGS = {A128KW: 16}
 
 
+def check_key(alg, key):
+    """CoseError unless key fits alg (cose.key.key_fits). Verifying needs no check: it only tries keys that fit."""
+    from cose.key import key_fits
+    if not key_fits(alg, key):
+        raise CoseError(4, key, alg)  # key %r does not fit algorithm %s
+
+
 def name(alg):
     from cose._text import alg_name
     return alg_name(alg)
@@ -44,7 +51,6 @@ def aead_params(alg, key):
     p = AEAD_ALGS.get(alg)
     if p is None:
         raise CoseUnsupported(3, alg)  # unsupported content encryption algorithm %s
-    from cose.key import check_key
     check_key(alg, key)
     return p
 

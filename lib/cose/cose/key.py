@@ -60,11 +60,6 @@ def key_fits(alg, key):
     return False
 
 
-def check_key(alg, key):
-    if not key_fits(alg, key):
-        raise CoseError(4, key, alg)  # key %r does not fit algorithm %s
-
-
 def _b(v, what):
     if v is None:
         return None
@@ -213,12 +208,6 @@ class KeySet:
         if not isinstance(key, CoseKey):
             raise CoseError(40)  # KeySet holds CoseKey objects
         self.keys.append(key)
-
-    def __len__(self):
-        return len(self.keys)
-
-    def __repr__(self):
-        return "<KeySet %d keys>" % len(self.keys)
 
     def candidates(self, kid, alg):
         """Keys that fit alg: those with this kid when the message names one, else all that fit."""

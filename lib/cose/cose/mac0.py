@@ -3,25 +3,9 @@ from crypto import InvalidTag
 from crypto.util import ct_equal
 from cose import CoseUnsupported
 from cose import headers as _h
-from cose.key import candidates, check_key
+from cose.key import candidates
 
 TAG = 17
-
-
-def _tag_len(alg):
-    if alg == 4:  # HMAC 256/64
-        return 8
-    if alg == 5:  # HMAC 256/256
-        return 32
-    raise CoseUnsupported(2, alg)  # unsupported MAC algorithm %s
-
-
-def mac(alg, key, data):
-    """The tag of data under key (an alg-sized prefix of HMAC-SHA256)."""
-    n = _tag_len(alg)
-    check_key(alg, key)
-    from crypto.kdf import hmac_sha256
-    return hmac_sha256(key.k, data)[:n]
 
 
 def create(*args, **kwargs):
@@ -39,11 +23,17 @@ def verify(msg, keys, payload=None, external_aad=b""):
     """Check a COSE_Mac0 and return its payload (or the detached payload given). Raises InvalidTag."""
     hdr, body, tag = decode(msg)
     alg = hdr.alg
-    _tag_len(alg)
+    if alg == 4:  # HMAC 256/64
+        n = 8
+    elif alg == 5:  # HMAC 256/256
+        n = 32
+    else:
+        raise CoseUnsupported(2, alg)  # unsupported MAC algorithm %s
     body = _h.payload_for(body, payload)
     data = _h.to_be_checked("MAC0", hdr.protected_bytes, external_aad, body)
-    for key in candidates(keys, hdr.kid, alg):
-        if ct_equal(mac(alg, key, data), tag):
+    from crypto.kdf import hmac_sha256
+    for key in candidates(keys, hdr.kid, alg):  # only symmetric keys (which fit alg)
+        if ct_equal(hmac_sha256(key.k, data)[:n], tag):
             return body
     from cose._text import failed
     raise InvalidTag(failed(2, alg))

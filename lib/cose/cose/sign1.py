@@ -5,18 +5,7 @@ from cose import CoseUnsupported
 from cose import headers as _h
 from cose.key import candidates
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-    def const(x):
-        return x
-
 TAG = 18
-_ES256 = const(-7)
-_ESP256 = const(-9)
-_EDDSA = const(-8)
-_ED25519 = const(-19)
-_HSS_LMS = const(-46)
 
 
 def sign(*args, **kwargs):
@@ -38,11 +27,11 @@ def verify(msg, keys, payload=None, external_aad=b""):
     hdr, body, sig = decode(msg)
     alg = hdr.alg
     # each primitive is imported only when its algorithm is used
-    if alg == _ES256 or alg == _ESP256:
+    if alg == -7 or alg == -9:  # ES256, ESP256
         from crypto.p256 import verify as check
-    elif alg == _EDDSA or alg == _ED25519:
+    elif alg == -8 or alg == -19:  # EdDSA, Ed25519
         from crypto.ed25519 import verify as check
-    elif alg == _HSS_LMS:
+    elif alg == -46:  # HSS-LMS
         from crypto.lms import hss_verify as check
     else:
         raise CoseUnsupported(1, alg)  # unsupported signature algorithm %s

@@ -4,7 +4,14 @@
 import hashlib
 
 from crypto._ec import inverse
-from crypto.p256 import _N, _bits2int, _mul2, _private_int, _to_affine
+from crypto.p256 import _N, _mul2, _private_int, _to_affine
+
+
+def _bits2int(digest):
+    e = int.from_bytes(digest, "big")
+    if len(digest) > 32:
+        e >>= 8 * len(digest) - 256
+    return e
 
 
 def _rfc6979_nonces(d, digest):

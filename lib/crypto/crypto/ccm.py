@@ -100,11 +100,3 @@ class AesCcm:
                 out[i] = 0
             raise InvalidTag(7)  # CCM: authentication tag mismatch
         return bytes(memoryview(out)[:n])
-
-
-def ccm_encrypt(key, nonce, plaintext, aad=b"", tag_len=8):
-    return AesCcm(key, tag_len).encrypt(nonce, plaintext, aad)
-
-
-def ccm_decrypt(key, nonce, data, aad=b"", tag_len=8):
-    return AesCcm(key, tag_len).decrypt(nonce, data, aad)

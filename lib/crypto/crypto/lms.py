@@ -21,14 +21,19 @@ except ImportError:  # CPython
 _N = const(32)
 # the domain separators D_PBLC, D_MESG, D_LEAF (D_INTR is in crypto._lms_py) are written where they are used
 
-# LMS typecode -> tree height h (m = 32)
-_LMS_HEIGHT = {5: 5, 6: 10, 7: 15, 8: 20, 9: 25}
-# LM-OTS typecode -> (w, p, ls)
-_LMOTS = {1: (1, 265, 7), 2: (2, 133, 6), 3: (4, 67, 4), 4: (8, 34, 0)}
+# The parameter sets, from the typecodes (no tables on the heap): LMS typecodes 5..9 (LMS_SHA256_M32_H5 ..
+# _H25) have tree height h = 5 * (typecode - 4); LM-OTS typecodes 1..4 (LMOTS_SHA256_N32_W1 .. _W8) have
+# w = 2^(typecode - 1) and the p and ls of _p_ls().
 
 _HSS_MAX_LEVELS = const(8)
 
 _LMS_PUBLIC_KEY_LEN = const(56)
+
+
+def _p_ls(ots_type):
+    """(p, ls) of LM-OTS typecode 1..4 (RFC 8554 table 1)."""
+    i = ots_type - 1
+    return (265, 133, 67, 34)[i], (7, 6, 4, 0)[i]
 
 
 def _u32(b, off):
@@ -39,15 +44,16 @@ def lms_signature_length(sig, off=0):
     """Length of the LMS signature starting at sig[off], from its own type fields; 0 if malformed."""
     if len(sig) - off < 8:
         return 0
-    ots = _LMOTS.get(_u32(sig, off + 4))
-    if ots is None:
+    ots = _u32(sig, off + 4)
+    if not 1 <= ots <= 4:
         return 0
-    t = off + 8 + _N + ots[1] * _N
+    t = off + 8 + _N + _p_ls(ots)[0] * _N
     if len(sig) < t + 4:
         return 0
-    h = _LMS_HEIGHT.get(_u32(sig, t))
-    if h is None:
+    h = _u32(sig, t) - 4
+    if not 1 <= h <= 5:
         return 0
+    h *= 5
     total = t + 4 + h * _N - off
     return total if len(sig) - off >= total else 0
 
@@ -63,10 +69,11 @@ def _lms_verify(pub, message, sig, off, length):
     """Algorithm 6 for one LMS public key (56 bytes) and the LMS signature sig[off:off+length]."""
     lms_type = _u32(pub, 0)
     ots_type = _u32(pub, 4)
-    h = _LMS_HEIGHT[lms_type]
+    h = 5 * (lms_type - 4)
     if _u32(sig, off + 4) != ots_type:
         return False
-    w, p, ls = _LMOTS[ots_type]
+    w = 1 << (ots_type - 1)
+    p, ls = _p_ls(ots_type)
     t = off + 8 + _N + p * _N
     if _u32(sig, t) != lms_type or length != t + 4 + h * _N - off:
         return False
@@ -120,7 +127,7 @@ def _lms_verify(pub, message, sig, off, length):
 def _check_lms_public_key(pub):
     if len(pub) != _LMS_PUBLIC_KEY_LEN:
         return False
-    return _u32(pub, 0) in _LMS_HEIGHT and _u32(pub, 4) in _LMOTS
+    return 5 <= _u32(pub, 0) <= 9 and 1 <= _u32(pub, 4) <= 4
 
 
 def lms_verify(public_key, message, signature):

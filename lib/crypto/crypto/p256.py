@@ -239,13 +239,6 @@ def ecdh(priv, peer_pub):
     return _to_affine(x, y, z)[0].to_bytes(32, "big")
 
 
-def _bits2int(digest):
-    e = int.from_bytes(digest, "big")
-    if len(digest) > 32:
-        e >>= 8 * len(digest) - 256
-    return e
-
-
 def verify_digest(pub, digest, sig):
     """True iff sig (64-byte r || s) is a valid ECDSA signature of digest under pub. False for an invalid
     key (off the curve, bad length) or an r or s outside [1, n-1]. Both s and n - s are valid (plain ECDSA)."""
@@ -262,7 +255,10 @@ def verify_digest(pub, digest, sig):
     if not (0 < r < n and 0 < s < n):
         return False
     w = inverse(s, n)
-    x, y, z = _mul2(_bits2int(digest) % n * w % n, r * w % n, q)
+    e = int.from_bytes(digest, "big")  # bits2int: the leftmost 256 bits of a longer digest
+    if len(digest) > 32:
+        e >>= 8 * len(digest) - 256
+    x, y, z = _mul2(e % n * w % n, r * w % n, q)
     if z == 0:
         return False
     # x(R) mod n == r without an inversion: X == r' * Z^2 (mod p) for r' = r or r + n (when below p).
