@@ -233,7 +233,8 @@ def decode(buf):
     m.type = mtype
     m.code = code
     m.mid = mid
-    m.token = bytes(mv[4:p]) if tkl else b""
+    if tkl:
+        m.token = buf[4:p] if type(buf) is bytes else bytes(mv[4:p])
     m.buf = mv
     m.opts = opts = []
     num = 0
