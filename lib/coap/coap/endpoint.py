@@ -113,7 +113,6 @@ class Endpoint:
         self.transform = None  # message-layer transform (OSCORE): see coap/transform.py
         self.resources = None  # path -> Resource; an endpoint that serves nothing rejects requests (RST)
         self.serve = None  # the coap.serve module once it serves
-        self.requester = None  # the coap.requester module once it has requested
         self.uploads = {}  # (remote, path) -> coap.upload.Assembler
         self.max_uploads = max_uploads
         self.ack_delay = p.ack_timeout // 4  # after this an async handler's CON gets an empty ACK
@@ -384,32 +383,28 @@ class Endpoint:
             from coap.observe import notify
             notify(self, resource)
 
-    # --- client role (its code is coap/requester.py, loaded with the first request and kept in .requester)
-
-    def _role(self):
-        r = self.requester
-        if r is None:
-            from coap import requester as r
-            self.requester = r
-        return r
+    # --- client role (its code is coap/requester.py, loaded with the first request)
 
     def send_con(self, m, remote):
         """Send a CON with retransmission (a coroutine): the ACK or RST message. Raises RequestTimeout."""
-        return self._role().send_con(self, m, remote)
+        from coap import requester
+        return requester.send_con(self, m, remote)
 
     def exchange(self, m, remote, timeout=None):
         """One request message -> its response message, piggybacked or separate (a coroutine)."""
-        r = self.requester or self._role()
-        return r.exchange(self, m, remote, timeout)
+        from coap import requester
+        return requester.exchange(self, m, remote, timeout)
 
     def request(self, method, remote, path, payload=b"", **kw):
         """Send a request (a coroutine: await it); follow Block2 to the end of the body and send big payloads
         with Block1. Keywords and what it returns and raises: coap.requester.request."""
-        return self._role().request(self, method, remote, path, payload, **kw)
+        from coap import requester
+        return requester.request(self, method, remote, path, payload, **kw)
 
     def ping(self, remote):
         """CoAP ping (a coroutine): an empty CON; True when the peer answers RST. Raises RequestTimeout."""
-        return self._role().ping(self, remote)
+        from coap import requester
+        return requester.ping(self, remote)
 
     def send_non(self, method, remote, path, payload=b"", options=(), token=None):
         """Send one NON request (through the transform) and wait for nothing: coap.occasional.send_non."""

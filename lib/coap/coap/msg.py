@@ -280,12 +280,3 @@ def decode(buf):
     except IndexError:
         raise _err(11, mtype, mid)
     return m
-
-
-def unknown_critical(msg):
-    """The first unrecognised critical option number in msg, or None. Critical options this stack understands:
-    If-Match, Uri-Host, If-None-Match, Uri-Port, Uri-Path, Uri-Query, Accept, Block2, Block1."""
-    for n, _ in msg.items():
-        if n & 1 and (n > 255 or n not in b"\x01\x03\x05\x07\x0b\x0f\x11\x17\x1b"):
-            return n
-    return None
