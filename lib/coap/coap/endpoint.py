@@ -108,7 +108,7 @@ class Endpoint:
         self.dd_index = {}  # Message ID -> slot of its newest entry (stale when the slot has another MID)
         self.pending = {}   # mid -> pending list (see _P_*)
         self.waiters = {}   # (token, remote) -> a client's [response, Event] slot, or callable(msg)
-        self.locks = {}     # remote -> Lock: NSTART = 1 outstanding interaction per server
+        self.locks = {}     # remote -> waiting requests: NSTART = 1 outstanding CON per server (coap.requester)
         self.rst_listeners = []
         self.transform = None  # message-layer transform (OSCORE): see coap/transform.py
         self.resources = None  # path -> Resource; an endpoint that serves nothing rejects requests (RST)
