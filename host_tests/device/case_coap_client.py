@@ -11,6 +11,7 @@ from coap.server import Server
 from coap.client import Client
 from coap.observe import fresher
 from coap import block
+from coap.requester import Receiver
 MP_HEAP = "152k"  # its budget on the VM (a board's heap x2): boards with less skip it
 
 FAST = Params(ack_timeout=40, max_retransmit=10, max_latency=200)
@@ -86,7 +87,7 @@ def test_fresher_rfc7641():
 
 def test_receiver_checks():
     got = []
-    r = block.Receiver(lambda off, d: got.append((off, bytes(d))))
+    r = Receiver(lambda off, d: got.append((off, bytes(d))))
     assert r.feed(0, 1, 2, bytes(64), b"e1", 150) == 1
     hgtest.raises(block.BlockError, r.feed, 1, 1, 2, bytes(64), b"e2")  # ETag changed
     hgtest.raises(block.BlockError, r.feed, 2, 1, 2, bytes(64), b"e1")  # gap

@@ -3,7 +3,8 @@
 import hgtest
 from hgtest import unhex
 from coap import MessageError, CoapError
-from coap.msg import Message, decode, unknown_critical, uint_bytes
+from coap.msg import Message, decode, uint_bytes
+from coap.occasional import unknown_critical
 from coap import defs as D
 
 MP_HEAP = "96k"

@@ -1,6 +1,8 @@
 # The server's lean GET path (coap.serve.plain_get: a plain GET answered before anything is decoded, the
 # answer written straight into the deduplication ring) and the deduplication index it leans on, driven
 # datagram by datagram like case_coap_server.
+import sys
+import hgtest
 from coap.msg import Message
 from coap_common import Recorder
 from coap import defs as D
@@ -8,9 +10,22 @@ from coap.transport import Params
 from coap.endpoint import Endpoint
 from coap.server import Server
 from coap import block
-MP_HEAP = "96k"  # its budget on the VM (a board's heap x2): boards with less skip it
+MP_HEAP = "128k"  # its budget on the VM (a board's heap x2): boards with less skip it
 
 PEER = ("127.0.0.1", 40000)
+
+
+def test_client_role_loads_with_the_first_request():
+    # An endpoint that only serves never holds the client role's code (coap.requester), as one that only
+    # requests never holds coap.serve. (CPython shares sys.modules with the other case files.)
+    if not hgtest.IS_MICROPYTHON:
+        hgtest.skip("sys.modules is shared with other cases on CPython")
+    s, t, _ = make_server()
+    s.receive(req(D.CON, D.GET, 1, b"\x01", "/big"), PEER)
+    assert "coap.requester" not in sys.modules and "coap.serve" in sys.modules
+    c = s.get(PEER, "/r")  # the coroutine: the client role is loaded to make it
+    assert "coap.requester" in sys.modules
+    c.close()
 
 
 def make_server():

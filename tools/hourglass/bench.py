@@ -41,6 +41,8 @@ ISSUE8_CBOR_CRYPTO_COSE = ("cbor", "crypto.kdf", "crypto.aes", "crypto.ccm", "cr
 IMPORT_GROUPS = [
     ("steady state: the dual-role CoAP endpoint, serving (coap.endpoint + coap.serve) + UDP + CBOR + AES-CCM + HKDF",
      ("coap.endpoint", "coap.serve", "coap.udp", "cbor", "crypto.ccm", "crypto.kdf"), 40 * 1024),
+    ("the same, requesting too (+ coap.requester: the client role, loaded with the first request)",
+     ("coap.endpoint", "coap.serve", "coap.requester", "coap.udp", "cbor", "crypto.ccm", "crypto.kdf"), None),
     ("the same with coap.client + coap.server (the conveniences over the endpoint) instead",
      ("coap.client", "coap.server", "coap.udp", "cbor", "crypto.ccm", "crypto.kdf"), None),
     ("CBOR + AES-CCM + HKDF (the steady state's CBOR and crypto)", ("cbor", "crypto.ccm", "crypto.kdf"), 16 * 1024),

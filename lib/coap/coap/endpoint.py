@@ -62,7 +62,7 @@ _DD_NEXT = const(0)   # the slot reused next
 _DD_W = const(1)      # ring write offset
 _DD_LAP = const(2)    # ring lap: bumped each time the writes wrap
 _DD_RING = const(3)   # the ring (a memoryview of a bytearray), made with the first answer kept
-_DD_LIMIT = const(4)  # slots
+_DD_END = const(4)    # where the slots end; before the first entry, minus the number of slots to make
 _DD_HEAD = const(5)   # the slots follow, made with the first entry. Slot fields:
 # offset 0: the Message ID, -1 when the slot is free
 _D_REMOTE = const(1)
@@ -104,11 +104,11 @@ class Endpoint:
                 szx -= 1
         self.szx = szx
         self.timeout = timeout  # ms for a whole client exchange; default EXCHANGE_LIFETIME
-        self.dd = [_DD_HEAD, 0, 0, None, dedup_limit]  # the deduplication cache (see _DD_*)
+        self.dd = [_DD_HEAD, 0, 0, None, -dedup_limit]  # the deduplication cache (see _DD_*)
         self.dd_index = {}  # Message ID -> slot of its newest entry (stale when the slot has another MID)
         self.pending = {}   # mid -> pending list (see _P_*)
         self.waiters = {}   # (token, remote) -> a client's [response, Event] slot, or callable(msg)
-        self.locks = {}     # remote -> Lock: NSTART = 1 outstanding interaction per server
+        self.locks = {}     # remote -> waiting requests: NSTART = 1 outstanding CON per server (coap.requester)
         self.rst_listeners = []
         self.transform = None  # message-layer transform (OSCORE): see coap/transform.py
         self.resources = None  # path -> Resource; an endpoint that serves nothing rejects requests (RST)
@@ -274,8 +274,9 @@ class Endpoint:
     def dd_add(self, remote, mid, t):
         """A new entry for (remote, mid) at ticks_ms t, answer pending; returns its slot."""
         d = self.dd
-        if len(d) == _DD_HEAD:  # every slot at once, with the first entry: never regrown
-            d.extend([-1, None, 0, 0, 0, 0, 0, None] * d[_DD_LIMIT])  # free slots
+        if d[_DD_END] < 0:  # every slot at once, with the first entry: never regrown
+            d.extend([-1, None, 0, 0, 0, 0, 0, None] * -d[_DD_END])  # free slots
+            d[_DD_END] = len(d)
         s = d[_DD_NEXT]
         d[s] = mid
         d[s + _D_REMOTE] = remote
@@ -285,13 +286,13 @@ class Endpoint:
         # The index keeps the entries of reused slots until the ring has gone round once, then it is made
         # again from the live slots (oldest first, so the newest entry of a MID wins): deleting from a dict
         # leaves markers that, under a steady stream of new MIDs, make every miss scan the whole table.
-        if s + _D_N < len(d):
+        if s + _D_N < d[_DD_END]:
             d[_DD_NEXT] = s + _D_N
             self.dd_index[mid] = s
         else:
             d[_DD_NEXT] = _DD_HEAD
             ix = self.dd_index = {}
-            for i in range(_DD_HEAD, len(d), _D_N):
+            for i in range(_DD_HEAD, s + _D_N, _D_N):
                 if d[i] >= 0:
                     ix[d[i]] = i
         return s
@@ -386,24 +387,24 @@ class Endpoint:
 
     def send_con(self, m, remote):
         """Send a CON with retransmission (a coroutine): the ACK or RST message. Raises RequestTimeout."""
-        from coap.requester import send_con
-        return send_con(self, m, remote)
+        from coap import requester
+        return requester.send_con(self, m, remote)
 
     def exchange(self, m, remote, timeout=None):
         """One request message -> its response message, piggybacked or separate (a coroutine)."""
-        from coap.requester import exchange
-        return exchange(self, m, remote, timeout)
+        from coap import requester
+        return requester.exchange(self, m, remote, timeout)
 
     def request(self, method, remote, path, payload=b"", **kw):
         """Send a request (a coroutine: await it); follow Block2 to the end of the body and send big payloads
         with Block1. Keywords and what it returns and raises: coap.requester.request."""
-        from coap.requester import request
-        return request(self, method, remote, path, payload, **kw)
+        from coap import requester
+        return requester.request(self, method, remote, path, payload, **kw)
 
     def ping(self, remote):
         """CoAP ping (a coroutine): an empty CON; True when the peer answers RST. Raises RequestTimeout."""
-        from coap.requester import ping
-        return ping(self, remote)
+        from coap import requester
+        return requester.ping(self, remote)
 
     def send_non(self, method, remote, path, payload=b"", options=(), token=None):
         """Send one NON request (through the transform) and wait for nothing: coap.occasional.send_non."""

@@ -233,7 +233,8 @@ def decode(buf):
     m.type = mtype
     m.code = code
     m.mid = mid
-    m.token = bytes(mv[4:p]) if tkl else b""
+    if tkl:
+        m.token = buf[4:p] if type(buf) is bytes else bytes(mv[4:p])
     m.buf = mv
     m.opts = opts = []
     num = 0
@@ -279,12 +280,3 @@ def decode(buf):
     except IndexError:
         raise _err(11, mtype, mid)
     return m
-
-
-def unknown_critical(msg):
-    """The first unrecognised critical option number in msg, or None. Critical options this stack understands:
-    If-Match, Uri-Host, If-None-Match, Uri-Port, Uri-Path, Uri-Query, Accept, Block2, Block1."""
-    for n, _ in msg.items():
-        if n & 1 and (n > 255 or n not in b"\x01\x03\x05\x07\x0b\x0f\x11\x17\x1b"):
-            return n
-    return None

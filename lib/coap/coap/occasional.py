@@ -1,5 +1,6 @@
-# Endpoint operations an application uses now and then, loaded on first use: send_non (a NON request sent
-# without waiting for any answer, e.g. CoAP-EAP's trigger) and the clean-up of Endpoint.unroute.
+# Operations an application uses now and then, loaded on first use: send_non (a NON request sent without
+# waiting for any answer, e.g. CoAP-EAP's trigger), the clean-up of Endpoint.unroute, and unknown_critical
+# (the server's own check is inlined in coap.serve.respond).
 import os
 from coap.msg import Message
 
@@ -38,3 +39,12 @@ def unroute(ep, res):
     if res.observers:
         from coap.observe import gone
         gone(ep, res)
+
+
+def unknown_critical(msg):
+    """The first unrecognised critical option number in msg, or None. Critical options this stack understands:
+    If-Match, Uri-Host, If-None-Match, Uri-Port, Uri-Path, Uri-Query, Accept, Block2, Block1."""
+    for n, _ in msg.items():
+        if n & 1 and (n > 255 or n not in b"\x01\x03\x05\x07\x0b\x0f\x11\x17\x1b"):
+            return n
+    return None

@@ -171,9 +171,11 @@ def plain_get(ep, data, n, remote):
     try:
         try:
             r = h(req)
-            if type(r) is not bytes:
+            raw = type(r) is bytes
+            if not raw:
                 if type(r) is str:
                     r = r.encode()
+                    raw = True
                 elif r is not None and hasattr(r, "send"):  # an async handler: answered later
                     from coap.separate import answer_later
                     asyncio.create_task(answer_later(ep, req, r))
@@ -182,7 +184,8 @@ def plain_get(ep, data, n, remote):
                     r = finish(ep, req, r)
         except Exception as e:
             r = _failed(ep, e)
-        if type(r) is bytes:
+            raw = False
+        if raw:
             nr = len(r)
             v = ep.dd_room(s, 5 + tkl + nr if nr else 4 + tkl) if nr <= 16 << ep.szx else None
             if v is not None:

@@ -89,7 +89,7 @@ class UDPTransport:
                 except OSError:
                     pass
                 raise
-            return data, self._peer(addr)
+            return data, self._ai.get(addr) or self._peer(addr)
 
     def recv_now(self):
         """A datagram already waiting, as recv() returns it, or None (never blocks)."""
@@ -110,7 +110,7 @@ class UDPTransport:
             data, addr = s.recvfrom(self.max_message_size + 1)
         except OSError:
             return None
-        return data, self._peer(addr)
+        return data, self._ai.get(addr) or self._peer(addr)
 
     def _peer(self, address, back=None):
         # raw sockaddr -> (host, port), cached for the last few peers, and back for send() (no getaddrinfo to
