@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 PACKAGES = ("cbor", "cose", "crypto", "store", "suit")
-SUIT_MODULES = ("suit", "suit.envelope", "suit.processor", "suit.report", "suit.bundle", "suit.fs")
+SUIT_MODULES = ("suit", "suit.envelope", "suit.processor", "suit.bundle", "suit.fs")  # what a plain install loads
 
 VM_IMPORT = r'''
 import gc, sys
