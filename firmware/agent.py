@@ -284,6 +284,7 @@ class Agent:
             self.console.show(int(time()))
         except (AttributeError, MemoryError) as e:
             log.warn("oob display:", type(e).__name__)
+        drop_modules(("eapnoob.qr",))  # the QR code is shown: its encoder goes (a new Noob loads it again)
 
     async def _registered(self):
         # EAP-NOOB ran in this boot: what it leaves on the heap (its exchanges' buffers, the CoAP exchanges it
@@ -299,8 +300,17 @@ class Agent:
         self.up = Updater(self.ep, self._processor, self.state, self.cfg["device"].encode(), self.server,
                           LazySpool(self.root or "."), kind="bundle", anchors=self._anchors,
                           on_phase=lambda p: log.info("update: phase", p, "heap", heap_used()),
-                          restart=self._restart, install_at_boot=self._install_at_boot())
+                          restart=self._restart, install_at_boot=self._install_at_boot(), make_driver=self._driver)
         self.up.serve()
+
+    def _drop_updater(self):
+        # Unregistered, with no update verdict to make: the update client goes until the agent restarts
+        # registered (it does after EAP-Success), so EAP-NOOB's conversation has its heap. (The Updater was
+        # made for boot(): a boot after an update, or after a commit cut short, decides before anything else.)
+        for path in ("/suit/trigger", "/suit/state"):
+            self.ep.resources.pop(path, None)
+        self.up = None
+        drop_modules(("suit",))
 
     def _install_at_boot(self):
         try:
@@ -331,6 +341,10 @@ class Agent:
         from agent_config import processor
         return processor(self.cfg, self.root, self.state, self._anchors())
 
+    def _driver(self):
+        from agent_config import driver
+        return driver(self.cfg, self.root)
+
     async def _health_check(self):
         """The first boot after an update: the new app imports and says it is healthy, the server answers."""
         sys.modules.pop("app", None)
@@ -352,6 +366,8 @@ class Agent:
         except Exception as e:  # never stop answering: the next boot tries the verdict again
             log.error("update: boot verdict failed:", type(e).__name__, e)
         self.up.release()  # what the boot check loaded (the spool, the verdict's code)
+        if not self.booted and not self.dev.registered:
+            self._drop_updater()
         if self.booted:
             log.info("update: boot", self.booted)
         if self.booted == "confirmed":
@@ -362,7 +378,7 @@ class Agent:
         log.info("agent: app version", _app_version(), "heap used", heap_used(), "peak", peak)
         tasks = [supervise("bootstrap", self.dev.run), supervise("sensor", self.sample),
                  supervise("health", self.keep)]
-        if self.cfg["poll"]:
+        if self.cfg["poll"] and self.up is not None:
             path = "/suit/m/" + self.cfg["device"]
             tasks.append(supervise("poll", lambda: self.up.poll_forever(path, self.cfg["poll"] * 1000)))
         log.info("agent: ready")

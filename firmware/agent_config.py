@@ -133,13 +133,17 @@ def anchors(cfg, root):
         return [CoseKey.decode(f.read())]
 
 
+def driver(cfg, root):
+    """The bundle driver over the bundle's files (a boot verdict's finish or restore needs no more)."""
+    from suit.bundle import BundleDriver
+    return BundleDriver(root or ".", {1: bytes.fromhex(cfg["vendor"]), 2: bytes.fromhex(cfg["class"])})
+
+
 def processor(cfg, root, store, trust):
     """A processor for one run over the bundle's files, with these trust anchors (the caller drops it and its
     modules after)."""
-    from suit.bundle import BundleDriver
     from suit.processor import Processor
-    ident = {1: bytes.fromhex(cfg["vendor"]), 2: bytes.fromhex(cfg["class"])}
-    return Processor(BundleDriver(root or ".", ident), trust, store)
+    return Processor(driver(cfg, root), trust, store)
 
 
 def spool(root):

@@ -277,6 +277,123 @@ def test_bundle_whose_health_check_fails_is_restored(tmp_path):
     asyncio.run(run())
 
 
+def test_a_restore_cut_short_goes_on_at_the_next_boot(tmp_path):
+    """The health check failed and the restore of the old bundle was cut (out of memory: the board restarts)
+    after app.py went back and before the new file went: the next boot finishes the restore and reports it. It
+    never runs the health check again on the half-restored bundle (that passed on the old app.py put back, and
+    the broken update was reported confirmed)."""
+    import pytest
+    from coap.endpoint import Endpoint
+    from coap.udp import UDPTransport
+    from cose.key import CoseKey
+    from store import FileStore
+    from suit.bundle import BundleDriver
+    from suit.ota import Updater
+    from suit.processor import Processor
+    from suit.spool import FileSpool
+    key, pub = write_key(tmp_path, "k")
+    (tmp_path / "app.py").write_bytes(b"raise ImportError('broken')\n")
+
+    class CutFs:
+        def __init__(self, fs):
+            self.fs = fs
+
+        def __getattr__(self, name):
+            return getattr(self.fs, name)
+
+        def remove(self, path):
+            raise MemoryError("injected")
+
+    async def run():
+        fleet = await Fleet(tmp_path).start()
+        try:
+            dev = tmp_path / "dev"
+            dev.mkdir()
+            (dev / "app.py").write_bytes(b"GOOD = 1\n")
+            up, restarts = _device(dev, fleet, anchors=pub)
+            env = build(tmp_path, "e", 2, [{"id": ["app.py"], "file": "app.py", "uri": fleet.uri("c", "app.py")},
+                                           {"id": ["new.py"], "file": "app.py", "uri": fleet.uri("c", "app.py")}],
+                        key)
+            fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"app.py": tmp_path / "app.py"},
+                                 {"dev1": f"127.0.0.1:{up.ep.t.address[1]}"})
+            await _wait(lambda: restarts)
+            up.ep.close()
+            anchor = CoseKey.decode(pub.read_bytes())
+
+            async def imports_app():
+                exec((dev / "app.py").read_text(), {})
+                return True
+            for cut in (True, False):
+                def make_processor():
+                    d = BundleDriver(str(dev), IDENTITY)
+                    if cut:
+                        d.fs = CutFs(d.fs)
+                    return Processor(d, [anchor], FileStore(str(dev / "state")))
+                restarts = []
+                ep = Endpoint(UDPTransport(("127.0.0.1", 0))).start()
+                up = Updater(ep, make_processor, FileStore(str(dev / "state")), b"dev1", ("127.0.0.1", fleet.port),
+                             FileSpool(str(dev)), restart=restarts.append, backoff_ms=50).serve()
+                try:
+                    if cut:
+                        with pytest.raises(MemoryError):
+                            await up.boot(imports_app)
+                        assert (dev / "app.py").read_bytes() == b"GOOD = 1\n" and (dev / "new.py").exists()
+                    else:
+                        assert await up.boot(imports_app) == "restored"
+                        assert restarts == ["soft"]
+                finally:
+                    ep.close()
+            assert (dev / "app.py").read_bytes() == b"GOOD = 1\n" and not (dev / "new.py").exists()
+            assert not (dev / ".suit" / "journal").exists() and not (dev / ".suit" / "undo").exists()
+            row = await fleet.wait_state("c", "dev1", ("failed", "confirmed"))
+            assert row["state"] == "failed" and "ImportError" in row["message"] and "restored" in row["message"], row
+        finally:
+            await fleet.stop()
+    asyncio.run(run())
+
+
+def test_a_health_check_that_always_runs_out_of_memory_fails_after_three_boots(tmp_path):
+    """Each boot's verdict runs out of memory in the health check (the app restarts the board and tries again):
+    after three boots the update counts as failed and the old bundle goes back, so the board never loops."""
+    import pytest
+    key, pub = write_key(tmp_path, "k")
+    (tmp_path / "app.py").write_bytes(b"NEW = 1\n")
+
+    async def run():
+        fleet = await Fleet(tmp_path).start()
+        try:
+            dev = tmp_path / "dev"
+            dev.mkdir()
+            (dev / "app.py").write_bytes(b"GOOD = 1\n")
+            up, restarts = _device(dev, fleet, anchors=pub)
+            env = build(tmp_path, "e", 2, [{"id": ["app.py"], "file": "app.py", "uri": fleet.uri("c", "app.py")}], key)
+            fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"app.py": tmp_path / "app.py"},
+                                 {"dev1": f"127.0.0.1:{up.ep.t.address[1]}"})
+            await _wait(lambda: restarts)
+            up.ep.close()
+
+            async def no_heap():
+                raise MemoryError("injected")
+            for _ in range(3):
+                up, restarts = _device(dev, fleet, anchors=pub)
+                try:
+                    with pytest.raises(MemoryError):
+                        await up.boot(no_heap)
+                finally:
+                    up.ep.close()
+            up, restarts = _device(dev, fleet, anchors=pub)
+            try:
+                assert await up.boot(no_heap) == "restored" and restarts == ["soft"]
+            finally:
+                up.ep.close()
+            assert (dev / "app.py").read_bytes() == b"GOOD = 1\n"
+            row = await fleet.wait_state("c", "dev1", ("failed",))
+            assert "did not finish in 3 boots" in row["message"], row
+        finally:
+            await fleet.stop()
+    asyncio.run(run())
+
+
 def test_trigger_answers_at_once_and_refuses_bad_or_busy(tmp_path):
     key, pub = write_key(tmp_path, "k")
     other, _ = write_key(tmp_path, "o")

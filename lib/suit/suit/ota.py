@@ -46,6 +46,7 @@ FETCHED = "fetched"      # downloaded, the install waits for the restart (instal
 INSTALL = "install"
 RESTART = "restart"
 FAILED = "failed"
+RESTORE = "restore"      # the health check failed: the bundle's old files go back (a cut restore resumes at boot)
 
 
 class UpdateError(Exception):
@@ -124,11 +125,13 @@ class Updater:
     (set_boot, hard reset); anchors(): the trust anchors, to authenticate a trigger without making a
     processor (optional); szx: Block2 size exponent (16 << szx bytes per block; default the endpoint's);
     retries: attempts per block; restart(kind): how the board restarts ("soft" or "hard"; default
-    machine.soft_reset/reset); install_at_boot: run the install after a soft reset (see above)."""
+    machine.soft_reset/reset); install_at_boot: run the install after a soft reset (see above); make_driver():
+    the platform driver alone, for the boot verdict's finish or restore (optional; far less heap than a whole
+    processor)."""
 
     def __init__(self, ep, make_processor, store, device_id, server, spool, kind="bundle", szx=None, retries=8,
                  backoff_ms=500, restart=None, max_envelope=8192, on_phase=None, seq_name="suit-seq", anchors=None,
-                 install_at_boot=False):
+                 install_at_boot=False, make_driver=None):
         self.ep = ep
         self.anchors = anchors
         self.make_processor = make_processor
@@ -145,6 +148,7 @@ class Updater:
         self.max_envelope = max_envelope
         self.on_phase = on_phase
         self.install_at_boot = install_at_boot
+        self.make_driver = make_driver
         self.phase = IDLE
         self.done = 0
         self.total = 0
@@ -233,6 +237,10 @@ class Updater:
     def processor(self):
         """A processor for one run; the caller drops it (and _released() its modules) afterwards."""
         return self.make_processor()
+
+    def driver(self):
+        """The platform driver (make_driver(), else a processor's)."""
+        return self.make_driver() if self.make_driver is not None else self.make_processor().driver
 
     def check(self, data):
         """Authenticate an envelope; returns (digest, seq, uris) or raises SuitError (suit.ota_check)."""

@@ -7,8 +7,13 @@
 # Bundle: confirmed -> the old files go; failed -> the journal's moves are undone, then a soft reset.
 # Imported only while an update waits for its install or verdict.
 import cbor
+from suit import const
 from suit.ota import (_DL, _ENV, _LAST, _PENDING, _SEQ_COMPONENT, _STATE, FAILED, FETCHED, INSTALL, RESTART,
-                      _ms_since, _restart, _ticks_ms)
+                      RESTORE, _ms_since, _restart, _ticks_ms)
+
+# boots a verdict may take: a board that restarts in the middle of it (out of memory, a reset) decides again at
+# the next boot; one that never gets through its health check this often counts as failed
+_VERDICT_BOOTS = const(3)
 
 
 class _Counting:
@@ -114,6 +119,8 @@ async def boot(up, health, deadline_ms):
     if phase == FETCHED:  # the app did not call install_pending first: install now (with less heap)
         up.release()
         return install_pending(up.store, up.processor, up.spool, up.restart)
+    if phase == RESTORE:  # a restore cut short: it goes on, the health check does not run again
+        return await _restore(up, pend, seq)
     if phase == FAILED:
         up.store.delete(_PENDING)
         reason, message = pend[5]
@@ -138,18 +145,23 @@ async def boot(up, health, deadline_ms):
     if pend.get(8) is not None:  # installed at boot: its report goes out now
         await up.report(seq, True, 0, "installed; restarted", pend[8], RESTART, pend.get(7))
         pend[8] = None
-        up.store.put(_PENDING, cbor.dumps(pend))
     ok = False
     why = "health check failed"
     t0 = _ticks_ms()
-    try:
-        ok = await asyncio.wait_for(health(), deadline_ms / 1000)
-    except asyncio.TimeoutError:
-        why = "health check missed its %d ms deadline" % deadline_ms
-    except Exception as e:
-        if isinstance(e, MemoryError):
-            raise
-        why = "health check raised %s: %s" % (type(e).__name__, e)
+    tries = pend.get(9, 0)
+    pend[9] = tries + 1
+    up.store.put(_PENDING, cbor.dumps(pend))
+    if tries >= _VERDICT_BOOTS:
+        why = "health check did not finish in %d boots" % tries
+    else:
+        try:
+            ok = await asyncio.wait_for(health(), deadline_ms / 1000)
+        except asyncio.TimeoutError:
+            why = "health check missed its %d ms deadline" % deadline_ms
+        except Exception as e:
+            if isinstance(e, MemoryError):
+                raise
+            why = "health check raised %s: %s" % (type(e).__name__, e)
     timing = {"health": _ms_since(t0)}
     up.release()  # what the health check loaded (the new app, its imports): the processor comes next
     if ok:
@@ -157,8 +169,8 @@ async def boot(up, health, deadline_ms):
             import esp32
             esp32.Partition.mark_app_valid_cancel_rollback()
         else:
-            up.processor().driver.finish()  # the old files go only now
-            up.release()  # the processor's modules: the report's answer needs the heap
+            up.driver().finish()  # the old files go only now
+            up.release()  # the driver's modules: the report's answer needs the heap
         st = up.store.get(_STATE)
         st = cbor.loads(st) if st else {}
         st[_SEQ_COMPONENT] = [digest, seq]
@@ -174,17 +186,28 @@ async def boot(up, health, deadline_ms):
         await up.report(seq, False, 11, why + "; rolling back", None, phase="rollback")
         up.restart("hard")
         return "rolled back"
-    restore_bundle(up.processor().driver)
-    up.release()  # the processor's modules: the report's answer needs the heap
+    # the verdict is kept before the files move: a restore cut short (a reset, out of memory) goes on at the
+    # next boot instead of a second health check on a half-restored bundle
+    pend[4] = RESTORE
+    pend[5] = why
+    up.store.put(_PENDING, cbor.dumps(pend))
+    return await _restore(up, pend, seq)
+
+
+async def _restore(up, pend, seq):
+    restore_bundle(up.driver())
+    up.release()  # the driver's modules: the report's answer needs the heap
     up.store.delete(_PENDING)
-    await up.report(seq, False, 11, why + "; previous bundle restored", None, phase="restored")
+    await up.report(seq, False, 11, pend[5] + "; previous bundle restored", None, phase="restored")
     up.restart("soft")
     return "restored"
 
 
 def restore_bundle(driver):
     """Undo a committed, unconfirmed bundle update: every file the journal moved in goes back to the one it
-    replaced (kept in .suit/old/), files that were new are removed, then the journal goes."""
+    replaced (kept in .suit/old/), files that were new are removed, then the journal goes. Cut anywhere (a
+    reset, out of memory), it can run again: the files that were new are listed first (.suit/undo, written
+    once, while every replaced file still has its old one), so a file already put back is never taken for one."""
     fs = driver.fs
     meta = driver.root + "/.suit"
     try:
@@ -192,20 +215,33 @@ def restore_bundle(driver):
             lines = f.read().decode().split("\n")
     except OSError:
         return False
+    entries = []
     for line in lines[1:]:
         if line == "end" or not line:
             break
-        name, rel = line.split(" ", 1)
+        entries.append(line.split(" ", 1))
+    undo = meta + "/undo"
+    if not fs.exists(undo):
+        with open(undo + ".new", "w") as f:
+            for name, rel in entries:
+                if not fs.exists(meta + "/old/" + name):
+                    f.write(rel + "\n")
+        fs.sync()
+        fs.rename(undo + ".new", undo)
+    with open(undo) as f:
+        new = f.read().split("\n")
+    for name, rel in entries:
         target = driver.root + "/" + rel
         old = meta + "/old/" + name
         if fs.exists(old):
             if fs.isdir(target):  # a directory component: a rename cannot replace a non-empty directory
                 _remove(fs, target)
             fs.rename(old, target)
-        elif fs.exists(target):
+        elif rel in new and fs.exists(target):
             _remove(fs, target)
     fs.sync()
     fs.remove(meta + "/journal")
+    fs.remove(undo)
     for d in ("/old", "/stage"):
         for name in fs.listdir(meta + d):
             _remove(fs, meta + d + "/" + name)
