@@ -254,8 +254,8 @@ def vm_cmd(script: Path, *args, heap="128k") -> list[str]:
 
 
 _MPY_DIR: list[Path] = []
-COAP_MODULES = ("__init__", "transport", "msg", "defs", "endpoint", "requester", "serve", "transform", "rawaddr",
-                "block", "observe", "server", "client", "udp", "upload", "linkformat", "separate", "errtext")
+COAP_MODULES = ("__init__", "transport", "msg", "defs", "endpoint", "requester", "download", "serve", "transform",
+                "rawaddr", "block", "observe", "server", "client", "udp", "upload", "linkformat", "separate", "errtext")
 
 
 def mpy_path() -> str:

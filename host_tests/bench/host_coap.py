@@ -14,9 +14,8 @@ import time
 from pathlib import Path
 
 # Modules of the CoAP stack proper (the serial transport lives in the same package: reported separately).
-CORE = ("__init__", "transport", "msg", "endpoint", "requester", "serve", "transform", "rawaddr", "block", "observe",
-        "server", "client", "udp", "upload", "linkformat", "separate", "errtext",
-        "occasional")
+CORE = ("__init__", "transport", "msg", "endpoint", "requester", "download", "serve", "transform", "rawaddr",
+        "block", "observe", "server", "client", "udp", "upload", "linkformat", "separate", "errtext", "occasional")
 RUNS = 5
 
 # Our client writes the body to a file as it arrives, as coap-client -o does; the host then checks the file.
@@ -125,7 +124,8 @@ def run(ctx) -> list[dict]:
     # Heap after import (.mpy on the VM; asyncio/socket/os imported first: they are firmware).
     # "client + server" imports coap.client and coap.server, which load coap, coap.msg and coap.endpoint: the
     # full client and server APIs, Observe and Block-wise included, with the code of the client role
-    # (coap.requester, with the first request), Observe (coap.observe), Block2 slicing (coap.block), Block1
+    # (coap.requester, with the first request), the rest of a Block2 body (coap.download), Observe
+    # (coap.observe), Block2 slicing (coap.block), Block1
     # (coap.upload), link-format and separate responses loaded on first use. The later rows add the UDP
     # transport and then load those parts, so each figure says what it covers. The figures move in steps (the
     # VM grows its qstr pool in chunks), so a small change can move one by ~1 KiB.
@@ -137,13 +137,14 @@ def run(ctx) -> list[dict]:
                          "with the first request)", ("coap.endpoint", "coap.udp", "coap.serve", "coap.requester")),
                         ("client + server (coap, msg, endpoint, client, server)", ("coap.client", "coap.server")),
                         ("client + server + UDP transport", ("coap.client", "coap.server", "coap.udp")),
-                        ("client + server + UDP, requesting, Observe and Block2 slicing loaded (+ requester, "
-                         "observe, block)", ("coap.client", "coap.server", "coap.udp", "coap.requester",
-                                             "coap.block", "coap.observe")),
-                        ("client + server + UDP + every lazily loaded part (requester, observe, block, upload, "
-                         "linkformat, separate, errtext, occasional)",
-                         ("coap.client", "coap.server", "coap.udp", "coap.requester", "coap.block", "coap.observe",
-                          "coap.upload", "coap.linkformat", "coap.separate", "coap.errtext", "coap.occasional"))):
+                        ("client + server + UDP, requesting, Observe and Block2 both ways loaded (+ requester, "
+                         "download, observe, block)", ("coap.client", "coap.server", "coap.udp", "coap.requester",
+                                                       "coap.download", "coap.block", "coap.observe")),
+                        ("client + server + UDP + every lazily loaded part (requester, download, observe, block, "
+                         "upload, linkformat, separate, errtext, occasional)",
+                         ("coap.client", "coap.server", "coap.udp", "coap.requester", "coap.download", "coap.block",
+                          "coap.observe", "coap.upload", "coap.linkformat", "coap.separate", "coap.errtext",
+                          "coap.occasional"))):
         p = _vm(ctx, mpy, VM_IMPORT, *mods)
         heap = int(p.stdout.split()[1]) if p.returncode == 0 else -1
         dual = label.startswith("dual-role") and "requesting" not in label

@@ -11,7 +11,7 @@ from coap.server import Server
 from coap.client import Client
 from coap.observe import fresher
 from coap import block
-from coap.requester import Receiver
+from coap.download import Receiver
 MP_HEAP = "152k"  # its budget on the VM (a board's heap x2): boards with less skip it
 
 FAST = Params(ack_timeout=40, max_retransmit=10, max_latency=200)

@@ -1,5 +1,5 @@
 # Block-wise transfers (RFC 7959): option values, the server's Block2 slicing, BlockError. Loaded on the first
-# body the server cuts into blocks (and by coap.upload); the client's Block2 download (coap.requester) needs
+# body the server cuts into blocks (and by coap.upload); the client's Block2 download (coap.download) needs
 # none of it, so a download never loads it.
 from coap import CoapError
 from coap.msg import Message

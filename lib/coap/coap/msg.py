@@ -32,7 +32,7 @@ class Message:
     token = b""
     payload = b""
     buf = None  # decoded messages: the datagram; opts is then the flat [num, start, end, ...] index
-    opts = ()  # a decoded request without options (coap.serve's lean GET path) leaves it so
+    opts = ()  # type: list  # (a decoded request without options, coap.serve's lean GET path, leaves it so)
     remote = None
 
     def __init__(self, mtype=_CON, code=_GET, mid=0, token=b"", payload=None):

@@ -2,10 +2,10 @@
 # with its first resource), so an endpoint that only serves never holds this code. The endpoint's methods
 # (send_con, exchange, request, ping) call these with the endpoint first; the message layer (receive, the
 # pending CONs, token routing) stays in coap/endpoint.py. CON retransmission, one request and its response,
-# Block-wise transfers both ways (Block1 in coap.upload).
+# Block-wise transfers both ways (the rest of a Block2 body in coap.download, Block1 in coap.upload).
 import asyncio
 import os
-from coap.msg import Message, uint_bytes
+from coap.msg import Message
 from coap.endpoint import RequestTimeout, ResetError, RefusedError
 
 try:
@@ -24,10 +24,7 @@ _NON = const(1)
 _RST = const(3)
 _EMPTY = const(0)
 _GET = const(1)
-_ETAG = const(4)
-_OBSERVE = const(6)
 _BLOCK2 = const(23)
-_SIZE2 = const(28)
 
 # An outgoing CON waiting for its ACK/RST is a list (a class would cost RAM): the Event (made only when the
 # answer did not come while the endpoint polled for it), the answer (None after the last timeout), the bytes,
@@ -228,99 +225,5 @@ async def request(ep, method, remote, path, payload=b"", options=(), con=True, t
         if sink is not None and r.payload:
             sink(0, r.payload)
         return r
+    from coap.download import fetch  # the rest of a Block2 body
     return await fetch(ep, r, b2, method, remote, path, options, con, timeout, sink, start, etag)
-
-
-# The client's Block2 download (RFC 7959), here so that a download never loads coap.block (its option codec
-# is inlined: a Block2 value is num << 4 | more << 3 | szx); that module's BlockError is loaded only to be
-# raised.
-
-def _error(text):
-    from coap.block import BlockError
-    return BlockError(text)
-
-
-def _decode2(v):
-    # A Block2 value -> (num, more, szx), as coap.block.decode.
-    if len(v) > 3:
-        raise _error("block option too long")
-    n = int.from_bytes(v, "big") if v else 0
-    if n & 7 == 7:
-        raise _error("reserved SZX 7")
-    return n >> 4, (n >> 3) & 1, n & 7
-
-
-class Receiver:
-    """Client side of a Block2 download (or any block sequence): checks each block continues the body
-    and keeps the ETag stable. Data goes to sink(offset, data); nothing is kept here."""
-
-    def __init__(self, sink):
-        self.sink = sink
-        self.offset = 0
-        self.etag = None
-        self.size = None  # Size2 when the server told it
-        self.first = True
-
-    def feed(self, num, more, szx, data, etag, size=None):
-        """Returns the next block number to ask for (at this block's size), or None when complete."""
-        off = num << (szx + 4)
-        if off != self.offset:
-            raise _error("block at %d, expected %d" % (off, self.offset))
-        if self.first:
-            self.etag = etag
-            self.first = False
-        elif etag != self.etag:
-            raise _error("ETag changed during transfer")
-        if more and len(data) != 16 << szx:
-            raise _error("short block before the last")
-        if len(data) > 16 << szx:
-            raise _error("block larger than its size")
-        if size is not None:
-            self.size = size
-        self.sink(off, data)
-        self.offset = off + len(data)
-        if not more:
-            return None
-        return self.offset >> (szx + 4)
-
-
-
-async def fetch(ep, r, b2, method, remote, path, options, con, timeout, sink, start, etag):
-    """Follow Block2 from the first response r to the end of the body."""
-    if start is not None:
-        rx = Receiver(sink)
-        rx.offset = (start[0] + 1) << (start[2] + 4)
-        rx.first = False
-        rx.etag = etag
-    else:
-        body = None
-        if sink is None:
-            body = bytearray()
-
-            def sink(off, data):
-                body.extend(data)
-        rx = Receiver(sink)
-    num, more, s = _decode2(b2)
-    nxt = rx.feed(num, more, s, r.payload, r.opt(_ETAG), r.uint(_SIZE2))
-    m = Message(_CON if con else _NON, method).set_path(path)
-    for o in options:
-        if o[0] != _OBSERVE:  # later blocks of a notification are plain GETs
-            m.add(o[0], o[1])
-    m.add(_BLOCK2, 0)
-    opts = m.opts
-    tok = int.from_bytes(os.urandom(4), "big")  # a random token, then a fresh one per block by counting on
-    while nxt is not None:
-        if nxt >= 1 << 20:
-            raise _error("block number or size out of range")
-        opts[-1] = (_BLOCK2, uint_bytes((nxt << 4) | s))  # one request message, re-aimed at each block
-        m.token = ((tok + nxt) & 0xFFFFFFFF).to_bytes(4, "big")
-        r = await exchange(ep, m, remote, timeout)
-        b2 = r.opt(_BLOCK2)
-        if b2 is None or r.code >= 96:
-            raise _error("block %d: %s without Block2" % (nxt, r.code))
-        num, more, s = _decode2(b2)
-        nxt = rx.feed(num, more, s, r.payload, r.opt(_ETAG))
-    if start is None and body is not None:
-        r.payload = body
-    r.size2 = rx.size
-    return r

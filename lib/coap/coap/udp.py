@@ -85,7 +85,7 @@ class UDPTransport:
                 import gc
                 gc.collect()
                 try:
-                    s.readinto(self.buf) if hasattr(s, "readinto") else s.recv_into(self.buf)
+                    (getattr(s, "readinto", None) or getattr(s, "recv_into"))(self.buf)  # board / CPython
                 except OSError:
                     pass
                 raise
