@@ -268,9 +268,10 @@ class Processor:
                                 if uri is None:
                                     self._note(policy, off, idx, None, _OPERATION_FAILED, (39, _P_URI, idx))
                                 if uri.startswith("#"):
-                                    r = self._env.payload_reader(uri[1:]) if uri[1:] else None
+                                    from suit.spool import payload_reader
+                                    r = payload_reader(self._env, uri[1:]) if uri[1:] else None
                                     if r is None:
-                                        r = self._env.payload_reader(uri)
+                                        r = payload_reader(self._env, uri)
                                     if r is None:
                                         self._note(policy, off, idx, None, _OPERATION_FAILED, (46, uri))
                                 else:
