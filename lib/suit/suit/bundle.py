@@ -47,6 +47,7 @@ class BundleDriver:
         self._rel = {}  # component identifier -> relative path (a few, kept across runs)
         self._count = 0
         self._names = None  # stage names handed out since the last clean-up (None: not known, list the dirs)
+        self._aside = []  # the names whose old files the last commit moved to .suit/old
 
     # --------------------------------------------------------------- identity and paths
 
@@ -170,39 +171,46 @@ class BundleDriver:
         # each staged file into place, the old one aside first (a rename over a live file is a flush on ext4, and
         # suit.ota_boot.restore_bundle puts it back). This first run knows nothing moved yet; a replay after a
         # power cut is suit.bundle_more.replay.
+        aside = []
         for name, rel in pairs:
             stage = self._stage_dir + name
             target = self._prefix + rel
             old = self._old_dir + name
             try:
                 fs.rename(target, old)
+                aside.append(name)
             except OSError:
                 if fs.exists(target):  # not a new file: .suit/old is missing
                     fs.makedirs(self._meta + "/old")
                     fs.rename(target, old)
+                    aside.append(name)
             put(fs, stage, target)
+            if self._names is not None and name in self._names:
+                self._names.remove(name)  # what stays handed out is left in .suit/stage (a swap's)
+        self._aside = aside
         fs.sync()
 
-    def _clean(self, dirs):
-        """Remove this run's files from .suit/stage and .suit/old: the names it handed out, or every file when
-        the driver does not know them (the first clean-up after a boot)."""
+    def _clean(self, d, names):
+        """Remove files from .suit/stage/ or .suit/old/ (d): the names given, or every file when the driver does
+        not know them (None: the first clean-up after a boot)."""
         fs = self.fs
-        names = self._names
-        for d in dirs:
-            for name in fs.listdir(d[:-1]) if names is None else names:
-                try:
-                    fs.remove(d + name)
-                except OSError:
-                    if fs.isdir(d + name):  # a directory component
-                        from suit.bundle_dir import rmtree
-                        rmtree(fs, d + name)
-                    elif names is None:
-                        raise
-        self._names = []
+        for name in fs.listdir(d[:-1]) if names is None else names:
+            try:
+                fs.remove(d + name)
+            except OSError:
+                if fs.isdir(d + name):  # a directory component
+                    from suit.bundle_dir import rmtree
+                    rmtree(fs, d + name)
+                elif names is None:
+                    raise
 
     def finish(self):
         """After the commit (and the stored sequence number): drop the old files, then the journal."""
-        self._clean((self._old_dir, self._stage_dir))
+        names = self._names
+        self._clean(self._old_dir, None if names is None else self._aside)
+        self._clean(self._stage_dir, names)
+        self._names = []
+        self._aside = []
         try:
             self.fs.remove(self._journal_path)
         except OSError:
@@ -210,7 +218,8 @@ class BundleDriver:
 
     def abort(self):
         self._staged = {}
-        self._clean((self._stage_dir,))
+        self._clean(self._stage_dir, self._names)
+        self._names = []
         if self.fs.exists(self._journal_new):
             self.fs.remove(self._journal_new)
 

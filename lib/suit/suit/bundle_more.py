@@ -113,7 +113,9 @@ def recover(drv):
     drv._names = None  # whatever an earlier run left is unknown here
     j = _journal(drv)
     if j is None:
-        drv._clean((drv._stage_dir, drv._old_dir))
+        drv._clean(drv._stage_dir, None)
+        drv._clean(drv._old_dir, None)
+        drv._names = []
         if drv.fs.exists(drv._journal_new):
             drv.fs.remove(drv._journal_new)
         return None
