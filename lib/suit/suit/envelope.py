@@ -59,6 +59,18 @@ def read_map_keys(dec, what):
     return n
 
 
+def read_key(dec, uint=False):
+    """dec.read_int() (dec.read_uint() when uint), with the one-byte case (0..23: every key SUIT defines) read
+    inline: each cbor.Decoder read costs a few method calls."""
+    p = dec.pos
+    if p < dec.end:
+        b = dec.buf[p]
+        if b < 24:
+            dec.pos = p + 1
+            return b
+    return dec.read_uint() if uint else dec.read_int()
+
+
 def expect_end(dec, what):
     if not dec.at_end():
         raise SuitError(_CBOR_PARSE, (59, what))
@@ -111,20 +123,22 @@ class Envelope:
         self.severable = {}
         try:
             d = Decoder(self.buf)
-            if d.peek_major() == 6:
+            if len(self.buf) > 1 and self.buf[0] == 0xD8 and self.buf[1] == _TAG_ENVELOPE:
+                d.pos = 2  # tag 107, as every envelope starts
+            elif d.peek_major() == 6:
                 tag = d.read_tag()
                 if tag != _TAG_ENVELOPE:
                     raise SuitError(_CBOR_PARSE, (21, tag))
             n = read_map_keys(d, "envelope")
             seen = []
             for _ in range(n):
-                if d.peek_major() == 3:
+                if d.pos < d.end and self.buf[d.pos] >> 5 == 3:
                     name = d.read_text()
                     if name in self.payloads:
                         raise SuitError(_CBOR_PARSE, (30, name))
                     self.payloads[name] = d.read_bytes()
                     continue
-                key = d.read_int()
+                key = read_key(d)
                 if key in seen:
                     raise SuitError(_CBOR_PARSE, (22, key))
                 seen.append(key)
@@ -272,16 +286,16 @@ class Manifest:
             common = None
             seen = []
             for _ in range(n):
-                key = d.read_int()
+                key = read_key(d)
                 if key in seen:
                     raise SuitError(_CBOR_PARSE, (24, key))
                 seen.append(key)
                 if key == _VERSION:
-                    v = d.read_uint()
+                    v = read_key(d, True)
                     if v != 1:
                         raise SuitError(_CBOR_PARSE, (31, v))
                 elif key == _SEQUENCE_NUMBER:
-                    self.sequence_number = d.read_uint()
+                    self.sequence_number = read_key(d, True)
                 elif key == _COMMON:
                     common = d.read_bytes()
                 elif key == _REFERENCE_URI:
@@ -304,7 +318,7 @@ class Manifest:
             d = Decoder(common)
             n = read_map_keys(d, "common")
             for _ in range(n):
-                key = d.read_int()
+                key = read_key(d)
                 if key == _COMPONENTS:
                     if self.components:
                         raise SuitError(_CBOR_PARSE, 27)
