@@ -7,7 +7,7 @@
 # the old bundle (recover() drops the staging); after it, recover() at boot finishes the moves: each pair is
 # decided by whether its staged file still exists, so replaying the journal any number of times is safe.
 from suit import SuitError, const
-from suit.fs import Fs, parent_dir
+from suit.fs import Fs
 _COMPONENT_UNSUPPORTED = const(6)
 _OPERATION_FAILED = const(11)
 
@@ -15,20 +15,13 @@ _META = ".suit"
 _NAME_CHARS = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.+"
 
 
-class _Writer:
-    def __init__(self, f, capacity):
-        self._f = f
-        self._capacity = capacity
-        self._n = 0
-
-    def write(self, data):
-        self._n += len(data)
-        if self._capacity is not None and self._n > self._capacity:
-            raise SuitError(_OPERATION_FAILED, (55, self._capacity))
-        self._f.write(data)
-
-    def close(self):
-        self._f.close()
+def put(fs, stage, target):
+    """A staged file (or directory) into place."""
+    try:
+        fs.rename(stage, target)
+    except OSError:
+        fs.makedirs(target[:target.rfind("/")])  # a new file in a new directory
+        fs.rename(stage, target)
 
 
 class BundleDriver:
@@ -54,6 +47,7 @@ class BundleDriver:
         self._rel = {}  # component identifier -> relative path (a few, kept across runs)
         self._count = 0
         self._names = None  # stage names handed out since the last clean-up (None: not known, list the dirs)
+        self._aside = []  # the names whose old files the last commit moved to .suit/old
 
     # --------------------------------------------------------------- identity and paths
 
@@ -115,23 +109,24 @@ class BundleDriver:
                             (58, size, self.max_file))
         name = self._staged.get(rel)
         if name is None:
-            name = self._new_name()
-            self._staged[rel] = name
+            name = self._staged[rel] = self.new_name()
         if not cid[-1]:
             from suit.bundle_dir import DirWriter
             self.fs.makedirs(self._meta + "/stage")
             return DirWriter(self.fs, self._stage_dir + name, self.max_file)
-        f = self._create(self._stage_dir + name)
-        return f if self.max_file is None else _Writer(f, self.max_file)
-
-    def _create(self, path):
+        path = self._stage_dir + name
         try:
-            return self.fs.open(path, "wb")
+            f = self.fs.open(path, "wb")
         except OSError:
             self.fs.makedirs(self._meta + "/stage")
-            return self.fs.open(path, "wb")
+            f = self.fs.open(path, "wb")
+        if self.max_file is None:
+            return f
+        from suit.bundle_more import Writer
+        return Writer(f, self.max_file)
 
-    def _new_name(self):
+    def new_name(self):
+        """A stage file name not used since the last clean-up."""
         name = str(self._count)
         self._count += 1
         if self._names is not None:
@@ -173,53 +168,49 @@ class BundleDriver:
         fs.rename(self._journal_new, self._journal_path)  # the commit point
         fs.sync()
         self._staged = {}
-        self._apply(pairs)
-
-    def _apply(self, pairs):
-        """Move each staged file into place, the old one aside first (a rename over a live file is a flush on
-        ext4, and suit.ota_boot.restore_bundle puts it back). The first run knows nothing moved yet; a replay
-        after a power cut is suit.bundle_more.replay."""
-        fs = self.fs
+        # each staged file into place, the old one aside first (a rename over a live file is a flush on ext4, and
+        # suit.ota_boot.restore_bundle puts it back). This first run knows nothing moved yet; a replay after a
+        # power cut is suit.bundle_more.replay.
+        aside = []
         for name, rel in pairs:
             stage = self._stage_dir + name
             target = self._prefix + rel
             old = self._old_dir + name
             try:
                 fs.rename(target, old)
+                aside.append(name)
             except OSError:
                 if fs.exists(target):  # not a new file: .suit/old is missing
                     fs.makedirs(self._meta + "/old")
                     fs.rename(target, old)
-            self._put(stage, target)
+                    aside.append(name)
+            put(fs, stage, target)
+            if self._names is not None and name in self._names:
+                self._names.remove(name)  # what stays handed out is left in .suit/stage (a swap's)
+        self._aside = aside
         fs.sync()
 
-    def _put(self, stage, target):
-        try:
-            self.fs.rename(stage, target)
-        except OSError:
-            self.fs.makedirs(parent_dir(target))  # a new file in a new directory
-            self.fs.rename(stage, target)
-
-    def _clean(self, dirs):
-        """Remove this run's files from .suit/stage and .suit/old: the names it handed out, or every file when
-        the driver does not know them (the first clean-up after a boot)."""
+    def _clean(self, d, names):
+        """Remove files from .suit/stage/ or .suit/old/ (d): the names given, or every file when the driver does
+        not know them (None: the first clean-up after a boot)."""
         fs = self.fs
-        names = self._names
-        for d in dirs:
-            for name in fs.listdir(d[:-1]) if names is None else names:
-                try:
-                    fs.remove(d + name)
-                except OSError:
-                    if fs.isdir(d + name):  # a directory component
-                        from suit.bundle_dir import rmtree
-                        rmtree(fs, d + name)
-                    elif names is None:
-                        raise
-        self._names = []
+        for name in fs.listdir(d[:-1]) if names is None else names:
+            try:
+                fs.remove(d + name)
+            except OSError:
+                if fs.isdir(d + name):  # a directory component
+                    from suit.bundle_dir import rmtree
+                    rmtree(fs, d + name)
+                elif names is None:
+                    raise
 
     def finish(self):
         """After the commit (and the stored sequence number): drop the old files, then the journal."""
-        self._clean((self._old_dir, self._stage_dir))
+        names = self._names
+        self._clean(self._old_dir, None if names is None else self._aside)
+        self._clean(self._stage_dir, names)
+        self._names = []
+        self._aside = []
         try:
             self.fs.remove(self._journal_path)
         except OSError:
@@ -227,7 +218,8 @@ class BundleDriver:
 
     def abort(self):
         self._staged = {}
-        self._clean((self._stage_dir,))
+        self._clean(self._stage_dir, self._names)
+        self._names = []
         if self.fs.exists(self._journal_new):
             self.fs.remove(self._journal_new)
 

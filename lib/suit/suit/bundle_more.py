@@ -1,9 +1,27 @@
-# What a plain install with suit.bundle does not run, loaded when it is needed: swap, component identifiers
-# that are not plain names, and the recovery at boot that reads the journal a power cut left and replays it
-# (suit.bundle's own helpers: the same driver, split for its heap).
+# What a plain install with suit.bundle does not run, loaded when it is needed: a staged file with a size cap
+# (max_file), swap, component identifiers that are not plain names, and the recovery at boot that reads the
+# journal a power cut left and replays it (suit.bundle's own helpers: the same driver, split for its heap).
 from suit import SuitError, const
 _COMPONENT_UNSUPPORTED = const(6)
 _OPERATION_FAILED = const(11)
+
+
+class Writer:
+    """A staged file that refuses more than capacity bytes (BundleDriver's max_file, suit.slots)."""
+
+    def __init__(self, f, capacity):
+        self._f = f
+        self._capacity = capacity
+        self._n = 0
+
+    def write(self, data):
+        self._n += len(data)
+        if self._capacity is not None and self._n > self._capacity:
+            raise SuitError(_OPERATION_FAILED, (55, self._capacity))
+        self._f.write(data)
+
+    def close(self):
+        self._f.close()
 
 
 def swap(drv, a, b):
@@ -19,8 +37,13 @@ def swap(drv, a, b):
     mv = memoryview(bytearray(1024))
     names = []
     for reader, rel in ((rb, drv._rel_of(a)), (ra, drv._rel_of(b))):
-        name = drv._new_name()
-        w = drv._create(drv._stage_dir + name)
+        name = drv.new_name()
+        path = drv._stage_dir + name
+        try:
+            w = drv.fs.open(path, "wb")
+        except OSError:
+            drv.fs.makedirs(drv._meta + "/stage")
+            w = drv.fs.open(path, "wb")
         while True:
             n = reader.readinto(mv)
             if not n:
@@ -70,6 +93,7 @@ def rel_of(cid):
 def replay(drv, pairs):
     """Finish the moves of a committed journal after a power cut: each step is decided by what is still
     there, so replaying any number of times is safe."""
+    from suit.bundle import put
     fs = drv.fs
     for name, rel in pairs:
         stage = drv._stage_dir + name
@@ -80,7 +104,7 @@ def replay(drv, pairs):
         if fs.exists(target) and not fs.exists(old):
             fs.makedirs(drv._meta + "/old")
             fs.rename(target, old)
-        drv._put(stage, target)
+        put(fs, stage, target)
     fs.sync()
 
 
@@ -89,7 +113,9 @@ def recover(drv):
     drv._names = None  # whatever an earlier run left is unknown here
     j = _journal(drv)
     if j is None:
-        drv._clean((drv._stage_dir, drv._old_dir))
+        drv._clean(drv._stage_dir, None)
+        drv._clean(drv._old_dir, None)
+        drv._names = []
         if drv.fs.exists(drv._journal_new):
             drv.fs.remove(drv._journal_new)
         return None

@@ -217,15 +217,28 @@ class Processor:
         params = self._params
         try:
             d = Decoder(seq)
+            # command numbers, policies and parameter keys below 24 are one byte: read inline, as each
+            # cbor.Decoder read costs a few method calls (anything else, and the end, go through the Decoder)
+            buf = d.buf
+            end = d.end
             try:
                 n = d.read_array_header()
                 if n is None or n % 2:
                     raise SuitError(_CBOR_PARSE, 42)
                 for _ in range(n // 2):
                     off = d.pos
-                    cmd = d.read_int()
+                    cmd = buf[off] if off < end else 0xFF
+                    if cmd < 24:
+                        d.pos = off + 1
+                    else:
+                        cmd = d.read_int()
                     if 0 < cmd < 32 and (_WITH_POLICY >> cmd) & 1:
-                        policy = d.read_uint()
+                        pos = d.pos
+                        policy = buf[pos] if pos < end else 0xFF
+                        if policy < 24:
+                            d.pos = pos + 1
+                        else:
+                            policy = d.read_uint()
                         for idx in self._current:
                             if trace is not None:
                                 trace.append((self._section, off, cmd, idx))
@@ -268,9 +281,10 @@ class Processor:
                                 if uri is None:
                                     self._note(policy, off, idx, None, _OPERATION_FAILED, (39, _P_URI, idx))
                                 if uri.startswith("#"):
-                                    r = self._env.payload_reader(uri[1:]) if uri[1:] else None
+                                    from suit.spool import payload_reader
+                                    r = payload_reader(self._env, uri[1:]) if uri[1:] else None
                                     if r is None:
-                                        r = self._env.payload_reader(uri)
+                                        r = payload_reader(self._env, uri)
                                     if r is None:
                                         self._note(policy, off, idx, None, _OPERATION_FAILED, (46, uri))
                                 else:
@@ -297,7 +311,12 @@ class Processor:
                             trace.append((self._section, off, cmd, None))
                         seen = []
                         for _ in range(_env.read_map_keys(d, "parameters")):
-                            key = d.read_int()
+                            pos = d.pos
+                            key = buf[pos] if pos < end else 0xFF
+                            if key < 24:
+                                d.pos = pos + 1
+                            else:
+                                key = d.read_int()
                             if key in seen:
                                 raise SuitError(_CBOR_PARSE, (40, key))
                             seen.append(key)

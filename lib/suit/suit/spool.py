@@ -44,6 +44,16 @@ class MemReader:
         pass
 
 
+def payload_reader(env, name):
+    """A reader over integrated payload `name` of a suit.envelope.Envelope, or None when it has none."""
+    p = env.payloads.get(name)
+    if p is None:
+        return None
+    if isinstance(p, tuple):
+        return FileReader(env.path, p[0], p[1])
+    return MemReader(p)
+
+
 class _FileWriter:
     def __init__(self, path, offset):
         if offset:
