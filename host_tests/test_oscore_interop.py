@@ -41,7 +41,7 @@ from coap.transport import Params
 from coap.server import Server
 from coap.msg import Message
 from coap import defs as D
-from oscore.context import Context
+from oscore import Context
 from oscore.transform import Oscore, context_of
 from store import FileStore
 import binascii
@@ -126,7 +126,8 @@ from coap.udp import UDPTransport
 from coap.transport import Params
 from coap.client import Client
 from coap import defs as D
-from oscore.context import Context
+from oscore import Context
+from oscore import client as Q
 from oscore.transform import Oscore
 
 R = ("127.0.0.1", int(sys.argv[1]))
@@ -144,7 +145,7 @@ def body(n):
 async def main():
     c = Client(UDPTransport(("127.0.0.1", 0), Params()))
     c.transform = tf = Oscore(client=ctx)
-    r = await tf.request(c, D.GET, R, "/hello?who=vm&x=1")
+    r = await Q.request(tf, c, D.GET, R, "/hello?who=vm&x=1")
     print("HELLO", r.code, bytes(r.payload).decode())
     r = await c.post(R, "/data", b"abc")
     print("POST", r.code, bytes(r.payload).decode())
@@ -552,7 +553,7 @@ import sys, asyncio, binascii
 from coap.udp import UDPTransport
 from coap.transport import Params
 from coap.client import Client
-from oscore.context import Context
+from oscore import Context
 from oscore.transform import Oscore
 from oscore import outer
 

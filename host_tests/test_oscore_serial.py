@@ -23,7 +23,7 @@ if sys.implementation.name == "micropython" and ".frozen" not in sys.path:
 import asyncio, binascii
 from coap.serial import SerialTransport
 from coap.server import Server
-from oscore.context import Context
+from oscore import Context
 from oscore.transform import Oscore
 
 h = binascii.unhexlify

@@ -608,7 +608,7 @@ def test_downloads_go_through_oscore_when_the_device_has_a_context(tmp_path):
     """An update server that takes only OSCORE-protected requests (aiocoap's OscoreSiteWrapper): a device
     without a context is refused (4.01); one with a context (lib/oscore on its endpoint) polls the manifest,
     streams the payload block by block and reports, all protected, and installs it byte for byte."""
-    from oscore.context import Context
+    from oscore import Context
     from oscore.transform import Oscore
     secret, salt = bytes(range(1, 17)), bytes.fromhex("9e7ca92223786340")
     creds = tmp_path / "server-oscore"

@@ -13,7 +13,9 @@ CPYTHON_ONLY = ("bench_suit_roundtrip_cbor2",)
 
 def out_of_heap_as_memory_error(op):
     """The peak-heap search (benchrunner) takes MemoryError as "does not fit"; the decoder reports running out of
-    heap as CBORDecodeError("memory", ...) (COSE wraps that in CoseError): raise those as MemoryError again."""
+    heap as CBORDecodeError(10, ...) (10: "out of memory"; COSE wraps it in CoseError): raise those as MemoryError
+    again."""
+
     def run():
         try:
             return op()
@@ -21,7 +23,7 @@ def out_of_heap_as_memory_error(op):
             cause = e
             while cause is not None:
                 args = cause.args
-                if args and args[0] == "memory":
+                if isinstance(cause, cbor.CBORDecodeError) and args and args[0] == 10:
                     raise MemoryError("decoding ran out of heap")
                 cause = args[1] if len(args) > 1 and isinstance(args[1], Exception) else None
             raise

@@ -24,7 +24,7 @@ from eapnoob.peer import Peer  # noqa: E402
 import coapeap.exchange  # noqa: F401,E402
 from oscore import transform  # noqa: F401,E402
 from oscore.client import protect_request, unprotect_response  # noqa: E402
-from oscore.context import Context  # noqa: E402
+from oscore import Context  # noqa: E402
 
 from case_eapnoob_vectors import PRIV, load  # noqa: E402
 

@@ -3,7 +3,7 @@
 # and the 3 KB decryption's. 256k: with the GC off, a 128k VM heap that the other benchmarks fragmented cannot
 # give the 3 KB buffers.
 from coap.msg import Message
-from oscore.context import Context
+from oscore import Context
 from oscore.client import protect_request
 from oscore.transform import Oscore
 

@@ -128,7 +128,7 @@ def run(ctx) -> list[dict]:
     # Block2 (coap.block), Block1 (coap.upload), link-format and separate responses loaded on first use. The
     # later rows add the UDP transport and then load those parts, so each figure says what it covers. The
     # figures move in steps (the VM grows its qstr pool in chunks), so a small change can move one by ~1 KiB.
-    for label, mods in (("dual-role endpoint + UDP transport (coap, msg, endpoint, requester, transport, udp)",
+    for label, mods in (("dual-role endpoint + UDP transport (coap, msg, endpoint, udp)",
                          ("coap.endpoint", "coap.udp")),
                         ("dual-role endpoint + UDP, serving (+ serve: the server role, loaded with the first "
                          "resource)", ("coap.endpoint", "coap.udp", "coap.serve")),

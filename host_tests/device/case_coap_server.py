@@ -5,7 +5,8 @@ from coap.msg import Message
 from coap_common import Recorder
 from coap import defs as D
 from coap.transport import Params
-from coap.endpoint import Endpoint, initial_timeout
+from coap.endpoint import Endpoint
+from coap.requester import initial_timeout
 from coap.server import Server
 from coap.linkformat import link_format
 from coap import block
@@ -357,4 +358,5 @@ def test_dedup_byte_budget():
     # A duplicate whose answer the ring lost is taken as a new message (its handler runs again).
     s = d.dd_find("a", 3, 10)
     assert s >= 0 and d.dd_resend(s, D.CON) is False
+
 

@@ -17,7 +17,7 @@ from coap.msg import Message, decode  # noqa: E402
 from coap.transport import Params  # noqa: E402
 from coapeap import CoapEapError, oscore_secrets, split  # noqa: E402
 from coapeap.device import Device  # noqa: E402
-from oscore.context import Context  # noqa: E402
+from oscore import Context  # noqa: E402
 from oscore.client import protect_request, unprotect_response  # noqa: E402
 
 MSK = bytes(range(64))

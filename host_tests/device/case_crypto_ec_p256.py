@@ -18,6 +18,7 @@ N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 P = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF
 GX = 0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296
 GY = 0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5
+B = 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B  # the curve coefficient b (SEC 2)
 
 # RFC 6979 A.2.5
 X = unhex("C9AFA9D845BA75166B5C215767B1D6934E50C3DB36E89B127B8A622B120F6721")
@@ -189,7 +190,7 @@ def test_g_table_is_odd_multiples_of_g():
     acc = (GX, GY, 1)
     for i in range(len(table)):
         assert p256._to_affine(*acc) == table[i], i
-        acc = p256._jadd(*(acc + g2))
+        acc = p256._jadd(acc, g2)
     assert table[0] == (GX, GY)
     assert len(table) == 16
 
@@ -218,7 +219,7 @@ def _point_with_x_at_least_n():
     # smallest x >= n with a point on the curve (p = 3 mod 4: sqrt is a power)
     x = N
     while True:
-        rhs = ((x * x - 3) * x + p256._B) % P
+        rhs = ((x * x - 3) * x + B) % P
         y = pow(rhs, (P + 1) // 4, P)
         if y * y % P == rhs:
             return x, y
@@ -236,7 +237,7 @@ def key_for_r_at_least_n():
     u1 = e * w % N
     u2 = r * w % N
     gx, gy, gz = p256._mul2(N - u1, 0, None)  # -u1 G
-    sx, sy, sz = p256._jadd(rx, ry, 1, gx, gy, gz)  # R - u1 G
+    sx, sy, sz = p256._jadd((rx, ry, 1), (gx, gy, gz))  # R - u1 G
     sx, sy = p256._to_affine(sx, sy, sz)
     qx, qy, qz = p256._mul2(0, pow(u2, N - 2, N), (sx, sy))
     qx, qy = p256._to_affine(qx, qy, qz)

@@ -13,7 +13,7 @@ from crypto import kdf, util  # steady state: loaded before the phases and kept 
 MP_HEAP = "256k"
 
 BOOTSTRAP = ("crypto.x25519", "crypto.p256", "crypto._ec", "crypto._concat_kdf")
-UPDATE = ("cose.sign1", "cose.mac0", "cose._single", "cose.key", "cose.algs", "cose.headers", "crypto._lms_py",
+UPDATE = ("cose.sign1", "cose.mac0", "cose.key", "cose.algs", "cose.headers", "crypto._lms_py",
           "crypto.p256", "crypto._ec", "crypto.ed25519", "crypto.sha512", "crypto._sha512_viper", "crypto.lms",
           "crypto._lms_viper", "_cbor_stream")
 # What stays after a release on the VM: the interned names (the qstr pool never shrinks) and heap-block rounding.

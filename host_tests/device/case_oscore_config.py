@@ -3,7 +3,7 @@
 import hgtest
 from oscore import OscoreError
 from oscore.config import context
-from oscore.context import Context
+from oscore import Context
 MP_HEAP = "96k"  # passes at 64k on the bare VM; the HIL runner's mount costs more
 
 CFG = {"secret": "0102030405060708090a0b0c0d0e0f10", "salt": "9e7ca92223786340", "sender_id": "01",

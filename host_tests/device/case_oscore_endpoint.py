@@ -11,8 +11,9 @@ from coap.client import Client
 from coap.endpoint import RefusedError
 from coap.server import Server
 from coap.transport import Params
-from oscore.context import Context
+from oscore import Context
 from oscore.transform import Oscore, context_of
+from oscore import client as Q
 from store import FileStore
 
 # Both endpoints, OSCORE and crypto compiled from source in one VM: 256k (the heap a device pays, with .mpy and
@@ -198,7 +199,7 @@ def test_echo_round_trip_after_server_reboot():
         assert not sc2.synced and sc2.seq >= used
         srv, box = _server(sc2)
         n = len(box["seen"])
-        r = await cli.transform.request(cli, D.GET, to, "/r")
+        r = await Q.request(cli.transform, cli, D.GET, to, "/r")
         assert r.code == D.CONTENT and bytes(r.payload) == b"hello" and sc2.synced
         assert len(box["seen"]) == n + 1, "the challenged request reached no handler; the retry did, once"
         assert cc.seq == 5

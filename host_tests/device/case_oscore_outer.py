@@ -14,6 +14,7 @@ from oscore import OscoreError
 from oscore import outer as O
 from oscore.client import protect_request
 from oscore.transform import Oscore
+from oscore import client as Q
 
 MP_HEAP = "256k"
 BODY = bytes((i * 7 + 1) & 255 for i in range(3000))
@@ -30,12 +31,12 @@ def test_outer_block1_request_is_verified_once_whole():
         cli = _client(cc)
         tf = cli.transform
         to = srv.t.address
-        r = await tf.request(cli, D.PUT, to, "/r", outer=True, payload=BODY, szx=4)  # 256-byte outer blocks
+        r = await Q.request(tf, cli, D.PUT, to, "/r", outer=True, payload=BODY, szx=4)  # 256-byte outer blocks
         assert r.code == D.CHANGED and box["v"] == BODY
         assert box["seen"][-1] == ("put", 3000, True), "one handler call with the whole body"
         assert cc.seq == 1 and sc.top == 0, "one protected request: one sequence number for 12 blocks"
         assert not srv.transform.blocks.rx, "nothing left behind"
-        r = await tf.request(cli, D.POST, to, "/r", outer=True, payload=b"small")
+        r = await Q.request(tf, cli, D.POST, to, "/r", outer=True, payload=b"small")
         assert r.code == D.CREATED and bytes(r.payload) == b"got small" and cc.seq == 2
         # inner Block-wise beside it: each block its own OSCORE request
         r = await cli.put(to, "/r", BODY[:1000], szx=4)
@@ -53,7 +54,7 @@ def test_outer_block2_response_is_verified_once_whole():
         tf = cli.transform
         to = srv.t.address
         box["v"] = BODY[:900]  # under the server's inner block size: one inner response, 13 outer blocks of 64
-        r = await tf.request(cli, D.GET, to, "/r", outer=True, szx=2)
+        r = await Q.request(tf, cli, D.GET, to, "/r", outer=True, szx=2)
         assert r.code == D.CONTENT and bytes(r.payload) == BODY[:900]
         assert r.opt(23) is None and r.opt(28) is None, "no outer Block2/Size2 in the verified response"
         assert cc.seq == 1 and sc.seq == 0, "one request, answered with its own nonce"
@@ -61,7 +62,7 @@ def test_outer_block2_response_is_verified_once_whole():
         assert not srv.transform.blocks.tx, "the kept response went with its last block"
         # Outer Block1 and Block2 in one exchange
         box["v"] = BODY[:700]
-        r = await tf.request(cli, D.POST, to, "/r", outer=True, payload=BODY[:600], szx=3)
+        r = await Q.request(tf, cli, D.POST, to, "/r", outer=True, payload=BODY[:600], szx=3)
         assert r.code == D.CREATED and bytes(r.payload) == b"got " + BODY[:600]
         for ep in (cli, srv):
             ep.close()
@@ -78,7 +79,7 @@ def test_reassembly_is_bounded():
         to = srv.t.address
         e = None
         try:
-            await tf.request(cli, D.PUT, to, "/r", outer=True, payload=BODY, szx=4)
+            await Q.request(tf, cli, D.PUT, to, "/r", outer=True, payload=BODY, szx=4)
         except OscoreError as x:
             e = x
         assert e is not None and e.response.code == D.TOO_LARGE
@@ -161,7 +162,7 @@ def test_big_protected_response_is_cut_to_the_link():
         srv.route("/big", get=get)
         srv.start()
         cli = _client(cc)
-        r = await cli.transform.request(cli, D.GET, srv.t.address, "/big", outer=True)
+        r = await Q.request(cli.transform, cli, D.GET, srv.t.address, "/big", outer=True)
         assert r.code == D.CONTENT and bytes(r.payload) == BODY[:1000] and r.opt(20) == loc.encode()
         for ep in (cli, srv):
             ep.close()
@@ -170,7 +171,7 @@ def test_big_protected_response_is_cut_to_the_link():
 
 def test_client_context_per_peer():
     async def main():
-        from oscore.context import Context
+        from oscore import Context
         from case_oscore_endpoint import _store
         st = _store("peers")
         keys = {"s1": b"1" * 16, "s2": b"2" * 16}
@@ -187,7 +188,7 @@ def test_client_context_per_peer():
         tf = cli.transform
         tf.client = peers
         for n in ("s1", "s2", "s1"):
-            r = await tf.request(cli, D.GET, n, "/who", outer=True)
+            r = await Q.request(tf, cli, D.GET, n, "/who", outer=True)
             assert r.code == D.CONTENT and bytes(r.payload) == n.encode(), (n, r.code)
         assert peers["s1"].seq == 2 and peers["s2"].seq == 1
         # A plain client.request names its peer to the seam too (req.remote): s1's context protects it.
@@ -203,10 +204,10 @@ def test_client_context_per_peer():
         srv.route("/who", get=lambda req: "s1 again")
         srv.start()
         srvs[0] = srv
-        r = await tf.request(cli, D.GET, "s1", "/who", outer=True)
+        r = await Q.request(tf, cli, D.GET, "s1", "/who", outer=True)
         assert r.code == D.CONTENT and bytes(r.payload) == b"s1 again" and sc.synced and peers["s1"].seq == 5
         assert tf.echo is None
-        r = await tf.request(cli, D.GET, "s2", "/who", outer=True)
+        r = await Q.request(tf, cli, D.GET, "s2", "/who", outer=True)
         assert bytes(r.payload) == b"s2" and peers["s2"].seq == 2, "s2 saw no Echo meant for s1"
         for ep in [cli] + srvs:
             ep.close()
@@ -303,6 +304,43 @@ def test_plain_observe_gets_notifications_too_large_for_the_link():
         asks = [m for _, m in asked if m.opt(23) is not None]
         assert len(asks) == 2, len(asks)
         assert len(got) == 5 and got[-1][0] == b"\x08" * 1000, [(len(p), o) for p, o in got]
+        await obs.cancel()
+        for ep in (cli, srv):
+            ep.close()
+    _run(main)
+
+
+def test_plain_observe_gets_a_registration_answer_in_outer_block2():
+    async def main():
+        # A plain client.observe() whose registration answer itself does not fit the link: the server sends it in
+        # Outer Block2 blocks (Observe on the first); the client follows them with the registration's protected
+        # request, verifies the whole and delivers it; the observation then gets its notifications.
+        cc, sc = _contexts()
+        srv = Server(_link("server"))
+        srv.transform = Oscore([sc])
+        sent = _wire(srv)
+        state = {"n": 0}
+
+        def get(req):
+            n = state["n"]
+            m = Message(code=D.CONTENT, payload=bytes((n,)) * (1000 if n < 2 else 20))
+            m.add(20, "y" * 200)  # Location-Query, Class E: inside the ciphertext
+            return m
+        res = srv.route("/w", get=get, observable=True)
+        srv.start()
+        cli = _client(cc)
+        got = []
+        obs = await cli.observe(srv.t.address, "/w", lambda m: got.append((bytes(m.payload), m.opt(20))))
+        assert obs.active and got == [(b"\x00" * 1000, b"y" * 200)], [(len(p), o) for p, o in got]
+        first = [m for _, m in sent if m.opt(6) is not None and m.opt(23) is not None]
+        assert len(first) == 1 and first[0].opt(28) is not None, "the registration answer came in Outer Block2 blocks"
+        assert max(n for n, _ in sent) <= srv.t.max_message_size
+        for n in (1, 2):
+            state["n"] = n
+            srv.notify(res)
+            await asyncio.sleep(0.1)
+        assert got[1:] == [(b"\x01" * 1000, b"y" * 200), (b"\x02" * 20, b"y" * 200)], [(len(p), o) for p, o in got]
+        assert sc.seq == 3, "one sequence number per answer, not per block"
         await obs.cancel()
         for ep in (cli, srv):
             ep.close()

@@ -399,7 +399,7 @@ def test_several_components_copy_check_content_and_set_index_true():
 
 def test_hostile_component_paths_are_refused():
     # an empty element is a path only as the last one (a directory component, with a part before it)
-    for cid in ([b".."], [b".suit", b"journal"], [b""], [b"", b"a"], [b"a", b"", b"b"]):
+    for cid in ([b".."], [b"."], [b"a", b"."], [b".suit", b"journal"], [b""], [b"", b"a"], [b"a", b"", b"b"]):
         proc, drv, root = _device("path")
         res = proc.update(_envelope(_install([20, {18: b"x"}, 18, 15], common={2: [cid]})))
         assert REASONS[res.reason] == "component-unsupported", (cid, res)

@@ -190,3 +190,17 @@ def test_the_processor_installs_from_a_file_with_its_integrated_payload_streamed
     with open(root + "/TEEP-Device/SecureFS/x8d82573a926d4754935332dc29997f74/ta", "rb") as f:
         assert f.read() == b"Hello, Secure World!"
     assert proc.stored_sequence_number() == authenticate(path, _anchors()).sequence_number
+
+
+def test_parse_digest_fast_path_and_the_general_one_agree():
+    from suit.envelope import parse_digest
+    v = bytes(range(32))
+    alg, value = parse_digest(cbor.dumps([-16, v]))  # the preferred encoding: the fast path
+    assert alg == -16 and bytes(value) == v
+    alg, value = parse_digest(b"\x82\x38\x0f\x58\x20" + v)  # -16 in a longer head: the decoder
+    assert alg == -16 and bytes(value) == v
+    for bad, reason in ((cbor.dumps([-44, bytes(64)]), "alg-unsupported"), (cbor.dumps([-16, v[:31]]), "cbor-parse"),
+                        (cbor.dumps([-16, v + b"x"]), "cbor-parse"), (b"\x82\x2f\x58\x20" + v[:31], "cbor-parse"),
+                        (b"\x83\x2f\x58\x20" + v, "cbor-parse"), (cbor.dumps([-16, v]) + b"\x00", "cbor-parse")):
+        e = hgtest.raises(SuitError, parse_digest, bad)
+        assert REASONS[e.reason] == reason, (bad, e)

@@ -5,9 +5,9 @@ from hgtest import unhex
 
 from coap.msg import Message, decode
 from oscore import OscoreError
-from oscore import context as C
+import oscore as C
 from oscore import client as Q
-from oscore import protect as P
+from oscore import transform as P
 
 _V = None
 

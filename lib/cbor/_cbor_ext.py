@@ -9,29 +9,29 @@ from cbor import CBORDecodeError, CBOREncodeError
 _INF = float("inf")
 _FLOAT32_MAX = 3.4028234663852886e38
 
-# error key -> text; "%s" takes the offset (or the value) the error carries
+# error number -> text; "%s" takes the offset (or the value) the error carries
 TEXTS = {
-    "truncated": "truncated at offset %s",
-    "simple2": "simple value below 32 in two-byte form at offset %s is not well-formed",
-    "reserved": "reserved additional information (or indefinite length for an int or a tag) at offset %s",
-    "type": "unexpected major type at offset %s",
-    "utf8": "invalid UTF-8 in text string before offset %s",
-    "nobreak": "expected break at offset %s",
-    "break": "unexpected break at offset %s",
-    "depth": "nesting deeper than the limit (at offset %s)",
-    "items": "more than max_items=%s items",
-    "memory": "out of memory decoding the item (at offset %s)",
-    "textkey": "map key is not a text string at offset %s",
-    "mapkey": "map as map key is not supported (at offset %s)",
-    "duplicate": "duplicate map key %r",
-    "unhashable": "unhashable map key (at offset %s)",
-    "trailing": "%s trailing bytes after the item",
-    "chunk": "bad chunk in indefinite-length string at offset %s",
-    "bignum": "bignum tag on a non-byte-string",
-    "tag range": "tag number %r out of range",
-    "simple": "simple value %r is reserved or has its own name",
-    "type enc": "cannot encode %s",
-    "dup enc": "duplicate map key in deterministic encoding",
+    1: "truncated at offset %s",
+    2: "simple value below 32 in two-byte form at offset %s is not well-formed",
+    3: "reserved additional information (or indefinite length for an int or a tag) at offset %s",
+    4: "unexpected major type at offset %s",
+    5: "invalid UTF-8 in text string before offset %s",
+    6: "expected break at offset %s",
+    7: "unexpected break at offset %s",
+    8: "nesting deeper than the limit (at offset %s)",
+    9: "more than max_items=%s items",
+    10: "out of memory decoding the item (at offset %s)",
+    11: "map key is not a text string at offset %s",
+    12: "map as map key is not supported (at offset %s)",
+    13: "duplicate map key %r",
+    14: "unhashable map key (at offset %s)",
+    15: "%s trailing bytes after the item",
+    16: "bad chunk in indefinite-length string at offset %s",
+    17: "bignum tag on a non-byte-string",
+    18: "tag number %r out of range",
+    19: "simple value %r is reserved or has its own name",
+    20: "cannot encode %s",
+    21: "duplicate map key in deterministic encoding",
 }
 
 
@@ -51,7 +51,7 @@ class Simple:
 
     def __init__(self, value):
         if not (0 <= value <= 19 or 32 <= value <= 255):
-            raise CBOREncodeError("simple", value)
+            raise CBOREncodeError(19, value)  # simple value %r is reserved or has its own name
         self.value = value
 
     def __eq__(self, other):
@@ -149,7 +149,7 @@ def encode_other(out, obj, left, canonical):
             out.append(0xF8)
             out.append(obj.value)
     else:
-        raise CBOREncodeError("type enc", t.__name__)
+        raise CBOREncodeError(20, t.__name__)  # cannot encode %s
 
 
 def _bignum(out, major, n):
@@ -173,7 +173,7 @@ def _sorted_map(out, obj, left):
     prev = None
     for kb, k in pairs:
         if kb == prev:
-            raise CBOREncodeError("dup enc")
+            raise CBOREncodeError(21)  # duplicate map key in deterministic encoding
         prev = kb
         out.extend(kb)
         cbor._encode(out, obj[k], left, True)
@@ -217,12 +217,12 @@ def _simple_or_float(dec, ai, arg):
         return struct.unpack(">f", arg.to_bytes(4, "big"))[0]
     if ai == 27:
         return struct.unpack(">d", arg.to_bytes(8, "big"))[0]
-    raise CBORDecodeError("break", dec.pos - 1)
+    raise CBORDecodeError(7, dec.pos - 1)  # unexpected break at offset %s
 
 
 def _bignum_value(tag, value):
     if type(value) is not bytes:
-        raise CBORDecodeError("bignum")
+        raise CBORDecodeError(17)  # bignum tag on a non-byte-string
     n = int.from_bytes(value, "big")
     return n if tag == 2 else -1 - n
 
@@ -237,7 +237,7 @@ def chunks(dec, major, keep):
         cm = dec._head()
         cn = dec.arg
         if cm != major or cn is None:
-            raise CBORDecodeError("chunk", dec.pos)
+            raise CBORDecodeError(16, dec.pos)  # bad chunk in indefinite-length string at offset %s
         dec._need(cn)
         if keep:
             out.extend(dec.buf[dec.pos:dec.pos + cn])

@@ -34,12 +34,12 @@ class Decoder(_Reader):
 
     def peek_major(self):
         if self.pos >= self.end:
-            raise CBORDecodeError("truncated", self.pos)
+            raise CBORDecodeError(1, self.pos)  # truncated at offset %s
         return self.buf[self.pos] >> 5
 
     def _expect(self, major):
         if self._head() != major:
-            raise CBORDecodeError("type", self.pos - 1)
+            raise CBORDecodeError(4, self.pos - 1)  # unexpected major type at offset %s
         return self.arg
 
     def read_uint(self):
@@ -51,7 +51,7 @@ class Decoder(_Reader):
             return self.arg
         if m == _MAJOR_NEGINT:
             return -1 - self.arg
-        raise CBORDecodeError("type", self.pos - 1)
+        raise CBORDecodeError(4, self.pos - 1)  # unexpected major type at offset %s
 
     def read_bytes(self):
         """A byte string as a memoryview (no copy for definite lengths)."""
@@ -72,7 +72,7 @@ class Decoder(_Reader):
 
     def read_break(self):
         if not self.peek_break():
-            raise CBORDecodeError("nobreak", self.pos)
+            raise CBORDecodeError(6, self.pos)  # expected break at offset %s
         self.pos += 1
 
     def raw(self):
@@ -87,7 +87,7 @@ class Decoder(_Reader):
 
     def _skip(self, left):
         if left < 0:
-            raise CBORDecodeError("depth", self.pos)
+            raise CBORDecodeError(8, self.pos)  # nesting deeper than the limit (at offset %s)
         major = self._head()
         arg = self.arg
         if major == _MAJOR_BYTES or major == _MAJOR_TEXT:
@@ -112,4 +112,4 @@ class Decoder(_Reader):
         elif major == _MAJOR_TAG:
             self._skip(left - 1)
         elif major == _MAJOR_SIMPLE and self.ai == 31:
-            raise CBORDecodeError("break", self.pos - 1)
+            raise CBORDecodeError(7, self.pos - 1)  # unexpected break at offset %s

@@ -10,8 +10,8 @@
 # This module is what a device keeps loaded. What it rarely needs (floats, bignums, simple values and undefined,
 # indefinite-length strings, deterministic map ordering, error texts) is in _cbor_ext, the incremental reads of
 # Decoder in _cbor_stream, both imported on first use.
-# Errors carry a short key and their offset or value (e.g. CBORDecodeError("truncated", 17)); str(e) gives the
-# full text.
+# Errors carry a small error number and their offset or value (e.g. CBORDecodeError(1, 17): truncated at offset
+# 17); str(e) gives the full text (from _cbor_ext). A number is no interned name on the heap.
 try:
     from micropython import const
 except ImportError:  # CPython
@@ -35,18 +35,14 @@ DEFAULT_MAX_DEPTH = const(16)
 DEFAULT_MAX_ITEMS = const(512)
 
 
-class CBORError(ValueError):
+class CBORDecodeError(ValueError):
     def __str__(self):
         from _cbor_ext import describe
         return describe(self.args)
 
 
-class CBORDecodeError(CBORError):
-    pass
-
-
-class CBOREncodeError(CBORError):
-    pass
+class CBOREncodeError(ValueError):
+    __str__ = CBORDecodeError.__str__  # the same texts (a shared base class would cost a class object)
 
 
 class Tag:
@@ -54,7 +50,7 @@ class Tag:
 
     def __init__(self, tag, value):
         if type(tag) is not int or tag < 0 or tag >> 64:
-            raise CBOREncodeError("tag range", tag)
+            raise CBOREncodeError(18, tag)  # tag number %r out of range
         self.tag = tag
         self.value = value
 
@@ -123,7 +119,7 @@ def _encode(out, obj, left, canonical):
         out.append(0xF5 if obj else 0xF4)
     elif t is list or t is tuple or t is dict or t is Tag:
         if left <= 0:
-            raise CBOREncodeError("depth")
+            raise CBOREncodeError(8)  # nesting deeper than the limit (at offset %s)
         left -= 1
         if t is dict:
             if canonical:
@@ -176,14 +172,14 @@ class _Reader:
 
     def _need(self, n):
         if n > self.end - self.pos:
-            raise CBORDecodeError("truncated", self.pos)
+            raise CBORDecodeError(1, self.pos)  # truncated at offset %s
 
     def _head(self):
         """Read an initial byte and its argument. Returns the major type and leaves the additional info in
         self.ai and the argument in self.arg (None for indefinite length): no tuple per item."""
         p = self.pos
         if p >= self.end:
-            raise CBORDecodeError("truncated", p)
+            raise CBORDecodeError(1, p)  # truncated at offset %s
         ib = self.buf[p]
         p += 1
         major = ib >> 5
@@ -196,18 +192,18 @@ class _Reader:
         if ai < 28:
             size = 1 << (ai - 24)
             if p + size > self.end:
-                raise CBORDecodeError("truncated", p)
+                raise CBORDecodeError(1, p)  # truncated at offset %s
             self.pos = p + size
             if size == 1:
                 arg = self.buf[p]
                 if major == _MAJOR_SIMPLE and arg < 32:
-                    raise CBORDecodeError("simple2", p - 1)
+                    raise CBORDecodeError(2, p - 1)  # simple value below 32 in two-byte form at offset %s is not wel...
             else:
                 arg = int.from_bytes(self.buf[p:p + size], "big")
             self.arg = arg
             return major
         if ai < 31 or major < _MAJOR_BYTES or major == _MAJOR_TAG:
-            raise CBORDecodeError("reserved", p - 1)
+            raise CBORDecodeError(3, p - 1)  # reserved additional information (or indefinite length for an int or a ...
         self.pos = p
         self.arg = None
         return major
@@ -222,7 +218,7 @@ class _Reader:
             return decode_other(self, major, None, True)
         p = self.pos
         if n > self.end - p:
-            raise CBORDecodeError("truncated", p)
+            raise CBORDecodeError(1, p)  # truncated at offset %s
         self.pos = p + n
         return self.buf[p:p + n]
 
@@ -230,7 +226,7 @@ class _Reader:
         try:
             return str(b, "utf-8")
         except UnicodeError:
-            raise CBORDecodeError("utf8", self.pos)
+            raise CBORDecodeError(5, self.pos)  # invalid UTF-8 in text string before offset %s
 
     def decode(self):
         """Decode the next item into Python objects (at most max_items of them)."""
@@ -238,14 +234,14 @@ class _Reader:
         try:
             return self._item(self.max_depth)
         except MemoryError:  # the budget let it through, the heap did not: still the caller's bad input
-            raise CBORDecodeError("memory", self.pos)
+            raise CBORDecodeError(10, self.pos)  # out of memory decoding the item (at offset %s)
 
     def _item(self, depth):
         if depth < 0:
-            raise CBORDecodeError("depth", self.pos)
+            raise CBORDecodeError(8, self.pos)  # nesting deeper than the limit (at offset %s)
         self.left -= 1
         if self.left < 0:
-            raise CBORDecodeError("items", self.max_items)
+            raise CBORDecodeError(9, self.max_items)  # more than max_items=%s items
         major = self._head()
         arg = self.arg
         if major == _MAJOR_UINT:
@@ -265,7 +261,7 @@ class _Reader:
                 return items
             # checked before the list is allocated: each item takes at least one byte and one budget unit
             if arg > self.left:
-                raise CBORDecodeError("items", self.max_items)
+                raise CBORDecodeError(9, self.max_items)  # more than max_items=%s items
             self._need(arg)
             items = []
             for _ in range(arg):
@@ -279,7 +275,7 @@ class _Reader:
                 self.pos += 1
             else:
                 if 2 * arg > self.left:
-                    raise CBORDecodeError("items", self.max_items)
+                    raise CBORDecodeError(9, self.max_items)  # more than max_items=%s items
                 self._need(2 * arg)
                 for _ in range(arg):
                     self._map_entry(result, depth)
@@ -302,18 +298,18 @@ class _Reader:
 
     def _map_entry(self, result, depth):
         if self.text_keys and (self.pos >= self.end or self.buf[self.pos] >> 5 != _MAJOR_TEXT):
-            raise CBORDecodeError("textkey", self.pos)
+            raise CBORDecodeError(11, self.pos)  # map key is not a text string at offset %s
         key = self._item(depth - 1)
         if type(key) is list:
             key = tuple(key)  # arrays are valid keys; make them hashable
         elif type(key) is dict:
-            raise CBORDecodeError("mapkey", self.pos)
+            raise CBORDecodeError(12, self.pos)  # map as map key is not supported (at offset %s)
         try:
             if self.unique_keys and key in result:
-                raise CBORDecodeError("duplicate", key)
+                raise CBORDecodeError(13, key)  # duplicate map key %r
             result[key] = self._item(depth - 1)
         except TypeError:
-            raise CBORDecodeError("unhashable", self.pos)
+            raise CBORDecodeError(14, self.pos)  # unhashable map key (at offset %s)
 
 
 def loads(data, max_depth=DEFAULT_MAX_DEPTH, text_keys=False, max_items=DEFAULT_MAX_ITEMS, unique_keys=False):
@@ -322,5 +318,5 @@ def loads(data, max_depth=DEFAULT_MAX_DEPTH, text_keys=False, max_items=DEFAULT_
     dec = _Reader(data, max_depth, text_keys, max_items, unique_keys)
     obj = dec.decode()
     if dec.pos != dec.end:
-        raise CBORDecodeError("trailing", dec.end - dec.pos)
+        raise CBORDecodeError(15, dec.end - dec.pos)  # %s trailing bytes after the item
     return obj

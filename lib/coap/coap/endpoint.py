@@ -10,10 +10,10 @@
 #   ep.send_non(POST, ("192.0.2.1", 5683), "/trigger", b"hi")  # a NON request, no answer awaited
 #
 # Layers, bottom up:
-#   message layer   receive(): decode, then dispatch by type: empty messages (ping, ACK/RST matching,
-#                   RST listeners), requests to the server role (coap.serve.on_request: dedup first),
-#                   _on_response (dedup, then token routing); send_con() with one timer task retransmitting
-#                   every pending CON.
+#   message layer   receive(): a plain GET to a served resource takes coap.serve.plain_get (no Message
+#                   decoded for it); everything else is decoded, then dispatched by type: empty messages
+#                   (ping, ACK/RST matching, RST listeners), requests to the server role (coap.serve.on_request:
+#                   dedup first), _on_response (dedup, then token routing), the pending CONs' answers.
 #                   The deduplication cache's operations (dd_find, dd_add, dd_store, dd_resend) are public
 #                   for the server role.
 #   transform       endpoint.transform (OSCORE) between the message layer and request/response handling:
@@ -23,16 +23,17 @@
 #                   respond() (sans-IO: request -> response), finish(), reply(), ack(), outer_response();
 #                   optional parts load on first use: Observe (coap.observe), Block2 (coap.block), Block1
 #                   (coap.upload), separate responses (coap.separate), /.well-known/core (coap.linkformat).
-#   client role     coap/requester.py, the endpoint's base class: exchange() (one request, its response),
-#                   request() (Block-wise both ways), observe(), ping(), send_non() (one NON request,
-#                   through the transform, sent without waiting for an answer).
+#   client role     coap/requester.py, loaded with the first request: send_con() with one timer task
+#                   retransmitting every pending CON, exchange() (one request, its response), request()
+#                   (Block-wise both ways), ping(); observe() (coap.observe), send_non() (one NON request,
+#                   through the transform, sent without waiting for an answer: coap.occasional).
 #
 # rst_listeners is a list of callables f(msg) called with every RST the endpoint receives (coap.observe uses
 # it to end an observation). Handlers and what they may return: coap/serve.py.
 import asyncio
 import os
+from coap import CoapError
 from coap.msg import decode, MessageError
-from coap.requester import Requester, RequestTimeout, ResetError, RefusedError, initial_timeout  # noqa: F401
 
 try:
     from micropython import const  # compile time on MicroPython: no code, no RAM
@@ -48,11 +49,21 @@ _CON = const(0)
 _ACK = const(2)
 _RST = const(3)
 _EMPTY = const(0)
+_GET = const(1)
+_POST = const(2)
+_PUT = const(3)
+_DELETE = const(4)
 
 # Deduplication cache (RFC 7252 4.5): a ring of `dedup_limit` slots in arrival order, kept in one flat list
 # (nothing is allocated per message, so long-lived answers never fragment the heap), and the answers' bytes
 # in one preallocated ring buffer of 2 x max_message_size. Every entry lives EXCHANGE_LIFETIME, so arrival
-# order is expiry order and the slot reused next is the oldest. Slot fields:
+# order is expiry order and the slot reused next is the oldest. The list starts with the cache's own state:
+_DD_NEXT = const(0)   # the slot reused next
+_DD_W = const(1)      # ring write offset
+_DD_LAP = const(2)    # ring lap: bumped each time the writes wrap
+_DD_RING = const(3)   # the ring (a memoryview of a bytearray), made with the first answer kept
+_DD_LIMIT = const(4)  # slots
+_DD_HEAD = const(5)   # the slots follow, made with the first entry. Slot fields:
 # offset 0: the Message ID, -1 when the slot is free
 _D_REMOTE = const(1)
 _D_EXP = const(2)     # ticks_ms when it expires
@@ -64,34 +75,37 @@ _D_LAP = const(6)     # ring lap the bytes were written in: valid while not over
 _D_OBJ = const(7)     # state 2: (source, offset, n); state 3: the answer bytes
 _D_N = const(8)       # fields per slot
 
-# The pending-CON fields coap.requester keeps (see there) that _acked() sets.
+# The fields of a pending CON (coap.requester keeps them) that _acked() sets.
 _P_EV = const(0)
 _P_MSG = const(1)
 _P_REMOTE = const(3)
 
 
-def szx_for(max_message_size):
-    """Largest block size exponent whose block (plus 128 bytes of header and options) fits the transport."""
-    s = 6
-    while s and (16 << s) + 128 > max_message_size:
-        s -= 1
-    return s
+class RequestTimeout(CoapError):
+    """No ACK/response within the retransmission window or the caller's timeout."""
 
 
-class Endpoint(Requester):
+class ResetError(CoapError):
+    """The peer answered with RST."""
+
+
+class RefusedError(CoapError):
+    """The endpoint's transform refused the response (see coap/transform.py)."""
+
+
+class Endpoint:
     def __init__(self, transport, szx=None, timeout=None, dedup_limit=32, max_uploads=4):
         self.t = transport
         self.params = p = transport.params
         self.mid = int.from_bytes(os.urandom(2), "big")
-        self.szx = szx_for(transport.max_message_size) if szx is None else szx
+        if szx is None:  # the largest block (plus 128 bytes of header and options) the transport carries
+            szx = 6
+            while szx and (16 << szx) + 128 > transport.max_message_size:
+                szx -= 1
+        self.szx = szx
         self.timeout = timeout  # ms for a whole client exchange; default EXCHANGE_LIFETIME
-        self.dd = ()  # the slots (a list made with the first entry), reused in a ring
-        self.dd_limit = dedup_limit
-        self.dd_index = {}  # Message ID -> slot of its newest entry
-        self.dd_next = 0
-        self.dd_ring = None  # made with the first answer kept: 2 x max_message_size
-        self.dd_w = 0
-        self.dd_lap = 0
+        self.dd = [_DD_HEAD, 0, 0, None, dedup_limit]  # the deduplication cache (see _DD_*)
+        self.dd_index = {}  # Message ID -> slot of its newest entry (stale when the slot has another MID)
         self.pending = {}   # mid -> pending list (see _P_*)
         self.waiters = {}   # (token, remote) -> a client's [response, Event] slot, or callable(msg)
         self.locks = {}     # remote -> Lock: NSTART = 1 outstanding interaction per server
@@ -166,10 +180,14 @@ class Endpoint(Requester):
         """One datagram from remote: decode, then dispatch by type and code. True for a request."""
         if type(data) is not bytes:
             data = bytes(data)  # decoded messages are views: own the transport's reused buffer
-        if len(data) > self.t.max_message_size:
-            if len(data) >= 4 and data[0] >> 4 == 4:  # a CON we could not take whole
+        n = len(data)
+        if n > self.t.max_message_size:
+            if n >= 4 and data[0] >> 4 == 4:  # a CON we could not take whole
                 self.send_empty(_RST, (data[2] << 8) | data[3], remote)
             return
+        if n > 3 and data[1] == _GET and self.serve is not None and self.transform is None and \
+                self.serve.plain_get(self, data, n, remote):
+            return True
         try:
             m = decode(data)
         except MessageError as e:
@@ -243,9 +261,9 @@ class Endpoint(Requester):
         """The live slot of (remote, mid) at ticks_ms t, or -1."""
         d = self.dd
         s = self.dd_index.get(mid, -1)
-        if s >= 0 and d[s + _D_REMOTE] != remote:  # the same MID from another peer: look at every slot
-            s = -1
-            for i in range(0, len(d), _D_N):
+        if s >= 0 and (d[s] != mid or d[s + _D_REMOTE] != remote):  # reused since, or the same MID from
+            s = -1                                                    # another peer: look at every slot
+            for i in range(_DD_HEAD, len(d), _D_N):
                 if d[i] == mid and d[i + _D_REMOTE] == remote:
                     s = i
                     break
@@ -256,44 +274,59 @@ class Endpoint(Requester):
     def dd_add(self, remote, mid, t):
         """A new entry for (remote, mid) at ticks_ms t, answer pending; returns its slot."""
         d = self.dd
-        if not d:  # every slot at once, with the first entry: one allocation, never regrown
-            d = self.dd = [-1, None, 0, 0, 0, 0, 0, None] * self.dd_limit  # free slots
-        s = self.dd_next
-        self.dd_next = 0 if s + _D_N >= len(d) else s + _D_N
-        old = d[s]
-        ix = self.dd_index
-        if old >= 0 and ix.get(old) == s:
-            del ix[old]
+        if len(d) == _DD_HEAD:  # every slot at once, with the first entry: never regrown
+            d.extend([-1, None, 0, 0, 0, 0, 0, None] * d[_DD_LIMIT])  # free slots
+        s = d[_DD_NEXT]
         d[s] = mid
         d[s + _D_REMOTE] = remote
         d[s + _D_EXP] = ticks_add(t, self.params.exchange_lifetime)
         d[s + _D_STATE] = 0
         d[s + _D_OBJ] = None
-        ix[mid] = s
+        # The index keeps the entries of reused slots until the ring has gone round once, then it is made
+        # again from the live slots (oldest first, so the newest entry of a MID wins): deleting from a dict
+        # leaves markers that, under a steady stream of new MIDs, make every miss scan the whole table.
+        if s + _D_N < len(d):
+            d[_DD_NEXT] = s + _D_N
+            self.dd_index[mid] = s
+        else:
+            d[_DD_NEXT] = _DD_HEAD
+            ix = self.dd_index = {}
+            for i in range(_DD_HEAD, len(d), _D_N):
+                if d[i] >= 0:
+                    ix[d[i]] = i
         return s
 
-    def dd_store(self, s, data, state=1, src=None):
-        # The answer's bytes go into the ring; one bigger than the ring is kept as an object.
+    def dd_room(self, s, n, state=1, src=None):
+        """Room in the ring for the n-byte answer of slot s: a memoryview the caller writes the answer into
+        (None when n does not fit the ring)."""
         d = self.dd
-        n = len(data)
-        ring = self.dd_ring
+        ring = d[_DD_RING]
         if ring is None:
-            ring = self.dd_ring = bytearray(2 * self.t.max_message_size)
-        if n > len(ring):
-            d[s + _D_STATE] = 3
-            d[s + _D_OBJ] = data  # an answer is never changed after it is sent: no copy
-            return
-        w = self.dd_w
-        if w + n > len(ring):
+            ring = d[_DD_RING] = memoryview(bytearray(2 * self.t.max_message_size))
+        size = len(ring)
+        if n > size:
+            return None
+        w = d[_DD_W]
+        if w + n > size:
             w = 0
-            self.dd_lap = (self.dd_lap + 1) & 0xFFFF
-        ring[w:w + n] = data
+            d[_DD_LAP] = (d[_DD_LAP] + 1) & 0xFFFF
         d[s + _D_STATE] = state
         d[s + _D_OFF] = w
         d[s + _D_LEN] = n
-        d[s + _D_LAP] = self.dd_lap
+        d[s + _D_LAP] = d[_DD_LAP]
         d[s + _D_OBJ] = src
-        self.dd_w = w + n
+        d[_DD_W] = w + n
+        return ring[w:w + n]
+
+    def dd_store(self, s, data, state=1, src=None):
+        # The answer's bytes go into the ring; one bigger than the ring is kept as an object.
+        v = self.dd_room(s, len(data), state, src)
+        if v is None:
+            d = self.dd
+            d[s + _D_STATE] = 3
+            d[s + _D_OBJ] = data  # an answer is never changed after it is sent: no copy
+        else:
+            v[:] = data
 
     def dd_resend(self, s, mtype):
         # A duplicate of slot s: a CON gets the stored answer again, a NON nothing. False when the answer
@@ -306,10 +339,10 @@ class Endpoint(Requester):
             v = d[s + _D_OBJ]
         else:
             off = d[s + _D_OFF]
-            lap = (self.dd_lap - d[s + _D_LAP]) & 0xFFFF
-            if lap > 1 or (lap == 1 and off < self.dd_w):
+            lap = (d[_DD_LAP] - d[s + _D_LAP]) & 0xFFFF
+            if lap > 1 or (lap == 1 and off < d[_DD_W]):
                 return False  # the ring has gone round over it
-            v = memoryview(self.dd_ring)[off:off + d[s + _D_LEN]]
+            v = d[_DD_RING][off:off + d[s + _D_LEN]]
             if st == 2:  # a Block2 block: read it again from the same source
                 src, soff, n = d[s + _D_OBJ]
                 p = src.read(soff, n)
@@ -348,3 +381,50 @@ class Endpoint(Requester):
         if resource.observers:
             from coap.observe import notify
             notify(self, resource)
+
+    # --- client role (its code is coap/requester.py, loaded with the first request)
+
+    def send_con(self, m, remote):
+        """Send a CON with retransmission (a coroutine): the ACK or RST message. Raises RequestTimeout."""
+        from coap.requester import send_con
+        return send_con(self, m, remote)
+
+    def exchange(self, m, remote, timeout=None):
+        """One request message -> its response message, piggybacked or separate (a coroutine)."""
+        from coap.requester import exchange
+        return exchange(self, m, remote, timeout)
+
+    def request(self, method, remote, path, payload=b"", **kw):
+        """Send a request (a coroutine: await it); follow Block2 to the end of the body and send big payloads
+        with Block1. Keywords and what it returns and raises: coap.requester.request."""
+        from coap.requester import request
+        return request(self, method, remote, path, payload, **kw)
+
+    def ping(self, remote):
+        """CoAP ping (a coroutine): an empty CON; True when the peer answers RST. Raises RequestTimeout."""
+        from coap.requester import ping
+        return ping(self, remote)
+
+    def send_non(self, method, remote, path, payload=b"", options=(), token=None):
+        """Send one NON request (through the transform) and wait for nothing: coap.occasional.send_non."""
+        from coap.occasional import send_non
+        return send_non(self, method, remote, path, payload, options, token)
+
+    # get/put/post/delete return request()'s coroutine: await them.
+    def get(self, remote, path, **kw):
+        return self.request(_GET, remote, path, **kw)
+
+    def put(self, remote, path, payload, **kw):
+        return self.request(_PUT, remote, path, payload, **kw)
+
+    def post(self, remote, path, payload, **kw):
+        return self.request(_POST, remote, path, payload, **kw)
+
+    def delete(self, remote, path, **kw):
+        return self.request(_DELETE, remote, path, **kw)
+
+    def observe(self, remote, path, callback, options=()):
+        """Register (a coroutine: await it); the first response and every fresh notification go to
+        callback(msg). Returns the Observation (obs.active is False when the server declined)."""
+        from coap.observe import observe
+        return observe(self, remote, path, callback, options)

@@ -20,11 +20,14 @@ def well_known(srv, req):
 
 def link(r):
     s = "<" + r.path + ">"
-    for k, v in (("rt", r.rt), ("if", r.if_), ("title", r.title)):
+    a = r.link
+    for k in ("rt", "if_", "title"):
+        v = a.get(k)
         if v is not None:
-            s += ';%s="%s"' % (k, v)
-    if r.ct is not None:
-        s += ";ct=%s" % r.ct
+            s += ';%s="%s"' % (k.rstrip("_"), v)
+    ct = a.get("ct")
+    if ct is not None:
+        s += ";ct=%s" % ct
     if r.observers is not None:
         s += ";obs"
     return s
@@ -35,9 +38,10 @@ def matches(r, key, value):
     if key == "href":
         attr = [r.path]
     elif key == "ct":
-        attr = [str(r.ct)] if r.ct is not None else []
+        ct = r.link.get("ct")
+        attr = [str(ct)] if ct is not None else []
     elif key in ("rt", "if", "title"):
-        v = getattr(r, "if_" if key == "if" else key)
+        v = r.link.get("if_" if key == "if" else key)
         attr = v.split(" ") if v and key != "title" else ([v] if v else [])
     elif key == "obs":
         return r.observers is not None

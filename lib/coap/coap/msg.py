@@ -24,23 +24,32 @@ def uint_bytes(n):
 
 
 class Message:
-    # Defaults as class attributes: an instance stores only what it sets (each stored attribute can grow the
-    # instance's attribute table, which costs an allocation on every message).
+    # Defaults as class attributes, the constructor's: an instance stores only what differs (each stored
+    # attribute can grow the instance's attribute table, which costs an allocation on every message).
+    type = _CON
+    code = _GET
+    mid = 0
+    token = b""
     payload = b""
     buf = None  # decoded messages: the datagram; opts is then the flat [num, start, end, ...] index
+    opts = ()  # a decoded request without options (coap.serve's lean GET path) leaves it so
     remote = None
 
     def __init__(self, mtype=_CON, code=_GET, mid=0, token=b"", payload=None):
-        self.type = mtype
-        self.code = code
-        self.mid = mid
-        self.token = token
+        if mtype != _CON:
+            self.type = mtype
+        if code != _GET:
+            self.code = code
+        if mid:
+            self.mid = mid
+        if token:
+            self.token = token
         if payload is not None:
             self.payload = payload
         self.opts = []
 
     def add(self, num, value):
-        if self.buf is not None:  # editing a decoded message: switch to (number, value) pairs
+        if self.buf is not None or type(self.opts) is tuple:  # editing a decoded message: (number, value) pairs
             self.opts = list(self.items())
             self.buf = None
         t = type(value)  # values are kept as bytes, so nothing converts them again on access or encode

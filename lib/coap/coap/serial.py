@@ -8,7 +8,7 @@
 import sys
 import asyncio
 from coap import slip
-from coap.transport import Params
+from coap import Params
 
 REMOTE = "serial"
 

@@ -52,17 +52,14 @@ class Resource:
     """A path with per-method handlers. max_body bounds a Block1 body; upload=factory(req) streams Block1
     bodies instead of assembling them: factory is called with the first block's request and returns a sink
     callable sink(offset, data); after the last block the method's handler runs with req.upload = that sink
-    and an empty req.payload. observable=True makes GET observable (RFC 7641)."""
+    and an empty req.payload. observable=True makes GET observable (RFC 7641). The link-format attributes
+    for /.well-known/core (rt, if_, ct, title) are keyword arguments too, kept in .link."""
 
     def __init__(self, path, get=None, put=None, post=None, delete=None, fetch=None, observable=False,
-                 rt=None, if_=None, ct=None, title=None, max_age=None, max_body=8192, observer_limit=4,
-                 upload=None):
+                 max_age=None, max_body=8192, observer_limit=4, upload=None, **link):
         self.path = path if path.startswith("/") else "/" + path
         self.handlers = {_GET: get, _PUT: put, _POST: post, _DELETE: delete, _FETCH: fetch}
-        self.rt = rt
-        self.if_ = if_
-        self.ct = ct
-        self.title = title
+        self.link = link
         self.max_age = max_age
         self.max_body = max_body
         self.upload = upload
@@ -77,7 +74,7 @@ def on_request(ep, req):
     now = ticks_ms()
     # A duplicate is answered as before, the handler not run again (a new MID is not in the index: the
     # common case costs one dict look-up).
-    if req.mid in ep.dd_index:
+    if ep.dd_index.get(req.mid, -1) >= 0:
         s = ep.dd_find(req.remote, req.mid, now)
         if s >= 0 and ep.dd_resend(s, req.type):
             return
@@ -88,8 +85,6 @@ def on_request(ep, req):
             req = request_in(ep, req)
             if req is None:  # refused, and answered as the transform said
                 return
-        elif req.code == _GET and _plain_get(ep, req, s):
-            return
         try:
             r = respond(ep, req)
             if r is None:  # a NON to reject (RFC 7252 5.4.1): RST
@@ -107,61 +102,112 @@ def on_request(ep, req):
         reply(ep, req, r)
     except MemoryError:  # unanswered: forget it, so its retransmission is taken as new
         d = ep.dd
-        if ep.dd_index.get(d[s]) == s:
-            del ep.dd_index[d[s]]
-        d[s] = -1
+        d[s] = -1  # the index's entry for it is then stale: coap.endpoint's dd_find checks the slot's MID
         d[s + _D_OBJ] = None
         raise
 
 
-def _plain_get(ep, req, s):
-    # The lean path of the commonest request: a GET with only Uri-Path options (no transform) of a resource
-    # without Observe or Max-Age whose handler returns bytes that fit one block is answered without building
-    # a response Message. False (nothing done) for anything else: respond() takes it.
-    b = req.buf
-    o = req.opts
-    p = ""
-    try:
-        for i in range(0, len(o), 3):
-            if o[i] != _URI_PATH:
-                return False
-            p += "/" + str(b[o[i + 1]:o[i + 2]], "utf-8")
-    except UnicodeError:
+def plain_get(ep, data, n, remote):
+    # The lean path of the commonest request, taken by the endpoint before anything is decoded (no transform):
+    # a CON or NON GET (data[1] checked there; n = len(data)), not a duplicate, with only Uri-Path options and
+    # no payload, of a resource without Observe or Max-Age. Its handler gets a request Message holding only
+    # what the datagram has (the class's defaults stand for CON, GET, no options); an answer of bytes that
+    # fit one block is written straight into the deduplication ring and sent from there. False (nothing
+    # done) for anything else: the general path takes it.
+    b0 = data[0]
+    tkl = b0 & 15
+    p = 4 + tkl
+    if b0 & 0xE0 != 0x40 or tkl > 8 or p > n:  # version 1, CON or NON
         return False
-    res = ep.resources.get(p or "/")
+    mid = (data[2] << 8) | data[3]
+    if ep.dd_index.get(mid, -1) >= 0:  # maybe a duplicate: the general path looks
+        return False
+    path = None
+    o = None
+    while p < n:
+        b = data[p]
+        if b >> 4 != (0 if path else _URI_PATH):
+            return False
+        ln = b & 15
+        p += 1
+        if ln > 12:
+            if ln != 13 or p == n:
+                return False
+            ln = data[p] + 13
+            p += 1
+        e = p + ln
+        if e > n:
+            return False
+        try:
+            seg = str(data[p:e], "utf-8")
+        except UnicodeError:
+            return False
+        if path is None:
+            path = "/" + seg
+            o = []
+        else:
+            path += "/" + seg
+        o.append(_URI_PATH)
+        o.append(p)
+        o.append(e)
+        p = e
+    res = ep.resources.get(path or "/")
     if res is None or res.observers is not None or res.max_age is not None:
         return False
     h = res.handlers[_GET]
     if h is None:
         return False
-    req.resource = res
+    req = object.__new__(Message)  # no __init__: only what the datagram has is set
+    if b0 & 0x10:
+        req.type = _NON
+    req.mid = mid
+    if tkl:
+        req.token = tok = data[4:4 + tkl]
+    if o is not None:
+        req.buf = memoryview(data)
+        req.opts = o
+    req.remote = remote
+    s = ep.dd_add(remote, mid, ticks_ms())
     try:
-        r = h(req)
-        t = type(r)
-        if t is str:
-            r = r.encode()
-        elif t is not bytes:
-            if r is not None and hasattr(r, "send"):  # an async handler: answered later
-                from coap.separate import answer_later
-                asyncio.create_task(answer_later(ep, req, r))
+        try:
+            r = h(req)
+            if type(r) is not bytes:
+                if type(r) is str:
+                    r = r.encode()
+                elif r is not None and hasattr(r, "send"):  # an async handler: answered later
+                    from coap.separate import answer_later
+                    asyncio.create_task(answer_later(ep, req, r))
+                    return True
+                else:
+                    r = finish(ep, req, r)
+        except Exception as e:
+            r = _failed(ep, e)
+        if type(r) is bytes:
+            nr = len(r)
+            v = ep.dd_room(s, 5 + tkl + nr if nr else 4 + tkl) if nr <= 16 << ep.szx else None
+            if v is not None:
+                if b0 & 0x10:
+                    v[0] = 0x50 | tkl  # NON, a new MID
+                    mid = ep.next_mid()
+                else:
+                    v[0] = 0x60 | tkl  # ACK, piggybacked
+                v[1] = _CONTENT
+                v[2] = mid >> 8
+                v[3] = mid & 255
+                p = 4 + tkl
+                if tkl:
+                    v[4:p] = tok
+                if nr:
+                    v[p] = 0xFF
+                    v[p + 1:] = r
+                ep.t.send(v, remote)
                 return True
-            r = finish(ep, req, r)
-    except Exception as e:
-        r = _failed(ep, e)
-    if type(r) is bytes and len(r) <= 16 << ep.szx:
-        mid = req.mid
-        tok = req.token
-        if req.type == _CON:
-            h = 0x60
-        else:
-            h = 0x50
-            mid = ep.next_mid()
-        data = b"".join((bytes((h | len(tok), _CONTENT, mid >> 8, mid & 255)), tok, b"\xff" if r else b"", r))
-        ep.t.send(data, req.remote)
-        if h == 0x60 and s >= 0:
-            ep.dd_store(s, data)
-    else:
         reply(ep, req, r if type(r) is Message else finish(ep, req, r))
+    except MemoryError:  # unanswered: forget it (as on_request does), so its retransmission is taken as new
+        d = ep.dd
+        d[s] = -1
+        d[s + _D_OBJ] = None
+        raise
     return True
 
 

@@ -36,7 +36,9 @@
 #       above); for a notification it is the Observe registration. `resp` is the outer response routed by
 #       token. Return the inner response, or None to refuse it: the request then raises
 #       coap.endpoint.RefusedError, a refused notification is dropped (the message layer has already
-#       acknowledged it).
+#       acknowledged it). For a request's own answer (not a notification) it may instead return an awaitable
+#       of either, when the answer needs more exchanges before it can be verified (e.g. the rest of an OSCORE
+#       Outer Block2 body); the request awaits it.
 #
 # A transform must not modify the message it is given, apart from attributes it adds for its own state.
 
@@ -85,6 +87,8 @@ def request_out(ep, inner):
 def response_in(ep, req, resp):
     # Client role: the inner response, or None (refused).
     r = ep.transform.incoming_response(ep, req, resp)
+    if r is not None and type(r) is not type(resp):  # an awaitable (exchange awaits it)
+        return r
     if r is not None:
         _outer_fields(resp, r)
     return r

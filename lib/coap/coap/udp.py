@@ -3,7 +3,7 @@
 # or on an add_reader future (CPython).
 import socket
 import asyncio
-from coap.transport import Params
+from coap import Params
 
 try:
     queue_read = asyncio.core._io_queue.queue_read  # MicroPython: yield this, then the socket is readable
@@ -79,20 +79,17 @@ class UDPTransport:
                     await wait_readable(s)
                 continue
             except MemoryError:
-                self._drop(s)
+                # recvfrom could not allocate the datagram (the ports have no recvfrom_into): collect and
+                # read it into the one preallocated buffer, i.e. drop it, so the socket never stays readable
+                # with it. The endpoint's loop catches the MemoryError and goes on.
+                import gc
+                gc.collect()
+                try:
+                    s.readinto(self.buf) if hasattr(s, "readinto") else s.recv_into(self.buf)
+                except OSError:
+                    pass
                 raise
             return data, self._peer(addr)
-
-    def _drop(self, s):
-        # recvfrom could not allocate the datagram (the ports have no recvfrom_into): collect and read it
-        # into the one preallocated buffer, i.e. drop it, so the socket never stays readable with it. The
-        # endpoint's loop catches the MemoryError and goes on.
-        import gc
-        gc.collect()
-        try:
-            s.readinto(self.buf) if hasattr(s, "readinto") else s.recv_into(self.buf)
-        except OSError:
-            pass
 
     def recv_now(self):
         """A datagram already waiting, as recv() returns it, or None (never blocks)."""
@@ -115,27 +112,27 @@ class UDPTransport:
             return None
         return data, self._peer(addr)
 
-    def _peer(self, address):
-        r = self._ai.get(address)  # raw sockaddr -> (host, port), cached for the last few peers
-        if r is None:
-            r = sockaddr(address)
-            if type(address) is not tuple:
-                self._cache(address, r)
-                self._cache(r, address)  # and back, for send(): no getaddrinfo to answer a peer
-        return r
-
-    def _cache(self, key, value):
+    def _peer(self, address, back=None):
+        # raw sockaddr -> (host, port), cached for the last few peers, and back for send() (no getaddrinfo to
+        # answer a peer). send() caches its own look-ups through here too (back: the sockaddr of `address`).
         # A few entries only: each is long-lived, and long-lived small objects scattered over the heap by a
         # stream of new peers would fragment it (a large body could then find no contiguous room).
-        if len(self._ai) >= 8:
-            self._ai.clear()
-        self._ai[key] = value
+        ai = self._ai
+        r = ai.get(address)
+        if r is None:
+            r = sockaddr(address) if back is None else back
+            if back is not None or type(address) is not tuple:
+                if len(ai) >= 7:
+                    ai.clear()
+                ai[address] = r
+                if back is None:
+                    ai[r] = address
+        return r
 
     def send(self, data, remote):
         a = self._ai.get(remote)
         if a is None:
-            a = socket.getaddrinfo(remote[0], remote[1], 0, socket.SOCK_DGRAM)[0][-1]
-            self._cache(remote, a)
+            a = self._peer(remote, socket.getaddrinfo(remote[0], remote[1], 0, socket.SOCK_DGRAM)[0][-1])
         try:
             self.sock.sendto(data, a)
         except OSError as e:

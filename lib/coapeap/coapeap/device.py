@@ -95,7 +95,7 @@ class Device:
         """The OSCORE context of a session (Sender ID = RID-C, Recipient ID = RID-I). The sequence number bound
         is kept per Recipient ID: a re-key's new context (a different RID-I) never overwrites the bound of the
         context still in use until its EAP-Success."""
-        from oscore.context import Context
+        from oscore import Context
         name = SEQUENCE + "".join("%02x" % b for b in rid_i)
         if fresh:
             self.store.delete(name)  # a new Master Secret starts at sequence number 0

@@ -6,8 +6,8 @@
 
 
 class CoseError(ValueError):
-    """Malformed COSE structure, or a key that does not fit the algorithm. e.args holds a short key and the
-    values it names; str(e) gives the text (from cose._text, loaded then)."""
+    """Malformed COSE structure, or a key that does not fit the algorithm. e.args holds an error number and
+    the values it names; str(e) gives the text (from cose._text, loaded then)."""
 
     def __str__(self):
         from cose._text import describe

@@ -3,13 +3,29 @@
 # encrypt0.encrypt, encrypt.encrypt, headers.build/encode_protected, algs.sign). Use those, not this module.
 import cbor
 
-from cose import CoseError
+from cose import CoseError, CoseUnsupported
 from cose import algs as _algs
 from cose import headers as _h
 from cose.encrypt0 import enc_structure, nonce_for
-from cose import key as _k
-from cose.key import CoseKey
-from cose._single import to_be_checked
+from cose.key import CoseKey, check_key
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+# COSE_Key labels (those cose.key reads)
+_KTY = const(1)
+_KID = const(2)
+_ALG = const(3)
+_BASE_IV = const(5)
+_CRV = const(-1)  # EC2 / OKP
+_X = const(-2)
+_Y = const(-3)
+_D = const(-4)
+_K = const(-1)  # Symmetric
+_PUB = const(-1)  # HSS-LMS
 
 
 def encode_protected(m):
@@ -37,8 +53,8 @@ def build(alg, protected=None, unprotected=None, kid=None, alg_protected=True):
 
 def sign(alg, key, tbs):
     if alg not in _algs.SIGNATURE_ALGS:
-        raise _algs._unsupported(alg, "signature")
-    _algs.check_key(alg, key)
+        raise CoseUnsupported(1, alg)  # unsupported signature algorithm %s
+    check_key(alg, key)
     if key.d is None:
         raise CoseError("signing needs a private key")
     if alg in (_algs.ES256, _algs.ESP256):
@@ -59,9 +75,22 @@ def encode_single(tag, context, compute, key, payload, alg, protected, unprotect
     p, u = build(alg, protected, unprotected, key.kid if include_kid else None)
     pb = encode_protected(p)
     payload = bytes(payload)
-    check = compute(alg, key, to_be_checked(context, pb, external_aad, payload))
+    check = compute(alg, key, _h.to_be_checked(context, pb, external_aad, payload))
     arr = [pb, u, None if detached else payload, check]
     return cbor.dumps(cbor.Tag(tag, arr) if tagged else arr)
+
+
+def sign1(key, payload, alg=None, protected=None, unprotected=None, external_aad=b"", detached=False,
+          tagged=True, include_kid=True):
+    return encode_single(18, "Signature1", sign, key, payload, alg, protected, unprotected, external_aad,
+                         detached, tagged, include_kid)
+
+
+def mac0(key, payload, alg=None, protected=None, unprotected=None, external_aad=b"", detached=False,
+         tagged=True, include_kid=True):
+    from cose.mac0 import mac
+    return encode_single(17, "MAC0", mac, key, payload, alg, protected, unprotected, external_aad,
+                         detached, tagged, include_kid)
 
 
 def encrypt0(key, plaintext, alg=None, iv=None, protected=None, unprotected=None, external_aad=b"",
@@ -89,10 +118,10 @@ def encrypt(kek, plaintext, alg=10, iv=None, cek=None, external_aad=b"", tagged=
     """A COSE_Encrypt for one A128KW recipient (kek: a 16-byte symmetric CoseKey)."""
     from crypto.kw import aes_key_wrap
     from crypto.util import random_bytes
-    _algs.check_key(_algs.A128KW, kek)
+    check_key(_algs.A128KW, kek)
     klen, nlen, tlen = _algs.AEAD_ALGS.get(alg, (None, None, None))
     if klen is None:
-        raise _algs._unsupported(alg, "content encryption")
+        raise CoseUnsupported(3, alg)  # unsupported content encryption algorithm %s
     cek = bytes(cek) if cek is not None else random_bytes(klen)
     iv = bytes(iv) if iv is not None else random_bytes(nlen)
     pb = encode_protected({_h.ALG: alg})
@@ -121,29 +150,29 @@ def public_key(key):
 
 
 def key_map(key, private):
-    m = {_k.KTY: key.kty}
+    m = {_KTY: key.kty}
     if key.kid is not None:
-        m[_k.KID] = key.kid
+        m[_KID] = key.kid
     if key.alg is not None:
-        m[_k.ALG] = key.alg
+        m[_ALG] = key.alg
     if key.base_iv is not None:
-        m[_k.BASE_IV] = key.base_iv
+        m[_BASE_IV] = key.base_iv
     if key.kty in (_algs.KTY_EC2, _algs.KTY_OKP):
-        m[_k.CRV] = key.crv
+        m[_CRV] = key.crv
         pub = key.public_bytes()
         if key.kty == _algs.KTY_EC2:
-            m[_k.X] = pub[1:33]
-            m[_k.Y] = pub[33:65]
+            m[_X] = pub[1:33]
+            m[_Y] = pub[33:65]
         else:
-            m[_k.X] = pub
+            m[_X] = pub
         if private and key.d is not None:
-            m[_k.D] = key.d
+            m[_D] = key.d
     elif key.kty == _algs.KTY_HSS_LMS:
-        m[_k.PUB] = key.pub
+        m[_PUB] = key.pub
     else:
         if not private:
             raise CoseError("a symmetric COSE_Key is all secret: pass private=True")
-        m[_k.K] = key.k
+        m[_K] = key.k
     return m
 
 
@@ -174,6 +203,6 @@ def key_from_raw(cls, alg, raw, kid, private):
         return cls(_algs.KTY_HSS_LMS, alg, kid, pub=raw)
     if alg in _algs.MAC_ALGS or alg in _algs.AEAD_ALGS or alg in _algs.KEY_WRAP_ALGS:
         key = cls(_algs.KTY_SYMMETRIC, alg, kid, k=raw)
-        _algs.check_key(alg, key)
+        check_key(alg, key)
         return key
     raise CoseError("unsupported algorithm %s for a raw key" % _algs.name(alg))

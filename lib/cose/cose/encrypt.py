@@ -2,7 +2,7 @@
 # content key is wrapped per recipient; the content is AES-CCM-16-64-128. unwrap_cek() is exposed for
 # callers (SUIT) whose content algorithm lives elsewhere.
 from crypto import InvalidTag
-from cose import CoseError
+from cose import CoseError, CoseUnsupported
 from cose import algs as _algs
 from cose import headers as _h
 from cose.encrypt0 import enc_structure, nonce_for
@@ -13,12 +13,12 @@ TAG = 96
 
 def _recipient(r):
     if not isinstance(r, list) or len(r) not in (3, 4):
-        raise CoseError("recipient")
+        raise CoseError(53)  # COSE_recipient must be an array of 3 items
     if len(r) == 4:
-        raise CoseError("nested")
+        raise CoseError(54)  # nested recipients are not supported
     hdr = _h.Headers(r[0], r[1])
     if not isinstance(r[2], (bytes, bytearray)):
-        raise CoseError("recip ct")
+        raise CoseError(55)  # recipient ciphertext must be a bstr
     return hdr, r[2]
 
 
@@ -26,7 +26,7 @@ def unwrap_cek(recipients, keys):
     """The content key from the first A128KW recipient a key in keys unwraps. Raises InvalidTag."""
     from crypto.kw import aes_key_unwrap
     if not isinstance(recipients, list) or not recipients:
-        raise CoseError("recips")
+        raise CoseError(56)  # recipients must be a non-empty array
     tried = False
     for r in recipients:
         hdr, wrapped = _recipient(r)
@@ -34,7 +34,7 @@ def unwrap_cek(recipients, keys):
         if alg not in _algs.KEY_WRAP_ALGS:
             continue
         if hdr.protected:
-            raise CoseError("kw prot")
+            raise CoseError(57)  # A128KW recipients must have an empty protected header
         try:
             found = candidates(keys, hdr.kid, alg)
         except CoseError:
@@ -46,7 +46,7 @@ def unwrap_cek(recipients, keys):
             except InvalidTag:
                 pass
     if not tried:
-        raise CoseError("no kw")
+        raise CoseError(58)  # no recipient uses a supported key wrap algorithm with a known key
     raise InvalidTag("no recipient key unwraps the content key")
 
 
@@ -62,11 +62,11 @@ def decrypt(msg, keys, ciphertext=None, external_aad=b""):
     _h.check_bstr_or_nil(arr[2], "ciphertext")
     alg = hdr.alg
     if alg not in _algs.AEAD_ALGS:
-        raise _algs._unsupported(alg, "content encryption")
+        raise CoseUnsupported(3, alg)  # unsupported content encryption algorithm %s
     ct = arr[2]
     if ct is None:
         if ciphertext is None:
-            raise CoseError("detached c")
+            raise CoseError(52)  # detached ciphertext: pass ciphertext=
         ct = bytes(ciphertext)
     cek = CoseKey.symmetric(unwrap_cek(arr[3], keys), alg)
     nonce = nonce_for(hdr, cek, _algs.AEAD_ALGS[alg][1])

@@ -1,29 +1,75 @@
 # COSE keys (RFC 9052 section 7, RFC 9053, RFC 8778 for HSS-LMS) and key sets with kid lookup.
-# Secret material (d, k) never appears in repr() or in error messages.
+# Secret material (d, k) never appears in repr() or in error messages. The numbers are private constants (no
+# names on the heap); cose.algs has the public names of the algorithms, key types and curves.
 import cbor
 
 from cose import CoseError
-from cose import algs as _algs
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
 
 # COSE_Key labels
-KTY = 1
-KID = 2
-ALG = 3
-KEY_OPS = 4
-BASE_IV = 5
-CRV = -1  # EC2 / OKP
-X = -2
-Y = -3
-D = -4
-K = -1  # Symmetric
-PUB = -1  # HSS-LMS
+_KTY = const(1)
+_KID = const(2)
+_ALG = const(3)
+_BASE_IV = const(5)
+_CRV = const(-1)  # EC2 / OKP
+_X = const(-2)
+_Y = const(-3)
+_D = const(-4)
+_K = const(-1)  # Symmetric
+_PUB = const(-1)  # HSS-LMS
+# kty and crv (RFC 9053, RFC 8778)
+_KTY_OKP = const(1)
+_KTY_EC2 = const(2)
+_KTY_SYMMETRIC = const(4)
+_KTY_HSS_LMS = const(5)
+_CRV_P256 = const(1)
+_CRV_X25519 = const(4)
+_CRV_ED25519 = const(6)
+# algorithms (cose.algs)
+_ES256 = const(-7)
+_ESP256 = const(-9)
+_EDDSA = const(-8)
+_ED25519 = const(-19)
+_HSS_LMS = const(-46)
+_HMAC_256_64 = const(4)
+_HMAC_256_256 = const(5)
+_AES_CCM_16_64_128 = const(10)
+_A128KW = const(-3)
+
+
+def key_fits(alg, key):
+    """Whether key's type (and alg, if the key names one) allows alg. ES256/ESP256 and EdDSA/Ed25519 pair."""
+    ka = key.alg
+    if alg == _ES256 or alg == _ESP256:
+        return (ka is None or ka == _ES256 or ka == _ESP256) and key.kty == _KTY_EC2 and key.crv == _CRV_P256
+    if alg == _EDDSA or alg == _ED25519:
+        return (ka is None or ka == _EDDSA or ka == _ED25519) and key.kty == _KTY_OKP and key.crv == _CRV_ED25519
+    if ka is not None and ka != alg:
+        return False
+    if alg == _HSS_LMS:
+        return key.kty == _KTY_HSS_LMS
+    if alg == _HMAC_256_64 or alg == _HMAC_256_256:
+        return key.kty == _KTY_SYMMETRIC
+    if alg == _AES_CCM_16_64_128 or alg == _A128KW:
+        return key.kty == _KTY_SYMMETRIC and len(key.k) == 16
+    return False
+
+
+def check_key(alg, key):
+    if not key_fits(alg, key):
+        raise CoseError(4, key, alg)  # key %r does not fit algorithm %s
 
 
 def _b(v, what):
     if v is None:
         return None
     if not isinstance(v, (bytes, bytearray, memoryview)):
-        raise CoseError("key bstr", what)
+        raise CoseError(23, what)  # COSE_Key %s must be a bstr
     return bytes(v)
 
 
@@ -42,35 +88,31 @@ class CoseKey:
         self.k = _b(k, "k")
         self.pub = _b(pub, "pub")
         self.base_iv = _b(base_iv, "Base IV")
-        self._check()
-
-    def _check(self):
-        kty = self.kty
-        if kty == _algs.KTY_EC2:
-            if self.crv != _algs.CRV_P256:
-                raise CoseError("ec2 curve", self.crv)
+        if kty == _KTY_EC2:
+            if self.crv != _CRV_P256:
+                raise CoseError(24, self.crv)  # unsupported EC2 curve %r
             if self.d is not None and len(self.d) != 32:
-                raise CoseError("p256 d")
+                raise CoseError(25)  # P-256 private key must be 32 bytes
             if self.x is None and self.d is None:
-                raise CoseError("ec2 no x")
+                raise CoseError(26)  # EC2 key without x or d
             if self.x is not None:
                 if len(self.x) != 32 or self.y is None or len(self.y) != 32:
-                    raise CoseError("p256 xy")
-        elif kty == _algs.KTY_OKP:
-            if self.crv not in (_algs.CRV_ED25519, _algs.CRV_X25519):
-                raise CoseError("okp curve", self.crv)
+                    raise CoseError(27)  # P-256 x and y must be 32 bytes each (compressed points not supported)
+        elif kty == _KTY_OKP:
+            if self.crv not in (_CRV_ED25519, _CRV_X25519):
+                raise CoseError(28, self.crv)  # unsupported OKP curve %r
             if self.x is None and self.d is None:
-                raise CoseError("okp no x")
+                raise CoseError(29)  # OKP key without x or d
             if (self.x is not None and len(self.x) != 32) or (self.d is not None and len(self.d) != 32):
-                raise CoseError("okp len")
-        elif kty == _algs.KTY_SYMMETRIC:
+                raise CoseError(30)  # OKP keys are 32 bytes
+        elif kty == _KTY_SYMMETRIC:
             if not self.k:
-                raise CoseError("sym no k")
-        elif kty == _algs.KTY_HSS_LMS:
+                raise CoseError(31)  # symmetric key without k
+        elif kty == _KTY_HSS_LMS:
             if self.pub is None or len(self.pub) != 60:
-                raise CoseError("hss pub")
+                raise CoseError(32)  # HSS-LMS public key must be 60 bytes
         else:
-            raise CoseError("kty", kty)
+            raise CoseError(33, kty)  # unsupported key type %r
 
     def __repr__(self):  # secret parts show as "secret=hidden"
         from cose._text import key_repr
@@ -82,24 +124,24 @@ class CoseKey:
 
     def public_bytes(self):
         """Raw public key as the primitives take it: P-256 65-byte uncompressed, Ed25519 32, HSS 60."""
-        if self.kty == _algs.KTY_EC2:
+        if self.kty == _KTY_EC2:
             if self.x is None:
                 from crypto import p256
                 pt = p256.public_key(self.d)
                 self.x, self.y = pt[1:33], pt[33:65]
             return b"\x04" + self.x + self.y
-        if self.kty == _algs.KTY_OKP:
+        if self.kty == _KTY_OKP:
             if self.x is None:
-                if self.crv == _algs.CRV_ED25519:
+                if self.crv == _CRV_ED25519:
                     from crypto import ed25519
                     self.x = ed25519.public_key(self.d)
                 else:
                     from crypto import x25519
                     self.x = x25519.x25519(self.d, b"\x09" + bytes(31))
             return self.x
-        if self.kty == _algs.KTY_HSS_LMS:
+        if self.kty == _KTY_HSS_LMS:
             return self.pub
-        raise CoseError("sym pub")
+        raise CoseError(34)  # symmetric keys have no public part
 
     def public_key(self):
         """The same key without its secret parts."""
@@ -118,25 +160,25 @@ class CoseKey:
     @classmethod
     def from_map(cls, m):
         if not isinstance(m, dict):
-            raise CoseError("key map")
-        kty = m.get(KTY)
+            raise CoseError(35)  # COSE_Key must be a map
+        kty = m.get(_KTY)
         if not isinstance(kty, int):
-            raise CoseError("key kty")
-        alg = m.get(ALG)
+            raise CoseError(36)  # COSE_Key kty missing or not an int (text kty not supported)
+        alg = m.get(_ALG)
         if alg is not None and not isinstance(alg, (int, str)):
-            raise CoseError("key alg")
-        kid = m.get(KID)
-        base_iv = m.get(BASE_IV)
-        if kty in (_algs.KTY_EC2, _algs.KTY_OKP):
-            y = m.get(Y)
+            raise CoseError(37)  # COSE_Key alg must be int or tstr
+        kid = m.get(_KID)
+        base_iv = m.get(_BASE_IV)
+        if kty in (_KTY_EC2, _KTY_OKP):
+            y = m.get(_Y)
             if isinstance(y, bool):
-                raise CoseError("compressed")
-            return cls(kty, alg, kid, m.get(CRV), x=m.get(X), y=y, d=m.get(D), base_iv=base_iv)
-        if kty == _algs.KTY_SYMMETRIC:
-            return cls(kty, alg, kid, k=m.get(K), base_iv=base_iv)
-        if kty == _algs.KTY_HSS_LMS:
-            return cls(kty, alg, kid, pub=m.get(PUB))
-        raise CoseError("kty", kty)
+                raise CoseError(38)  # compressed EC2 points are not supported
+            return cls(kty, alg, kid, m.get(_CRV), x=m.get(_X), y=y, d=m.get(_D), base_iv=base_iv)
+        if kty == _KTY_SYMMETRIC:
+            return cls(kty, alg, kid, k=m.get(_K), base_iv=base_iv)
+        if kty == _KTY_HSS_LMS:
+            return cls(kty, alg, kid, pub=m.get(_PUB))
+        raise CoseError(33, kty)  # unsupported key type %r
 
     @classmethod
     def decode(cls, data):
@@ -144,7 +186,7 @@ class CoseKey:
         try:
             m = cbor.loads(data, unique_keys=True)
         except cbor.CBORDecodeError as e:
-            raise CoseError("key cbor", e)
+            raise CoseError(39, e)  # COSE_Key is not valid CBOR: %s
         return cls.from_map(m)
 
     @classmethod
@@ -156,7 +198,7 @@ class CoseKey:
 
     @classmethod
     def symmetric(cls, k, alg=None, kid=None, base_iv=None):
-        return cls(_algs.KTY_SYMMETRIC, alg, kid, k=k, base_iv=base_iv)
+        return cls(_KTY_SYMMETRIC, alg, kid, k=k, base_iv=base_iv)
 
 
 class KeySet:
@@ -169,7 +211,7 @@ class KeySet:
 
     def add(self, key):
         if not isinstance(key, CoseKey):
-            raise CoseError("keyset")
+            raise CoseError(40)  # KeySet holds CoseKey objects
         self.keys.append(key)
 
     def __len__(self):
@@ -183,7 +225,7 @@ class KeySet:
         exact = []
         wildcard = []  # keys without a kid fit any message, after the ones whose kid matches
         for key in self.keys:
-            if not _algs.key_fits(alg, key):
+            if not key_fits(alg, key):
                 continue
             if key.kid is None:
                 wildcard.append(key)
@@ -199,10 +241,10 @@ def candidates(keys, kid, alg):
     elif isinstance(keys, (list, tuple)):
         keys = KeySet(keys)
     elif not isinstance(keys, KeySet):
-        raise CoseError("keys type")
+        raise CoseError(41)  # expected a CoseKey, a KeySet or a list of keys
     found = keys.candidates(kid, alg)
     if not found:
         if kid is not None:
-            raise CoseError("no kid key", bytes(kid).hex(), alg)
-        raise CoseError("no key", alg)
+            raise CoseError(42, bytes(kid).hex(), alg)  # no key with kid %s for %s
+        raise CoseError(43, alg)  # no key for %s
     return found

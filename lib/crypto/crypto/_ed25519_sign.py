@@ -1,13 +1,13 @@
-# Ed25519 key derivation and signing (RFC 8032), loaded on first use of ed25519.public_key / sign, so a
-# verify-only device never pays for it. Not constant-time: Python big ints are not.
+# Ed25519 key generation, key derivation and signing (RFC 8032), loaded on first use of ed25519.public_key, sign
+# or generate, so a verify-only device never pays for it. Not constant-time: Python big ints are not.
 from crypto import CryptoError
 from crypto import sha512 as _sha512
-from crypto.ed25519 import _L, _b_table, _double_scalar, _encode_point
+from crypto.ed25519 import _L, _double_scalar, _encode_point
 
 
 def _base_mult(k):
     """[k]B for a secret scalar (signing/public keys on the host and in tests)."""
-    return _double_scalar(k % _L, _b_table(), 0, None)  # B has order L
+    return _double_scalar(k % _L, 0, None)  # B has order L
 
 
 def _expand_seed(seed):
@@ -25,6 +25,14 @@ def public_key(seed):
     a, _ = _expand_seed(seed)
     x, y, z, _ = _base_mult(a)
     return _encode_point(x, y, z)
+
+
+def generate():
+    """(private seed, public key) with a fresh 32-byte seed from os.urandom."""
+    from crypto.util import random_bytes
+
+    seed = random_bytes(32)
+    return seed, public_key(seed)
 
 
 def sign(seed, message):

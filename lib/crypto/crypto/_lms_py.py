@@ -1,7 +1,16 @@
 # The Python versions of the LMS chain walk and Merkle climb (crypto._lms_viper has the same in machine code):
 # the fallback where the viper emitter is missing, and the reference the viper walk is checked against before
 # crypto.lms uses it (then this module is released again). Use crypto.lms, not this module.
-from crypto.lms import _BLOCK_CHAINS, _D_INTR, _N, _sha256
+from crypto.lms import _sha256
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+_N = const(32)
+_BLOCK_CHAINS = const(32)  # as crypto.lms
 
 
 def ots_walk(qp, sig, y_off, block, last, work, wv, kc, sha):
@@ -47,7 +56,7 @@ def ots_walk(qp, sig, y_off, block, last, work, wv, kc, sha):
 def merkle(nb, leaf, sig, path, node, sha):
     """Python version of _lms_viper.merkle: the leaf hash, then one hash per level up to the root."""
     tmp = sha(leaf).digest()
-    nb[20:22] = _D_INTR
+    nb[20:22] = b"\x83\x83"  # D_INTR
     while node > 1:
         parent = node >> 1
         nb[16] = parent >> 24

@@ -1,6 +1,8 @@
 # ECDSA P-256 signing with RFC 6979 deterministic nonces (HMAC-SHA-256): loaded on first use of p256.sign or
 # p256.sign_digest, so a device that only verifies (SUIT) or only does ECDH (EAP-NOOB) never pays for it.
 # Python big ints are not constant-time: signing leaks timing like any pure-Python implementation.
+import hashlib
+
 from crypto._ec import inverse
 from crypto.p256 import _N, _bits2int, _mul2, _private_int, _to_affine
 
@@ -43,3 +45,8 @@ def sign_digest(priv, digest):
         if s == 0:
             continue
         return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+def sign(priv, message):
+    """ECDSA P-256 with SHA-256 (COSE ES256): 64-byte r || s."""
+    return sign_digest(priv, hashlib.sha256(message).digest())

@@ -6,8 +6,8 @@
 # and one joint double-scalar multiplication [S]B - [h]A: interleaved width-w NAF digits over a table of odd
 # multiples of the base point B (built once, on first use; mixed additions) and a per-call table for A.
 # The one inversion is extended Euclid (_ec.inverse) and the square root an addition chain. SHA-512 is
-# crypto.sha512 (viper on MicroPython). Python ints are not constant-time: signing on a device leaks timing.
-from crypto import sha512 as _sha512
+# crypto.sha512 (viper on MicroPython), loaded by the first verification. Python ints are not constant-time:
+# signing on a device leaks timing.
 from crypto._ec import inverse, wnaf as _wnaf
 
 try:
@@ -18,11 +18,11 @@ except ImportError:  # CPython
 
 _P = 2**255 - 19
 _L = 2**252 + 27742317777372353535851937790883648493
-_D = 37095705934669439343138083508754565189542113879843219016388785533085940283555
+_D = const(37095705934669439343138083508754565189542113879843219016388785533085940283555)
 _D2 = 16295367250680780974490674513165176452449235426866156013048779062215315747161  # 2d mod p
-_SQRT_M1 = 19681161376707505956807079304988542015446066515923890162744021073123829784752
-_BX = 15112221349535400772501151409588531511454012693041857206046113283949847762202
-_BY = 46316835694926478169428394003475163141307993866256225615783033603165251855960
+_SQRT_M1 = const(19681161376707505956807079304988542015446066515923890162744021073123829784752)
+_BX = const(15112221349535400772501151409588531511454012693041857206046113283949847762202)
+_BY = const(46316835694926478169428394003475163141307993866256225615783033603165251855960)
 
 # Odd multiples 1B, 3B, ..., 31B (width-6 NAF digits) as affine "Niels" triples (y+x, y-x, 2d*x*y) mod p:
 # with Z = 1 a mixed addition costs 7 multiplications. 16 entries: ~3 KiB on the 64-bit VM, half on a board.
@@ -31,35 +31,30 @@ _B_TABLE = None
 
 
 def _b_table():
+    """[(y+x, y-x, 2dxy) for B, 3B, 5B, ...], affine, built on first use with one inversion (Montgomery's trick)."""
     global _B_TABLE
     if _B_TABLE is None:
-        _B_TABLE = _make_affine_niels_table(_BX, _BY, 1 << (_B_WIDTH - 2))
+        p = _P
+        count = 1 << (_B_WIDTH - 2)
+        pt = (_BX, _BY, 1, _BX * _BY % p)
+        two = _to_niels(_double(pt))
+        pts = [pt]
+        for _ in range(count - 1):
+            pts.append(_add(pts[-1], two))
+        zs = [q[2] for q in pts]
+        acc = [1]
+        for z in zs:
+            acc.append(acc[-1] * z % p)
+        inv = inverse(acc[-1], p)
+        out = [None] * count
+        for i in range(count - 1, -1, -1):
+            zi = inv * acc[i] % p
+            inv = inv * zs[i] % p
+            ax = pts[i][0] * zi % p
+            ay = pts[i][1] * zi % p
+            out[i] = ((ay + ax) % p, (ay - ax) % p, _D2 * ax * ay % p)
+        _B_TABLE = tuple(out)
     return _B_TABLE
-
-
-def _make_affine_niels_table(x, y, count):
-    """[(y+x, y-x, 2dxy) for P, 3P, 5P, ...] (count entries), affine."""
-    p = _P
-    pt = (x, y, 1, x * y % p)
-    two = _double(pt)
-    two = _to_niels(two)
-    pts = [pt]
-    for _ in range(count - 1):
-        pts.append(_add(pts[-1], two))
-    # One inversion for all Z (Montgomery's trick).
-    zs = [q[2] for q in pts]
-    acc = [1]
-    for z in zs:
-        acc.append(acc[-1] * z % p)
-    inv = inverse(acc[-1], p)
-    out = [None] * count
-    for i in range(count - 1, -1, -1):
-        zi = inv * acc[i] % p
-        inv = inv * zs[i] % p
-        ax = pts[i][0] * zi % p
-        ay = pts[i][1] * zi % p
-        out[i] = ((ay + ax) % p, (ay - ax) % p, _D2 * ax * ay % p)
-    return tuple(out)
 
 
 def _to_niels(pt):
@@ -157,13 +152,14 @@ def _encode_point(x, y, z):
     return (y | (x & 1) << 255).to_bytes(32, "little")
 
 
-def _double_scalar(s, btable, h, a_pt):
-    """[s]B + [h]A with interleaved wNAF; a_pt is affine (x, y) or None. Returns extended (X, Y, Z, T)."""
+def _double_scalar(s, h, q):
+    """[s]B + [h]A with interleaved wNAF; q is A, affine (x, y), or None. Returns extended (X, Y, Z, T)."""
     p = _P
+    btable = _b_table()
     n = 254  # s, h < 2^253: their NAFs have at most 254 digits
     ns = _wnaf(s, _B_WIDTH, n)
-    if a_pt is not None:
-        ax, ay = a_pt
+    if q is not None:
+        ax, ay = q
         a1 = (ax, ay, 1, ax * ay % p)
         a2 = _to_niels(_double(a1))
         atab = [_to_niels(a1)]
@@ -245,32 +241,23 @@ def verify(pub, message, sig):
     a_pt = _decode_point(pub)
     if a_pt is None:
         return False
-    hobj = _sha512.new(sig[:32])
+    from crypto.sha512 import new  # SHA-512 loads with the first verification
+
+    hobj = new(sig[:32])
     hobj.update(pub)
     hobj.update(message)
     h = int.from_bytes(hobj.digest(), "little") % _L
     # [S]B - [h]A = [S]B + [h](-A), -(x, y) = (-x, y)
-    x, y, z, _ = _double_scalar(s, _b_table(), h, (_P - a_pt[0], a_pt[1]))
+    x, y, z, _ = _double_scalar(s, h, (_P - a_pt[0], a_pt[1]))
     if z == 0:
         return False
     return _encode_point(x, y, z) == bytes(sig[:32])
 
 
-def public_key(seed):
-    """32-byte public key for a 32-byte private key (seed)."""
-    from crypto._ed25519_sign import public_key
-    return public_key(seed)
-
-
-def generate():
-    """(private seed, public key) with a fresh 32-byte seed from os.urandom."""
-    from crypto.util import random_bytes
-
-    seed = random_bytes(32)
-    return seed, public_key(seed)
-
-
-def sign(seed, message):
-    """Deterministic RFC 8032 signature (64 bytes). Not constant-time: Python big ints are not."""
-    from crypto._ed25519_sign import sign
-    return sign(seed, message)
+def __getattr__(name):
+    # public_key(seed): 32 bytes; sign(seed, message): deterministic RFC 8032 signature (64 bytes);
+    # generate(): (private seed, public key)
+    if name in ("public_key", "sign", "generate"):
+        from crypto import _ed25519_sign
+        return getattr(_ed25519_sign, name)
+    raise AttributeError(name)

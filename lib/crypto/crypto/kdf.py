@@ -14,20 +14,16 @@ _BLOCK = const(64)
 _HASH_LEN = const(32)
 
 
-def _pads(key):
-    """The inner and outer padded keys, as two 512-bit integer XORs (no per-byte loop, no tables)."""
-    if len(key) > _BLOCK:
-        key = hashlib.sha256(key).digest()
-    k = int.from_bytes(key, "big") << (8 * (_BLOCK - len(key)))
-    return ((k ^ int.from_bytes(b"\x36" * _BLOCK, "big")).to_bytes(_BLOCK, "big"),
-            (k ^ int.from_bytes(b"\x5c" * _BLOCK, "big")).to_bytes(_BLOCK, "big"))
-
-
 class HmacSha256:
     """HMAC-SHA256 with the padded keys computed once, for many MACs under one key (HKDF, EAP-NOOB)."""
 
     def __init__(self, key):
-        self._ipad, self._opad = _pads(key)
+        # the inner and outer padded keys, as two 512-bit integer XORs (no per-byte loop, no tables)
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        k = int.from_bytes(key, "big") << (8 * (_BLOCK - len(key)))
+        self._ipad = (k ^ int.from_bytes(b"\x36" * _BLOCK, "big")).to_bytes(_BLOCK, "big")
+        self._opad = (k ^ int.from_bytes(b"\x5c" * _BLOCK, "big")).to_bytes(_BLOCK, "big")
 
     def mac(self, *chunks):
         h = hashlib.sha256(self._ipad)

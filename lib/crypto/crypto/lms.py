@@ -12,24 +12,23 @@ from crypto import CryptoError
 
 _sha256 = hashlib.sha256
 
-_N = 32
-_D_PBLC = b"\x80\x80"
-_D_MESG = b"\x81\x81"
-_D_LEAF = b"\x82\x82"
-_D_INTR = b"\x83\x83"
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+_N = const(32)
+# the domain separators D_PBLC, D_MESG, D_LEAF (D_INTR is in crypto._lms_py) are written where they are used
 
 # LMS typecode -> tree height h (m = 32)
 _LMS_HEIGHT = {5: 5, 6: 10, 7: 15, 8: 20, 9: 25}
 # LM-OTS typecode -> (w, p, ls)
 _LMOTS = {1: (1, 265, 7), 2: (2, 133, 6), 3: (4, 67, 4), 4: (8, 34, 0)}
 
-HSS_MAX_LEVELS = 8
+_HSS_MAX_LEVELS = const(8)
 
-try:  # machine-code chain walk where the port has the viper emitter; checked below before use
-    from crypto._lms_viper import merkle as _merkle_viper, ots_walk as _ots_walk_viper
-except (ImportError, SyntaxError, NotImplementedError, ValueError):  # ValueError: .mpy for another CPU
-    _ots_walk_viper = _merkle_viper = None
-LMS_PUBLIC_KEY_LEN = 56
+_LMS_PUBLIC_KEY_LEN = const(56)
 
 
 def _u32(b, off):
@@ -57,37 +56,7 @@ _ots_walk = None  # chosen on the first verification (_pick_walkers)
 
 
 _merkle = None
-_BLOCK_CHAINS = 32  # chains per block: 1 KiB of scratch instead of 8.5 KiB for W=1 (p = 265)
-
-
-def _ots_candidate(ident, q_bytes, ots_type, message, sig, off):
-    """Algorithm 4b: the LM-OTS candidate public key Kc from the LM-OTS signature at sig[off:]."""
-    if not _checked:
-        _pick_walkers()
-    w, p, ls = _LMOTS[ots_type]
-    c_off = off + 4
-    y_off = c_off + _N
-    h = _sha256(ident)
-    h.update(q_bytes)
-    h.update(_D_MESG)
-    h.update(sig[c_off:y_off])
-    h.update(message)
-    qp = bytearray(_N + 6)  # Q || Cksm(Q) || w || p || ls
-    qp[0:_N] = h.digest()
-    qp[_N + 2] = w
-    qp[_N + 3] = p >> 8
-    qp[_N + 4] = p & 0xFF
-    qp[_N + 5] = ls
-    work = bytearray(24 + _N)  # pad || I || u32str(q) || u16str(i) || u8str(j) || tmp (tmp word-aligned)
-    work[1:17] = ident
-    work[17:21] = q_bytes
-    kc = _sha256(ident)
-    kc.update(q_bytes)
-    kc.update(_D_PBLC)
-    block = bytearray(_BLOCK_CHAINS * _N)
-    last = memoryview(block)[:(p % _BLOCK_CHAINS) * _N]
-    _ots_walk(qp, sig, y_off, block, last, work, memoryview(work)[1:], kc, _sha256)
-    return kc.digest()
+_BLOCK_CHAINS = const(32)  # chains per block: 1 KiB of scratch instead of 8.5 KiB for W=1 (p = 265)
 
 
 def _lms_verify(pub, message, sig, off, length):
@@ -106,7 +75,33 @@ def _lms_verify(pub, message, sig, off, length):
         return False
     ident = pub[8:24]
     q_bytes = sig[off:off + 4]
-    kc = _ots_candidate(ident, q_bytes, ots_type, message, sig, off + 4)
+    # Algorithm 4b: the LM-OTS candidate public key Kc from the LM-OTS signature at sig[off + 4:]
+    if _ots_walk is None:
+        _pick_walkers()
+    c_off = off + 8
+    y_off = c_off + _N
+    hm = _sha256(ident)
+    hm.update(q_bytes)
+    hm.update(b"\x81\x81")  # D_MESG
+    hm.update(sig[c_off:y_off])
+    hm.update(message)
+    qp = bytearray(_N + 6)  # Q || Cksm(Q) || w || p || ls
+    qp[0:_N] = hm.digest()
+    qp[_N + 2] = w
+    qp[_N + 3] = p >> 8
+    qp[_N + 4] = p & 0xFF
+    qp[_N + 5] = ls
+    work = bytearray(24 + _N)  # pad || I || u32str(q) || u16str(i) || u8str(j) || tmp (tmp word-aligned)
+    work[1:17] = ident
+    work[17:21] = q_bytes
+    hm = _sha256(ident)
+    hm.update(q_bytes)
+    hm.update(b"\x80\x80")  # D_PBLC
+    block = bytearray(_BLOCK_CHAINS * _N)
+    last = memoryview(block)[:(p % _BLOCK_CHAINS) * _N]
+    _ots_walk(qp, sig, y_off, block, last, work, memoryview(work)[1:], hm, _sha256)
+    kc = hm.digest()
+    qp = work = block = last = None  # the walk's scratch, before the Merkle climb
     # I || u32str(node) || D_LEAF/D_INTR || 64 bytes: each tree node is one hash call over this buffer
     nb = bytearray(22 + 2 * _N)
     nb[0:16] = ident
@@ -115,7 +110,7 @@ def _lms_verify(pub, message, sig, off, length):
     nb[17] = (node >> 16) & 0xFF
     nb[18] = (node >> 8) & 0xFF
     nb[19] = node & 0xFF
-    nb[20:22] = _D_LEAF
+    nb[20:22] = b"\x82\x82"  # D_LEAF
     nb[22:22 + _N] = kc
     tmp = _merkle(nb, memoryview(nb)[:22 + _N], sig, t + 4, node, _sha256)
     # the root is public: a plain comparison leaks nothing
@@ -123,7 +118,7 @@ def _lms_verify(pub, message, sig, off, length):
 
 
 def _check_lms_public_key(pub):
-    if len(pub) != LMS_PUBLIC_KEY_LEN:
+    if len(pub) != _LMS_PUBLIC_KEY_LEN:
         return False
     return _u32(pub, 0) in _LMS_HEIGHT and _u32(pub, 4) in _LMOTS
 
@@ -143,10 +138,10 @@ def lms_verify(public_key, message, signature):
 def hss_verify(public_key, message, signature):
     """Verify an HSS signature (RFC 8554 section 6.3) with a 60-byte HSS public key. Returns True or False."""
     public_key = memoryview(public_key)
-    if len(public_key) != 4 + LMS_PUBLIC_KEY_LEN:
+    if len(public_key) != 4 + _LMS_PUBLIC_KEY_LEN:
         raise CryptoError(14)  # HSS public key must be 60 bytes
     levels = _u32(public_key, 0)
-    if levels < 1 or levels > HSS_MAX_LEVELS:
+    if levels < 1 or levels > _HSS_MAX_LEVELS:
         raise CryptoError(15)  # HSS public key: levels must be 1..8
     key = public_key[4:]
     if not _check_lms_public_key(key):
@@ -159,36 +154,36 @@ def hss_verify(public_key, message, signature):
         n = lms_signature_length(sig, off)
         if n == 0:
             return False
-        child = sig[off + n:off + n + LMS_PUBLIC_KEY_LEN]
-        if len(child) != LMS_PUBLIC_KEY_LEN or not _check_lms_public_key(child):
+        child = sig[off + n:off + n + _LMS_PUBLIC_KEY_LEN]
+        if len(child) != _LMS_PUBLIC_KEY_LEN or not _check_lms_public_key(child):
             return False
         if not _lms_verify(key, child, sig, off, n):
             return False
         key = child
-        off += n + LMS_PUBLIC_KEY_LEN
+        off += n + _LMS_PUBLIC_KEY_LEN
     n = lms_signature_length(sig, off)
     if n == 0 or off + n != len(sig):
         return False
     return _lms_verify(key, message, sig, off, n)
 
 
-_checked = False
-
 
 def _pick_walkers():
-    """The viper walk once it has passed its self-test against the Python one (on the first verification, not at
-    import), else the Python walk. The Python walk (crypto._lms_py) is released again when viper is used."""
-    global _checked, _ots_walk, _merkle
+    """The machine-code walk (crypto._lms_viper, where the port has the viper emitter) once it has passed its
+    self-test against the Python one, on the first verification, not at import; else the Python walk
+    (crypto._lms_py, released again when viper is used)."""
+    global _ots_walk, _merkle
     from crypto import _lms_py
-    _checked = True
     _ots_walk, _merkle = _lms_py.ots_walk, _lms_py.merkle
-    if _ots_walk_viper is not None:
-        try:
-            if _lms_py.self_test_viper(_ots_walk_viper, _merkle_viper):
-                _ots_walk = _ots_walk_viper
-                _merkle = _merkle_viper
-        except Exception:  # a half-working emitter: keep the Python walk
-            pass
-    if _ots_walk is _ots_walk_viper:
+    try:
+        from crypto._lms_viper import merkle, ots_walk
+        if _lms_py.self_test_viper(ots_walk, merkle):
+            _ots_walk = ots_walk
+            _merkle = merkle
+    except (ImportError, SyntaxError, NotImplementedError, ValueError):  # ValueError: .mpy for another CPU
+        pass
+    except Exception:  # a half-working emitter: keep the Python walk
+        pass
+    if _ots_walk is not _lms_py.ots_walk:
         from crypto import release
         release("crypto._lms_py")

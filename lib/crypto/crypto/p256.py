@@ -1,5 +1,5 @@
-# NIST P-256 (secp256r1): ECDH, ECDSA verify and ECDSA sign with RFC 6979 deterministic nonces (SHA-256; in
-# crypto._p256_sign, loaded on first use).
+# NIST P-256 (secp256r1): ECDH, key generation and ECDSA verify; ECDSA sign with RFC 6979 deterministic nonces
+# (SHA-256) is in crypto._p256_sign, loaded on first use of p256.sign or sign_digest.
 #
 # Jacobian coordinates (x = X/Z^2, y = Y/Z^3, a = -3 doubling), one `% p` per product with sums of products
 # reduced once, and u1*G + u2*Q as one interleaved width-w NAF walk (Straus/Shamir): a small table of affine
@@ -20,9 +20,9 @@ except ImportError:  # CPython
 
 _P = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF
 _N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-_B = 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B
-_GX = 0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296
-_GY = 0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5
+_B = const(0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B)
+_GX = const(0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296)
+_GY = const(0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5)
 
 _G_WIDTH = const(6)  # 16 affine points 1G, 3G, ..., 31G: ~2 KiB on the 64-bit VM
 _Q_WIDTH = const(5)  # 8 Jacobian points per call
@@ -30,11 +30,6 @@ _G_TABLE = None
 
 
 # ---- encoding and validation ------------------------------------------------------------------------------
-
-def _on_curve(x, y):
-    p = _P
-    return (y * y - (x * x - 3) * x - _B) % p == 0
-
 
 def decode_public_key(pub):
     """65-byte uncompressed (0x04 || x || y) or 64-byte x || y -> (x, y); CryptoError unless the point is on
@@ -47,13 +42,9 @@ def decode_public_key(pub):
         raise CryptoError(18)  # P-256 point must be 65 or 64 bytes
     x = int.from_bytes(pub[:32], "big")
     y = int.from_bytes(pub[32:], "big")
-    if x >= _P or y >= _P or not _on_curve(x, y):
+    if x >= _P or y >= _P or (y * y - (x * x - 3) * x - _B) % _P:  # not below p, or not on the curve
         raise CryptoError(19)  # P-256 point is not on the curve
     return x, y
-
-
-def _encode_point(x, y):
-    return b"\x04" + x.to_bytes(32, "big") + y.to_bytes(32, "big")
 
 
 def _private_int(priv):
@@ -77,13 +68,15 @@ def _jdouble(x, y, z):
     return x3, (alpha * (4 * beta - x3) - 8 * gamma * gamma) % p, 2 * y * z % p
 
 
-def _jadd(x1, y1, z1, x2, y2, z2):
-    """General Jacobian addition handling infinity (Z = 0) and equal/opposite points."""
+def _jadd(a, b):
+    """General Jacobian addition of two (X, Y, Z) tuples, handling infinity (Z = 0) and equal/opposite points."""
     p = _P
+    x1, y1, z1 = a
+    x2, y2, z2 = b
     if z1 == 0:
-        return x2, y2, z2
+        return b
     if z2 == 0:
-        return x1, y1, z1
+        return a
     zz1 = z1 * z1 % p
     zz2 = z2 * z2 % p
     u1 = x1 * zz2 % p
@@ -119,7 +112,7 @@ def _g_table():
         g2 = _jdouble(_GX, _GY, 1)
         pts = [(_GX, _GY, 1)]
         for _ in range(count - 1):
-            pts.append(_jadd(*(pts[-1] + g2)))
+            pts.append(_jadd(pts[-1], g2))
         acc = [1]
         for q in pts:
             acc.append(acc[-1] * q[2] % p)
@@ -136,13 +129,13 @@ def _g_table():
 
 # ---- u1*G + u2*Q -------------------------------------------------------------------------------------------
 
-def _mul2(u1, u2, q):
-    """[u1]G + [u2]Q as Jacobian (X, Y, Z) with Z = 0 for infinity; q is affine (x, y) or None (then u2 is
+def _mul2(a, b, q):
+    """[a]G + [b]Q as Jacobian (X, Y, Z) with Z = 0 for infinity; q is affine (x, y) or None (then b is
     ignored). Scalars are below 2^256."""
     p = _P
     n = 257
     gtab = _g_table()
-    nu1 = _wnaf(u1, _G_WIDTH, n)
+    nu1 = _wnaf(a, _G_WIDTH, n)
     if q is not None:
         # Per-call table: Q, 3Q, ..., 15Q as (X, Y, Z, Z^2, Z^3) so an addition skips two products.
         qx, qy = q
@@ -150,10 +143,10 @@ def _mul2(u1, u2, q):
         qtab = [(qx, qy, 1, 1, 1)]
         cur = (qx, qy, 1)
         for _ in range((1 << (_Q_WIDTH - 2)) - 1):
-            cur = _jadd(*(cur + q2))
+            cur = _jadd(cur, q2)
             zz = cur[2] * cur[2] % p
             qtab.append((cur[0], cur[1], cur[2], zz, zz * cur[2] % p))
-        nu2 = _wnaf(u2, _Q_WIDTH, n)
+        nu2 = _wnaf(b, _Q_WIDTH, n)
     else:
         nu2 = bytes(n)
     x, y, z = 1, 1, 0
@@ -182,7 +175,7 @@ def _mul2(u1, u2, q):
                 h = x2 * zz % p - x
                 r = y2 * (z * zz % p) % p - y
                 if h % p == 0:
-                    x, y, z = _jadd(x, y, z, x2, y2, 1)
+                    x, y, z = _jadd((x, y, z), (x2, y2, 1))
                 else:
                     hh = h * h % p
                     hhh = h * hh % p
@@ -207,7 +200,7 @@ def _mul2(u1, u2, q):
                 h = x2 * zz % p - u1
                 r = y2 * (z * zz % p) % p - s1
                 if h % p == 0:
-                    x, y, z = _jadd(x, y, z, x2, y2, z2)
+                    x, y, z = _jadd((x, y, z), (x2, y2, z2))
                 else:
                     hh = h * h % p
                     hhh = h * hh % p
@@ -223,7 +216,8 @@ def _mul2(u1, u2, q):
 def public_key(priv):
     """65-byte uncompressed public key for a 32-byte big-endian private key."""
     x, y, z = _mul2(_private_int(priv), 0, None)
-    return _encode_point(*_to_affine(x, y, z))
+    x, y = _to_affine(x, y, z)
+    return b"\x04" + x.to_bytes(32, "big") + y.to_bytes(32, "big")
 
 
 def generate():
@@ -250,17 +244,6 @@ def _bits2int(digest):
     if len(digest) > 32:
         e >>= 8 * len(digest) - 256
     return e
-
-
-def sign_digest(priv, digest):
-    """ECDSA signature r || s (64 bytes) of a message digest, nonce per RFC 6979 with HMAC-SHA-256."""
-    from crypto._p256_sign import sign_digest
-    return sign_digest(priv, digest)
-
-
-def sign(priv, message):
-    """ECDSA P-256 with SHA-256 (COSE ES256): 64-byte r || s."""
-    return sign_digest(priv, hashlib.sha256(message).digest())
 
 
 def verify_digest(pub, digest, sig):
@@ -292,3 +275,11 @@ def verify_digest(pub, digest, sig):
 def verify(pub, message, sig):
     """ECDSA P-256 with SHA-256 (COSE ES256) verification; returns a bool."""
     return verify_digest(pub, hashlib.sha256(message).digest(), sig)
+
+
+def __getattr__(name):
+    # sign(priv, message) (COSE ES256: SHA-256), sign_digest(priv, digest): the 64-byte r || s
+    if name == "sign" or name == "sign_digest":
+        from crypto import _p256_sign
+        return getattr(_p256_sign, name)
+    raise AttributeError(name)

@@ -12,10 +12,7 @@ try:
 except (ImportError, AttributeError):
     _native_sha512 = None
 
-try:  # CPython, a port without the viper emitter, or an .mpy built for another arch cannot load it
-    from crypto._sha512_viper import _compress_viper
-except (ImportError, SyntaxError, NotImplementedError, ValueError):
-    _compress_viper = None
+_compress_viper = None  # the viper block function, loaded by fast()
 
 _K_BYTES = (
     b"\x42\x8a\x2f\x98\xd7\x28\xae\x22\x71\x37\x44\x91\x23\xef\x65\xcd\xb5\xc0\xfb\xcf\xec\x4d\x3b\x2f\xe9\xb5\xdb\xa5\x81\x89\xdb\xbc"
@@ -146,10 +143,14 @@ _fast = False  # not checked yet
 
 def fast():
     """Sha512Viper if this port compiled the viper block function and it passes a known answer, else None."""
-    global _fast
+    global _fast, _compress_viper
     if _fast is False:
         _fast = None
-        if _native_sha512 is None and _compress_viper is not None:
+        if _native_sha512 is None:
+            try:  # CPython, a port without the viper emitter, or an .mpy built for another arch cannot load it
+                from crypto._sha512_viper import _compress_viper
+            except (ImportError, SyntaxError, NotImplementedError, ValueError):
+                return None
             if Sha512Viper(b"abc").digest() == _ABC:
                 _fast = Sha512Viper
     return _fast

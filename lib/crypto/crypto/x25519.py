@@ -20,16 +20,6 @@ _P = 2**255 - 19
 _A24 = const(121665)
 
 
-def _clamp(k):
-    if len(k) != 32:
-        raise CryptoError(26)  # X25519 scalar must be 32 bytes
-    k = bytearray(k)
-    k[0] &= 248
-    k[31] &= 127
-    k[31] |= 64
-    return k
-
-
 def _ladder(k, u):
     """x-coordinate of [k]u; k is the clamped little-endian scalar (bytearray), u an int < p."""
     p = _P
@@ -69,17 +59,20 @@ def x25519(k, u):
     if len(u) != 32:
         raise CryptoError(27)  # X25519 u-coordinate must be 32 bytes
     un = int.from_bytes(u, "little") & ((1 << 255) - 1)  # mask bit 255; values >= p are accepted, reduced
-    out = _ladder(_clamp(k), un % _P)
+    if len(k) != 32:
+        raise CryptoError(26)  # X25519 scalar must be 32 bytes
+    k = bytearray(k)  # clamped
+    k[0] &= 248
+    k[31] &= 127
+    k[31] |= 64
+    out = _ladder(k, un % _P)
     if out == 0:
         raise CryptoError(28)  # X25519 result is all zero (small-order point)
     return out.to_bytes(32, "little")
 
 
-_BASE = (9).to_bytes(32, "little")
-
-
 def public_key(k):
-    return x25519(k, _BASE)
+    return x25519(k, b"\x09" + bytes(31))  # u = 9, the base point
 
 
 def generate():

@@ -6,8 +6,8 @@ from coap.msg import Message
 from crypto.util import ct_equal
 
 from oscore import OscoreError
-from oscore.context import WINDOW
-from oscore.protect import protect_response
+from oscore import WINDOW
+from oscore.transform import protect_response
 
 try:
     from micropython import const  # compile time on MicroPython: no code, no RAM
@@ -18,6 +18,7 @@ _CON = const(0)
 _NON = const(1)
 _ACK = const(2)
 _UNAUTHORIZED = const(129)
+_SERVER_ERROR = const(160)
 _MAX_AGE = const(14)
 _ECHO = const(252)
 _ECHO_LEN = const(8)
@@ -67,7 +68,9 @@ def unprotected(tf, req):
 
 def refusal(e, req):
     """The answer to a protected request that failed verification with e: the Echo challenge of an EchoRequired,
-    else the unprotected section 8 answer (None: no answer)."""
+    5.00 when it ran out of memory, else the unprotected section 8 answer (None: no answer)."""
+    if isinstance(e, MemoryError):
+        return Message(code=_SERVER_ERROR)
     return echo_response(e) if isinstance(e, EchoRequired) else error_response(e, req)
 
 

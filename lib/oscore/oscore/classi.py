@@ -28,11 +28,11 @@ def aad(kid, piv, class_i):
 
 def outer(msg, ci):
     """The outer options a receiver keeps (Class U and the Class I numbers ci) and the Class I bytes for the AAD."""
-    from oscore.protect import U_ONLY
+    from oscore.transform import OPTION_CLASS
     keep = []
     cis = []
     for n, v in msg.items():
-        if n < 256 and n in U_ONLY:
+        if n < 40 and OPTION_CLASS[n] == 1:
             keep.append((n, v))
         elif n in ci:
             keep.append((n, v))

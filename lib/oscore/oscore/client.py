@@ -1,11 +1,11 @@
 # OSCORE, the client role (RFC 8613 sections 8.1 and 8.4): protect a request, verify its responses, and the
-# client side of oscore.transform.Oscore (the context per peer, the Echo retry). Separate from oscore.protect
+# client side of oscore.transform.Oscore (the context per peer, the Echo retry). Separate from oscore.transform
 # (shared parts and the server role), so a device that only serves never loads it.
 from coap.msg import Message
 
 from oscore import OscoreError, err
-from oscore.context import aead
-from oscore.protect import aad, open_inner, outer_of, parse_option, split
+from oscore import aead
+from oscore.transform import aad, open_inner, oscore_option, split
 
 try:
     from micropython import const  # compile time on MicroPython: no code, no RAM
@@ -21,10 +21,15 @@ _UNAUTHORIZED = const(129)
 
 
 def encode_option(piv, kid_context=None, kid=None):
-    if kid_context is None:  # the usual request: flags, Partial IV, kid
+    if kid_context is None:  # the usual request: flags, Partial IV, kid (one allocation)
         if kid is None:
             return bytes((len(piv),)) + piv if piv else b""
-        return bytes((len(piv) | 0x08,)) + piv + kid
+        n = len(piv) + 1
+        out = bytearray(n + len(kid))
+        out[0] = n + 7  # 0x08 | len(piv)
+        out[1:n] = piv
+        out[n:] = kid
+        return out
     out = bytearray((len(piv) | 0x10 | (0 if kid is None else 0x08),))
     out += piv
     out.append(len(kid_context))
@@ -57,29 +62,30 @@ def unprotect_response(binding, msg):
     carry a Partial IV above the Notification Number (7.4.1); their Observe value becomes the Partial IV's
     low three bytes, so the observer orders them by it. Raises OscoreError (code 0: nothing to answer)."""
     ctx = binding[0]
-    v, keep = outer_of(msg)
+    try:
+        o = oscore_option(msg)
+    except OscoreError as e:
+        e.code = 0
+        raise
+    if o is None:
+        e = err(24)
+        e.response = msg
+        raise e
+    piv = o[0]
+    keep = o[3]
     ci = b""
     if ctx.class_i:
         from oscore import classi
         keep, ci = classi.outer(msg, ctx.class_i)
-    if v is None:
-        e = err(24)
-        e.response = msg
-        raise e
-    try:
-        piv = parse_option(v)[0]
-    except OscoreError as e:
-        e.code = 0
-        raise
     nonce = ctx.nonce(ctx.recipient_id, piv) if piv else binding[3]
     if nonce is None:
         raise err(25)
     try:
-        m, observe = open_inner(ctx, msg, nonce, binding[1], binding[2], ci, False)
+        m = open_inner(ctx, msg, nonce, binding[1], binding[2], ci, False)
     except OscoreError as e:
         e.code = 0
         raise
-    if observe:
+    if m.opt(_OBSERVE) is not None:
         if not binding[4]:
             raise err(26)
         if piv:
@@ -92,8 +98,8 @@ def unprotect_response(binding, msg):
             m.add(_OBSERVE, seq & 0xFFFFFF)
     if not piv:
         binding[3] = None
-    for n, v in keep:
-        m.add(n, v)
+    for x in keep:
+        m.add(x[0], x[1])
     return m
 
 
@@ -128,7 +134,10 @@ def challenged(tf, ctx, inner):
 
 
 def outgoing(tf, req):
-    """Oscore.outgoing_request: the protected request (req itself when its peer has no context)."""
+    """Oscore.outgoing_request: the protected request (req itself when its peer has no context, or when
+    oscore.outer protected it already)."""
+    if getattr(req, "oscore_raw", False):
+        return req
     ctx = peer(tf, req.remote)
     if ctx is None:
         return req
@@ -153,8 +162,12 @@ def incoming(tf, ep, req, resp):
     return inner
 
 
-async def request(tf, client, method, remote, path, outer, kw):
-    """Oscore.request: retried once with the Echo of a challenge."""
+async def request(tf, client, method, remote, path, outer=False, **kw):
+    """client.request through tf (the endpoint's oscore.transform.Oscore), retried once when the server answers
+    with an Echo challenge. outer=True: the request is protected as one message, whatever its payload's size, and
+    sent and answered with Outer Block-wise where it does not fit one datagram (oscore.outer.request; payload,
+    options, con, szx and timeout as client.request takes them, the response body at most tf.max_body bytes
+    protected)."""
     for _ in range(2):
         if outer:
             from oscore.outer import send

@@ -3,7 +3,7 @@
 from binascii import unhexlify
 
 from oscore import OscoreError
-from oscore.context import Context
+from oscore import Context
 
 
 def context(cfg, store=None, name="oscore", k=64):

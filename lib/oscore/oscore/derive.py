@@ -1,6 +1,6 @@
 # Key derivation (RFC 8613 section 3.2): Sender/Recipient Keys and the Common IV from the Master Secret and Salt
 # with HKDF-SHA-256, and the rest of making a Context (its checks, the stored sequence number bound). Used when a
-# context is made (boot, re-keying): oscore.context loads it then.
+# context is made (boot, re-keying): oscore.Context loads it then.
 from crypto.kdf import hkdf_expand, hkdf_extract
 
 from oscore import err
@@ -85,8 +85,16 @@ def setup(ctx, secret, salt=b"", sender_id=b"", recipient_id=b"", id_context=Non
             seq = int.from_bytes(v, "big")
             ctx.synced = False
     ctx.seq = seq
-    ctx.limit = seq  # sequence numbers below this are covered by the stored bound
-    if store is not None:  # the first bound, K on (Context.next_piv stores the later ones)
-        from oscore.context import MAX_SEQ
-        ctx.limit = min(seq + k, MAX_SEQ + 1)
-        store.put(name, ctx.limit.to_bytes(5, "big"))
+    ctx.limit = seq  # sequence numbers below this are covered by the stored bound (all of them without a store)
+    store_bound(ctx)  # the first bound (Context.next_piv stores the later ones)
+
+
+def store_bound(ctx):
+    """The sequence number bound K numbers on from the last one, stored (without a store: no bound)."""
+    from oscore import MAX_SEQ
+    if ctx.store is None:
+        ctx.limit = MAX_SEQ + 2
+        return
+    bound = min(ctx.limit + ctx.k, MAX_SEQ + 1)
+    ctx.store.put(ctx.name, bound.to_bytes(5, "big"))
+    ctx.limit = bound

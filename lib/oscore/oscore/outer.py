@@ -3,7 +3,7 @@
 # again before it is verified. Loaded by oscore.transform on the first Outer Block option or oversized
 # protected message. Inner Block-wise (each block its own OSCORE message, the endpoint's own Block-wise) stays
 # what the endpoint does for bodies an application gives it; this is for peers and proxies that fragment the
-# protected message, and for Oscore.request(..., outer=True).
+# protected message, and for oscore.client.request(..., outer=True).
 #
 # Server role: Outer Block1 blocks of a request are collected per (peer, OSCORE option) up to max_body bytes
 # (4.13 Request Entity Too Large with Size1 over it, 4.08 for a block out of order), answered 2.31 Continue,
@@ -86,20 +86,20 @@ def incoming(tf, req, osc):
 
 
 def _assemble(tf, req, osc):
-    # An answer to send as it is, or the whole protected request (.oscore_outer set when it was Block-wise).
+    # An answer to send as it is, or the whole protected request (with .oscore_outer).
     st = _state(tf)
     try:
         b2 = req.opt(_BLOCK2)
         if b2 is not None:
             num, _, szx = block_decode(b2)
             if num:
-                from oscore.protect import parse_option
+                from oscore.transform import oscore_option
                 try:
-                    piv, _, kid = parse_option(osc)
+                    piv, _, kid, _ = oscore_option(req)
+                    key = (req.remote, kid, piv)
+                    kept = st.tx.get(key)
                 except OscoreError:  # verification answers it
-                    return req
-                key = (req.remote, kid, piv)
-                kept = st.tx.get(key)
+                    kept = None
                 if kept is not None:
                     return _block(st, key, kept, num, szx)
             b2 = (num, szx)
@@ -183,7 +183,8 @@ def _block(st, key, kept, num, szx):
 def outgoing(tf, ep, req, out):
     """Server role: the protected response out as the client gets it: whole, or its first Outer Block2 block
     when it is larger than the block the client asked for or than the link carries (the rest is kept)."""
-    b1, b2 = getattr(req, "oscore_outer", None) or (None, None)
+    b = req.oscore
+    b1, b2 = b[6] if len(b) > 6 else (None, None)
     if b1 is not None:
         out.add(_BLOCK1, b1)
     body = out.payload
@@ -211,7 +212,6 @@ def outgoing(tf, ep, req, out):
     # A notification (RFC 7959 section 3.4): Observe on its first block only; the client asks for the rest with
     # the registration's protected request, without Observe, and gets the blocks of the newest notification.
     head.opts = out.opts if observe is None else [x for x in out.opts if x[0] != _OBSERVE]
-    b = req.oscore
     key = (req.remote, b[1], b[2])
     kept = [head, bytes(body), observe is not None]
     _put(st.tx, key, kept)
@@ -226,7 +226,7 @@ def outgoing(tf, ep, req, out):
 # --- client role
 
 async def send(tf, client, method, remote, path, payload=b"", options=(), con=True, szx=None, timeout=None):
-    """Oscore.request(..., outer=True): the request built as client.request builds it, through the context of
+    """oscore.client.request(..., outer=True): the request built as client.request builds it, through the context of
     remote, and the Echo of a challenge kept for that context."""
     import os
     from oscore.client import challenged, echoed, peer
@@ -272,9 +272,11 @@ async def observe(tf, client, remote, path, callback, options=(), szx=None):
 
 def notification(tf, ep, req, first):
     """Client role, oscore.client.incoming of a protected response with an Outer Block2 option outside an Outer
-    Block-wise exchange: the first block of a notification too large for one datagram. Its other blocks are asked
-    for with the registration's protected request (kept as req.oscore_out) and the whole notification goes to the
-    observation (ep.waiters, routed by token) as one message, where it is verified. None: nothing to deliver now."""
+    Block-wise exchange: the first block of an Observe registration's answer or notification too large for one
+    datagram. Its other blocks are asked for with the registration's protected request (kept as req.oscore_out).
+    The registration's own answer (no observation routed by its token yet): a coroutine that fetches them and
+    returns the verified whole (coap.transform: the client's exchange awaits it). A notification: the whole goes
+    to the observation (ep.waiters) as one message, where it is verified; None: nothing to deliver now."""
     try:
         num, more, szx = block_decode(first.opt(_BLOCK2))
     except BlockError:
@@ -282,9 +284,11 @@ def notification(tf, ep, req, first):
     out = getattr(req, "oscore_out", None)
     if num or out is None:
         return None
+    from oscore.client import incoming
     if not more:
-        from oscore.client import incoming
         return incoming(tf, ep, req, _whole(first, first.payload))
+    if ep.waiters.get((first.token, first.remote)) is None:  # the registration's answer, in its exchange
+        return _answer_whole(tf, ep, req, out, first, szx)
     busy = getattr(req, "oscore_rest", None)
     if busy is not None:  # one notification's blocks at a time (bounded): the newest waits for its turn
         busy[0] = first
@@ -316,7 +320,21 @@ async def _rest(tf, ep, req, out, first, szx):
         req.oscore_rest = None
 
 
+async def _answer_whole(tf, ep, req, out, first, szx):
+    from oscore.client import incoming
+    m = await _fetch(tf, ep, out, first, szx)
+    return None if m is None else incoming(tf, ep, req, m)
+
+
 async def _follow(tf, ep, out, first, szx):
+    m = await _fetch(tf, ep, out, first, szx)
+    w = None if m is None else ep.waiters.get((first.token, first.remote))
+    if w is not None and type(w) is not list:  # the observation is still there
+        w(m)
+
+
+async def _fetch(tf, ep, out, first, szx):
+    # The whole protected message whose first Outer Block2 block is first (None: it cannot be had whole).
     import os
     remote = first.remote
     buf = bytearray(first.payload)
@@ -328,21 +346,19 @@ async def _follow(tf, ep, out, first, szx):
     try:
         while more:
             if len(buf) > tf.max_body:
-                return
+                return None
             m.opts = base + [(_BLOCK2, uint_bytes(block_encode(len(buf) >> (szx + 4), 0, szx)))]
             r = await ep.exchange(m, remote)
             v = r.opt(_BLOCK2)
             if v is None:
-                return
+                return None
             num, more, szx = block_decode(v)
             if num << (szx + 4) != len(buf):
-                return  # a newer notification replaced this one on the server: that one comes by itself
+                return None  # a newer notification replaced this one on the server: that one comes by itself
             buf += r.payload
     except (CoapError, MemoryError):
-        return
-    w = ep.waiters.get((first.token, remote))
-    if w is not None and type(w) is not list:  # the observation is still there
-        w(_whole(first, buf))
+        return None
+    return _whole(first, buf)
 
 
 async def request(client, ctx, inner, remote, szx, max_body, timeout=None, keep=None):

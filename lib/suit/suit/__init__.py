@@ -5,10 +5,12 @@
 #   from suit.processor import Processor        the processor (suit.processor)
 #   from suit.bundle import BundleDriver        files of the Python bundle, committed through a journal
 #   from suit.slots import SlotDriver           A/B slot files (and suit.esp32ota for esp32.Partition)
+#   from suit.envelope import authenticate      an envelope (one buffer, or a file's path) authenticated in
+#                                               place, its Manifest returned: what an update trigger checks
 #
 # Every failure raises SuitError with a draft-ietf-suit-report reason code and a message naming what failed.
-# suit.REASONS (the codes' names, in suit.reasons) and suit.PowerCut (suit.faults) load on first use: an install
-# needs neither.
+# suit.REASONS (the codes' names, in suit.reasons), suit.PowerCut (suit.faults) and the messages' texts
+# (suit._text) load on first use: an install that succeeds needs none of them.
 try:
     from micropython import const
 except ImportError:  # CPython

@@ -64,8 +64,17 @@ TEXTS = (
 )
 
 
+# messages whose first value is a parameter number, shown by its name
+_NAMED = (39, 41)
+_PARAM_NAMES = {1: "vendor-id", 2: "class-id", 24: "device-id", 3: "image-digest", 5: "component-slot", 21: "uri",
+                18: "content", 22: "source-component"}
+
+
 def text(message):
     """The message a number or a (number, values...) tuple stands for."""
     if type(message) is int:
         return TEXTS[message]
-    return TEXTS[message[0]] % message[1:]
+    values = message[1:]
+    if message[0] in _NAMED:
+        values = (_PARAM_NAMES.get(values[0], values[0]),) + values[1:]
+    return TEXTS[message[0]] % values

@@ -7,7 +7,7 @@
 # the old bundle (recover() drops the staging); after it, recover() at boot finishes the moves: each pair is
 # decided by whether its staged file still exists, so replaying the journal any number of times is safe.
 from suit import SuitError, const
-from suit.fs import Fs, parent_dir
+from suit.fs import Fs
 _COMPONENT_UNSUPPORTED = const(6)
 _OPERATION_FAILED = const(11)
 
@@ -15,31 +15,13 @@ _META = ".suit"
 _NAME_CHARS = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.+"
 
 
-class _Reader:
-    def __init__(self, f):
-        self._f = f
-
-    def readinto(self, buf):
-        return self._f.readinto(buf) or 0
-
-    def close(self):
-        self._f.close()
-
-
-class _Writer:
-    def __init__(self, f, capacity):
-        self._f = f
-        self._capacity = capacity
-        self._n = 0
-
-    def write(self, data):
-        self._n += len(data)
-        if self._capacity is not None and self._n > self._capacity:
-            raise SuitError(_OPERATION_FAILED, (55, self._capacity))
-        self._f.write(data)
-
-    def close(self):
-        self._f.close()
+def put(fs, stage, target):
+    """A staged file (or directory) into place."""
+    try:
+        fs.rename(stage, target)
+    except OSError:
+        fs.makedirs(target[:target.rfind("/")])  # a new file in a new directory
+        fs.rename(stage, target)
 
 
 class BundleDriver:
@@ -79,18 +61,12 @@ class BundleDriver:
         if rel is not None:
             return rel
         parts = []
-        last = len(cid) - 1
-        for i, p in enumerate(cid):
-            s = None
-            if p and all(c in _NAME_CHARS for c in p):
-                s = str(p, "utf-8")
-            if s is None or s in (".", ".."):
-                if not p and i == last and i:
-                    continue  # a trailing empty element: the component is the directory (suit.bundle_dir)
-                if s is not None or not p:
-                    raise SuitError(_COMPONENT_UNSUPPORTED, (56, cid))
-                s = "x" + "".join("%02x" % c for c in p)  # binary identifiers name a file by their hex
-            parts.append(s)
+        for p in cid:
+            if not p or not all(c in _NAME_CHARS for c in p) or p == b"." or p == b"..":
+                from suit.bundle_more import rel_of  # a directory, a binary identifier, or a refusal
+                parts = rel_of(cid)
+                break
+            parts.append(str(p, "utf-8"))
         if not parts or parts[0] == _META:
             raise SuitError(_COMPONENT_UNSUPPORTED, (56, cid))
         rel = parts[0] if len(parts) == 1 else "/".join(parts)
@@ -132,23 +108,24 @@ class BundleDriver:
                             (58, size, self.max_file))
         name = self._staged.get(rel)
         if name is None:
-            name = self._new_name()
-            self._staged[rel] = name
+            name = self._staged[rel] = self.new_name()
         if not cid[-1]:
             from suit.bundle_dir import DirWriter
             self.fs.makedirs(self._meta + "/stage")
             return DirWriter(self.fs, self._stage_dir + name, self.max_file)
-        f = self._create(self._stage_dir + name)
-        return f if self.max_file is None else _Writer(f, self.max_file)
-
-    def _create(self, path):
+        path = self._stage_dir + name
         try:
-            return self.fs.open(path, "wb")
+            f = self.fs.open(path, "wb")
         except OSError:
             self.fs.makedirs(self._meta + "/stage")
-            return self.fs.open(path, "wb")
+            f = self.fs.open(path, "wb")
+        if self.max_file is None:
+            return f
+        from suit.bundle_more import Writer
+        return Writer(f, self.max_file)
 
-    def _new_name(self):
+    def new_name(self):
+        """A stage file name not used since the last clean-up."""
         name = str(self._count)
         self._count += 1
         if self._names is not None:
@@ -190,35 +167,20 @@ class BundleDriver:
         fs.rename(self._journal_new, self._journal_path)  # the commit point
         fs.sync()
         self._staged = {}
-        self._apply(pairs)
-
-    def _apply(self, pairs, replay=False):
-        """Move each staged file into place, the old one aside first (a rename over a live file is a flush on
-        ext4, and suit.ota_boot.restore_bundle puts it back). A replay after a power cut decides each step by
-        what is still there, so replaying any number of times is safe; the first run knows nothing moved."""
-        fs = self.fs
+        # each staged file into place, the old one aside first (a rename over a live file is a flush on ext4, and
+        # suit.ota_boot.restore_bundle puts it back). This first run knows nothing moved yet; a replay after a
+        # power cut is suit.bundle_more.replay.
         for name, rel in pairs:
             stage = self._stage_dir + name
             target = self._prefix + rel
             old = self._old_dir + name
-            if replay:
-                if not fs.exists(stage):
-                    continue  # already moved into place
-                if fs.exists(target) and not fs.exists(old):
+            try:
+                fs.rename(target, old)
+            except OSError:
+                if fs.exists(target):  # not a new file: .suit/old is missing
                     fs.makedirs(self._meta + "/old")
                     fs.rename(target, old)
-            else:
-                try:
-                    fs.rename(target, old)
-                except OSError:
-                    if fs.exists(target):  # not a new file: .suit/old is missing
-                        fs.makedirs(self._meta + "/old")
-                        fs.rename(target, old)
-            try:
-                fs.rename(stage, target)
-            except OSError:
-                fs.makedirs(parent_dir(target))  # a new file in a new directory
-                fs.rename(stage, target)
+            put(fs, stage, target)
         fs.sync()
 
     def _clean(self, dirs):

@@ -1,8 +1,27 @@
-# What a plain install with suit.bundle does not run, loaded when it is needed: swap, and the recovery at boot
-# that reads the journal a power cut left (suit.bundle's own helpers: the same driver, split for its heap).
+# What a plain install with suit.bundle does not run, loaded when it is needed: a staged file with a size cap
+# (max_file), swap, component identifiers that are not plain names, and the recovery at boot that reads the
+# journal a power cut left and replays it (suit.bundle's own helpers: the same driver, split for its heap).
 from suit import SuitError, const
 _COMPONENT_UNSUPPORTED = const(6)
 _OPERATION_FAILED = const(11)
+
+
+class Writer:
+    """A staged file that refuses more than capacity bytes (BundleDriver's max_file, suit.slots)."""
+
+    def __init__(self, f, capacity):
+        self._f = f
+        self._capacity = capacity
+        self._n = 0
+
+    def write(self, data):
+        self._n += len(data)
+        if self._capacity is not None and self._n > self._capacity:
+            raise SuitError(_OPERATION_FAILED, (55, self._capacity))
+        self._f.write(data)
+
+    def close(self):
+        self._f.close()
 
 
 def swap(drv, a, b):
@@ -18,8 +37,13 @@ def swap(drv, a, b):
     mv = memoryview(bytearray(1024))
     names = []
     for reader, rel in ((rb, drv._rel_of(a)), (ra, drv._rel_of(b))):
-        name = drv._new_name()
-        w = drv._create(drv._stage_dir + name)
+        name = drv.new_name()
+        path = drv._stage_dir + name
+        try:
+            w = drv.fs.open(path, "wb")
+        except OSError:
+            drv.fs.makedirs(drv._meta + "/stage")
+            w = drv.fs.open(path, "wb")
         while True:
             n = reader.readinto(mv)
             if not n:
@@ -45,6 +69,45 @@ def _journal(drv):
     return int(lines[0][4:]), [line.split(" ", 1) for line in lines[1:lines.index("end")]]
 
 
+def rel_of(cid):
+    """The path parts of a component identifier that is not all plain names: a trailing empty element is a
+    directory (suit.bundle_dir), a binary element names a file by its hex; ".", ".." and other empty elements
+    are refused."""
+    from suit.bundle import _NAME_CHARS
+    parts = []
+    last = len(cid) - 1
+    for i, p in enumerate(cid):
+        s = None
+        if p and all(c in _NAME_CHARS for c in p):
+            s = str(p, "utf-8")
+        if s is None or s in (".", ".."):
+            if not p and i == last and i:
+                continue  # a trailing empty element: the component is the directory
+            if s is not None or not p:
+                raise SuitError(_COMPONENT_UNSUPPORTED, (56, cid))
+            s = "x" + "".join("%02x" % c for c in p)  # binary identifiers name a file by their hex
+        parts.append(s)
+    return parts
+
+
+def replay(drv, pairs):
+    """Finish the moves of a committed journal after a power cut: each step is decided by what is still
+    there, so replaying any number of times is safe."""
+    from suit.bundle import put
+    fs = drv.fs
+    for name, rel in pairs:
+        stage = drv._stage_dir + name
+        target = drv._prefix + rel
+        old = drv._old_dir + name
+        if not fs.exists(stage):
+            continue  # already moved into place
+        if fs.exists(target) and not fs.exists(old):
+            fs.makedirs(drv._meta + "/old")
+            fs.rename(target, old)
+        put(fs, stage, target)
+    fs.sync()
+
+
 def recover(drv):
     drv._staged = {}
     drv._names = None  # whatever an earlier run left is unknown here
@@ -54,5 +117,5 @@ def recover(drv):
         if drv.fs.exists(drv._journal_new):
             drv.fs.remove(drv._journal_new)
         return None
-    drv._apply(j[1], True)
+    replay(drv, j[1])
     return j[0]

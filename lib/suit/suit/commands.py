@@ -1,8 +1,8 @@
 # The commands a plain install does not run, split out of suit.processor so that it does not load them:
 # set-component-index (several components), try-each and run-sequence, the conditions component-slot,
 # check-content and abort, the directives write, copy, swap and invoke.
-# Each handler takes the Processor running the manifest and works through its helpers (the same package: this
-# is the processor's own code).
+# Each handler takes the Processor running the manifest and works through its state and helpers (the same
+# package: this is the processor's own code).
 from suit import SuitError, const
 _CBOR_PARSE = const(1)
 _COMPONENT_UNSUPPORTED = const(6)
@@ -10,7 +10,9 @@ _CONDITION_FAILED = const(10)
 _OPERATION_FAILED = const(11)
 
 _C_COMPONENT_SLOT = const(5)
+_C_CHECK_CONTENT = const(6)
 _C_ABORT = const(14)
+_D_SET_COMPONENT_INDEX = const(12)
 _D_TRY_EACH = const(15)
 _D_WRITE = const(18)
 _D_COPY = const(22)
@@ -22,7 +24,15 @@ _P_SOURCE_COMPONENT = const(22)
 _P_INVOKE_ARGS = const(23)
 
 
-def set_index(p, d):
+def structure(p, cmd, d, off, depth):
+    """set-component-index, try-each, run-sequence."""
+    if cmd == _D_SET_COMPONENT_INDEX:
+        _set_index(p, d)
+    else:
+        _sequence(p, cmd, d, off, depth)
+
+
+def _set_index(p, d):
     """set-component-index: a uint, true (all) or an array of them."""
     n = len(p._m.components)
     major = d.peek_major()
@@ -45,7 +55,7 @@ def set_index(p, d):
     p._current = cur
 
 
-def sequence(p, cmd, d, off, depth):
+def _sequence(p, cmd, d, off, depth):
     """try-each or run-sequence."""
     soft_default = cmd == _D_TRY_EACH  # each try-each alternative runs with soft-failure unless turned off
     soft = p._params[p._current[0]].get(_P_SOFT_FAILURE, soft_default) if p._current else soft_default
@@ -66,20 +76,32 @@ def sequence(p, cmd, d, off, depth):
         if not done:
             done = p._run(seq, depth + 1, soft)
     if not done:
-        raise SuitError(_CONDITION_FAILED, "no try-each alternative succeeded", p._record(off, None))
+        p._note(0, off, None, None, _CONDITION_FAILED, "no try-each alternative succeeded")
 
 
-def condition(p, cmd, idx, policy, off):
-    """component-slot, abort, check-content."""
+def _param(p, idx, key, policy, off):
+    v = p._params[idx].get(key)
+    if v is None:
+        p._note(policy, off, idx, None, _CONDITION_FAILED, (39, key, idx))
+    return v
+
+
+def command(p, cmd, idx, policy, off):
+    """The conditions component-slot, abort, check-content and the directives invoke and swap (done here:
+    returns None), write and copy (returns the reader the processor streams into the component)."""
     if cmd == _C_ABORT:
-        p._fail(_CONDITION_FAILED, "abort", policy, off, idx)
+        p._note(policy, off, idx, None, _CONDITION_FAILED, "abort")
     cid = p._m.components[idx]
     if cmd == _C_COMPONENT_SLOT:
-        slot = p._param(idx, _P_COMPONENT_SLOT, policy, off)
+        slot = _param(p, idx, _P_COMPONENT_SLOT, policy, off)
         if not p.driver.slot_matches(cid, slot):
-            p._fail(_CONDITION_FAILED, "component %d slot %d is not the one to use" % (idx, slot), policy, off, idx)
-    elif not _content_equals(p, cid, p._param(idx, _P_CONTENT, policy, off)):
-        p._fail(_CONDITION_FAILED, "component %d content differs" % idx, policy, off, idx)
+            p._note(policy, off, idx, None, _CONDITION_FAILED, "component %d slot %d is not the one to use"
+                    % (idx, slot))
+    elif cmd == _C_CHECK_CONTENT:
+        if not _content_equals(p, cid, _param(p, idx, _P_CONTENT, policy, off)):
+            p._note(policy, off, idx, None, _CONDITION_FAILED, "component %d content differs" % idx)
+    else:
+        return _directive(p, cmd, idx, policy, off)
     p._note(policy, off, idx)
 
 
@@ -87,7 +109,9 @@ def _content_equals(p, cid, want):
     r = p.driver.open_read(cid)
     if r is None:
         return False
-    mv = p._chunk()
+    if p._buf is None:
+        p._buf = bytearray(p.chunk_size)
+    mv = memoryview(p._buf)
     pos = 0
     try:
         while True:
@@ -102,27 +126,26 @@ def _content_equals(p, cid, want):
     return pos == len(want)
 
 
-def directive(p, cmd, idx, policy, off):
-    """invoke and swap (done here: returns None), write and copy (returns the reader to stream)."""
+def _directive(p, cmd, idx, policy, off):
     m = p._m
     cid = m.components[idx]
     if cmd == _D_INVOKE:
         try:
             p.driver.invoke(cid, p._params[idx].get(_P_INVOKE_ARGS))
         except OSError as e:
-            p._fail(_OPERATION_FAILED, "invoke failed: %s" % e, policy, off, idx)
+            p._note(policy, off, idx, None, _OPERATION_FAILED, "invoke failed: %s" % e)
         p._note(policy, off, idx)
         return None
     if cmd == _D_WRITE:
-        from suit.envelope import MemReader
-        return MemReader(p._param(idx, _P_CONTENT, policy, off))
-    src = p._param(idx, _P_SOURCE_COMPONENT, policy, off)
+        from suit.spool import MemReader
+        return MemReader(_param(p, idx, _P_CONTENT, policy, off))
+    src = _param(p, idx, _P_SOURCE_COMPONENT, policy, off)
     if src >= len(m.components) or src == idx:
-        p._fail(_COMPONENT_UNSUPPORTED, "bad source component %d" % src, policy, off, idx)
+        p._note(policy, off, idx, None, _COMPONENT_UNSUPPORTED, "bad source component %d" % src)
     if cmd == _D_COPY:
         reader = p.driver.open_read(m.components[src])
         if reader is None:
-            p._fail(_OPERATION_FAILED, "source component %d is empty" % src, policy, off, idx)
+            p._note(policy, off, idx, None, _OPERATION_FAILED, "source component %d is empty" % src)
         return reader
     # swap
     p.driver.swap(cid, m.components[src])

@@ -66,6 +66,8 @@ def expect_end(dec, what):
 
 def parse_digest(b):
     """(algorithm, digest memoryview) of an encoded SUIT_Digest; only SHA-256 is supported."""
+    if len(b) == 36 and b[0] == 0x82 and b[1] == 0x2F and b[2] == 0x58 and b[3] == 32:
+        return _DIGEST_SHA256, memoryview(b)[4:]  # [-16, bstr .size 32] in preferred encoding: the usual one
     try:
         d = Decoder(b)
         if d.read_array_header() != 2:
@@ -83,15 +85,11 @@ def parse_digest(b):
     return alg, value
 
 
-def digest_matches(encoded_digest, data):
-    """Whether sha256(data) equals the encoded SUIT_Digest's value (compared in constant time)."""
-    return ct_equal(sha256(data).digest(), parse_digest(encoded_digest)[1])
-
-
 class Envelope:
     """The envelope's members as memoryviews: auth (the wrapper's contents), manifest (contents) and
     manifest_wrapped (with its bstr head, what the digest covers), severable members (bstr-wrapped, by key) and
-    integrated payloads (payload_reader(name)).
+    integrated payloads (payloads: name -> memoryview, or (offset, length) in the file at path;
+    suit.spool.payload_reader).
 
     data is the envelope in one buffer (bytes, bytearray, memoryview: walked in place, never copied), or the path
     of a file that holds it: then only the authentication wrapper, the manifest and the severable members are
@@ -149,16 +147,6 @@ class Envelope:
         except CBORDecodeError as e:
             raise SuitError(_CBOR_PARSE, (13, e))
 
-    def payload_reader(self, name):
-        """A reader (readinto, close) over integrated payload `name`, or None when the envelope has none."""
-        p = self.payloads.get(name)
-        if p is None:
-            return None
-        if isinstance(p, tuple):
-            from suit.spool import FileReader
-            return FileReader(self.path, p[0], p[1])
-        return MemReader(p)
-
     def authenticate(self, trust_anchors):
         """Check the authentication wrapper: one block must verify with a trust anchor, and the digest it
         covers must be the manifest's. Returns the encoded SUIT_Digest (memoryview)."""
@@ -175,12 +163,75 @@ class Envelope:
         except CBORDecodeError as e:
             raise SuitError(_CBOR_PARSE, (13, e))
         want = parse_digest(digest)[1]
+        from cose.headers import Headers
+        from cose.key import candidates
         failure = None  # a wrong key or signature outranks an algorithm this device lacks
         for blk in blocks:
-            r, w = _verify_block(blk, digest, trust_anchors)
-            if r is None:
+            # a tagged COSE_Sign1 or COSE_Mac0, detached, over the digest, walked in place: its signature or tag
+            # is a memoryview into it, never a copy
+            try:
+                try:
+                    if len(blk) == 0:
+                        raise SuitError(_CBOR_PARSE, 0)
+                    first = blk[0]
+                    if first == 0xD8 and len(blk) > 1 and blk[1] in (97, 98):  # tags 97, 98: COSE_Mac, COSE_Sign
+                        name = "Mac" if blk[1] == 97 else "Sign"
+                        raise SuitError(_COSE_UNSUPPORTED, (1, name, name, "01"[blk[1] - 97]))
+                    if first != _COSE_SIGN1 and first != _COSE_MAC0:
+                        raise SuitError(_COSE_UNSUPPORTED, 2)
+                    sign = first == _COSE_SIGN1
+                    d = Decoder(blk, unique_keys=True)
+                    d.read_tag()
+                    if d.read_array_header() != 4:
+                        raise SuitError(_UNAUTHORISED, (15, "Sign1" if sign else "Mac0"))
+                    protected = d.read_bytes()
+                    if d.peek_major() != 5:
+                        raise SuitError(_UNAUTHORISED, 16)
+                    unprotected = d.decode()
+                    if d.peek_major() == 7 and blk[d.pos] == 0xF6:  # nil: detached, as SUIT sends it
+                        d.pos += 1
+                    elif bytes(d.read_bytes()) != bytes(digest):
+                        raise SuitError(_UNAUTHORISED, 23)
+                    sig = d.read_bytes()
+                    expect_end(d, "the COSE block")
+                except CBORDecodeError as e:
+                    raise SuitError(_UNAUTHORISED, (17, e))
+                hdr = Headers(protected, unprotected)
+                alg = hdr.alg
+                # the verifier of an algorithm is imported only when a manifest uses it (as cose.sign1 does)
+                if not sign:
+                    if alg != 4 and alg != 5:  # HMAC 256/64, HMAC 256/256
+                        raise cose.CoseUnsupported(2, alg)
+                    from crypto.kdf import hmac_sha256 as check
+                elif alg == -7 or alg == -9:  # ES256, ESP256
+                    from crypto.p256 import verify as check
+                elif alg == -8 or alg == -19:  # EdDSA, Ed25519
+                    from crypto.ed25519 import verify as check
+                elif alg == -46:  # HSS-LMS
+                    from crypto.lms import hss_verify as check
+                else:
+                    raise cose.CoseUnsupported(1, alg)
+                # the Sig_structure / MAC_structure (RFC 9052 sections 4.4, 6.3), external AAD empty
+                tbs = cbor.dumps(["Signature1" if sign else "MAC0", hdr.protected_bytes, b"", bytes(digest)])
+                for key in candidates(trust_anchors, hdr.kid, alg):
+                    if sign:
+                        if check(key.public_bytes(), tbs, sig):
+                            break
+                    elif ct_equal(check(key.k, tbs)[:8 if alg == 4 else 32], sig):
+                        break
+                else:
+                    from cose._text import alg_name
+                    raise SuitError(_UNAUTHORISED, (3, "Sign1 signature" if sign else "Mac0 tag", alg_name(alg)))
                 failure = None
                 break
+            except SuitError as e:
+                r, w = e.reason, e.args[0]
+            except cose.CoseUnsupported as e:
+                r, w = _ALG_UNSUPPORTED, str(e)
+            except cose.CoseError as e:  # includes "no key for this algorithm": not authorised by any anchor
+                r, w = _UNAUTHORISED, str(e)
+            except CryptoError as e:  # a malformed key
+                r, w = _UNAUTHORISED, str(e)
             if failure is None or r == _UNAUTHORISED:
                 failure = (r, w)
         if failure is not None:
@@ -200,79 +251,6 @@ def authenticate(data, trust_anchors, max_size=8192, max_components=8):
     m = Manifest(env, max_components)
     m.digest = bytes(digest)
     return m
-
-
-class MemReader:
-    """A reader over a buffer (integrated payloads, content parameters)."""
-
-    def __init__(self, mv):
-        self.mv = mv
-        self.pos = 0
-
-    def readinto(self, buf):
-        n = min(len(buf), len(self.mv) - self.pos)
-        buf[0:n] = self.mv[self.pos:self.pos + n]
-        self.pos += n
-        return n
-
-    def close(self):
-        pass
-
-
-def _verify_block(blk, payload, trust_anchors):
-    """(None, None) when blk (a tagged COSE_Sign1 or COSE_Mac0, detached, over payload) verifies, else (reason,
-    message). The block is walked in place: its signature or tag is a memoryview into it, never a copy."""
-    if len(blk) == 0:
-        return _CBOR_PARSE, 0
-    first = blk[0]
-    if first == 0xD8 and len(blk) > 1 and blk[1] in (97, 98):  # tags 97, 98: COSE_Mac, COSE_Sign
-        name = "Mac" if blk[1] == 97 else "Sign"
-        return _COSE_UNSUPPORTED, (1, name, name, "01"[blk[1] - 97])
-    if first != _COSE_SIGN1 and first != _COSE_MAC0:
-        return _COSE_UNSUPPORTED, 2
-    from cose import algs
-    from cose.headers import Headers
-    from cose.key import candidates
-    sign = first == _COSE_SIGN1
-    try:
-        try:
-            d = Decoder(blk, unique_keys=True)
-            d.read_tag()
-            if d.read_array_header() != 4:
-                raise SuitError(_UNAUTHORISED, (15, "Sign1" if sign else "Mac0"))
-            protected = d.read_bytes()
-            if d.peek_major() != 5:
-                raise SuitError(_UNAUTHORISED, 16)
-            unprotected = d.decode()
-            if d.peek_major() == 7 and blk[d.pos] == 0xF6:  # nil: detached, as SUIT sends it
-                d.pos += 1
-            elif bytes(d.read_bytes()) != bytes(payload):
-                raise SuitError(_UNAUTHORISED, 23)
-            check = d.read_bytes()
-            expect_end(d, "the COSE block")
-        except CBORDecodeError as e:
-            raise SuitError(_UNAUTHORISED, (17, e))
-        hdr = Headers(protected, unprotected)
-        alg = hdr.alg
-        if alg not in (algs.SIGNATURE_ALGS if sign else algs.MAC_ALGS):
-            raise cose.CoseUnsupported("unsupp", "signature" if sign else "MAC", alg)
-        # the Sig_structure / MAC_structure (RFC 9052 sections 4.4, 6.3), external AAD empty
-        tbs = cbor.dumps(["Signature1" if sign else "MAC0", hdr.protected_bytes, b"", bytes(payload)])
-        for key in candidates(trust_anchors, hdr.kid, alg):
-            if sign:
-                if algs.verify(alg, key, tbs, check):
-                    return None, None
-            elif ct_equal(algs.mac(alg, key, tbs), check):
-                return None, None
-        return _UNAUTHORISED, (3, "Sign1 signature" if sign else "Mac0 tag", algs.name(alg))
-    except SuitError as e:
-        return e.reason, e.args[0]
-    except cose.CoseUnsupported as e:
-        return _ALG_UNSUPPORTED, str(e)
-    except cose.CoseError as e:  # includes "no key for this algorithm": not authorised by any anchor
-        return _UNAUTHORISED, str(e)
-    except CryptoError as e:  # a malformed key
-        return _UNAUTHORISED, str(e)
 
 
 class Manifest:
@@ -322,12 +300,43 @@ class Manifest:
             expect_end(d, "the manifest")
             if _VERSION not in seen or self.sequence_number is None or common is None:
                 raise SuitError(_CBOR_PARSE, 19)
-            self._parse_common(common, max_components)
+            # common: components and the shared sequence
+            d = Decoder(common)
+            n = read_map_keys(d, "common")
+            for _ in range(n):
+                key = d.read_int()
+                if key == _COMPONENTS:
+                    if self.components:
+                        raise SuitError(_CBOR_PARSE, 27)
+                    count = d.read_array_header()
+                    if count is None or count < 1:
+                        raise SuitError(_CBOR_PARSE, 28)
+                    if count > max_components:
+                        raise SuitError(_COMPONENT_UNSUPPORTED, (29, count, max_components))
+                    for _ in range(count):
+                        parts = d.read_array_header()
+                        if parts is None or parts > 8:
+                            raise SuitError(_COMPONENT_UNSUPPORTED, 32)
+                        cid = []
+                        for _ in range(parts):
+                            cid.append(bytes(d.read_bytes()))
+                        self.components.append(tuple(cid))
+                elif key == _SHARED_SEQUENCE:
+                    if self.shared is not None:
+                        raise SuitError(_CBOR_PARSE, 33)
+                    self.shared = d.read_bytes()
+                elif key == _DEPENDENCIES:
+                    raise SuitError(_COMPONENT_UNSUPPORTED, 34)
+                else:
+                    raise SuitError(_CBOR_PARSE, (35, key))
+            expect_end(d, "common")
+            if not self.components:
+                raise SuitError(_CBOR_PARSE, 9)
             for key in self.severed:
                 member = env.severable.get(key)
                 if member is None:
                     continue  # severed and not supplied: tolerated, the member does not run
-                if not digest_matches(self.severed[key], member):
+                if not ct_equal(sha256(member).digest(), parse_digest(self.severed[key])[1]):
                     raise SuitError(_UNAUTHORISED, (25, key))
                 dm = Decoder(member)
                 self.sequences[key] = dm.read_bytes()
@@ -336,36 +345,3 @@ class Manifest:
                     raise SuitError(_UNAUTHORISED, (26, key))
         except CBORDecodeError as e:
             raise SuitError(_CBOR_PARSE, (20, e))
-
-    def _parse_common(self, common, max_components):
-        d = Decoder(common)
-        n = read_map_keys(d, "common")
-        for _ in range(n):
-            key = d.read_int()
-            if key == _COMPONENTS:
-                if self.components:
-                    raise SuitError(_CBOR_PARSE, 27)
-                count = d.read_array_header()
-                if count is None or count < 1:
-                    raise SuitError(_CBOR_PARSE, 28)
-                if count > max_components:
-                    raise SuitError(_COMPONENT_UNSUPPORTED, (29, count, max_components))
-                for _ in range(count):
-                    parts = d.read_array_header()
-                    if parts is None or parts > 8:
-                        raise SuitError(_COMPONENT_UNSUPPORTED, 32)
-                    cid = []
-                    for _ in range(parts):
-                        cid.append(bytes(d.read_bytes()))
-                    self.components.append(tuple(cid))
-            elif key == _SHARED_SEQUENCE:
-                if self.shared is not None:
-                    raise SuitError(_CBOR_PARSE, 33)
-                self.shared = d.read_bytes()
-            elif key == _DEPENDENCIES:
-                raise SuitError(_COMPONENT_UNSUPPORTED, 34)
-            else:
-                raise SuitError(_CBOR_PARSE, (35, key))
-        expect_end(d, "common")
-        if not self.components:
-            raise SuitError(_CBOR_PARSE, 9)

@@ -67,5 +67,3 @@ class Fs:
         except OSError:
             pass
 
-
-parent_dir = _join_parent

@@ -4,10 +4,21 @@
 # record in one rename, so all components switch together or not at all. The same shape as the ESP32's OTA
 # partitions (suit.esp32ota), in files, on the host and the VM alike.
 from suit import SuitError, const
-from suit.bundle import _Reader, _Writer
+from suit.bundle_more import Writer
 from suit.fs import Fs
 _COMPONENT_UNSUPPORTED = const(6)
 _OPERATION_FAILED = const(11)
+
+
+class _Reader:
+    def __init__(self, f):
+        self._f = f
+
+    def readinto(self, buf):
+        return self._f.readinto(buf) or 0
+
+    def close(self):
+        self._f.close()
 
 
 class SlotDriver:
@@ -90,7 +101,7 @@ class SlotDriver:
         if size is not None and size > cap:
             raise SuitError(_OPERATION_FAILED, "image-size %d is bigger than the slot (%d bytes)" % (size, cap))
         self._staged[name] = slot
-        return _Writer(self.fs.open(self._path(name, slot), "wb"), cap)
+        return Writer(self.fs.open(self._path(name, slot), "wb"), cap)
 
     def swap(self, a, b):
         raise SuitError(_OPERATION_FAILED, "A/B slots do not swap components")

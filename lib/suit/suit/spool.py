@@ -1,7 +1,8 @@
 # Where suit.ota puts a payload while it downloads: a file per URI (FileSpool, the bundle route) or the next
 # ESP32 OTA partition itself (PartitionSpool, through suit.esp32ota's writer and reader, imported when a
 # download or an install runs). A spool says where an interrupted download resumes, and gives the processor
-# a reader over what it holds.
+# a reader over what it holds. The processor's readers over a file range and over a buffer (integrated
+# payloads, content parameters) are here too.
 import os
 
 
@@ -24,6 +25,33 @@ class FileReader:
 
     def close(self):
         self.f.close()
+
+
+class MemReader:
+    """A reader over a buffer (integrated payloads, content parameters)."""
+
+    def __init__(self, mv):
+        self.mv = mv
+        self.pos = 0
+
+    def readinto(self, buf):
+        n = min(len(buf), len(self.mv) - self.pos)
+        buf[0:n] = self.mv[self.pos:self.pos + n]
+        self.pos += n
+        return n
+
+    def close(self):
+        pass
+
+
+def payload_reader(env, name):
+    """A reader over integrated payload `name` of a suit.envelope.Envelope, or None when it has none."""
+    p = env.payloads.get(name)
+    if p is None:
+        return None
+    if isinstance(p, tuple):
+        return FileReader(env.path, p[0], p[1])
+    return MemReader(p)
 
 
 class _FileWriter:

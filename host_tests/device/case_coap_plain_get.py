@@ -1,0 +1,143 @@
+# The server's lean GET path (coap.serve.plain_get: a plain GET answered before anything is decoded, the
+# answer written straight into the deduplication ring) and the deduplication index it leans on, driven
+# datagram by datagram like case_coap_server.
+from coap.msg import Message
+from coap_common import Recorder
+from coap import defs as D
+from coap.transport import Params
+from coap.endpoint import Endpoint
+from coap.server import Server
+from coap import block
+MP_HEAP = "96k"  # its budget on the VM (a board's heap x2): boards with less skip it
+
+PEER = ("127.0.0.1", 40000)
+
+
+def make_server():
+    t = Recorder()
+    s = Server(t)
+    calls = []
+    s.route("/r", get=lambda req: calls.append("get") or b"hello", observable=True, max_age=30)
+    s.route("/big", get=lambda req: bytes(i & 255 for i in range(3000)))
+    return s, t, calls
+
+
+def req(mtype, code, mid, token, path, *opts, payload=b""):
+    m = Message(mtype, code, mid, token, payload).set_path(path)
+    for n, v in opts:
+        m.add(n, v)
+    return bytes(m.encode())
+
+
+def _answer(d, remote, mid, now):
+    # What a duplicate CON of (remote, mid) gets sent at time now, or None.
+    s = d.dd_find(remote, mid, now)
+    d.t.sent = []
+    if s < 0 or not d.dd_resend(s, D.CON) or not d.t.sent:
+        return None
+    return d.t.sent[0][0]
+
+
+def _remember(d, remote, mid, value, now):
+    d.dd_store(d.dd_add(remote, mid, now), value)
+
+
+def test_plain_get_lean_path_gives_the_handler_the_request():
+    # coap.serve.plain_get answers a plain GET before anything is decoded: the handler still sees the whole
+    # request (type, MID, token, path, options, remote), and every kind of result is answered as before.
+    s, t, _ = make_server()
+    seen = []
+
+    def look(req):
+        seen.append((req.type, req.code, req.mid, req.token, req.path(), req.opt(D.URI_PATH), req.remote,
+                     bytes(req.payload), list(req.items())))
+        return "text"
+
+    long_seg = "a-segment-of-thirty-bytes-long"  # an extended option length (13 + n)
+    s.route("/%s/x" % long_seg, get=look)
+    s.route("/none", get=lambda req: None)
+    s.route("/msg", get=lambda req: Message(code=D.VALID).add(D.ETAG, b"\x07"))
+    s.route("/tuple", get=lambda req: (D.CREATED, b"t"))
+    s.route("/", get=lambda req: b"root")
+    s.receive(req(D.CON, D.GET, 300, b"\x01\x02\x03", "/%s/x" % long_seg), PEER)
+    (r,) = t.take()
+    assert (r.type, r.code, r.mid, r.token, bytes(r.payload)) == (D.ACK, D.CONTENT, 300, b"\x01\x02\x03", b"text")
+    (typ, code, mid, tok, path, first, remote, payload, items) = seen[0]
+    assert (typ, code, mid, tok, path, bytes(first), remote, payload) == \
+        (D.CON, D.GET, 300, b"\x01\x02\x03", "/%s/x" % long_seg, long_seg.encode(), PEER, b"")
+    assert [(n, bytes(v)) for n, v in items] == [(D.URI_PATH, long_seg.encode()), (D.URI_PATH, b"x")]
+    s.receive(req(D.NON, D.GET, 301, b"", "/"), PEER)  # NON, no token, no options
+    (r,) = t.take()
+    assert (r.type, r.code, r.token, bytes(r.payload)) == (D.NON, D.CONTENT, b"", b"root") and r.mid != 301
+    for mid, path, code, payload in ((302, "/none", D.CONTENT, b""), (303, "/msg", D.VALID, b""),
+                                     (304, "/tuple", D.CREATED, b"t"), (305, "/nowhere", D.NOT_FOUND, b"")):
+        s.receive(req(D.CON, D.GET, mid, b"\x05", path), PEER)
+        (r,) = t.take()
+        assert (r.type, r.mid, r.code, bytes(r.payload)) == (D.ACK, mid, code, payload), path
+        assert bytes(r.opt(D.ETAG, b"")) == (b"\x07" if path == "/msg" else b"")
+
+
+def test_plain_get_falls_back_to_the_general_path():
+    # What the lean path does not take is answered by the general one: a query, a Block2 option, a payload,
+    # a path that is not UTF-8, an unknown critical option, Observe/Max-Age resources.
+    s, t, calls = make_server()
+    s.route("/q", get=lambda req: ",".join(req.query()))
+    s.receive(req(D.CON, D.GET, 400, b"\x01", "/q?a=1&b"), PEER)
+    (r,) = t.take()
+    assert (r.code, bytes(r.payload)) == (D.CONTENT, b"a=1,b")
+    s.receive(req(D.CON, D.GET, 401, b"\x01", "/big", (D.BLOCK2, block.encode(1, 0, 4))), PEER)
+    (r,) = t.take()
+    assert block.decode(r.opt(D.BLOCK2)) == (1, 1, 4) and bytes(r.payload) == bytes(i & 255 for i in range(256, 512))
+    s.receive(req(D.CON, D.GET, 402, b"\x01", "/q")[:-1] + b"\xfe", PEER)  # the segment "q" as 0xFE: not UTF-8
+    (r,) = t.take()
+    assert (r.mid, r.code) == (402, D.BAD_REQUEST)
+    s.receive(req(D.CON, D.GET, 403, b"\x01", "/q", (D.IF_MATCH + 8, b"x")), PEER)  # option 9: critical, unknown
+    (r,) = t.take()
+    assert (r.mid, r.code) == (403, D.BAD_OPTION)
+    s.receive(req(D.CON, D.GET, 404, b"\x01", "/r"), PEER)  # observable, Max-Age: the general path
+    (r,) = t.take()
+    assert r.code == D.CONTENT and r.uint(D.MAX_AGE) == 30 and calls == ["get"]
+
+
+def test_plain_get_duplicates_and_memory_error():
+    s, t, _ = make_server()
+    n = [0]
+
+    def counted(req):
+        n[0] += 1
+        if n[0] == 1:
+            raise MemoryError
+        return b"c%d" % n[0]
+
+    s.route("/c", get=counted)
+    d = req(D.CON, D.GET, 500, b"\x0a", "/c")
+    try:
+        s.receive(d, PEER)
+        raise AssertionError("MemoryError expected")
+    except MemoryError:
+        pass
+    assert t.take() == []
+    s.receive(d, PEER)  # its retransmission is taken as new: the handler runs again
+    (r,) = t.take()
+    assert bytes(r.payload) == b"c2"
+    s.receive(d, PEER)  # a duplicate now: the same answer from the cache, the handler not run
+    (r2,) = t.take()
+    assert (r2.mid, bytes(r2.payload)) == (500, b"c2") and n[0] == 2
+
+
+def test_dedup_index_across_laps():
+    # The index is made again from the live slots each time the ring of slots has gone round: a MID whose
+    # slot was reused is a new request, the newest entries are still found, the same MID from two peers too.
+    t = Recorder()
+    t.params = Params(ack_timeout=100, max_retransmit=1, max_latency=400)
+    d = Endpoint(t, dedup_limit=4)
+    for i in range(11):
+        _remember(d, "a", i, b"r%d" % i, i)
+    assert [_answer(d, "a", i, 100) for i in range(11)] == [None] * 7 + [b"r7", b"r8", b"r9", b"r10"]
+    assert len(d.dd_index) <= 2 * 4
+    _remember(d, "b", 10, b"b10", 200)
+    assert _answer(d, "a", 10, 200) == b"r10" and _answer(d, "b", 10, 200) == b"b10"
+    for i in range(12, 40):
+        _remember(d, "a", i, b"r%d" % i, 300 + i)
+        assert _answer(d, "a", i, 300 + i) == b"r%d" % i
+    assert len(d.dd_index) <= 2 * 4 and _answer(d, "a", 10, 400) is None
