@@ -86,7 +86,10 @@ def test_put_writes_a_large_value_without_copying_it():
     # a value of several KB (a SUIT envelope) is stored on a full heap: put() must not need another piece of
     # its size. 18,000 bytes in a 64k VM heap: two copies more (a framed value) do not fit, the value does
     s = _fresh("large")
-    data = bytearray(18000)
+    try:
+        data = bytearray(18000)
+    except MemoryError:  # a board's heap after the runner's own work may have no such piece to start with
+        hgtest.skip("no 18,000-byte piece free on this heap")
     s.put("env", data)
     data = None
     assert os.stat(ROOT + "/large/env")[6] == 18000 + 4  # the value and its 4-byte check (get() reads it whole)
