@@ -112,18 +112,10 @@ class Processor:
             self.driver.finish()
         return seq
 
-    def update(self, envelope, invoke=False):
+    def update(self, envelope, invoke=False, install=True):
         """Install: authenticate, check the sequence number, run payload-fetch, install and validate, commit,
         store the sequence number; then load and invoke when invoke=True. Returns a Result (never raises a
-        SuitError; a PowerCut from a fault injector goes through)."""
-        return self._process(envelope, True, invoke)
-
-    def boot(self, envelope):
-        """Secure boot with the installed manifest: validate, load, invoke (sequence number at least the
-        stored one)."""
-        return self._process(envelope, False, True)
-
-    def _process(self, envelope, install, invoke):
+        SuitError; a PowerCut from a fault injector goes through). install=False is boot()."""
         res = Result()
         if self.tracing:
             res.trace = []
@@ -206,6 +198,11 @@ class Processor:
         except OSError:
             pass
         return res
+
+    def boot(self, envelope):
+        """Secure boot with the installed manifest: validate, load, invoke (sequence number at least the
+        stored one)."""
+        return self.update(envelope, True, False)
 
     def _run(self, seq, depth, soft):
         """Run one command sequence; True when it completes, False when a condition failed and soft is set."""
