@@ -31,13 +31,9 @@ class SuitError(Exception):
         self.reason = reason
         self.record = record
 
-    @property
-    def reason_name(self):
-        from suit.reasons import REASONS
-        return REASONS[self.reason]
-
     def __str__(self):
-        return "%s: %s" % (self.reason_name, self.args[0])
+        from suit.reasons import REASONS
+        return "%s: %s" % (REASONS[self.reason], self.args[0])
 
 
 def __getattr__(name):

@@ -6,6 +6,8 @@
 # preferred serialization. A tree therefore has exactly one image: DirReader rebuilds it from the files (for
 # image-match and copy), and DirWriter refuses any other encoding, so what was hashed while installing is
 # what a later check reads back. The directory is staged whole and committed with one rename, like a file.
+import os
+
 from suit import SuitError, const
 _CBOR_PARSE = const(1)
 _COMPONENT_UNSUPPORTED = const(6)
@@ -54,7 +56,10 @@ def rmtree(fs, path):
         pass
     for name in fs.listdir(path):
         rmtree(fs, path + "/" + name)
-    fs.rmdir(path)
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
 
 
 def files_of(fs, path, prefix=b""):
@@ -222,7 +227,7 @@ class DirReader:
             rel = self._files[self._next]
             self._next += 1
             full = self._path + "/" + rel.decode()
-            self._pending = _head(_TEXT, len(rel)) + rel + _head(_BYTES, self._fs.size(full))
+            self._pending = _head(_TEXT, len(rel)) + rel + _head(_BYTES, os.stat(full)[6])
             self._f = self._fs.open(full, "rb")
         return got
 

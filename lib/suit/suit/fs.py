@@ -29,9 +29,6 @@ class Fs:
         except OSError:
             return False
 
-    def size(self, path):
-        return os.stat(path)[6]
-
     def isdir(self, path):
         try:
             return os.stat(path)[0] & 0x4000 != 0  # S_IFDIR
@@ -60,10 +57,3 @@ class Fs:
             except OSError as e2:
                 if e2.args[0] != _EEXIST:
                     raise
-
-    def rmdir(self, path):
-        try:
-            os.rmdir(path)
-        except OSError:
-            pass
-

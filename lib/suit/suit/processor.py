@@ -15,7 +15,6 @@
 from hashlib import sha256
 
 from cbor import CBORDecodeError, Decoder, dumps  # Decoder once: each cbor.Decoder is an import
-from crypto.util import ct_equal
 from suit import SuitError, const
 from suit import envelope as _env
 
@@ -113,18 +112,10 @@ class Processor:
             self.driver.finish()
         return seq
 
-    def update(self, envelope, invoke=False):
+    def update(self, envelope, invoke=False, install=True):
         """Install: authenticate, check the sequence number, run payload-fetch, install and validate, commit,
         store the sequence number; then load and invoke when invoke=True. Returns a Result (never raises a
-        SuitError; a PowerCut from a fault injector goes through)."""
-        return self._process(envelope, True, invoke)
-
-    def boot(self, envelope):
-        """Secure boot with the installed manifest: validate, load, invoke (sequence number at least the
-        stored one)."""
-        return self._process(envelope, False, True)
-
-    def _process(self, envelope, install, invoke):
+        SuitError; a PowerCut from a fault injector goes through). install=False is boot()."""
         res = Result()
         if self.tracing:
             res.trace = []
@@ -208,6 +199,11 @@ class Processor:
             pass
         return res
 
+    def boot(self, envelope):
+        """Secure boot with the installed manifest: validate, load, invoke (sequence number at least the
+        stored one)."""
+        return self.update(envelope, True, False)
+
     def _run(self, seq, depth, soft):
         """Run one command sequence; True when it completes, False when a condition failed and soft is set."""
         if depth > _MAX_DEPTH:
@@ -271,7 +267,7 @@ class Processor:
                                 size = w[1]
                                 want_size = p.get(_P_IMAGE_SIZE)
                                 bad_size = want_size is not None and size != want_size
-                                if bad_size or not ct_equal(w[0], want):
+                                if bad_size or w[0] != want:  # a digest is public: no need for ct_equal
                                     self._note(policy, off, idx, None, _CONDITION_FAILED,
                                                (45, idx, " and size" if bad_size else ""))
                                 # the digest matched: the record carries the manifest's encoding of it, as is
