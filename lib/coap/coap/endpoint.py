@@ -113,7 +113,7 @@ class Endpoint:
         self.transform = None  # message-layer transform (OSCORE): see coap/transform.py
         self.resources = None  # path -> Resource; an endpoint that serves nothing rejects requests (RST)
         self.serve = None  # the coap.serve module once it serves
-        self.uploads = {}  # (remote, path) -> coap.upload.Assembler
+        self.uploads = {}  # (remote, path) -> an upload in progress (coap.upload)
         self.max_uploads = max_uploads
         self.ack_delay = p.ack_timeout // 4  # after this an async handler's CON gets an empty ACK
         self.task = None

@@ -168,7 +168,7 @@ def notify(srv, res):
         h = res.handlers.get(_GET)
         r = h(req)
         if r is not None and hasattr(r, "send"):
-            asyncio.create_task(_notify_async(srv, res, key, entry, seq, r))
+            asyncio.create_task(_later(srv, res, key, r, entry, seq))
         else:
             _notify(srv, res, key, entry, seq, r)
 
@@ -178,10 +178,6 @@ def gone(srv, res):
     o = res.observers
     for key, entry in list(o.reg.items()):
         _notify(srv, res, key, entry, o.seq, Message(code=_NOT_FOUND))
-
-
-async def _notify_async(srv, res, key, entry, seq, coro):
-    _notify(srv, res, key, entry, seq, await coro)
 
 
 def _notify(srv, res, key, entry, seq, r):
@@ -198,7 +194,7 @@ def _notify(srv, res, key, entry, seq, r):
     entry[1] += 1
     if entry[1] % res.observers.con_every == 0:
         r.type = _CON
-        asyncio.create_task(_notify_con(srv, res, key, r))
+        asyncio.create_task(_later(srv, res, key, r))
     else:
         r.type = _NON
         for f in srv.rst_listeners:
@@ -223,7 +219,12 @@ class _NonNotifications(dict):
             x[0].observers.reg.pop(x[1], None)
 
 
-async def _notify_con(srv, res, key, r):
+async def _later(srv, res, key, r, entry=None, seq=0):
+    # An async handler's notification (entry: its observer), once its coroutine r is done; or a CON
+    # notification r, which ends the observation when it gets an RST or no ACK.
+    if entry is not None:
+        _notify(srv, res, key, entry, seq, await r)
+        return
     try:
         a = await srv.send_con(r, key[0])
         if a.type != _RST:
