@@ -255,7 +255,8 @@ def vm_cmd(script: Path, *args, heap="128k") -> list[str]:
 
 _MPY_DIR: list[Path] = []
 COAP_MODULES = ("__init__", "transport", "msg", "defs", "endpoint", "requester", "download", "serve", "transform",
-                "rawaddr", "block", "observe", "server", "client", "udp", "upload", "linkformat", "separate", "errtext")
+                "rawaddr", "block", "observe", "server", "client", "udp", "upload", "linkformat", "separate", "errtext",
+                "occasional")
 
 
 def mpy_path() -> str:

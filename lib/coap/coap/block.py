@@ -36,17 +36,6 @@ def encode(num, more, szx):
     return (num << 4) | (8 if more else 0) | szx
 
 
-class _Bytes:
-    # A bytes body seen as a source, so Block2 slicing has one code path.
-    def __init__(self, b):
-        self.b = b
-        self.size = len(b)
-        self.etag = None
-
-    def read(self, off, n):
-        return self.b[off:off + n]
-
-
 def _etag(b):
     # Short ETag for a multi-block body without one, so a client notices a change mid-transfer.
     h = 5381
@@ -58,7 +47,7 @@ def _etag(b):
 def serve(srv, req, r):
     """Server side: cut the response body (bytes or a source) to the block the request asks for."""
     p = r.payload
-    src = p if hasattr(p, "read") else None
+    src = hasattr(p, "read")
     rb2 = req.opt(_BLOCK2)
     szx = srv.szx
     num = 0
@@ -67,26 +56,26 @@ def serve(srv, req, r):
         if s < szx:
             szx = s
     bs = 16 << szx
-    if src is None:
-        if len(p) <= bs and rb2 is None:
+    if src:
+        size = p.size
+    else:
+        size = len(p)
+        if size <= bs and rb2 is None:
             return r
-        src = _Bytes(p)
-    size = src.size
     off = num * bs
     if off >= size and not (off == 0 and size == 0):
         return Message(code=_BAD_OPTION, payload=b"block out of range")
-    data = src.read(off, bs)
-    more = off + len(data) < size
+    if src:
+        data = p.read(off, bs)
+        r.src = (p, off)  # the server's dedup cache re-reads this block for a duplicate request
+    else:
+        data = p[off:off + bs]
     r.payload = data
-    if type(src) is not _Bytes:
-        r.src = (src, off)  # the server's dedup cache re-reads this block for a duplicate request
-    r.add(_BLOCK2, encode(num, more, szx))
+    r.add(_BLOCK2, encode(num, off + len(data) < size, szx))
     if num == 0 or req.opt(_SIZE2) is not None:
         r.add(_SIZE2, size)
     if not r.has(_ETAG):
-        et = getattr(src, "etag", None)
-        if et is None and type(src) is _Bytes and size > bs:
-            et = _etag(src.b)
+        et = getattr(p, "etag", None) if src else _etag(p) if size > bs else None
         if et is not None:
             r.add(_ETAG, et)
     return r

@@ -24,16 +24,6 @@ def _error(text):
     return BlockError(text)
 
 
-def _decode2(v):
-    # A Block2 value -> (num, more, szx), as coap.block.decode.
-    if len(v) > 3:
-        raise _error("block option too long")
-    n = int.from_bytes(v, "big") if v else 0
-    if n & 7 == 7:
-        raise _error("reserved SZX 7")
-    return n >> 4, (n >> 3) & 1, n & 7
-
-
 class Receiver:
     """Client side of a Block2 download (or any block sequence): checks each block continues the body
     and keeps the ETag stable. Data goes to sink(offset, data); nothing is kept here."""
@@ -84,26 +74,33 @@ async def fetch(ep, r, b2, method, remote, path, options, con, timeout, sink, st
             def sink(off, data):
                 body.extend(data)
         rx = Receiver(sink)
-    num, more, s = _decode2(b2)
-    nxt = rx.feed(num, more, s, r.payload, r.opt(_ETAG), r.uint(_SIZE2))
-    m = Message(_CON if con else _NON, method).set_path(path)
-    for o in options:
-        if o[0] != _OBSERVE:  # later blocks of a notification are plain GETs
-            m.add(o[0], o[1])
-    m.add(_BLOCK2, 0)
-    opts = m.opts
-    tok = int.from_bytes(os.urandom(4), "big")  # a random token, then a fresh one per block by counting on
-    while nxt is not None:
+    m = None
+    while True:
+        # b2: this response's Block2 value, num << 4 | more << 3 | szx (as coap.block.decode)
+        if len(b2) > 3:
+            raise _error("block option too long")
+        n = int.from_bytes(b2, "big") if b2 else 0
+        s = n & 7
+        if s == 7:
+            raise _error("reserved SZX 7")
+        nxt = rx.feed(n >> 4, (n >> 3) & 1, s, r.payload, r.opt(_ETAG), r.uint(_SIZE2) if m is None else None)
+        if nxt is None:
+            break
         if nxt >= 1 << 20:
             raise _error("block number or size out of range")
-        opts[-1] = (_BLOCK2, uint_bytes((nxt << 4) | s))  # one request message, re-aimed at each block
+        if m is None:
+            m = Message(_CON if con else _NON, method).set_path(path)
+            for o in options:
+                if o[0] != _OBSERVE:  # later blocks of a notification are plain GETs
+                    m.add(o[0], o[1])
+            m.add(_BLOCK2, 0)
+            tok = int.from_bytes(os.urandom(4), "big")  # a random token, then a fresh one per block by counting
+        m.opts[-1] = (_BLOCK2, uint_bytes((nxt << 4) | s))  # one request message, re-aimed at each block
         m.token = ((tok + nxt) & 0xFFFFFFFF).to_bytes(4, "big")
         r = await exchange(ep, m, remote, timeout)
         b2 = r.opt(_BLOCK2)
         if b2 is None or r.code >= 96:
             raise _error("block %d: %s without Block2" % (nxt, r.code))
-        num, more, s = _decode2(b2)
-        nxt = rx.feed(num, more, s, r.payload, r.opt(_ETAG))
     if start is None and body is not None:
         r.payload = body
     r.size2 = rx.size

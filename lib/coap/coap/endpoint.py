@@ -25,8 +25,8 @@
 #                   (coap.upload), separate responses (coap.separate), /.well-known/core (coap.linkformat).
 #   client role     coap/requester.py, loaded with the first request: send_con() with one timer task
 #                   retransmitting every pending CON, exchange() (one request, its response), request()
-#                   (Block-wise both ways), ping(); observe() (coap.observe), send_non() (one NON request,
-#                   through the transform, sent without waiting for an answer: coap.occasional).
+#                   (Block-wise both ways); observe() (coap.observe); ping() and send_non() (one NON
+#                   request, through the transform, sent without waiting for an answer) in coap.occasional.
 #
 # rst_listeners is a list of callables f(msg) called with every RST the endpoint receives (coap.observe uses
 # it to end an observation). Handlers and what they may return: coap/serve.py.
@@ -113,7 +113,7 @@ class Endpoint:
         self.transform = None  # message-layer transform (OSCORE): see coap/transform.py
         self.resources = None  # path -> Resource; an endpoint that serves nothing rejects requests (RST)
         self.serve = None  # the coap.serve module once it serves
-        self.uploads = {}  # (remote, path) -> coap.upload.Assembler
+        self.uploads = {}  # (remote, path) -> an upload in progress (coap.upload)
         self.max_uploads = max_uploads
         self.ack_delay = p.ack_timeout // 4  # after this an async handler's CON gets an empty ACK
         self.task = None
@@ -403,8 +403,8 @@ class Endpoint:
 
     def ping(self, remote):
         """CoAP ping (a coroutine): an empty CON; True when the peer answers RST. Raises RequestTimeout."""
-        from coap import requester
-        return requester.ping(self, remote)
+        from coap.occasional import ping
+        return ping(self, remote)
 
     def send_non(self, method, remote, path, payload=b"", options=(), token=None):
         """Send one NON request (through the transform) and wait for nothing: coap.occasional.send_non."""

@@ -18,48 +18,48 @@ def well_known(srv, req):
 
 
 
-def link(r):
-    s = "<" + r.path + ">"
-    a = r.link
-    for k in ("rt", "if_", "title"):
-        v = a.get(k)
-        if v is not None:
-            s += ';%s="%s"' % (k.rstrip("_"), v)
-    ct = a.get("ct")
-    if ct is not None:
-        s += ";ct=%s" % ct
-    if r.observers is not None:
-        s += ";obs"
-    return s
-
-
-def matches(r, key, value):
-    """One attribute filter; a value ending in "*" is a prefix match; rt/if values are space-separated lists."""
-    if key == "href":
-        attr = [r.path]
-    elif key == "ct":
-        ct = r.link.get("ct")
-        attr = [str(ct)] if ct is not None else []
-    elif key in ("rt", "if", "title"):
-        v = r.link.get("if_" if key == "if" else key)
-        attr = v.split(" ") if v and key != "title" else ([v] if v else [])
-    elif key == "obs":
-        return r.observers is not None
-    else:
-        return False
-    if value.endswith("*"):
-        value = value[:-1]
-        for a in attr:
-            if a.startswith(value):
-                return True
-        return False
-    return value in attr
-
-
 def link_format(resources, query=()):
-    """RFC 6690 body for /.well-known/core, filtered by a query like ["rt=temperature"]."""
-    key = val = None
+    """RFC 6690 body for /.well-known/core, filtered by a query like ["rt=temperature"] (one filter: its value
+    ending in "*" is a prefix match; rt/if values are space-separated lists)."""
+    key = None
     for q in query:
-        key, _, val = q.partition("=")
+        key, _, value = q.partition("=")
+        if value.endswith("*"):
+            value = value[:-1]
+            prefix = True
+        else:
+            prefix = False
         break
-    return ",".join(link(r) for r in resources if key is None or matches(r, key, val))
+    out = []
+    for r in resources:
+        a = r.link
+        if key is not None:
+            if key == "href":
+                attr = [r.path]
+            elif key == "ct":
+                ct = a.get("ct")
+                attr = [str(ct)] if ct is not None else []
+            elif key in ("rt", "if", "title"):
+                v = a.get("if_" if key == "if" else key)
+                attr = v.split(" ") if v and key != "title" else ([v] if v else [])
+            elif key == "obs":
+                attr = [value] if r.observers is not None else []
+            else:
+                attr = []
+            for x in attr:
+                if x.startswith(value) if prefix else x == value:
+                    break
+            else:
+                continue
+        s = "<" + r.path + ">"
+        for k in ("rt", "if_", "title"):
+            v = a.get(k)
+            if v is not None:
+                s += ';%s="%s"' % (k.rstrip("_"), v)
+        ct = a.get("ct")
+        if ct is not None:
+            s += ";ct=%s" % ct
+        if r.observers is not None:
+            s += ";obs"
+        out.append(s)
+    return ",".join(out)

@@ -45,25 +45,6 @@ class Observers:
         self.reg = {}
         self.seq = 2  # registration responses carry a number too; start above RFC's reserved-for-ACK 0/1
 
-    def add(self, remote, token, req):
-        """Registers or refreshes; returns False when the limit is reached."""
-        key = (remote, token)
-        if key not in self.reg and len(self.reg) >= self.limit:
-            return False
-        self.reg[key] = [req, 0]
-        return True
-
-    def remove(self, remote, token):
-        return self.reg.pop((remote, token), None) is not None
-
-    def next_seq(self):
-        self.seq = (self.seq + 1) & 0xFFFFFF
-        return self.seq
-
-    def want_con(self, entry):
-        entry[1] += 1
-        return entry[1] % self.con_every == 0
-
     def __len__(self):
         return len(self.reg)
 
@@ -162,10 +143,11 @@ def register(req, res):
     o = res.observers
     b2 = req.opt(_BLOCK2)
     if b2 is None or int.from_bytes(b2, "big") >> 4 == 0:
-        if req.uint(_OBSERVE) == 0:
-            o.add(req.remote, req.token, req)  # over the limit: answered as a plain GET
-        else:
-            o.remove(req.remote, req.token)
+        key = (req.remote, req.token)
+        if req.uint(_OBSERVE) != 0:
+            o.reg.pop(key, None)
+        elif key in o.reg or len(o.reg) < o.limit:  # over the limit: answered as a plain GET
+            o.reg[key] = [req, 0]
 
 
 def annotate(req, res, r):
@@ -180,13 +162,13 @@ def notify(srv, res):
     o = res.observers
     if not o:
         return
-    seq = o.next_seq()
+    seq = o.seq = (o.seq + 1) & 0xFFFFFF
     for key, entry in list(o.reg.items()):
         req = entry[0]
         h = res.handlers.get(_GET)
         r = h(req)
         if r is not None and hasattr(r, "send"):
-            asyncio.create_task(_notify_async(srv, res, key, entry, seq, r))
+            asyncio.create_task(_later(srv, res, key, r, entry, seq))
         else:
             _notify(srv, res, key, entry, seq, r)
 
@@ -198,63 +180,55 @@ def gone(srv, res):
         _notify(srv, res, key, entry, o.seq, Message(code=_NOT_FOUND))
 
 
-async def _notify_async(srv, res, key, entry, seq, coro):
-    _notify(srv, res, key, entry, seq, await coro)
-
-
 def _notify(srv, res, key, entry, seq, r):
     from coap import serve
-    remote, token = key
+    remote = key[0]
     req = entry[0]
     r = serve.finish(srv, req, r)
     if r.code >= 96:  # an error ends the observation (RFC 7641 section 4.2)
-        res.observers.remove(remote, token)
+        res.observers.reg.pop(key, None)
     elif not r.has(_OBSERVE):
         r.add(_OBSERVE, seq)
     r = serve.outer_response(srv, req, r)
     r.mid = srv.next_mid()
-    if res.observers.want_con(entry):
+    entry[1] += 1
+    if entry[1] % res.observers.con_every == 0:
         r.type = _CON
-        asyncio.create_task(_notify_con(srv, res, key, r))
+        asyncio.create_task(_later(srv, res, key, r))
     else:
         r.type = _NON
-        _NonNotifications.of(srv).sent(remote, r.mid, res, token)
+        for f in srv.rst_listeners:
+            if type(f) is _NonNotifications:
+                break
+        else:
+            f = _NonNotifications()
+            srv.rst_listeners.append(f)
+        if len(f) > 16:
+            f.clear()
+        f[(remote, r.mid)] = (res, key)
         srv.t.send(r.encode(), remote)
 
 
-class _NonNotifications:
+class _NonNotifications(dict):
     """The endpoint's RST listener for NON notifications: an RST to one ends its observation. Holds the
-    last few (remote, mid) -> (resource, token); registered with the first NON notification."""
-
-    def __init__(self):
-        self.mids = {}
-
-    @staticmethod
-    def of(srv):
-        for f in srv.rst_listeners:
-            if type(f) is _NonNotifications:
-                return f
-        f = _NonNotifications()
-        srv.rst_listeners.append(f)
-        return f
-
-    def sent(self, remote, mid, res, token):
-        m = self.mids
-        if len(m) > 16:
-            m.clear()
-        m[(remote, mid)] = (res, token)
+    last few (remote, mid) -> (resource, (remote, token)); registered with the first NON notification."""
 
     def __call__(self, rst):
-        x = self.mids.pop((rst.remote, rst.mid), None)
+        x = self.pop((rst.remote, rst.mid), None)
         if x is not None:
-            x[0].observers.remove(rst.remote, x[1])
+            x[0].observers.reg.pop(x[1], None)
 
 
-async def _notify_con(srv, res, key, r):
+async def _later(srv, res, key, r, entry=None, seq=0):
+    # An async handler's notification (entry: its observer), once its coroutine r is done; or a CON
+    # notification r, which ends the observation when it gets an RST or no ACK.
+    if entry is not None:
+        _notify(srv, res, key, entry, seq, await r)
+        return
     try:
         a = await srv.send_con(r, key[0])
         if a.type != _RST:
             return
     except Exception:
         pass
-    res.observers.remove(key[0], key[1])  # RST or no ACK: the observer is gone
+    res.observers.reg.pop(key, None)  # RST or no ACK: the observer is gone

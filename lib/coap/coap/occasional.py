@@ -1,6 +1,6 @@
 # Operations an application uses now and then, loaded on first use: send_non (a NON request sent without
-# waiting for any answer, e.g. CoAP-EAP's trigger), the clean-up of Endpoint.unroute, and unknown_critical
-# (the server's own check is inlined in coap.serve.respond).
+# waiting for any answer, e.g. CoAP-EAP's trigger), ping (an empty CON), the clean-up of Endpoint.unroute, and
+# unknown_critical (the server's own check is inlined in coap.serve.respond).
 import os
 from coap.msg import Message
 
@@ -10,6 +10,7 @@ except ImportError:
     from coap import const
 
 _NON = const(1)
+_RST = const(3)
 
 
 def send_non(ep, method, remote, path, payload=b"", options=(), token=None):
@@ -29,6 +30,12 @@ def send_non(ep, method, remote, path, payload=b"", options=(), token=None):
         raise ValueError("NON request larger than one message")
     ep.t.send(data, remote)
     return m
+
+
+async def ping(ep, remote):
+    """CoAP ping: an empty CON; True when the peer answers RST. Raises RequestTimeout."""
+    r = await ep.send_con(Message(0, 0, ep.next_mid()), remote)  # CON, Empty
+    return r.type == _RST
 
 
 def unroute(ep, res):

@@ -1,6 +1,6 @@
 # The client role of coap.endpoint.Endpoint, loaded with its first request (as coap.serve, the server role, is
 # with its first resource), so an endpoint that only serves never holds this code. The endpoint's methods
-# (send_con, exchange, request, ping) call these with the endpoint first; the message layer (receive, the
+# (send_con, exchange, request) call these with the endpoint first; the message layer (receive, the
 # pending CONs, token routing) stays in coap/endpoint.py. CON retransmission, one request and its response,
 # Block-wise transfers both ways (the rest of a Block2 body in coap.download, Block1 in coap.upload).
 import asyncio
@@ -106,12 +106,6 @@ async def _timer(ep):
                     if p[_P_EV]:
                         p[_P_EV].set()
     ep.timer = None
-
-
-async def ping(ep, remote):
-    m = Message(_CON, _EMPTY, ep.next_mid())
-    r = await send_con(ep, m, remote)
-    return r.type == _RST
 
 
 def _next(locks, remote):

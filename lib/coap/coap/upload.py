@@ -18,95 +18,74 @@ _BLOCK1 = const(27)
 _SIZE1 = const(60)
 
 
-class Assembler:
-    """Server side of a Block1 upload: accepts blocks in order into a bounded buffer, or streams them into
-    sink(offset, data) (data is valid only during the call) with nothing kept here."""
-
-    def __init__(self, limit, sink=None, size=None):
-        self.limit = limit
-        self.sink = sink
-        # With Size1 known the body buffer is allocated once (no regrowth fragmenting a small heap).
-        self.buf = None if sink else bytearray(size) if size and size <= limit else bytearray()
-        self.offset = 0
-        self.last = -1
-
-    def feed(self, num, more, szx, data):
-        """Returns True when the last block arrived. Raises BlockError for a gap (4.08) and OverflowError
-        past the limit (4.13)."""
-        off = num << (szx + 4)
-        if off != self.offset:
-            if off == self.last and off + len(data) == self.offset:
-                return not more  # the last block again (its answer was lost): taken once, answered again
-            raise block.BlockError("block1 at %d, expected %d" % (off, self.offset))
-        self.last = off
-        if more and len(data) != 16 << szx:
-            raise block.BlockError("short block1 before the last")
-        end = off + len(data)
-        if end > self.limit:
-            raise OverflowError
-        if self.sink is None:
-            b = self.buf
-            if end <= len(b):
-                b[off:end] = data
-                if not more and end < len(b):
-                    self.buf = memoryview(b)[:end]  # shorter than Size1 announced
-            else:
-                b[off:] = data
-        else:
-            self.sink(off, data)
-        self.offset = end
-        return not more
-
-
-def _too_large(res):
-    return Message(code=_TOO_LARGE).add(_SIZE1, res.max_body)
-
-
 def receive(srv, req, res, v):
     """Server side: one Block1 request into the upload of (remote, path); None when the body is complete
-    (then req.payload is the body, or req.upload the resource's sink). A body over the resource's max_body,
-    or one the heap cannot hold, gets 4.13 (with Size1 = max_body for the former)."""
+    (then req.payload is the body, or req.upload the resource's sink). Blocks are taken in order into a
+    bounded buffer, or streamed into the resource's sink(offset, data) (data valid only during the call) with
+    nothing kept here; a gap gets 4.08. A body over the resource's max_body, or one the heap cannot hold, gets
+    4.13 (with Size1 = max_body for the former)."""
     num, more, szx = block.decode(v)
     ups = srv.uploads
     key = (req.remote, res.path)
-    a = ups.get(key)
+    a = ups.get(key)  # the upload: [sink, body buffer (None with a sink), offset, offset of the last block]
+    limit = res.max_body
     if num == 0:
         size1 = req.uint(_SIZE1)
-        if size1 is not None and size1 > res.max_body:
-            return _too_large(res)
+        if size1 is not None and size1 > limit:
+            return Message(code=_TOO_LARGE).add(_SIZE1, limit)
         if a is not None:
             del ups[key]  # a restart: free the old body before making the new one
         elif len(ups) >= srv.max_uploads:
             ups.pop(next(iter(ups)))
         a = None
         try:
-            a = Assembler(res.max_body, res.upload(req) if res.upload else None, size1)
+            sink = res.upload(req) if res.upload else None
+            # With Size1 known the body buffer is allocated once (no regrowth fragmenting a small heap).
+            a = [sink, None if sink else bytearray(size1) if size1 else bytearray(), 0, -1]
         except MemoryError:
             return Message(code=_TOO_LARGE)
         ups[key] = a
     elif a is None:
         return Message(code=_INCOMPLETE)
-    try:
-        done = a.feed(num, more, szx, req.payload)
-    except OverflowError:
-        del ups[key]
-        return _too_large(res)
-    except MemoryError:
-        del ups[key]
-        return Message(code=_TOO_LARGE)
-    except block.BlockError:
-        return Message(code=_INCOMPLETE)
+    data = req.payload
+    off = num << (szx + 4)
+    end = off + len(data)
+    if off != a[2]:
+        if off != a[3] or end != a[2]:
+            return Message(code=_INCOMPLETE)  # a gap (the last block again, its answer lost: answered again)
+    else:
+        a[3] = off
+        if more and len(data) != 16 << szx:
+            return Message(code=_INCOMPLETE)  # a short block before the last
+        if end > limit:
+            del ups[key]
+            return Message(code=_TOO_LARGE).add(_SIZE1, limit)
+        try:
+            if a[0] is None:
+                b = a[1]
+                if end <= len(b):
+                    b[off:end] = data
+                    if not more and end < len(b):
+                        a[1] = memoryview(b)[:end]  # shorter than Size1 announced
+                else:
+                    b[off:] = data
+            else:
+                a[0](off, data)
+        except MemoryError:
+            del ups[key]
+            return Message(code=_TOO_LARGE)
+        a[2] = end
     s = szx if szx < srv.szx else srv.szx  # RFC 7959 2.3: ask for smaller blocks by answering a smaller SZX
     if s < szx:
         num <<= szx - s
-    if not done:
+    if more:
         return Message(code=_CONTINUE).add(_BLOCK1, block.encode(num, 1, s))
     del ups[key]
-    if a.sink is None:
-        req.payload = a.buf
+    if a[0] is None:
+        req.payload = a[1]
     else:
         req.payload = b""
-        req.upload = a.sink
+        req.upload = a[0]
     req.block1 = block.encode(num, 0, s)
     return None
 
