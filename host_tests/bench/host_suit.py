@@ -201,7 +201,7 @@ def run(ctx) -> list[dict]:
         out.append({"name": "suit modules loaded by a plain install (one integrated file, HMAC-256)",
                     "runtime": "micropython", "value": None, "unit": "",
                     "note": lines.get("SUIT_AFTER_HMAC", "?") + " (commands, bundle_more, bundle_dir, encryption, "
-                    "reasons load only when a manifest needs them)"})
+                    "spool, reasons, _text load only when a manifest needs them)"})
         built = str(ctx.repo / "host_tests" / "vectors" / "suit" / "built") + "/"
         for alg, label in (("hss", "HSS-LMS"), ("esp256", "ESP256"), ("ed25519", "Ed25519"), ("hmac", "HMAC-256")):
             for route in ("buffer", "file"):
