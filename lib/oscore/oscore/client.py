@@ -51,14 +51,16 @@ def protect_request(ctx, msg):
         ci = classi.of(outer, ci)
     ct = aead(ctx.sender_key, ctx.pure).encrypt(nonce, plain, aad(kid, piv, ci))
     out = object.__new__(Message)  # no __init__: no options list of its own to throw away
-    out.type = msg.type
+    if msg.type:  # attributes equal to Message's class defaults stay unset: a smaller attribute table
+        out.type = msg.type
     out.code = _POST if observe is None else _FETCH
     out.mid = msg.mid
     out.token = msg.token
     out.payload = ct
     outer.append((_OSCORE, encode_option(piv, ctx.id_context, kid)))
     out.opts = outer
-    out.remote = msg.remote
+    if msg.remote is not None:
+        out.remote = msg.remote
     return out, [ctx, kid, piv, nonce, observe is not None, -1]
 
 

@@ -196,7 +196,8 @@ def open_inner(ctx, msg, nonce, kid, piv, class_i, request):
         raise err(17)
     m.mid = msg.mid
     m.token = msg.token
-    m.remote = msg.remote
+    if msg.remote is not None:  # else Message's class default, with no attribute of its own
+        m.remote = msg.remote
     return m
 
 
@@ -261,10 +262,17 @@ def protect_response(binding, msg, own_piv=False):
         from oscore import classi
         ci = classi.of(outer, ci)
     ct = aead(ctx.sender_key, ctx.pure).encrypt(nonce, plain, aad(binding[1], binding[2], ci))
-    out = Message(msg.type, _CHANGED if observe is None else _CONTENT, msg.mid, msg.token, ct)
+    out = object.__new__(Message)  # no __init__: no options list of its own to throw away
+    if msg.type:  # attributes equal to Message's class defaults stay unset: a smaller attribute table
+        out.type = msg.type
+    out.code = _CHANGED if observe is None else _CONTENT
+    out.mid = msg.mid
+    out.token = msg.token
+    out.payload = ct
     outer.append((_OSCORE, o))
     out.opts = outer
-    out.remote = msg.remote
+    if msg.remote is not None:
+        out.remote = msg.remote
     return out
 
 
