@@ -4,7 +4,7 @@
 import sys
 import hgtest
 from coap.msg import Message
-from coap_common import Recorder
+from coap_common import Recorder, dedup_answer, dedup_remember
 from coap import defs as D
 from coap.transport import Params
 from coap.endpoint import Endpoint
@@ -42,19 +42,6 @@ def req(mtype, code, mid, token, path, *opts, payload=b""):
     for n, v in opts:
         m.add(n, v)
     return bytes(m.encode())
-
-
-def _answer(d, remote, mid, now):
-    # What a duplicate CON of (remote, mid) gets sent at time now, or None.
-    s = d.dd_find(remote, mid, now)
-    d.t.sent = []
-    if s < 0 or not d.dd_resend(s, D.CON) or not d.t.sent:
-        return None
-    return d.t.sent[0][0]
-
-
-def _remember(d, remote, mid, value, now):
-    d.dd_store(d.dd_add(remote, mid, now), value)
 
 
 def test_plain_get_lean_path_gives_the_handler_the_request():
@@ -147,12 +134,12 @@ def test_dedup_index_across_laps():
     t.params = Params(ack_timeout=100, max_retransmit=1, max_latency=400)
     d = Endpoint(t, dedup_limit=4)
     for i in range(11):
-        _remember(d, "a", i, b"r%d" % i, i)
-    assert [_answer(d, "a", i, 100) for i in range(11)] == [None] * 7 + [b"r7", b"r8", b"r9", b"r10"]
+        dedup_remember(d, "a", i, b"r%d" % i, i)
+    assert [dedup_answer(d, "a", i, 100) for i in range(11)] == [None] * 7 + [b"r7", b"r8", b"r9", b"r10"]
     assert len(d.dd_index) <= 2 * 4
-    _remember(d, "b", 10, b"b10", 200)
-    assert _answer(d, "a", 10, 200) == b"r10" and _answer(d, "b", 10, 200) == b"b10"
+    dedup_remember(d, "b", 10, b"b10", 200)
+    assert dedup_answer(d, "a", 10, 200) == b"r10" and dedup_answer(d, "b", 10, 200) == b"b10"
     for i in range(12, 40):
-        _remember(d, "a", i, b"r%d" % i, 300 + i)
-        assert _answer(d, "a", i, 300 + i) == b"r%d" % i
-    assert len(d.dd_index) <= 2 * 4 and _answer(d, "a", 10, 400) is None
+        dedup_remember(d, "a", i, b"r%d" % i, 300 + i)
+        assert dedup_answer(d, "a", i, 300 + i) == b"r%d" % i
+    assert len(d.dd_index) <= 2 * 4 and dedup_answer(d, "a", 10, 400) is None

@@ -2,7 +2,7 @@
 # synchronous handlers): RST/ping, deduplication, NON/CON answers, 4.02, discovery, Observe, Block1/Block2.
 import hgtest
 from coap.msg import Message
-from coap_common import Recorder
+from coap_common import Recorder, dedup_answer, dedup_remember
 from coap import defs as D
 from coap.transport import Params
 from coap.endpoint import Endpoint
@@ -313,31 +313,18 @@ def test_observe_with_block2():
     assert n.has(D.OBSERVE) and block.decode(n.opt(D.BLOCK2)) == (0, 1, 2) and len(n.payload) == 64
 
 
-def _answer(d, remote, mid, now):
-    # What a duplicate CON of (remote, mid) gets sent at time now, or None.
-    s = d.dd_find(remote, mid, now)
-    d.t.sent = []
-    if s < 0 or not d.dd_resend(s, D.CON) or not d.t.sent:
-        return None
-    return d.t.sent[0][0]
-
-
-def _remember(d, remote, mid, value, now):
-    d.dd_store(d.dd_add(remote, mid, now), value)
-
-
 def test_dedup_bounded():
     t = Recorder()
     t.params = Params(ack_timeout=100, max_retransmit=1, max_latency=400)  # EXCHANGE_LIFETIME 1050 ms
     d = Endpoint(t, dedup_limit=4)
     for i in range(10):
-        _remember(d, "a", i, b"r%d" % i, i)
-    assert [_answer(d, "a", i, 100) for i in range(10)] == [None] * 6 + [b"r6", b"r7", b"r8", b"r9"]
-    assert _answer(d, "a", 9, 2000) is None  # past EXCHANGE_LIFETIME
+        dedup_remember(d, "a", i, b"r%d" % i, i)
+    assert [dedup_answer(d, "a", i, 100) for i in range(10)] == [None] * 6 + [b"r6", b"r7", b"r8", b"r9"]
+    assert dedup_answer(d, "a", 9, 2000) is None  # past EXCHANGE_LIFETIME
     # The same MID from two peers: two entries, each found.
-    _remember(d, "b", 9, b"b9", 3000)
-    _remember(d, "c", 9, b"c9", 3000)
-    assert _answer(d, "b", 9, 3000) == b"b9" and _answer(d, "c", 9, 3000) == b"c9"
+    dedup_remember(d, "b", 9, b"b9", 3000)
+    dedup_remember(d, "c", 9, b"c9", 3000)
+    assert dedup_answer(d, "b", 9, 3000) == b"b9" and dedup_answer(d, "c", 9, 3000) == b"c9"
 
 
 def test_dedup_byte_budget():
@@ -346,15 +333,15 @@ def test_dedup_byte_budget():
     t = Recorder(max_message_size=1000)
     d = Endpoint(t)
     for i in range(5):
-        _remember(d, "a", i, bytes([i]) * 900, i)
-    assert [_answer(d, "a", i, 10) for i in range(5)] == [None, None, None, bytes([3]) * 900, bytes([4]) * 900]
-    _remember(d, "a", 9, bytes(2500), 20)  # one answer over the ring is still kept, as an object
-    assert _answer(d, "a", 9, 30) == bytes(2500)
+        dedup_remember(d, "a", i, bytes([i]) * 900, i)
+    assert [dedup_answer(d, "a", i, 10) for i in range(5)] == [None, None, None, bytes([3]) * 900, bytes([4]) * 900]
+    dedup_remember(d, "a", 9, bytes(2500), 20)  # one answer over the ring is still kept, as an object
+    assert dedup_answer(d, "a", 9, 30) == bytes(2500)
     # A Block2 block from a source costs only its header in the ring: many fit.
     src = CountingSource(1 << 20)
     for i in range(10):
         d.dd_store(d.dd_add("b", i, 40 + i), b"h" * 20, 2, (src, 64 * i, 64))
-    assert [_answer(d, "b", i, 60)[-64:] == src.read(64 * i, 64) for i in range(10)] == [True] * 10
+    assert [dedup_answer(d, "b", i, 60)[-64:] == src.read(64 * i, 64) for i in range(10)] == [True] * 10
     # A duplicate whose answer the ring lost is taken as a new message (its handler runs again).
     s = d.dd_find("a", 3, 10)
     assert s >= 0 and d.dd_resend(s, D.CON) is False

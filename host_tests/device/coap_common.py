@@ -1,4 +1,5 @@
 # Shared helpers of the CoAP server case files (no cases of its own).
+from coap import defs as D
 from coap.msg import decode
 from coap.transport import Params
 
@@ -23,3 +24,16 @@ class Recorder:
         out = [decode(d) for d, _ in self.sent]
         self.sent = []
         return out
+
+
+def dedup_answer(d, remote, mid, now):
+    # What the dedup cache sends for a duplicate CON of (remote, mid) at time now, or None.
+    s = d.dd_find(remote, mid, now)
+    d.t.sent = []
+    if s < 0 or not d.dd_resend(s, D.CON) or not d.t.sent:
+        return None
+    return d.t.sent[0][0]
+
+
+def dedup_remember(d, remote, mid, value, now):
+    d.dd_store(d.dd_add(remote, mid, now), value)
