@@ -30,6 +30,7 @@ TEXTS = {
     26: "X25519 scalar must be 32 bytes",  # x25519 k
     27: "X25519 u-coordinate must be 32 bytes",  # x25519 u
     28: "X25519 result is all zero (small-order point)",  # x25519 0
+    29: "CCM: the output buffer is too small",  # ccm out
 }
 
 

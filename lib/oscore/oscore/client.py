@@ -49,7 +49,7 @@ def protect_request(ctx, msg):
     if ci:
         from oscore import classi
         ci = classi.of(outer, ci)
-    ct = aead(ctx.sender_key, ctx.pure).encrypt(nonce, plain, aad(kid, piv, ci))
+    ct = aead(ctx.sender_key, ctx.pure).encrypt_in_place(nonce, plain, aad(kid, piv, ci))
     out = object.__new__(Message)  # no __init__: no options list of its own to throw away
     if msg.type:  # attributes equal to Message's class defaults stay unset: a smaller attribute table
         out.type = msg.type

@@ -175,16 +175,17 @@ def open_inner(ctx, msg, nonce, kid, piv, class_i, request):
     ct = msg.payload
     if not ct:
         raise err(13)
+    # the inner message's datagram, token-less: a 4-byte header whose last byte is the plaintext's first (its
+    # code), so the plaintext is decrypted straight into it (the tag is 8 bytes)
+    buf = bytearray(len(ct) - 5 if len(ct) > 8 else 3)
     try:
-        pt = aead(ctx.recipient_key, ctx.pure).decrypt(nonce, ct, aad(kid, piv, class_i))
+        n = aead(ctx.recipient_key, ctx.pure).decrypt_into(nonce, ct, aad(kid, piv, class_i), buf, 3)
     except ValueError:  # crypto.CryptoError: InvalidTag, or a length CCM refuses
         raise err(19)
-    if not pt:
+    if not n:
         raise err(14)
-    buf = bytearray(len(pt) + 3)  # the inner message's datagram, token-less: header, then pt after its code
-    buf[3:] = pt
     buf[0] = 0x40 | (msg.type << 4)
-    buf[1] = pt[0]
+    buf[1] = buf[3]
     try:
         m = decode(buf)
     except ValueError:  # coap.MessageError
@@ -261,7 +262,7 @@ def protect_response(binding, msg, own_piv=False):
     if ci:
         from oscore import classi
         ci = classi.of(outer, ci)
-    ct = aead(ctx.sender_key, ctx.pure).encrypt(nonce, plain, aad(binding[1], binding[2], ci))
+    ct = aead(ctx.sender_key, ctx.pure).encrypt_in_place(nonce, plain, aad(binding[1], binding[2], ci))
     out = object.__new__(Message)  # no __init__: no options list of its own to throw away
     if msg.type:  # attributes equal to Message's class defaults stay unset: a smaller attribute table
         out.type = msg.type
