@@ -79,59 +79,6 @@ gc.collect()
 print("HEAP", gc.mem_alloc() - x)
 '''
 
-# The framing ratio of bench_oscore.py measured so that load on a shared machine cancels: OSCORE and the bare
-# AES-CCM ops alternate in 200 rounds of 40 (a few ms each, long enough that each half pays the GC passes its own
-# allocation causes); a round's two halves run back to back under the same load (a busy sibling hyperthread slows
-# both), so the figure is the median of the per-round ratios.
-VM_RATIO = r'''
-import sys, time
-ROUNDS = int(sys.argv[3])
-OPS = int(sys.argv[4])
-from coap.msg import Message
-from crypto.ccm import AesCcm
-from oscore import Context
-from oscore.client import protect_request, unprotect_response
-from oscore.transform import unprotect_request, protect_response, aad
-pure = sys.argv[1] == "pure"
-kind = sys.argv[2]
-S = bytes(range(16))
-c = Context(S, bytes(range(8)), b"\x01", b"\x02", pure=pure)
-s = Context(S, bytes(range(8)), b"\x02", b"\x01", pure=pure)
-req = Message(0, 2, 0x1234, b"\x5a\x17\x02\xc3", bytes(range(64))).add(11, "sensors").add(11, "temp").add(12, 50)
-enc = AesCcm(bytes(16), 8, pure)
-dec = AesCcm(bytes(16), 8, pure)
-nonce = bytes(13)
-contexts = [s]  # the server's (Oscore.contexts): made once, as on a device
-if kind == "request":
-    def framed():
-        out, _ = protect_request(c, req)
-        unprotect_request(contexts, out)
-    plain = bytes(len(req.encode()) - 8 + 1)
-    a = aad(b"\x01", b"\x00\x01", b"")
-else:
-    out, cb = protect_request(c, req)
-    _, sb = unprotect_request([s], out)
-    resp = Message(2, 69, 0x1234, b"\x5a\x17\x02\xc3", bytes(range(64))).add(12, 50)
-    def framed():
-        b = list(sb)
-        unprotect_response(list(cb), protect_response(b, resp))
-    plain = bytes(68)
-    a = aad(b"\x01", b"\x00", b"")
-def bare():
-    dec.decrypt(nonce, enc.encrypt(nonce, plain, a), a)
-ratios = []
-for r in range(ROUNDS):
-    took = []
-    for op in (framed, bare):
-        t = time.ticks_us()
-        for _ in range(OPS):
-            op()
-        took.append(time.ticks_diff(time.ticks_us(), t))
-    ratios.append(took[0] * 1000 // took[1])
-ratios.sort()
-print("HEAP", ratios[ROUNDS // 2])
-'''
-
 PACKAGES = ("coap", "oscore", "crypto", "store")
 
 
@@ -248,12 +195,6 @@ def run(ctx) -> list[dict]:
                         f"names at {QSTR_ENTRY} B of pool each, not the next pool whole)", "runtime": "micropython",
                         "value": pooled, "unit": "B", "target": "<= 8192",
                         "note": "VM is 64-bit: about half on a 32-bit board"})
-    for aes in ("cryptolib", "pure"):
-        for kind in ("request", "response"):
-            out.append({"name": f"oscore {kind} protect+unprotect (64 B) time / its two bare AES-CCM ops ({aes} AES), "
-                        "median of 200 paired rounds", "runtime": "micropython",
-                        "value": _vm(ctx, mpy, VM_RATIO, aes, kind, "200", "40") / 1000, "unit": "x",
-                        "target": "<= 1.5"})
     for aes in ("cryptolib", "pure"):
         out.append({"name": f"oscore heap kept per security context ({aes} AES)", "runtime": "micropython",
                     "value": _vm(ctx, mpy, VM_CONTEXTS, aes), "unit": "B", "target": "<= 1024"})

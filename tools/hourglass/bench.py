@@ -4,6 +4,8 @@ Benchmarks report; they never fail on timing. Sources:
 - host_tests/bench/bench_<area>.py: device benchmarks (`bench_<op>()` returns a zero-argument operation);
   each runs on the VM and on CPython; on the VM we also find the operation's peak live heap (the smallest
   free heap it completes in, found by bisection with ballast allocations: the gc.mem_alloc high-water mark).
+  COMPARE rows set two operations' ops/s side by side; PAIRED rows time two operations in alternating rounds
+  in one process (the median of the per-round time ratios, which load on a shared machine cancels out of).
 - host_tests/bench/host_<area>.py: host scenarios (`run(ctx) -> list[dict]`), e.g. throughput against a
   real peer.
 - .mpy size of every lib/ module (mpy-cross -march=xtensawin, the ESP32's).
@@ -101,6 +103,7 @@ class BenchModule:
     micropython_only: tuple = ()
     no_peak: tuple = ()
     compare: list = field(default_factory=list)
+    paired: list = field(default_factory=list)  # (label, a, b, runtime, target: the most a's time / b's may be)
 
     @property
     def name(self) -> str:
@@ -131,7 +134,8 @@ def discover(only: str = "") -> list[BenchModule]:
             continue
         modules.append(BenchModule(path, names, consts.get("MP_HEAP", mpvm.DEFAULT_HEAP),
                                    tuple(consts.get("CPYTHON_ONLY", ())), tuple(consts.get("MICROPYTHON_ONLY", ())),
-                                   tuple(consts.get("NO_PEAK", ())), list(consts.get("COMPARE", []))))
+                                   tuple(consts.get("NO_PEAK", ())), list(consts.get("COMPARE", [])),
+                                   [p for p in consts.get("PAIRED", []) if p[1] in names and p[2] in names]))
     return modules
 
 
@@ -142,7 +146,14 @@ def _vm_path() -> list[str]:
 def _parse_bench(text: str) -> dict[str, dict]:
     out = {}
     for line in text.splitlines():
-        if line.startswith("@@PEAK "):
+        if line.startswith("@@PAIR "):
+            _, a, b, rounds, ops, median, p10, p90, ta, tb = line.split()
+            rounds, ops, ta, tb = int(rounds), int(ops), int(ta), int(tb)
+            out[f"~{a}~{b}"] = {"rounds": rounds, "ops_per_round": ops, "ratio": int(median) / 1000,
+                                "p10": int(p10) / 1000, "p90": int(p90) / 1000,
+                                "ops_per_s_a": rounds * ops * 1e6 / ta if ta else None,
+                                "ops_per_s_b": rounds * ops * 1e6 / tb if tb else None}
+        elif line.startswith("@@PEAK "):
             _, name, peak = line.split()
             peak = int(peak)
             out[name]["peak"] = None if peak < 0 else {"peak_vm": peak, "peak_board_est": peak // 2}
@@ -159,12 +170,13 @@ def run_module(mod: BenchModule, runtime: str, with_peak: bool) -> tuple[dict[st
     names = mod.names_for(runtime)
     if not names:
         return {}, ""
+    pairs = [f"~{a}~{b}" for _, a, b, rt, _ in mod.paired if rt == runtime]
     if runtime == "micropython":
         marked = [("+" + n if with_peak and n not in mod.no_peak else n) for n in names]
-        proc = mpvm.run([str(RUNNER), mod.name, *marked], heap=mod.heap, path=_vm_path(), timeout=1800)
+        proc = mpvm.run([str(RUNNER), mod.name, *marked, *pairs], heap=mod.heap, path=_vm_path(), timeout=1800)
     else:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(_vm_path()))
-        proc = subprocess.run([sys.executable, str(RUNNER), mod.name, *names], cwd=mpvm.REPO, env=env,
+        proc = subprocess.run([sys.executable, str(RUNNER), mod.name, *names, *pairs], cwd=mpvm.REPO, env=env,
                               capture_output=True, timeout=1800)
     text = proc.stdout.decode("utf-8", "replace")
     err = "" if proc.returncode == 0 else (text + proc.stderr.decode("utf-8", "replace"))[-2000:]
@@ -293,14 +305,21 @@ def write_report(out: Path, report: dict) -> None:
                      f"{_fmt(r['us_per_op'])} | {_fmt(r.get('alloc_gc_off'))} | {_fmt(peak.get('peak_vm'))} | "
                      f"{_fmt(peak.get('peak_board_est'))} |")
     if report["comparisons"]:
-        lines += ["", "## Comparisons", "", "| comparison | ratio | target | meets |", "|---|---:|---:|---|"]
+        lines += ["", "## Comparisons", "", "Ops/s ratios (≥ target), or paired time ratios (≤ target: the median "
+                  "of rounds that alternate the two operations, with the 10th-90th percentile and each side's ops/s).",
+                  "", "| comparison | ratio | target | meets | detail |", "|---|---:|---:|---|---|"]
         for c in report["comparisons"]:
+            at_most = c.get("paired", False)
             if c["ratio"] is None or c["target"] is None:
                 meets = "n/a"
             else:
-                meets = "yes" if c["ratio"] >= c["target"] else "NO"
-            target = "—" if c["target"] is None else f"≥ {c['target']}"
-            lines.append(f"| {c['label']} | {_fmt(c['ratio'], 2)} | {target} | {meets} |")
+                meets = "yes" if (c["ratio"] <= c["target"] if at_most else c["ratio"] >= c["target"]) else "NO"
+            target = "—" if c["target"] is None else f"{'≤' if at_most else '≥'} {c['target']}"
+            detail = ""
+            if at_most and c["ratio"] is not None:
+                detail = (f"{c['rounds']} rounds of {c['ops_per_round']}; p10-p90 {c['p10']:.2f}-{c['p90']:.2f}; "
+                          f"{_fmt(c['ops_per_s_a'])} vs {_fmt(c['ops_per_s_b'])} ops/s")
+            lines.append(f"| {c['label']} | {_fmt(c['ratio'], 2)} | {target} | {meets} | {detail} |")
     if report["host_scenarios"]:
         lines += ["", "## Host scenarios", "", "| scenario | runtime | value | unit | target | note |",
                   "|---|---|---:|---|---|---|"]
@@ -356,6 +375,13 @@ def run_command(args) -> int:
                 row = {"module": mod.name, "name": name, "runtime": runtime, **row}
                 results[(name, runtime)] = row
                 report["benchmarks"].append(row)
+            for key, row in rows.items():
+                if key.startswith("~"):
+                    results[(key, runtime)] = row
+        for label, a, b, runtime, target in mod.paired:  # the headline rows, before the ops/s comparisons
+            pair = results.get((f"~{a}~{b}", runtime)) or {"ratio": None}
+            report["comparisons"].append({"label": label, "a": [a, runtime], "b": [b, runtime], "target": target,
+                                          "paired": True, **pair})
         for label, (a, ra), (b, rb), target in mod.compare:
             x, y = results.get((a, ra)), results.get((b, rb))
             ratio = x["ops_per_s"] / y["ops_per_s"] if x and y else None
