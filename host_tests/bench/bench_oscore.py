@@ -22,6 +22,8 @@ PAIRED = [
     ("OSCORE request protect+unprotect (64 B) / the two AES-CCM calls it makes (encrypt_in_place of a copy, "
      "decrypt_into a new buffer), cryptolib, paired (a report: the framing alone)",
      "bench_request_roundtrip_64", "bench_ccm_inplace_request_64", "micropython", None),
+    ("OSCORE request protect+unprotect (64 B) / its two bare AES-CCM ops, on CPython (PureAES), paired (a report)",
+     "bench_request_roundtrip_64", "bench_ccm_bare_request_64", "cpython", None),
 ]
 # Secondary: the same from the ops/s of separate runs (ratio = ops/s(OSCORE) / ops/s(bare CCM); 0.667 is "at
 # most 1.5x the time"), which load that changes between the two runs moves (1.15-1.64 across six runs).

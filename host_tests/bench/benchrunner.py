@@ -2,8 +2,8 @@
 #   benchrunner.py <bench_module> [+]bench_name ... [~bench_a~bench_b ...]
 #   @@BENCH <name> <iterations> <elapsed_us> <alloc_bytes>
 #   @@PEAK <name> <bytes>     (MicroPython only: the operation's peak live heap beyond its setup)
-#   @@PAIR <a> <b> <rounds> <ops per round> <median> <p10> <p90> <a_us> <b_us>   ("~a~b": a's time / b's time,
-#                             the two alternating round by round; ratios x1000, a_us/b_us the total time of each)
+#   @@PAIR <a> <b> <rounds> <a calls> <b calls> <median> <p10> <p90> <a_us> <b_us>   ("~a~b": a's time per call
+#                             over b's, the two alternating round by round; ratios x1000, a_us/b_us the totals)
 import sys
 import gc
 
@@ -46,30 +46,40 @@ PAIR_ROUNDS = 200
 PAIR_ROUND_US = 4000  # each half of a round: long enough to pay the GC passes its own allocation causes
 
 
+def _batch_for(op, us):
+    """How many calls of op take about us microseconds, from its fastest of 16 calls (a preemption or a GC pass
+    during one call does not shrink the batch)."""
+    best = us
+    for _ in range(16):
+        t = ticks_us()
+        op()
+        best = min(best, ticks_diff(ticks_us(), t))
+    return max(1, us // max(1, best))
+
+
 def paired(op_a, op_b):
-    """a's time over b's, robust to load on a shared machine: PAIR_ROUNDS rounds, each timing a batch of a and a
-    batch of b back to back (which goes first alternates), so both halves of a round run under the same load.
-    Returns (ops per batch, sorted per-round ratios x1000, total us of a, total us of b)."""
+    """a's time per call over b's, robust to load on a shared machine: PAIR_ROUNDS rounds, each timing a batch of
+    a and a batch of b back to back (which goes first alternates), so both halves of a round run under the same
+    load. The batches are sized to take equally long, so a preemption is as likely to land in either half.
+    Returns (calls per batch of a, of b, sorted per-round ratios x1000, total us of a, total us of b)."""
     op_a()
     op_b()
-    t0 = ticks_us()
-    op_a()
-    op_b()
-    ops = max(1, PAIR_ROUND_US * 2 // max(1, ticks_diff(ticks_us(), t0)))
+    na = _batch_for(op_a, PAIR_ROUND_US)
+    nb = _batch_for(op_b, PAIR_ROUND_US)
     ratios = []
     total = [0, 0]
     for r in range(PAIR_ROUNDS):
         took = [0, 0]
         for k in ((0, 1) if r & 1 else (1, 0)):
-            op = op_b if k else op_a
+            op, n = (op_b, nb) if k else (op_a, na)
             t = ticks_us()
-            for _ in range(ops):
+            for _ in range(n):
                 op()
             took[k] = ticks_diff(ticks_us(), t)
             total[k] += took[k]
-        ratios.append(took[0] * 1000 // max(1, took[1]))
+        ratios.append(took[0] * nb * 1000 // max(1, took[1] * na))
     ratios.sort()
-    return ops, ratios, total[0], total[1]
+    return na, nb, ratios, total[0], total[1]
 
 
 def _gc_block_size():
@@ -128,9 +138,9 @@ def main(argv):
     for name in argv[1:]:
         if name.startswith("~"):  # "~a~b": a paired comparison
             a, b = name[1:].split("~")
-            ops, ratios, ta, tb = paired(getattr(mod, a)(), getattr(mod, b)())
+            na, nb, ratios, ta, tb = paired(getattr(mod, a)(), getattr(mod, b)())
             n = len(ratios)
-            print("@@PAIR", a, b, n, ops, ratios[n // 2], ratios[n // 10], ratios[n - 1 - n // 10], ta, tb)
+            print("@@PAIR", a, b, n, na, nb, ratios[n // 2], ratios[n // 10], ratios[n - 1 - n // 10], ta, tb)
             gc.collect()
             continue
         with_peak = name.startswith("+")  # "+name": also search the peak heap

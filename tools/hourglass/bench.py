@@ -147,12 +147,12 @@ def _parse_bench(text: str) -> dict[str, dict]:
     out = {}
     for line in text.splitlines():
         if line.startswith("@@PAIR "):
-            _, a, b, rounds, ops, median, p10, p90, ta, tb = line.split()
-            rounds, ops, ta, tb = int(rounds), int(ops), int(ta), int(tb)
-            out[f"~{a}~{b}"] = {"rounds": rounds, "ops_per_round": ops, "ratio": int(median) / 1000,
+            _, a, b, rounds, na, nb, median, p10, p90, ta, tb = line.split()
+            rounds, na, nb, ta, tb = int(rounds), int(na), int(nb), int(ta), int(tb)
+            out[f"~{a}~{b}"] = {"rounds": rounds, "calls_a": na, "calls_b": nb, "ratio": int(median) / 1000,
                                 "p10": int(p10) / 1000, "p90": int(p90) / 1000,
-                                "ops_per_s_a": rounds * ops * 1e6 / ta if ta else None,
-                                "ops_per_s_b": rounds * ops * 1e6 / tb if tb else None}
+                                "ops_per_s_a": rounds * na * 1e6 / ta if ta else None,
+                                "ops_per_s_b": rounds * nb * 1e6 / tb if tb else None}
         elif line.startswith("@@PEAK "):
             _, name, peak = line.split()
             peak = int(peak)
@@ -317,8 +317,8 @@ def write_report(out: Path, report: dict) -> None:
             target = "—" if c["target"] is None else f"{'≤' if at_most else '≥'} {c['target']}"
             detail = ""
             if at_most and c["ratio"] is not None:
-                detail = (f"{c['rounds']} rounds of {c['ops_per_round']}; p10-p90 {c['p10']:.2f}-{c['p90']:.2f}; "
-                          f"{_fmt(c['ops_per_s_a'])} vs {_fmt(c['ops_per_s_b'])} ops/s")
+                detail = (f"{c['rounds']} rounds of {c['calls_a']} + {c['calls_b']} calls; p10-p90 {c['p10']:.2f}-"
+                          f"{c['p90']:.2f}; {_fmt(c['ops_per_s_a'])} vs {_fmt(c['ops_per_s_b'])} ops/s")
             lines.append(f"| {c['label']} | {_fmt(c['ratio'], 2)} | {target} | {meets} | {detail} |")
     if report["host_scenarios"]:
         lines += ["", "## Host scenarios", "", "| scenario | runtime | value | unit | target | note |",
