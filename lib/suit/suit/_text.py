@@ -1,10 +1,10 @@
 # The texts of SuitError messages, by number (SuitError(reason, n) or SuitError(reason, (n, values...))): loaded on
 # the first error only, so the modules an install runs carry numbers instead of sentences.
 TEXTS = (
-    'empty authentication block',  # 0
-    'COSE_%s is not supported: one COSE_%s%s block per key',  # 1
-    'authentication block is not a tagged COSE_Sign1 or COSE_Mac0',  # 2
-    'COSE_%s does not verify (%s)',  # 3
+    None,  # 0: no longer raised (numbers are kept)
+    'COSE_%s is not supported: one COSE_%s%s block per key',  # 1 (raised as 2 with tag 97 or 98)
+    'authentication block is not a tagged COSE_Sign1 or COSE_Mac0',  # 2 (value: the tag after 0xD8, or 0)
+    'COSE_%s does not verify (%s)',  # 3 (values: True for Sign1, the alg)
     '%s: indefinite-length map',  # 4
     'digest algorithm %d (only -16)',  # 5
     'bad SUIT_Digest',  # 6
@@ -28,15 +28,15 @@ TEXTS = (
     'manifest member %d given twice',  # 24
     'severable member %d does not match its digest',  # 25
     'envelope member %d is not severed from this manifest',  # 26
-    'components given twice',  # 27
+    None,  # 27: no longer raised (numbers are kept)
     'components must be a non-empty array',  # 28
     '%d components (this device takes %d)',  # 29
     'integrated payload %r given twice',  # 30
     'manifest version %d (only 1)',  # 31
     'component identifier too long',  # 32
-    'shared sequence given twice',  # 33
+    None,  # 33: no longer raised (numbers are kept)
     'dependency manifests are not supported',  # 34
-    'unsupported common member %d',  # 35
+    'common member %d given twice or not supported',  # 35
     'unsupported envelope member %d',  # 36
     'unsupported manifest member %d',  # 37
     'command sequences nested deeper than %d',  # 38
@@ -74,7 +74,18 @@ def text(message):
     """The message a number or a (number, values...) tuple stands for."""
     if type(message) is int:
         return TEXTS[message]
+    n = message[0]
     values = message[1:]
-    if message[0] in _NAMED:
+    if n in _NAMED:
         values = (_PARAM_NAMES.get(values[0], values[0]),) + values[1:]
-    return TEXTS[message[0]] % values
+    elif n == 2:
+        if values[0] not in (97, 98):  # tags 97, 98: COSE_Mac, COSE_Sign
+            return TEXTS[2]
+        name = "Mac" if values[0] == 97 else "Sign"
+        n, values = 1, (name, name, "01"[values[0] - 97])
+    elif n == 3:
+        from cose._text import alg_name
+        values = ("Sign1 signature" if values[0] else "Mac0 tag", alg_name(values[1]))
+    elif n == 35 and values[0] == 1:
+        return TEXTS[34]
+    return TEXTS[n] % values

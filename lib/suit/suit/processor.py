@@ -59,7 +59,8 @@ _MAX_RECORDS = const(16)
 
 class Result:
     """What a run produced: ok, reason (suit.REASONS index), message, record of the failure, the CBOR report,
-    the sequence number, and the executed commands when tracing ((section, offset, command, component))."""
+    the sequence number, the digest, installed, and the executed commands when tracing ((section, offset,
+    command, component))."""
     ok = False
     reason = 0
     message = ""
@@ -69,9 +70,6 @@ class Result:
     digest = None
     installed = False
     trace = None
-
-    def __repr__(self):
-        return "<suit.Result %s>" % ("ok" if self.ok else "%d %s" % (self.reason, self.message))
 
 
 class Processor:
@@ -129,11 +127,9 @@ class Processor:
         self._buf = bytearray(self.chunk_size) if install else None
         try:
             try:
-                env = _env.Envelope(envelope, self.max_envelope)
-                res.digest = env.authenticate(self.trust_anchors)
-                m = _env.Manifest(env, self.max_components)
-                self._env = env
-                self._m = m
+                m = _env.read(envelope, self.max_envelope)
+                res.digest = _env.verify(m, self.trust_anchors)
+                self._m = _env.parse(m, self.max_components)
                 seq = res.sequence_number = m.sequence_number
                 stored = self.stored_sequence_number()
                 if stored is not None:
@@ -192,7 +188,7 @@ class Processor:
             out += b"\xf5" if res.ok else dumps({5: res.reason, 6: res.record, 7: res.reason})
             res.report = bytes(out)
         finally:
-            self._env = self._m = self._written = self._buf = self._records = self._res = None
+            self._m = self._written = self._buf = self._records = self._res = None
         try:
             self.driver.report(res.report)
         except OSError:
@@ -209,7 +205,6 @@ class Processor:
         if depth > _MAX_DEPTH:
             raise SuitError(_CBOR_PARSE, (38, _MAX_DEPTH))
         trace = self._res.trace
-        m = self._m
         params = self._params
         try:
             d = Decoder(seq)
@@ -245,25 +240,9 @@ class Processor:
                                     self._note(policy, off, idx, None, _CONDITION_FAILED, (39, _P_IMAGE_DIGEST, idx))
                                 want = _env.parse_digest(enc)[1]
                                 w = self._written.get(idx)
-                                if w is None:  # not written in this run: read the image back
-                                    r = self.driver.open_read(m.components[idx])
-                                    if r is None:
-                                        self._note(policy, off, idx, None, _CONDITION_FAILED, (44, idx))
-                                    h = sha256()
-                                    size = 0
-                                    if self._buf is None:
-                                        self._buf = bytearray(self.chunk_size)
-                                    mv = memoryview(self._buf)
-                                    try:
-                                        while True:
-                                            k = r.readinto(mv)
-                                            if not k:
-                                                break
-                                            h.update(mv if k == len(mv) else mv[0:k])
-                                            size += k
-                                    finally:
-                                        r.close()
-                                    w = self._written[idx] = (h.digest(), size)
+                                if w is None:  # not written in this run: read the image back (suit.commands)
+                                    from suit.commands import read_back
+                                    w = read_back(self, idx, policy, off)
                                 size = w[1]
                                 want_size = p.get(_P_IMAGE_SIZE)
                                 bad_size = want_size is not None and size != want_size
@@ -276,13 +255,9 @@ class Processor:
                                 uri = p.get(_P_URI)
                                 if uri is None:
                                     self._note(policy, off, idx, None, _OPERATION_FAILED, (39, _P_URI, idx))
-                                if uri.startswith("#"):
-                                    from suit.spool import payload_reader
-                                    r = payload_reader(self._env, uri[1:]) if uri[1:] else None
-                                    if r is None:
-                                        r = payload_reader(self._env, uri)
-                                    if r is None:
-                                        self._note(policy, off, idx, None, _OPERATION_FAILED, (46, uri))
+                                if uri.startswith("#"):  # an integrated payload (suit.commands)
+                                    from suit.commands import integrated
+                                    r = integrated(self, uri, idx, policy, off)
                                 else:
                                     try:
                                         r = self.driver.fetch(uri)
