@@ -13,9 +13,8 @@
 # (suit._text) load on first use: an install that succeeds needs none of them.
 try:
     from micropython import const
-except ImportError:  # CPython
-    def const(x):
-        return x
+except ImportError:  # CPython: every const() here is an int
+    const = int
 
 
 class SuitError(Exception):

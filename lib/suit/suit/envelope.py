@@ -50,28 +50,28 @@ class Manifest:
     shared = None
 
 
-def read_key(dec, uint=False):
-    """dec.read_int() (dec.read_uint() when uint), with the one-byte case (0..23: every key SUIT defines) read
-    inline: each cbor.Decoder read costs a few method calls."""
-    p = dec.pos
-    if p < dec.end:
-        b = dec.buf[p]
+def read_key(d, uint=False):
+    """d.read_int() (d.read_uint() when uint) of cbor.Decoder d, with the one-byte case (0..23: every key SUIT
+    defines) read inline: each cbor.Decoder read costs a few method calls."""
+    p = d.pos
+    if p < d.end:
+        b = d.buf[p]
         if b < 24:
-            dec.pos = p + 1
+            d.pos = p + 1
             return b
-    return dec.read_uint() if uint else dec.read_int()
+    return d.read_uint() if uint else d.read_int()
 
 
-def read_map_keys(dec, what):
+def read_map_keys(d, what):
     """The map header of `what`: its length (indefinite maps are refused; SUIT encodes deterministically)."""
-    n = dec.read_map_header()
+    n = d.read_map_header()
     if n is None:
         raise SuitError(_CBOR_PARSE, (4, what))
     return n
 
 
-def expect_end(dec, what):
-    if not dec.at_end():
+def expect_end(d, what):
+    if not d.at_end():
         raise SuitError(_CBOR_PARSE, (59, what))
 
 

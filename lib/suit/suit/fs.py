@@ -9,11 +9,6 @@ _EEXIST = const(17)
 _ENOENT = const(2)
 
 
-def _join_parent(path):
-    i = path.rfind("/")
-    return path[:i] if i > 0 else ""
-
-
 class Fs:
     """os and open() as the backends need them."""
 
@@ -48,10 +43,10 @@ class Fs:
         except OSError as e:
             if e.args[0] == _EEXIST:
                 return
-            parent = _join_parent(path)
-            if e.args[0] != _ENOENT or not parent:
+            i = path.rfind("/")
+            if e.args[0] != _ENOENT or i < 1:
                 raise
-            self.makedirs(parent)
+            self.makedirs(path[:i])
             try:
                 os.mkdir(path)
             except OSError as e2:

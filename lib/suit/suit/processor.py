@@ -95,19 +95,12 @@ class Processor:
         b = self.store.get(self.seq_name)
         return int.from_bytes(b, "big") if b else None
 
-    def _store_seq(self, seq):
-        if self.store is not None:
-            old = self.stored_sequence_number()
-            if old is None or seq > old:
-                self.store.put(self.seq_name, seq.to_bytes(8, "big"))
-
     def recover(self):
         """At boot: let the driver finish (or undo) a commit a power cut interrupted, then store its sequence
         number. Returns the recovered sequence number, or None when there was nothing to finish."""
         seq = self.driver.recover()
         if seq is not None:
-            self._store_seq(seq)
-            self.driver.finish()
+            self._commit(seq, False)
         return seq
 
     def update(self, envelope, invoke=False, install=True):
@@ -150,12 +143,11 @@ class Processor:
                         self._buf = None  # the streaming is over: the commit and the report need the heap
                         if ran:
                             staged = False  # from here on a failure must not undo the commit: recover() ends it
-                            self.driver.commit(seq)
-                            self._store_seq(seq)
-                            self.driver.finish()
-                            res.installed = True
+                            res.installed = self._commit(seq, True)
                     elif key in seqs:
-                        self._params = [{} for _ in m.components]
+                        self._params = params = []
+                        for _ in m.components:
+                            params.append({})
                         self._current = [0]
                         if m.shared is not None:
                             self._section = _SHARED_SEQUENCE
@@ -194,6 +186,17 @@ class Processor:
         except OSError:
             pass
         return res
+
+    def _commit(self, seq, commit):
+        """The commit (or, at boot, its end), the sequence number stored, the old images dropped."""
+        if commit:
+            self.driver.commit(seq)
+        if self.store is not None:
+            old = self.stored_sequence_number()
+            if old is None or seq > old:
+                self.store.put(self.seq_name, seq.to_bytes(8, "big"))
+        self.driver.finish()
+        return True
 
     def boot(self, envelope):
         """Secure boot with the installed manifest: validate, load, invoke (sequence number at least the
@@ -334,8 +337,8 @@ class Processor:
         if reason:
             raise SuitError(reason, message, rec or [[], self._section, off, idx, {}])
 
-    def _pump(self, reader, idx, policy, off):
-        """Stream reader into the component's staged slot: decrypt, hash, write, one chunk at a time."""
+    def _pump(self, r, idx, policy, off):
+        """Stream reader r into the component's staged slot: decrypt, hash, write, one chunk at a time."""
         p = self._params[idx]
         limit = p.get(_P_IMAGE_SIZE)
         dec = None
@@ -353,7 +356,7 @@ class Processor:
             try:
                 writer = self.driver.stage(self._m.components[idx], p.get(_P_COMPONENT_SLOT), limit)
                 while True:
-                    n = reader.readinto(mv)
+                    n = r.readinto(mv)
                     if not n:
                         break
                     data = mv if n == len(mv) else mv[0:n]  # a whole chunk: no new memoryview
@@ -376,7 +379,7 @@ class Processor:
                     e.record = [[], self._section, off, idx, {}]
                 raise
         finally:
-            reader.close()
+            r.close()
             if writer is not None:
                 try:
                     writer.close()
