@@ -10,7 +10,7 @@ from suit_common import IETF_PUB, TABLE
 from cose import mac0
 from cose.key import CoseKey
 from store import FileStore
-from suit import REASONS
+from suit.reasons import REASONS
 from suit.bundle import BundleDriver
 from suit.envelope import parse, read, verify
 

@@ -8,7 +8,7 @@ from hashlib import sha256
 
 from cose import mac0
 from cose.key import CoseKey
-from suit import REASONS
+from suit.reasons import REASONS
 from suit.bundle import BundleDriver
 from suit.envelope import read
 from suit.processor import Processor

@@ -1,5 +1,5 @@
 # Fault injection for the SUIT storage backends, on CPython and on MicroPython alike: FaultyFs is an Fs that
-# cuts power (raises suit.PowerCut) at a chosen operation, FaultyStore does the same around a FileStore's puts.
+# cuts power (raises suit.faults.PowerCut) at a chosen operation, FaultyStore does the same around a FileStore's puts.
 # Tests and benchmarks import it; a device never needs to.
 import os
 
@@ -7,7 +7,7 @@ from suit.fs import Fs
 
 
 class PowerCut(Exception):
-    """Raised by a fault injector where the device loses power; nothing after it may run (suit.PowerCut)."""
+    """Raised by a fault injector where the device loses power; nothing after it may run."""
 
 
 class _FaultyFile:

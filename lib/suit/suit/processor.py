@@ -18,7 +18,7 @@ from cbor import CBORDecodeError, Decoder, dumps  # Decoder once: each cbor.Deco
 from suit import SuitError, const
 from suit import envelope as _env
 
-# reasons (suit.REASONS)
+# reasons (suit.reasons.REASONS)
 _CBOR_PARSE = const(1)
 _UNAUTHORISED = const(4)
 _COMMAND_UNSUPPORTED = const(5)
@@ -58,9 +58,9 @@ _MAX_RECORDS = const(16)
 
 
 class Result:
-    """What a run produced: ok, reason (suit.REASONS index), message, record of the failure, the CBOR report,
-    the sequence number, the digest, installed, and the executed commands when tracing ((section, offset,
-    command, component))."""
+    """What a run produced: ok, reason (suit.reasons.REASONS index), message, record of the failure, the CBOR
+    report, the sequence number, the digest, installed, and the executed commands when tracing ((section,
+    offset, command, component))."""
     ok = False
     reason = 0
     message = ""
