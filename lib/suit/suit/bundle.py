@@ -45,7 +45,6 @@ class BundleDriver:
         self._stage_dir = root + "/.suit/stage/"
         self._old_dir = root + "/.suit/old/"
         self._staged = {}  # relative target path -> stage file name
-        self._rel = {}  # component identifier -> relative path (a few, kept across runs)
         self._count = 0
         self._names = None  # stage names handed out since the last clean-up (None: not known, list the dirs)
         self._aside = []  # the names whose old files the last commit moved to .suit/old
@@ -57,9 +56,6 @@ class BundleDriver:
         return lambda *args: f(self, *args)
 
     def _rel_of(self, cid):
-        rel = self._rel.get(cid)
-        if rel is not None:
-            return rel
         parts = []
         for p in cid:
             if not p or p.strip(_NAME_CHARS) or p == b"." or p == b"..":
@@ -69,11 +65,7 @@ class BundleDriver:
             parts.append(str(p, "utf-8"))
         if not parts or parts[0] == ".suit":
             raise SuitError(_COMPONENT_UNSUPPORTED, (56, cid))
-        rel = parts[0] if len(parts) == 1 else "/".join(parts)
-        if len(self._rel) >= 16:
-            self._rel = {}
-        self._rel[cid] = rel
-        return rel
+        return "/".join(parts)
 
     def fetch(self, uri):
         if callable(self.sources):

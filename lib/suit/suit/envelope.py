@@ -112,14 +112,12 @@ def read(data, max_size):
     m.severable = members = {}
     try:
         d = Decoder(buf)
-        if len(buf) > 1 and buf[0] == 0xD8 and buf[1] == 107:
-            d.pos = 2  # tag 107, as every envelope starts
-        elif d.peek_major() == 6:
+        if d.peek_major() == 6:
             tag = d.read_tag()
             if tag != 107:
                 raise SuitError(_CBOR_PARSE, (21, tag))
         for _ in range(read_map_keys(d, "envelope")):
-            if d.pos < d.end and buf[d.pos] >> 5 == 3:
+            if d.peek_major() == 3:  # an integrated payload's name
                 name = d.read_text()
                 if name in p:
                     raise SuitError(_CBOR_PARSE, (30, name))

@@ -17,6 +17,7 @@ from hashlib import sha256
 from cbor import CBORDecodeError, Decoder, dumps  # Decoder once: each cbor.Decoder is an import
 from suit import SuitError, const
 from suit import envelope as _env
+from suit.envelope import read_key
 
 # reasons (suit.reasons.REASONS)
 _CBOR_PARSE = const(1)
@@ -58,18 +59,9 @@ _MAX_RECORDS = const(16)
 
 
 class Result:
-    """What a run produced: ok, reason (suit.reasons.REASONS index), message, record of the failure, the CBOR
-    report, the sequence number, the digest, installed, and the executed commands when tracing ((section,
-    offset, command, component))."""
-    ok = False
-    reason = 0
-    message = ""
-    record = None
-    report = None
-    sequence_number = None
-    digest = None
-    installed = False
-    trace = None
+    """What a run produced (set by Processor.update): ok, reason (suit.reasons.REASONS index), message, record
+    of the failure, the CBOR report, the sequence number, the digest, installed, and the executed commands when
+    tracing ((section, offset, command, component))."""
 
 
 class Processor:
@@ -107,10 +99,12 @@ class Processor:
         """Install: authenticate, check the sequence number, run payload-fetch, install and validate, commit,
         store the sequence number; then load and invoke when invoke=True. Returns a Result (never raises a
         SuitError; a PowerCut from a fault injector goes through). install=False is boot()."""
-        res = Result()
-        if self.tracing:
-            res.trace = []
-        self._res = res
+        self._res = res = Result()
+        res.ok = res.installed = False
+        res.reason = 0
+        res.message = ""
+        res.record = res.report = res.sequence_number = res.digest = None
+        res.trace = [] if self.tracing else None
         m = None
         self._records = records = []
         self._section = 0
@@ -125,11 +119,8 @@ class Processor:
                 self._m = _env.parse(m, self.max_components)
                 seq = res.sequence_number = m.sequence_number
                 stored = self.stored_sequence_number()
-                if stored is not None:
-                    if install and seq <= stored:
-                        raise SuitError(_UNAUTHORISED, (48, seq, stored))
-                    if not install and seq < stored:
-                        raise SuitError(_UNAUTHORISED, (49, seq, stored))
+                if stored is not None and (seq < stored or install and seq == stored):
+                    raise SuitError(_UNAUTHORISED, (48 if install else 49, seq, stored))
                 self._written = {}
                 seqs = m.sequences
                 # the sections in order; 0: the commit point of an install (after validate, before load)
@@ -159,12 +150,9 @@ class Processor:
                 res.reason = e.reason
                 res.message = e.args[0]
                 res.record = e.record
-            except MemoryError:
+            except (MemoryError, OSError) as e:
                 res.reason = _OPERATION_FAILED
-                res.message = "out of memory"
-            except OSError as e:
-                res.reason = _OPERATION_FAILED
-                res.message = "storage error: %s" % e
+                res.message = "out of memory" if type(e) is MemoryError else "storage error: %s" % e
             if staged:
                 self.driver.abort()
             # the report (draft-ietf-suit-report-18): {99: [reference-uri, SUIT_Digest], 3: [records],
@@ -211,68 +199,52 @@ class Processor:
         params = self._params
         try:
             d = Decoder(seq)
-            # command numbers, policies and parameter keys below 24 are one byte: read inline, as each
-            # cbor.Decoder read costs a few method calls (anything else, and the end, go through the Decoder)
-            buf = d.buf
-            end = d.end
             try:
                 n = d.read_array_header()
                 if n is None or n % 2:
                     raise SuitError(_CBOR_PARSE, 42)
                 for _ in range(n // 2):
                     off = d.pos
-                    cmd = buf[off] if off < end else 0xFF
-                    if cmd < 24:
-                        d.pos = off + 1
-                    else:
-                        cmd = d.read_int()
+                    cmd = read_key(d)
                     if 0 < cmd < 32 and (_WITH_POLICY >> cmd) & 1:
-                        pos = d.pos
-                        policy = buf[pos] if pos < end else 0xFF
-                        if policy < 24:
-                            d.pos = pos + 1
-                        else:
-                            policy = d.read_uint()
+                        policy = read_key(d, True)
                         for idx in self._current:
                             if trace is not None:
                                 trace.append((self._section, off, cmd, idx))
                             p = params[idx]
+                            # the parameter each of the commands below needs: image-digest, uri or the id itself
+                            key = _P_IMAGE_DIGEST if cmd == _C_IMAGE_MATCH else _P_URI if cmd == _D_FETCH else cmd
+                            v = p.get(key)
+                            if v is None and (key == _P_IMAGE_DIGEST or key == _P_URI or key == _C_VENDOR_ID
+                                              or key == _C_CLASS_ID or key == _C_DEVICE_ID):
+                                self._note(policy, off, idx, None, _OPERATION_FAILED if key == _P_URI
+                                           else _CONDITION_FAILED, (39, key, idx))
                             if cmd == _C_IMAGE_MATCH:
-                                enc = p.get(_P_IMAGE_DIGEST)
-                                if enc is None:
-                                    self._note(policy, off, idx, None, _CONDITION_FAILED, (39, _P_IMAGE_DIGEST, idx))
-                                want = _env.parse_digest(enc)[1]
                                 w = self._written.get(idx)
                                 if w is None:  # not written in this run: read the image back (suit.commands)
                                     from suit.commands import read_back
                                     w = read_back(self, idx, policy, off)
                                 size = w[1]
-                                want_size = p.get(_P_IMAGE_SIZE)
-                                bad_size = want_size is not None and size != want_size
-                                if bad_size or w[0] != want:  # a digest is public: no need for ct_equal
+                                want = p.get(_P_IMAGE_SIZE)
+                                bad_size = want is not None and size != want
+                                if bad_size or w[0] != _env.parse_digest(v)[1]:  # a digest is public: no ct_equal
                                     self._note(policy, off, idx, None, _CONDITION_FAILED,
                                                (45, idx, " and size" if bad_size else ""))
                                 # the digest matched: the record carries the manifest's encoding of it, as is
-                                self._note(policy, off, idx, {_P_IMAGE_DIGEST: bytes(enc), _P_IMAGE_SIZE: size})
+                                self._note(policy, off, idx, {_P_IMAGE_DIGEST: bytes(v), _P_IMAGE_SIZE: size})
                             elif cmd == _D_FETCH:
-                                uri = p.get(_P_URI)
-                                if uri is None:
-                                    self._note(policy, off, idx, None, _OPERATION_FAILED, (39, _P_URI, idx))
-                                if uri.startswith("#"):  # an integrated payload (suit.commands)
+                                if v.startswith("#"):  # an integrated payload (suit.commands)
                                     from suit.commands import integrated
-                                    r = integrated(self, uri, idx, policy, off)
+                                    r = integrated(self, v, idx, policy, off)
                                 else:
                                     try:
-                                        r = self.driver.fetch(uri)
+                                        r = self.driver.fetch(v)
                                     except OSError as e:
-                                        self._note(policy, off, idx, None, _OPERATION_FAILED, (50, uri, e))
+                                        self._note(policy, off, idx, None, _OPERATION_FAILED, (50, v, e))
                                 self._pump(r, idx, policy, off)
                             elif cmd == _C_VENDOR_ID or cmd == _C_CLASS_ID or cmd == _C_DEVICE_ID:
-                                want = p.get(cmd)
-                                if want is None:
-                                    self._note(policy, off, idx, None, _CONDITION_FAILED, (39, cmd, idx))
                                 have = self.driver.identity(cmd)
-                                if have is None or bytes(want) != bytes(have):
+                                if have is None or bytes(v) != bytes(have):
                                     self._note(policy, off, idx, None, _CONDITION_FAILED, (41, cmd))
                                 self._note(policy, off, idx)
                             else:
@@ -280,40 +252,35 @@ class Processor:
                                 r = command(self, cmd, idx, policy, off)
                                 if r is not None:
                                     self._pump(r, idx, policy, off)
-                    elif cmd == _D_SET_PARAMETERS or cmd == _D_OVERRIDE_PARAMETERS:
-                        if trace is not None:
-                            trace.append((self._section, off, cmd, None))
-                        seen = []
+                        continue
+                    if trace is not None and (cmd == _D_SET_PARAMETERS or cmd == _D_OVERRIDE_PARAMETERS or cmd == 12
+                                              or cmd == 15 or cmd == 32):
+                        trace.append((self._section, off, cmd, None))
+                    if cmd == _D_SET_PARAMETERS or cmd == _D_OVERRIDE_PARAMETERS:
+                        seen = 0
                         for _ in range(_env.read_map_keys(d, "parameters")):
-                            pos = d.pos
-                            key = buf[pos] if pos < end else 0xFF
-                            if key < 24:
-                                d.pos = pos + 1
-                            else:
-                                key = d.read_int()
-                            if key in seen:
-                                raise SuitError(_CBOR_PARSE, (40, key))
-                            seen.append(key)
+                            key = read_key(d)
                             bit = 1 << key if 0 < key < 32 else 0
+                            if seen & bit:
+                                raise SuitError(_CBOR_PARSE, (40, key))
+                            seen |= bit
                             if bit & _P_BSTR:
-                                value = d.read_bytes()
+                                v = d.read_bytes()
                             elif bit & _P_UINT:
-                                value = d.read_uint()
+                                v = d.read_uint()
                             elif bit & _P_BOOL:
-                                value = d.decode()
-                                if type(value) is not bool:
+                                v = d.decode()
+                                if type(v) is not bool:
                                     raise SuitError(_CBOR_PARSE, (53, key))
                             elif key == _P_URI:
-                                value = d.read_text()
+                                v = d.read_text()
                             else:
                                 raise SuitError(_PARAMETER_UNSUPPORTED, (54, key))
                             for idx in self._current:
                                 p = params[idx]
                                 if cmd == _D_OVERRIDE_PARAMETERS or key not in p:
-                                    p[key] = value
+                                    p[key] = v
                     elif cmd == 12 or cmd == 15 or cmd == 32:  # set-component-index, try-each, run-sequence
-                        if trace is not None:
-                            trace.append((self._section, off, cmd, None))
                         from suit.commands import structure
                         structure(self, cmd, d, off, depth)
                     else:
