@@ -12,8 +12,6 @@ _COMPONENT_UNSUPPORTED = const(6)
 _OPERATION_FAILED = const(11)
 
 _NAME_CHARS = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.+"
-# the driver methods a plain install does not call: suit.bundle_more's functions of the driver, loaded on first use
-_LATER = ("open_read", "slot_matches", "swap", "invoke", "recover")
 
 
 def put(fs, stage, target):
@@ -39,18 +37,22 @@ class BundleDriver:
         self.on_invoke = on_invoke
         self.max_file = max_file
         self.reports = []
-        # every path is made once here: on MicroPython each new str is looked up among all interned strings
+        # every path is made once here: on MicroPython each new str is looked up among all interned strings (~9K
+        # instructions)
         self._meta = root + "/.suit"
         self._prefix = root + "/"
         self._stage_dir = root + "/.suit/stage/"
         self._old_dir = root + "/.suit/old/"
+        self._journal = j = root + "/.suit/journal"
+        self._journal_new = j + ".new"
         self._staged = {}  # relative target path -> stage file name
         self._count = 0
         self._names = None  # stage names handed out since the last clean-up (None: not known, list the dirs)
         self._aside = []  # the names whose old files the last commit moved to .suit/old
 
     def __getattr__(self, name):
-        if name not in _LATER:
+        # the driver methods a plain install does not call: suit.bundle_more's functions of the driver
+        if name not in ("open_read", "slot_matches", "swap", "invoke", "recover"):
             raise AttributeError(name)
         f = getattr(__import__("suit.bundle_more", None, None, (name,)), name)
         return lambda *args: f(self, *args)
@@ -122,12 +124,11 @@ class BundleDriver:
             j += rel.encode()
             j += b"\n"
         j += b"end\n"
-        journal = self._meta + "/journal"
-        f = fs.open(journal + ".new", "wb")
+        f = fs.open(self._journal_new, "wb")
         f.write(j)
         f.close()
         fs.sync()
-        fs.rename(journal + ".new", journal)  # the commit point
+        fs.rename(self._journal_new, self._journal)  # the commit point
         fs.sync()
         self._staged = {}
         # each staged file into place, the old one aside first (a rename over a live file is a flush on ext4, and
@@ -174,7 +175,7 @@ class BundleDriver:
         self._names = []
         self._aside = []
         try:
-            self.fs.remove(self._meta + "/journal")
+            self.fs.remove(self._journal)
         except OSError:
             pass
 
@@ -182,6 +183,5 @@ class BundleDriver:
         self._staged = {}
         self._clean(self._stage_dir, self._names)
         self._names = []
-        journal = self._meta + "/journal.new"
-        if self.fs.exists(journal):
-            self.fs.remove(journal)
+        if self.fs.exists(self._journal_new):
+            self.fs.remove(self._journal_new)

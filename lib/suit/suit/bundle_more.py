@@ -85,10 +85,10 @@ def swap(drv, a, b):
         drv._staged[rel] = name
 
 
-def _journal(drv):
+def _read_journal(drv):
     """(sequence number, [(stage name, relative path)]) of a complete journal, else None."""
     try:
-        with open(drv._meta + "/journal", "rb") as f:
+        with open(drv._journal, "rb") as f:
             text = f.read().decode()
     except OSError:
         return None
@@ -140,14 +140,13 @@ def replay(drv, pairs):
 def recover(drv):
     drv._staged = {}
     drv._names = None  # whatever an earlier run left is unknown here
-    j = _journal(drv)
+    j = _read_journal(drv)
     if j is None:
         drv._clean(drv._stage_dir, None)
         drv._clean(drv._old_dir, None)
         drv._names = []
-        journal = drv._meta + "/journal.new"
-        if drv.fs.exists(journal):
-            drv.fs.remove(journal)
+        if drv.fs.exists(drv._journal_new):
+            drv.fs.remove(drv._journal_new)
         return None
     replay(drv, j[1])
     return j[0]

@@ -44,10 +44,7 @@ class Manifest:
     (bstr-wrapped members by key), payloads (integrated payloads: name -> memoryview, or (offset, length) in the
     file at path; suit.spool.payload_reader), path (or None); from parse(), sequence_number, reference_uri,
     components (tuples of bytes), shared, sequences (key -> memoryview), severed (key -> encoded SUIT_Digest);
-    digest (the encoded SUIT_Digest authenticated, from authenticate())."""
-    digest = None
-    reference_uri = None
-    shared = None
+    digest (the encoded SUIT_Digest authenticated, from authenticate(); else None)."""
 
 
 def read_key(d, uint=False):
@@ -100,7 +97,7 @@ def read(data, max_size):
     authentication wrapper, the manifest and the severable members are read, into one buffer of their size;
     integrated payloads stay in the file and stream from it."""
     m = Manifest()
-    m.path = None
+    m.path = m.digest = m.reference_uri = m.shared = None
     m.payloads = p = {}
     if isinstance(data, str):
         from suit.envelope_file import read_members
