@@ -5,7 +5,7 @@ TEXTS = (
     'COSE_%s is not supported: one COSE_%s%s block per key',  # 1 (raised as 2 with tag 97 or 98)
     'authentication block is not a tagged COSE_Sign1 or COSE_Mac0',  # 2 (value: the tag after 0xD8, or 0)
     'COSE_%s does not verify (%s)',  # 3 (values: True for Sign1, the alg)
-    '%s: indefinite-length map',  # 4
+    '%s: indefinite-length map',  # 4 (a WHAT index)
     'digest algorithm %d (only -16)',  # 5
     'bad SUIT_Digest',  # 6
     'bad SUIT_Digest: %s',  # 7
@@ -13,7 +13,7 @@ TEXTS = (
     'manifest names no components',  # 9
     'envelope of %d bytes is bigger than this device accepts (%d)',  # 10
     '%d bytes after the envelope',  # 11
-    'envelope without %s',  # 12
+    'envelope without %s',  # 12 (a WHAT index)
     'malformed envelope: %s',  # 13
     'no authentication block',  # 14
     'a COSE_%s is an array of 4',  # 15
@@ -60,10 +60,13 @@ TEXTS = (
     'component %r is not a bundle path',  # 56
     'bundle files have no slot %d',  # 57
     'image-size %d is bigger than the slot (%d bytes)',  # 58
-    'trailing bytes after %s',  # 59
+    'trailing bytes after %s',  # 59 (a WHAT index)
 )
 
 
+# what envelope.read_map_keys and expect_end name (by index), and message 12
+WHAT = ("envelope", "the authentication wrapper", "the COSE block", "manifest", "common", "parameters",
+        "a command sequence")
 # messages whose first value is a parameter number, shown by its name
 _NAMED = (39, 41)
 _PARAM_NAMES = {1: "vendor-id", 2: "class-id", 24: "device-id", 3: "image-digest", 5: "component-slot", 21: "uri",
@@ -78,6 +81,8 @@ def text(message):
     values = message[1:]
     if n in _NAMED:
         values = (_PARAM_NAMES.get(values[0], values[0]),) + values[1:]
+    elif n == 4 or n == 12 or n == 59:
+        values = (WHAT[values[0]],)
     elif n == 2:
         if values[0] not in (97, 98):  # tags 97, 98: COSE_Mac, COSE_Sign
             return TEXTS[2]

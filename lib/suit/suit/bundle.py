@@ -39,11 +39,11 @@ class BundleDriver:
         self.reports = []
         # every path is made once here: on MicroPython each new str is looked up among all interned strings (~9K
         # instructions)
-        self._meta = root + "/.suit"
+        self._meta = meta = root + "/.suit"
         self._prefix = root + "/"
-        self._stage_dir = root + "/.suit/stage/"
-        self._old_dir = root + "/.suit/old/"
-        self._journal = j = root + "/.suit/journal"
+        self._stage_dir = meta + "/stage/"
+        self._old_dir = meta + "/old/"
+        self._journal = j = meta + "/journal"
         self._journal_new = j + ".new"
         self._staged = {}  # relative target path -> stage file name
         self._count = 0

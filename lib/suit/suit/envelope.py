@@ -60,7 +60,8 @@ def read_key(d, uint=False):
 
 
 def read_map_keys(d, what):
-    """The map header of `what`: its length (indefinite maps are refused; SUIT encodes deterministically)."""
+    """The map header of `what` (a suit._text.WHAT index, named in the error): its length (indefinite maps are
+    refused; SUIT encodes deterministically)."""
     n = d.read_map_header()
     if n is None:
         raise SuitError(_CBOR_PARSE, (4, what))
@@ -113,7 +114,7 @@ def read(data, max_size):
             tag = d.read_tag()
             if tag != 107:
                 raise SuitError(_CBOR_PARSE, (21, tag))
-        for _ in range(read_map_keys(d, "envelope")):
+        for _ in range(read_map_keys(d, 0)):
             if d.peek_major() == 3:  # an integrated payload's name
                 name = d.read_text()
                 if name in p:
@@ -133,7 +134,7 @@ def read(data, max_size):
         m.manifest_wrapped = w = members.pop(3, None)
         auth = members.pop(2, None)
         if auth is None or w is None:
-            raise SuitError(_CBOR_PARSE, (12, "authentication" if auth is None else "manifest"))
+            raise SuitError(_CBOR_PARSE, (12, 1 if auth is None else 3))
         m.auth = Decoder(auth).read_bytes()
         m.manifest = Decoder(w).read_bytes()
     except CBORDecodeError as e:
@@ -153,7 +154,7 @@ def verify(m, trust_anchors):
         blocks = []
         for _ in range(n - 1):
             blocks.append(d.read_bytes())
-        expect_end(d, "the authentication wrapper")
+        expect_end(d, 1)
     except CBORDecodeError as e:
         raise SuitError(_CBOR_PARSE, (13, e))
     want = parse_digest(digest)[1]
@@ -186,7 +187,7 @@ def verify(m, trust_anchors):
                 elif bytes(d.read_bytes()) != bytes(digest):
                     raise SuitError(_UNAUTHORISED, 23)
                 sig = d.read_bytes()
-                expect_end(d, "the COSE block")
+                expect_end(d, 2)
             except CBORDecodeError as e:
                 raise SuitError(_UNAUTHORISED, (17, e))
             hdr = Headers(protected, unprotected)
@@ -252,7 +253,7 @@ def parse(m, max_components=8):
             raise SuitError(_CBOR_PARSE, 18)
         common = seq = None
         seen = 0
-        for _ in range(read_map_keys(d, "manifest")):
+        for _ in range(read_map_keys(d, 3)):
             key = read_key(d)
             bit = 1 << key if 0 <= key < 32 else 0
             if seen & bit:
@@ -276,12 +277,12 @@ def parse(m, max_components=8):
                 d.skip()
             else:
                 raise SuitError(_CBOR_PARSE, (37, key))
-        expect_end(d, "the manifest")
+        expect_end(d, 3)
         if not seen & 2 or seq is None or common is None:
             raise SuitError(_CBOR_PARSE, 19)
         # common: components 2 and the shared sequence 4 (dependencies 1: not supported)
         d = Decoder(common)
-        for _ in range(read_map_keys(d, "common")):
+        for _ in range(read_map_keys(d, 4)):
             key = read_key(d)
             if key == 2 and not components:
                 count = d.read_array_header()
@@ -301,7 +302,7 @@ def parse(m, max_components=8):
                 m.shared = d.read_bytes()
             else:
                 raise SuitError(_COMPONENT_UNSUPPORTED if key == 1 else _CBOR_PARSE, (35, key))
-        expect_end(d, "common")
+        expect_end(d, 4)
         if not components:
             raise SuitError(_CBOR_PARSE, 9)
         for key in severed:

@@ -258,7 +258,7 @@ class Processor:
                         trace.append((self._section, off, cmd, None))
                     if cmd == _D_SET_PARAMETERS or cmd == _D_OVERRIDE_PARAMETERS:
                         seen = 0
-                        for _ in range(_env.read_map_keys(d, "parameters")):
+                        for _ in range(_env.read_map_keys(d, 5)):
                             key = read_key(d)
                             bit = 1 << key if 0 < key < 32 else 0
                             if seen & bit:
@@ -285,7 +285,7 @@ class Processor:
                         structure(self, cmd, d, off, depth)
                     else:
                         self._note(0, off, None, None, _COMMAND_UNSUPPORTED, (52, cmd))
-                _env.expect_end(d, "a command sequence")
+                _env.expect_end(d, 6)
             except CBORDecodeError as e:
                 raise SuitError(_CBOR_PARSE, (43, e))
         except SuitError as e:
