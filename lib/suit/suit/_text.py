@@ -39,7 +39,7 @@ TEXTS = (
     'common member %d given twice or not supported',  # 35
     'unsupported envelope member %d',  # 36
     'unsupported manifest member %d',  # 37
-    'command sequences nested deeper than %d',  # 38
+    'command sequences nested deeper than 6',  # 38 (suit.processor's limit)
     'parameter %s is not set for component %d',  # 39
     'parameter %d given twice',  # 40
     '%s does not match this device',  # 41
@@ -61,6 +61,7 @@ TEXTS = (
     'bundle files have no slot %d',  # 57
     'image-size %d is bigger than the slot (%d bytes)',  # 58
     'trailing bytes after %s',  # 59 (a WHAT index)
+    'storage error: %s',  # 60
 )
 
 

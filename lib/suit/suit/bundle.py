@@ -60,7 +60,7 @@ class BundleDriver:
     def _rel_of(self, cid):
         parts = []
         for p in cid:
-            if not p or p.strip(_NAME_CHARS) or p == b"." or p == b"..":
+            if not p or p.strip(_NAME_CHARS) or p[0] == 46 and p[-1] == 46 and len(p) < 3:  # "." or ".."
                 from suit.bundle_more import rel_of  # a directory, a binary identifier, or a refusal
                 parts = rel_of(cid)
                 break
@@ -74,12 +74,12 @@ class BundleDriver:
             return self.sources(uri)
         src = self.sources.get(uri)
         if src is None:
-            raise OSError("no source for %s" % uri)
+            raise OSError(2)  # ENOENT: no source for uri
         return self.fs.open(src, "rb")  # readinto() -> 0 at the end is all the processor needs
 
     def stage(self, cid, slot, size):
         rel = self._rel_of(cid)
-        if slot not in (None, 0):
+        if slot is not None and slot != 0:
             raise SuitError(_COMPONENT_UNSUPPORTED, (57, slot))
         cap = self.max_file
         if size is not None and cap is not None and size > cap and cid[-1]:
@@ -120,9 +120,9 @@ class BundleDriver:
             name = self._staged[rel]
             pairs.append((name, rel))
             j += name.encode()
-            j += b" "
+            j.append(32)  # " "
             j += rel.encode()
-            j += b"\n"
+            j.append(10)  # "\n"
         j += b"end\n"
         f = fs.open(self._journal_new, "wb")
         f.write(j)

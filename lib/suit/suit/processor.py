@@ -43,7 +43,7 @@ _C_DEVICE_ID = const(24)
 _D_SET_PARAMETERS = const(19)
 _D_OVERRIDE_PARAMETERS = const(20)
 _D_FETCH = const(21)
-_WITH_POLICY = const(0x81E4406E)  # bit n: command n takes a reporting policy and runs per component
+_WITH_POLICY = const(0x1E4406E)  # bit n: command n (or swap, 31) takes a reporting policy and runs per component
 # parameters; bit n of a mask: parameter n has that type
 _P_BSTR = const(0x18C000E)  # vendor 1, class 2, image-digest 3, content 18, encryption-info 19, invoke-args 23,
 # device 24
@@ -152,7 +152,11 @@ class Processor:
                 res.record = e.record
             except (MemoryError, OSError) as e:
                 res.reason = _OPERATION_FAILED
-                res.message = "out of memory" if type(e) is MemoryError else "storage error: %s" % e
+                if type(e) is MemoryError:
+                    res.message = "out of memory"
+                else:
+                    from suit._text import text
+                    res.message = text((60, e))
             if staged:
                 self.driver.abort()
             # the report (draft-ietf-suit-report-18): {99: [reference-uri, SUIT_Digest], 3: [records],
@@ -161,11 +165,17 @@ class Processor:
             out = bytearray(b"\xa3\x18\x63\x82")
             uri = m.reference_uri if m is not None else None
             out += dumps(uri if uri is not None else "")
-            out += res.digest if res.digest is not None else b"\xf6"
-            out += b"\x03"
+            if res.digest is None:
+                out.append(0xF6)
+            else:
+                out += res.digest
+            out.append(3)
             out += dumps(records)
-            out += b"\x04"
-            out += b"\xf5" if res.ok else dumps({5: res.reason, 6: res.record, 7: res.reason})
+            out.append(4)
+            if res.ok:
+                out.append(0xF5)
+            else:
+                out += dumps({5: res.reason, 6: res.record, 7: res.reason})
             res.report = bytes(out)
         finally:
             self._m = self._written = self._buf = self._records = self._res = None
@@ -194,7 +204,7 @@ class Processor:
     def _run(self, seq, depth, soft):
         """Run one command sequence; True when it completes, False when a condition failed and soft is set."""
         if depth > _MAX_DEPTH:
-            raise SuitError(_CBOR_PARSE, (38, _MAX_DEPTH))
+            raise SuitError(_CBOR_PARSE, 38)
         trace = self._res.trace
         params = self._params
         try:
@@ -206,7 +216,7 @@ class Processor:
                 for _ in range(n // 2):
                     off = d.pos
                     cmd = read_key(d)
-                    if 0 < cmd < 32 and (_WITH_POLICY >> cmd) & 1:
+                    if 0 < cmd < 25 and (_WITH_POLICY >> cmd) & 1 or cmd == 31:
                         policy = read_key(d, True)
                         for idx in self._current:
                             if trace is not None:
