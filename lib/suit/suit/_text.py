@@ -16,7 +16,7 @@ TEXTS = (
     'envelope without %s',  # 12 (a WHAT index)
     'malformed envelope: %s',  # 13
     'no authentication block',  # 14
-    'a COSE_%s is an array of 4',  # 15
+    'a COSE_%s is an array of 4',  # 15 (value: True for Sign1)
     'COSE unprotected headers are not a map',  # 16
     'malformed COSE block: %s',  # 17
     'manifest has a tag other than 1070',  # 18
@@ -46,7 +46,7 @@ TEXTS = (
     'a command sequence is an array of command/argument pairs',  # 42
     'malformed command sequence: %s',  # 43
     'component %d has no image',  # 44
-    'component %d image does not match its digest%s',  # 45
+    'component %d image does not match its digest%s',  # 45 (values: the index, True when the size differs)
     'no integrated payload %s',  # 46
     'writing component %d failed: %s',  # 47
     'sequence number %d is not newer than the installed %d',  # 48
@@ -89,6 +89,10 @@ def text(message):
             return TEXTS[2]
         name = "Mac" if values[0] == 97 else "Sign"
         n, values = 1, (name, name, "01"[values[0] - 97])
+    elif n == 15:
+        values = ("Sign1" if values[0] else "Mac0",)
+    elif n == 45:
+        values = (values[0], " and size" if values[1] else "")
     elif n == 3:
         from cose._text import alg_name
         values = ("Sign1 signature" if values[0] else "Mac0 tag", alg_name(values[1]))

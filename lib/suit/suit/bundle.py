@@ -77,13 +77,13 @@ class BundleDriver:
             raise OSError(2)  # ENOENT: no source for uri
         return self.fs.open(src, "rb")  # readinto() -> 0 at the end is all the processor needs
 
-    def stage(self, cid, slot, size):
+    def stage(self, cid, slot, length):
         rel = self._rel_of(cid)
         if slot is not None and slot != 0:
             raise SuitError(_COMPONENT_UNSUPPORTED, (57, slot))
         cap = self.max_file
-        if size is not None and cap is not None and size > cap and cid[-1]:
-            raise SuitError(_OPERATION_FAILED, (58, size, cap))
+        if length is not None and cap is not None and length > cap and cid[-1]:
+            raise SuitError(_OPERATION_FAILED, (58, length, cap))
         name = self._staged.get(rel)
         if name is None:
             name = self._staged[rel] = str(self._count)  # a name not used since the last clean-up
@@ -110,11 +110,11 @@ class BundleDriver:
         self.reports.append(data)
         del self.reports[:-4]
 
-    def commit(self, seq):
+    def commit(self, n):
         fs = self.fs
         fs.sync()
         # the journal is built as bytes: "seq N", then "stage-name relative-path" per file, then "end"
-        j = bytearray(b"seq %d\n" % seq)
+        j = bytearray(b"seq %d\n" % n)  # n: the sequence number
         pairs = []
         for rel in self._staged:
             name = self._staged[rel]

@@ -173,15 +173,11 @@ def verify(m, trust_anchors):
                 d = Decoder(blk, unique_keys=True)
                 d.pos = 1
                 if d.read_array_header() != 4:
-                    raise SuitError(_UNAUTHORISED, (15, "Sign1" if sign else "Mac0"))
+                    raise SuitError(_UNAUTHORISED, (15, sign))
                 protected = d.read_bytes()
                 if d.peek_major() != 5:
                     raise SuitError(_UNAUTHORISED, 16)
-                if blk[d.pos] == 0xA0:  # an empty map, as SUIT's blocks often have: no decode()
-                    unprotected = {}
-                    d.pos += 1
-                else:
-                    unprotected = d.decode()
+                unprotected = d.decode()
                 if d.peek_major() == 7 and blk[d.pos] == 0xF6:  # nil: detached, as SUIT sends it
                     d.pos += 1
                 elif bytes(d.read_bytes()) != bytes(digest):

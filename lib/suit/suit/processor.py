@@ -123,13 +123,11 @@ class Processor:
                     raise SuitError(_UNAUTHORISED, (48 if install else 49, seq, stored))
                 self._written = {}
                 seqs = m.sequences
-                # the sections in order; 0: the commit point of an install (after validate, before load)
-                if install:
-                    order = (_PAYLOAD_FETCH, _INSTALL, _VALIDATE, 0, _LOAD, _INVOKE)
-                    staged = ran = _PAYLOAD_FETCH in seqs or _INSTALL in seqs
-                else:
-                    order = (_VALIDATE, _LOAD, _INVOKE)
-                for key in order if invoke else order[:-2]:
+                staged = ran = install and (_PAYLOAD_FETCH in seqs or _INSTALL in seqs)
+                # the sections in order; 0: the commit point of an install (after validate, before load). boot()
+                # starts at validate; load and invoke run when invoke is set
+                order = (_PAYLOAD_FETCH, _INSTALL, _VALIDATE, 0, _LOAD, _INVOKE)
+                for key in order[0 if install else 2:6 if invoke else 4]:
                     if not key:
                         self._buf = None  # the streaming is over: the commit and the report need the heap
                         if ran:
@@ -185,14 +183,14 @@ class Processor:
             pass
         return res
 
-    def _commit(self, seq, commit):
-        """The commit (or, at boot, its end), the sequence number stored, the old images dropped."""
+    def _commit(self, n, commit):
+        """The commit (or, at boot, its end), sequence number n stored, the old images dropped."""
         if commit:
-            self.driver.commit(seq)
+            self.driver.commit(n)
         if self.store is not None:
             old = self.stored_sequence_number()
-            if old is None or seq > old:
-                self.store.put(self.seq_name, seq.to_bytes(8, "big"))
+            if old is None or n > old:
+                self.store.put(self.seq_name, n.to_bytes(8, "big"))
         self.driver.finish()
         return True
 
@@ -201,14 +199,15 @@ class Processor:
         stored one)."""
         return self.update(envelope, True, False)
 
-    def _run(self, seq, depth, soft):
-        """Run one command sequence; True when it completes, False when a condition failed and soft is set."""
+    def _run(self, data, depth, soft):
+        """Run one command sequence (data); True when it completes, False when a condition failed and soft is
+        set."""
         if depth > _MAX_DEPTH:
             raise SuitError(_CBOR_PARSE, 38)
         trace = self._res.trace
         params = self._params
         try:
-            d = Decoder(seq)
+            d = Decoder(data)
             try:
                 n = d.read_array_header()
                 if n is None or n % 2:
@@ -238,8 +237,7 @@ class Processor:
                                 want = p.get(_P_IMAGE_SIZE)
                                 bad_size = want is not None and size != want
                                 if bad_size or w[0] != _env.parse_digest(v)[1]:  # a digest is public: no ct_equal
-                                    self._note(policy, off, idx, None, _CONDITION_FAILED,
-                                               (45, idx, " and size" if bad_size else ""))
+                                    self._note(policy, off, idx, None, _CONDITION_FAILED, (45, idx, bad_size))
                                 # the digest matched: the record carries the manifest's encoding of it, as is
                                 self._note(policy, off, idx, {_P_IMAGE_DIGEST: bytes(v), _P_IMAGE_SIZE: size})
                             elif cmd == _D_FETCH:
@@ -304,12 +302,12 @@ class Processor:
             raise
         return True
 
-    def _note(self, policy, off, idx, params=None, reason=0, message=None):
+    def _note(self, policy, off, idx, info=None, reason=0, message=None):
         """Record a command's success (policy bit 1: send-record-success) or, given a reason, its failure (bit
         2: send-record-failure), then raise SuitError with that record."""
         rec = None
         if policy & (2 if reason else 1) and len(self._records) < _MAX_RECORDS:
-            rec = [[], self._section, off, idx, params or {}]
+            rec = [[], self._section, off, idx, info or {}]  # info: the parameters to report
             self._records.append(rec)
         if reason:
             raise SuitError(reason, message, rec or [[], self._section, off, idx, {}])
