@@ -240,26 +240,75 @@ class Processor:
                                     self._note(policy, off, idx, None, _CONDITION_FAILED, (45, idx, bad_size))
                                 # the digest matched: the record carries the manifest's encoding of it, as is
                                 self._note(policy, off, idx, {_P_IMAGE_DIGEST: bytes(v), _P_IMAGE_SIZE: size})
-                            elif cmd == _D_FETCH:
-                                if v.startswith("#"):  # an integrated payload (suit.commands)
-                                    from suit.commands import integrated
-                                    r = integrated(self, v, idx, policy, off)
-                                else:
-                                    try:
-                                        r = self.driver.fetch(v)
-                                    except OSError as e:
-                                        self._note(policy, off, idx, None, _OPERATION_FAILED, (50, v, e))
-                                self._pump(r, idx, policy, off)
-                            elif cmd == _C_VENDOR_ID or cmd == _C_CLASS_ID or cmd == _C_DEVICE_ID:
+                                continue
+                            if cmd == _C_VENDOR_ID or cmd == _C_CLASS_ID or cmd == _C_DEVICE_ID:
                                 have = self.driver.identity(cmd)
                                 if have is None or bytes(v) != bytes(have):
                                     self._note(policy, off, idx, None, _CONDITION_FAILED, (41, cmd))
                                 self._note(policy, off, idx)
-                            else:
+                                continue
+                            if cmd != _D_FETCH:
                                 from suit.commands import command
-                                r = command(self, cmd, idx, policy, off)
-                                if r is not None:
-                                    self._pump(r, idx, policy, off)
+                                r = command(self, cmd, idx, policy, off)  # write and copy return a reader
+                                if r is None:
+                                    continue
+                            elif v.startswith("#"):  # fetch of an integrated payload (suit.commands)
+                                from suit.commands import integrated
+                                r = integrated(self, v, idx, policy, off)
+                            else:
+                                try:
+                                    r = self.driver.fetch(v)
+                                except OSError as e:
+                                    self._note(policy, off, idx, None, _OPERATION_FAILED, (50, v, e))
+                            # stream r into the component's staged slot: decrypt, hash, write, one chunk at a time
+                            limit = p.get(_P_IMAGE_SIZE)
+                            dec = None
+                            info = p.get(_P_ENCRYPTION_INFO)
+                            if info is not None:
+                                from suit.encryption import decryptor
+                                dec = decryptor(info, self.decryption_keys)
+                            h = sha256()
+                            total = 0
+                            if self._buf is None:
+                                self._buf = bytearray(self.chunk_size)
+                            mv = memoryview(self._buf)
+                            writer = None
+                            try:
+                                try:
+                                    writer = self.driver.stage(self._m.components[idx], p.get(_P_COMPONENT_SLOT),
+                                                               limit)
+                                    while True:
+                                        k = r.readinto(mv)
+                                        if not k:
+                                            break
+                                        chunk = mv if k == len(mv) else mv[0:k]  # a whole chunk: no new memoryview
+                                        if dec is not None:
+                                            chunk = dec.update(chunk)
+                                        total += len(chunk)
+                                        if limit is not None and total > limit:
+                                            self._note(policy, off, idx, None, _OPERATION_FAILED, (51, idx, limit))
+                                        if len(chunk):
+                                            h.update(chunk)
+                                            writer.write(chunk)
+                                    if dec is not None:
+                                        dec.finish()
+                                    writer.close()
+                                    writer = None
+                                except OSError as e:
+                                    self._note(policy, off, idx, None, _OPERATION_FAILED, (47, idx, e))
+                                except SuitError as e:
+                                    if e.record is None:  # the decryptor's
+                                        e.record = [[], self._section, off, idx, {}]
+                                    raise
+                            finally:
+                                r.close()
+                                if writer is not None:
+                                    try:
+                                        writer.close()
+                                    except OSError:
+                                        pass
+                            self._written[idx] = (h.digest(), total)
+                            self._note(policy, off, idx)
                         continue
                     if trace is not None and (cmd == _D_SET_PARAMETERS or cmd == _D_OVERRIDE_PARAMETERS or cmd == 12
                                               or cmd == 15 or cmd == 32):
@@ -311,54 +360,3 @@ class Processor:
             self._records.append(rec)
         if reason:
             raise SuitError(reason, message, rec or [[], self._section, off, idx, {}])
-
-    def _pump(self, r, idx, policy, off):
-        """Stream reader r into the component's staged slot: decrypt, hash, write, one chunk at a time."""
-        p = self._params[idx]
-        limit = p.get(_P_IMAGE_SIZE)
-        dec = None
-        info = p.get(_P_ENCRYPTION_INFO)
-        if info is not None:
-            from suit.encryption import decryptor
-            dec = decryptor(info, self.decryption_keys)
-        h = sha256()
-        total = 0
-        if self._buf is None:
-            self._buf = bytearray(self.chunk_size)
-        mv = memoryview(self._buf)
-        writer = None
-        try:
-            try:
-                writer = self.driver.stage(self._m.components[idx], p.get(_P_COMPONENT_SLOT), limit)
-                while True:
-                    n = r.readinto(mv)
-                    if not n:
-                        break
-                    data = mv if n == len(mv) else mv[0:n]  # a whole chunk: no new memoryview
-                    if dec is not None:
-                        data = dec.update(data)
-                    total += len(data)
-                    if limit is not None and total > limit:
-                        self._note(policy, off, idx, None, _OPERATION_FAILED, (51, idx, limit))
-                    if len(data):
-                        h.update(data)
-                        writer.write(data)
-                if dec is not None:
-                    dec.finish()
-                writer.close()
-                writer = None
-            except OSError as e:
-                self._note(policy, off, idx, None, _OPERATION_FAILED, (47, idx, e))
-            except SuitError as e:
-                if e.record is None:
-                    e.record = [[], self._section, off, idx, {}]
-                raise
-        finally:
-            r.close()
-            if writer is not None:
-                try:
-                    writer.close()
-                except OSError:
-                    pass
-        self._written[idx] = (h.digest(), total)
-        self._note(policy, off, idx)
