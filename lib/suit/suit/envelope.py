@@ -11,11 +11,7 @@
 # on a board each class and method is heap.
 from hashlib import sha256
 
-import cbor
-import cose
-from cbor import CBORDecodeError, Decoder  # Decoder once: each cbor.Decoder is an import
-from crypto import CryptoError
-from crypto.util import ct_equal
+from cbor import CBORDecodeError, Decoder, dumps  # Decoder once: each cbor.Decoder is an import
 from suit import SuitError, const
 _CBOR_PARSE = const(1)
 _ALG_UNSUPPORTED = const(3)
@@ -158,8 +154,12 @@ def verify(m, trust_anchors):
     except CBORDecodeError as e:
         raise SuitError(_CBOR_PARSE, (13, e))
     want = parse_digest(digest)[1]
+    # imported here, not at the top: each module-level name is a slot in this module's globals
+    from cose import CoseError, CoseUnsupported
     from cose.headers import Headers
     from cose.key import candidates
+    from crypto import CryptoError
+    from crypto.util import ct_equal
     failure = None  # a wrong key or signature outranks an algorithm this device lacks
     for blk in blocks:
         # a tagged COSE_Sign1 (0xD2) or COSE_Mac0 (0xD1), detached, over the digest, walked in place: its
@@ -191,7 +191,7 @@ def verify(m, trust_anchors):
             # the verifier of an algorithm is imported only when a manifest uses it (as cose.sign1 does)
             if not sign:
                 if alg != 4 and alg != 5:  # HMAC 256/64, HMAC 256/256
-                    raise cose.CoseUnsupported(2, alg)
+                    raise CoseUnsupported(2, alg)
                 from crypto.kdf import hmac_sha256 as check
             elif alg == -7 or alg == -9:  # ES256, ESP256
                 from crypto.p256 import verify as check
@@ -200,9 +200,9 @@ def verify(m, trust_anchors):
             elif alg == -46:  # HSS-LMS
                 from crypto.lms import hss_verify as check
             else:
-                raise cose.CoseUnsupported(1, alg)
+                raise CoseUnsupported(1, alg)
             # the Sig_structure / MAC_structure (RFC 9052 sections 4.4, 6.3), external AAD empty
-            tbs = cbor.dumps(["Signature1" if sign else "MAC0", hdr.protected_bytes, b"", bytes(digest)])
+            tbs = dumps(["Signature1" if sign else "MAC0", hdr.protected_bytes, b"", bytes(digest)])
             for key in candidates(trust_anchors, hdr.kid, alg):
                 if check(key.public_bytes(), tbs, sig) if sign else ct_equal(check(key.k, tbs)[:8 if alg == 4
                                                                                               else 32], sig):
@@ -213,9 +213,9 @@ def verify(m, trust_anchors):
             break
         except SuitError as e:
             r, w = e.reason, e.args[0]
-        except cose.CoseUnsupported as e:
+        except CoseUnsupported as e:
             r, w = _ALG_UNSUPPORTED, str(e)
-        except (cose.CoseError, CryptoError) as e:  # "no key for this algorithm", a malformed key: unauthorised
+        except (CoseError, CryptoError) as e:  # "no key for this algorithm", a malformed key: unauthorised
             r, w = _UNAUTHORISED, str(e)
         if failure is None or r == _UNAUTHORISED:
             failure = (r, w)

@@ -5,11 +5,8 @@
 import os
 from os import remove, rename  # noqa: F401 (two of this module's operations, as os has them)
 
-from suit import const
-
-# errno numbers: the same on Linux and in MicroPython's VFS (LittleFS, FAT)
-_EEXIST = const(17)
-_ENOENT = const(2)
+# errno numbers (the same on Linux and in MicroPython's VFS: LittleFS, FAT) are written as numbers here: a name
+# imported for const() would be one more slot in this module's globals
 
 open = open  # noqa: PLW0127 (the builtin, as one of this module's operations)
 sync = getattr(os, "sync", None) or (lambda: None)  # the unix port has no os.sync
@@ -48,14 +45,14 @@ def makedirs(path):
     try:
         os.mkdir(path)  # one call in the usual case, where the parent exists
     except OSError as e:
-        if e.args[0] == _EEXIST:
+        if e.args[0] == 17:  # EEXIST
             return
         i = path.rfind("/")
-        if e.args[0] != _ENOENT or i < 1:
+        if e.args[0] != 2 or i < 1:  # ENOENT
             raise
         makedirs(path[:i])
         try:
             os.mkdir(path)
         except OSError as e2:
-            if e2.args[0] != _EEXIST:
+            if e2.args[0] != 17:
                 raise

@@ -12,12 +12,9 @@
 #   open_read(cid) -> reader or None          the staged image if there is one, else the active one
 #   swap(cid_a, cid_b), invoke(cid, args)
 #   commit(seq), finish(), abort(), recover() -> seq or None, report(data)
-from hashlib import sha256
-
 from cbor import CBORDecodeError, Decoder, dumps  # Decoder once: each cbor.Decoder is an import
 from suit import SuitError, const
 from suit import envelope as _env
-from suit.envelope import read_key
 
 # reasons (suit.reasons.REASONS)
 _CBOR_PARSE = const(1)
@@ -214,9 +211,9 @@ class Processor:
                     raise SuitError(_CBOR_PARSE, 42)
                 for _ in range(n // 2):
                     off = d.pos
-                    cmd = read_key(d)
+                    cmd = _env.read_key(d)
                     if 0 < cmd < 25 and (_WITH_POLICY >> cmd) & 1 or cmd == 31:
-                        policy = read_key(d, True)
+                        policy = _env.read_key(d, True)
                         for idx in self._current:
                             if trace is not None:
                                 trace.append((self._section, off, cmd, idx))
@@ -267,6 +264,7 @@ class Processor:
                             if info is not None:
                                 from suit.encryption import decryptor
                                 dec = decryptor(info, self.decryption_keys)
+                            from hashlib import sha256  # here: one name fewer in the module's globals
                             h = sha256()
                             total = 0
                             if self._buf is None:
@@ -316,7 +314,7 @@ class Processor:
                     if cmd == _D_SET_PARAMETERS or cmd == _D_OVERRIDE_PARAMETERS:
                         seen = 0
                         for _ in range(_env.read_map_keys(d, 5)):
-                            key = read_key(d)
+                            key = _env.read_key(d)
                             bit = 1 << key if 0 < key < 32 else 0
                             if seen & bit:
                                 raise SuitError(_CBOR_PARSE, (40, key))
