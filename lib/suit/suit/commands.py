@@ -1,7 +1,7 @@
 # The commands a plain install does not run, split out of suit.processor so that it does not load them:
 # set-component-index (several components), try-each and run-sequence, the conditions component-slot,
-# check-content and abort, the directives write, copy, swap and invoke; and the rarer halves of two it runs:
-# image-match over an image not written in this run (read back), fetch of an integrated payload.
+# check-content and abort, the directives write, copy, swap and invoke; and the rarer half of image-match: an
+# image not written in this run, read back (boot()'s validate).
 # Each handler takes the Processor running the manifest and works through its state and helpers (the same
 # package: this is the processor's own code).
 from suit import SuitError, const
@@ -102,17 +102,6 @@ def read_back(p, idx, policy, off):
         r.close()
     w = p._written[idx] = (h.digest(), size)
     return w
-
-
-def integrated(p, uri, idx, policy, off):
-    """A reader over the integrated payload a "#name" URI names (the key with or without its "#")."""
-    from suit.spool import payload_reader
-    r = payload_reader(p._m, uri[1:]) if uri[1:] else None
-    if r is None:
-        r = payload_reader(p._m, uri)
-    if r is None:
-        p._note(policy, off, idx, None, _OPERATION_FAILED, (46, uri))
-    return r
 
 
 def _param(p, idx, key, policy, off):

@@ -249,9 +249,13 @@ class Processor:
                                 r = command(self, cmd, idx, policy, off)  # write and copy return a reader
                                 if r is None:
                                     continue
-                            elif v.startswith("#"):  # fetch of an integrated payload (suit.commands)
-                                from suit.commands import integrated
-                                r = integrated(self, v, idx, policy, off)
+                            elif v.startswith("#"):  # an integrated payload: "#name", the key with or without its "#"
+                                from suit.spool import payload_reader
+                                r = payload_reader(self._m, v[1:]) if v[1:] else None
+                                if r is None:
+                                    r = payload_reader(self._m, v)
+                                if r is None:
+                                    self._note(policy, off, idx, None, _OPERATION_FAILED, (46, v))
                             else:
                                 try:
                                     r = self.driver.fetch(v)
