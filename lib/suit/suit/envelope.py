@@ -11,7 +11,9 @@
 # on a board each class and method is heap.
 from hashlib import sha256
 
-from cbor import CBORDecodeError, Decoder, dumps  # Decoder once: each cbor.Decoder is an import
+import cose
+import crypto.util  # crypto.CryptoError, crypto.util.ct_equal: one name in this module's globals
+from cbor import CBORDecodeError, Decoder  # Decoder once: each cbor.Decoder is an import
 from suit import SuitError, const
 _CBOR_PARSE = const(1)
 _ALG_UNSUPPORTED = const(3)
@@ -106,12 +108,15 @@ def read(data, max_size):
     m.severable = members = {}
     try:
         d = Decoder(buf)
-        if d.peek_major() == 6:
+        # the first bytes and each key's head read inline (each cbor.Decoder call is a few method calls)
+        if len(buf) > 1 and buf[0] == 0xD8 and buf[1] == 107:
+            d.pos = 2  # tag 107, as every envelope starts
+        elif d.peek_major() == 6:
             tag = d.read_tag()
             if tag != 107:
                 raise SuitError(_CBOR_PARSE, (21, tag))
         for _ in range(read_map_keys(d, 0)):
-            if d.peek_major() == 3:  # an integrated payload's name
+            if d.pos < d.end and buf[d.pos] >> 5 == 3:  # an integrated payload's name
                 name = d.read_text()
                 if name in p:
                     raise SuitError(_CBOR_PARSE, (30, name))
@@ -121,18 +126,18 @@ def read(data, max_size):
             if key in members:
                 raise SuitError(_CBOR_PARSE, (22, key))
             start = d.pos
-            d.read_bytes()
-            if key != 2 and key != 3 and not (0 < key < 32 and (_SEVERABLE >> key) & 1):
+            value = d.read_bytes()
+            if key == 3:
+                m.manifest = value
+            elif key != 2 and not (0 < key < 32 and (_SEVERABLE >> key) & 1):
                 raise SuitError(_CBOR_PARSE, (36, key))
-            members[key] = buf[start:d.pos]  # bstr-wrapped
+            members[key] = value if key == 2 else buf[start:d.pos]  # the wrapper's contents; the rest bstr-wrapped
         if not d.at_end():
             raise SuitError(_CBOR_PARSE, (11, d.remaining()))
         m.manifest_wrapped = w = members.pop(3, None)
-        auth = members.pop(2, None)
+        m.auth = auth = members.pop(2, None)
         if auth is None or w is None:
             raise SuitError(_CBOR_PARSE, (12, 1 if auth is None else 3))
-        m.auth = Decoder(auth).read_bytes()
-        m.manifest = Decoder(w).read_bytes()
     except CBORDecodeError as e:
         raise SuitError(_CBOR_PARSE, (13, e))
     return m
@@ -154,12 +159,8 @@ def verify(m, trust_anchors):
     except CBORDecodeError as e:
         raise SuitError(_CBOR_PARSE, (13, e))
     want = parse_digest(digest)[1]
-    # imported here, not at the top: each module-level name is a slot in this module's globals
-    from cose import CoseError, CoseUnsupported
-    from cose.headers import Headers
+    from cose.headers import Headers, to_be_checked
     from cose.key import candidates
-    from crypto import CryptoError
-    from crypto.util import ct_equal
     failure = None  # a wrong key or signature outranks an algorithm this device lacks
     for blk in blocks:
         # a tagged COSE_Sign1 (0xD2) or COSE_Mac0 (0xD1), detached, over the digest, walked in place: its
@@ -191,7 +192,7 @@ def verify(m, trust_anchors):
             # the verifier of an algorithm is imported only when a manifest uses it (as cose.sign1 does)
             if not sign:
                 if alg != 4 and alg != 5:  # HMAC 256/64, HMAC 256/256
-                    raise CoseUnsupported(2, alg)
+                    raise cose.CoseUnsupported(2, alg)
                 from crypto.kdf import hmac_sha256 as check
             elif alg == -7 or alg == -9:  # ES256, ESP256
                 from crypto.p256 import verify as check
@@ -200,12 +201,12 @@ def verify(m, trust_anchors):
             elif alg == -46:  # HSS-LMS
                 from crypto.lms import hss_verify as check
             else:
-                raise CoseUnsupported(1, alg)
+                raise cose.CoseUnsupported(1, alg)
             # the Sig_structure / MAC_structure (RFC 9052 sections 4.4, 6.3), external AAD empty
-            tbs = dumps(["Signature1" if sign else "MAC0", hdr.protected_bytes, b"", bytes(digest)])
+            tbs = to_be_checked("Signature1" if sign else "MAC0", hdr.protected_bytes, b"", bytes(digest))
             for key in candidates(trust_anchors, hdr.kid, alg):
-                if check(key.public_bytes(), tbs, sig) if sign else ct_equal(check(key.k, tbs)[:8 if alg == 4
-                                                                                              else 32], sig):
+                if check(key.public_bytes(), tbs, sig) if sign else crypto.util.ct_equal(
+                        check(key.k, tbs)[:8 if alg == 4 else 32], sig):
                     break
             else:
                 raise SuitError(_UNAUTHORISED, (3, sign, alg))
@@ -213,9 +214,9 @@ def verify(m, trust_anchors):
             break
         except SuitError as e:
             r, w = e.reason, e.args[0]
-        except CoseUnsupported as e:
+        except cose.CoseUnsupported as e:
             r, w = _ALG_UNSUPPORTED, str(e)
-        except (CoseError, CryptoError) as e:  # "no key for this algorithm", a malformed key: unauthorised
+        except (cose.CoseError, crypto.CryptoError) as e:  # "no key for this algorithm", a malformed key: unauthorised
             r, w = _UNAUTHORISED, str(e)
         if failure is None or r == _UNAUTHORISED:
             failure = (r, w)

@@ -12,6 +12,8 @@
 #   open_read(cid) -> reader or None          the staged image if there is one, else the active one
 #   swap(cid_a, cid_b), invoke(cid, args)
 #   commit(seq), finish(), abort(), recover() -> seq or None, report(data)
+from hashlib import sha256
+
 from cbor import CBORDecodeError, Decoder, dumps  # Decoder once: each cbor.Decoder is an import
 from suit import SuitError, const
 from suit import envelope as _env
@@ -205,15 +207,28 @@ class Processor:
         params = self._params
         try:
             d = Decoder(data)
+            # command numbers, policies and parameter keys below 24 are one byte: read inline, as each
+            # cbor.Decoder read costs a few method calls (anything else, and the end, go through the Decoder)
+            buf = d.buf
+            end = d.end
             try:
                 n = d.read_array_header()
                 if n is None or n % 2:
                     raise SuitError(_CBOR_PARSE, 42)
                 for _ in range(n // 2):
                     off = d.pos
-                    cmd = _env.read_key(d)
+                    cmd = buf[off] if off < end else 0xFF
+                    if cmd < 24:
+                        d.pos = off + 1
+                    else:
+                        cmd = d.read_int()
                     if 0 < cmd < 25 and (_WITH_POLICY >> cmd) & 1 or cmd == 31:
-                        policy = _env.read_key(d, True)
+                        pos = d.pos
+                        policy = buf[pos] if pos < end else 0xFF
+                        if policy < 24:
+                            d.pos = pos + 1
+                        else:
+                            policy = d.read_uint()
                         for idx in self._current:
                             if trace is not None:
                                 trace.append((self._section, off, cmd, idx))
@@ -268,7 +283,6 @@ class Processor:
                             if info is not None:
                                 from suit.encryption import decryptor
                                 dec = decryptor(info, self.decryption_keys)
-                            from hashlib import sha256  # here: one name fewer in the module's globals
                             h = sha256()
                             total = 0
                             if self._buf is None:
@@ -318,7 +332,12 @@ class Processor:
                     if cmd == _D_SET_PARAMETERS or cmd == _D_OVERRIDE_PARAMETERS:
                         seen = 0
                         for _ in range(_env.read_map_keys(d, 5)):
-                            key = _env.read_key(d)
+                            pos = d.pos
+                            key = buf[pos] if pos < end else 0xFF
+                            if key < 24:
+                                d.pos = pos + 1
+                            else:
+                                key = d.read_int()
                             bit = 1 << key if 0 < key < 32 else 0
                             if seen & bit:
                                 raise SuitError(_CBOR_PARSE, (40, key))
