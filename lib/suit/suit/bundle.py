@@ -52,9 +52,10 @@ class BundleDriver:
 
     def __getattr__(self, name):
         # the driver methods a plain install does not call: suit.bundle_more's functions of the driver
-        if name not in ("open_read", "slot_matches", "swap", "invoke", "recover"):
+        from suit import bundle_more
+        if name not in bundle_more.METHODS:
             raise AttributeError(name)
-        f = getattr(__import__("suit.bundle_more", None, None, (name,)), name)
+        f = getattr(bundle_more, name)
         return lambda *args: f(self, *args)
 
     def _rel_of(self, cid):

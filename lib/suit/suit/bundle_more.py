@@ -5,6 +5,8 @@
 from suit import SuitError, const
 _COMPONENT_UNSUPPORTED = const(6)
 _OPERATION_FAILED = const(11)
+# the BundleDriver methods defined here, as functions of the driver
+METHODS = ("open_read", "slot_matches", "swap", "invoke", "recover")
 
 
 class Writer:

@@ -45,7 +45,7 @@ class Manifest:
     digest (the encoded SUIT_Digest authenticated, from authenticate(); else None)."""
 
 
-def read_key(d, uint=False):
+def read_key(d, uint):
     """d.read_int() (d.read_uint() when uint) of cbor.Decoder d, with the one-byte case (0..23: every key SUIT
     defines) read inline: each cbor.Decoder read costs a few method calls."""
     p = d.pos
@@ -122,7 +122,7 @@ def read(data, max_size):
                     raise SuitError(_CBOR_PARSE, (30, name))
                 p[name] = d.read_bytes()
                 continue
-            key = read_key(d)
+            key = read_key(d, False)
             if key in members:
                 raise SuitError(_CBOR_PARSE, (22, key))
             start = d.pos
@@ -238,7 +238,7 @@ def authenticate(data, trust_anchors, max_size=8192, max_components=8):
     return parse(m, max_components)
 
 
-def parse(m, max_components=8):
+def parse(m, max_components):
     """Parse the manifest of read(): sequence number, components, and the command sequences as memoryviews
     (absent from sequences when absent, or severed and not supplied). Returns m."""
     m.components = components = []
@@ -251,7 +251,7 @@ def parse(m, max_components=8):
         common = seq = None
         seen = 0
         for _ in range(read_map_keys(d, 3)):
-            key = read_key(d)
+            key = read_key(d, False)
             bit = 1 << key if 0 <= key < 32 else 0
             if seen & bit:
                 raise SuitError(_CBOR_PARSE, (24, key))
@@ -280,7 +280,7 @@ def parse(m, max_components=8):
         # common: components 2 and the shared sequence 4 (dependencies 1: not supported)
         d = Decoder(common)
         for _ in range(read_map_keys(d, 4)):
-            key = read_key(d)
+            key = read_key(d, False)
             if key == 2 and not components:
                 count = d.read_array_header()
                 if count is None or count < 1:
