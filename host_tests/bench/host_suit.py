@@ -12,19 +12,24 @@ from pathlib import Path
 PACKAGES = ("cbor", "cose", "crypto", "store", "suit")
 SUIT_MODULES = ("suit", "suit.envelope", "suit.processor", "suit.bundle", "suit.fs")  # what a plain install loads
 
+# the qstr pools before and after (micropython.qstr_info: "qstr pool: n_pool=.., n_qstr=.., n_str_data_bytes=..,
+# n_total_bytes=.."): the interned names suit adds, and the pool it opens, if any
 VM_IMPORT = r'''
-import gc, sys
+import gc, sys, micropython
 import cbor, cose, hashlib, store
 from cbor import Decoder  # the streaming decoder is cbor's, and suit always uses it
 from cose import key, mac0, sign1, algs
 from crypto import kdf, util
 gc.collect()
+micropython.qstr_info()
 base = gc.mem_alloc()
 for m in sys.argv[1:]:
     __import__(m)
 gc.collect()
 print("HEAP", gc.mem_alloc() - base)
+micropython.qstr_info()
 '''
+QSTR_ENTRY = 11  # bytes of a qstr pool entry on the 64-bit VM: the string's pointer, a 2-byte hash, a 1-byte length
 
 VM_IMPORT_ROMFS = r'''
 import gc, sys, vfs
@@ -142,6 +147,9 @@ print("RUN", m.sequence_number)
 
 
 def _compile(ctx, out: Path) -> None:
+    """lib/ as a board holds it: out/<module>.mpy, each naming its source repo-relative as the board build does
+    (`mpy-cross -s`): both that name and the module's file name are interned on import, so the bench's own
+    directories (this worktree's, a temporary one) must not lengthen them."""
     cross = Path(ctx.mpvm.micropython_binary()).parent / "mpy-cross"
     for pkg in PACKAGES:
         root = ctx.repo / "lib" / pkg
@@ -150,15 +158,22 @@ def _compile(ctx, out: Path) -> None:
                 continue  # viper modules are native code for one CPU; crypto falls back without them
             dst = out / src.relative_to(root).with_suffix(".mpy")
             dst.parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run([str(cross), "-o", str(dst), str(src)], check=True)
+            subprocess.run([str(cross), "-s", src.relative_to(ctx.repo).as_posix(), "-o", str(dst), str(src)],
+                           check=True)
 
 
 def _vm(ctx, mpy: Path, script: str, *args, heap="128k", timeout=600) -> subprocess.CompletedProcess:
-    f = mpy / "script.py"
+    """Run script with the modules in mpy (a folder named lib) on the path as "lib", as a board's /lib."""
+    f = mpy.parent / "script.py"
     f.write_text(script)
-    env = dict(os.environ, MICROPYPATH=f".frozen:{mpy}")
+    env = dict(os.environ, MICROPYPATH=f".frozen:{mpy.name}")
     return subprocess.run([ctx.mpvm.micropython_binary(), "-X", f"heapsize={heap}", str(f), *map(str, args)],
-                          env=env, capture_output=True, timeout=timeout, cwd=str(mpy))
+                          env=env, capture_output=True, timeout=timeout, cwd=str(mpy.parent))
+
+
+def _qstr_pools(text: str) -> list[dict]:
+    return [dict((k, int(v)) for k, v in (kv.split("=") for kv in line.split(": ", 1)[1].split(", ")))
+            for line in text.splitlines() if line.startswith("qstr pool:")]
 
 
 def _min_heap(ctx, mpy: Path, args, lo=16, hi=256, script=VM_INSTALL) -> int:
@@ -177,14 +192,27 @@ def run(ctx) -> list[dict]:
     out: list[dict] = []
     tmp = Path(tempfile.mkdtemp(prefix="bench-suit-"))
     try:
-        mpy = tmp / "mpy"
+        mpy = tmp / "lib"
         _compile(ctx, mpy)
         p = _vm(ctx, mpy, VM_IMPORT, *SUIT_MODULES)
-        heap = int(p.stdout.split()[1]) if p.returncode == 0 else -1
+        text = p.stdout.decode()
+        heap = next((int(line.split()[1]) for line in text.splitlines() if line.startswith("HEAP ")), -1)
+        pools = _qstr_pools(text)
         out.append({"name": "suit heap after import as .mpy files (" + ", ".join(SUIT_MODULES) + ") beyond cbor, "
                     "cose (key, sign1, mac0), crypto.kdf, store", "runtime": "micropython", "value": heap, "unit": "B",
                     "target": "<= 16384", "note": "VM is 64-bit: about half on a 32-bit board; bytecode is "
                     "copied into RAM"})
+        if heap >= 0 and len(pools) == 2:
+            a, b = pools
+            names = b["n_qstr"] - a["n_qstr"]
+            opened = (b["n_total_bytes"] - b["n_str_data_bytes"]) - (a["n_total_bytes"] - a["n_str_data_bytes"])
+            out.append({"name": "the same, with the qstr pool charged per entry: the pool the import opens "
+                        f"({opened:,} B) replaced by {QSTR_ENTRY} B for each of the {names} names it interns",
+                        "runtime": "micropython", "value": heap - opened + names * QSTR_ENTRY, "unit": "B",
+                        "note": "a pool doubles when the last one is full, so whichever import crosses the line pays "
+                        "for the whole new pool: with this base (cbor, cose, crypto, store: "
+                        f"{a['n_qstr']} names in {a['n_pool']} pools) suit's import does; on a board the app "
+                        "imported before suit has interned more names, and the boundary falls elsewhere"})
         from hourglass.build import make_romfs_image
         image = tmp / "romfs.img"
         make_romfs_image(mpy, image)

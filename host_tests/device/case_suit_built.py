@@ -9,7 +9,7 @@ import hgtest
 
 from cose.key import CoseKey
 from store import FileStore
-from suit import REASONS
+from suit.reasons import REASONS
 from suit.bundle import BundleDriver
 from suit.processor import Processor
 from suit.slots import SlotDriver

@@ -4,7 +4,7 @@
 import hgtest
 
 from cose.key import CoseKey
-from suit import REASONS
+from suit.reasons import REASONS
 from suit.esp32ota import OtaDriver
 from suit.processor import Processor
 

@@ -8,9 +8,9 @@ from hashlib import sha256
 
 from cose import mac0
 from cose.key import CoseKey
-from suit import REASONS
+from suit.reasons import REASONS
 from suit.bundle import BundleDriver
-from suit.envelope import Envelope
+from suit.envelope import read
 from suit.processor import Processor
 
 MP_HEAP = "256k"  # lib/ compiled from source; see case_suit_powercut.py
@@ -61,7 +61,7 @@ def test_mutated_envelopes_give_defined_errors():
 
 
 def test_mutated_manifests_reach_the_interpreter_and_give_defined_results():
-    env = Envelope(hgtest.read_vector(V + "suit_manifest_expAW.suit"), 4096)
+    env = read(hgtest.read_vector(V + "suit_manifest_expAW.suit"), 4096)
     manifest = bytes(env.manifest)
     m = cbor.loads(manifest)
     m[20] = cbor.dumps([20, {18: b"content", 14: 7}, 15, [cbor.dumps([14, 15]), cbor.dumps([18, 15, 3, 15])],
@@ -95,7 +95,7 @@ def test_hostile_lengths_and_nesting_are_bounded():
     seq = cbor.dumps([14, 15])
     for _ in range(10):
         seq = cbor.dumps([32, seq])
-    m = cbor.loads(bytes(Envelope(hgtest.read_vector(V + "suit_manifest_expAW.suit"), 4096).manifest))
+    m = cbor.loads(bytes(read(hgtest.read_vector(V + "suit_manifest_expAW.suit"), 4096).manifest))
     m[20] = seq
     mb = cbor.dumps(m)
     digest = cbor.dumps([-16, sha256(cbor.dumps(mb)).digest()])

@@ -12,7 +12,8 @@ from hgtest import unhex
 from suit_common import IETF_PUB, TABLE
 
 from cose.key import CoseKey
-from suit import REASONS, SuitError
+from suit import SuitError
+from suit.reasons import REASONS
 from suit.envelope import authenticate
 
 MP_HEAP = "256k"  # lib/ compiled from source with every verifier (P-256, Ed25519, HSS-LMS): see case_suit_built.py

@@ -10,9 +10,8 @@ import hgtest
 
 from cose.key import CoseKey
 from store import FileStore
-from suit import PowerCut
 from suit.bundle import BundleDriver
-from suit.faults import FaultyFs, FaultyStore
+from suit.faults import FaultyFs, FaultyStore, PowerCut
 from suit.fs import Fs
 from suit.processor import Processor
 from suit.slots import SlotDriver

@@ -9,13 +9,12 @@
 #                                               place, its Manifest returned: what an update trigger checks
 #
 # Every failure raises SuitError with a draft-ietf-suit-report reason code and a message naming what failed.
-# suit.REASONS (the codes' names, in suit.reasons), suit.PowerCut (suit.faults) and the messages' texts
-# (suit._text) load on first use: an install that succeeds needs none of them.
+# The codes' names (suit.reasons.REASONS) and the messages' texts (suit._text) load on first use: an install that
+# succeeds needs neither. The fault injector (suit.faults: FaultyFs, PowerCut) is for tests.
 try:
     from micropython import const
-except ImportError:  # CPython
-    def const(x):
-        return x
+except ImportError:  # CPython: every const() here is an int
+    const = int
 
 
 class SuitError(Exception):
@@ -35,16 +34,3 @@ class SuitError(Exception):
         from suit.reasons import REASONS
         return "%s: %s" % (REASONS[self.reason], self.args[0])
 
-
-def __getattr__(name):
-    if name == "REASONS":
-        from suit.reasons import REASONS
-        return REASONS
-    if name == "PowerCut":
-        from suit.faults import PowerCut
-        return PowerCut
-    # MicroPython asks here before it imports a submodule for `from suit import envelope`
-    try:
-        return __import__("suit." + name, None, None, (name,))
-    except ImportError:
-        raise AttributeError(name)

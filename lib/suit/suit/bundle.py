@@ -11,7 +11,6 @@ from suit.fs import Fs
 _COMPONENT_UNSUPPORTED = const(6)
 _OPERATION_FAILED = const(11)
 
-_META = ".suit"
 _NAME_CHARS = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.+"
 
 
@@ -26,154 +25,119 @@ def put(fs, stage, target):
 
 class BundleDriver:
     """identity: {1: vendor-id, 2: class-id, 24: device-id} (bytes); sources: uri -> local path (the fetch
-    source on the host, or a callable uri -> reader); on_invoke(cid, args); max_file: bytes per component."""
+    source on the host, or a callable uri -> reader); on_invoke(cid, args); max_file: bytes per component.
+    open_read, slot_matches, swap, invoke and recover are suit.bundle_more's, loaded on first use."""
 
     def __init__(self, root, identity, sources=None, fs=None, on_invoke=None, max_file=None):
-        self.root = root.rstrip("/")
+        self.root = root = root.rstrip("/")
         self.ident = identity
+        self.identity = identity.get  # identity(param) -> bytes or None
         self.sources = sources or {}
         self.fs = fs or Fs()
         self.on_invoke = on_invoke
         self.max_file = max_file
         self.reports = []
-        # every path is made once here: on MicroPython each new str is looked up among all interned strings
-        self._meta = self.root + "/" + _META
-        self._prefix = self.root + "/"
-        self._stage_dir = self._meta + "/stage/"
-        self._old_dir = self._meta + "/old/"
-        self._journal_path = self._meta + "/journal"
-        self._journal_new = self._meta + "/journal.new"
+        # every path is made once here: on MicroPython each new str is looked up among all interned strings (~9K
+        # instructions)
+        self._meta = meta = root + "/.suit"
+        self._prefix = root + "/"
+        self._stage_dir = meta + "/stage/"
+        self._old_dir = meta + "/old/"
+        self._journal = j = meta + "/journal"
+        self._journal_new = j + ".new"
         self._staged = {}  # relative target path -> stage file name
-        self._rel = {}  # component identifier -> relative path (a few, kept across runs)
         self._count = 0
         self._names = None  # stage names handed out since the last clean-up (None: not known, list the dirs)
         self._aside = []  # the names whose old files the last commit moved to .suit/old
 
-    # --------------------------------------------------------------- identity and paths
-
-    def identity(self, param):
-        return self.ident.get(param)
-
-    def slot_matches(self, cid, slot):
-        return slot == 0  # a bundle file has one slot
+    def __getattr__(self, name):
+        # the driver methods a plain install does not call: suit.bundle_more's functions of the driver
+        from suit import bundle_more
+        if name not in bundle_more.METHODS:
+            raise AttributeError(name)
+        f = getattr(bundle_more, name)
+        return lambda *args: f(self, *args)
 
     def _rel_of(self, cid):
-        rel = self._rel.get(cid)
-        if rel is not None:
-            return rel
         parts = []
         for p in cid:
-            if not p or not all(c in _NAME_CHARS for c in p) or p == b"." or p == b"..":
+            if not p or p.strip(_NAME_CHARS) or p[0] == 46 and p[-1] == 46 and len(p) < 3:  # "." or ".."
                 from suit.bundle_more import rel_of  # a directory, a binary identifier, or a refusal
                 parts = rel_of(cid)
                 break
             parts.append(str(p, "utf-8"))
-        if not parts or parts[0] == _META:
+        if not parts or parts[0] == ".suit":
             raise SuitError(_COMPONENT_UNSUPPORTED, (56, cid))
-        rel = parts[0] if len(parts) == 1 else "/".join(parts)
-        if len(self._rel) >= 16:
-            self._rel = {}
-        self._rel[cid] = rel
-        return rel
-
-    # --------------------------------------------------------------- reading and staging
+        return "/".join(parts)
 
     def fetch(self, uri):
         if callable(self.sources):
             return self.sources(uri)
         src = self.sources.get(uri)
         if src is None:
-            raise OSError("no source for %s" % uri)
+            raise OSError(2)  # ENOENT: no source for uri
         return self.fs.open(src, "rb")  # readinto() -> 0 at the end is all the processor needs
 
-    def open_read(self, cid):
+    def stage(self, cid, slot, length):
         rel = self._rel_of(cid)
-        name = self._staged.get(rel)
-        path = self._stage_dir + name if name is not None else self._prefix + rel
-        if not cid[-1]:
-            if not self.fs.isdir(path):
-                return None
-            from suit.bundle_dir import DirReader
-            return DirReader(self.fs, path)
-        try:
-            return self.fs.open(path, "rb")
-        except OSError:
-            return None
-
-    def stage(self, cid, slot, size):
-        rel = self._rel_of(cid)
-        if slot not in (None, 0):
+        if slot is not None and slot != 0:
             raise SuitError(_COMPONENT_UNSUPPORTED, (57, slot))
-        if size is not None and self.max_file is not None and size > self.max_file and cid[-1]:
-            raise SuitError(_OPERATION_FAILED,
-                            (58, size, self.max_file))
+        cap = self.max_file
+        if length is not None and cap is not None and length > cap and cid[-1]:
+            raise SuitError(_OPERATION_FAILED, (58, length, cap))
         name = self._staged.get(rel)
         if name is None:
-            name = self._staged[rel] = self.new_name()
+            name = self._staged[rel] = str(self._count)  # a name not used since the last clean-up
+            self._count += 1
+            if self._names is not None:
+                self._names.append(name)
+        path = self._stage_dir + name
+        fs = self.fs
         if not cid[-1]:
             from suit.bundle_dir import DirWriter
-            self.fs.makedirs(self._meta + "/stage")
-            return DirWriter(self.fs, self._stage_dir + name, self.max_file)
-        path = self._stage_dir + name
+            fs.makedirs(self._meta + "/stage")
+            return DirWriter(fs, path, cap)
         try:
-            f = self.fs.open(path, "wb")
+            f = fs.open(path, "wb")
         except OSError:
-            self.fs.makedirs(self._meta + "/stage")
-            f = self.fs.open(path, "wb")
-        if self.max_file is None:
+            fs.makedirs(self._meta + "/stage")
+            f = fs.open(path, "wb")
+        if cap is None:
             return f
         from suit.bundle_more import Writer
-        return Writer(f, self.max_file)
-
-    def new_name(self):
-        """A stage file name not used since the last clean-up."""
-        name = str(self._count)
-        self._count += 1
-        if self._names is not None:
-            self._names.append(name)
-        return name
-
-    def swap(self, a, b):
-        from suit.bundle_more import swap
-        swap(self, a, b)
-
-    def invoke(self, cid, args):
-        if self.on_invoke is not None:
-            self.on_invoke(cid, args)
+        return Writer(f, cap)
 
     def report(self, data):
         self.reports.append(data)
         del self.reports[:-4]
 
-    # --------------------------------------------------------------- commit and recovery
-
-    def commit(self, seq):
+    def commit(self, n):
         fs = self.fs
         fs.sync()
         # the journal is built as bytes: "seq N", then "stage-name relative-path" per file, then "end"
-        j = bytearray(b"seq %d\n" % seq)
+        j = bytearray(b"seq %d\n" % n)  # n: the sequence number
         pairs = []
         for rel in self._staged:
             name = self._staged[rel]
             pairs.append((name, rel))
             j += name.encode()
-            j += b" "
+            j.append(32)  # " "
             j += rel.encode()
-            j += b"\n"
+            j.append(10)  # "\n"
         j += b"end\n"
         f = fs.open(self._journal_new, "wb")
         f.write(j)
         f.close()
         fs.sync()
-        fs.rename(self._journal_new, self._journal_path)  # the commit point
+        fs.rename(self._journal_new, self._journal)  # the commit point
         fs.sync()
         self._staged = {}
         # each staged file into place, the old one aside first (a rename over a live file is a flush on ext4, and
         # suit.ota_boot.restore_bundle puts it back). This first run knows nothing moved yet; a replay after a
         # power cut is suit.bundle_more.replay.
         aside = []
+        names = self._names
         for name, rel in pairs:
-            stage = self._stage_dir + name
             target = self._prefix + rel
             old = self._old_dir + name
             try:
@@ -184,9 +148,9 @@ class BundleDriver:
                     fs.makedirs(self._meta + "/old")
                     fs.rename(target, old)
                     aside.append(name)
-            put(fs, stage, target)
-            if self._names is not None and name in self._names:
-                self._names.remove(name)  # what stays handed out is left in .suit/stage (a swap's)
+            put(fs, self._stage_dir + name, target)
+            if names is not None and name in names:
+                names.remove(name)  # what stays handed out is left in .suit/stage (a swap's)
         self._aside = aside
         fs.sync()
 
@@ -212,7 +176,7 @@ class BundleDriver:
         self._names = []
         self._aside = []
         try:
-            self.fs.remove(self._journal_path)
+            self.fs.remove(self._journal)
         except OSError:
             pass
 
@@ -222,8 +186,3 @@ class BundleDriver:
         self._names = []
         if self.fs.exists(self._journal_new):
             self.fs.remove(self._journal_new)
-
-    def recover(self):
-        """At boot: finish a committed update (returns its sequence number) or drop an uncommitted one (None)."""
-        from suit.bundle_more import recover
-        return recover(self)

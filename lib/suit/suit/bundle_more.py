@@ -1,9 +1,12 @@
 # What a plain install with suit.bundle does not run, loaded when it is needed: a staged file with a size cap
-# (max_file), swap, component identifiers that are not plain names, and the recovery at boot that reads the
-# journal a power cut left and replays it (suit.bundle's own helpers: the same driver, split for its heap).
+# (max_file), component identifiers that are not plain names, and the driver methods open_read, slot_matches,
+# swap, invoke and recover (the recovery at boot that reads the journal a power cut left and replays it):
+# suit.bundle's own code, the same driver, split for its heap (BundleDriver.__getattr__ finds them here).
 from suit import SuitError, const
 _COMPONENT_UNSUPPORTED = const(6)
 _OPERATION_FAILED = const(11)
+# the BundleDriver methods defined here, as functions of the driver
+METHODS = ("open_read", "slot_matches", "swap", "invoke", "recover")
 
 
 class Writer:
@@ -24,6 +27,31 @@ class Writer:
         self._f.close()
 
 
+def open_read(drv, cid):
+    """The staged image of cid if there is one, else the active one; None when there is neither."""
+    rel = drv._rel_of(cid)
+    name = drv._staged.get(rel)
+    path = drv._stage_dir + name if name is not None else drv._prefix + rel
+    if not cid[-1]:
+        if not drv.fs.isdir(path):
+            return None
+        from suit.bundle_dir import DirReader
+        return DirReader(drv.fs, path)
+    try:
+        return drv.fs.open(path, "rb")
+    except OSError:
+        return None
+
+
+def slot_matches(drv, cid, slot):
+    return slot == 0  # a bundle file has one slot
+
+
+def invoke(drv, cid, args):
+    if drv.on_invoke is not None:
+        drv.on_invoke(cid, args)
+
+
 def swap(drv, a, b):
     if not a[-1] or not b[-1]:
         raise SuitError(_COMPONENT_UNSUPPORTED, "swap of directory components is not supported")
@@ -37,7 +65,10 @@ def swap(drv, a, b):
     mv = memoryview(bytearray(1024))
     names = []
     for reader, rel in ((rb, drv._rel_of(a)), (ra, drv._rel_of(b))):
-        name = drv.new_name()
+        name = str(drv._count)  # a stage name not used since the last clean-up, as BundleDriver.stage makes
+        drv._count += 1
+        if drv._names is not None:
+            drv._names.append(name)
         path = drv._stage_dir + name
         try:
             w = drv.fs.open(path, "wb")
@@ -56,10 +87,10 @@ def swap(drv, a, b):
         drv._staged[rel] = name
 
 
-def _journal(drv):
+def _read_journal(drv):
     """(sequence number, [(stage name, relative path)]) of a complete journal, else None."""
     try:
-        with open(drv._journal_path, "rb") as f:
+        with open(drv._journal, "rb") as f:
             text = f.read().decode()
     except OSError:
         return None
@@ -111,7 +142,7 @@ def replay(drv, pairs):
 def recover(drv):
     drv._staged = {}
     drv._names = None  # whatever an earlier run left is unknown here
-    j = _journal(drv)
+    j = _read_journal(drv)
     if j is None:
         drv._clean(drv._stage_dir, None)
         drv._clean(drv._old_dir, None)

@@ -1,6 +1,7 @@
 # The commands a plain install does not run, split out of suit.processor so that it does not load them:
 # set-component-index (several components), try-each and run-sequence, the conditions component-slot,
-# check-content and abort, the directives write, copy, swap and invoke.
+# check-content and abort, the directives write, copy, swap and invoke; and the rarer half of image-match: an
+# image not written in this run, read back (boot()'s validate).
 # Each handler takes the Processor running the manifest and works through its state and helpers (the same
 # package: this is the processor's own code).
 from suit import SuitError, const
@@ -77,6 +78,30 @@ def _sequence(p, cmd, d, off, depth):
             done = p._run(seq, depth + 1, soft)
     if not done:
         p._note(0, off, None, None, _CONDITION_FAILED, "no try-each alternative succeeded")
+
+
+def read_back(p, idx, policy, off):
+    """(digest, size) of component idx's image as the driver reads it back (image-match after no write)."""
+    from hashlib import sha256
+    r = p.driver.open_read(p._m.components[idx])
+    if r is None:
+        p._note(policy, off, idx, None, _CONDITION_FAILED, (44, idx))
+    h = sha256()
+    size = 0
+    if p._buf is None:
+        p._buf = bytearray(p.chunk_size)
+    mv = memoryview(p._buf)
+    try:
+        while True:
+            k = r.readinto(mv)
+            if not k:
+                break
+            h.update(mv if k == len(mv) else mv[0:k])
+            size += k
+    finally:
+        r.close()
+    w = p._written[idx] = (h.digest(), size)
+    return w
 
 
 def _param(p, idx, key, policy, off):

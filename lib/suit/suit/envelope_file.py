@@ -1,4 +1,4 @@
-# An envelope in a file (suit.envelope.Envelope given a path): its top level walked head by head, every length
+# An envelope in a file (suit.envelope.read given a path): its top level walked head by head, every length
 # checked against the file's size before anything is read, and the members the processor parses (wrapper,
 # manifest, severable members) read into one buffer; integrated payloads stay in the file. Loaded only for a file.
 from suit import SuitError, const

@@ -1,13 +1,13 @@
 # Fault injection for the SUIT storage backends, on CPython and on MicroPython alike: FaultyFs is an Fs that
-# cuts power (raises suit.PowerCut) at a chosen operation, FaultyStore does the same around a FileStore's puts.
+# cuts power (raises suit.faults.PowerCut) at a chosen operation, FaultyStore does the same around a FileStore's puts.
 # Tests and benchmarks import it; a device never needs to.
 import os
 
-from suit.fs import Fs
+from suit import fs as _fs
 
 
 class PowerCut(Exception):
-    """Raised by a fault injector where the device loses power; nothing after it may run (suit.PowerCut)."""
+    """Raised by a fault injector where the device loses power; nothing after it may run."""
 
 
 class _FaultyFile:
@@ -53,10 +53,14 @@ class _FaultyFile:
         self._f.close()
 
 
-class FaultyFs(Fs):
-    """An Fs that cuts power (raises PowerCut) at the cut_at-th read, write, close, rename, remove or sync
-    (0-based): reads cover fetching and reading back for digests, the rest writing and committing.
-    After the cut, every further operation raises too, as nothing runs once the power is gone."""
+class FaultyFs:
+    """The file operations of suit.fs, cutting power (raising PowerCut) at the cut_at-th read, write, close,
+    rename, remove or sync (0-based): reads cover fetching and reading back for digests, the rest writing and
+    committing. After the cut, every further operation raises too, as nothing runs once the power is gone."""
+    exists = staticmethod(_fs.exists)
+    isdir = staticmethod(_fs.isdir)
+    listdir = staticmethod(_fs.listdir)
+    makedirs = staticmethod(_fs.makedirs)
 
     def __init__(self, cut_at=None):
         self.cut_at = cut_at
@@ -91,7 +95,7 @@ class FaultyFs(Fs):
     def sync(self):
         if self.tick():
             raise PowerCut("power cut at sync")
-        Fs.sync()
+        _fs.sync()
 
 
 class FaultyStore:

@@ -18,7 +18,7 @@ from cbor import CBORDecodeError, Decoder, dumps  # Decoder once: each cbor.Deco
 from suit import SuitError, const
 from suit import envelope as _env
 
-# reasons (suit.REASONS)
+# reasons (suit.reasons.REASONS)
 _CBOR_PARSE = const(1)
 _UNAUTHORISED = const(4)
 _COMMAND_UNSUPPORTED = const(5)
@@ -42,7 +42,7 @@ _C_DEVICE_ID = const(24)
 _D_SET_PARAMETERS = const(19)
 _D_OVERRIDE_PARAMETERS = const(20)
 _D_FETCH = const(21)
-_WITH_POLICY = const(0x81E4406E)  # bit n: command n takes a reporting policy and runs per component
+_WITH_POLICY = const(0x1E4406E)  # bit n: command n (or swap, 31) takes a reporting policy and runs per component
 # parameters; bit n of a mask: parameter n has that type
 _P_BSTR = const(0x18C000E)  # vendor 1, class 2, image-digest 3, content 18, encryption-info 19, invoke-args 23,
 # device 24
@@ -58,20 +58,9 @@ _MAX_RECORDS = const(16)
 
 
 class Result:
-    """What a run produced: ok, reason (suit.REASONS index), message, record of the failure, the CBOR report,
-    the sequence number, and the executed commands when tracing ((section, offset, command, component))."""
-    ok = False
-    reason = 0
-    message = ""
-    record = None
-    report = None
-    sequence_number = None
-    digest = None
-    installed = False
-    trace = None
-
-    def __repr__(self):
-        return "<suit.Result %s>" % ("ok" if self.ok else "%d %s" % (self.reason, self.message))
+    """What a run produced (set by Processor.update): ok, reason (suit.reasons.REASONS index), message, record
+    of the failure, the CBOR report, the sequence number, the digest, installed, and the executed commands when
+    tracing ((section, offset, command, component))."""
 
 
 class Processor:
@@ -97,29 +86,24 @@ class Processor:
         b = self.store.get(self.seq_name)
         return int.from_bytes(b, "big") if b else None
 
-    def _store_seq(self, seq):
-        if self.store is not None:
-            old = self.stored_sequence_number()
-            if old is None or seq > old:
-                self.store.put(self.seq_name, seq.to_bytes(8, "big"))
-
     def recover(self):
         """At boot: let the driver finish (or undo) a commit a power cut interrupted, then store its sequence
         number. Returns the recovered sequence number, or None when there was nothing to finish."""
         seq = self.driver.recover()
         if seq is not None:
-            self._store_seq(seq)
-            self.driver.finish()
+            self._commit(seq, False)
         return seq
 
     def update(self, envelope, invoke=False, install=True):
         """Install: authenticate, check the sequence number, run payload-fetch, install and validate, commit,
         store the sequence number; then load and invoke when invoke=True. Returns a Result (never raises a
         SuitError; a PowerCut from a fault injector goes through). install=False is boot()."""
-        res = Result()
-        if self.tracing:
-            res.trace = []
-        self._res = res
+        self._res = res = Result()
+        res.ok = res.installed = False
+        res.reason = 0
+        res.message = ""
+        res.record = res.report = res.sequence_number = res.digest = None
+        res.trace = [] if self.tracing else None
         m = None
         self._records = records = []
         self._section = 0
@@ -129,37 +113,29 @@ class Processor:
         self._buf = bytearray(self.chunk_size) if install else None
         try:
             try:
-                env = _env.Envelope(envelope, self.max_envelope)
-                res.digest = env.authenticate(self.trust_anchors)
-                m = _env.Manifest(env, self.max_components)
-                self._env = env
-                self._m = m
+                m = _env.read(envelope, self.max_envelope)
+                res.digest = _env.verify(m, self.trust_anchors)
+                self._m = _env.parse(m, self.max_components)
                 seq = res.sequence_number = m.sequence_number
                 stored = self.stored_sequence_number()
-                if stored is not None:
-                    if install and seq <= stored:
-                        raise SuitError(_UNAUTHORISED, (48, seq, stored))
-                    if not install and seq < stored:
-                        raise SuitError(_UNAUTHORISED, (49, seq, stored))
+                if stored is not None and (seq < stored or install and seq == stored):
+                    raise SuitError(_UNAUTHORISED, (48 if install else 49, seq, stored))
                 self._written = {}
                 seqs = m.sequences
-                # the sections in order; 0: the commit point of an install (after validate, before load)
-                if install:
-                    order = (_PAYLOAD_FETCH, _INSTALL, _VALIDATE, 0, _LOAD, _INVOKE)
-                    staged = ran = _PAYLOAD_FETCH in seqs or _INSTALL in seqs
-                else:
-                    order = (_VALIDATE, _LOAD, _INVOKE)
-                for key in order if invoke else order[:-2]:
+                staged = ran = install and (_PAYLOAD_FETCH in seqs or _INSTALL in seqs)
+                # the sections in order; 0: the commit point of an install (after validate, before load). boot()
+                # starts at validate; load and invoke run when invoke is set
+                order = (_PAYLOAD_FETCH, _INSTALL, _VALIDATE, 0, _LOAD, _INVOKE)
+                for key in order[0 if install else 2:6 if invoke else 4]:
                     if not key:
                         self._buf = None  # the streaming is over: the commit and the report need the heap
                         if ran:
                             staged = False  # from here on a failure must not undo the commit: recover() ends it
-                            self.driver.commit(seq)
-                            self._store_seq(seq)
-                            self.driver.finish()
-                            res.installed = True
+                            res.installed = self._commit(seq, True)
                     elif key in seqs:
-                        self._params = [{} for _ in m.components]
+                        self._params = params = []
+                        for _ in m.components:
+                            params.append({})
                         self._current = [0]
                         if m.shared is not None:
                             self._section = _SHARED_SEQUENCE
@@ -171,12 +147,13 @@ class Processor:
                 res.reason = e.reason
                 res.message = e.args[0]
                 res.record = e.record
-            except MemoryError:
+            except (MemoryError, OSError) as e:
                 res.reason = _OPERATION_FAILED
-                res.message = "out of memory"
-            except OSError as e:
-                res.reason = _OPERATION_FAILED
-                res.message = "storage error: %s" % e
+                if type(e) is MemoryError:
+                    res.message = "out of memory"
+                else:
+                    from suit._text import text
+                    res.message = text((60, e))
             if staged:
                 self.driver.abort()
             # the report (draft-ietf-suit-report-18): {99: [reference-uri, SUIT_Digest], 3: [records],
@@ -185,34 +162,51 @@ class Processor:
             out = bytearray(b"\xa3\x18\x63\x82")
             uri = m.reference_uri if m is not None else None
             out += dumps(uri if uri is not None else "")
-            out += res.digest if res.digest is not None else b"\xf6"
-            out += b"\x03"
+            if res.digest is None:
+                out.append(0xF6)
+            else:
+                out += res.digest
+            out.append(3)
             out += dumps(records)
-            out += b"\x04"
-            out += b"\xf5" if res.ok else dumps({5: res.reason, 6: res.record, 7: res.reason})
+            out.append(4)
+            if res.ok:
+                out.append(0xF5)
+            else:
+                out += dumps({5: res.reason, 6: res.record, 7: res.reason})
             res.report = bytes(out)
         finally:
-            self._env = self._m = self._written = self._buf = self._records = self._res = None
+            self._m = self._written = self._buf = self._records = self._res = None
         try:
             self.driver.report(res.report)
         except OSError:
             pass
         return res
 
+    def _commit(self, n, commit):
+        """The commit (or, at boot, its end), sequence number n stored, the old images dropped."""
+        if commit:
+            self.driver.commit(n)
+        if self.store is not None:
+            old = self.stored_sequence_number()
+            if old is None or n > old:
+                self.store.put(self.seq_name, n.to_bytes(8, "big"))
+        self.driver.finish()
+        return True
+
     def boot(self, envelope):
         """Secure boot with the installed manifest: validate, load, invoke (sequence number at least the
         stored one)."""
         return self.update(envelope, True, False)
 
-    def _run(self, seq, depth, soft):
-        """Run one command sequence; True when it completes, False when a condition failed and soft is set."""
+    def _run(self, data, depth, soft):
+        """Run one command sequence (data); True when it completes, False when a condition failed and soft is
+        set."""
         if depth > _MAX_DEPTH:
-            raise SuitError(_CBOR_PARSE, (38, _MAX_DEPTH))
+            raise SuitError(_CBOR_PARSE, 38)
         trace = self._res.trace
-        m = self._m
         params = self._params
         try:
-            d = Decoder(seq)
+            d = Decoder(data)
             # command numbers, policies and parameter keys below 24 are one byte: read inline, as each
             # cbor.Decoder read costs a few method calls (anything else, and the end, go through the Decoder)
             buf = d.buf
@@ -228,7 +222,7 @@ class Processor:
                         d.pos = off + 1
                     else:
                         cmd = d.read_int()
-                    if 0 < cmd < 32 and (_WITH_POLICY >> cmd) & 1:
+                    if 0 < cmd < 25 and (_WITH_POLICY >> cmd) & 1 or cmd == 31:
                         pos = d.pos
                         policy = buf[pos] if pos < end else 0xFF
                         if policy < 24:
@@ -239,108 +233,137 @@ class Processor:
                             if trace is not None:
                                 trace.append((self._section, off, cmd, idx))
                             p = params[idx]
+                            # the parameter each of the commands below needs: image-digest, uri or the id itself
+                            key = _P_IMAGE_DIGEST if cmd == _C_IMAGE_MATCH else _P_URI if cmd == _D_FETCH else cmd
+                            v = p.get(key)
+                            if v is None and (key == _P_IMAGE_DIGEST or key == _P_URI or key == _C_VENDOR_ID
+                                              or key == _C_CLASS_ID or key == _C_DEVICE_ID):
+                                self._note(policy, off, idx, None, _OPERATION_FAILED if key == _P_URI
+                                           else _CONDITION_FAILED, (39, key, idx))
                             if cmd == _C_IMAGE_MATCH:
-                                enc = p.get(_P_IMAGE_DIGEST)
-                                if enc is None:
-                                    self._note(policy, off, idx, None, _CONDITION_FAILED, (39, _P_IMAGE_DIGEST, idx))
-                                want = _env.parse_digest(enc)[1]
                                 w = self._written.get(idx)
-                                if w is None:  # not written in this run: read the image back
-                                    r = self.driver.open_read(m.components[idx])
-                                    if r is None:
-                                        self._note(policy, off, idx, None, _CONDITION_FAILED, (44, idx))
-                                    h = sha256()
-                                    size = 0
-                                    if self._buf is None:
-                                        self._buf = bytearray(self.chunk_size)
-                                    mv = memoryview(self._buf)
-                                    try:
-                                        while True:
-                                            k = r.readinto(mv)
-                                            if not k:
-                                                break
-                                            h.update(mv if k == len(mv) else mv[0:k])
-                                            size += k
-                                    finally:
-                                        r.close()
-                                    w = self._written[idx] = (h.digest(), size)
+                                if w is None:  # not written in this run: read the image back (suit.commands)
+                                    from suit.commands import read_back
+                                    w = read_back(self, idx, policy, off)
                                 size = w[1]
-                                want_size = p.get(_P_IMAGE_SIZE)
-                                bad_size = want_size is not None and size != want_size
-                                if bad_size or w[0] != want:  # a digest is public: no need for ct_equal
-                                    self._note(policy, off, idx, None, _CONDITION_FAILED,
-                                               (45, idx, " and size" if bad_size else ""))
+                                want = p.get(_P_IMAGE_SIZE)
+                                bad_size = want is not None and size != want
+                                if bad_size or w[0] != _env.parse_digest(v)[1]:  # a digest is public: no ct_equal
+                                    self._note(policy, off, idx, None, _CONDITION_FAILED, (45, idx, bad_size))
                                 # the digest matched: the record carries the manifest's encoding of it, as is
-                                self._note(policy, off, idx, {_P_IMAGE_DIGEST: bytes(enc), _P_IMAGE_SIZE: size})
-                            elif cmd == _D_FETCH:
-                                uri = p.get(_P_URI)
-                                if uri is None:
-                                    self._note(policy, off, idx, None, _OPERATION_FAILED, (39, _P_URI, idx))
-                                if uri.startswith("#"):
-                                    from suit.spool import payload_reader
-                                    r = payload_reader(self._env, uri[1:]) if uri[1:] else None
-                                    if r is None:
-                                        r = payload_reader(self._env, uri)
-                                    if r is None:
-                                        self._note(policy, off, idx, None, _OPERATION_FAILED, (46, uri))
-                                else:
-                                    try:
-                                        r = self.driver.fetch(uri)
-                                    except OSError as e:
-                                        self._note(policy, off, idx, None, _OPERATION_FAILED, (50, uri, e))
-                                self._pump(r, idx, policy, off)
-                            elif cmd == _C_VENDOR_ID or cmd == _C_CLASS_ID or cmd == _C_DEVICE_ID:
-                                want = p.get(cmd)
-                                if want is None:
-                                    self._note(policy, off, idx, None, _CONDITION_FAILED, (39, cmd, idx))
+                                self._note(policy, off, idx, {_P_IMAGE_DIGEST: bytes(v), _P_IMAGE_SIZE: size})
+                                continue
+                            if cmd == _C_VENDOR_ID or cmd == _C_CLASS_ID or cmd == _C_DEVICE_ID:
                                 have = self.driver.identity(cmd)
-                                if have is None or bytes(want) != bytes(have):
+                                if have is None or bytes(v) != bytes(have):
                                     self._note(policy, off, idx, None, _CONDITION_FAILED, (41, cmd))
                                 self._note(policy, off, idx)
-                            else:
+                                continue
+                            if cmd != _D_FETCH:
                                 from suit.commands import command
-                                r = command(self, cmd, idx, policy, off)
-                                if r is not None:
-                                    self._pump(r, idx, policy, off)
-                    elif cmd == _D_SET_PARAMETERS or cmd == _D_OVERRIDE_PARAMETERS:
-                        if trace is not None:
-                            trace.append((self._section, off, cmd, None))
-                        seen = []
-                        for _ in range(_env.read_map_keys(d, "parameters")):
+                                r = command(self, cmd, idx, policy, off)  # write and copy return a reader
+                                if r is None:
+                                    continue
+                            elif v.startswith("#"):  # an integrated payload: "#name", the key with or without its "#"
+                                from suit.spool import payload_reader
+                                r = payload_reader(self._m, v[1:]) if v[1:] else None
+                                if r is None:
+                                    r = payload_reader(self._m, v)
+                                if r is None:
+                                    self._note(policy, off, idx, None, _OPERATION_FAILED, (46, v))
+                            else:
+                                try:
+                                    r = self.driver.fetch(v)
+                                except OSError as e:
+                                    self._note(policy, off, idx, None, _OPERATION_FAILED, (50, v, e))
+                            # stream r into the component's staged slot: decrypt, hash, write, one chunk at a time
+                            limit = p.get(_P_IMAGE_SIZE)
+                            dec = None
+                            info = p.get(_P_ENCRYPTION_INFO)
+                            if info is not None:
+                                from suit.encryption import decryptor
+                                dec = decryptor(info, self.decryption_keys)
+                            h = sha256()
+                            total = 0
+                            if self._buf is None:
+                                self._buf = bytearray(self.chunk_size)
+                            mv = memoryview(self._buf)
+                            writer = None
+                            try:
+                                try:
+                                    writer = self.driver.stage(self._m.components[idx], p.get(_P_COMPONENT_SLOT),
+                                                               limit)
+                                    while True:
+                                        k = r.readinto(mv)
+                                        if not k:
+                                            break
+                                        chunk = mv if k == len(mv) else mv[0:k]  # a whole chunk: no new memoryview
+                                        if dec is not None:
+                                            chunk = dec.update(chunk)
+                                        total += len(chunk)
+                                        if limit is not None and total > limit:
+                                            self._note(policy, off, idx, None, _OPERATION_FAILED, (51, idx, limit))
+                                        if len(chunk):
+                                            h.update(chunk)
+                                            writer.write(chunk)
+                                    if dec is not None:
+                                        dec.finish()
+                                    writer.close()
+                                    writer = None
+                                except OSError as e:
+                                    self._note(policy, off, idx, None, _OPERATION_FAILED, (47, idx, e))
+                                except SuitError as e:
+                                    if e.record is None:  # the decryptor's
+                                        e.record = [[], self._section, off, idx, {}]
+                                    raise
+                            finally:
+                                r.close()
+                                if writer is not None:
+                                    try:
+                                        writer.close()
+                                    except OSError:
+                                        pass
+                            self._written[idx] = (h.digest(), total)
+                            self._note(policy, off, idx)
+                        continue
+                    if trace is not None and (cmd == _D_SET_PARAMETERS or cmd == _D_OVERRIDE_PARAMETERS or cmd == 12
+                                              or cmd == 15 or cmd == 32):
+                        trace.append((self._section, off, cmd, None))
+                    if cmd == _D_SET_PARAMETERS or cmd == _D_OVERRIDE_PARAMETERS:
+                        seen = 0
+                        for _ in range(_env.read_map_keys(d, 5)):
                             pos = d.pos
                             key = buf[pos] if pos < end else 0xFF
                             if key < 24:
                                 d.pos = pos + 1
                             else:
                                 key = d.read_int()
-                            if key in seen:
-                                raise SuitError(_CBOR_PARSE, (40, key))
-                            seen.append(key)
                             bit = 1 << key if 0 < key < 32 else 0
+                            if seen & bit:
+                                raise SuitError(_CBOR_PARSE, (40, key))
+                            seen |= bit
                             if bit & _P_BSTR:
-                                value = d.read_bytes()
+                                v = d.read_bytes()
                             elif bit & _P_UINT:
-                                value = d.read_uint()
+                                v = d.read_uint()
                             elif bit & _P_BOOL:
-                                value = d.decode()
-                                if type(value) is not bool:
+                                v = d.decode()
+                                if type(v) is not bool:
                                     raise SuitError(_CBOR_PARSE, (53, key))
                             elif key == _P_URI:
-                                value = d.read_text()
+                                v = d.read_text()
                             else:
                                 raise SuitError(_PARAMETER_UNSUPPORTED, (54, key))
                             for idx in self._current:
                                 p = params[idx]
                                 if cmd == _D_OVERRIDE_PARAMETERS or key not in p:
-                                    p[key] = value
+                                    p[key] = v
                     elif cmd == 12 or cmd == 15 or cmd == 32:  # set-component-index, try-each, run-sequence
-                        if trace is not None:
-                            trace.append((self._section, off, cmd, None))
                         from suit.commands import structure
                         structure(self, cmd, d, off, depth)
                     else:
                         self._note(0, off, None, None, _COMMAND_UNSUPPORTED, (52, cmd))
-                _env.expect_end(d, "a command sequence")
+                _env.expect_end(d, 6)
             except CBORDecodeError as e:
                 raise SuitError(_CBOR_PARSE, (43, e))
         except SuitError as e:
@@ -349,63 +372,12 @@ class Processor:
             raise
         return True
 
-    def _note(self, policy, off, idx, params=None, reason=0, message=None):
+    def _note(self, policy, off, idx, info=None, reason=0, message=None):
         """Record a command's success (policy bit 1: send-record-success) or, given a reason, its failure (bit
         2: send-record-failure), then raise SuitError with that record."""
         rec = None
         if policy & (2 if reason else 1) and len(self._records) < _MAX_RECORDS:
-            rec = [[], self._section, off, idx, params or {}]
+            rec = [[], self._section, off, idx, info or {}]  # info: the parameters to report
             self._records.append(rec)
         if reason:
             raise SuitError(reason, message, rec or [[], self._section, off, idx, {}])
-
-    def _pump(self, reader, idx, policy, off):
-        """Stream reader into the component's staged slot: decrypt, hash, write, one chunk at a time."""
-        p = self._params[idx]
-        limit = p.get(_P_IMAGE_SIZE)
-        dec = None
-        info = p.get(_P_ENCRYPTION_INFO)
-        if info is not None:
-            from suit.encryption import decryptor
-            dec = decryptor(info, self.decryption_keys)
-        h = sha256()
-        total = 0
-        if self._buf is None:
-            self._buf = bytearray(self.chunk_size)
-        mv = memoryview(self._buf)
-        writer = None
-        try:
-            try:
-                writer = self.driver.stage(self._m.components[idx], p.get(_P_COMPONENT_SLOT), limit)
-                while True:
-                    n = reader.readinto(mv)
-                    if not n:
-                        break
-                    data = mv if n == len(mv) else mv[0:n]  # a whole chunk: no new memoryview
-                    if dec is not None:
-                        data = dec.update(data)
-                    total += len(data)
-                    if limit is not None and total > limit:
-                        self._note(policy, off, idx, None, _OPERATION_FAILED, (51, idx, limit))
-                    if len(data):
-                        h.update(data)
-                        writer.write(data)
-                if dec is not None:
-                    dec.finish()
-                writer.close()
-                writer = None
-            except OSError as e:
-                self._note(policy, off, idx, None, _OPERATION_FAILED, (47, idx, e))
-            except SuitError as e:
-                if e.record is None:
-                    e.record = [[], self._section, off, idx, {}]
-                raise
-        finally:
-            reader.close()
-            if writer is not None:
-                try:
-                    writer.close()
-                except OSError:
-                    pass
-        self._written[idx] = (h.digest(), total)
-        self._note(policy, off, idx)
