@@ -8,12 +8,15 @@ from coap import Params
 try:
     queue_read = asyncio.core._io_queue.queue_read  # MicroPython: yield this, then the socket is readable
 
-    class _Readable:  # awaitable: MicroPython's await iterates it
-        def __init__(self, sock):
-            self.s = sock
+    class _Readable:  # awaitable: MicroPython's await iterates it; OSError once the transport is closed
+        def __init__(self, t):
+            self.t = t
 
         def __iter__(self):
-            yield queue_read(self.s)
+            s = self.t.sock
+            if s is None:
+                raise OSError(9)  # EBADF
+            yield queue_read(s)
 
 except AttributeError:  # CPython
     _Readable = None
@@ -46,7 +49,10 @@ class UDPTransport:
         s.bind(ai[-1])
         s.setblocking(False)
         self.sock = s
-        self.wait = _Readable(s) if _Readable else None  # MicroPython: await it for readability
+        # MicroPython: await it for readability, then recv_now(True) takes the datagram. The endpoint's loop
+        # does so, so that no datagram is ever on its long-lived coroutine's stack (a stale slot there would
+        # keep the last one alive while it waits).
+        self.readable = _Readable(self) if _Readable else None
         self.poll = None  # select.poll of the socket, for recv_now
         self._ai = {}
         self.buf = bytearray(64)  # receives a datagram that cannot be allocated (dropped: truncated)
@@ -58,45 +64,28 @@ class UDPTransport:
     async def recv(self):
         # MicroPython waits for readability first: in request/response traffic the answer is never already
         # there, and a failing recvfrom costs an exception. CPython tries first (add_reader is the dearer part).
-        wait = self.wait
+        wait = self.readable
         while True:
+            if wait is not None:
+                await wait  # OSError once closed
+            x = self.recv_now(True)
+            if x is not None:
+                return x
             s = self.sock
             if s is None:
                 raise OSError(9)  # EBADF: closed
-            if wait is not None:
-                await wait
-                s = self.sock
-                if s is None:
-                    raise OSError(9)
-            try:
-                data, addr = s.recvfrom(self.max_message_size + 1)
-            except OSError as e:
-                if e.args[0] == 111:  # ECONNREFUSED: an ICMP error for something we sent; not fatal
-                    continue
-                if e.args[0] not in (11, 35):  # EAGAIN / EWOULDBLOCK
-                    raise
-                if wait is None:
-                    await wait_readable(s)
-                continue
-            except MemoryError:
-                # recvfrom could not allocate the datagram (the ports have no recvfrom_into): collect and
-                # read it into the one preallocated buffer, i.e. drop it, so the socket never stays readable
-                # with it. The endpoint's loop catches the MemoryError and goes on.
-                import gc
-                gc.collect()
-                try:
-                    (getattr(s, "readinto", None) or getattr(s, "recv_into"))(self.buf)  # board / CPython
-                except OSError:
-                    pass
-                raise
-            return data, self._ai.get(addr) or self._peer(addr)
+            if wait is None:
+                await wait_readable(s)
 
-    def recv_now(self):
-        """A datagram already waiting, as recv() returns it, or None (never blocks)."""
+    def recv_now(self, ready=False):
+        """A datagram already waiting, as recv() returns it, or None (never blocks). ready: the socket was
+        seen readable (the readable awaitable completed): no poll first. A datagram that cannot be allocated
+        is dropped (None): MicroPython's sockets have no recvfrom_into, and readinto is a stream read (it
+        would run queued datagrams together and gives no source address), so recvfrom allocates each one."""
         s = self.sock
         if s is None:
             return None
-        if self.wait is not None:  # MicroPython: ask poll, a failing recvfrom would cost an exception
+        if not ready and self.readable is not None:  # MicroPython: ask poll, a failing recvfrom costs an exception
             p = self.poll
             if p is None:
                 import select
@@ -108,7 +97,17 @@ class UDPTransport:
                 return None
         try:
             data, addr = s.recvfrom(self.max_message_size + 1)
-        except OSError:
+        except OSError:  # EAGAIN, or ECONNREFUSED (an ICMP error for something we sent): not fatal
+            return None
+        except MemoryError:
+            # Collect and read the datagram into a small preallocated buffer, i.e. drop it (CoAP
+            # retransmits), so that the socket does not stay readable with it.
+            import gc
+            gc.collect()
+            try:
+                (getattr(s, "readinto", None) or getattr(s, "recv_into"))(self.buf)  # board / CPython
+            except OSError:
+                pass
             return None
         return data, self._ai.get(addr) or self._peer(addr)
 
