@@ -41,10 +41,10 @@ try:
 except ImportError:
     from coap import const
 
-try:  # ticks_ms: suit.ota takes it from here
-    from time import ticks_ms, ticks_us, ticks_diff
+try:  # suit.ota takes these from here
+    from time import ticks_ms, ticks_diff  # noqa: F401
 except ImportError:  # CPython
-    from coap._cpython import ticks_ms, ticks_us, ticks_diff  # noqa: F401
+    from coap._cpython import ticks_ms, ticks_diff  # noqa: F401
 
 _CON = const(0)
 _ACK = const(2)
@@ -154,8 +154,9 @@ class Endpoint:
 
     def _take(self, x):
         # One wake-up: x is what recv() returned, or None (recv_now(True) has the datagram). After answering
-        # a request it polls the transport for the next one for up to its linger_us (sequential clients send
-        # it within microseconds), taking up to 32 datagrams before the loop parks in the event loop again.
+        # a request it waits for the next one for up to the transport's linger_us (sequential clients send
+        # it within microseconds), blocked in poll (whole ms) rather than spinning, so that a loaded host
+        # does not count the wait against it; up to 32 datagrams before the loop parks in the event loop.
         t = self.t
         if x is None:
             x = t.recv_now(True)
@@ -163,15 +164,15 @@ class Endpoint:
                 return
         linger = getattr(t, "linger_us", 0)
         if self.receive(x[0], x[1]) and linger:
+            linger = (linger + 999) // 1000
             n = 32
-            t0 = ticks_us()
-            while n and ticks_diff(ticks_us(), t0) < linger:
-                x = t.recv_now()
-                if x is not None:
-                    n -= 1
-                    if not self.receive(x[0], x[1]):
-                        break  # a response: let the task waiting for it run
-                    t0 = ticks_us()
+            while n:
+                x = t.recv_now(False, linger)
+                if x is None:
+                    return
+                n -= 1
+                if not self.receive(x[0], x[1]):
+                    return  # a response: let the task waiting for it run
 
     # --- message layer
 

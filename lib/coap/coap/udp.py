@@ -41,8 +41,8 @@ class UDPTransport:
         # After sending a CON the endpoint polls for the answer this long before it parks in the event loop:
         # a nearby peer answers within it and the round trip skips the loop's wake-up (0: never spin).
         self.spin_us = spin_us
-        # After answering a request the endpoint polls for the next one this long (a client's next request
-        # of a sequence comes within it), serving a burst per wake-up (0: never linger).
+        # After answering a request the endpoint waits for the next one this long (whole ms, blocked in poll;
+        # a client's next request of a sequence comes within it), serving a burst per wake-up (0: never).
         self.linger_us = linger_us
         ai = socket.getaddrinfo(bind[0], bind[1], 0, socket.SOCK_DGRAM)[0]
         s = socket.socket(ai[0], socket.SOCK_DGRAM)
@@ -78,9 +78,10 @@ class UDPTransport:
             if wait is None:
                 await wait_readable(s)
 
-    def recv_now(self, ready=False):
-        """A datagram already waiting, as recv() returns it, or None (never blocks). ready: the socket was
-        seen readable (the readable awaitable completed): no poll first. A datagram that cannot be allocated
+    def recv_now(self, ready=False, wait_ms=0):
+        """A datagram already waiting, as recv() returns it, or None. ready: the socket was seen readable (the
+        readable awaitable completed): no poll first. wait_ms: block up to this long in poll for one (MicroPython;
+        0: never blocks; CPython does not wait). A datagram that cannot be allocated
         is dropped (None): MicroPython's sockets have no recvfrom_into, and readinto is a stream read (it
         would run queued datagrams together and gives no source address), so recvfrom allocates each one."""
         s = self.sock
@@ -92,7 +93,7 @@ class UDPTransport:
                 import select
                 p = self.poll = select.poll()
                 p.register(s, select.POLLIN)
-            for _ in p.ipoll(0):
+            for _ in p.ipoll(wait_ms):
                 break
             else:
                 return None
