@@ -97,6 +97,12 @@ class Counted:
         self.wire[1] += len(data)
         return data, remote
 
+    def recv_now(self, ready=False):  # the endpoint reads UDP through this on MicroPython (coap.udp)
+        x = self.t.recv_now(ready)
+        if x is not None:
+            self.wire[1] += len(x[0])
+        return x
+
 
 class LazyPeer:
     """The EAP-NOOB peer (eapnoob.peer.Peer), imported when an EAP conversation starts and dropped after its

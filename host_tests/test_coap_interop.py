@@ -254,9 +254,8 @@ def vm_cmd(script: Path, *args, heap="128k") -> list[str]:
 
 
 _MPY_DIR: list[Path] = []
-COAP_MODULES = ("__init__", "transport", "msg", "defs", "endpoint", "requester", "download", "serve", "transform",
-                "rawaddr", "block", "observe", "server", "client", "udp", "upload", "linkformat", "separate", "errtext",
-                "occasional")
+COAP_MODULES = tuple(sorted(p.stem for p in (mpvm.LIB / "coap" / "coap").glob("*.py")  # all but the viper helper
+                            if p.stem != "_slip_viper"))
 
 
 def mpy_path() -> str:

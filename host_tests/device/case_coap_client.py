@@ -100,6 +100,17 @@ def test_receiver_checks():
     assert block.decode(b"") == (0, 0, 0) and block.encode(0x1234, 1, 6) == 0x1234E
 
 
+def test_receiver_keeps_a_copy_of_the_etag():
+    # The ETag of a decoded response is a view into its datagram: kept as it is, it held the first block's
+    # whole datagram alive for the rest of the download.
+    first = bytearray(b"\x04e1" + bytes(64))
+    r = Receiver(lambda off, d: None)
+    r.feed(0, 1, 2, memoryview(first)[3:], memoryview(first)[1:3])
+    assert type(r.etag) is bytes and r.etag == b"e1"
+    first[1:3] = b"zz"  # the datagram's buffer reused: the transfer's ETag is unchanged
+    assert r.feed(1, 0, 2, bytes(10), b"e1") is None
+
+
 def test_get_put_roundtrip():
     async def main():
         cli, srv = setup()

@@ -4,6 +4,7 @@ import hgtest
 from coap.msg import Message
 from coap_common import Recorder, dedup_answer, dedup_remember
 from coap import defs as D
+from coap import dedup
 from coap.transport import Params
 from coap.endpoint import Endpoint
 from coap.requester import initial_timeout
@@ -340,10 +341,10 @@ def test_dedup_byte_budget():
     # A Block2 block from a source costs only its header in the ring: many fit.
     src = CountingSource(1 << 20)
     for i in range(10):
-        d.dd_store(d.dd_add("b", i, 40 + i), b"h" * 20, 2, (src, 64 * i, 64))
+        dedup.store(d, dedup.add(d, "b", i, 40 + i), b"h" * 20, 2, (src, 64 * i, 64))
     assert [dedup_answer(d, "b", i, 60)[-64:] == src.read(64 * i, 64) for i in range(10)] == [True] * 10
     # A duplicate whose answer the ring lost is taken as a new message (its handler runs again).
-    s = d.dd_find("a", 3, 10)
-    assert s >= 0 and d.dd_resend(s, D.CON) is False
+    s = dedup.find(d, "a", 3, 10)
+    assert s >= 0 and dedup.resend(d, s, D.CON) is False
 
 

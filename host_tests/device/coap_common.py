@@ -1,5 +1,6 @@
 # Shared helpers of the CoAP server case files (no cases of its own).
 from coap import defs as D
+from coap import dedup
 from coap.msg import decode
 from coap.transport import Params
 
@@ -28,12 +29,12 @@ class Recorder:
 
 def dedup_answer(d, remote, mid, now):
     # What the dedup cache sends for a duplicate CON of (remote, mid) at time now, or None.
-    s = d.dd_find(remote, mid, now)
+    s = dedup.find(d, remote, mid, now)
     d.t.sent = []
-    if s < 0 or not d.dd_resend(s, D.CON) or not d.t.sent:
+    if s < 0 or not dedup.resend(d, s, D.CON) or not d.t.sent:
         return None
     return d.t.sent[0][0]
 
 
 def dedup_remember(d, remote, mid, value, now):
-    d.dd_store(d.dd_add(remote, mid, now), value)
+    dedup.store(d, dedup.add(d, remote, mid, now), value)

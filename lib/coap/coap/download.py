@@ -41,7 +41,7 @@ class Receiver:
         if off != self.offset:
             raise _error("block at %d, expected %d" % (off, self.offset))
         if self.first:
-            self.etag = etag
+            self.etag = etag if etag is None else bytes(etag)  # a copy: a view would keep its block alive
             self.first = False
         elif etag != self.etag:
             raise _error("ETag changed during transfer")
@@ -59,8 +59,28 @@ class Receiver:
 
 
 
-async def fetch(ep, r, b2, method, remote, path, options, con, timeout, sink, start, etag):
-    """Follow Block2 from the first response r to the end of the body."""
+def _feed(rx, r, first):
+    # One block into the Receiver: the next request's Block2 value (the next block at this block's size), or
+    # None when the body is complete. A plain function, so that the block's payload is never on fetch's
+    # (long-lived) coroutine stack.
+    b2 = r.opt(_BLOCK2)  # num << 4 | more << 3 | szx (as coap.block.decode)
+    if len(b2) > 3:
+        raise _error("block option too long")
+    n = int.from_bytes(b2, "big") if b2 else 0
+    s = n & 7
+    if s == 7:
+        raise _error("reserved SZX 7")
+    nxt = rx.feed(n >> 4, (n >> 3) & 1, s, r.payload, r.opt(_ETAG), r.uint(_SIZE2) if first else None)
+    if nxt is None:
+        return None
+    if nxt >= 1 << 20:
+        raise _error("block number or size out of range")
+    return (nxt << 4) | s
+
+
+async def fetch(ep, first, method, remote, path, options, con, timeout, sink, start, etag):
+    """Follow Block2 from the first response (the only item of the list `first`, taken out) to the end of
+    the body."""
     if start is not None:
         rx = Receiver(sink)
         rx.offset = (start[0] + 1) << (start[2] + 4)
@@ -74,20 +94,13 @@ async def fetch(ep, r, b2, method, remote, path, options, con, timeout, sink, st
             def sink(off, data):
                 body.extend(data)
         rx = Receiver(sink)
+    r = first.pop()
     m = None
     while True:
-        # b2: this response's Block2 value, num << 4 | more << 3 | szx (as coap.block.decode)
-        if len(b2) > 3:
-            raise _error("block option too long")
-        n = int.from_bytes(b2, "big") if b2 else 0
-        s = n & 7
-        if s == 7:
-            raise _error("reserved SZX 7")
-        nxt = rx.feed(n >> 4, (n >> 3) & 1, s, r.payload, r.opt(_ETAG), r.uint(_SIZE2) if m is None else None)
-        if nxt is None:
+        v = _feed(rx, r, m is None)
+        if v is None:
             break
-        if nxt >= 1 << 20:
-            raise _error("block number or size out of range")
+        nxt = v >> 4
         if m is None:
             m = Message(_CON if con else _NON, method).set_path(path)
             for o in options:
@@ -95,11 +108,11 @@ async def fetch(ep, r, b2, method, remote, path, options, con, timeout, sink, st
                     m.add(o[0], o[1])
             m.add(_BLOCK2, 0)
             tok = int.from_bytes(os.urandom(4), "big")  # a random token, then a fresh one per block by counting
-        m.opts[-1] = (_BLOCK2, uint_bytes((nxt << 4) | s))  # one request message, re-aimed at each block
+        m.opts[-1] = (_BLOCK2, uint_bytes(v))  # one request message, re-aimed at each block
         m.token = ((tok + nxt) & 0xFFFFFFFF).to_bytes(4, "big")
+        r = None
         r = await exchange(ep, m, remote, timeout)
-        b2 = r.opt(_BLOCK2)
-        if b2 is None or r.code >= 96:
+        if r.code >= 96 or not r.has(_BLOCK2):
             raise _error("block %d: %s without Block2" % (nxt, r.code))
     if start is None and body is not None:
         r.payload = body

@@ -25,7 +25,7 @@ _NOT_FOUND = const(132)
 try:
     from time import ticks_diff, ticks_ms, ticks_add
 except ImportError:
-    from coap.endpoint import ticks_diff, ticks_ms, ticks_add
+    from coap._cpython import ticks_diff, ticks_ms, ticks_add
 
 
 def fresher(v1, t1, v2, t2):

@@ -21,6 +21,7 @@ except ImportError:  # CPython
 
 _CON = const(0)
 _NON = const(1)
+_ACK = const(2)
 _RST = const(3)
 _EMPTY = const(0)
 _GET = const(1)
@@ -80,6 +81,40 @@ async def _answer(ep, mid, pend):
     return pend[_P_MSG]
 
 
+def on_response(ep, m):
+    """A response from the message layer: an ACK/RST ends its pending CON, a CON/NON one is deduplicated;
+    then routed by token to its exchange or Observation (an unknown token gets RST)."""
+    mt = m.type
+    if mt == _ACK:
+        ep.acked(m)
+    elif mt == _RST:
+        ep.acked(m)
+        return
+    else:  # a separate response or a notification: the peer's own MID, deduplicated
+        from coap import dedup
+        now = ticks_ms()
+        s = dedup.find(ep, m.remote, m.mid, now)
+        if s >= 0 and dedup.resend(ep, s, mt):
+            return
+        s = dedup.add(ep, m.remote, m.mid, now)
+    w = ep.waiters.get((m.token, m.remote))
+    if w is None:
+        if mt != _ACK:  # unknown token: tell the sender to stop (also ends an unwanted observation)
+            ep.send_empty(_RST, m.mid, m.remote)
+            dedup.store(ep, s, bytes((0x70, 0, m.mid >> 8, m.mid & 255)))
+        return
+    if mt == _CON:
+        ep.send_empty(_ACK, m.mid, m.remote)
+        dedup.store(ep, s, bytes((0x60, 0, m.mid >> 8, m.mid & 255)))
+    # Token routing: a client's exchange slot [response, Event], or a callable (an Observation).
+    if type(w) is list:
+        w[0] = m
+        if w[1]:
+            w[1].set()
+    else:
+        w(m)
+
+
 async def send_con(ep, m, remote):
     if ep.task is None:
         ep.start()
@@ -88,24 +123,28 @@ async def send_con(ep, m, remote):
 
 async def _timer(ep):
     # One task retransmits every pending CON (exponential backoff); it runs only while CONs are pending.
-    # Ticking at ACK_TIMEOUT/8 keeps each timeout within 12.5 % of its randomised value.
+    # Ticking at ACK_TIMEOUT/8 keeps each timeout within 12.5 % of its randomised value. The work is in _tick,
+    # a plain function: a pending list left in this coroutine's frame would keep its answer alive.
     tick = (ep.params.ack_timeout >> 3) or 1
-    pending = ep.pending
-    while pending:
+    while ep.pending:
         await sleep_ms(tick)
-        now = ticks_ms()
-        for mid, p in list(pending.items()):
-            if ticks_diff(now, p[_P_DUE]) >= 0:
-                if p[_P_LEFT]:
-                    p[_P_LEFT] -= 1
-                    p[_P_TMO] *= 2
-                    p[_P_DUE] = ticks_add(now, p[_P_TMO])
-                    ep.t.send(p[_P_DATA], p[_P_REMOTE])
-                else:
-                    del pending[mid]
-                    if p[_P_EV]:
-                        p[_P_EV].set()
+        _tick(ep, ticks_ms())
     ep.timer = None
+
+
+def _tick(ep, now):
+    pending = ep.pending
+    for mid, p in list(pending.items()):
+        if ticks_diff(now, p[_P_DUE]) >= 0:
+            if p[_P_LEFT]:
+                p[_P_LEFT] -= 1
+                p[_P_TMO] *= 2
+                p[_P_DUE] = ticks_add(now, p[_P_TMO])
+                ep.t.send(p[_P_DATA], p[_P_REMOTE])
+            else:
+                del pending[mid]
+                if p[_P_EV]:
+                    p[_P_EV].set()
 
 
 def _next(locks, remote):
@@ -214,10 +253,11 @@ async def request(ep, method, remote, path, payload=b"", options=(), con=True, t
         elif method == _GET and szx < 6:
             m.add(_BLOCK2, szx)  # block 0 at a smaller size: ask for smaller blocks up front
         r = await exchange(ep, m, remote, timeout)
-    b2 = r.opt(_BLOCK2)
-    if b2 is None:
+    if not r.has(_BLOCK2):
         if sink is not None and r.payload:
             sink(0, r.payload)
         return r
     from coap.download import fetch  # the rest of a Block2 body
-    return await fetch(ep, r, b2, method, remote, path, options, con, timeout, sink, start, etag)
+    # The first response goes to fetch in a list, which takes it out: this frame then keeps no block alive.
+    r = [r]
+    return await fetch(ep, r, method, remote, path, options, con, timeout, sink, start, etag)

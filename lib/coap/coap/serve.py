@@ -13,6 +13,7 @@
 import asyncio
 from coap import CoapError
 from coap.msg import Message, MessageError
+from coap import dedup
 
 try:
     from micropython import const  # compile time on MicroPython: no code, no RAM
@@ -45,7 +46,7 @@ _MAX_AGE = const(14)
 _BLOCK2 = const(23)
 _BLOCK1 = const(27)
 _NO_RESPONSE = const(258)
-_D_OBJ = const(7)  # the deduplication slot's field coap.endpoint keeps an answer object in
+_D_OBJ = const(7)  # the deduplication slot's field coap.dedup keeps an answer object in
 
 
 class Resource:
@@ -75,10 +76,10 @@ def on_request(ep, req):
     # A duplicate is answered as before, the handler not run again (a new MID is not in the index: the
     # common case costs one dict look-up).
     if ep.dd_index.get(req.mid, -1) >= 0:
-        s = ep.dd_find(req.remote, req.mid, now)
-        if s >= 0 and ep.dd_resend(s, req.type):
+        s = dedup.find(ep, req.remote, req.mid, now)
+        if s >= 0 and dedup.resend(ep, s, req.type):
             return
-    s = ep.dd_add(req.remote, req.mid, now)
+    s = dedup.add(ep, req.remote, req.mid, now)
     try:
         if ep.transform is not None:
             from coap.transform import request_in
@@ -102,7 +103,7 @@ def on_request(ep, req):
         reply(ep, req, r)
     except MemoryError:  # unanswered: forget it, so its retransmission is taken as new
         d = ep.dd
-        d[s] = -1  # the index's entry for it is then stale: coap.endpoint's dd_find checks the slot's MID
+        d[s] = -1  # the index's entry for it is then stale: coap.dedup's find checks the slot's MID
         d[s + _D_OBJ] = None
         raise
 
@@ -167,7 +168,7 @@ def plain_get(ep, data, n, remote):
         req.buf = memoryview(data)
         req.opts = o
     req.remote = remote
-    s = ep.dd_add(remote, mid, ticks_ms())
+    s = dedup.add(ep, remote, mid, ticks_ms())
     try:
         try:
             r = h(req)
@@ -187,7 +188,7 @@ def plain_get(ep, data, n, remote):
             raw = False
         if raw:
             nr = len(r)
-            v = ep.dd_room(s, 5 + tkl + nr if nr else 4 + tkl) if nr <= 16 << ep.szx else None
+            v = dedup.room(ep, s, 5 + tkl + nr if nr else 4 + tkl) if nr <= 16 << ep.szx else None
             if v is not None:
                 if b0 & 0x10:
                     v[0] = 0x50 | tkl  # NON, a new MID
@@ -326,9 +327,9 @@ def ack(ep, req, mtype=_ACK):
     """Send the empty ACK (or RST) for a CON request and keep it for its duplicates."""
     mid = req.mid
     ep.send_empty(mtype, mid, req.remote)
-    s = ep.dd_find(req.remote, mid, ticks_ms())
+    s = dedup.find(ep, req.remote, mid, ticks_ms())
     if s >= 0:
-        ep.dd_store(s, bytes((0x40 | (mtype << 4), 0, mid >> 8, mid & 255)))
+        dedup.store(ep, s, bytes((0x40 | (mtype << 4), 0, mid >> 8, mid & 255)))
 
 
 def reply(ep, req, r, acked=False, raw=False):
@@ -361,14 +362,14 @@ def reply(ep, req, r, acked=False, raw=False):
         return r
     ep.t.send(data, req.remote)
     if r.type == _ACK:
-        s = ep.dd_find(req.remote, req.mid, ticks_ms())
+        s = dedup.find(ep, req.remote, req.mid, ticks_ms())
         if s >= 0:
             # Keep the answer for duplicates (exactly-once handlers). A Block2 block read from a source is
             # kept as its header + (source, offset, n): a duplicate re-reads it instead of holding its bytes.
             src = getattr(r, "src", None)
             n = len(r.payload)
             if src is not None and n and ep.transform is None:
-                ep.dd_store(s, memoryview(data)[:len(data) - n - 1], 2, (src[0], src[1], n))
+                dedup.store(ep, s, memoryview(data)[:len(data) - n - 1], 2, (src[0], src[1], n))
             else:
-                ep.dd_store(s, data)
+                dedup.store(ep, s, data)
     return r

@@ -8,12 +8,15 @@ from coap import Params
 try:
     queue_read = asyncio.core._io_queue.queue_read  # MicroPython: yield this, then the socket is readable
 
-    class _Readable:  # awaitable: MicroPython's await iterates it
-        def __init__(self, sock):
-            self.s = sock
+    class _Readable:  # awaitable: MicroPython's await iterates it; OSError once the transport is closed
+        def __init__(self, t):
+            self.t = t
 
         def __iter__(self):
-            yield queue_read(self.s)
+            s = self.t.sock
+            if s is None:
+                raise OSError(9)  # EBADF
+            yield queue_read(s)
 
 except AttributeError:  # CPython
     _Readable = None
@@ -38,18 +41,22 @@ class UDPTransport:
         # After sending a CON the endpoint polls for the answer this long before it parks in the event loop:
         # a nearby peer answers within it and the round trip skips the loop's wake-up (0: never spin).
         self.spin_us = spin_us
-        # After answering a request the endpoint polls for the next one this long (a client's next request
-        # of a sequence comes within it), serving a burst per wake-up (0: never linger).
+        # After answering a request the endpoint waits for the next one this long (whole ms, blocked in poll;
+        # a client's next request of a sequence comes within it), serving a burst per wake-up (0: never).
         self.linger_us = linger_us
         ai = socket.getaddrinfo(bind[0], bind[1], 0, socket.SOCK_DGRAM)[0]
         s = socket.socket(ai[0], socket.SOCK_DGRAM)
         s.bind(ai[-1])
         s.setblocking(False)
         self.sock = s
-        self.wait = _Readable(s) if _Readable else None  # MicroPython: await it for readability
+        # MicroPython: await it for readability, then recv_now(True) takes the datagram. The endpoint's loop
+        # does so, so that no datagram is ever on its long-lived coroutine's stack (a stale slot there would
+        # keep the last one alive while it waits).
+        self.readable = _Readable(self) if _Readable else None
         self.poll = None  # select.poll of the socket, for recv_now
         self._ai = {}
         self.buf = bytearray(64)  # receives a datagram that cannot be allocated (dropped: truncated)
+        self.drop = getattr(s, "readinto", None) or s.recv_into  # board / CPython: bound now, as it allocates
         try:
             self.address = sockaddr(s.getsockname())
         except Exception:
@@ -58,57 +65,51 @@ class UDPTransport:
     async def recv(self):
         # MicroPython waits for readability first: in request/response traffic the answer is never already
         # there, and a failing recvfrom costs an exception. CPython tries first (add_reader is the dearer part).
-        wait = self.wait
+        wait = self.readable
         while True:
+            if wait is not None:
+                await wait  # OSError once closed
+            x = self.recv_now(True)
+            if x is not None:
+                return x
             s = self.sock
             if s is None:
                 raise OSError(9)  # EBADF: closed
-            if wait is not None:
-                await wait
-                s = self.sock
-                if s is None:
-                    raise OSError(9)
-            try:
-                data, addr = s.recvfrom(self.max_message_size + 1)
-            except OSError as e:
-                if e.args[0] == 111:  # ECONNREFUSED: an ICMP error for something we sent; not fatal
-                    continue
-                if e.args[0] not in (11, 35):  # EAGAIN / EWOULDBLOCK
-                    raise
-                if wait is None:
-                    await wait_readable(s)
-                continue
-            except MemoryError:
-                # recvfrom could not allocate the datagram (the ports have no recvfrom_into): collect and
-                # read it into the one preallocated buffer, i.e. drop it, so the socket never stays readable
-                # with it. The endpoint's loop catches the MemoryError and goes on.
-                import gc
-                gc.collect()
-                try:
-                    (getattr(s, "readinto", None) or getattr(s, "recv_into"))(self.buf)  # board / CPython
-                except OSError:
-                    pass
-                raise
-            return data, self._ai.get(addr) or self._peer(addr)
+            if wait is None:
+                await wait_readable(s)
 
-    def recv_now(self):
-        """A datagram already waiting, as recv() returns it, or None (never blocks)."""
+    def recv_now(self, ready=False, wait_ms=0):
+        """A datagram already waiting, as recv() returns it, or None. ready: the socket was seen readable (the
+        readable awaitable completed): no poll first. wait_ms: block up to this long in poll for one (MicroPython;
+        0: never blocks; CPython does not wait). A datagram that cannot be allocated
+        is dropped (None): MicroPython's sockets have no recvfrom_into, and readinto is a stream read (it
+        would run queued datagrams together and gives no source address), so recvfrom allocates each one."""
         s = self.sock
         if s is None:
             return None
-        if self.wait is not None:  # MicroPython: ask poll, a failing recvfrom would cost an exception
+        if not ready and self.readable is not None:  # MicroPython: ask poll, a failing recvfrom costs an exception
             p = self.poll
             if p is None:
                 import select
                 p = self.poll = select.poll()
                 p.register(s, select.POLLIN)
-            for _ in p.ipoll(0):
+            for _ in p.ipoll(wait_ms):
                 break
             else:
                 return None
         try:
             data, addr = s.recvfrom(self.max_message_size + 1)
-        except OSError:
+        except OSError:  # EAGAIN, or ECONNREFUSED (an ICMP error for something we sent): not fatal
+            return None
+        except MemoryError:
+            # Collect and read the datagram into a small preallocated buffer, i.e. drop it (CoAP
+            # retransmits), so that the socket does not stay readable with it.
+            import gc
+            gc.collect()
+            try:
+                self.drop(self.buf)
+            except OSError:
+                pass
             return None
         return data, self._ai.get(addr) or self._peer(addr)
 

@@ -1,0 +1,138 @@
+# The endpoint's deduplication cache (RFC 7252 4.5), its state in coap.endpoint.Endpoint's dd and dd_index:
+# loaded with the server role (coap.serve) and by the first CON or NON response the client role gets, so an
+# endpoint that only requests with piggybacked answers never holds this code. Functions of the endpoint:
+# find (the live slot of a Message ID from a peer), add (a new entry, answer pending), room / store (the
+# answer's bytes into the ring), resend (a duplicate gets the stored answer again).
+try:
+    from micropython import const  # compile time on MicroPython: no code, no RAM
+except ImportError:
+    from coap import const
+
+try:
+    from time import ticks_diff, ticks_add
+except ImportError:  # CPython
+    from coap._cpython import ticks_diff, ticks_add
+
+_CON = const(0)
+
+# Deduplication cache (RFC 7252 4.5): a ring of `dedup_limit` slots in arrival order, kept in one flat list
+# (nothing is allocated per message, so long-lived answers never fragment the heap), and the answers' bytes
+# in one preallocated ring buffer of 2 x max_message_size. Every entry lives EXCHANGE_LIFETIME, so arrival
+# order is expiry order and the slot reused next is the oldest. The list starts with the cache's own state:
+_DD_NEXT = const(0)   # the slot reused next
+_DD_W = const(1)      # ring write offset
+_DD_LAP = const(2)    # ring lap: bumped each time the writes wrap
+_DD_RING = const(3)   # the ring (a memoryview of a bytearray), made with the first answer kept
+_DD_END = const(4)    # where the slots end; before the first entry, minus the number of slots to make
+_DD_HEAD = const(5)   # the slots follow, made with the first entry. Slot fields:
+# offset 0: the Message ID, -1 when the slot is free
+_D_REMOTE = const(1)
+_D_EXP = const(2)     # ticks_ms when it expires
+_D_STATE = const(3)   # 0 answer pending (duplicates ignored), 1 bytes in the ring, 2 a Block2 header in the
+                      # ring whose payload is read again from the source, 3 an object too big for the ring
+_D_OFF = const(4)     # ring offset; for state 3 unused
+_D_LEN = const(5)
+_D_LAP = const(6)     # ring lap the bytes were written in: valid while not overwritten by the next lap
+_D_OBJ = const(7)     # state 2: (source, offset, n); state 3: the answer bytes
+_D_N = const(8)       # fields per slot
+
+
+def find(ep, remote, mid, t):
+    """The live slot of (remote, mid) at ticks_ms t, or -1."""
+    d = ep.dd
+    s = ep.dd_index.get(mid, -1)
+    if s >= 0 and (d[s] != mid or d[s + _D_REMOTE] != remote):  # reused since, or the same MID from
+        s = -1                                                    # another peer: look at every slot
+        for i in range(_DD_HEAD, len(d), _D_N):
+            if d[i] == mid and d[i + _D_REMOTE] == remote:
+                s = i
+                break
+    if s >= 0 and ticks_diff(d[s + _D_EXP], t) <= 0:
+        return -1
+    return s
+
+
+def add(ep, remote, mid, t):
+    """A new entry for (remote, mid) at ticks_ms t, answer pending; returns its slot."""
+    d = ep.dd
+    if d[_DD_END] < 0:  # every slot at once, with the first entry: never regrown
+        d.extend([-1, None, 0, 0, 0, 0, 0, None] * -d[_DD_END])  # free slots
+        d[_DD_END] = len(d)
+    s = d[_DD_NEXT]
+    d[s] = mid
+    d[s + _D_REMOTE] = remote
+    d[s + _D_EXP] = ticks_add(t, ep.params.exchange_lifetime)
+    d[s + _D_STATE] = 0
+    d[s + _D_OBJ] = None
+    # The index keeps the entries of reused slots until the ring has gone round once, then it is made
+    # again from the live slots (oldest first, so the newest entry of a MID wins): deleting from a dict
+    # leaves markers that, under a steady stream of new MIDs, make every miss scan the whole table.
+    if s + _D_N < d[_DD_END]:
+        d[_DD_NEXT] = s + _D_N
+        ep.dd_index[mid] = s
+    else:
+        d[_DD_NEXT] = _DD_HEAD
+        ix = ep.dd_index = {}
+        for i in range(_DD_HEAD, s + _D_N, _D_N):
+            if d[i] >= 0:
+                ix[d[i]] = i
+    return s
+
+
+def room(ep, s, n, state=1, src=None):
+    """Room in the ring for the n-byte answer of slot s: a memoryview the caller writes the answer into
+    (None when n does not fit the ring)."""
+    d = ep.dd
+    ring = d[_DD_RING]
+    if ring is None:
+        ring = d[_DD_RING] = memoryview(bytearray(2 * ep.t.max_message_size))
+    size = len(ring)
+    if n > size:
+        return None
+    w = d[_DD_W]
+    if w + n > size:
+        w = 0
+        d[_DD_LAP] = (d[_DD_LAP] + 1) & 0xFFFF
+    d[s + _D_STATE] = state
+    d[s + _D_OFF] = w
+    d[s + _D_LEN] = n
+    d[s + _D_LAP] = d[_DD_LAP]
+    d[s + _D_OBJ] = src
+    d[_DD_W] = w + n
+    return ring[w:w + n]
+
+
+def store(ep, s, data, state=1, src=None):
+    # The answer's bytes go into the ring; one bigger than the ring is kept as an object.
+    v = room(ep, s, len(data), state, src)
+    if v is None:
+        d = ep.dd
+        d[s + _D_STATE] = 3
+        d[s + _D_OBJ] = data  # an answer is never changed after it is sent: no copy
+    else:
+        v[:] = data
+
+
+def resend(ep, s, mtype):
+    # A duplicate of slot s: a CON gets the stored answer again, a NON nothing. False when the answer
+    # was lost to the ring: the message is then taken as new (liveness over exactly-once).
+    d = ep.dd
+    st = d[s + _D_STATE]
+    if st == 0:
+        return True  # still being answered
+    if st == 3:
+        v = d[s + _D_OBJ]
+    else:
+        off = d[s + _D_OFF]
+        lap = (d[_DD_LAP] - d[s + _D_LAP]) & 0xFFFF
+        if lap > 1 or (lap == 1 and off < d[_DD_W]):
+            return False  # the ring has gone round over it
+        v = d[_DD_RING][off:off + d[s + _D_LEN]]
+        if st == 2:  # a Block2 block: read it again from the same source
+            src, soff, n = d[s + _D_OBJ]
+            p = src.read(soff, n)
+            if p:
+                v = bytes(v) + b"\xff" + p
+    if mtype == _CON:
+        ep.t.send(v, d[s + _D_REMOTE])
+    return True
