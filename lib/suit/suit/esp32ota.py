@@ -1,12 +1,12 @@
 # The ESP32 firmware image through esp32.Partition: the SUIT driver (OtaDriver), on the next OTA partition, in
-# 4 KiB blocks, through the writer and reader suit.spool.PartitionSpool streams the OTA download through (they
-# live in suit.spool, so a download does not load this module): no block buffer of their own, so an update
+# 4 KiB blocks, through the writer and reader suit.esp32spool.PartitionSpool streams the OTA download through (they
+# live there, so a download does not load this module): no block buffer of their own, so an update
 # holds one chunk buffer, the processor's. set_boot() runs only in commit(), after the processor checked digest
 # and size. Condition component-slot is true for the partition get_next_update() returns (ota_0 is slot 0, ota_1
 # slot 1). The first-boot health check and mark_app_valid_cancel_rollback() belong to the update flow
 # (suit.ota_boot).
 from suit import SuitError, const
-from suit.spool import PartitionReader, PartitionWriter  # noqa: F401 (public here too)
+from suit.esp32spool import PartitionReader, PartitionWriter  # noqa: F401 (public here too)
 
 _COMPONENT_UNSUPPORTED = const(6)
 _OPERATION_FAILED = const(11)

@@ -1,12 +1,8 @@
-# Where suit.ota puts a payload while it downloads: a file per URI (FileSpool, the bundle route) or the next
-# ESP32 OTA partition itself (PartitionSpool, through PartitionWriter and PartitionReader, which suit.esp32ota's
-# driver uses too: a page is erased (ioctl 6) when its first byte is written, bytes go to and come from the
-# caller's buffer with the offset forms of writeblocks/readblocks). A spool says where an interrupted download
-# resumes, and gives the processor a reader over what it holds. The processor's readers over a file range and
-# over a buffer (integrated payloads, content parameters) are here too.
+# Where suit.ota puts a payload while it downloads: a file per URI (FileSpool, the bundle route); the next ESP32
+# OTA partition itself is suit.esp32spool's PartitionSpool (also reachable here). A spool says where an
+# interrupted download resumes, and gives the processor a reader over what it holds. The processor's readers
+# over a file range and over a buffer (integrated payloads, content parameters) are here too.
 import os
-
-from suit import const
 
 
 class FileReader:
@@ -121,91 +117,9 @@ class FileSpool:
             return False
 
 
-class PartitionSpool:
-    """The firmware image streams straight into the next OTA partition (esp32.Partition), where the
-    processor's OTA driver would put it; the processor then reads it back through its digest and the driver
-    only records it for set_boot(). running: the running esp32.Partition."""
-    in_place = True
-
-    def __init__(self, running=None):
-        if running is None:
-            import esp32
-            running = esp32.Partition(esp32.Partition.RUNNING)
-        self.running = running
-
-    def resume_at(self, index, stored, bs):
-        return stored // 4096 * 4096  # the page being written when the download stopped is written again
-
-    def writer(self, index, offset):
-        return PartitionWriter(self.running.get_next_update(), offset)
-
-    def reader(self, index, size):
-        return PartitionReader(self.running.get_next_update(), size)
-
-    def clear(self):
-        pass
-
-    def interrupted(self):
-        return False  # set_boot() is the OTA commit: nothing to finish
-
-
-_BLOCK = const(4096)
-
-
-class PartitionWriter:
-    """Writes an esp32.Partition from byte `offset` (a block boundary) on; stored: the bytes written."""
-
-    def __init__(self, part, offset=0, capacity=None):
-        self.part = part
-        self.capacity = part.ioctl(4, 0) * part.ioctl(5, 0) if capacity is None else capacity  # blocks x size
-        self.stored = offset
-        self.size = 0  # written through this writer
-
-    def write(self, data):
-        n = len(data)
-        pos = self.stored
-        if pos + n > self.capacity:
-            from suit import SuitError
-            raise SuitError(11, "image bigger than the OTA partition (%d bytes)" % self.capacity)
-        mv = memoryview(data)
-        p = 0
-        while p < n:
-            block, off = divmod(pos, _BLOCK)
-            if off == 0:
-                self.part.ioctl(6, block)  # erase
-            take = min(_BLOCK - off, n - p)
-            self.part.writeblocks(block, mv[p:p + take], off)
-            p += take
-            pos += take
-        self.stored = pos
-        self.size += n
-
-    def flush(self):
-        return self.stored
-
-    def close(self):
-        pass  # the rest of the last page was erased: 0xFF, as erased flash reads
-
-
-class PartitionReader:
-    """The first `size` bytes of an esp32.Partition."""
-
-    def __init__(self, part, size):
-        self.part = part
-        self.size = size
-        self.pos = 0
-
-    def readinto(self, buf):
-        n = min(len(buf), self.size - self.pos)
-        mv = memoryview(buf)
-        done = 0
-        while done < n:
-            block, off = divmod(self.pos, _BLOCK)
-            take = min(_BLOCK - off, n - done)
-            self.part.readblocks(block, mv[done:done + take], off)
-            done += take
-            self.pos += take
-        return n
-
-    def close(self):
-        pass
+def __getattr__(name):
+    # the ESP32 OTA partition's spool, writer and reader are suit.esp32spool's (an OTA board loads only that)
+    if name in ("PartitionSpool", "PartitionWriter", "PartitionReader"):
+        from suit import esp32spool
+        return getattr(esp32spool, name)
+    raise AttributeError(name)
