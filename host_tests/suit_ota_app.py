@@ -54,7 +54,7 @@ def _store():
 
 store = _store()
 if OTA:
-    from suit.spool import PartitionSpool
+    from suit.esp32spool import PartitionSpool
     spool = PartitionSpool()
 else:
     from suit.spool import FileSpool

@@ -188,11 +188,19 @@ def test_generate():
 
 
 def test_base_point_table_entries_are_odd_multiples():
-    # the wNAF table is (y+x, y-x, 2dxy) of B, 3B, 5B, ...; check against fresh affine multiples
+    # the wNAF table (constants) is (y+x, y-x, 2dxy) of B, 3B, 5B, ..., 31B; each checked against an affine
+    # multiple made by repeated additions of 2B, not through the table
     table = ed25519._b_table()
+    assert len(table) == 16
+    acc = (BX, BY, 1, BX * BY % P)
+    two = ed25519._to_niels(ed25519._double(acc))
+    for i in range(16):
+        x, y, z, _ = acc
+        zi = pow(z, P - 2, P)
+        ax, ay = x * zi % P, y * zi % P
+        assert table[i] == ((ay + ax) % P, (ay - ax) % P, ed25519._D2 * ax * ay % P), i
+        acc = ed25519._add(acc, two)
     x, y, z, _ = _ed25519_sign._base_mult(5)
     zi = pow(z, P - 2, P)
     ax, ay = x * zi % P, y * zi % P
     assert table[2] == ((ay + ax) % P, (ay - ax) % P, ed25519._D2 * ax * ay % P)
-    assert table[0] == ((BY + BX) % P, (BY - BX) % P,
-                        ed25519._D2 * BX * BY % P)

@@ -174,6 +174,9 @@ class UpdateServer:
         cid, dev, n = t["campaign_id"], t["device_id"], t["attempts"] + 1
         req = aiocoap.Message(code=aiocoap.POST, uri=f"coap://{t['address']}/suit/trigger",
                               payload=t["envelope"])
+        # Size1 (RFC 7959 section 4): the device allocates the Block1 body once instead of growing it block by
+        # block (each regrowth a copy, and the old pieces fragment a small heap)
+        req.opt.size1 = len(t["envelope"])
         try:
             resp = await asyncio.wait_for(self.ctx.request(req).response, 30)
         except (OSError, asyncio.TimeoutError, aiocoap.error.Error) as e:

@@ -1,82 +1,22 @@
-# The ESP32 firmware image through esp32.Partition: the SUIT driver (OtaDriver) and the writer and reader
-# suit.spool.PartitionSpool streams the OTA download through, all on the next OTA partition, in 4 KiB
-# blocks. No block buffer of their own: a page is erased (ioctl 6) when its first byte is written, and bytes
-# go to and come from the caller's buffer with the offset forms of writeblocks/readblocks, so an update holds
-# one chunk buffer, the processor's. set_boot() runs only in commit(), after the processor checked digest and
-# size. Condition component-slot is true for the partition get_next_update() returns (ota_0 is slot 0, ota_1
+# The ESP32 firmware image through esp32.Partition: the SUIT driver (OtaDriver), on the next OTA partition, in
+# 4 KiB blocks, through the writer and reader suit.esp32spool.PartitionSpool streams the OTA download through (they
+# live there, so a download does not load this module): no block buffer of their own, so an update
+# holds one chunk buffer, the processor's. set_boot() runs only in commit(), after the processor checked digest
+# and size. Condition component-slot is true for the partition get_next_update() returns (ota_0 is slot 0, ota_1
 # slot 1). The first-boot health check and mark_app_valid_cancel_rollback() belong to the update flow
 # (suit.ota_boot).
 from suit import SuitError, const
+from suit.esp32spool import PartitionReader, PartitionWriter  # noqa: F401 (public here too)
 
 _COMPONENT_UNSUPPORTED = const(6)
 _OPERATION_FAILED = const(11)
 
-_BLOCK = const(4096)
 _IOCTL_BLOCK_COUNT = const(4)
 _IOCTL_BLOCK_SIZE = const(5)
-_IOCTL_BLOCK_ERASE = const(6)
 
 
 def _capacity(part):
     return part.ioctl(_IOCTL_BLOCK_COUNT, 0) * part.ioctl(_IOCTL_BLOCK_SIZE, 0)
-
-
-class PartitionWriter:
-    """Writes a partition from byte `offset` (a block boundary) on; stored: the bytes written."""
-
-    def __init__(self, part, offset=0, capacity=None):
-        self.part = part
-        self.capacity = _capacity(part) if capacity is None else capacity
-        self.stored = offset
-        self.size = 0  # written through this writer
-
-    def write(self, data):
-        n = len(data)
-        pos = self.stored
-        if pos + n > self.capacity:
-            raise SuitError(_OPERATION_FAILED, "image bigger than the OTA partition (%d bytes)" % self.capacity)
-        mv = memoryview(data)
-        p = 0
-        while p < n:
-            block, off = divmod(pos, _BLOCK)
-            if off == 0:
-                self.part.ioctl(_IOCTL_BLOCK_ERASE, block)
-            take = min(_BLOCK - off, n - p)
-            self.part.writeblocks(block, mv[p:p + take], off)
-            p += take
-            pos += take
-        self.stored = pos
-        self.size += n
-
-    def flush(self):
-        return self.stored
-
-    def close(self):
-        pass  # the rest of the last page was erased: 0xFF, as erased flash reads
-
-
-class PartitionReader:
-    """The first `size` bytes of a partition."""
-
-    def __init__(self, part, size):
-        self.part = part
-        self.size = size
-        self.pos = 0
-
-    def readinto(self, buf):
-        n = min(len(buf), self.size - self.pos)
-        mv = memoryview(buf)
-        done = 0
-        while done < n:
-            block, off = divmod(self.pos, _BLOCK)
-            take = min(_BLOCK - off, n - done)
-            self.part.readblocks(block, mv[done:done + take], off)
-            done += take
-            self.pos += take
-        return n
-
-    def close(self):
-        pass
 
 
 def _running():

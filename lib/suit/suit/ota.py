@@ -168,9 +168,11 @@ class Updater:
 
     def serve(self):
         import sys
-        self._resident = set(sys.modules)
         self.ep.route("/suit/trigger", post=self._trigger, max_body=self.max_envelope)
         self.ep.route("/suit/state", get=self._state)
+        # after the routes: the endpoint's server role (coap.serve) stays, or the next route would load a second
+        # copy of it beside the one the endpoint holds
+        self._resident = set(sys.modules)
         return self
 
     def set_phase(self, phase):

@@ -1,8 +1,7 @@
-# Where suit.ota puts a payload while it downloads: a file per URI (FileSpool, the bundle route) or the next
-# ESP32 OTA partition itself (PartitionSpool, through suit.esp32ota's writer and reader, imported when a
-# download or an install runs). A spool says where an interrupted download resumes, and gives the processor
-# a reader over what it holds. The processor's readers over a file range and over a buffer (integrated
-# payloads, content parameters) are here too.
+# Where suit.ota puts a payload while it downloads: a file per URI (FileSpool, the bundle route); the next ESP32
+# OTA partition itself is suit.esp32spool's PartitionSpool (also reachable here). A spool says where an
+# interrupted download resumes, and gives the processor a reader over what it holds. The processor's readers
+# over a file range and over a buffer (integrated payloads, content parameters) are here too.
 import os
 
 
@@ -118,31 +117,9 @@ class FileSpool:
             return False
 
 
-class PartitionSpool:
-    """The firmware image streams straight into the next OTA partition (esp32.Partition), where the
-    processor's OTA driver would put it; the processor then reads it back through its digest and the driver
-    only records it for set_boot(). running: the running esp32.Partition."""
-    in_place = True
-
-    def __init__(self, running=None):
-        if running is None:
-            import esp32
-            running = esp32.Partition(esp32.Partition.RUNNING)
-        self.running = running
-
-    def resume_at(self, index, stored, bs):
-        return stored // 4096 * 4096  # the page being written when the download stopped is written again
-
-    def writer(self, index, offset):
-        from suit.esp32ota import PartitionWriter
-        return PartitionWriter(self.running.get_next_update(), offset)
-
-    def reader(self, index, size):
-        from suit.esp32ota import PartitionReader
-        return PartitionReader(self.running.get_next_update(), size)
-
-    def clear(self):
-        pass
-
-    def interrupted(self):
-        return False  # set_boot() is the OTA commit: nothing to finish
+def __getattr__(name):
+    # the ESP32 OTA partition's spool, writer and reader are suit.esp32spool's (an OTA board loads only that)
+    if name in ("PartitionSpool", "PartitionWriter", "PartitionReader"):
+        from suit import esp32spool
+        return getattr(esp32spool, name)
+    raise AttributeError(name)
