@@ -254,17 +254,21 @@ class Agent:
         self.console = None
         self.dev = Device(self.ep, self.peer, self.controller, self.state, require=REQUIRE,
                           retry=n["retry"], on_state=self._on_state)
-        if not self.dev.registered:  # the OOB step, while unregistered (a re-key is a Reconnect, without it)
-            from eapnoob.console import Console
-            self.console = Console(self.peer, on_accept=self.dev.kick)
-            self.console.route(self.ep)
+        if not self.dev.registered:
+            self._show_oob()
+
+    def _show_oob(self):
+        # the OOB step: while unregistered only (a re-key is an EAP-NOOB Reconnect, without it)
+        from eapnoob.console import Console
+        self.console = Console(self.peer, on_accept=self.dev.kick)
+        self.console.route(self.ep)
 
     def _on_state(self, dev):
         peer = self.peer.real
         log.info("bootstrap: peer state", peer.state if peer else "(not loaded)",
                  "registered" if dev.registered else "not registered", "heap", heap_used())
         if dev.registered and dev.pending is None and dev.step is None:
-            ran = self.console is not None or peer is not None  # EAP-NOOB ran in this boot
+            ran = self.console is not None or self.peer.real is not None
             if self.console is not None:  # registered: the OOB step and its code go
                 self.ep.resources.pop("/noob/oob", None)
                 self.console = None
@@ -284,21 +288,29 @@ class Agent:
 
     async def _registered(self):
         # EAP-NOOB ran in this boot: what it leaves on the heap (its exchanges' buffers, the CoAP exchanges it
-        # answered, fragments, the names it interned) is more than the update needs later, so the agent starts
-        # again, registered, on a clean heap (the session and the OSCORE sequence bound are in the store). The
-        # wait lets the answer to the EAP-Success go out.
+        # answered, fragments) is more than the update needs later, so the agent starts again, registered, on a
+        # clean heap (the session and the OSCORE sequence bound are in the store). The wait lets the answer to
+        # the EAP-Success go out.
         await sleep_ms(300)
         log.info("bootstrap: registered; restarting on a clean heap")
-        self.restart("soft")
+        self._restart("soft")
 
     def _updater(self):
         from suit.ota import Updater
-        self.up = Updater(self.ep, lambda: _rare().processor(self), self.state, self.cfg["device"].encode(),
-                          self.server, LazySpool(self.root or "."), kind="bundle", anchors=self.anchors,
+        self.up = Updater(self.ep, self._processor, self.state, self.cfg["device"].encode(), self.server,
+                          LazySpool(self.root or "."), kind="bundle", anchors=self._anchors,
                           on_phase=lambda p: log.info("update: phase", p, "heap", heap_used()),
-                          restart=self.restart, install_at_boot=self._install_at_boot(),
-                          make_driver=lambda: _rare().driver(self))
+                          restart=self._restart, install_at_boot=self._install_at_boot(), make_driver=self._driver)
         self.up.serve()
+
+    def _drop_updater(self):
+        # Unregistered, with no update verdict to make: the update client goes until the agent restarts
+        # registered (it does after EAP-Success), so EAP-NOOB's conversation has its heap. (The Updater was
+        # made for boot(): a boot after an update, or after a commit cut short, decides before anything else.)
+        for path in ("/suit/trigger", "/suit/state"):
+            self.ep.resources.pop(path, None)
+        self.up = None
+        drop_modules(("suit",))
 
     def _install_at_boot(self):
         try:
@@ -307,7 +319,7 @@ class Agent:
             return True
         return st[0] * st[2] >= INSTALL_AT_BOOT_FS
 
-    def restart(self, kind):
+    def _restart(self, kind):
         # the figures of this boot, before the reset into the update (or out of a refused one) clears them
         heap_used()
         log.info("agent: heap peak", peak, "wire", self.wire.wire[0], self.wire.wire[1], "before", kind, "reset")
@@ -317,18 +329,36 @@ class Agent:
         else:
             machine.soft_reset()
 
-    def anchors(self):
+    def _anchors(self):
         # the trust anchor alone authenticates a trigger: far less heap than a whole processor (released after)
         from cose.key import CoseKey
         with open(self.path(self.cfg["anchor"]), "rb") as f:
             return [CoseKey.decode(f.read())]
 
+    def _processor(self):
+        # the boot verdict's and a recovery's (the install itself ran at boot: agent_config.boot); everything
+        # imported here is released after (Updater.release)
+        from agent_config import processor
+        return processor(self.cfg, self.root, self.state, self._anchors())
+
+    def _driver(self):
+        from agent_config import driver
+        return driver(self.cfg, self.root)
+
+    async def _health_check(self):
+        """The first boot after an update: the new app imports and says it is healthy, the server answers."""
+        sys.modules.pop("app", None)
+        import app
+        if not app.healthy():
+            return False
+        return await self.ep.ping(self.server)
+
     # ---- tasks ---------------------------------------------------------------------------------------
 
     async def run(self):
         # The verdict runs in a coroutine of its own: a generator's frame keeps stale pointers in its value stack
-        # (the Updater, the modules it loaded), which the GC, scanning conservatively, takes as references; this
-        # frame is garbage once it returns, so what the verdict dropped is given back (6 KB more in a test).
+        # (here the Updater and the suit modules dropped after it), which the GC, scanning conservatively, takes
+        # as references; that frame is garbage once it returns, so what the verdict dropped is given back.
         await self._verdict()
         log.info("agent: app version", _app_version(), "heap used", heap_used(), "peak", peak)
         tasks = [supervise("bootstrap", self.dev.run), supervise("sensor", self.sample),
@@ -343,30 +373,24 @@ class Agent:
 
     async def _verdict(self):
         try:
-            self.booted = await self.up.boot(lambda: _rare().health_check(self), self.cfg["health_deadline"] * 1000)
+            self.booted = await self.up.boot(self._health_check, self.cfg["health_deadline"] * 1000)
         except MemoryError:
             # the verdict (health check, then the processor that drops or restores the old files) ran out of
             # heap: its record is still there, so the next boot decides again, on a clean heap
             log.error("update: boot verdict out of memory; restarting on a clean heap")
-            self.restart("soft")
+            self._restart("soft")
         except Exception as e:  # never stop answering: the next boot tries the verdict again
             log.error("update: boot verdict failed:", type(e).__name__, e)
         self.up.release()  # what the boot check loaded (the spool, the verdict's code)
-        sys.modules.pop("agent_rare", None)  # the verdict's callbacks, if it ran
         if not self.booted and not self.dev.registered:
-            # unregistered, with no update verdict to make: the update client goes until the agent restarts
-            # registered (it does after EAP-Success), so EAP-NOOB's conversation has its heap
-            for path in ("/suit/trigger", "/suit/state"):
-                self.ep.resources.pop(path, None)
-            self.up = None
-            drop_modules(("suit",))
+            self._drop_updater()
         if self.booted:
             log.info("update: boot", self.booted)
         if self.booted == "confirmed":
             # the verdict's code (the health check, the processor that dropped the old files) leaves holes all
             # over the heap: the new version starts again on a clean one, as after bootstrap
             log.info("update: confirmed; restarting on a clean heap")
-            self.restart("soft")
+            self._restart("soft")
 
     async def sample(self):
         period = int(self.cfg["sensor"]["period"] * 1000)
@@ -395,6 +419,32 @@ class Agent:
             await sleep_ms(5000)
 
 
+async def wifi(cfg):
+    """ESP32: join the configured network, retrying with backoff; reconnect when the link drops."""
+    import network
+    sta = network.WLAN(network.STA_IF)
+    sta.active(True)
+    delay = BACKOFF_MS
+    while True:
+        if not sta.isconnected():
+            log.info("wifi: connecting to", cfg["ssid"])  # the SSID only, never the password
+            sta.connect(cfg["ssid"], cfg["password"])
+            for _ in range(30):
+                if sta.isconnected():
+                    break
+                await sleep_ms(500)
+            if sta.isconnected():
+                log.info("wifi: connected", sta.ifconfig()[0])
+                delay = BACKOFF_MS
+            else:
+                log.warn("wifi: not connected; again in", delay, "ms")
+                sta.disconnect()
+                await sleep_ms(delay)
+                delay = min(delay * 2, BACKOFF_CAP_MS)
+                continue
+        await sleep_ms(5000)
+
+
 def _cbor_array(items):
     """A CBOR array of items (a sensor reading): a float as a double, the rest through cbor.dumps. cbor encodes
     floats in its rarely used part (_cbor_ext, 6.6 KB of heap), which the sensor would keep loaded."""
@@ -406,12 +456,6 @@ def _cbor_array(items):
     for v in items:
         out += b"\xfb" + struct.pack(">d", v) if type(v) is float else cbor.dumps(v)
     return out
-
-
-def _rare():
-    # the parts a serving boot never runs (agent_rare.py): loaded on their first use
-    import agent_rare
-    return agent_rare
 
 
 def _has(module):
@@ -433,7 +477,7 @@ def _app_version():
 async def _main(cfg, root):
     tasks = []
     if cfg["wifi"]["ssid"] and _has("network"):
-        tasks.append(asyncio.create_task(supervise("wifi", lambda: _rare().wifi(cfg["wifi"]))))
+        tasks.append(asyncio.create_task(supervise("wifi", lambda: wifi(cfg["wifi"]))))
     agent = None
     delay = BACKOFF_MS
     while agent is None:
