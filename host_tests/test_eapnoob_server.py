@@ -535,3 +535,32 @@ def test_server_accepts_both_noob_nais_and_refuses_bad_ones(nai, ok):
         assert out == [out[0]] and out[0][5:] == b'{"Type":1}'
     else:
         assert conv.error[0] == 1001 and out[-1][0] == ns.FAILURE
+
+
+def test_oob_accepted_during_a_waiting_exchange_is_kept(tmp_path):
+    """The user confirms the device's OOB message while a Waiting Exchange is under way (the device announced
+    again after a restart): the exchange's end must not write back the association it read before, which put
+    the server back to Waiting for ever (the device never got its Completion Exchange)."""
+    from hourglass.noob_db import Database
+    server = ns.NoobServer(SERVER_INFO, cryptosuites=(1,), dirs=1, clock=Clock(), keying_mode=1,
+                           registry=Database(tmp_path / "noob.sqlite"))  # each get() a fresh copy, as in serve
+    peer = make_peer(tmp_path, suites=(1,), dirs=1)
+    run(server, peer)  # Initial
+    url = peer.oob_message(0)
+    conv = server.conversation()
+    packets = [conv.start()]
+    accepted = False
+    while packets:
+        nxt = []
+        for pkt in packets:
+            resp = peer.receive(pkt, 0)
+            if resp is not None:
+                if not accepted and conv.exchange == "waiting":
+                    assert server.accept_oob(url)  # between the server's Type 4 request and the peer's answer
+                    accepted = True
+                nxt = conv.receive(resp)
+        packets = nxt
+    assert accepted and conv.exchange == "waiting" and not conv.success
+    assert server.registry.get(peer.peer_id).state == 2, "OOB Received, not Waiting again"
+    conv = run(server, reboot(peer, tmp_path))
+    assert conv.success and conv.exchange == "completion"

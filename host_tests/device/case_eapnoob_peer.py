@@ -379,3 +379,36 @@ def test_peer_info_is_checked_before_an_initial_exchange_sends_it():
     peer = Peer(store, TPI)
     peer.reset()
     assert peer.state == 0 and Peer(store, TPI).state == 0
+
+
+class _NoRoomForQr:
+    """eapnoob.qr as a heap too full for it: making the code raises MemoryError."""
+
+    @staticmethod
+    def text(url):
+        raise MemoryError("injected")
+
+
+def test_console_shows_the_url_when_the_qr_encoder_runs_out_of_memory():
+    # At 176k on the ESP32 virtual board the QR encoder ran out of memory in Console.show(), which then showed
+    # nothing (and never again: the URL counted as shown), so the OOB step could not be done from the console.
+    import sys
+    import eapnoob
+    from eapnoob.console import Console
+    peer = new_peer("oobnoroom", dirs=1, rng=Script([PRIV[1][1], NP, bytes(range(16)), bytes(range(1, 17))]))
+    to_waiting(peer)
+    shown = []
+    saved = sys.modules.get("eapnoob.qr"), eapnoob.__dict__.get("qr")
+    sys.modules["eapnoob.qr"] = eapnoob.qr = _NoRoomForQr
+    try:
+        url = Console(peer, display=lambda u, lines: shown.append((u, list(lines)))).show(5000)
+    finally:
+        if saved[0] is None:
+            sys.modules.pop("eapnoob.qr", None)
+        else:
+            sys.modules["eapnoob.qr"] = saved[0]
+        if saved[1] is None:
+            del eapnoob.qr
+        else:
+            eapnoob.qr = saved[1]
+    assert url and shown == [(url, [])], shown

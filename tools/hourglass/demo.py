@@ -26,9 +26,10 @@ from hourglass.common import BuildLayout, UserError
 DEFAULT_BOARD = "ESP32_GENERIC-OTA"
 DEVICE_ID = "hg-demo-1"
 # The VM heap the whole demo runs at on the ESP32: the ESP32's grown heap, 2 x 112 KiB, with the virtual board's
-# own 16k (vboard.BOOT_HEAP, ESP32_OTA_HEAP) inside it, not added. Measured with HSS-LMS and the install at boot:
-# 224k passed every run; below ~200k EAP-NOOB's bootstrap peak (~190 KB live) no longer fits. The board's own
-# budget (2 x 56 KiB + 16k = 128k) it does not fit. README, board matrix.
+# own 16k (vboard.BOOT_HEAP, ESP32_OTA_HEAP) inside it, not added. Measured with HSS-LMS and the install at boot
+# (session 4): 224k and 188k passed every run, 184k 2 of 3, 180k none (the trigger's envelope and its check on
+# the fragmented serving heap: 4.13 or 5.00). The board's own budget (2 x 56 KiB + 16k = 128k) it does not fit.
+# README, board matrix.
 AGENT_VM_HEAP = "224k"
 VENDOR = "fa6b4a53d5ad5fdfbe9de663e4d41ffe"
 CLASS = "1492af1425695e48bf429b2d51f2ab45"
@@ -43,6 +44,8 @@ def healthy():
 def describe(value):
     return [value, "Cel", VERSION]
 '''
+# The agent's line before each reset: its sampled heap peak and the bytes its transport sent and received.
+HEAP_PEAK = r"heap peak (\d+) wire (\d+) (\d+) before soft reset"
 APP_BROKEN = "# A deliberately broken application: it raises at import, so its health check fails.\n" \
              "raise RuntimeError('broken app')\n"
 
@@ -433,12 +436,17 @@ class Demo:
                 raise DemoError("the device did not become Registered")
             await asyncio.sleep(0.1)
         self.peer_id = next(iter(self.controller.contexts))
-        # registered, the agent starts again on a clean heap: the figures of the boot that bootstrapped, then
-        # the registered one
-        m = await self.con.wait(r"heap peak (\d+) wire (\d+) (\d+) before soft reset", 30)
+        # registered, the agent starts again on a clean heap: the figures of the boots that bootstrapped (the
+        # Initial Exchange's, which restarts before the Completion, and the Completion's), then the registered one
+        await self.con.wait("bootstrap: registered; restarting on a clean heap", 30)
+        text = self.con.text()
+        boots = text[:text.index("bootstrap: registered; restarting on a clean heap")].count("before soft reset") + 1
+        await self.con.wait(HEAP_PEAK, 30, boots)
+        ends = [m for m in re.finditer(HEAP_PEAK, self.con.text(), re.M)][:boots]
         await self.settled()
         h = await self.health()
-        self._account(phase, h, int(m.group(2)) + int(m.group(3)), int(m.group(1)))
+        self._account(phase, h, sum(int(m.group(2)) + int(m.group(3)) for m in ends),
+                      max(int(m.group(1)) for m in ends))
         phase.result = f"Registered as {self.peer_id[:12]}..., OSCORE context derived"
 
     async def serve(self, phase: Phase) -> None:
@@ -492,7 +500,7 @@ class Demo:
                 raise DemoError(f"update {name} stuck in {row['state']}")
             await asyncio.sleep(0.2)
         # the device's figures from before its reset (the download's boot), then from after
-        m = await self.con.wait(r"heap peak (\d+) wire (\d+) (\d+) before soft reset", 30, resets + 1)
+        m = await self.con.wait(HEAP_PEAK, 30, resets + 1)
         await self.settled()
         row["pre_reset"] = (int(m.group(1)), int(m.group(2)) + int(m.group(3)))
         # the install ran at the next boot, before the agent's endpoint was imported

@@ -543,7 +543,9 @@ class Conversation:
         return [self._noob('{"Type":4,"PeerId":' + self.s["PeerId"] + self._sleep() + "}")]
 
     def _type4(self, msg: RawMessage) -> list[bytes]:
-        a = self.peer
+        # The association as it is now, not as this conversation read it: the OOB message may have been accepted
+        # (accept_oob: OOB Received) while the Waiting Exchange ran, and writing the copy back would undo that.
+        a = self.server.registry.get(self.peer.peer_id) or self.peer
         a.noobs = self.server.live_noobs(a)
         self.server.registry.put(a)
         return [self._end(False)]

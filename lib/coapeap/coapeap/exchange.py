@@ -114,14 +114,14 @@ def _derive(dev, msk):
 
 
 def _end(dev, req, eap, info):
-    from oscore.transform import context_of
-    if eap[0] == _EAP_FAILURE:
+    if eap[0] == _EAP_FAILURE:  # (before OSCORE's transform is imported: a failure needs none of it)
         dev.peer.receive(eap, _now())
         dev.step = None
         dev.pending = None
         dev.due = _now() + (getattr(dev.peer, "sleep_time", None) or dev.retry)
         dev.install()
         return _answer(_CHANGED)
+    from oscore.transform import context_of
     pend = dev.pending
     if pend is None or context_of(req) is not pend:
         return _answer(_UNAUTHORIZED, payload=b"EAP-Success must come through the new OSCORE context")

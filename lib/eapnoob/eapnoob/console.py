@@ -26,13 +26,17 @@ class Console:
             self.shown = url
             lines = ()
             if self.qr:
-                from eapnoob import qr
-                lines = qr.text(url)  # a generator: one line in memory at a time
+                try:
+                    from eapnoob import qr
+                    lines = qr.text(url)  # a generator: one line in memory at a time
+                except MemoryError:  # no room for the encoder: the URL text alone, never nothing
+                    pass
+            if not self.display:
+                print("OOB", url)
             try:
                 if self.display:
                     self.display(url, lines)
                 else:
-                    print("OOB", url)
                     for line in lines:
                         print(line)
             except (ValueError, MemoryError):  # too long for versions 1-6, or no room: the URL text is shown
