@@ -14,19 +14,10 @@ _OPERATION_FAILED = const(11)
 _NAME_CHARS = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.+"
 
 
-def put(fs, stage, target):
-    """A staged file (or directory) into place."""
-    try:
-        fs.rename(stage, target)
-    except OSError:
-        fs.makedirs(target[:target.rfind("/")])  # a new file in a new directory
-        fs.rename(stage, target)
-
-
 class BundleDriver:
     """identity: {1: vendor-id, 2: class-id, 24: device-id} (bytes); sources: uri -> local path (the fetch
     source on the host, or a callable uri -> reader); on_invoke(cid, args); max_file: bytes per component.
-    open_read, slot_matches, swap, invoke and recover are suit.bundle_more's, loaded on first use."""
+    open_read, slot_matches, swap, invoke, recover and abort are suit.bundle_more's, loaded on first use."""
 
     def __init__(self, root, identity, sources=None, fs=None, on_invoke=None, max_file=None):
         self.root = root = root.rstrip("/")
@@ -148,7 +139,12 @@ class BundleDriver:
                     fs.makedirs(self._meta + "/old")
                     fs.rename(target, old)
                     aside.append(name)
-            put(fs, self._stage_dir + name, target)
+            stage = self._stage_dir + name
+            try:
+                fs.rename(stage, target)  # the staged file (or directory) into place
+            except OSError:
+                fs.makedirs(target[:target.rfind("/")])  # a new file in a new directory
+                fs.rename(stage, target)
             if names is not None and name in names:
                 names.remove(name)  # what stays handed out is left in .suit/stage (a swap's)
         self._aside = aside
@@ -180,9 +176,3 @@ class BundleDriver:
         except OSError:
             pass
 
-    def abort(self):
-        self._staged = {}
-        self._clean(self._stage_dir, self._names)
-        self._names = []
-        if self.fs.exists(self._journal_new):
-            self.fs.remove(self._journal_new)

@@ -1,12 +1,13 @@
 # What a plain install with suit.bundle does not run, loaded when it is needed: a staged file with a size cap
 # (max_file), component identifiers that are not plain names, and the driver methods open_read, slot_matches,
-# swap, invoke and recover (the recovery at boot that reads the journal a power cut left and replays it):
+# swap, invoke, abort (a failed install's staging dropped) and recover (the recovery at boot that reads the
+# journal a power cut left and replays it):
 # suit.bundle's own code, the same driver, split for its heap (BundleDriver.__getattr__ finds them here).
 from suit import SuitError, const
 _COMPONENT_UNSUPPORTED = const(6)
 _OPERATION_FAILED = const(11)
 # the BundleDriver methods defined here, as functions of the driver
-METHODS = ("open_read", "slot_matches", "swap", "invoke", "recover")
+METHODS = ("open_read", "slot_matches", "swap", "invoke", "recover", "abort")
 
 
 class Writer:
@@ -124,7 +125,6 @@ def rel_of(cid):
 def replay(drv, pairs):
     """Finish the moves of a committed journal after a power cut: each step is decided by what is still
     there, so replaying any number of times is safe."""
-    from suit.bundle import put
     fs = drv.fs
     for name, rel in pairs:
         stage = drv._stage_dir + name
@@ -135,7 +135,11 @@ def replay(drv, pairs):
         if fs.exists(target) and not fs.exists(old):
             fs.makedirs(drv._meta + "/old")
             fs.rename(target, old)
-        put(fs, stage, target)
+        try:
+            fs.rename(stage, target)
+        except OSError:
+            fs.makedirs(target[:target.rfind("/")])  # a new file in a new directory
+            fs.rename(stage, target)
     fs.sync()
 
 
@@ -152,3 +156,11 @@ def recover(drv):
         return None
     replay(drv, j[1])
     return j[0]
+
+
+def abort(drv):
+    drv._staged = {}
+    drv._clean(drv._stage_dir, drv._names)
+    drv._names = []
+    if drv.fs.exists(drv._journal_new):
+        drv.fs.remove(drv._journal_new)
