@@ -16,8 +16,10 @@ BOOTSTRAP = ("crypto.x25519", "crypto.p256", "crypto._ec", "crypto._concat_kdf")
 UPDATE = ("cose.sign1", "cose.mac0", "cose.key", "cose.algs", "cose.headers", "crypto._lms_py",
           "crypto.p256", "crypto._ec", "crypto.ed25519", "crypto.sha512", "crypto._sha512_viper", "crypto.lms",
           "crypto._lms_viper", "_cbor_stream")
-# What stays after a release on the VM: the interned names (the qstr pool never shrinks) and heap-block rounding.
-LEFT_OVER = 0.2
+# What stays after a release on the VM: heap-block rounding. Each test runs its phase once first, so the names it
+# interns (the qstr pool never shrinks: up to 8 KB, more than the P-256 and Ed25519 verifications now take
+# without their tables) are there before the measured run.
+LEFT_OVER = 0.1
 
 
 def _vm_only():
@@ -73,13 +75,15 @@ def _check_released(names, before, loaded):
         assert name not in sys.modules, name
     after = _heap()
     grew = loaded - before
-    assert grew > 8192, "the phase loaded only %d bytes: nothing to release?" % grew
+    assert grew > 4096, "the phase loaded only %d bytes: nothing to release?" % grew
     assert after - before <= grew * LEFT_OVER, \
         "%d of the %d bytes the phase took are still in use after the release" % (after - before, grew)
 
 
 def test_bootstrap_modules_release():
     _vm_only()
+    crypto.release(*BOOTSTRAP)
+    _bootstrap_phase()  # its names interned
     crypto.release(*BOOTSTRAP)
     before = _heap()
     okm = _bootstrap_phase()
@@ -96,6 +100,8 @@ def test_update_modules_release():
     msgs, keys = _signed_messages()
     crypto.release(*UPDATE)
     crypto.release("crypto._p256_sign", "crypto._ed25519_sign", "cose._sign")
+    _update_phase(msgs, keys)  # its names interned
+    crypto.release(*UPDATE)
     before = _heap()
     _update_phase(msgs, keys)
     loaded = _heap()
