@@ -92,7 +92,7 @@ class Fleet:
 
 # The VM heap these tests give an ESP32 board. Its budget (board.toml: 56 KiB, the VM's 112k plus what the virtual
 # board's own objects take: 128k for ESP32_GENERIC-OTA) is 12k short: one ES256 update passes from 127k, but a
-# second trigger after /suit/state and /heap requests needs 133k-136k (136k failed it once of three runs under
+# second trigger after /suit/state and /heap requests needs 133k-136k (at 136k it failed once of two runs, under
 # load; 140k passed every run). What binds is the trigger's check on the serving heap (the endpoint, updater and
 # the virtual board's objects hold ~80 KB when ready; suit.envelope, cose.key/headers and P-256 ~30 KB more, and
 # the qstr pool their names open: 7 KB) and the download (~111 KB live, its datagrams need 1 KB holes). The install
