@@ -28,17 +28,20 @@ def anchors():
         return [CoseKey.decode(f.read())]
 
 
-def make_processor():
-    # everything imported here is released after the update (Updater.release)
-    from suit.processor import Processor
+def make_driver():
+    # the platform driver alone: the boot verdict's finish or restore needs no processor
     ident = {1: bytes.fromhex(cfg["vendor"]), 2: bytes.fromhex(cfg["class"])}
     if OTA:
         from suit.esp32ota import OtaDriver
-        driver = OtaDriver(ident)
-    else:
-        from suit.bundle import BundleDriver
-        driver = BundleDriver(ROOT or ".", ident)
-    return Processor(driver, anchors(), store, chunk_size=1024)
+        return OtaDriver(ident)
+    from suit.bundle import BundleDriver
+    return BundleDriver(ROOT or ".", ident)
+
+
+def make_processor():
+    # everything imported here is released after the update (Updater.release)
+    from suit.processor import Processor
+    return Processor(make_driver(), anchors(), store, chunk_size=1024)
 
 
 def _store():
@@ -81,7 +84,7 @@ async def main():
     t, server = _transport()
     ep = Endpoint(t, szx=cfg.get("szx")).start()
     up = Updater(ep, make_processor, store, cfg["device"].encode(), server, spool, kind=cfg["kind"],
-                 szx=cfg.get("szx"), on_phase=note, anchors=anchors, install_at_boot=True)
+                 szx=cfg.get("szx"), on_phase=note, anchors=anchors, install_at_boot=True, make_driver=make_driver)
     up.serve()
 
     def heap_info(req):
@@ -111,7 +114,12 @@ async def main():
         import esp32
         print("OTA running", esp32.Partition(esp32.Partition.RUNNING).info()[4])
     note("ready")
-    outcome = "held" if cfg.get("hold_install") else await up.boot(health, cfg.get("deadline", 20000))
+    try:
+        outcome = "held" if cfg.get("hold_install") else await up.boot(health, cfg.get("deadline", 20000))
+    except MemoryError:  # the verdict's record is kept: the next boot decides again, on a clean heap
+        print("OTA boot out of memory: restarting")
+        import machine
+        machine.soft_reset()
     print("OTA boot", outcome)
     print("OTA ready")
     while True:

@@ -709,3 +709,27 @@ def test_a_pushed_envelope_says_its_size_in_the_first_block(tmp_path):
             ep.close()
             await fleet.stop()
     asyncio.run(run())
+
+
+def test_release_keeps_the_endpoints_server_role_on_the_vm(tmp_path):
+    """Updater.release() drops what an update imported, never what serving holds: coap.serve, loaded by the
+    routes serve() adds, stays (dropped, the next route or request would load a second copy beside the one the
+    endpoint holds). MicroPython only: on CPython release() keeps every module."""
+    from hourglass import mpvm
+    script = tmp_path / "release.py"
+    script.write_text(
+        "import sys\n"
+        "from coap.endpoint import Endpoint\n"
+        "from coap.udp import UDPTransport\n"
+        "from store import FileStore\n"
+        "from suit.ota import Updater\n"
+        "from suit.spool import FileSpool\n"
+        f"root = {str(tmp_path)!r}\n"
+        "ep = Endpoint(UDPTransport(('127.0.0.1', 0)))\n"
+        "up = Updater(ep, None, FileStore(root + '/state'), b'd', ('127.0.0.1', 5683), FileSpool(root)).serve()\n"
+        "import suit.ota_check\n"
+        "up.release()\n"
+        "print('SERVE', 'coap.serve' in sys.modules, 'CHECK', 'suit.ota_check' in sys.modules)\n"
+        "ep.close()\n")
+    p = mpvm.run([str(script)], heap="256k", timeout=60)
+    assert b"SERVE True CHECK False" in p.stdout, (p.stdout, p.stderr)

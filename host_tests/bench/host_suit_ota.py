@@ -21,7 +21,7 @@ from pathlib import Path
 PACKAGES = ("cbor", "coap", "cose", "crypto", "store", "suit")
 HEAP_LADDER = (48, 64, 80, 96, 128, 160)
 ROUNDS = 5
-UPDATE_LADDER = (128, 136, 144, 152, 160, 168, 176, 192)  # KiB of VM heap for the whole update
+UPDATE_LADDER = (120, 124, 128, 132, 136, 140, 144, 152, 160, 176)  # KiB of VM heap for the whole update
 INSTALL_LADDER = (96, 104, 112, 120, 128, 136, 144, 152, 160)  # KiB for the install at boot and the confirmation
 
 VM_DOWNLOAD = r'''
@@ -242,7 +242,8 @@ def _whole_update(ctx, tmp: Path) -> list[dict]:
                      "target": "", "note": f"after a collection, at the last boot: {live}; every phase line: "
                      + " ".join(boots)})
     rows.append(_install_ladder(tmp, common, vboard))
-    for alg in ("ES256", "HMAC_256_256"):  # the signature's verification is the trigger's largest part
+    # the signature's verification is the trigger's largest part: every algorithm a manifest may use
+    for alg in ("ES256", "ESP256", "ED25519", "HSS_LMS", "HMAC_256_256"):
         smallest, below = None, ""
         for kib in UPDATE_LADDER:
             # (a 150 KB update takes seconds; short of heap, its datagrams fail and it stalls: a minute at most)

@@ -190,7 +190,8 @@ def test_generate():
 def test_base_point_table_entries_are_odd_multiples():
     # the wNAF table (constants) is (y+x, y-x, 2dxy) of B, 3B, 5B, ..., 31B; each checked against an affine
     # multiple made by repeated additions of 2B, not through the table
-    table = ed25519._b_table()
+    t = ed25519._B_BYTES  # constants: 16 entries of 3 x 32 bytes
+    table = [tuple(int.from_bytes(t[i + j:i + j + 32], "big") for j in (0, 32, 64)) for i in range(0, len(t), 96)]
     assert len(table) == 16
     acc = (BX, BY, 1, BX * BY % P)
     two = ed25519._to_niels(ed25519._double(acc))

@@ -185,7 +185,9 @@ def test_generate():
 
 def test_g_table_is_odd_multiples_of_g():
     # independent of the table: repeated general additions G + 2G + 2G ...
-    table = p256._g_table()
+    t = p256._G_BYTES  # constants: 16 points, x || y each
+    table = [(int.from_bytes(t[i:i + 32], "big"), int.from_bytes(t[i + 32:i + 64], "big"))
+             for i in range(0, len(t), 64)]
     g2 = p256._jdouble(GX, GY, 1)
     acc = (GX, GY, 1)
     for i in range(len(table)):

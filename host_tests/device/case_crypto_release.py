@@ -74,7 +74,7 @@ def _check_released(names, before, loaded):
         assert name not in sys.modules, name
     after = _heap()
     grew = loaded - before
-    assert grew > 8192, "the phase loaded only %d bytes: nothing to release?" % grew
+    assert grew > 4096, "the phase loaded only %d bytes: nothing to release?" % grew
     assert after - before <= grew * LEFT_OVER, \
         "%d of the %d bytes the phase took are still in use after the release" % (after - before, grew)
 

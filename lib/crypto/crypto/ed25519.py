@@ -21,8 +21,6 @@ _L = 2**252 + 27742317777372353535851937790883648493
 _D = const(37095705934669439343138083508754565189542113879843219016388785533085940283555)
 _D2 = 16295367250680780974490674513165176452449235426866156013048779062215315747161  # 2d mod p
 _SQRT_M1 = const(19681161376707505956807079304988542015446066515923890162744021073123829784752)
-_BX = const(15112221349535400772501151409588531511454012693041857206046113283949847762202)
-_BY = const(46316835694926478169428394003475163141307993866256225615783033603165251855960)
 
 # Odd multiples 1B, 3B, ..., 31B (width-6 NAF digits) as affine "Niels" triples (y+x, y-x, 2d*x*y) mod p, each
 # 3 x 32 bytes big-endian: with Z = 1 a mixed addition costs 7 multiplications. Constants, read as the walk
@@ -80,13 +78,6 @@ _B_BYTES = (
     b"\x28\x67\x62\xd2\x83\x02\xf7\xd2\xa5\xa9\x65\x63\x26\x2f\x9c\xe0\x77\xa8\xc8\x41\x57\xe8\x07\x94\x8f\x52\xed\x24\x36\xbd\xa3\xe8"
 )
 _A_WIDTH = const(4)  # the per-call table of A: A, 3A, 5A, 7A (width 5: twice the heap, ~3% faster)
-
-
-def _b_table():
-    """[(y+x, y-x, 2dxy) for B, 3B, 5B, ...] as ints (the walk reads them from _B_BYTES directly)."""
-    t = _B_BYTES
-    return tuple(tuple(int.from_bytes(t[i + j:i + j + 32], "big") for j in (0, 32, 64))
-                 for i in range(0, len(t), 96))
 
 
 def _to_niels(pt):

@@ -21,8 +21,6 @@ except ImportError:  # CPython
 _P = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF
 _N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _B = const(0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B)
-_GX = const(0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296)
-_GY = const(0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5)
 
 _G_WIDTH = const(6)  # 16 affine points 1G, 3G, ..., 31G (_G_BYTES)
 _Q_WIDTH = const(4)  # 4 Jacobian points per call: ~1.5 KiB on the 64-bit VM (width 5: twice that, ~3% faster)
@@ -136,13 +134,6 @@ def _to_affine(x, y, z):
     zi = inverse(z, p)
     zi2 = zi * zi % p
     return x * zi2 % p, y * zi2 % p * zi % p
-
-
-def _g_table():
-    """The affine odd multiples G, 3G, ..., 31G as (x, y) ints (the walk reads them from _G_BYTES directly)."""
-    t = _G_BYTES
-    return tuple((int.from_bytes(t[i:i + 32], "big"), int.from_bytes(t[i + 32:i + 64], "big"))
-                 for i in range(0, len(t), 64))
 
 
 # ---- u1*G + u2*Q -------------------------------------------------------------------------------------------
