@@ -302,7 +302,7 @@ def test_block1_upload_and_szx_negotiation():
         srv.start()
         body = bytes((i * 3) & 255 for i in range(2500))
         r = await cli.put("server", "/up", body, szx=4)
-        assert r.code == D.CHANGED and box["v"] == body
+        assert r.code == D.CHANGED and box["v"] == body, (r.code, len(box.get("v", b"")), cli.t.sent, srv.t.sent)
         # A server that wants smaller blocks answers 2.31 with its SZX (RFC 7959 2.3); the client follows.
         srv.szx = 2
         box.clear()

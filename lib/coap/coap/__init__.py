@@ -30,6 +30,7 @@ class Params:
                  default_leisure=5000, probing_rate=1, max_latency=100000, processing_delay=None):
         self.ack_timeout = ack_timeout
         self.ack_random_factor = ack_random_factor
+        self.ack_spread = int(ack_timeout * (ack_random_factor - 1))  # the initial timeout's random part's range
         self.max_retransmit = max_retransmit
         self.nstart = nstart
         self.default_leisure = default_leisure

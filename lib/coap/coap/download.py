@@ -64,6 +64,8 @@ def _feed(rx, r, first):
     # None when the body is complete. A plain function, so that the block's payload is never on fetch's
     # (long-lived) coroutine stack.
     b2 = r.opt(_BLOCK2)  # num << 4 | more << 3 | szx (as coap.block.decode)
+    if b2 is None or r.code >= 96 and not first:  # a later block must be a success with Block2
+        raise _error("block at %d: %s without Block2" % (rx.offset, r.code))
     if len(b2) > 3:
         raise _error("block option too long")
     n = int.from_bytes(b2, "big") if b2 else 0
@@ -112,8 +114,6 @@ async def fetch(ep, first, method, remote, path, options, con, timeout, sink, st
         m.token = ((tok + nxt) & 0xFFFFFFFF).to_bytes(4, "big")
         r = None
         r = await exchange(ep, m, remote, timeout)
-        if r.code >= 96 or not r.has(_BLOCK2):
-            raise _error("block %d: %s without Block2" % (nxt, r.code))
     if start is None and body is not None:
         r.payload = body
     r.size2 = rx.size

@@ -42,8 +42,7 @@ _P_LEFT = const(6)
 
 def initial_timeout(params, r):
     """First retransmission timeout in ms: ACK_TIMEOUT * uniform[1, ACK_RANDOM_FACTOR], r in 0..65535."""
-    t = params.ack_timeout
-    return t + int(t * (params.ack_random_factor - 1) * r / 65535)
+    return params.ack_timeout + params.ack_spread * r // 65535  # integers: no float per CON
 
 
 def _send(ep, data, mid, remote):
@@ -149,10 +148,10 @@ def _tick(ep, now):
 
 def _next(locks, remote):
     # The outstanding exchange with remote ended: the first waiting request's turn, or nobody's.
-    q = locks.get(remote)
+    q = locks[remote]
     if q:
         q.pop(0).set()
-    elif q is not None:
+    else:
         del locks[remote]
 
 
@@ -172,13 +171,16 @@ async def exchange(ep, m, remote, timeout=None):
     t0 = ticks_ms()
     try:
         # NSTART = 1 (RFC 7252 4.7): one outstanding CON per server. ep.locks[remote], present while one is
-        # outstanding, lists the Events of the requests waiting for it; the owner hands it to the first. (An
-        # asyncio.Lock costs ~12k VM instructions per acquire/release; this, uncontended, a dict entry.)
+        # outstanding, is None or lists the Events of the requests waiting for it; the owner hands it to the
+        # first. (An asyncio.Lock costs ~12k VM instructions per acquire/release; this, uncontended, a dict
+        # entry and nothing allocated.)
         locks = ep.locks
-        q = locks.get(remote)
-        if q is None:
-            locks[remote] = []
+        if remote not in locks:
+            locks[remote] = None
         else:
+            q = locks[remote]
+            if q is None:
+                q = locks[remote] = []
             ev = asyncio.Event()
             q.append(ev)
             try:

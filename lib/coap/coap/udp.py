@@ -56,7 +56,7 @@ class UDPTransport:
         self.poll = None  # select.poll of the socket, for recv_now
         self._ai = {}
         self.buf = bytearray(64)  # receives a datagram that cannot be allocated (dropped: truncated)
-        self.drop = getattr(s, "readinto", None) or s.recv_into  # board / CPython: bound now, as it allocates
+        self.drop = getattr(s, "readinto", None) or getattr(s, "recv_into")  # board / CPython: bound now (it allocates)
         try:
             self.address = sockaddr(s.getsockname())
         except Exception:
