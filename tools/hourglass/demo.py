@@ -500,7 +500,10 @@ class Demo:
                 raise DemoError(f"update {name} stuck in {row['state']}")
             await asyncio.sleep(0.2)
         # the device's figures from before its reset (the download's boot), then from after
-        m = await self.con.wait(HEAP_PEAK, 30, resets + 1)
+        try:
+            m = await self.con.wait(HEAP_PEAK, 30, resets + 1)
+        except DemoError as e:  # no reset: the update ended before its install (the server has the reason)
+            raise DemoError(f"update {name}: {row['state']} ({row['message']}) without a restart; {e}") from None
         await self.settled()
         row["pre_reset"] = (int(m.group(1)), int(m.group(2)) + int(m.group(3)))
         # the install ran at the next boot, before the agent's endpoint was imported
