@@ -48,7 +48,7 @@ def digest(parts):
     function once it gives the known answer, else crypto.sha512's (the pure version)."""
     try:
         from hashlib import sha512
-    except ImportError:
+    except (ImportError, AttributeError):  # (the nRF52840's MicroPython raises AttributeError for the name)
         sha512 = None
     if sha512 is None:
         try:  # as in crypto.sha512
