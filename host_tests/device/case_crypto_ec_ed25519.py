@@ -6,6 +6,7 @@ import hgtest
 from hgtest import unhex
 
 from crypto import ed25519
+from crypto import _ed25519_math
 from crypto import _ed25519_sign
 from crypto import sha512
 
@@ -52,6 +53,16 @@ def test_sha512_incremental_matches_one_shot():
     assert h.digest() == sha512.Sha512(b"abc").digest()
 
 
+
+def test_sha512_one_shot_of_parts_matches_pure():
+    # crypto._sha512_once (Ed25519 verification's hash): parts crossing block and padding boundaries, checked
+    # against the pure version (a separate implementation on both runtimes)
+    from crypto import _sha512_once
+    data = bytes(range(256)) * 2
+    for n in (0, 1, 3, 111, 112, 113, 127, 128, 129, 239, 240, 300, 512):
+        parts = (data[:n // 3], memoryview(data)[n // 3:n // 2], b"", data[n // 2:n])
+        assert _sha512_once.digest(parts) == sha512.Sha512(data[:n]).digest(), n
+
 def test_sha512_new_uses_whatever_the_port_has():
     assert sha512.digest(b"abc") == sha512.Sha512(b"abc").digest()
     if hgtest.IS_MICROPYTHON:
@@ -84,6 +95,25 @@ def test_rfc8032_7_1_verify():
         assert ed25519.verify(pub, msg, sig), v["name"]
         assert not ed25519.verify(pub, msg + b"\x00", sig), v["name"]
 
+
+
+def test_verify_releases_the_sha512_it_loaded():
+    # The verify heap's peak was SHA-512 and the point arithmetic loaded together (the ESP32's SUIT trigger ran
+    # out there): a verification that loads SHA-512 releases it before the arithmetic; one whose caller had it
+    # loaded leaves it.
+    import sys
+    if not hgtest.IS_MICROPYTHON:
+        hgtest.skip("CPython keeps its modules (hashlib's SHA-512)")
+    from crypto import release
+    v = VECTORS[1]
+    release("crypto.sha512", "crypto._sha512_viper", "crypto._sha512_once")
+    assert ed25519.verify(v["public"], v["message"], v["signature"])
+    for name in ("crypto.sha512", "crypto._sha512_viper", "crypto._sha512_once"):
+        assert name not in sys.modules, name
+    assert "crypto._ed25519_math" in sys.modules
+    import crypto.sha512  # noqa: F401 (loaded by the caller: kept)
+    assert ed25519.verify(v["public"], v["message"], v["signature"])
+    assert "crypto.sha512" in sys.modules
 
 def test_rfc8032_7_1_public_key_and_sign():
     for v in VECTORS:
@@ -130,14 +160,14 @@ def test_non_canonical_s_is_rejected():
 def test_bad_public_key_encodings_are_rejected():
     _, msg, sig = _test2()
     # y >= p (non-canonical y = p + 1)
-    assert ed25519._decode_point((P + 1).to_bytes(32, "little")) is None
+    assert _ed25519_math._decode_point((P + 1).to_bytes(32, "little")) is None
     assert not ed25519.verify((P + 1).to_bytes(32, "little"), msg, sig)
     # x = 0 with the sign bit set (y = 1 is the neutral point; "-0" is invalid)
     neg_zero = (1 | 1 << 255).to_bytes(32, "little")
-    assert ed25519._decode_point(neg_zero) is None
-    assert ed25519._decode_point((1).to_bytes(32, "little")) == (0, 1)
+    assert _ed25519_math._decode_point(neg_zero) is None
+    assert _ed25519_math._decode_point((1).to_bytes(32, "little")) == (0, 1)
     # y = 2 has no x on the curve (x^2 is not a square)
-    assert ed25519._decode_point((2).to_bytes(32, "little")) is None
+    assert _ed25519_math._decode_point((2).to_bytes(32, "little")) is None
     assert not ed25519.verify((2).to_bytes(32, "little"), msg, sig)
 
 
@@ -190,18 +220,18 @@ def test_generate():
 def test_base_point_table_entries_are_odd_multiples():
     # the wNAF table (constants) is (y+x, y-x, 2dxy) of B, 3B, 5B, ..., 31B; each checked against an affine
     # multiple made by repeated additions of 2B, not through the table
-    t = ed25519._B_BYTES  # constants: 16 entries of 3 x 32 bytes
+    t = _ed25519_math._B_BYTES  # constants: 16 entries of 3 x 32 bytes
     table = [tuple(int.from_bytes(t[i + j:i + j + 32], "big") for j in (0, 32, 64)) for i in range(0, len(t), 96)]
     assert len(table) == 16
     acc = (BX, BY, 1, BX * BY % P)
-    two = ed25519._to_niels(ed25519._double(acc))
+    two = _ed25519_math._to_niels(_ed25519_math._double(acc))
     for i in range(16):
         x, y, z, _ = acc
         zi = pow(z, P - 2, P)
         ax, ay = x * zi % P, y * zi % P
-        assert table[i] == ((ay + ax) % P, (ay - ax) % P, ed25519._D2 * ax * ay % P), i
-        acc = ed25519._add(acc, two)
+        assert table[i] == ((ay + ax) % P, (ay - ax) % P, _ed25519_math._D2 * ax * ay % P), i
+        acc = _ed25519_math._add(acc, two)
     x, y, z, _ = _ed25519_sign._base_mult(5)
     zi = pow(z, P - 2, P)
     ax, ay = x * zi % P, y * zi % P
-    assert table[2] == ((ay + ax) % P, (ay - ax) % P, ed25519._D2 * ax * ay % P)
+    assert table[2] == ((ay + ax) % P, (ay - ax) % P, _ed25519_math._D2 * ax * ay % P)

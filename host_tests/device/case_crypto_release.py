@@ -14,8 +14,9 @@ MP_HEAP = "256k"
 
 BOOTSTRAP = ("crypto.x25519", "crypto.p256", "crypto._ec", "crypto._concat_kdf")
 UPDATE = ("cose.sign1", "cose.mac0", "cose.key", "cose.algs", "cose.headers", "crypto._lms_py",
-          "crypto.p256", "crypto._ec", "crypto.ed25519", "crypto.sha512", "crypto._sha512_viper", "crypto.lms",
-          "crypto._lms_viper", "_cbor_stream")
+          "crypto.p256", "crypto._ec", "crypto.ed25519", "crypto._ed25519_math", "crypto.sha512",
+          "crypto._sha512_once", "crypto._sha512_viper", "crypto.lms", "crypto._lms_viper",
+          "crypto._lms_selftest", "_cbor_stream")
 # What stays after a release on the VM: the interned names (the qstr pool never shrinks; hgtest.open_qstr_pool
 # opens the next pool before the phase, so a pool it would open is not counted) and heap-block rounding.
 LEFT_OVER = 0.2

@@ -108,7 +108,7 @@ def test_pyhsslms_parameter_sets():
 
 def test_python_chain_walk_matches():
     # On the VM lms uses the viper chain walk; the Python walk (the fallback) must verify the same vectors.
-    lms._pick_walkers()  # the choice is made on the first verification: make it now, then override it
+    lms._pick_walkers(bytearray(1024))  # the choice is made on the first verification: make it now, then override it
     from crypto import _lms_py
     saved = lms._ots_walk, lms._merkle
     lms._ots_walk, lms._merkle = _lms_py.ots_walk, _lms_py.merkle
@@ -127,6 +127,28 @@ def test_python_chain_walk_matches():
         import crypto
         crypto.release("crypto._lms_py")
 
+
+
+def test_self_test_answers_are_the_python_walks():
+    # crypto._lms_selftest checks the viper walk against constants instead of loading the Python walk beside it:
+    # the constants must be what the Python walk gives, and on the VM the viper walk must give them too
+    import sys
+    from crypto import _lms_py, _lms_selftest
+    for chains in (32, 16, 20, 1):  # crypto.lms's block and others: the answers do not depend on it
+        block = bytearray(chains * 32)
+        assert _lms_selftest.run(_lms_py.ots_walk, _lms_py.merkle, block) == _lms_selftest.ANSWER, chains
+        if hgtest.IS_MICROPYTHON:
+            from crypto import _lms_viper
+            assert _lms_selftest.passes(_lms_viper.ots_walk, _lms_viper.merkle, block), chains
+    if hgtest.IS_MICROPYTHON:
+        import crypto
+        crypto.release("crypto._lms_py", "crypto._lms_selftest")
+        lms._ots_walk = None
+        msg = hgtest.read_vector("crypto/lms/message.bin")
+        assert lms.hss_verify(hgtest.read_vector("crypto/lms/w8_h5_l1.pub"), msg,
+                              hgtest.read_vector("crypto/lms/w8_h5_l1.sig"))
+        assert lms._ots_walk is _lms_viper.ots_walk  # the viper walk passed the known answers
+        assert "crypto._lms_py" not in sys.modules and "crypto._lms_selftest" not in sys.modules
 
 def test_unaligned_signature_buffer():
     # The viper walk copies words when the y values are word-aligned and bytes otherwise: both must agree.

@@ -2,7 +2,8 @@
 # or generate, so a verify-only device never pays for it. Not constant-time: Python big ints are not.
 from crypto import CryptoError
 from crypto import sha512 as _sha512
-from crypto.ed25519 import _L, _double_scalar, _encode_point
+from crypto._ed25519_math import _double_scalar, _encode_point
+from crypto.ed25519 import _L
 
 
 def _base_mult(k):

@@ -1,8 +1,6 @@
 # The Python versions of the LMS chain walk and Merkle climb (crypto._lms_viper has the same in machine code):
-# the fallback where the viper emitter is missing, and the reference the viper walk is checked against before
-# crypto.lms uses it (then this module is released again). Use crypto.lms, not this module.
-from crypto.lms import _sha256
-
+# the fallback where the viper emitter is missing, and the reference crypto._lms_selftest's answers come from
+# (case_lms checks them). Use crypto.lms, not this module.
 try:
     from micropython import const
 except ImportError:  # CPython
@@ -10,7 +8,6 @@ except ImportError:  # CPython
         return x
 
 _N = const(32)
-_BLOCK_CHAINS = const(32)  # as crypto.lms
 
 
 def ots_walk(qp, sig, y_off, block, last, work, wv, kc, sha):
@@ -74,32 +71,3 @@ def merkle(nb, leaf, sig, path, node, sha):
         path += _N
     return tmp
 
-
-def self_test_viper(ots_walk_viper, merkle_viper):
-    # A synthetic W=4 walk over 40 chains (two blocks, ~300 hashes): the viper walk must give the same
-    # checksum, the same Kc and the same number of hashes as the Python one.
-    qp1 = bytearray(_N + 6)
-    for k in range(_N):
-        qp1[k] = (k * 37 + 11) & 0xFF
-    qp1[_N + 2] = 4
-    qp1[_N + 4] = 40
-    qp1[_N + 5] = 4
-    qp2 = bytearray(qp1)
-    sig = bytes((k * 7) & 0xFF for k in range(8 + 40 * _N))
-    out = []
-    for walk, qp in ((ots_walk_viper, qp1), (ots_walk, qp2)):
-        kc = _sha256(b"kc")
-        block = bytearray(_BLOCK_CHAINS * _N)
-        work = bytearray(24 + _N)
-        n = walk(qp, sig, 8, block, memoryview(block)[:8 * _N], work, memoryview(work)[1:], kc, _sha256)
-        out.append((n, kc.digest(), bytes(qp)))
-    if not (out[0] == out[1] and out[0][0] > 0):
-        return False
-    # and a 5-level climb from node 45 with the same path
-    roots = []
-    for climb in (merkle_viper, merkle):
-        nb = bytearray(22 + 2 * _N)
-        for k in range(22 + _N):
-            nb[k] = (k * 13 + 1) & 0xFF
-        roots.append(climb(nb, memoryview(nb)[:22 + _N], sig, 40, 45, _sha256))
-    return roots[0] == roots[1]

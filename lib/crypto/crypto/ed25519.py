@@ -1,256 +1,11 @@
 # Ed25519 (RFC 8032): verify for the device, plus public_key/sign (deterministic; tests, tools, optional
-# device signing) in crypto._ed25519_sign, loaded on first use.
+# device signing) in crypto._ed25519_sign, loaded on first use. The point arithmetic is crypto._ed25519_math.
 #
-# Speed comes from big Python ints used the way MicroPython's mpz likes them (few large operations, one `% p`
-# per product, sums of products reduced once), extended twisted Edwards coordinates (no inversion per step),
-# and one joint double-scalar multiplication [S]B - [h]A: interleaved width-w NAF digits over a table of odd
-# multiples of the base point B (constants; mixed additions) and a per-call table for A.
-# The one inversion is extended Euclid (_ec.inverse) and the square root an addition chain. SHA-512 is
-# crypto.sha512 (viper on MicroPython), loaded by the first verification. Python ints are not constant-time:
-# signing on a device leaks timing.
-from crypto._ec import inverse, wnaf as _wnaf
+# A verification's heap peaked where SHA-512 (crypto.sha512 and its viper block function: ~5.5 KB of the VM
+# heap) and the arithmetic (~5.7 KB) were loaded together: it hashes first, with this small module and the
+# one-shot crypto._sha512_once, and on MicroPython releases what the hash loaded before it imports the arithmetic.
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-    def const(x):
-        return x
-
-_P = 2**255 - 19
 _L = 2**252 + 27742317777372353535851937790883648493
-_D = const(37095705934669439343138083508754565189542113879843219016388785533085940283555)
-_D2 = 16295367250680780974490674513165176452449235426866156013048779062215315747161  # 2d mod p
-_SQRT_M1 = const(19681161376707505956807079304988542015446066515923890162744021073123829784752)
-
-# Odd multiples 1B, 3B, ..., 31B (width-6 NAF digits) as affine "Niels" triples (y+x, y-x, 2d*x*y) mod p, each
-# 3 x 32 bytes big-endian: with Z = 1 a mixed addition costs 7 multiplications. Constants, read as the walk
-# needs them: a verification builds no table (building one took ~10 KB of the VM heap for a moment and kept
-# 3.5 KB); test_base_point_table_entries_are_odd_multiples recomputes them.
-_B_WIDTH = const(6)
-_B_BYTES = (
-    b"\x07\xcf\x9d\x3a\x33\xd4\xba\x65\x27\x0b\x48\x98\x64\x3d\x42\xc2\xcf\x93\x2d\xc6\xfb\x8c\x0e\x19\x2f\xbc\x93\xc6\xf5\x8c\x3b\x85"
-    b"\x44\xfd\x2f\x92\x98\xf8\x12\x67\xa5\xc1\x84\x34\x68\x8f\x8a\x09\xfd\x39\x9f\x05\xd1\x40\xbe\xb3\x9d\x10\x39\x05\xd7\x40\x91\x3e"
-    b"\x6f\x11\x7b\x68\x9f\x0c\x65\xa8\x5a\x1b\x7d\xcb\xdd\x43\x59\x8c\x26\xd9\xe8\x23\xcc\xaa\xc4\x9e\xab\xc9\x12\x05\x87\x7a\xaa\x68"
-    b"\x7a\x16\x4e\x1b\x9a\x80\xf8\xf4\xc1\x1b\x50\x02\x9f\x01\x67\x32\x02\x5a\x84\x30\xe8\x86\x4b\x8a\xaf\x25\xb0\xa8\x4c\xee\x97\x30"
-    b"\x2a\xb9\x15\x87\x55\x5b\xda\x62\x81\x31\xf3\x1a\x21\x4b\xd6\xbd\x3b\xd3\x53\xfd\xe5\xc1\xba\x7d\x56\x61\x1f\xe8\xa4\xfc\xd2\x65"
-    b"\x5a\x28\x26\xaf\x12\xb9\xb4\xc6\xd1\x70\xe5\x45\x8c\xf2\xdb\x4c\x58\x94\x23\x22\x1c\x35\xda\x62\x14\xae\x93\x3f\x0d\xd0\xd8\x89"
-    b"\x29\x45\xcc\xf1\x46\xe2\x06\xeb\xdd\x1b\xeb\x0c\x5a\xbf\xec\x44\x8d\x50\x48\xc3\xc7\x5e\xed\x02\xa2\x12\xbc\x44\x08\xa5\xbb\x33"
-    b"\x15\x4a\x7e\x73\xeb\x1b\x55\xf3\xe3\x3c\xf1\x1c\xb8\x64\xa0\x87\xd5\x00\x14\xd1\x4b\x27\x29\xb7\x7f\x91\x82\xc3\xa4\x47\xd6\xba"
-    b"\x43\xaa\xbe\x69\x6b\x3b\xb6\x9a\xb4\x1b\x67\x0b\x1b\xbd\xa7\x2d\x27\x0e\x08\x07\xd0\xbd\xd1\xfc\xbc\xbb\xdb\xf1\x81\x2a\x82\x85"
-    b"\x46\x1b\xea\x69\x28\x3c\x92\x7e\x71\xb2\x52\x82\x28\x54\x2e\x49\x74\x70\x35\x3a\xb3\x9d\xc0\xd2\x6b\x1a\x5c\xd0\x94\x4e\xa3\xbf"
-    b"\x1d\x6e\xdd\x5d\x2e\x53\x17\xe0\x9d\xea\x76\x4f\x92\x19\x2c\x3a\x6c\xa0\x21\x53\x3b\xba\x23\xa7\xba\x6f\x2c\x9a\xaa\x32\x21\xb1"
-    b"\x7a\x9f\xbb\x1c\x6a\x0f\x90\xa7\x52\x9c\x41\xba\x58\x77\xad\xf3\xb3\x03\x5f\x47\x05\x3e\xa4\x9a\xf1\x83\x6d\xc8\x01\xb8\xb3\xa2"
-    b"\x34\xb9\xed\x33\x8a\xdd\x7f\x59\xce\xb2\x33\xc9\xc6\x86\xf5\xb5\xa6\x50\x9e\x6f\x51\xbc\x46\xc5\x9b\x2e\x67\x8a\xa6\xa8\x63\x2f"
-    b"\x49\xc0\x5a\x51\xfa\xdc\x9c\x8f\x96\xcb\xc6\x08\xe7\x5e\xb0\x44\x98\xa0\x81\xb6\xf5\x20\x41\x9b\xf3\x6e\x21\x7e\x03\x9d\x80\x64"
-    b"\x73\xc1\x72\x02\x1b\x00\x8b\x06\xaa\xf6\xfc\x29\x93\xd4\xcf\x16\xe2\xff\x83\xe8\xa7\x19\xd2\x2f\x06\xb4\xe8\xbf\x90\x45\xaf\x1b"
-    b"\x42\x75\xaa\xe2\x54\x6d\x8f\xaf\x11\x3e\x84\x71\x17\x70\x34\x06\xe5\xd9\xfe\xcf\x02\x30\x2e\x27\x2f\xbf\x00\x84\x8a\x80\x2a\xde"
-    b"\x18\xab\x59\x80\x29\xd5\xc7\x7f\xa3\xa0\x75\x55\x6a\x8d\xeb\x95\x3e\xd6\xb3\x69\x77\x08\x83\x81\x31\x5f\x5b\x02\x49\x86\x43\x48"
-    b"\x3d\xc6\x55\x22\xb5\x3d\xf9\x48\x44\x31\x11\x99\xb5\x1a\x86\x22\x03\x1e\xb4\xa1\x32\x82\xe4\xa4\xd8\x2b\x2c\xc5\xfd\x60\x89\xe9"
-    b"\x23\x4f\xd7\xee\xc3\x46\xf2\x41\x53\x7a\x0e\x12\xfb\x07\xba\x07\xbf\x84\xb3\x9a\xb5\xbc\xde\xdb\xbf\x70\xc2\x22\xa2\x00\x7f\x6d"
-    b"\x02\x67\x88\x2d\x17\x60\x24\xa7\x9d\x12\xb2\x32\xaa\xad\x59\x68\xae\xfc\xeb\xc9\x9b\x77\x6f\x6b\x50\x6f\x01\x3b\x32\x7f\xbf\x93"
-    b"\x49\x7b\xa6\xfd\xaa\x09\x78\x63\xa2\xef\x37\xf8\x91\xa7\xe5\x33\x24\x37\xe6\xb1\xdf\x8d\xd4\x71\x53\x60\xa1\x19\x73\x2e\xa3\x78"
-    b"\x61\xe2\x29\x17\xf1\x2d\xe7\x2b\x2d\xbd\xbd\xfa\xc1\xf2\xd4\xd0\x86\x48\xc2\x8d\x18\x9c\x24\x6d\x24\xce\xcc\x03\x13\xcf\xea\xa0"
-    b"\x43\xb5\xcd\x42\x18\xd0\x5e\xbf\x75\x08\x30\x08\x07\xb2\x51\x92\xd3\x82\x9b\xa4\x2a\x99\x10\xd6\x04\x0b\xcd\x86\x46\x8c\xcf\x0b"
-    b"\x51\x1d\x61\x21\x0a\xe4\xd8\x42\x03\x2e\x5a\x7d\x93\xd6\x42\x70\xeb\x38\xaf\x4e\x37\x3f\xde\xee\x5d\x9a\x76\x2f\x9b\xd0\xb5\x16"
-    b"\x6d\x32\x59\x24\xdd\xb8\x55\xe3\xaa\x9b\x36\x64\x6f\x8f\x12\x48\xa5\x46\x20\xcd\xc0\xd7\x04\x4f\x92\xc6\x76\xef\x95\x0e\x9d\x81"
-    b"\x71\xa7\xfe\x6f\xe2\x48\x28\x10\x39\xfa\x4e\x27\x29\x94\x2d\x25\x8a\x1c\xf0\x16\xb5\x92\xed\xb4\x08\x13\x86\x48\x44\x20\xde\x87"
-    b"\x47\x46\xc4\xb6\x55\x9e\xea\xa9\x72\xcf\x59\x18\x83\x77\x8d\x0c\x33\xfd\x14\x79\xfe\x5f\x2a\x03\x6c\x71\x82\xb8\xa5\xc8\xc8\x54"
-    b"\x5c\x9a\x51\xde\x34\xfe\x9f\xb7\x45\x65\x1c\xf7\xb5\x3a\x16\xb5\xde\xfa\xb2\x27\x6f\x89\xf6\x17\xd3\x77\x7b\x3c\x6d\xc6\x9a\x2b"
-    b"\x21\x96\x63\x49\x7d\xb5\xe6\xd6\xff\x93\x9a\x76\x06\x72\xa3\x32\x7d\x35\xae\xdd\x0e\xfc\xc8\x49\x34\x85\x46\xc8\x64\x74\x11\x47"
-    b"\x48\x04\x50\x3c\x60\x82\x23\xbb\x09\xc3\xa7\x17\x10\x14\x22\x77\xff\xdd\xda\xa1\xe6\x58\x51\x5b\xf5\x10\xf1\xcf\x79\xf1\x0e\x67"
-    b"\x55\x33\x98\xa5\x16\x50\x69\x6d\x88\xa9\x6e\xd7\xc9\x6e\x0e\x23\xa0\x59\xa0\xe3\xa6\x15\xac\xab\xc4\x24\x9e\xd0\x2c\xa3\x7f\xc7"
-    b"\x77\x1e\x09\x88\x58\xde\x4c\x5e\x5d\x9e\x5c\xe4\x20\x83\x8a\x47\xbb\xb4\x0a\xa7\xe9\x9b\x9e\x32\x3b\x68\x21\xd2\x3a\x36\xd1\x75"
-    b"\x5a\x5e\xd1\xd6\x8f\xf5\xa6\x11\x47\x7f\x4a\x2d\x9f\xa5\x95\x08\x3a\xda\x5d\x79\x85\x89\x9c\xcb\x9a\x12\xf5\xd2\x78\x45\x1e\xdf"
-    b"\x44\xac\xb8\x97\xd8\xbf\x92\xf0\x73\x87\xf8\x29\x1e\x71\x1e\x20\xcf\x20\x9a\x25\x7e\x4b\x35\xd8\x11\x95\x12\x2a\xfe\x15\x0e\x83"
-    b"\x01\x9b\x60\x13\x5f\xef\xdc\x44\x28\x65\x3c\x1e\xda\x1c\xab\xe9\x39\x2e\x5c\x19\xca\xdb\x9d\x7e\xba\xe5\xe0\xc5\x58\x52\x73\x59"
-    b"\x15\x0c\x49\xfd\xe6\xad\x2f\x92\x50\x6e\x88\xa8\xfc\x1a\x3e\xd7\xc4\xf5\xe6\x4f\x24\x30\x4c\x16\x1e\x60\x68\x14\x5e\x13\x4b\x83"
-    b"\x6b\x2b\x5a\x07\x5b\xb9\x99\x22\x10\xaf\x79\xc4\x25\xa7\x08\xad\x5d\x6f\xef\x39\x4f\x75\xa6\x51\x8e\x7b\xf2\x95\x09\x47\x11\x38"
-    b"\x78\xa6\xd7\x79\x1e\x05\xfb\xc1\xfe\x3e\xe3\x56\x0c\x36\x16\x8d\xc8\x3f\x44\xdb\xb8\x71\x4a\xd0\xb8\x49\x86\x3c\x9c\xdc\xa8\x68"
-    b"\x72\x5c\x7f\xfc\x4a\xd5\x5d\x00\xaa\x2b\x1f\xb1\xd5\x42\xf5\x90\xa6\x01\xb3\x55\x74\x17\x48\xd5\x58\xbf\x70\x4b\x47\xa0\xb9\x76"
-    b"\x79\x4c\xc9\x27\x7c\xb1\xf3\xa3\x23\xd1\x15\x7b\x8b\x12\x10\x9f\x73\x52\xd5\x11\x02\xa2\x0d\x34\xe4\x42\x67\x15\xd1\xcf\x99\xb2"
-    b"\x4c\xd5\x46\x25\xf8\x55\xfa\xe7\xdf\x58\x5d\x71\x49\x02\x99\x4c\xfe\x41\x6c\xa4\xed\x5e\x63\x66\x91\x80\x2b\xf7\x1c\xd0\x98\xc0"
-    b"\x70\x08\x35\x7b\x6f\xcc\x8e\x85\x2a\xd0\x32\xf1\x0a\x31\x10\x21\xbc\x9a\xed\xad\x32\xf6\x72\x58\x4a\xf6\xc4\x26\xc2\xac\x50\x53"
-    b"\x06\xef\x7e\x98\x51\xad\x0f\x6a\x8d\x2d\xd5\xa3\xb9\xad\x29\xb6\xb8\xcc\xc8\xfa\x95\xfb\xcc\xfb\x0b\x88\x67\x27\x38\x77\x3f\x01"
-    b"\x13\xa9\x2a\x36\x69\xd6\xd4\x28\xb6\x31\x63\x9c\x48\x53\x62\x02\x47\xab\x64\x63\xd2\xb4\x79\x2b\xd0\x1b\x9f\xbb\x82\x58\x4a\x34"
-    b"\x3c\x29\x6d\xdf\x8a\x2a\xf8\x6a\x24\x68\x0f\x01\xd8\x02\xe0\x71\x75\x40\xe4\x1e\x50\x35\xdc\x5c\xca\x93\x77\x1c\xc0\x57\x7d\xe5"
-    b"\x7a\x99\xd3\x93\x49\x0c\x77\xba\xaf\xf8\x23\x17\x9f\x53\xd7\x30\xa9\x2f\x7b\xf9\x8c\x8f\xf9\x12\xae\xad\x15\xf9\xd9\x14\xa7\x13"
-    b"\x0a\x89\x2c\x70\x07\x47\x71\x7b\xfc\x71\xa3\x7d\xd0\xa1\xad\x05\xb8\x95\x10\xc7\x40\xad\xb9\x1f\xfc\xeb\x4d\x2e\xbb\x1f\x25\x41"
-    b"\x28\x67\x62\xd2\x83\x02\xf7\xd2\xa5\xa9\x65\x63\x26\x2f\x9c\xe0\x77\xa8\xc8\x41\x57\xe8\x07\x94\x8f\x52\xed\x24\x36\xbd\xa3\xe8"
-)
-_A_WIDTH = const(4)  # the per-call table of A: A, 3A, 5A, 7A (width 5: twice the heap, ~3% faster)
-
-
-def _to_niels(pt):
-    """Extended (X, Y, Z, T) -> (Y+X, Y-X, 2Z, 2dT), the addend form for _add."""
-    p = _P
-    x, y, z, t = pt
-    return ((y + x) % p, (y - x) % p, 2 * z % p, _D2 * t % p)
-
-
-def _add(pt, q):
-    """Extended point + Niels-form point (add-2008-hwcd-3, a = -1): 8 multiplications."""
-    p = _P
-    x1, y1, z1, t1 = pt
-    ypx, ymx, z2, t2 = q
-    a = (y1 - x1) * ymx % p
-    b = (y1 + x1) * ypx % p
-    c = t1 * t2 % p
-    d = z1 * z2 % p
-    e = b - a
-    f = d - c
-    g = d + c
-    h = b + a
-    return (e * f % p, g * h % p, f * g % p, e * h % p)
-
-
-def _double(pt):
-    """dbl-2008-hwcd with a = -1: 4 squarings + 4 multiplications."""
-    p = _P
-    x1, y1, z1 = pt[0], pt[1], pt[2]
-    a = x1 * x1 % p
-    b = y1 * y1 % p
-    c = 2 * z1 * z1 % p
-    s = x1 + y1
-    e = (s * s - a - b) % p
-    g = b - a
-    f = g - c
-    h = -a - b
-    return (e * f % p, g * h % p, f * g % p, e * h % p)
-
-
-def _pow_p58(z):
-    """z^((p-5)/8) = z^(2^252 - 3) by the usual addition chain: 251 squarings + 11 products, about 60% of
-    pow(), which multiplies for nearly every bit of this all-ones exponent."""
-    p = _P
-
-    def sq(x, n):
-        for _ in range(n):
-            x = x * x % p
-        return x
-
-    t0 = z * z % p
-    t1 = z * sq(t0, 2) % p  # z^9
-    t0 = t0 * t1 % p  # z^11
-    t0 = t1 * (t0 * t0 % p) % p  # 2^5 - 1
-    t0 = sq(t0, 5) * t0 % p  # 2^10 - 1
-    t1 = sq(t0, 10) * t0 % p  # 2^20 - 1
-    t1 = sq(t1, 20) * t1 % p  # 2^40 - 1
-    t0 = sq(t1, 10) * t0 % p  # 2^50 - 1
-    t1 = sq(t0, 50) * t0 % p  # 2^100 - 1
-    t1 = sq(t1, 100) * t1 % p  # 2^200 - 1
-    t0 = sq(t1, 50) * t0 % p  # 2^250 - 1
-    return sq(t0, 2) * z % p  # 2^252 - 3
-
-
-def _decode_point(s):
-    """RFC 8032 5.1.3: 32 bytes -> affine (x, y), or None for an invalid encoding."""
-    p = _P
-    y = int.from_bytes(s, "little")
-    sign = y >> 255
-    y &= (1 << 255) - 1
-    if y >= p:
-        return None
-    yy = y * y % p
-    u = yy - 1
-    v = (_D * yy + 1) % p
-    v3 = v * v % p * v % p
-    x = u * v3 % p * _pow_p58(u * v3 % p * v3 % p * v % p) % p
-    vxx = v * x % p * x % p
-    if vxx != u % p:
-        if vxx != -u % p:
-            return None
-        x = x * _SQRT_M1 % p
-    if x == 0 and sign:
-        return None
-    if x & 1 != sign:
-        x = p - x
-    return x, y
-
-
-def _encode_point(x, y, z):
-    p = _P
-    zi = inverse(z, p)
-    x = x * zi % p
-    y = y * zi % p
-    return (y | (x & 1) << 255).to_bytes(32, "little")
-
-
-def _double_scalar(s, h, q):
-    """[s]B + [h]A with interleaved wNAF; q is A, affine (x, y), or None. Returns extended (X, Y, Z, T)."""
-    p = _P
-    bt = memoryview(_B_BYTES)
-    n = 254  # s, h < 2^253: their NAFs have at most 254 digits
-    ns = _wnaf(s, _B_WIDTH, n)
-    if q is not None:
-        ax, ay = q
-        a1 = (ax, ay, 1, ax * ay % p)
-        a2 = _to_niels(_double(a1))
-        atab = [_to_niels(a1)]
-        acc = a1
-        for _ in range((1 << (_A_WIDTH - 2)) - 1):  # 3A, 5A, ...
-            acc = _add(acc, a2)
-            atab.append(_to_niels(acc))
-        nh = _wnaf(h, _A_WIDTH, n)
-    else:
-        nh = bytes(n)
-    x, y, z, t = 0, 1, 1, 0
-    for i in range(n - 1, -1, -1):
-        # Doubling (dbl-2008-hwcd); T is needed only if an addition follows at this position.
-        ds = ns[i]
-        dh = nh[i]
-        a = x * x % p
-        b = y * y % p
-        c = 2 * z * z % p
-        e = x + y
-        e = (e * e - a - b) % p
-        g = b - a
-        f = g - c
-        hh = -a - b
-        x = e * f % p
-        y = g * hh % p
-        z = f * g % p
-        if ds or dh:
-            t = e * hh % p
-            if ds:
-                # Mixed addition with an affine Niels point (Z2 = 1): 7 multiplications.
-                i2 = ((ds if ds < 128 else 256 - ds) >> 1) * 96
-                ypx = int.from_bytes(bt[i2:i2 + 32], "big")
-                ymx = int.from_bytes(bt[i2 + 32:i2 + 64], "big")
-                xy2d = int.from_bytes(bt[i2 + 64:i2 + 96], "big")
-                if ds >= 128:  # negative digit: -(x, y) = (-x, y) swaps y+x and y-x and negates 2dxy
-                    ypx, ymx = ymx, ypx
-                    xy2d = -xy2d
-                a = (y - x) * ymx % p
-                b = (y + x) * ypx % p
-                c = t * xy2d % p
-                d = 2 * z
-                e = b - a
-                f = d - c
-                g = d + c
-                hh = b + a
-                x = e * f % p
-                y = g * hh % p
-                z = f * g % p
-                t = e * hh % p
-            if dh:
-                if dh < 128:
-                    ypx, ymx, z2, t2 = atab[dh >> 1]
-                else:
-                    ymx, ypx, z2, t2 = atab[(256 - dh) >> 1]
-                    t2 = -t2
-                a = (y - x) * ymx % p
-                b = (y + x) * ypx % p
-                c = t * t2 % p
-                d = z * z2 % p
-                e = b - a
-                f = d - c
-                g = d + c
-                hh = b + a
-                x = e * f % p
-                y = g * hh % p
-                z = f * g % p
-                t = e * hh % p
-    return x, y, z, t
 
 
 def verify(pub, message, sig):
@@ -263,15 +18,24 @@ def verify(pub, message, sig):
     s = int.from_bytes(sig[32:], "little")
     if s >= _L:
         return False
+    import sys
+
+    # SHA-512 (R || A || M) with crypto._sha512_once; on MicroPython what it loaded is released again
+    hashing = ("crypto._sha512_once", "crypto._sha512_viper", "crypto.sha512", "crypto._sha512_pure")
+    loaded = [n for n in hashing if n not in sys.modules] if sys.implementation.name == "micropython" else ()
+    from crypto._sha512_once import digest
+
+    h = int.from_bytes(digest((sig[:32], pub, message)), "little") % _L
+    if loaded:
+        from crypto import release
+
+        digest = None
+        release(*loaded)
+    from crypto._ed25519_math import _P, _decode_point, _double_scalar, _encode_point
+
     a_pt = _decode_point(pub)
     if a_pt is None:
         return False
-    from crypto.sha512 import new  # SHA-512 loads with the first verification
-
-    hobj = new(sig[:32])
-    hobj.update(pub)
-    hobj.update(message)
-    h = int.from_bytes(hobj.digest(), "little") % _L
     # [S]B - [h]A = [S]B + [h](-A), -(x, y) = (-x, y)
     x, y, z, _ = _double_scalar(s, h, (_P - a_pt[0], a_pt[1]))
     if z == 0:

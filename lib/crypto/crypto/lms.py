@@ -83,8 +83,9 @@ def _lms_verify(pub, message, sig, off, length):
     ident = pub[8:24]
     q_bytes = sig[off:off + 4]
     # Algorithm 4b: the LM-OTS candidate public key Kc from the LM-OTS signature at sig[off + 4:]
+    block = bytearray(_BLOCK_CHAINS * _N)  # first: the walk's largest piece (the self-test uses it too)
     if _ots_walk is None:
-        _pick_walkers()
+        _pick_walkers(block)
     c_off = off + 8
     y_off = c_off + _N
     hm = _sha256(ident)
@@ -104,7 +105,6 @@ def _lms_verify(pub, message, sig, off, length):
     hm = _sha256(ident)
     hm.update(q_bytes)
     hm.update(b"\x80\x80")  # D_PBLC
-    block = bytearray(_BLOCK_CHAINS * _N)
     last = memoryview(block)[:(p % _BLOCK_CHAINS) * _N]
     _ots_walk(qp, sig, y_off, block, last, work, memoryview(work)[1:], hm, _sha256)
     kc = hm.digest()
@@ -175,22 +175,25 @@ def hss_verify(public_key, message, signature):
 
 
 
-def _pick_walkers():
+def _pick_walkers(block):
     """The machine-code walk (crypto._lms_viper, where the port has the viper emitter) once it has passed its
-    self-test against the Python one, on the first verification, not at import; else the Python walk
-    (crypto._lms_py, released again when viper is used)."""
+    known-answer test (crypto._lms_selftest, released after), on the first verification, not at import; else
+    the Python walk (crypto._lms_py)."""
     global _ots_walk, _merkle
-    from crypto import _lms_py
-    _ots_walk, _merkle = _lms_py.ots_walk, _lms_py.merkle
+    _ots_walk = None
     try:
         from crypto._lms_viper import merkle, ots_walk
-        if _lms_py.self_test_viper(ots_walk, merkle):
-            _ots_walk = ots_walk
-            _merkle = merkle
+        from crypto import _lms_selftest, release
+        try:
+            if _lms_selftest.passes(ots_walk, merkle, block):
+                _ots_walk = ots_walk
+                _merkle = merkle
+        finally:
+            release("crypto._lms_selftest")
     except (ImportError, SyntaxError, NotImplementedError, ValueError):  # ValueError: .mpy for another CPU
         pass
     except Exception:  # a half-working emitter: keep the Python walk
         pass
-    if _ots_walk is not _lms_py.ots_walk:
-        from crypto import release
-        release("crypto._lms_py")
+    if _ots_walk is None:
+        from crypto import _lms_py
+        _ots_walk, _merkle = _lms_py.ots_walk, _lms_py.merkle
