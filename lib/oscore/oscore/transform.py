@@ -131,7 +131,8 @@ def aad(kid, piv, class_i):
 
 
 def split(ctx, msg, request):
-    """(plaintext, outer options, Observe value or None) of an original message (sections 4.1, 5.3)."""
+    """(plaintext, outer options or None when there are none, Observe value or None) of an original message
+    (sections 4.1, 5.3)."""
     ci = ctx.class_i
     opts = msg.opts if msg.buf is None else list(msg.items())  # (number, value) pairs
     for x in opts:
@@ -143,7 +144,7 @@ def split(ctx, msg, request):
         i = 3 + len(msg.token)
         plain[:i] = b""  # in place: code | options | 0xFF payload
         plain[0] = msg.code
-        return plain, [], None
+        return plain, None, None
     inner = Message()
     inner.opts = io = []
     outer = []
@@ -193,7 +194,8 @@ def open_inner(ctx, msg, nonce, kid, piv, class_i, request):
     c = m.code
     if (c >= 32 if request else c < 64 or c >= 192 or 96 <= c < 128) or not c:
         raise err(16)
-    if m.opt(_OSCORE) is not None:
+    o = m.opts  # the decoded index is in option order: an OSCORE option would come before any above 9
+    if o and o[0] <= _OSCORE and m.opt(_OSCORE) is not None:
         raise err(17)
     m.mid = msg.mid
     m.token = msg.token
@@ -229,7 +231,8 @@ def unprotect_request(contexts, msg):
         keep, ci = classi.outer(msg, ctx.class_i)
     nonce = ctx.nonce(kid, piv)
     m = open_inner(ctx, msg, nonce, kid, piv, ci, True)
-    binding = [ctx, kid, piv, nonce, m.opt(_OBSERVE) is not None, -1]
+    o = m.opts  # in option order: Observe, if any, among the first
+    binding = [ctx, kid, piv, nonce, bool(o) and o[0] <= _OBSERVE and m.opt(_OBSERVE) is not None, -1]
     if synced:  # mark seq received (section 7.4): bit d of bits is top - d
         d = seq - ctx.top
         if d > 0:
@@ -261,7 +264,7 @@ def protect_response(binding, msg, own_piv=False):
     ci = ctx.class_i
     if ci:
         from oscore import classi
-        ci = classi.of(outer, ci)
+        ci = classi.of(outer or (), ci)
     ct = aead(ctx.sender_key, ctx.pure).encrypt_in_place(nonce, plain, aad(binding[1], binding[2], ci))
     out = object.__new__(Message)  # no __init__: no options list of its own to throw away
     if msg.type:  # attributes equal to Message's class defaults stay unset: a smaller attribute table
@@ -270,8 +273,11 @@ def protect_response(binding, msg, own_piv=False):
     out.mid = msg.mid
     out.token = msg.token
     out.payload = ct
-    outer.append((_OSCORE, o))
-    out.opts = outer
+    if outer is None:
+        out.opts = [(_OSCORE, o)]
+    else:
+        outer.append((_OSCORE, o))
+        out.opts = outer
     if msg.remote is not None:
         out.remote = msg.remote
     return out
