@@ -208,90 +208,75 @@ def _err(n, mtype=None, mid=None):
 
 def decode(buf):
     """Parse a datagram. Raises MessageError; when the 4-byte header was readable the error carries
-    .type and .mid (so a server can RST a malformed CON), else they are None.
-    Only what differs from Message's class defaults is stored (each stored attribute can grow the instance's
-    attribute table, an allocation), and the memoryview and the index are made only for a message that has
-    options or a payload."""
-    n = len(buf)
+    .type and .mid (so a server can RST a malformed CON), else they are None."""
+    mv = memoryview(buf)
+    n = len(mv)
     if n < 4:
         raise _err(0)
-    b = buf[0]
+    b = mv[0]
     if b >> 6 != 1:
         raise _err(1)
+    mtype = (b >> 4) & 3
+    mid = (mv[2] << 8) | mv[3]
     tkl = b & 15
-    b = (b >> 4) & 3  # the type
-    mid = (buf[2] << 8) | buf[3]
-    code = buf[1]
+    code = mv[1]
     p = 4 + tkl
     if tkl > 8:
-        raise _err(2, b, mid)
+        raise _err(2, mtype, mid)
     if code == 0 and n != 4:
-        raise _err(3, b, mid)
+        raise _err(3, mtype, mid)
     if (code >> 5) in (1, 6, 7):
-        raise _err(4, b, mid)
+        raise _err(4, mtype, mid)
     if p > n:
-        raise _err(5, b, mid)
+        raise _err(5, mtype, mid)
     m = object.__new__(Message)  # no __init__: the fields are set here
-    if b:
-        m.type = b
-    if code != _GET:
-        m.code = code
-    if mid:
-        m.mid = mid
+    m.type = mtype
+    m.code = code
+    m.mid = mid
     if tkl:
-        m.token = bytes(buf[4:p])  # a slice of bytes is bytes: no second copy
-    m.buf = mv = memoryview(buf)
-    opts = None
+        m.token = buf[4:p] if type(buf) is bytes else bytes(mv[4:p])
+    m.buf = mv
+    m.opts = opts = []
     num = 0
-    while p < n:
-        b = mv[p]
-        p += 1
-        if b == 0xFF:
-            if p == n:
-                raise _err(6, m.type, mid)
-            m.payload = mv[p:]
-            break
-        d = b >> 4
-        ln = b & 15
-        if b >= 0xD0 or ln > 12:  # an extended delta or length: its bytes must be there
+    try:
+        while p < n:
+            b = mv[p]
+            p += 1
+            if b == 0xFF:
+                if p == n:
+                    raise _err(6, mtype, mid)
+                m.payload = mv[p:]
+                break
+            d = b >> 4
+            ln = b & 15
             if d > 12:
                 if d == 13:
-                    if p >= n:
-                        raise _err(11, m.type, mid)
                     d = mv[p] + 13
                     p += 1
                 elif d == 14:
-                    if p + 1 >= n:
-                        raise _err(11, m.type, mid)
                     d = ((mv[p] << 8) | mv[p + 1]) + 269
                     p += 2
                 else:
-                    raise _err(7, m.type, mid)
+                    raise _err(7, mtype, mid)
             if ln > 12:
                 if ln == 13:
-                    if p >= n:
-                        raise _err(11, m.type, mid)
                     ln = mv[p] + 13
                     p += 1
                 elif ln == 14:
-                    if p + 1 >= n:
-                        raise _err(11, m.type, mid)
                     ln = ((mv[p] << 8) | mv[p + 1]) + 269
                     p += 2
                 else:
-                    raise _err(8, m.type, mid)
-        num += d
-        b = p + ln
-        if b > n:
-            raise _err(9, m.type, mid)
-        if num > 0xFFFF:
-            raise _err(10, m.type, mid)
-        if opts is None:
-            opts = [num, p, b]
-        else:
+                    raise _err(8, mtype, mid)
+            num += d
+            e = p + ln
+            if e > n:
+                raise _err(9, mtype, mid)
+            if num > 0xFFFF:
+                raise _err(10, mtype, mid)
             opts.append(num)
             opts.append(p)
-            opts.append(b)
-        p = b
-    m.opts = [] if opts is None else opts
+            opts.append(e)
+            p = e
+    except IndexError:
+        raise _err(11, mtype, mid)
     return m

@@ -48,7 +48,7 @@ def protect_request(ctx, msg):
     ci = ctx.class_i
     if ci:
         from oscore import classi
-        ci = classi.of(outer or (), ci)
+        ci = classi.of(outer, ci)
     ct = aead(ctx.sender_key, ctx.pure).encrypt_in_place(nonce, plain, aad(kid, piv, ci))
     out = object.__new__(Message)  # no __init__: no options list of its own to throw away
     if msg.type:  # attributes equal to Message's class defaults stay unset: a smaller attribute table
@@ -57,12 +57,8 @@ def protect_request(ctx, msg):
     out.mid = msg.mid
     out.token = msg.token
     out.payload = ct
-    o = encode_option(piv, ctx.id_context, kid)
-    if outer is None:
-        out.opts = [(_OSCORE, o)]
-    else:
-        outer.append((_OSCORE, o))
-        out.opts = outer
+    outer.append((_OSCORE, encode_option(piv, ctx.id_context, kid)))
+    out.opts = outer
     if msg.remote is not None:
         out.remote = msg.remote
     return out, [ctx, kid, piv, nonce, observe is not None, -1]

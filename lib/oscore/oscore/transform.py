@@ -131,8 +131,7 @@ def aad(kid, piv, class_i):
 
 
 def split(ctx, msg, request):
-    """(plaintext, outer options or None when there are none, Observe value or None) of an original message
-    (sections 4.1, 5.3)."""
+    """(plaintext, outer options, Observe value or None) of an original message (sections 4.1, 5.3)."""
     ci = ctx.class_i
     opts = msg.opts if msg.buf is None else list(msg.items())  # (number, value) pairs
     for x in opts:
@@ -144,7 +143,7 @@ def split(ctx, msg, request):
         i = 3 + len(msg.token)
         plain[:i] = b""  # in place: code | options | 0xFF payload
         plain[0] = msg.code
-        return plain, None, None
+        return plain, [], None
     inner = Message()
     inner.opts = io = []
     outer = []
@@ -231,8 +230,7 @@ def unprotect_request(contexts, msg):
         keep, ci = classi.outer(msg, ctx.class_i)
     nonce = ctx.nonce(kid, piv)
     m = open_inner(ctx, msg, nonce, kid, piv, ci, True)
-    o = m.opts  # in option order: Observe, if any, among the first
-    binding = [ctx, kid, piv, nonce, bool(o) and o[0] <= _OBSERVE and m.opt(_OBSERVE) is not None, -1]
+    binding = [ctx, kid, piv, nonce, m.opt(_OBSERVE) is not None, -1]
     if synced:  # mark seq received (section 7.4): bit d of bits is top - d
         d = seq - ctx.top
         if d > 0:
@@ -264,7 +262,7 @@ def protect_response(binding, msg, own_piv=False):
     ci = ctx.class_i
     if ci:
         from oscore import classi
-        ci = classi.of(outer or (), ci)
+        ci = classi.of(outer, ci)
     ct = aead(ctx.sender_key, ctx.pure).encrypt_in_place(nonce, plain, aad(binding[1], binding[2], ci))
     out = object.__new__(Message)  # no __init__: no options list of its own to throw away
     if msg.type:  # attributes equal to Message's class defaults stay unset: a smaller attribute table
@@ -273,11 +271,8 @@ def protect_response(binding, msg, own_piv=False):
     out.mid = msg.mid
     out.token = msg.token
     out.payload = ct
-    if outer is None:
-        out.opts = [(_OSCORE, o)]
-    else:
-        outer.append((_OSCORE, o))
-        out.opts = outer
+    outer.append((_OSCORE, o))
+    out.opts = outer
     if msg.remote is not None:
         out.remote = msg.remote
     return out
