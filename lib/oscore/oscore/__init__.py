@@ -99,8 +99,9 @@ class Context:
         """AEAD nonce (section 5.2): [S | ID_PIV padded to 7 | PIV padded to 5] XOR Common IV; kid: ID_PIV, the
         Sender or Recipient ID."""
         out = bytearray(self.sender_base if kid == self.sender_id else self.recipient_base)
-        i = _NONCE_LEN - len(piv)
-        for b in piv:
-            out[i] ^= b
-            i += 1
+        j = len(piv)
+        i = _NONCE_LEN - j
+        while j:  # not a for loop: its iterator's slots would put the call's frame on the heap
+            j -= 1
+            out[i + j] ^= piv[j]
         return out

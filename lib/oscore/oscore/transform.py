@@ -193,7 +193,8 @@ def open_inner(ctx, msg, nonce, kid, piv, class_i, request):
     c = m.code
     if (c >= 32 if request else c < 64 or c >= 192 or 96 <= c < 128) or not c:
         raise err(16)
-    if m.opt(_OSCORE) is not None:
+    o = m.opts  # the decoded index is in option order: an OSCORE option would come before any above 9
+    if o and o[0] <= _OSCORE and m.opt(_OSCORE) is not None:
         raise err(17)
     m.mid = msg.mid
     m.token = msg.token
