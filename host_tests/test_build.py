@@ -282,8 +282,12 @@ def _exec_manifest(path: Path) -> list[tuple[str, Path]]:
     returns the (frozen name, source file) pairs."""
     frozen: list[tuple[str, Path]] = []
     libraries: dict[str, Path] = {}
+    visited: set[Path] = set()  # manifestfile reads each manifest once, however many require() it
 
     def run(manifest: Path) -> None:
+        if manifest.resolve() in visited:
+            return
+        visited.add(manifest.resolve())
         here = manifest.parent
 
         def module(name, base_path="."):
@@ -331,6 +335,18 @@ def test_freeze_manifest_names_exactly_the_kept_modules(tmp_path, sources, name)
         assert 'package("net", files=["__init__.py", "core.py"]' in text and "dtls" not in "".join(frozen)
     else:
         assert 'require("net", library="hourglass")' in text
+
+
+def test_repo_freeze_manifest_freezes_each_module_once(tmp_path):
+    """The real lib/ on ESP32_GENERIC-OTA: coap is partial there (coap._cpython left out) and coapeap, oscore and
+    suit require it; their require() froze coap a second time, whole (the firmware build failed: "redefinition
+    of frozen_module_coap_client"), with the module left out."""
+    res = hbuild.build(load_board("ESP32_GENERIC-OTA"), tmp_path / "build")
+    frozen = [n for n, _ in _exec_manifest(res.manifest)]
+    assert len(frozen) == len(set(frozen))
+    kept = sorted(m.source.path.relative_to(hbuild.LIB / m.source.package).as_posix()
+                  for m in res.modules if m.source.package != "firmware")
+    assert sorted(frozen) == kept and "coap/_cpython.py" not in frozen
 
 
 def test_board_build_hook(tmp_path, sources):

@@ -22,6 +22,7 @@ import importlib.util
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -38,6 +39,7 @@ FIRMWARE = REPO / "firmware"
 KEEP_SOURCE = ("boot.py", "main.py")
 # Package metadata for mip/freezing, not device code.
 PACKAGE_METADATA = ("manifest.py", "package.json")
+REQUIRE = re.compile(r"""require\(\s*["'](\w+)["']""")  # a manifest's require("name", ...)
 # littlefs on-disk version 2.0: readable by every MicroPython littlefs (newer ones read 2.0 and 2.1).
 LFS_DISK_VERSION = 0x00020000
 BUILD_MARKER = ".hourglass-build"
@@ -204,9 +206,17 @@ def write_manifest(board: Board, result: BuildResult, lib_dir: Path, path: Path)
     if base:
         lines.append(f'include("{base}")')
     lines.append(f'add_library("hourglass", "{rel_lib}")')
+    # A package with modules left out is named file by file. A require() that reaches its manifest (through
+    # another package's require) would freeze it a second time, whole (make fails: "redefinition of
+    # frozen_module_..."): the packages that require it are named file by file too.
+    explicit = set(excluded_by_pkg) | {p for p in kept_by_pkg if not (lib_dir / p / "manifest.py").is_file()}
+    requires = {p: set(REQUIRE.findall((lib_dir / p / "manifest.py").read_text()))
+                for p in kept_by_pkg if p not in explicit}
+    while more := {p for p, needs in requires.items() if p not in explicit and needs & explicit}:
+        explicit |= more
     for pkg in sorted(kept_by_pkg):
         pkg_dir = lib_dir / pkg
-        if pkg not in excluded_by_pkg and (pkg_dir / "manifest.py").is_file():
+        if pkg not in explicit:
             lines.append(f'require("{pkg}", library="hourglass")')
             continue
         # Part of the package is left out on this board: name the kept files explicitly.
