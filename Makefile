@@ -7,7 +7,7 @@ BOARD ?= ESP32_GENERIC
 PORT ?=
 JOBS ?= 2
 
-.PHONY: demo setup test test-cpython test-micropython bench typecheck packages build image flash deploy repl vboard clean system-packages
+.PHONY: demo frozen-vm setup test test-cpython test-micropython bench typecheck packages build image flash deploy repl vboard clean system-packages
 
 setup: system-packages $(STAMP)
 
@@ -38,6 +38,13 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/hourglass bench --out build/bench
+
+# A unix-port VM with the board's bundle frozen in, from a MicroPython source tree (README "ROMFS and freezing");
+# never part of `make test`. Then HOURGLASS_MICROPYTHON=build/frozen-vm/bundle/unix/micropython make demo.
+MICROPYTHON_SRC ?=
+frozen-vm: $(STAMP)
+	$(BIN)/hourglass frozen-vm --micropython-src $(MICROPYTHON_SRC) --board $(DEMO_BOARD)
+	$(BIN)/hourglass frozen-vm --micropython-src $(MICROPYTHON_SRC) --board $(DEMO_BOARD) --without-bundle
 
 # Boards (boards/README.md): build/<board>/ from lib/ + firmware/; FLASH_SIZE=8M for an ESP32 module with more
 # than the default 4 MiB; FIRMWARE=<file or folder> (never downloaded), SHA256=<pin> for an unpinned firmware,

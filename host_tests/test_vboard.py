@@ -505,3 +505,21 @@ def test_esp32_ota_partitions_and_the_bootloader(tmp_path):
     with vboard.VirtualBoard(tmp_path / "plain", "ESP32_GENERIC") as vb:
         assert "ImportError" in mpremote(vb.port, "exec", "import esp32", check=False).stderr + \
             mpremote(vb.port, "exec", "import esp32", check=False).stdout
+
+
+def test_vm_binary_override_and_its_modules(tmp_path, monkeypatch):
+    """HOURGLASS_MICROPYTHON chooses the VM binary (a build with the bundle frozen in, `hourglass frozen-vm`);
+    the pinned VM has no frozen board, so the virtual board still boots from vboard_boot.py's source."""
+    from hourglass import mpvm
+    pinned = mpvm.micropython_binary()
+    modules = mpvm.binary_modules(pinned)
+    assert {"asyncio", "asyncio.core", "mip", "sys", "vfs"} <= modules and not any("/" in m for m in modules)
+    assert "vboard_boot" not in modules and "cbor" not in modules
+    monkeypatch.setenv(mpvm.BINARY_ENV, str(tmp_path / "nothing"))
+    with pytest.raises(UserError, match="HOURGLASS_MICROPYTHON=.*not an executable"):
+        mpvm.micropython_binary()
+    monkeypatch.setenv(mpvm.BINARY_ENV, pinned)
+    assert mpvm.micropython_binary() == pinned and not mpvm.frozen_board()
+    with vboard.VirtualBoard(tmp_path / "flash", "ESP32_GENERIC-OTA") as vb:
+        out = mpremote(vb.port, "exec", "import sys, esp32; print(sys.path, esp32.Partition.RUNNING)").stdout
+    assert "['', '.frozen', '/lib']" in out

@@ -31,6 +31,7 @@ SUBCOMMAND_MODULES = [
     "oscore_tool",
     "demo",
     "config",
+    "frozen_vm",
 ]
 
 

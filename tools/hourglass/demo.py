@@ -295,8 +295,27 @@ class Demo:
         build.build(self.board, out=self.work / "build", arch=build.host_arch())
         layout = BuildLayout(self.board.name, self.work / "build")
         shutil.copytree(layout.fs_dir, self.flash)
+        self.drop_frozen()
         if self.board.romfs_stock and layout.romfs_image.exists():  # the ROMFS partition, beside the filesystem
             shutil.copy(layout.romfs_image, self.flash.with_name(self.flash.name + ".romfs"))
+
+    def drop_frozen(self) -> None:
+        """On a VM with the bundle frozen in ($HOURGLASS_MICROPYTHON, `hourglass frozen-vm`) the flash holds no
+        .mpy of a frozen module, as a board with a frozen bundle leaves lib/ off its filesystem."""
+        from hourglass import mpvm
+        lib = self.flash / "lib"
+        if not os.environ.get(mpvm.BINARY_ENV) or not lib.is_dir():
+            return
+        frozen = mpvm.binary_modules(mpvm.micropython_binary())
+        for f in sorted(lib.rglob("*.mpy")):
+            parts = list(f.relative_to(lib).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            if ".".join(parts) in frozen:
+                f.unlink()
+        for d in sorted((d for d in lib.rglob("*") if d.is_dir()), reverse=True):
+            if not any(d.iterdir()):
+                d.rmdir()
 
     def keys(self) -> None:
         import cbor2

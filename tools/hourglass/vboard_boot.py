@@ -1,5 +1,5 @@
 # Boot of the virtual board: `micropython -i vboard_boot.py FLASH MOUNT RUN_MAIN MISSING BLOCK_SIZE BLOCK_COUNT
-# ROMFS ROMFS_SIZE OTA HARD`, started by
+# ROMFS ROMFS_SIZE OTA HARD` (or, frozen into the VM, `-i -c "import vboard_boot; ..." ARGS`), started by
 # tools/hourglass/vboard.py. This file runs on the MicroPython VM, never on CPython. It makes the VM look
 # like a board before its REPL starts:
 # - the flash directory is the board's filesystem at its mount point ("/" on ESP32, "/flash" on nRF), and the
@@ -46,9 +46,13 @@ def _vboard_setup():
     if ota != "-":
         # The esp32 module (vboard_esp32.py beside this file) and its two files, opened before "/" changes.
         parts = ota.split(",")
-        esp32_ns = {}
-        with open(__file__.rsplit("/", 1)[0] + "/vboard_esp32.py") as f:
-            exec(f.read(), esp32_ns)
+        if "/" in __file__:
+            esp32_ns = {}
+            with open(__file__.rsplit("/", 1)[0] + "/vboard_esp32.py") as f:
+                exec(f.read(), esp32_ns)
+        else:  # frozen into the VM (`hourglass frozen-vm`), as a board has its esp32 module in its firmware
+            import vboard_esp32
+            esp32_ns = vboard_esp32.__dict__
         files = []
         for name in (parts[0], parts[0] + "data"):
             open(name, "ab").close()
@@ -307,11 +311,17 @@ def _vboard_run(name, namespace):
         sys.print_exception(e)
 
 
-_vboard_name = None
-for _vboard_name in _vboard_setup():
-    # From here on the VM's SIGINT handler is in place, so Ctrl-C may interrupt: tell the supervisor.
-    print("\x00VBRUN\x00", end="")
-    _vboard_run(_vboard_name, globals())
-del _vboard_name, _vboard_setup, _vboard_run
-# The REPL starts next: until its prompt, a Ctrl-C must reach it as a byte, not as a signal.
-print("\x00VBREPL\x00", end="")
+def _vboard_boot(namespace):
+    for name in _vboard_setup():
+        # From here on the VM's SIGINT handler is in place, so Ctrl-C may interrupt: tell the supervisor.
+        print("\x00VBRUN\x00", end="")
+        _vboard_run(name, namespace)
+    # The REPL starts next: until its prompt, a Ctrl-C must reach it as a byte, not as a signal.
+    print("\x00VBREPL\x00", end="")
+
+
+# Run as a script, boot.py and main.py run in the REPL's namespace (its globals). Frozen into the VM, this is a
+# module: `-c "import vboard_boot; vboard_boot._vboard_boot(globals())"` (vboard.VirtualBoard) does the same.
+if __name__ == "__main__":
+    _vboard_boot(globals())
+    del _vboard_setup, _vboard_run, _vboard_boot
