@@ -9,4 +9,8 @@
 # its paths are relative to that file. The agent (firmware/*.py) stays on the filesystem: app.py is what an
 # update replaces. On the board sys.path is ['', '.frozen', '/lib']: the frozen packages come before /lib, so
 # copies there are never imported (leave lib/ out of the filesystem to save its blocks).
+#
+# What it saves, measured on a unix-port VM with the same bundle frozen (`make frozen-vm MICROPYTHON_SRC=DIR`,
+# which freezes exactly this board's bundle): the whole demo at 2 x 56 KiB, 86,048 B at its peak on the VM
+# against 163,648 B with the bundle as .mpy on the filesystem (README "ROMFS and freezing").
 include("../../build/ESP32_GENERIC-OTA/manifest.py")  # noqa: F821 (the manifest DSL's global)
