@@ -37,9 +37,10 @@ def test_board_facts_come_from_board_toml(tmp_path):
     assert esp.board == boards.load_board("ESP32_GENERIC") and nrf.board == boards.load_board("PCA10059")
     assert not hasattr(vboard, "FALLBACK_BOARDS") and not hasattr(vboard, "board_profile")
     # The VM heap is Board.vm_heap (the one place the "x2" lives), plus the ROMFS partition where there is one.
+    boot = vboard.FROZEN_BOOT_HEAP if vboard.mpvm.frozen_board() else vboard.BOOT_HEAP  # HOURGLASS_MICROPYTHON
     for vb in (esp, nrf):
         romfs = -(-vb.board.romfs_size // 1024) * 1024 if vb.board.romfs_stock else 0
-        assert vboard.mpvm.heap_bytes(vb.heap) == vboard.mpvm.heap_bytes(vb.board.vm_heap) + romfs + vboard.BOOT_HEAP
+        assert vboard.mpvm.heap_bytes(vb.heap) == vboard.mpvm.heap_bytes(vb.board.vm_heap) + romfs + boot
     assert nrf.romfs_file == tmp_path / "nrf.romfs"
     assert nrf.missing and not esp.missing
     with pytest.raises(UserError, match="unknown board"):
@@ -511,7 +512,7 @@ def test_vm_binary_override_and_its_modules(tmp_path, monkeypatch):
     """HOURGLASS_MICROPYTHON chooses the VM binary (a build with the bundle frozen in, `hourglass frozen-vm`);
     the pinned VM has no frozen board, so the virtual board still boots from vboard_boot.py's source."""
     from hourglass import mpvm
-    pinned = mpvm.micropython_binary()
+    pinned = find_executable("micropython")
     modules = mpvm.binary_modules(pinned)
     assert {"asyncio", "asyncio.core", "mip", "sys", "vfs"} <= modules and not any("/" in m for m in modules)
     assert "vboard_boot" not in modules and "cbor" not in modules
