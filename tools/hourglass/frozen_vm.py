@@ -144,7 +144,8 @@ def run(args) -> int:
     if pinned != built:
         raise UserError(f"{binary}: sys.maxsize and .mpy version {built!r}, the pinned VM {pinned!r}: "
                         "its heap figures would not compare")
-    print(f"hourglass frozen-vm: MicroPython {version} unix port, {'the board' if args.without_bundle else args.board}"
+    print(f"hourglass frozen-vm: MicroPython {version} unix port, "
+          f"{'the virtual board' if args.without_bundle else args.board + ' bundle and the virtual board'}'s Python"
           f" frozen ({manifest}): {binary}")
     print(f"  try: HOURGLASS_MICROPYTHON={binary} hourglass demo --heap board")
     return 0
