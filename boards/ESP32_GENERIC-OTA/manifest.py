@@ -11,6 +11,6 @@
 # copies there are never imported (leave lib/ out of the filesystem to save its blocks).
 #
 # What it saves, measured on a unix-port VM with the same bundle frozen (`make frozen-vm MICROPYTHON_SRC=DIR`,
-# which freezes exactly this board's bundle): the whole demo at 2 x 56 KiB, 86,048 B at its peak on the VM
-# against 163,648 B with the bundle as .mpy on the filesystem (README "ROMFS and freezing").
+# which freezes exactly this board's bundle): the whole demo at 2 x 56 KiB, at most 86,080 B at its peak on
+# the VM against 163,648 B with the bundle as .mpy on the filesystem (README "ROMFS and freezing").
 include("../../build/ESP32_GENERIC-OTA/manifest.py")  # noqa: F821 (the manifest DSL's global)

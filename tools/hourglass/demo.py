@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hourglass import mpvm
 from hourglass.common import BuildLayout, UserError
 
 DEFAULT_BOARD = "ESP32_GENERIC-OTA"
@@ -58,7 +59,8 @@ def register(subparsers) -> None:
     p.add_argument("--work", default="demo", help="work folder for the build, the flash and SQLite (default demo/)")
     p.add_argument("--interactive", action="store_true", help="wait for you to confirm the OOB step on the web page")
     p.add_argument("--heap", default=AGENT_VM_HEAP, help=f"the VM heap (default {AGENT_VM_HEAP}, what the agent needs "
-                   "today; 'board' for the board's own budget, which it does not fit yet)")
+                   "today; 'board' for the board's own budget, which it fits only with the bundle frozen: "
+                   "HOURGLASS_MICROPYTHON, `hourglass frozen-vm`)")
     p.add_argument("--alg", default="HSS-LMS", help="update signing algorithm (HSS-LMS, ES256, EdDSA; default HSS-LMS)")
     p.add_argument("--notifications", type=int, default=3, help="sensor notifications to observe (default 3)")
     p.add_argument("--timeout", type=float, default=240, help="seconds each phase may take (default 240)")
@@ -302,7 +304,6 @@ class Demo:
     def drop_frozen(self) -> None:
         """On a VM with the bundle frozen in ($HOURGLASS_MICROPYTHON, `hourglass frozen-vm`) the flash holds no
         .mpy of a frozen module, as a board with a frozen bundle leaves lib/ off its filesystem."""
-        from hourglass import mpvm
         lib = self.flash / "lib"
         if not os.environ.get(mpvm.BINARY_ENV) or not lib.is_dir():
             return
@@ -360,7 +361,7 @@ class Demo:
         (self.flash / "config.json").write_text(json.dumps(cfg, indent=1))
 
     def boot(self) -> None:
-        from hourglass import mpvm, vboard
+        from hourglass import vboard
         heap = self.args.heap
         if heap == "board" or (heap == AGENT_VM_HEAP and mpvm.heap_bytes(self.board.vm_heap) >= mpvm.heap_bytes(heap)):
             heap = None  # the board's own budget (with the virtual board's overhead)
@@ -591,7 +592,8 @@ class Demo:
                         self.boot()
                         # (through the gateway the first lines may go by before it opens the line)
                         await self.con.wait(r"agent: ready|bootstrap: peer state", self.args.timeout)
-                        phase.result = f"heap {self.vb.heap}"
+                        phase.result = f"heap {self.vb.heap}" + (
+                            f", VM {os.environ[mpvm.BINARY_ENV]}" if os.environ.get(mpvm.BINARY_ENV) else "")
                     else:
                         await asyncio.wait_for(fn(phase), self.args.timeout * 2)
                     if key == "serve":
