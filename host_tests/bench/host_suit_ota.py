@@ -215,6 +215,7 @@ def _whole_update(ctx, tmp: Path) -> list[dict]:
                 if row["state"] != "confirmed":
                     return row["message"], None, None, con.text()
                 await con.wait("OTA boot confirmed", timeout=30)
+                await con.wait("OTA ready", 3, timeout=30)  # restarts: the download's boot, after the verdict
                 heap_now = await common.read_heap(f"coap://127.0.0.1:{dev_port}/heap")
                 return None, fleet.campaigns.phases("fw")[0], heap_now, con.text()
             except AssertionError as e:

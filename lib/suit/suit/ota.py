@@ -21,14 +21,16 @@
 # when needed and released after (release()). With
 # install_at_boot=True the install itself waits for a restart: the download ends with a soft reset, and the
 # app's first lines (suit.ota_boot.install_pending, before the endpoint and the app are imported) run the
-# processor on a nearly empty heap, so the processor and the CoAP stack are never on the heap together.
+# processor on a nearly empty heap, so the processor and the CoAP stack are never on the heap together. With
+# fetch_at_boot=True too, the download also starts after a restart: the trigger answers once the envelope is
+# authenticated, the board soft-resets, and Updater.boot() runs the download in the background on a clean heap
+# (the check's modules leave their interned names and holes behind); a reset during it resumes it at boot.
 import os
 
 import cbor
 from suit import const
 
 _CONTENT = const(69)
-_CHANGED = const(68)
 
 # stored records (lib/store names)
 _DL = "suit-dl"          # [envelope digest, uri index, etag, bytes stored]: where a download resumes
@@ -125,13 +127,14 @@ class Updater:
     (set_boot, hard reset); anchors(): the trust anchors, to authenticate a trigger without making a
     processor (optional); szx: Block2 size exponent (16 << szx bytes per block; default the endpoint's);
     retries: attempts per block; restart(kind): how the board restarts ("soft" or "hard"; default
-    machine.soft_reset/reset); install_at_boot: run the install after a soft reset (see above); make_driver():
+    machine.soft_reset/reset); install_at_boot: run the install after a soft reset (see above); fetch_at_boot
+    (with install_at_boot): run the download after a soft reset too; make_driver():
     the platform driver alone, for the boot verdict's finish or restore (optional; far less heap than a whole
     processor)."""
 
     def __init__(self, ep, make_processor, store, device_id, server, spool, kind="bundle", szx=None, retries=8,
                  backoff_ms=500, restart=None, max_envelope=8192, on_phase=None, seq_name="suit-seq", anchors=None,
-                 install_at_boot=False, make_driver=None):
+                 install_at_boot=False, make_driver=None, fetch_at_boot=False):
         self.ep = ep
         self.anchors = anchors
         self.make_processor = make_processor
@@ -148,6 +151,7 @@ class Updater:
         self.max_envelope = max_envelope
         self.on_phase = on_phase
         self.install_at_boot = install_at_boot
+        self.fetch_at_boot = fetch_at_boot and install_at_boot
         self.make_driver = make_driver
         self.phase = IDLE
         self.done = 0
@@ -181,34 +185,17 @@ class Updater:
             self.on_phase(phase)
 
     def _trigger(self, req):
+        # the handler's code (suit.ota_check.trigger) is loaded per trigger, not held while the board serves
         from coap.msg import Message
-        from suit import SuitError
         if self.task is not None:
             return Message(code=163, payload=b"busy: an update is running")  # 5.03
-        data = req.payload  # the Block1 body: checked and stored as it is (a copy would be one more large piece)
-        if not data:
-            return Message(code=128, payload=b"an envelope or a manifest URI")
-        if data[0] != 0xD8 and data[0] >> 5 != 5:  # neither tag 107 nor a map: a manifest URI (text)
-            try:
-                uri = bytes(data).decode()
-            except UnicodeError:
-                return Message(code=128, payload=b"neither an envelope nor a URI")
-            self.start_uri(uri)
-            return Message(code=_CHANGED)
         try:
-            info = self.check(data)
-        except SuitError as e:
-            self.release()
-            return Message(code=129 if e.reason == 4 else 128, payload=str(e).encode())
+            from suit.ota_check import trigger
+            return trigger(self, req)
         except MemoryError:
-            self.release()
-            return Message(code=160, payload=b"out of memory")
-        if type(data) is memoryview:  # a view into a datagram: the background run keeps its own copy
-            data = bytes(data)
-        import asyncio
-        from suit.ota_run import run
-        self.task = asyncio.create_task(run(self, data, info))
-        return Message(code=_CHANGED)
+            if self.task is None:
+                self.release()
+            return Message(code=160, payload=b"out of memory")  # 5.00
 
     def _state(self, req):
         from coap.msg import Message
@@ -303,7 +290,8 @@ class Updater:
         """At every boot, before anything else touches the update state. health: an async callable -> bool
         (the app's services started and the update server answers). Returns None (nothing pending),
         "installed" (it restarts), "confirmed", "failed", "rolled back" or "restored" (the last three were
-        reported as failures). The code lives in suit.ota_boot, imported only when an update waits."""
+        reported as failures); None also when a download resumes in the background (fetch_at_boot, or a reset
+        during one). The code lives in suit.ota_boot, imported only when an update waits."""
         if self.store.get(_PENDING) is None:
             if self.spool.interrupted():  # a power cut in a commit: the processor finishes or undoes it
                 self.processor().recover()
@@ -313,4 +301,5 @@ class Updater:
         try:
             return await boot(self, health, deadline_ms)
         finally:
-            self.release()
+            if self.task is None:  # (a download resumed at boot keeps its modules until it ends)
+                self.release()

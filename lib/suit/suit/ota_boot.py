@@ -8,8 +8,8 @@
 # Imported only while an update waits for its install or verdict.
 import cbor
 from suit import const
-from suit.ota import (_DL, _ENV, _LAST, _PENDING, _SEQ_COMPONENT, _STATE, FAILED, FETCHED, INSTALL, RESTART,
-                      RESTORE, _ms_since, _restart, _ticks_ms)
+from suit.ota import (_DL, _ENV, _LAST, _PENDING, _SEQ_COMPONENT, _STATE, FAILED, FETCH, FETCHED, INSTALL,
+                      RESTART, RESTORE, _ms_since, _restart, _ticks_ms)
 
 # boots a verdict may take: a board that restarts in the middle of it (out of memory, a reset) decides again at
 # the next boot; one that never gets through its health check this often counts as failed
@@ -116,6 +116,10 @@ async def boot(up, health, deadline_ms):
     pend = cbor.loads(raw)
     kind, seq, digest = pend[0], pend[1], pend[2]
     phase = pend.get(4)
+    if phase == FETCH:  # authenticated, the download runs after the restart (fetch_at_boot), in the background
+        from suit.ota_run import resume
+        up.task = asyncio.create_task(resume(up, pend))
+        return None
     if phase == FETCHED:  # the app did not call install_pending first: install now (with less heap)
         up.release()
         return install_pending(up.store, up.processor, up.spool, up.restart)

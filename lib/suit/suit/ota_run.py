@@ -24,20 +24,32 @@ _SIZE2 = const(28)
 _SAVE_EVERY = const(65536)  # bytes between two resumption records (a store write each)
 
 
-async def run(up, data, info):
+async def run(up, data, info, resumed=False):
     """The background task of one update; restarts the board when the install (or, with install_at_boot,
-    the download) is done."""
+    the download; with fetch_at_boot, the check) is done. resumed: the download after that restart (the
+    envelope is in the store)."""
     digest, seq, uris = info
     try:
-        if up.install_at_boot:
+        if up.install_at_boot and not resumed:
             # stored first, on the heap the check gave back: the install at boot reads it from the store, and
             # the download goes on without it (a store write of it later would need two more copies in one
             # piece each, on the heap the download fragmented)
             up.store.put(_ENV, data)
             data = None
+            if up.fetch_at_boot:
+                # the download starts after a soft reset (Updater.boot -> resume), on a clean heap
+                up.store.put(_PENDING, cbor.dumps({0: up.kind, 1: seq, 2: digest, 4: FETCH, 6: uris}))
+                up.task = None
+                up.release()
+                await _sleep_ms(50)  # the trigger's answer goes out before the restart
+                up.restart("soft")
+                return
         restart = await update(up, data, digest, seq, uris)
     except Exception as e:  # never an unhandled task: report it
         restart = False
+        if up.fetch_at_boot:  # nothing waits at the next boot any more
+            up.store.delete(_PENDING)
+            up.store.delete(_ENV)
         await report(up, seq, False, 11, "%s: %s" % (type(e).__name__, e), None)
     up.task = None
     up.release()
@@ -46,6 +58,12 @@ async def run(up, data, info):
         up.set_phase(RESTART)
         await _sleep_ms(50)  # the report's ACK goes out before the restart
         up.restart("hard" if up.kind == "ota" and not up.install_at_boot else "soft")
+
+
+async def resume(up, pend):
+    """The download of an authenticated update after the trigger's restart (Updater(fetch_at_boot=True));
+    a reset during it starts it again at boot, from its last good block."""
+    await run(up, None, (pend[2], pend[1], pend[6]), True)
 
 
 async def run_uri(up, uri):
