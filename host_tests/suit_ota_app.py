@@ -94,7 +94,7 @@ def _transport():
 
 async def main():
     from coap.endpoint import Endpoint
-    from suit.ota import Updater
+    from suit.ota import FETCH, Updater, pending_phase
     t, server = _transport()
     ep = Endpoint(t, szx=cfg.get("szx")).start()
     up = Updater(ep, make_processor, store, cfg["device"].encode(), server, spool, kind=cfg["kind"],
@@ -130,13 +130,16 @@ async def main():
         print("OTA running", esp32.Partition(esp32.Partition.RUNNING).info()[4])
     note("ready")
     try:
-        outcome = "held" if cfg.get("hold_install") else await up.boot(health, cfg.get("deadline", 20000))
+        if cfg.get("hold_install") and pending_phase(store) != FETCH:  # (a download still runs)
+            outcome = "held"
+        else:
+            outcome = await up.boot(health, cfg.get("deadline", 20000))
     except MemoryError:  # the verdict's record is kept: the next boot decides again, on a clean heap
         print("OTA boot out of memory: restarting")
         import machine
         machine.soft_reset()
     print("OTA boot", outcome)
-    if outcome is not None:
+    if outcome not in (None, "held"):
         # the verdict's code, its report and the client role it loaded left holes all over the heap: the board
         # starts again on a clean one, so that the next trigger's check has the heap the first one had
         import machine

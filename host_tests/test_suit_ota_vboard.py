@@ -111,7 +111,10 @@ def test_firmware_image_over_the_air_on_the_esp32_ota_board(tmp_path):
 
             # a reset before the image confirms itself (its health check hangs; the test presses reset)
             await _ota_update(tmp_path, _image(20_000, 3, b"HANGBOOT"), "fw3", 3, fleet, key, dev_port)
-            await con.wait("OTA running ota_0", 4, 180)  # (the first boot, fw1's download's, fw2's, fw3's)
+            try:
+                await con.wait("OTA running ota_0", 4, 180)  # (the first boot, fw1's download's, fw2's, fw3's)
+            except AssertionError as e:
+                raise AssertionError(f"{fleet.campaigns.status('fw3')} {fleet.campaigns.reports('dev1')[-1:]}\n{e}")
             await asyncio.sleep(0.5)
             vb.hard_reset()
             await con.wait("OTA boot rolled back", 2, 120)

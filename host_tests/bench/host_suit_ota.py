@@ -21,7 +21,7 @@ from pathlib import Path
 PACKAGES = ("cbor", "coap", "cose", "crypto", "store", "suit")
 HEAP_LADDER = (48, 64, 80, 96, 128, 160)
 ROUNDS = 5
-UPDATE_LADDER = (120, 124, 128, 132, 136, 140, 144, 152, 160, 176)  # KiB of VM heap for the whole update
+UPDATE_LADDER = (112, 116, 120, 124, 128, 132, 136, 140, 144, 152, 160, 176)  # KiB of VM heap for the whole update
 INSTALL_LADDER = (96, 104, 112, 120, 128, 136, 144, 152, 160)  # KiB for the install at boot and the confirmation
 
 VM_DOWNLOAD = r'''
@@ -285,7 +285,7 @@ def _install_ladder(tmp: Path, common, vboard) -> dict:
                                key)
             fleet.campaigns.push("fw", env, cbor2.loads(key.read_bytes()), {"fw": d / "fw.bin"},
                                  {"dev1": f"127.0.0.1:{dev_port}"})
-            await con.wait("OTA holding", 2, timeout=120)  # downloaded, soft reset, held
+            await con.wait("OTA holding", 3, timeout=120)  # the download's boot, downloaded, soft reset, held
         finally:
             con.close()
             vb.stop()

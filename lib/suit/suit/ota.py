@@ -32,27 +32,15 @@ from suit import const
 
 _CONTENT = const(69)
 
-# stored records (lib/store names)
-_DL = "suit-dl"          # [envelope digest, uri index, etag, bytes stored]: where a download resumes
-_ENV = "suit-env"        # the envelope of a download that waits for its install at boot
+# stored records (lib/store names; the update's own are in suit.ota_common)
 _PENDING = "suit-pend"   # an update not yet confirmed: {0: kind, 1: seq, 2: digest, 3: slot label, 4: phase,
 #                          5: why it failed, 6: [[uri, size, stored]], 7: {phase: ms}, 8: the install's report}
 _STATE = "suit-state"    # {component name: [digest, seq]}: what runs, confirmed
 _LAST = "suit-last"      # the last outcome: {1: seq, 2: ok, 3: reason, 4: message}
-_SEQ_COMPONENT = "manifest"
 
-# phases (/suit/state key 6; _PENDING key 4)
+# phases (/suit/state key 6; _PENDING key 4; the others are in suit.ota_common)
 IDLE = "idle"
 FETCH = "fetch"
-FETCHED = "fetched"      # downloaded, the install waits for the restart (install_at_boot)
-INSTALL = "install"
-RESTART = "restart"
-FAILED = "failed"
-RESTORE = "restore"      # the health check failed: the bundle's old files go back (a cut restore resumes at boot)
-
-
-class UpdateError(Exception):
-    """A transfer failed for good (after the retries)."""
 
 
 def _release(*names):
@@ -63,22 +51,6 @@ def _release(*names):
         parent = sys.modules.get(name[:dot]) if dot > 0 else None
         if parent is not None and name[dot + 1:] in parent.__dict__:
             delattr(parent, name[dot + 1:])
-
-
-def _ticks_ms():
-    try:
-        from time import ticks_ms
-    except ImportError:  # CPython
-        from coap.endpoint import ticks_ms
-    return ticks_ms()
-
-
-def _ms_since(t0):
-    try:
-        from time import ticks_diff
-    except ImportError:  # CPython
-        from coap.endpoint import ticks_diff
-    return ticks_diff(_ticks_ms(), t0)
 
 
 async def _sleep_ms(ms):
@@ -92,6 +64,13 @@ def _restart(kind):
         machine.reset()
     else:
         machine.soft_reset()
+
+
+def pending_phase(store):
+    """The phase of the update that waits at this boot (FETCH: its download, FETCHED: its install, RESTART:
+    its verdict, ...), or None."""
+    raw = store.get(_PENDING)
+    return cbor.loads(raw).get(4) if raw else None
 
 
 def install_pending(store, make_processor, spool, restart=None):
@@ -223,25 +202,6 @@ class Updater:
         b = self.store.get(self.seq_name)
         return int.from_bytes(b, "big") if b else None
 
-    def processor(self):
-        """A processor for one run; the caller drops it (and _released() its modules) afterwards."""
-        return self.make_processor()
-
-    def driver(self):
-        """The platform driver (make_driver(), else a processor's)."""
-        return self.make_driver() if self.make_driver is not None else self.make_processor().driver
-
-    def check(self, data):
-        """Authenticate an envelope; returns (digest, seq, uris) or raises SuitError (suit.ota_check)."""
-        # what serving loaded since serve() (error texts, the upload's assembler, parsers imported where they
-        # are used) goes first: the COSE and crypto modules come in one piece after another, on a clean heap
-        self.release()
-        from suit.ota_check import check
-        try:
-            return check(self, data)
-        finally:
-            self.release()
-
     def start_uri(self, uri):
         """Update in the background from the envelope at a manifest URI (False: an update is running)."""
         if self.task is not None:
@@ -250,11 +210,6 @@ class Updater:
         from suit.ota_run import run_uri
         self.task = asyncio.create_task(run_uri(self, uri))
         return True
-
-    async def report(self, seq, ok, reason, message, report, phase=None, timing=None):
-        """POST /suit/report (suit.ota_run.report); False when the server did not take it."""
-        from suit.ota_run import report as post
-        return await post(self, seq, ok, reason, message, report, phase, timing)
 
     # ---------------------------------------------------------------- poll
 
@@ -293,8 +248,10 @@ class Updater:
         reported as failures); None also when a download resumes in the background (fetch_at_boot, or a reset
         during one). The code lives in suit.ota_boot, imported only when an update waits."""
         if self.store.get(_PENDING) is None:
-            if self.spool.interrupted():  # a power cut in a commit: the processor finishes or undoes it
-                self.processor().recover()
+            # a power cut in a commit: the processor finishes or undoes it (an in-place spool's commit is the
+            # OTA set_boot(), which nothing interrupts: its module is not even loaded)
+            if not self.spool.in_place and self.spool.interrupted():
+                self.make_processor().recover()
                 self.release()
             return None
         from suit.ota_boot import boot

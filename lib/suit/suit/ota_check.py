@@ -25,7 +25,7 @@ def trigger(up, req):
         up.start_uri(uri)
         return Message(code=_CHANGED)
     try:
-        info = up.check(data)
+        info = checked(up, data)
     except SuitError as e:
         up.release()
         return Message(code=129 if e.reason == 4 else 128, payload=str(e).encode())
@@ -83,6 +83,17 @@ def _scan(seq, out, depth):
     out[:] = seen
 
 
+def checked(up, data):
+    """Authenticate an envelope for an Updater; returns (digest, seq, uris) or raises SuitError. What serving
+    loaded since Updater.serve() (error texts, the upload's assembler, parsers imported where they are used) goes
+    first: the COSE and crypto modules come in one piece after another, on a clean heap; they go after."""
+    up.release()  # (this module too leaves sys.modules: the code running keeps it, nothing loads it twice)
+    try:
+        return check(up, data)
+    finally:
+        up.release()
+
+
 def check(up, data):
     """Authenticate an envelope; returns (digest, seq, uris) or raises SuitError. The processor made for
     it is dropped with its modules: the download does not need them (the install makes a new one)."""
@@ -93,7 +104,7 @@ def check(up, data):
             p = None
             anchors = up.anchors()
         else:
-            p = up.processor()
+            p = up.make_processor()
             anchors = p.trust_anchors
         gc.collect()
         # in place: the signature and the manifest's members are views into data, never copies

@@ -10,8 +10,8 @@ import cbor
 from coap import block as _block
 from coap.msg import Message, uint_bytes
 from suit import SuitError, const
-from suit.ota import (_DL, _ENV, _LAST, _PENDING, FETCH, FETCHED, IDLE, INSTALL, RESTART, UpdateError,
-                      _ms_since, _sleep_ms, _ticks_ms)
+from suit.ota import _LAST, _PENDING, FETCH, IDLE, _sleep_ms
+from suit.ota_common import _DL, _ENV, FETCHED, INSTALL, RESTART, ms_since as _ms_since, ticks_ms as _ticks_ms
 
 _CON = const(0)
 _GET = const(1)
@@ -22,6 +22,10 @@ _ETAG = const(4)
 _BLOCK2 = const(23)
 _SIZE2 = const(28)
 _SAVE_EVERY = const(65536)  # bytes between two resumption records (a store write each)
+
+
+class UpdateError(Exception):
+    """A transfer failed for good (after the retries)."""
 
 
 async def run(up, data, info, resumed=False):
@@ -73,7 +77,8 @@ async def run_uri(up, uri):
         if r.code != _CONTENT:
             raise UpdateError("manifest %s: %d.%02d" % (uri, r.code >> 5, r.code & 31))
         data = bytes(r.payload)
-        info = up.check(data)
+        from suit.ota_check import checked
+        info = checked(up, data)
     except Exception as e:
         up.task = None
         up.release()
@@ -115,7 +120,7 @@ async def update(up, data, digest, seq, uris):
         return True  # the soft reset: suit.ota_boot.install_pending installs before the app starts
     up.set_phase(INSTALL)
     from suit.ota_boot import install
-    res = install(up.store, up.processor, up.spool, data, pending)
+    res = install(up.store, up.make_processor, up.spool, data, pending)
     if not res.ok:
         await report(up, seq, False, res.reason, res.message, res.report)
         return False
@@ -268,8 +273,9 @@ async def poll_once(up, path):
     et = r.opt(_ETAG)
     up.etag = bytes(et) if et is not None else None
     data = bytes(r.payload)
+    from suit.ota_check import checked
     try:
-        info = up.check(data)
+        info = checked(up, data)
     except SuitError as e:
         if e.reason == 4 and "not newer" in e.args[0]:
             return "old"
