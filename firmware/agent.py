@@ -316,15 +316,10 @@ class Agent:
 
     def _updater(self):
         from suit.ota import Updater
-        at_boot = self._install_at_boot()
         self.up = Updater(self.ep, self._processor, self.state, self.cfg["device"].encode(), self.server,
                           LazySpool(self.root or "."), kind="bundle", anchors=self._anchors,
                           on_phase=lambda p: log.info("update: phase", p, "heap", heap_used()),
-                          restart=self._restart, install_at_boot=at_boot, make_driver=self._driver,
-                          # a pushed envelope's Block1 body (5.3 KB with HSS-LMS) goes to the flash as it arrives
-                          # (the serving heap, in pieces, has no room for it in one piece), where the filesystem
-                          # has the room (the same boards as the install at boot; not the nRF52840's 64 KiB)
-                          body_path=(self.root or ".") + "/.suit-trigger" if at_boot else None)
+                          restart=self._restart, install_at_boot=self._install_at_boot(), make_driver=self._driver)
         self.up.serve()
 
     def _drop_updater(self):
