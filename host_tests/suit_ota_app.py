@@ -99,7 +99,7 @@ async def main():
     ep = Endpoint(t, szx=cfg.get("szx")).start()
     up = Updater(ep, make_processor, store, cfg["device"].encode(), server, spool, kind=cfg["kind"],
                  szx=cfg.get("szx"), on_phase=note, anchors=anchors, install_at_boot=True, make_driver=make_driver,
-                 fetch_at_boot=True, body_path=(ROOT or ".") + "/suit-trigger.cbor")
+                 fetch_at_boot=True)
     up.serve()
 
     def heap_info(req):

@@ -16,9 +16,9 @@
 # Through OSCORE when the endpoint has a client context (ep.transform = oscore.transform.Oscore(client=ctx)):
 # every request of an update (manifest, blocks, reports) goes through the endpoint's transform.
 #
-# Heap: the steady state holds this module and the endpoint only; the trigger's handler and authentication are
-# suit.ota_check, the update run suit.ota_run, the install and the boot verdict suit.ota_boot (what only those
-# share: suit.ota_common), each imported when needed and released after (release()). With
+# Heap: the steady state holds this module and the endpoint only; the trigger's authentication is
+# suit.ota_check, the update run suit.ota_run, the install and the boot verdict suit.ota_boot, each imported
+# when needed and released after (release()). With
 # install_at_boot=True the install itself waits for a restart: the download ends with a soft reset, and the
 # app's first lines (suit.ota_boot.install_pending, before the endpoint and the app are imported) run the
 # processor on a nearly empty heap, so the processor and the CoAP stack are never on the heap together. With
@@ -107,15 +107,13 @@ class Updater:
     processor (optional); szx: Block2 size exponent (16 << szx bytes per block; default the endpoint's);
     retries: attempts per block; restart(kind): how the board restarts ("soft" or "hard"; default
     machine.soft_reset/reset); install_at_boot: run the install after a soft reset (see above); fetch_at_boot
-    (with install_at_boot): run the download after a soft reset too; body_path: a file the trigger's Block1 body
-    is streamed into as it arrives (lib/coap's upload sink), the check reading the envelope from it, so the
-    serving heap never holds the body in one piece (default: assembled in memory); make_driver():
+    (with install_at_boot): run the download after a soft reset too; make_driver():
     the platform driver alone, for the boot verdict's finish or restore (optional; far less heap than a whole
     processor)."""
 
     def __init__(self, ep, make_processor, store, device_id, server, spool, kind="bundle", szx=None, retries=8,
                  backoff_ms=500, restart=None, max_envelope=8192, on_phase=None, seq_name="suit-seq", anchors=None,
-                 install_at_boot=False, make_driver=None, fetch_at_boot=False, body_path=None):
+                 install_at_boot=False, make_driver=None, fetch_at_boot=False):
         self.ep = ep
         self.anchors = anchors
         self.make_processor = make_processor
@@ -134,7 +132,6 @@ class Updater:
         self.install_at_boot = install_at_boot
         self.fetch_at_boot = fetch_at_boot and install_at_boot
         self.make_driver = make_driver
-        self.body_path = body_path
         self.phase = IDLE
         self.done = 0
         self.total = 0
@@ -154,8 +151,7 @@ class Updater:
 
     def serve(self):
         import sys
-        self.ep.route("/suit/trigger", post=self._trigger, max_body=self.max_envelope,
-                      upload=self._upload if self.body_path else None)
+        self.ep.route("/suit/trigger", post=self._trigger, max_body=self.max_envelope)
         self.ep.route("/suit/state", get=self._state)
         # after the routes: the endpoint's server role (coap.serve) stays, or the next route would load a second
         # copy of it beside the one the endpoint holds
@@ -179,20 +175,6 @@ class Updater:
             if self.task is None:
                 self.release()
             return Message(code=160, payload=b"out of memory")  # 5.00
-
-    def _upload(self, req):
-        # The sink of a Block1 trigger (coap.upload calls it with each block in order, block 0 again to start
-        # over): the body goes to body_path as it arrives. Busy: None, so the body is assembled (bounded by
-        # max_body) and answered 5.03, and the file of the update that runs stays as it is.
-        if self.task is not None:
-            return None
-        path = self.body_path
-        open(path, "wb").close()
-
-        def sink(offset, data):
-            with open(path, "ab") as f:  # (opened per block: an upload the client drops leaves no open file)
-                f.write(data)
-        return sink
 
     def _state(self, req):
         from coap.msg import Message

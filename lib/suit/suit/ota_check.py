@@ -14,40 +14,22 @@ def trigger(up, req):
     runs in the background. 2.04, or 4.00/4.01 (not authentic, not newer); Updater._trigger answers 5.03 (busy)
     and 5.00 (out of memory)."""
     from coap.msg import Message
-    path = up.body_path if getattr(req, "upload", None) is not None else None
-    data = req.payload  # the Block1 body, checked as it is (a copy would be one more large piece)
-    if path is not None:  # streamed into the file at path (Updater._upload): nothing of it is on the heap
-        data = path
-        with open(path, "rb") as f:
-            head = f.read(1)
-    else:
-        head = data[:1]
-    if not head:
+    data = req.payload  # the Block1 body: checked and stored as it is (a copy would be one more large piece)
+    if not data:
         return Message(code=128, payload=b"an envelope or a manifest URI")
-    if head[0] != 0xD8 and head[0] >> 5 != 5:  # neither tag 107 nor a map: a manifest URI (text)
+    if data[0] != 0xD8 and data[0] >> 5 != 5:  # neither tag 107 nor a map: a manifest URI (text)
         try:
-            if path is not None:
-                with open(path, "rb") as f:
-                    data = f.read()
             uri = bytes(data).decode()
         except UnicodeError:
             return Message(code=128, payload=b"neither an envelope nor a URI")
         up.start_uri(uri)
         return Message(code=_CHANGED)
     try:
-        info = checked(up, data)  # (given the path, suit.envelope reads the envelope's members from the file)
+        info = checked(up, data)
     except SuitError as e:
         up.release()
-        if path is not None:
-            import os
-            os.remove(path)  # a body that failed its check is not kept
         return Message(code=129 if e.reason == 4 else 128, payload=str(e).encode())
-    if path is not None:  # authenticated: the run keeps the envelope, read on the heap the check gave back
-        import os
-        with open(path, "rb") as f:
-            data = f.read()
-        os.remove(path)
-    elif type(data) is memoryview:  # a view into a datagram: the background run keeps its own copy
+    if type(data) is memoryview:  # a view into a datagram: the background run keeps its own copy
         data = bytes(data)
     import asyncio
     from suit.ota_run import run
