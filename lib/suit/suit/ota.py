@@ -16,9 +16,9 @@
 # Through OSCORE when the endpoint has a client context (ep.transform = oscore.transform.Oscore(client=ctx)):
 # every request of an update (manifest, blocks, reports) goes through the endpoint's transform.
 #
-# Heap: the steady state holds this module and the endpoint only; the trigger's authentication is
-# suit.ota_check, the update run suit.ota_run, the install and the boot verdict suit.ota_boot, each imported
-# when needed and released after (release()). With
+# Heap: the steady state holds this module and the endpoint only; the trigger's handler and authentication are
+# suit.ota_check, the update run suit.ota_run, the install and the boot verdict suit.ota_boot (what only those
+# share: suit.ota_common), each imported when needed and released after (release()). With
 # install_at_boot=True the install itself waits for a restart: the download ends with a soft reset, and the
 # app's first lines (suit.ota_boot.install_pending, before the endpoint and the app are imported) run the
 # processor on a nearly empty heap, so the processor and the CoAP stack are never on the heap together. With
