@@ -3,9 +3,10 @@
 # "serial", "port": UDP port, "szx": N, "deadline": ms, "root": mount point, "hold_install": true to leave a
 # downloaded update uninstalled}; anchor.cbor: the trust anchor
 # (COSE_Key). The install runs at boot (Updater(install_at_boot=True)): first thing, before the endpoint and
-# asyncio are imported. It prints "OTA <event>" lines the test follows on the console, and serves GET /heap
-# (CBOR [mem_peak, mem_alloc, heap size, {phase: [mem_alloc, mem_free]}]) so the test can read the heap of an
-# update.
+# asyncio are imported; the download, after the trigger's check, in a boot of its own (fetch_at_boot=True); and
+# after each boot verdict the board starts again on a clean heap. It prints "OTA <event>" lines the test follows
+# on the console, and serves GET /heap (CBOR [mem_peak, mem_alloc, heap size, {phase: [mem_alloc, mem_free]}]) so
+# the test can read the heap of an update.
 import gc
 import json
 
@@ -56,12 +57,25 @@ def _store():
 
 
 store = _store()
-if OTA:
-    from suit.esp32spool import PartitionSpool
-    spool = PartitionSpool()
-else:
-    from suit.spool import FileSpool
-    spool = FileSpool(ROOT or ".")
+
+
+class LazySpool:
+    """The spool, made for each use (it keeps no state of its own): its module (suit.esp32spool or suit.spool)
+    is loaded only while an update or a /suit/state request uses it, and Updater.release() drops it after."""
+    in_place = OTA
+
+    def __getattr__(self, name):
+        if OTA:
+            import esp32
+            if name == "running":  # (/suit/state's slots: the partition alone, not the spool's module)
+                return esp32.Partition(esp32.Partition.RUNNING)
+            from suit.esp32spool import PartitionSpool
+            return getattr(PartitionSpool(), name)
+        from suit.spool import FileSpool
+        return getattr(FileSpool(ROOT or "."), name)
+
+
+spool = LazySpool()
 from suit.ota import install_pending  # noqa: E402 (the install at boot comes before the rest is imported)
 note("boot")
 if cfg.get("hold_install"):  # the bench's per-phase heap: it restarts the board at another heap to install
@@ -80,11 +94,12 @@ def _transport():
 
 async def main():
     from coap.endpoint import Endpoint
-    from suit.ota import Updater
+    from suit.ota import FETCH, Updater, pending_phase
     t, server = _transport()
     ep = Endpoint(t, szx=cfg.get("szx")).start()
     up = Updater(ep, make_processor, store, cfg["device"].encode(), server, spool, kind=cfg["kind"],
-                 szx=cfg.get("szx"), on_phase=note, anchors=anchors, install_at_boot=True, make_driver=make_driver)
+                 szx=cfg.get("szx"), on_phase=note, anchors=anchors, install_at_boot=True, make_driver=make_driver,
+                 fetch_at_boot=True)
     up.serve()
 
     def heap_info(req):
@@ -115,12 +130,20 @@ async def main():
         print("OTA running", esp32.Partition(esp32.Partition.RUNNING).info()[4])
     note("ready")
     try:
-        outcome = "held" if cfg.get("hold_install") else await up.boot(health, cfg.get("deadline", 20000))
+        if cfg.get("hold_install") and pending_phase(store) != FETCH:  # (a download still runs)
+            outcome = "held"
+        else:
+            outcome = await up.boot(health, cfg.get("deadline", 20000))
     except MemoryError:  # the verdict's record is kept: the next boot decides again, on a clean heap
         print("OTA boot out of memory: restarting")
         import machine
         machine.soft_reset()
     print("OTA boot", outcome)
+    if outcome not in (None, "held"):
+        # the verdict's code, its report and the client role it loaded left holes all over the heap: the board
+        # starts again on a clean one, so that the next trigger's check has the heap the first one had
+        import machine
+        machine.soft_reset()
     print("OTA ready")
     while True:
         await asyncio.sleep(3600)

@@ -80,6 +80,8 @@ def test_firmware_image_over_the_air_on_the_esp32_ota_board(tmp_path):
             elapsed = time.monotonic() - t0
             assert row["state"] == "confirmed", (row["message"], con.text()[-3000:])
             await con.wait("OTA boot confirmed")  # printed just after its report went out
+            # the board restarted after the trigger's check (the download's boot) and after its verdict
+            await con.wait("OTA ready", 3)
             assert "OTA running ota_1" in con.text()
             ota = (tmp_path / "flash.ota").read_bytes()
             size = 0x180000
@@ -101,7 +103,7 @@ def test_firmware_image_over_the_air_on_the_esp32_ota_board(tmp_path):
             row = await fleet.wait_state("fw2", "dev1", ("failed",), 180)
             assert "trigger refused" not in row["message"], row["message"]  # failed for its own reason, not heap
             await con.wait("OTA boot rolled back", 1, 120)
-            await con.wait("OTA ready", 3, 60)
+            await con.wait("OTA ready", 5, 60)
             assert con.text().rstrip().split("OTA running")[-1].startswith(" ota_1"), con.text()[-2000:]
             reports = fleet.campaigns.reports("dev1")
             assert reports[-1]["phase"] == "rolled back" and "health check failed" in reports[-1]["message"]
@@ -109,7 +111,10 @@ def test_firmware_image_over_the_air_on_the_esp32_ota_board(tmp_path):
 
             # a reset before the image confirms itself (its health check hangs; the test presses reset)
             await _ota_update(tmp_path, _image(20_000, 3, b"HANGBOOT"), "fw3", 3, fleet, key, dev_port)
-            await con.wait("OTA running ota_0", 3, 180)
+            try:
+                await con.wait("OTA running ota_0", 4, 180)  # (the first boot, fw1's download's, fw2's, fw3's)
+            except AssertionError as e:
+                raise AssertionError(f"{fleet.campaigns.status('fw3')} {fleet.campaigns.reports('dev1')[-1:]}\n{e}")
             await asyncio.sleep(0.5)
             vb.hard_reset()
             await con.wait("OTA boot rolled back", 2, 120)
@@ -174,6 +179,8 @@ def test_bundle_update_and_restore_on_a_virtual_board(tmp_path, board):
             root = flash
             assert (root / "app.py").read_text() == new_app
             print(f"bundle on {board}: {elapsed:.1f} s push to confirmed")
+            # the board restarted after the trigger's check (the download's boot) and after its verdict
+            await wait("OTA ready", 2 if serial else 3)
 
             (tmp_path / "bad.py").write_text("raise ValueError('broken app')\n")
             env = build_envelope(tmp_path, "b2", 2, [{"id": ["app.py"], "file": "bad.py",
@@ -182,7 +189,7 @@ def test_bundle_update_and_restore_on_a_virtual_board(tmp_path, board):
                                  {"dev1": address})
             row = await fleet.wait_state("b2", "dev1", ("failed",), 240)
             assert "ValueError" in row["message"] and "restored" in row["message"], row
-            await wait("OTA ready", 2 if serial else 3)
+            await wait("OTA ready", 4 if serial else 5)
             assert (root / "app.py").read_text() == new_app
         finally:
             if gw is not None:

@@ -21,7 +21,7 @@ from pathlib import Path
 PACKAGES = ("cbor", "coap", "cose", "crypto", "store", "suit")
 HEAP_LADDER = (48, 64, 80, 96, 128, 160)
 ROUNDS = 5
-UPDATE_LADDER = (120, 124, 128, 132, 136, 140, 144, 152, 160, 176)  # KiB of VM heap for the whole update
+UPDATE_LADDER = (112, 116, 120, 124, 128, 132, 136, 140, 144, 152, 160, 176)  # KiB of VM heap for the whole update
 INSTALL_LADDER = (96, 104, 112, 120, 128, 136, 144, 152, 160)  # KiB for the install at boot and the confirmation
 
 VM_DOWNLOAD = r'''
@@ -215,6 +215,7 @@ def _whole_update(ctx, tmp: Path) -> list[dict]:
                 if row["state"] != "confirmed":
                     return row["message"], None, None, con.text()
                 await con.wait("OTA boot confirmed", timeout=30)
+                await con.wait("OTA ready", 3, timeout=30)  # restarts: the download's boot, after the verdict
                 heap_now = await common.read_heap(f"coap://127.0.0.1:{dev_port}/heap")
                 return None, fleet.campaigns.phases("fw")[0], heap_now, con.text()
             except AssertionError as e:
@@ -284,7 +285,7 @@ def _install_ladder(tmp: Path, common, vboard) -> dict:
                                key)
             fleet.campaigns.push("fw", env, cbor2.loads(key.read_bytes()), {"fw": d / "fw.bin"},
                                  {"dev1": f"127.0.0.1:{dev_port}"})
-            await con.wait("OTA holding", 2, timeout=120)  # downloaded, soft reset, held
+            await con.wait("OTA holding", 3, timeout=120)  # the download's boot, downloaded, soft reset, held
         finally:
             con.close()
             vb.stop()

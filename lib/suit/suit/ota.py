@@ -16,41 +16,31 @@
 # Through OSCORE when the endpoint has a client context (ep.transform = oscore.transform.Oscore(client=ctx)):
 # every request of an update (manifest, blocks, reports) goes through the endpoint's transform.
 #
-# Heap: the steady state holds this module and the endpoint only; the trigger's authentication is
-# suit.ota_check, the update run suit.ota_run, the install and the boot verdict suit.ota_boot, each imported
-# when needed and released after (release()). With
+# Heap: the steady state holds this module and the endpoint only; the trigger's handler and authentication are
+# suit.ota_check, the update run suit.ota_run, the install and the boot verdict suit.ota_boot (what only those
+# share: suit.ota_common), each imported when needed and released after (release()). With
 # install_at_boot=True the install itself waits for a restart: the download ends with a soft reset, and the
 # app's first lines (suit.ota_boot.install_pending, before the endpoint and the app are imported) run the
-# processor on a nearly empty heap, so the processor and the CoAP stack are never on the heap together.
+# processor on a nearly empty heap, so the processor and the CoAP stack are never on the heap together. With
+# fetch_at_boot=True too, the download also starts after a restart: the trigger answers once the envelope is
+# authenticated, the board soft-resets, and Updater.boot() runs the download in the background on a clean heap
+# (the check's modules leave their interned names and holes behind); a reset during it resumes it at boot.
 import os
 
 import cbor
 from suit import const
 
 _CONTENT = const(69)
-_CHANGED = const(68)
 
-# stored records (lib/store names)
-_DL = "suit-dl"          # [envelope digest, uri index, etag, bytes stored]: where a download resumes
-_ENV = "suit-env"        # the envelope of a download that waits for its install at boot
+# stored records (lib/store names; the update's own are in suit.ota_common)
 _PENDING = "suit-pend"   # an update not yet confirmed: {0: kind, 1: seq, 2: digest, 3: slot label, 4: phase,
 #                          5: why it failed, 6: [[uri, size, stored]], 7: {phase: ms}, 8: the install's report}
 _STATE = "suit-state"    # {component name: [digest, seq]}: what runs, confirmed
 _LAST = "suit-last"      # the last outcome: {1: seq, 2: ok, 3: reason, 4: message}
-_SEQ_COMPONENT = "manifest"
 
-# phases (/suit/state key 6; _PENDING key 4)
+# phases (/suit/state key 6; _PENDING key 4; the others are in suit.ota_common)
 IDLE = "idle"
 FETCH = "fetch"
-FETCHED = "fetched"      # downloaded, the install waits for the restart (install_at_boot)
-INSTALL = "install"
-RESTART = "restart"
-FAILED = "failed"
-RESTORE = "restore"      # the health check failed: the bundle's old files go back (a cut restore resumes at boot)
-
-
-class UpdateError(Exception):
-    """A transfer failed for good (after the retries)."""
 
 
 def _release(*names):
@@ -61,22 +51,6 @@ def _release(*names):
         parent = sys.modules.get(name[:dot]) if dot > 0 else None
         if parent is not None and name[dot + 1:] in parent.__dict__:
             delattr(parent, name[dot + 1:])
-
-
-def _ticks_ms():
-    try:
-        from time import ticks_ms
-    except ImportError:  # CPython
-        from coap.endpoint import ticks_ms
-    return ticks_ms()
-
-
-def _ms_since(t0):
-    try:
-        from time import ticks_diff
-    except ImportError:  # CPython
-        from coap.endpoint import ticks_diff
-    return ticks_diff(_ticks_ms(), t0)
 
 
 async def _sleep_ms(ms):
@@ -90,6 +64,13 @@ def _restart(kind):
         machine.reset()
     else:
         machine.soft_reset()
+
+
+def pending_phase(store):
+    """The phase of the update that waits at this boot (FETCH: its download, FETCHED: its install, RESTART:
+    its verdict, ...), or None."""
+    raw = store.get(_PENDING)
+    return cbor.loads(raw).get(4) if raw else None
 
 
 def install_pending(store, make_processor, spool, restart=None):
@@ -125,13 +106,14 @@ class Updater:
     (set_boot, hard reset); anchors(): the trust anchors, to authenticate a trigger without making a
     processor (optional); szx: Block2 size exponent (16 << szx bytes per block; default the endpoint's);
     retries: attempts per block; restart(kind): how the board restarts ("soft" or "hard"; default
-    machine.soft_reset/reset); install_at_boot: run the install after a soft reset (see above); make_driver():
+    machine.soft_reset/reset); install_at_boot: run the install after a soft reset (see above); fetch_at_boot
+    (with install_at_boot): run the download after a soft reset too; make_driver():
     the platform driver alone, for the boot verdict's finish or restore (optional; far less heap than a whole
     processor)."""
 
     def __init__(self, ep, make_processor, store, device_id, server, spool, kind="bundle", szx=None, retries=8,
                  backoff_ms=500, restart=None, max_envelope=8192, on_phase=None, seq_name="suit-seq", anchors=None,
-                 install_at_boot=False, make_driver=None):
+                 install_at_boot=False, make_driver=None, fetch_at_boot=False):
         self.ep = ep
         self.anchors = anchors
         self.make_processor = make_processor
@@ -148,6 +130,7 @@ class Updater:
         self.max_envelope = max_envelope
         self.on_phase = on_phase
         self.install_at_boot = install_at_boot
+        self.fetch_at_boot = fetch_at_boot and install_at_boot
         self.make_driver = make_driver
         self.phase = IDLE
         self.done = 0
@@ -181,34 +164,17 @@ class Updater:
             self.on_phase(phase)
 
     def _trigger(self, req):
+        # the handler's code (suit.ota_check.trigger) is loaded per trigger, not held while the board serves
         from coap.msg import Message
-        from suit import SuitError
         if self.task is not None:
             return Message(code=163, payload=b"busy: an update is running")  # 5.03
-        data = req.payload  # the Block1 body: checked and stored as it is (a copy would be one more large piece)
-        if not data:
-            return Message(code=128, payload=b"an envelope or a manifest URI")
-        if data[0] != 0xD8 and data[0] >> 5 != 5:  # neither tag 107 nor a map: a manifest URI (text)
-            try:
-                uri = bytes(data).decode()
-            except UnicodeError:
-                return Message(code=128, payload=b"neither an envelope nor a URI")
-            self.start_uri(uri)
-            return Message(code=_CHANGED)
         try:
-            info = self.check(data)
-        except SuitError as e:
-            self.release()
-            return Message(code=129 if e.reason == 4 else 128, payload=str(e).encode())
+            from suit.ota_check import trigger
+            return trigger(self, req)
         except MemoryError:
-            self.release()
-            return Message(code=160, payload=b"out of memory")
-        if type(data) is memoryview:  # a view into a datagram: the background run keeps its own copy
-            data = bytes(data)
-        import asyncio
-        from suit.ota_run import run
-        self.task = asyncio.create_task(run(self, data, info))
-        return Message(code=_CHANGED)
+            if self.task is None:
+                self.release()
+            return Message(code=160, payload=b"out of memory")  # 5.00
 
     def _state(self, req):
         from coap.msg import Message
@@ -236,25 +202,6 @@ class Updater:
         b = self.store.get(self.seq_name)
         return int.from_bytes(b, "big") if b else None
 
-    def processor(self):
-        """A processor for one run; the caller drops it (and _released() its modules) afterwards."""
-        return self.make_processor()
-
-    def driver(self):
-        """The platform driver (make_driver(), else a processor's)."""
-        return self.make_driver() if self.make_driver is not None else self.make_processor().driver
-
-    def check(self, data):
-        """Authenticate an envelope; returns (digest, seq, uris) or raises SuitError (suit.ota_check)."""
-        # what serving loaded since serve() (error texts, the upload's assembler, parsers imported where they
-        # are used) goes first: the COSE and crypto modules come in one piece after another, on a clean heap
-        self.release()
-        from suit.ota_check import check
-        try:
-            return check(self, data)
-        finally:
-            self.release()
-
     def start_uri(self, uri):
         """Update in the background from the envelope at a manifest URI (False: an update is running)."""
         if self.task is not None:
@@ -263,11 +210,6 @@ class Updater:
         from suit.ota_run import run_uri
         self.task = asyncio.create_task(run_uri(self, uri))
         return True
-
-    async def report(self, seq, ok, reason, message, report, phase=None, timing=None):
-        """POST /suit/report (suit.ota_run.report); False when the server did not take it."""
-        from suit.ota_run import report as post
-        return await post(self, seq, ok, reason, message, report, phase, timing)
 
     # ---------------------------------------------------------------- poll
 
@@ -303,14 +245,18 @@ class Updater:
         """At every boot, before anything else touches the update state. health: an async callable -> bool
         (the app's services started and the update server answers). Returns None (nothing pending),
         "installed" (it restarts), "confirmed", "failed", "rolled back" or "restored" (the last three were
-        reported as failures). The code lives in suit.ota_boot, imported only when an update waits."""
+        reported as failures); None also when a download resumes in the background (fetch_at_boot, or a reset
+        during one). The code lives in suit.ota_boot, imported only when an update waits."""
         if self.store.get(_PENDING) is None:
-            if self.spool.interrupted():  # a power cut in a commit: the processor finishes or undoes it
-                self.processor().recover()
+            # a power cut in a commit: the processor finishes or undoes it (an in-place spool's commit is the
+            # OTA set_boot(), which nothing interrupts: its module is not even loaded)
+            if not self.spool.in_place and self.spool.interrupted():
+                self.make_processor().recover()
                 self.release()
             return None
         from suit.ota_boot import boot
         try:
             return await boot(self, health, deadline_ms)
         finally:
-            self.release()
+            if self.task is None:  # (a download resumed at boot keeps its modules until it ends)
+                self.release()

@@ -8,8 +8,9 @@
 # Imported only while an update waits for its install or verdict.
 import cbor
 from suit import const
-from suit.ota import (_DL, _ENV, _LAST, _PENDING, _SEQ_COMPONENT, _STATE, FAILED, FETCHED, INSTALL, RESTART,
-                      RESTORE, _ms_since, _restart, _ticks_ms)
+from suit.ota import _LAST, _PENDING, _STATE, FETCH, _restart
+from suit.ota_common import (_DL, _ENV, _SEQ_COMPONENT, FAILED, FETCHED, INSTALL, RESTART, RESTORE,
+                             ms_since as _ms_since, ticks_ms as _ticks_ms)
 
 # boots a verdict may take: a board that restarts in the middle of it (out of memory, a reset) decides again at
 # the next boot; one that never gets through its health check this often counts as failed
@@ -110,40 +111,54 @@ def install_pending(store, make_processor, spool, restart=None):
     return outcome
 
 
+def _driver(up):
+    # the platform driver: make_driver(), else a processor's
+    return up.make_driver() if up.make_driver is not None else up.make_processor().driver
+
+
+async def _report(up, seq, ok, reason, message, report, phase=None, timing=None):
+    from suit.ota_run import report as post
+    return await post(up, seq, ok, reason, message, report, phase, timing)
+
+
 async def boot(up, health, deadline_ms):
     import asyncio
     raw = up.store.get(_PENDING)
     pend = cbor.loads(raw)
     kind, seq, digest = pend[0], pend[1], pend[2]
     phase = pend.get(4)
+    if phase == FETCH:  # authenticated, the download runs after the restart (fetch_at_boot), in the background
+        from suit.ota_run import resume
+        up.task = asyncio.create_task(resume(up, pend))
+        return None
     if phase == FETCHED:  # the app did not call install_pending first: install now (with less heap)
         up.release()
-        return install_pending(up.store, up.processor, up.spool, up.restart)
+        return install_pending(up.store, up.make_processor, up.spool, up.restart)
     if phase == RESTORE:  # a restore cut short: it goes on, the health check does not run again
         return await _restore(up, pend, seq)
     if phase == FAILED:
         up.store.delete(_PENDING)
         reason, message = pend[5]
-        await up.report(seq, False, reason, message, pend.get(8), timing=pend.get(7))
+        await _report(up, seq, False, reason, message, pend.get(8), timing=pend.get(7))
         return "failed"
     if phase != RESTART:
         # the install was cut (a reset, or an error the app caught): the processor's recovery finishes a commit
         # that was made or drops what was staged; the server hears which, so its campaign does not stay open
         up.store.delete(_PENDING)
-        if up.processor().recover() is None:
-            await up.report(seq, False, 11, "install interrupted before its commit; the previous version runs",
+        if up.make_processor().recover() is None:
+            await _report(up, seq, False, 11, "install interrupted before its commit; the previous version runs",
                             None, phase="failed", timing=pend.get(7))
             return "failed"
-        await up.report(seq, True, 0, "install interrupted after its commit; finished at boot, not health-checked",
+        await _report(up, seq, True, 0, "install interrupted after its commit; finished at boot, not health-checked",
                         None, phase=RESTART, timing=pend.get(7))
         return None
     if kind == "ota" and up.spool.running.info()[4] != pend[3]:
         up.store.delete(_PENDING)
         why = pend.get(5) or "the new image reset before it confirmed itself"
-        await up.report(seq, False, 11, "rolled back: " + why, None, phase="rolled back")
+        await _report(up, seq, False, 11, "rolled back: " + why, None, phase="rolled back")
         return "rolled back"
     if pend.get(8) is not None:  # installed at boot: its report goes out now
-        await up.report(seq, True, 0, "installed; restarted", pend[8], RESTART, pend.get(7))
+        await _report(up, seq, True, 0, "installed; restarted", pend[8], RESTART, pend.get(7))
         pend[8] = None
     ok = False
     why = "health check failed"
@@ -169,21 +184,21 @@ async def boot(up, health, deadline_ms):
             import esp32
             esp32.Partition.mark_app_valid_cancel_rollback()
         else:
-            up.driver().finish()  # the old files go only now
+            _driver(up).finish()  # the old files go only now
             up.release()  # the driver's modules: the report's answer needs the heap
         st = up.store.get(_STATE)
         st = cbor.loads(st) if st else {}
         st[_SEQ_COMPONENT] = [digest, seq]
         up.store.put(_STATE, cbor.dumps(st))
         up.store.delete(_PENDING)
-        await up.report(seq, True, 0, "confirmed", None, phase="confirmed", timing=timing)
+        await _report(up, seq, True, 0, "confirmed", None, phase="confirmed", timing=timing)
         return "confirmed"
     if kind == "ota":
         # not confirmed: the bootloader rolls the image back at this reset; the old image reports it
         up.store.put(_LAST, cbor.dumps({1: seq, 2: False, 3: 11, 4: why}))
         pend[5] = why
         up.store.put(_PENDING, cbor.dumps(pend))
-        await up.report(seq, False, 11, why + "; rolling back", None, phase="rollback")
+        await _report(up, seq, False, 11, why + "; rolling back", None, phase="rollback")
         up.restart("hard")
         return "rolled back"
     # the verdict is kept before the files move: a restore cut short (a reset, out of memory) goes on at the
@@ -195,10 +210,10 @@ async def boot(up, health, deadline_ms):
 
 
 async def _restore(up, pend, seq):
-    restore_bundle(up.driver())
+    restore_bundle(_driver(up))
     up.release()  # the driver's modules: the report's answer needs the heap
     up.store.delete(_PENDING)
-    await up.report(seq, False, 11, pend[5] + "; previous bundle restored", None, phase="restored")
+    await _report(up, seq, False, 11, pend[5] + "; previous bundle restored", None, phase="restored")
     up.restart("soft")
     return "restored"
 

@@ -1,9 +1,40 @@
-# Authenticating an update before it runs (suit.ota.Updater.check): the envelope against the trust anchors,
-# its sequence number against the stored one, and the payload URIs its sequences name. Imported for the check
-# and released right after, before the download (suit.ota_run) is imported: the two are never on the heap
-# together with the COSE and crypto modules the check needs.
+# The push trigger (POST /suit/trigger, suit.ota.Updater) and the authentication of an update before it runs
+# (Updater.check): the envelope against the trust anchors, its sequence number against the stored one, and the
+# payload URIs its sequences name. Imported per trigger and released right after the check, before the download
+# (suit.ota_run) is imported: the two are never on the heap together with the COSE and crypto modules the check
+# needs, and a board that serves does not hold the handler's code.
 import cbor
-from suit import SuitError
+from suit import SuitError, const
+
+_CHANGED = const(68)
+
+
+def trigger(up, req):
+    """The /suit/trigger handler: an envelope (authenticated before the answer) or a manifest URI; the update
+    runs in the background. 2.04, or 4.00/4.01 (not authentic, not newer); Updater._trigger answers 5.03 (busy)
+    and 5.00 (out of memory)."""
+    from coap.msg import Message
+    data = req.payload  # the Block1 body: checked and stored as it is (a copy would be one more large piece)
+    if not data:
+        return Message(code=128, payload=b"an envelope or a manifest URI")
+    if data[0] != 0xD8 and data[0] >> 5 != 5:  # neither tag 107 nor a map: a manifest URI (text)
+        try:
+            uri = bytes(data).decode()
+        except UnicodeError:
+            return Message(code=128, payload=b"neither an envelope nor a URI")
+        up.start_uri(uri)
+        return Message(code=_CHANGED)
+    try:
+        info = checked(up, data)
+    except SuitError as e:
+        up.release()
+        return Message(code=129 if e.reason == 4 else 128, payload=str(e).encode())
+    if type(data) is memoryview:  # a view into a datagram: the background run keeps its own copy
+        data = bytes(data)
+    import asyncio
+    from suit.ota_run import run
+    up.task = asyncio.create_task(run(up, data, info))
+    return Message(code=_CHANGED)
 
 
 def payload_uris(manifest):
@@ -52,6 +83,17 @@ def _scan(seq, out, depth):
     out[:] = seen
 
 
+def checked(up, data):
+    """Authenticate an envelope for an Updater; returns (digest, seq, uris) or raises SuitError. What serving
+    loaded since Updater.serve() (error texts, the upload's assembler, parsers imported where they are used) goes
+    first: the COSE and crypto modules come in one piece after another, on a clean heap; they go after."""
+    up.release()  # (this module too leaves sys.modules: the code running keeps it, nothing loads it twice)
+    try:
+        return check(up, data)
+    finally:
+        up.release()
+
+
 def check(up, data):
     """Authenticate an envelope; returns (digest, seq, uris) or raises SuitError. The processor made for
     it is dropped with its modules: the download does not need them (the install makes a new one)."""
@@ -62,7 +104,7 @@ def check(up, data):
             p = None
             anchors = up.anchors()
         else:
-            p = up.processor()
+            p = up.make_processor()
             anchors = p.trust_anchors
         gc.collect()
         # in place: the signature and the manifest's members are views into data, never copies

@@ -10,8 +10,8 @@ import cbor
 from coap import block as _block
 from coap.msg import Message, uint_bytes
 from suit import SuitError, const
-from suit.ota import (_DL, _ENV, _LAST, _PENDING, FETCH, FETCHED, IDLE, INSTALL, RESTART, UpdateError,
-                      _ms_since, _sleep_ms, _ticks_ms)
+from suit.ota import _LAST, _PENDING, FETCH, IDLE, _sleep_ms
+from suit.ota_common import _DL, _ENV, FETCHED, INSTALL, RESTART, ms_since as _ms_since, ticks_ms as _ticks_ms
 
 _CON = const(0)
 _GET = const(1)
@@ -24,20 +24,36 @@ _SIZE2 = const(28)
 _SAVE_EVERY = const(65536)  # bytes between two resumption records (a store write each)
 
 
-async def run(up, data, info):
+class UpdateError(Exception):
+    """A transfer failed for good (after the retries)."""
+
+
+async def run(up, data, info, resumed=False):
     """The background task of one update; restarts the board when the install (or, with install_at_boot,
-    the download) is done."""
+    the download; with fetch_at_boot, the check) is done. resumed: the download after that restart (the
+    envelope is in the store)."""
     digest, seq, uris = info
     try:
-        if up.install_at_boot:
+        if up.install_at_boot and not resumed:
             # stored first, on the heap the check gave back: the install at boot reads it from the store, and
             # the download goes on without it (a store write of it later would need two more copies in one
             # piece each, on the heap the download fragmented)
             up.store.put(_ENV, data)
             data = None
+            if up.fetch_at_boot:
+                # the download starts after a soft reset (Updater.boot -> resume), on a clean heap
+                up.store.put(_PENDING, cbor.dumps({0: up.kind, 1: seq, 2: digest, 4: FETCH, 6: uris}))
+                up.task = None
+                up.release()
+                await _sleep_ms(50)  # the trigger's answer goes out before the restart
+                up.restart("soft")
+                return
         restart = await update(up, data, digest, seq, uris)
     except Exception as e:  # never an unhandled task: report it
         restart = False
+        if up.fetch_at_boot:  # nothing waits at the next boot any more
+            up.store.delete(_PENDING)
+            up.store.delete(_ENV)
         await report(up, seq, False, 11, "%s: %s" % (type(e).__name__, e), None)
     up.task = None
     up.release()
@@ -48,6 +64,12 @@ async def run(up, data, info):
         up.restart("hard" if up.kind == "ota" and not up.install_at_boot else "soft")
 
 
+async def resume(up, pend):
+    """The download of an authenticated update after the trigger's restart (Updater(fetch_at_boot=True));
+    a reset during it starts it again at boot, from its last good block."""
+    await run(up, None, (pend[2], pend[1], pend[6]), True)
+
+
 async def run_uri(up, uri):
     try:
         remote, path = resolve(up, uri)
@@ -55,7 +77,8 @@ async def run_uri(up, uri):
         if r.code != _CONTENT:
             raise UpdateError("manifest %s: %d.%02d" % (uri, r.code >> 5, r.code & 31))
         data = bytes(r.payload)
-        info = up.check(data)
+        from suit.ota_check import checked
+        info = checked(up, data)
     except Exception as e:
         up.task = None
         up.release()
@@ -97,7 +120,7 @@ async def update(up, data, digest, seq, uris):
         return True  # the soft reset: suit.ota_boot.install_pending installs before the app starts
     up.set_phase(INSTALL)
     from suit.ota_boot import install
-    res = install(up.store, up.processor, up.spool, data, pending)
+    res = install(up.store, up.make_processor, up.spool, data, pending)
     if not res.ok:
         await report(up, seq, False, res.reason, res.message, res.report)
         return False
@@ -250,8 +273,9 @@ async def poll_once(up, path):
     et = r.opt(_ETAG)
     up.etag = bytes(et) if et is not None else None
     data = bytes(r.payload)
+    from suit.ota_check import checked
     try:
-        info = up.check(data)
+        info = checked(up, data)
     except SuitError as e:
         if e.reason == 4 and "not newer" in e.args[0]:
             return "old"
