@@ -198,7 +198,7 @@ def test_wrong_key_and_unsupported_algorithm():
 
 
 def test_too_large_envelope_is_refused_before_parsing():
-    proc, drv, root = _device("big", max_envelope=200)
+    proc, drv, root = _device("big", maxsize=200)
     res = proc.update(hgtest.read_vector(V + "example0.suit"))
     assert REASONS[res.reason] == "cbor-parse" and "bigger than this device accepts" in res.message
 
