@@ -77,11 +77,11 @@ def makedirs(path):
 class BundleDriver:
     """identity: {1: vendor-id, 2: class-id, 24: device-id} (bytes); sources: uri -> local path (the fetch
     source on the host, or a callable uri -> reader); fs: the file operations (this module's functions unless
-    given); on_invoke(cid, args); max_file: bytes per component. open_read, slot_matches, swap, invoke, recover and
+    given); on_invoke(cid, args); maxsize: bytes per component. open_read, slot_matches, swap, invoke, recover and
     abort are suit.bundle_more's, loaded on first use, as is whatever a plain file component does not need.
     Method arguments are named by names the VM has already interned (each new one is a string on the board)."""
 
-    def __init__(self, root, identity, sources=None, fs=None, on_invoke=None, max_file=None):
+    def __init__(self, root, identity, sources=None, fs=None, on_invoke=None, maxsize=None):
         self.root = root = root.rstrip("/")
         self.identity = identity.get  # identity(param) -> bytes or None
         self.sources = sources or {}
@@ -89,7 +89,7 @@ class BundleDriver:
             from suit import bundle as fs
         self.fs = fs
         self.on_invoke = on_invoke
-        self.max_file = max_file
+        self.maxsize = maxsize
         self.reports = []
         j = root + "/.suit/journal"
         self.path = (root + "/", root + "/.suit/stage/", root + "/.suit/old/", j, j + ".new")
@@ -121,7 +121,7 @@ class BundleDriver:
                 parts = None  # a directory, a binary identifier, or a refusal
                 break
             parts.append(str(p, "utf-8"))
-        if parts and key[0] != b".suit" and not index and self.max_file is None:
+        if parts and key[0] != b".suit" and not index and self.maxsize is None:
             rel = "/".join(parts)
             st = self.state
             name = st[_STAGED].get(rel)

@@ -1,5 +1,5 @@
 # What a plain install with suit.bundle does not run, loaded when it is needed: a staged file with a size cap
-# (max_file), component identifiers that are not plain names, and the driver methods open_read, slot_matches,
+# (maxsize), component identifiers that are not plain names, and the driver methods open_read, slot_matches,
 # swap, invoke, abort (a failed install's staging dropped) and recover (the recovery at boot that reads the
 # journal a power cut left and replays it):
 # suit.bundle's own code, the same driver, split for its heap (BundleDriver.__getattr__ finds them here).
@@ -20,7 +20,7 @@ METHODS = ("open_read", "slot_matches", "swap", "invoke", "recover", "abort")
 
 
 class Writer:
-    """A staged file that refuses more than capacity bytes (BundleDriver's max_file, suit.slots)."""
+    """A staged file that refuses more than capacity bytes (BundleDriver's maxsize, suit.slots)."""
 
     def __init__(self, f, capacity):
         self._f = f
@@ -49,11 +49,11 @@ def _new_name(drv):
 
 def stage(drv, cid, slot, length):
     """BundleDriver.stage for what its own code leaves: a directory component, a binary identifier or a
-    refusal, a slot, a size cap (max_file), a missing .suit/stage."""
+    refusal, a slot, a size cap (maxsize), a missing .suit/stage."""
     rel = rel_of(cid)
     if slot is not None and slot != 0:
         raise SuitError(_COMPONENT_UNSUPPORTED, (57, slot))
-    cap = drv.max_file
+    cap = drv.maxsize
     if length is not None and cap is not None and length > cap and cid[-1]:
         raise SuitError(_OPERATION_FAILED, (58, length, cap))
     staged = drv.state[_STAGED]

@@ -18,14 +18,12 @@ _C_ABORT = const(14)
 _D_SET_COMPONENT_INDEX = const(12)
 _D_TRY_EACH = const(15)
 _D_WRITE = const(18)
-_D_FETCH = const(21)
 _D_COPY = const(22)
 _D_INVOKE = const(23)
 _P_COMPONENT_SLOT = const(5)
 _P_SOFT_FAILURE = const(13)
 _P_CONTENT = const(18)
 _P_ENCRYPTION_INFO = const(19)
-_P_URI = const(21)
 _P_SOURCE_COMPONENT = const(22)
 _P_INVOKE_ARGS = const(23)
 
@@ -158,7 +156,7 @@ def command(p, cmd, idx=None, policy=0, off=0, d=None, depth=0):
       returns None), write and copy (returns the reader the processor streams into the component);
     - set-component-index, try-each, run-sequence (d: the Decoder at the argument, depth: the nesting);
     - image-match of an image not written in this run: its (digest, size) read back;
-    - fetch of an integrated payload ("#name"): its reader; -1: the decryptor of component idx's payload;
+    - -1: the decryptor of component idx's payload;
     - a method name (str): the Processor method an install does not call (p.__getattr__), or AttributeError."""
     if type(cmd) is str:
         f = {"stored_sequence_number": _stored_sequence_number, "recover": _recover, "boot": _boot}.get(cmd)
@@ -169,15 +167,6 @@ def command(p, cmd, idx=None, policy=0, off=0, d=None, depth=0):
         return _structure(p, cmd, d, off, depth)
     if cmd == _C_IMAGE_MATCH:
         return _read_back(p, idx, policy, off)
-    if cmd == _D_FETCH:
-        from suit.spool import payload_reader
-        v = p.args[idx].get(_P_URI)
-        r = payload_reader(p.manifest, v[1:]) if v[1:] else None  # the key with or without its "#"
-        if r is None:
-            r = payload_reader(p.manifest, v)
-        if r is None:
-            p.record(policy, off, idx, None, _OPERATION_FAILED, (46, v))
-        return r
     if cmd == -1:
         from suit.encryption import decryptor
         return decryptor(p.args[idx].get(_P_ENCRYPTION_INFO), p.decryption_keys)

@@ -42,7 +42,7 @@ class Manifest:
     what the digest covers, and the severable members), payloads (integrated payloads: name -> memoryview, or
     (offset, length) in the file at path; suit.spool.payload_reader), path (or None); from parse(),
     sequence_number, reference_uri,
-    components (tuples of bytes), shared, sequences (key -> memoryview), severed (key -> encoded SUIT_Digest);
+    components (tuples of bytes), shared, sequences (key -> memoryview; a severed member not supplied is absent);
     digest (the encoded SUIT_Digest authenticated, from authenticate(); else None)."""
 
 
@@ -241,7 +241,7 @@ def parse(m, max_components):
     (absent from sequences when absent, or severed and not supplied). Returns m."""
     m.components = components = []
     m.sequences = sequences = {}
-    m.severed = severed = {}
+    severed = {}  # severed members: key -> encoded SUIT_Digest
     try:
         d = Decoder(m.manifest)
         if d.peek_major() == 6 and d.read_tag() != _TAG_MANIFEST:

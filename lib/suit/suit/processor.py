@@ -247,9 +247,13 @@ class Processor:
                             r = command(self, cmd, idx, flags, off)  # write and copy return a reader
                             if r is None:
                                 continue
-                        elif v and ord(v[0]) == 0x23:  # "#name": an integrated payload (suit.commands)
-                            from suit.commands import command
-                            r = command(self, cmd, idx, flags, off)
+                        elif v and ord(v[0]) == 0x23:  # "#name": an integrated payload
+                            from suit.spool import payload_reader
+                            r = payload_reader(self.manifest, v[1:]) if v[1:] else None  # with or without its "#"
+                            if r is None:
+                                r = payload_reader(self.manifest, v)
+                            if r is None:
+                                self.record(flags, off, idx, None, _OPERATION_FAILED, (46, v))
                         else:
                             try:
                                 r = self.driver.fetch(v)
