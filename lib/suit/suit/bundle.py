@@ -96,10 +96,11 @@ class BundleDriver:
         self.state = [{}, 0, None, []]
 
     def __getattr__(self, name):
-        # the driver methods a plain install does not call: suit.bundle_more's functions of the driver
-        from suit import bundle_more
-        if name not in bundle_more.METHODS:
+        # the driver methods a plain install does not call: suit.bundle_more's functions of the driver (named in
+        # one bytes constant: it is not interned at import, as each short str is)
+        if b" " + name.encode() + b" " not in b" open_read slot_matches swap invoke recover abort ":
             raise AttributeError(name)
+        from suit import bundle_more
         f = getattr(bundle_more, name)
         return lambda *args: f(self, *args)
 

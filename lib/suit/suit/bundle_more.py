@@ -15,8 +15,6 @@ _JOURNAL_NEW = const(4)
 _STAGED = const(0)
 _COUNT = const(1)
 _NAMES = const(2)
-# the BundleDriver methods defined here, as functions of the driver
-METHODS = ("open_read", "slot_matches", "swap", "invoke", "recover", "abort")
 
 
 class Writer:

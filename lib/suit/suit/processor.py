@@ -42,7 +42,7 @@ _C_DEVICE_ID = const(24)
 _D_SET_PARAMETERS = const(19)
 _D_OVERRIDE_PARAMETERS = const(20)
 _D_FETCH = const(21)
-_WITH_POLICY = const(0x1E4406E)  # bit n: command n (or swap, 31) takes a reporting flags and runs per component
+_WITH_POLICY = const(0x1E4406E)  # bit n: command n (or swap, 31) takes a reporting policy and runs per component
 # parameters; bit n of a mask: parameter n has that type
 _P_BSTR = const(0x18C000E)  # vendor 1, class 2, image-digest 3, content 18, encryption-info 19, invoke-args 23,
 # device 24
@@ -67,7 +67,10 @@ class Processor:
     """One device's SUIT processor. trust_anchors: CoseKey/KeySet/list for sign1/mac0 verify; store: a
     lib/store FileStore for the anti-rollback sequence number, kept under `name`; decryption_keys: A128KW
     key-encryption keys; maxsize: the largest envelope taken (bytes). Attributes and arguments are named by
-    names the VM has already interned where one fits: each new one is a string on the board."""
+    names the VM has already interned where one fits: each new one is a string on the board. During an
+    update (suit.commands works through them too): result (the Result), log (the report's records), phase (the
+    section running), manifest, args (each component's parameters), indices (the current component indices),
+    done (component index -> (digest, size) written or read back), buf (the chunk buffer)."""
 
     def __init__(self, driver, trust_anchors, store=None, decryption_keys=None, maxsize=16384,
                  max_components=8, chunk_size=4096, name="suit-seq", trace=False):
@@ -207,11 +210,11 @@ class Processor:
                     cmd = d.read_int()
                 if 0 < cmd < 25 and (_WITH_POLICY >> cmd) & 1 or cmd == 31:
                     pos = d.pos
-                    flags = buf[pos] if pos < end else 0xFF
-                    if flags < 24:
+                    policy = buf[pos] if pos < end else 0xFF
+                    if policy < 24:
                         d.pos = pos + 1
                     else:
-                        flags = d.read_uint()
+                        policy = d.read_uint()
                     for idx in self.indices:
                         if trace is not None:
                             trace.append((self.phase, off, cmd, idx))
@@ -221,30 +224,30 @@ class Processor:
                         v = p.get(key)
                         if v is None and (key == _P_IMAGE_DIGEST or key == _P_URI or key == _C_VENDOR_ID
                                           or key == _C_CLASS_ID or key == _C_DEVICE_ID):
-                            self.record(flags, off, idx, None, _OPERATION_FAILED if key == _P_URI
+                            self.record(policy, off, idx, None, _OPERATION_FAILED if key == _P_URI
                                        else _CONDITION_FAILED, (39, key, idx))
                         if cmd == _C_IMAGE_MATCH:
                             w = self.done.get(idx)
                             if w is None:  # not written in this run: read the image back (suit.commands)
                                 from suit.commands import command
-                                w = command(self, cmd, idx, flags, off)
+                                w = command(self, cmd, idx, policy, off)
                             size = w[1]
                             want = p.get(_P_IMAGE_SIZE)
                             bad_size = want is not None and size != want
                             if bad_size or w[0] != envelope.parse_digest(v)[1]:  # a digest is public: no ct_equal
-                                self.record(flags, off, idx, None, _CONDITION_FAILED, (45, idx, bad_size))
+                                self.record(policy, off, idx, None, _CONDITION_FAILED, (45, idx, bad_size))
                             # the digest matched: the record carries the manifest's encoding of it, as is
-                            self.record(flags, off, idx, {_P_IMAGE_DIGEST: bytes(v), _P_IMAGE_SIZE: size})
+                            self.record(policy, off, idx, {_P_IMAGE_DIGEST: bytes(v), _P_IMAGE_SIZE: size})
                             continue
                         if cmd == _C_VENDOR_ID or cmd == _C_CLASS_ID or cmd == _C_DEVICE_ID:
                             have = self.driver.identity(cmd)
                             if have is None or bytes(v) != bytes(have):
-                                self.record(flags, off, idx, None, _CONDITION_FAILED, (41, cmd))
-                            self.record(flags, off, idx)
+                                self.record(policy, off, idx, None, _CONDITION_FAILED, (41, cmd))
+                            self.record(policy, off, idx)
                             continue
                         if cmd != _D_FETCH:
                             from suit.commands import command
-                            r = command(self, cmd, idx, flags, off)  # write and copy return a reader
+                            r = command(self, cmd, idx, policy, off)  # write and copy return a reader
                             if r is None:
                                 continue
                         elif v and ord(v[0]) == 0x23:  # "#name": an integrated payload
@@ -253,19 +256,19 @@ class Processor:
                             if r is None:
                                 r = payload_reader(self.manifest, v)
                             if r is None:
-                                self.record(flags, off, idx, None, _OPERATION_FAILED, (46, v))
+                                self.record(policy, off, idx, None, _OPERATION_FAILED, (46, v))
                         else:
                             try:
                                 r = self.driver.fetch(v)
                             except OSError as e:
-                                self.record(flags, off, idx, None, _OPERATION_FAILED, (50, v, e))
+                                self.record(policy, off, idx, None, _OPERATION_FAILED, (50, v, e))
                         # stream r into the component's staged slot: decrypt, hash, write, one chunk at a time
                         limit = p.get(_P_IMAGE_SIZE)
                         dec = None
                         info = p.get(_P_ENCRYPTION_INFO)
                         if info is not None:  # the decryptor: suit.commands' command -1
                             from suit.commands import command
-                            dec = command(self, -1, idx, flags, off)
+                            dec = command(self, -1, idx, policy, off)
                         h = sha256()
                         total = 0
                         if self.buf is None:
@@ -285,7 +288,7 @@ class Processor:
                                         chunk = dec.update(chunk)
                                     total += len(chunk)
                                     if limit is not None and total > limit:
-                                        self.record(flags, off, idx, None, _OPERATION_FAILED, (51, idx, limit))
+                                        self.record(policy, off, idx, None, _OPERATION_FAILED, (51, idx, limit))
                                     if len(chunk):
                                         h.update(chunk)
                                         writer.write(chunk)
@@ -294,7 +297,7 @@ class Processor:
                                 writer.close()
                                 writer = None
                             except OSError as e:
-                                self.record(flags, off, idx, None, _OPERATION_FAILED, (47, idx, e))
+                                self.record(policy, off, idx, None, _OPERATION_FAILED, (47, idx, e))
                             except SuitError as e:
                                 if e.record is None:  # the decryptor's
                                     e.record = [[], self.phase, off, idx, {}]
@@ -307,7 +310,7 @@ class Processor:
                                 except OSError:
                                     pass
                         self.done[idx] = (h.digest(), total)
-                        self.record(flags, off, idx)
+                        self.record(policy, off, idx)
                     continue
                 if trace is not None and (cmd == _D_SET_PARAMETERS or cmd == _D_OVERRIDE_PARAMETERS or cmd == 12
                                           or cmd == 15 or cmd == 32):
@@ -352,8 +355,8 @@ class Processor:
             raise SuitError(_CBOR_PARSE, (43, e))
 
     def record(self, flags, off, idx, info=None, reason=0, message=None):
-        """Record a command's success (flags bit 1: send-record-success) or, given a reason, its failure (bit
-        2: send-record-failure), then raise SuitError with that record."""
+        """Record a command's success (its reporting policy, flags, bit 1: send-record-success) or, given a
+        reason, its failure (bit 2: send-record-failure), then raise SuitError with that record."""
         rec = None
         if flags & (2 if reason else 1) and len(self.log) < _MAX_RECORDS:
             rec = [[], self.phase, off, idx, info or {}]  # info: the parameters to report
