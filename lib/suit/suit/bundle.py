@@ -115,7 +115,7 @@ class BundleDriver:
 
     def stage(self, key, index, length):
         """A writer for component key (its identifier) into slot index, length bytes if known. A file named by
-        plain names, no size cap, stage directory present: here; anything else: suit.bundle_more.stage."""
+        plain names, no size cap: here; anything else: suit.bundle_more.stage."""
         parts = []
         for p in key:
             if not p or p.strip(_NAME_CHARS) or p[0] == 46 and p[-1] == 46 and len(p) < 3:  # "." or ".."
@@ -131,10 +131,12 @@ class BundleDriver:
                 st[_COUNT] += 1
                 if st[_NAMES] is not None:
                     st[_NAMES].append(name)
+            path = self.path[_STAGE] + name
             try:
-                return self.fs.open(self.path[_STAGE] + name, "wb")
-            except OSError:
-                pass  # .suit/stage is missing
+                return self.fs.open(path, "wb")
+            except OSError:  # .suit/stage is missing (a first install)
+                self.fs.makedirs(self.path[_STAGE][:-1])
+                return self.fs.open(path, "wb")
         from suit import bundle_more
         return bundle_more.stage(self, key, index, length)
 

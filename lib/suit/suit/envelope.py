@@ -41,9 +41,10 @@ class Manifest:
     contents), manifest (contents), wrapped (the bstr-wrapped members by key: the manifest 3, with its bstr head,
     what the digest covers, and the severable members), payloads (integrated payloads: name -> memoryview, or
     (offset, length) in the file at path; suit.spool.payload_reader), path (or None); from parse(),
-    sequence_number, reference_uri,
-    components (tuples of bytes), shared, sequences (key -> memoryview; a severed member not supplied is absent);
-    digest (the encoded SUIT_Digest authenticated, from authenticate(); else None)."""
+    sequence_number, reference_uri, components (tuples of bytes), shared, sequences (key -> memoryview; a
+    severed member not supplied is absent); digest (the encoded SUIT_Digest authenticated, from authenticate();
+    else None). Fields are named by names the VM has already interned where one fits (each new one is a string
+    on the board): suit.processor's install set may intern no more than fit its base's last qstr pool."""
 
 
 def _head(d, uint):

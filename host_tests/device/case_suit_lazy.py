@@ -1,0 +1,41 @@
+# What a plain install loads (lib/suit, both runtimes): a file fetched, digested, written and committed on a new
+# device runs in suit.processor and suit.bundle (with suit.envelope); the modules of the rarer paths (the other
+# commands, directory and binary components, a failed install's clean-up, encryption, the error texts) load only
+# when a manifest needs them. A case file of its own: its process has imported none of them before.
+import os
+import sys
+from hashlib import sha256
+
+import cbor
+import hgtest
+from cose import mac0
+from cose.key import CoseKey
+from suit.bundle import BundleDriver
+from suit.processor import Processor
+
+MP_HEAP = "128k"
+
+RARE = ("suit.commands", "suit.bundle_more", "suit.bundle_dir", "suit.encryption", "suit.spool", "suit.fs",
+        "suit._text", "suit.reasons", "suit.envelope_file", "suit.slots", "suit.faults")
+
+
+def test_a_plain_install_on_a_new_device_loads_no_module_of_the_rarer_paths():
+    root = "build/test-suit-lazy-" + hgtest.RUNTIME
+    hgtest.rmtree(root)
+    os.mkdir(root)  # a new device: no .suit, no lib/ yet
+    payload = bytes(range(256)) * 16
+    src = root + "/payload"
+    with open(src, "wb") as f:
+        f.write(payload)
+    key = CoseKey.from_raw(5, bytes(range(32)))
+    image = cbor.dumps([-16, sha256(payload).digest()])
+    common = {2: [[b"lib", b"app.py"]], 4: cbor.dumps([20, {3: image, 14: len(payload)}])}
+    m = cbor.dumps({1: 1, 2: 1, 3: cbor.dumps(common), 20: cbor.dumps([20, {21: "file:p"}, 21, 2, 3, 15])},
+                   canonical=True)
+    d = cbor.dumps([-16, sha256(cbor.dumps(m)).digest()])
+    env = cbor.dumps(cbor.Tag(107, {2: cbor.dumps([d, mac0.create(key, d, detached=True)]), 3: m}))
+    res = Processor(BundleDriver(root, {}, sources={"file:p": src}), [key]).update(env)
+    assert res.ok, res
+    with open(root + "/lib/app.py", "rb") as f:
+        assert f.read() == payload
+    assert [name for name in RARE if name in sys.modules] == []
