@@ -93,7 +93,7 @@ class BundleDriver:
         self.reports = []
         j = root + "/.suit/journal"
         self.path = (root + "/", root + "/.suit/stage/", root + "/.suit/old/", j, j + ".new")
-        self.state = [{}, 0, None, []]
+        self.state = [{}, 0, None, []]  # type: list  # (one type each: the _STAGED.. indices)
 
     def __getattr__(self, name):
         # the driver methods a plain install does not call: suit.bundle_more's functions of the driver (named in
