@@ -97,8 +97,8 @@ class Counted:
         self.wire[1] += len(data)
         return data, remote
 
-    def recv_now(self, ready=False):  # the endpoint reads UDP through this on MicroPython (coap.udp)
-        x = self.t.recv_now(ready)
+    def recv_now(self, ready=False, wait_ms=0):  # the endpoint reads UDP through this (coap.udp; it lingers)
+        x = self.t.recv_now(ready, wait_ms)
         if x is not None:
             self.wire[1] += len(x[0])
         return x
@@ -261,6 +261,9 @@ class Agent:
         self.console = None
         self.dev = Device(self.ep, self.peer, self.controller, self.state, require=REQUIRE,
                           retry=n["retry"], on_state=self._on_state)
+        # The OSCORE context is made: its derivation (HKDF) loads again for the next one (EAP-Success, a re-key)
+        # or the next sequence number bound (every 64 messages).
+        drop_modules(("oscore.derive", "crypto.kdf"))
         if not self.dev.registered:
             self._show_oob()
 
