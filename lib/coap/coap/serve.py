@@ -108,111 +108,144 @@ def on_request(ep, req):
         raise
 
 
-def plain_get(ep, data, n, remote):
-    # The lean path of the commonest request, taken by the endpoint before anything is decoded (no transform):
-    # a CON or NON GET (data[1] checked there; n = len(data)), not a duplicate, with only Uri-Path options and
-    # no payload, of a resource without Observe or Max-Age. Its handler gets a request Message holding only
-    # what the datagram has (the class's defaults stand for CON, GET, no options); an answer of bytes that
-    # fit one block is written straight into the deduplication ring and sent from there. False (nothing
-    # done) for anything else: the general path takes it.
-    b0 = data[0]
-    tkl = b0 & 15
-    p = 4 + tkl
-    if b0 & 0xE0 != 0x40 or tkl > 8 or p > n:  # version 1, CON or NON
-        return False
-    mid = (data[2] << 8) | data[3]
-    if ep.dd_index.get(mid, -1) >= 0:  # maybe a duplicate: the general path looks
-        return False
-    path = None
-    o = None
-    while p < n:
-        b = data[p]
-        if b >> 4 != (0 if path else _URI_PATH):
-            return False
-        ln = b & 15
-        p += 1
-        if ln > 12:
-            if ln != 13 or p == n:
-                return False
-            ln = data[p] + 13
-            p += 1
-        e = p + ln
-        if e > n:
-            return False
-        try:
-            seg = str(data[p:e], "utf-8")
-        except UnicodeError:
-            return False
-        if path is None:
-            path = "/" + seg
-            o = []
-        else:
-            path += "/" + seg
-        o.append(_URI_PATH)
-        o.append(p)
-        o.append(e)
-        p = e
-    res = ep.resources.get(path or "/")
-    if res is None or res.observers is not None or res.max_age is not None:
-        return False
-    h = res.handlers[_GET]
-    if h is None:
-        return False
-    req = object.__new__(Message)  # no __init__: only what the datagram has is set
-    if b0 & 0x10:
-        req.type = _NON
-    req.mid = mid
-    if tkl:
-        req.token = tok = data[4:4 + tkl]
-    if o is not None:
-        req.buf = memoryview(data)
-        req.opts = o
-    req.remote = remote
-    s = dedup.add(ep, remote, mid, ticks_ms())
-    try:
-        try:
-            r = h(req)
-            raw = type(r) is bytes
-            if not raw:
-                if type(r) is str:
-                    r = r.encode()
-                    raw = True
-                elif r is not None and hasattr(r, "send"):  # an async handler: answered later
-                    from coap.separate import answer_later
-                    asyncio.create_task(answer_later(ep, req, r))
-                    return True
+def burst(ep, data, remote, linger):
+    # The message layer's entry for a serving endpoint (Endpoint.receive, and its loop's wake-ups with the
+    # transport's linger_us): one datagram, then, with linger, each next one the transport has within linger
+    # (whole ms, blocked in poll) after a request was answered, up to 32 (a sequential client sends its next
+    # request within microseconds). A plain GET takes the lean path here: a CON or NON GET (no transform), not
+    # a duplicate, with only Uri-Path options and no payload, of a resource without Observe or Max-Age. Its
+    # handler gets a request Message holding only what the datagram has (the class's defaults stand for CON,
+    # GET, no options); an answer of bytes that fit one block is written straight into the deduplication ring
+    # and sent from there. Everything else goes to ep.receive (lean=False). True when the last datagram was a request.
+    t = ep.t
+    mx = t.max_message_size
+    rs = ep.resources
+    blk = 16 << ep.szx
+    linger = (linger + 999) // 1000
+    n = 32
+    while True:
+        lean = False
+        while True:  # the lean path; break: ep.receive takes the datagram
+            k = len(data)
+            if k < 4 or data[1] != _GET or k > mx or type(data) is not bytes or ep.transform is not None:
+                break
+            b0 = data[0]
+            tkl = b0 & 15
+            p = 4 + tkl
+            if b0 & 0xE0 != 0x40 or tkl > 8 or p > k:  # version 1, CON or NON
+                break
+            mid = (data[2] << 8) | data[3]
+            if ep.dd_index.get(mid, -1) >= 0:  # maybe a duplicate: the general path looks
+                break
+            path = None
+            o = None
+            while p < k:  # Uri-Path options only; p = -1: not a plain GET
+                b = data[p]
+                if b >> 4 != (0 if path else _URI_PATH):
+                    p = -1
+                    break
+                ln = b & 15
+                p += 1
+                if ln > 12:
+                    if ln != 13 or p == k:
+                        p = -1
+                        break
+                    ln = data[p] + 13
+                    p += 1
+                e = p + ln
+                if e > k:
+                    p = -1
+                    break
+                try:
+                    seg = str(data[p:e], "utf-8")
+                except UnicodeError:
+                    p = -1
+                    break
+                if path is None:
+                    path = "/" + seg
+                    o = []
                 else:
-                    r = finish(ep, req, r)
-        except Exception as e:
-            r = _failed(ep, e)
-            raw = False
-        if raw:
-            nr = len(r)
-            v = dedup.room(ep, s, 5 + tkl + nr if nr else 4 + tkl) if nr <= 16 << ep.szx else None
-            if v is not None:
-                if b0 & 0x10:
-                    v[0] = 0x50 | tkl  # NON, a new MID
-                    mid = ep.next_mid()
-                else:
-                    v[0] = 0x60 | tkl  # ACK, piggybacked
-                v[1] = _CONTENT
-                v[2] = mid >> 8
-                v[3] = mid & 255
-                p = 4 + tkl
-                if tkl:
-                    v[4:p] = tok
-                if nr:
-                    v[p] = 0xFF
-                    v[p + 1:] = r
-                ep.t.send(v, remote)
-                return True
-        reply(ep, req, r if type(r) is Message else finish(ep, req, r))
-    except MemoryError:  # unanswered: forget it (as on_request does), so its retransmission is taken as new
-        d = ep.dd
-        d[s] = -1
-        d[s + _D_OBJ] = None
-        raise
-    return True
+                    path += "/" + seg
+                o.append(_URI_PATH)
+                o.append(p)
+                o.append(e)
+                p = e
+            if p != k:
+                break
+            res = rs.get(path or "/")
+            if res is None or res.observers is not None or res.max_age is not None:
+                break
+            h = res.handlers[_GET]
+            if h is None:
+                break
+            req = object.__new__(Message)  # no __init__: only what the datagram has is set
+            if b0 & 0x10:
+                req.type = _NON
+            req.mid = mid
+            if tkl:
+                req.token = tok = data[4:4 + tkl]
+            if o is not None:
+                req.buf = memoryview(data)
+                req.opts = o
+            req.remote = remote
+            # The deduplication entry is made after a sync handler ran (nothing else runs meanwhile): a
+            # MemoryError in it leaves nothing to forget, so its retransmission is taken as new.
+            try:
+                r = h(req)
+                raw = type(r) is bytes
+                if not raw:
+                    if type(r) is str:
+                        r = r.encode()
+                        raw = True
+                    elif r is not None and hasattr(r, "send"):  # an async handler: answered later
+                        dedup.add(ep, remote, mid, ticks_ms())
+                        from coap.separate import answer_later
+                        asyncio.create_task(answer_later(ep, req, r))
+                        lean = True
+                        break
+            except Exception as e:
+                r = _failed(ep, e)
+                raw = False
+            s = dedup.add(ep, remote, mid, ticks_ms())
+            try:
+                if raw:
+                    nr = len(r)
+                    v = dedup.room(ep, s, 5 + tkl + nr if nr else 4 + tkl) if nr <= blk else None
+                    if v is not None:
+                        if b0 & 0x10:
+                            v[0] = 0x50 | tkl  # NON, a new MID
+                            mid = ep.next_mid()
+                        else:
+                            v[0] = 0x60 | tkl  # ACK, piggybacked
+                        v[1] = _CONTENT
+                        v[2] = mid >> 8
+                        v[3] = mid & 255
+                        p = 4 + tkl
+                        if tkl:
+                            v[4:p] = tok
+                        if nr:
+                            v[p] = 0xFF
+                            v[p + 1:] = r
+                        t.send(v, remote)
+                        lean = True
+                        break
+                reply(ep, req, r if type(r) is Message else finish(ep, req, r))
+            except MemoryError:  # unanswered: forget it (as on_request does), so its retransmission is new
+                d = ep.dd
+                d[s] = -1
+                d[s + _D_OBJ] = None
+                raise
+            lean = True
+            break
+        if not lean and not ep.receive(data, remote, False):
+            return None  # not a request (a response: let the task waiting for it run)
+        n -= 1
+        if not linger or not n:
+            return True
+        x = t.recv_now(linger)
+        if x is None:
+            return True
+        data, remote = x
 
 
 def _failed(ep, e):
