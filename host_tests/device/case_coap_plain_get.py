@@ -143,3 +143,17 @@ def test_dedup_index_across_laps():
         dedup_remember(d, "a", i, b"r%d" % i, 300 + i)
         assert dedup_answer(d, "a", i, 300 + i) == b"r%d" % i
     assert len(d.dd_index) <= 2 * 4 and dedup_answer(d, "a", 10, 400) is None
+
+
+def test_plain_get_message_answer_is_sliced_into_blocks():
+    # A handler on the lean path that answers with a Message whose payload is bigger than a block gets Block2
+    # slicing like any other answer (the lean path once sent such a Message whole, past the transport's
+    # largest message).
+    s, t, _ = make_server()
+    body = bytes(i & 255 for i in range(3000))
+    s.route("/m", get=lambda req: Message(code=D.CONTENT, payload=body))
+    s.receive(req(D.CON, D.GET, 600, b"\x01", "/m"), PEER)
+    (r,) = t.take()
+    num, more, szx = block.decode(r.opt(D.BLOCK2))
+    assert (r.type, r.mid, r.code, num, more) == (D.ACK, 600, D.CONTENT, 0, 1)
+    assert bytes(r.payload) == body[:16 << szx] and r.uint(D.SIZE2) == 3000

@@ -21,9 +21,9 @@ except ImportError:
     from coap import const
 
 try:
-    from time import ticks_ms
+    from time import ticks_ms, ticks_add
 except ImportError:  # CPython
-    from coap._cpython import ticks_ms
+    from coap._cpython import ticks_ms, ticks_add
 
 _CON = const(0)
 _NON = const(1)
@@ -46,7 +46,20 @@ _MAX_AGE = const(14)
 _BLOCK2 = const(23)
 _BLOCK1 = const(27)
 _NO_RESPONSE = const(258)
-_D_OBJ = const(7)  # the deduplication slot's field coap.dedup keeps an answer object in
+# coap.dedup's layout, for the slots the lean GET path fills: the cache's own state, then the slot fields.
+_DD_NEXT = const(0)
+_DD_W = const(1)
+_DD_LAP = const(2)
+_DD_RING = const(3)
+_DD_END = const(4)
+_D_REMOTE = const(1)
+_D_EXP = const(2)
+_D_STATE = const(3)
+_D_OFF = const(4)
+_D_LEN = const(5)
+_D_LAP = const(6)
+_D_OBJ = const(7)
+_D_N = const(8)
 
 
 class Resource:
@@ -112,22 +125,34 @@ def burst(ep, data, remote, linger):
     # The message layer's entry for a serving endpoint (Endpoint.receive, and its loop's wake-ups with the
     # transport's linger_us): one datagram, then, with linger, each next one the transport has within linger
     # (whole ms, blocked in poll) after a request was answered, up to 32 (a sequential client sends its next
-    # request within microseconds). A plain GET takes the lean path here: a CON or NON GET (no transform), not
-    # a duplicate, with only Uri-Path options and no payload, of a resource without Observe or Max-Age. Its
-    # handler gets a request Message holding only what the datagram has (the class's defaults stand for CON,
-    # GET, no options); an answer of bytes that fit one block is written straight into the deduplication ring
-    # and sent from there. Everything else goes to ep.receive (lean=False). True when the last datagram was a request.
+    # request within microseconds). True when the last datagram was a request.
+    #
+    # A plain GET takes the lean path here: a CON or NON GET (no transform), not a duplicate, with only
+    # Uri-Path options and no payload, of a resource without Observe or Max-Age. Its handler gets a request
+    # Message holding only what the datagram has (the class's defaults stand for CON, GET, no options); an
+    # answer of bytes that fit one block is written straight into the deduplication ring, its slot filled
+    # here (coap.dedup's layout; the first entry and the end of a lap take dedup.add and dedup.room), and sent
+    # from there. Everything else goes to ep.receive (lean=False). What the loop uses per datagram is in
+    # locals (a name looked up in the module or the builtins costs more than the test it serves).
     t = ep.t
     mx = t.max_message_size
     rs = ep.resources
+    d = ep.dd
     blk = 16 << ep.szx
     linger = (linger + 999) // 1000
+    now = ticks_ms()
+    exp = ticks_add(now, ep.params.exchange_lifetime)
+    L = len
+    T = type
+    B = bytes
+    M = Message
+    new = object.__new__
     n = 32
     while True:
         lean = False
         while True:  # the lean path; break: ep.receive takes the datagram
-            k = len(data)
-            if k < 4 or data[1] != _GET or k > mx or type(data) is not bytes or ep.transform is not None:
+            k = L(data)
+            if k < 4 or data[1] != _GET or k > mx or T(data) is not B or ep.transform is not None:
                 break
             b0 = data[0]
             tkl = b0 & 15
@@ -135,7 +160,8 @@ def burst(ep, data, remote, linger):
             if b0 & 0xE0 != 0x40 or tkl > 8 or p > k:  # version 1, CON or NON
                 break
             mid = (data[2] << 8) | data[3]
-            if ep.dd_index.get(mid, -1) >= 0:  # maybe a duplicate: the general path looks
+            ix = ep.dd_index
+            if ix.get(mid, -1) >= 0:  # maybe a duplicate: the general path looks
                 break
             path = None
             o = None
@@ -178,7 +204,7 @@ def burst(ep, data, remote, linger):
             h = res.handlers[_GET]
             if h is None:
                 break
-            req = object.__new__(Message)  # no __init__: only what the datagram has is set
+            req = new(M)  # no __init__: only what the datagram has is set
             if b0 & 0x10:
                 req.type = _NON
             req.mid = mid
@@ -192,49 +218,64 @@ def burst(ep, data, remote, linger):
             # MemoryError in it leaves nothing to forget, so its retransmission is taken as new.
             try:
                 r = h(req)
-                raw = type(r) is bytes
-                if not raw:
-                    if type(r) is str:
+                q = T(r)
+                if q is not B:
+                    if q is str:
                         r = r.encode()
-                        raw = True
+                        q = B
                     elif r is not None and hasattr(r, "send"):  # an async handler: answered later
-                        dedup.add(ep, remote, mid, ticks_ms())
+                        dedup.add(ep, remote, mid, now)
                         from coap.separate import answer_later
                         asyncio.create_task(answer_later(ep, req, r))
                         lean = True
                         break
             except Exception as e:
                 r = _failed(ep, e)
-                raw = False
-            s = dedup.add(ep, remote, mid, ticks_ms())
-            try:
-                if raw:
-                    nr = len(r)
-                    v = dedup.room(ep, s, 5 + tkl + nr if nr else 4 + tkl) if nr <= blk else None
-                    if v is not None:
-                        if b0 & 0x10:
-                            v[0] = 0x50 | tkl  # NON, a new MID
-                            mid = ep.next_mid()
-                        else:
-                            v[0] = 0x60 | tkl  # ACK, piggybacked
-                        v[1] = _CONTENT
-                        v[2] = mid >> 8
-                        v[3] = mid & 255
-                        p = 4 + tkl
-                        if tkl:
-                            v[4:p] = tok
-                        if nr:
-                            v[p] = 0xFF
-                            v[p + 1:] = r
-                        t.send(v, remote)
-                        lean = True
-                        break
-                reply(ep, req, r if type(r) is Message else finish(ep, req, r))
-            except MemoryError:  # unanswered: forget it (as on_request does), so its retransmission is new
-                d = ep.dd
-                d[s] = -1
-                d[s + _D_OBJ] = None
-                raise
+                q = None
+            nr = L(r) if q is B else blk + 1
+            if nr <= blk:
+                k = 5 + tkl + nr if nr else 4 + tkl  # the answer's length
+                s = d[_DD_NEXT]
+                w = d[_DD_W]
+                v = d[_DD_RING]
+                if v is None or s + _D_N >= d[_DD_END] or w + k > L(v):  # first answer, end of a lap
+                    v = dedup.room(ep, dedup.add(ep, remote, mid, now), k)
+                else:
+                    d[_DD_NEXT] = s + _D_N
+                    d[_DD_W] = w + k
+                    ix[mid] = s
+                    d[s] = mid
+                    d[s + _D_REMOTE] = remote
+                    d[s + _D_EXP] = exp
+                    d[s + _D_STATE] = 1  # bytes in the ring
+                    d[s + _D_OFF] = w
+                    d[s + _D_LEN] = k
+                    d[s + _D_LAP] = d[_DD_LAP]
+                    d[s + _D_OBJ] = None
+                    v = v[w:w + k]
+                if b0 & 0x10:
+                    v[0] = 0x50 | tkl  # NON, a new MID
+                    mid = ep.next_mid()
+                else:
+                    v[0] = 0x60 | tkl  # ACK, piggybacked
+                v[1] = _CONTENT
+                v[2] = mid >> 8
+                v[3] = mid & 255
+                p = 4 + tkl
+                if tkl:
+                    v[4:p] = tok
+                if nr:
+                    v[p] = 0xFF
+                    v[p + 1:] = r
+                t.send(v, remote)
+            else:
+                s = dedup.add(ep, remote, mid, now)
+                try:
+                    reply(ep, req, finish(ep, req, r))
+                except MemoryError:  # unanswered: forget it (as on_request does), so its retransmission is new
+                    d[s] = -1
+                    d[s + _D_OBJ] = None
+                    raise
             lean = True
             break
         if not lean and not ep.receive(data, remote, False):
