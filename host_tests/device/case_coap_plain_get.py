@@ -128,21 +128,30 @@ def test_plain_get_duplicates_and_memory_error():
 
 
 def test_dedup_index_across_laps():
-    # The index is made again from the live slots each time the ring of slots has gone round: a MID whose
-    # slot was reused is a new request, the newest entries are still found, the same MID from two peers too.
+    # The index keeps only live slots, each MID's newest entry in its bucket: a MID whose slot was reused is a
+    # new request, the newest entries are still found, the same MID from two peers too, and MIDs that share a
+    # bucket (the same low byte) are each found.
     t = Recorder()
     t.params = Params(ack_timeout=100, max_retransmit=1, max_latency=400)
     d = Endpoint(t, dedup_limit=4)
     for i in range(11):
         dedup_remember(d, "a", i, b"r%d" % i, i)
     assert [dedup_answer(d, "a", i, 100) for i in range(11)] == [None] * 7 + [b"r7", b"r8", b"r9", b"r10"]
-    assert len(d.dd_index) <= 2 * 4
+    assert live_buckets(d) == 4
     dedup_remember(d, "b", 10, b"b10", 200)
     assert dedup_answer(d, "a", 10, 200) == b"r10" and dedup_answer(d, "b", 10, 200) == b"b10"
     for i in range(12, 40):
         dedup_remember(d, "a", i, b"r%d" % i, 300 + i)
         assert dedup_answer(d, "a", i, 300 + i) == b"r%d" % i
-    assert len(d.dd_index) <= 2 * 4 and dedup_answer(d, "a", 10, 400) is None
+    assert live_buckets(d) <= 4 and dedup_answer(d, "a", 10, 400) is None
+    for i in range(3):  # MIDs 0x100, 0x200, 0x300 share bucket 0 with a newer one in front: each is found
+        dedup_remember(d, "a", (i + 1) << 8, b"s%d" % i, 500 + i)
+    assert [dedup_answer(d, "a", (i + 1) << 8, 510) for i in range(3)] == [b"s0", b"s1", b"s2"]
+    assert dedup_answer(d, "a", 0x400, 510) is None and live_buckets(d) == 2
+
+
+def live_buckets(d):
+    return sum(1 for s in d.dd_index if s)
 
 
 def test_plain_get_message_answer_is_sliced_into_blocks():

@@ -87,7 +87,9 @@ class Endpoint:
         self.szx = szx
         self.timeout = timeout  # ms for a whole client exchange; default EXCHANGE_LIFETIME
         self.dd = [_DD_HEAD, 0, 0, None, -dedup_limit]  # the deduplication cache (coap.dedup)
-        self.dd_index = {}  # Message ID -> slot of its newest entry (stale when the slot has another MID)
+        # Per bucket (a MID's low byte) the slot of its newest entry, 0 for none (coap.dedup): a slot's offset
+        # fits a byte up to 32 slots.
+        self.dd_index = bytearray(256) if dedup_limit <= 32 else [0] * 256
         self.pending = {}   # mid -> pending list (see _P_*)
         self.waiters = {}   # (token, remote) -> a client's [response, Event] slot, or callable(msg)
         self.locks = {}     # remote -> waiting requests: NSTART = 1 outstanding CON per server (coap.requester)

@@ -48,6 +48,7 @@ _BLOCK1 = const(27)
 _NO_RESPONSE = const(258)
 # coap.dedup's layout, for the slots the lean GET path fills: the cache's own state, then the slot fields.
 _DD_NEXT = const(0)
+_DD_HEAD = const(5)
 _DD_W = const(1)
 _DD_LAP = const(2)
 _DD_RING = const(3)
@@ -88,7 +89,7 @@ def on_request(ep, req):
     now = ticks_ms()
     # A duplicate is answered as before, the handler not run again (a new MID is not in the index: the
     # common case costs one dict look-up).
-    if ep.dd_index.get(req.mid, -1) >= 0:
+    if ep.dd_index[req.mid & 255]:
         s = dedup.find(ep, req.remote, req.mid, now)
         if s >= 0 and dedup.resend(ep, s, req.type):
             return
@@ -161,7 +162,7 @@ def burst(ep, data, remote, linger):
                 break
             mid = (data[2] << 8) | data[3]
             ix = ep.dd_index
-            if ix.get(mid, -1) >= 0:  # maybe a duplicate: the general path looks
+            if ix[mid & 255] and dedup.find(ep, remote, mid, now) >= 0:  # a duplicate: the general path
                 break
             path = None
             o = None
@@ -238,12 +239,15 @@ def burst(ep, data, remote, linger):
                 s = d[_DD_NEXT]
                 w = d[_DD_W]
                 v = d[_DD_RING]
-                if v is None or s + _D_N >= d[_DD_END] or w + k > L(v):  # first answer, end of a lap
+                if v is None or s >= d[_DD_END] or w + k > L(v):  # the first answer, or the ring wraps
                     v = dedup.room(ep, dedup.add(ep, remote, mid, now), k)
-                else:
-                    d[_DD_NEXT] = s + _D_N
+                else:  # as dedup.add and dedup.room would
+                    d[_DD_NEXT] = s + _D_N if s + _D_N < d[_DD_END] else _DD_HEAD
                     d[_DD_W] = w + k
-                    ix[mid] = s
+                    j = d[s]
+                    if j >= 0 and ix[j & 255] == s:
+                        ix[j & 255] = 0
+                    ix[mid & 255] = s
                     d[s] = mid
                     d[s + _D_REMOTE] = remote
                     d[s + _D_EXP] = exp
