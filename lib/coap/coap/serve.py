@@ -135,6 +135,7 @@ def burst(ep, data, remote, linger):
     # here (coap.dedup's layout; the first entry and the end of a lap take dedup.add and dedup.room), and sent
     # from there. Everything else goes to ep.receive (lean=False). What the loop uses per datagram is in
     # locals (a name looked up in the module or the builtins costs more than the test it serves).
+    s = p = d = v = k = mid = tkl = req = r = path = e = o = None  # the busiest locals first: 1-byte opcodes
     t = ep.t
     mx = t.max_message_size
     rs = ep.resources
