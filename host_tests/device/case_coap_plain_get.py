@@ -1,4 +1,4 @@
-# The server's lean GET path (coap.serve.plain_get: a plain GET answered before anything is decoded, the
+# The server's lean GET path (coap.serve.burst: a plain GET answered before anything is decoded, the
 # answer written straight into the deduplication ring) and the deduplication index it leans on, driven
 # datagram by datagram like case_coap_server.
 import sys
@@ -45,7 +45,7 @@ def req(mtype, code, mid, token, path, *opts, payload=b""):
 
 
 def test_plain_get_lean_path_gives_the_handler_the_request():
-    # coap.serve.plain_get answers a plain GET before anything is decoded: the handler still sees the whole
+    # coap.serve.burst answers a plain GET before anything is decoded: the handler still sees the whole
     # request (type, MID, token, path, options, remote), and every kind of result is answered as before.
     s, t, _ = make_server()
     seen = []

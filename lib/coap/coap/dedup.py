@@ -4,7 +4,8 @@
 # find (the live slot of a Message ID from a peer), add (a new entry, answer pending), room / store (the
 # answer's bytes into the ring), resend (a duplicate gets the stored answer again). The index (dd_index) has a
 # bucket per MID low byte holding the slot of its newest entry, or 0: a MID whose bucket is empty is new
-# without a look at the slots (a dict made again each lap cost more than the rest of a plain GET's answer).
+# without a look at the slots (a dict made again each lap cost ~4k VM instructions per request, a tenth of a
+# plain GET's answer).
 try:
     from micropython import const  # compile time on MicroPython: no code, no RAM
 except ImportError:
