@@ -166,3 +166,20 @@ def test_plain_get_message_answer_is_sliced_into_blocks():
     num, more, szx = block.decode(r.opt(D.BLOCK2))
     assert (r.type, r.mid, r.code, num, more) == (D.ACK, 600, D.CONTENT, 0, 1)
     assert bytes(r.payload) == body[:16 << szx] and r.uint(D.SIZE2) == 3000
+
+
+def test_plain_get_answer_bigger_than_the_ring_is_answered():
+    # An endpoint given a block size its transport cannot carry (szx 6 over 256-byte messages): a plain GET
+    # whose answer would not fit the deduplication ring (2 x 256 bytes) is still answered, and only once.
+    t = Recorder(max_message_size=256)
+    s = Server(t)
+    s.szx = 6
+    n = [0]
+    body = bytes(700)
+    s.route("/b", get=lambda req: n.append(1) or body)
+    s.receive(req(D.CON, D.GET, 700, b"\x01", "/b"), PEER)
+    (r,) = t.take()
+    assert (r.type, r.mid, r.code) == (D.ACK, 700, D.CONTENT) and len(n) == 2
+    s.receive(req(D.CON, D.GET, 700, b"\x01", "/b"), PEER)  # its duplicate: the same answer, no second run
+    (r2,) = t.take()
+    assert (r2.mid, r2.code, bytes(r2.payload)) == (700, D.CONTENT, bytes(r.payload)) and len(n) == 2

@@ -140,7 +140,7 @@ def burst(ep, data, remote, linger):
     mx = t.max_message_size
     rs = ep.resources
     d = ep.dd
-    blk = 16 << ep.szx
+    blk = min(16 << ep.szx, mx - 16)  # an answer the lean path sends: one block, within one message (and the ring)
     linger = (linger + 999) // 1000
     now = ticks_ms()
     exp = ticks_add(now, ep.params.exchange_lifetime)
