@@ -183,3 +183,19 @@ def test_plain_get_answer_bigger_than_the_ring_is_answered():
     s.receive(req(D.CON, D.GET, 700, b"\x01", "/b"), PEER)  # its duplicate: the same answer, no second run
     (r2,) = t.take()
     assert (r2.mid, r2.code, bytes(r2.payload)) == (700, D.CONTENT, bytes(r.payload)) and len(n) == 2
+
+
+def test_plain_get_memory_error_making_the_ring():
+    # The first answer kept makes the deduplication ring (2 x max_message_size): when that allocation fails,
+    # the request is forgotten, so its retransmission is taken as new (not ignored as one still answered).
+    t = Recorder(max_message_size=1 << 40)
+    s = Server(t)
+    n = [0]
+    s.route("/x", get=lambda req: n.append(1) or b"x")
+    for _ in range(2):
+        try:
+            s.receive(req(D.CON, D.GET, 800, b"\x01", "/x"), PEER)
+            raise AssertionError("MemoryError expected")
+        except MemoryError:
+            pass
+    assert len(n) == 3 and t.take() == []

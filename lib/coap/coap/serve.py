@@ -241,8 +241,14 @@ def burst(ep, data, remote, linger):
                 w = d[_DD_W]
                 v = d[_DD_RING]
                 if v is None or s >= d[_DD_END] or w + k > L(v):  # the first answer, or the ring wraps
-                    v = dedup.room(ep, dedup.add(ep, remote, mid, now), k)
-                else:  # as dedup.add and dedup.room would
+                    s = dedup.add(ep, remote, mid, now)
+                    try:
+                        v = dedup.room(ep, s, k)
+                    except MemoryError:  # no room for the ring: forget the entry (its retransmission is new)
+                        d[s] = -1
+                        raise
+                else:  # as dedup.add and dedup.room would; the view first (a MemoryError leaves the cache as it was)
+                    v = v[w:w + k]
                     d[_DD_NEXT] = s + _D_N if s + _D_N < d[_DD_END] else _DD_HEAD
                     d[_DD_W] = w + k
                     j = d[s]
@@ -257,7 +263,6 @@ def burst(ep, data, remote, linger):
                     d[s + _D_LEN] = k
                     d[s + _D_LAP] = d[_DD_LAP]
                     d[s + _D_OBJ] = None
-                    v = v[w:w + k]
                 if b0 & 0x10:
                     v[0] = 0x50 | tkl  # NON, a new MID
                     mid = ep.next_mid()
