@@ -5,8 +5,8 @@
 # Block-wise transfers both ways (the rest of a Block2 body in coap.download, Block1 in coap.upload).
 import asyncio
 import os
+from coap import CoapError
 from coap.msg import Message
-from coap.endpoint import RequestTimeout, ResetError, RefusedError
 
 try:
     from micropython import const  # compile time on MicroPython: no code, no RAM
@@ -26,6 +26,20 @@ _RST = const(3)
 _EMPTY = const(0)
 _GET = const(1)
 _BLOCK2 = const(23)
+
+
+# The client role's failures (coap.endpoint names them too, loading this module when asked).
+class RequestTimeout(CoapError):
+    """No ACK/response within the retransmission window or the caller's timeout."""
+
+
+class ResetError(CoapError):
+    """The peer answered with RST."""
+
+
+class RefusedError(CoapError):
+    """The endpoint's transform refused the response (see coap/transform.py)."""
+
 
 # An outgoing CON waiting for its ACK/RST is a list (a class would cost RAM): the Event (made only when the
 # answer did not come while the endpoint polled for it), the answer (None after the last timeout), the bytes,
