@@ -55,9 +55,16 @@ def find(ep, remote, mid, t):
 def add(ep, remote, mid, t):
     """A new entry for (remote, mid) at ticks_ms t, answer pending; returns its slot."""
     d = ep.dd
-    if d[_DD_END] < 0:  # every slot at once, with the first entry: never regrown
-        d.extend([-1, None, 0, 0, 0, 0, 0, None] * -d[_DD_END])  # free slots
-        d[_DD_END] = len(d)
+    n = -d[_DD_END]
+    while n > 0:  # every slot at once, with the first entry: never regrown. A fragmented heap may have no
+        try:      # hole for them all (2 KB for 32): then fewer, so that the message is still taken
+            d.extend([-1, None, 0, 0, 0, 0, 0, None] * n)  # free slots
+            d[_DD_END] = len(d)
+            break
+        except MemoryError:
+            if n == 1:
+                raise
+            n >>= 1
     s = d[_DD_NEXT]
     d[s] = mid
     d[s + _D_REMOTE] = remote
@@ -85,7 +92,10 @@ def room(ep, s, n, state=1, src=None):
     d = ep.dd
     ring = d[_DD_RING]
     if ring is None:
-        ring = d[_DD_RING] = memoryview(bytearray(2 * ep.t.max_message_size))
+        try:
+            ring = d[_DD_RING] = memoryview(bytearray(2 * ep.t.max_message_size))
+        except MemoryError:  # no hole for the ring (a fragmented heap): the answer is kept as an object
+            return None       # (store), the ring is tried again with the next one
     size = len(ring)
     if n > size:
         return None
