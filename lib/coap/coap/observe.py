@@ -69,9 +69,11 @@ class Observation:
     def __call__(self, m):
         # A notification routed by token; the client's transform (if any) sees it first. The endpoint
         # acknowledges a CON notification after this: an error of the callback is reported, not raised, so
-        # that it is acknowledged all the same; a MemoryError is raised (the notification is dropped unseen,
-        # and its retransmission is taken as new).
+        # that it is acknowledged all the same; a MemoryError is raised and the notification is not seen
+        # (the ordering state back as it was), so that its retransmission is delivered.
         c = self.client
+        seq = self.seq
+        t = self.t
         try:
             if c.transform is not None:
                 from coap.transform import response_in
@@ -80,6 +82,8 @@ class Observation:
                     return
             self.deliver(m)
         except MemoryError:
+            self.seq = seq
+            self.t = t
             raise
         except Exception as e:
             c.on_error(e)
