@@ -13,7 +13,6 @@ try:
 except ImportError:  # CPython
     from coap._cpython import ticks_diff, ticks_add
 
-_CON = const(0)
 
 # Deduplication cache (RFC 7252 4.5): a ring of `dedup_limit` slots in arrival order, kept in one flat list
 # (nothing is allocated per message, so long-lived answers never fragment the heap), and the answers' bytes
@@ -21,7 +20,7 @@ _CON = const(0)
 # order is expiry order and the slot reused next is the oldest. The list starts with the cache's own state:
 _DD_NEXT = const(0)   # the slot reused next
 _DD_W = const(1)      # ring write offset
-_DD_LAP = const(2)    # ring lap: bumped each time the writes wrap
+_DD_LAP = const(2)    # ring lap: bumped each time the writes wrap (a small int for ever: 2**62 laps)
 _DD_RING = const(3)   # the ring (a memoryview of a bytearray), made with the first answer kept
 _DD_END = const(4)    # where the slots end; before the first entry, minus the number of slots to make
 _DD_HEAD = const(5)   # the slots follow, made with the first entry. Slot fields:
@@ -102,7 +101,7 @@ def room(ep, s, n, state=1, src=None):
     w = d[_DD_W]
     if w + n > size:
         w = 0
-        d[_DD_LAP] = (d[_DD_LAP] + 1) & 0xFFFF
+        d[_DD_LAP] += 1  # differences are taken mod 2**16 (resend): never a big int
     d[s + _D_STATE] = state
     d[s + _D_OFF] = w
     d[s + _D_LEN] = n
@@ -128,14 +127,14 @@ def resend(ep, s, mtype):
     # was lost to the ring: the message is then taken as new (liveness over exactly-once).
     d = ep.dd
     st = d[s + _D_STATE]
-    if st == 0:
+    if not st:
         return True  # still being answered
     if st == 3:
         v = d[s + _D_OBJ]
     else:
         off = d[s + _D_OFF]
-        lap = (d[_DD_LAP] - d[s + _D_LAP]) & 0xFFFF
-        if lap > 1 or (lap == 1 and off < d[_DD_W]):
+        lap = d[_DD_LAP] - d[s + _D_LAP]  # laps since it was written (>= 0)
+        if lap > 1 or lap and off < d[_DD_W]:
             return False  # the ring has gone round over it
         v = d[_DD_RING][off:off + d[s + _D_LEN]]
         if st == 2:  # a Block2 block: read it again from the same source
@@ -143,6 +142,6 @@ def resend(ep, s, mtype):
             p = src.read(soff, n)
             if p:
                 v = bytes(v) + b"\xff" + p
-    if mtype == _CON:
+    if not mtype:  # a CON (type 0)
         ep.t.send(v, d[s + _D_REMOTE])
     return True
