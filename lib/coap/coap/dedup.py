@@ -101,7 +101,7 @@ def room(ep, s, n, state=1, src=None):
     w = d[_DD_W]
     if w + n > size:
         w = 0
-        d[_DD_LAP] += 1  # differences are taken mod 2**16 (resend): never a big int
+        d[_DD_LAP] += 1
     d[s + _D_STATE] = state
     d[s + _D_OFF] = w
     d[s + _D_LEN] = n
