@@ -10,7 +10,7 @@
 import asyncio
 import gc
 
-import hgtest
+import hgheap
 from coap import defs as D
 from coap.client import Client
 from coap.server import Server
@@ -103,7 +103,7 @@ def test_a_con_notification_dropped_by_a_memory_error_is_delivered_on_its_retran
         finally:
             cli.close()
             srv.close()
-    hgtest.run(main)
+    hgheap.run(main)
 
 
 def test_an_application_error_in_the_callback_still_acknowledges():
@@ -131,7 +131,7 @@ def test_an_application_error_in_the_callback_still_acknowledges():
         finally:
             cli.close()
             srv.close()
-    hgtest.run(main)
+    hgheap.run(main)
 
 
 async def _serve_and_observe(rounds):
@@ -157,8 +157,8 @@ async def _serve_and_observe(rounds):
 
 
 def test_serves_and_observes_on_a_fragmented_heap():
-    hgtest.run(lambda: _serve_and_observe(2))  # first on a whole heap: every module loaded, every name interned
-    pins = hgtest.fragment_heap(1024)
+    hgheap.run(lambda: _serve_and_observe(2))  # first on a whole heap: every module loaded, every name interned
+    pins = hgheap.fragment_heap(1024)
     try:
         if pins is not None:
             free = gc.mem_free()
@@ -168,7 +168,7 @@ def test_serves_and_observes_on_a_fragmented_heap():
             except MemoryError as x:
                 e = x
             assert e is not None and free > 32 * 1024, ("not fragmented", free)
-        hgtest.run(lambda: _serve_and_observe(4))
+        hgheap.run(lambda: _serve_and_observe(4))
     finally:
         pins = None
         gc.collect()
