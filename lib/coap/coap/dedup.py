@@ -16,7 +16,6 @@ try:
 except ImportError:  # CPython
     from coap._cpython import ticks_diff, ticks_add
 
-_CON = const(0)
 
 # Deduplication cache (RFC 7252 4.5): a ring of `dedup_limit` slots in arrival order, kept in one flat list
 # (nothing is allocated per message, so long-lived answers never fragment the heap), and the answers' bytes
@@ -24,7 +23,7 @@ _CON = const(0)
 # order is expiry order and the slot reused next is the oldest. The list starts with the cache's own state:
 _DD_NEXT = const(0)   # the slot reused next
 _DD_W = const(1)      # ring write offset
-_DD_LAP = const(2)    # ring lap: bumped each time the writes wrap
+_DD_LAP = const(2)    # ring lap: bumped each time the writes wrap (a small int for ever: 2**62 laps)
 _DD_RING = const(3)   # the ring (a memoryview of a bytearray), made with the first answer kept
 _DD_END = const(4)    # where the slots end; before the first entry, minus the number of slots to make
 _DD_HEAD = const(5)   # the slots follow, made with the first entry. Slot fields:
@@ -60,9 +59,16 @@ def find(ep, remote, mid, t):
 def add(ep, remote, mid, t):
     """A new entry for (remote, mid) at ticks_ms t, answer pending; returns its slot."""
     d = ep.dd
-    if d[_DD_END] < 0:  # every slot at once, with the first entry: never regrown
-        d.extend([-1, None, 0, 0, 0, 0, 0, None] * -d[_DD_END])  # free slots
-        d[_DD_END] = len(d)
+    n = -d[_DD_END]
+    while n > 0:  # every slot at once, with the first entry: never regrown. A fragmented heap may have no
+        try:      # hole for them all (2 KB for 32): then fewer, so that the message is still taken
+            d.extend([-1, None, 0, 0, 0, 0, 0, None] * n)  # free slots
+            d[_DD_END] = len(d)
+            break
+        except MemoryError:
+            if n == 1:
+                raise
+            n >>= 1
     s = d[_DD_NEXT]
     d[_DD_NEXT] = s + _D_N if s + _D_N < d[_DD_END] else _DD_HEAD
     # The index: per bucket (the MID's low byte) the slot of its newest entry, 0 when none is live. Slots
@@ -86,14 +92,17 @@ def room(ep, s, n, state=1, src=None):
     d = ep.dd
     ring = d[_DD_RING]
     if ring is None:
-        ring = d[_DD_RING] = memoryview(bytearray(2 * ep.t.max_message_size))
+        try:
+            ring = d[_DD_RING] = memoryview(bytearray(2 * ep.t.max_message_size))
+        except MemoryError:  # no hole for the ring (a fragmented heap): the answer is kept as an object
+            return None       # (store), the ring is tried again with the next one
     size = len(ring)
     if n > size:
         return None
     w = d[_DD_W]
     if w + n > size:
         w = 0
-        d[_DD_LAP] = (d[_DD_LAP] + 1) & 0xFFFF
+        d[_DD_LAP] += 1
     d[s + _D_STATE] = state
     d[s + _D_OFF] = w
     d[s + _D_LEN] = n
@@ -119,14 +128,14 @@ def resend(ep, s, mtype):
     # was lost to the ring: the message is then taken as new (liveness over exactly-once).
     d = ep.dd
     st = d[s + _D_STATE]
-    if st == 0:
+    if not st:
         return True  # still being answered
     if st == 3:
         v = d[s + _D_OBJ]
     else:
         off = d[s + _D_OFF]
-        lap = (d[_DD_LAP] - d[s + _D_LAP]) & 0xFFFF
-        if lap > 1 or (lap == 1 and off < d[_DD_W]):
+        lap = d[_DD_LAP] - d[s + _D_LAP]  # laps since it was written (>= 0)
+        if lap > 1 or lap and off < d[_DD_W]:
             return False  # the ring has gone round over it
         v = d[_DD_RING][off:off + d[s + _D_LEN]]
         if st == 2:  # a Block2 block: read it again from the same source
@@ -134,6 +143,6 @@ def resend(ep, s, mtype):
             p = src.read(soff, n)
             if p:
                 v = bytes(v) + b"\xff" + p
-    if mtype == _CON:
+    if not mtype:  # a CON (type 0)
         ep.t.send(v, d[s + _D_REMOTE])
     return True

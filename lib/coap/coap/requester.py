@@ -26,6 +26,7 @@ _RST = const(3)
 _EMPTY = const(0)
 _GET = const(1)
 _BLOCK2 = const(23)
+_D_OBJ = const(7)  # the deduplication slot's field coap.dedup keeps an answer object in
 
 
 # The client role's failures (coap.endpoint names them too, loading this module when asked).
@@ -116,16 +117,27 @@ def on_response(ep, m):
             ep.send_empty(_RST, m.mid, m.remote)
             dedup.store(ep, s, bytes((0x70, 0, m.mid >> 8, m.mid & 255)))
         return
-    if mt == _CON:
-        ep.send_empty(_ACK, m.mid, m.remote)
-        dedup.store(ep, s, bytes((0x60, 0, m.mid >> 8, m.mid & 255)))
-    # Token routing: a client's exchange slot [response, Event], or a callable (an Observation).
-    if type(w) is list:
-        w[0] = m
-        if w[1]:
-            w[1].set()
-    else:
-        w(m)
+    # Token routing: a client's exchange slot [response, Event], or a callable (an Observation); a CON is
+    # acknowledged once routed. A MemoryError before that drops the message as if never received (the
+    # endpoint's loop collects and goes on): its slot is freed and nothing acknowledged, so the peer's
+    # retransmission is taken as new. (A slot left "answer pending" made every retransmission of a CON
+    # notification a duplicate to ignore: never acknowledged, never delivered.)
+    try:
+        if type(w) is list:
+            w[0] = m
+            if w[1]:
+                w[1].set()
+        else:
+            w(m)
+        if mt == _CON:
+            dedup.store(ep, s, bytes((0x60, 0, m.mid >> 8, m.mid & 255)))
+            ep.send_empty(_ACK, m.mid, m.remote)
+    except MemoryError:
+        if mt != _ACK:
+            d = ep.dd
+            d[s] = -1  # the index's entry is then stale: coap.dedup's find checks the slot's MID
+            d[s + _D_OBJ] = None
+        raise
 
 
 async def send_con(ep, m, remote):
