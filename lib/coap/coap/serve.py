@@ -244,8 +244,13 @@ def burst(ep, data, remote, linger):
                     s = dedup.add(ep, remote, mid, now)
                     try:
                         v = dedup.room(ep, s, k)
-                    except MemoryError:  # no room for the ring: forget the entry (its retransmission is new)
+                        if v is None:  # no hole for the ring: the general reply keeps the answer as an object
+                            reply(ep, req, finish(ep, req, r))
+                            lean = True
+                            break
+                    except MemoryError:  # unanswered: forget the entry (its retransmission is new)
                         d[s] = -1
+                        d[s + _D_OBJ] = None
                         raise
                 else:  # as dedup.add and dedup.room would; the view first (a MemoryError leaves the cache as it was)
                     v = v[w:w + k]
