@@ -618,6 +618,67 @@ def test_a_memory_error_on_a_block_is_retried_not_fatal(tmp_path):
     asyncio.run(run())
 
 
+async def _a_message_id_the_server_remembers(up, fleet):
+    """An earlier boot's request on the board's port (a GET the server answers 4.04): the server keeps its
+    answer for that Message ID for EXCHANGE_LIFETIME (247 s) and sends it again to any CON with that ID. The
+    board's next Message ID is then that one, as when a restart's random first ID lands on an earlier boot's."""
+    r = await up.ep.request(1, ("127.0.0.1", fleet.port), "/suit/m/nothing-here")
+    assert r.code == 132  # 4.04
+    up.ep.mid = (up.ep.mid - 1) & 0xFFFF
+
+
+def test_a_block_whose_message_id_the_server_saw_before_boot_is_asked_again(tmp_path):
+    """The download's first block goes out with a Message ID the server answered before (the board restarted
+    between, on the same port): the server's deduplication sends back that old answer, another request's
+    token on it. It is not this block's answer: the block is asked for again under a new ID (it used to end
+    the download with "4.04")."""
+    key, pub = write_key(tmp_path, "k")
+    blob = payload(5000, 11)
+    (tmp_path / "b.bin").write_bytes(blob)
+
+    async def run():
+        fleet = await Fleet(tmp_path).start()
+        dev = tmp_path / "dev"
+        up, restarts = _device(dev, fleet, anchors=pub)
+        try:
+            await _a_message_id_the_server_remembers(up, fleet)
+            env = build(tmp_path, "e", 3, [{"id": ["b.bin"], "file": "b.bin", "uri": fleet.uri("c", "b")}], key)
+            fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"b": tmp_path / "b.bin"},
+                                 {"dev1": f"127.0.0.1:{up.ep.t.address[1]}"})
+            row = await fleet.wait_state("c", "dev1", ("installed", "failed"), 60)
+            assert row["state"] == "installed", row["message"]
+            await _wait(lambda: restarts)
+            assert (dev / "b.bin").read_bytes() == blob
+        finally:
+            up.ep.close()
+            await fleet.stop()
+    asyncio.run(run())
+
+
+def test_a_report_whose_message_id_the_server_saw_before_boot_is_sent_again(tmp_path):
+    """A report under a Message ID the server answered before boot gets that old answer back, and the server
+    never read it: the report goes again under a new ID instead of counting as delivered."""
+    from suit.ota_run import report
+    key, pub = write_key(tmp_path, "k")
+    (tmp_path / "b.bin").write_bytes(payload(100, 12))
+
+    async def run():
+        fleet = await Fleet(tmp_path).start()
+        up, _ = _device(tmp_path / "dev", fleet, anchors=pub)
+        try:
+            env = build(tmp_path, "e", 4, [{"id": ["b.bin"], "file": "b.bin", "uri": fleet.uri("c", "b")}], key)
+            fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"b": tmp_path / "b.bin"},
+                                 {"dev1": None}, mode="poll")
+            await _a_message_id_the_server_remembers(up, fleet)
+            assert await report(up, 4, False, 11, "a failure the server must hear", None)
+            assert [r["message"] for r in fleet.campaigns.reports("dev1")] == ["a failure the server must hear"]
+            assert fleet.campaigns.status("c")[0]["state"] == "failed"
+        finally:
+            up.ep.close()
+            await fleet.stop()
+    asyncio.run(run())
+
+
 def test_resumes_after_the_server_stops_and_over_a_lossy_link(tmp_path):
     from coap.transport import Params
     key, pub = write_key(tmp_path, "k")

@@ -217,9 +217,20 @@ async def download(up, index, uri, start, etag, rec, base):
 
 
 async def _get_block(up, remote, opts, num, szx):
-    m = Message(_CON, _GET, 0, os.urandom(4))
+    tok = os.urandom(4)
+    m = Message(_CON, _GET, 0, tok)
     m.opts = opts + [(_BLOCK2, uint_bytes(_block.encode(num, 0, szx)))]
-    return await up.ep.exchange(m, remote)
+    return _ours(await up.ep.exchange(m, remote), tok)
+
+
+def _ours(r, tok):
+    # A board's Message IDs start at a random value at every boot, and the server remembers each (remote, ID)
+    # for EXCHANGE_LIFETIME (247 s) and sends its old answer again to a CON that reuses one: a restart's IDs can
+    # land on an earlier boot's, and that answer, piggybacked on the ACK, carries the other request's token. It
+    # is not this request's answer (RFC 7252 5.3.2): the caller asks again, under a new ID.
+    if bytes(r.token) != tok:
+        raise UpdateError("an answer to another request (a Message ID reused across a restart)")
+    return r
 
 
 def resolve(up, uri):
@@ -249,7 +260,8 @@ async def report(up, seq, ok, reason, message, suit_report, phase=None, timing=N
         body[8] = timing
     for i in range(3):
         try:
-            r = await up.ep.request(_POST, up.server, "/suit/report", cbor.dumps(body))
+            tok = os.urandom(4)
+            r = _ours(await up.ep.request(_POST, up.server, "/suit/report", cbor.dumps(body), token=tok), tok)
             return r.code < 128
         except Exception as e:
             if isinstance(e, MemoryError):
