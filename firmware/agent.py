@@ -11,10 +11,9 @@
 #
 # Every task runs under supervise(): an exception (OSError for no network or a full filesystem, MemoryError)
 # is logged and the task starts again after a backoff that doubles up to a minute, so the device keeps
-# answering with what it has. The configuration is agent_config.py's.
+# answering with what it has. The configuration is agent_config.py's; the set-up at each boot agent_start.py's.
 import asyncio
 import gc
-import os
 import sys
 
 import log
@@ -33,10 +32,6 @@ except ImportError:  # CPython
 REQUIRE = ("/sensor/", "/health", "/suit/state", "/noob/")
 BACKOFF_MS = 1000
 BACKOFF_CAP_MS = 60000
-# The install at boot keeps the envelope in the store beside the downloaded payload until it has run: a smaller
-# filesystem (the nRF52840's 64 KiB, 16 blocks of 4 KiB) has no room for it (ENOSPC in the install), and a board
-# that small installs in the update task instead (the nRF has the heap for it).
-INSTALL_AT_BOOT_FS = 256 * 1024
 peak = 0  # the highest live heap sampled (after gc.collect: each sensor period, health query, before a reset)
 
 
@@ -97,8 +92,8 @@ class Counted:
         self.wire[1] += len(data)
         return data, remote
 
-    def recv_now(self, ready=False):  # the endpoint reads UDP through this on MicroPython (coap.udp)
-        x = self.t.recv_now(ready)
+    def recv_now(self, ready=False, wait_ms=0):  # the endpoint reads UDP through this (coap.udp; it lingers)
+        x = self.t.recv_now(ready, wait_ms)
         if x is not None:
             self.wire[1] += len(x[0])
         return x
@@ -109,16 +104,17 @@ class LazyPeer:
     EAP-Success: a registered device holds none of EAP-NOOB's code (nor its curves) until a re-key. The Peer's
     record is in the store, so a fresh one picks up where the last one ended."""
 
-    def __init__(self, store, info, dirs):
+    def __init__(self, store, device, dirs):
         self.store = store
-        self.info = info
+        self.device = device
         self.dirs = dirs
         self.real = None
 
     def _peer(self):
         if self.real is None:
             from eapnoob.peer import Peer
-            self.real = Peer(self.store, self.info, dirs=self.dirs)
+            info = ('{"Type":"hourglass-agent","Serial":"%s"}' % self.device).encode()
+            self.real = Peer(self.store, info, dirs=self.dirs)
         return self.real
 
     @property
@@ -166,8 +162,32 @@ def drop_modules(prefixes):
     gc.collect()
 
 
-def _remote(addr, serial_remote):
-    return serial_remote if addr == "serial" or serial_remote else tuple(addr)
+def sensor(kind="auto", pin=34):
+    """The sensor the agent serves, as a read() -> number: the internal temperature (esp32.mcu_temperature, the
+    nRF's machine.Temp), an ADC pin (machine.ADC, raw 16-bit), a driver module of your own ("module:NAME":
+    NAME.read()), or on the virtual board a simulated temperature (a slow deterministic walk, so notifications
+    change). A function, not a class: a class costs ~300 B of heap for the whole run, even frozen."""
+    if kind == "auto":
+        kind = "sim" if sys.platform == "linux" else "temp"
+    if kind == "sim":
+        step = 0
+
+        def read():
+            nonlocal step
+            step = (step + 7) % 40
+            return 21.0 + (step if step < 20 else 40 - step) / 10
+        return read
+    if kind[:7] == "module:":
+        driver = __import__(kind[7:])
+        return lambda: driver.read()
+    import machine
+    if kind == "adc":
+        return machine.ADC(machine.Pin(pin)).read_u16
+    try:
+        import esp32
+        return esp32.mcu_temperature
+    except (ImportError, AttributeError):
+        return machine.Temp().read  # nrf port
 
 
 class Agent:
@@ -184,47 +204,15 @@ class Agent:
         self.initial = False  # True while the bootstrap's Initial Exchange runs in this boot (_on_state)
         self.wdt = None
 
-    def path(self, name):
-        # state lives under .hg/: a folder named like a package next to main.py would shadow it ('' is first
-        # on sys.path), and a dot name is not importable
-        return self.root + "/" + name if self.root else name
-
-    # ---- set-up --------------------------------------------------------------------------------------
-
-    def transport(self):
-        kind = self.cfg["transport"]
-        if kind == "auto":
-            kind = "udp" if _has("socket") else "serial"
-        if kind == "serial":
-            from coap.serial import REMOTE, SerialTransport
-            return SerialTransport(), REMOTE
-        from coap.udp import UDPTransport
-        return UDPTransport(("0.0.0.0", self.cfg["port"])), None
-
     def start(self):
-        # "reserve": bytes held for the whole run, so a run at heap H proves the agent works in H - reserve
-        self.reserve = bytearray(self.cfg["reserve"]) if self.cfg["reserve"] else None
-        from coap.endpoint import Endpoint
-        from store import FileStore
-        t, serial_remote = self.transport()
-        log.info("agent: coap on", "the serial console" if serial_remote else "udp port %d" % self.cfg["port"])
-        self.wire = Counted(t)
-        self.ep = ep = Endpoint(self.wire).start()
-        ep.on_error = lambda e: log.debug("coap:", type(e).__name__, e)
-        self.controller = _remote(self.cfg["controller"], serial_remote)
-        self.server = _remote(self.cfg["suit"], serial_remote)
-        self.state = FileStore(self.path(".hg"))  # one folder (agent_config.STATE): 2 blocks of a small filesystem
-        self._resources()
-        self._bootstrap()
-        self._updater()
+        """The transport, the endpoint, the resources, the bootstrap and the update client (agent_start: code
+        that runs once per boot, dropped after it)."""
+        from agent_start import start
+        try:
+            start(self)
+        finally:
+            drop_modules(("agent_start",))
         return self
-
-    def _resources(self):
-        from agent_sensor import Sensor
-        s = self.cfg["sensor"]
-        self.sensor = Sensor(s["kind"], s["pin"])
-        self.res = self.ep.route("/sensor/temp", get=self._get_sensor, observable=True, ct=60, rt="temperature")
-        self.ep.route("/health", get=self._get_health, ct=60)
 
     def _get_sensor(self, req):
         import app
@@ -247,28 +235,12 @@ class Agent:
              "update": self.up.phase if self.up else None, "boot": self.booted,
              "wire": self.wire.wire}
         try:
+            import os
             st = os.statvfs(self.root or "/")
             h["fs_free"] = st[0] * st[3]
         except (AttributeError, OSError):
             pass
         return h
-
-    def _bootstrap(self):
-        from coapeap.device import Device
-        n = self.cfg["noob"]
-        info = ('{"Type":"hourglass-agent","Serial":"%s"}' % self.cfg["device"]).encode()
-        self.peer = LazyPeer(self.state, info, n["dirs"])
-        self.console = None
-        self.dev = Device(self.ep, self.peer, self.controller, self.state, require=REQUIRE,
-                          retry=n["retry"], on_state=self._on_state)
-        if not self.dev.registered:
-            self._show_oob()
-
-    def _show_oob(self):
-        # the OOB step: while unregistered only (a re-key is an EAP-NOOB Reconnect, without it)
-        from eapnoob.console import Console
-        self.console = Console(self.peer, on_accept=self.dev.kick)
-        self.console.route(self.ep)
 
     def _on_state(self, dev):
         peer = self.peer.real
@@ -314,30 +286,6 @@ class Agent:
         log.info(line)
         self._restart("soft")
 
-    def _updater(self):
-        from suit.ota import Updater
-        self.up = Updater(self.ep, self._processor, self.state, self.cfg["device"].encode(), self.server,
-                          LazySpool(self.root or "."), kind="bundle", anchors=self._anchors,
-                          on_phase=lambda p: log.info("update: phase", p, "heap", heap_used()),
-                          restart=self._restart, install_at_boot=self._install_at_boot(), make_driver=self._driver)
-        self.up.serve()
-
-    def _drop_updater(self):
-        # Unregistered, with no update verdict to make: the update client goes until the agent restarts
-        # registered (it does after EAP-Success), so EAP-NOOB's conversation has its heap. (The Updater was
-        # made for boot(): a boot after an update, or after a commit cut short, decides before anything else.)
-        for path in ("/suit/trigger", "/suit/state"):
-            self.ep.resources.pop(path, None)
-        self.up = None
-        drop_modules(("suit",))
-
-    def _install_at_boot(self):
-        try:
-            st = os.statvfs(self.root or "/")
-        except (AttributeError, OSError):
-            return True
-        return st[0] * st[2] >= INSTALL_AT_BOOT_FS
-
     def _restart(self, kind):
         # the figures of this boot, before the reset into the update (or out of a refused one) clears them
         heap_used()
@@ -351,7 +299,7 @@ class Agent:
     def _anchors(self):
         # the trust anchor alone authenticates a trigger: far less heap than a whole processor (released after)
         from cose.key import CoseKey
-        with open(self.path(self.cfg["anchor"]), "rb") as f:
+        with open((self.root + "/" if self.root else "") + self.cfg["anchor"], "rb") as f:
             return [CoseKey.decode(f.read())]
 
     def _processor(self):
@@ -363,14 +311,6 @@ class Agent:
     def _driver(self):
         from agent_config import driver
         return driver(self.cfg, self.root)
-
-    async def _health_check(self):
-        """The first boot after an update: the new app imports and says it is healthy, the server answers."""
-        sys.modules.pop("app", None)
-        import app
-        if not app.healthy():
-            return False
-        return await self.ep.ping(self.server)
 
     # ---- tasks ---------------------------------------------------------------------------------------
 
@@ -391,8 +331,17 @@ class Agent:
         await asyncio.Event().wait()
 
     async def _verdict(self):
+        # (what runs only here is here, not in methods: each method is heap for the whole run)
+        async def health_check():
+            """The first boot after an update: the new app imports and says it is healthy, the server answers."""
+            sys.modules.pop("app", None)
+            import app
+            if not app.healthy():
+                return False
+            return await self.ep.ping(self.server)
+
         try:
-            self.booted = await self.up.boot(self._health_check, self.cfg["health_deadline"] * 1000)
+            self.booted = await self.up.boot(health_check, self.cfg["health_deadline"] * 1000)
         except MemoryError:
             # the verdict (health check, then the processor that drops or restores the old files) ran out of
             # heap: its record is still there, so the next boot decides again, on a clean heap
@@ -402,7 +351,13 @@ class Agent:
             log.error("update: boot verdict failed:", type(e).__name__, e)
         self.up.release()  # what the boot check loaded (the spool, the verdict's code)
         if not self.booted and not self.dev.registered:
-            self._drop_updater()
+            # Unregistered, with no update verdict to make: the update client goes until the agent restarts
+            # registered (it does after EAP-Success), so EAP-NOOB's conversation has its heap. (The Updater was
+            # made for boot(): a boot after an update, or after a commit cut short, decides before anything.)
+            for path in ("/suit/trigger", "/suit/state"):
+                self.ep.resources.pop(path, None)
+            self.up = None
+            drop_modules(("suit",))
         if self.booted:
             log.info("update: boot", self.booted)
         if self.booted == "confirmed":
@@ -412,9 +367,9 @@ class Agent:
             self._restart("soft")
 
     async def sample(self):
-        period = int(self.cfg["sensor"]["period"] * 1000)
+        period = self.period
         while True:
-            self.value = self.sensor.read()
+            self.value = self.sensor()
             self.ep.notify(self.res)
             heap_used()
             await sleep_ms(period)
@@ -477,6 +432,14 @@ def _cbor_array(items):
     return out
 
 
+def coap_error(e):  # the endpoint's on_error (in this module: a callback agent_start made would keep it loaded)
+    log.debug("coap:", type(e).__name__, e)
+
+
+def update_phase(p):  # the Updater's on_phase
+    log.info("update: phase", p, "heap", heap_used())
+
+
 def _has(module):
     try:
         __import__(module)
@@ -495,8 +458,9 @@ def _app_version():
 
 async def _main(cfg, root):
     tasks = []
-    if cfg["wifi"]["ssid"] and _has("network"):
-        tasks.append(asyncio.create_task(supervise("wifi", lambda: wifi(cfg["wifi"]))))
+    w = cfg["wifi"]
+    if w["ssid"] and _has("network"):
+        tasks.append(asyncio.create_task(supervise("wifi", lambda: wifi(w))))
     agent = None
     delay = BACKOFF_MS
     while agent is None:

@@ -337,6 +337,19 @@ def test_freeze_manifest_names_exactly_the_kept_modules(tmp_path, sources, name)
         assert 'require("net", library="hourglass")' in text
 
 
+def test_freeze_manifest_takes_the_agent_but_what_the_filesystem_keeps(tmp_path):
+    """firmware/ modules are frozen too, but boot.py and main.py (run by file name) and app.py (what an update
+    replaces); they still go on the filesystem as the build deploys them."""
+    lib, fw = make_sources(tmp_path / "src")
+    (fw / "agent.py").write_text("def run():\n    pass\n")
+    (fw / "log.py").write_text("LEVEL = 1\n")
+    res = hbuild.build(load_board("ESP32_GENERIC"), tmp_path / "build", lib, fw)
+    frozen = dict(_exec_manifest(res.manifest))
+    assert frozen["agent.py"] == (fw / "agent.py").resolve() and frozen["log.py"] == (fw / "log.py").resolve()
+    assert not {"boot.py", "main.py", "app.py"} & set(frozen)
+    assert {"agent.mpy", "log.mpy", "app.mpy", "boot.py", "main.py"} <= set(tree_listing(res.out / "fs"))
+
+
 def test_repo_freeze_manifest_freezes_each_module_once(tmp_path):
     """The real lib/ on ESP32_GENERIC-OTA: coap is partial there (coap._cpython left out) and coapeap, oscore and
     suit require it; their require() froze coap a second time, whole (the firmware build failed: "redefinition
@@ -344,8 +357,10 @@ def test_repo_freeze_manifest_freezes_each_module_once(tmp_path):
     res = hbuild.build(load_board("ESP32_GENERIC-OTA"), tmp_path / "build")
     frozen = [n for n, _ in _exec_manifest(res.manifest)]
     assert len(frozen) == len(set(frozen))
-    kept = sorted(m.source.path.relative_to(hbuild.LIB / m.source.package).as_posix()
-                  for m in res.modules if m.source.package != "firmware")
+    kept = sorted([m.source.path.relative_to(hbuild.LIB / m.source.package).as_posix()
+                   for m in res.modules if m.source.package != "firmware"]
+                  + [m.source.path.name for m in res.modules
+                     if m.source.package == "firmware" and m.source.module not in hbuild.NOT_FROZEN])
     assert sorted(frozen) == kept and "coap/_cpython.py" not in frozen
 
 

@@ -24,7 +24,10 @@ def test_manifest_is_the_unix_variant_the_board_bundle_and_the_virtual_board(tmp
     res = hbuild.build(load_board("ESP32_GENERIC-OTA"), tmp_path / "ref")
     kept = sorted(m.source.path.relative_to(hbuild.LIB / m.source.package).as_posix()
                   for m in res.modules if m.source.package != "firmware")
-    assert sorted(frozen) == sorted(kept + list(frozen_vm.VBOARD_MODULES))
+    agent = sorted(m.source.path.name for m in res.modules
+                   if m.source.package == "firmware" and m.source.module not in hbuild.NOT_FROZEN)
+    assert "agent.py" in agent and "log.py" in agent
+    assert sorted(frozen) == sorted(kept + agent + list(frozen_vm.VBOARD_MODULES))
     (tmp_path / "b").mkdir()
     board_only = frozen_vm.write_manifest("ESP32_GENERIC-OTA", tmp_path / "b", with_bundle=False)
     assert sorted(n for n, _ in _exec_manifest(board_only)) == sorted(frozen_vm.VBOARD_MODULES)

@@ -230,7 +230,7 @@ def test_fresh_envelopes_for_every_algorithm_install(tmp_path, alg):
     # the wrong trust anchor refuses it and changes nothing
     other = _cose_key(_write_key(tmp_path, "o", algs.HMAC_256_256 if ALGS[alg] == algs.HMAC_256_256 else algs.ES256)
                       .with_suffix(".key" if ALGS[alg] == algs.HMAC_256_256 else ".pub"))
-    drv2 = BundleDriver(str(tmp_path / "dev2"), drv.ident)
+    drv2 = BundleDriver(str(tmp_path / "dev2"), {k: drv.identity(k) for k in (1, 2)})
     res = Processor(drv2, [other], FileStore(str(tmp_path / "dev2" / "state"))).update(data)
     assert not res.ok and res.reason == 4, res  # unauthorised
     assert not (tmp_path / "dev2" / "x.bin").exists()

@@ -59,7 +59,7 @@ def _device(name, anchors=None, identity=None, **kw):
     root = ROOT + "/" + name
     hgtest.rmtree(root)
     sources = dict((u, hgtest.vector_path(V + "raw_image.bin")) for u in URIS)
-    drv = BundleDriver(root, identity or {1: VENDOR, 2: CLASS}, sources=sources, max_file=kw.pop("max_file", None))
+    drv = BundleDriver(root, identity or {1: VENDOR, 2: CLASS}, sources=sources, maxsize=kw.pop("max_file", None))
     proc = Processor(drv, anchors or _anchors(), FileStore(root + "/.state"), decryption_keys=_kek(), trace=True,
                      **kw)
     return proc, drv, root
@@ -113,7 +113,7 @@ def test_example2_severable_members_are_checked_when_present():
     m = parse(read(whole, 4096), 8)
     assert 20 in m.sequences and 23 in m.sequences  # the envelope carried both, and their digests matched
     m = parse(read(hgtest.read_vector(V + "example2-severed.suit"), 4096), 8)
-    assert 20 not in m.sequences and 23 not in m.sequences and sorted(m.severed) == [20, 23]
+    assert 20 not in m.sequences and 23 not in m.sequences  # severed, not supplied: tolerated, not run
     # a changed byte in the severed install member: refused although the signature covers only the digest
     i = bytes(whole).find(b"very/long")
     bad = bytearray(whole)
@@ -198,7 +198,7 @@ def test_wrong_key_and_unsupported_algorithm():
 
 
 def test_too_large_envelope_is_refused_before_parsing():
-    proc, drv, root = _device("big", max_envelope=200)
+    proc, drv, root = _device("big", maxsize=200)
     res = proc.update(hgtest.read_vector(V + "example0.suit"))
     assert REASONS[res.reason] == "cbor-parse" and "bigger than this device accepts" in res.message
 

@@ -40,9 +40,9 @@ def _mutate(rng, data):
 def _processor(name):
     root = ROOT + "/" + name
     key = CoseKey.from_raw(5, hgtest.read_vector(V + "hmac256_key.bin"))
-    drv = BundleDriver(root, {}, max_file=4096)
+    drv = BundleDriver(root, {}, maxsize=4096)
     kek = [CoseKey.from_raw(-3, hgtest.read_vector(V + "a128kw_kek.bin"), kid=b"kid-1")]
-    return Processor(drv, [key], None, decryption_keys=kek, max_envelope=8192), key
+    return Processor(drv, [key], None, decryption_keys=kek, maxsize=8192), key
 
 
 def _check(res):

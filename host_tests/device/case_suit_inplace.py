@@ -69,7 +69,7 @@ def test_every_shared_vector_authenticates_in_place_by_every_route():
     m = authenticate(_routes(hgtest.read_vector(V + "example2.suit"))[3], anchors, 4096)
     assert 20 in m.sequences and 23 in m.sequences
     m = authenticate(_routes(hgtest.read_vector(V + "example2-severed.suit"))[3], anchors, 4096)
-    assert 20 not in m.sequences and sorted(m.severed) == [20, 23]
+    assert 20 not in m.sequences and 23 not in m.sequences  # severed, not supplied: tolerated, not run
 
 
 def test_every_builder_algorithm_authenticates_in_place_and_no_other_key_does():

@@ -7,7 +7,8 @@ build/<board>/ after a build:
   romfs/        the ROMFS tree: lib/<modules>.mpy (mounted at /rom, /rom/lib is on sys.path)
   fs.img        LittleFS2 image of fs/ with exactly the board's block size and block count
   romfs.img     ROMFS image of romfs/ (mpremote's writer), for `mpremote romfs deploy`
-  manifest.py   freeze manifest (require()/package() lines over lib/) for a custom firmware build
+  manifest.py   freeze manifest (require()/package() lines over lib/, module() lines for the agent's firmware/
+                modules but boot, main and app) for a custom firmware build
   report.md, report.json   every module's size against the board's flash budget
 
 Builds are reproducible: sorted walks, fixed source names in the .mpy files, no timestamps anywhere.
@@ -37,6 +38,9 @@ LIB = REPO / "lib"
 FIRMWARE = REPO / "firmware"
 # Files that stay source on the board: MicroPython runs boot.py and main.py by file name.
 KEEP_SOURCE = ("boot.py", "main.py")
+# firmware/ modules a freeze manifest leaves on the filesystem: boot.py and main.py (run by file name) and app.py
+# (what a SUIT update replaces); the rest of the agent is frozen with lib/.
+NOT_FROZEN = ("boot", "main", "app")
 # Package metadata for mip/freezing, not device code.
 PACKAGE_METADATA = ("manifest.py", "package.json")
 REQUIRE = re.compile(r"""require\(\s*["'](\w+)["']""")  # a manifest's require("name", ...)
@@ -231,6 +235,14 @@ def write_manifest(board: Board, result: BuildResult, lib_dir: Path, path: Path)
             else:
                 inner = ", ".join(f'"{os.path.relpath(f, root)}"' for f in files)
                 lines.append(f'package("{root}", files=[{inner}], base_path="{rel_lib}/{pkg}")')
+    # The agent's own modules too (on the board a file in the filesystem root still comes first: sys.path is
+    # ['', '.frozen', '/lib']).
+    for m in sorted(result.modules, key=lambda m: m.source.module):
+        src = m.source
+        if src.package == "firmware" and src.module not in NOT_FROZEN:
+            name = Path(src.dest).with_suffix(".py")
+            base = os.path.relpath(src.path.parents[len(name.parts) - 1], path.parent)
+            lines.append(f'module("{name.as_posix()}", base_path="{base}")')
     path.write_text("\n".join(lines) + "\n")
 
 

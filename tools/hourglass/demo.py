@@ -303,18 +303,20 @@ class Demo:
 
     def drop_frozen(self) -> None:
         """On a VM with the bundle frozen in ($HOURGLASS_MICROPYTHON, `hourglass frozen-vm`) the flash holds no
-        .mpy of a frozen module, as a board with a frozen bundle leaves lib/ off its filesystem."""
-        lib = self.flash / "lib"
-        if not os.environ.get(mpvm.BINARY_ENV) or not lib.is_dir():
+        .mpy of a frozen module, as a board with a frozen bundle leaves lib/ and the frozen agent modules off its
+        filesystem (a file in its root would still be imported first: sys.path is ['', '.frozen', '/lib'])."""
+        if not os.environ.get(mpvm.BINARY_ENV):
             return
         frozen = mpvm.binary_modules(mpvm.micropython_binary())
-        for f in sorted(lib.rglob("*.mpy")):
-            parts = list(f.relative_to(lib).with_suffix("").parts)
+        lib = self.flash / "lib"
+        for f in sorted(self.flash.rglob("*.mpy")):
+            rel = f.relative_to(lib if f.is_relative_to(lib) else self.flash)
+            parts = list(rel.with_suffix("").parts)
             if parts[-1] == "__init__":
                 parts.pop()
             if ".".join(parts) in frozen:
                 f.unlink()
-        for d in sorted((d for d in lib.rglob("*") if d.is_dir()), reverse=True):
+        for d in sorted((d for d in self.flash.rglob("*") if d.is_dir()), reverse=True):
             if not any(d.iterdir()):
                 d.rmdir()
 

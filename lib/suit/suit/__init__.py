@@ -31,6 +31,6 @@ class SuitError(Exception):
         self.record = record
 
     def __str__(self):
-        from suit.reasons import REASONS
-        return "%s: %s" % (REASONS[self.reason], self.args[0])
+        from suit._text import describe
+        return describe(self)
 

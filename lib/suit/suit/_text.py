@@ -65,7 +65,7 @@ TEXTS = (
 )
 
 
-# what envelope.read_map_keys and expect_end name (by index), and message 12
+# what envelope.read_map_header and message 59 name (by index), and message 12
 WHAT = ("envelope", "the authentication wrapper", "the COSE block", "manifest", "common", "parameters",
         "a command sequence")
 # messages whose first value is a parameter number, shown by its name
@@ -99,3 +99,9 @@ def text(message):
     elif n == 35 and values[0] == 1:
         return TEXTS[34]
     return TEXTS[n] % values
+
+
+def describe(e):
+    """str() of SuitError e: its reason's name and its message."""
+    from suit.reasons import REASONS
+    return "%s: %s" % (REASONS[e.reason], e.args[0])

@@ -2,8 +2,8 @@
 # is a memoryview into the caller's envelope buffer, so nothing large is copied; the authentication wrapper is
 # checked (detached COSE_Sign1/COSE_Mac0 over the bstr-wrapped SUIT_Digest) before the manifest is parsed.
 #
-#   authenticate(data, anchors, max_size) -> Manifest     data: the envelope in one buffer, or a file's path
-#   read(data, max_size) -> Manifest, verify(m, anchors) -> digest, parse(m, max_components): its three steps
+#   authenticate(data, anchors, maxsize) -> Manifest      data: the envelope in one buffer, or a file's path
+#   read(data, maxsize) -> Manifest, verify(m, anchors) -> digest, parse(m, max_components): its three steps
 #
 # The COSE blocks are walked in place (their signature or tag is a memoryview into the envelope, never a copy;
 # cose.headers, cose.key and the crypto verifier do the rest), and an envelope in a file is read member by
@@ -38,15 +38,17 @@ _SEQUENCES = const(0x910380)
 
 class Manifest:
     """An envelope and its manifest, as memoryviews into the envelope: from read(), buf, auth (the wrapper's
-    contents), manifest (contents) and manifest_wrapped (with its bstr head, what the digest covers), severable
-    (bstr-wrapped members by key), payloads (integrated payloads: name -> memoryview, or (offset, length) in the
-    file at path; suit.spool.payload_reader), path (or None); from parse(), sequence_number, reference_uri,
-    components (tuples of bytes), shared, sequences (key -> memoryview), severed (key -> encoded SUIT_Digest);
-    digest (the encoded SUIT_Digest authenticated, from authenticate(); else None)."""
+    contents), manifest (contents), wrapped (the bstr-wrapped members by key: the manifest 3, with its bstr head,
+    what the digest covers, and the severable members), payloads (integrated payloads: name -> memoryview, or
+    (offset, length) in the file at path; suit.spool.payload_reader), path (or None); from parse(),
+    sequence_number, reference_uri, components (tuples of bytes), shared, sequences (key -> memoryview; a
+    severed member not supplied is absent); digest (the encoded SUIT_Digest authenticated, from authenticate();
+    else None). Fields are named by names the VM has already interned where one fits (each new one is a string
+    on the board): suit.processor's install set may intern no more than fit its base's last qstr pool."""
 
 
-def read_key(d, uint):
-    """d.read_int() (d.read_uint() when uint) of cbor.Decoder d, with the one-byte case (0..23: every key SUIT
+def _head(d, uint):
+    """d.read_int() (d.read_uint() when uint) of cbor.Decoder d, with the one-byte head (0..23: every key SUIT
     defines) read inline: each cbor.Decoder read costs a few method calls."""
     p = d.pos
     if p < d.end:
@@ -57,18 +59,13 @@ def read_key(d, uint):
     return d.read_uint() if uint else d.read_int()
 
 
-def read_map_keys(d, what):
-    """The map header of `what` (a suit._text.WHAT index, named in the error): its length (indefinite maps are
-    refused; SUIT encodes deterministically)."""
+def read_map_header(d, what):
+    """d.read_map_header() of `what` (a suit._text.WHAT index, named in the error): its length (indefinite maps
+    are refused; SUIT encodes deterministically)."""
     n = d.read_map_header()
     if n is None:
         raise SuitError(_CBOR_PARSE, (4, what))
     return n
-
-
-def expect_end(d, what):
-    if not d.at_end():
-        raise SuitError(_CBOR_PARSE, (59, what))
 
 
 def parse_digest(b):
@@ -90,7 +87,7 @@ def parse_digest(b):
     return alg, value
 
 
-def read(data, max_size):
+def read(data, maxsize):
     """The envelope's members (a Manifest not yet parsed). data is the envelope in one buffer (bytes, bytearray,
     memoryview: walked in place, never copied), or the path of a file that holds it: then only the
     authentication wrapper, the manifest and the severable members are read, into one buffer of their size;
@@ -101,11 +98,11 @@ def read(data, max_size):
     if isinstance(data, str):
         from suit.envelope_file import read_members
         m.path = data
-        data = read_members(data, max_size, p)
-    elif len(data) > max_size:
-        raise SuitError(_CBOR_PARSE, (10, len(data), max_size))
+        data = read_members(data, maxsize, p)
+    elif len(data) > maxsize:
+        raise SuitError(_CBOR_PARSE, (10, len(data), maxsize))
     buf = m.buf = memoryview(data)
-    m.severable = members = {}
+    m.wrapped = members = {}
     try:
         d = Decoder(buf)
         # the first bytes and each key's head read inline (each cbor.Decoder call is a few method calls)
@@ -115,14 +112,14 @@ def read(data, max_size):
             tag = d.read_tag()
             if tag != 107:
                 raise SuitError(_CBOR_PARSE, (21, tag))
-        for _ in range(read_map_keys(d, 0)):
+        for _ in range(read_map_header(d, 0)):
             if d.pos < d.end and buf[d.pos] >> 5 == 3:  # an integrated payload's name
                 name = d.read_text()
                 if name in p:
                     raise SuitError(_CBOR_PARSE, (30, name))
                 p[name] = d.read_bytes()
                 continue
-            key = read_key(d, False)
+            key = _head(d, False)
             if key in members:
                 raise SuitError(_CBOR_PARSE, (22, key))
             start = d.pos
@@ -134,7 +131,7 @@ def read(data, max_size):
             members[key] = value if key == 2 else buf[start:d.pos]  # the wrapper's contents; the rest bstr-wrapped
         if not d.at_end():
             raise SuitError(_CBOR_PARSE, (11, d.remaining()))
-        m.manifest_wrapped = w = members.pop(3, None)
+        w = members.get(3)
         m.auth = auth = members.pop(2, None)
         if auth is None or w is None:
             raise SuitError(_CBOR_PARSE, (12, 1 if auth is None else 3))
@@ -155,7 +152,8 @@ def verify(m, trust_anchors):
         blocks = []
         for _ in range(n - 1):
             blocks.append(d.read_bytes())
-        expect_end(d, 1)
+        if not d.at_end():
+            raise SuitError(_CBOR_PARSE, (59, 1))
     except CBORDecodeError as e:
         raise SuitError(_CBOR_PARSE, (13, e))
     want = parse_digest(digest)[1]
@@ -184,7 +182,8 @@ def verify(m, trust_anchors):
                 elif bytes(d.read_bytes()) != bytes(digest):
                     raise SuitError(_UNAUTHORISED, 23)
                 sig = d.read_bytes()
-                expect_end(d, 2)
+                if not d.at_end():
+                    raise SuitError(_CBOR_PARSE, (59, 2))
             except CBORDecodeError as e:
                 raise SuitError(_UNAUTHORISED, (17, e))
             hdr = Headers(protected, unprotected)
@@ -223,17 +222,17 @@ def verify(m, trust_anchors):
     if failure is not None:
         raise SuitError(failure[0], failure[1])
     # digests are public (the envelope carries them): a plain comparison; only the MAC tag above needs ct_equal
-    if sha256(m.manifest_wrapped).digest() != want:
+    if sha256(m.wrapped[3]).digest() != want:
         raise SuitError(_UNAUTHORISED, 8)
     return digest
 
 
-def authenticate(data, trust_anchors, max_size=8192, max_components=8):
+def authenticate(data, trust_anchors, maxsize=8192, max_components=8):
     """Authenticate an envelope and parse its manifest, in place: data is the envelope in one buffer or the path
     of the file holding it (see read). Returns the Manifest; its digest is the encoded SUIT_Digest the
     authentication covered. Raises SuitError. The anti-rollback check (sequence_number against the stored one)
     is the caller's. The Manifest's members are memoryviews into data (or into the members read from the file)."""
-    m = read(data, max_size)
+    m = read(data, maxsize)
     m.digest = bytes(verify(m, trust_anchors))
     return parse(m, max_components)
 
@@ -243,25 +242,25 @@ def parse(m, max_components):
     (absent from sequences when absent, or severed and not supplied). Returns m."""
     m.components = components = []
     m.sequences = sequences = {}
-    m.severed = severed = {}
+    severed = {}  # severed members: key -> encoded SUIT_Digest
     try:
         d = Decoder(m.manifest)
         if d.peek_major() == 6 and d.read_tag() != _TAG_MANIFEST:
             raise SuitError(_CBOR_PARSE, 18)
         common = seq = None
         seen = 0
-        for _ in range(read_map_keys(d, 3)):
-            key = read_key(d, False)
+        for _ in range(read_map_header(d, 3)):
+            key = _head(d, False)
             bit = 1 << key if 0 <= key < 32 else 0
             if seen & bit:
                 raise SuitError(_CBOR_PARSE, (24, key))
             seen |= bit
             if key == _VERSION:
-                v = read_key(d, True)
+                v = _head(d, True)
                 if v != 1:
                     raise SuitError(_CBOR_PARSE, (31, v))
             elif key == _SEQUENCE_NUMBER:
-                seq = m.sequence_number = read_key(d, True)
+                seq = m.sequence_number = _head(d, True)
             elif key == _COMMON:
                 common = d.read_bytes()
             elif key == _REFERENCE_URI:
@@ -274,13 +273,14 @@ def parse(m, max_components):
                 d.skip()
             else:
                 raise SuitError(_CBOR_PARSE, (37, key))
-        expect_end(d, 3)
+        if not d.at_end():
+            raise SuitError(_CBOR_PARSE, (59, 3))
         if not seen & 2 or seq is None or common is None:
             raise SuitError(_CBOR_PARSE, 19)
         # common: components 2 and the shared sequence 4 (dependencies 1: not supported)
         d = Decoder(common)
-        for _ in range(read_map_keys(d, 4)):
-            key = read_key(d, False)
+        for _ in range(read_map_header(d, 4)):
+            key = _head(d, False)
             if key == 2 and not components:
                 count = d.read_array_header()
                 if count is None or count < 1:
@@ -299,18 +299,19 @@ def parse(m, max_components):
                 m.shared = d.read_bytes()
             else:
                 raise SuitError(_COMPONENT_UNSUPPORTED if key == 1 else _CBOR_PARSE, (35, key))
-        expect_end(d, 4)
+        if not d.at_end():
+            raise SuitError(_CBOR_PARSE, (59, 4))
         if not components:
             raise SuitError(_CBOR_PARSE, 9)
         for key in severed:
-            member = m.severable.get(key)
+            member = m.wrapped.get(key)
             if member is None:
                 continue  # severed and not supplied: tolerated, the member does not run
             if sha256(member).digest() != parse_digest(severed[key])[1]:
                 raise SuitError(_UNAUTHORISED, (25, key))
             sequences[key] = Decoder(member).read_bytes()
-        for key in m.severable:
-            if key not in severed:
+        for key in m.wrapped:
+            if key != 3 and key not in severed:
                 raise SuitError(_UNAUTHORISED, (26, key))
     except CBORDecodeError as e:
         raise SuitError(_CBOR_PARSE, (20, e))

@@ -16,7 +16,7 @@ from hashlib import sha256
 
 from cbor import CBORDecodeError, Decoder, dumps  # Decoder once: each cbor.Decoder is an import
 from suit import SuitError, const
-from suit import envelope as _env
+from suit import envelope
 
 # reasons (suit.reasons.REASONS)
 _CBOR_PARSE = const(1)
@@ -65,62 +65,60 @@ class Result:
 
 class Processor:
     """One device's SUIT processor. trust_anchors: CoseKey/KeySet/list for sign1/mac0 verify; store: a
-    lib/store FileStore for the anti-rollback sequence number; decryption_keys: A128KW key-encryption keys."""
+    lib/store FileStore for the anti-rollback sequence number, kept under `name`; decryption_keys: A128KW
+    key-encryption keys; maxsize: the largest envelope taken (bytes). Attributes and arguments are named by
+    names the VM has already interned where one fits: each new one is a string on the board. During an
+    update (suit.commands works through them too): result (the Result), log (the report's records), phase (the
+    section running), manifest, args (each component's parameters), indices (the current component indices),
+    done (component index -> (digest, size) written or read back), buf (the chunk buffer)."""
 
-    def __init__(self, driver, trust_anchors, store=None, decryption_keys=None, max_envelope=16384,
-                 max_components=8, chunk_size=4096, seq_name="suit-seq", trace=False):
+    def __init__(self, driver, trust_anchors, store=None, decryption_keys=None, maxsize=16384,
+                 max_components=8, chunk_size=4096, name="suit-seq", trace=False):
         self.driver = driver
         self.trust_anchors = trust_anchors
         self.store = store
         self.decryption_keys = decryption_keys
-        self.max_envelope = max_envelope
+        self.maxsize = maxsize
         self.max_components = max_components
         self.chunk_size = chunk_size
-        self.seq_name = seq_name
-        self.tracing = trace
-        self._buf = None
+        self.name = name
+        self.trace = trace
+        self.buf = None
 
-    def stored_sequence_number(self):
-        if self.store is None:
-            return None
-        b = self.store.get(self.seq_name)
-        return int.from_bytes(b, "big") if b else None
+    def __getattr__(self, name):
+        # the methods an install does not call (stored_sequence_number, recover, boot): suit.commands' code
+        from suit.commands import command
+        return command(self, name)
 
-    def recover(self):
-        """At boot: let the driver finish (or undo) a commit a power cut interrupted, then store its sequence
-        number. Returns the recovered sequence number, or None when there was nothing to finish."""
-        seq = self.driver.recover()
-        if seq is not None:
-            self._commit(seq, False)
-        return seq
-
-    def update(self, envelope, invoke=False, install=True):
+    def update(self, data, invoke=False, install=True):
         """Install: authenticate, check the sequence number, run payload-fetch, install and validate, commit,
         store the sequence number; then load and invoke when invoke=True. Returns a Result (never raises a
         SuitError; a PowerCut from a fault injector goes through). install=False is boot()."""
-        self._res = res = Result()
+        self.result = res = Result()
         res.ok = res.installed = False
         res.reason = 0
         res.message = ""
         res.record = res.report = res.sequence_number = res.digest = None
-        res.trace = [] if self.tracing else None
+        res.trace = [] if self.trace else None
         m = None
-        self._records = records = []
-        self._section = 0
+        self.log = records = []
+        self.phase = 0
         staged = False
         # the chunk buffer first, while the free heap is still in one piece: allocated after authentication it
         # needs a 4 KiB hole among what parsing left, which on the VM raised the smallest heap an install runs in
-        self._buf = bytearray(self.chunk_size) if install else None
+        self.buf = bytearray(self.chunk_size) if install else None
         try:
             try:
-                m = _env.read(envelope, self.max_envelope)
-                res.digest = _env.verify(m, self.trust_anchors)
-                self._m = _env.parse(m, self.max_components)
+                m = envelope.read(data, self.maxsize)
+                res.digest = envelope.verify(m, self.trust_anchors)
+                self.manifest = envelope.parse(m, self.max_components)
                 seq = res.sequence_number = m.sequence_number
-                stored = self.stored_sequence_number()
+                store = self.store
+                stored = store.get(self.name) if store is not None else None
+                stored = int.from_bytes(stored, "big") if stored else None
                 if stored is not None and (seq < stored or install and seq == stored):
                     raise SuitError(_UNAUTHORISED, (48 if install else 49, seq, stored))
-                self._written = {}
+                self.done = {}
                 seqs = m.sequences
                 staged = ran = install and (_PAYLOAD_FETCH in seqs or _INSTALL in seqs)
                 # the sections in order; 0: the commit point of an install (after validate, before load). boot()
@@ -128,20 +126,25 @@ class Processor:
                 order = (_PAYLOAD_FETCH, _INSTALL, _VALIDATE, 0, _LOAD, _INVOKE)
                 for key in order[0 if install else 2:6 if invoke else 4]:
                     if not key:
-                        self._buf = None  # the streaming is over: the commit and the report need the heap
+                        self.buf = None  # the streaming is over: the commit and the report need the heap
                         if ran:
                             staged = False  # from here on a failure must not undo the commit: recover() ends it
-                            res.installed = self._commit(seq, True)
+                            # the commit, the sequence number stored, the old images dropped
+                            self.driver.commit(seq)
+                            if store is not None:  # seq is newer than the stored one (checked above)
+                                store.put(self.name, seq.to_bytes(8, "big"))
+                            self.driver.finish()
+                            res.installed = True
                     elif key in seqs:
-                        self._params = params = []
+                        self.args = params = []
                         for _ in m.components:
                             params.append({})
-                        self._current = [0]
+                        self.indices = [0]
                         if m.shared is not None:
-                            self._section = _SHARED_SEQUENCE
-                            self._run(m.shared, 0, False)
-                        self._section = key
-                        self._run(seqs[key], 0, False)
+                            self.phase = _SHARED_SEQUENCE
+                            self._run(m.shared, 0)
+                        self.phase = key
+                        self._run(seqs[key], 0)
                 res.ok = True
             except SuitError as e:
                 res.reason = e.reason
@@ -175,209 +178,188 @@ class Processor:
                 out += dumps({5: res.reason, 6: res.record, 7: res.reason})
             res.report = bytes(out)
         finally:
-            self._m = self._written = self._buf = self._records = self._res = None
+            self.manifest = self.done = self.buf = self.log = self.result = None
         try:
             self.driver.report(res.report)
         except OSError:
             pass
         return res
 
-    def _commit(self, n, commit):
-        """The commit (or, at boot, its end), sequence number n stored, the old images dropped."""
-        if commit:
-            self.driver.commit(n)
-        if self.store is not None:
-            old = self.stored_sequence_number()
-            if old is None or n > old:
-                self.store.put(self.seq_name, n.to_bytes(8, "big"))
-        self.driver.finish()
-        return True
-
-    def boot(self, envelope):
-        """Secure boot with the installed manifest: validate, load, invoke (sequence number at least the
-        stored one)."""
-        return self.update(envelope, True, False)
-
-    def _run(self, data, depth, soft):
-        """Run one command sequence (data); True when it completes, False when a condition failed and soft is
-        set."""
+    def _run(self, data, depth):
+        """Run one command sequence (data); a failure raises SuitError (suit.commands makes a failed condition
+        False where soft-failure is set)."""
         if depth > _MAX_DEPTH:
             raise SuitError(_CBOR_PARSE, 38)
-        trace = self._res.trace
-        params = self._params
+        trace = self.result.trace
+        params = self.args
+        d = Decoder(data)
+        # command numbers, policies and parameter keys below 24 are one byte: read inline, as each
+        # cbor.Decoder read costs a few method calls (anything else, and the end, go through the Decoder)
+        buf = d.buf
+        end = d.end
         try:
-            d = Decoder(data)
-            # command numbers, policies and parameter keys below 24 are one byte: read inline, as each
-            # cbor.Decoder read costs a few method calls (anything else, and the end, go through the Decoder)
-            buf = d.buf
-            end = d.end
-            try:
-                n = d.read_array_header()
-                if n is None or n % 2:
-                    raise SuitError(_CBOR_PARSE, 42)
-                for _ in range(n // 2):
-                    off = d.pos
-                    cmd = buf[off] if off < end else 0xFF
-                    if cmd < 24:
-                        d.pos = off + 1
+            n = d.read_array_header()
+            if n is None or n % 2:
+                raise SuitError(_CBOR_PARSE, 42)
+            for _ in range(n // 2):
+                off = d.pos
+                cmd = buf[off] if off < end else 0xFF
+                if cmd < 24:
+                    d.pos = off + 1
+                else:
+                    cmd = d.read_int()
+                if 0 < cmd < 25 and (_WITH_POLICY >> cmd) & 1 or cmd == 31:
+                    pos = d.pos
+                    policy = buf[pos] if pos < end else 0xFF
+                    if policy < 24:
+                        d.pos = pos + 1
                     else:
-                        cmd = d.read_int()
-                    if 0 < cmd < 25 and (_WITH_POLICY >> cmd) & 1 or cmd == 31:
+                        policy = d.read_uint()
+                    for idx in self.indices:
+                        if trace is not None:
+                            trace.append((self.phase, off, cmd, idx))
+                        p = params[idx]
+                        # the parameter each of the commands below needs: image-digest, uri or the id itself
+                        key = _P_IMAGE_DIGEST if cmd == _C_IMAGE_MATCH else _P_URI if cmd == _D_FETCH else cmd
+                        v = p.get(key)
+                        if v is None and (key == _P_IMAGE_DIGEST or key == _P_URI or key == _C_VENDOR_ID
+                                          or key == _C_CLASS_ID or key == _C_DEVICE_ID):
+                            self.record(policy, off, idx, None, _OPERATION_FAILED if key == _P_URI
+                                       else _CONDITION_FAILED, (39, key, idx))
+                        if cmd == _C_IMAGE_MATCH:
+                            w = self.done.get(idx)
+                            if w is None:  # not written in this run: read the image back (suit.commands)
+                                from suit.commands import command
+                                w = command(self, cmd, idx, policy, off)
+                            size = w[1]
+                            want = p.get(_P_IMAGE_SIZE)
+                            bad_size = want is not None and size != want
+                            if bad_size or w[0] != envelope.parse_digest(v)[1]:  # a digest is public: no ct_equal
+                                self.record(policy, off, idx, None, _CONDITION_FAILED, (45, idx, bad_size))
+                            # the digest matched: the record carries the manifest's encoding of it, as is
+                            self.record(policy, off, idx, {_P_IMAGE_DIGEST: bytes(v), _P_IMAGE_SIZE: size})
+                            continue
+                        if cmd == _C_VENDOR_ID or cmd == _C_CLASS_ID or cmd == _C_DEVICE_ID:
+                            have = self.driver.identity(cmd)
+                            if have is None or bytes(v) != bytes(have):
+                                self.record(policy, off, idx, None, _CONDITION_FAILED, (41, cmd))
+                            self.record(policy, off, idx)
+                            continue
+                        if cmd != _D_FETCH:
+                            from suit.commands import command
+                            r = command(self, cmd, idx, policy, off)  # write and copy return a reader
+                            if r is None:
+                                continue
+                        elif v and ord(v[0]) == 0x23:  # "#name": an integrated payload
+                            from suit.spool import payload_reader
+                            r = payload_reader(self.manifest, v[1:]) if v[1:] else None  # with or without its "#"
+                            if r is None:
+                                r = payload_reader(self.manifest, v)
+                            if r is None:
+                                self.record(policy, off, idx, None, _OPERATION_FAILED, (46, v))
+                        else:
+                            try:
+                                r = self.driver.fetch(v)
+                            except OSError as e:
+                                self.record(policy, off, idx, None, _OPERATION_FAILED, (50, v, e))
+                        # stream r into the component's staged slot: decrypt, hash, write, one chunk at a time
+                        limit = p.get(_P_IMAGE_SIZE)
+                        dec = None
+                        info = p.get(_P_ENCRYPTION_INFO)
+                        if info is not None:  # the decryptor: suit.commands' command -1
+                            from suit.commands import command
+                            dec = command(self, -1, idx, policy, off)
+                        h = sha256()
+                        total = 0
+                        if self.buf is None:
+                            self.buf = bytearray(self.chunk_size)
+                        mv = memoryview(self.buf)
+                        writer = None
+                        try:
+                            try:
+                                writer = self.driver.stage(self.manifest.components[idx], p.get(_P_COMPONENT_SLOT),
+                                                           limit)
+                                while True:
+                                    k = r.readinto(mv)
+                                    if not k:
+                                        break
+                                    chunk = mv if k == len(mv) else mv[0:k]  # a whole chunk: no new memoryview
+                                    if dec is not None:
+                                        chunk = dec.update(chunk)
+                                    total += len(chunk)
+                                    if limit is not None and total > limit:
+                                        self.record(policy, off, idx, None, _OPERATION_FAILED, (51, idx, limit))
+                                    if len(chunk):
+                                        h.update(chunk)
+                                        writer.write(chunk)
+                                if dec is not None:
+                                    dec.finish()
+                                writer.close()
+                                writer = None
+                            except OSError as e:
+                                self.record(policy, off, idx, None, _OPERATION_FAILED, (47, idx, e))
+                            except SuitError as e:
+                                if e.record is None:  # the decryptor's
+                                    e.record = [[], self.phase, off, idx, {}]
+                                raise
+                        finally:
+                            r.close()
+                            if writer is not None:
+                                try:
+                                    writer.close()
+                                except OSError:
+                                    pass
+                        self.done[idx] = (h.digest(), total)
+                        self.record(policy, off, idx)
+                    continue
+                if trace is not None and (cmd == _D_SET_PARAMETERS or cmd == _D_OVERRIDE_PARAMETERS or cmd == 12
+                                          or cmd == 15 or cmd == 32):
+                    trace.append((self.phase, off, cmd, None))
+                if cmd == _D_SET_PARAMETERS or cmd == _D_OVERRIDE_PARAMETERS:
+                    seen = 0
+                    for _ in range(envelope.read_map_header(d, 5)):
                         pos = d.pos
-                        policy = buf[pos] if pos < end else 0xFF
-                        if policy < 24:
+                        key = buf[pos] if pos < end else 0xFF
+                        if key < 24:
                             d.pos = pos + 1
                         else:
-                            policy = d.read_uint()
-                        for idx in self._current:
-                            if trace is not None:
-                                trace.append((self._section, off, cmd, idx))
+                            key = d.read_int()
+                        bit = 1 << key if 0 < key < 32 else 0
+                        if seen & bit:
+                            raise SuitError(_CBOR_PARSE, (40, key))
+                        seen |= bit
+                        if bit & _P_BSTR:
+                            v = d.read_bytes()
+                        elif bit & _P_UINT:
+                            v = d.read_uint()
+                        elif bit & _P_BOOL:
+                            v = d.decode()
+                            if type(v) is not bool:
+                                raise SuitError(_CBOR_PARSE, (53, key))
+                        elif key == _P_URI:
+                            v = d.read_text()
+                        else:
+                            raise SuitError(_PARAMETER_UNSUPPORTED, (54, key))
+                        for idx in self.indices:
                             p = params[idx]
-                            # the parameter each of the commands below needs: image-digest, uri or the id itself
-                            key = _P_IMAGE_DIGEST if cmd == _C_IMAGE_MATCH else _P_URI if cmd == _D_FETCH else cmd
-                            v = p.get(key)
-                            if v is None and (key == _P_IMAGE_DIGEST or key == _P_URI or key == _C_VENDOR_ID
-                                              or key == _C_CLASS_ID or key == _C_DEVICE_ID):
-                                self._note(policy, off, idx, None, _OPERATION_FAILED if key == _P_URI
-                                           else _CONDITION_FAILED, (39, key, idx))
-                            if cmd == _C_IMAGE_MATCH:
-                                w = self._written.get(idx)
-                                if w is None:  # not written in this run: read the image back (suit.commands)
-                                    from suit.commands import read_back
-                                    w = read_back(self, idx, policy, off)
-                                size = w[1]
-                                want = p.get(_P_IMAGE_SIZE)
-                                bad_size = want is not None and size != want
-                                if bad_size or w[0] != _env.parse_digest(v)[1]:  # a digest is public: no ct_equal
-                                    self._note(policy, off, idx, None, _CONDITION_FAILED, (45, idx, bad_size))
-                                # the digest matched: the record carries the manifest's encoding of it, as is
-                                self._note(policy, off, idx, {_P_IMAGE_DIGEST: bytes(v), _P_IMAGE_SIZE: size})
-                                continue
-                            if cmd == _C_VENDOR_ID or cmd == _C_CLASS_ID or cmd == _C_DEVICE_ID:
-                                have = self.driver.identity(cmd)
-                                if have is None or bytes(v) != bytes(have):
-                                    self._note(policy, off, idx, None, _CONDITION_FAILED, (41, cmd))
-                                self._note(policy, off, idx)
-                                continue
-                            if cmd != _D_FETCH:
-                                from suit.commands import command
-                                r = command(self, cmd, idx, policy, off)  # write and copy return a reader
-                                if r is None:
-                                    continue
-                            elif v.startswith("#"):  # an integrated payload: "#name", the key with or without its "#"
-                                from suit.spool import payload_reader
-                                r = payload_reader(self._m, v[1:]) if v[1:] else None
-                                if r is None:
-                                    r = payload_reader(self._m, v)
-                                if r is None:
-                                    self._note(policy, off, idx, None, _OPERATION_FAILED, (46, v))
-                            else:
-                                try:
-                                    r = self.driver.fetch(v)
-                                except OSError as e:
-                                    self._note(policy, off, idx, None, _OPERATION_FAILED, (50, v, e))
-                            # stream r into the component's staged slot: decrypt, hash, write, one chunk at a time
-                            limit = p.get(_P_IMAGE_SIZE)
-                            dec = None
-                            info = p.get(_P_ENCRYPTION_INFO)
-                            if info is not None:
-                                from suit.encryption import decryptor
-                                dec = decryptor(info, self.decryption_keys)
-                            h = sha256()
-                            total = 0
-                            if self._buf is None:
-                                self._buf = bytearray(self.chunk_size)
-                            mv = memoryview(self._buf)
-                            writer = None
-                            try:
-                                try:
-                                    writer = self.driver.stage(self._m.components[idx], p.get(_P_COMPONENT_SLOT),
-                                                               limit)
-                                    while True:
-                                        k = r.readinto(mv)
-                                        if not k:
-                                            break
-                                        chunk = mv if k == len(mv) else mv[0:k]  # a whole chunk: no new memoryview
-                                        if dec is not None:
-                                            chunk = dec.update(chunk)
-                                        total += len(chunk)
-                                        if limit is not None and total > limit:
-                                            self._note(policy, off, idx, None, _OPERATION_FAILED, (51, idx, limit))
-                                        if len(chunk):
-                                            h.update(chunk)
-                                            writer.write(chunk)
-                                    if dec is not None:
-                                        dec.finish()
-                                    writer.close()
-                                    writer = None
-                                except OSError as e:
-                                    self._note(policy, off, idx, None, _OPERATION_FAILED, (47, idx, e))
-                                except SuitError as e:
-                                    if e.record is None:  # the decryptor's
-                                        e.record = [[], self._section, off, idx, {}]
-                                    raise
-                            finally:
-                                r.close()
-                                if writer is not None:
-                                    try:
-                                        writer.close()
-                                    except OSError:
-                                        pass
-                            self._written[idx] = (h.digest(), total)
-                            self._note(policy, off, idx)
-                        continue
-                    if trace is not None and (cmd == _D_SET_PARAMETERS or cmd == _D_OVERRIDE_PARAMETERS or cmd == 12
-                                              or cmd == 15 or cmd == 32):
-                        trace.append((self._section, off, cmd, None))
-                    if cmd == _D_SET_PARAMETERS or cmd == _D_OVERRIDE_PARAMETERS:
-                        seen = 0
-                        for _ in range(_env.read_map_keys(d, 5)):
-                            pos = d.pos
-                            key = buf[pos] if pos < end else 0xFF
-                            if key < 24:
-                                d.pos = pos + 1
-                            else:
-                                key = d.read_int()
-                            bit = 1 << key if 0 < key < 32 else 0
-                            if seen & bit:
-                                raise SuitError(_CBOR_PARSE, (40, key))
-                            seen |= bit
-                            if bit & _P_BSTR:
-                                v = d.read_bytes()
-                            elif bit & _P_UINT:
-                                v = d.read_uint()
-                            elif bit & _P_BOOL:
-                                v = d.decode()
-                                if type(v) is not bool:
-                                    raise SuitError(_CBOR_PARSE, (53, key))
-                            elif key == _P_URI:
-                                v = d.read_text()
-                            else:
-                                raise SuitError(_PARAMETER_UNSUPPORTED, (54, key))
-                            for idx in self._current:
-                                p = params[idx]
-                                if cmd == _D_OVERRIDE_PARAMETERS or key not in p:
-                                    p[key] = v
-                    elif cmd == 12 or cmd == 15 or cmd == 32:  # set-component-index, try-each, run-sequence
-                        from suit.commands import structure
-                        structure(self, cmd, d, off, depth)
-                    else:
-                        self._note(0, off, None, None, _COMMAND_UNSUPPORTED, (52, cmd))
-                _env.expect_end(d, 6)
-            except CBORDecodeError as e:
-                raise SuitError(_CBOR_PARSE, (43, e))
-        except SuitError as e:
-            if soft and e.reason == _CONDITION_FAILED:
-                return False
-            raise
-        return True
+                            if cmd == _D_OVERRIDE_PARAMETERS or key not in p:
+                                p[key] = v
+                elif cmd == 12 or cmd == 15 or cmd == 32:  # set-component-index, try-each, run-sequence
+                    from suit.commands import command
+                    command(self, cmd, None, 0, off, d, depth)
+                else:
+                    self.record(0, off, None, None, _COMMAND_UNSUPPORTED, (52, cmd))
+            if not d.at_end():
+                raise SuitError(_CBOR_PARSE, (59, 6))
+        except CBORDecodeError as e:
+            raise SuitError(_CBOR_PARSE, (43, e))
 
-    def _note(self, policy, off, idx, info=None, reason=0, message=None):
-        """Record a command's success (policy bit 1: send-record-success) or, given a reason, its failure (bit
-        2: send-record-failure), then raise SuitError with that record."""
+    def record(self, flags, off, idx, info=None, reason=0, message=None):
+        """Record a command's success (its reporting policy, flags, bit 1: send-record-success) or, given a
+        reason, its failure (bit 2: send-record-failure), then raise SuitError with that record."""
         rec = None
-        if policy & (2 if reason else 1) and len(self._records) < _MAX_RECORDS:
-            rec = [[], self._section, off, idx, info or {}]  # info: the parameters to report
-            self._records.append(rec)
+        if flags & (2 if reason else 1) and len(self.log) < _MAX_RECORDS:
+            rec = [[], self.phase, off, idx, info or {}]  # info: the parameters to report
+            self.log.append(rec)
         if reason:
-            raise SuitError(reason, message, rec or [[], self._section, off, idx, {}])
+            raise SuitError(reason, message, rec or [[], self.phase, off, idx, {}])

@@ -94,8 +94,13 @@ class FileSpool:
         return min(size, stored) // bs * bs
 
     def writer(self, index, offset):
-        from suit.fs import Fs
-        Fs().makedirs(self.dir)
+        # <root>/.suit/dl made here with os.mkdir, not suit.fs.makedirs: suit.fs is suit.bundle's operations, and
+        # a download must not load the driver (an open() below names any failure)
+        for path in (self.root, self.root + "/.suit", self.dir):
+            try:
+                os.mkdir(path)
+            except OSError:
+                pass  # there already
         return _FileWriter(self._path(index), offset)
 
     def reader(self, index, size):
