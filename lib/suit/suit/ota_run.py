@@ -76,7 +76,7 @@ async def run(up, data, info, resumed=False):
 def _again_at_boot(up, e):
     # A MemoryError in a download's boot (fetch_at_boot): the pending record counts the boots it took; after
     # _FETCH_BOOTS the next boot reports the failure (Updater.boot's failed phase) instead. False: the record
-    # itself found no room (the failure is reported from here).
+    # could not be kept (the failure is reported from here).
     try:
         pend = cbor.loads(up.store.get(_PENDING))
         boots = pend.get(10, 0) + 1
@@ -87,7 +87,7 @@ def _again_at_boot(up, e):
             up.store.delete(_ENV)
         up.store.put(_PENDING, cbor.dumps(pend))
         return True
-    except MemoryError:
+    except Exception:  # (a MemoryError again, or no record: reported from here)
         return False
 
 
