@@ -723,20 +723,22 @@ def test_a_memory_error_on_a_block_is_retried_not_fatal(tmp_path):
     asyncio.run(run())
 
 
-async def _a_message_id_the_server_remembers(up, fleet):
-    """An earlier boot's request on the board's port (a GET the server answers 4.04): the server keeps its
-    answer for that Message ID for EXCHANGE_LIFETIME (247 s) and sends it again to any CON with that ID. The
-    board's next Message ID is then that one, as when a restart's random first ID lands on an earlier boot's."""
-    r = await up.ep.request(1, ("127.0.0.1", fleet.port), "/suit/m/nothing-here")
-    assert r.code == 132  # 4.04
-    up.ep.mid = (up.ep.mid - 1) & 0xFFFF
+async def _message_ids_the_server_remembers(up, fleet, n):
+    """An earlier boot's n requests on the board's port (GETs the server answers 4.04): the server keeps each
+    answer for its Message ID for EXCHANGE_LIFETIME (247 s) and sends it again to any CON with that ID. The
+    board's next Message IDs are then those, as when a restart's random first ID lands in an earlier boot's
+    run of IDs (a download's: one per block)."""
+    for _ in range(n):
+        r = await up.ep.request(1, ("127.0.0.1", fleet.port), "/suit/m/nothing-here")
+        assert r.code == 132  # 4.04
+    up.ep.mid = (up.ep.mid - n) & 0xFFFF
 
 
 def test_a_block_whose_message_id_the_server_saw_before_boot_is_asked_again(tmp_path):
     """The download's first block goes out with a Message ID the server answered before (the board restarted
     between, on the same port): the server's deduplication sends back that old answer, another request's
-    token on it. It is not this block's answer: the block is asked for again under a new ID (it used to end
-    the download with "4.04")."""
+    token on it. It is not this block's answer: the block is asked for again under a new random ID, out of
+    that run (it used to end the download with "4.04"; the next ID would land in the run again)."""
     key, pub = write_key(tmp_path, "k")
     blob = payload(5000, 11)
     (tmp_path / "b.bin").write_bytes(blob)
@@ -746,7 +748,7 @@ def test_a_block_whose_message_id_the_server_saw_before_boot_is_asked_again(tmp_
         dev = tmp_path / "dev"
         up, restarts = _device(dev, fleet, anchors=pub)
         try:
-            await _a_message_id_the_server_remembers(up, fleet)
+            await _message_ids_the_server_remembers(up, fleet, 12)  # more than its retries
             env = build(tmp_path, "e", 3, [{"id": ["b.bin"], "file": "b.bin", "uri": fleet.uri("c", "b")}], key)
             fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"b": tmp_path / "b.bin"},
                                  {"dev1": f"127.0.0.1:{up.ep.t.address[1]}"})
@@ -762,7 +764,7 @@ def test_a_block_whose_message_id_the_server_saw_before_boot_is_asked_again(tmp_
 
 def test_a_report_whose_message_id_the_server_saw_before_boot_is_sent_again(tmp_path):
     """A report under a Message ID the server answered before boot gets that old answer back, and the server
-    never read it: the report goes again under a new ID instead of counting as delivered."""
+    never read it: the report goes again under a new random ID instead of counting as delivered."""
     from suit.ota_run import report
     key, pub = write_key(tmp_path, "k")
     (tmp_path / "b.bin").write_bytes(payload(100, 12))
@@ -774,7 +776,7 @@ def test_a_report_whose_message_id_the_server_saw_before_boot_is_sent_again(tmp_
             env = build(tmp_path, "e", 4, [{"id": ["b.bin"], "file": "b.bin", "uri": fleet.uri("c", "b")}], key)
             fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"b": tmp_path / "b.bin"},
                                  {"dev1": None}, mode="poll")
-            await _a_message_id_the_server_remembers(up, fleet)
+            await _message_ids_the_server_remembers(up, fleet, 4)  # more than its tries
             assert await report(up, 4, False, 11, "a failure the server must hear", None)
             assert [r["message"] for r in fleet.campaigns.reports("dev1")] == ["a failure the server must hear"]
             assert fleet.campaigns.status("c")[0]["state"] == "failed"

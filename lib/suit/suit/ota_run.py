@@ -247,15 +247,17 @@ async def _get_block(up, remote, opts, num, szx):
     tok = os.urandom(4)
     m = Message(_CON, _GET, 0, tok)
     m.opts = opts + [(_BLOCK2, uint_bytes(_block.encode(num, 0, szx)))]
-    return _ours(await up.ep.exchange(m, remote), tok)
+    return _ours(up, await up.ep.exchange(m, remote), tok)
 
 
-def _ours(r, tok):
+def _ours(up, r, tok):
     # A board's Message IDs start at a random value at every boot, and the server remembers each (remote, ID)
     # for EXCHANGE_LIFETIME (247 s) and sends its old answer again to a CON that reuses one: a restart's IDs can
-    # land on an earlier boot's, and that answer, piggybacked on the ACK, carries the other request's token. It
-    # is not this request's answer (RFC 7252 5.3.2): the caller asks again, under a new ID.
+    # land in an earlier boot's run of them, and that answer, piggybacked on the ACK, carries the other
+    # request's token. It is not this request's answer (RFC 7252 5.3.2): the caller asks again, under a new
+    # random ID (the next one would most likely be in that run too).
     if bytes(r.token) != tok:
+        up.ep.mid = int.from_bytes(os.urandom(2), "big")
         raise UpdateError("an answer to another request (a Message ID reused across a restart)")
     return r
 
@@ -288,7 +290,7 @@ async def report(up, seq, ok, reason, message, suit_report, phase=None, timing=N
     for i in range(3):
         try:
             tok = os.urandom(4)
-            r = _ours(await up.ep.request(_POST, up.server, "/suit/report", cbor.dumps(body), token=tok), tok)
+            r = _ours(up, await up.ep.request(_POST, up.server, "/suit/report", cbor.dumps(body), token=tok), tok)
             return r.code < 128
         except Exception as e:
             if isinstance(e, MemoryError):
