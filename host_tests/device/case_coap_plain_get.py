@@ -1,4 +1,4 @@
-# The server's lean GET path (coap.serve.plain_get: a plain GET answered before anything is decoded, the
+# The server's lean GET path (coap.serve.burst: a plain GET answered before anything is decoded, the
 # answer written straight into the deduplication ring) and the deduplication index it leans on, driven
 # datagram by datagram like case_coap_server.
 import sys
@@ -45,7 +45,7 @@ def req(mtype, code, mid, token, path, *opts, payload=b""):
 
 
 def test_plain_get_lean_path_gives_the_handler_the_request():
-    # coap.serve.plain_get answers a plain GET before anything is decoded: the handler still sees the whole
+    # coap.serve.burst answers a plain GET before anything is decoded: the handler still sees the whole
     # request (type, MID, token, path, options, remote), and every kind of result is answered as before.
     s, t, _ = make_server()
     seen = []
@@ -128,18 +128,73 @@ def test_plain_get_duplicates_and_memory_error():
 
 
 def test_dedup_index_across_laps():
-    # The index is made again from the live slots each time the ring of slots has gone round: a MID whose
-    # slot was reused is a new request, the newest entries are still found, the same MID from two peers too.
+    # The index keeps only live slots, each MID's newest entry in its bucket: a MID whose slot was reused is a
+    # new request, the newest entries are still found, the same MID from two peers too, and MIDs that share a
+    # bucket (the same low byte) are each found.
     t = Recorder()
     t.params = Params(ack_timeout=100, max_retransmit=1, max_latency=400)
     d = Endpoint(t, dedup_limit=4)
     for i in range(11):
         dedup_remember(d, "a", i, b"r%d" % i, i)
     assert [dedup_answer(d, "a", i, 100) for i in range(11)] == [None] * 7 + [b"r7", b"r8", b"r9", b"r10"]
-    assert len(d.dd_index) <= 2 * 4
+    assert live_buckets(d) == 4
     dedup_remember(d, "b", 10, b"b10", 200)
     assert dedup_answer(d, "a", 10, 200) == b"r10" and dedup_answer(d, "b", 10, 200) == b"b10"
     for i in range(12, 40):
         dedup_remember(d, "a", i, b"r%d" % i, 300 + i)
         assert dedup_answer(d, "a", i, 300 + i) == b"r%d" % i
-    assert len(d.dd_index) <= 2 * 4 and dedup_answer(d, "a", 10, 400) is None
+    assert live_buckets(d) <= 4 and dedup_answer(d, "a", 10, 400) is None
+    for i in range(3):  # MIDs 0x100, 0x200, 0x300 share bucket 0 with a newer one in front: each is found
+        dedup_remember(d, "a", (i + 1) << 8, b"s%d" % i, 500 + i)
+    assert [dedup_answer(d, "a", (i + 1) << 8, 510) for i in range(3)] == [b"s0", b"s1", b"s2"]
+    assert dedup_answer(d, "a", 0x400, 510) is None and live_buckets(d) == 2
+
+
+def live_buckets(d):
+    return sum(1 for s in d.dd_index if s)
+
+
+def test_plain_get_message_answer_is_sliced_into_blocks():
+    # A handler on the lean path that answers with a Message whose payload is bigger than a block gets Block2
+    # slicing like any other answer (the lean path once sent such a Message whole, past the transport's
+    # largest message).
+    s, t, _ = make_server()
+    body = bytes(i & 255 for i in range(3000))
+    s.route("/m", get=lambda req: Message(code=D.CONTENT, payload=body))
+    s.receive(req(D.CON, D.GET, 600, b"\x01", "/m"), PEER)
+    (r,) = t.take()
+    num, more, szx = block.decode(r.opt(D.BLOCK2))
+    assert (r.type, r.mid, r.code, num, more) == (D.ACK, 600, D.CONTENT, 0, 1)
+    assert bytes(r.payload) == body[:16 << szx] and r.uint(D.SIZE2) == 3000
+
+
+def test_plain_get_answer_bigger_than_the_ring_is_answered():
+    # An endpoint given a block size its transport cannot carry (szx 6 over 256-byte messages): a plain GET
+    # whose answer would not fit the deduplication ring (2 x 256 bytes) is still answered, and only once.
+    t = Recorder(max_message_size=256)
+    s = Server(t)
+    s.szx = 6
+    n = [0]
+    body = bytes(700)
+    s.route("/b", get=lambda req: n.append(1) or body)
+    s.receive(req(D.CON, D.GET, 700, b"\x01", "/b"), PEER)
+    (r,) = t.take()
+    assert (r.type, r.mid, r.code) == (D.ACK, 700, D.CONTENT) and len(n) == 2
+    s.receive(req(D.CON, D.GET, 700, b"\x01", "/b"), PEER)  # its duplicate: the same answer, no second run
+    (r2,) = t.take()
+    assert (r2.mid, r2.code, bytes(r2.payload)) == (700, D.CONTENT, bytes(r.payload)) and len(n) == 2
+
+
+def test_plain_get_memory_error_making_the_ring():
+    # The first answer kept makes the deduplication ring (2 x max_message_size): when that allocation fails
+    # (a fragmented heap), the answer is still sent, kept as an object (coap.dedup), and a duplicate gets it
+    # again without the handler running twice (the lean path once wrote into the ring it did not get).
+    t = Recorder(max_message_size=1 << 40)
+    s = Server(t)
+    n = [0]
+    s.route("/x", get=lambda req: n.append(1) or b"x")
+    for _ in range(2):
+        s.receive(req(D.CON, D.GET, 800, b"\x01", "/x"), PEER)
+        (r,) = t.take()
+        assert (r.type, r.mid, r.code, bytes(r.payload)) == (D.ACK, 800, D.CONTENT, b"x")
+    assert len(n) == 2

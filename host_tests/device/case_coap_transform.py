@@ -4,6 +4,8 @@
 # notifications all pass through it; a refused request reaches no handler; a refused response fails the
 # request.
 import asyncio
+
+import hgheap
 from coap.msg import Message
 from coap import defs as D
 from coap.endpoint import RefusedError, ResetError
@@ -161,7 +163,7 @@ def test_requests_and_responses_pass_through_both_roles():
         assert [x[0] for x in srv.transform.log] == ["req<", "resp>"] * 4
         cli.close()
         srv.close()
-    asyncio.run(main())
+    hgheap.run(main)
 
 
 def test_blockwise_both_ways_through_the_transform():
@@ -176,7 +178,7 @@ def test_blockwise_both_ways_through_the_transform():
         assert srv.transform.log.count(("resp>", D.CONTINUE)) == 10
         cli.close()
         srv.close()
-    asyncio.run(main())
+    hgheap.run(main)
 
 
 def test_observe_notifications_through_the_transform():
@@ -204,7 +206,7 @@ def test_observe_notifications_through_the_transform():
         finally:  # a failure here must not leave tasks running into the next case
             cli.close()
             srv.close()
-    asyncio.run(main())
+    hgheap.run(main)
 
 
 def test_outgoing_request_knows_its_remote():
@@ -221,7 +223,7 @@ def test_outgoing_request_knows_its_remote():
         assert sent == 1 + 4 + 4 + 2 and cli.transform.remotes == ["server"] * sent
         cli.close()
         srv.close()
-    asyncio.run(main())
+    hgheap.run(main)
 
 
 def test_send_non_goes_through_the_transform():
@@ -233,7 +235,7 @@ def test_send_non_goes_through_the_transform():
         assert calls == [("put", 5)] and box["v"] == b"quiet" and cli.transform.remotes == ["server"]
         cli.close()
         srv.close()
-    asyncio.run(main())
+    hgheap.run(main)
 
 
 def test_server_refuses_untagged_and_rejected_requests():
@@ -252,7 +254,7 @@ def test_server_refuses_untagged_and_rejected_requests():
         assert calls == [("put", 1)] and box["v"] == b"x"
         cli.close()
         srv.close()
-    asyncio.run(rejected())
+    hgheap.run(rejected)
 
 
 def test_client_refuses_a_response_with_the_wrong_nonce():
@@ -270,7 +272,7 @@ def test_client_refuses_a_response_with_the_wrong_nonce():
         assert bytes(r.payload) == b"hello"
         cli.close()
         srv.close()
-    asyncio.run(main())
+    hgheap.run(main)
 
 
 def test_client_refuses_an_unprotected_response():
@@ -286,7 +288,7 @@ def test_client_refuses_an_unprotected_response():
         assert e is not None and calls == []
         cli.close()
         srv.close()
-    asyncio.run(main())
+    hgheap.run(main)
 
 
 def test_duplicate_is_answered_without_the_transform():
@@ -303,4 +305,4 @@ def test_duplicate_is_answered_without_the_transform():
         assert len(sent) == 2 and sent[0][0] == sent[1][0]
         assert srv.transform.log == [("req<", D.GET), ("resp>", D.CONTENT)] and len(calls) == 1
         srv.close()
-    asyncio.run(main())
+    hgheap.run(main)

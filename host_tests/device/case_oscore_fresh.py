@@ -68,6 +68,22 @@ def test_sequence_numbers_persisted_every_k():
     hgtest.raises(OscoreError, C.Context, vec("secret"), b"", b"\x01", b"\x02", store=st, name="bad")
 
 
+def test_a_bound_reached_loads_neither_derivation_nor_kdf():
+    # A device drops oscore.derive and crypto.kdf once its contexts are made; the bound stored every K
+    # messages must not bring them back for the rest of its life (it did: store_bound lived in derive).
+    import sys
+    st = _fresh_store("bound")
+    ctx = C.Context(vec("secret"), b"", b"\x01", b"\x02", store=st, name="c2", k=4)
+    kept = {n: sys.modules.pop(n) for n in ("oscore.derive", "crypto.kdf") if n in sys.modules}
+    try:
+        for i in range(9):  # two bounds reached
+            ctx.next_piv()
+        assert st.puts == 3, st.puts
+        assert "oscore.derive" not in sys.modules and "crypto.kdf" not in sys.modules
+    finally:
+        sys.modules.update(kept)
+
+
 def test_echo_round_trip_after_reboot():
     st = _fresh_store("echo")
     client = C.Context(vec("secret"), b"", b"\x01", b"\x02")

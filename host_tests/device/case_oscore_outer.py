@@ -6,6 +6,7 @@
 # after reassembly, the slots for transfers in progress are bounded; inner Block-wise still works beside it.
 import asyncio
 
+import hgheap
 from case_oscore_endpoint import _client, _contexts, _link, _server
 from coap import defs as D
 from coap.msg import Message
@@ -21,7 +22,7 @@ BODY = bytes((i * 7 + 1) & 255 for i in range(3000))
 
 
 def _run(main):
-    asyncio.run(main())
+    hgheap.run(main)  # and the tasks the endpoints' close() cancelled: nothing kept into the next case
 
 
 def test_outer_block1_request_is_verified_once_whole():

@@ -10,8 +10,8 @@
 #   ep.send_non(POST, ("192.0.2.1", 5683), "/trigger", b"hi")  # a NON request, no answer awaited
 #
 # Layers, bottom up:
-#   message layer   receive(): a plain GET to a served resource takes coap.serve.plain_get (no Message
-#                   decoded for it); everything else is decoded, then dispatched by type: empty messages
+#   message layer   receive(): a plain GET to a served resource takes coap.serve.burst's lean path (no
+#                   Message decoded for it); everything else goes to dispatch(): decoded, then by type: empty messages
 #                   (ping, ACK/RST matching, RST listeners), requests to the server role (coap.serve.on_request:
 #                   dedup first), responses to the client role (coap.requester.on_response: dedup, then
 #                   token routing), the pending CONs' answers (acked).
@@ -33,7 +33,6 @@
 # it to end an observation). Handlers and what they may return: coap/serve.py.
 import asyncio
 import os
-from coap import CoapError
 from coap.msg import decode, MessageError
 
 try:
@@ -67,16 +66,13 @@ _P_MSG = const(1)
 _P_REMOTE = const(3)
 
 
-class RequestTimeout(CoapError):
-    """No ACK/response within the retransmission window or the caller's timeout."""
-
-
-class ResetError(CoapError):
-    """The peer answered with RST."""
-
-
-class RefusedError(CoapError):
-    """The endpoint's transform refused the response (see coap/transform.py)."""
+def __getattr__(name):
+    # RequestTimeout, ResetError and RefusedError (the client role's failures) are coap.requester's, made
+    # with it: a class costs ~230 B of heap, which an endpoint that only serves never spends.
+    from coap import requester
+    if name in ("RequestTimeout", "ResetError", "RefusedError"):
+        return getattr(requester, name)
+    raise AttributeError(name)
 
 
 class Endpoint:
@@ -91,7 +87,9 @@ class Endpoint:
         self.szx = szx
         self.timeout = timeout  # ms for a whole client exchange; default EXCHANGE_LIFETIME
         self.dd = [_DD_HEAD, 0, 0, None, -dedup_limit]  # the deduplication cache (coap.dedup)
-        self.dd_index = {}  # Message ID -> slot of its newest entry (stale when the slot has another MID)
+        # Per bucket (a MID's low byte) the slot of its newest entry, 0 for none (coap.dedup): a slot's offset
+        # fits a byte up to 32 slots.
+        self.dd_index = bytearray(256) if dedup_limit <= 32 else [0] * 256
         self.pending = {}   # mid -> pending list (see _P_*)
         self.waiters = {}   # (token, remote) -> a client's [response, Event] slot, or callable(msg)
         self.locks = {}     # remote -> waiting requests: NSTART = 1 outstanding CON per server (coap.requester)
@@ -153,26 +151,19 @@ class Endpoint:
                 self.on_error(e)
 
     def _take(self, x):
-        # One wake-up: x is what recv() returned, or None (recv_now(True) has the datagram). After answering
-        # a request it waits for the next one for up to the transport's linger_us (sequential clients send
-        # it within microseconds), blocked in poll (whole ms) rather than spinning, so that a loaded host
-        # does not count the wait against it; up to 32 datagrams before the loop parks in the event loop.
+        # One wake-up: x is what recv() returned, or None (recv_now() has the datagram). A serving endpoint
+        # gives it to coap.serve.burst, which then answers what a sequential client sends next within the
+        # transport's linger_us (see there).
         t = self.t
         if x is None:
-            x = t.recv_now(True)
+            x = t.recv_now()
             if x is None:
                 return
-        linger = getattr(t, "linger_us", 0)
-        if self.receive(x[0], x[1]) and linger:
-            linger = (linger + 999) // 1000
-            n = 32
-            while n:
-                x = t.recv_now(False, linger)
-                if x is None:
-                    return
-                n -= 1
-                if not self.receive(x[0], x[1]):
-                    return  # a response: let the task waiting for it run
+        s = self.serve
+        if s is None:
+            self.receive(x[0], x[1])
+        else:
+            s.burst(self, x[0], x[1], getattr(t, "linger_us", 0))
 
     # --- message layer
 
@@ -180,8 +171,11 @@ class Endpoint:
         """An empty ACK or RST (or ping) with this Message ID."""
         self.t.send(bytes((0x40 | (mtype << 4), 0, mid >> 8, mid & 255)), remote)
 
-    def receive(self, data, remote):
-        """One datagram from remote: decode, then dispatch by type and code. True for a request."""
+    def receive(self, data, remote, lean=True):
+        """One datagram from remote: decode, then dispatch by type and code. True for a request. A serving
+        endpoint's plain GETs take their lean path (coap.serve.burst) unless lean is False."""
+        if lean and self.serve is not None:
+            return self.serve.burst(self, data, remote, 0)
         if type(data) is not bytes:
             data = bytes(data)  # decoded messages are views: own the transport's reused buffer
         n = len(data)
@@ -189,9 +183,6 @@ class Endpoint:
             if n >= 4 and data[0] >> 4 == 4:  # a CON we could not take whole
                 self.send_empty(_RST, (data[2] << 8) | data[3], remote)
             return
-        if n > 3 and data[1] == _GET and self.serve is not None and self.transform is None and \
-                self.serve.plain_get(self, data, n, remote):
-            return True
         try:
             m = decode(data)
         except MessageError as e:

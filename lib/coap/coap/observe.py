@@ -67,14 +67,26 @@ class Observation:
         self.req = None  # the registration request (inner, when the client has a transform)
 
     def __call__(self, m):
-        # A notification routed by token; the client's transform (if any) sees it first.
+        # A notification routed by token; the client's transform (if any) sees it first. The endpoint
+        # acknowledges a CON notification after this: an error of the callback is reported, not raised, so
+        # that it is acknowledged all the same; a MemoryError is raised and the notification is not seen
+        # (the ordering state back as it was), so that its retransmission is delivered.
         c = self.client
-        if c.transform is not None:
-            from coap.transform import response_in
-            m = response_in(c, self.req, m)
-            if m is None:
-                return
-        self.deliver(m)
+        seq = self.seq
+        t = self.t
+        try:
+            if c.transform is not None:
+                from coap.transform import response_in
+                m = response_in(c, self.req, m)
+                if m is None:
+                    return
+            self.deliver(m)
+        except MemoryError:
+            self.seq = seq
+            self.t = t
+            raise
+        except Exception as e:
+            c.on_error(e)
 
     def deliver(self, m):
         if m.code >= 96 or not m.has(_OBSERVE):  # error or a plain response: the observation ended

@@ -5,8 +5,8 @@
 # Block-wise transfers both ways (the rest of a Block2 body in coap.download, Block1 in coap.upload).
 import asyncio
 import os
+from coap import CoapError
 from coap.msg import Message
-from coap.endpoint import RequestTimeout, ResetError, RefusedError
 
 try:
     from micropython import const  # compile time on MicroPython: no code, no RAM
@@ -26,6 +26,21 @@ _RST = const(3)
 _EMPTY = const(0)
 _GET = const(1)
 _BLOCK2 = const(23)
+_D_OBJ = const(7)  # the deduplication slot's field coap.dedup keeps an answer object in
+
+
+# The client role's failures (coap.endpoint names them too, loading this module when asked).
+class RequestTimeout(CoapError):
+    """No ACK/response within the retransmission window or the caller's timeout."""
+
+
+class ResetError(CoapError):
+    """The peer answered with RST."""
+
+
+class RefusedError(CoapError):
+    """The endpoint's transform refused the response (see coap/transform.py)."""
+
 
 # An outgoing CON waiting for its ACK/RST is a list (a class would cost RAM): the Event (made only when the
 # answer did not come while the endpoint polled for it), the answer (None after the last timeout), the bytes,
@@ -102,16 +117,27 @@ def on_response(ep, m):
             ep.send_empty(_RST, m.mid, m.remote)
             dedup.store(ep, s, bytes((0x70, 0, m.mid >> 8, m.mid & 255)))
         return
-    if mt == _CON:
-        ep.send_empty(_ACK, m.mid, m.remote)
-        dedup.store(ep, s, bytes((0x60, 0, m.mid >> 8, m.mid & 255)))
-    # Token routing: a client's exchange slot [response, Event], or a callable (an Observation).
-    if type(w) is list:
-        w[0] = m
-        if w[1]:
-            w[1].set()
-    else:
-        w(m)
+    # Token routing: a client's exchange slot [response, Event], or a callable (an Observation); a CON is
+    # acknowledged once routed. A MemoryError before that drops the message as if never received (the
+    # endpoint's loop collects and goes on): its slot is freed and nothing acknowledged, so the peer's
+    # retransmission is taken as new. (A slot left "answer pending" made every retransmission of a CON
+    # notification a duplicate to ignore: never acknowledged, never delivered.)
+    try:
+        if type(w) is list:
+            w[0] = m
+            if w[1]:
+                w[1].set()
+        else:
+            w(m)
+        if mt == _CON:
+            dedup.store(ep, s, bytes((0x60, 0, m.mid >> 8, m.mid & 255)))
+            ep.send_empty(_ACK, m.mid, m.remote)
+    except MemoryError:
+        if mt != _ACK:
+            d = ep.dd
+            d[s] = -1  # the index's entry is then stale: coap.dedup's find checks the slot's MID
+            d[s + _D_OBJ] = None
+        raise
 
 
 async def send_con(ep, m, remote):

@@ -21,9 +21,9 @@ except ImportError:
     from coap import const
 
 try:
-    from time import ticks_ms
+    from time import ticks_ms, ticks_add
 except ImportError:  # CPython
-    from coap._cpython import ticks_ms
+    from coap._cpython import ticks_ms, ticks_add
 
 _CON = const(0)
 _NON = const(1)
@@ -46,7 +46,21 @@ _MAX_AGE = const(14)
 _BLOCK2 = const(23)
 _BLOCK1 = const(27)
 _NO_RESPONSE = const(258)
-_D_OBJ = const(7)  # the deduplication slot's field coap.dedup keeps an answer object in
+# coap.dedup's layout, for the slots the lean GET path fills: the cache's own state, then the slot fields.
+_DD_NEXT = const(0)
+_DD_HEAD = const(5)
+_DD_W = const(1)
+_DD_LAP = const(2)
+_DD_RING = const(3)
+_DD_END = const(4)
+_D_REMOTE = const(1)
+_D_EXP = const(2)
+_D_STATE = const(3)
+_D_OFF = const(4)
+_D_LEN = const(5)
+_D_LAP = const(6)
+_D_OBJ = const(7)
+_D_N = const(8)
 
 
 class Resource:
@@ -75,7 +89,7 @@ def on_request(ep, req):
     now = ticks_ms()
     # A duplicate is answered as before, the handler not run again (a new MID is not in the index: the
     # common case costs one dict look-up).
-    if ep.dd_index.get(req.mid, -1) >= 0:
+    if ep.dd_index[req.mid & 255]:
         s = dedup.find(ep, req.remote, req.mid, now)
         if s >= 0 and dedup.resend(ep, s, req.type):
             return
@@ -108,88 +122,152 @@ def on_request(ep, req):
         raise
 
 
-def plain_get(ep, data, n, remote):
-    # The lean path of the commonest request, taken by the endpoint before anything is decoded (no transform):
-    # a CON or NON GET (data[1] checked there; n = len(data)), not a duplicate, with only Uri-Path options and
-    # no payload, of a resource without Observe or Max-Age. Its handler gets a request Message holding only
-    # what the datagram has (the class's defaults stand for CON, GET, no options); an answer of bytes that
-    # fit one block is written straight into the deduplication ring and sent from there. False (nothing
-    # done) for anything else: the general path takes it.
-    b0 = data[0]
-    tkl = b0 & 15
-    p = 4 + tkl
-    if b0 & 0xE0 != 0x40 or tkl > 8 or p > n:  # version 1, CON or NON
-        return False
-    mid = (data[2] << 8) | data[3]
-    if ep.dd_index.get(mid, -1) >= 0:  # maybe a duplicate: the general path looks
-        return False
-    path = None
-    o = None
-    while p < n:
-        b = data[p]
-        if b >> 4 != (0 if path else _URI_PATH):
-            return False
-        ln = b & 15
-        p += 1
-        if ln > 12:
-            if ln != 13 or p == n:
-                return False
-            ln = data[p] + 13
-            p += 1
-        e = p + ln
-        if e > n:
-            return False
-        try:
-            seg = str(data[p:e], "utf-8")
-        except UnicodeError:
-            return False
-        if path is None:
-            path = "/" + seg
-            o = []
-        else:
-            path += "/" + seg
-        o.append(_URI_PATH)
-        o.append(p)
-        o.append(e)
-        p = e
-    res = ep.resources.get(path or "/")
-    if res is None or res.observers is not None or res.max_age is not None:
-        return False
-    h = res.handlers[_GET]
-    if h is None:
-        return False
-    req = object.__new__(Message)  # no __init__: only what the datagram has is set
-    if b0 & 0x10:
-        req.type = _NON
-    req.mid = mid
-    if tkl:
-        req.token = tok = data[4:4 + tkl]
-    if o is not None:
-        req.buf = memoryview(data)
-        req.opts = o
-    req.remote = remote
-    s = dedup.add(ep, remote, mid, ticks_ms())
-    try:
-        try:
-            r = h(req)
-            raw = type(r) is bytes
-            if not raw:
-                if type(r) is str:
-                    r = r.encode()
-                    raw = True
-                elif r is not None and hasattr(r, "send"):  # an async handler: answered later
-                    from coap.separate import answer_later
-                    asyncio.create_task(answer_later(ep, req, r))
-                    return True
+def burst(ep, data, remote, linger):
+    # The message layer's entry for a serving endpoint (Endpoint.receive, and its loop's wake-ups with the
+    # transport's linger_us): one datagram, then, with linger, each next one the transport has within linger
+    # (whole ms, blocked in poll) after a request was answered, up to 32 (a sequential client sends its next
+    # request within microseconds). True when the last datagram was a request.
+    #
+    # A plain GET takes the lean path here: a CON or NON GET (no transform), not a duplicate, with only
+    # Uri-Path options and no payload, of a resource without Observe or Max-Age. Its handler gets a request
+    # Message holding only what the datagram has (the class's defaults stand for CON, GET, no options); an
+    # answer of bytes that fit one block is written straight into the deduplication ring, its slot filled
+    # here (coap.dedup's layout; the first entry and the end of a lap take dedup.add and dedup.room), and sent
+    # from there. Everything else goes to ep.receive (lean=False). What the loop uses per datagram is in
+    # locals (a name looked up in the module or the builtins costs more than the test it serves).
+    s = p = d = v = k = mid = tkl = req = r = path = e = o = None  # the busiest locals first: 1-byte opcodes
+    t = ep.t
+    mx = t.max_message_size
+    rs = ep.resources
+    d = ep.dd
+    blk = min(16 << ep.szx, mx - 16)  # an answer the lean path sends: one block, within one message (and the ring)
+    linger = (linger + 999) // 1000
+    now = ticks_ms()
+    exp = ticks_add(now, ep.params.exchange_lifetime)
+    L = len
+    T = type
+    B = bytes
+    M = Message
+    new = object.__new__
+    n = 32
+    while True:
+        lean = False
+        while True:  # the lean path; break: ep.receive takes the datagram
+            k = L(data)
+            if k < 4 or data[1] != _GET or k > mx or T(data) is not B or ep.transform is not None:
+                break
+            b0 = data[0]
+            tkl = b0 & 15
+            p = 4 + tkl
+            if b0 & 0xE0 != 0x40 or tkl > 8 or p > k:  # version 1, CON or NON
+                break
+            mid = (data[2] << 8) | data[3]
+            ix = ep.dd_index
+            if ix[mid & 255] and dedup.find(ep, remote, mid, now) >= 0:  # a duplicate: the general path
+                break
+            path = None
+            o = None
+            while p < k:  # Uri-Path options only; p = -1: not a plain GET
+                b = data[p]
+                if b >> 4 != (0 if path else _URI_PATH):
+                    p = -1
+                    break
+                ln = b & 15
+                p += 1
+                if ln > 12:
+                    if ln != 13 or p == k:
+                        p = -1
+                        break
+                    ln = data[p] + 13
+                    p += 1
+                e = p + ln
+                if e > k:
+                    p = -1
+                    break
+                try:
+                    seg = str(data[p:e], "utf-8")
+                except UnicodeError:
+                    p = -1
+                    break
+                if path is None:
+                    path = "/" + seg
+                    o = []
                 else:
-                    r = finish(ep, req, r)
-        except Exception as e:
-            r = _failed(ep, e)
-            raw = False
-        if raw:
-            nr = len(r)
-            v = dedup.room(ep, s, 5 + tkl + nr if nr else 4 + tkl) if nr <= 16 << ep.szx else None
-            if v is not None:
+                    path += "/" + seg
+                o.append(_URI_PATH)
+                o.append(p)
+                o.append(e)
+                p = e
+            if p != k:
+                break
+            res = rs.get(path or "/")
+            if res is None or res.observers is not None or res.max_age is not None:
+                break
+            h = res.handlers[_GET]
+            if h is None:
+                break
+            req = new(M)  # no __init__: only what the datagram has is set
+            if b0 & 0x10:
+                req.type = _NON
+            req.mid = mid
+            if tkl:
+                req.token = tok = data[4:4 + tkl]
+            if o is not None:
+                req.buf = memoryview(data)
+                req.opts = o
+            req.remote = remote
+            # The deduplication entry is made after a sync handler ran (nothing else runs meanwhile): a
+            # MemoryError in it leaves nothing to forget, so its retransmission is taken as new.
+            try:
+                r = h(req)
+                q = T(r)
+                if q is not B:
+                    if q is str:
+                        r = r.encode()
+                        q = B
+                    elif r is not None and hasattr(r, "send"):  # an async handler: answered later
+                        dedup.add(ep, remote, mid, now)
+                        from coap.separate import answer_later
+                        asyncio.create_task(answer_later(ep, req, r))
+                        lean = True
+                        break
+            except Exception as e:
+                r = _failed(ep, e)
+                q = None
+            nr = L(r) if q is B else blk + 1
+            if nr <= blk:
+                k = 5 + tkl + nr if nr else 4 + tkl  # the answer's length
+                s = d[_DD_NEXT]
+                w = d[_DD_W]
+                v = d[_DD_RING]
+                if v is None or s >= d[_DD_END] or w + k > L(v):  # the first answer, or the ring wraps
+                    s = dedup.add(ep, remote, mid, now)
+                    try:
+                        v = dedup.room(ep, s, k)
+                        if v is None:  # no hole for the ring: the general reply keeps the answer as an object
+                            reply(ep, req, finish(ep, req, r))
+                            lean = True
+                            break
+                    except MemoryError:  # unanswered: forget the entry (its retransmission is new)
+                        d[s] = -1
+                        d[s + _D_OBJ] = None
+                        raise
+                else:  # as dedup.add and dedup.room would; the view first (a MemoryError leaves the cache as it was)
+                    v = v[w:w + k]
+                    d[_DD_NEXT] = s + _D_N if s + _D_N < d[_DD_END] else _DD_HEAD
+                    d[_DD_W] = w + k
+                    j = d[s]
+                    if j >= 0 and ix[j & 255] == s:
+                        ix[j & 255] = 0
+                    ix[mid & 255] = s
+                    d[s] = mid
+                    d[s + _D_REMOTE] = remote
+                    d[s + _D_EXP] = exp
+                    d[s + _D_STATE] = 1  # bytes in the ring
+                    d[s + _D_OFF] = w
+                    d[s + _D_LEN] = k
+                    d[s + _D_LAP] = d[_DD_LAP]
+                    d[s + _D_OBJ] = None
                 if b0 & 0x10:
                     v[0] = 0x50 | tkl  # NON, a new MID
                     mid = ep.next_mid()
@@ -204,15 +282,26 @@ def plain_get(ep, data, n, remote):
                 if nr:
                     v[p] = 0xFF
                     v[p + 1:] = r
-                ep.t.send(v, remote)
-                return True
-        reply(ep, req, r if type(r) is Message else finish(ep, req, r))
-    except MemoryError:  # unanswered: forget it (as on_request does), so its retransmission is taken as new
-        d = ep.dd
-        d[s] = -1
-        d[s + _D_OBJ] = None
-        raise
-    return True
+                t.send(v, remote)
+            else:
+                s = dedup.add(ep, remote, mid, now)
+                try:
+                    reply(ep, req, finish(ep, req, r))
+                except MemoryError:  # unanswered: forget it (as on_request does), so its retransmission is new
+                    d[s] = -1
+                    d[s + _D_OBJ] = None
+                    raise
+            lean = True
+            break
+        if not lean and not ep.receive(data, remote, False):
+            return None  # not a request (a response: let the task waiting for it run)
+        n -= 1
+        if not linger or not n:
+            return True
+        x = t.recv_now(linger)
+        if x is None:
+            return True
+        data, remote = x
 
 
 def _failed(ep, e):

@@ -35,8 +35,8 @@
 #       `req` is the inner request given to outgoing_request, the same object (per-exchange state, as
 #       above); for a notification it is the Observe registration. `resp` is the outer response routed by
 #       token. Return the inner response, or None to refuse it: the request then raises
-#       coap.endpoint.RefusedError, a refused notification is dropped (the message layer has already
-#       acknowledged it). For a request's own answer (not a notification) it may instead return an awaitable
+#       coap.endpoint.RefusedError, a refused notification is dropped (the message layer acknowledges it
+#       all the same). For a request's own answer (not a notification) it may instead return an awaitable
 #       of either, when the answer needs more exchanges before it can be verified (e.g. the rest of an OSCORE
 #       Outer Block2 body); the request awaits it.
 #

@@ -7,19 +7,8 @@ from coap import Params
 
 try:
     queue_read = asyncio.core._io_queue.queue_read  # MicroPython: yield this, then the socket is readable
-
-    class _Readable:  # awaitable: MicroPython's await iterates it; OSError once the transport is closed
-        def __init__(self, t):
-            self.t = t
-
-        def __iter__(self):
-            s = self.t.sock
-            if s is None:
-                raise OSError(9)  # EBADF
-            yield queue_read(s)
-
 except AttributeError:  # CPython
-    _Readable = None
+    queue_read = None
     from coap._cpython import wait_readable
 
 
@@ -49,11 +38,15 @@ class UDPTransport:
         s.bind(ai[-1])
         s.setblocking(False)
         self.sock = s
-        # MicroPython: await it for readability, then recv_now(True) takes the datagram. The endpoint's loop
+        # MicroPython: await it for readability, then recv_now() takes the datagram. The endpoint's loop
         # does so, so that no datagram is ever on its long-lived coroutine's stack (a stale slot there would
         # keep the last one alive while it waits).
-        self.readable = _Readable(self) if _Readable else None
-        self.poll = None  # select.poll of the socket, for recv_now
+        self.readable = self.poll = None
+        if queue_read:
+            import select
+            self.readable = self
+            self.poll = p = select.poll()  # of the socket, for recv_now
+            p.register(s, select.POLLIN)
         self._ai = {}
         self.buf = bytearray(64)  # receives a datagram that cannot be allocated (dropped: truncated)
         self.drop = getattr(s, "readinto", None) or getattr(s, "recv_into")  # board / CPython: bound now (it allocates)
@@ -62,6 +55,12 @@ class UDPTransport:
         except Exception:
             self.address = bind
 
+    def __iter__(self):  # MicroPython: awaiting the transport waits until it is readable; OSError once closed
+        s = self.sock
+        if s is None:
+            raise OSError(9)  # EBADF
+        yield queue_read(s)
+
     async def recv(self):
         # MicroPython waits for readability first: in request/response traffic the answer is never already
         # there, and a failing recvfrom costs an exception. CPython tries first (add_reader is the dearer part).
@@ -69,7 +68,7 @@ class UDPTransport:
         while True:
             if wait is not None:
                 await wait  # OSError once closed
-            x = self.recv_now(True)
+            x = self.recv_now()
             if x is not None:
                 return x
             s = self.sock
@@ -78,40 +77,37 @@ class UDPTransport:
             if wait is None:
                 await wait_readable(s)
 
-    def recv_now(self, ready=False, wait_ms=0):
-        """A datagram already waiting, as recv() returns it, or None. ready: the socket was seen readable (the
-        readable awaitable completed): no poll first. wait_ms: block up to this long in poll for one (MicroPython;
-        0: never blocks; CPython does not wait). A datagram that cannot be allocated
-        is dropped (None): MicroPython's sockets have no recvfrom_into, and readinto is a stream read (it
-        would run queued datagrams together and gives no source address), so recvfrom allocates each one."""
-        s = self.sock
-        if s is None:
+    def recv_now(self, ms=0):
+        """A datagram already waiting, as recv() returns it, or None. ms: block up to this long in poll for
+        one (MicroPython; CPython does not wait). A datagram that cannot be allocated is dropped (None):
+        MicroPython's sockets have no recvfrom_into, and readinto is a stream read (it would run queued
+        datagrams together and gives no source address), so recvfrom allocates each one."""
+        # One local (ms, then the datagram): a frame of at most 11 words (locals, stack, try blocks) lives on
+        # the VM's C stack, a bigger one is allocated on the heap at every call.
+        if self.sock is None:
             return None
-        if not ready and self.readable is not None:  # MicroPython: ask poll, a failing recvfrom costs an exception
-            p = self.poll
-            if p is None:
-                import select
-                p = self.poll = select.poll()
-                p.register(s, select.POLLIN)
-            for _ in p.ipoll(wait_ms):
+        if self.readable is not None:  # MicroPython: ask poll, a failing recvfrom costs an exception
+            for ms in self.poll.ipoll(ms):
                 break
             else:
                 return None
         try:
-            data, addr = s.recvfrom(self.max_message_size + 1)
+            ms = self.sock.recvfrom(self.max_message_size + 1)
         except OSError:  # EAGAIN, or ECONNREFUSED (an ICMP error for something we sent): not fatal
             return None
         except MemoryError:
-            # Collect and read the datagram into a small preallocated buffer, i.e. drop it (CoAP
-            # retransmits), so that the socket does not stay readable with it.
-            import gc
-            gc.collect()
-            try:
-                self.drop(self.buf)
-            except OSError:
-                pass
-            return None
-        return data, self._ai.get(addr) or self._peer(addr)
+            return self._drop()
+        return ms[0], self._ai.get(ms[1]) or self._peer(ms[1])
+
+    def _drop(self):
+        # Collect and read the datagram into a small preallocated buffer, i.e. drop it (CoAP retransmits),
+        # so that the socket does not stay readable with it.
+        import gc
+        gc.collect()
+        try:
+            self.drop(self.buf)
+        except OSError:
+            pass
 
     def _peer(self, address, back=None):
         # raw sockaddr -> (host, port), cached for the last few peers, and back for send() (no getaddrinfo to
@@ -136,8 +132,8 @@ class UDPTransport:
             a = self._peer(remote, socket.getaddrinfo(remote[0], remote[1], 0, socket.SOCK_DGRAM)[0][-1])
         try:
             self.sock.sendto(data, a)
-        except OSError as e:
-            if e.args[0] not in (11, 35, 105, 111):  # full buffer / refused: CoAP retransmits
+        except OSError as a:  # (a again: the frame stays within the VM's C stack)
+            if a.args[0] not in (11, 35, 105, 111):  # full buffer / refused: CoAP retransmits
                 raise
 
     def close(self):

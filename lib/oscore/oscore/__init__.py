@@ -87,7 +87,7 @@ class Context:
         if n > MAX_SEQ:
             raise err(6)
         if n >= self.limit:  # the next bound, stored before n is used: a failed write leaves n unused
-            from oscore.derive import store_bound
+            from oscore.bound import store_bound
             store_bound(self)
         self.seq = n + 1
         k = 1  # the Partial IV: no leading zero bytes, 0 as b"\x00" (section 5)

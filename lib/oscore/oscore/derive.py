@@ -4,6 +4,7 @@
 from crypto.kdf import hkdf_expand, hkdf_extract
 
 from oscore import err
+from oscore.bound import store_bound
 
 try:
     from micropython import const  # compile time on MicroPython: no code, no RAM
@@ -88,13 +89,3 @@ def setup(ctx, secret, salt=b"", sender_id=b"", recipient_id=b"", id_context=Non
     ctx.limit = seq  # sequence numbers below this are covered by the stored bound (all of them without a store)
     store_bound(ctx)  # the first bound (Context.next_piv stores the later ones)
 
-
-def store_bound(ctx):
-    """The sequence number bound K numbers on from the last one, stored (without a store: no bound)."""
-    from oscore import MAX_SEQ
-    if ctx.store is None:
-        ctx.limit = MAX_SEQ + 2
-        return
-    bound = min(ctx.limit + ctx.k, MAX_SEQ + 1)
-    ctx.store.put(ctx.name, bound.to_bytes(5, "big"))
-    ctx.limit = bound
