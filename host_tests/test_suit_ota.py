@@ -216,6 +216,111 @@ def test_fetch_at_boot_restarts_after_the_check_and_downloads_in_the_next_boot(t
     asyncio.run(run())
 
 
+class _WriterOutOfHeap:
+    """A spool whose writers raise MemoryError at their `at`-th write (every writer when always, else the first
+    only), as a board's flash write or its buffers do when the download's boot has fragmented the heap."""
+
+    def __init__(self, inner, at, always=False):
+        self.inner, self.at, self.always, self.raised = inner, at, always, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def writer(self, index, offset):
+        w = self.inner.writer(index, offset)
+        spool, inner_write, n = self, w.write, [0]
+
+        def write(data):
+            n[0] += 1
+            if n[0] == spool.at and (spool.always or not spool.raised):
+                spool.raised += 1
+                raise MemoryError("memory allocation failed")
+            return inner_write(data)
+        w.write = write
+        return w
+
+
+def test_a_download_out_of_memory_at_boot_resumes_at_the_next_boot_not_dropped(tmp_path):
+    """Updater(fetch_at_boot=True): a MemoryError in the download's boot outside a block's request (here the
+    spool's write) restarts the board with the download still pending, and the next boot resumes it from its
+    last good block, on a clean heap. It used to drop the update and report the failure from that same
+    exhausted heap (where the report itself found no room and the board sat idle: no install, no restart).
+    A download that runs out of memory in every boot fails after three, reported from the next boot."""
+    from cose.key import CoseKey
+    from store import FileStore
+    from suit.bundle import BundleDriver
+    from suit.ota import install_pending, pending_phase
+    from suit.processor import Processor
+    from suit.spool import FileSpool
+    key, pub = write_key(tmp_path, "k")
+    app = payload(150_000, 13)
+    (tmp_path / "app.py").write_bytes(app)
+
+    async def healthy():
+        return True
+
+    async def run():
+        fleet = await Fleet(tmp_path).start()
+        try:
+            dev = tmp_path / "dev"
+            dev.mkdir()
+            (dev / "app.py").write_bytes(b"old")
+            store = FileStore(str(dev / "state"))
+            up, restarts = _device(dev, fleet, anchors=pub, install_at_boot=True, fetch_at_boot=True)
+            env = build(tmp_path, "e", 4, [{"id": ["app.py"], "file": "app.py", "uri": fleet.uri("c", "app.py")}],
+                        key)
+            fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"app.py": tmp_path / "app.py"},
+                                 {"dev1": f"127.0.0.1:{up.ep.t.address[1]}"})
+            await _wait(lambda: restarts)
+            up.ep.close()
+            # the download's boot: block 100 finds no room (after the 64 KiB resumption record)
+            up2, restarts2 = _device(dev, fleet, anchors=pub, install_at_boot=True, fetch_at_boot=True)
+            up2.spool = oom = _WriterOutOfHeap(up2.spool, 100)
+            assert await up2.boot(healthy) is None
+            await _wait(lambda: restarts2)
+            assert oom.raised == 1 and restarts2 == ["soft"] and pending_phase(store) == "fetch"
+            assert fleet.campaigns.status("c")[0]["state"] != "failed"
+            up2.ep.close()
+            # the next boot resumes it, from the last record (64 KiB), not from the start
+            up3, restarts3 = _device(dev, fleet, anchors=pub, install_at_boot=True, fetch_at_boot=True)
+            served = fleet.server.served_blocks
+            assert await up3.boot(healthy) is None
+            await _wait(lambda: restarts3)
+            assert restarts3 == ["soft"] and pending_phase(store) == "fetched"
+            assert fleet.server.served_blocks - served < 147 - 60
+            up3.ep.close()
+            anchor = CoseKey.decode(pub.read_bytes())
+            assert install_pending(store, lambda: Processor(BundleDriver(str(dev), IDENTITY), [anchor], store),
+                                   FileSpool(str(dev)), [].append) == "installed"
+            assert (dev / "app.py").read_bytes() == app  # the digest held over the resumed bytes
+
+            # out of memory in every boot: failed after three, reported from the next boot
+            store.delete("suit-pend")
+            store.delete("suit-seq")
+            env = build(tmp_path, "e2", 5, [{"id": ["app.py"], "file": "app.py", "uri": fleet.uri("d", "app.py")}],
+                        key)
+            for boot in range(6):
+                u, rs = _device(dev, fleet, anchors=pub, install_at_boot=True, fetch_at_boot=True)
+                if boot == 0:
+                    fleet.campaigns.push("d", env, cbor2.loads(key.read_bytes()), {"app.py": tmp_path / "app.py"},
+                                         {"dev1": f"127.0.0.1:{u.ep.t.address[1]}"})
+                else:
+                    u.spool = _WriterOutOfHeap(u.spool, 3, always=True)
+                    outcome = await u.boot(healthy)
+                    if outcome == "failed":
+                        u.ep.close()
+                        break
+                await _wait(lambda: rs)
+                u.ep.close()
+            assert boot == 4, boot  # the trigger's boot, three downloads' boots, the report's boot
+            row = await fleet.wait_state("d", "dev1", ("failed",))
+            assert "MemoryError" in row["message"] and "3 boots" in row["message"], row
+            assert pending_phase(store) is None
+        finally:
+            await fleet.stop()
+    asyncio.run(run())
+
+
 def test_an_install_at_boot_that_fails_is_reported_at_the_next_boot(tmp_path):
     """The payload changes on the server after the download: the digest check fails at the install at boot;
     nothing is installed, the board restarts, and boot() reports the failure."""
@@ -612,6 +717,69 @@ def test_a_memory_error_on_a_block_is_retried_not_fatal(tmp_path):
             assert row["state"] == "installed", row["message"]
             await _wait(lambda: restarts)
             assert (dev / "b.bin").read_bytes() == blob and oom.failed >= 2
+        finally:
+            up.ep.close()
+            await fleet.stop()
+    asyncio.run(run())
+
+
+async def _message_ids_the_server_remembers(up, fleet, n):
+    """An earlier boot's n requests on the board's port (GETs the server answers 4.04): the server keeps each
+    answer for its Message ID for EXCHANGE_LIFETIME (247 s) and sends it again to any CON with that ID. The
+    board's next Message IDs are then those, as when a restart's random first ID lands in an earlier boot's
+    run of IDs (a download's: one per block)."""
+    for _ in range(n):
+        r = await up.ep.request(1, ("127.0.0.1", fleet.port), "/suit/m/nothing-here")
+        assert r.code == 132  # 4.04
+    up.ep.mid = (up.ep.mid - n) & 0xFFFF
+
+
+def test_a_block_whose_message_id_the_server_saw_before_boot_is_asked_again(tmp_path):
+    """The download's first block goes out with a Message ID the server answered before (the board restarted
+    between, on the same port): the server's deduplication sends back that old answer, another request's
+    token on it. It is not this block's answer: the block is asked for again under a new random ID, out of
+    that run (it used to end the download with "4.04"; the next ID would land in the run again)."""
+    key, pub = write_key(tmp_path, "k")
+    blob = payload(5000, 11)
+    (tmp_path / "b.bin").write_bytes(blob)
+
+    async def run():
+        fleet = await Fleet(tmp_path).start()
+        dev = tmp_path / "dev"
+        up, restarts = _device(dev, fleet, anchors=pub)
+        try:
+            await _message_ids_the_server_remembers(up, fleet, 12)  # more than its retries
+            env = build(tmp_path, "e", 3, [{"id": ["b.bin"], "file": "b.bin", "uri": fleet.uri("c", "b")}], key)
+            fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"b": tmp_path / "b.bin"},
+                                 {"dev1": f"127.0.0.1:{up.ep.t.address[1]}"})
+            row = await fleet.wait_state("c", "dev1", ("installed", "failed"), 60)
+            assert row["state"] == "installed", row["message"]
+            await _wait(lambda: restarts)
+            assert (dev / "b.bin").read_bytes() == blob
+        finally:
+            up.ep.close()
+            await fleet.stop()
+    asyncio.run(run())
+
+
+def test_a_report_whose_message_id_the_server_saw_before_boot_is_sent_again(tmp_path):
+    """A report under a Message ID the server answered before boot gets that old answer back, and the server
+    never read it: the report goes again under a new random ID instead of counting as delivered."""
+    from suit.ota_run import report
+    key, pub = write_key(tmp_path, "k")
+    (tmp_path / "b.bin").write_bytes(payload(100, 12))
+
+    async def run():
+        fleet = await Fleet(tmp_path).start()
+        up, _ = _device(tmp_path / "dev", fleet, anchors=pub)
+        try:
+            env = build(tmp_path, "e", 4, [{"id": ["b.bin"], "file": "b.bin", "uri": fleet.uri("c", "b")}], key)
+            fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"b": tmp_path / "b.bin"},
+                                 {"dev1": None}, mode="poll")
+            await _message_ids_the_server_remembers(up, fleet, 4)  # more than its tries
+            assert await report(up, 4, False, 11, "a failure the server must hear", None)
+            assert [r["message"] for r in fleet.campaigns.reports("dev1")] == ["a failure the server must hear"]
+            assert fleet.campaigns.status("c")[0]["state"] == "failed"
         finally:
             up.ep.close()
             await fleet.stop()

@@ -122,6 +122,7 @@ def test_firmware_image_over_the_air_on_the_esp32_ota_board(tmp_path):
             assert "reset before it confirmed" in row["message"], row
             assert con.text().rstrip().split("OTA running")[-1].startswith(" ota_1")
         finally:
+            (tmp_path / "console.log").write_text(con.text())  # the device's side, for a failure's post-mortem
             con.close()
             vb.stop()
             await fleet.stop()

@@ -34,7 +34,8 @@ _CONTENT = const(69)
 
 # stored records (lib/store names; the update's own are in suit.ota_common)
 _PENDING = "suit-pend"   # an update not yet confirmed: {0: kind, 1: seq, 2: digest, 3: slot label, 4: phase,
-#                          5: why it failed, 6: [[uri, size, stored]], 7: {phase: ms}, 8: the install's report}
+#                          5: why it failed, 6: [[uri, size, stored]], 7: {phase: ms}, 8: the install's report,
+#                          9: boots its verdict took, 10: boots its download ran out of memory in}
 _STATE = "suit-state"    # {component name: [digest, seq]}: what runs, confirmed
 _LAST = "suit-last"      # the last outcome: {1: seq, 2: ok, 3: reason, 4: message}
 

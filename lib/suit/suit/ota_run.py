@@ -11,7 +11,8 @@ from coap import block as _block
 from coap.msg import Message, uint_bytes
 from suit import SuitError, const
 from suit.ota import _LAST, _PENDING, FETCH, IDLE, _sleep_ms
-from suit.ota_common import _DL, _ENV, FETCHED, INSTALL, RESTART, ms_since as _ms_since, ticks_ms as _ticks_ms
+from suit.ota_common import (_DL, _ENV, FAILED, FETCHED, INSTALL, RESTART, ms_since as _ms_since,
+                             ticks_ms as _ticks_ms)
 
 _CON = const(0)
 _GET = const(1)
@@ -22,6 +23,7 @@ _ETAG = const(4)
 _BLOCK2 = const(23)
 _SIZE2 = const(28)
 _SAVE_EVERY = const(65536)  # bytes between two resumption records (a store write each)
+_FETCH_BOOTS = const(3)  # boots a download may run out of memory in before it counts as failed
 
 
 class UpdateError(Exception):
@@ -51,8 +53,15 @@ async def run(up, data, info, resumed=False):
         restart = await update(up, data, digest, seq, uris)
     except Exception as e:  # never an unhandled task: report it
         restart = False
-        if up.fetch_at_boot:  # nothing waits at the next boot any more
-            up.store.delete(_PENDING)
+        if up.fetch_at_boot:
+            if isinstance(e, MemoryError) and _again_at_boot(up, e):
+                # the download's own boot ran out of heap (its report would find no room either): the next
+                # boot resumes it from its last good block on a clean heap, or reports it
+                up.task = None
+                up.release()
+                up.restart("soft")
+                return
+            up.store.delete(_PENDING)  # nothing waits at the next boot any more
             up.store.delete(_ENV)
         await report(up, seq, False, 11, "%s: %s" % (type(e).__name__, e), None)
     up.task = None
@@ -62,6 +71,24 @@ async def run(up, data, info, resumed=False):
         up.set_phase(RESTART)
         await _sleep_ms(50)  # the report's ACK goes out before the restart
         up.restart("hard" if up.kind == "ota" and not up.install_at_boot else "soft")
+
+
+def _again_at_boot(up, e):
+    # A MemoryError in a download's boot (fetch_at_boot): the pending record counts the boots it took; after
+    # _FETCH_BOOTS the next boot reports the failure (Updater.boot's failed phase) instead. False: the record
+    # could not be kept (the failure is reported from here).
+    try:
+        pend = cbor.loads(up.store.get(_PENDING))
+        boots = pend.get(10, 0) + 1
+        pend[10] = boots
+        if boots >= _FETCH_BOOTS:
+            pend[4] = FAILED
+            pend[5] = [11, "MemoryError in the download, %d boots: %s" % (boots, e)]
+            up.store.delete(_ENV)
+        up.store.put(_PENDING, cbor.dumps(pend))
+        return True
+    except Exception:  # (a MemoryError again, or no record: reported from here)
+        return False
 
 
 async def resume(up, pend):
@@ -217,9 +244,22 @@ async def download(up, index, uri, start, etag, rec, base):
 
 
 async def _get_block(up, remote, opts, num, szx):
-    m = Message(_CON, _GET, 0, os.urandom(4))
+    tok = os.urandom(4)
+    m = Message(_CON, _GET, 0, tok)
     m.opts = opts + [(_BLOCK2, uint_bytes(_block.encode(num, 0, szx)))]
-    return await up.ep.exchange(m, remote)
+    return _ours(up, await up.ep.exchange(m, remote), tok)
+
+
+def _ours(up, r, tok):
+    # A board's Message IDs start at a random value at every boot, and the server remembers each (remote, ID)
+    # for EXCHANGE_LIFETIME (247 s) and sends its old answer again to a CON that reuses one: a restart's IDs can
+    # land in an earlier boot's run of them, and that answer, piggybacked on the ACK, carries the other
+    # request's token. It is not this request's answer (RFC 7252 5.3.2): the caller asks again, under a new
+    # random ID (the next one would most likely be in that run too).
+    if bytes(r.token) != tok:
+        up.ep.mid = int.from_bytes(os.urandom(2), "big")
+        raise UpdateError("an answer to another request (a Message ID reused across a restart)")
+    return r
 
 
 def resolve(up, uri):
@@ -249,7 +289,8 @@ async def report(up, seq, ok, reason, message, suit_report, phase=None, timing=N
         body[8] = timing
     for i in range(3):
         try:
-            r = await up.ep.request(_POST, up.server, "/suit/report", cbor.dumps(body))
+            tok = os.urandom(4)
+            r = _ours(up, await up.ep.request(_POST, up.server, "/suit/report", cbor.dumps(body), token=tok), tok)
             return r.code < 128
         except Exception as e:
             if isinstance(e, MemoryError):
