@@ -17,17 +17,6 @@ def _print_exception(e):
         traceback.print_exception(type(e), e, e.__traceback__, file=sys.stdout)
 
 
-def _settle():
-    # MicroPython's asyncio.run returns when its main task does: tasks cancelled on the way (Endpoint.close)
-    # stay queued, and their frames keep that test's endpoints on the heap, fragmenting it for the next test
-    # until its own loop runs them. One more pass of the loop lets them finish now.
-    asyncio = sys.modules.get("asyncio")
-    if asyncio is not None and hgtest.IS_MICROPYTHON:
-        async def one_pass():
-            await asyncio.sleep(0)
-        asyncio.run(one_pass())
-
-
 def run_one(mod, name):
     fn = getattr(mod, name, None)
     print(MARK, "start", name)
@@ -39,7 +28,6 @@ def run_one(mod, name):
         if fn is None:
             raise AttributeError("no test named " + name)
         fn()
-        _settle()
     except hgtest.SkipTest as e:
         status = "skip"
         print(MARK, "reason", e)
