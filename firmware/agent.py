@@ -92,8 +92,8 @@ class Counted:
         self.wire[1] += len(data)
         return data, remote
 
-    def recv_now(self, ready=False, wait_ms=0):  # the endpoint reads UDP through this (coap.udp; it lingers)
-        x = self.t.recv_now(ready, wait_ms)
+    def recv_now(self, ms=0):  # the endpoint reads UDP through this (coap.udp's: waits up to ms, it lingers)
+        x = self.t.recv_now(ms)
         if x is not None:
             self.wire[1] += len(x[0])
         return x

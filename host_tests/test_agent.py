@@ -197,7 +197,7 @@ def test_memory_error_in_a_task_is_survived(tmp_path, fs_tree):
                 value, unit, version = cbor2.loads(r.payload)
                 assert value >= 23 and unit == "Cel" and version == 1
                 # the endpoint's errors are logged at debug: after answering it lingers for the next request
-                # through the agent's byte counter (recv_now(ready, wait_ms): a TypeError on every request once)
+                # through the agent's byte counter (recv_now(ms), as coap.udp's: a TypeError on every request once)
                 assert "coap: TypeError" not in con.text(), con.tail(20)
             finally:
                 con.close()
