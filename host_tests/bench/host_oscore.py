@@ -5,6 +5,7 @@ unprotected."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -161,8 +162,15 @@ def _wire_rows() -> list[dict]:
 
 
 def run(ctx) -> list[dict]:
-    out: list[dict] = []
     tmp = Path(tempfile.mkdtemp(prefix="bench-oscore-"))
+    try:
+        return _rows(ctx, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _rows(ctx, tmp: Path) -> list[dict]:
+    out: list[dict] = []
     mpy = tmp / "lib"
     size = _compile(ctx, mpy)
     out.append({"name": "oscore .mpy size, whole package", "runtime": "mpy-cross xtensawin", "value": size,

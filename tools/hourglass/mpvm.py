@@ -62,6 +62,29 @@ def device_path(extra: list[Path] | tuple = ()) -> list[str]:
     return [str(p) for p in extra] + [str(p) for p in lib_package_dirs()]
 
 
+@functools.cache
+def compiled_packages(packages: tuple[str, ...], skip: tuple[str, ...] = ()) -> Path:
+    """lib/<package> for each of `packages`, compiled with mpy-cross for the VM's CPU into one import root, as a
+    board runs them (source would be compiled in the device's own heap). Made once per process, in a temporary
+    directory removed when the process exits; `skip` names source files to leave out."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from hourglass.build import host_arch, mpy_cross_binary
+
+    out = Path(tempfile.mkdtemp(prefix="hourglass-mpy-"))
+    atexit.register(shutil.rmtree, out, True)
+    for pkg in packages:
+        for src in (LIB / pkg).rglob("*.py"):
+            if src.name == "manifest.py" or src.name.startswith("_cpython") or src.name in skip:
+                continue
+            dest = out / src.relative_to(LIB / pkg).with_suffix(".mpy")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run([mpy_cross_binary(), f"-march={host_arch()}", "-o", str(dest), str(src)], check=True)
+    return out
+
+
 def heap_bytes(spec: str) -> int:
     m = re.fullmatch(r"(\d+)([kKmM]?)", spec.strip())
     if not m:
