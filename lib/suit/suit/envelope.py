@@ -11,9 +11,13 @@
 # on a board each class and method is heap.
 from hashlib import sha256
 
+import sys
+
 import cose
 import crypto.util  # crypto.CryptoError, crypto.util.ct_equal: one name in this module's globals
 from cbor import CBORDecodeError, Decoder  # Decoder once: each cbor.Decoder is an import
+from cose.headers import Headers, to_be_checked  # cose's, loaded with it (cose.mac0 and cose.sign1 import them)
+from cose.key import candidates
 from suit import SuitError, const
 _CBOR_PARSE = const(1)
 _ALG_UNSUPPORTED = const(3)
@@ -143,22 +147,36 @@ def read(data, maxsize):
 def verify(m, trust_anchors):
     """Check the authentication wrapper: one block must verify with a trust anchor, and the digest it covers
     must be the manifest's. Returns the encoded SUIT_Digest (memoryview)."""
-    try:
-        d = Decoder(m.auth)
-        n = d.read_array_header()
-        if n is None or n < 2:
-            raise SuitError(_UNAUTHORISED, 14)
-        digest = d.read_bytes()
-        blocks = []
-        for _ in range(n - 1):
-            blocks.append(d.read_bytes())
-        if not d.at_end():
-            raise SuitError(_CBOR_PARSE, (59, 1))
-    except CBORDecodeError as e:
-        raise SuitError(_CBOR_PARSE, (13, e))
+    a = m.auth
+    blocks = []
+    try:  # [digest, blocks...] with one- to three-byte bstr heads read inline; anything else through cbor.Decoder
+        p = 1
+        for _ in range(a[0] - 0x80 if 0x81 < a[0] < 0x98 else 0):
+            b = a[p]
+            n = b - 0x40 if b < 0x58 else a[p + 1] if b == 0x58 else a[p + 1] << 8 | a[p + 2]
+            p += 1 if b < 0x58 else 2 if b == 0x58 else 3
+            if b < 0x40 or b > 0x59 or p + n > len(a):
+                raise IndexError
+            blocks.append(a[p:p + n])
+            p += n
+        if p != len(a) or not blocks:
+            raise IndexError
+        digest = blocks.pop(0)
+    except IndexError:
+        try:
+            d = Decoder(a)
+            n = d.read_array_header()
+            if n is None or n < 2:
+                raise SuitError(_UNAUTHORISED, 14)
+            digest = d.read_bytes()
+            blocks = []
+            for _ in range(n - 1):
+                blocks.append(d.read_bytes())
+            if not d.at_end():
+                raise SuitError(_CBOR_PARSE, (59, 1))
+        except CBORDecodeError as e:
+            raise SuitError(_CBOR_PARSE, (13, e))
     want = parse_digest(digest)[1]
-    from cose.headers import Headers, to_be_checked
-    from cose.key import candidates
     failure = None  # a wrong key or signature outranks an algorithm this device lacks
     for blk in blocks:
         # a tagged COSE_Sign1 (0xD2) or COSE_Mac0 (0xD1), detached, over the digest, walked in place: its
@@ -168,31 +186,65 @@ def verify(m, trust_anchors):
             if first != 0xD2 and first != 0xD1:
                 raise SuitError(_COSE_UNSUPPORTED, (2, blk[1] if first == 0xD8 and len(blk) > 1 else 0))
             sign = first == 0xD2
+            # the usual block read inline (each cbor.Decoder and cose.headers.Headers is thousands of VM
+            # instructions): [protected {1: alg} or {1: alg, 4: kid}, unprotected {} or {4: kid}, nil, tag]
+            # with short heads; anything else, and every error, goes the general way (_block)
+            alg = kid = None
             try:
-                d = Decoder(blk, unique_keys=True)
-                d.pos = 1
-                if d.read_array_header() != 4:
-                    raise SuitError(_UNAUTHORISED, (15, sign))
-                protected = d.read_bytes()
-                if d.peek_major() != 5:
-                    raise SuitError(_UNAUTHORISED, 16)
-                unprotected = d.decode()
-                if d.peek_major() == 7 and blk[d.pos] == 0xF6:  # nil: detached, as SUIT sends it
-                    d.pos += 1
-                elif bytes(d.read_bytes()) != bytes(digest):
-                    raise SuitError(_UNAUTHORISED, 23)
-                sig = d.read_bytes()
-                if not d.at_end():
-                    raise SuitError(_CBOR_PARSE, (59, 2))
-            except CBORDecodeError as e:
-                raise SuitError(_UNAUTHORISED, (17, e))
-            hdr = Headers(protected, unprotected)
-            alg = hdr.alg
-            # the verifier of an algorithm is imported only when a manifest uses it (as cose.sign1 does)
+                n = blk[2] - 0x40  # the protected bstr's length; its map at 3
+                if blk[1] != 0x84 or not 2 < n < 24 or not 0xA0 < blk[3] < 0xA3:
+                    raise IndexError
+                p = 3 + n  # the unprotected map
+                q = 3  # the last byte read
+                for _ in range(blk[3] - 0xA0):
+                    b = blk[q + 1]
+                    v = blk[q + 2]
+                    if b == 1 and alg is None:
+                        alg = v if v < 24 else 31 - v if 0x1F < v < 0x38 else -1 - blk[q + 3] if v == 0x38 else None
+                        q += 2 if v < 0x38 else 3
+                    elif b == 4 and kid is None and 0x3F < v < 0x58:
+                        kid = blk[q + 3:q + 3 + v - 0x40]
+                        q += 2 + v - 0x40
+                    else:
+                        raise IndexError
+                if alg is None or q != p - 1:
+                    raise IndexError
+                protected = blk[3:p]
+                b = blk[p]
+                if b == 0xA1 and blk[p + 1] == 4 and kid is None and 0x3F < blk[p + 2] < 0x58:
+                    kid = blk[p + 3:p + 3 + blk[p + 2] - 0x40]
+                    p += 3 + blk[p + 2] - 0x40
+                elif b == 0xA0:
+                    p += 1
+                else:
+                    raise IndexError
+                b = blk[p + 1]  # after nil (detached), the tag's bstr head
+                if blk[p] != 0xF6 or b < 0x40 or b > 0x58:
+                    raise IndexError
+                n = b - 0x40 if b < 0x58 else blk[p + 2]
+                p += 2 if b < 0x58 else 3
+                sig = blk[p:p + n]
+                if p + n != len(blk) or len(digest) > 255:
+                    raise IndexError
+                # the Sig_structure / MAC_structure as cose.headers.to_be_checked encodes it
+                tbs = bytearray(b"\x84\x6aSignature1" if sign else b"\x84\x64MAC0")
+                tbs.append(0x40 + len(protected))
+                tbs += protected
+                tbs += b"\x40\x58" if len(digest) > 23 else b"\x40"
+                tbs.append(len(digest) if len(digest) > 23 else 0x40 + len(digest))
+                tbs += digest
+                tbs = bytes(tbs)
+            except IndexError:
+                alg, kid, tbs, sig = _block(blk, sign, digest)
+            # the verifier of an algorithm is imported only when a manifest uses it (as cose.sign1 does); HMAC's
+            # taken from sys.modules once loaded (an import statement is ~19K VM instructions)
             if not sign:
                 if alg != 4 and alg != 5:  # HMAC 256/64, HMAC 256/256
                     raise cose.CoseUnsupported(2, alg)
-                from crypto.kdf import hmac_sha256 as check
+                check = sys.modules.get("crypto.kdf")
+                if check is None:
+                    from crypto import kdf as check
+                check = check.hmac_sha256
             elif alg == -7 or alg == -9:  # ES256, ESP256
                 from crypto.p256 import verify as check
             elif alg == -8 or alg == -19:  # EdDSA, Ed25519
@@ -201,9 +253,7 @@ def verify(m, trust_anchors):
                 from crypto.lms import hss_verify as check
             else:
                 raise cose.CoseUnsupported(1, alg)
-            # the Sig_structure / MAC_structure (RFC 9052 sections 4.4, 6.3), external AAD empty
-            tbs = to_be_checked("Signature1" if sign else "MAC0", hdr.protected_bytes, b"", bytes(digest))
-            for key in candidates(trust_anchors, hdr.kid, alg):
+            for key in candidates(trust_anchors, kid, alg):
                 if check(key.public_bytes(), tbs, sig) if sign else crypto.util.ct_equal(
                         check(key.k, tbs)[:8 if alg == 4 else 32], sig):
                     break
@@ -225,6 +275,33 @@ def verify(m, trust_anchors):
     if sha256(m.wrapped[3]).digest() != want:
         raise SuitError(_UNAUTHORISED, 8)
     return digest
+
+
+def _block(blk, sign, digest):
+    """(alg, kid, to-be-checked bytes, signature or tag) of a COSE block through cbor.Decoder and
+    cose.headers.Headers: whatever verify() does not read inline, and every malformed block."""
+    try:
+        d = Decoder(blk, unique_keys=True)
+        d.pos = 1
+        if d.read_array_header() != 4:
+            raise SuitError(_UNAUTHORISED, (15, sign))
+        protected = d.read_bytes()
+        if d.peek_major() != 5:
+            raise SuitError(_UNAUTHORISED, 16)
+        unprotected = d.decode()
+        if d.peek_major() == 7 and blk[d.pos] == 0xF6:  # nil: detached, as SUIT sends it
+            d.pos += 1
+        elif bytes(d.read_bytes()) != bytes(digest):
+            raise SuitError(_UNAUTHORISED, 23)
+        sig = d.read_bytes()
+        if not d.at_end():
+            raise SuitError(_CBOR_PARSE, (59, 2))
+    except CBORDecodeError as e:
+        raise SuitError(_UNAUTHORISED, (17, e))
+    hdr = Headers(protected, unprotected)
+    # the Sig_structure / MAC_structure (RFC 9052 sections 4.4, 6.3), external AAD empty
+    return hdr.alg, hdr.kid, to_be_checked("Signature1" if sign else "MAC0", hdr.protected_bytes, b"",
+                                           bytes(digest)), sig
 
 
 def authenticate(data, trust_anchors, maxsize=8192, max_components=8):
