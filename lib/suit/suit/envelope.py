@@ -1,6 +1,10 @@
-# The SUIT envelope and manifest (draft-ietf-suit-manifest-37 section 8), read with cbor.Decoder: every member
-# is a memoryview into the caller's envelope buffer, so nothing large is copied; the authentication wrapper is
-# checked (detached COSE_Sign1/COSE_Mac0 over the bstr-wrapped SUIT_Digest) before the manifest is parsed.
+# The SUIT envelope and manifest (draft-ietf-suit-manifest-37 section 8): every member is a memoryview into the
+# caller's envelope buffer, so nothing large is copied; the authentication wrapper is checked (detached
+# COSE_Sign1/COSE_Mac0 over the bstr-wrapped SUIT_Digest) before the manifest is parsed. The usual encodings
+# (short heads, the members SUIT defines) are read inline: each cbor.Decoder, each of its reads and each
+# cose.headers.Headers costs thousands of VM instructions, which at 64 KiB was most of an install's own time.
+# Anything else, and every malformed envelope, goes to the general readers over cbor.Decoder and cose.headers
+# in suit.envelope_file (read, decode, parse), loaded then.
 #
 #   authenticate(data, anchors, maxsize) -> Manifest      data: the envelope in one buffer, or a file's path
 #   read(data, maxsize) -> Manifest, verify(m, anchors) -> digest, parse(m, max_components): its three steps
@@ -16,27 +20,21 @@ import sys
 import cose
 import crypto.util  # crypto.CryptoError, crypto.util.ct_equal: one name in this module's globals
 from cbor import CBORDecodeError, Decoder  # Decoder once: each cbor.Decoder is an import
-from cose.headers import Headers, to_be_checked  # cose's, loaded with it (cose.mac0 and cose.sign1 import them)
 from cose.key import candidates
 from suit import SuitError, const
 _CBOR_PARSE = const(1)
 _ALG_UNSUPPORTED = const(3)
 _UNAUTHORISED = const(4)
 _COSE_UNSUPPORTED = const(2)
-_COMPONENT_UNSUPPORTED = const(6)
 
-_TAG_MANIFEST = const(1070)
 _DIGEST_SHA256 = const(-16)
 
 # manifest keys; severable members: payload-fetch 16, install 20, text 23 (a bit mask: 1 << key)
 _VERSION = const(1)
 _SEQUENCE_NUMBER = const(2)
 _COMMON = const(3)
-_REFERENCE_URI = const(4)
 _SEVERABLE = const(0x910000)
-# manifest members a plain processor can leave aside (trust domains): its own component id 5, uninstall 24;
 # validate 7, load 8, invoke 9 and the severable ones are sequences
-_TOLERATED = const(0x1000020)
 _SEQUENCES = const(0x910380)
 
 
@@ -107,34 +105,34 @@ def read(data, maxsize):
         raise SuitError(_CBOR_PARSE, (10, len(data), maxsize))
     buf = m.buf = memoryview(data)
     m.wrapped = members = {}
-    try:
-        d = Decoder(buf)
-        # the first bytes and each key's head read inline (each cbor.Decoder call is a few method calls)
-        if len(buf) > 1 and buf[0] == 0xD8 and buf[1] == 107:
-            d.pos = 2  # tag 107, as every envelope starts
-        elif d.peek_major() == 6:
-            tag = d.read_tag()
-            if tag != 107:
-                raise SuitError(_CBOR_PARSE, (21, tag))
-        for _ in range(read_map_header(d, 0)):
-            if d.pos < d.end and buf[d.pos] >> 5 == 3:  # an integrated payload's name
-                name = d.read_text()
-                if name in p:
-                    raise SuitError(_CBOR_PARSE, (30, name))
-                p[name] = d.read_bytes()
-                continue
-            key = _head(d, False)
-            if key in members:
-                raise SuitError(_CBOR_PARSE, (22, key))
-            start = d.pos
-            value = d.read_bytes()
+    try:  # the usual envelope read inline: tag 107 (or none: a file's members), a map of small keys to bstrs
+        # with one- to three-byte heads
+        i = 2 if buf[0] == 0xD8 and buf[1] == 107 else 0
+        if not 0xA0 < buf[i] < 0xB8:
+            raise IndexError
+        i += 1
+        for _ in range(buf[i - 1] - 0xA0):
+            key = buf[i]
+            b = buf[i + 1]
+            n = b - 0x40 if b < 0x58 else buf[i + 2] if b == 0x58 else buf[i + 2] << 8 | buf[i + 3]
+            start = i + 1
+            i += 2 if b < 0x58 else 3 if b == 0x58 else 4
+            if (key > 23 or key in members or b < 0x40 or b > 0x59 or i + n > len(buf)
+                    or key != 2 and key != 3 and not (_SEVERABLE >> key) & 1):
+                raise IndexError
             if key == 3:
-                m.manifest = value
-            elif key != 2 and not (0 < key < 32 and (_SEVERABLE >> key) & 1):
-                raise SuitError(_CBOR_PARSE, (36, key))
-            members[key] = value if key == 2 else buf[start:d.pos]  # the wrapper's contents; the rest bstr-wrapped
-        if not d.at_end():
-            raise SuitError(_CBOR_PARSE, (11, d.remaining()))
+                m.manifest = buf[i:i + n]
+            members[key] = buf[i:i + n] if key == 2 else buf[start:i + n]
+            i += n
+        if i != len(buf):
+            raise IndexError
+        data = None
+    except IndexError:
+        m.wrapped = members = {}
+    if data is not None:  # anything else (and every error) through cbor.Decoder
+        from suit import envelope_file
+        envelope_file.read(m, buf)
+    try:
         w = members.get(3)
         m.auth = auth = members.pop(2, None)
         if auth is None or w is None:
@@ -235,7 +233,8 @@ def verify(m, trust_anchors):
                 tbs += digest
                 tbs = bytes(tbs)
             except IndexError:
-                alg, kid, tbs, sig = _block(blk, sign, digest)
+                from suit import envelope_file
+                alg, kid, tbs, sig = envelope_file.decode(blk, sign, digest)
             # the verifier of an algorithm is imported only when a manifest uses it (as cose.sign1 does); HMAC's
             # taken from sys.modules once loaded (an import statement is ~19K VM instructions)
             if not sign:
@@ -277,33 +276,6 @@ def verify(m, trust_anchors):
     return digest
 
 
-def _block(blk, sign, digest):
-    """(alg, kid, to-be-checked bytes, signature or tag) of a COSE block through cbor.Decoder and
-    cose.headers.Headers: whatever verify() does not read inline, and every malformed block."""
-    try:
-        d = Decoder(blk, unique_keys=True)
-        d.pos = 1
-        if d.read_array_header() != 4:
-            raise SuitError(_UNAUTHORISED, (15, sign))
-        protected = d.read_bytes()
-        if d.peek_major() != 5:
-            raise SuitError(_UNAUTHORISED, 16)
-        unprotected = d.decode()
-        if d.peek_major() == 7 and blk[d.pos] == 0xF6:  # nil: detached, as SUIT sends it
-            d.pos += 1
-        elif bytes(d.read_bytes()) != bytes(digest):
-            raise SuitError(_UNAUTHORISED, 23)
-        sig = d.read_bytes()
-        if not d.at_end():
-            raise SuitError(_CBOR_PARSE, (59, 2))
-    except CBORDecodeError as e:
-        raise SuitError(_UNAUTHORISED, (17, e))
-    hdr = Headers(protected, unprotected)
-    # the Sig_structure / MAC_structure (RFC 9052 sections 4.4, 6.3), external AAD empty
-    return hdr.alg, hdr.kid, to_be_checked("Signature1" if sign else "MAC0", hdr.protected_bytes, b"",
-                                           bytes(digest)), sig
-
-
 def authenticate(data, trust_anchors, maxsize=8192, max_components=8):
     """Authenticate an envelope and parse its manifest, in place: data is the envelope in one buffer or the path
     of the file holding it (see read). Returns the Manifest; its digest is the encoded SUIT_Digest the
@@ -321,65 +293,86 @@ def parse(m, max_components):
     m.sequences = sequences = {}
     severed = {}  # severed members: key -> encoded SUIT_Digest
     try:
-        d = Decoder(m.manifest)
-        if d.peek_major() == 6 and d.read_tag() != _TAG_MANIFEST:
-            raise SuitError(_CBOR_PARSE, 18)
-        common = seq = None
-        seen = 0
-        for _ in range(read_map_header(d, 3)):
-            key = _head(d, False)
-            bit = 1 << key if 0 <= key < 32 else 0
-            if seen & bit:
-                raise SuitError(_CBOR_PARSE, (24, key))
-            seen |= bit
-            if key == _VERSION:
-                v = _head(d, True)
-                if v != 1:
-                    raise SuitError(_CBOR_PARSE, (31, v))
-            elif key == _SEQUENCE_NUMBER:
-                seq = m.sequence_number = _head(d, True)
-            elif key == _COMMON:
-                common = d.read_bytes()
-            elif key == _REFERENCE_URI:
-                m.reference_uri = d.read_text()
-            elif bit & _SEVERABLE and d.peek_major() == 4:  # severed: the envelope may carry it, digest checked
-                severed[key] = d.raw()
-            elif bit & _SEQUENCES:
-                sequences[key] = d.read_bytes()
-            elif bit & _TOLERATED:
-                d.skip()
-            else:
-                raise SuitError(_CBOR_PARSE, (37, key))
-        if not d.at_end():
-            raise SuitError(_CBOR_PARSE, (59, 3))
-        if not seen & 2 or seq is None or common is None:
-            raise SuitError(_CBOR_PARSE, 19)
-        # common: components 2 and the shared sequence 4 (dependencies 1: not supported)
-        d = Decoder(common)
-        for _ in range(read_map_header(d, 4)):
-            key = _head(d, False)
-            if key == 2 and not components:
-                count = d.read_array_header()
-                if count is None or count < 1:
-                    raise SuitError(_CBOR_PARSE, 28)
-                if count > max_components:
-                    raise SuitError(_COMPONENT_UNSUPPORTED, (29, count, max_components))
-                for _ in range(count):
-                    parts = d.read_array_header()
-                    if parts is None or parts > 8:
-                        raise SuitError(_COMPONENT_UNSUPPORTED, 32)
-                    cid = []
-                    for _ in range(parts):
-                        cid.append(bytes(d.read_bytes()))
-                    components.append(tuple(cid))
-            elif key == 4 and m.shared is None:
-                m.shared = d.read_bytes()
-            else:
-                raise SuitError(_COMPONENT_UNSUPPORTED if key == 1 else _CBOR_PARSE, (35, key))
-        if not d.at_end():
-            raise SuitError(_CBOR_PARSE, (59, 4))
-        if not components:
-            raise SuitError(_CBOR_PARSE, 9)
+        # the usual manifest read inline: a map of small keys to uints (version, sequence number) and bstrs, its
+        # common a map of components (short bstr parts) and the shared sequence; anything else, and every error,
+        # through cbor.Decoder below
+        fast = True
+        try:
+            b = m.manifest
+            i = 1
+            seen = 0
+            common = seq = None
+            for _ in range(b[0] - 0xA0 if 0xA0 < b[0] < 0xB8 else 0):
+                key = b[i]
+                h = b[i + 1]
+                bit = 1 << key
+                if key > 23 or seen & bit:
+                    raise IndexError
+                seen |= bit
+                if key == _VERSION or key == _SEQUENCE_NUMBER:
+                    n = 0 if h < 24 else 1 << (h - 24) if h < 0x1C else 9
+                    if n > 8 or i + 2 + n > len(b):
+                        raise IndexError
+                    v = h if h < 24 else int.from_bytes(b[i + 2:i + 2 + n], "big")
+                    if key == _VERSION and v != 1:
+                        raise IndexError
+                    seq = v if key == _SEQUENCE_NUMBER else seq
+                    i += 2 + n
+                elif key == _COMMON or bit & _SEQUENCES:
+                    n = h - 0x40 if h < 0x58 else b[i + 2] if h == 0x58 else b[i + 2] << 8 | b[i + 3]
+                    i += 2 if h < 0x58 else 3 if h == 0x58 else 4
+                    if h < 0x40 or h > 0x59 or i + n > len(b):
+                        raise IndexError
+                    if key == _COMMON:
+                        common = b[i:i + n]
+                    else:
+                        sequences[key] = b[i:i + n]
+                    i += n
+                else:
+                    raise IndexError
+            if i != len(b) or seq is None or common is None or not 0xA0 < common[0] < 0xA3:
+                raise IndexError
+            b = common
+            i = 1
+            for _ in range(b[0] - 0xA0):
+                key = b[i]
+                if key == 2 and not components and 0x80 < b[i + 1] < 0x80 + min(max_components + 1, 24):
+                    i += 2
+                    for _ in range(b[i - 1] - 0x80):
+                        if not 0x7F < b[i] < 0x89:
+                            raise IndexError
+                        cid = []
+                        i += 1
+                        for _ in range(b[i - 1] - 0x80):
+                            n = b[i] - 0x40
+                            if not -1 < n < 24 or i + 1 + n > len(b):
+                                raise IndexError
+                            cid.append(bytes(b[i + 1:i + 1 + n]))
+                            i += 1 + n
+                        components.append(tuple(cid))
+                elif key == 4 and m.shared is None:
+                    h = b[i + 1]
+                    n = h - 0x40 if h < 0x58 else b[i + 2] if h == 0x58 else b[i + 2] << 8 | b[i + 3]
+                    i += 2 if h < 0x58 else 3 if h == 0x58 else 4
+                    if h < 0x40 or h > 0x59 or i + n > len(b):
+                        raise IndexError
+                    m.shared = b[i:i + n]
+                    i += n
+                else:
+                    raise IndexError
+            if i != len(b) or not components:
+                raise IndexError
+            m.sequence_number = seq
+        except IndexError:
+            fast = False
+            m.components = components = []
+            m.sequences = sequences = {}
+            m.shared = None
+        if not fast:
+            from suit import envelope_file
+            envelope_file.parse(m, max_components, severed)
+            components = m.components
+            sequences = m.sequences
         for key in severed:
             member = m.wrapped.get(key)
             if member is None:
