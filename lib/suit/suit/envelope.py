@@ -49,18 +49,6 @@ class Manifest:
     on the board): suit.processor's install set may intern no more than fit its base's last qstr pool."""
 
 
-def _head(d, uint):
-    """d.read_int() (d.read_uint() when uint) of cbor.Decoder d, with the one-byte head (0..23: every key SUIT
-    defines) read inline: each cbor.Decoder read costs a few method calls."""
-    p = d.pos
-    if p < d.end:
-        b = d.buf[p]
-        if b < 24:
-            d.pos = p + 1
-            return b
-    return d.read_uint() if uint else d.read_int()
-
-
 def read_map_header(d, what):
     """d.read_map_header() of `what` (a suit._text.WHAT index, named in the error): its length (indefinite maps
     are refused; SUIT encodes deterministically)."""
@@ -107,27 +95,38 @@ def read(data, maxsize):
     m.wrapped = members = {}
     try:  # the usual envelope read inline: tag 107 (or none: a file's members), a map of small keys to bstrs
         # with one- to three-byte heads
+        found = {}  # integrated payloads
         i = 2 if buf[0] == 0xD8 and buf[1] == 107 else 0
         if not 0xA0 < buf[i] < 0xB8:
             raise IndexError
         i += 1
         for _ in range(buf[i - 1] - 0xA0):
             key = buf[i]
+            if 0x60 < key < 0x78:  # an integrated payload's name (a short text)
+                name = str(buf[i + 1:i + key - 0x5F], "utf-8")
+                if name in found or i + key - 0x5F > len(buf):
+                    raise IndexError
+                i += key - 0x60  # the name's last byte: its payload's head follows
+                key = -1
             b = buf[i + 1]
             n = b - 0x40 if b < 0x58 else buf[i + 2] if b == 0x58 else buf[i + 2] << 8 | buf[i + 3]
             start = i + 1
             i += 2 if b < 0x58 else 3 if b == 0x58 else 4
             if (key > 23 or key in members or b < 0x40 or b > 0x59 or i + n > len(buf)
-                    or key != 2 and key != 3 and not (_SEVERABLE >> key) & 1):
+                    or key != 2 and key != 3 and key != -1 and not (_SEVERABLE >> key) & 1):
                 raise IndexError
             if key == 3:
                 m.manifest = buf[i:i + n]
-            members[key] = buf[i:i + n] if key == 2 else buf[start:i + n]
+            if key == -1:
+                found[name] = buf[i:i + n]
+            else:
+                members[key] = buf[i:i + n] if key == 2 else buf[start:i + n]
             i += n
         if i != len(buf):
             raise IndexError
         data = None
-    except IndexError:
+        p.update(found)
+    except (IndexError, UnicodeError):
         m.wrapped = members = {}
     if data is not None:  # anything else (and every error) through cbor.Decoder
         from suit import envelope_file

@@ -6,7 +6,7 @@
 from cbor import CBORDecodeError, Decoder
 from cose.headers import Headers, to_be_checked
 from suit import SuitError, const
-from suit.envelope import _head, read_map_header
+from suit.envelope import read_map_header
 
 _CBOR_PARSE = const(1)
 _UNAUTHORISED = const(4)
@@ -20,6 +20,18 @@ _SEQUENCE_NUMBER = const(2)
 _COMMON = const(3)
 _REFERENCE_URI = const(4)
 _TAG_ENVELOPE = const(107)
+
+
+def _head(d, uint):
+    """d.read_int() (d.read_uint() when uint) of cbor.Decoder d, with the one-byte head (0..23: every key SUIT
+    defines) read inline: each cbor.Decoder read costs a few method calls."""
+    p = d.pos
+    if p < d.end:
+        b = d.buf[p]
+        if b < 24:
+            d.pos = p + 1
+            return b
+    return d.read_uint() if uint else d.read_int()
 
 
 def _file_head(f, hb, left):
