@@ -10,6 +10,7 @@ from suit_common import IETF_PUB, TABLE
 from cose import mac0
 from cose.key import CoseKey
 from store import FileStore
+from suit import SuitError
 from suit.reasons import REASONS
 from suit.bundle import BundleDriver
 from suit.envelope import parse, read, verify
@@ -478,3 +479,64 @@ def test_directory_file_bigger_than_the_slot_is_refused():
     assert REASONS[res.reason] == "operation-failed" and "bigger than the slot" in res.message, res
     assert _files(root) == {}
     assert proc.update(_dir_install({"a.py": b"a" * 50, "b.py": b"b" * 100}, 6)).ok
+
+
+def _mac0_block(key, digest, protected, unprotected, head=None):
+    """A detached COSE_Mac0 over digest with the given header maps, built by hand (head: the tag's bstr head)."""
+    from crypto.kdf import hmac_sha256
+    tag = hmac_sha256(key.k, cbor.dumps(["MAC0", protected, b"", digest]))
+    body = bytearray(b"\xd1\x84") + cbor.dumps(protected) + cbor.dumps(unprotected) + b"\xf6"
+    body += (head or cbor.dumps(tag)[:2]) + tag
+    return bytes(body)
+
+
+def test_inline_readers_and_general_readers_agree():
+    # suit.envelope reads the usual encodings inline and leaves the rest to suit.envelope_file's readers: the
+    # same manifest in encodings of both kinds authenticates to the same digest, sequence number, components
+    # and sequences, and installs the same file; a flipped tag byte is refused on either route
+    from hashlib import sha256
+    key = _mac_key()
+    m = _install([20, {18: b"plain content"}, 18, 15], seq=7)
+    mb = cbor.dumps(m, canonical=True)
+    digest = cbor.dumps([-16, sha256(cbor.dumps(mb)).digest()])
+    uri = dict(m)
+    uri[4] = "coap://example.com/m"  # a reference-uri: the manifest goes the general way
+    ub = cbor.dumps(uri, canonical=True)
+    udigest = cbor.dumps([-16, sha256(cbor.dumps(ub)).digest()])
+    a5 = cbor.dumps({1: 5})
+    variants = {
+        "usual": (mb, digest, _mac0_block(key, digest, a5, {})),
+        "unprotected kid": (mb, digest, _mac0_block(key, digest, a5, {4: b"kid-1"})),
+        "protected kid": (mb, digest, _mac0_block(key, digest, cbor.dumps({1: 5, 4: b"kid-1"}), {})),
+        "alg in a two-byte head": (mb, digest, _mac0_block(key, digest, b"\xa1\x01\x18\x05", {})),
+        "tag in a two-byte head": (mb, digest, _mac0_block(key, digest, a5, {}, b"\x59\x00\x20")),
+        "reference-uri": (ub, udigest, _mac0_block(key, udigest, a5, {})),
+    }
+    seen = {}
+    for name, (manifest, dg, blk) in variants.items():
+        auth = cbor.dumps([dg, blk])
+        for how, env in (("tagged", cbor.dumps(cbor.Tag(107, {2: auth, 3: manifest}))),
+                         # the envelope's map in a two-byte head, the wrapper in a three-byte bstr head (the
+                         # manifest's is what its digest covers)
+                         ("long heads", b"\xd8\x6b\xb8\x02\x02\x59" + len(auth).to_bytes(2, "big") + auth
+                          + b"\x03" + cbor.dumps(manifest))):
+            got = read(env, 8192)
+            assert bytes(verify(got, [key])) == dg, (name, how)
+            parse(got, 8)
+            seen[(name, how)] = (got.sequence_number, got.components, sorted(got.sequences),
+                                 bytes(got.sequences[20]), got.reference_uri)
+            assert got.reference_uri == ("coap://example.com/m" if name == "reference-uri" else None), name
+            bad = bytearray(env)
+            bad[len(bad) - len(cbor.dumps(manifest)) - 2] ^= 1  # the tag's last byte: before key 3 and the manifest
+            try:
+                verify(read(bytes(bad), 8192), [key])
+                raise AssertionError("flipped tag accepted: %s %s" % (name, how))
+            except SuitError as e:
+                assert REASONS[e.reason] == "unauthorised", (name, how, e)
+            proc, drv, root = _device("inline-" + str(len(seen)), anchors=[key])
+            res = proc.update(env)
+            assert res.ok, (name, how, res)
+            assert _files(root) == {"plaintext-firmware": b"plain content"}, (name, how)
+    first = seen[("usual", "tagged")]
+    for k, v in seen.items():
+        assert v[:4] == first[:4], k

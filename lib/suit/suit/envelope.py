@@ -1,6 +1,10 @@
-# The SUIT envelope and manifest (draft-ietf-suit-manifest-37 section 8), read with cbor.Decoder: every member
-# is a memoryview into the caller's envelope buffer, so nothing large is copied; the authentication wrapper is
-# checked (detached COSE_Sign1/COSE_Mac0 over the bstr-wrapped SUIT_Digest) before the manifest is parsed.
+# The SUIT envelope and manifest (draft-ietf-suit-manifest-37 section 8): every member is a memoryview into the
+# caller's envelope buffer, so nothing large is copied; the authentication wrapper is checked (detached
+# COSE_Sign1/COSE_Mac0 over the bstr-wrapped SUIT_Digest) before the manifest is parsed. The usual encodings
+# (short heads, the members SUIT defines) are read inline: each cbor.Decoder, each of its reads and each
+# cose.headers.Headers costs thousands of VM instructions, which at 64 KiB was most of an install's own time.
+# Anything else, and every malformed envelope, goes to the general readers over cbor.Decoder and cose.headers
+# in suit.envelope_file (read, decode, parse), loaded then.
 #
 #   authenticate(data, anchors, maxsize) -> Manifest      data: the envelope in one buffer, or a file's path
 #   read(data, maxsize) -> Manifest, verify(m, anchors) -> digest, parse(m, max_components): its three steps
@@ -11,28 +15,26 @@
 # on a board each class and method is heap.
 from hashlib import sha256
 
+import sys
+
 import cose
-import crypto.util  # crypto.CryptoError, crypto.util.ct_equal: one name in this module's globals
+import crypto  # crypto.CryptoError
 from cbor import CBORDecodeError, Decoder  # Decoder once: each cbor.Decoder is an import
+from cose.key import candidates
 from suit import SuitError, const
 _CBOR_PARSE = const(1)
 _ALG_UNSUPPORTED = const(3)
 _UNAUTHORISED = const(4)
 _COSE_UNSUPPORTED = const(2)
-_COMPONENT_UNSUPPORTED = const(6)
 
-_TAG_MANIFEST = const(1070)
 _DIGEST_SHA256 = const(-16)
 
 # manifest keys; severable members: payload-fetch 16, install 20, text 23 (a bit mask: 1 << key)
 _VERSION = const(1)
 _SEQUENCE_NUMBER = const(2)
 _COMMON = const(3)
-_REFERENCE_URI = const(4)
 _SEVERABLE = const(0x910000)
-# manifest members a plain processor can leave aside (trust domains): its own component id 5, uninstall 24;
 # validate 7, load 8, invoke 9 and the severable ones are sequences
-_TOLERATED = const(0x1000020)
 _SEQUENCES = const(0x910380)
 
 
@@ -45,18 +47,6 @@ class Manifest:
     severed member not supplied is absent); digest (the encoded SUIT_Digest authenticated, from authenticate();
     else None). Fields are named by names the VM has already interned where one fits (each new one is a string
     on the board): suit.processor's install set may intern no more than fit its base's last qstr pool."""
-
-
-def _head(d, uint):
-    """d.read_int() (d.read_uint() when uint) of cbor.Decoder d, with the one-byte head (0..23: every key SUIT
-    defines) read inline: each cbor.Decoder read costs a few method calls."""
-    p = d.pos
-    if p < d.end:
-        b = d.buf[p]
-        if b < 24:
-            d.pos = p + 1
-            return b
-    return d.read_uint() if uint else d.read_int()
 
 
 def read_map_header(d, what):
@@ -103,34 +93,45 @@ def read(data, maxsize):
         raise SuitError(_CBOR_PARSE, (10, len(data), maxsize))
     buf = m.buf = memoryview(data)
     m.wrapped = members = {}
-    try:
-        d = Decoder(buf)
-        # the first bytes and each key's head read inline (each cbor.Decoder call is a few method calls)
-        if len(buf) > 1 and buf[0] == 0xD8 and buf[1] == 107:
-            d.pos = 2  # tag 107, as every envelope starts
-        elif d.peek_major() == 6:
-            tag = d.read_tag()
-            if tag != 107:
-                raise SuitError(_CBOR_PARSE, (21, tag))
-        for _ in range(read_map_header(d, 0)):
-            if d.pos < d.end and buf[d.pos] >> 5 == 3:  # an integrated payload's name
-                name = d.read_text()
-                if name in p:
-                    raise SuitError(_CBOR_PARSE, (30, name))
-                p[name] = d.read_bytes()
-                continue
-            key = _head(d, False)
-            if key in members:
-                raise SuitError(_CBOR_PARSE, (22, key))
-            start = d.pos
-            value = d.read_bytes()
+    try:  # the usual envelope read inline: tag 107 (or none: a file's members), a map of small keys to bstrs
+        # with one- to three-byte heads
+        found = {}  # integrated payloads
+        i = 2 if buf[0] == 0xD8 and buf[1] == 107 else 0
+        if not 0xA0 < buf[i] < 0xB8:
+            raise IndexError
+        i += 1
+        for _ in range(buf[i - 1] - 0xA0):
+            key = buf[i]
+            if 0x60 < key < 0x78:  # an integrated payload's name (a short text)
+                name = str(buf[i + 1:i + key - 0x5F], "utf-8")
+                if name in found or i + key - 0x5F > len(buf):
+                    raise IndexError
+                i += key - 0x60  # the name's last byte: its payload's head follows
+                key = -1
+            b = buf[i + 1]
+            n = b - 0x40 if b < 0x58 else buf[i + 2] if b == 0x58 else buf[i + 2] << 8 | buf[i + 3]
+            start = i + 1
+            i += 2 if b < 0x58 else 3 if b == 0x58 else 4
+            if (key > 23 or key in members or b < 0x40 or b > 0x59 or i + n > len(buf)
+                    or key != 2 and key != 3 and key != -1 and not (_SEVERABLE >> key) & 1):
+                raise IndexError
             if key == 3:
-                m.manifest = value
-            elif key != 2 and not (0 < key < 32 and (_SEVERABLE >> key) & 1):
-                raise SuitError(_CBOR_PARSE, (36, key))
-            members[key] = value if key == 2 else buf[start:d.pos]  # the wrapper's contents; the rest bstr-wrapped
-        if not d.at_end():
-            raise SuitError(_CBOR_PARSE, (11, d.remaining()))
+                m.manifest = buf[i:i + n]
+            if key == -1:
+                found[name] = buf[i:i + n]
+            else:
+                members[key] = buf[i:i + n] if key == 2 else buf[start:i + n]
+            i += n
+        if i != len(buf):
+            raise IndexError
+        data = None
+        p.update(found)
+    except (IndexError, UnicodeError):
+        m.wrapped = members = {}
+    if data is not None:  # anything else (and every error) through cbor.Decoder
+        from suit import envelope_file
+        envelope_file.read(m, buf)
+    try:
         w = members.get(3)
         m.auth = auth = members.pop(2, None)
         if auth is None or w is None:
@@ -143,22 +144,36 @@ def read(data, maxsize):
 def verify(m, trust_anchors):
     """Check the authentication wrapper: one block must verify with a trust anchor, and the digest it covers
     must be the manifest's. Returns the encoded SUIT_Digest (memoryview)."""
-    try:
-        d = Decoder(m.auth)
-        n = d.read_array_header()
-        if n is None or n < 2:
-            raise SuitError(_UNAUTHORISED, 14)
-        digest = d.read_bytes()
-        blocks = []
-        for _ in range(n - 1):
-            blocks.append(d.read_bytes())
-        if not d.at_end():
-            raise SuitError(_CBOR_PARSE, (59, 1))
-    except CBORDecodeError as e:
-        raise SuitError(_CBOR_PARSE, (13, e))
+    a = m.auth
+    blocks = []
+    try:  # [digest, blocks...] with one- to three-byte bstr heads read inline; anything else through cbor.Decoder
+        p = 1
+        for _ in range(a[0] - 0x80 if 0x81 < a[0] < 0x98 else 0):
+            b = a[p]
+            n = b - 0x40 if b < 0x58 else a[p + 1] if b == 0x58 else a[p + 1] << 8 | a[p + 2]
+            p += 1 if b < 0x58 else 2 if b == 0x58 else 3
+            if b < 0x40 or b > 0x59 or p + n > len(a):
+                raise IndexError
+            blocks.append(a[p:p + n])
+            p += n
+        if p != len(a) or not blocks:
+            raise IndexError
+        digest = blocks.pop(0)
+    except IndexError:
+        try:
+            d = Decoder(a)
+            n = d.read_array_header()
+            if n is None or n < 2:
+                raise SuitError(_UNAUTHORISED, 14)
+            digest = d.read_bytes()
+            blocks = []
+            for _ in range(n - 1):
+                blocks.append(d.read_bytes())
+            if not d.at_end():
+                raise SuitError(_CBOR_PARSE, (59, 1))
+        except CBORDecodeError as e:
+            raise SuitError(_CBOR_PARSE, (13, e))
     want = parse_digest(digest)[1]
-    from cose.headers import Headers, to_be_checked
-    from cose.key import candidates
     failure = None  # a wrong key or signature outranks an algorithm this device lacks
     for blk in blocks:
         # a tagged COSE_Sign1 (0xD2) or COSE_Mac0 (0xD1), detached, over the digest, walked in place: its
@@ -168,31 +183,56 @@ def verify(m, trust_anchors):
             if first != 0xD2 and first != 0xD1:
                 raise SuitError(_COSE_UNSUPPORTED, (2, blk[1] if first == 0xD8 and len(blk) > 1 else 0))
             sign = first == 0xD2
+            # the usual block read inline (each cbor.Decoder and cose.headers.Headers is thousands of VM
+            # instructions): [protected {1: alg}, unprotected {} or {4: kid}, nil, tag] with short heads;
+            # anything else, and every error, goes the general way (suit.envelope_file.decode)
+            kid = None
             try:
-                d = Decoder(blk, unique_keys=True)
-                d.pos = 1
-                if d.read_array_header() != 4:
-                    raise SuitError(_UNAUTHORISED, (15, sign))
-                protected = d.read_bytes()
-                if d.peek_major() != 5:
-                    raise SuitError(_UNAUTHORISED, 16)
-                unprotected = d.decode()
-                if d.peek_major() == 7 and blk[d.pos] == 0xF6:  # nil: detached, as SUIT sends it
-                    d.pos += 1
-                elif bytes(d.read_bytes()) != bytes(digest):
-                    raise SuitError(_UNAUTHORISED, 23)
-                sig = d.read_bytes()
-                if not d.at_end():
-                    raise SuitError(_CBOR_PARSE, (59, 2))
-            except CBORDecodeError as e:
-                raise SuitError(_UNAUTHORISED, (17, e))
-            hdr = Headers(protected, unprotected)
-            alg = hdr.alg
-            # the verifier of an algorithm is imported only when a manifest uses it (as cose.sign1 does)
+                n = blk[2] - 0x40  # the protected bstr's length; its map at 3
+                if blk[1] != 0x84 or not 2 < n < 5:
+                    raise IndexError
+                p = 3 + n  # the unprotected map
+                v = blk[5]
+                alg = v if v < 24 else 31 - v if 0x1F < v < 0x38 else -1 - blk[6] if v == 0x38 else None
+                if blk[3] != 0xA1 or blk[4] != 1 or alg is None or p != (6 if v < 0x38 else 7):
+                    raise IndexError
+                protected = blk[3:p]
+                b = blk[p]
+                if b == 0xA1 and blk[p + 1] == 4 and 0x3F < blk[p + 2] < 0x58:
+                    kid = blk[p + 3:p + 3 + blk[p + 2] - 0x40]
+                    p += 3 + blk[p + 2] - 0x40
+                elif b == 0xA0:
+                    p += 1
+                else:
+                    raise IndexError
+                b = blk[p + 1]  # after nil (detached), the tag's bstr head
+                if blk[p] != 0xF6 or b < 0x40 or b > 0x58:
+                    raise IndexError
+                n = b - 0x40 if b < 0x58 else blk[p + 2]
+                p += 2 if b < 0x58 else 3
+                sig = blk[p:p + n]
+                if p + n != len(blk) or len(digest) > 255:
+                    raise IndexError
+                # the Sig_structure / MAC_structure as cose.headers.to_be_checked encodes it
+                tbs = bytearray(b"\x84\x6aSignature1" if sign else b"\x84\x64MAC0")
+                tbs.append(0x40 + len(protected))
+                tbs += protected
+                tbs += b"\x40\x58" if len(digest) > 23 else b"\x40"
+                tbs.append(len(digest) if len(digest) > 23 else 0x40 + len(digest))
+                tbs += digest
+                tbs = bytes(tbs)
+            except IndexError:
+                from suit import envelope_file
+                alg, kid, tbs, sig = envelope_file.decode(blk, sign, digest)
+            # the verifier of an algorithm is imported only when a manifest uses it (as cose.sign1 does); HMAC's
+            # taken from sys.modules once loaded (an import statement is ~19K VM instructions)
             if not sign:
                 if alg != 4 and alg != 5:  # HMAC 256/64, HMAC 256/256
                     raise cose.CoseUnsupported(2, alg)
-                from crypto.kdf import hmac_sha256 as check
+                check = sys.modules.get("crypto.kdf")
+                if check is None:
+                    from crypto import kdf as check
+                check = check.hmac_sha256
             elif alg == -7 or alg == -9:  # ES256, ESP256
                 from crypto.p256 import verify as check
             elif alg == -8 or alg == -19:  # EdDSA, Ed25519
@@ -201,11 +241,12 @@ def verify(m, trust_anchors):
                 from crypto.lms import hss_verify as check
             else:
                 raise cose.CoseUnsupported(1, alg)
-            # the Sig_structure / MAC_structure (RFC 9052 sections 4.4, 6.3), external AAD empty
-            tbs = to_be_checked("Signature1" if sign else "MAC0", hdr.protected_bytes, b"", bytes(digest))
-            for key in candidates(trust_anchors, hdr.kid, alg):
-                if check(key.public_bytes(), tbs, sig) if sign else crypto.util.ct_equal(
-                        check(key.k, tbs)[:8 if alg == 4 else 32], sig):
+            for key in candidates(trust_anchors, kid, alg):
+                # the tag compared through the digests of both (what an attacker could learn from the time of
+                # == is where two digests he cannot aim at differ): crypto.util.ct_equal's loop is ~28K VM
+                # instructions
+                if check(key.public_bytes(), tbs, sig) if sign else sha256(
+                        check(key.k, tbs)[:8 if alg == 4 else 32]).digest() == sha256(sig).digest():
                     break
             else:
                 raise SuitError(_UNAUTHORISED, (3, sign, alg))
@@ -244,65 +285,86 @@ def parse(m, max_components):
     m.sequences = sequences = {}
     severed = {}  # severed members: key -> encoded SUIT_Digest
     try:
-        d = Decoder(m.manifest)
-        if d.peek_major() == 6 and d.read_tag() != _TAG_MANIFEST:
-            raise SuitError(_CBOR_PARSE, 18)
-        common = seq = None
-        seen = 0
-        for _ in range(read_map_header(d, 3)):
-            key = _head(d, False)
-            bit = 1 << key if 0 <= key < 32 else 0
-            if seen & bit:
-                raise SuitError(_CBOR_PARSE, (24, key))
-            seen |= bit
-            if key == _VERSION:
-                v = _head(d, True)
-                if v != 1:
-                    raise SuitError(_CBOR_PARSE, (31, v))
-            elif key == _SEQUENCE_NUMBER:
-                seq = m.sequence_number = _head(d, True)
-            elif key == _COMMON:
-                common = d.read_bytes()
-            elif key == _REFERENCE_URI:
-                m.reference_uri = d.read_text()
-            elif bit & _SEVERABLE and d.peek_major() == 4:  # severed: the envelope may carry it, digest checked
-                severed[key] = d.raw()
-            elif bit & _SEQUENCES:
-                sequences[key] = d.read_bytes()
-            elif bit & _TOLERATED:
-                d.skip()
-            else:
-                raise SuitError(_CBOR_PARSE, (37, key))
-        if not d.at_end():
-            raise SuitError(_CBOR_PARSE, (59, 3))
-        if not seen & 2 or seq is None or common is None:
-            raise SuitError(_CBOR_PARSE, 19)
-        # common: components 2 and the shared sequence 4 (dependencies 1: not supported)
-        d = Decoder(common)
-        for _ in range(read_map_header(d, 4)):
-            key = _head(d, False)
-            if key == 2 and not components:
-                count = d.read_array_header()
-                if count is None or count < 1:
-                    raise SuitError(_CBOR_PARSE, 28)
-                if count > max_components:
-                    raise SuitError(_COMPONENT_UNSUPPORTED, (29, count, max_components))
-                for _ in range(count):
-                    parts = d.read_array_header()
-                    if parts is None or parts > 8:
-                        raise SuitError(_COMPONENT_UNSUPPORTED, 32)
-                    cid = []
-                    for _ in range(parts):
-                        cid.append(bytes(d.read_bytes()))
-                    components.append(tuple(cid))
-            elif key == 4 and m.shared is None:
-                m.shared = d.read_bytes()
-            else:
-                raise SuitError(_COMPONENT_UNSUPPORTED if key == 1 else _CBOR_PARSE, (35, key))
-        if not d.at_end():
-            raise SuitError(_CBOR_PARSE, (59, 4))
-        if not components:
-            raise SuitError(_CBOR_PARSE, 9)
+        # the usual manifest read inline: a map of small keys to uints (version, sequence number) and bstrs, its
+        # common a map of components (short bstr parts) and the shared sequence; anything else, and every error,
+        # through cbor.Decoder below
+        fast = True
+        try:
+            b = m.manifest
+            i = 1
+            seen = 0
+            common = seq = None
+            for _ in range(b[0] - 0xA0 if 0xA0 < b[0] < 0xB8 else 0):
+                key = b[i]
+                h = b[i + 1]
+                bit = 1 << key
+                if key > 23 or seen & bit:
+                    raise IndexError
+                seen |= bit
+                if key == _VERSION or key == _SEQUENCE_NUMBER:
+                    n = 0 if h < 24 else 1 << (h - 24) if h < 0x1C else 9
+                    if n > 8 or i + 2 + n > len(b):
+                        raise IndexError
+                    v = h if h < 24 else int.from_bytes(b[i + 2:i + 2 + n], "big")
+                    if key == _VERSION and v != 1:
+                        raise IndexError
+                    seq = v if key == _SEQUENCE_NUMBER else seq
+                    i += 2 + n
+                elif key == _COMMON or bit & _SEQUENCES:
+                    n = h - 0x40 if h < 0x58 else b[i + 2] if h == 0x58 else b[i + 2] << 8 | b[i + 3]
+                    i += 2 if h < 0x58 else 3 if h == 0x58 else 4
+                    if h < 0x40 or h > 0x59 or i + n > len(b):
+                        raise IndexError
+                    if key == _COMMON:
+                        common = b[i:i + n]
+                    else:
+                        sequences[key] = b[i:i + n]
+                    i += n
+                else:
+                    raise IndexError
+            if i != len(b) or seq is None or common is None or not 0xA0 < common[0] < 0xA3:
+                raise IndexError
+            b = common
+            i = 1
+            for _ in range(b[0] - 0xA0):
+                key = b[i]
+                if key == 2 and not components and 0x80 < b[i + 1] < 0x80 + min(max_components + 1, 24):
+                    i += 2
+                    for _ in range(b[i - 1] - 0x80):
+                        if not 0x7F < b[i] < 0x89:
+                            raise IndexError
+                        cid = []
+                        i += 1
+                        for _ in range(b[i - 1] - 0x80):
+                            n = b[i] - 0x40
+                            if not -1 < n < 24 or i + 1 + n > len(b):
+                                raise IndexError
+                            cid.append(bytes(b[i + 1:i + 1 + n]))
+                            i += 1 + n
+                        components.append(tuple(cid))
+                elif key == 4 and m.shared is None:
+                    h = b[i + 1]
+                    n = h - 0x40 if h < 0x58 else b[i + 2] if h == 0x58 else b[i + 2] << 8 | b[i + 3]
+                    i += 2 if h < 0x58 else 3 if h == 0x58 else 4
+                    if h < 0x40 or h > 0x59 or i + n > len(b):
+                        raise IndexError
+                    m.shared = b[i:i + n]
+                    i += n
+                else:
+                    raise IndexError
+            if i != len(b) or not components:
+                raise IndexError
+            m.sequence_number = seq
+        except IndexError:
+            fast = False
+            m.components = components = []
+            m.sequences = sequences = {}
+            m.shared = None
+        if not fast:
+            from suit import envelope_file
+            envelope_file.parse(m, max_components, severed)
+            components = m.components
+            sequences = m.sequences
         for key in severed:
             member = m.wrapped.get(key)
             if member is None:

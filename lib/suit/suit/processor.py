@@ -57,6 +57,18 @@ _MAX_DEPTH = const(6)  # nested run-sequence / try-each
 _MAX_RECORDS = const(16)
 
 
+def _head(out, major, n):
+    """Append a CBOR head (major type, argument 0 <= n < 2**32) to bytearray out, as cbor.dumps encodes it."""
+    if n < 24:
+        out.append(major << 5 | n)
+    elif n < 0x100:
+        out.append(major << 5 | 24)
+        out.append(n)
+    else:
+        out.append(major << 5 | (25 if n < 0x10000 else 26))
+        out += n.to_bytes(2 if n < 0x10000 else 4, "big")
+
+
 class Result:
     """What a run produced (set by Processor.update): ok, reason (suit.reasons.REASONS index), message, record
     of the failure, the CBOR report, the sequence number, the digest, installed, and the executed commands when
@@ -170,7 +182,33 @@ class Processor:
             else:
                 out += res.digest
             out.append(3)
-            out += dumps(records)
+            # the records as cbor.dumps encodes them, the usual shapes inline (one dumps of a record is ~80K VM
+            # instructions): [[], section, offset, index, {key: uint or bstr}]; any other through dumps
+            out.append(0x80 + len(records))  # at most _MAX_RECORDS
+            for rec in records:
+                info = rec[4]
+                simple = not rec[0] and rec[3] is not None and len(info) < 24
+                for key in info:
+                    v = info[key]
+                    if not (type(key) is int and 0 <= key < 24 and (type(v) is bytes and len(v) < 0x10000
+                                                                     or type(v) is int and 0 <= v < 0x10000000)):
+                        simple = False
+                if not simple:
+                    out += dumps(rec)
+                    continue
+                out += b"\x85\x80"
+                _head(out, 0, rec[1])
+                _head(out, 0, rec[2])
+                _head(out, 0, rec[3])
+                out.append(0xA0 + len(info))
+                for key in info:
+                    v = info[key]
+                    out.append(key)
+                    if type(v) is int:
+                        _head(out, 0, v)
+                    else:
+                        _head(out, 2, len(v))
+                        out += v
             out.append(4)
             if res.ok:
                 out.append(0xF5)
