@@ -38,6 +38,7 @@ _PENDING = "suit-pend"   # an update not yet confirmed: {0: kind, 1: seq, 2: dig
 #                          9: boots its verdict took, 10: boots its download ran out of memory in}
 _STATE = "suit-state"    # {component name: [digest, seq]}: what runs, confirmed
 _LAST = "suit-last"      # the last outcome: {1: seq, 2: ok, 3: reason, 4: message}
+_OUTBOX = "suit-out"     # the reports the server has not taken yet (suit.ota_report)
 
 # phases (/suit/state key 6; _PENDING key 4; the others are in suit.ota_common)
 IDLE = "idle"
@@ -137,6 +138,7 @@ class Updater:
         self.done = 0
         self.total = 0
         self.task = None
+        self.resending = None  # the task sending kept reports again (resend)
         self.etag = None  # the polled manifest's
         self._resident = ()
 
@@ -212,6 +214,14 @@ class Updater:
         self.task = asyncio.create_task(run_uri(self, uri))
         return True
 
+    def resend(self):
+        """Send the reports the server has not taken yet (suit.ota_report keeps them) in the background, again
+        and again with growing pauses until it has them all; boot() starts it when some wait."""
+        if self.resending is None:
+            import asyncio
+            from suit.ota_report import retry
+            self.resending = asyncio.create_task(retry(self))
+
     # ---------------------------------------------------------------- poll
 
     async def poll_once(self, path):
@@ -247,7 +257,10 @@ class Updater:
         (the app's services started and the update server answers). Returns None (nothing pending),
         "installed" (it restarts), "confirmed", "failed", "rolled back" or "restored" (the last three were
         reported as failures); None also when a download resumes in the background (fetch_at_boot, or a reset
-        during one). The code lives in suit.ota_boot, imported only when an update waits."""
+        during one). The code lives in suit.ota_boot, imported only when an update waits. Reports an earlier
+        boot could not deliver go again in the background (resend)."""
+        if self.store.get(_OUTBOX) is not None:
+            self.resend()
         if self.store.get(_PENDING) is None:
             # a power cut in a commit: the processor finishes or undoes it (an in-place spool's commit is the
             # OTA set_boot(), which nothing interrupts: its module is not even loaded)
