@@ -117,8 +117,12 @@ async def retry(up):
     try:
         while True:
             await _sleep_ms(pause)
-            if await flush(up) is not None:
-                return
+            try:
+                if await flush(up) is not None:
+                    return
+            except MemoryError:  # (reading the outbox found no room: the next round tries again)
+                import gc
+                gc.collect()
             pause = min(pause * 2, _MAX_PAUSE)
     finally:
         up.resending = None
