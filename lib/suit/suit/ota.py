@@ -138,7 +138,7 @@ class Updater:
         self.done = 0
         self.total = 0
         self.task = None
-        self.resending = None  # the task sending kept reports again (resend)
+        self.resending = None  # the task sending kept reports again (suit.ota_report.resend)
         self.etag = None  # the polled manifest's
         self._resident = ()
 
@@ -214,14 +214,6 @@ class Updater:
         self.task = asyncio.create_task(run_uri(self, uri))
         return True
 
-    def resend(self):
-        """Send the reports the server has not taken yet (suit.ota_report keeps them) in the background, again
-        and again with growing pauses until it has them all; boot() starts it when some wait."""
-        if self.resending is None:
-            import asyncio
-            from suit.ota_report import retry
-            self.resending = asyncio.create_task(retry(self))
-
     # ---------------------------------------------------------------- poll
 
     async def poll_once(self, path):
@@ -258,9 +250,10 @@ class Updater:
         "installed" (it restarts), "confirmed", "failed", "rolled back" or "restored" (the last three were
         reported as failures); None also when a download resumes in the background (fetch_at_boot, or a reset
         during one). The code lives in suit.ota_boot, imported only when an update waits. Reports an earlier
-        boot could not deliver go again in the background (resend)."""
+        boot could not deliver go again in the background (suit.ota_report.resend)."""
         if self.store.get(_OUTBOX) is not None:
-            self.resend()
+            from suit.ota_report import resend
+            resend(self)
         if self.store.get(_PENDING) is None:
             # a power cut in a commit: the processor finishes or undoes it (an in-place spool's commit is the
             # OTA set_boot(), which nothing interrupts: its module is not even loaded)

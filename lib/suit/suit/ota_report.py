@@ -2,7 +2,7 @@
 # the store's outbox before it is sent, and leaves it only when the server answered it (2.xx, or 4.xx: refused
 # for good). One the server did not take (no answer, 5.xx, no heap for the datagram, a reset while it was in
 # flight) goes again: before the next report, at the next boot (Updater.boot) and, while the board is idle,
-# from a background retry (Updater.resend) whose pauses grow to 10 minutes. Each report carries a random id
+# from a background retry (resend) whose pauses grow to 10 minutes. Each report carries a random id
 # (key 9): the server records a report it already has only once, so one sent again after its answer was lost
 # is not counted twice. Small and imported per report: a boot that only reports does not load suit.ota_run.
 import os
@@ -68,7 +68,7 @@ async def report(up, seq, ok, reason, message, suit_report, phase=None, timing=N
         return await _send(up, data) is True
     got = await flush(up, data)
     if kept(up):
-        up.resend()  # not all taken: the idle retry goes on with them (a restart leaves it to the next boot)
+        resend(up)  # not all taken: the idle retry goes on with them (a restart leaves it to the next boot)
     return got is True
 
 
@@ -110,9 +110,17 @@ async def _send(up, data):
     return None
 
 
-async def retry(up):
-    """Updater.resend's task: while reports are kept, send them, after a pause of backoff_ms, then twice that,
-    ... up to 10 minutes between rounds."""
+def resend(up):
+    """Send the kept reports again in the background (the task is up.resending), until the server has them
+    all; Updater.boot starts it when some wait from an earlier boot."""
+    if up.resending is None:
+        import asyncio
+        up.resending = asyncio.create_task(_retry(up))
+
+
+async def _retry(up):
+    # While reports are kept, send them, after a pause of backoff_ms, then twice that, ... up to 10 minutes
+    # between rounds.
     pause = up.backoff_ms
     try:
         while True:
