@@ -32,7 +32,16 @@ def _ours(up, r, tok):
 def kept(up):
     """The reports the server has not taken yet (CBOR bodies, oldest first)."""
     raw = up.store.get(_OUTBOX)
-    return cbor.loads(raw) if raw else []
+    if not raw:
+        return []
+    try:
+        q = cbor.loads(raw)
+        if type(q) is list:
+            return q
+    except ValueError:
+        pass
+    up.store.delete(_OUTBOX)  # not a list of reports: it would stop every report after it
+    return []
 
 
 def _save(up, q):
