@@ -993,7 +993,7 @@ def test_a_report_the_server_answers_5_03_is_kept_and_sent_again_while_idle(tmp_
                 lock.close()
             assert fleet.campaigns.reports("dev1") == []
             await _wait(lambda: fleet.campaigns.reports("dev1"))  # the idle retry
-            await _wait(lambda: up.resending is None)
+            await _wait(lambda: getattr(up, "resending", None) is None)
             assert [r["message"] for r in fleet.campaigns.reports("dev1")] == ["rolled back: the server must hear it"]
             assert fleet.campaigns.status("c")[0]["state"] == "failed"
             assert up.store.get("suit-out") is None
@@ -1032,7 +1032,7 @@ def test_a_report_sent_while_the_server_was_down_goes_at_the_next_boot(tmp_path)
                     return True
                 assert await up2.boot(healthy) is None
                 await _wait(lambda: len(fleet.campaigns.reports("dev1")) == 2)
-                await _wait(lambda: up2.resending is None)
+                await _wait(lambda: getattr(up2, "resending", None) is None)
                 assert [r["phase"] for r in fleet.campaigns.reports("dev1")] == ["restart", "rolled back"]
                 row = fleet.campaigns.status("c")[0]
                 assert row["state"] == "failed" and "reset before it confirmed" in row["message"], row

@@ -38,7 +38,7 @@ _PENDING = "suit-pend"   # an update not yet confirmed: {0: kind, 1: seq, 2: dig
 #                          9: boots its verdict took, 10: boots its download ran out of memory in}
 _STATE = "suit-state"    # {component name: [digest, seq]}: what runs, confirmed
 _LAST = "suit-last"      # the last outcome: {1: seq, 2: ok, 3: reason, 4: message}
-_OUTBOX = "suit-out"     # the reports the server has not taken yet (suit.ota_report)
+# (and "suit-out", suit.ota_report's outbox: the reports the server has not taken yet)
 
 # phases (/suit/state key 6; _PENDING key 4; the others are in suit.ota_common)
 IDLE = "idle"
@@ -138,7 +138,6 @@ class Updater:
         self.done = 0
         self.total = 0
         self.task = None
-        self.resending = None  # the task sending kept reports again (suit.ota_report.resend)
         self.etag = None  # the polled manifest's
         self._resident = ()
 
@@ -251,7 +250,7 @@ class Updater:
         reported as failures); None also when a download resumes in the background (fetch_at_boot, or a reset
         during one). The code lives in suit.ota_boot, imported only when an update waits. Reports an earlier
         boot could not deliver go again in the background (suit.ota_report.resend)."""
-        if self.store.get(_OUTBOX) is not None:
+        if self.store.get("suit-out") is not None:  # (no global name for it: the serving heap is tight)
             from suit.ota_report import resend
             resend(self)
         if self.store.get(_PENDING) is None:

@@ -9,8 +9,9 @@ import os
 
 import cbor
 from suit import const
-from suit.ota import _LAST, _OUTBOX, IDLE, _sleep_ms
+from suit.ota import _LAST, IDLE, _sleep_ms
 
+_OUTBOX = "suit-out"  # [report body (CBOR bytes), ...], oldest first: the reports the server has not taken
 _POST = const(2)
 _KEEP = const(4)  # reports kept at most; the oldest goes first (the newest outcome matters most)
 _TRIES = const(3)  # sends of one report per flush, backoff_ms << i apart
@@ -122,7 +123,7 @@ async def _send(up, data):
 def resend(up):
     """Send the kept reports again in the background (the task is up.resending), until the server has them
     all; Updater.boot starts it when some wait from an earlier boot."""
-    if up.resending is None:
+    if getattr(up, "resending", None) is None:  # (set only while one runs: the serving heap is tight)
         import asyncio
         up.resending = asyncio.create_task(_retry(up))
 
@@ -142,4 +143,4 @@ async def _retry(up):
                 gc.collect()
             pause = min(pause * 2, _MAX_PAUSE)
     finally:
-        up.resending = None
+        del up.resending
