@@ -30,6 +30,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def device_port() -> int:
+    """A free UDP port for a virtual board, below the kernel's ephemeral range (32768-60999 by default): the
+    board lets its port go at every reset, and a port from that range could be handed meanwhile to any other
+    socket bound to port 0 (this or a parallel test's client), which made the board's next boot fail to bind
+    it (EADDRINUSE)."""
+    import random
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(100):
+        port = random.randrange(max(1024, low - 12000), low)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise OSError("no free UDP port below the ephemeral range")
+
+
 def payload(n: int, seed: int) -> bytes:
     out = bytearray()
     x = seed

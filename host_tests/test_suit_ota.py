@@ -960,3 +960,86 @@ def test_release_keeps_the_endpoints_server_role_on_the_vm(tmp_path):
         "ep.close()\n")
     p = mpvm.run([str(script)], heap="256k", timeout=60)
     assert b"SERVE True CHECK False" in p.stdout, (p.stdout, p.stderr)
+
+
+async def _poll_campaign(tmp_path, fleet, key, seq):
+    (tmp_path / "b.bin").write_bytes(payload(100, seq))
+    env = build(tmp_path, "e", seq, [{"id": ["b.bin"], "file": "b.bin", "uri": fleet.uri("c", "b")}], key)
+    fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"b": tmp_path / "b.bin"}, {"dev1": None},
+                         mode="poll")
+
+
+def test_a_report_the_server_answers_5_03_is_kept_and_sent_again_while_idle(tmp_path):
+    """The server cannot take a report (its database is locked: 5.03, every try): the report stays in the
+    board's outbox, and the board, idle, sends it again until the server has it, recorded once. It used to
+    give up at the first 5.xx answer, and the failure never reached the server."""
+    import sqlite3
+    from suit.ota_run import report
+    key, pub = write_key(tmp_path, "k")
+
+    async def run():
+        fleet = await Fleet(tmp_path).start()
+        up, _ = _device(tmp_path / "dev", fleet, anchors=pub)
+        try:
+            await _poll_campaign(tmp_path, fleet, key, 4)
+            up.store.put("suit-out", b"\xa0")  # an outbox record that is not a list: dropped, not fatal
+            fleet.store.db.execute("PRAGMA busy_timeout = 20")  # (ms: the server does not wait 10 s here)
+            lock = sqlite3.connect(tmp_path / "fleet.db", isolation_level=None)
+            lock.execute("BEGIN EXCLUSIVE")
+            try:
+                assert not await report(up, 4, False, 11, "rolled back: the server must hear it", None)
+            finally:
+                lock.execute("ROLLBACK")
+                lock.close()
+            assert fleet.campaigns.reports("dev1") == []
+            await _wait(lambda: fleet.campaigns.reports("dev1"))  # the idle retry
+            await _wait(lambda: getattr(up, "resending", None) is None)
+            assert [r["message"] for r in fleet.campaigns.reports("dev1")] == ["rolled back: the server must hear it"]
+            assert fleet.campaigns.status("c")[0]["state"] == "failed"
+            assert up.store.get("suit-out") is None
+        finally:
+            up.ep.close()
+            await fleet.stop()
+    asyncio.run(run())
+
+
+def test_a_report_sent_while_the_server_was_down_goes_at_the_next_boot(tmp_path):
+    """The board reports while the server is down (no answer), then restarts before its idle retry got it
+    through (a report kept across resets, as the rolled-back image's report when its board resets): at the
+    next boot, boot() sends the kept reports, oldest first, each recorded once."""
+    from coap.transport import Params
+    from suit.ota_run import report
+    key, pub = write_key(tmp_path, "k")
+
+    async def run():
+        fleet = await Fleet(tmp_path).start()
+        dev = tmp_path / "dev"
+        up, _ = _device(dev, fleet, anchors=pub)
+        up.ep.params = Params(ack_timeout=20, ack_random_factor=1.5, max_retransmit=1, nstart=1)
+        try:
+            await _poll_campaign(tmp_path, fleet, key, 5)
+            await fleet.stop()
+            assert not await report(up, 5, True, 0, "installed; restarted", None, "restart")
+            assert not await report(up, 5, False, 11, "rolled back: reset before it confirmed", None,
+                                    "rolled back")
+            up.ep.close()  # the board resets: its idle retry goes with it
+            if getattr(up, "resending", None) is not None:
+                up.resending.cancel()
+            await fleet.start()
+            up2, _ = _device(dev, fleet, anchors=pub)
+            try:
+                async def healthy():
+                    return True
+                assert await up2.boot(healthy) is None
+                await _wait(lambda: len(fleet.campaigns.reports("dev1")) == 2)
+                await _wait(lambda: getattr(up2, "resending", None) is None)
+                assert [r["phase"] for r in fleet.campaigns.reports("dev1")] == ["restart", "rolled back"]
+                row = fleet.campaigns.status("c")[0]
+                assert row["state"] == "failed" and "reset before it confirmed" in row["message"], row
+                assert up2.store.get("suit-out") is None
+            finally:
+                up2.ep.close()
+        finally:
+            up.ep.close()
+            await fleet.stop()
+    asyncio.run(run())

@@ -14,13 +14,13 @@ import pytest
 
 from hourglass import boards, vboard
 from suit_ota_common import (ESP32_UPDATE_HEAP, Console, Fleet, build as build_envelope, flash_board as _flash,
-                             free_port, image as _image, read_heap as _heap, write_key)
+                             device_port, image as _image, read_heap as _heap, write_key)
 from test_coap_serial_pty import GatewayProc
 
 
 def _ota_board(tmp_path, deadline=20000):
     key, pub = write_key(tmp_path, "k")
-    dev_port = free_port()
+    dev_port = device_port()
     return key, pub, dev_port, deadline
 
 
@@ -136,7 +136,7 @@ def test_bundle_update_and_restore_on_a_virtual_board(tmp_path, board):
     is undone and the old app runs again."""
     key, pub = write_key(tmp_path, "k")
     serial = board == "PCA10056"
-    dev_port = free_port()
+    dev_port = device_port()
 
     async def run():
         fleet = await Fleet(tmp_path).start()
@@ -197,6 +197,47 @@ def test_bundle_update_and_restore_on_a_virtual_board(tmp_path, board):
                 gw.stop()
             if con is not None:
                 con.close()
+            vb.stop()
+            await fleet.stop()
+    asyncio.run(run())
+
+
+def test_a_rollback_report_the_server_could_not_take_is_sent_again_from_the_next_boot(tmp_path):
+    """The image's health check fails and the bootloader rolls it back; the old image reports the rollback,
+    but the server's database refuses that report (5.00, every try) until the board has given up and
+    restarted: the report stays in the board's outbox and its next boot sends it again, at the board's
+    heap budget. It used to be dropped at the first 5.xx answer: the campaign never heard of the rollback."""
+    key, pub, dev_port, _ = _ota_board(tmp_path)
+
+    async def run():
+        fleet = await Fleet(tmp_path).start()
+        cfg = {"kind": "ota", "device": "dev1", "server": ["127.0.0.1", fleet.port], "port": dev_port, "szx": 6,
+               "deadline": 8000}
+        flash = _flash(tmp_path, tmp_path, cfg, pub)
+        vb = vboard.VirtualBoard(flash, "ESP32_GENERIC-OTA", heap=ESP32_UPDATE_HEAP)
+        vb.start()
+        con = Console(vb.port)
+        # the server's database refuses every "rolled back" report (a fault in the real server's SQLite)
+        fleet.store.db.execute("CREATE TEMP TRIGGER refuse BEFORE INSERT ON reports WHEN NEW.phase = 'rolled back' "
+                               "BEGIN SELECT RAISE(ABORT, 'the database refuses it'); END")
+        try:
+            await con.wait("OTA ready")
+            await _ota_update(tmp_path, _image(20_000, 2, b"BADCHECK"), "fw2", 2, fleet, key, dev_port)
+            await con.wait("OTA boot rolled back", 1, 180)  # (after its tries: the report was not taken)
+            await con.wait("OTA ready", 2, 60)  # the next boot, its outbox not empty
+            assert [r["phase"] for r in fleet.campaigns.reports("dev1")][-1] == "rollback"
+            fleet.store.db.execute("DROP TRIGGER refuse")
+            row = await fleet.wait_state("fw2", "dev1", ("failed",), 60)
+            end = asyncio.get_running_loop().time() + 60
+            while fleet.campaigns.reports("dev1")[-1]["phase"] != "rolled back":
+                assert asyncio.get_running_loop().time() < end, (fleet.campaigns.reports("dev1"), con.text()[-3000:])
+                await asyncio.sleep(0.1)
+            reports = fleet.campaigns.reports("dev1")
+            assert [r["phase"] for r in reports].count("rolled back") == 1
+            assert "health check failed" in reports[-1]["message"], (row, reports[-1])
+        finally:
+            (tmp_path / "console.log").write_text(con.text())
+            con.close()
             vb.stop()
             await fleet.stop()
     asyncio.run(run())

@@ -158,3 +158,51 @@ def test_cli_push_status_and_report(tmp_path, capsys):
     assert "d1" in capsys.readouterr().out and env
     assert cli.main(["suit", "report", "--db", db, "--device", "nobody"]) == 1
     assert "hourglass suit: unknown device nobody" in capsys.readouterr().err
+
+
+def test_a_report_sent_again_is_recorded_once_and_a_late_one_leaves_a_finished_update_alone(tmp_path):
+    """A device sends a report again when it did not get the answer (the answer was lost, or the report was
+    kept across a restart): under the same report id (key 9) it is recorded once, answered 2.04 both times. A
+    report of an earlier phase that arrives after the update failed (sent again late) is recorded but does
+    not move the target back. A report the database cannot take at once (locked) gets 5.03, not 5.00: the
+    device sends it again."""
+    key, _ = write_key(tmp_path, "k")
+    (tmp_path / "p.bin").write_bytes(payload(100, 4))
+
+    async def run():
+        fleet = await Fleet(tmp_path).start()
+        env = build(tmp_path, "e", 4, [{"id": ["p.bin"], "file": "p.bin", "uri": fleet.uri("c", "p")}], key)
+        fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"p": tmp_path / "p.bin"}, {"d1": None},
+                             mode="poll")
+        ctx = await aiocoap.Context.create_client_context()
+
+        async def post(body):
+            return await ctx.request(aiocoap.Message(code=aiocoap.POST, uri=f"coap://127.0.0.1:{fleet.port}"
+                                                     "/suit/report", payload=cbor2.dumps(body))).response
+        try:
+            failed = {1: b"d1", 2: 4, 3: False, 4: 11, 5: "rolled back: reset", 6: "rolled back", 9: b"\x01\x02"}
+            for _ in range(2):
+                assert (await post(failed)).code == aiocoap.CHANGED
+            assert [r["message"] for r in fleet.campaigns.reports("d1")] == ["rolled back: reset"]
+            late = {1: b"d1", 2: 4, 3: True, 4: 0, 5: "installed; restarted", 6: "restart", 9: b"\x03"}
+            assert (await post(late)).code == aiocoap.CHANGED
+            assert len(fleet.campaigns.reports("d1")) == 2
+            assert fleet.campaigns.status("c")[0]["state"] == "failed"
+            assert (await post({**failed, 9: "text"})).code == aiocoap.BAD_REQUEST
+
+            lock = sqlite3.connect(tmp_path / "fleet.db", isolation_level=None)
+            fleet.store.db.execute("PRAGMA busy_timeout = 20")  # (ms: the server does not wait 10 s in a test)
+            lock.execute("BEGIN EXCLUSIVE")
+            try:
+                r = await post({**failed, 9: b"\x04"})
+            finally:
+                lock.execute("ROLLBACK")
+                lock.close()
+            assert r.code == aiocoap.SERVICE_UNAVAILABLE, r
+            assert len(fleet.campaigns.reports("d1")) == 2
+            assert (await post({**failed, 9: b"\x04"})).code == aiocoap.CHANGED
+            assert len(fleet.campaigns.reports("d1")) == 3
+        finally:
+            await ctx.shutdown()
+            await fleet.stop()
+    asyncio.run(run())

@@ -197,7 +197,7 @@ def _whole_update(ctx, tmp: Path) -> list[dict]:
 
         async def go():
             fleet = await common.Fleet(d).start()
-            dev_port = common.free_port()
+            dev_port = common.device_port()
             cfg = {"kind": "ota", "device": "dev1", "server": ["127.0.0.1", fleet.port], "port": dev_port, "szx": 6,
                    "deadline": 20000}
             vb = vboard.VirtualBoard(common.flash_board(d, tmp, cfg, pub), "ESP32_GENERIC-OTA", heap=heap)
@@ -271,7 +271,7 @@ def _install_ladder(tmp: Path, common, vboard) -> dict:
 
     async def download():
         fleet = await common.Fleet(d).start()
-        dev_port = common.free_port()
+        dev_port = common.device_port()
         cfg = {"kind": "ota", "device": "dev1", "server": ["127.0.0.1", fleet.port], "port": dev_port, "szx": 6,
                "deadline": 20000, "hold_install": True}
         flash = common.flash_board(d, tmp, cfg, pub)

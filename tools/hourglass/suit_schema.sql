@@ -60,3 +60,8 @@ ALTER TABLE targets ADD COLUMN fetched_at REAL;      -- the last payload block w
 ALTER TABLE targets ADD COLUMN installed_at REAL;    -- the device reported its install (phase restart)
 ALTER TABLE targets ADD COLUMN confirmed_at REAL;    -- the device reported the new image confirmed
 ALTER TABLE reports ADD COLUMN timing TEXT;          -- the device's own {phase: ms}, JSON
+
+-- migration 3
+-- the device's random id of each report: a report it sent again (its answer lost) is recorded once
+ALTER TABLE reports ADD COLUMN report_id BLOB;
+CREATE UNIQUE INDEX reports_once ON reports (device_id, report_id);

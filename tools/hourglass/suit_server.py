@@ -8,23 +8,29 @@
 The server hosts, per campaign, the envelope at /suit/m/<campaign> (ETag: the manifest digest's first 8 bytes,
 so a polling device's validation GET gets 2.03 while it is current) and each payload at
 /suit/p/<campaign>/<name>, Block2 (RFC 7959) slices read from disk as they are asked for, never the whole file.
-Devices post their outcome to /suit/report (CBOR: {1: device id, 2: seq, 3: ok, 4: reason, 5: message,
-6: phase, 7: SUIT report, 8: the device's own {phase: ms}}). A push campaign triggers each device (POST the
-envelope to its /suit/trigger) and retries an unreachable one with exponential backoff; a poll campaign only
-serves. The state - campaigns, targets with their progress and the moment each phase ended (trigger,
-download, install, restart and confirmation: `status` shows the breakdown), reports - is SQLite
-(hourglass.suit_store); `push` adds a campaign to the database the server reads, so the two can run as
-separate processes. Python: UpdateServer, Campaigns.
+Devices post their outcome to /suit/report (CBOR: {1: device id, 2: seq, 3: ok, 4: reason, 5: message, 6: phase, 7:
+SUIT report, 8: the device's own {phase: ms}, 9: the report's random id}); a device sends a report again until it is
+answered, and one whose id the server has already is answered 2.04 and not recorded twice. A report the database
+cannot take at once (busy) gets 5.03: the device keeps it and sends it again. A push campaign triggers each device
+(POST the envelope to its /suit/trigger) and retries an unreachable one with exponential backoff; a poll campaign
+only serves. The state - campaigns, targets with their progress and the moment each phase ended (trigger, download,
+install, restart and confirmation: `status` shows the breakdown), reports - is SQLite (hourglass.suit_store); `push`
+adds a campaign to the database the server reads, so the two can run as separate processes. Python: UpdateServer,
+Campaigns.
 """
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import json
+import logging
+import sqlite3
 import time
 from pathlib import Path
 
 from hourglass.common import UserError, sha256_file
+
+log = logging.getLogger("hourglass.suit")
 
 PROGRESS_INTERVAL = 0.25  # s between progress writes for one device
 VALID, CONTENT, CHANGED = 67, 69, 68
@@ -332,21 +338,41 @@ def _make_site(server):
                     not isinstance(k, str) or not isinstance(v, int) or isinstance(v, bool) or v < 0
                     for k, v in timing.items())):
                 return aiocoap.Message(code=aiocoap.BAD_REQUEST, payload=b"report member 8 must be {phase: ms}")
-            store = self.server.store
+            rid = body.get(9)
+            if rid is not None and (not isinstance(rid, bytes) or len(rid) > 16):
+                return aiocoap.Message(code=aiocoap.BAD_REQUEST, payload=b"report member 9 must be bytes (<= 16)")
             try:
                 dev = body[1].decode()
             except UnicodeError:
                 return aiocoap.Message(code=aiocoap.BAD_REQUEST, payload=b"device id is not UTF-8")
+            # every report as it came (the remote, Message ID and token tell a resent one from a new one)
+            log.info("report from %s MID %s token %s: device %s id %s seq %s %s %r", request.remote, request.mid,
+                     request.token.hex(), dev, rid.hex() if rid else None, body[2], body[6], body[5])
+            try:
+                return self._record(dev, body, rid, report, timing)
+            except sqlite3.OperationalError as e:  # the database is busy (locked): the device sends it again
+                log.warning("report from %s not recorded: %s", dev, e)
+                return aiocoap.Message(code=aiocoap.SERVICE_UNAVAILABLE, payload=b"busy: send the report again",
+                                       max_age=1)
+
+        def _record(self, dev, body, rid, report, timing):
+            import aiocoap
+            store = self.server.store
             if store.device(dev) is None:
                 return aiocoap.Message(code=aiocoap.NOT_FOUND, payload=f"unknown device {dev}".encode())
             seq, ok, phase = body[2], body[3], body[6]
             t = store.target_for(dev, seq) if seq is not None else store.target_for(dev)
             store.seen(dev)
-            store.add_report(dev, t["campaign_id"] if t else None, seq, ok, body[4], body[5], phase, report,
-                             json.dumps(timing) if timing else None)
+            if store.add_report(dev, t["campaign_id"] if t else None, seq, ok, body[4], body[5], phase, report,
+                                json.dumps(timing) if timing else None, rid) is None:
+                return aiocoap.Message(code=aiocoap.CHANGED)  # had it already: its answer was lost on the way
             if t is not None:
                 if ok:
                     state = _PHASE_STATE.get(phase)
+                    # a report sent again late (its first tries were not taken) tells an earlier phase: an
+                    # update already over stays so
+                    if state == "installed" and t["state"] in ("confirmed", "failed"):
+                        state = None
                     if state:
                         fields = {"state": state, "message": body[5]}
                         if state == "confirmed" or t["bytes_total"]:

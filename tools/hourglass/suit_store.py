@@ -158,12 +158,15 @@ class Store:
     # ---- reports
 
     def add_report(self, device_id: str, campaign_id: int | None, seq: int | None, ok: bool, reason: int,
-                   message: str, phase: str, suit_report: bytes | None, timing: str | None = None) -> int:
+                   message: str, phase: str, suit_report: bytes | None, timing: str | None = None,
+                   report_id: bytes | None = None) -> int | None:
+        """The new row's id; None when the device's report with that report_id is recorded already."""
         cur = self.db.execute(
             "INSERT INTO reports (device_id, campaign_id, seq, ok, reason, message, phase, suit_report, timing,"
-            " received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (device_id, campaign_id, seq, int(ok), reason, message, phase, suit_report, timing, time.time()))
-        return cur.lastrowid
+            " report_id, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (device_id, campaign_id, seq, int(ok), reason, message, phase, suit_report, timing, report_id,
+             time.time()))
+        return cur.lastrowid if cur.rowcount else None
 
     def reports(self, device_id: str | None = None, limit: int = 100) -> list[dict]:
         q = "SELECT * FROM reports"

@@ -38,6 +38,7 @@ _PENDING = "suit-pend"   # an update not yet confirmed: {0: kind, 1: seq, 2: dig
 #                          9: boots its verdict took, 10: boots its download ran out of memory in}
 _STATE = "suit-state"    # {component name: [digest, seq]}: what runs, confirmed
 _LAST = "suit-last"      # the last outcome: {1: seq, 2: ok, 3: reason, 4: message}
+# (and "suit-out", suit.ota_report's outbox: the reports the server has not taken yet)
 
 # phases (/suit/state key 6; _PENDING key 4; the others are in suit.ota_common)
 IDLE = "idle"
@@ -247,7 +248,11 @@ class Updater:
         (the app's services started and the update server answers). Returns None (nothing pending),
         "installed" (it restarts), "confirmed", "failed", "rolled back" or "restored" (the last three were
         reported as failures); None also when a download resumes in the background (fetch_at_boot, or a reset
-        during one). The code lives in suit.ota_boot, imported only when an update waits."""
+        during one). The code lives in suit.ota_boot, imported only when an update waits. Reports an earlier
+        boot could not deliver go again in the background (suit.ota_report.resend)."""
+        if self.store.get("suit-out") is not None:  # (no global name for it: the serving heap is tight)
+            from suit.ota_report import resend
+            resend(self)
         if self.store.get(_PENDING) is None:
             # a power cut in a commit: the processor finishes or undoes it (an in-place spool's commit is the
             # OTA set_boot(), which nothing interrupts: its module is not even loaded)

@@ -117,7 +117,7 @@ def _driver(up):
 
 
 async def _report(up, seq, ok, reason, message, report, phase=None, timing=None):
-    from suit.ota_run import report as post
+    from suit.ota_report import report as post
     return await post(up, seq, ok, reason, message, report, phase, timing)
 
 

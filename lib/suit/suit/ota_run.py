@@ -10,13 +10,13 @@ import cbor
 from coap import block as _block
 from coap.msg import Message, uint_bytes
 from suit import SuitError, const
-from suit.ota import _LAST, _PENDING, FETCH, IDLE, _sleep_ms
+from suit.ota import _PENDING, FETCH, IDLE, _sleep_ms
 from suit.ota_common import (_DL, _ENV, FAILED, FETCHED, INSTALL, RESTART, ms_since as _ms_since,
                              ticks_ms as _ticks_ms)
+from suit.ota_report import _ours, report
 
 _CON = const(0)
 _GET = const(1)
-_POST = const(2)
 _VALID = const(67)
 _CONTENT = const(69)
 _ETAG = const(4)
@@ -250,18 +250,6 @@ async def _get_block(up, remote, opts, num, szx):
     return _ours(up, await up.ep.exchange(m, remote), tok)
 
 
-def _ours(up, r, tok):
-    # A board's Message IDs start at a random value at every boot, and the server remembers each (remote, ID)
-    # for EXCHANGE_LIFETIME (247 s) and sends its old answer again to a CON that reuses one: a restart's IDs can
-    # land in an earlier boot's run of them, and that answer, piggybacked on the ACK, carries the other
-    # request's token. It is not this request's answer (RFC 7252 5.3.2): the caller asks again, under a new
-    # random ID (the next one would most likely be in that run too).
-    if bytes(r.token) != tok:
-        up.ep.mid = int.from_bytes(os.urandom(2), "big")
-        raise UpdateError("an answer to another request (a Message ID reused across a restart)")
-    return r
-
-
 def resolve(up, uri):
     """coap://host:port/path -> (remote, path); every request goes to `server` (the gateway on serial)."""
     if uri.startswith("coap://"):
@@ -273,30 +261,6 @@ def resolve(up, uri):
     else:
         raise UpdateError("unsupported URI %s" % uri)
     return up.server, path
-
-
-async def report(up, seq, ok, reason, message, suit_report, phase=None, timing=None):
-    """POST /suit/report {1: device, 2: seq, 3: ok, 4: reason, 5: message, 6: phase, 7: SUIT report,
-    8: {phase: ms}}; the outcome is also kept (/suit/state key 4)."""
-    try:
-        up.store.put(_LAST, cbor.dumps({1: seq, 2: ok, 3: reason, 4: message}))
-    except OSError:  # a full filesystem must not keep the report from the server
-        pass
-    body = {1: up.device_id, 2: seq, 3: ok, 4: reason, 5: message, 6: phase or (IDLE if ok else "failed")}
-    if suit_report is not None:
-        body[7] = suit_report
-    if timing:
-        body[8] = timing
-    for i in range(3):
-        try:
-            tok = os.urandom(4)
-            r = _ours(up, await up.ep.request(_POST, up.server, "/suit/report", cbor.dumps(body), token=tok), tok)
-            return r.code < 128
-        except Exception as e:
-            if isinstance(e, MemoryError):
-                return False
-            await _sleep_ms(up.backoff_ms << i)
-    return False
 
 
 async def poll_once(up, path):
