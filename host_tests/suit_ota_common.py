@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -16,6 +15,7 @@ import cbor2
 
 from hourglass import boards, build as hbuild, cli
 from hourglass import keys as hk
+from hourglass.common import free_udp_port
 from hourglass.suit_server import Campaigns, UpdateServer
 from hourglass.suit_store import Store
 
@@ -24,31 +24,6 @@ CLASS = "1492af14-2569-5e48-bf42-9b2d51f2ab45"
 IDENTITY = {1: bytes.fromhex(VENDOR.replace("-", "")), 2: bytes.fromhex(CLASS.replace("-", ""))}
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def device_port() -> int:
-    """A free UDP port for a virtual board, below the kernel's ephemeral range (32768-60999 by default): the
-    board lets its port go at every reset, and a port from that range could be handed meanwhile to any other
-    socket bound to port 0 (this or a parallel test's client), which made the board's next boot fail to bind
-    it (EADDRINUSE)."""
-    import random
-    try:
-        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768
-    for _ in range(100):
-        port = random.randrange(max(1024, low - 12000), low)
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise OSError("no free UDP port below the ephemeral range")
 
 
 def payload(n: int, seed: int) -> bytes:
@@ -82,7 +57,7 @@ class Fleet:
 
     def __init__(self, d: Path, port: int | None = None):
         self.dir = d
-        self.port = port or free_port()
+        self.port = port or free_udp_port()
         self.store = Store(d / "fleet.db")
         self.campaigns = Campaigns(self.store)
         self.server: UpdateServer | None = None

@@ -20,7 +20,8 @@ import pytest
 
 from hourglass import boards, build, vboard
 from hourglass.common import BuildLayout
-from hourglass.demo import CLASS, VENDOR, Console, free_port
+from hourglass.common import board_udp_port, free_udp_port
+from hourglass.demo import CLASS, VENDOR, Console
 
 BOARD = "ESP32_GENERIC-OTA"
 HEAP = "464k"
@@ -43,7 +44,7 @@ def fs_tree(tmp_path_factory):
 def _flash(tmp_path: Path, fs_tree: Path, cfg: dict | str) -> tuple[Path, int]:
     flash = tmp_path / "flash"
     shutil.copytree(fs_tree, flash)
-    port = free_port()
+    port = board_udp_port()
     if isinstance(cfg, dict):
         cfg = json.dumps({"port": port, "vendor": VENDOR, "class": CLASS, **cfg})
     (flash / "config.json").write_text(cfg)
@@ -139,7 +140,7 @@ def test_bad_config_is_reported_and_safe_defaults_used(tmp_path, fs_tree):
 def test_controller_down_then_up_and_a_full_filesystem(tmp_path, fs_tree):
     """The controller is not there (its port answers ICMP unreachable) and the filesystem is full: the agent
     answers /health throughout and retries; with the controller up and room again it bootstraps."""
-    ctrl_port = free_port()
+    ctrl_port = free_udp_port()
     flash, port = _flash(tmp_path, fs_tree, {"controller": ["127.0.0.1", ctrl_port], "noob": {"retry": 1}})
     b = boards.load_board(BOARD)
     filler = flash / "filler.bin"
@@ -174,7 +175,7 @@ def test_memory_error_in_a_task_is_survived(tmp_path, fs_tree):
     """A sensor driver that runs out of memory twice: the sensor task logs it, backs off and starts again; the
     other tasks and the endpoint never stop."""
     flash, port = _flash(tmp_path, fs_tree, {"sensor": {"kind": "module:flaky", "period": 1},
-                                             "controller": ["127.0.0.1", free_port()], "log": "debug"})
+                                             "controller": ["127.0.0.1", free_udp_port()], "log": "debug"})
     (flash / "flaky.py").write_text(
         "n = 0\n\n\ndef read():\n    global n\n    n += 1\n    if n <= 2:\n"
         "        raise MemoryError('injected')\n    return 20 + n\n")
@@ -208,7 +209,7 @@ def test_registered_agent_rekeys_and_loads_eap_noob_only_for_it(tmp_path, fs_tre
     """After EAP-Success the agent restarts on a clean heap, registered, without EAP-NOOB; before the session ends
     it re-keys (EAP-NOOB Reconnect): the peer is loaded again from its record, the new OSCORE context works, and
     the agent restarts again without it."""
-    ctrl_port = free_port()
+    ctrl_port = free_udp_port()
     flash, port = _flash(tmp_path, fs_tree, {"controller": ["127.0.0.1", ctrl_port], "noob": {"retry": 2},
                                              "log": "debug"})
     host = Host(tmp_path, ctrl_port, lifetime=15)  # re-key at 90 % of the lifetime
@@ -250,8 +251,8 @@ def test_memory_error_in_the_boot_verdict_restarts_and_decides_again(tmp_path, f
     still there), confirms and reports to the update server."""
     import hashlib
 
-    suit_port = free_port()
-    flash, port = _flash(tmp_path, fs_tree, {"controller": ["127.0.0.1", free_port()],
+    suit_port = free_udp_port()
+    flash, port = _flash(tmp_path, fs_tree, {"controller": ["127.0.0.1", free_udp_port()],
                                              "suit": ["127.0.0.1", suit_port], "health_deadline": 30})
     (flash / "app.py").write_text(
         "VERSION = 2\n\n\ndef healthy():\n    import os\n    try:\n        os.stat('oom-once')\n"

@@ -17,7 +17,8 @@ import subprocess
 import pytest
 
 from hourglass import mpvm
-from test_coap_interop import coap_client, free_udp_port, stop, vm_env, wait_line
+from hourglass.common import free_udp_port
+from test_coap_interop import coap_client, stop, vm_env, wait_line
 
 pytestmark = pytest.mark.skipif(shutil.which("coap-client-notls") is None,
                                 reason="libcoap3-bin not installed (tools/setup-system.sh)")

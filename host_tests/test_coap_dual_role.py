@@ -18,7 +18,8 @@ import subprocess
 import pytest
 
 from hourglass import mpvm
-from test_coap_interop import free_udp_port, vm_env, cc_ok, coap_client
+from hourglass.common import free_udp_port
+from test_coap_interop import vm_env, cc_ok, coap_client
 from test_coap_serial_pty import Board, GatewayProc
 
 pytestmark = pytest.mark.skipif(shutil.which("coap-server-notls") is None,

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from hourglass import mpvm
+from hourglass.common import free_udp_port
 
 pytestmark = pytest.mark.skipif(shutil.which("coap-server-notls") is None,
                                 reason="libcoap3-bin not installed (tools/setup-system.sh)")
@@ -236,11 +237,6 @@ async def main():
 asyncio.run(main())
 '''
 
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def vm_env() -> dict:

@@ -21,6 +21,7 @@ import tty
 import pytest
 
 from hourglass import mpvm
+from hourglass.common import free_udp_port
 
 pytestmark = pytest.mark.skipif(shutil.which("coap-client-notls") is None,
                                 reason="coap-client-notls (Debian libcoap3-bin) is not installed")
@@ -428,21 +429,13 @@ asyncio.run(main())
 '''
 
 
-def _free_udp_port():
-    import socket
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_board_as_client_through_upstream(tmp_path, runtime):
     # Our client on the board reaches libcoap's coap-server-notls through `hourglass gateway --upstream`:
     # GET, Block2 at 64 bytes, a separate response (/async), and a 3000-byte Block1 PUT.
     import hashlib
-    port = _free_udp_port()
+    port = free_udp_port()
     server = subprocess.Popen(["coap-server-notls", "-A", "127.0.0.1", "-p", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     board = Board(tmp_path, runtime, CLIENT_BOARD)

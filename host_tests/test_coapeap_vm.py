@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import time
 
 import aiocoap
 import pytest
 
 from hourglass import mpvm
+from hourglass.common import board_udp_port, free_udp_port
 from test_coap_serial_pty import Board, GatewayProc
 from hourglass import noob_server as ns
 from hourglass.noob_controller import Controller
@@ -97,11 +97,6 @@ def decode_console_qr(lines: list[str]) -> str:
     return found[0].text
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 class VmDevice:
     def __init__(self, tmp_path, port, ctrl_port, dirs, suites):
@@ -163,7 +158,7 @@ async def scenario(tmp_path, dirs, cs, reboot=False, lifetime=0):
     url = "https://noob.example/oob"  # the peer puts only an https ServerURL in front of its OOB message
     server = ns.NoobServer('{"Type":"hourglass","ServerName":"Test","ServerURL":"%s"}' % url, registry=db,
                            cryptosuites=(cs,), dirs=3, sleep_time=1)
-    ctrl_port, dev_port = free_port(), free_port()
+    ctrl_port, dev_port = free_udp_port(), board_udp_port()
     controller = Controller(server, db, tmp_path / "state", lifetime=lifetime)
     await controller.start(("127.0.0.1", ctrl_port))
     dev = VmDevice(tmp_path, dev_port, ctrl_port, dirs, "12" if cs == 1 else "21")
@@ -263,7 +258,7 @@ def test_bootstrap_through_the_serial_gateway(tmp_path):
         db = Database(tmp_path / "noob.sqlite")
         server = ns.NoobServer('{"Type":"hourglass","ServerURL":"https://noob.example/oob"}', registry=db,
                                cryptosuites=(1,), dirs=3, sleep_time=1)
-        ctrl_port = free_port()
+        ctrl_port = free_udp_port()
         controller = Controller(server, db, tmp_path / "state", lifetime=0)
         await controller.start(("127.0.0.1", ctrl_port))
         os.makedirs(tmp_path / "dev", exist_ok=True)

@@ -12,7 +12,8 @@ import sys
 
 import aiocoap
 import pytest
-from test_coapeap_vm import VmDevice, free_port, wait_for
+from hourglass.common import board_udp_port, free_udp_port
+from test_coapeap_vm import VmDevice, wait_for
 
 from hourglass import noob_server as ns
 from hourglass.noob_controller import Controller
@@ -30,7 +31,7 @@ async def setup(tmp_path, dirs):
     db = Database(tmp_path / "noob.sqlite")
     db.set_config("server_info", '{"Type":"hourglass","ServerName":"Test","ServerURL":"%s"}' % SERVER_URL)
     server = ns.NoobServer(db.config("server_info"), registry=db, dirs=3, sleep_time=1)
-    ctrl_port, dev_port = free_port(), free_port()
+    ctrl_port, dev_port = free_udp_port(), board_udp_port()
     controller = Controller(server, db, tmp_path, lifetime=0)
     await controller.start(("127.0.0.1", ctrl_port))
     page = NoobWeb(server, db, SERVER_URL)

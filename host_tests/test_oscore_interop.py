@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from hourglass import mpvm
+from hourglass.common import free_udp_port
 
 aiocoap = pytest.importorskip("aiocoap")
 pytest.importorskip("cryptography")
@@ -236,11 +237,6 @@ async def main():
 asyncio.run(main())
 '''
 
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_aiocoap_context(d: Path, sender: bytes, recipient: bytes) -> Path:

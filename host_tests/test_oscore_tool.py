@@ -15,7 +15,8 @@ import pytest
 from hourglass import cli, mpvm
 
 pytest.importorskip("aiocoap")
-from test_oscore_interop import free_udp_port, stop, vm_env, wait_line  # noqa: E402
+from hourglass.common import free_udp_port  # noqa: E402
+from test_oscore_interop import stop, vm_env, wait_line  # noqa: E402
 
 VM_SERVER = r'''
 import sys, json, asyncio

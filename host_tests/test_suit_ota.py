@@ -11,7 +11,8 @@ import aiocoap
 import cbor2
 
 from hourglass import cli
-from suit_ota_common import IDENTITY, Fleet, build, free_port, payload, write_key
+from hourglass.common import free_udp_port
+from suit_ota_common import IDENTITY, Fleet, build, payload, write_key
 
 
 def _device(root, fleet, name=b"dev1", anchors=None, szx=6, restarts=None, **kw):
@@ -560,7 +561,7 @@ def test_trigger_answers_at_once_and_refuses_bad_or_busy(tmp_path):
         fleet = await Fleet(tmp_path).start()
         up, _ = _device(tmp_path / "dev", fleet, anchors=pub)
         # its downloads go where nobody answers: the accepted update stays busy (retrying) for the busy check
-        up.server = ("127.0.0.1", free_port())
+        up.server = ("127.0.0.1", free_udp_port())
         ctx = await aiocoap.Context.create_client_context()
         try:
             uri = f"coap://127.0.0.1:{up.ep.t.address[1]}/suit/trigger"

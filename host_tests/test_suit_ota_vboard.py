@@ -13,14 +13,15 @@ import cbor2
 import pytest
 
 from hourglass import boards, vboard
+from hourglass.common import board_udp_port
 from suit_ota_common import (ESP32_UPDATE_HEAP, Console, Fleet, build as build_envelope, flash_board as _flash,
-                             device_port, image as _image, read_heap as _heap, write_key)
+                             image as _image, read_heap as _heap, write_key)
 from test_coap_serial_pty import GatewayProc
 
 
 def _ota_board(tmp_path, deadline=20000):
     key, pub = write_key(tmp_path, "k")
-    dev_port = device_port()
+    dev_port = board_udp_port()
     return key, pub, dev_port, deadline
 
 
@@ -136,7 +137,7 @@ def test_bundle_update_and_restore_on_a_virtual_board(tmp_path, board):
     is undone and the old app runs again."""
     key, pub = write_key(tmp_path, "k")
     serial = board == "PCA10056"
-    dev_port = device_port()
+    dev_port = board_udp_port()
 
     async def run():
         fleet = await Fleet(tmp_path).start()

@@ -101,9 +101,9 @@ def test_unreachable_devices_are_retried_with_backoff_then_given_up(tmp_path):
         fleet = await Fleet(tmp_path).start(backoff=0.2, attempts=3)
         try:
             env = build(tmp_path, "e", 1, [{"id": ["p.bin"], "file": "p.bin", "uri": fleet.uri("c", "p")}], key)
-            from suit_ota_common import free_port
+            from hourglass.common import free_udp_port
             fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"p": tmp_path / "p.bin"},
-                                 {"gone": f"127.0.0.1:{free_port()}"})
+                                 {"gone": f"127.0.0.1:{free_udp_port()}"})
             row = await fleet.wait_state("c", "gone", ("unreachable",), 120)
             assert row["attempts"] == 3 and "unreachable after 3 tries" in row["message"]
         finally:

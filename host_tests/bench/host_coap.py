@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from hourglass.common import free_udp_port
 
 # Modules of the CoAP stack proper (the serial transport lives in the same package: reported separately).
 CORE = ("__init__", "transport", "msg", "endpoint", "requester", "download", "dedup", "serve", "transform", "rawaddr",
@@ -69,11 +70,6 @@ gc.collect()
 print("HEAP", gc.mem_alloc() - a)
 '''
 
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _compile(ctx, out: Path, names, arch=None) -> int:
@@ -165,7 +161,7 @@ def run(ctx) -> list[dict]:
         out.append({"name": "coap block-wise GET", "runtime": "-", "value": 0, "unit": "-",
                     "note": "libcoap3-bin missing"})
         return out
-    port = _free_port()
+    port = free_udp_port()
     server = subprocess.Popen(["coap-server-notls", "-A", "127.0.0.1", "-p", str(port), "-d", "10"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -196,7 +192,7 @@ def run(ctx) -> list[dict]:
     files = tmp / "files"
     files.mkdir()
     (files / "1m.bin").write_bytes(body)
-    port = _free_port()
+    port = free_udp_port()
     server = subprocess.Popen([str(fs), "--bind", f"127.0.0.1:{port}", str(files)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -394,7 +390,7 @@ def _server_throughput(ctx, mpy: Path, tmp: Path, libcoap_port: int) -> list[dic
     procs, ports = [], {"libcoap": libcoap_port}
     try:
         for key, script in (("ours", "vm_server.py"), ("bare", "bare_server.py")):
-            ports[key] = _free_port()
+            ports[key] = free_udp_port()
             p = subprocess.Popen([ctx.mpvm.micropython_binary(), "-X", "heapsize=128k", str(mpy / script),
                                   str(ports[key]), str(mpy / "root.body")], env=env, cwd=str(mpy),
                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)

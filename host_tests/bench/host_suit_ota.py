@@ -18,6 +18,8 @@ import threading
 import time
 from pathlib import Path
 
+from hourglass.common import board_udp_port
+
 PACKAGES = ("cbor", "coap", "cose", "crypto", "store", "suit")
 HEAP_LADDER = (48, 64, 80, 96, 128, 160)
 ROUNDS = 5
@@ -197,7 +199,7 @@ def _whole_update(ctx, tmp: Path) -> list[dict]:
 
         async def go():
             fleet = await common.Fleet(d).start()
-            dev_port = common.device_port()
+            dev_port = board_udp_port()
             cfg = {"kind": "ota", "device": "dev1", "server": ["127.0.0.1", fleet.port], "port": dev_port, "szx": 6,
                    "deadline": 20000}
             vb = vboard.VirtualBoard(common.flash_board(d, tmp, cfg, pub), "ESP32_GENERIC-OTA", heap=heap)
@@ -271,7 +273,7 @@ def _install_ladder(tmp: Path, common, vboard) -> dict:
 
     async def download():
         fleet = await common.Fleet(d).start()
-        dev_port = common.device_port()
+        dev_port = board_udp_port()
         cfg = {"kind": "ota", "device": "dev1", "server": ["127.0.0.1", fleet.port], "port": dev_port, "szx": 6,
                "deadline": 20000, "hold_install": True}
         flash = common.flash_board(d, tmp, cfg, pub)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import shutil
+import socket
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -87,3 +88,30 @@ class BuildLayout:
     @property
     def dfu_package(self) -> Path:
         return self.root / f"{self.board_name}-dfu.zip"
+
+
+def free_udp_port() -> int:
+    """A UDP port on 127.0.0.1 that is free now (the kernel's pick, from its ephemeral range)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def board_udp_port() -> int:
+    """A free UDP port for a virtual board, below the kernel's ephemeral range (32768-60999 by default): a board
+    lets its port go at every reset, and a port from that range can meanwhile be handed to any socket bound to
+    port 0 (a client here or in a parallel test), and the board's next boot then fails to bind it (EADDRINUSE)."""
+    import random
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(100):
+        port = random.randrange(max(1024, low - 12000), low)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise UserError("no free UDP port below the ephemeral range")

@@ -15,14 +15,13 @@ import json
 import os
 import re
 import shutil
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hourglass import mpvm
-from hourglass.common import BuildLayout, UserError
+from hourglass.common import BuildLayout, UserError, board_udp_port, free_udp_port
 
 DEFAULT_BOARD = "ESP32_GENERIC-OTA"
 DEVICE_ID = "hg-demo-1"
@@ -74,11 +73,6 @@ def register(subparsers) -> None:
     p.add_argument("--json", help="also write the summary to this file (JSON)")
     p.set_defaults(func=run)
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Console:
@@ -340,7 +334,7 @@ class Demo:
         from hourglass.noob_web import NoobWeb
         from hourglass.suit_server import Campaigns, UpdateServer
         from hourglass.suit_store import Store
-        self.ctrl_port, self.suit_port, self.dev_port = free_port(), free_port(), free_port()
+        self.ctrl_port, self.suit_port, self.dev_port = free_udp_port(), free_udp_port(), board_udp_port()
         db = Database(self.work / "noob.sqlite")
         self.noob_db = db
         info = {"Type": "hourglass", "ServerName": "Hourglass demo", "ServerURL": "https://hourglass.local/oob"}
