@@ -279,7 +279,8 @@ async def request(ep, method, remote, path, payload=b"", options=(), con=True, t
     .read(off, n)) with Block1. options: (number, value) pairs; con=False sends NON; timeout in ms for the
     whole exchange; start/etag resume a Block2 body after block start (a decoded Block2 value) of that ETag;
     szx: the block size exponent (default the endpoint's). Returns the final response Message. Raises
-    RequestTimeout, ResetError, RefusedError, block.BlockError."""
+    RequestTimeout, ResetError, RefusedError, block.BlockError; CoapError when every answer carried another
+    request's token (see exchange)."""
     szx = ep.szx if szx is None else szx
     psize = payload.size if hasattr(payload, "read") else len(payload)
     if psize > (16 << szx) or hasattr(payload, "read"):
