@@ -26,6 +26,7 @@ _RST = const(3)
 _EMPTY = const(0)
 _GET = const(1)
 _BLOCK2 = const(23)
+_TRIES = const(4)  # transmissions of a request whose answers carry another request's token, then an error
 _D_OBJ = const(7)  # the deduplication slot's field coap.dedup keeps an answer object in
 
 
@@ -218,8 +219,12 @@ async def exchange(ep, m, remote, timeout=None):
                     _next(locks, remote)
                 raise
         try:
-            m.mid = mid = ep.next_mid()
-            if m.type == _CON:
+            tries = _TRIES
+            while True:
+                m.mid = mid = ep.next_mid()
+                if m.type != _CON:
+                    ep.t.send(m.encode(), remote)
+                    break
                 pend = _send(ep, m.encode(), mid, remote)
                 if pend[_P_MSG] is None:  # not there yet: wait (the endpoint's loop or the timer sets it)
                     a = await _answer(ep, mid, pend)
@@ -229,10 +234,18 @@ async def exchange(ep, m, remote, timeout=None):
                         del ep.pending[mid]
                 if a.type == _RST:
                     raise ResetError("request reset by %s" % (remote,))
-                if a.code != _EMPTY:
-                    slot[0] = a
-            else:
-                ep.t.send(m.encode(), remote)
+                # A response matches by token (RFC 7252 5.3.2): on_response routed an answer on the ACK with
+                # this (outer) request's token into the slot before the ACK ended the pending CON. One that
+                # is not there carries another request's token: the server's old answer to an earlier
+                # boot's use of this Message ID (it remembers one for EXCHANGE_LIFETIME). Asked again under
+                # a fresh random ID: the next one most likely lies in that same remembered run.
+                if a.code == _EMPTY or slot[0] is a:
+                    break
+                tries -= 1
+                if not tries:
+                    raise CoapError("%d answers with another request's token (Message IDs the server "
+                                    "remembers)" % _TRIES)
+                ep.mid = int.from_bytes(os.urandom(2), "big")
         finally:
             _next(locks, remote)
         if slot[0] is None:
@@ -266,7 +279,8 @@ async def request(ep, method, remote, path, payload=b"", options=(), con=True, t
     .read(off, n)) with Block1. options: (number, value) pairs; con=False sends NON; timeout in ms for the
     whole exchange; start/etag resume a Block2 body after block start (a decoded Block2 value) of that ETag;
     szx: the block size exponent (default the endpoint's). Returns the final response Message. Raises
-    RequestTimeout, ResetError, RefusedError, block.BlockError."""
+    RequestTimeout, ResetError, RefusedError, block.BlockError; CoapError when every answer carried another
+    request's token (see exchange)."""
     szx = ep.szx if szx is None else szx
     psize = payload.size if hasattr(payload, "read") else len(payload)
     if psize > (16 << szx) or hasattr(payload, "read"):
