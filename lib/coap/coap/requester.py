@@ -238,14 +238,14 @@ async def exchange(ep, m, remote, timeout=None):
                 # this (outer) request's token into the slot before the ACK ended the pending CON. One that
                 # is not there carries another request's token: the server's old answer to an earlier
                 # boot's use of this Message ID (it remembers one for EXCHANGE_LIFETIME). Asked again under
-                # a fresh random ID: the next one most likely lies in that same remembered run.
+                # a fresh random ID at least 1K away (the next one most likely lies in that same remembered run).
                 if a.code == _EMPTY or slot[0] is a:
                     break
                 tries -= 1
                 if not tries:
                     raise CoapError("%d answers with another request's token (Message IDs the server "
                                     "remembers)" % _TRIES)
-                ep.mid = int.from_bytes(os.urandom(2), "big")
+                ep.mid = (mid + 1024 + int.from_bytes(os.urandom(2), "big") % 63488) & 0xFFFF
         finally:
             _next(locks, remote)
         if slot[0] is None:

@@ -18,17 +18,6 @@ _TRIES = const(3)  # sends of one report per flush, backoff_ms << i apart
 _MAX_PAUSE = const(600000)  # the idle retry's longest pause, ms
 
 
-def _ours(up, r, tok):
-    # A board's Message IDs start at a random value at every boot, and the server remembers each (remote, ID)
-    # for EXCHANGE_LIFETIME (247 s) and sends its old answer again to a CON that reuses one: a restart's IDs can
-    # land in an earlier boot's run of them, and that answer, piggybacked on the ACK, carries the other
-    # request's token. It is not this request's answer (RFC 7252 5.3.2): the caller asks again, under a new
-    # random ID (the next one would most likely be in that run too).
-    if bytes(r.token) != tok:
-        up.ep.mid = int.from_bytes(os.urandom(2), "big")
-        raise OSError("an answer to another request (a Message ID reused across a restart)")
-    return r
-
 
 def kept(up):
     """The reports the server has not taken yet (CBOR bodies, oldest first)."""
@@ -104,13 +93,12 @@ async def flush(up, mine=None):
 
 async def _send(up, data):
     # True: 2.xx; False: 4.xx (the server refuses this report: sending it again would not help); None: not
-    # taken (no answer, an answer to another request, 5.xx, no heap for the exchange)
+    # taken (no answer, 5.xx, no heap for the exchange)
     for i in range(_TRIES):
         if i:
             await _sleep_ms(up.backoff_ms << i)
         try:
-            tok = os.urandom(4)
-            r = _ours(up, await up.ep.request(_POST, up.server, "/suit/report", data, token=tok), tok)
+            r = await up.ep.request(_POST, up.server, "/suit/report", data)
             if r.code < 160:
                 return r.code < 128
         except Exception as e:

@@ -13,7 +13,7 @@ from suit import SuitError, const
 from suit.ota import _PENDING, FETCH, IDLE, _sleep_ms
 from suit.ota_common import (_DL, _ENV, FAILED, FETCHED, INSTALL, RESTART, ms_since as _ms_since,
                              ticks_ms as _ticks_ms)
-from suit.ota_report import _ours, report
+from suit.ota_report import report
 
 _CON = const(0)
 _GET = const(1)
@@ -244,10 +244,9 @@ async def download(up, index, uri, start, etag, rec, base):
 
 
 async def _get_block(up, remote, opts, num, szx):
-    tok = os.urandom(4)
-    m = Message(_CON, _GET, 0, tok)
+    m = Message(_CON, _GET, 0, os.urandom(4))
     m.opts = opts + [(_BLOCK2, uint_bytes(_block.encode(num, 0, szx)))]
-    return _ours(up, await up.ep.exchange(m, remote), tok)
+    return await up.ep.exchange(m, remote)  # (the requester takes only an answer with this token)
 
 
 def resolve(up, uri):
