@@ -21,7 +21,7 @@ from pathlib import Path
 from hourglass.common import board_udp_port
 
 PACKAGES = ("cbor", "coap", "cose", "crypto", "store", "suit")
-HEAP_LADDER = (48, 64, 80, 96, 128, 160)
+HEAP_LADDER = (48, 64, 68, 72, 76, 80, 84, 88, 92, 96, 112, 128, 160)  # KiB: 4 KiB steps where the peak lies
 ROUNDS = 5
 UPDATE_LADDER = (112, 116, 120, 124, 128, 132, 136, 140, 144, 152, 160, 176)  # KiB of VM heap for the whole update
 INSTALL_LADDER = (96, 104, 112, 120, 128, 136, 144, 152, 160)  # KiB for the install at boot and the confirmation

@@ -205,11 +205,11 @@ def verify(m, trust_anchors):
                     p += 1
                 else:
                     raise IndexError
-                b = blk[p + 1]  # after nil (detached), the tag's bstr head
-                if blk[p] != 0xF6 or b < 0x40 or b > 0x58:
+                b = blk[p + 1]  # after nil (detached), the signature's or tag's bstr head (HSS-LMS: 2-byte length)
+                if blk[p] != 0xF6 or b < 0x40 or b > 0x59:
                     raise IndexError
-                n = b - 0x40 if b < 0x58 else blk[p + 2]
-                p += 2 if b < 0x58 else 3
+                n = b - 0x40 if b < 0x58 else blk[p + 2] if b == 0x58 else blk[p + 2] << 8 | blk[p + 3]
+                p += 2 if b < 0x58 else 3 if b == 0x58 else 4
                 sig = blk[p:p + n]
                 if p + n != len(blk) or len(digest) > 255:
                     raise IndexError
