@@ -54,6 +54,15 @@ def test_the_esp32_ota_board_gives_its_program_the_heap_of_the_plain_esp32(tmp_p
     assert abs(free["ESP32_GENERIC"] - free["ESP32_GENERIC-OTA"]) < 2048, free
 
 
+def _start_ota_board(tmp_path, fleet, dev_port, pub):
+    """The ESP32_GENERIC-OTA virtual board at the update heap budget, its app served by `fleet`, started: (board,
+    its console)."""
+    cfg = {"kind": "ota", "device": "dev1", "server": ["127.0.0.1", fleet.port], "port": dev_port, "szx": 6,
+           "deadline": 8000}
+    vb = vboard.VirtualBoard(_flash(tmp_path, tmp_path, cfg, pub), "ESP32_GENERIC-OTA", heap=ESP32_UPDATE_HEAP)
+    vb.start()
+    return vb, Console(vb.port)
+
 def test_firmware_image_over_the_air_on_the_esp32_ota_board(tmp_path):
     """Push, stream into ota_1, set_boot, hard reset, health check, confirm; /suit/state and the partition
     bytes; then an image whose health check fails and one whose board resets before it confirms: both roll
@@ -62,12 +71,7 @@ def test_firmware_image_over_the_air_on_the_esp32_ota_board(tmp_path):
 
     async def run():
         fleet = await Fleet(tmp_path).start()
-        cfg = {"kind": "ota", "device": "dev1", "server": ["127.0.0.1", fleet.port], "port": dev_port, "szx": 6,
-               "deadline": 8000}
-        flash = _flash(tmp_path, tmp_path, cfg, pub)
-        vb = vboard.VirtualBoard(flash, "ESP32_GENERIC-OTA", heap=ESP32_UPDATE_HEAP)
-        vb.start()
-        con = Console(vb.port)
+        vb, con = _start_ota_board(tmp_path, fleet, dev_port, pub)
         try:
             await con.wait("OTA ready")
             assert "OTA running ota_0" in con.text()
@@ -212,12 +216,7 @@ def test_a_rollback_report_the_server_could_not_take_is_sent_again_from_the_next
 
     async def run():
         fleet = await Fleet(tmp_path).start()
-        cfg = {"kind": "ota", "device": "dev1", "server": ["127.0.0.1", fleet.port], "port": dev_port, "szx": 6,
-               "deadline": 8000}
-        flash = _flash(tmp_path, tmp_path, cfg, pub)
-        vb = vboard.VirtualBoard(flash, "ESP32_GENERIC-OTA", heap=ESP32_UPDATE_HEAP)
-        vb.start()
-        con = Console(vb.port)
+        vb, con = _start_ota_board(tmp_path, fleet, dev_port, pub)
         # the server's database refuses every "rolled back" report (a fault in the real server's SQLite)
         fleet.store.db.execute("CREATE TEMP TRIGGER refuse BEFORE INSERT ON reports WHEN NEW.phase = 'rolled back' "
                                "BEGIN SELECT RAISE(ABORT, 'the database refuses it'); END")

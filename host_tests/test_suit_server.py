@@ -42,15 +42,20 @@ def test_a_manifest_that_does_not_verify_with_the_campaign_key_stores_nothing(tm
     assert _counts(c.store) == {"campaigns": 1, "payloads": 1, "targets": 1, "devices": 1, "reports": 0}
 
 
+def _poll_campaign(tmp_path, fleet, key):
+    """Campaign "c": p.bin (sequence number 4) for device d1, served to a poll; its envelope."""
+    env = build(tmp_path, "e", 4, [{"id": ["p.bin"], "file": "p.bin", "uri": fleet.uri("c", "p")}], key)
+    fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"p": tmp_path / "p.bin"}, {"d1": None},
+                         mode="poll")
+    return env
+
 def test_reports_from_unknown_devices_and_malformed_reports_are_refused(tmp_path):
     key, _ = write_key(tmp_path, "k")
     (tmp_path / "p.bin").write_bytes(payload(3000, 2))
 
     async def run():
         fleet = await Fleet(tmp_path).start()
-        env = build(tmp_path, "e", 4, [{"id": ["p.bin"], "file": "p.bin", "uri": fleet.uri("c", "p")}], key)
-        fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"p": tmp_path / "p.bin"}, {"d1": None},
-                             mode="poll")
+        env = _poll_campaign(tmp_path, fleet, key)
         ctx = await aiocoap.Context.create_client_context()
         base = f"coap://127.0.0.1:{fleet.port}"
 
@@ -171,9 +176,7 @@ def test_a_report_sent_again_is_recorded_once_and_a_late_one_leaves_a_finished_u
 
     async def run():
         fleet = await Fleet(tmp_path).start()
-        env = build(tmp_path, "e", 4, [{"id": ["p.bin"], "file": "p.bin", "uri": fleet.uri("c", "p")}], key)
-        fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"p": tmp_path / "p.bin"}, {"d1": None},
-                             mode="poll")
+        _poll_campaign(tmp_path, fleet, key)
         ctx = await aiocoap.Context.create_client_context()
 
         async def post(body):
