@@ -354,6 +354,69 @@ def test_digest_mismatch_truncated_payload_and_oversize_leave_the_old_image():
         assert os.listdir(root + "/.suit/stage") == [], "staging is dropped"
 
 
+def test_an_install_in_a_heap_with_no_4k_hole_goes_on_in_smaller_chunks():
+    # What ran before the install can leave the heap with no hole of chunk_size: the chunk buffer halves until
+    # it fits, and the payload streams through in the smaller chunks (a MemoryError out of update() before).
+    if not hgtest.IS_MICROPYTHON:
+        hgtest.skip("CPython has no heap limit to run into")
+    import gc
+    from suit.processor import Processor
+    root = ROOT + "/fragmented"
+    hgtest.rmtree(root)
+    for d in ("build", ROOT, root):
+        try:
+            os.mkdir(d)
+        except OSError:
+            pass  # there already
+    payload = bytes(range(251)) * 41  # 10,291 bytes: five 2 KiB chunks and a short one
+    with open(root + "/payload", "wb") as f:
+        f.write(payload)
+    reads = []
+
+    class Reader:  # the source as the processor sees it, noting the size of each buffer it is asked to fill
+        def __init__(self, inner):
+            self.inner = inner
+
+        def readinto(self, buf):
+            reads.append(len(buf))
+            return self.inner.readinto(buf)
+
+        def close(self):
+            self.inner.close()
+
+    class Driver(BundleDriver):
+        def fetch(self, uri):
+            return Reader(BundleDriver.fetch(self, uri))
+
+    proc = Processor(Driver(root, {1: VENDOR, 2: CLASS}, sources={URIS[0]: root + "/payload"}), _anchors())
+    env = _envelope(_install([20, {21: URIS[0], 3: _digest_param(payload), 14: len(payload)}, 21, 2, 3, 15]))
+    # the free heap cut into 3,000-byte holes: every other block of a heap filled with them is freed
+    gc.collect()
+    blocks = []
+    try:
+        while True:
+            blocks.append(bytearray(3000))
+    except MemoryError:
+        pass
+    for i in range(0, len(blocks), 2):
+        blocks[i] = None
+    # whatever 4 KiB holes are left (freed blocks next to freed garbage) are filled too, after a collection
+    for _ in range(2):
+        gc.collect()
+        try:
+            while True:
+                blocks.append(bytearray(4096))
+        except MemoryError:
+            pass
+    try:
+        res = proc.update(env)
+    finally:
+        blocks = None
+    assert res.ok, res
+    assert reads == [2048] * 7, reads  # five whole chunks, the short sixth, then the end (0 bytes)
+    assert _files(root) == {"payload": payload, "plaintext-firmware": payload}
+
+
 def test_try_each_soft_failure_and_run_sequence():
     a = b"alternative A"
     proc, drv, root = _device("try")

@@ -127,9 +127,7 @@ def _read_back(p, idx, policy, off):
         p.record(policy, off, idx, None, _CONDITION_FAILED, (44, idx))
     h = sha256()
     size = 0
-    if p.buf is None:
-        p.buf = bytearray(p.chunk_size)
-    mv = memoryview(p.buf)
+    mv = p.chunk()
     try:
         while True:
             k = r.readinto(mv)
@@ -190,9 +188,7 @@ def _content_equals(p, cid, want):
     r = p.driver.open_read(cid)
     if r is None:
         return False
-    if p.buf is None:
-        p.buf = bytearray(p.chunk_size)
-    mv = memoryview(p.buf)
+    mv = p.chunk()
     pos = 0
     try:
         while True:

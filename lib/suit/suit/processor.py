@@ -97,6 +97,23 @@ class Processor:
         self.trace = trace
         self.buf = None
 
+    def chunk(self):
+        """The chunk buffer, as a memoryview: chunk_size bytes, or the largest half, quarter, ... of it down to
+        256 that the heap holds, so an install in a heap fragmented by what ran before it goes on in smaller
+        chunks instead of failing (MemoryError only when not even 256 bytes are left in one piece)."""
+        b = self.buf
+        if b is None:
+            n = self.chunk_size
+            while b is None:
+                try:
+                    b = bytearray(n)
+                except MemoryError:
+                    if n <= 256:
+                        raise
+                    n >>= 1
+            self.buf = b
+        return memoryview(b)
+
     def __getattr__(self, name):
         # the methods an install does not call (stored_sequence_number, recover, boot): suit.commands' code
         from suit.commands import command
@@ -118,7 +135,9 @@ class Processor:
         staged = False
         # the chunk buffer first, while the free heap is still in one piece: allocated after authentication it
         # needs a 4 KiB hole among what parsing left, which on the VM raised the smallest heap an install runs in
-        self.buf = bytearray(self.chunk_size) if install else None
+        self.buf = None
+        if install:
+            self.chunk()
         try:
             try:
                 m = envelope.read(data, self.maxsize)
@@ -309,9 +328,7 @@ class Processor:
                             dec = command(self, -1, idx, policy, off)
                         h = sha256()
                         total = 0
-                        if self.buf is None:
-                            self.buf = bytearray(self.chunk_size)
-                        mv = memoryview(self.buf)
+                        mv = self.chunk()
                         writer = None
                         try:
                             try:
