@@ -724,6 +724,79 @@ def test_a_memory_error_on_a_block_is_retried_not_fatal(tmp_path):
     asyncio.run(run())
 
 
+class _BlocksAsked:
+    """A UDP transport that notes the Block2 number of each GET it sends."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.asked = set()
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def send(self, data, remote):
+        from coap import block
+        from coap.msg import decode
+        m = decode(bytes(data))
+        if m.code == 1 and m.opt(23) is not None:  # GET, Block2
+            self.asked.add(block.decode(m.opt(23))[0])
+        self.inner.send(data, remote)
+
+
+class _WritesAfterAsking:
+    """The download's spool, noting for each block written whether the next one had been asked for by then."""
+
+    def __init__(self, inner, asked, bs):
+        self.inner = inner
+        self.asked = asked
+        self.bs = bs
+        self.ahead = []  # per block written: was the next block's request already sent?
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def writer(self, index, offset):
+        w = self.inner.writer(index, offset)
+        spool = self
+
+        class Writer:
+            def __getattr__(self, name):
+                return getattr(w, name)
+
+            def write(self, data):
+                spool.ahead.append(w.stored // spool.bs + 1 in spool.asked)  # stored: the bytes before these
+                w.write(data)
+        return Writer()
+
+
+def test_the_next_block_is_asked_for_before_this_one_is_written(tmp_path):
+    # The server prepares block n+1 while the device writes block n (on a board: a flash erase and write).
+    key, pub = write_key(tmp_path, "k")
+    blob = payload(10 * 1024 + 100, 12)
+    (tmp_path / "b.bin").write_bytes(blob)
+
+    async def run():
+        fleet = await Fleet(tmp_path).start()
+        dev = tmp_path / "dev"
+        up, restarts = _device(dev, fleet, anchors=pub)
+        up.ep.t = sent = _BlocksAsked(up.ep.t)
+        up.spool = spool = _WritesAfterAsking(up.spool, sent.asked, 1024)
+        try:
+            env = build(tmp_path, "e", 3, [{"id": ["b.bin"], "file": "b.bin", "uri": fleet.uri("c", "b")}], key)
+            fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"b": tmp_path / "b.bin"},
+                                 {"dev1": None}, mode="poll")
+            assert up.start_uri(f"coap://127.0.0.1:{fleet.port}/suit/m/c")
+            row = await fleet.wait_state("c", "dev1", ("installed", "failed"), 60)
+            assert row["state"] == "installed", row["message"]
+            assert (dev / "b.bin").read_bytes() == blob
+            # eleven blocks: each of the first ten written after the next one was asked for; the last has none
+            assert spool.ahead == [True] * 10 + [False], spool.ahead
+        finally:
+            up.ep.close()
+            await fleet.stop()
+    asyncio.run(run())
+
+
 async def _message_ids_the_server_remembers(up, fleet, n):
     """An earlier boot's n requests on the board's port (GETs the server answers 4.04): the server keeps each
     answer for its Message ID for EXCHANGE_LIFETIME (247 s) and sends it again to any CON with that ID. The

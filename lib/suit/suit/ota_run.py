@@ -200,8 +200,11 @@ async def download(up, index, uri, start, etag, rec, base):
                 n, more, s = _block.decode(b2)
             if more and n << (s + 4) == offset:
                 # ask for the next block at once: the server works on it while this one is checked and written
-                # (a flash erase, on a board); anything wrong with this one cancels it
+                # (a flash erase, on a board); anything wrong with this one cancels it. The yield lets the new
+                # task send its request now: a task runs only when this coroutine waits, which before was after
+                # the write (test_the_next_block_is_asked_for_before_this_one_is_written)
                 ahead = asyncio.create_task(_get_block(up, remote, opts, n + 1, s))
+                await asyncio.sleep(0)
             et = r.opt(_ETAG)
             et = bytes(et) if et is not None else None
             if etag is None and offset == 0:
