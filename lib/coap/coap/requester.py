@@ -54,6 +54,7 @@ _P_REMOTE = const(3)
 _P_TMO = const(4)
 _P_DUE = const(5)
 _P_LEFT = const(6)
+_P_T0 = const(7)  # when it was sent (us), on a transport that spins, when the spin did not take its answer
 
 
 def initial_timeout(params, r):
@@ -61,22 +62,43 @@ def initial_timeout(params, r):
     return params.ack_timeout + params.ack_spread * r // 65535  # integers: no float per CON
 
 
+# How long this process's CONs waited for their answers lately (us, smoothed; 0 before the first answer).
+_answer_us = [0]
+
+
+def _answered(us, spin):
+    # One more answer time into _answer_us; one that came after a retransmission counts as twice the spin
+    # limit at most, so a lost datagram does not stop the spin for the requests after it.
+    if us > 2 * spin:
+        us = 2 * spin
+    est = _answer_us[0]
+    _answer_us[0] = us if not est else (3 * est + us) >> 2
+
+
 def _send(ep, data, mid, remote):
     # Send a CON's bytes and keep it pending (retransmitted by the timer task); then poll the transport for
-    # its answer for up to spin_us: a nearby peer answers within microseconds, and the answer is taken
-    # without a trip through the event loop. Returns the pending list.
+    # its answer: a nearby peer answers within a millisecond, and the answer is taken without a trip through
+    # the event loop. The poll lasts half as long again as the answers took lately, at most the transport's
+    # spin_us; a peer that answers later than that (a radio link away) is not polled for. Returns the
+    # pending list.
     p = ep.params
     tmo = initial_timeout(p, ticks_us() & 0xFFFF)  # jitter from the clock: no system call per CON
     pend = ep.pending[mid] = [None, None, data, remote, tmo, ticks_add(ticks_ms(), tmo), p.max_retransmit]
     t = ep.t
     t.send(data, remote)
-    spin = getattr(t, "spin_us", 0)
-    if spin:
+    limit = getattr(t, "spin_us", 0)
+    if limit:
+        est = _answer_us[0]
+        spin = limit if not est else 0 if est >= limit else min(limit, est + (est >> 1))
         t0 = ticks_us()
         while pend[_P_MSG] is None and ticks_diff(ticks_us(), t0) < spin:
             x = t.recv_now()
             if x is not None:
                 ep.receive(x[0], x[1])
+        if pend[_P_MSG] is not None:
+            _answered(ticks_diff(ticks_us(), t0), limit)
+        else:
+            pend.append(t0)  # _P_T0: _answer measures the rest
     return pend
 
 
@@ -93,6 +115,8 @@ async def _answer(ep, mid, pend):
             del ep.pending[mid]
     if pend[_P_MSG] is None:
         raise RequestTimeout("no ACK after %d transmissions" % (ep.params.max_retransmit + 1))
+    if len(pend) > _P_T0:  # sent by _send on a transport that spins: how long this answer took
+        _answered(ticks_diff(ticks_us(), pend[_P_T0]), ep.t.spin_us)
     return pend[_P_MSG]
 
 

@@ -24,11 +24,12 @@ def sockaddr(address):
 class UDPTransport:
     """bind=(host, port); port 0 picks a free one (see .address)."""
 
-    def __init__(self, bind=("127.0.0.1", 0), params=None, max_message_size=1280, spin_us=300, linger_us=300):
+    def __init__(self, bind=("127.0.0.1", 0), params=None, max_message_size=1280, spin_us=2000, linger_us=300):
         self.params = params or Params()
         self.max_message_size = max_message_size
-        # After sending a CON the endpoint polls for the answer this long before it parks in the event loop:
-        # a nearby peer answers within it and the round trip skips the loop's wake-up (0: never spin).
+        # After sending a CON the endpoint polls for the answer before it parks in the event loop: half as long
+        # again as the answers took lately, at most this long, and not at all when they took longer (coap.
+        # requester). A nearby peer answers within it and the round trip skips the loop's wake-up (0: never).
         self.spin_us = spin_us
         # After answering a request the endpoint waits for the next one this long (whole ms, blocked in poll;
         # a client's next request of a sequence comes within it), serving a burst per wake-up (0: never).
