@@ -702,7 +702,6 @@ class _OutOfHeap:
 def test_a_memory_error_on_a_block_is_retried_not_fatal(tmp_path):
     key, pub = write_key(tmp_path, "k")
     blob = payload(20000, 10)
-    (tmp_path / "b.bin").write_bytes(blob)
 
     async def run():
         fleet = await Fleet(tmp_path).start()
@@ -710,9 +709,7 @@ def test_a_memory_error_on_a_block_is_retried_not_fatal(tmp_path):
         up, restarts = _device(dev, fleet, anchors=pub)
         up.ep.t = oom = _OutOfHeap(up.ep.t, 7)
         try:
-            env = build(tmp_path, "e", 3, [{"id": ["b.bin"], "file": "b.bin", "uri": fleet.uri("c", "b")}], key)
-            fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"b": tmp_path / "b.bin"},
-                                 {"dev1": None}, mode="poll")
+            await _poll_campaign(tmp_path, fleet, key, 3, blob)
             assert up.start_uri(f"coap://127.0.0.1:{fleet.port}/suit/m/c")
             row = await fleet.wait_state("c", "dev1", ("installed", "failed"), 60)
             assert row["state"] == "installed", row["message"]
@@ -773,7 +770,6 @@ def test_the_next_block_is_asked_for_before_this_one_is_written(tmp_path):
     # The server prepares block n+1 while the device writes block n (on a board: a flash erase and write).
     key, pub = write_key(tmp_path, "k")
     blob = payload(10 * 1024 + 100, 12)
-    (tmp_path / "b.bin").write_bytes(blob)
 
     async def run():
         fleet = await Fleet(tmp_path).start()
@@ -782,9 +778,7 @@ def test_the_next_block_is_asked_for_before_this_one_is_written(tmp_path):
         up.ep.t = sent = _BlocksAsked(up.ep.t)
         up.spool = spool = _WritesAfterAsking(up.spool, sent.asked, 1024)
         try:
-            env = build(tmp_path, "e", 3, [{"id": ["b.bin"], "file": "b.bin", "uri": fleet.uri("c", "b")}], key)
-            fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"b": tmp_path / "b.bin"},
-                                 {"dev1": None}, mode="poll")
+            await _poll_campaign(tmp_path, fleet, key, 3, blob)
             assert up.start_uri(f"coap://127.0.0.1:{fleet.port}/suit/m/c")
             row = await fleet.wait_state("c", "dev1", ("installed", "failed"), 60)
             assert row["state"] == "installed", row["message"]
@@ -1036,8 +1030,9 @@ def test_release_keeps_the_endpoints_server_role_on_the_vm(tmp_path):
     assert b"SERVE True CHECK False" in p.stdout, (p.stdout, p.stderr)
 
 
-async def _poll_campaign(tmp_path, fleet, key, seq):
-    (tmp_path / "b.bin").write_bytes(payload(100, seq))
+async def _poll_campaign(tmp_path, fleet, key, seq, blob=None):
+    """Campaign "c" for dev1, polled: b.bin (blob, or 100 bytes of the seq's pattern) at sequence number seq."""
+    (tmp_path / "b.bin").write_bytes(payload(100, seq) if blob is None else blob)
     env = build(tmp_path, "e", seq, [{"id": ["b.bin"], "file": "b.bin", "uri": fleet.uri("c", "b")}], key)
     fleet.campaigns.push("c", env, cbor2.loads(key.read_bytes()), {"b": tmp_path / "b.bin"}, {"dev1": None},
                          mode="poll")
