@@ -15,6 +15,7 @@ import pytest
 
 from hourglass import mpvm
 from hourglass.common import free_udp_port
+from test_coap_interop import vm_cmd, vm_env
 
 SERVER = r'''
 import asyncio, sys
@@ -50,9 +51,8 @@ def _phases(runtime: str) -> dict[str, tuple[int, int, int]]:
     peer = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], stdout=subprocess.PIPE)
     try:
         assert peer.stdout.readline().strip() == b"ready"
-        if runtime == "micropython":
-            cmd = [mpvm.micropython_binary(), "-X", "heapsize=128k", str(CLIENT), "127.0.0.1", str(port)]
-            env = dict(os.environ, MICROPYPATH=":".join([".frozen"] + mpvm.device_path()))
+        if runtime == "micropython":  # lib/coap as .mpy, as a board has it
+            cmd, env = vm_cmd(CLIENT, "127.0.0.1", port), vm_env()
         else:
             cmd = [sys.executable, str(CLIENT), "127.0.0.1", str(port)]
             env = dict(os.environ, PYTHONPATH=":".join(mpvm.device_path()))

@@ -12,7 +12,7 @@ from cose.key import CoseKey
 from store import FileStore
 from suit import SuitError
 from suit.reasons import REASONS
-from suit.bundle import BundleDriver
+from suit.bundle import BundleDriver, makedirs
 from suit.envelope import parse, read, verify
 
 # lib/ compiled from source (cbor, cose, crypto, store, suit) takes ~70 KiB of the 64-bit VM heap before the
@@ -363,11 +363,7 @@ def test_an_install_in_a_heap_with_no_4k_hole_goes_on_in_smaller_chunks():
     from suit.processor import Processor
     root = ROOT + "/fragmented"
     hgtest.rmtree(root)
-    for d in ("build", ROOT, root):
-        try:
-            os.mkdir(d)
-        except OSError:
-            pass  # there already
+    makedirs(root)
     payload = bytes(range(251)) * 41  # 10,291 bytes: five 2 KiB chunks and a short one
     with open(root + "/payload", "wb") as f:
         f.write(payload)
