@@ -599,3 +599,82 @@ def test_inline_readers_and_general_readers_agree():
     first = seen[("usual", "tagged")]
     for k, v in seen.items():
         assert v[:4] == first[:4], k
+
+
+def test_command_sequences_read_inline_and_by_the_decoder_agree():
+    # suit.processor reads the usual encodings of a command sequence inline (short array and map heads, one-byte
+    # commands, policies and keys, short bstr, text, uint and bool values) and hands anything else to
+    # cbor.Decoder: the same sequence in encodings of both kinds runs the same commands to the same result, and
+    # the hostile ones fail as cbor-parse on either route, leaving nothing installed
+    content = b"plain content"  # 13 bytes
+    body = b"\x4d" + content
+    usual = b"\x86\x14\xa2\x0e\x0d\x12" + body + b"\x12\x0f\x03\x0f"  # override {14: 13, 18: content}, write, match
+
+    def seq(array=b"\x86", override=b"\x14", map2=b"\xa2", size_key=b"\x0e", size=b"\x0d", bstr=body,
+            write=b"\x12", policy=b"\x0f"):
+        return array + override + map2 + size_key + size + b"\x12" + bstr + write + policy + b"\x03\x0f"
+
+    assert seq() == usual
+    from hashlib import sha256
+    common = cbor.loads(_aw_manifest()[3])
+    common[4] = cbor.dumps([20, {3: cbor.dumps([-16, sha256(content).digest()])}])  # the shared sequence: a digest
+    same = {
+        "usual": seq(),
+        "array in a two-byte head": seq(array=b"\x98\x06"),
+        "command in a two-byte head": seq(override=b"\x18\x14", write=b"\x18\x12"),
+        "map in a two-byte head": seq(map2=b"\xb8\x02"),
+        "key in a two-byte head": seq(size_key=b"\x18\x0e"),
+        "uint in a two-byte head": seq(size=b"\x18\x0d"),
+        "uint in a three-byte head": seq(size=b"\x19\x00\x0d"),
+        "uint in a five-byte head": seq(size=b"\x1a\x00\x00\x00\x0d"),
+        "uint in a nine-byte head": seq(size=b"\x1b" + bytes(7) + b"\x0d"),
+        "bstr in a two-byte head": seq(bstr=b"\x58\x0d" + content),
+        "bstr in a three-byte head": seq(bstr=b"\x59\x00\x0d" + content),
+        "indefinite bstr": seq(bstr=b"\x5f\x45" + content[:5] + b"\x48" + content[5:] + b"\xff"),
+        "policy in a two-byte head": seq(policy=b"\x18\x0f"),
+    }
+    traces = set()
+    for name, s in same.items():
+        proc, drv, root = _device("seqread-ok", anchors=[_mac_key()])
+        res = proc.update(_envelope(_with(_install([], seq=5, common=common), 20, s)))
+        assert res.ok, (name, res)
+        assert _files(root) == {"plaintext-firmware": content}, name
+        traces.add(_trace(res))
+    assert len(traces) == 1, traces
+    # the values are what the reader read: an image-size of 12 fails the write of 13 bytes, inline or not
+    for size in (b"\x0c", b"\x18\x0c", b"\x19\x00\x0c"):
+        proc, drv, root = _device("seqread-size", anchors=[_mac_key()])
+        res = proc.update(_envelope(_with(_install([], seq=5, common=common), 20, seq(size=size))))
+        assert REASONS[res.reason] == "operation-failed", (size, res)
+        assert _files(root) == {}, size
+    hostile = {
+        "bstr longer than the sequence": b"\x82\x14\xa1\x12\x4e" + content,
+        "two-byte bstr head cut off": b"\x82\x14\xa1\x12\x58",
+        "two-byte bstr longer than the sequence": b"\x82\x14\xa1\x12\x58\x20" + content,
+        "uint head cut off": b"\x82\x14\xa1\x0e\x19\x00",
+        "text where a bstr belongs": seq(bstr=b"\x6d" + content),
+        "bstr where a uint belongs": seq(size=b"\x41\x0d"),
+        "odd number of items": b"\x85" + usual[1:-1],
+        "indefinite array (SUIT encodes deterministically)": b"\x9f" + usual[1:] + b"\xff",
+        "bytes after the array": usual + b"\x00",
+        "map count beyond the end": seq(map2=b"\xa5"),
+        "soft-failure not a bool": seq(size_key=b"\x0d", size=b"\xf6"),
+        "uri as bytes": seq(size_key=b"\x15", size=b"\x41\x61"),
+        "uri not utf-8": seq(size_key=b"\x15", size=b"\x62\xff\xfe"),
+        "uri cut off": seq(size_key=b"\x15", size=b"\x78\x40abc"),
+    }
+    for name, s in hostile.items():
+        proc, drv, root = _device("seqread-bad", anchors=[_mac_key()])
+        res = proc.update(_envelope(_with(_install([], seq=5, common=common), 20, s)))
+        assert REASONS[res.reason] == "cbor-parse", (name, res)
+        assert _files(root) == {}, name
+    # a uri in a one-byte-length text head is read inline, and fetches what the source map names
+    uri = URIS[3].encode()
+    fetch = b"\x86\x14\xa1\x15\x78" + bytes((len(uri),)) + uri + b"\x15\x02\x03\x0f"
+    raw = hgtest.read_vector(V + "raw_image.bin")
+    common[4] = cbor.dumps([20, {3: cbor.dumps([-16, sha256(raw).digest()])}])
+    for name, s in (("one-byte length", fetch), ("two-byte length", fetch[:4] + b"\x79\x00" + fetch[5:])):
+        proc, drv, root = _device("seqread-uri", anchors=[_mac_key()])
+        res = proc.update(_envelope(_with(_install([], seq=5, common=common), 20, s)))
+        assert res.ok, (name, res)
+        assert _files(root) == {"plaintext-firmware": raw}, name

@@ -69,10 +69,24 @@ def _head(out, major, n):
         out += n.to_bytes(2 if n < 0x10000 else 4, "big")
 
 
+def _at(data, d, pos):
+    """The cbor.Decoder over data, at pos (made on first need: the usual sequence is read without one)."""
+    if d is None:
+        d = Decoder(data)
+    d.pos = pos
+    return d
+
+
 class Result:
     """What a run produced (set by Processor.update): ok, reason (suit.reasons.REASONS index), message, record
     of the failure, the CBOR report, the sequence number, the digest, installed, and the executed commands when
     tracing ((section, offset, command, component))."""
+    # what a run that learnt nothing reports: an instance holds only what its run set (each attribute stored
+    # grows the instance's dict)
+    ok = installed = False
+    reason = 0
+    message = ""
+    record = report = sequence_number = digest = trace = None
 
 
 class Processor:
@@ -124,11 +138,8 @@ class Processor:
         store the sequence number; then load and invoke when invoke=True. Returns a Result (never raises a
         SuitError; a PowerCut from a fault injector goes through). install=False is boot()."""
         self.result = res = Result()
-        res.ok = res.installed = False
-        res.reason = 0
-        res.message = ""
-        res.record = res.report = res.sequence_number = res.digest = None
-        res.trace = [] if self.trace else None
+        if self.trace:
+            res.trace = []
         m = None
         self.log = records = []
         self.phase = 0
@@ -195,7 +206,10 @@ class Processor:
             # it is. The draft leaves the result-code's values to the processor: ours repeats the reason code.
             out = bytearray(b"\xa3\x18\x63\x82")
             uri = m.reference_uri if m is not None else None
-            out += dumps(uri if uri is not None else "")
+            if uri is None:
+                out.append(0x60)  # ""
+            else:
+                out += dumps(uri)
             if res.digest is None:
                 out.append(0xF6)
             else:
@@ -216,15 +230,24 @@ class Processor:
                     out += dumps(rec)
                     continue
                 out += b"\x85\x80"
-                _head(out, 0, rec[1])
-                _head(out, 0, rec[2])
-                _head(out, 0, rec[3])
+                for v in rec[1:4]:  # section, offset, component index
+                    if v < 24:
+                        out.append(v)
+                    else:
+                        _head(out, 0, v)
                 out.append(0xA0 + len(info))
                 for key in info:
                     v = info[key]
                     out.append(key)
                     if type(v) is int:
                         _head(out, 0, v)
+                    elif len(v) < 256:  # a digest, an id: one- or two-byte head
+                        if len(v) < 24:
+                            out.append(0x40 + len(v))
+                        else:
+                            out.append(0x58)
+                            out.append(len(v))
+                        out += v
                     else:
                         _head(out, 2, len(v))
                         out += v
@@ -249,29 +272,39 @@ class Processor:
             raise SuitError(_CBOR_PARSE, 38)
         trace = self.result.trace
         params = self.args
-        d = Decoder(data)
-        # command numbers, policies and parameter keys below 24 are one byte: read inline, as each
-        # cbor.Decoder read costs a few method calls (anything else, and the end, go through the Decoder)
-        buf = d.buf
-        end = d.end
+        # the usual encodings read inline at pos (command numbers, policies and parameter keys below 24, short
+        # array and map heads, the parameters' values with short heads): a cbor.Decoder is made only for anything
+        # else (and for the commands of suit.commands), as each of its reads is a few method calls
+        buf = memoryview(data)
+        end = len(buf)
+        d = None
         try:
-            n = d.read_array_header()
+            n = buf[0] - 0x80 if end and 0x80 <= buf[0] < 0x98 else -1
+            if n < 0:
+                d = _at(data, d, 0)
+                n = d.read_array_header()
+                pos = d.pos
+            else:
+                pos = 1
             if n is None or n % 2:
                 raise SuitError(_CBOR_PARSE, 42)
             for _ in range(n // 2):
-                off = d.pos
+                off = pos
                 cmd = buf[off] if off < end else 0xFF
                 if cmd < 24:
-                    d.pos = off + 1
+                    pos = off + 1
                 else:
+                    d = _at(data, d, pos)
                     cmd = d.read_int()
-                if 0 < cmd < 25 and (_WITH_POLICY >> cmd) & 1 or cmd == 31:
                     pos = d.pos
+                if 0 < cmd < 25 and (_WITH_POLICY >> cmd) & 1 or cmd == 31:
                     policy = buf[pos] if pos < end else 0xFF
                     if policy < 24:
-                        d.pos = pos + 1
+                        pos += 1
                     else:
+                        d = _at(data, d, pos)
                         policy = d.read_uint()
+                        pos = d.pos
                     for idx in self.indices:
                         if trace is not None:
                             trace.append((self.phase, off, cmd, idx))
@@ -334,17 +367,19 @@ class Processor:
                             try:
                                 writer = self.driver.stage(self.manifest.components[idx], p.get(_P_COMPONENT_SLOT),
                                                            limit)
+                                whole = len(mv)
                                 while True:
                                     k = r.readinto(mv)
                                     if not k:
                                         break
-                                    chunk = mv if k == len(mv) else mv[0:k]  # a whole chunk: no new memoryview
+                                    chunk = mv if k == whole else mv[0:k]  # a whole chunk: no new memoryview
                                     if dec is not None:
                                         chunk = dec.update(chunk)
-                                    total += len(chunk)
+                                        k = len(chunk)
+                                    total += k
                                     if limit is not None and total > limit:
                                         self.record(policy, off, idx, None, _OPERATION_FAILED, (51, idx, limit))
-                                    if len(chunk):
+                                    if k:
                                         h.update(chunk)
                                         writer.write(chunk)
                                 if dec is not None:
@@ -372,39 +407,82 @@ class Processor:
                     trace.append((self.phase, off, cmd, None))
                 if cmd == _D_SET_PARAMETERS or cmd == _D_OVERRIDE_PARAMETERS:
                     seen = 0
-                    for _ in range(envelope.read_map_header(d, 5)):
+                    b = buf[pos] if pos < end else 0xFF
+                    if 0xA0 <= b < 0xB8:
+                        count = b - 0xA0
+                        pos += 1
+                    else:
+                        d = _at(data, d, pos)
+                        count = envelope.read_map_header(d, 5)
                         pos = d.pos
+                    for _ in range(count):
                         key = buf[pos] if pos < end else 0xFF
                         if key < 24:
-                            d.pos = pos + 1
+                            pos += 1
                         else:
+                            d = _at(data, d, pos)
                             key = d.read_int()
+                            pos = d.pos
                         bit = 1 << key if 0 < key < 32 else 0
                         if seen & bit:
                             raise SuitError(_CBOR_PARSE, (40, key))
                         seen |= bit
-                        if bit & _P_BSTR:
-                            v = d.read_bytes()
-                        elif bit & _P_UINT:
-                            v = d.read_uint()
-                        elif bit & _P_BOOL:
-                            v = d.decode()
-                            if type(v) is not bool:
-                                raise SuitError(_CBOR_PARSE, (53, key))
-                        elif key == _P_URI:
-                            v = d.read_text()
-                        else:
-                            raise SuitError(_PARAMETER_UNSUPPORTED, (54, key))
+                        v = None
+                        b = buf[pos] if pos < end else 0xFF
+                        if bit & (_P_BSTR | 1 << _P_URI) and (b & 0xDF) < 0x59:  # a bstr or text, short head
+                            n = b & 0x1F
+                            s = pos + 1
+                            if n == 24 and s < end:
+                                n = buf[s]
+                                s += 1
+                            if n < 24 or b & 0x1F == 24:
+                                text = b & 0x20
+                                if s + n <= end and (b >> 6 == 1 and (not text) == (bit != 1 << _P_URI)):
+                                    v = buf[s:s + n]
+                                    if text:
+                                        try:
+                                            v = str(v, "utf-8")
+                                        except UnicodeError:  # the Decoder's error below
+                                            v = None
+                                    if v is not None:
+                                        pos = s + n
+                        elif bit & _P_UINT and b < 0x1B:  # a uint: in the byte, or one, two or four more
+                            if b < 24:
+                                v = b
+                                pos += 1
+                            elif pos + (1 << b - 24) < end:
+                                v = int.from_bytes(buf[pos + 1:pos + 1 + (1 << b - 24)], "big")
+                                pos += 1 + (1 << b - 24)
+                        elif bit & _P_BOOL and (b == 0xF4 or b == 0xF5):
+                            v = b == 0xF5
+                            pos += 1
+                        if v is None:  # anything else: the Decoder reads it, or names what is wrong
+                            d = _at(data, d, pos)
+                            if bit & _P_BSTR:
+                                v = d.read_bytes()
+                            elif bit & _P_UINT:
+                                v = d.read_uint()
+                            elif bit & _P_BOOL:
+                                v = d.decode()
+                                if type(v) is not bool:
+                                    raise SuitError(_CBOR_PARSE, (53, key))
+                            elif key == _P_URI:
+                                v = d.read_text()
+                            else:
+                                raise SuitError(_PARAMETER_UNSUPPORTED, (54, key))
+                            pos = d.pos
                         for idx in self.indices:
                             p = params[idx]
                             if cmd == _D_OVERRIDE_PARAMETERS or key not in p:
                                 p[key] = v
                 elif cmd == 12 or cmd == 15 or cmd == 32:  # set-component-index, try-each, run-sequence
                     from suit.commands import command
+                    d = _at(data, d, pos)
                     command(self, cmd, None, 0, off, d, depth)
+                    pos = d.pos
                 else:
                     self.record(0, off, None, None, _COMMAND_UNSUPPORTED, (52, cmd))
-            if not d.at_end():
+            if pos < end:
                 raise SuitError(_CBOR_PARSE, (59, 6))
         except CBORDecodeError as e:
             raise SuitError(_CBOR_PARSE, (43, e))
