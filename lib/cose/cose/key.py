@@ -211,27 +211,33 @@ class KeySet:
 
     def candidates(self, kid, alg):
         """Keys that fit alg: those with this kid when the message names one, else all that fit."""
-        exact = []
-        wildcard = []  # keys without a kid fit any message, after the ones whose kid matches
-        for key in self.keys:
-            if not key_fits(alg, key):
-                continue
-            if key.kid is None:
-                wildcard.append(key)
-            elif kid is None or key.kid == bytes(kid):
-                exact.append(key)
-        return exact + wildcard
+        return _fitting(self.keys, kid, alg)
+
+
+def _fitting(keys, kid, alg):
+    exact = []
+    wildcard = []  # keys without a kid fit any message, after the ones whose kid matches
+    for key in keys:
+        if not isinstance(key, CoseKey):
+            raise CoseError(40)  # KeySet holds CoseKey objects
+        if not key_fits(alg, key):
+            continue
+        if key.kid is None:
+            wildcard.append(key)
+        elif kid is None or key.kid == bytes(kid):
+            exact.append(key)
+    return exact + wildcard if exact else wildcard
 
 
 def candidates(keys, kid, alg):
     """Normalise a CoseKey, KeySet or list of keys to the keys worth trying; CoseError if none."""
     if isinstance(keys, CoseKey):
-        keys = KeySet((keys,))
-    elif isinstance(keys, (list, tuple)):
-        keys = KeySet(keys)
-    elif not isinstance(keys, KeySet):
+        keys = (keys,)
+    elif isinstance(keys, KeySet):
+        keys = keys.keys
+    elif not isinstance(keys, (list, tuple)):
         raise CoseError(41)  # expected a CoseKey, a KeySet or a list of keys
-    found = keys.candidates(kid, alg)
+    found = _fitting(keys, kid, alg)  # the keys as they are: no KeySet made per message
     if not found:
         if kid is not None:
             raise CoseError(42, bytes(kid).hex(), alg)  # no key with kid %s for %s

@@ -14,16 +14,25 @@ _BLOCK = const(64)
 _HASH_LEN = const(32)
 
 
+# the inner and outer pads as 512-bit integers: a padded key is one integer XOR (no per-byte loop, no tables)
+_IPAD = int.from_bytes(b"\x36" * _BLOCK, "big")
+_OPAD = int.from_bytes(b"\x5c" * _BLOCK, "big")
+
+
+def _key_int(key):
+    """The key, hashed when longer than a block, as an integer of a block's bits (zero-padded on the right)."""
+    if len(key) > _BLOCK:
+        key = hashlib.sha256(key).digest()
+    return int.from_bytes(key, "big") << (8 * (_BLOCK - len(key)))
+
+
 class HmacSha256:
     """HMAC-SHA256 with the padded keys computed once, for many MACs under one key (HKDF, EAP-NOOB)."""
 
     def __init__(self, key):
-        # the inner and outer padded keys, as two 512-bit integer XORs (no per-byte loop, no tables)
-        if len(key) > _BLOCK:
-            key = hashlib.sha256(key).digest()
-        k = int.from_bytes(key, "big") << (8 * (_BLOCK - len(key)))
-        self._ipad = (k ^ int.from_bytes(b"\x36" * _BLOCK, "big")).to_bytes(_BLOCK, "big")
-        self._opad = (k ^ int.from_bytes(b"\x5c" * _BLOCK, "big")).to_bytes(_BLOCK, "big")
+        k = _key_int(key)
+        self._ipad = (k ^ _IPAD).to_bytes(_BLOCK, "big")
+        self._opad = (k ^ _OPAD).to_bytes(_BLOCK, "big")
 
     def mac(self, *chunks):
         h = hashlib.sha256(self._ipad)
@@ -35,7 +44,13 @@ class HmacSha256:
 
 
 def hmac_sha256(key, data):
-    return HmacSha256(key).mac(data)
+    # one MAC: no HmacSha256 object (a COSE_Mac0 verify, HKDF-Extract)
+    k = _key_int(key)
+    h = hashlib.sha256((k ^ _IPAD).to_bytes(_BLOCK, "big"))
+    h.update(data)
+    o = hashlib.sha256((k ^ _OPAD).to_bytes(_BLOCK, "big"))
+    o.update(h.digest())
+    return o.digest()
 
 
 def hkdf_extract(salt, ikm):

@@ -213,14 +213,16 @@ def verify(m, trust_anchors):
                 sig = blk[p:p + n]
                 if p + n != len(blk) or len(digest) > 255:
                     raise IndexError
+                n = len(digest)
                 # the Sig_structure / MAC_structure as cose.headers.to_be_checked encodes it
                 tbs = bytearray(b"\x84\x6aSignature1" if sign else b"\x84\x64MAC0")
                 tbs.append(0x40 + len(protected))
                 tbs += protected
-                tbs += b"\x40\x58" if len(digest) > 23 else b"\x40"
-                tbs.append(len(digest) if len(digest) > 23 else 0x40 + len(digest))
+                tbs += b"\x40\x58" if n > 23 else b"\x40"
+                tbs.append(n if n > 23 else 0x40 + n)
                 tbs += digest
-                tbs = bytes(tbs)
+                if sign:  # (a MAC hashes the bytearray as it is)
+                    tbs = bytes(tbs)
             except IndexError:
                 from suit import envelope_file
                 alg, kid, tbs, sig = envelope_file.decode(blk, sign, digest)
@@ -245,8 +247,10 @@ def verify(m, trust_anchors):
                 # the tag compared through the digests of both (what an attacker could learn from the time of
                 # == is where two digests he cannot aim at differ): crypto.util.ct_equal's loop is ~28K VM
                 # instructions
-                if check(key.public_bytes(), tbs, sig) if sign else sha256(
-                        check(key.k, tbs)[:8 if alg == 4 else 32]).digest() == sha256(sig).digest():
+                if sign:
+                    if check(key.public_bytes(), tbs, sig):
+                        break
+                elif sha256(check(key.k, tbs)[:8] if alg == 4 else check(key.k, tbs)).digest() == sha256(sig).digest():
                     break
             else:
                 raise SuitError(_UNAUTHORISED, (3, sign, alg))
