@@ -211,10 +211,21 @@ class KeySet:
 
     def candidates(self, kid, alg):
         """Keys that fit alg: those with this kid when the message names one, else all that fit."""
-        return _fitting(self.keys, kid, alg)
+        try:
+            return candidates(self.keys, kid, alg)
+        except CoseError:  # none
+            return []
 
 
-def _fitting(keys, kid, alg):
+def candidates(keys, kid, alg):
+    """Normalise a CoseKey, KeySet or list of keys to the keys worth trying; CoseError if none. The keys are
+    filtered as they are: no KeySet is made per message."""
+    if isinstance(keys, CoseKey):
+        keys = (keys,)
+    elif isinstance(keys, KeySet):
+        keys = keys.keys
+    elif not isinstance(keys, (list, tuple)):
+        raise CoseError(41)  # expected a CoseKey, a KeySet or a list of keys
     exact = []
     wildcard = []  # keys without a kid fit any message, after the ones whose kid matches
     for key in keys:
@@ -226,18 +237,7 @@ def _fitting(keys, kid, alg):
             wildcard.append(key)
         elif kid is None or key.kid == bytes(kid):
             exact.append(key)
-    return exact + wildcard if exact else wildcard
-
-
-def candidates(keys, kid, alg):
-    """Normalise a CoseKey, KeySet or list of keys to the keys worth trying; CoseError if none."""
-    if isinstance(keys, CoseKey):
-        keys = (keys,)
-    elif isinstance(keys, KeySet):
-        keys = keys.keys
-    elif not isinstance(keys, (list, tuple)):
-        raise CoseError(41)  # expected a CoseKey, a KeySet or a list of keys
-    found = _fitting(keys, kid, alg)  # the keys as they are: no KeySet made per message
+    found = exact + wildcard if exact else wildcard
     if not found:
         if kid is not None:
             raise CoseError(42, bytes(kid).hex(), alg)  # no key with kid %s for %s

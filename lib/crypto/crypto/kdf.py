@@ -14,23 +14,19 @@ _BLOCK = const(64)
 _HASH_LEN = const(32)
 
 
-# the inner and outer pads as 512-bit integers: a padded key is one integer XOR (no per-byte loop, no tables)
-_IPAD = int.from_bytes(b"\x36" * _BLOCK, "big")
-_OPAD = int.from_bytes(b"\x5c" * _BLOCK, "big")
-
-
-def _key_int(key):
-    """The key, hashed when longer than a block, as an integer of a block's bits (zero-padded on the right)."""
-    if len(key) > _BLOCK:
-        key = hashlib.sha256(key).digest()
-    return int.from_bytes(key, "big") << (8 * (_BLOCK - len(key)))
+# the inner and outer pads as 512-bit integers (constants: folded by the compiler, no global names): a padded key
+# is one integer XOR (no per-byte loop, no tables)
+_IPAD = const(0x36 * ((1 << 8 * _BLOCK) - 1) // 255)
+_OPAD = const(0x5C * ((1 << 8 * _BLOCK) - 1) // 255)
 
 
 class HmacSha256:
     """HMAC-SHA256 with the padded keys computed once, for many MACs under one key (HKDF, EAP-NOOB)."""
 
     def __init__(self, key):
-        k = _key_int(key)
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        k = int.from_bytes(key, "big") << (8 * (_BLOCK - len(key)))
         self._ipad = (k ^ _IPAD).to_bytes(_BLOCK, "big")
         self._opad = (k ^ _OPAD).to_bytes(_BLOCK, "big")
 
@@ -44,13 +40,7 @@ class HmacSha256:
 
 
 def hmac_sha256(key, data):
-    # one MAC: no HmacSha256 object (a COSE_Mac0 verify, HKDF-Extract)
-    k = _key_int(key)
-    h = hashlib.sha256((k ^ _IPAD).to_bytes(_BLOCK, "big"))
-    h.update(data)
-    o = hashlib.sha256((k ^ _OPAD).to_bytes(_BLOCK, "big"))
-    o.update(h.digest())
-    return o.digest()
+    return HmacSha256(key).mac(data)
 
 
 def hkdf_extract(salt, ikm):

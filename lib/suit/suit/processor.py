@@ -69,14 +69,6 @@ def _head(out, major, n):
         out += n.to_bytes(2 if n < 0x10000 else 4, "big")
 
 
-def _at(data, d, pos):
-    """The cbor.Decoder over data, at pos (made on first need: the usual sequence is read without one)."""
-    if d is None:
-        d = Decoder(data)
-    d.pos = pos
-    return d
-
-
 class Result:
     """What a run produced (set by Processor.update): ok, reason (suit.reasons.REASONS index), message, record
     of the failure, the CBOR report, the sequence number, the digest, installed, and the executed commands when
@@ -279,30 +271,29 @@ class Processor:
         end = len(buf)
         d = None
         try:
+            pos = 1
             n = buf[0] - 0x80 if end and 0x80 <= buf[0] < 0x98 else -1
             if n < 0:
-                d = _at(data, d, 0)
+                d = Decoder(data)
                 n = d.read_array_header()
                 pos = d.pos
-            else:
-                pos = 1
             if n is None or n % 2:
                 raise SuitError(_CBOR_PARSE, 42)
             for _ in range(n // 2):
                 off = pos
                 cmd = buf[off] if off < end else 0xFF
-                if cmd < 24:
-                    pos = off + 1
-                else:
-                    d = _at(data, d, pos)
+                pos += 1
+                if cmd > 23:
+                    d = d or Decoder(data)
+                    d.pos = off
                     cmd = d.read_int()
                     pos = d.pos
                 if 0 < cmd < 25 and (_WITH_POLICY >> cmd) & 1 or cmd == 31:
                     policy = buf[pos] if pos < end else 0xFF
-                    if policy < 24:
-                        pos += 1
-                    else:
-                        d = _at(data, d, pos)
+                    pos += 1
+                    if policy > 23:
+                        d = d or Decoder(data)
+                        d.pos = pos - 1
                         policy = d.read_uint()
                         pos = d.pos
                     for idx in self.indices:
@@ -407,57 +398,48 @@ class Processor:
                     trace.append((self.phase, off, cmd, None))
                 if cmd == _D_SET_PARAMETERS or cmd == _D_OVERRIDE_PARAMETERS:
                     seen = 0
-                    b = buf[pos] if pos < end else 0xFF
-                    if 0xA0 <= b < 0xB8:
-                        count = b - 0xA0
-                        pos += 1
-                    else:
-                        d = _at(data, d, pos)
+                    count = buf[pos] - 0xA0 if pos < end else -1
+                    pos += 1
+                    if not -1 < count < 24:
+                        d = d or Decoder(data)
+                        d.pos = pos - 1
                         count = envelope.read_map_header(d, 5)
                         pos = d.pos
                     for _ in range(count):
                         key = buf[pos] if pos < end else 0xFF
-                        if key < 24:
-                            pos += 1
-                        else:
-                            d = _at(data, d, pos)
+                        pos += 1
+                        if key > 23:
+                            d = d or Decoder(data)
+                            d.pos = pos - 1
                             key = d.read_int()
                             pos = d.pos
                         bit = 1 << key if 0 < key < 32 else 0
                         if seen & bit:
                             raise SuitError(_CBOR_PARSE, (40, key))
                         seen |= bit
+                        # a uint, bstr or text (the uri) with a head of one, two, three or five bytes, read here
                         v = None
                         b = buf[pos] if pos < end else 0xFF
-                        if bit & (_P_BSTR | 1 << _P_URI) and (b & 0xDF) < 0x59:  # a bstr or text, short head
-                            n = b & 0x1F
-                            s = pos + 1
-                            if n == 24 and s < end:
-                                n = buf[s]
-                                s += 1
-                            if n < 24 or b & 0x1F == 24:
-                                text = b & 0x20
-                                if s + n <= end and (b >> 6 == 1 and (not text) == (bit != 1 << _P_URI)):
-                                    v = buf[s:s + n]
-                                    if text:
-                                        try:
-                                            v = str(v, "utf-8")
-                                        except UnicodeError:  # the Decoder's error below
-                                            v = None
-                                    if v is not None:
-                                        pos = s + n
-                        elif bit & _P_UINT and b < 0x1B:  # a uint: in the byte, or one, two or four more
-                            if b < 24:
-                                v = b
-                                pos += 1
-                            elif pos + (1 << b - 24) < end:
-                                v = int.from_bytes(buf[pos + 1:pos + 1 + (1 << b - 24)], "big")
-                                pos += 1 + (1 << b - 24)
-                        elif bit & _P_BOOL and (b == 0xF4 or b == 0xF5):
-                            v = b == 0xF5
-                            pos += 1
+                        major = b >> 5
+                        arg = b & 0x1F
+                        s = pos + 1 + (0 if arg < 24 else 1 << arg - 24 if arg < 27 else end)
+                        if s <= end:
+                            arg = arg if arg < 24 else int.from_bytes(buf[pos + 1:s], "big")
+                            if major == 0 and bit & _P_UINT:
+                                v = arg
+                                pos = s
+                            elif (major == 2 and bit & _P_BSTR or major == 3 and key == _P_URI) and s + arg <= end:
+                                v = buf[s:s + arg]
+                                if major == 3:
+                                    try:
+                                        v = str(v, "utf-8")
+                                    except UnicodeError:  # the Decoder's error below
+                                        v = None
+                                if v is not None:
+                                    pos = s + arg
                         if v is None:  # anything else: the Decoder reads it, or names what is wrong
-                            d = _at(data, d, pos)
+                            d = d or Decoder(data)
+                            d.pos = pos
                             if bit & _P_BSTR:
                                 v = d.read_bytes()
                             elif bit & _P_UINT:
@@ -477,7 +459,8 @@ class Processor:
                                 p[key] = v
                 elif cmd == 12 or cmd == 15 or cmd == 32:  # set-component-index, try-each, run-sequence
                     from suit.commands import command
-                    d = _at(data, d, pos)
+                    d = d or Decoder(data)
+                    d.pos = pos
                     command(self, cmd, None, 0, off, d, depth)
                     pos = d.pos
                 else:
