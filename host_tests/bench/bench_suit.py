@@ -24,7 +24,7 @@ COMPARE = [
 PAIRED = [
     ("SUIT install of 64 KiB / bare sha256 + file write of 64 KiB, paired", "bench_install_64k",
      "bench_bare_write_64k", "micropython", 1.25),
-    # between the two: where the install's fixed cost (authentication, parse, commands, journal commit; ~150 us
+    # between the two: where the install's fixed cost (authentication, parse, commands, journal commit; ~95 us
     # on the VM) falls under a quarter of the bare write's time
     ("SUIT install of 256 KiB / bare sha256 + file write of 256 KiB, paired", "bench_install_256k",
      "bench_bare_write_256k", "micropython", 1.25),
