@@ -73,6 +73,26 @@ def test_kid_lookup_in_key_set():
     assert sign1.verify(sign1.sign(a, b"m", include_kid=False), ks) == b"m"
 
 
+def test_candidates_from_a_key_a_list_a_tuple_or_a_key_set():
+    # cose.key.candidates filters what it is given as it is: the keys with the message's kid first, then the
+    # keys without a kid; only keys that fit the algorithm; a list holding anything but a CoseKey is refused
+    from cose.key import candidates
+    a = CoseKey.from_raw(algs.HMAC_256_256, bytes(32), kid=b"a")
+    b = CoseKey.from_raw(algs.HMAC_256_256, bytes(range(32)), kid=b"b")
+    any_kid = CoseKey.from_raw(algs.HMAC_256_256, b"\x01" * 32)
+    ed = _ed().public_key()
+    for keys in ([any_kid, ed, b, a], (any_kid, ed, b, a), KeySet([any_kid, ed, b, a])):
+        assert candidates(keys, b"a", algs.HMAC_256_256) == [a, any_kid]
+        assert candidates(keys, None, algs.HMAC_256_256) == [b, a, any_kid]
+        assert candidates(keys, None, algs.ED25519) == [ed]
+        assert "7a7a" not in str(hgtest.raises(CoseError, candidates, keys, None, algs.ES256))
+    assert candidates(a, b"a", algs.HMAC_256_256) == [a]
+    assert "7a7a" in str(hgtest.raises(CoseError, candidates, a, b"zz", algs.HMAC_256_256))
+    assert KeySet([a]).candidates(b"zz", algs.HMAC_256_256) == []
+    hgtest.raises(CoseError, candidates, [a, b"not a key"], None, algs.HMAC_256_256)
+    hgtest.raises(CoseError, candidates, {"a": a}, None, algs.HMAC_256_256)
+
+
 def test_key_type_must_fit_alg():
     hk = CoseKey.from_raw(algs.HMAC_256_256, bytes(32))
     m = sign1.sign(_p256(), b"m")
