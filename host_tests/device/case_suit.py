@@ -599,4 +599,3 @@ def test_inline_readers_and_general_readers_agree():
     first = seen[("usual", "tagged")]
     for k, v in seen.items():
         assert v[:4] == first[:4], k
-
