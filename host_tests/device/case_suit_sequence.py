@@ -59,9 +59,10 @@ def _trace(res):
 
 def test_command_sequences_read_inline_and_by_the_decoder_agree():
     # suit.processor reads the usual encodings of a command sequence inline (short array and map heads, one-byte
-    # commands, policies and keys, short bstr, text, uint and bool values) and hands anything else to
-    # cbor.Decoder: the same sequence in encodings of both kinds runs the same commands to the same result, and
-    # the hostile ones fail as cbor-parse on either route, leaving nothing installed
+    # commands, policies and keys, uint, bstr and text values with heads of up to five bytes) and hands anything
+    # else (bools among them) to cbor.Decoder: the same sequence in encodings of both kinds runs the same
+    # commands to the same result, and the hostile ones fail as cbor-parse on either route, leaving nothing
+    # installed
     content = b"plain content"  # 13 bytes
     body = b"\x4d" + content
     usual = b"\x86\x14\xa2\x0e\x0d\x12" + body + b"\x12\x0f\x03\x0f"  # override {14: 13, 18: content}, write, match
@@ -85,6 +86,7 @@ def test_command_sequences_read_inline_and_by_the_decoder_agree():
         "bstr in a three-byte head": seq(bstr=b"\x59\x00\x0d" + content),
         "indefinite bstr": seq(bstr=b"\x5f\x45" + content[:5] + b"\x48" + content[5:] + b"\xff"),
         "policy in a two-byte head": seq(policy=b"\x18\x0f"),
+        "a bool parameter too (soft-failure)": b"\x86\x14\xa3\x0d\xf5" + usual[3:],
     }
     traces = set()
     for name, s in same.items():
