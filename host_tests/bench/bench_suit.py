@@ -26,6 +26,8 @@ PAIRED = [
      "bench_bare_write_64k", "micropython", 1.25),
     # between the two: where the install's fixed cost (authentication, parse, commands, journal commit; ~95 us
     # on the VM) falls under a quarter of the bare write's time
+    ("SUIT install of 128 KiB / bare sha256 + file write of 128 KiB, paired", "bench_install_128k",
+     "bench_bare_write_128k", "micropython", 1.25),
     ("SUIT install of 256 KiB / bare sha256 + file write of 256 KiB, paired", "bench_install_256k",
      "bench_bare_write_256k", "micropython", 1.25),
     ("SUIT install of 1 MiB / bare sha256 + file write of 1 MiB, paired", "bench_install_1m",
@@ -34,7 +36,8 @@ PAIRED = [
      "bench_bare_write_4m", "micropython", 1.25),
 ]
 # the sizes between 64 KiB and 4 MiB are there for their time ratio (the peak is the 64 KiB and 4 MiB rows')
-NO_PEAK = ("bench_install_256k", "bench_bare_write_256k", "bench_install_1m", "bench_bare_write_1m")
+NO_PEAK = ("bench_install_128k", "bench_bare_write_128k", "bench_install_256k", "bench_bare_write_256k",
+           "bench_install_1m", "bench_bare_write_1m")
 MP_HEAP = "256k"
 DIR = "build/bench-suit"
 BUILT = "host_tests/vectors/suit/built/"
@@ -123,6 +126,14 @@ def bench_install_64k():
 
 def bench_bare_write_64k():
     return _bare(64 * 1024, "p64k")
+
+
+def bench_install_128k():
+    return _install(128 * 1024, "p128k")
+
+
+def bench_bare_write_128k():
+    return _bare(128 * 1024, "p128k")
 
 
 def bench_install_256k():
