@@ -250,8 +250,10 @@ def verify(m, trust_anchors):
                 if sign:
                     if check(key.public_bytes(), tbs, sig):
                         break
-                elif sha256(check(key.k, tbs)[:8] if alg == 4 else check(key.k, tbs)).digest() == sha256(sig).digest():
-                    break
+                else:
+                    tag = check(key.k, tbs)
+                    if sha256(tag[:8] if alg == 4 else tag).digest() == sha256(sig).digest():  # HMAC 256/64: 8
+                        break
             else:
                 raise SuitError(_UNAUTHORISED, (3, sign, alg))
             failure = None
