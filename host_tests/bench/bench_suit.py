@@ -1,6 +1,7 @@
 # SUIT install and authentication (lib/suit): an install of N bytes (fetch from a local file, SHA-256, staged
 # write, image-match, journal commit) next to bare sha256 + file write of the same N bytes in the same 4 KiB
-# chunks; the install's peak heap for 64 KiB and 4 MiB (flat: the payload streams); manifest authentication per
+# chunks, and at 64 KiB the install's platform work alone (the same driver, no processor) between the two; the
+# install's peak heap for 64 KiB and 4 MiB (flat: the payload streams); manifest authentication per
 # algorithm on the envelopes our builder made (vectors/suit/built). The envelopes for the installs are made here
 # with cose.mac0 (HMAC-256), so the install figures hold no signature verify.
 import os
