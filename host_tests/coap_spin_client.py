@@ -1,5 +1,5 @@
 # The client side of test_coap_spin, on MicroPython and CPython alike: sequential GETs to the peer's /fast and
-# /slow (argv: host port), printing per phase how many answers missed the poll (the request then waited in the
+# /slow (argv: host port spin_us), printing per phase how many answers missed the poll (the request then waited in the
 # event loop: its retransmission timer ran) and how many polls found nothing.
 import asyncio
 import sys
@@ -49,7 +49,7 @@ async def phase(ep, t, server, path, n):
 
 async def main():
     server = (sys.argv[1], int(sys.argv[2]))
-    t = Polls(UDPTransport(("127.0.0.1", 0)))
+    t = Polls(UDPTransport(("127.0.0.1", 0), spin_us=int(sys.argv[3])))
     ep = Endpoint(t).start()
     try:
         # warm-up phases first: what the answers take is learnt from the requests before
