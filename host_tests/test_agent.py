@@ -278,7 +278,7 @@ def test_memory_error_in_the_boot_verdict_restarts_and_decides_again(tmp_path, f
     async def main():
         site = aiocoap.resource.Site()
         site.add_resource(["suit", "report"], Report())
-        server = await aiocoap.Context.create_server_context(site, bind=("127.0.0.1", suit_port))
+        server = await aiocoap.Context.create_server_context(site, bind=("127.0.0.1", suit_port), transports=["udp6"])
         try:
             with vboard.VirtualBoard(flash, BOARD, heap=HEAP) as vb:
                 con = Console(vb.port)

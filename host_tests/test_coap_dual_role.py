@@ -174,7 +174,7 @@ def test_dual_role_over_one_udp_port(tmp_path):
         root.add_resource(["whoami"], WhoAmI())
         aport = free_udp_port()
         port = free_udp_port()
-        ctx = await aiocoap.Context.create_server_context(root, bind=("127.0.0.1", aport))
+        ctx = await aiocoap.Context.create_server_context(root, bind=("127.0.0.1", aport), transports=["udp6"])
         vm = await asyncio.create_subprocess_exec(
             mpvm.micropython_binary(), "-X", "heapsize=128k", str(script), "udp", str(lport), str(aport), str(port),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=vm_env(), cwd=mpvm.REPO)

@@ -36,7 +36,7 @@ async def main():
     site = aiocoap.resource.Site()
     site.add_resource(["fast"], Fast())
     site.add_resource(["slow"], Slow())
-    await aiocoap.Context.create_server_context(site, bind=("127.0.0.1", int(sys.argv[1])))
+    await aiocoap.Context.create_server_context(site, bind=("127.0.0.1", int(sys.argv[1])), transports=["udp6"])
     print("ready", flush=True)
     await asyncio.get_running_loop().create_future()
 

@@ -38,7 +38,7 @@ def _run(scenario):
         site.add_resource(["n"], small)
         site.add_resource(["big"], big)
         sport = free_udp_port()
-        ctx = await aiocoap.Context.create_server_context(site, bind=("127.0.0.1", sport))
+        ctx = await aiocoap.Context.create_server_context(site, bind=("127.0.0.1", sport), transports=["udp6"])
         try:
             return await scenario(("127.0.0.1", sport), free_udp_port(), small, big)
         finally:

@@ -229,7 +229,8 @@ async def main():
     creds = CredentialsMap()
     creds.load_from_dict({":device": {"oscore": {"basedir": sys.argv[2]}}})
     ctx = await aiocoap.Context.create_server_context(OscoreSiteWrapper(site, creds),
-                                                      bind=("127.0.0.1", int(sys.argv[1])))
+                                                      bind=("127.0.0.1", int(sys.argv[1])),
+                                                      transports=["oscore", "udp6"])
     asyncio.ensure_future(clock.tick())
     print("READY", flush=True)
     await asyncio.get_running_loop().create_future()
